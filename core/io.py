@@ -1,0 +1,444 @@
+"""Reading and writing image stacks: multipage TIFF, PNG/JPEG/TIFF/BMP files, ZIPs of them, folders.
+
+Two verbs in the spirit of tifffile: :func:`read_stack` turns any accepted source into a
+:class:`Stack` of shape (Z, Y, X), and :func:`write_tiff` / :func:`write_png` write arrays atomically.
+
+Rules:
+- Files are ordered naturally (``slice2`` before ``slice10``).
+- Stored values keep their dtype (uint8, uint16, int16, float32); float64 and wide integers become
+  float32, RGB/RGBA become grayscale, each with a notice. Normalisation is a separate step
+  (:mod:`core.intensity`).
+- An uncompressed, contiguous TIFF is memory-mapped, not read: a 2 GB stack opens in little RAM.
+- Hyperstacks with a channel axis need ``channel=``; without it :class:`ChannelChoiceNeeded` says
+  how many channels there are.
+- ZIP members with absolute paths or ``..`` are refused; member count and total uncompressed size are
+  capped (:data:`ZIP_MAX_MEMBERS`, :data:`ZIP_MAX_BYTES`, overridable by the environment variables
+  ``SEGDASH_ZIP_MAX_MEMBERS`` and ``SEGDASH_ZIP_MAX_BYTES``).
+- Every refusal is a :class:`ValueError` whose message names the file.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any, BinaryIO, Iterable, Sequence
+
+import numpy as np
+import tifffile
+from PIL import Image, UnidentifiedImageError
+
+__all__ = [
+    "Stack", "ChannelChoiceNeeded", "read_stack", "natural_key", "write_tiff", "write_png",
+    "read_png", "atomic_write", "IMAGE_SUFFIXES", "ZIP_MAX_BYTES", "ZIP_MAX_MEMBERS",
+]
+
+IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp")
+ZIP_MAX_BYTES = int(os.environ.get("SEGDASH_ZIP_MAX_BYTES", 8 * 1024**3))
+ZIP_MAX_MEMBERS = int(os.environ.get("SEGDASH_ZIP_MAX_MEMBERS", 20_000))
+_ZIP_MAX_RATIO = 1000  # uncompressed / compressed, per member: beyond it is a bomb, not an image
+
+Image.MAX_IMAGE_PIXELS = 1_000_000_000  # EM slices are big; PIL's default bomb limit is 89 Mpx
+
+
+class ChannelChoiceNeeded(ValueError):
+    """A multi-channel image or hyperstack was read without ``channel=``.
+
+    Attributes:
+        n_channels: how many channels the source has.
+        source: the file it came from.
+    """
+
+    def __init__(self, source: str, n_channels: int):
+        self.source, self.n_channels = source, n_channels
+        super().__init__(f"{source}: has {n_channels} channels; choose one (channel 0..{n_channels - 1})")
+
+
+@dataclass
+class Stack:
+    """An image stack read from a source.
+
+    Attributes:
+        data: (Z, Y, X) array in the stored dtype; a read-only ``np.memmap`` for large TIFFs.
+        names: one name per slice: the file stem for single-image files, ``None`` for a slice of a
+            multi-slice file (the importer names those ``<dataset>_<zzzz>``).
+        sources: the file each slice came from.
+        notices: what was converted on the way (RGB to gray, dtype changes), for the user.
+    """
+
+    data: np.ndarray
+    names: list[str | None]
+    sources: list[str]
+    notices: list[str] = field(default_factory=list)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return tuple(self.data.shape)  # type: ignore[return-value]
+
+    @property
+    def from_single_stack(self) -> bool:
+        """True when every slice comes from one multi-slice file (pairing is then by index)."""
+        return all(n is None for n in self.names)
+
+
+def natural_key(name: str) -> list[Any]:
+    """Sort key that orders digits by value: ``slice2`` before ``slice10``.
+
+    >>> sorted(["s10.png", "s2.png", "s1.png"], key=natural_key)
+    ['s1.png', 's2.png', 's10.png']
+    """
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", name)]
+
+
+# -- reading -----------------------------------------------------------------------------------
+
+def read_stack(source: Any, *, channel: int | None = None, mmap: bool = True) -> Stack:
+    """Read images from ``source`` as one (Z, Y, X) stack.
+
+    Args:
+        source: a path (TIFF stack, image file, ZIP, folder); a file-like object with ``.name``
+            (such as a Streamlit upload); a ``(name, bytes)`` pair; or a list of any of these.
+        channel: channel to keep for multi-channel images (RGB is turned to gray unless given).
+        mmap: memory-map uncompressed TIFF files instead of reading them.
+
+    Returns:
+        Stack with slices in natural order of their file names (pages of a file keep their order).
+
+    Raises:
+        ValueError: unreadable or corrupt files, unsafe ZIPs, slices of different shapes;
+            :class:`ChannelChoiceNeeded` for hyperstacks without ``channel``.
+    """
+    items = list(_expand(source))
+    if not items:
+        raise ValueError(f"{_describe(source)}: no images found (accepted: {', '.join(IMAGE_SUFFIXES)}, .zip)")
+    items.sort(key=lambda it: natural_key(it[0]))
+    parts: list[tuple[str, np.ndarray, bool, list[str]]] = []
+    for name, opener in items:
+        arr, multi, notes = _read_one(name, opener, channel=channel, mmap=mmap and len(items) == 1)
+        parts.append((name, arr, multi, notes))
+    return _assemble(parts)
+
+
+def _describe(source: Any) -> str:
+    if isinstance(source, (str, Path)):
+        return str(source)
+    if isinstance(source, (list, tuple)) and source and not isinstance(source[0], (str, Path)):
+        return f"{len(source)} files"
+    return str(getattr(source, "name", "input"))
+
+
+def _expand(source: Any) -> Iterable[tuple[str, Any]]:
+    """Yield ``(display name, opener)`` for each image in ``source``; ZIPs and folders unpacked."""
+    if isinstance(source, tuple) and len(source) == 2 and isinstance(source[1], (bytes, bytearray)):
+        yield from _expand_named_bytes(source[0], bytes(source[1]))
+    elif isinstance(source, (list, tuple)):
+        for s in source:
+            yield from _expand(s)
+    elif isinstance(source, (str, Path)):
+        path = Path(source)
+        if not path.exists():
+            raise ValueError(f"{path}: no such file or folder")
+        if path.is_dir():
+            files = [p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+                     and not p.name.startswith(".")]
+            for p in files:
+                yield str(p.relative_to(path)), p
+        elif path.suffix.lower() == ".zip":
+            with open(path, "rb") as fh:
+                yield from _expand_zip(path.name, fh)
+        else:
+            _check_suffix(path.name)
+            yield path.name, path
+    elif hasattr(source, "read") and hasattr(source, "name"):
+        data = source.getvalue() if hasattr(source, "getvalue") else source.read()
+        yield from _expand_named_bytes(Path(source.name).name, data)
+    else:
+        raise ValueError(f"cannot read images from {type(source).__name__}")
+
+
+def _check_suffix(name: str) -> None:
+    if Path(name).suffix.lower() not in IMAGE_SUFFIXES:
+        raise ValueError(f"{name}: not an accepted image type (accepted: {', '.join(IMAGE_SUFFIXES)}, .zip)")
+
+
+def _expand_named_bytes(name: str, data: bytes) -> Iterable[tuple[str, Any]]:
+    if name.lower().endswith(".zip"):
+        yield from _expand_zip(name, io.BytesIO(data))
+    else:
+        _check_suffix(name)
+        yield name, data
+
+
+def _expand_zip(zip_name: str, fh: BinaryIO) -> Iterable[tuple[str, bytes]]:
+    """Check a ZIP for unsafe names and bomb sizes, then yield its image members."""
+    try:
+        zf = zipfile.ZipFile(fh)
+    except zipfile.BadZipFile as exc:
+        raise ValueError(f"{zip_name}: not a readable ZIP file ({exc})") from None
+    with zf:
+        members = [m for m in zf.infolist() if not m.is_dir()]
+        if len(members) > ZIP_MAX_MEMBERS:
+            raise ValueError(f"{zip_name}: {len(members)} files exceed the limit of {ZIP_MAX_MEMBERS}")
+        total = 0
+        for m in members:
+            check_member_name(zip_name, m.filename)
+            total += m.file_size
+            if m.file_size > _ZIP_MAX_RATIO * max(m.compress_size, 1) and m.file_size > 10_000_000:
+                raise ValueError(f"{zip_name}: member {m.filename!r} expands {m.file_size // max(m.compress_size, 1)}"
+                                 "-fold; refused as a ZIP bomb")
+        if total > ZIP_MAX_BYTES:
+            raise ValueError(f"{zip_name}: uncompressed size {total / 1e9:.1f} GB exceeds the limit of "
+                             f"{ZIP_MAX_BYTES / 1e9:.1f} GB (set SEGDASH_ZIP_MAX_BYTES to raise it)")
+        for m in members:
+            base = PurePosixPath(m.filename).name
+            if base.startswith(".") or m.filename.startswith("__MACOSX/"):
+                continue
+            if PurePosixPath(base).suffix.lower() not in IMAGE_SUFFIXES:
+                continue
+            with zf.open(m) as src:
+                data = src.read(m.file_size + 1)  # never trust the header beyond its own claim
+            if len(data) > m.file_size:
+                raise ValueError(f"{zip_name}: member {m.filename!r} is larger than its header says")
+            yield f"{zip_name}/{m.filename}", data
+
+
+def check_member_name(zip_name: str, member: str) -> None:
+    """Refuse absolute paths, drive letters and ``..`` components in a ZIP member name."""
+    norm = member.replace("\\", "/")
+    if norm.startswith("/") or re.match(r"^[A-Za-z]:", norm) or ".." in norm.split("/"):
+        raise ValueError(f"{zip_name}: unsafe member name {member!r} (absolute or '..' path); refused")
+
+
+def _read_one(name: str, opener: Any, *, channel: int | None, mmap: bool) -> tuple[np.ndarray, bool, list[str]]:
+    """Read one file as (Z, Y, X); return the array, whether it had several slices, and notices."""
+    suffix = Path(name).suffix.lower()
+    try:
+        if suffix in (".tif", ".tiff"):
+            return _read_tiff(name, opener, channel=channel, mmap=mmap)
+        return _read_pil(name, opener, channel=channel)
+    except ValueError:
+        raise
+    except (OSError, UnidentifiedImageError, tifffile.TiffFileError, EOFError, KeyError, IndexError,
+            SyntaxError, RuntimeError, zipfile.BadZipFile) as exc:
+        raise ValueError(f"{name}: cannot read this file; it may be corrupt or truncated ({exc})") from None
+
+
+def _read_pil(name: str, opener: Any, *, channel: int | None) -> tuple[np.ndarray, bool, list[str]]:
+    src = io.BytesIO(opener) if isinstance(opener, (bytes, bytearray)) else opener
+    with Image.open(src) as im:
+        im.load()
+        notes: list[str] = []
+        if im.mode in ("1", "L", "I;16", "I;16B", "I;16L", "I", "F", "P"):
+            arr = np.array(im)
+        else:
+            arr = np.array(im.convert("RGBA" if "A" in im.mode else "RGB"))
+    if im.mode == "I":
+        arr = arr.astype(np.float32) if arr.max(initial=0) > 65535 or arr.min(initial=0) < 0 else arr.astype(np.uint16)
+    if arr.ndim == 3:
+        arr, note = _to_gray(name, arr, channel)
+        if note:
+            notes.append(note)
+    arr, note = _settle_dtype(name, arr)
+    if note:
+        notes.append(note)
+    return arr[None], False, notes
+
+
+def _read_tiff(name: str, opener: Any, *, channel: int | None, mmap: bool) -> tuple[np.ndarray, bool, list[str]]:
+    src = io.BytesIO(opener) if isinstance(opener, (bytes, bytearray)) else opener
+    with tifffile.TiffFile(src) as tif:
+        if not tif.series:
+            raise ValueError(f"{name}: TIFF holds no image data")
+        series = tif.series[0]
+        axes = series.axes.upper()
+        shape = series.shape
+        arr = None
+        if mmap and isinstance(opener, Path) and series.dataoffset is not None:
+            # contiguous, uncompressed pixel data: map it instead of reading it
+            dtype = np.dtype(series.dtype).newbyteorder(tif.byteorder)
+            arr = np.memmap(opener, dtype=dtype, mode="r", offset=series.dataoffset, shape=shape, order="C")
+        if arr is None:
+            arr = series.asarray()
+    return _to_zyx(name, arr, axes, channel)
+
+
+def _to_zyx(name: str, arr: np.ndarray, axes: str, channel: int | None) -> tuple[np.ndarray, bool, list[str]]:
+    """Bring an array with tifffile ``axes`` to (Z, Y, X); returns (array, multi-slice, notices)."""
+    notes: list[str] = []
+    if len(axes) != arr.ndim:
+        axes = "Q" * (arr.ndim - 2) + "YX"
+    # samples (RGB) and channels
+    for ax in ("S", "C"):
+        if ax in axes:
+            i = axes.index(ax)
+            n = arr.shape[i]
+            if n == 1:
+                arr = np.take(arr, 0, axis=i)
+            elif ax == "S" and n in (3, 4) and channel is None:
+                arr = np.moveaxis(arr, i, -1)
+                arr, note = _to_gray(name, np.asarray(arr), None)
+                notes.append(note or "")
+            else:
+                if channel is None:
+                    raise ChannelChoiceNeeded(name, n)
+                if not 0 <= channel < n:
+                    raise ValueError(f"{name}: channel {channel} out of range 0..{n - 1}")
+                arr = np.take(arr, channel, axis=i)
+                notes.append(f"{name}: kept channel {channel} of {n}")
+            axes = axes.replace(ax, "")
+    if "Y" not in axes or "X" not in axes:
+        raise ValueError(f"{name}: TIFF axes {axes!r} have no Y and X")
+    others = [i for i, a in enumerate(axes) if a not in "YX"]
+    order = others + [axes.index("Y"), axes.index("X")]
+    if order != list(range(arr.ndim)):
+        arr = np.transpose(arr, order)
+    big = [axes[i] for i in others if arr.shape[others.index(i)] > 1]
+    if len(big) > 1:
+        notes.append(f"{name}: axes {''.join(big)} flattened into one slice axis")
+    arr = arr.reshape((-1,) + arr.shape[-2:])
+    arr, note = _settle_dtype(name, arr)
+    if note:
+        notes.append(note)
+    return arr, arr.shape[0] > 1 or bool(others), [n for n in notes if n]
+
+
+def _to_gray(name: str, arr: np.ndarray, channel: int | None) -> tuple[np.ndarray, str | None]:
+    """(Y, X, C) to (Y, X): the chosen channel, or luminance of RGB(A) with a notice."""
+    c = arr.shape[-1]
+    if channel is not None:
+        if not 0 <= channel < c:
+            raise ValueError(f"{name}: channel {channel} out of range 0..{c - 1}")
+        return np.ascontiguousarray(arr[..., channel]), f"{name}: kept channel {channel} of {c}"
+    if c == 2:  # gray + alpha
+        return np.ascontiguousarray(arr[..., 0]), f"{name}: alpha channel dropped"
+    if c not in (3, 4):
+        raise ChannelChoiceNeeded(name, c)
+    rgb = arr[..., :3]
+    if np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 1], rgb[..., 2]):
+        return np.ascontiguousarray(rgb[..., 0]), None
+    gray = rgb.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    if np.issubdtype(arr.dtype, np.integer):
+        gray = np.clip(np.rint(gray), 0, np.iinfo(arr.dtype).max).astype(arr.dtype)
+    return gray, f"{name}: colour image converted to grayscale (luminance)"
+
+
+def _settle_dtype(name: str, arr: np.ndarray) -> tuple[np.ndarray, str | None]:
+    """Keep uint8/uint16/int8/int16/float32; map others to the nearest kept type, with a notice."""
+    dt = arr.dtype
+    if not dt.isnative:
+        dt = dt.newbyteorder("=")
+        arr = arr.astype(dt)
+    if dt in (np.uint8, np.uint16, np.int8, np.int16, np.float32):
+        return arr, None
+    if dt == np.bool_:
+        return arr.astype(np.uint8), None
+    if np.issubdtype(dt, np.floating) or np.issubdtype(dt, np.integer):
+        return arr.astype(np.float32), f"{name}: {dt} data stored as float32"
+    raise ValueError(f"{name}: unsupported pixel type {dt}")
+
+
+def _assemble(parts: list[tuple[str, np.ndarray, bool, list[str]]]) -> Stack:
+    shapes = {p[1].shape[1:] for p in parts}
+    if len(shapes) > 1:
+        first = parts[0]
+        odd = next(p for p in parts if p[1].shape[1:] != first[1].shape[1:])
+        raise ValueError(f"slices differ in shape: {first[0]} is {first[1].shape[1]}x{first[1].shape[2]}, "
+                         f"{odd[0]} is {odd[1].shape[1]}x{odd[1].shape[2]} (Y x X)")
+    notices = [n for p in parts for n in p[3]]
+    dtypes = {p[1].dtype for p in parts}
+    if len(dtypes) > 1:
+        target = np.result_type(*dtypes)
+        if target not in (np.uint8, np.uint16, np.int16, np.float32):
+            target = np.float32
+        notices.append(f"files have different pixel types {sorted(map(str, dtypes))}; stored as {target}")
+    names: list[str | None] = []
+    sources: list[str] = []
+    for name, arr, multi, _ in parts:
+        stem = Path(PurePosixPath(name).name).stem
+        if multi or arr.shape[0] > 1:
+            names += [None if len(parts) == 1 else f"{stem}_{z:04d}" for z in range(arr.shape[0])]
+        else:
+            names.append(stem)
+        sources += [name] * arr.shape[0]
+    if len(parts) == 1:
+        data = parts[0][1]
+    else:
+        data = np.concatenate([p[1].astype(np.result_type(*dtypes), copy=False) for p in parts])
+        if data.dtype not in (np.uint8, np.uint16, np.int8, np.int16, np.float32):
+            data = data.astype(np.float32)
+    dup = _first_duplicate([n for n in names if n is not None])
+    if dup:
+        raise ValueError(f"two files have the same name {dup!r}; rename one so slices can be told apart")
+    return Stack(data=data, names=names, sources=sources, notices=notices)
+
+
+def _first_duplicate(names: Sequence[str]) -> str | None:
+    seen: set[str] = set()
+    for n in names:
+        if n in seen:
+            return n
+        seen.add(n)
+    return None
+
+
+# -- writing -----------------------------------------------------------------------------------
+
+def atomic_write(path: str | Path, write: Any) -> Path:
+    """Call ``write(fileobj)`` on a temporary file beside ``path``, fsync, then ``os.replace``.
+
+    A crash or error leaves the old file untouched and no partial file behind.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_png(path: str | Path, image: np.ndarray) -> Path:
+    """Write a (Y, X) uint8 or uint16 image as PNG, atomically."""
+    arr = np.ascontiguousarray(image)
+    if arr.dtype not in (np.uint8, np.uint16):
+        raise ValueError(f"PNG holds uint8 or uint16, not {arr.dtype}")
+    return atomic_write(path, lambda fh: Image.fromarray(arr).save(fh, format="PNG", compress_level=1))
+
+
+def read_png(path: str | Path) -> np.ndarray:
+    """Read a PNG (or other single image) as a 2-D array, as stored."""
+    with Image.open(path) as im:
+        return np.array(im)
+
+
+def write_tiff(path: str | Path | BinaryIO, stack: np.ndarray | Iterable[np.ndarray], *,
+               shape: tuple[int, ...] | None = None, dtype: Any = None,
+               metadata: dict | None = None, compression: str | None = None) -> None:
+    """Write a (Z, Y, X) stack as a multipage TIFF; atomically when ``path`` is a path.
+
+    ``stack`` may be an iterator of (Y, X) slices (then give ``shape`` and ``dtype``) so a large
+    volume is written without holding it in memory.
+    """
+    def _write(fh: BinaryIO) -> None:
+        kwargs: dict[str, Any] = {"photometric": "minisblack", "metadata": metadata or {}}
+        if compression:
+            kwargs["compression"] = compression
+        if isinstance(stack, np.ndarray):
+            tifffile.imwrite(fh, stack, **kwargs)
+        else:
+            tifffile.imwrite(fh, stack, shape=shape, dtype=dtype, **kwargs)
+
+    if isinstance(path, (str, Path)):
+        atomic_write(path, _write)
+    else:
+        _write(path)
