@@ -1,0 +1,1 @@
+"""Repository root on sys.path, so tests import ``core`` and ``pages`` from the checkout."""

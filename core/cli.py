@@ -1,0 +1,216 @@
+"""The headless command line: ``python -m core import|export|train|predict|list``.
+
+A public interface: options, exit codes and the last line of output are relied on by scripts.
+
+- Exit 0 on success, with a one-line JSON summary as the last line of standard output.
+- Exit 2 on refused input (bad file, unknown dataset, shapes that do not match ...), with one line
+  ``error: <message>`` on standard error and no traceback (set ``SEGDASH_DEBUG=1`` to see one).
+- Exit 1 on an unexpected internal error, also as one line; 130 when interrupted.
+- Every command takes ``--workspace DIR`` (default ``$SEGDASH_WORKSPACE`` or ``./workspace``). A
+  new, empty workspace first receives the bundled sample as dataset ``isbi2012``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+__all__ = ["main", "build_parser"]
+
+EXIT_OK, EXIT_INTERNAL, EXIT_REFUSED, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def _workspace(args: argparse.Namespace):
+    from .sample import ensure_sample
+    from .workspace import Workspace
+
+    ws = Workspace(args.workspace)
+    ensure_sample(ws)
+    return ws
+
+
+def _progress_printer(label: str) -> Callable[[float, float, float | None, str], None]:
+    """A progress line on standard error: ``label [#####     ] 12/30 ETA 4s``."""
+    tty = sys.stderr.isatty()
+    last = [0.0]
+
+    def show(done: float, total: float, eta_s: float | None = None, extra: str = "") -> None:
+        now = time.monotonic()
+        if not tty and now - last[0] < 2.0 and done < total:
+            return
+        last[0] = now
+        frac = 0.0 if total <= 0 else min(1.0, done / total)
+        bar = "#" * int(frac * 30)
+        eta = f" ETA {eta_s:.0f}s" if eta_s is not None else ""
+        line = f"{label} [{bar:<30}] {done:g}/{total:g}{eta} {extra}".rstrip()
+        sys.stderr.write(("\r" + line) if tty else (line + "\n"))
+        if tty and done >= total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+    return show
+
+
+def _cmd_import(args: argparse.Namespace) -> dict[str, Any]:
+    from .ingest import import_dataset
+
+    ws = _workspace(args)
+    classes = [c.strip() for c in args.classes.split(",")] if args.classes else None
+    report = import_dataset(ws, args.name, args.images, args.masks, channel=args.channel,
+                            mask_threshold=args.mask_threshold, class_names=classes,
+                            source=str(args.images))
+    for note in report.notices:
+        print(f"notice: {note}", file=sys.stderr)
+    return report.summary()
+
+
+def _cmd_export(args: argparse.Namespace) -> dict[str, Any]:
+    from . import export
+
+    ws = _workspace(args)
+    fn = {"zip": export.export_masks_zip, "tiff": export.export_masks_tiff,
+          "dataset": export.export_dataset_zip}[args.format]
+    fn(ws, args.dataset, Path(args.out))
+    return {"dataset": args.dataset, "format": args.format, "out": str(Path(args.out).resolve()),
+            "bytes": Path(args.out).stat().st_size}
+
+
+def _cmd_train(args: argparse.Namespace) -> dict[str, Any]:
+    from .training import train_headless
+
+    ws = _workspace(args)
+    config = None
+    if args.config:
+        try:
+            config = json.loads(Path(args.config).read_text())
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"{args.config}: cannot read the JSON config ({exc})") from None
+    bar = _progress_printer("train")
+
+    def progress(snap: dict[str, Any]) -> None:
+        spe = max(1, int(snap.get("steps_per_epoch") or 1))
+        done = (max(0, int(snap.get("epoch") or 0) - 1)) * spe + int(snap.get("step") or 0)
+        total = int(snap.get("epochs") or 1) * spe
+        hist = snap.get("history") or []
+        extra = f"epoch {snap.get('epoch')}/{snap.get('epochs')}"
+        if hist:
+            extra += f" val_dice {hist[-1].get('val_dice', float('nan')):.4f}"
+        bar(done, total, snap.get("eta_s"), extra)
+
+    summary = train_headless(ws, args.dataset, epochs=args.epochs, config=config, resume=args.resume,
+                             progress=progress)
+    if summary.get("state") == "failed":
+        raise RuntimeError(summary.get("error") or "training failed")
+    return summary
+
+
+def _cmd_predict(args: argparse.Namespace) -> dict[str, Any]:
+    from .inference import predict_headless
+
+    bar = _progress_printer("predict")
+    return predict_headless(args.checkpoint, args.input, args.out, prob=args.prob, tile=args.tile,
+                            overlap=args.overlap, batch_size=args.batch_size, tta=args.tta,
+                            threshold=args.threshold, channel=args.channel,
+                            progress=lambda done, total, eta: bar(done, total, eta))
+
+
+def _cmd_list(args: argparse.Namespace) -> dict[str, Any]:
+    ws = _workspace(args)
+    datasets = []
+    for name in ws.dataset_names():
+        info = ws.dataset(name)
+        datasets.append({"name": name, "shape": list(info.shape), "dtype": info.dtype,
+                         "classes": list(info.class_names), **info.counts()})
+    runs = [{k: r[k] for k in ("run_id", "dataset", "state", "best_dice", "best_checkpoint", "device")}
+            for r in ws.catalog.runs()]
+    for d in datasets:
+        print(f"dataset {d['name']}: {d['slices']} slices {d['shape'][1]}x{d['shape'][2]} {d['dtype']}, "
+              f"{d['slices'] - d['unlabeled']} with masks, classes {', '.join(d['classes'])}", file=sys.stderr)
+    return {"workspace": str(ws.root), "datasets": datasets, "runs": runs}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--workspace", metavar="DIR", default=None,
+                        help="workspace folder (default: $SEGDASH_WORKSPACE or ./workspace)")
+    parser = argparse.ArgumentParser(
+        prog="python -m core", description="SegDash headless: import, export, train and predict.",
+        epilog="Exit status: 0 ok, 2 refused input, 1 internal error. The last line of output is JSON.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("import", parents=[common], help="import images (and masks) as a dataset",
+                       description="Import a TIFF stack, an image file, a ZIP or a folder as a new dataset.")
+    p.add_argument("--name", required=True, help="new dataset name (letters, digits, . _ -)")
+    p.add_argument("--images", required=True, metavar="PATH", help="TIFF stack, image file, ZIP or folder")
+    p.add_argument("--masks", metavar="PATH", help="masks in the same forms, paired by slice or file name")
+    p.add_argument("--channel", type=int, help="channel to keep for multi-channel images")
+    p.add_argument("--mask-threshold", type=float, metavar="T",
+                   help="binarise masks at T (for anti-aliased or JPEG masks)")
+    p.add_argument("--classes", metavar="A,B,...", help="class names, comma separated (index order)")
+    p.set_defaults(func=_cmd_import)
+
+    p = sub.add_parser("export", parents=[common], help="export a dataset's masks",
+                       description="Export masks as a ZIP of PNGs named like their slices, a multipage "
+                                   "TIFF, or the whole dataset as a re-importable ZIP.")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--format", choices=["zip", "tiff", "dataset"], default="zip")
+    p.add_argument("--out", required=True, metavar="FILE")
+    p.set_defaults(func=_cmd_export)
+
+    p = sub.add_parser("train", parents=[common], help="train a model on a dataset",
+                       description="Train on the labeled slices of a dataset; checkpoints go to the workspace.")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--epochs", type=int, help="number of epochs (default from the config)")
+    p.add_argument("--config", metavar="FILE", help="JSON training config (partial: defaults + overrides)")
+    p.add_argument("--resume", metavar="RUN", help="resume from this run's last checkpoint")
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("predict", parents=[common], help="predict masks for a stack",
+                       description="Tiled prediction of a stack with a checkpoint, written slice by slice.")
+    p.add_argument("--checkpoint", required=True, metavar="FILE")
+    p.add_argument("--input", required=True, metavar="STACK", help="TIFF stack, image file, ZIP or folder")
+    p.add_argument("--out", required=True, metavar="MASKS.tif")
+    p.add_argument("--prob", metavar="PROB.tif", help="also write probabilities here")
+    p.add_argument("--tile", type=int, help="tile size (default: the checkpoint's patch size)")
+    p.add_argument("--overlap", type=float, default=0.25, help="tile overlap fraction (default 0.25)")
+    p.add_argument("--batch-size", type=int, default=4, help="tiles per forward pass")
+    p.add_argument("--tta", action="store_true", help="average over flips (4x the time)")
+    p.add_argument("--threshold", type=float, default=0.5, help="probability threshold for binary models")
+    p.add_argument("--channel", type=int, help="channel to keep for multi-channel input")
+    p.set_defaults(func=_cmd_predict)
+
+    p = sub.add_parser("list", parents=[common], help="list datasets and runs")
+    p.set_defaults(func=_cmd_list)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    debug = bool(os.environ.get("SEGDASH_DEBUG"))
+    try:
+        summary = args.func(args)
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except ValueError as exc:
+        if debug:
+            raise
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_REFUSED
+    except Exception as exc:  # noqa: BLE001 - the CLI promises one line, not a traceback
+        if debug:
+            raise
+        print(f"error: {type(exc).__name__}: {_one_line(exc)} (set SEGDASH_DEBUG=1 for a traceback)",
+              file=sys.stderr)
+        return EXIT_INTERNAL
+    print(json.dumps(summary, default=str))
+    return EXIT_OK
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
