@@ -1,0 +1,21 @@
+"""SegDash: from a raw microscopy or MRI stack to a trained U-Net and corrected masks.
+
+Start with ``streamlit run app.py``. This file only builds the navigation; each page is a file in
+``pages/`` and all logic is in ``core``.
+"""
+
+import streamlit as st
+
+st.set_page_config(page_title="SegDash", page_icon=":microscope:", layout="wide")
+
+PAGES = [
+    st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
+    st.Page("pages/data.py", title="Data", icon=":material/database:"),
+    st.Page("pages/label.py", title="Label", icon=":material/brush:"),
+    st.Page("pages/augment.py", title="Augment", icon=":material/auto_awesome:"),
+    st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
+    st.Page("pages/predictions.py", title="Predictions", icon=":material/insights:"),
+    st.Page("pages/export.py", title="Export", icon=":material/download:"),
+]
+
+st.navigation(PAGES).run()

@@ -1,0 +1,55 @@
+"""Shared UI plumbing for the pages: the workspace, the current dataset, error display.
+
+UI only (no logic): everything computed lives in ``core``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Iterator
+
+import streamlit as st
+
+from core.sample import ensure_sample
+from core.workspace import Workspace, default_root
+
+
+@st.cache_resource(show_spinner="Opening the workspace ...")
+def _open_workspace(root: str) -> Workspace:
+    ws = Workspace(root)
+    ensure_sample(ws)
+    return ws
+
+
+def workspace() -> Workspace:
+    """The process-wide workspace (``$SEGDASH_WORKSPACE`` or ``./workspace``), sample imported."""
+    return _open_workspace(str(default_root()))
+
+
+def init_state() -> None:
+    """Session-state defaults, set in one place."""
+    defaults = {"dataset": None, "slice": 0}
+    for key, value in defaults.items():
+        if key not in st.session_state:
+            st.session_state[key] = value
+
+
+def dataset_picker(ws: Workspace, *, where=st.sidebar, key: str = "dataset") -> str | None:
+    """Select box for the current dataset (shared across pages via session state)."""
+    init_state()
+    names = ws.dataset_names()
+    if not names:
+        where.info("No dataset yet: import one on the Data page.")
+        return None
+    if st.session_state.get(key) not in names:
+        st.session_state[key] = names[0]
+    return where.selectbox("Dataset", names, key=key)
+
+
+@contextlib.contextmanager
+def user_errors() -> Iterator[None]:
+    """Show ``ValueError`` from ``core`` as ``st.error`` instead of a traceback."""
+    try:
+        yield
+    except ValueError as exc:
+        st.error(str(exc))
