@@ -6,7 +6,7 @@ legend on the page and the picture agree (:data:`ERROR_COLORS`).
 Example:
     >>> import numpy as np
     >>> img = np.zeros((2, 2), np.uint8)
-    >>> error_map(img, np.array([[1, 0], [1, 1]]), np.array([[1, 1], [0, 1]]), alpha=1.0)[0, 1].tolist()
+    >>> error_map(img, np.array([[1, 0], [1, 1]]), np.array([[1, 1], [0, 1]]), alpha=1.0)[1, 0].tolist()  # predicted 1, truth 0: false positive
     [255, 0, 255]
 """
 
