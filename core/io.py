@@ -220,9 +220,11 @@ def _read_one(name: str, opener: Any, *, channel: int | None, mmap: bool) -> tup
         if suffix in (".tif", ".tiff"):
             return _read_tiff(name, opener, channel=channel, mmap=mmap)
         return _read_pil(name, opener, channel=channel)
+    except tifffile.TiffFileError as exc:  # a ValueError subclass that does not name the file
+        raise ValueError(f"{name}: cannot read this TIFF; it may be corrupt or truncated ({exc})") from None
     except ValueError:
         raise
-    except (OSError, UnidentifiedImageError, tifffile.TiffFileError, EOFError, KeyError, IndexError,
+    except (OSError, UnidentifiedImageError, EOFError, KeyError, IndexError,
             SyntaxError, RuntimeError, zipfile.BadZipFile) as exc:
         raise ValueError(f"{name}: cannot read this file; it may be corrupt or truncated ({exc})") from None
 
@@ -260,6 +262,10 @@ def _read_tiff(name: str, opener: Any, *, channel: int | None, mmap: bool) -> tu
         if mmap and isinstance(opener, Path) and series.dataoffset is not None:
             # contiguous, uncompressed pixel data: map it instead of reading it
             dtype = np.dtype(series.dtype).newbyteorder(tif.byteorder)
+            needed = series.dataoffset + int(np.prod(shape)) * dtype.itemsize
+            if needed > Path(opener).stat().st_size:
+                raise ValueError(f"{name}: file is truncated ({Path(opener).stat().st_size} bytes, "
+                                 f"the header describes {needed}); copy it again")
             arr = np.memmap(opener, dtype=dtype, mode="r", offset=series.dataoffset, shape=shape, order="C")
         if arr is None:
             arr = series.asarray()

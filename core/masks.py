@@ -87,7 +87,8 @@ def to_labels(mask: np.ndarray, *, threshold: float | None = None, source: str =
         k = int(values.max()) + 1
         return MaskLabels(arr.astype(np.uint8), max(k, 2), tuple(range(max(k, 2))))
     frac = counts / counts.sum()
-    if len(values) <= MAX_CLASSES and frac.min() >= _MIN_CLASS_FRACTION and _spread(values):
+    if (len(values) <= MAX_CLASSES and frac.min() >= _MIN_CLASS_FRACTION and _spread(values)
+            and _are_regions(arr, values)):
         lut = {v: i for i, v in enumerate(values.tolist())}
         out = np.zeros(arr.shape, np.uint8)
         for v, i in lut.items():
@@ -112,6 +113,25 @@ def _spread(values: np.ndarray) -> bool:
     """Class values are far apart; anti-aliasing leaves runs of neighbouring values."""
     gaps = np.diff(values)
     return bool(len(gaps) == 0 or gaps.min() > 1)
+
+
+def _are_regions(arr: np.ndarray, values: np.ndarray, min_interior: float = 0.25) -> bool:
+    """Every value forms regions, not one-pixel lines: anti-aliasing leaves values only on edges.
+
+    A pixel is interior when its four neighbours (in Y and X) have its value; a class value with
+    fewer than ``min_interior`` of its pixels interior is an edge artefact.
+    """
+    a = arr if arr.ndim == 3 else arr[None]
+    interior = np.ones(a.shape, bool)
+    interior[:, 1:, :] &= a[:, 1:, :] == a[:, :-1, :]
+    interior[:, :-1, :] &= a[:, :-1, :] == a[:, 1:, :]
+    interior[:, :, 1:] &= a[:, :, 1:] == a[:, :, :-1]
+    interior[:, :, :-1] &= a[:, :, :-1] == a[:, :, 1:]
+    for v in values:
+        sel = a == v
+        if interior[sel].mean() < min_interior:
+            return False
+    return True
 
 
 def default_class_names(n_classes: int) -> list[str]:

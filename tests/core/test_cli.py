@@ -1,0 +1,82 @@
+"""The headless CLI: options, exit codes, last-line JSON, one-line errors (a public interface)."""
+
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run(*args, ws):
+    env = {**os.environ, "SEGDASH_WORKSPACE": str(ws), "PYTHONPATH": str(ROOT)}
+    env.pop("SEGDASH_DEBUG", None)
+    return subprocess.run([sys.executable, "-m", "core", *args], capture_output=True, text=True, env=env,
+                          cwd=ROOT, timeout=120)
+
+
+@pytest.fixture
+def ws(tmp_path):
+    return tmp_path / "ws"
+
+
+def test_help_of_every_command(ws):
+    for cmd in ("import", "export", "train", "predict", "list"):
+        out = run(cmd, "--help", ws=ws)
+        assert out.returncode == 0 and "usage: python -m core " + cmd in out.stdout
+
+
+def test_fresh_workspace_has_the_sample_and_export_names_match(ws, tmp_path):
+    out = run("list", ws=ws)
+    assert out.returncode == 0, out.stderr
+    summary = json.loads(out.stdout.strip().splitlines()[-1])
+    assert summary["datasets"][0]["name"] == "isbi2012" and summary["datasets"][0]["slices"] == 60
+    target = tmp_path / "masks.zip"
+    out = run("export", "--dataset", "isbi2012", "--format", "zip", "--out", str(target), ws=ws)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout.strip().splitlines()[-1])["out"] == str(target)
+    names = zipfile.ZipFile(target).namelist()
+    assert names[0] == "train-00.png" and len(names) == 30
+    out = run("export", "--dataset", "isbi2012", "--format", "tiff", "--out", str(tmp_path / "m.tif"), ws=ws)
+    assert out.returncode == 0 and tifffile.imread(tmp_path / "m.tif").shape == (30, 512, 512)
+
+
+def test_import_stack_with_masks(ws, tmp_path):
+    tifffile.imwrite(tmp_path / "v.tif", np.zeros((3, 8, 8), np.uint16), photometric="minisblack")
+    tifffile.imwrite(tmp_path / "m.tif", np.full((3, 8, 8), 255, np.uint8), photometric="minisblack")
+    out = run("import", "--name", "vol", "--images", str(tmp_path / "v.tif"), "--masks", str(tmp_path / "m.tif"),
+              "--classes", "bg,mito", ws=ws)
+    assert out.returncode == 0, out.stderr
+    last = json.loads(out.stdout.strip().splitlines()[-1])
+    assert last["dataset"] == "vol" and last["labeled"] == 3 and last["classes"] == ["bg", "mito"]
+
+
+@pytest.mark.parametrize("case", ["missing", "mismatch", "unsafe-zip", "duplicate", "bad-name", "no-dataset"])
+def test_refusals_exit_2_with_one_line(ws, tmp_path, case):
+    tifffile.imwrite(tmp_path / "a.tif", np.zeros((3, 8, 8), np.uint8), photometric="minisblack")
+    tifffile.imwrite(tmp_path / "b.tif", np.zeros((2, 8, 8), np.uint8), photometric="minisblack")
+    with zipfile.ZipFile(tmp_path / "evil.zip", "w") as zf:
+        zf.writestr("../../etc/x.png", b"x")
+    args = {
+        "missing": ["import", "--name", "x", "--images", str(tmp_path / "nope.tif")],
+        "mismatch": ["import", "--name", "x", "--images", str(tmp_path / "a.tif"), "--masks", str(tmp_path / "b.tif")],
+        "unsafe-zip": ["import", "--name", "x", "--images", str(tmp_path / "evil.zip")],
+        "duplicate": ["import", "--name", "isbi2012", "--images", str(tmp_path / "a.tif")],
+        "bad-name": ["import", "--name", "../x", "--images", str(tmp_path / "a.tif")],
+        "no-dataset": ["export", "--dataset", "nope", "--out", str(tmp_path / "o.zip")],
+    }[case]
+    out = run(*args, ws=ws)
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in out.stderr
+
+
+def test_usage_error_exits_2(ws):
+    out = run("export", "--dataset", "isbi2012", ws=ws)  # --out missing
+    assert out.returncode == 2 and "--out" in out.stderr

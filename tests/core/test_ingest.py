@@ -1,0 +1,148 @@
+"""core.ingest: pairing by slice and by stem, refusals with names and shapes, re-import of exports."""
+
+import io
+import zipfile
+
+import numpy as np
+import pytest
+import tifffile
+from PIL import Image
+
+from core.export import export_dataset_zip, export_masks_tiff, export_masks_zip, to_bytes
+from core.ingest import import_dataset
+from core.masks import StrayMaskValues
+from core.workspace import Workspace
+
+
+@pytest.fixture
+def ws(tmp_path):
+    return Workspace(tmp_path / "ws")
+
+
+def _save(path, arr):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(arr).save(path)
+
+
+def test_stack_with_mask_stack_pairs_by_index(ws, tmp_path):
+    imgs = np.random.default_rng(0).integers(0, 4000, (4, 16, 16), dtype=np.uint16)
+    masks = np.zeros((4, 16, 16), np.uint8)
+    masks[:, 4:8, 4:8] = 255
+    tifffile.imwrite(tmp_path / "em.tif", imgs, photometric="minisblack")
+    tifffile.imwrite(tmp_path / "em_masks.tif", masks, photometric="minisblack")
+    rep = import_dataset(ws, "em", tmp_path / "em.tif", tmp_path / "em_masks.tif", class_names=["bg", "mito"])
+    assert rep.dataset.shape == (4, 16, 16) and rep.dataset.dtype == "uint16"
+    assert rep.dataset.slice_names == ("em_0000", "em_0001", "em_0002", "em_0003")
+    assert ws.read_mask("em", 3)[5, 5] == 1 and ws.read_mask("em", 3)[0, 0] == 0
+    np.testing.assert_array_equal(np.asarray(ws.read_images("em")), imgs)
+
+
+def test_slice_count_mismatch_is_refused_with_counts(ws, tmp_path):
+    tifffile.imwrite(tmp_path / "a.tif", np.zeros((3, 8, 8), np.uint8), photometric="minisblack")
+    tifffile.imwrite(tmp_path / "m.tif", np.zeros((2, 8, 8), np.uint8), photometric="minisblack")
+    with pytest.raises(ValueError, match=r"a.tif\) have 3 slices but masks \(m.tif\) have 2"):
+        import_dataset(ws, "x", tmp_path / "a.tif", tmp_path / "m.tif")
+    assert ws.dataset_names() == []
+
+
+def test_shape_mismatch_names_both_shapes(ws, tmp_path):
+    _save(tmp_path / "i" / "s1.png", np.zeros((8, 8), np.uint8))
+    _save(tmp_path / "m" / "s1.png", np.zeros((8, 9), np.uint8))
+    with pytest.raises(ValueError, match=r"8x8.*8x9"):
+        import_dataset(ws, "x", tmp_path / "i", tmp_path / "m")
+
+
+def test_files_pair_by_stem_and_unmatched_images_are_unlabeled(ws, tmp_path):
+    for n in ("cell2", "cell10", "cell1"):
+        _save(tmp_path / "i" / f"{n}.png", np.full((8, 8), 9, np.uint8))
+    _save(tmp_path / "m" / "cell10_mask.png", np.full((8, 8), 1, np.uint8))
+    _save(tmp_path / "m" / "cell1.png", np.zeros((8, 8), np.uint8))
+    rep = import_dataset(ws, "c", tmp_path / "i", tmp_path / "m")
+    assert rep.dataset.slice_names == ("cell1", "cell2", "cell10")
+    assert rep.dataset.statuses == ("labeled", "unlabeled", "labeled")
+    assert any("no mask" in n for n in rep.notices)
+    assert ws.read_mask("c", 2).max() == 1
+
+
+def test_mask_without_image_is_refused_by_name(ws, tmp_path):
+    _save(tmp_path / "i" / "a.png", np.zeros((8, 8), np.uint8))
+    _save(tmp_path / "m" / "zzz.png", np.zeros((8, 8), np.uint8))
+    with pytest.raises(ValueError, match="zzz.png"):
+        import_dataset(ws, "x", tmp_path / "i", tmp_path / "m")
+
+
+def test_stray_mask_values_then_threshold(ws, tmp_path):
+    img = np.zeros((1, 16, 16), np.uint8)
+    mask = np.zeros((1, 16, 16), np.uint8)
+    mask[0, 4:12, 4:12] = 255
+    mask[0, 3, 4:12] = 127
+    mask[0, 12, 4:12] = 30
+    tifffile.imwrite(tmp_path / "i.tif", img, photometric="minisblack")
+    tifffile.imwrite(tmp_path / "m.tif", mask, photometric="minisblack")
+    with pytest.raises(StrayMaskValues):
+        import_dataset(ws, "x", tmp_path / "i.tif", tmp_path / "m.tif")
+    rep = import_dataset(ws, "x", tmp_path / "i.tif", tmp_path / "m.tif", mask_threshold=100)
+    assert ws.read_mask("x", 0)[3, 5] == 1 and ws.read_mask("x", 0)[12, 5] == 0
+    assert any("threshold" in n for n in rep.notices)
+
+
+def test_multiclass_mri_labels(ws, tmp_path):
+    lab = np.zeros((2, 12, 12), np.uint8)
+    lab[:, 2:10, 2:10] = 1
+    lab[:, 4:8, 4:8] = 2
+    lab[:, 5:7, 5:7] = 3
+    tifffile.imwrite(tmp_path / "mri.tif", np.ones((2, 12, 12), np.int16) * 300, photometric="minisblack")
+    tifffile.imwrite(tmp_path / "lab.tif", lab, photometric="minisblack")
+    rep = import_dataset(ws, "mri", tmp_path / "mri.tif", tmp_path / "lab.tif",
+                         class_names=["background", "white matter", "grey matter", "CSF"])
+    assert rep.dataset.n_classes == 4 and rep.dataset.dtype == "int16"
+    np.testing.assert_array_equal(ws.read_mask("mri", 1), lab[1])
+    with pytest.raises(ValueError, match="4 classes but 2 class names"):
+        import_dataset(ws, "mri2", tmp_path / "mri.tif", tmp_path / "lab.tif", class_names=["a", "b"])
+
+
+def test_export_names_and_reimport_round_trip(ws, tmp_path):
+    for n in ("s1", "s2"):
+        _save(tmp_path / "i" / f"{n}.png", np.random.default_rng(1).integers(0, 255, (8, 8), dtype=np.uint8))
+    _save(tmp_path / "m" / "s2.png", np.eye(8, dtype=np.uint8) * 255)
+    import_dataset(ws, "orig", tmp_path / "i", tmp_path / "m", class_names=["bg", "axon"])
+
+    z = zipfile.ZipFile(io.BytesIO(to_bytes(export_masks_zip, ws, "orig")))
+    assert z.namelist() == ["s2.png"]
+    assert np.array(Image.open(z.open("s2.png"))).max() == 255
+
+    tif = tifffile.TiffFile(io.BytesIO(to_bytes(export_masks_tiff, ws, "orig")))
+    assert tif.series[0].shape == (8, 8) or tif.series[0].shape == (1, 8, 8)
+    assert tif.shaped_metadata[0]["slice_names"] == ["s2"]
+
+    bundle = tmp_path / "orig.zip"
+    export_dataset_zip(ws, "orig", bundle)
+    rep = import_dataset(ws, "copy", bundle)
+    assert rep.dataset.slice_names == ("s1", "s2") and rep.dataset.class_names == ("bg", "axon")
+    assert rep.dataset.statuses == ("unlabeled", "labeled")
+    np.testing.assert_array_equal(ws.read_mask("copy", 1), ws.read_mask("orig", 1))
+    np.testing.assert_array_equal(np.asarray(ws.read_images("copy")), np.asarray(ws.read_images("orig")))
+
+
+def test_stack_slices_export_as_dataset_name_and_index(ws, tmp_path):
+    tifffile.imwrite(tmp_path / "v.tif", np.zeros((3, 8, 8), np.uint8), photometric="minisblack")
+    tifffile.imwrite(tmp_path / "vm.tif", np.ones((3, 8, 8), np.uint8), photometric="minisblack")
+    import_dataset(ws, "vol", tmp_path / "v.tif", tmp_path / "vm.tif")
+    z = zipfile.ZipFile(io.BytesIO(to_bytes(export_masks_zip, ws, "vol")))
+    assert z.namelist() == ["vol_0000.png", "vol_0001.png", "vol_0002.png"]
+
+
+def test_uint16_dataset_reimports_with_its_dtype(ws, tmp_path):
+    tifffile.imwrite(tmp_path / "v.tif", np.full((2, 8, 8), 4000, np.uint16), photometric="minisblack")
+    import_dataset(ws, "u16", tmp_path / "v.tif")
+    export_dataset_zip(ws, "u16", tmp_path / "b.zip")
+    rep = import_dataset(ws, "u16b", tmp_path / "b.zip")
+    assert rep.dataset.dtype == "uint16" and int(ws.read_images("u16b")[1, 3, 3]) == 4000
+
+
+def test_export_without_masks_is_refused(ws, tmp_path):
+    tifffile.imwrite(tmp_path / "v.tif", np.zeros((2, 8, 8), np.uint8), photometric="minisblack")
+    import_dataset(ws, "bare", tmp_path / "v.tif")
+    with pytest.raises(ValueError, match="no masks yet"):
+        export_masks_zip(ws, "bare", tmp_path / "o.zip")
+    assert not (tmp_path / "o.zip").exists()
