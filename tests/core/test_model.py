@@ -1,0 +1,107 @@
+"""core.model: config validation, the factory for every architecture/encoder, output helpers."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import pytest
+import torch
+
+from core.model import (ARCHITECTURES, ENCODERS, ClassicUNet, ModelConfig, build_model, count_parameters,
+                        labels_from_logits, probabilities, required_multiple)
+
+SMP_ARCHS = [a for a in ARCHITECTURES if a != "classic"]
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)  # the test machine is shared; one thread is the fastest there
+    yield
+    torch.set_num_threads(old)
+
+
+@pytest.mark.parametrize("encoder", ENCODERS)
+@pytest.mark.parametrize("arch", SMP_ARCHS)
+def test_every_smp_arch_and_encoder_builds_and_runs(arch, encoder):
+    cfg = ModelConfig(arch=arch, encoder=encoder)
+    model = build_model(cfg).eval()
+    with torch.no_grad():
+        out = model(torch.rand(1, 1, 64, 64))
+    assert out.shape == (1, 1, 64, 64)
+    assert required_multiple(cfg) == model.encoder.output_stride
+
+
+def test_classic_unet_has_five_levels_and_keeps_size():
+    model = build_model(ModelConfig(arch="classic", classic_width=4)).eval()
+    assert isinstance(model, ClassicUNet)
+    assert [blk[0].out_channels for blk in model.down] == [4, 8, 16, 32, 64]
+    with torch.no_grad():
+        assert model(torch.rand(2, 1, 48, 32)).shape == (2, 1, 48, 32)
+    with pytest.raises(RuntimeError, match="multiples of 16"):
+        model(torch.rand(1, 1, 40, 40))
+
+
+def test_classic_unet_paper_width_has_about_31m_parameters():
+    n = count_parameters(ClassicUNet(1, 2, 64))
+    assert 30_000_000 < n < 32_000_000  # Ronneberger et al.: ~31 M
+
+
+def test_multiclass_head_and_shallow_encoder():
+    cfg = ModelConfig(arch="Unet", encoder="resnet18", n_classes=3, encoder_depth=3)
+    assert cfg.out_channels == 3 and required_multiple(cfg) == 8
+    with torch.no_grad():
+        out = build_model(cfg).eval()(torch.rand(1, 1, 24, 24))
+    assert out.shape == (1, 3, 24, 24)
+
+
+def test_config_validation_and_round_trip():
+    cfg = ModelConfig.from_dict({"arch": "unetplusplus", "encoder": "MOBILENET_V2", "n_classes": 4})
+    assert (cfg.arch, cfg.encoder, cfg.out_channels) == ("UnetPlusPlus", "mobilenet_v2", 4)
+    assert ModelConfig.from_dict(cfg.to_dict()) == cfg
+    assert ModelConfig(n_classes=2).out_channels == 1
+    assert ModelConfig.from_dict({}) == ModelConfig()
+    for bad in ({"arch": "segformer"}, {"encoder": "vgg16"}, {"n_classes": 1}, {"in_channels": 0},
+                {"encoder_weights": "ssl"}, {"arch": "classic", "encoder_weights": "imagenet"},
+                {"encoder_depth": 2}, {"arch": "DeepLabV3Plus", "encoder_depth": 4}, {"colour": "red"}):
+        with pytest.raises(ValueError):
+            ModelConfig.from_dict(bad)
+
+
+def test_probabilities_binary_and_multiclass():
+    logits = torch.tensor([[[[0.0, 2.0]]]])  # (1, 1, 1, 2)
+    p = probabilities(logits, 2)
+    assert p.shape == (1, 2, 1, 2)
+    assert torch.allclose(p.sum(1), torch.ones(1, 1, 2))
+    assert p[0, 1, 0, 1] == pytest.approx(torch.sigmoid(torch.tensor(2.0)).item())
+    assert labels_from_logits(logits, 2).tolist() == [[[0, 1]]]
+    multi = torch.tensor([[[[1.0]], [[3.0]], [[2.0]]]])  # (1, 3, 1, 1)
+    pm = probabilities(multi, 3)
+    assert torch.allclose(pm.sum(1), torch.ones(1, 1, 1))
+    assert labels_from_logits(multi, 3).item() == 1
+    with pytest.raises(ValueError):
+        probabilities(multi, 2)
+
+
+def _online() -> bool:
+    try:
+        socket.create_connection(("huggingface.co", 443), timeout=2).close()
+        return True
+    except OSError:
+        return False
+
+
+def test_pretrained_weights_offline_fail_fast_with_clear_message():
+    import huggingface_hub as hf
+    from segmentation_models_pytorch.encoders import encoders
+
+    s = encoders["resnet18"]["pretrained_settings"]["imagenet"]
+    if isinstance(hf.try_to_load_from_cache(s["repo_id"], "model.safetensors", revision=s["revision"]), str):
+        pytest.skip("weights are cached here")
+    if _online():
+        pytest.skip("network available; this test is about offline behaviour")
+    t = time.monotonic()
+    with pytest.raises(ValueError, match="cannot be downloaded .*encoder_weights=None"):
+        build_model(ModelConfig(encoder_weights="imagenet"))
+    assert time.monotonic() - t < 10
