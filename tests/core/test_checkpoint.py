@@ -50,6 +50,7 @@ def test_class_names_must_match_model(tmp_path):
         _save(tmp_path / "x.pt", class_names=["a", "b"])
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
 def test_foreign_and_damaged_files_raise_value_error(tmp_path):
     good = _save(tmp_path / "good.pt")
     cases = {}
