@@ -179,6 +179,19 @@ def test_multiclass_trains_one_epoch(tmp_path):
         assert load_checkpoint(s["last_checkpoint"]).model_config.out_channels == 3
 
 
+def test_small_slices_and_a_single_labeled_slice(tmp_path):
+    ws = Workspace(tmp_path / "ws_small")
+    rng = np.random.default_rng(0)
+    imgs = rng.integers(0, 255, (3, 40, 30)).astype(np.uint8)
+    one = (imgs[1] > 128).astype(np.uint8)
+    ws.create_dataset("small", imgs, [None, one, None], ["a", "b"])
+    s = train_headless(ws, "small", config={**TINY, "epochs": 1, "steps_per_epoch": 2, "skip_empty_patches": True})
+    assert s["state"] == "done", s["error"]  # 40x30 slices reflect-padded to 64x64 patches
+    extra = ws.catalog.run(s["run_id"])["extra"]
+    assert extra["train_slices"] == [1] and extra["val_slices"] == [1]  # validated on its only slice
+    assert s["device"] == "cpu (1 thread)"
+
+
 def test_stop_takes_effect_within_one_step_and_keeps_last_checkpoint(ws):
     job = TrainingJob(ws, "discs", TrainConfig.from_dict({**TINY, "epochs": 50, "steps_per_epoch": 1000}))
     registry().start(job)
