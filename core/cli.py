@@ -94,8 +94,9 @@ def _cmd_train(args: argparse.Namespace) -> dict[str, Any]:
 
     def progress(snap: dict[str, Any]) -> None:
         spe = max(1, int(snap.get("steps_per_epoch") or 1))
-        done = (max(0, int(snap.get("epoch") or 0) - 1)) * spe + int(snap.get("step") or 0)
-        total = int(snap.get("epochs") or 1) * spe
+        start = int(snap.get("start_epoch") or 0)  # "epoch" counts completed epochs, resumed ones included
+        done = (int(snap.get("epoch") or 0) - start) * spe + int(snap.get("step") or 0)
+        total = max(1, int(snap.get("epochs") or 1) - start) * spe
         hist = snap.get("history") or []
         extra = f"epoch {snap.get('epoch')}/{snap.get('epochs')}"
         if hist:
