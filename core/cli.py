@@ -95,8 +95,8 @@ def _cmd_train(args: argparse.Namespace) -> dict[str, Any]:
     def progress(snap: dict[str, Any]) -> None:
         spe = max(1, int(snap.get("steps_per_epoch") or 1))
         start = int(snap.get("start_epoch") or 0)  # "epoch" counts completed epochs, resumed ones included
-        done = (int(snap.get("epoch") or 0) - start) * spe + int(snap.get("step") or 0)
         total = max(1, int(snap.get("epochs") or 1) - start) * spe
+        done = min(total, (int(snap.get("epoch") or 0) - start) * spe + int(snap.get("step") or 0) % spe)
         hist = snap.get("history") or []
         extra = f"epoch {snap.get('epoch')}/{snap.get('epochs')}"
         if hist:
