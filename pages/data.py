@@ -1,0 +1,212 @@
+"""Data: import images (and masks), browse the slices, and manage a dataset.
+
+UI only: reading, pairing and storing are :func:`core.ingest.import_dataset`; the workspace does
+the rest. When the data layer needs a decision (which channel of a multi-channel image, where to
+threshold anti-aliased masks) the page offers the input and the user imports again.
+"""
+
+import streamlit as st
+
+from core.ingest import import_dataset
+from core.io import ChannelChoiceNeeded
+from core.masks import StrayMaskValues
+from core.render import class_color, overlay
+from pages._common import dataset_picker, init_state, user_errors, workspace
+
+ACCEPTED = ["tif", "tiff", "png", "jpg", "jpeg", "bmp", "zip"]
+_FLASH = {"success": st.success, "info": st.info, "warning": st.warning, "error": st.error}
+
+
+def _init() -> None:
+    init_state()
+    defaults = {"data_need_channel": None, "data_need_threshold": None, "data_select": None,
+                "data_flash": [], "data_manage_for": None}
+    for key, value in defaults.items():
+        if key not in st.session_state:
+            st.session_state[key] = value
+
+
+def _flash(kind: str, text: str) -> None:
+    """A message shown once, after the rerun that an action triggers."""
+    st.session_state["data_flash"] = st.session_state["data_flash"] + [(kind, text)]
+
+
+def _class_list(text: str) -> list[str] | None:
+    names = [c.strip() for c in (text or "").split(",") if c.strip()]
+    return names or None
+
+
+def _run_import(ws) -> None:
+    uploads = st.session_state.get("data_images") or []
+    mask_uploads = st.session_state.get("data_masks") or []
+    path = (st.session_state.get("data_path") or "").strip()
+    mask_path = (st.session_state.get("data_mask_path") or "").strip()
+    name = (st.session_state.get("data_name") or "").strip()
+    if uploads and path:
+        st.error("Give either uploaded files or a path on the server, not both.")
+        return
+    images = uploads or path
+    if not images:
+        st.error("Upload images or give a path on the server first.")
+        return
+    masks = mask_uploads or mask_path or None
+    channel = st.session_state.get("data_channel") if st.session_state["data_need_channel"] else None
+    threshold = st.session_state.get("data_threshold") if st.session_state["data_need_threshold"] is not None else None
+    with st.status(f"Importing {name or '...'}", expanded=True) as status:
+        st.write(f"Reading {len(uploads)} uploaded file(s)" if uploads else f"Reading {path}")
+        try:
+            report = import_dataset(ws, name, images, masks, channel=channel, mask_threshold=threshold,
+                                    class_names=_class_list(st.session_state.get("data_classes", "")))
+        except ChannelChoiceNeeded as exc:
+            status.update(label="Choose a channel", state="error")
+            st.session_state["data_need_channel"] = exc.n_channels
+            _flash("warning", f"{str(exc).rstrip('.')}. Pick the channel below and press Import again.")
+            st.rerun()
+        except StrayMaskValues as exc:
+            status.update(label="Choose a mask threshold", state="error")
+            st.session_state["data_need_threshold"] = float(exc.suggested_threshold)
+            _flash("warning", f"{exc} Set the threshold below and press Import again.")
+            st.rerun()
+        except ValueError as exc:
+            status.update(label="Import failed", state="error")
+            st.error(str(exc))
+            return
+        status.update(label=f"Imported {report.dataset.name}", state="complete")
+    counts = report.dataset.counts()
+    _flash("success", f"Imported **{report.dataset.name}**: {counts['slices']} slices, "
+                      f"{counts['slices'] - counts['unlabeled']} with masks"
+                      + (" (see the notes below)." if report.notices else "."))
+    st.session_state["data_need_channel"] = None
+    st.session_state["data_need_threshold"] = None
+    st.session_state["data_select"] = report.dataset.name
+    st.session_state["data_imported"] = True
+    st.rerun()
+
+
+def _import_tab(ws) -> None:
+    st.text_input("Dataset name", key="data_name", placeholder="e.g. cells_2024",
+                  help="Letters, digits, '.', '_' or '-'.")
+    st.text_input("Class names, comma separated, background first (optional)", key="data_classes",
+                  placeholder="background, cell")
+    st.file_uploader("Images: TIFF stacks, PNG/JPEG/BMP slices, or a ZIP", type=ACCEPTED,
+                     accept_multiple_files=True, key="data_images")
+    st.file_uploader("Masks (optional): paired by file name, or slice by slice for a stack", type=ACCEPTED,
+                     accept_multiple_files=True, key="data_masks")
+    with st.expander("Or import from a path on the server (for stacks too big to upload)",
+                     expanded=bool(st.session_state.get("data_path"))):
+        st.text_input("Images: a file, folder or ZIP on the server", key="data_path",
+                      placeholder="/data/stack.tif")
+        st.text_input("Masks (optional): a file, folder or ZIP on the server", key="data_mask_path")
+    n_channels = st.session_state["data_need_channel"]
+    if n_channels:
+        st.number_input(f"Channel to import (the images have {n_channels}: 0..{n_channels - 1})",
+                        min_value=0, max_value=n_channels - 1, value=0, step=1, key="data_channel")
+    suggested = st.session_state["data_need_threshold"]
+    if suggested is not None:
+        st.number_input("Mask threshold: mask values above it become class 1", value=suggested,
+                        key="data_threshold")
+    if st.button("Import", key="data_import", type="primary", icon=":material/upload:"):
+        _run_import(ws)
+
+
+def _browse_tab(ws, dataset: str) -> None:
+    info = ws.dataset(dataset)
+    n = info.shape[0]
+    st.caption(f"{n} slices of {info.shape[1]} x {info.shape[2]} pixels, {info.dtype}"
+               + (f"; from {info.source}" if info.source else ""))
+    for notice in info.notices:
+        st.info(notice)
+    if st.session_state.get("data_z", 0) > n - 1:
+        st.session_state["data_z"] = 0
+    left, right = st.columns([3, 2])
+    with left:
+        z = st.slider("Slice", 0, n - 1, key="data_z") if n > 1 else 0
+        alpha = st.slider("Mask opacity", 0.0, 1.0, 0.4, 0.05, key="data_alpha")
+        mask = ws.read_mask(dataset, z)
+        status = info.statuses[z]
+        st.image(overlay(ws.read_slice(dataset, z), mask, alpha),
+                 caption=f"{info.slice_names[z]} (slice {z}): {status}", width="stretch")
+        legend = " ".join(f"<span style='color:rgb{class_color(k)}'>&#9632;</span> {name}"
+                          for k, name in enumerate(info.class_names) if k > 0)
+        st.markdown(f"Classes: {legend}", unsafe_allow_html=True)
+        if st.button("Label this slice", key="data_to_label", icon=":material/brush:"):
+            st.session_state["slice"] = z
+            st.switch_page("pages/label.py")
+    with right:
+        st.dataframe([{"z": s.z, "name": s.name, "status": s.status, "version": s.version}
+                      for s in ws.slices(dataset)], hide_index=True, height="auto" if n <= 12 else 460,
+                     key="data_table")
+
+
+def _manage_tab(ws, dataset: str) -> None:
+    info = ws.dataset(dataset)
+    if st.session_state["data_manage_for"] != dataset:  # fresh inputs when the dataset changes
+        st.session_state["data_edit_classes"] = ", ".join(info.class_names)
+        st.session_state["data_new_name"] = dataset
+        st.session_state["data_confirm_rename"] = False
+        st.session_state["data_confirm_delete"] = False
+        st.session_state["data_manage_for"] = dataset
+
+    st.markdown("**Class names**")
+    st.text_input(f"{info.n_classes} names, comma separated, in class order", key="data_edit_classes")
+    if st.button("Save class names", key="data_save_classes"):
+        with user_errors():
+            ws.set_class_names(dataset, _class_list(st.session_state["data_edit_classes"]) or [])
+            st.session_state["data_manage_for"] = None
+            _flash("success", "Class names saved.")
+            st.rerun()
+
+    st.markdown("**Rename**")
+    st.text_input("New name", key="data_new_name")
+    st.checkbox(f"Yes, rename {dataset}", key="data_confirm_rename")
+    if st.button("Rename", key="data_rename", disabled=not st.session_state["data_confirm_rename"]):
+        new = st.session_state["data_new_name"].strip()
+        with user_errors():
+            ws.rename_dataset(dataset, new)
+            st.session_state["data_select"] = new
+            _flash("success", f"Renamed {dataset} to **{new}**.")
+            st.rerun()
+
+    st.markdown("**Delete**")
+    st.checkbox(f"Yes, delete {dataset}: its images and every mask version (training runs are kept)",
+                key="data_confirm_delete")
+    if st.button("Delete dataset", key="data_delete", type="primary", icon=":material/delete:",
+                 disabled=not st.session_state["data_confirm_delete"]):
+        with user_errors():
+            ws.delete_dataset(dataset)
+            st.session_state["data_select"] = ""
+            _flash("success", f"Deleted {dataset}.")
+            st.rerun()
+
+
+_init()
+ws = workspace()
+if st.session_state["data_select"] is not None:  # an import, rename or delete picks the dataset to show
+    st.session_state["dataset"] = st.session_state["data_select"]
+    st.session_state["data_select"] = None
+if st.session_state.pop("data_imported", False):  # show the new dataset, and an empty form for the next
+    st.session_state["data_tab"] = "Browse"
+    for key in ("data_name", "data_classes", "data_path", "data_mask_path"):
+        st.session_state[key] = ""
+dataset = dataset_picker(ws)
+
+st.title("Data")
+for kind, text in st.session_state["data_flash"]:
+    _FLASH[kind](text)
+st.session_state["data_flash"] = []
+
+browse, imp, manage = st.tabs(["Browse", "Import", "Manage"], key="data_tab", on_change="rerun")  # stateful: can be switched
+with imp:
+    _import_tab(ws)
+with browse:
+    if dataset:
+        with user_errors():
+            _browse_tab(ws, dataset)
+    else:
+        st.info("No dataset yet: import one in the Import tab.")
+with manage:
+    if dataset:
+        with user_errors():
+            _manage_tab(ws, dataset)
+    else:
+        st.info("No dataset to manage.")

@@ -1,0 +1,121 @@
+"""Export: masks, the whole dataset, a prediction's masks and per-slice metrics, as downloads.
+
+UI only: the files are written by :mod:`core.export`. Datasets can be large, so nothing is built
+until the user presses *Prepare*; the prepared file is kept for one download button and replaced by
+the next one prepared.
+"""
+
+import csv
+import io
+import json
+
+import streamlit as st
+
+from core.export import export_dataset_zip, export_labels_tiff, export_labels_zip, export_masks_tiff, \
+    export_masks_zip, to_bytes
+from core.guide import prediction_ids
+from pages._common import dataset_picker, init_state, user_errors, workspace
+
+MASK_FORMATS = {
+    "Masks: ZIP of PNGs named like their slices": ("masks.zip", "application/zip", export_masks_zip),
+    "Masks: one multipage TIFF": ("masks.tif", "image/tiff", export_masks_tiff),
+    "Whole dataset: ZIP that SegDash imports again": ("dataset.zip", "application/zip", export_dataset_zip),
+}
+PRED_FORMATS = ("Masks: ZIP of PNGs", "Masks: one multipage TIFF", "Per-slice metrics: CSV")
+
+
+def _init() -> None:
+    init_state()
+    if "export_ready" not in st.session_state:
+        st.session_state["export_ready"] = None
+
+
+def _keep(dataset: str, section: str, data: bytes, file_name: str, mime: str) -> None:
+    st.session_state["export_ready"] = {"dataset": dataset, "section": section, "data": data,
+                                        "file_name": file_name, "mime": mime}
+
+
+def _download(section: str) -> None:
+    """The download button for a file prepared in ``section``, if there is one."""
+    ready = st.session_state["export_ready"]
+    if ready and ready["section"] == section:
+        st.download_button(f"Download {ready['file_name']} ({len(ready['data']) / 1e6:.1f} MB)", ready["data"],
+                           file_name=ready["file_name"], mime=ready["mime"], key=f"export_download_{section}",
+                           type="primary", icon=":material/download:", on_click="ignore")
+
+
+def _csv(rows: list[dict]) -> bytes:
+    """Rows as CSV; list values (per-class scores) as JSON lists in one cell."""
+    if not rows:
+        return b""
+    buf = io.StringIO()
+    fields = list(rows[0])
+    writer = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore")
+    writer.writeheader()
+    for r in rows:
+        writer.writerow({k: json.dumps(v) if isinstance(v, (list, tuple)) else ("" if v is None else v)
+                         for k, v in r.items()})
+    return buf.getvalue().encode()
+
+
+def _dataset_section(ws, dataset: str) -> None:
+    info = ws.dataset(dataset)
+    n_masks = info.counts()["slices"] - info.counts()["unlabeled"]
+    st.subheader("Masks and dataset")
+    st.caption(f"{n_masks} of {info.shape[0]} slices have masks. Binary masks are written as 0/255, "
+               "multi-class masks as class indices 0..K-1.")
+    choice = st.radio("What", list(MASK_FORMATS), key="export_format")
+    suffix, mime, fn = MASK_FORMATS[choice]
+    if st.button("Prepare", key="export_prepare", icon=":material/build:"):
+        with user_errors(), st.spinner(f"Writing {dataset}_{suffix} ..."):
+            _keep(dataset, "dataset", to_bytes(fn, ws, dataset), f"{dataset}_{suffix}", mime)
+    _download("dataset")
+
+
+def _prediction_section(ws, dataset: str) -> None:
+    st.subheader("Predictions")
+    runs = prediction_ids(ws, dataset)
+    if not runs:
+        st.info("No stored prediction of this dataset yet: predict it on the Predictions page.")
+        return
+    run_id = st.selectbox("Prediction", runs, key="export_pred_run")
+    what = st.radio("What", PRED_FORMATS, key="export_pred_format")
+    if st.button("Prepare", key="export_pred_prepare", icon=":material/build:"):
+        with user_errors(), st.spinner(f"Writing the prediction {run_id} ..."):
+            info = ws.dataset(dataset)
+            if what == PRED_FORMATS[2]:
+                from core.review import per_slice_scores
+
+                rows = per_slice_scores(ws, dataset, run_id)
+                if not rows:
+                    raise ValueError("no slice with a labeled or edited mask to score the prediction against")
+                _keep(dataset, "pred", _csv(rows), f"{dataset}_{run_id}_metrics.csv", "text/csv")
+            else:
+                from core.inference import load_prediction
+
+                masks, _, _ = load_prediction(ws, dataset, run_id)
+                names = list(info.slice_names[:masks.shape[0]])
+                if what == PRED_FORMATS[0]:
+                    data = to_bytes(export_labels_zip, names, (masks[z] for z in range(len(names))), info.n_classes)
+                    _keep(dataset, "pred", data, f"{dataset}_{run_id}_masks.zip", "application/zip")
+                else:
+                    data = to_bytes(export_labels_tiff, names, (masks[z] for z in range(len(names))),
+                                    tuple(masks.shape), info.n_classes)
+                    _keep(dataset, "pred", data, f"{dataset}_{run_id}_masks.tif", "image/tiff")
+    _download("pred")
+
+
+_init()
+ws = workspace()
+dataset = dataset_picker(ws)
+st.title("Export")
+if not dataset:
+    st.info("No dataset yet: import one on the Data page.")
+    st.stop()
+ready = st.session_state["export_ready"]
+if ready and ready["dataset"] != dataset:  # prepared for another dataset
+    st.session_state["export_ready"] = None
+with user_errors():
+    _dataset_section(ws, dataset)
+with user_errors():
+    _prediction_section(ws, dataset)

@@ -1,0 +1,51 @@
+"""Home: what SegDash is, where the current dataset stands, and what to do next."""
+
+import streamlit as st
+from streamlit.errors import StreamlitAPIException
+
+from core.guide import last_run, next_steps
+from pages._common import dataset_picker, user_errors, workspace
+
+
+def _link(page: str, label: str, icon: str) -> None:
+    """``st.page_link``, or plain text where the page is not in the navigation (a page run alone)."""
+    try:
+        st.page_link(page, label=label, icon=icon or None)
+    except StreamlitAPIException:
+        st.markdown(f"**{label}** ({page})")
+
+
+st.title("SegDash")
+st.markdown("From a raw microscopy or MRI stack to a trained U-Net and corrected masks: "
+            "**import, label, train, predict, correct, export**.")
+
+ws = workspace()
+dataset = dataset_picker(ws)
+
+with user_errors():
+    if dataset:
+        info = ws.dataset(dataset)
+        counts = info.counts()
+        st.subheader(f"Dataset: {dataset}")
+        st.caption(f"{info.shape[0]} slices of {info.shape[1]} x {info.shape[2]} pixels, {info.dtype}; "
+                   f"classes: {', '.join(info.class_names)}")
+        cols = st.columns(5)
+        for col, (label, key) in zip(cols, [("Slices", "slices"), ("Labeled", "labeled"), ("Edited", "edited"),
+                                            ("From prediction", "from-prediction"), ("Unlabeled", "unlabeled")]):
+            col.metric(label, counts[key])
+
+        run = last_run(ws, dataset)
+        st.subheader("Last training run")
+        if run is None:
+            st.write("No model trained on this dataset yet.")
+        else:
+            dice = "n/a" if run["best_dice"] is None else f"{run['best_dice']:.3f}"
+            c1, c2, c3 = st.columns(3)
+            c1.metric("Run", run["run_id"])
+            c2.metric("State", run["state"])
+            c3.metric("Best validation Dice", dice)
+
+    st.subheader("What to do next")
+    for step in next_steps(ws, dataset):
+        _link(step.page, step.label, step.icon)
+        st.caption(step.why)

@@ -1,0 +1,39 @@
+"""Home page: counts of the current dataset, the last run, and next-step suggestions."""
+
+from streamlit.testing.v1 import AppTest
+
+
+
+def _metrics(at: AppTest) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def test_home_shows_sample_counts_on_first_start(ws_env, page):
+    at = AppTest.from_file(page("home.py"), default_timeout=60).run()
+    assert not at.exception
+    assert at.sidebar.selectbox(key="dataset").value == "isbi2012"
+    m = _metrics(at)
+    assert m["Slices"] == "60" and m["Labeled"] == "30" and m["Unlabeled"] == "30"
+    # masks but no run: train next
+    assert any("Train a first model" in md.value for md in at.markdown)
+
+
+def test_home_counts_statuses_and_last_run(ws_env, page, make_dataset):
+    make_dataset("tiny", z=4, labeled=(0, 1))
+    ws_env.save_mask("tiny", 1, ws_env.read_mask("tiny", 1), status="edited")
+    ws_env.catalog.create_run("run-0001", "tiny", {"epochs": 1}, state="done")
+    ws_env.catalog.update_run("run-0001", best_dice=0.8766, best_checkpoint="runs/run-0001/best.pt")
+    at = AppTest.from_file(page("home.py"), default_timeout=60).run()
+    assert not at.exception
+    m = _metrics(at)
+    assert (m["Slices"], m["Labeled"], m["Edited"], m["From prediction"], m["Unlabeled"]) == ("4", "1", "1", "0", "2")
+    assert m["Run"] == "run-0001" and m["Best validation Dice"] == "0.877"
+    text = " ".join(md.value for md in at.markdown)
+    assert "Predict the dataset" in text  # a trained run and no prediction
+
+
+def test_home_without_masks_suggests_labeling(ws_env, page, make_dataset):
+    make_dataset("bare", z=2, labeled=())
+    at = AppTest.from_file(page("home.py"), default_timeout=60).run()
+    assert not at.exception
+    assert "Label a few slices" in " ".join(md.value for md in at.markdown)
