@@ -240,6 +240,9 @@ class Workspace:
         except BaseException:
             os.replace(self.dataset_dir(new), self.dataset_dir(old))
             raise
+        preds = self.root / "predictions"
+        if (preds / old).is_dir() and not (preds / new).exists():
+            os.replace(preds / old, preds / new)  # predictions follow their dataset
 
     def delete_dataset(self, name: str) -> None:
         """Delete a dataset and its masks (runs and their checkpoints are kept)."""

@@ -35,7 +35,11 @@ def init_state() -> None:
 
 
 def dataset_picker(ws: Workspace, *, where=st.sidebar, key: str = "dataset") -> str | None:
-    """Select box for the current dataset (shared across pages via session state)."""
+    """Select box for the current dataset, kept in ``st.session_state[key]`` across pages.
+
+    Streamlit drops a widget's state when the page changes, so the choice lives in plain session
+    state and the box (its own key) is filled from it and writes back to it.
+    """
     init_state()
     names = ws.dataset_names()
     if not names:
@@ -43,7 +47,14 @@ def dataset_picker(ws: Workspace, *, where=st.sidebar, key: str = "dataset") -> 
         return None
     if st.session_state.get(key) not in names:
         st.session_state[key] = names[0]
-    return where.selectbox("Dataset", names, key=key)
+    box = f"_{key}_box"
+    st.session_state[box] = st.session_state[key]
+
+    def keep() -> None:
+        st.session_state[key] = st.session_state[box]
+
+    where.selectbox("Dataset", names, key=box, on_change=keep)
+    return st.session_state[key]
 
 
 @contextlib.contextmanager

@@ -100,7 +100,9 @@ def test_create_refuses_duplicates_and_bad_names(ws):
 
 def test_rename_delete_and_class_names(ws):
     ws.catalog.create_run("r1", "d", {"x": 1})
+    (ws.predictions_dir("d", "r1") / "masks.tif").write_bytes(b"x")
     ws.rename_dataset("d", "d2")
+    assert (ws.root / "predictions" / "d2" / "r1" / "masks.tif").exists()
     assert ws.dataset_names() == ["d2"] and ws.read_mask("d2", 0) is not None
     assert ws.catalog.run("r1")["dataset"] == "d2"
     ws.set_class_names("d2", ["background", "mito"])

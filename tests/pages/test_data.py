@@ -37,7 +37,7 @@ def test_import_from_server_path_selects_new_dataset(ws_env, page, make_dataset,
     info = ws_env.dataset("stack1")
     assert info.shape == (4, 24, 20) and info.class_names == ("background", "nucleus")
     assert info.counts()["labeled"] == 4
-    assert at.sidebar.selectbox(key="dataset").value == "stack1"
+    assert at.sidebar.selectbox(key="_dataset_box").value == "stack1"
     assert any("Imported" in s.value for s in at.success)
     assert at.slider(key="data_z").max == 3
 
@@ -89,7 +89,7 @@ def test_browse_rename_classes_and_delete(ws_env, page, make_dataset):
     at.checkbox(key="data_confirm_rename").check().run()
     at.button(key="data_rename").click().run()
     assert not at.exception and ws_env.dataset_names() == ["tiny2"]
-    assert at.sidebar.selectbox(key="dataset").value == "tiny2"
+    assert at.sidebar.selectbox(key="_dataset_box").value == "tiny2"
     # delete behind a confirmation
     at.checkbox(key="data_confirm_delete").check().run()
     at.button(key="data_delete").click().run()

@@ -11,7 +11,7 @@ def _metrics(at: AppTest) -> dict[str, str]:
 def test_home_shows_sample_counts_on_first_start(ws_env, page):
     at = AppTest.from_file(page("home.py"), default_timeout=60).run()
     assert not at.exception
-    assert at.sidebar.selectbox(key="dataset").value == "isbi2012"
+    assert at.sidebar.selectbox(key="_dataset_box").value == "isbi2012"
     m = _metrics(at)
     assert m["Slices"] == "60" and m["Labeled"] == "30" and m["Unlabeled"] == "30"
     # masks but no run: train next
