@@ -1,0 +1,151 @@
+"""Reviewing a stored prediction: the correction queue, per-slice scores, accepting a prediction.
+
+Works on what :func:`core.inference.predict_dataset` stored (masks, probabilities, summary) and on
+the workspace's *current* masks, so scores follow the user's edits without predicting again. Every
+function takes ``threshold=None`` (the prediction's own) or a new threshold, re-labelling binary
+predictions from the stored probabilities (:func:`core.inference.relabel`) as a threshold slider
+does.
+
+Ground truth is a slice whose mask is ``labeled`` or ``edited``; a ``from-prediction`` mask is an
+accepted prediction, not independent truth, and is not scored.
+
+Order of the correction queue (:func:`correction_queue`), worst first, in three blocks:
+
+1. **Label next**: unlabeled slices, most uncertain first (mean normalised entropy of the
+   prediction, :func:`core.inference.slice_uncertainty`). This is the active-learning order of
+   MONAI Label's "next sample" and of ilastik's uncertainty view: correcting the prediction where
+   the model is least sure adds the most to the next training round.
+2. **Check**: ground-truth slices, lowest Dice against their mask first. A low Dice on a labeled
+   slice points at a label mistake or a case the model has not learned.
+3. **Accepted**: ``from-prediction`` slices, most uncertain first; already reviewed.
+
+``priority`` is one number that gives the same order: ``2 + uncertainty`` for block 1,
+``1 + (1 - Dice)`` for block 2, ``uncertainty`` for block 3 (higher = sooner). A slice with no
+foreground in truth or prediction has no Dice (``None``) and ranks as perfect.
+
+Example:
+    >>> queue = correction_queue(ws, "cells", "run-0001")         # doctest: +SKIP
+    >>> queue[0]["reason"]                                        # doctest: +SKIP
+    'unlabeled; uncertainty 0.31 (highest first): label this next'
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+import numpy as np
+
+from .inference import GROUND_TRUTH_STATUSES, load_prediction, relabel, score_prediction
+
+__all__ = ["correction_queue", "per_slice_scores", "dataset_confusion", "accept_prediction"]
+
+
+def _labels_getter(ws: Any, dataset: str, run_id: str, threshold: float | None
+                   ) -> tuple[Callable[[int], np.ndarray], int, dict[str, Any]]:
+    """``(labels(z), slices predicted, summary)`` at the prediction's threshold or a new one."""
+    masks, probs, summary = load_prediction(ws, dataset, run_id)
+    n = masks.shape[0]
+    if threshold is None or float(threshold) == float(summary.get("threshold", 0.5)) or probs is None:
+        return (lambda z: np.asarray(masks[z])), n, summary
+    prob_path = ws.predictions_dir(dataset, run_id) / "prob.tif"
+    return (lambda z: relabel(prob_path, threshold, z=z)), n, summary
+
+
+def _dice_key(d: float | None) -> float:
+    return 1.0 if d is None or (isinstance(d, float) and math.isnan(d)) else float(d)
+
+
+def _none_if_nan(v: float) -> float | None:
+    return None if v is None or not math.isfinite(v) else float(v)
+
+
+def per_slice_scores(ws: Any, dataset: str, run_id: str, threshold: float | None = None) -> list[dict[str, Any]]:
+    """Scores of the prediction on every ground-truth slice, worst (lowest Dice) first.
+
+    Args:
+        ws: the workspace.
+        dataset: dataset name.
+        run_id: prediction id (:func:`core.inference.list_predictions`).
+        threshold: ``None``: the prediction's masks; else re-label binary probabilities.
+
+    Returns:
+        rows ``{z, name, status, dice, iou, pixel_error, accuracy, dice_per_class, iou_per_class,
+        uncertainty}``; ``dice``/``iou`` are of the foreground for binary data, the mean over classes
+        otherwise, ``None`` when there is nothing to score.
+    """
+    labels, n, summary = _labels_getter(ws, dataset, run_id, threshold)
+    info = ws.dataset(dataset)
+    zs = [z for z in range(min(n, len(info.statuses))) if info.statuses[z] in GROUND_TRUTH_STATUSES]
+    rows, _ = score_prediction(ws, dataset, labels, zs)
+    unc = {s["z"]: s.get("uncertainty") for s in summary.get("slices", [])}
+    for r in rows:
+        r["uncertainty"] = unc.get(r["z"])
+        r["dice"], r["iou"] = _none_if_nan(r["dice"]), _none_if_nan(r["iou"])
+    rows.sort(key=lambda r: (_dice_key(r["dice"]), -r["pixel_error"], r["z"]))
+    return rows
+
+
+def dataset_confusion(ws: Any, dataset: str, run_id: str, threshold: float | None = None) -> np.ndarray:
+    """(K, K) int64 confusion matrix of the prediction over all ground-truth slices.
+
+    Rows are the true class, columns the predicted class (:func:`core.metrics.confusion_matrix`).
+    """
+    labels, n, _ = _labels_getter(ws, dataset, run_id, threshold)
+    info = ws.dataset(dataset)
+    zs = [z for z in range(min(n, len(info.statuses))) if info.statuses[z] in GROUND_TRUTH_STATUSES]
+    _, conf = score_prediction(ws, dataset, labels, zs)
+    return conf
+
+
+def correction_queue(ws: Any, dataset: str, run_id: str, threshold: float | None = None) -> list[dict[str, Any]]:
+    """Every predicted slice, in the order to review it (see the module docstring).
+
+    Returns:
+        rows ``{z, name, status, dice, iou, pixel_error, uncertainty, priority, reason}``, highest
+        ``priority`` first; ``dice``/``iou``/``pixel_error`` are ``None`` for slices without ground
+        truth.
+    """
+    info = ws.dataset(dataset)
+    scored = {r["z"]: r for r in per_slice_scores(ws, dataset, run_id, threshold)}
+    _, _, summary = load_prediction(ws, dataset, run_id)
+    rows: list[dict[str, Any]] = []
+    for s in summary.get("slices", []):
+        z = int(s["z"])
+        if z >= len(info.statuses):
+            continue
+        status = info.statuses[z]
+        u = float(s.get("uncertainty") or 0.0)
+        row = {"z": z, "name": info.slice_names[z], "status": status, "dice": None, "iou": None,
+               "pixel_error": None, "uncertainty": u}
+        if z in scored:
+            r = scored[z]
+            row.update(dice=r["dice"], iou=r["iou"], pixel_error=r["pixel_error"])
+            d = _dice_key(r["dice"])
+            row["priority"] = 1.0 + (1.0 - d)
+            dice_txt = "no foreground to score" if r["dice"] is None else f"Dice {d:.3f} vs its mask"
+            row["reason"] = f"{status}; {dice_txt} (lowest first): check the mask or the model"
+        elif status == "unlabeled":
+            row["priority"] = 2.0 + u
+            row["reason"] = f"unlabeled; uncertainty {u:.2f} (highest first): label this next"
+        else:
+            row["priority"] = u
+            row["reason"] = f"accepted prediction; uncertainty {u:.2f}"
+        rows.append(row)
+    rows.sort(key=lambda r: (-r["priority"], r["z"]))
+    return rows
+
+
+def accept_prediction(ws: Any, dataset: str, run_id: str, z: int, threshold: float | None = None) -> int:
+    """Save the predicted mask of slice ``z`` as its new mask version, status ``from-prediction``.
+
+    Args:
+        threshold: ``None``: the stored mask; else re-labelled from the stored probabilities.
+
+    Returns:
+        the new mask version number (earlier versions stay; undo with ``Workspace.undo_mask``).
+    """
+    labels, n, _ = _labels_getter(ws, dataset, run_id, threshold)
+    if not 0 <= z < n:
+        raise ValueError(f"slice {z} has no prediction in {run_id!r} (predicted slices 0..{n - 1})")
+    return ws.save_mask(dataset, z, labels(z), status="from-prediction")
