@@ -80,3 +80,42 @@ def test_refusals_exit_2_with_one_line(ws, tmp_path, case):
 def test_usage_error_exits_2(ws):
     out = run("export", "--dataset", "isbi2012", ws=ws)  # --out missing
     assert out.returncode == 2 and "--out" in out.stderr
+
+
+def test_train_then_predict_headless(ws, tmp_path):
+    """train and predict run the same code as the UI and end with a JSON line scripts can parse."""
+    rng = np.random.default_rng(0)
+    imgs = rng.integers(0, 60, (4, 48, 48), dtype=np.uint8)
+    masks = np.zeros((4, 48, 48), np.uint8)
+    masks[:, 12:30, 10:36] = 1
+    imgs[masks == 1] += 150
+    tifffile.imwrite(tmp_path / "v.tif", imgs, photometric="minisblack")
+    tifffile.imwrite(tmp_path / "m.tif", masks, photometric="minisblack")
+    assert run("import", "--name", "toy", "--images", str(tmp_path / "v.tif"), "--masks", str(tmp_path / "m.tif"),
+               ws=ws).returncode == 0
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text(json.dumps({"model": {"arch": "classic", "classic_width": 4}, "patch_size": 32,
+                               "batch_size": 2, "steps_per_epoch": 2, "epochs": 5}))
+    out = run("train", "--dataset", "toy", "--epochs", "1", "--config", str(cfg), ws=ws)
+    assert out.returncode == 0, out.stderr
+    summary = json.loads(out.stdout.strip().splitlines()[-1])
+    assert summary["state"] == "done" and summary["epochs"] == 1 and 0 <= summary["val_dice"] <= 1
+    assert Path(summary["best_checkpoint"]).is_file()
+
+    out = run("predict", "--checkpoint", summary["best_checkpoint"], "--input", str(tmp_path / "v.tif"),
+              "--out", str(tmp_path / "pred.tif"), "--prob", str(tmp_path / "prob.tif"), ws=ws)
+    assert out.returncode == 0, out.stderr
+    pred = json.loads(out.stdout.strip().splitlines()[-1])
+    assert pred["slices"] == 4
+    assert tifffile.imread(tmp_path / "pred.tif").shape == (4, 48, 48)
+
+    out = run("train", "--dataset", "toy", "--resume", summary["run_id"], "--epochs", "2", "--config", str(cfg), ws=ws)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout.strip().splitlines()[-1])["epochs"] == 2
+
+    bad = tmp_path / "foreign.pt"
+    bad.write_bytes(b"not a checkpoint")
+    out = run("predict", "--checkpoint", str(bad), "--input", str(tmp_path / "v.tif"), "--out",
+              str(tmp_path / "x.tif"), ws=ws)
+    assert out.returncode == 2 and out.stderr.startswith("error: ") and "Traceback" not in out.stderr
+    assert not (tmp_path / "x.tif").exists()
