@@ -1,0 +1,231 @@
+"""Predictions: run a trained model over a dataset, then review where it is wrong and fix it.
+
+UI only: prediction is :func:`core.inference.predict_dataset`, review is :mod:`core.review`,
+pictures are :mod:`core.render` and charts :mod:`core.plots`.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+
+from core import plots, review
+from core.inference import PredictConfig, list_predictions, load_prediction, predict_dataset, relabel, uncertainty_map
+from core.ingest import import_dataset
+from core.metrics import slice_scores
+from core.render import ERROR_COLORS, class_color, error_map, heatmap, overlay
+from pages._common import dataset_picker, init_state, user_errors, workspace
+
+# -- session state (this page's keys, with the idiom of _common.init_state) -----------------------
+init_state()
+if "pred_message" not in st.session_state:
+    st.session_state["pred_message"] = None  # (kind, text) left by the import callback
+
+
+# -- cached review numbers: recomputed only when the prediction, threshold or masks change ------
+@st.cache_data(show_spinner="Scoring the prediction against the masks ...", max_entries=16)
+def _review(_ws, root: str, dataset: str, run_id: str, threshold: float | None, masks_version: str,
+            statuses: tuple[str, ...], created: float) -> tuple[list[dict], list[dict], np.ndarray]:
+    del root, masks_version, statuses, created  # cache key only: a new mask, status or prediction recomputes
+    return (review.per_slice_scores(_ws, dataset, run_id, threshold),
+            review.correction_queue(_ws, dataset, run_id, threshold),
+            review.dataset_confusion(_ws, dataset, run_id, threshold))
+
+
+def _import_upload() -> None:
+    """Button callback (runs before the page, so it may switch the sidebar's dataset)."""
+    files, name = st.session_state.get("pred_upload"), st.session_state.get("pred_upload_name", "").strip()
+    try:
+        if not files:
+            raise ValueError("choose the stack's file(s) first")
+        report = import_dataset(workspace(), name, files, source="uploaded on the Predictions page")
+    except ValueError as exc:
+        st.session_state["pred_message"] = ("error", str(exc))
+        return
+    st.session_state["dataset"] = report.dataset.name
+    st.session_state["pred_message"] = ("success", f"Imported {report.dataset.name}: "
+                                        f"{report.dataset.shape[0]} slices. " + " ".join(report.notices))
+
+
+def _select_queue_row() -> None:
+    """Clicking a row of the correction queue opens that slice in the browser below."""
+    rows = st.session_state["pred_queue"].selection.rows
+    order = st.session_state.get("pred_queue_z", [])
+    if rows and rows[0] < len(order):
+        st.session_state["pred_slice"] = order[rows[0]]
+
+
+def _badge(text: str, rgb: tuple[int, int, int]) -> str:
+    return (f"<span style='background:rgb{tuple(rgb)};color:black;padding:1px 6px;border-radius:4px;"
+            f"margin-right:6px'>{text}</span>")
+
+
+def _legend(class_names: tuple[str, ...]) -> str:
+    """Class colours of the overlays and the error colours of :func:`core.render.error_map`."""
+    classes = f"{class_names[0]} untinted " + "".join(_badge(n, class_color(k)) for k, n in enumerate(class_names)
+                                                       if k > 0)
+    errors = "".join(_badge(name, rgb) for name, rgb in ERROR_COLORS.items()
+                     if len(class_names) > 2 or name != "wrong class")  # two classes: every error is FP or FN
+    return (f"Classes: {classes} &nbsp; Errors: {errors}"
+            "<span style='color:gray'>correct pixels: plain image</span>")
+
+
+st.title("Predictions")
+st.caption("Run a trained model over a dataset, see where it is wrong, and turn good predictions into masks.")
+ws = workspace()
+dataset = dataset_picker(ws)
+if dataset is None:
+    st.stop()
+info = ws.dataset(dataset)
+
+# -- 1. predict ---------------------------------------------------------------------------------
+st.subheader("1. Predict")
+runs = [r for r in ws.catalog.runs() if r["best_checkpoint"] and Path(r["best_checkpoint"]).is_file()]
+with st.expander("Predict on a new stack (upload)"):
+    st.file_uploader("Image stack: TIFF, PNG/JPEG files or a ZIP", accept_multiple_files=True,
+                     type=["tif", "tiff", "png", "jpg", "jpeg", "bmp", "zip"], key="pred_upload")
+    st.text_input("Name of the new dataset", key="pred_upload_name", placeholder="e.g. new-stack-01")
+    st.button("Import", key="pred_import", on_click=_import_upload,
+              help="Imports the stack as a dataset (as the Data page does) and selects it; then press Predict.")
+message = st.session_state["pred_message"]
+if message:
+    getattr(st, message[0])(message[1])
+    st.session_state["pred_message"] = None
+
+if not runs:
+    st.info("No trained model yet: train one on the Train page (a run with a best checkpoint appears here).")
+else:
+    run_by_id = {r["run_id"]: r for r in runs}
+    left, right = st.columns([3, 2])
+    run_id = left.selectbox(
+        "Model (run's best checkpoint)", list(run_by_id), key="pred_run",
+        format_func=lambda rid: (f"{rid}  ·  trained on {run_by_id[rid]['dataset']}  ·  best Dice "
+                                 + (f"{run_by_id[rid]['best_dice']:.3f}" if run_by_id[rid]["best_dice"] is not None
+                                    else "n/a")))
+    with right.popover("Options", width="stretch"):
+        tta = st.checkbox("Test-time augmentation (4 flips, 4x slower)", key="pred_tta")
+        overlap = st.slider("Tile overlap", 0.0, 0.75, 0.25, 0.05, key="pred_overlap")
+    left.caption(f"Predicts all {info.shape[0]} slices of **{dataset}** (the dataset in the sidebar). "
+                 "For big stacks use the command line: `python -m core predict --checkpoint BEST.pt "
+                 "--input STACK.tif --out MASKS.tif`.")
+    if right.button("Predict", key="pred_predict", type="primary", width="stretch"):
+        bar = st.progress(0.0, text="Loading the model ...")
+
+        def _progress(done: int, total: int, eta: float | None) -> None:
+            eta_txt = f", about {eta:.0f} s left" if eta is not None else ""
+            bar.progress(done / max(total, 1), text=f"Predicted {done}/{total} slices{eta_txt}")
+
+        with user_errors():
+            t0 = time.perf_counter()
+            result = predict_dataset(ws, dataset, run_by_id[run_id]["best_checkpoint"],
+                                     PredictConfig(tta=tta, overlap=overlap), run_id=run_id, progress=_progress)
+            bar.empty()
+            st.success(f"Predicted {result.n_done} slices on {result.device} in {time.perf_counter() - t0:.1f} s.")
+            st.session_state["pred_shown"] = run_id  # review the prediction just made (widget not drawn yet)
+
+# -- 2. review ----------------------------------------------------------------------------------
+st.subheader("2. Review")
+predictions = list_predictions(ws, dataset)
+if not predictions:
+    st.info(f"No prediction of {dataset} yet: choose a model above and press Predict.")
+    st.stop()
+if st.session_state.get("pred_shown") not in predictions:  # another dataset's, or deleted
+    st.session_state.pop("pred_shown", None)
+view = st.selectbox("Prediction to review", predictions, key="pred_shown")
+with user_errors():
+    masks, probs, summary = load_prediction(ws, dataset, view)
+    k = int(summary.get("n_classes", info.n_classes))
+    threshold = None
+    if k == 2 and probs is not None:
+        thr = st.slider("Threshold: a pixel is " + f"'{info.class_names[1]}' where its probability is above",
+                        0.0, 1.0, float(summary.get("threshold", 0.5)), 0.01, key="pred_threshold",
+                        help="Re-labels from the stored probabilities, without running the network again.")
+        threshold = None if abs(thr - float(summary.get("threshold", 0.5))) < 1e-9 else float(thr)
+    scores, queue, confusion = _review(ws, str(ws.root), dataset, view, threshold, ws.masks_version(dataset),
+                                       info.statuses, float(summary.get("created", 0)))
+    dices = [r["dice"] for r in scores if r["dice"] is not None]
+    m1, m2, m3, m4 = st.columns(4)
+    m1.metric("Mean Dice (labeled slices)", f"{np.mean(dices):.3f}" if dices else "n/a")
+    m2.metric("Slices scored", len(scores))
+    m3.metric("Slices predicted", f"{summary.get('n_done', masks.shape[0])}/{summary.get('n_total', info.shape[0])}")
+    m4.metric("Device, time", f"{summary.get('device', '?')} · {summary.get('seconds', 0):.0f} s",
+              help="Where the network ran and how long predicting the dataset took.")
+
+    # -- slice browser --------------------------------------------------------------------------
+    n_pred = int(masks.shape[0])
+    if st.session_state.get("pred_slice", 0) >= n_pred:
+        st.session_state["pred_slice"] = 0
+    z = st.slider("Slice", 0, n_pred - 1, key="pred_slice") if n_pred > 1 else 0
+    image = ws.read_slice(dataset, z)
+    truth = ws.read_mask(dataset, z)
+    pred = relabel(ws.predictions_dir(dataset, view) / "prob.tif", threshold, z=z) if threshold is not None \
+        else np.asarray(masks[z])
+    scale = float(summary.get("prob_scale", 255.0))
+    unc = None
+    if probs is not None:
+        p = np.asarray(probs[z], np.float32) / scale
+        unc = uncertainty_map(p[None] if p.ndim == 2 else p)
+    status = info.statuses[z]
+    st.markdown(f"**{info.slice_names[z]}** (z = {z}) · status **{status}**"
+                + (" (accepted prediction: not scored)" if status == "from-prediction" else ""))
+    cols = st.columns(5)
+    cols[0].image(overlay(image, None), caption="Image", width="stretch")
+    if truth is not None:
+        cols[1].image(overlay(image, truth), caption="Mask (ground truth)", width="stretch")
+    else:
+        cols[1].info("No mask: unlabeled slice.")
+    cols[2].image(overlay(image, pred), caption="Prediction", width="stretch")
+    if truth is not None:
+        s = slice_scores(pred, truth, k)
+        cols[3].image(error_map(image, pred, truth), caption="Errors", width="stretch")
+        cols[3].metric("Wrong pixels", f"{100 * s['pixel_error']:.2f} %",
+                       help="Share of pixels whose predicted class differs from the mask.")
+    else:
+        cols[3].info("No mask to compare with.")
+    if unc is not None:
+        cols[4].image(heatmap(unc, image), caption="Uncertainty (bright = unsure)", width="stretch")
+        cols[4].caption(f"mean {float(unc.mean()):.3f}")
+    st.markdown(_legend(info.class_names), unsafe_allow_html=True)
+
+    b1, b2, _ = st.columns([1, 1, 2])
+    if b1.button("Accept as mask", key="pred_accept", type="primary",
+                 help="Save this prediction (at the current threshold) as the slice's mask, status "
+                      "'from-prediction'. Earlier versions are kept (undo on the Label page)."):
+        version = review.accept_prediction(ws, dataset, view, z, threshold=threshold)
+        st.toast(f"Saved the prediction as mask version {version} of {info.slice_names[z]}.")
+        st.rerun()
+    if b2.button("Correct in Label page", key="pred_to_label",
+                 help="Open this slice on the Label page; there 'start from model prediction' loads it."):
+        st.session_state["slice"] = z
+        st.switch_page("pages/label.py")
+
+    # -- tables and charts ----------------------------------------------------------------------
+    tab_queue, tab_scores, tab_conf = st.tabs(["Correction queue", "Per-slice scores", "Confusion matrix"])
+    with tab_queue:
+        st.caption("What to look at next: unlabeled slices where the model is least sure first (label these "
+                   "next), then labeled slices with the lowest Dice. Click a row to open the slice above.")
+        st.session_state["pred_queue_z"] = [r["z"] for r in queue]
+        st.dataframe([{"z": r["z"], "slice": r["name"], "status": r["status"],
+                       "uncertainty": round(r["uncertainty"], 3),
+                       "Dice": None if r["dice"] is None else round(r["dice"], 3), "why": r["reason"]}
+                      for r in queue],
+                     key="pred_queue", on_select=_select_queue_row, selection_mode="single-row",
+                     hide_index=True, width="stretch", height=320)
+    with tab_scores:
+        if scores:
+            st.caption("Labeled slices, worst Dice first (foreground Dice/IoU for two classes, mean over "
+                       "classes otherwise).")
+            st.dataframe(plots.slice_scores_rows(scores, keys=("dice", "iou", "pixel_error", "uncertainty")),
+                         key="pred_scores", hide_index=True, width="stretch", height=320)
+            st.plotly_chart(plots.slice_scores_figure(scores, "dice"), key="pred_scores_chart")
+        else:
+            st.info("No labeled slice to score against.")
+    with tab_conf:
+        if confusion.sum():
+            st.caption("Pixels of all labeled slices: each row (true class) sums to 100 %.")
+            st.plotly_chart(plots.confusion_figure(confusion, info.class_names), key="pred_confusion")
+        else:
+            st.info("No labeled slice to build a confusion matrix from.")

@@ -1,0 +1,272 @@
+"""Train: configure and start a training job, watch it live, compare and download runs.
+
+UI only: training is :class:`core.training.TrainingJob` in a background thread (it never calls
+``st.*``); this page starts it through :func:`core.training.registry` and polls its snapshot from a
+fragment every 2 seconds while it runs. The job survives a page refresh: it is found again through
+the registry (one running job per workspace) or the run id kept in session state.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import streamlit as st
+from streamlit.errors import StreamlitAPIException
+
+from core import plots
+from core.augment import AugmentConfig
+from core.model import ARCHITECTURES, ENCODERS
+from core.training import LOSSES, TrainConfig, TrainingJob, default_config, registry, write_bundle
+from pages._common import dataset_picker, init_state, user_errors, workspace
+
+_ACTIVE = ("queued", "running", "stopping")
+_LOSS_LABELS = {"bce+dice": "BCE + Dice (recommended)", "bce": "cross-entropy (BCE)", "dice": "Dice",
+                "jaccard": "Jaccard (IoU)", "focal": "focal"}
+_NO_AUGMENT = AugmentConfig(flips=False, rot90=False)
+_PERSIST = "session"  # the form keeps its values when the user visits another page and comes back
+
+# -- session state: this page's keys, with the idiom of _common.init_state ------------------------
+init_state()
+for _key, _value in {"train_run_id": None, "train_message": None}.items():
+    if _key not in st.session_state:
+        st.session_state[_key] = _value
+
+
+def _link(page: str, label: str, icon: str) -> None:
+    """``st.page_link``, or plain text where the page is not in the navigation (a page run alone)."""
+    try:
+        st.page_link(page, label=label, icon=icon)
+    except StreamlitAPIException:
+        st.markdown(f"**{label}**: see the {Path(page).stem.title()} page")
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "estimating ..."
+    s = int(round(seconds))
+    return f"{s // 3600} h {s % 3600 // 60:02d} min" if s >= 3600 else f"{s // 60} min {s % 60:02d} s"
+
+
+def _describe_augment(cfg: AugmentConfig) -> str:
+    if not cfg.enabled():
+        return "none"
+    parts = [name for name, on in (("flips", cfg.flips), ("90° rotations", cfg.rot90)) if on]
+    parts += [f"{label} {getattr(cfg, f):g}" for f, label in
+              (("rotate_deg", "rotation ±"), ("zoom", "zoom"), ("elastic", "elastic"), ("brightness", "brightness"),
+               ("contrast", "contrast"), ("gamma", "gamma"), ("noise_std", "noise"))
+              if getattr(cfg, f) > 0]
+    return ", ".join(parts) + f" (p = {cfg.p:g})"
+
+
+def _model_label(config: dict) -> str:
+    model = config.get("model") or {}
+    if model.get("arch") == "classic":
+        return f"classic U-Net (width {model.get('classic_width')})"
+    return f"{model.get('arch', '?')} / {model.get('encoder', '?')}"
+
+
+def _current_job(ws) -> TrainingJob | None:
+    """The workspace's running job, else the one this session started, else the last one of this server."""
+    job = registry().active(ws.root)
+    if job is None and st.session_state["train_run_id"]:
+        job = registry().get(st.session_state["train_run_id"])
+    if job is None:
+        mine = [j for j in registry().jobs() if Path(j.workspace.root).resolve() == Path(ws.root).resolve()]
+        job = mine[-1] if mine else None
+    if job is not None:
+        st.session_state["train_run_id"] = job.run_id
+    return job
+
+
+def _progress(snap: dict) -> tuple[float, str]:
+    spe = max(1, int(snap["steps_per_epoch"]))
+    start, epochs = int(snap.get("start_epoch") or 0), int(snap["epochs"])
+    done = (int(snap["epoch"]) - start) * spe + int(snap["step"])
+    frac = min(1.0, max(0.0, done / max(1, (epochs - start) * spe)))
+    current = min(int(snap["epoch"]) + 1, epochs)
+    text = (f"Epoch {current}/{epochs} · step {snap['step']}/{spe} · about {_duration(snap['eta_s'])} left"
+            if snap["state"] in _ACTIVE else f"{snap['state']} after {snap['epoch']} of {epochs} epochs")
+    return frac, text
+
+
+st.title("Train")
+st.caption("Train a U-Net on the labeled slices of the dataset. Training runs in the background: you can "
+           "leave this page (or reload it) and come back; the job keeps going.")
+ws = workspace()
+dataset = dataset_picker(ws)
+if dataset is None:
+    st.stop()
+info = ws.dataset(dataset)
+base = default_config(info.n_classes)
+job = _current_job(ws)
+
+# -- configuration ------------------------------------------------------------------------------
+st.subheader("Configuration")
+labeled = ws.labeled_slices(dataset)
+st.markdown(f"**{dataset}**: {len(labeled)} labeled of {info.shape[0]} slices, {info.shape[1]}×{info.shape[2]} px · "
+            f"classes (from the dataset): " + ", ".join(f"`{c}`" for c in info.class_names))
+c1, c2, c3, c4 = st.columns(4)
+arch = c1.selectbox("Architecture", ARCHITECTURES, index=ARCHITECTURES.index(base.model.arch), key="train_arch",
+                    format_func=lambda a: "classic U-Net (2015)" if a == "classic" else a,
+                    help="smp architectures with a pretrained-able encoder, or the original U-Net.",
+                    persist_state=_PERSIST)
+classic = arch == "classic"
+if classic:
+    width = c2.number_input("U-Net width", 2, 256, base.model.classic_width, step=2, key="train_width",
+                            persist_state=_PERSIST, help="Filters of the first level: 64 as in the paper; "
+                            "16 trains about 16x faster on a CPU.")
+    encoder, pretrained = base.model.encoder, False
+else:
+    encoder = c2.selectbox("Encoder", ENCODERS, index=ENCODERS.index(base.model.encoder), key="train_encoder",
+                           persist_state=_PERSIST)
+    pretrained = c2.checkbox("ImageNet weights", key="train_pretrained", persist_state=_PERSIST,
+                             help="Start from an encoder pretrained on ImageNet (downloaded once; needs internet).")
+    width = base.model.classic_width
+loss = c3.selectbox("Loss", LOSSES, index=LOSSES.index(base.loss), key="train_loss", format_func=_LOSS_LABELS.get,
+                    persist_state=_PERSIST)
+epochs = c4.number_input("Epochs", 1, 10_000, base.epochs, key="train_epochs", persist_state=_PERSIST)
+c1, c2, c3, c4 = st.columns(4)
+batch = c1.number_input("Batch size", 1, 512, base.batch_size, key="train_batch", persist_state=_PERSIST)
+lr = c2.number_input("Learning rate", 1e-6, 1.0, base.lr, format="%.5f", step=1e-4, key="train_lr",
+                     persist_state=_PERSIST)
+patch = c3.number_input("Patch size (px)", 16, 4096, base.patch_size, step=16, key="train_patch",
+                        persist_state=_PERSIST, help="Side of the square training patches; a multiple of 32 "
+                        "(16 for the classic U-Net).")
+val_fraction = c4.slider("Validation split", 0.0, 0.5, base.val_fraction, 0.05, key="train_val",
+                         persist_state=_PERSIST, help="Fraction of the labeled slices kept aside to score the model.")
+with st.expander("More settings"):
+    a1, a2, a3 = st.columns(3)
+    steps = a1.number_input("Steps per epoch", 1, 100_000, base.steps_per_epoch, key="train_steps",
+                            persist_state=_PERSIST)
+    seed = a2.number_input("Seed", 0, 2**31 - 1, base.seed, key="train_seed", persist_state=_PERSIST)
+    skip_empty = a3.checkbox("Skip patches without foreground", base.skip_empty_patches, key="train_skip_empty",
+                             persist_state=_PERSIST)
+augment_cfg = AugmentConfig.from_dict(st.session_state.get("augment_config") or base.augment.to_dict())
+use_augment = st.toggle("Augment training patches", True, key="train_augment", persist_state=_PERSIST,
+                        help="Uses the settings chosen on the Augment page.")
+st.caption(f"Augmentation, from the **Augment page**: {_describe_augment(augment_cfg)}"
+           + ("" if use_augment else " — **switched off** for this run."))
+_link("pages/augment.py", "Change the augmentations", ":material/auto_awesome:")
+
+
+def _config() -> TrainConfig:
+    return TrainConfig.from_dict({
+        "model": {"arch": arch, "encoder": encoder, "encoder_weights": "imagenet" if pretrained else None,
+                  "classic_width": int(width), "n_classes": info.n_classes},
+        "augment": augment_cfg if use_augment else _NO_AUGMENT,
+        "loss": loss, "epochs": int(epochs), "batch_size": int(batch), "lr": float(lr), "patch_size": int(patch),
+        "val_fraction": float(val_fraction), "steps_per_epoch": int(steps), "seed": int(seed),
+        "skip_empty_patches": bool(skip_empty),
+    }, base=base)
+
+
+# -- start / stop / resume ----------------------------------------------------------------------
+b1, b2, _ = st.columns([1, 1, 4])
+if b1.button("Start training", key="train_start", type="primary", icon=":material/play_arrow:"):
+    with user_errors():
+        new = registry().start(TrainingJob(ws, dataset, _config()))
+        st.session_state["train_run_id"] = new.run_id
+        job = new
+if b2.button("Stop", key="train_stop", icon=":material/stop:", disabled=job is None or not job.is_active(),
+             help="Stops within one step and keeps the weights reached (last.pt); resume it below."):
+    job.stop()
+
+# -- live progress ------------------------------------------------------------------------------
+running = job is not None and job.is_active()
+
+
+@st.fragment(run_every=2 if running else None)
+def _live() -> None:
+    current = _current_job(ws)
+    if current is None:
+        st.info("No training job since the dashboard started: set the configuration above and press Start. "
+                "Earlier runs are listed below.")
+        return
+    snap = current.snapshot()
+    frac, text = _progress(snap)
+    st.markdown(f"**Run `{snap['run_id']}`** on **{snap['dataset']}** · device: **{snap['device'] or '...'}**"
+                + (f" · resumed from `{snap['resumed_from']}`" if snap.get("resumed_from") else ""))
+    st.progress(frac, text=text)
+    if snap["state"] == "failed":
+        st.error(f"Training failed: {snap['error']}")
+    elif snap["state"] == "stopped":
+        st.warning(f"Stopped after epoch {snap['epoch']}; resume it below to continue.")
+    elif snap["state"] == "done":
+        st.success(f"Done: best validation Dice {snap['best_dice']:.3f}." if snap["best_dice"] is not None
+                   else "Done.")
+    for note in snap.get("notes", []):
+        st.caption(note)
+    if snap["history"]:
+        st.plotly_chart(plots.training_curves(snap["history"]), key="train_live_chart")
+    elif snap["state"] in _ACTIVE:
+        st.caption("The loss and Dice curves appear here after the first epoch.")
+    if running and not current.is_active():
+        st.rerun()  # the job just ended: redraw the page once (runs table, buttons) and stop polling
+
+
+_live()
+
+# -- past runs ----------------------------------------------------------------------------------
+st.subheader("Runs")
+runs = ws.catalog.runs(dataset)
+if not runs:
+    st.info(f"No run on {dataset} yet.")
+    st.stop()
+n_epochs = {r["run_id"]: len(ws.catalog.epochs(r["run_id"])) for r in runs}
+rows = [{
+    "run id": r["run_id"], "state": r["state"],
+    "best Dice": None if r["best_dice"] is None else round(r["best_dice"], 4),
+    "epochs": f"{n_epochs[r['run_id']]}/{r['config'].get('epochs', '?')}",
+    "model": _model_label(r["config"]),
+    "device": r["device"], "date": time.strftime("%Y-%m-%d %H:%M", time.localtime(r["created"])),
+    "error": r["error"],
+} for r in runs]
+if not any(r["error"] for r in rows):
+    for r in rows:
+        del r["error"]
+st.dataframe(rows, hide_index=True, width="stretch")
+
+with_epochs = [r["run_id"] for r in runs if n_epochs[r["run_id"]]]
+if with_epochs:
+    chosen = st.multiselect("Compare runs", with_epochs, default=with_epochs[:2], key="train_compare")
+    if chosen:
+        st.plotly_chart(plots.compare_runs({rid: ws.catalog.epochs(rid) for rid in chosen},
+                                           metrics=("train_loss", "val_loss", "val_dice")), key="train_compare_chart")
+
+r1, r2 = st.columns(2)
+with r1:
+    st.markdown("**Resume** a stopped or finished run")
+    resumable = [r["run_id"] for r in runs if r["state"] not in _ACTIVE and r["last_checkpoint"]
+                 and Path(r["last_checkpoint"]).is_file()]
+    if resumable:
+        rid = st.selectbox("Run to resume", resumable, key="train_resume_run")
+        st.caption(f"Continues from its last checkpoint up to epoch {int(epochs)} (the Epochs setting above), "
+                   "as a new run with that run's own settings, model and validation slices.")
+        if st.button("Resume", key="train_resume", icon=":material/resume:"):
+            with user_errors():
+                own = TrainConfig.from_dict(ws.catalog.run(rid)["config"], base=base)
+                resumed = TrainConfig.from_dict({"epochs": int(epochs)}, base=own)
+                new = registry().start(TrainingJob(ws, dataset, resumed, resume_from=rid))
+                st.session_state["train_run_id"] = new.run_id
+                st.rerun()
+    else:
+        st.caption("No run with a checkpoint to resume yet.")
+with r2:
+    st.markdown("**Download** a run")
+    downloadable = [r for r in runs if r["best_checkpoint"] and Path(r["best_checkpoint"]).is_file()]
+    if downloadable:
+        by_id = {r["run_id"]: r for r in downloadable}
+        rid = st.selectbox("Run to download", list(by_id), key="train_dl_run")
+        d1, d2 = st.columns(2)
+        d1.download_button("Best checkpoint", lambda: Path(by_id[rid]["best_checkpoint"]).read_bytes(),
+                           file_name=f"{rid}-best.pt", mime="application/octet-stream", key="train_dl_best",
+                           icon=":material/download:", on_click="ignore",
+                           help="The weights of the epoch with the best validation Dice (SegDash checkpoint).")
+        d2.download_button("Reproducibility bundle", lambda: write_bundle(ws, rid).read_bytes(),
+                           file_name=f"{rid}-bundle.zip", mime="application/zip", key="train_dl_bundle",
+                           icon=":material/folder_zip:", on_click="ignore",
+                           help="ZIP with the config, per-epoch metrics, slice split, package versions "
+                                "and the best weights.")
+    else:
+        st.caption("No run with a best checkpoint yet.")

@@ -1,0 +1,143 @@
+"""Train page: configuration widgets, a tiny real training job, refusal of a second start, stop, resume."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core.augment import AugmentConfig
+from core.training import default_config, registry
+
+TIMEOUT_S = 90
+
+
+@pytest.fixture(autouse=True)
+def _no_job_left_running():
+    """A job left running would outlive the test (and its temporary workspace)."""
+    yield
+    for job in registry().jobs():
+        if job.is_active():
+            job.stop()
+            job.join(TIMEOUT_S)
+
+
+def _wait(run_id: str) -> dict:
+    """Poll the registry until the job has finished (not a blind sleep)."""
+    job = registry().get(run_id)
+    assert job is not None, f"{run_id} is not in the registry"
+    deadline = time.monotonic() + TIMEOUT_S
+    while job.is_active() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not job.is_active(), f"{run_id} still running after {TIMEOUT_S} s"
+    return job.snapshot()
+
+
+def _tiny(at: AppTest, epochs: int = 1, steps: int = 2) -> AppTest:
+    """Set the form to a tiny classic U-Net that trains in about a second."""
+    at.selectbox(key="train_arch").set_value("classic").run()
+    at.number_input(key="train_width").set_value(4)
+    at.number_input(key="train_epochs").set_value(epochs)
+    at.number_input(key="train_batch").set_value(2)
+    at.number_input(key="train_patch").set_value(32)
+    at.number_input(key="train_steps").set_value(steps)
+    return at.run()
+
+
+def test_form_defaults_come_from_the_recipe_on_the_sample(ws_env, page):
+    at = AppTest.from_file(page("train.py"), default_timeout=60).run()
+    assert not at.exception
+    base = default_config(2)
+    assert at.selectbox(key="train_arch").value == base.model.arch
+    assert at.selectbox(key="train_encoder").value == base.model.encoder
+    assert at.selectbox(key="train_loss").value == base.loss
+    assert at.number_input(key="train_epochs").value == base.epochs
+    assert at.number_input(key="train_batch").value == base.batch_size
+    assert at.number_input(key="train_lr").value == pytest.approx(base.lr)
+    assert at.number_input(key="train_patch").value == base.patch_size
+    assert at.slider(key="train_val").value == pytest.approx(base.val_fraction)
+    assert at.toggle(key="train_augment").value is True
+    assert at.button(key="train_start") and at.button(key="train_stop").disabled
+    assert any("`membrane`" in m.value and "`cell`" in m.value for m in at.markdown)  # classes from the dataset
+    at.selectbox(key="train_arch").set_value("classic").run()
+    assert at.number_input(key="train_width").value == base.model.classic_width  # replaces the encoder
+    assert not [s for s in at.selectbox if s.key == "train_encoder"]
+
+
+def test_tiny_job_runs_with_the_augment_page_settings_and_is_listed(ws_env, page, make_dataset):
+    make_dataset("tiny", z=3, labeled=(0, 1))
+    at = AppTest.from_file(page("train.py"), default_timeout=60)
+    aug = AugmentConfig(rotate_deg=10.0, brightness=0.1)
+    at.session_state["augment_config"] = aug.to_dict()  # as the Augment page leaves it
+    _tiny(at.run())
+    assert "rotation ± 10" in " ".join(c.value for c in at.caption)
+    at.button(key="train_start").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    run_id = at.session_state["train_run_id"]
+    snap = _wait(run_id)
+    assert snap["state"] == "done", snap["error"]
+    assert ws_env.catalog.run(run_id)["config"]["augment"] == aug.to_dict()
+
+    at.run()  # the page after the job: final state, runs table, comparison, downloads
+    assert not at.exception
+    assert any("Done" in s.value for s in at.success)
+    table = at.dataframe[0].value
+    assert list(table["run id"]) == [run_id] and list(table["state"]) == ["done"]
+    assert list(table["epochs"]) == ["1/1"] and table["device"].iloc[0].startswith("cpu")
+    assert at.multiselect(key="train_compare").value == [run_id]
+    assert at.get_by_key("train_compare_chart")
+    assert at.download_button(key="train_dl_best") and at.download_button(key="train_dl_bundle")
+
+    # a fresh session (page refresh) finds the job again through the registry
+    again = AppTest.from_file(page("train.py"), default_timeout=60).run()
+    assert any(run_id in m.value for m in again.markdown)
+
+
+def test_second_start_refused_then_stop_and_resume(ws_env, page, make_dataset):
+    make_dataset("tiny", z=3, labeled=(0, 1))
+    at = _tiny(AppTest.from_file(page("train.py"), default_timeout=60).run(), epochs=2, steps=2000)
+    at.toggle(key="train_augment").set_value(False).run()
+    at.button(key="train_start").click().run()
+    first = at.session_state["train_run_id"]
+    assert registry().get(first).is_active()
+    assert ws_env.catalog.run(first)["config"]["augment"]["flips"] is False  # augmentation switched off
+
+    at.button(key="train_start").click().run()
+    assert not at.exception
+    assert any("already running" in e.value for e in at.error)
+    assert at.session_state["train_run_id"] == first
+
+    at.button(key="train_stop").click().run()
+    assert _wait(first)["state"] == "stopped"
+    at.run()
+    assert any("Stopped" in w.value for w in at.warning)
+
+    at.number_input(key="train_steps").set_value(3)  # not used: a resumed run keeps its own settings
+    at.number_input(key="train_epochs").set_value(3).run()
+    assert at.selectbox(key="train_resume_run").value == first
+    at.button(key="train_resume").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    resumed = at.session_state["train_run_id"]
+    assert resumed != first and registry().get(resumed).is_active()
+    run = ws_env.catalog.run(resumed)
+    assert run["extra"]["resumed_from"] == first
+    assert run["config"]["epochs"] == 3 and run["config"]["steps_per_epoch"] == 2000
+    assert run["config"]["augment"]["flips"] is False
+    at.button(key="train_stop").click().run()
+    assert _wait(resumed)["state"] == "stopped"
+
+
+def test_failed_job_shows_its_error(ws_env, page, make_dataset):
+    make_dataset("tiny", z=3, labeled=(0, 1))
+    for png in (ws_env.dataset_dir("tiny") / "masks").glob("*.png"):
+        png.unlink()  # the catalog still lists the masks: the worker fails when it reads them
+    at = _tiny(AppTest.from_file(page("train.py"), default_timeout=60).run())
+    at.button(key="train_start").click().run()
+    run_id = at.session_state["train_run_id"]
+    assert _wait(run_id)["state"] == "failed"
+    at.run()
+    assert not at.exception
+    assert any(e.value.startswith("Training failed:") for e in at.error)
+    table = at.dataframe[0].value
+    assert table["state"].iloc[0] == "failed" and table["error"].iloc[0]
