@@ -21,13 +21,32 @@ def _open_workspace(root: str) -> Workspace:
     return ws
 
 
+def _leave_pages_folder_mode() -> None:
+    """Run pages through ``app.py``'s navigation even on a fresh server's first request.
+
+    Until ``st.navigation`` has run once, Streamlit treats a ``pages/`` folder next to the main
+    script as an old-style multipage app: a first request for ``/train`` would run that page alone,
+    without ``app.py`` (no page config, every file listed in the sidebar). Switching the flag off and
+    rerunning hands the request to ``app.py``, which opens the same page.
+    """
+    try:
+        from streamlit.runtime.pages_manager import PagesManager
+    except ImportError:  # internal module moved: nothing to work around
+        return
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
 def workspace() -> Workspace:
     """The process-wide workspace (``$SEGDASH_WORKSPACE`` or ``./workspace``), sample imported."""
+    _leave_pages_folder_mode()
     return _open_workspace(str(default_root()))
 
 
 def init_state() -> None:
     """Session-state defaults, set in one place."""
+    _leave_pages_folder_mode()
     defaults = {"dataset": None, "slice": 0}
     for key, value in defaults.items():
         if key not in st.session_state:

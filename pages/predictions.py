@@ -180,7 +180,7 @@ with user_errors():
     cols[2].image(overlay(image, pred), caption="Prediction", width="stretch")
     if truth is not None:
         s = slice_scores(pred, truth, k)
-        cols[3].image(error_map(image, pred, truth), caption="Errors", width="stretch")
+        cols[3].image(error_map(image, pred, truth), caption="Error map", width="stretch")
         cols[3].metric("Wrong pixels", f"{100 * s['pixel_error']:.2f} %",
                        help="Share of pixels whose predicted class differs from the mask.")
     else:

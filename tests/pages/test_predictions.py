@@ -44,7 +44,7 @@ def test_predict_shows_error_map_scores_queue_and_confusion(tiny_run, page):
     assert any("Predicted 4 slices" in s.value for s in at.success)
     assert at.selectbox(key="pred_shown").value == tiny_run
     captions = [c for img in at.image for c in img.captions]
-    assert {"Image", "Mask (ground truth)", "Prediction", "Errors", "Uncertainty (bright = unsure)"} <= set(captions)
+    assert {"Image", "Mask (ground truth)", "Prediction", "Error map", "Uncertainty (bright = unsure)"} <= set(captions)
     wrong = [m for m in at.metric if m.label == "Wrong pixels"]
     assert wrong and wrong[0].value.endswith("%")
     legend = " ".join(m.value for m in at.markdown)
