@@ -43,7 +43,7 @@ with user_errors():
             c1, c2, c3 = st.columns(3)
             c1.metric("Run", run["run_id"])
             c2.metric("State", run["state"])
-            c3.metric("Best validation Dice", dice)
+            c3.metric("Best validation Dice", dice, help="Mean of the per-class Dice scores on the validation slices.")
 
     st.subheader("What to do next")
     for step in next_steps(ws, dataset):

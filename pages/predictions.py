@@ -102,7 +102,7 @@ else:
     left, right = st.columns([3, 2])
     run_id = left.selectbox(
         "Model (run's best checkpoint)", list(run_by_id), key="pred_run",
-        format_func=lambda rid: (f"{rid}  ·  trained on {run_by_id[rid]['dataset']}  ·  best Dice "
+        format_func=lambda rid: (f"{rid}  ·  trained on {run_by_id[rid]['dataset']}  ·  best val. Dice (class mean) "
                                  + (f"{run_by_id[rid]['best_dice']:.3f}" if run_by_id[rid]["best_dice"] is not None
                                     else "n/a")))
     with right.popover("Options", width="stretch"):
@@ -148,7 +148,10 @@ with user_errors():
                                        info.statuses, float(summary.get("created", 0)))
     dices = [r["dice"] for r in scores if r["dice"] is not None]
     m1, m2, m3, m4 = st.columns(4)
-    m1.metric("Mean Dice (labeled slices)", f"{np.mean(dices):.3f}" if dices else "n/a")
+    dice_of = f"'{info.class_names[1]}'" if info.n_classes == 2 else "classes (mean)"
+    m1.metric(f"Mean Dice of {dice_of}", f"{np.mean(dices):.3f}" if dices else "n/a",
+              help="Per-slice Dice of the foreground class (class 1) for two-class data, else the mean over "
+                   "classes; averaged over the slices that have a mask of their own.")
     m2.metric("Slices scored", len(scores))
     m3.metric("Slices predicted", f"{summary.get('n_done', masks.shape[0])}/{summary.get('n_total', info.shape[0])}")
     m4.metric("Device, time", f"{summary.get('device', '?')} · {summary.get('seconds', 0):.0f} s",

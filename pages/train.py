@@ -216,7 +216,7 @@ if not runs:
 n_epochs = {r["run_id"]: len(ws.catalog.epochs(r["run_id"])) for r in runs}
 rows = [{
     "run id": r["run_id"], "state": r["state"],
-    "best Dice": None if r["best_dice"] is None else round(r["best_dice"], 4),
+    "best Dice (class mean)": None if r["best_dice"] is None else round(r["best_dice"], 4),
     "epochs": f"{n_epochs[r['run_id']]}/{r['config'].get('epochs', '?')}",
     "model": _model_label(r["config"]),
     "device": r["device"], "date": time.strftime("%Y-%m-%d %H:%M", time.localtime(r["created"])),
