@@ -66,7 +66,7 @@ def test_uncompressed_tiff_is_memory_mapped(tmp_path):
     stack = read_stack(tmp_path / "big.tif")
     assert isinstance(stack.data, np.memmap)
     compressed = tmp_path / "c.tif"
-    tifffile.imwrite(compressed, data, compression="zlib")
+    tifffile.imwrite(compressed, data, compression="zlib", photometric="minisblack")
     assert not isinstance(read_stack(compressed).data, np.memmap)
 
 
@@ -199,7 +199,7 @@ def test_corrupt_and_truncated_files_name_the_file(tmp_path):
     (tmp_path / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
     with pytest.raises(ValueError, match="bad.png"):
         read_stack(tmp_path / "bad.png")
-    tifffile.imwrite(tmp_path / "t.tif", np.zeros((4, 64, 64), np.uint8), compression="zlib")
+    tifffile.imwrite(tmp_path / "t.tif", np.zeros((4, 64, 64), np.uint8), compression="zlib", photometric="minisblack")
     data = (tmp_path / "t.tif").read_bytes()
     (tmp_path / "trunc.tif").write_bytes(data[: len(data) // 3])
     with pytest.raises(ValueError, match="trunc.tif"):
