@@ -20,6 +20,7 @@ Rules:
 from __future__ import annotations
 
 import io
+import logging
 import os
 import re
 import tempfile
@@ -250,7 +251,31 @@ def _read_pil(name: str, opener: Any, *, channel: int | None) -> tuple[np.ndarra
     return arr[None], False, notes
 
 
+class _TiffErrors(logging.Handler):
+    """Collects the errors tifffile logs while it carries on with a partial read."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.ERROR)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
 def _read_tiff(name: str, opener: Any, *, channel: int | None, mmap: bool) -> tuple[np.ndarray, bool, list[str]]:
+    errors = _TiffErrors()
+    logger = logging.getLogger("tifffile")
+    logger.addHandler(errors)
+    try:
+        result = _read_tiff_series(name, opener, channel=channel, mmap=mmap)
+    finally:
+        logger.removeHandler(errors)
+    if errors.messages:  # e.g. a truncated file: tifffile returns the pages it could read, and logs
+        raise ValueError(f"{name}: damaged TIFF, it may be truncated ({errors.messages[0]}); nothing was imported")
+    return result
+
+
+def _read_tiff_series(name: str, opener: Any, *, channel: int | None, mmap: bool) -> tuple[np.ndarray, bool, list[str]]:
     src = io.BytesIO(opener) if isinstance(opener, (bytes, bytearray)) else opener
     with tifffile.TiffFile(src) as tif:
         if not tif.series:
