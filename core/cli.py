@@ -81,7 +81,7 @@ def _cmd_export(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _cmd_train(args: argparse.Namespace) -> dict[str, Any]:
-    from .training import train_headless
+    from .training import job_progress, train_headless
 
     ws = _workspace(args)
     config = None
@@ -93,10 +93,7 @@ def _cmd_train(args: argparse.Namespace) -> dict[str, Any]:
     bar = _progress_printer("train")
 
     def progress(snap: dict[str, Any]) -> None:
-        spe = max(1, int(snap.get("steps_per_epoch") or 1))
-        start = int(snap.get("start_epoch") or 0)  # "epoch" counts completed epochs, resumed ones included
-        total = max(1, int(snap.get("epochs") or 1) - start) * spe
-        done = min(total, (int(snap.get("epoch") or 0) - start) * spe + int(snap.get("step") or 0) % spe)
+        done, total = job_progress(snap)
         hist = snap.get("history") or []
         extra = f"epoch {snap.get('epoch')}/{snap.get('epochs')}"
         if hist:

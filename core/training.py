@@ -76,7 +76,7 @@ from .workspace import Workspace, validate_name
 __all__ = [
     "LOSSES", "SCHEDULERS", "OPTIMIZERS", "JOB_STATES", "TrainConfig", "default_config", "split_slices",
     "select_device", "device_label", "TrainingJob", "JobRegistry", "registry", "train_headless",
-    "write_bundle",
+    "write_bundle", "job_progress",
 ]
 
 log = logging.getLogger(__name__)
@@ -900,6 +900,16 @@ def registry() -> JobRegistry:
 
 
 # -- headless ----------------------------------------------------------------------------------
+
+def job_progress(snapshot: dict[str, Any]) -> tuple[int, int]:
+    """``(steps done, steps in all)`` of a job :meth:`TrainingJob.snapshot`, counted from its start
+    (a resumed job counts from the epoch it resumed at), for progress bars."""
+    spe = max(1, int(snapshot.get("steps_per_epoch") or 1))
+    start = int(snapshot.get("start_epoch") or 0)
+    total = max(1, int(snapshot.get("epochs") or 1) - start) * spe
+    done = (int(snapshot.get("epoch") or 0) - start) * spe + int(snapshot.get("step") or 0) % spe
+    return min(total, max(0, done)), total
+
 
 def train_headless(workspace: Workspace | str | Path, dataset: str, *, epochs: int | None = None,
                    config: TrainConfig | dict[str, Any] | None = None, resume: str | None = None,

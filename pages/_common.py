@@ -6,9 +6,11 @@ UI only (no logic): everything computed lives in ``core``.
 from __future__ import annotations
 
 import contextlib
+from pathlib import Path
 from typing import Iterator
 
 import streamlit as st
+from streamlit.errors import StreamlitAPIException
 
 from core.sample import ensure_sample
 from core.workspace import Workspace, default_root
@@ -74,6 +76,15 @@ def dataset_picker(ws: Workspace, *, where=st.sidebar, key: str = "dataset") -> 
 
     where.selectbox("Dataset", names, key=box, on_change=keep)
     return st.session_state[key]
+
+
+def page_link(page: str, label: str, icon: str | None = None) -> None:
+    """``st.page_link``, or plain text where the page is not in the navigation (a page run alone,
+    as under AppTest)."""
+    try:
+        st.page_link(page, label=label, icon=icon or None)
+    except StreamlitAPIException:
+        st.markdown(f"**{label}**: see the {Path(page).stem.title()} page")
 
 
 @contextlib.contextmanager

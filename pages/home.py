@@ -1,18 +1,9 @@
 """Home: what SegDash is, where the current dataset stands, and what to do next."""
 
 import streamlit as st
-from streamlit.errors import StreamlitAPIException
 
 from core.guide import last_run, next_steps
-from pages._common import dataset_picker, user_errors, workspace
-
-
-def _link(page: str, label: str, icon: str) -> None:
-    """``st.page_link``, or plain text where the page is not in the navigation (a page run alone)."""
-    try:
-        st.page_link(page, label=label, icon=icon or None)
-    except StreamlitAPIException:
-        st.markdown(f"**{label}** ({page})")
+from pages._common import dataset_picker, page_link, user_errors, workspace
 
 
 st.title("SegDash")
@@ -47,5 +38,5 @@ with user_errors():
 
     st.subheader("What to do next")
     for step in next_steps(ws, dataset):
-        _link(step.page, step.label, step.icon)
+        page_link(step.page, step.label, step.icon)
         st.caption(step.why)

@@ -12,13 +12,12 @@ import time
 from pathlib import Path
 
 import streamlit as st
-from streamlit.errors import StreamlitAPIException
 
 from core import plots
 from core.augment import AugmentConfig
 from core.model import ARCHITECTURES, ENCODERS
-from core.training import LOSSES, TrainConfig, TrainingJob, default_config, registry, write_bundle
-from pages._common import dataset_picker, init_state, user_errors, workspace
+from core.training import LOSSES, TrainConfig, TrainingJob, default_config, job_progress, registry, write_bundle
+from pages._common import dataset_picker, init_state, page_link, user_errors, workspace
 
 _ACTIVE = ("queued", "running", "stopping")
 _LOSS_LABELS = {"bce+dice": "BCE + Dice (recommended)", "bce": "cross-entropy (BCE)", "dice": "Dice",
@@ -31,14 +30,6 @@ init_state()
 for _key, _value in {"train_run_id": None, "train_message": None}.items():
     if _key not in st.session_state:
         st.session_state[_key] = _value
-
-
-def _link(page: str, label: str, icon: str) -> None:
-    """``st.page_link``, or plain text where the page is not in the navigation (a page run alone)."""
-    try:
-        st.page_link(page, label=label, icon=icon)
-    except StreamlitAPIException:
-        st.markdown(f"**{label}**: see the {Path(page).stem.title()} page")
 
 
 def _duration(seconds: float | None) -> str:
@@ -80,10 +71,9 @@ def _current_job(ws) -> TrainingJob | None:
 
 
 def _progress(snap: dict) -> tuple[float, str]:
-    spe = max(1, int(snap["steps_per_epoch"]))
-    start, epochs = int(snap.get("start_epoch") or 0), int(snap["epochs"])
-    done = (int(snap["epoch"]) - start) * spe + int(snap["step"])
-    frac = min(1.0, max(0.0, done / max(1, (epochs - start) * spe)))
+    spe, epochs = max(1, int(snap["steps_per_epoch"])), int(snap["epochs"])
+    done, total = job_progress(snap)
+    frac = done / total
     current = min(int(snap["epoch"]) + 1, epochs)
     text = (f"Epoch {current}/{epochs} · step {snap['step']}/{spe} · about {_duration(snap['eta_s'])} left"
             if snap["state"] in _ACTIVE else f"{snap['state']} after {snap['epoch']} of {epochs} epochs")
@@ -147,7 +137,7 @@ use_augment = st.toggle("Augment training patches", True, key="train_augment", p
                         help="Uses the settings chosen on the Augment page.")
 st.caption(f"Augmentation, from the **Augment page**: {_describe_augment(augment_cfg)}"
            + ("" if use_augment else " — **switched off** for this run."))
-_link("pages/augment.py", "Change the augmentations", ":material/auto_awesome:")
+page_link("pages/augment.py", "Change the augmentations", ":material/auto_awesome:")
 
 
 def _config() -> TrainConfig:
