@@ -101,11 +101,16 @@ class PredictConfig:
     """How to predict.
 
     Args:
-        tile: tile side in pixels; ``None``: the checkpoint's training patch size. Rounded to the
-            model's input multiple (32 for smp encoders, 16 for the classic U-Net).
+        tile: tile side in pixels, used as given (rounded to the model's input multiple: 32 for
+            smp encoders, 16 for the classic U-Net). ``None`` (default): tiles of at most
+            :func:`default_tile` pixels (the training patch size, at least 512 on CPU and 1024 on
+            CUDA), sized per slice so that the fewest tiles cover it with at least ``overlap``
+            between neighbours: a 512 x 512 slice is one tile, a 768 x 1024 slice 2 x 3 tiles of
+            448 x 416. A fully convolutional U-Net predicts larger tiles than it was trained on.
         overlap: fraction of a tile shared with its neighbour, in [0, 1); raised slightly where
-            needed so tiles start on the network's pooling grid. 0.25 costs 1.8x the tiles of no
-            overlap, 0.5 costs 4x and leaves tiles a little closer to the whole-slice forward.
+            needed so tiles start on the network's pooling grid. With a fixed ``tile``, 0.25 costs
+            1.8x the pixels of no overlap and 0.5 costs 4x; with spread tiles (``tile=None``) it is
+            the least overlap, and the cost is what covering the slice needs.
         batch_size: tiles per forward pass (on CPU lowered for tiles above 256 x 256 so that a
             batch holds at most 4 x 256 x 256 pixels, which bounds memory at no cost in speed).
         tta: average over four flips (identity, left-right, up-down, both): 4x the time.
@@ -169,16 +174,45 @@ def resolve_device(device: str | None = None) -> torch.device:
     return dev
 
 
-def default_tile(ckpt: Checkpoint, tile: int | None = None) -> int:
-    """Tile side: ``tile`` or the checkpoint's patch size, rounded to the model's input multiple.
+_MIN_AUTO_TILE = {"cpu": 512, "cuda": 1024}  # memory-safe largest default tiles (CPU: < 1.5 GB in all)
 
-    A model trained on 200-pixel patches with an smp encoder (multiple 32) predicts 192-pixel tiles.
+
+def default_tile(ckpt: Checkpoint, tile: int | None = None, device: str | torch.device | None = None) -> int:
+    """Largest tile side: ``tile`` if given, else the checkpoint's patch size but at least 512 pixels
+    on CPU (1024 on CUDA); rounded to the model's input multiple.
+
+    A model trained on 200-pixel patches with an smp encoder (multiple 32) and ``tile=200``
+    predicts 192-pixel tiles.
     """
     m = required_multiple(ckpt.model_config)
     if tile is None:
         ps = ckpt.patch_size
         tile = int(min(ps)) if isinstance(ps, (tuple, list)) else int(ps or 256)
+        kind = torch.device(device).type if device is not None else "cpu"
+        tile = max(tile, _MIN_AUTO_TILE.get(kind, 512))
     return max(m, int(round(int(tile) / m)) * m)
+
+
+def _spread_tiles(length: int, max_tile: int, overlap: float, multiple: int) -> tuple[int, float]:
+    """``(tile, overlap fraction)`` along one axis: the fewest tiles of at most ``max_tile`` that
+    cover ``length`` (a multiple of ``multiple``) with at least ``overlap`` shared between
+    neighbours, each tile starting on the pooling grid.
+
+    >>> _spread_tiles(512, 512, 0.25, 32)
+    (512, 0.0)
+    >>> _spread_tiles(1024, 512, 0.25, 32)[0]
+    416
+    """
+    if length <= max_tile:
+        return length, 0.0
+    n = 2
+    while True:
+        tile = -(-math.ceil(length / (n - (n - 1) * overlap)) // multiple) * multiple
+        if tile <= max_tile:
+            break
+        n += 1
+    step = -(-math.ceil((length - tile) / (n - 1)) // multiple) * multiple  # n tiles reach the end
+    return tile, 1.0 - (step + 0.5) / tile  # + 0.5: MONAI's int() then lands on ``step`` exactly
 
 
 def _aligned_overlap(roi: int, overlap: float, multiple: int) -> float:
@@ -205,7 +239,8 @@ class _Runner:
         self.in_channels = int(getattr(ckpt.model_config, "in_channels", 1))
         self.window = tuple(float(v) for v in ckpt.norm_window)
         self.multiple = required_multiple(ckpt.model_config)
-        self.tile = default_tile(ckpt, cfg.tile)
+        self.tile = default_tile(ckpt, cfg.tile, self.device)
+        self.spread = cfg.tile is None
         self.cuda = self.device.type == "cuda"
         self.model = ckpt.model.to(self.device).eval()
         if self.cuda:
@@ -259,8 +294,12 @@ class _Runner:
         ph, pw = -h % m, -w % m
         if ph or pw:
             x = np.pad(x, ((0, 0), (0, ph), (0, pw)), mode="reflect" if min(h, w) > 1 else "edge")
-        roi = (min(self.tile, h + ph), min(self.tile, w + pw))
-        overlap = [_aligned_overlap(r, self.cfg.overlap, m) for r in roi]
+        if self.spread:
+            plan = [_spread_tiles(n, self.tile, self.cfg.overlap, m) for n in (h + ph, w + pw)]
+            roi, overlap = (plan[0][0], plan[1][0]), [plan[0][1], plan[1][1]]
+        else:
+            roi = (min(self.tile, h + ph), min(self.tile, w + pw))
+            overlap = [_aligned_overlap(r, self.cfg.overlap, m) for r in roi]
         with torch.inference_mode():
             t = torch.from_numpy(np.ascontiguousarray(x[None])).to(self.device)
             out = sliding_window_inference(t, roi, self.batch_size(roi), self._predictor,
@@ -662,7 +701,7 @@ def predict_dataset(ws: Any, dataset: str, checkpoint_path: str | Path, cfg: Pre
     summary = {
         "dataset": dataset, "run_id": run_id, "checkpoint": str(checkpoint_path.resolve()),
         "checkpoint_epoch": getattr(ckpt, "epoch", None), "class_names": list(info.class_names),
-        "n_classes": k, "threshold": cfg.threshold, "config": asdict(cfg), "tile": default_tile(ckpt, cfg.tile),
+        "n_classes": k, "threshold": cfg.threshold, "config": asdict(cfg), "tile": default_tile(ckpt, cfg.tile, resolve_device(cfg.device)),
         "norm_window": list(ckpt.norm_window), "prob_dtype": "uint8", "prob_scale": 255.0,
         "device": result.device, "created": time.time(), "seconds": result.seconds,
         "n_done": result.n_done, "n_total": result.n_total, "cancelled": result.cancelled,

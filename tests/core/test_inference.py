@@ -300,3 +300,22 @@ def test_a_stack_bigger_than_the_memory_bound_is_predicted_in_a_few_slices_of_me
     float_volume, slice_f32 = z * h * w * 4, h * w * 4
     assert m["extra"] < min(16 * slice_f32, float_volume / 3), m
     assert tifffile.imread(tmp_path / "masks.tif").shape == (z, h, w)
+
+
+@pytest.mark.parametrize("length", [512, 544, 768, 1024, 2048, 4096])
+def test_default_tiles_are_spread_to_cover_with_the_least_overlap(length):
+    """tile=None: fewest tiles of at most 512 px, each on the pooling grid, neighbours sharing >= 25 %."""
+    from monai.data.utils import dense_patch_slices
+
+    from core.inference import _spread_tiles
+
+    tile, frac = _spread_tiles(length, 512, 0.25, 32)
+    assert tile <= 512 and tile % 32 == 0
+    step = int(tile * (1 - frac)) if tile < length else tile
+    starts = [s[0].start for s in dense_patch_slices((length,), (tile,), (step,))]
+    assert starts[0] == 0 and starts[-1] + tile == length
+    assert all(s % 32 == 0 for s in starts)
+    shared = [starts[i] + tile - starts[i + 1] for i in range(len(starts) - 1)]
+    assert all(o >= 0.25 * tile - 32 for o in shared)
+    if length <= 512:
+        assert starts == [0] and tile == length
