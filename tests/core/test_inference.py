@@ -32,6 +32,7 @@ from core.io import read_stack
 from core.model import ModelConfig, build_model, probabilities, required_multiple
 from core.inference import (PredictConfig, labels_from_probs, predict_headless, predict_slice, predict_stack,
                             read_prediction_tiff, relabel, slice_uncertainty, uncertainty_map)
+from tests.synthetic import discs
 
 ROOT = Path(__file__).resolve().parents[2]
 PATCH = 48
@@ -41,15 +42,6 @@ TILED_MEAN_TOL = 1e-3
 LABEL_AGREEMENT = 0.999
 
 
-def discs(rng: np.random.Generator, h: int, w: int, n: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """A uint8 image of bright discs on a noisy background, and its 0/1 mask."""
-    yy, xx = np.mgrid[:h, :w]
-    mask = np.zeros((h, w), np.uint8)
-    for _ in range(n if n is not None else int(rng.integers(2, 6))):
-        cy, cx, r = rng.uniform(0, h), rng.uniform(0, w), rng.uniform(5, 14)
-        mask[(yy - cy) ** 2 + (xx - cx) ** 2 < r * r] = 1
-    img = 60 + 120 * mask + rng.normal(0, 20, (h, w))
-    return np.clip(img, 0, 255).astype(np.uint8), mask
 
 
 def train_tiny(cfg: ModelConfig, steps: int, lr: float, seed: int = 0) -> torch.nn.Module:

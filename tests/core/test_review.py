@@ -21,17 +21,11 @@ from core.metrics import confusion_matrix
 from core.model import ModelConfig, build_model
 from core.review import accept_prediction, correction_queue, dataset_confusion, per_slice_scores
 from core.workspace import Workspace
+from tests.synthetic import discs
 
 H, W = 64, 80
 
 
-def discs(rng: np.random.Generator, h: int, w: int, n: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    yy, xx = np.mgrid[:h, :w]
-    mask = np.zeros((h, w), np.uint8)
-    for _ in range(n if n is not None else int(rng.integers(2, 6))):
-        cy, cx, r = rng.uniform(0, h), rng.uniform(0, w), rng.uniform(5, 14)
-        mask[(yy - cy) ** 2 + (xx - cx) ** 2 < r * r] = 1
-    return np.clip(60 + 120 * mask + rng.normal(0, 20, (h, w)), 0, 255).astype(np.uint8), mask
 
 
 @pytest.fixture(scope="module", autouse=True)
