@@ -215,6 +215,8 @@ with user_errors():
                        "uncertainty": round(r["uncertainty"], 3),
                        "Dice": None if r["dice"] is None else round(r["dice"], 3), "why": r["reason"]}
                       for r in queue],
+                     column_config={"Dice": st.column_config.NumberColumn(format="%.3f"),
+                                    "uncertainty": st.column_config.NumberColumn(format="%.3f")},
                      key="pred_queue", on_select=_select_queue_row, selection_mode="single-row",
                      hide_index=True, width="stretch", height=320)
     with tab_scores:
