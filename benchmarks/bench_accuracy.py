@@ -1,0 +1,265 @@
+"""Accuracy: train the default recipe on ISBI 2012 slices 00-23, score whole held-out slices 24-29.
+
+What runs:
+
+1. The bundled ISBI 2012 sample is imported into a temporary workspace; a dataset ``isbi-train``
+   is made of slices 0..23 only (images and masks), so the held-out slices 24..29 do not even
+   enter the normalisation window. The training job splits ``isbi-train`` into training and
+   validation slices itself (``val_fraction`` of the recipe).
+2. :func:`core.training.default_config` (or it with ``--set`` overrides) is trained through the
+   same :class:`core.training.TrainingJob` the dashboard uses, under a time budget
+   (``--minutes``, training and scoring together): a few calibration steps of the recipe's
+   network measure the step time, and when the recipe's epochs would not fit the budget they are
+   lowered so that they do (the cosine schedule then ends on time); the job is also stopped at
+   the deadline whatever happens (``last.pt`` is kept).
+3. ``best.pt`` (the checkpoint the dashboard offers) is scored on slices 24..29 with
+   :func:`core.inference.predict_slice` at the default tiling (tiles of the training patch size,
+   overlap 0.25, Gaussian blending), without and with test-time flips (``tta``).
+
+Scores, over all pixels of the six slices: pixel error (1 - accuracy), Dice and IoU of each
+class (0 membrane, 1 cell), and the foreground-restricted Rand error (adapted Rand error, as
+SNEMI3D / ``skimage.metrics.adapted_rand_error``): 4-connected components of the cell class in
+truth and prediction, pixels restricted to the truth's cells, ``1 - F`` of pair precision and
+recall, averaged over slices. The ISBI 2012 server also thinned borders first; this does not.
+
+Targets: pixel error <= 0.055 and Dice(cell) >= 0.96 within 15 minutes on a 2-core CPU.
+
+    python benchmarks/bench_accuracy.py [--minutes 15] [--set '{"lr": 3e-3}'] [--steps N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from _common import report
+
+import numpy as np
+
+TRAIN_Z = range(0, 24)
+TEST_Z = range(24, 30)
+TARGET_PIXEL_ERROR = 0.055
+TARGET_DICE_CELL = 0.96
+SCORE_RESERVE_S = 60.0  # budget kept back for scoring (two passes over 6 slices, one with 4 flips)
+
+
+# -- scores ------------------------------------------------------------------------------------
+
+def adapted_rand_error(truth_cells: np.ndarray, pred_cells: np.ndarray) -> float | None:
+    """Foreground-restricted Rand error of two (Y, X) boolean cell maps; ``None`` without scipy.
+
+    Components are 4-connected regions of the cell class; pixels where the truth is membrane are
+    left out; membrane pixels of the prediction inside true cells form one segment (label 0), so a
+    thick predicted membrane counts against recall. Returns ``1 - F`` of pair precision / recall.
+    """
+    try:
+        from scipy import ndimage, sparse
+    except ImportError:
+        return None
+    gt, _ = ndimage.label(truth_cells)
+    seg, _ = ndimage.label(pred_cells)
+    keep = gt > 0
+    a, b = gt[keep].astype(np.int64), seg[keep].astype(np.int64)
+    n = a.size
+    if n == 0:
+        return math.nan
+    cont = sparse.coo_matrix((np.ones(n), (a, b))).tocsr()
+    sum_ij = float((cont.data.astype(np.float64) ** 2).sum()) - n
+    sum_a = float((np.asarray(cont.sum(axis=1)).ravel() ** 2).sum()) - n
+    sum_b = float((np.asarray(cont.sum(axis=0)).ravel() ** 2).sum()) - n
+    precision = sum_ij / sum_b if sum_b else 1.0
+    recall = sum_ij / sum_a if sum_a else 1.0
+    return 1.0 - 2.0 * precision * recall / (precision + recall) if precision + recall else 1.0
+
+
+def score(ckpt, images: np.ndarray, truths: np.ndarray, tta: bool) -> dict:
+    """Predict each (Y, X) slice whole (tiled, default overlap) and score it against its truth."""
+    from core.inference import PredictConfig, labels_from_probs, predict_slice
+    from core.metrics import confusion_matrix, scores_from_confusion
+
+    t = time.perf_counter()
+    cm = np.zeros((2, 2), np.int64)
+    rand = []
+    for img, truth in zip(images, truths):
+        pred = labels_from_probs(predict_slice(ckpt, img, PredictConfig(tta=tta, device="cpu")))
+        cm += confusion_matrix(pred, truth, 2)
+        rand.append(adapted_rand_error(truth == 1, pred == 1))
+    s = scores_from_confusion(cm)
+    return {
+        "pixel_error": s["pixel_error"], "dice_membrane": s["dice"][0], "dice_cell": s["dice"][1],
+        "iou_membrane": s["iou"][0], "iou_cell": s["iou"][1],
+        "rand_error": None if rand[0] is None else float(np.mean(rand)),
+        "score_s": time.perf_counter() - t,
+    }
+
+
+# -- training under a budget -------------------------------------------------------------------
+
+def calibrate_step_s(cfg, n: int = 6) -> float:
+    """Median seconds of one optimisation step of ``cfg``'s network, batch and patch (CPU)."""
+    import torch
+
+    from core.augment import augment_batch
+    from core.model import build_model
+    from core.training import _Loss, _make_optimizer, select_device
+
+    select_device("cpu")
+    model = build_model(cfg.model)
+    opt = _make_optimizer(cfg, model.parameters())
+    loss_fn = _Loss(cfg.loss, cfg.model.n_classes)
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(cfg.batch_size, cfg.model.in_channels, cfg.patch_size, cfg.patch_size, generator=g)
+    y = (torch.rand(cfg.batch_size, cfg.patch_size, cfg.patch_size, generator=g) > 0.3).long()
+    times = []
+    for i in range(n + 1):
+        t = time.perf_counter()
+        xa, ya = augment_batch(x, y, cfg.augment, generator=g)
+        loss = loss_fn(model(xa), ya)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if i:
+            times.append(time.perf_counter() - t)
+    return float(np.median(times))
+
+
+def fit_epochs(cfg, step_s: float, budget_s: float) -> int:
+    """Epochs of ``cfg`` that fit ``budget_s`` at ``step_s`` per step (+5% for validation, saving)."""
+    per_epoch = cfg.steps_per_epoch * step_s * 1.05 + 2.0
+    return max(1, min(cfg.epochs, int(budget_s // per_epoch)))
+
+
+def train(ws, dataset: str, cfg, deadline: float, log) -> dict:
+    from core.training import TrainingJob, registry
+
+    t0 = time.time()
+    job = registry().start(TrainingJob(ws, dataset, cfg))
+    seen = 0
+    stopped_at_deadline = False
+    while not job.join(1.0):
+        snap = job.snapshot()
+        for h in snap["history"][seen:]:
+            log(f"  epoch {h['epoch']:>3}  {time.time() - t0:6.0f} s  loss {h['train_loss']:.4f}  "
+                f"val pixel error {h['val_pixel_error']:.4f}  val Dice cell {h['val_dice_fg']:.4f}  "
+                f"{h['images_per_s']:.2f} patches/s")
+        seen = len(snap["history"])
+        if time.time() > deadline and not stopped_at_deadline:
+            log("  time is up: stopping the job (last.pt keeps the weights reached)")
+            job.stop()
+            stopped_at_deadline = True
+    snap = job.snapshot()
+    if snap["state"] == "failed":
+        raise SystemExit(f"training failed: {snap['error']}")
+    return {**snap, "stopped_at_deadline": stopped_at_deadline}
+
+
+# -- main --------------------------------------------------------------------------------------
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--minutes", type=float, default=15.0, help="budget for training + scoring (default 15)")
+    ap.add_argument("--set", default="{}", help="JSON overrides of the recipe, e.g. '{\"lr\": 0.003}'")
+    ap.add_argument("--steps", type=int, default=None,
+                    help="train this many steps (epochs = steps / steps_per_epoch) instead of fitting the budget")
+    ap.add_argument("--workspace", default=None, help="workspace folder to keep (default: a temporary one)")
+    ap.add_argument("--name", default="accuracy", help="result file name (benchmarks/results/<name>.json)")
+    args = ap.parse_args()
+    t_start = time.time()
+    budget_s = args.minutes * 60.0
+
+    import torch
+
+    from core.checkpoint import load_checkpoint
+    from core.sample import ensure_sample
+    from core.training import default_config, TrainConfig
+    from core.workspace import Workspace
+
+    def log(msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
+
+    tmp = None if args.workspace else tempfile.mkdtemp(prefix="segdash-bench-acc-")
+    root = Path(args.workspace or tmp)
+    try:
+        ws = Workspace(root)
+        if not ws.has_dataset("isbi2012"):
+            ensure_sample(ws)
+        src = ws.dataset("isbi2012")
+        stack = ws.read_images("isbi2012")
+        _, train_masks = ws.read_masks("isbi2012", list(TRAIN_Z))
+        _, test_masks = ws.read_masks("isbi2012", list(TEST_Z))
+        test_images = np.array(stack[TEST_Z.start:TEST_Z.stop])
+        dataset = f"isbi-train-{time.strftime('%H%M%S')}"
+        ws.create_dataset(dataset, np.array(stack[TRAIN_Z.start:TRAIN_Z.stop]), list(train_masks),
+                          list(src.class_names), [src.slice_names[z] for z in TRAIN_Z])
+
+        base = default_config(2)
+        cfg = TrainConfig.from_dict(json.loads(args.set), base=base)
+        cfg = replace(cfg, device="cpu")
+        planned = cfg.epochs
+        step_s = None
+        if args.steps:
+            cfg = replace(cfg, epochs=max(1, -(-args.steps // cfg.steps_per_epoch)))
+            train_budget = budget_s - (time.time() - t_start) - SCORE_RESERVE_S
+        else:
+            step_s = calibrate_step_s(cfg)
+            train_budget = budget_s - (time.time() - t_start) - SCORE_RESERVE_S
+            cfg = replace(cfg, epochs=fit_epochs(cfg, step_s, train_budget))
+        log(f"recipe: {json.dumps(cfg.to_dict())}")
+        log(f"calibrated step {step_s and round(step_s, 3)} s; epochs {cfg.epochs} of {planned} planned; "
+            f"training budget {train_budget:.0f} s; load {os.getloadavg()[0]:.2f}")
+        load_before = os.getloadavg()
+        t_train = time.time()
+        snap = train(ws, dataset, cfg, deadline=t_train + max(train_budget, 1.0) if not args.steps else math.inf,
+                     log=log)
+        train_s = time.time() - t_train
+        which = "best" if snap["best_checkpoint"] else "last"
+        ckpt = load_checkpoint(snap[f"{which}_checkpoint"])
+        ckpt_epoch = ckpt.epoch
+        plain = score(ckpt, test_images, test_masks, tta=False)
+        flips = score(ckpt, test_images, test_masks, tta=True)
+        total_s = time.time() - t_start
+        load_after = os.getloadavg()
+    finally:
+        if tmp:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    rows = []
+    for name, s in (("tiled", plain), ("tiled + 4 flips (tta)", flips)):
+        rows.append({
+            "prediction": name, "pixel_error": s["pixel_error"], "dice_cell": s["dice_cell"],
+            "dice_membrane": s["dice_membrane"], "iou_cell": s["iou_cell"], "iou_membrane": s["iou_membrane"],
+            "rand_error": s["rand_error"], "score_s": s["score_s"],
+            "met": s["pixel_error"] <= TARGET_PIXEL_ERROR and s["dice_cell"] >= TARGET_DICE_CELL
+            and total_s <= budget_s + 30,
+            "gap_pixel_error": max(0.0, s["pixel_error"] - TARGET_PIXEL_ERROR),
+            "gap_dice_cell": max(0.0, TARGET_DICE_CELL - s["dice_cell"]),
+        })
+    hist = snap["history"]
+    extra = {
+        "recipe": cfg.to_dict(), "overrides": json.loads(args.set), "epochs_planned": planned,
+        "epochs_trained": snap["epoch"], "steps_trained": snap["epoch"] * cfg.steps_per_epoch,
+        "state": snap["state"], "stopped_at_deadline": snap["stopped_at_deadline"],
+        "checkpoint_scored": which, "checkpoint_epoch": ckpt_epoch, "calibrated_step_s": step_s,
+        "train_s": train_s, "total_s": total_s, "budget_s": budget_s, "device": snap["device"],
+        "torch_threads": torch.get_num_threads(), "load_avg_before": load_before, "load_avg_after": load_after,
+        "train_slices": snap["train_slices"], "val_slices": snap["val_slices"], "test_slices": list(TEST_Z),
+        "mean_patches_per_s": float(np.mean([h["images_per_s"] for h in hist])) if hist else None,
+        "history": [{k: h[k] for k in ("epoch", "train_loss", "val_pixel_error", "val_dice_fg", "images_per_s",
+                                       "time_s")} for h in hist],
+        "targets": {"pixel_error_max": TARGET_PIXEL_ERROR, "dice_cell_min": TARGET_DICE_CELL,
+                    "minutes": args.minutes},
+        "rand_error_definition": "adapted Rand error (1 - F) on 4-connected cell components, truth cells only",
+    }
+    report(args.name, rows, extra)
+
+
+if __name__ == "__main__":
+    main()

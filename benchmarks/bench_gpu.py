@@ -1,0 +1,75 @@
+"""GPU: ``TrainingJob`` images/s against the bare loop, both with AMP and channels-last, on CUDA.
+
+The same comparison as ``bench_trainer.py`` (same network, patches, augmentation, loss, optimizer,
+schedule; wall clock from call to end; the job's validation, checkpoints and bundle counted), on
+the first CUDA device: the job uses AMP (bf16 where supported, else fp16 with a GradScaler) and
+channels-last tensors on CUDA by itself; the bare loop is given the same settings. Without a CUDA
+device it prints one row saying it was skipped, writes that to ``results/gpu.json`` and exits 0.
+
+    python benchmarks/bench_gpu.py [--rounds 3] [--epochs 3] [--set '{"batch_size": 16}']
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+
+from _common import report
+
+TARGET_RATIO = 0.97
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=3, help="runs of each arm, alternating (default 3)")
+    ap.add_argument("--epochs", type=int, default=3, help="epochs per run (default 3)")
+    ap.add_argument("--set", default="{}", help="JSON overrides of the recipe")
+    args = ap.parse_args()
+    import torch
+
+    if not torch.cuda.is_available():
+        report("gpu", [{"arm": "skipped", "reason": "no CUDA device (torch.cuda.is_available() is False)"}],
+               {"skipped": True})
+        return
+
+    from bench_trainer import DATASET, alternate, bare_loop, job_run
+
+    from core.sample import ensure_sample
+    from core.training import TrainConfig, default_config
+
+    cfg = TrainConfig.from_dict({**json.loads(args.set), "epochs": args.epochs, "device": "cuda", "amp": True},
+                                base=default_config(2))
+    tmp = tempfile.mkdtemp(prefix="segdash-bench-gpu-")
+    try:
+        from core.workspace import Workspace
+
+        ws = Workspace(tmp)
+        ensure_sample(ws)
+        out = alternate(ws, cfg, args.rounds,
+                        lambda c: bare_loop(ws, DATASET, c, device_name="cuda", channels_last=True),
+                        lambda c: job_run(ws, DATASET, c), lambda m: print(m, file=sys.stderr, flush=True))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    steps = cfg.epochs * cfg.steps_per_epoch
+    amp = "bf16" if torch.cuda.is_bf16_supported() else "fp16 + GradScaler"
+    rows = [
+        {"arm": f"bare smp loop ({amp}, channels-last)", "images_per_s": out["median"]["bare"], "steps": steps,
+         "runs_images_per_s": [round(o["images_per_s"], 2) for o in out["runs"]["bare"]]},
+        {"arm": "TrainingJob (val + checkpoints + bundle)", "images_per_s": out["median"]["job"], "steps": steps,
+         "runs_images_per_s": [round(o["images_per_s"], 2) for o in out["runs"]["job"]]},
+        {"arm": "ratio job / bare", "images_per_s": out["ratio"], "steps": steps,
+         "runs_images_per_s": [round(r, 3) for r in out["paired_ratios"]], "target": f">= {TARGET_RATIO}",
+         "met": out["ratio"] >= TARGET_RATIO, "gap": max(0.0, TARGET_RATIO - out["ratio"])},
+    ]
+    report("gpu", rows, {"skipped": False, "device": torch.cuda.get_device_name(0), "amp": amp,
+                         "channels_last": True, "recipe": cfg.to_dict(), "rounds": args.rounds,
+                         "cpu_count": os.cpu_count(),
+                         "job_steps_only_images_per_s": [o["steps_only_images_per_s"] for o in out["runs"]["job"]]})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,201 @@
+"""Trainer overhead: ``TrainingJob`` against a bare hand-written smp loop doing the same work.
+
+Both arms train the recipe's network (:func:`core.training.default_config`, or ``--set``
+overrides) for the same number of steps (``--epochs`` x the recipe's ``steps_per_epoch``), batch and
+patch size, on the same patches (same positions, drawn with the trainer's seeded sampler) with the
+same augmentation (:func:`core.augment.augment_batch`, same generator seeds), the same loss
+(smp BCE + Dice), AdamW and per-step cosine learning rate, on the ISBI 2012 sample (30 labeled
+slices, a temporary workspace).
+
+- **bare**: read the slices, percentile window, build the network, then per step: slice and
+  normalise the patches (numpy), augment, forward, loss, backward, step. Nothing else.
+- **job**: :class:`core.training.TrainingJob` started through the registry, with everything it
+  does: catalog records, the training/validation split, a DataLoader, stop checks and progress
+  snapshots per step, validation on the validation slices and ``last.pt`` / ``best.pt``
+  checkpoints (with optimizer state) after every epoch, and ``bundle.zip`` at the end.
+
+Each arm is timed from the call to the end (wall clock), so the job's validation, checkpointing
+and bundle are counted as its cost; images/s = patches trained / wall seconds. The arms alternate
+(bare, job, then job, bare, ...) for ``--rounds`` rounds in one process after a short warm-up;
+the reported ratio is median(job images/s) / median(bare images/s); the per-round ratios are listed
+too. Target: ratio >= 0.97.
+
+    python benchmarks/bench_trainer.py [--rounds 3] [--epochs 2] [--set '{...}']
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import tempfile
+import time
+from dataclasses import replace
+
+from _common import report
+
+import numpy as np
+
+TARGET_RATIO = 0.97
+DATASET = "isbi2012"
+
+
+def bare_loop(ws, dataset: str, cfg, device_name: str = "cpu", channels_last: bool = False) -> dict:
+    """Train ``cfg.epochs * cfg.steps_per_epoch`` steps by hand; returns ``{patches, seconds}``.
+
+    On CUDA with ``cfg.amp`` the forward runs under bf16 (fp16 + GradScaler where bf16 is missing)
+    autocast, as in the trainer.
+    """
+    import math
+
+    import segmentation_models_pytorch as smp
+    import torch
+
+    from core.augment import augment_batch
+    from core.intensity import normalize, percentile_range
+    from core.model import build_model
+    from core.training import _patch_coords, select_device, split_slices  # same sampler -> same patches
+
+    t0 = time.perf_counter()
+    device = select_device(device_name)
+    cuda = device.type == "cuda"
+    labeled = ws.labeled_slices(dataset)
+    train_zs, _ = split_slices(labeled, cfg.val_fraction, cfg.seed)
+    stack = ws.read_images(dataset)
+    window = percentile_range(stack)
+    images = [np.array(stack[z]) for z in train_zs]
+    _, masks_arr = ws.read_masks(dataset, train_zs)
+    masks = list(masks_arr)
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg.model).to(device)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    if cuda:
+        torch.backends.cudnn.benchmark = True
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    amp_dtype = None
+    if cuda and cfg.amp:
+        amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
+    bce, dice = smp.losses.SoftBCEWithLogitsLoss(), smp.losses.DiceLoss("binary", from_logits=True)
+    total = cfg.epochs * cfg.steps_per_epoch
+    p, bs, step, n = cfg.patch_size, cfg.batch_size, 0, 0
+    model.train()
+    for epoch in range(1, cfg.epochs + 1):
+        coords = _patch_coords(masks, p, cfg.steps_per_epoch * bs, np.random.default_rng([cfg.seed, epoch]),
+                               cfg.skip_empty_patches)
+        gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
+        for i in range(0, len(coords), bs):
+            rows = coords[i:i + bs]
+            x = torch.from_numpy(np.stack([normalize(images[s][y:y + p, x:x + p], window) for s, y, x in rows]))
+            t = torch.from_numpy(np.stack([masks[s][y:y + p, x:x + p] for s, y, x in rows]).astype(np.int64))
+            x, t = augment_batch(x[:, None].to(device), t.to(device), cfg.augment, generator=gen)
+            if channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            lr_min = cfg.lr * 0.01
+            for g in opt.param_groups:
+                g["lr"] = lr_min + 0.5 * (cfg.lr - lr_min) * (1 + math.cos(math.pi * min(1.0, step / total)))
+            with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                logits = model(x)
+            logits = logits.float()
+            target = t[:, None].float()
+            loss = bce(logits, target) + dice(logits, target)
+            opt.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
+            step += 1
+            n += x.shape[0]
+    if cuda:
+        torch.cuda.synchronize()
+    return {"patches": n, "seconds": time.perf_counter() - t0}
+
+
+def job_run(ws, dataset: str, cfg) -> dict:
+    """Train ``cfg`` through the registry and a :class:`TrainingJob`; returns ``{patches, seconds, ...}``."""
+    from core.training import TrainingJob, registry
+
+    t0 = time.perf_counter()
+    job = registry().start(TrainingJob(ws, dataset, cfg))
+    job.join()
+    seconds = time.perf_counter() - t0
+    snap = job.snapshot()
+    if snap["state"] != "done":
+        raise SystemExit(f"training job ended {snap['state']}: {snap['error']}")
+    hist = snap["history"]
+    shutil.rmtree(ws.run_dir(snap["run_id"]), ignore_errors=True)  # ~0.5 GB of checkpoints per run
+    return {"patches": snap["epoch"] * cfg.steps_per_epoch * cfg.batch_size, "seconds": seconds,
+            "steps_only_images_per_s": float(np.mean([h["images_per_s"] for h in hist])),
+            "val_and_save_s": float(sum(h["time_s"] for h in hist)
+                                    - sum(cfg.steps_per_epoch * cfg.batch_size / h["images_per_s"] for h in hist)),
+            "device": snap["device"]}
+
+
+def alternate(ws, cfg, rounds: int, bare, job, log) -> dict:
+    """Warm up, then run ``bare`` and ``job`` alternately; medians and per-round ratios."""
+    bare(replace(cfg, epochs=1, steps_per_epoch=3))  # lazy initialisation of kernels, imports
+    res: dict[str, list[dict]] = {"bare": [], "job": []}
+    for r in range(rounds):
+        order = ("bare", "job") if r % 2 == 0 else ("job", "bare")
+        for arm in order:
+            out = (bare if arm == "bare" else job)(cfg)
+            out["images_per_s"] = out["patches"] / out["seconds"]
+            res[arm].append(out)
+            log(f"round {r + 1} {arm:4s}: {out['images_per_s']:.3f} images/s ({out['seconds']:.1f} s)")
+    med = {arm: statistics.median(o["images_per_s"] for o in res[arm]) for arm in res}
+    paired = [j["images_per_s"] / b["images_per_s"] for b, j in zip(res["bare"], res["job"])]
+    return {"runs": res, "median": med, "ratio": med["job"] / med["bare"], "paired_ratios": paired}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=3, help="runs of each arm, alternating (default 3)")
+    ap.add_argument("--epochs", type=int, default=2, help="epochs per run (default 2)")
+    ap.add_argument("--set", default="{}", help="JSON overrides of the recipe")
+    args = ap.parse_args()
+    import os
+    import sys
+
+    import torch
+
+    from core.sample import ensure_sample
+    from core.training import TrainConfig, default_config
+    from core.workspace import Workspace
+
+    cfg = TrainConfig.from_dict({**json.loads(args.set), "epochs": args.epochs, "device": "cpu"},
+                                base=default_config(2))
+    tmp = tempfile.mkdtemp(prefix="segdash-bench-trainer-")
+    try:
+        ws = Workspace(tmp)
+        ensure_sample(ws)
+        load = os.getloadavg()
+        out = alternate(ws, cfg, args.rounds, lambda c: bare_loop(ws, DATASET, c), lambda c: job_run(ws, DATASET, c),
+                        lambda m: print(m, file=sys.stderr, flush=True))
+        load_after = os.getloadavg()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    steps = cfg.epochs * cfg.steps_per_epoch
+    jobs = out["runs"]["job"]
+    rows = [
+        {"arm": "bare smp loop", "images_per_s": out["median"]["bare"], "steps": steps,
+         "runs_images_per_s": [round(o["images_per_s"], 3) for o in out["runs"]["bare"]]},
+        {"arm": "TrainingJob (val + checkpoints + bundle)", "images_per_s": out["median"]["job"], "steps": steps,
+         "runs_images_per_s": [round(o["images_per_s"], 3) for o in jobs]},
+        {"arm": "ratio job / bare", "images_per_s": out["ratio"], "steps": steps,
+         "runs_images_per_s": [round(r, 3) for r in out["paired_ratios"]],
+         "target": f">= {TARGET_RATIO}", "met": out["ratio"] >= TARGET_RATIO,
+         "gap": max(0.0, TARGET_RATIO - out["ratio"])},
+    ]
+    report("trainer", rows, {
+        "recipe": cfg.to_dict(), "rounds": args.rounds, "device": jobs[0]["device"],
+        "torch_threads": torch.get_num_threads(), "load_avg_before": load, "load_avg_after": load_after,
+        "job_steps_only_images_per_s": [o["steps_only_images_per_s"] for o in jobs],
+        "job_validation_and_checkpoint_s_per_run": [o["val_and_save_s"] for o in jobs],
+        "what": "same network, patches, augmentation, loss, optimizer, schedule; wall time from call to "
+                "end; the job's validation, checkpoints and bundle count as its cost",
+    })
+
+
+if __name__ == "__main__":
+    main()
