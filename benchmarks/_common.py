@@ -14,6 +14,16 @@ RESULTS = ROOT / "benchmarks" / "results"
 sys.path.insert(0, str(ROOT))
 
 
+# Source for a child process: its own peak RSS in MB. VmHWM, because ru_maxrss of a child can
+# carry its parent's high-water mark across fork.
+PEAK = r"""
+def peak_rss_mb():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+"""
+
+
 def machine() -> dict:
     info = {"python": platform.python_version(), "cpu_count": os.cpu_count(), "platform": platform.platform(),
             "processor": platform.processor() or platform.machine(), "date": time.strftime("%Y-%m-%d %H:%M")}

@@ -17,15 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import ROOT, report
-
-PEAK = r"""
-def peak_rss_mb():
-    # VmHWM: this process's own high-water mark (ru_maxrss can carry the parent's across fork)
-    for line in open("/proc/self/status"):
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-"""
+from _common import PEAK, ROOT, report
 
 CHILD = PEAK + r"""
 import json, sys, time

@@ -41,21 +41,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import ROOT, report
+from _common import PEAK, ROOT, report
 
 import numpy as np
 
 TARGET_RATIO = 1.3
 TARGET_PEAK_MB = 1536.0
 STACK_SHAPE = (165, 768, 1024)
-
-PEAK = r"""
-def peak_rss_mb():
-    # VmHWM: this process's own high-water mark (ru_maxrss can carry the parent's across fork)
-    for line in open("/proc/self/status"):
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-"""
 
 CHILD = PEAK + r"""
 import json, sys, time
