@@ -116,8 +116,9 @@ class TrainConfig:
         scheduler: ``cosine`` (per-step decay to 1% of ``lr``) or ``none``.
         optimizer: ``adamw``, ``adam`` or ``sgd`` (momentum 0.9, nesterov).
         num_workers: DataLoader worker processes for patch extraction (0 = in the training thread).
-        amp: mixed precision on CUDA (bf16 where supported, else fp16 with a GradScaler); ignored
-            elsewhere.
+        amp: mixed precision: on CUDA bf16 where supported, else fp16 with a GradScaler; on a
+            CPU with native bf16 (AVX512-BF16 or AMX) bf16, about twice as fast; ignored
+            elsewhere (see :func:`amp_dtype_for`). Weights, optimizer and loss stay float32.
         val_crop: validation slices are centre-cropped to at most this side (0 = whole slices).
         device: ``auto`` (CUDA, else MPS, else CPU), ``cpu``, ``cuda`` or ``mps``.
 
@@ -405,8 +406,32 @@ def _make_optimizer(cfg: TrainConfig, params: Any) -> torch.optim.Optimizer:
     return torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, nesterov=True, weight_decay=cfg.weight_decay)
 
 
+def cpu_has_bf16() -> bool:
+    """Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX), where bf16 autocast makes
+    convolutions about twice as fast; elsewhere it is emulated and slower than float32."""
+    try:
+        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    except AttributeError:  # a torch without these probes: stay in float32
+        return False
+
+
+def amp_dtype_for(device: torch.device, amp: bool) -> torch.dtype | None:
+    """The autocast dtype of training on ``device`` with ``amp`` on, or ``None`` (float32).
+
+    CUDA: bfloat16 where supported, else float16 (with a GradScaler). CPU: bfloat16 when the CPU
+    has native bf16 (:func:`cpu_has_bf16`), unless ``SEGDASH_CPU_BF16=0``. MPS: float32.
+    """
+    if not amp:
+        return None
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device.type == "cpu" and os.environ.get("SEGDASH_CPU_BF16", "1").strip() != "0" and cpu_has_bf16():
+        return torch.bfloat16
+    return None
+
+
 def _autocast(device: torch.device, dtype: torch.dtype | None) -> Any:
-    """Mixed precision on CUDA when ``dtype`` is given, else a no-op context."""
+    """Mixed precision when ``dtype`` is given, else a no-op context."""
     return torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
 
 
@@ -645,7 +670,8 @@ class TrainingJob:
         # device
         device = select_device(cfg.device)
         cuda = device.type == "cuda"
-        label = device_label(device)
+        amp_dtype = amp_dtype_for(device, cfg.amp)
+        label = device_label(device) + (f", {str(amp_dtype).removeprefix('torch.')} autocast" if amp_dtype else "")
         self._set(device=label)
         cat.update_run(self.run_id, device=label, dataset_version=dataset_version, extra=extra)
         self._check_stop()
@@ -666,11 +692,10 @@ class TrainingJob:
         model = build_model(cfg.model if ckpt is None else replace(cfg.model, encoder_weights=None)).to(device)
         if cuda:
             torch.backends.cudnn.benchmark = True
+        channels_last = device.type in ("cuda", "cpu")
+        if channels_last:
             model = model.to(memory_format=torch.channels_last)
         optimizer = _make_optimizer(cfg, model.parameters())
-        amp_dtype = None
-        if cuda and cfg.amp:
-            amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
         loss_fn = _Loss(cfg.loss, n_classes)
         history: list[dict[str, Any]] = []
@@ -733,7 +758,7 @@ class TrainingJob:
                     x = x.to(device, non_blocking=cuda)
                     y = y.to(device, non_blocking=cuda)
                     x, y = augment_batch(x, y, cfg.augment, generator=aug_gen)
-                    if cuda:
+                    if channels_last:
                         x = x.contiguous(memory_format=torch.channels_last)
                     lr = _lr_at(cfg, global_step)
                     for g in optimizer.param_groups:
@@ -821,7 +846,7 @@ class TrainingJob:
             for img, mask in items:
                 self._check_stop()
                 x = img.to(device, non_blocking=cuda)
-                if cuda:
+                if device.type in ("cuda", "cpu"):
                     x = x.contiguous(memory_format=torch.channels_last)
                 y = mask.to(device, non_blocking=cuda)
                 with _autocast(device, amp_dtype):

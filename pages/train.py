@@ -132,6 +132,9 @@ with st.expander("More settings"):
     seed = a2.number_input("Seed", 0, 2**31 - 1, base.seed, key="train_seed", persist_state=_PERSIST)
     skip_empty = a3.checkbox("Skip patches without foreground", base.skip_empty_patches, key="train_skip_empty",
                              persist_state=_PERSIST)
+    amp = a3.checkbox("Mixed precision", base.amp, key="train_amp", persist_state=_PERSIST,
+                      help="bfloat16 on GPUs and on CPUs that have it natively (about twice as fast there), "
+                           "float16 on older GPUs; weights stay float32. Off: float32 everywhere.")
 augment_cfg = AugmentConfig.from_dict(st.session_state.get("augment_config") or base.augment.to_dict())
 use_augment = st.toggle("Augment training patches", True, key="train_augment", persist_state=_PERSIST,
                         help="Uses the settings chosen on the Augment page.")
@@ -147,7 +150,7 @@ def _config() -> TrainConfig:
         "augment": augment_cfg if use_augment else _NO_AUGMENT,
         "loss": loss, "epochs": int(epochs), "batch_size": int(batch), "lr": float(lr), "patch_size": int(patch),
         "val_fraction": float(val_fraction), "steps_per_epoch": int(steps), "seed": int(seed),
-        "skip_empty_patches": bool(skip_empty),
+        "skip_empty_patches": bool(skip_empty), "amp": bool(amp),
     }, base=base)
 
 

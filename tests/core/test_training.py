@@ -189,7 +189,7 @@ def test_small_slices_and_a_single_labeled_slice(tmp_path):
     assert s["state"] == "done", s["error"]  # 40x30 slices reflect-padded to 64x64 patches
     extra = ws.catalog.run(s["run_id"])["extra"]
     assert extra["train_slices"] == [1] and extra["val_slices"] == [1]  # validated on its only slice
-    assert s["device"] == "cpu (1 thread)"
+    assert s["device"].startswith("cpu (1 thread)")
 
 
 def test_stop_takes_effect_within_one_step_and_keeps_last_checkpoint(ws):
@@ -281,3 +281,27 @@ def test_registry_single_job_per_workspace(ws, tmp_path):
     assert registry().active(ws.root) is None
     assert job in registry().jobs()
     assert math.isfinite(job.snapshot()["wall_time_s"])
+
+
+def test_mixed_precision_choice_per_device(monkeypatch):
+    """bf16 autocast on a CPU only where it is native (else it is slower than float32), never with amp off."""
+    import torch
+
+    from core import training
+
+    cpu = torch.device("cpu")
+    assert training.amp_dtype_for(cpu, False) is None
+    monkeypatch.setattr(training, "cpu_has_bf16", lambda: True)
+    assert training.amp_dtype_for(cpu, True) == torch.bfloat16
+    monkeypatch.setenv("SEGDASH_CPU_BF16", "0")
+    assert training.amp_dtype_for(cpu, True) is None
+    monkeypatch.delenv("SEGDASH_CPU_BF16")
+    monkeypatch.setattr(training, "cpu_has_bf16", lambda: False)
+    assert training.amp_dtype_for(cpu, True) is None
+    assert training.amp_dtype_for(torch.device("mps"), True) is None
+
+
+def test_training_runs_in_float32_when_mixed_precision_is_off(ws):
+    s = train_headless(ws, "discs", config={**TINY, "epochs": 1, "steps_per_epoch": 2, "amp": False})
+    assert s["state"] == "done", s["error"]
+    assert "autocast" not in s["device"]
