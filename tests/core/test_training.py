@@ -85,9 +85,11 @@ def test_config_dict_round_trip_partial_and_unknown_keys():
 
 
 def test_default_recipe():
+    """The recipe benchmarks/bench_accuracy.py chose: classic U-Net width 16, 20 x 100 steps, lr 2e-3."""
     cfg = default_config(3)
-    assert cfg.model == ModelConfig(arch="Unet", encoder="resnet18", encoder_weights=None, n_classes=3)
+    assert cfg.model == ModelConfig(arch="classic", classic_width=16, encoder_weights=None, n_classes=3)
     assert (cfg.loss, cfg.patch_size, cfg.optimizer, cfg.scheduler) == ("bce+dice", 256, "adamw", "cosine")
+    assert (cfg.epochs, cfg.steps_per_epoch, cfg.batch_size, cfg.lr, cfg.amp) == (20, 100, 4, 2e-3, True)
     assert cfg.augment.flips and cfg.augment.rot90
 
 

@@ -49,8 +49,9 @@ def test_form_defaults_come_from_the_recipe_on_the_sample(ws_env, page):
     at = AppTest.from_file(page("train.py"), default_timeout=60).run()
     assert not at.exception
     base = default_config(2)
-    assert at.selectbox(key="train_arch").value == base.model.arch
-    assert at.selectbox(key="train_encoder").value == base.model.encoder
+    assert at.selectbox(key="train_arch").value == base.model.arch == "classic"
+    assert at.number_input(key="train_width").value == base.model.classic_width
+    assert not [s for s in at.selectbox if s.key == "train_encoder"]  # the classic U-Net has none
     assert at.selectbox(key="train_loss").value == base.loss
     assert at.number_input(key="train_epochs").value == base.epochs
     assert at.number_input(key="train_batch").value == base.batch_size
@@ -60,9 +61,10 @@ def test_form_defaults_come_from_the_recipe_on_the_sample(ws_env, page):
     assert at.toggle(key="train_augment").value is True
     assert at.button(key="train_start") and at.button(key="train_stop").disabled
     assert any("`membrane`" in m.value and "`cell`" in m.value for m in at.markdown)  # classes from the dataset
-    at.selectbox(key="train_arch").set_value("classic").run()
-    assert at.number_input(key="train_width").value == base.model.classic_width  # replaces the encoder
-    assert not [s for s in at.selectbox if s.key == "train_encoder"]
+    assert at.checkbox(key="train_amp").value is base.amp
+    at.selectbox(key="train_arch").set_value("Unet").run()
+    assert at.selectbox(key="train_encoder").value == base.model.encoder  # replaces the width
+    assert not [n for n in at.number_input if n.key == "train_width"]
 
 
 def test_tiny_job_runs_with_the_augment_page_settings_and_is_listed(ws_env, page, make_dataset):
