@@ -67,6 +67,7 @@ import torch
 from monai.inferers import sliding_window_inference
 
 from .checkpoint import Checkpoint, load_checkpoint
+from .device import use_cpu_threads
 from .intensity import normalize
 from .io import atomic_write, read_stack
 from .metrics import confusion_matrix, slice_scores
@@ -239,6 +240,8 @@ class _Runner:
     def __init__(self, ckpt: Checkpoint, cfg: PredictConfig):
         self.cfg = cfg
         self.device = resolve_device(cfg.device)
+        if self.device.type == "cpu":
+            use_cpu_threads()  # on the thread that predicts (Streamlit's script thread): see core.device
         self.n_classes = int(ckpt.model_config.n_classes)
         self.in_channels = int(getattr(ckpt.model_config, "in_channels", 1))
         self.window = tuple(float(v) for v in ckpt.norm_window)

@@ -69,6 +69,7 @@ from torch import nn
 
 from .augment import AugmentConfig, augment_batch
 from .checkpoint import load_checkpoint, read_checkpoint_info, save_checkpoint
+from .device import use_cpu_threads
 from .intensity import normalize, percentile_range
 from .io import atomic_write
 from .metrics import ConfusionAccumulator
@@ -255,8 +256,9 @@ def split_slices(zs: Sequence[int], val_fraction: float, seed: int) -> tuple[lis
 def select_device(preference: str = "auto") -> torch.device:
     """``cuda`` when available, else ``mps``, else ``cpu`` (``preference`` forces one).
 
-    On the CPU, torch's thread count is raised to the number of cores (never lowered), or set to
-    ``$SEGDASH_THREADS`` when that is given (useful when other processes share the cores).
+    On the CPU, torch's thread count is set, on the calling thread, to the number of cores (or
+    torch's count if higher), or to ``$SEGDASH_THREADS`` when that is given (useful when other
+    processes share the cores); see :mod:`core.device` for why it must be set on that thread.
     """
     pref = preference.lower()
     if pref in ("auto", "cuda") and torch.cuda.is_available():
@@ -268,21 +270,8 @@ def select_device(preference: str = "auto") -> torch.device:
         return torch.device("mps")
     if pref == "mps":
         raise ValueError("MPS was requested but is not available; use 'auto' or 'cpu'")
-    n, forced = _cpu_threads()
-    if forced or torch.get_num_threads() < n:
-        torch.set_num_threads(n)
+    use_cpu_threads()  # on this (worker) thread: see core.device
     return torch.device("cpu")
-
-
-def _cpu_threads() -> tuple[int, bool]:
-    """(threads to use on the CPU, whether the user forced it with ``SEGDASH_THREADS``)."""
-    env = os.environ.get("SEGDASH_THREADS", "").strip()
-    if env:
-        try:
-            return max(1, int(env)), True
-        except ValueError:
-            raise ValueError(f"SEGDASH_THREADS must be a whole number, got {env!r}") from None
-    return max(1, os.cpu_count() or 1), False
 
 
 def device_label(device: torch.device) -> str:
