@@ -8,13 +8,15 @@ What runs:
    validation slices itself (``val_fraction`` of the recipe).
 2. :func:`core.training.default_config` (or it with ``--set`` overrides) is trained through the
    same :class:`core.training.TrainingJob` the dashboard uses, under a time budget
-   (``--minutes``, training and scoring together): a few calibration steps of the recipe's
-   network measure the step time, and when the recipe's epochs would not fit the budget they are
-   lowered so that they do (the cosine schedule then ends on time); the job is also stopped at
-   the deadline whatever happens (``last.pt`` is kept).
-3. ``best.pt`` (the checkpoint the dashboard offers) is scored on slices 24..29 with
-   :func:`core.inference.predict_slice` at the default tiling (tiles of the training patch size,
-   overlap 0.25, Gaussian blending), without and with test-time flips (``tta``).
+   (``--minutes``, training and scoring together): a short calibration job (two epochs of 6
+   steps of the recipe; the second, warm one counts) measures the step time and the per-epoch validation and saving time, and when
+   the recipe's epochs would not fit the budget they are lowered so that they do (the cosine
+   schedule then still ends on time); the job is also stopped at the deadline whatever happens
+   (``last.pt`` is kept, and scored when there is no ``best.pt``).
+3. ``best.pt`` (the best validation Dice; the checkpoint the dashboard offers) is scored on
+   slices 24..29 with :func:`core.inference.predict_slice` at the default tiling (see
+   :func:`core.inference.default_tile`; overlap 0.25, Gaussian blending), without and with
+   test-time flips (``tta``).
 
 Scores, over all pixels of the six slices: pixel error (1 - accuracy), Dice and IoU of each
 class (0 membrane, 1 cell), and the foreground-restricted Rand error (adapted Rand error, as
@@ -103,38 +105,28 @@ def score(ckpt, images: np.ndarray, truths: np.ndarray, tta: bool) -> dict:
 
 # -- training under a budget -------------------------------------------------------------------
 
-def calibrate_step_s(cfg, n: int = 6) -> float:
-    """Median seconds of one optimisation step of ``cfg``'s network, batch and patch (CPU)."""
-    import torch
+def calibrate(ws, dataset: str, cfg, steps: int = 6) -> tuple[float, float]:
+    """``(seconds per step, seconds per epoch besides steps)`` of ``cfg``, measured by a short
+    :class:`TrainingJob` (two epochs of ``steps`` steps), so whatever the trainer does (threads,
+    precision, memory format, validation, checkpoints) is in the numbers. The second epoch is
+    used: the first includes one-off warm-up (kernel selection), up to 1.5x a step's time."""
+    from core.training import TrainingJob, registry
 
-    from core.augment import augment_batch
-    from core.model import build_model
-    from core.training import _Loss, _make_optimizer, select_device
-
-    select_device("cpu")
-    model = build_model(cfg.model)
-    opt = _make_optimizer(cfg, model.parameters())
-    loss_fn = _Loss(cfg.loss, cfg.model.n_classes)
-    g = torch.Generator().manual_seed(0)
-    x = torch.rand(cfg.batch_size, cfg.model.in_channels, cfg.patch_size, cfg.patch_size, generator=g)
-    y = (torch.rand(cfg.batch_size, cfg.patch_size, cfg.patch_size, generator=g) > 0.3).long()
-    times = []
-    for i in range(n + 1):
-        t = time.perf_counter()
-        xa, ya = augment_batch(x, y, cfg.augment, generator=g)
-        loss = loss_fn(model(xa), ya)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        if i:
-            times.append(time.perf_counter() - t)
-    return float(np.median(times))
+    job = registry().start(TrainingJob(ws, dataset, replace(cfg, epochs=2, steps_per_epoch=steps)))
+    job.join()
+    snap = job.snapshot()
+    shutil.rmtree(ws.run_dir(snap["run_id"]), ignore_errors=True)
+    if snap["state"] != "done":
+        raise SystemExit(f"calibration run ended {snap['state']}: {snap['error']}")
+    h = snap["history"][-1]
+    step_s = cfg.batch_size / h["images_per_s"]
+    return step_s, max(0.0, h["time_s"] - steps * step_s)
 
 
-def fit_epochs(cfg, step_s: float, budget_s: float) -> int:
-    """Epochs of ``cfg`` that fit ``budget_s`` at ``step_s`` per step (+5% for validation, saving)."""
-    per_epoch = cfg.steps_per_epoch * step_s * 1.05 + 2.0
-    return max(1, min(cfg.epochs, int(budget_s // per_epoch)))
+def fit_epochs(cfg, step_s: float, epoch_extra_s: float, budget_s: float) -> int:
+    """Epochs of ``cfg`` that fit ``budget_s`` (10 s kept for starting and finishing the job)."""
+    per_epoch = cfg.steps_per_epoch * step_s + epoch_extra_s
+    return max(1, min(cfg.epochs, int((budget_s - 10.0) // per_epoch)))
 
 
 def train(ws, dataset: str, cfg, deadline: float, log) -> dict:
@@ -204,16 +196,17 @@ def main() -> None:
         cfg = TrainConfig.from_dict(json.loads(args.set), base=base)
         cfg = replace(cfg, device="cpu")
         planned = cfg.epochs
-        step_s = None
+        step_s = epoch_extra_s = None
         if args.steps:
             cfg = replace(cfg, epochs=max(1, -(-args.steps // cfg.steps_per_epoch)))
             train_budget = budget_s - (time.time() - t_start) - SCORE_RESERVE_S
         else:
-            step_s = calibrate_step_s(cfg)
+            step_s, epoch_extra_s = calibrate(ws, dataset, cfg)
             train_budget = budget_s - (time.time() - t_start) - SCORE_RESERVE_S
-            cfg = replace(cfg, epochs=fit_epochs(cfg, step_s, train_budget))
+            cfg = replace(cfg, epochs=fit_epochs(cfg, step_s, epoch_extra_s, train_budget))
         log(f"recipe: {json.dumps(cfg.to_dict())}")
-        log(f"calibrated step {step_s and round(step_s, 3)} s; epochs {cfg.epochs} of {planned} planned; "
+        log(f"calibrated step {step_s and round(step_s, 3)} s, per-epoch extra "
+            f"{epoch_extra_s and round(epoch_extra_s, 1)} s; epochs {cfg.epochs} of {planned} planned; "
             f"training budget {train_budget:.0f} s; load {os.getloadavg()[0]:.2f}")
         load_before = os.getloadavg()
         t_train = time.time()
@@ -248,6 +241,7 @@ def main() -> None:
         "epochs_trained": snap["epoch"], "steps_trained": snap["epoch"] * cfg.steps_per_epoch,
         "state": snap["state"], "stopped_at_deadline": snap["stopped_at_deadline"],
         "checkpoint_scored": which, "checkpoint_epoch": ckpt_epoch, "calibrated_step_s": step_s,
+        "calibrated_epoch_extra_s": epoch_extra_s,
         "train_s": train_s, "total_s": total_s, "budget_s": budget_s, "device": snap["device"],
         "torch_threads": torch.get_num_threads(), "load_avg_before": load_before, "load_avg_after": load_after,
         "train_slices": snap["train_slices"], "val_slices": snap["val_slices"], "test_slices": list(TEST_Z),
