@@ -47,7 +47,7 @@ def bare_loop(ws, dataset: str, cfg, device_name: str = "cpu", channels_last: bo
     """Train ``cfg.epochs * cfg.steps_per_epoch`` steps by hand; returns ``{patches, seconds}``.
 
     Same numeric settings as the trainer: channels-last, and with ``cfg.amp`` the forward under
-    the autocast dtype the trainer picks (:func:`core.training.amp_dtype_for`: bf16 on CUDA and on
+    the autocast dtype the trainer picks (:func:`core.device.amp_dtype_for`: bf16 on CUDA and on
     CPUs with native bf16, fp16 + GradScaler on older GPUs).
     """
     import math
@@ -56,9 +56,10 @@ def bare_loop(ws, dataset: str, cfg, device_name: str = "cpu", channels_last: bo
     import torch
 
     from core.augment import augment_batch
+    from core.device import amp_dtype_for
     from core.intensity import normalize, percentile_range
     from core.model import build_model
-    from core.training import _patch_coords, amp_dtype_for, select_device, split_slices  # same sampler
+    from core.training import _patch_coords, select_device, split_slices  # same sampler
 
     t0 = time.perf_counter()
     device = select_device(device_name)

@@ -1,4 +1,6 @@
-"""CPU threads for torch work, set on the thread that does the work.
+"""Device settings shared by training and prediction: CPU threads, memory format, mixed precision.
+
+CPU threads are set on the thread that does the work.
 
 SegDash computes in threads that are not Python's main thread: the training worker, and
 Streamlit's script thread for prediction. torch's OpenMP thread count is per calling thread:
@@ -14,7 +16,7 @@ import os
 
 import torch
 
-__all__ = ["cpu_threads", "use_cpu_threads"]
+__all__ = ["cpu_threads", "use_cpu_threads", "uses_channels_last", "cpu_has_bf16", "amp_dtype_for"]
 
 
 def cpu_threads() -> tuple[int, bool]:
@@ -36,3 +38,33 @@ def use_cpu_threads() -> int:
     n, _ = cpu_threads()
     torch.set_num_threads(n)
     return n
+
+
+def uses_channels_last(device: torch.device) -> bool:
+    """Whether models and inputs go channels-last on ``device``: cuDNN's fast path on CUDA, and
+    about 1.4x faster convolutions on a CPU (oneDNN); MPS stays contiguous."""
+    return device.type in ("cuda", "cpu")
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX), where bf16 autocast makes
+    convolutions about twice as fast; elsewhere it is emulated and slower than float32."""
+    try:
+        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    except AttributeError:  # a torch without these probes: stay in float32
+        return False
+
+
+def amp_dtype_for(device: torch.device, amp: bool) -> torch.dtype | None:
+    """The autocast dtype on ``device`` with ``amp`` on, or ``None`` (float32).
+
+    CUDA: bfloat16 where supported, else float16 (training adds a GradScaler). CPU: bfloat16 when
+    the CPU has native bf16 (:func:`cpu_has_bf16`), unless ``SEGDASH_CPU_BF16=0``. MPS: float32.
+    """
+    if not amp:
+        return None
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device.type == "cpu" and os.environ.get("SEGDASH_CPU_BF16", "1").strip() != "0" and cpu_has_bf16():
+        return torch.bfloat16
+    return None

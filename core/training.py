@@ -52,7 +52,6 @@ import io
 import json
 import logging
 import math
-import os
 import platform
 import secrets
 import shutil
@@ -69,7 +68,7 @@ from torch import nn
 
 from .augment import AugmentConfig, augment_batch
 from .checkpoint import load_checkpoint, read_checkpoint_info, save_checkpoint
-from .device import use_cpu_threads
+from .device import amp_dtype_for, use_cpu_threads, uses_channels_last
 from .intensity import normalize, percentile_range
 from .io import atomic_write
 from .metrics import ConfusionAccumulator
@@ -121,7 +120,7 @@ class TrainConfig:
         num_workers: DataLoader worker processes for patch extraction (0 = in the training thread).
         amp: mixed precision: on CUDA bf16 where supported, else fp16 with a GradScaler; on a
             CPU with native bf16 (AVX512-BF16 or AMX) bf16, about twice as fast; ignored
-            elsewhere (see :func:`amp_dtype_for`). Weights, optimizer and loss stay float32.
+            elsewhere (see :func:`core.device.amp_dtype_for`). Weights, optimizer and loss stay float32.
         val_crop: validation slices are centre-cropped to at most this side (0 = whole slices).
         device: ``auto`` (CUDA, else MPS, else CPU), ``cpu``, ``cuda`` or ``mps``.
 
@@ -402,30 +401,6 @@ def _make_optimizer(cfg: TrainConfig, params: Any) -> torch.optim.Optimizer:
     return torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, nesterov=True, weight_decay=cfg.weight_decay)
 
 
-def cpu_has_bf16() -> bool:
-    """Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX), where bf16 autocast makes
-    convolutions about twice as fast; elsewhere it is emulated and slower than float32."""
-    try:
-        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
-    except AttributeError:  # a torch without these probes: stay in float32
-        return False
-
-
-def amp_dtype_for(device: torch.device, amp: bool) -> torch.dtype | None:
-    """The autocast dtype of training on ``device`` with ``amp`` on, or ``None`` (float32).
-
-    CUDA: bfloat16 where supported, else float16 (with a GradScaler). CPU: bfloat16 when the CPU
-    has native bf16 (:func:`cpu_has_bf16`), unless ``SEGDASH_CPU_BF16=0``. MPS: float32.
-    """
-    if not amp:
-        return None
-    if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    if device.type == "cpu" and os.environ.get("SEGDASH_CPU_BF16", "1").strip() != "0" and cpu_has_bf16():
-        return torch.bfloat16
-    return None
-
-
 def _autocast(device: torch.device, dtype: torch.dtype | None) -> Any:
     """Mixed precision when ``dtype`` is given, else a no-op context."""
     return torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
@@ -688,7 +663,7 @@ class TrainingJob:
         model = build_model(cfg.model if ckpt is None else replace(cfg.model, encoder_weights=None)).to(device)
         if cuda:
             torch.backends.cudnn.benchmark = True
-        channels_last = device.type in ("cuda", "cpu")
+        channels_last = uses_channels_last(device)
         if channels_last:
             model = model.to(memory_format=torch.channels_last)
         optimizer = _make_optimizer(cfg, model.parameters())
@@ -842,7 +817,7 @@ class TrainingJob:
             for img, mask in items:
                 self._check_stop()
                 x = img.to(device, non_blocking=cuda)
-                if device.type in ("cuda", "cpu"):
+                if uses_channels_last(device):
                     x = x.contiguous(memory_format=torch.channels_last)
                 y = mask.to(device, non_blocking=cuda)
                 with _autocast(device, amp_dtype):

@@ -289,18 +289,18 @@ def test_mixed_precision_choice_per_device(monkeypatch):
     """bf16 autocast on a CPU only where it is native (else it is slower than float32), never with amp off."""
     import torch
 
-    from core import training
+    from core import device
 
     cpu = torch.device("cpu")
-    assert training.amp_dtype_for(cpu, False) is None
-    monkeypatch.setattr(training, "cpu_has_bf16", lambda: True)
-    assert training.amp_dtype_for(cpu, True) == torch.bfloat16
+    assert device.amp_dtype_for(cpu, False) is None
+    monkeypatch.setattr(device, "cpu_has_bf16", lambda: True)
+    assert device.amp_dtype_for(cpu, True) == torch.bfloat16
     monkeypatch.setenv("SEGDASH_CPU_BF16", "0")
-    assert training.amp_dtype_for(cpu, True) is None
+    assert device.amp_dtype_for(cpu, True) is None
     monkeypatch.delenv("SEGDASH_CPU_BF16")
-    monkeypatch.setattr(training, "cpu_has_bf16", lambda: False)
-    assert training.amp_dtype_for(cpu, True) is None
-    assert training.amp_dtype_for(torch.device("mps"), True) is None
+    monkeypatch.setattr(device, "cpu_has_bf16", lambda: False)
+    assert device.amp_dtype_for(cpu, True) is None
+    assert device.amp_dtype_for(torch.device("mps"), True) is None
 
 
 def test_training_runs_in_float32_when_mixed_precision_is_off(ws):
