@@ -20,8 +20,6 @@ import tempfile
 
 from _common import report
 
-TARGET_RATIO = 0.97
-
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -36,7 +34,7 @@ def main() -> None:
                {"skipped": True})
         return
 
-    from bench_trainer import DATASET, alternate, bare_loop, job_run
+    from bench_trainer import DATASET, alternate, bare_loop, job_run, result_rows
 
     from core.sample import ensure_sample
     from core.training import TrainConfig, default_config
@@ -50,21 +48,14 @@ def main() -> None:
         ws = Workspace(tmp)
         ensure_sample(ws)
         out = alternate(ws, cfg, args.rounds,
-                        lambda c: bare_loop(ws, DATASET, c, device_name="cuda", channels_last=True),
+                        lambda c: bare_loop(ws, DATASET, c, device_name="cuda"),
                         lambda c: job_run(ws, DATASET, c), lambda m: print(m, file=sys.stderr, flush=True))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     steps = cfg.epochs * cfg.steps_per_epoch
     amp = "bf16" if torch.cuda.is_bf16_supported() else "fp16 + GradScaler"
-    rows = [
-        {"arm": f"bare smp loop ({amp}, channels-last)", "images_per_s": out["median"]["bare"], "steps": steps,
-         "runs_images_per_s": [round(o["images_per_s"], 2) for o in out["runs"]["bare"]]},
-        {"arm": "TrainingJob (val + checkpoints + bundle)", "images_per_s": out["median"]["job"], "steps": steps,
-         "runs_images_per_s": [round(o["images_per_s"], 2) for o in out["runs"]["job"]]},
-        {"arm": "ratio job / bare", "images_per_s": out["ratio"], "steps": steps,
-         "runs_images_per_s": [round(r, 3) for r in out["paired_ratios"]], "target": f">= {TARGET_RATIO}",
-         "met": out["ratio"] >= TARGET_RATIO, "gap": max(0.0, TARGET_RATIO - out["ratio"])},
-    ]
+    rows = result_rows(out, steps, {"bare": f"bare smp loop ({amp}, channels-last)",
+                                    "job": "TrainingJob (val + checkpoints + bundle)"})
     report("gpu", rows, {"skipped": False, "device": torch.cuda.get_device_name(0), "amp": amp,
                          "channels_last": True, "recipe": cfg.to_dict(), "rounds": args.rounds,
                          "cpu_count": os.cpu_count(),

@@ -169,6 +169,19 @@ def alternate(ws, cfg, rounds: int, bare, job, log, bare_thread=None) -> dict:
     return {"runs": res, "median": med, "ratio": med["job"] / med["bare"], "paired_ratios": paired}
 
 
+def result_rows(out: dict, steps: int, labels: dict[str, str]) -> list[dict]:
+    """Table rows of :func:`alternate`'s result: one per arm (``labels``: arm -> row name, in
+    order), then the job / bare ratio with its target."""
+    rows = [{"arm": label, "images_per_s": out["median"][arm], "steps": steps,
+             "runs_images_per_s": [round(o["images_per_s"], 3) for o in out["runs"][arm]]}
+            for arm, label in labels.items()]
+    rows.append({"arm": "ratio job / bare", "images_per_s": out["ratio"], "steps": steps,
+                 "runs_images_per_s": [round(r, 3) for r in out["paired_ratios"]],
+                 "target": f">= {TARGET_RATIO}", "met": out["ratio"] >= TARGET_RATIO,
+                 "gap": max(0.0, TARGET_RATIO - out["ratio"])})
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=3, help="runs of each arm, alternating (default 3)")
@@ -199,20 +212,10 @@ def main() -> None:
         shutil.rmtree(tmp, ignore_errors=True)
     steps = cfg.epochs * cfg.steps_per_epoch
     jobs = out["runs"]["job"]
-    rows = [
-        {"arm": "bare smp loop", "images_per_s": out["median"]["bare"], "steps": steps,
-         "runs_images_per_s": [round(o["images_per_s"], 3) for o in out["runs"]["bare"]]},
-        {"arm": "TrainingJob (val + checkpoints + bundle)", "images_per_s": out["median"]["job"], "steps": steps,
-         "runs_images_per_s": [round(o["images_per_s"], 3) for o in jobs]},
-        {"arm": "bare smp loop in a background thread", "images_per_s": out["median"]["bare_thread"], "steps": steps,
-         "runs_images_per_s": [round(o["images_per_s"], 3) for o in out["runs"]["bare_thread"]]},
-        {"arm": "ratio job / bare", "images_per_s": out["ratio"], "steps": steps,
-         "runs_images_per_s": [round(r, 3) for r in out["paired_ratios"]],
-         "target": f">= {TARGET_RATIO}", "met": out["ratio"] >= TARGET_RATIO,
-         "gap": max(0.0, TARGET_RATIO - out["ratio"])},
-        {"arm": "ratio job / bare in a thread", "images_per_s": out["median"]["job"] / out["median"]["bare_thread"],
-         "steps": steps},
-    ]
+    rows = result_rows(out, steps, {"bare": "bare smp loop", "job": "TrainingJob (val + checkpoints + bundle)",
+                                    "bare_thread": "bare smp loop in a background thread"})
+    rows.append({"arm": "ratio job / bare in a thread",
+                 "images_per_s": out["median"]["job"] / out["median"]["bare_thread"], "steps": steps})
     report("trainer", rows, {
         "recipe": cfg.to_dict(), "rounds": args.rounds, "device": jobs[0]["device"],
         "torch_threads": torch.get_num_threads(), "load_avg_before": load, "load_avg_after": load_after,
