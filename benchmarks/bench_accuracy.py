@@ -9,9 +9,9 @@ What runs:
 2. :func:`core.training.default_config` (or it with ``--set`` overrides) is trained through the
    same :class:`core.training.TrainingJob` the dashboard uses, under a time budget
    (``--minutes``, training and scoring together): a short calibration job (two epochs of 6
-   steps of the recipe; the second, warm one counts) measures the step time and the per-epoch validation and saving time, and when
-   the recipe's epochs would not fit the budget they are lowered so that they do (the cosine
-   schedule then still ends on time); the job is also stopped at the deadline whatever happens
+   steps of the recipe; the second, warm one counts) measures the step time and the per-epoch
+   validation and saving time, and when the recipe's epochs would not fit the budget they are
+   lowered so that they do (the cosine schedule then still ends on time); the job is also stopped at the deadline whatever happens
    (``last.pt`` is kept, and scored when there is no ``best.pt``).
 3. ``best.pt`` (the best validation Dice; the checkpoint the dashboard offers) is scored on
    slices 24..29 with :func:`core.inference.predict_slice` at the default tiling (see
