@@ -65,11 +65,11 @@ def _cmd_import(args: argparse.Namespace) -> dict[str, Any]:
     classes = [c.strip() for c in args.classes.split(",")] if args.classes else None
     as_stack = True if args.as_stack else (False if args.as_colour else None)
     hints = {  # a question the import asks, and the option that answers it
-        StackOrColourNeeded: "use --as-stack to read the planes as slices or --as-colour for one colour image",
-        GappedMaskValues: "use --remap-classes to map the values to classes 0..K-1",
-        ThresholdMergesClasses: "use --merge-classes to merge them, or leave out --mask-threshold",
-        ImagesLookLikeMasks: "use --images-are-binary to import them as images anyway",
-        TooManyClassNames: "give fewer names with --classes",
+        StackOrColourNeeded: ": --as-stack for slices, --as-colour for one colour image",
+        GappedMaskValues: " (--remap-classes remaps them)",
+        ThresholdMergesClasses: " (--merge-classes confirms the merge)",
+        ImagesLookLikeMasks: " (--images-are-binary confirms)",
+        TooManyClassNames: " with --classes",
     }
     try:
         report = import_dataset(ws, args.name, args.images, args.masks, channel=args.channel,
@@ -78,7 +78,7 @@ def _cmd_import(args: argparse.Namespace) -> dict[str, Any]:
                                 images_are_binary=args.images_are_binary, merge_classes=args.merge_classes)
     except tuple(hints) as exc:
         hint = next(h for cls, h in hints.items() if isinstance(exc, cls))
-        raise ValueError(f"{str(exc).rstrip('.')}; {hint}") from None
+        raise ValueError(f"{str(exc).rstrip('.')}{hint}") from None
     for note in report.notices:
         print(f"notice: {note}", file=sys.stderr)
     return report.summary()

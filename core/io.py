@@ -187,7 +187,10 @@ def memory_budget() -> int:
 
 
 def _gb(n: float) -> str:
-    return f"{n / 1e9:.1f} GB" if n >= 1e8 else f"{n / 1e6:.1f} MB"
+    """``1.5 GB``, ``0.9 MB``, ``12 KB``: a size for a message."""
+    if n >= 1e8:
+        return f"{n / 1e9:.1f} GB"
+    return f"{n / 1e6:.1f} MB" if n >= 1e5 else f"{max(n, 1) / 1e3:.0f} KB" if n >= 1e3 else f"{int(n)} bytes"
 
 
 class _Budget:
@@ -457,9 +460,11 @@ def _read_pil(name: str, opener: Any, *, channel: int | None,
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         try:
             im = Image.open(src)
-        except Image.DecompressionBombError:
-            raise ValueError(f"{name}: its header claims more pixels than any image SegDash reads; refused "
-                             "as a decompression bomb") from None
+        except Image.DecompressionBombError as exc:
+            counts = [int(n) for n in re.findall(r"\d+", str(exc))]
+            claim = f"{counts[0] / 1e6:,.0f} megapixels" if counts else "more pixels than SegDash reads"
+            raise ValueError(f"{name}: its header claims {claim}, beyond any microscopy slice; refused as a "
+                             "decompression bomb") from None
     with im:
         w, h = im.size
         pixels = int(w) * int(h)
