@@ -241,7 +241,7 @@ def check_import_path(path: str | Path, roots: Sequence[str | Path]) -> Path:
             continue
         if resolved is not None and (resolved == r or resolved.is_relative_to(r)):
             return resolved
-    shown = os.pathsep.join(str(r) for r in roots)
+    shown = ", ".join(str(r) for r in roots)
     raise ValueError(f"that path is outside the folders this server imports from ({shown}); copy the data "
                      "into one of them, or set SEGDASH_IMPORT_ROOTS when starting the server")
 

@@ -119,7 +119,7 @@ def _run_import(ws) -> None:
         _ask("data_need_threshold", float(exc.suggested_threshold),
              f"{exc} Set the threshold below and press Import again.")
     except StackOrColourNeeded as exc:
-        _ask("data_need_planes", exc.n_planes, f"{exc}: pick a reading below and press Import again.")
+        _ask("data_need_planes", exc.n_planes, f"{exc}. Pick a reading below and press Import again.")
     except GappedMaskValues as exc:
         _ask("data_need_remap", exc.values, f"{exc}. Tick the remap below and press Import again.")
     except ThresholdMergesClasses as exc:
