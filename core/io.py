@@ -13,8 +13,17 @@ Rules:
   how many channels there are.
 - ZIP members with absolute paths or ``..`` are refused; member count and total uncompressed size are
   capped (:data:`ZIP_MAX_MEMBERS`, :data:`ZIP_MAX_BYTES`, overridable by the environment variables
-  ``SEGDASH_ZIP_MAX_MEMBERS`` and ``SEGDASH_ZIP_MAX_BYTES``).
-- Every refusal is a :class:`ValueError` whose message names the file.
+  ``SEGDASH_ZIP_MAX_MEMBERS`` and ``SEGDASH_ZIP_MAX_BYTES``), and members or whole ZIPs that expand
+  like a bomb are refused, all from the central directory before anything is decompressed; members
+  are then decompressed one at a time, when their turn comes.
+- Every image's size comes from its header (TIFF: tifffile's series metadata) and is checked before
+  any pixel is decoded: against :func:`memory_budget`, and against its file size (a file that
+  decodes to over 1000 times its size is a decompression bomb).
+- A TIFF of 3 or 4 planes stored as planar RGB is ambiguous: ``as_stack=`` chooses between slices
+  and one colour image, else :class:`StackOrColourNeeded` asks.
+- Every refusal is a :class:`ValueError` whose message names the file (``archive.zip:member`` for
+  a ZIP member) and never quotes its bytes.
+- :func:`check_import_path` limits paths to configured folders (the web page's server import).
 """
 
 from __future__ import annotations
