@@ -57,13 +57,28 @@ def _progress_printer(label: str) -> Callable[[float, float, float | None, str],
 
 
 def _cmd_import(args: argparse.Namespace) -> dict[str, Any]:
-    from .ingest import import_dataset
+    from .ingest import ImagesLookLikeMasks, TooManyClassNames, import_dataset
+    from .io import StackOrColourNeeded
+    from .masks import GappedMaskValues, ThresholdMergesClasses
 
     ws = _workspace(args)
     classes = [c.strip() for c in args.classes.split(",")] if args.classes else None
-    report = import_dataset(ws, args.name, args.images, args.masks, channel=args.channel,
-                            mask_threshold=args.mask_threshold, class_names=classes,
-                            source=str(args.images))
+    as_stack = True if args.as_stack else (False if args.as_colour else None)
+    hints = {  # a question the import asks, and the option that answers it
+        StackOrColourNeeded: ": --as-stack for slices, --as-colour for one colour image",
+        GappedMaskValues: " (--remap-classes remaps them)",
+        ThresholdMergesClasses: " (--merge-classes confirms the merge)",
+        ImagesLookLikeMasks: " (--images-are-binary confirms)",
+        TooManyClassNames: " with --classes",
+    }
+    try:
+        report = import_dataset(ws, args.name, args.images, args.masks, channel=args.channel,
+                                mask_threshold=args.mask_threshold, class_names=classes,
+                                source=str(args.images), as_stack=as_stack, remap_classes=args.remap_classes,
+                                images_are_binary=args.images_are_binary, merge_classes=args.merge_classes)
+    except tuple(hints) as exc:
+        hint = next(h for cls, h in hints.items() if isinstance(exc, cls))
+        raise ValueError(f"{str(exc).rstrip('.')}{hint}") from None
     for note in report.notices:
         print(f"notice: {note}", file=sys.stderr)
     return report.summary()
@@ -150,6 +165,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mask-threshold", type=float, metavar="T",
                    help="binarise masks at T (for anti-aliased or JPEG masks)")
     p.add_argument("--classes", metavar="A,B,...", help="class names, comma separated (index order)")
+    reading = p.add_mutually_exclusive_group()
+    reading.add_argument("--as-stack", action="store_true",
+                         help="read a 3- or 4-plane TIFF stored as planar RGB as that many slices")
+    reading.add_argument("--as-colour", action="store_true",
+                         help="read a 3- or 4-plane TIFF stored as planar RGB as one colour image (to gray)")
+    p.add_argument("--remap-classes", action="store_true",
+                   help="map mask values with gaps (e.g. 0,1,2,7) to classes 0..K-1 in sorted order")
+    p.add_argument("--merge-classes", action="store_true",
+                   help="let --mask-threshold merge masks of several classes into one foreground class")
+    p.add_argument("--images-are-binary", action="store_true",
+                   help="import images that hold only two values (refused by default: they look like masks)")
     p.set_defaults(func=_cmd_import)
 
     p = sub.add_parser("export", parents=[common], help="export a dataset's masks",

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["StrayMaskValues", "MaskLabels", "to_labels", "default_class_names", "to_export_values"]
+__all__ = ["StrayMaskValues", "GappedMaskValues", "ThresholdMergesClasses", "MaskLabels", "to_labels",
+           "default_class_names", "to_export_values"]
 
 MAX_CLASSES = 32
 _MIN_CLASS_FRACTION = 0.0005  # a value on fewer pixels than this is noise, not a class
@@ -39,6 +40,40 @@ class StrayMaskValues(ValueError):
             "values above become class 1) or fix the mask file.")
 
 
+class GappedMaskValues(ValueError):
+    """Integer mask values with gaps ({0, 1, 2, 7}): classes 3..6 would be empty.
+
+    Attributes:
+        values: the distinct values found, sorted.
+    """
+
+    def __init__(self, source: str, values: list[int]):
+        self.values = values
+        shown = ", ".join(str(v) for v in values)
+        missing = sorted(set(range(max(values) + 1)) - set(values))
+        gaps = ", ".join(str(v) for v in missing[:10]) + (" ..." if len(missing) > 10 else "")
+        super().__init__(
+            f"{source}: mask values {{{shown}}} leave gaps ({gaps} never occur), which would be "
+            f"{len(missing)} empty classes; remap the {len(values)} values to classes 0..{len(values) - 1} "
+            "in sorted order, or fix the masks")
+
+
+class ThresholdMergesClasses(ValueError):
+    """A threshold was asked for masks that hold several clean classes: it would merge them.
+
+    Attributes:
+        values: the class values found.
+    """
+
+    def __init__(self, source: str, values: list[float], threshold: float):
+        self.values = values
+        shown = ", ".join(f"{v:g}" for v in values)
+        super().__init__(
+            f"{source}: the masks hold {len(values)} classes (values {shown}); a threshold at {threshold:g} "
+            "merges every class above it into one foreground class. Confirm the merge, or import without "
+            "a threshold to keep the classes")
+
+
 @dataclass
 class MaskLabels:
     """Labels from :func:`to_labels`.
@@ -56,23 +91,38 @@ class MaskLabels:
     notice: str = ""
 
 
-def to_labels(mask: np.ndarray, *, threshold: float | None = None, source: str = "mask") -> MaskLabels:
+def to_labels(mask: np.ndarray, *, threshold: float | None = None, source: str = "mask", remap: bool = False,
+              merge: bool = False, n_classes: int | None = None) -> MaskLabels:
     """Convert a mask (any shape, any dtype) to class indices.
 
     Accepted without question: bool, {0, 1}, {0, 255}, and integer label images 0..K-1 (K <= 32).
     A small set of other distinct values each covering a real share of pixels (e.g. {0, 85, 170,
-    255}) is mapped in sorted order to 0..K-1 with a notice. Anything else raises
-    :class:`StrayMaskValues` unless ``threshold`` is given (then ``mask > threshold`` is class 1).
+    255}) is mapped in sorted order to 0..K-1 with a notice. Integer labels with gaps ({0, 1, 2, 7})
+    raise :class:`GappedMaskValues` unless ``remap`` (or ``n_classes`` covers them). Anything else
+    raises :class:`StrayMaskValues` unless ``threshold`` is given (then ``mask > threshold`` is
+    class 1); a threshold over masks that hold three or more clean classes raises
+    :class:`ThresholdMergesClasses` unless ``merge``.
 
     Args:
         mask: (Y, X) or (Z, Y, X) array.
         threshold: binarise at this value instead of interpreting values as classes.
         source: file name used in messages.
+        remap: map gapped integer labels in sorted order to 0..K-1.
+        merge: allow a threshold to merge several classes into one.
+        n_classes: the number of classes the masks are known to have (a SegDash export): integer
+            values below it are class indices as they are, gaps allowed.
     """
     arr = np.asarray(mask)
     if arr.dtype == np.bool_:
         return MaskLabels(arr.astype(np.uint8), 2, (0, 1))
     if threshold is not None:
+        if not merge:
+            try:
+                clean = to_labels(arr, source=source, remap=True)
+            except ValueError:
+                clean = None
+            if clean is not None and clean.n_classes > 2:
+                raise ThresholdMergesClasses(source, list(clean.value_of_class), threshold)
         return MaskLabels((arr > threshold).astype(np.uint8), 2, (0, 255),
                           f"{source}: thresholded at {threshold:g}")
     values, counts = _unique_counts(arr)
@@ -85,7 +135,18 @@ def to_labels(mask: np.ndarray, *, threshold: float | None = None, source: str =
     is_int = np.all(values == np.round(values))
     if is_int and values.min() >= 0 and values.max() < MAX_CLASSES:
         k = int(values.max()) + 1
-        return MaskLabels(arr.astype(np.uint8), max(k, 2), tuple(range(max(k, 2))))
+        if n_classes is not None and k <= n_classes:
+            return MaskLabels(arr.astype(np.uint8), max(n_classes, 2), tuple(range(max(n_classes, 2))))
+        if len(values) == k:
+            return MaskLabels(arr.astype(np.uint8), max(k, 2), tuple(range(max(k, 2))))
+        found = [int(v) for v in values]
+        if not remap:
+            raise GappedMaskValues(source, found)
+        lut = np.zeros(k, np.uint8)
+        lut[found] = np.arange(len(found), dtype=np.uint8)
+        return MaskLabels(lut[arr.astype(np.intp)], max(len(found), 2), tuple(found),
+                          f"{source}: mask values {', '.join(map(str, found))} remapped to classes "
+                          f"0..{len(found) - 1}")
     frac = counts / counts.sum()
     if (len(values) <= MAX_CLASSES and frac.min() >= _MIN_CLASS_FRACTION and _spread(values)
             and _are_regions(arr, values)):

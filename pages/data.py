@@ -2,25 +2,34 @@
 
 UI only: reading, pairing and storing are :func:`core.ingest.import_dataset`; the workspace does
 the rest. When the data layer needs a decision (which channel of a multi-channel image, where to
-threshold anti-aliased masks) the page offers the input and the user imports again.
+threshold anti-aliased masks, whether three planes are slices or colours, whether to remap gapped
+class values, merge classes or import two-valued images) the page offers the choice and the user
+imports again. A refusal is shown as an error on the page, with its reason. Paths on the server
+are limited to :func:`core.ingest.import_roots`.
 """
+
+import time
 
 import streamlit as st
 
-from core.ingest import import_dataset
-from core.io import ChannelChoiceNeeded
-from core.masks import StrayMaskValues
+from core.ingest import ImagesLookLikeMasks, import_dataset, import_roots
+from core.io import ChannelChoiceNeeded, StackOrColourNeeded
+from core.masks import GappedMaskValues, StrayMaskValues, ThresholdMergesClasses
 from core.render import class_color, overlay
 from pages._common import dataset_picker, init_state, user_errors, workspace
 
 ACCEPTED = ["tif", "tiff", "png", "jpg", "jpeg", "bmp", "zip"]
 _FLASH = {"success": st.success, "info": st.info, "warning": st.warning, "error": st.error}
+# questions the import can ask: session key of the pending question -> its default (no question)
+_QUESTIONS = {"data_need_channel": None, "data_need_threshold": None, "data_need_planes": None,
+              "data_need_remap": None, "data_need_merge": None, "data_need_binary": None}
+_STAGES = {"images": "Reading images", "masks": "Reading masks", "writing": "Writing slices"}
 
 
 def _init() -> None:
     init_state()
-    defaults = {"data_need_channel": None, "data_need_threshold": None, "data_select": None,
-                "data_flash": [], "data_manage_for": None}
+    defaults = {"data_select": None, "data_flash": [], "data_manage_for": None, "data_error": None,
+                **_QUESTIONS}
     for key, value in defaults.items():
         if key not in st.session_state:
             st.session_state[key] = value
@@ -36,51 +45,129 @@ def _class_list(text: str) -> list[str] | None:
     return names or None
 
 
+def _progress_bar():
+    """A progress bar and the ``progress(done, total, stage)`` callback that fills it with time left."""
+    bar = st.progress(0.0, text="Starting the import ...")
+    started: dict[str, float] = {}
+    shown = [0.0]
+
+    def update(done: int, total: int, stage: str) -> None:
+        now = time.monotonic()
+        t0 = started.setdefault(stage, now)
+        if done < total and now - shown[0] < 0.2:
+            return
+        shown[0] = now
+        unit = "slices" if stage == "writing" else "files"
+        left = ""
+        if 0 < done < total and now - t0 > 0.5:
+            left = f", about {(now - t0) / done * (total - done):.0f} s left"
+        bar.progress(min(1.0, done / max(total, 1)),
+                     text=f"{_STAGES.get(stage, stage)}: {done} of {total} {unit} done{left}")
+
+    return bar, update
+
+
+def _answers() -> dict:
+    """The options that answer the questions asked so far."""
+    ss = st.session_state
+    out = {}
+    if ss["data_need_channel"]:
+        out["channel"] = ss.get("data_channel")
+    if ss["data_need_threshold"] is not None:
+        out["mask_threshold"] = ss.get("data_threshold")
+    if ss["data_need_planes"]:
+        out["as_stack"] = ss.get("data_as_stack", "slices") == "slices"
+    if ss["data_need_remap"]:
+        out["remap_classes"] = bool(ss.get("data_remap"))
+    if ss["data_need_merge"]:
+        out["merge_classes"] = bool(ss.get("data_merge"))
+    if ss["data_need_binary"]:
+        out["images_are_binary"] = bool(ss.get("data_binary_ok"))
+    return out
+
+
+def _ask(key: str, value, text: str) -> None:
+    st.session_state[key] = value
+    _flash("warning", text)
+    st.rerun()
+
+
 def _run_import(ws) -> None:
     uploads = st.session_state.get("data_images") or []
     mask_uploads = st.session_state.get("data_masks") or []
     path = (st.session_state.get("data_path") or "").strip()
     mask_path = (st.session_state.get("data_mask_path") or "").strip()
     name = (st.session_state.get("data_name") or "").strip()
+    st.session_state["data_error"] = None
     if uploads and path:
-        st.error("Give either uploaded files or a path on the server, not both.")
+        st.session_state["data_error"] = "Give either uploaded files or a path on the server, not both."
         return
     images = uploads or path
     if not images:
-        st.error("Upload images or give a path on the server first.")
+        st.session_state["data_error"] = "Upload images or give a path on the server first."
         return
     masks = mask_uploads or mask_path or None
-    channel = st.session_state.get("data_channel") if st.session_state["data_need_channel"] else None
-    threshold = st.session_state.get("data_threshold") if st.session_state["data_need_threshold"] is not None else None
-    with st.status(f"Importing {name or '...'}", expanded=True) as status:
-        st.write(f"Reading {len(uploads)} uploaded file(s)" if uploads else f"Reading {path}")
-        try:
-            report = import_dataset(ws, name, images, masks, channel=channel, mask_threshold=threshold,
-                                    class_names=_class_list(st.session_state.get("data_classes", "")))
-        except ChannelChoiceNeeded as exc:
-            status.update(label="Choose a channel", state="error")
-            st.session_state["data_need_channel"] = exc.n_channels
-            _flash("warning", f"{str(exc).rstrip('.')}. Pick the channel below and press Import again.")
-            st.rerun()
-        except StrayMaskValues as exc:
-            status.update(label="Choose a mask threshold", state="error")
-            st.session_state["data_need_threshold"] = float(exc.suggested_threshold)
-            _flash("warning", f"{exc} Set the threshold below and press Import again.")
-            st.rerun()
-        except ValueError as exc:
-            status.update(label="Import failed", state="error")
-            st.error(str(exc))
-            return
-        status.update(label=f"Imported {report.dataset.name}", state="complete")
+    roots = import_roots(ws) if (path or mask_path) else None
+    bar, progress = _progress_bar()
+    try:
+        report = import_dataset(ws, name, images, masks, roots=roots, progress=progress,
+                                class_names=_class_list(st.session_state.get("data_classes", "")), **_answers())
+    except ChannelChoiceNeeded as exc:
+        _ask("data_need_channel", exc.n_channels,
+             f"{str(exc).rstrip('.')}. Pick the channel below and press Import again.")
+    except StrayMaskValues as exc:
+        _ask("data_need_threshold", float(exc.suggested_threshold),
+             f"{exc} Set the threshold below and press Import again.")
+    except StackOrColourNeeded as exc:
+        _ask("data_need_planes", exc.n_planes, f"{exc}. Pick a reading below and press Import again.")
+    except GappedMaskValues as exc:
+        _ask("data_need_remap", exc.values, f"{exc}. Tick the remap below and press Import again.")
+    except ThresholdMergesClasses as exc:
+        _ask("data_need_merge", exc.values, f"{exc}. Tick the merge below and press Import again.")
+    except ImagesLookLikeMasks as exc:
+        _ask("data_need_binary", exc.values, f"{exc}: tick the box below and press Import again, or swap them.")
+    except ValueError as exc:
+        bar.empty()
+        st.session_state["data_error"] = str(exc)
+        return
+    bar.progress(1.0, text=f"Imported {report.dataset.name}")
     counts = report.dataset.counts()
     _flash("success", f"Imported **{report.dataset.name}**: {counts['slices']} slices, "
                       f"{counts['slices'] - counts['unlabeled']} with masks"
                       + (" (see the notes below)." if report.notices else "."))
-    st.session_state["data_need_channel"] = None
-    st.session_state["data_need_threshold"] = None
+    for key, value in _QUESTIONS.items():
+        st.session_state[key] = value
     st.session_state["data_select"] = report.dataset.name
     st.session_state["data_imported"] = True
     st.rerun()
+
+
+def _questions() -> None:
+    """The inputs that answer what the last import asked."""
+    ss = st.session_state
+    n_channels = ss["data_need_channel"]
+    if n_channels:
+        st.number_input(f"Channel to import (the images have {n_channels}: 0..{n_channels - 1})",
+                        min_value=0, max_value=n_channels - 1, value=0, step=1, key="data_channel")
+    suggested = ss["data_need_threshold"]
+    if suggested is not None:
+        st.number_input("Mask threshold: mask values above it become class 1", value=suggested,
+                        key="data_threshold")
+    planes = ss["data_need_planes"]
+    if planes:
+        st.radio(f"The TIFF's {planes} planes are", ["slices", "colour"], key="data_as_stack", horizontal=True,
+                 format_func=lambda v: f"{planes} slices of a stack" if v == "slices"
+                 else "one colour image (imported as gray)")
+    if ss["data_need_remap"]:
+        values = ss["data_need_remap"]
+        st.checkbox(f"Remap mask values {', '.join(map(str, values))} to classes 0..{len(values) - 1}",
+                    key="data_remap")
+    if ss["data_need_merge"]:
+        st.checkbox(f"Merge the {len(ss['data_need_merge'])} mask classes into one foreground class "
+                    "(the threshold does this)", key="data_merge")
+    if ss["data_need_binary"]:
+        st.checkbox("These two-valued files are the images (not masks): import them as images",
+                    key="data_binary_ok")
 
 
 def _import_tab(ws) -> None:
@@ -88,8 +175,8 @@ def _import_tab(ws) -> None:
                   help="Letters, digits, '.', '_' or '-'.")
     st.text_input("Class names, comma separated, background first (optional)", key="data_classes",
                   placeholder="background, cell")
-    st.file_uploader("Images: TIFF stacks, PNG/JPEG/BMP slices, or a ZIP", type=ACCEPTED,
-                     accept_multiple_files=True, key="data_images")
+    st.file_uploader("Images: TIFF stacks, PNG/JPEG/BMP slices, or a ZIP (with images/ and masks/ folders, "
+                     "or a SegDash dataset export)", type=ACCEPTED, accept_multiple_files=True, key="data_images")
     st.file_uploader("Masks (optional): paired by file name, or slice by slice for a stack", type=ACCEPTED,
                      accept_multiple_files=True, key="data_masks")
     with st.expander("Or import from a path on the server (for stacks too big to upload)",
@@ -97,16 +184,13 @@ def _import_tab(ws) -> None:
         st.text_input("Images: a file, folder or ZIP on the server", key="data_path",
                       placeholder="/data/stack.tif")
         st.text_input("Masks (optional): a file, folder or ZIP on the server", key="data_mask_path")
-    n_channels = st.session_state["data_need_channel"]
-    if n_channels:
-        st.number_input(f"Channel to import (the images have {n_channels}: 0..{n_channels - 1})",
-                        min_value=0, max_value=n_channels - 1, value=0, step=1, key="data_channel")
-    suggested = st.session_state["data_need_threshold"]
-    if suggested is not None:
-        st.number_input("Mask threshold: mask values above it become class 1", value=suggested,
-                        key="data_threshold")
+        st.caption("Paths inside these folders only: " + ", ".join(f"`{r}`" for r in import_roots(ws))
+                   + " (set `SEGDASH_IMPORT_ROOTS` when starting the server to change them).")
+    _questions()
     if st.button("Import", key="data_import", type="primary", icon=":material/upload:"):
         _run_import(ws)
+    if st.session_state["data_error"]:
+        st.error(f"Import refused: {st.session_state['data_error']}", icon=":material/error:")
 
 
 def _browse_tab(ws, dataset: str) -> None:

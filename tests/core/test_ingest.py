@@ -2,6 +2,7 @@
 
 import io
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -146,3 +147,143 @@ def test_export_without_masks_is_refused(ws, tmp_path):
     with pytest.raises(ValueError, match="no masks yet"):
         export_masks_zip(ws, "bare", tmp_path / "o.zip")
     assert not (tmp_path / "o.zip").exists()
+
+
+# -- data sanity and uploads (issue 10 point 7, issue 11 point 3) -------------------------------
+
+class _Upload(io.BytesIO):
+    def __init__(self, name, data):
+        super().__init__(data)
+        self.name = name
+
+
+def test_one_image_file_and_one_mask_file_pair_whatever_their_names(ws, tmp_path):
+    img = np.random.default_rng(0).integers(0, 255, (8, 8), dtype=np.uint8)
+    _save(tmp_path / "a.png", img)
+    _save(tmp_path / "b.png", np.eye(8, dtype=np.uint8) * 255)
+    rep = import_dataset(ws, "ab", tmp_path / "a.png", tmp_path / "b.png")
+    assert rep.dataset.statuses == ("labeled",) and ws.read_mask("ab", 0)[3, 3] == 1
+    tifffile.imwrite(tmp_path / "x.tif", np.stack([img, img]), photometric="minisblack")
+    tifffile.imwrite(tmp_path / "y.tif", np.ones((2, 8, 8), np.uint8), photometric="minisblack")
+    assert import_dataset(ws, "xy", tmp_path / "x.tif", tmp_path / "y.tif").dataset.counts()["labeled"] == 2
+    up = import_dataset(ws, "up", [_Upload("c.png", (tmp_path / "a.png").read_bytes())],
+                        [_Upload("d.png", (tmp_path / "b.png").read_bytes())])
+    assert up.dataset.statuses == ("labeled",)
+
+
+def test_too_many_class_names_are_refused(ws, tmp_path):
+    from core.ingest import TooManyClassNames
+    lab = np.zeros((2, 12, 12), np.uint8)
+    lab[:, 2:6, 2:6], lab[:, 7:10, 7:10] = 1, 2
+    tifffile.imwrite(tmp_path / "i.tif", np.random.default_rng(0).integers(0, 255, (2, 12, 12), dtype=np.uint8),
+                     photometric="minisblack")
+    tifffile.imwrite(tmp_path / "l.tif", lab, photometric="minisblack")
+    with pytest.raises(TooManyClassNames, match=r"4 class names .* hold 3 classes"):
+        import_dataset(ws, "x", tmp_path / "i.tif", tmp_path / "l.tif", class_names=["bg", "a", "b", "c"])
+    assert not ws.has_dataset("x")
+    assert import_dataset(ws, "x", tmp_path / "i.tif", tmp_path / "l.tif", class_names=["bg", "a", "b"]).dataset.n_classes == 3
+
+
+def test_gapped_mask_values_ask_then_remap(ws, tmp_path):
+    from core.masks import GappedMaskValues
+    lab = np.zeros((2, 12, 12), np.uint8)
+    lab[:, 2:6, 2:6], lab[:, 7:10, 7:10] = 1, 7
+    tifffile.imwrite(tmp_path / "i.tif", np.random.default_rng(0).integers(0, 255, (2, 12, 12), dtype=np.uint8),
+                     photometric="minisblack")
+    tifffile.imwrite(tmp_path / "l.tif", lab, photometric="minisblack")
+    with pytest.raises(GappedMaskValues, match="l.tif"):
+        import_dataset(ws, "g", tmp_path / "i.tif", tmp_path / "l.tif")
+    rep = import_dataset(ws, "g", tmp_path / "i.tif", tmp_path / "l.tif", remap_classes=True)
+    assert rep.dataset.n_classes == 3 and ws.read_mask("g", 0)[8, 8] == 2
+
+
+def test_images_that_look_like_masks_are_a_question(ws, tmp_path):
+    from core.ingest import ImagesLookLikeMasks
+    binary = np.zeros((2, 8, 8), np.uint8)
+    binary[:, 2:5, 2:5] = 255
+    tifffile.imwrite(tmp_path / "m.tif", binary, photometric="minisblack")
+    with pytest.raises(ImagesLookLikeMasks, match=r"m.tif: the images hold only two values \(0 and 255\)"):
+        import_dataset(ws, "s", tmp_path / "m.tif")
+    assert import_dataset(ws, "s", tmp_path / "m.tif", images_are_binary=True).dataset.shape == (2, 8, 8)
+    tifffile.imwrite(tmp_path / "blank.tif", np.zeros((2, 8, 8), np.uint8), photometric="minisblack")
+    assert import_dataset(ws, "blank", tmp_path / "blank.tif").dataset.shape == (2, 8, 8)  # one value: no question
+
+
+def test_threshold_on_multiclass_masks_asks_before_merging(ws, tmp_path):
+    from core.masks import ThresholdMergesClasses
+    lab = np.zeros((2, 12, 12), np.uint8)
+    lab[:, 2:6, 2:6], lab[:, 7:10, 7:10] = 1, 2
+    tifffile.imwrite(tmp_path / "i.tif", np.random.default_rng(0).integers(0, 255, (2, 12, 12), dtype=np.uint8),
+                     photometric="minisblack")
+    tifffile.imwrite(tmp_path / "l.tif", lab, photometric="minisblack")
+    with pytest.raises(ThresholdMergesClasses, match="merges"):
+        import_dataset(ws, "t", tmp_path / "i.tif", tmp_path / "l.tif", mask_threshold=0.5)
+    rep = import_dataset(ws, "t", tmp_path / "i.tif", tmp_path / "l.tif", mask_threshold=0.5, merge_classes=True)
+    assert rep.dataset.n_classes == 2 and ws.read_mask("t", 0)[8, 8] == 1
+
+
+def test_planar_tiff_as_stack_or_colour(ws, tmp_path):
+    from core.io import StackOrColourNeeded
+    data = np.random.default_rng(0).integers(0, 255, (3, 8, 8), dtype=np.uint8)
+    tifffile.imwrite(tmp_path / "p.tif", data, photometric="rgb", planarconfig="separate")
+    with pytest.raises(StackOrColourNeeded):
+        import_dataset(ws, "p", tmp_path / "p.tif")
+    assert import_dataset(ws, "p", tmp_path / "p.tif", as_stack=True).dataset.shape == (3, 8, 8)
+    assert import_dataset(ws, "c", tmp_path / "p.tif", as_stack=False).dataset.shape == (1, 8, 8)
+
+
+def test_uploaded_dataset_export_zip_imports_like_a_path(ws, tmp_path):
+    for n in ("s1", "s2"):
+        _save(tmp_path / "i" / f"{n}.png", np.random.default_rng(1).integers(0, 255, (8, 8), dtype=np.uint8))
+    _save(tmp_path / "m" / "s2.png", np.eye(8, dtype=np.uint8) * 255)
+    import_dataset(ws, "orig", tmp_path / "i", tmp_path / "m", class_names=["bg", "axon"])
+    export_dataset_zip(ws, "orig", tmp_path / "orig.zip")
+    rep = import_dataset(ws, "fromweb", [_Upload("orig.zip", (tmp_path / "orig.zip").read_bytes())])
+    assert rep.dataset.slice_names == ("s1", "s2") and rep.dataset.class_names == ("bg", "axon")
+    assert rep.dataset.statuses == ("unlabeled", "labeled")
+    np.testing.assert_array_equal(ws.read_mask("fromweb", 1), ws.read_mask("orig", 1))
+    # a hand-made ZIP with Images/ and Masks/ folders (any case), uploaded
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for n in ("a", "b"):
+            zf.writestr(f"Images/{n}.png", (tmp_path / "i" / "s1.png").read_bytes())
+        zf.writestr("Masks/b.png", (tmp_path / "m" / "s2.png").read_bytes())
+    rep = import_dataset(ws, "hand", [_Upload("hand.zip", buf.getvalue())])
+    assert rep.dataset.statuses == ("unlabeled", "labeled")
+
+
+def test_progress_reports_files_read_and_slices_written(ws, tmp_path):
+    tifffile.imwrite(tmp_path / "v.tif", np.random.default_rng(0).integers(0, 255, (5, 8, 8), dtype=np.uint8),
+                     photometric="minisblack")
+    seen = []
+    import_dataset(ws, "v", tmp_path / "v.tif", progress=lambda done, total, stage: seen.append((stage, done, total)))
+    assert seen[0] == ("images", 1, 1)
+    assert [s for s in seen if s[0] == "writing"] == [("writing", z, 5) for z in range(1, 6)]
+    np.testing.assert_array_equal(np.asarray(ws.read_images("v")), tifffile.imread(tmp_path / "v.tif"))
+
+
+def test_import_roots_limit_paths_with_one_message(ws, tmp_path):
+    root = tmp_path / "inbox"
+    root.mkdir()
+    tifffile.imwrite(tmp_path / "secret.tif", np.arange(64, dtype=np.uint8).reshape(1, 8, 8), photometric="minisblack")
+    msgs = set()
+    for p in (tmp_path / "secret.tif", tmp_path / "nothing.tif", root / ".." / "secret.tif"):
+        with pytest.raises(ValueError) as err:
+            import_dataset(ws, "x", p, roots=[root])
+        msgs.add(str(err.value))
+    assert len(msgs) == 1 and "secret" not in msgs.pop()
+    (root / "in.tif").write_bytes((tmp_path / "secret.tif").read_bytes())
+    assert import_dataset(ws, "x", root / "in.tif", roots=[root]).dataset.shape == (1, 8, 8)
+    with pytest.raises(ValueError, match="outside the folders"):
+        import_dataset(ws, "y", root / "in.tif", tmp_path / "secret.tif", roots=[root])
+
+
+def test_default_import_roots_are_cwd_and_inbox(ws, monkeypatch, tmp_path):
+    import os
+    from core.ingest import import_roots
+    monkeypatch.delenv("SEGDASH_IMPORT_ROOTS", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert import_roots(ws) == [tmp_path.resolve(), (ws.root / "inbox").resolve()]
+    assert (ws.root / "inbox").is_dir()
+    monkeypatch.setenv("SEGDASH_IMPORT_ROOTS", os.pathsep.join(["/data/a", "/data/b"]))
+    assert import_roots(ws) == [Path("/data/a"), Path("/data/b")]

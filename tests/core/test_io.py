@@ -282,3 +282,137 @@ def test_env_override_of_zip_limit_is_read_at_import():
     import core.io
 
     assert core.io.ZIP_MAX_BYTES == int(os.environ.get("SEGDASH_ZIP_MAX_BYTES", 8 * 1024**3))
+
+
+# -- hostile input (issue 10, points 4-7) ------------------------------------------------------
+
+class _Upload(io.BytesIO):
+    """What Streamlit's UploadedFile looks like: bytes with a ``name``."""
+
+    def __init__(self, name: str, data: bytes):
+        super().__init__(data)
+        self.name = name
+
+
+def test_image_size_is_checked_against_the_memory_budget_before_decoding(tmp_path, monkeypatch):
+    _png(tmp_path / "big.png", np.random.default_rng(0).integers(0, 255, (600, 700), dtype=np.uint8))
+    assert read_stack(tmp_path / "big.png").shape == (1, 600, 700)
+    monkeypatch.setenv("SEGDASH_IMPORT_MEMORY", "100000")
+    decoded = []
+    monkeypatch.setattr(Image.Image, "load", lambda self: decoded.append(1))
+    with pytest.raises(ValueError, match=r"big.png: a 700 x 600 image needs .* SEGDASH_IMPORT_MEMORY"):
+        read_stack(tmp_path / "big.png")
+    assert decoded == []  # refused from the header
+
+
+def test_tiff_pages_are_checked_before_reading(tmp_path, monkeypatch):
+    tifffile.imwrite(tmp_path / "z.tif", np.ones((4, 300, 300), np.uint16), compression="zlib",
+                     photometric="minisblack")
+    monkeypatch.setenv("SEGDASH_IMPORT_MEMORY", "100000")
+    monkeypatch.setattr(tifffile.TiffPageSeries, "asarray", lambda *a, **k: pytest.fail("read before the check"))
+    with pytest.raises(ValueError, match=r"z.tif: a 4 x 300 x 300 uint16 TIFF needs"):
+        read_stack(("z.tif", (tmp_path / "z.tif").read_bytes()))
+
+
+def test_decompression_bomb_error_of_pil_names_the_file():
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    png = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 200_000, 200_000, 8, 0, 0, 0, 0))
+           + chunk(b"IDAT", zlib.compress(b"\0" * 10)) + chunk(b"IEND", b""))
+    with pytest.raises(ValueError, match=r"^huge.png: its header claims 40,000 megapixels.*bomb"):
+        read_stack([_Upload("huge.png", png)])
+
+
+def test_zip_members_are_not_decompressed_until_read(monkeypatch):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for i in range(3):
+            b = io.BytesIO()
+            Image.fromarray(np.full((5, 5), i, np.uint8)).save(b, format="PNG")
+            zf.writestr(f"s{i}.png", b.getvalue())
+    reads = []
+    real_open = zipfile.ZipFile.open
+    monkeypatch.setattr(zipfile.ZipFile, "open", lambda self, m, *a, **k: reads.append(m) or real_open(self, m, *a, **k))
+    from core.io import _expand
+    items = list(_expand(("z.zip", buf.getvalue())))
+    assert [n for n, _ in items] == ["z.zip:s0.png", "z.zip:s1.png", "z.zip:s2.png"] and reads == []
+    assert read_stack(("z.zip", buf.getvalue())).shape == (3, 5, 5) and len(reads) == 3
+
+
+def test_zip_whose_members_together_expand_too_far_is_refused_from_its_directory():
+    import sys
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from hostile_corpus import zip_of_zeros
+    import tempfile
+    with tempfile.TemporaryDirectory() as d:
+        path = zip_of_zeros(Path(d) / "zeros.zip", members=60)  # 60 x 9.9 MB of zeros, each under the member check
+        with pytest.raises(ValueError, match=r"^zeros.zip: .*refused as a ZIP bomb"):
+            read_stack(path)
+
+
+def test_bytes_messages_name_the_file_and_hold_no_bytes(tmp_path):
+    buf = io.BytesIO()
+    tifffile.imwrite(buf, np.full((4, 512, 512), 7, np.uint8), photometric="minisblack")
+    cut = buf.getvalue()[: len(buf.getvalue()) // 3]
+    for source, name in [(("cut.tif", cut), "cut.tif"), ([_Upload("cut.tif", cut)], "cut.tif")]:
+        with pytest.raises(ValueError, match=f"^{name}: .*truncated"):
+            read_stack(source)
+    zbuf = io.BytesIO()
+    with zipfile.ZipFile(zbuf, "w") as zf:
+        zf.writestr("d/cut.tif", cut)
+    with pytest.raises(ValueError, match=r"^z.zip:d/cut.tif: .*truncated"):
+        read_stack([_Upload("z.zip", zbuf.getvalue())])
+    with pytest.raises(ValueError) as err:
+        read_stack([_Upload("photo.png", b"my notes, typed in a text editor\n")])
+    assert str(err.value).startswith("photo.png: not a valid PNG image") and "BytesIO" not in str(err.value)
+    png = io.BytesIO()
+    Image.fromarray(np.zeros((4, 4), np.uint8)).save(png, format="PNG")
+    with pytest.raises(ValueError) as err:
+        read_stack([_Upload("stack.tif", png.getvalue())])  # PNG bytes named .tif: tifffile quotes them
+    assert str(err.value).startswith("stack.tif: ") and "b'" not in str(err.value) and "PNG" not in str(err.value)
+    empty = io.BytesIO()
+    zipfile.ZipFile(empty, "w").close()
+    with pytest.raises(ValueError, match=r"^empty.zip: it holds no images"):
+        read_stack([_Upload("empty.zip", empty.getvalue())])
+
+
+def test_planar_rgb_tiff_offers_both_readings(tmp_path):
+    from core.io import StackOrColourNeeded
+    data = np.random.default_rng(0).integers(0, 255, (3, 6, 7), dtype=np.uint8)
+    tifffile.imwrite(tmp_path / "p.tif", data, photometric="rgb", planarconfig="separate")
+    with pytest.raises(StackOrColourNeeded, match=r"p.tif: its 3 planes") as err:
+        read_stack(tmp_path / "p.tif")
+    assert err.value.n_planes == 3
+    as_stack = read_stack(tmp_path / "p.tif", as_stack=True)
+    assert as_stack.shape == (3, 6, 7) and np.array_equal(as_stack.data, data) and not as_stack.notices
+    colour = read_stack(tmp_path / "p.tif", as_stack=False)
+    assert colour.shape == (1, 6, 7) and "grayscale" in colour.notices[0]
+    rgb = np.zeros((6, 7, 3), np.uint8)  # contiguous RGB is a colour image, no question
+    tifffile.imwrite(tmp_path / "c.tif", rgb, photometric="rgb")
+    assert read_stack(tmp_path / "c.tif").shape == (1, 6, 7)
+
+
+def test_import_roots_resolve_links_and_dots(tmp_path):
+    from core.io import check_import_path
+    root, outside = tmp_path / "root", tmp_path / "secret"
+    root.mkdir(), outside.mkdir()
+    _png(outside / "s.png", np.zeros((4, 4), np.uint8))
+    _png(root / "ok.png", np.zeros((4, 4), np.uint8))
+    (root / "link.png").symlink_to(outside / "s.png")
+    (root / "dirlink").symlink_to(outside)
+    assert check_import_path(root / "ok.png", [root]) == (root / "ok.png").resolve()
+    messages = set()
+    for p in [outside / "s.png", outside / "missing.png", root / "link.png", root / ".." / "secret" / "s.png",
+              root / "dirlink" / "s.png", "/etc/passwd"]:
+        with pytest.raises(ValueError) as err:
+            check_import_path(p, [root])
+        messages.add(str(err.value))
+    assert len(messages) == 1 and "s.png" not in messages.pop()
+    with pytest.raises(ValueError, match="outside the folders"):  # a link inside a folder
+        read_stack(root, roots=[root])
+    (root / "link.png").unlink()
+    (root / "dirlink").unlink()
+    assert read_stack(root, roots=[root]).shape == (1, 4, 4)

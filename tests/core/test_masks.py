@@ -64,3 +64,29 @@ def test_export_values_and_names():
     assert to_export_values(np.array([0, 2], np.uint8), 3).tolist() == [0, 2]
     assert default_class_names(2) == ["background", "foreground"]
     assert default_class_names(3)[2] == "class 2"
+
+
+def test_gapped_values_are_a_question_remap_answers_it():
+    from core.masks import GappedMaskValues
+    m = np.zeros((2, 12, 12), np.uint8)
+    m[:, 1:4, 1:4], m[:, 5:8, 5:8], m[:, 9:11, 9:11] = 1, 2, 7
+    with pytest.raises(GappedMaskValues, match=r"values \{0, 1, 2, 7\} leave gaps \(3, 4, 5, 6") as err:
+        to_labels(m, source="lab.tif")
+    assert err.value.values == [0, 1, 2, 7]
+    out = to_labels(m, remap=True)
+    assert out.n_classes == 4 and out.labels[0, 10, 10] == 3 and out.value_of_class == (0, 1, 2, 7)
+    assert "remapped" in out.notice
+    assert to_labels(m, n_classes=8).n_classes == 8  # a SegDash export knows its classes
+    assert to_labels(np.array([[0, 1], [2, 3]], np.uint8)).n_classes == 4  # no gap, no question
+
+
+def test_threshold_over_several_classes_asks_before_merging():
+    from core.masks import ThresholdMergesClasses
+    m = np.zeros((12, 12), np.uint8)
+    m[1:5, 1:5], m[6:10, 6:10] = 1, 2
+    with pytest.raises(ThresholdMergesClasses, match=r"lab.tif: the masks hold 3 classes \(values 0, 1, 2\)"):
+        to_labels(m, threshold=0.5, source="lab.tif")
+    merged = to_labels(m, threshold=0.5, merge=True)
+    assert merged.n_classes == 2 and merged.labels[7, 7] == 1
+    binary = (m > 0).astype(np.uint8) * 255
+    assert to_labels(binary, threshold=100).n_classes == 2  # two classes: nothing merged, no question

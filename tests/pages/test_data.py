@@ -1,7 +1,12 @@
 """Data page: import from a server path (with the channel and threshold questions), browse, manage."""
 
+import io
+import zipfile
+
 import numpy as np
+import pytest
 import tifffile
+from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 
@@ -18,6 +23,12 @@ def _import(at: AppTest, name: str, path, mask_path="") -> AppTest:
     at.button(key="data_import").click().run()
     assert not at.exception
     return at
+
+
+@pytest.fixture(autouse=True)
+def roots(tmp_path, monkeypatch):
+    """Server paths are imported only from SEGDASH_IMPORT_ROOTS; here the test's own folder."""
+    monkeypatch.setenv("SEGDASH_IMPORT_ROOTS", str(tmp_path))
 
 
 def test_import_from_server_path_selects_new_dataset(ws_env, page, make_dataset, tmp_path):
@@ -94,3 +105,122 @@ def test_browse_rename_classes_and_delete(ws_env, page, make_dataset):
     at.checkbox(key="data_confirm_delete").check().run()
     at.button(key="data_delete").click().run()
     assert not at.exception and ws_env.dataset_names() == []
+
+
+# -- refusals on the page, questions, uploads (issue 10 points 5-7, issue 11 point 3) ------------
+
+def _png_bytes(arr) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _errors(at) -> str:
+    return " ".join(e.value for e in at.error)
+
+
+def test_refusal_reason_is_an_error_on_the_page(ws_env, page, make_dataset, tmp_path):
+    make_dataset("tiny")
+    (tmp_path / "notes.png").write_text("not an image")
+    at = _import(_open(page), "bad", tmp_path / "notes.png")
+    assert "notes.png: not a valid PNG image" in _errors(at)
+    assert not at.get("expandable") or all("failed" not in str(e.label) for e in at.get("expandable"))
+    at.slider(key="data_alpha").set_value(0.5).run()  # the reason stays until the next import
+    assert "notes.png" in _errors(at)
+
+
+def test_uploaded_text_as_png_names_the_upload(ws_env, page, make_dataset):
+    make_dataset("tiny")
+    at = _open(page)
+    at.text_input(key="data_name").input("up")
+    at.file_uploader(key="data_images").upload("photo.png", b"typed notes, not pixels", "image/png")
+    at.button(key="data_import").click().run()
+    assert not at.exception
+    text = _errors(at)
+    assert "photo.png: not a valid PNG image" in text and "BytesIO" not in text
+
+
+def test_server_path_outside_the_roots_gets_one_message(ws_env, page, make_dataset, tmp_path, monkeypatch):
+    make_dataset("tiny")
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    monkeypatch.setenv("SEGDASH_IMPORT_ROOTS", str(inbox))
+    tifffile.imwrite(tmp_path / "secret.tif", np.arange(64, dtype=np.uint8).reshape(1, 8, 8),
+                     photometric="minisblack")
+    (inbox / "link.tif").symlink_to(tmp_path / "secret.tif")
+    messages = []
+    for p in (tmp_path / "secret.tif", tmp_path / "missing.tif", inbox / ".." / "secret.tif", inbox / "link.tif",
+              "/etc/passwd"):
+        at = _import(_open(page), "peek", p)
+        messages.append(_errors(at))
+    assert len(set(messages)) == 1 and "outside the folders" in messages[0]
+    assert "secret" not in messages[0] and "passwd" not in messages[0]
+    assert not ws_env.has_dataset("peek")
+    (inbox / "link.tif").unlink()
+    (inbox / "ok.tif").write_bytes((tmp_path / "secret.tif").read_bytes())
+    _import(_open(page), "inside", inbox / "ok.tif")
+    assert ws_env.has_dataset("inside")
+
+
+def test_uploaded_dataset_export_zip_imports_with_its_masks(ws_env, page, make_dataset, tmp_path):
+    from core.export import export_dataset_zip
+    make_dataset("tiny", z=3, labeled=(0, 2), class_names=("bg", "nucleus"))
+    export_dataset_zip(ws_env, "tiny", tmp_path / "tiny.zip")
+    at = _open(page)
+    at.text_input(key="data_name").input("again")
+    at.file_uploader(key="data_images").upload("tiny.zip", (tmp_path / "tiny.zip").read_bytes(), "application/zip")
+    at.button(key="data_import").click().run()
+    assert not at.exception and not at.error, _errors(at)
+    info = ws_env.dataset("again")
+    assert info.class_names == ("bg", "nucleus") and info.statuses == ("labeled", "unlabeled", "labeled")
+    np.testing.assert_array_equal(ws_env.read_mask("again", 2), ws_env.read_mask("tiny", 2))
+    buf = io.BytesIO()  # a hand-made ZIP of images/ and masks/ folders
+    with zipfile.ZipFile(buf, "w") as zf:
+        for n in ("a", "b"):
+            zf.writestr(f"images/{n}.png", _png_bytes(np.random.default_rng(0).integers(0, 255, (8, 8), np.uint8)))
+        zf.writestr("masks/b.png", _png_bytes(np.eye(8, dtype=np.uint8) * 255))
+    at.text_input(key="data_name").input("hand")
+    at.file_uploader(key="data_images").set_value(("hand.zip", buf.getvalue(), "application/zip"))
+    at.button(key="data_import").click().run()
+    assert not at.exception and not at.error, _errors(at)
+    assert ws_env.dataset("hand").statuses == ("unlabeled", "labeled")
+
+
+def test_gapped_mask_values_are_a_question_on_the_page(ws_env, page, make_dataset, tmp_path):
+    make_dataset("tiny")
+    imgs = np.random.default_rng(0).integers(0, 255, (2, 16, 16), dtype=np.uint8)
+    lab = np.zeros((2, 16, 16), np.uint8)
+    lab[:, 2:6, 2:6], lab[:, 8:12, 8:12], lab[:, 12:15, 1:4] = 1, 2, 7
+    tifffile.imwrite(tmp_path / "i.tif", imgs, photometric="minisblack")
+    tifffile.imwrite(tmp_path / "l.tif", lab, photometric="minisblack")
+    at = _import(_open(page), "gap", tmp_path / "i.tif", tmp_path / "l.tif")
+    assert not ws_env.has_dataset("gap")
+    assert any("0, 1, 2, 7" in w.value and "gaps" in w.value for w in at.warning)
+    at.checkbox(key="data_remap").check()
+    at.button(key="data_import").click().run()
+    assert not at.exception and ws_env.dataset("gap").n_classes == 4
+    assert ws_env.read_mask("gap", 0)[13, 2] == 3
+
+
+def test_binary_images_and_planar_tiff_are_questions_on_the_page(ws_env, page, make_dataset, tmp_path):
+    make_dataset("tiny")
+    binary = np.zeros((2, 16, 16), np.uint8)
+    binary[:, 4:9, 4:9] = 255
+    tifffile.imwrite(tmp_path / "looks_like_mask.tif", binary, photometric="minisblack")
+    at = _import(_open(page), "bin", tmp_path / "looks_like_mask.tif")
+    assert any("only two values" in w.value for w in at.warning) and not ws_env.has_dataset("bin")
+    at.checkbox(key="data_binary_ok").check()
+    at.button(key="data_import").click().run()
+    assert not at.exception and ws_env.has_dataset("bin")
+
+    planes = np.random.default_rng(0).integers(0, 255, (3, 16, 16), dtype=np.uint8)
+    tifffile.imwrite(tmp_path / "planar.tif", planes, photometric="rgb", planarconfig="separate")
+    at = _import(_open(page), "pl", tmp_path / "planar.tif")
+    assert any("3 planes" in w.value for w in at.warning) and not ws_env.has_dataset("pl")
+    assert at.radio(key="data_as_stack").value == "slices"
+    at.button(key="data_import").click().run()
+    assert not at.exception and ws_env.dataset("pl").shape == (3, 16, 16)
+    at = _import(_open(page), "pl_colour", tmp_path / "planar.tif")
+    at.radio(key="data_as_stack").set_value("colour")
+    at.button(key="data_import").click().run()
+    assert not at.exception and ws_env.dataset("pl_colour").shape == (1, 16, 16)
