@@ -4,7 +4,7 @@ of the space the canvas may use.
 UI only. The component renders nothing visible. In the browser it
 
 * listens for keys on the page (not while a text field, select box or slider has the focus) and
-  sends the action bound to a key as the trigger value ``action``;
+  sends the actions bound to the keys pressed as the trigger value ``action`` (a list);
 * reports the width of the column it sits in as the state value ``width`` (again when the window
   or the sidebar changes it), so the canvas can use the whole column;
 * turns dragging on the overview picture (the image with the zoom window outlined) into the
@@ -27,7 +27,8 @@ _JS = r"""
 export default function (component) {
   const { data, setStateValue, setTriggerValue, parentElement } = component;
   const keymap = data.keys || {};
-  const root = parentElement;
+  // parentElement is the component's shadow root (isolated styles): measure and draw in its div
+  const root = parentElement.querySelector('.pan-map');
   let lastWidth = 0;
   const report = () => {
     const width = Math.floor(root.getBoundingClientRect().width);
@@ -54,8 +55,11 @@ export default function (component) {
     if (!action) return;
     e.preventDefault();
     e.stopPropagation();
-    setTriggerValue('action', action);
+    // keys pressed in the same moment travel together, so none is lost to the next one
+    queue.push(action);
+    if (queue.length === 1) setTimeout(() => { const batch = queue.splice(0); setTriggerValue('action', batch); }, 30);
   };
+  const queue = [];
   const w = window;
   if (Object.keys(keymap).length) {
     if (w.__segdashLabelKeys) document.removeEventListener('keydown', w.__segdashLabelKeys, true);
@@ -63,7 +67,7 @@ export default function (component) {
     document.addEventListener('keydown', onKey, true);
   }
   // the overview: drag (or click) to move the zoom window
-  const map = root.querySelector('.pan-map');
+  const map = root;
   let cleanupMap = () => {};
   if (map && data.overview) {
     map.innerHTML = '';
@@ -119,7 +123,7 @@ export default function (component) {
 """
 
 _CSS = """
-.pan-map { position: relative; cursor: move; touch-action: none; user-select: none; }
+.pan-map { position: relative; width: 100%; cursor: move; touch-action: none; user-select: none; }
 .pan-box { position: absolute; border: 2px solid #ff3c3c; box-shadow: 0 0 0 1px #fff; pointer-events: none; }
 """
 

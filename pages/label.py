@@ -236,7 +236,16 @@ def _on_pan(shape: tuple[int, int]) -> None:
 
 
 def _on_key(ws, dataset: str, z: int, n: int, n_classes: int, shape: tuple[int, int], window: cv.ZoomWindow) -> None:
-    action = value(_KEYS_WIDGET, "action")
+    actions = value(_KEYS_WIDGET, "action") or []
+    for action in [actions] if isinstance(actions, str) else actions:
+        if action in ("next", "previous", "left", "right", "up", "down", "zoom_in", "zoom_out"):
+            _act(ws, dataset, st.session_state["slice"], n, n_classes, shape, window, action)
+            break  # the slice or the window moved: later keys belong to the next run's values
+        _act(ws, dataset, z, n, n_classes, shape, window, action)
+
+
+def _act(ws, dataset: str, z: int, n: int, n_classes: int, shape: tuple[int, int], window: cv.ZoomWindow,
+         action: str) -> None:
     if action == "save":
         _save(ws, dataset, z)
     elif action == "undo":
@@ -480,7 +489,7 @@ with user_errors():
         else:
             st.dataframe(
                 [{"version": v.version, "saved": _when(v.created), "source": _source(v.source), "status": v.status,
-                  "drawn on": v.parent or "-", "shown": "current" if v.current else ""} for v in reversed(history)],
+                  "drawn on": f"v{v.parent}" if v.parent else "-", "shown": "current" if v.current else ""} for v in reversed(history)],
                 hide_index=True, width="stretch", height=min(36 * (len(history) + 1) + 2, 250))
             view_key = f"label_view_{dataset}_{z}"
             versions = [v.version for v in reversed(history)]
