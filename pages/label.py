@@ -429,7 +429,7 @@ with user_errors():
             st.caption("No model yet: train one on the Train page to start slices from its prediction.")
 
     # -- canvas ------------------------------------------------------------------------------------
-    keys_slot = st.empty()
+    keys_slot = st.container()  # a container, not st.empty: the component stays mounted across reruns
     entry = st.session_state["label_pending"].get((dataset, z))
     bg = _background(str(ws.root), dataset, z, current.updated, window, canvas_hw,
                      st.session_state["label_alpha"] if show_mask else 0.0, 0 if entry is None else entry["id"],
