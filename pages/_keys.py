@@ -4,7 +4,8 @@ of the space the canvas may use.
 UI only. The component renders nothing visible. In the browser it
 
 * listens for keys on the page (not while a text field, select box or slider has the focus) and
-  sends the actions bound to the keys pressed as the trigger value ``action`` (a list);
+  sends the actions bound to the keys pressed as the state value ``action``: ``{page, items}``
+  with ``items`` the last 20 ``[number, action]`` of this page load (see :func:`new_actions`);
 * reports the width of the column it sits in as the state value ``width`` (again when the window
   or the sidebar changes it), so the canvas can use the whole column;
 * turns dragging on the overview picture (the image with the zoom window outlined) into the
@@ -21,12 +22,13 @@ from typing import Any, Callable
 
 import streamlit as st
 
-__all__ = ["label_keys", "key_hint", "value"]
+__all__ = ["label_keys", "key_hint", "value", "new_actions"]
 
 _JS = r"""
 export default function (component) {
   const { data, setStateValue, setTriggerValue, parentElement } = component;
   const keymap = data.keys || {};
+  if (!window.__segdashKeyLog) window.__segdashKeyLog = { page: Math.random().toString(36).slice(2), seq: 0, items: [] };
   // parentElement is the component's shadow root (isolated styles): measure and draw in its div
   const root = parentElement.querySelector('.pan-map');
   let lastWidth = 0;
@@ -55,11 +57,14 @@ export default function (component) {
     if (!action) return;
     e.preventDefault();
     e.stopPropagation();
-    // keys pressed in the same moment travel together, so none is lost to the next one
-    queue.push(action);
-    if (queue.length === 1) setTimeout(() => { const batch = queue.splice(0); setTriggerValue('action', batch); }, 30);
+    // every key goes into a numbered log of the last 20, sent whole as state: a message Streamlit
+    // coalesces while the script runs still carries the keys before it, and Python runs each once
+    const log = window.__segdashKeyLog;
+    log.seq += 1;
+    log.items.push([log.seq, action]);
+    log.items = log.items.slice(-20);
+    setStateValue('action', { page: log.page, items: log.items.slice() });
   };
-  const queue = [];
   const w = window;
   if (Object.keys(keymap).length) {
     if (w.__segdashLabelKeys) document.removeEventListener('keydown', w.__segdashLabelKeys, true);
@@ -156,6 +161,17 @@ def value(key: str, name: str) -> Any:
         return state.get(name) if hasattr(state, "get") else getattr(state, name, None)
     except (AttributeError, KeyError):
         return None
+
+
+def new_actions(key: str, seen_key: str) -> list[str]:
+    """The actions of ``st.session_state[key]`` not run yet (numbers above the one kept in ``seen_key``)."""
+    log = value(key, "action") or {}
+    page, items = log.get("page"), log.get("items") or []
+    seen = st.session_state.get(seen_key)
+    last = seen[1] if seen and seen[0] == page else 0
+    if items:
+        st.session_state[seen_key] = (page, max(n for n, _ in items))
+    return [action for n, action in items if n > last]
 
 
 def key_hint(keys: dict[str, str], action: str) -> str:

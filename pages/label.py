@@ -29,7 +29,7 @@ from core import canvas as cv
 from core.assist import model_sources, model_suggestion
 from core.render import overlay
 from pages._common import dataset_picker, init_state, user_errors, workspace
-from pages._keys import key_hint, label_keys, value
+from pages._keys import key_hint, label_keys, new_actions, value
 
 try:  # the component registers itself with the running Streamlit; it cannot load without one
     from streamlit_drawable_canvas import st_canvas
@@ -223,7 +223,7 @@ def _from_model(ws, dataset: str, z: int, base: int) -> None:
 def _pan(dy: float, dx: float, shape: tuple[int, int], window: cv.ZoomWindow) -> None:
     if st.session_state.get("label_zoom", 1) == 1:
         return
-    cy, cx = window.center
+    cy, cx = st.session_state.get("label_cy", window.center[0]), st.session_state.get("label_cx", window.center[1])
     st.session_state["label_cy"] = int(min(max(cy + dy * window.height, 0), shape[0] - 1))
     st.session_state["label_cx"] = int(min(max(cx + dx * window.width, 0), shape[1] - 1))
 
@@ -235,13 +235,22 @@ def _on_pan(shape: tuple[int, int]) -> None:
         st.session_state["label_cx"] = int(min(max(target[1], 0), shape[1] - 1))
 
 
-def _on_key(ws, dataset: str, z: int, n: int, n_classes: int, shape: tuple[int, int], window: cv.ZoomWindow) -> None:
-    actions = value(_KEYS_WIDGET, "action") or []
-    for action in [actions] if isinstance(actions, str) else actions:
-        if action in ("next", "previous", "left", "right", "up", "down", "zoom_in", "zoom_out"):
-            _act(ws, dataset, st.session_state["slice"], n, n_classes, shape, window, action)
-            break  # the slice or the window moved: later keys belong to the next run's values
-        _act(ws, dataset, z, n, n_classes, shape, window, action)
+def _on_key() -> None:
+    """Run the actions of the keys pressed, each once, on the slice shown (``label_ctx``) or moved to."""
+    ctx = st.session_state.get("label_ctx")
+    actions = new_actions(_KEYS_WIDGET, "label_keys_seen")
+    if not ctx:
+        return
+    ws = workspace()
+    dataset, n, n_classes, shape, window = (ctx[k] for k in ("dataset", "n", "n_classes", "shape", "window"))
+    try:
+        for action in actions:
+            z = st.session_state["slice"] if st.session_state.get("dataset") == dataset else ctx["z"]
+            if action in ("left", "right", "up", "down", "zoom_in", "zoom_out") and z != ctx["z"]:
+                continue  # the window shown belongs to another slice's page: skip rather than guess
+            _act(ws, dataset, z, n, n_classes, shape, window, action)
+    except ValueError as exc:  # e.g. the dataset was deleted meanwhile
+        _say("error", str(exc))
 
 
 def _act(ws, dataset: str, z: int, n: int, n_classes: int, shape: tuple[int, int], window: cv.ZoomWindow,
@@ -337,6 +346,9 @@ _init()
 ws = workspace()
 dataset = dataset_picker(ws)
 st.title("Label")
+# first on the page and always there, so it stays mounted (a key pressed while it re-mounts would be
+# lost); it measures the page's width, which the canvas may use whole
+label_keys(KEYS, key=_KEYS_WIDGET, measure=True, on_action=_on_key)
 
 if not dataset:
     st.info("No dataset yet: import one on the Data page.")
@@ -429,7 +441,6 @@ with user_errors():
             st.caption("No model yet: train one on the Train page to start slices from its prediction.")
 
     # -- canvas ------------------------------------------------------------------------------------
-    keys_slot = st.container()  # a container, not st.empty: the component stays mounted across reruns
     entry = st.session_state["label_pending"].get((dataset, z))
     bg = _background(str(ws.root), dataset, z, current.updated, window, canvas_hw,
                      st.session_state["label_alpha"] if show_mask else 0.0, 0 if entry is None else entry["id"],
@@ -461,9 +472,8 @@ with user_errors():
                f"{window.x0 + window.width - 1} at {scale:g} screen px per image px"
                + (" (1:1)" if scale == 1 else "") + ". Pan: arrow keys, or drag the box on the overview.")
 
-    with keys_slot:
-        label_keys(KEYS, key=_KEYS_WIDGET, measure=True,
-                   on_action=lambda: _on_key(ws, dataset, z, n, info.n_classes, (height, width), window))
+    st.session_state["label_ctx"] = {"dataset": dataset, "z": z, "n": n, "n_classes": info.n_classes,
+                                     "shape": (height, width), "window": window}
 
     # -- overview, history ----------------------------------------------------------------------
     left, right = st.columns([1, 1.4])
