@@ -8,9 +8,12 @@ Layout under the root (default ``./workspace``, or the ``SEGDASH_WORKSPACE`` env
     runs/<run_id>/                      checkpoints and bundles of a training run
     predictions/<name>/<run_id>/        predicted masks and probabilities
 
-Mask versions are never overwritten: saving writes a new file (atomically) and records it in the
-catalog inside one transaction, so two browser sessions saving at once both keep their work, and
-:meth:`Workspace.undo_mask` steps back to the previous version.
+Mask versions are never overwritten nor removed: saving writes a new file (atomically) and records
+it in the catalog inside one transaction, with its source and the version it was drawn on, so two
+browser sessions saving at once both keep their work (:meth:`Workspace.edit_mask` applies strokes
+to the newest version; ``save_mask(base_version=...)`` refuses a stale save). The slice's current
+version is a pointer: :meth:`Workspace.undo_mask` and :meth:`Workspace.redo_mask` move it along the
+history (:meth:`Workspace.mask_history`), :meth:`Workspace.restore_mask` adds a copy of any version.
 
 Example:
     >>> import numpy as np, tempfile
