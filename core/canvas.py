@@ -10,7 +10,7 @@ How strokes reach the mask (the approach, chosen over the canvas's ``image_data`
     image pixels by the ratio of the shown region's size to the canvas size (offset by the zoom
     window), and the stroke width is scaled by the same ratio. A stroke paints the pixels whose
     centres lie within half its width of its centre line (round caps and joins, as the canvas
-    brush draws); a polygon is filled with PIL ``ImageDraw.polygon``. The canvas's own RGBA
+    brush draws); a polygon fills the pixels whose centres lie inside it (a scanline fill). The canvas's own RGBA
     rendering is never used: it is anti-aliased at the display size, so resizing it would smear
     class colours and lose the pixels of small structures.
 
@@ -46,7 +46,8 @@ from PIL import Image, ImageDraw
 
 from .render import CLASS_COLORS, overlay
 
-__all__ = ["ZoomWindow", "zoom_window", "canvas_size", "brush_width", "canvas_color", "stroke_css",
+__all__ = ["ZoomWindow", "zoom_window", "canvas_size", "fit_canvas", "brush_width", "paint_layer", "merge_paint",
+           "apply_paint", "canvas_color", "stroke_css",
            "class_of_color", "rasterize", "apply_drawing", "background", "outline", "count_objects"]
 
 ERASER_COLOR = (255, 255, 255)
@@ -106,6 +107,24 @@ def canvas_size(window: ZoomWindow, max_width: int = 640, max_height: int = 640)
     Small regions are magnified (a 64 x 64 crop fills a 640 x 640 canvas), large ones shrunk.
     """
     scale = min(max_width / window.width, max_height / window.height)
+    return max(1, int(round(window.height * scale))), max(1, int(round(window.width * scale)))
+
+
+def fit_canvas(window: ZoomWindow, max_width: int, max_height: int | None = None) -> tuple[int, int]:
+    """(height, width) of the canvas showing ``window`` in a ``max_width`` (x ``max_height``) space.
+
+    A region that fits is magnified by the largest whole factor that fits (1:1 pixels when only
+    that fits, every image pixel a square of ``f x f`` screen pixels otherwise); a larger one is
+    shrunk to fit, aspect ratio kept.
+
+    Example:
+        >>> fit_canvas(ZoomWindow(0, 0, 768, 1024), 1100), fit_canvas(ZoomWindow(0, 0, 100, 100), 350)
+        ((768, 1024), (300, 300))
+    """
+    max_height = max_height or 10 ** 9
+    scale = min(max_width / window.width, max_height / window.height)
+    if scale >= 1:
+        scale = math.floor(scale)
     return max(1, int(round(window.height * scale))), max(1, int(round(window.width * scale)))
 
 
@@ -317,7 +336,7 @@ def rasterize(drawing: dict[str, Any] | None, n_classes: int, canvas_hw: Sequenc
 
 
 def _paint(out: np.ndarray, mode: str, shapes: list[np.ndarray], width: float, k: int) -> None:
-    """Paint one object into ``out``: a filled polygon (PIL), and its stroke as the pixels whose
+    """Paint one object into ``out``: a filled polygon (pixel centres inside), and its stroke as the pixels whose
     centres lie within ``width / 2`` of the centre line (round caps and joins, symmetric for any
     width), plus the pixel under every vertex so a one-pixel brush marks what it touched.
 
@@ -337,13 +356,32 @@ def _paint(out: np.ndarray, mode: str, shapes: list[np.ndarray], width: float, k
     for line in shapes:
         local = line - (x0, y0)
         if mode == "fill" and len(local) >= 3:
-            layer = Image.new("1", (x1 - x0, y1 - y0), 0)
-            ImageDraw.Draw(layer).polygon([tuple(p) for p in local], fill=1, outline=1)
-            bits |= np.array(layer, dtype=bool)
+            _fill(bits, local)
             local = np.vstack([local, local[:1]])
         if width > 0:
             _stroke(bits, local, r)
     out[y0:y1, x0:x1][bits] = k
+
+
+def _fill(bits: np.ndarray, pts: np.ndarray) -> None:
+    """Set the pixels of ``bits`` whose centres (integer ``x, y``) lie inside the polygon ``pts``.
+
+    A scanline fill (even-odd rule) on exact pixel centres: PIL's ``polygon`` rounds the corners
+    to whole pixels first, which let a polygon edge at 9.7 paint row 9.
+    """
+    h, w = bits.shape
+    x, y = pts[:, 0], pts[:, 1]
+    x2, y2 = np.roll(x, -1), np.roll(y, -1)
+    for row in range(max(0, math.ceil(y.min())), min(h - 1, math.floor(y.max())) + 1):
+        cross = ((y <= row) & (y2 > row)) | ((y2 <= row) & (y > row))
+        if not cross.any():
+            continue
+        xa, ya, xb, yb = x[cross], y[cross], x2[cross], y2[cross]
+        xs = np.sort(xa + (row - ya) * (xb - xa) / (yb - ya))
+        for a, b in zip(xs[0::2], xs[1::2]):
+            c0, c1 = max(math.ceil(a), 0), min(math.floor(b), w - 1)
+            if c1 >= c0:
+                bits[row, c0:c1 + 1] = True
 
 
 def _stroke(bits: np.ndarray, pts: np.ndarray, r: float) -> None:
@@ -402,10 +440,49 @@ def apply_drawing(mask: np.ndarray | None, drawing: dict[str, Any] | None, n_cla
     return out
 
 
+def paint_layer(drawing: dict[str, Any] | None, n_classes: int, canvas_hw: Sequence[int], window: ZoomWindow,
+                shape: Sequence[int]) -> np.ndarray:
+    """A canvas drawing as a full-image paint layer: (Y, X) int16, the class painted, ``-1`` elsewhere.
+
+    Unsaved strokes are kept this way when the canvas goes (another slice, zoom or pan), so they
+    survive at full resolution and can be composited later with :func:`apply_paint`.
+    """
+    out = np.full(tuple(int(v) for v in shape[-2:]), -1, np.int16)
+    out[window.slices] = rasterize(drawing, n_classes, canvas_hw, (window.height, window.width))
+    return out
+
+
+def merge_paint(under: np.ndarray | None, over: np.ndarray) -> np.ndarray:
+    """Paint layer ``over`` on top of ``under`` (later strokes win where both painted)."""
+    if under is None:
+        return over.copy()
+    out = under.copy()
+    hit = over >= 0
+    out[hit] = over[hit]
+    return out
+
+
+def apply_paint(mask: np.ndarray | None, paint: np.ndarray | None, shape: Sequence[int] | None = None) -> np.ndarray:
+    """A new uint8 mask: ``mask`` (or all background of ``shape``) with the painted pixels set."""
+    if mask is None:
+        base_shape = paint.shape if paint is not None else shape
+        if base_shape is None:
+            raise ValueError("give the image shape for a slice without a mask")
+        mask = np.zeros(tuple(int(v) for v in base_shape[-2:]), np.uint8)
+    out = np.array(mask, dtype=np.uint8, copy=True)
+    if paint is not None:
+        if paint.shape != out.shape:
+            raise ValueError(f"unsaved strokes are {paint.shape}, the mask is {out.shape}")
+        hit = paint >= 0
+        out[hit] = paint[hit]
+    return out
+
+
 # -- pictures for the canvas -----------------------------------------------------------------
 
 def background(image: np.ndarray, mask: np.ndarray | None, window: ZoomWindow, canvas_hw: Sequence[int],
-               alpha: float = 0.4, display_window: tuple[float, float] | None = None) -> np.ndarray:
+               alpha: float = 0.4, display_window: tuple[float, float] | None = None,
+               pending: np.ndarray | None = None) -> np.ndarray:
     """The canvas background: the shown region with the mask overlaid, resized to the canvas.
 
     Args:
@@ -415,6 +492,8 @@ def background(image: np.ndarray, mask: np.ndarray | None, window: ZoomWindow, c
         canvas_hw: canvas (height, width).
         alpha: overlay opacity.
         display_window: intensity window (default the whole slice's, so zooming keeps the contrast).
+        pending: unsaved strokes as a full-image paint layer (:func:`paint_layer`), drawn apart
+            from the saved mask: diagonal stripes of the class colour over the image.
 
     Returns:
         (canvas_h, canvas_w, 3) uint8; magnified with nearest neighbour, so pixels stay square.
@@ -427,10 +506,20 @@ def background(image: np.ndarray, mask: np.ndarray | None, window: ZoomWindow, c
     crop_mask = None if mask is None else np.asarray(mask)[window.slices]
     rgb = overlay(crop, crop_mask, alpha, window=display_window)
     size = (int(canvas_hw[1]), int(canvas_hw[0]))
-    if rgb.shape[1::-1] == size:
-        return rgb
-    big = rgb.shape[1] < size[0]
-    return np.asarray(Image.fromarray(rgb).resize(size, Image.NEAREST if big else Image.BILINEAR))
+    if rgb.shape[1::-1] != size:
+        big = rgb.shape[1] < size[0]
+        rgb = np.asarray(Image.fromarray(rgb).resize(size, Image.NEAREST if big else Image.BILINEAR))
+    if pending is not None and (np.asarray(pending)[window.slices] >= 0).any():
+        layer = np.asarray(Image.fromarray(np.asarray(pending, np.int16)[window.slices].astype(np.int32))
+                           .resize(size, Image.NEAREST))
+        rows, cols = np.indices(layer.shape)
+        stripe = ((rows + cols) // 3) % 2 == 0
+        rgb = rgb.copy()
+        for k in np.unique(layer[layer >= 0]):
+            sel = layer == k
+            rgb[sel & stripe] = canvas_color(int(k))
+            rgb[sel & ~stripe] = (rgb[sel & ~stripe] * 0.5).astype(np.uint8)
+    return rgb
 
 
 def outline(rgb: np.ndarray, window: ZoomWindow, color: tuple[int, int, int] = (255, 60, 60),

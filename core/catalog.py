@@ -88,6 +88,7 @@ class Catalog:
         self.path = Path(path)
         self._local = threading.local()
         self._connection().executescript(_SCHEMA)  # idempotent; executescript manages its own commit
+        self._migrate_mask_versions()
 
     # -- connections -------------------------------------------------------------------------
     def _connection(self) -> sqlite3.Connection:
@@ -127,7 +128,8 @@ class Catalog:
             con.executemany("INSERT INTO slices VALUES (?,?,?,?,?,?)",
                             [(name, z, n, s, 1 if s != "unlabeled" else 0, now)
                              for z, (n, s) in enumerate(zip(slice_names, statuses))])
-            con.executemany("INSERT INTO mask_versions VALUES (?,?,?,?,?,?,0)",
+            con.executemany("INSERT INTO mask_versions (dataset, z, version, status, file, created, source, parent) "
+                            "VALUES (?,?,?,?,?,?,'imported',0)",
                             [(name, z, 1, s, f"masks/{z:05d}.v1.png", now)
                              for z, s in enumerate(statuses) if s != "unlabeled"])
 
@@ -152,6 +154,40 @@ class Catalog:
             con.execute("DELETE FROM datasets WHERE name=?", (name,))
 
     # -- slices and mask versions ------------------------------------------------------------
+    # A slice's mask versions are append-only rows (one file each, never overwritten). Besides the
+    # columns of the first schema, each row has ``source`` (imported, drawn, accepted:<run>,
+    # model:<what>, restored:v<n>) and ``parent`` (the version current when it was saved: what it was
+    # drawn on; 0 = an unlabeled slice). The slice's current version is ``slices.version`` (0 =
+    # unlabeled): undo and redo move that pointer along ``parent``, so no version is ever dropped.
+    _MASK_COLUMNS = (("source", "TEXT NOT NULL DEFAULT ''"), ("parent", "INTEGER"))
+
+    def _migrate_mask_versions(self) -> None:
+        """Add the columns a workspace made before versions had a source and a parent lacks.
+
+        Old rows get ``imported`` (version 1 written with the dataset), ``accepted`` (from-prediction)
+        or ``drawn``, and the previous version number as parent.
+        """
+        con = self._connection()
+        have = {r["name"] for r in con.execute("PRAGMA table_info(mask_versions)")}
+        missing = [(c, t) for c, t in self._MASK_COLUMNS if c not in have]
+        if not missing:
+            return
+        con.execute("BEGIN IMMEDIATE")
+        try:
+            have = {r["name"] for r in con.execute("PRAGMA table_info(mask_versions)")}  # another process?
+            for column, decl in self._MASK_COLUMNS:
+                if column not in have:
+                    con.execute(f"ALTER TABLE mask_versions ADD COLUMN {column} {decl}")
+            con.execute("UPDATE mask_versions SET source = CASE "
+                        "WHEN version = 1 AND created = (SELECT d.created FROM datasets d WHERE d.name = dataset) "
+                        "THEN 'imported' WHEN status = 'from-prediction' THEN 'accepted' ELSE 'drawn' END "
+                        "WHERE source = ''")
+            con.execute("UPDATE mask_versions SET parent = version - 1 WHERE parent IS NULL")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        con.execute("COMMIT")
+
     def slices(self, name: str) -> list[sqlite3.Row]:
         return self.query("SELECT * FROM slices WHERE dataset=? ORDER BY z", (name,))
 
@@ -160,9 +196,17 @@ class Catalog:
                           (name, z)).fetchone()
         return int(row["v"] or 0) + 1
 
-    def current_version(self, name: str, z: int) -> sqlite3.Row | None:
-        rows = self.query("SELECT * FROM mask_versions WHERE dataset=? AND z=? AND undone=0 "
-                          "ORDER BY version DESC LIMIT 1", (name, z))
+    def current_version(self, name: str, z: int, con: sqlite3.Connection | None = None) -> sqlite3.Row | None:
+        """The mask version slice ``z`` shows now (``slices.version``), or ``None`` when unlabeled."""
+        rows = (con or self._connection()).execute(
+            "SELECT m.* FROM mask_versions m JOIN slices s ON s.dataset = m.dataset AND s.z = m.z "
+            "AND s.version = m.version WHERE m.dataset=? AND m.z=?", (name, z)).fetchall()
+        return rows[0] if rows else None
+
+    def version_row(self, name: str, z: int, version: int, con: sqlite3.Connection | None = None
+                    ) -> sqlite3.Row | None:
+        rows = (con or self._connection()).execute(
+            "SELECT * FROM mask_versions WHERE dataset=? AND z=? AND version=?", (name, z, version)).fetchall()
         return rows[0] if rows else None
 
     def history(self, name: str, z: int) -> list[sqlite3.Row]:

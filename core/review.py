@@ -148,4 +148,4 @@ def accept_prediction(ws: Any, dataset: str, run_id: str, z: int, threshold: flo
     labels, n, _ = _labels_getter(ws, dataset, run_id, threshold)
     if not 0 <= z < n:
         raise ValueError(f"slice {z} has no prediction in {run_id!r} (predicted slices 0..{n - 1})")
-    return ws.save_mask(dataset, z, labels(z), status="from-prediction")
+    return ws.save_mask(dataset, z, labels(z), status="from-prediction", source=f"accepted:{run_id}")

@@ -8,9 +8,12 @@ Layout under the root (default ``./workspace``, or the ``SEGDASH_WORKSPACE`` env
     runs/<run_id>/                      checkpoints and bundles of a training run
     predictions/<name>/<run_id>/        predicted masks and probabilities
 
-Mask versions are never overwritten: saving writes a new file (atomically) and records it in the
-catalog inside one transaction, so two browser sessions saving at once both keep their work, and
-:meth:`Workspace.undo_mask` steps back to the previous version.
+Mask versions are never overwritten nor removed: saving writes a new file (atomically) and records
+it in the catalog inside one transaction, with its source and the version it was drawn on, so two
+browser sessions saving at once both keep their work (:meth:`Workspace.edit_mask` applies strokes
+to the newest version; ``save_mask(base_version=...)`` refuses a stale save). The slice's current
+version is a pointer: :meth:`Workspace.undo_mask` and :meth:`Workspace.redo_mask` move it along the
+history (:meth:`Workspace.mask_history`), :meth:`Workspace.restore_mask` adds a copy of any version.
 
 Example:
     >>> import numpy as np, tempfile
@@ -32,7 +35,7 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import tifffile
@@ -40,7 +43,7 @@ import tifffile
 from .catalog import SLICE_STATUSES, Catalog
 from .io import read_png, write_png
 
-__all__ = ["Workspace", "DatasetInfo", "SliceInfo", "default_root", "validate_name"]
+__all__ = ["Workspace", "DatasetInfo", "SliceInfo", "MaskVersion", "MaskSave", "MaskConflict", "default_root", "validate_name"]
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
@@ -101,6 +104,48 @@ class SliceInfo:
     status: str
     version: int
     updated: float
+
+
+class MaskConflict(ValueError):
+    """A save drawn on version ``base`` of a slice found version ``current`` there: nothing was written."""
+
+    def __init__(self, name: str, z: int, base: int, current: int):
+        self.base, self.current = base, current
+        super().__init__(f"someone saved slice {z} of {name!r} meanwhile (version {current}; your strokes were "
+                         f"drawn on version {base}): reload")
+
+
+@dataclass(frozen=True)
+class MaskSave:
+    """What :meth:`Workspace.edit_mask` wrote: ``version`` with ``status``, on top of ``parent``;
+    ``merged`` when that was not the version the strokes were drawn on."""
+
+    version: int
+    status: str
+    parent: int
+    merged: bool
+
+
+@dataclass(frozen=True)
+class MaskVersion:
+    """One saved mask version of a slice (see :meth:`Workspace.mask_history`).
+
+    Attributes:
+        version: its number (1, 2, ...; files ``<z>.v<version>.png``).
+        status: the slice status it stands for (labeled, edited, from-prediction).
+        source: ``imported``, ``drawn``, ``accepted`` / ``accepted:<run>``, ``model:<what>``,
+            ``restored:v<n>``.
+        created: when it was saved (seconds since the epoch).
+        parent: the version it was made from (0 = none).
+        current: whether the slice shows it now.
+    """
+
+    version: int
+    status: str
+    source: str
+    created: float
+    parent: int
+    current: bool
 
 
 class Workspace:
@@ -274,11 +319,16 @@ class Workspace:
         return np.array(stack[z])
 
     # -- masks -------------------------------------------------------------------------------
-    def read_mask(self, name: str, z: int) -> np.ndarray | None:
-        """The current (Y, X) uint8 mask of slice ``z``, or ``None`` if unlabeled."""
-        row = self.catalog.current_version(name, z)
-        if row is None:
-            return None
+    def read_mask(self, name: str, z: int, version: int | None = None) -> np.ndarray | None:
+        """The current (Y, X) uint8 mask of slice ``z`` (``None`` if unlabeled), or its ``version``."""
+        if version is None:
+            row = self.catalog.current_version(name, z)
+            if row is None:
+                return None
+        else:
+            row = self.catalog.version_row(name, z, int(version))
+            if row is None:
+                raise ValueError(f"slice {z} of {name!r} has no mask version {version}")
         return read_png(self.dataset_dir(name) / row["file"])
 
     def read_masks(self, name: str, zs: Sequence[int] | None = None) -> tuple[list[int], np.ndarray]:
@@ -297,16 +347,7 @@ class Workspace:
         """Indices of slices that have a mask (labeled, edited or from-prediction)."""
         return [s.z for s in self.slices(name) if s.status != "unlabeled"]
 
-    def save_mask(self, name: str, z: int, mask: np.ndarray, status: str = "edited") -> int:
-        """Save a new version of slice ``z``'s mask; returns its version number.
-
-        Args:
-            mask: (Y, X) class indices (any integer or bool dtype; stored as uint8).
-            status: ``labeled``, ``edited`` or ``from-prediction``.
-        """
-        info = self.dataset(name)
-        if status not in SLICE_STATUSES or status == "unlabeled":
-            raise ValueError(f"status must be one of labeled, edited, from-prediction; got {status!r}")
+    def _check_mask(self, info: DatasetInfo, z: int, mask: np.ndarray) -> np.ndarray:
         if not 0 <= z < info.shape[0]:
             raise ValueError(f"slice {z} out of range 0..{info.shape[0] - 1}")
         mask = np.asarray(mask)
@@ -314,38 +355,156 @@ class Workspace:
             raise ValueError(f"mask shape {mask.shape} does not match the image {info.shape[1:]}")
         if mask.size and (mask.min() < 0 or mask.max() >= info.n_classes):
             raise ValueError(f"mask values must be class indices 0..{info.n_classes - 1}")
-        mask = mask.astype(np.uint8)
+        return mask.astype(np.uint8)
+
+    def _append_version(self, con, name: str, z: int, mask: np.ndarray, status: str, source: str,
+                        parent: int) -> int:
+        """Write the next version's file and row and make it current; inside ``con``'s transaction."""
         now = time.time()
-        with self.catalog.transaction() as con:
-            version = self.catalog.next_version(con, name, z)
-            file = f"masks/{z:05d}.v{version}.png"
-            write_png(self.dataset_dir(name) / file, mask)
-            con.execute("INSERT INTO mask_versions VALUES (?,?,?,?,?,?,0)", (name, z, version, status, file, now))
-            con.execute("UPDATE slices SET status=?, version=?, updated=? WHERE dataset=? AND z=?",
-                        (status, version, now, name, z))
+        version = self.catalog.next_version(con, name, z)
+        file = f"masks/{z:05d}.v{version}.png"
+        write_png(self.dataset_dir(name) / file, mask)
+        con.execute("INSERT INTO mask_versions (dataset, z, version, status, file, created, undone, source, parent) "
+                    "VALUES (?,?,?,?,?,?,0,?,?)", (name, z, version, status, file, now, source, parent))
+        con.execute("UPDATE slices SET status=?, version=?, updated=? WHERE dataset=? AND z=?",
+                    (status, version, now, name, z))
         return version
 
-    def undo_mask(self, name: str, z: int) -> int | None:
-        """Step slice ``z`` back to its previous mask version.
+    @staticmethod
+    def _current(con, name: str, z: int) -> int:
+        row = con.execute("SELECT version FROM slices WHERE dataset=? AND z=?", (name, z)).fetchone()
+        if row is None:
+            raise ValueError(f"dataset {name!r} has no slice {z}")
+        return int(row["version"])
 
-        The undone version's file is kept (marked undone). Returns the version now current, or
-        ``None`` when the slice is unlabeled again. ``ValueError`` when there is nothing to undo.
+    def save_mask(self, name: str, z: int, mask: np.ndarray, status: str = "edited", *,
+                  source: str | None = None, base_version: int | None = None) -> int:
+        """Save a new version of slice ``z``'s mask; returns its version number.
+
+        Args:
+            mask: (Y, X) class indices (any integer or bool dtype; stored as uint8).
+            status: ``labeled``, ``edited`` or ``from-prediction``.
+            source: where the mask came from, for the history: ``drawn``, ``accepted:<run>``,
+                ``model:<what>``, ... (default ``accepted`` for ``from-prediction``, else ``drawn``).
+            base_version: the version the mask was made from (0 = unlabeled). When given and
+                another version became current meanwhile, nothing is written and
+                :class:`MaskConflict` is raised, so a save never hides someone else's work.
         """
-        now = time.time()
+        info = self.dataset(name)
+        if status not in SLICE_STATUSES or status == "unlabeled":
+            raise ValueError(f"status must be one of labeled, edited, from-prediction; got {status!r}")
+        mask = self._check_mask(info, z, mask)
+        source = source or ("accepted" if status == "from-prediction" else "drawn")
         with self.catalog.transaction() as con:
-            rows = con.execute("SELECT version, status FROM mask_versions WHERE dataset=? AND z=? AND undone=0 "
-                               "ORDER BY version DESC LIMIT 2", (name, z)).fetchall()
-            if not rows:
+            current = self._current(con, name, z)
+            if base_version is not None and current != base_version:
+                raise MaskConflict(name, z, base_version, current)
+            return self._append_version(con, name, z, mask, status, source, current)
+
+    def edit_mask(self, name: str, z: int, edit: Callable[[np.ndarray | None], np.ndarray], *,
+                  base_version: int | None = None, source: str = "drawn") -> MaskSave:
+        """Apply ``edit`` to the newest mask of slice ``z`` and save the result, as one transaction.
+
+        The read of the current mask, ``edit`` and the write happen while holding the catalog's write
+        lock, so strokes drawn on an older version (``base_version``) land on the newest one and keep
+        what another session saved meanwhile (reported as ``merged``).
+
+        Args:
+            edit: ``edit(current_mask_or_None) -> new (Y, X) mask``; called once, quickly (it holds
+                the workspace's write lock).
+            base_version: the version the strokes were drawn on (0 = unlabeled), to tell a merge.
+            source: the history's source of the new version.
+
+        Example:
+            >>> import tempfile
+            >>> ws = Workspace(tempfile.mkdtemp())
+            >>> _ = ws.create_dataset("d", np.zeros((1, 4, 4), np.uint8), None, ["bg", "fg"])
+            >>> ws.edit_mask("d", 0, lambda m: np.ones((4, 4), np.uint8), base_version=0).version
+            1
+        """
+        info = self.dataset(name)
+        with self.catalog.transaction() as con:
+            current = self._current(con, name, z)
+            row = self.catalog.current_version(name, z, con)
+            base = None if row is None else read_png(self.dataset_dir(name) / row["file"])
+            mask = self._check_mask(info, z, edit(None if base is None else base.copy()))
+            status = "labeled" if base is None else "edited"
+            version = self._append_version(con, name, z, mask, status, source, current)
+        merged = base_version is not None and base_version != current
+        return MaskSave(version, status, current, merged)
+
+    def undo_mask(self, name: str, z: int) -> int | None:
+        """Step slice ``z`` back to the version its current one was made from.
+
+        Nothing is deleted: the version left stays in the history (:meth:`mask_history`), Redo
+        returns to it and :meth:`restore_mask` brings back any version. Returns the version now
+        current, or ``None`` when the slice is unlabeled again. ``ValueError`` when there is
+        nothing to undo.
+        """
+        with self.catalog.transaction() as con:
+            row = self.catalog.current_version(name, z, con)
+            if row is None:
                 raise ValueError(f"slice {z} of {name!r} has no mask version to undo")
+            parent = row["parent"] if row["parent"] is not None else row["version"] - 1
             con.execute("UPDATE mask_versions SET undone=1 WHERE dataset=? AND z=? AND version=?",
-                        (name, z, rows[0]["version"]))
-            version, status = (rows[1]["version"], rows[1]["status"]) if len(rows) > 1 else (0, "unlabeled")
-            con.execute("UPDATE slices SET status=?, version=?, updated=? WHERE dataset=? AND z=?",
-                        (status, version, now, name, z))
-        return version or None
+                        (name, z, row["version"]))
+            self._point(con, name, z, parent)
+        return parent or None
+
+    def redo_mask(self, name: str, z: int) -> int:
+        """Step slice ``z`` forward to the newest version made from its current one (what Undo left)."""
+        with self.catalog.transaction() as con:
+            target = self._redo_target(con, name, z)
+            if target is None:
+                raise ValueError(f"slice {z} of {name!r} has nothing to redo")
+            con.execute("UPDATE mask_versions SET undone=0 WHERE dataset=? AND z=? AND version=?",
+                        (name, z, target))
+            self._point(con, name, z, target)
+        return target
+
+    def restore_mask(self, name: str, z: int, version: int) -> int:
+        """Make version ``version`` of slice ``z`` current again, as a NEW version with its content
+        (source ``restored:v<version>``); returns the new version number. The history only grows."""
+        info = self.dataset(name)
+        with self.catalog.transaction() as con:
+            row = self.catalog.version_row(name, z, int(version), con)
+            if row is None:
+                raise ValueError(f"slice {z} of {name!r} has no mask version {version}")
+            mask = self._check_mask(info, z, read_png(self.dataset_dir(name) / row["file"]))
+            current = self._current(con, name, z)
+            return self._append_version(con, name, z, mask, row["status"], f"restored:v{int(version)}", current)
+
+    def _point(self, con, name: str, z: int, version: int) -> None:
+        """Make ``version`` (0 = none) the current version of slice ``z``."""
+        status = "unlabeled"
+        if version:
+            status = self.catalog.version_row(name, z, version, con)["status"]
+        con.execute("UPDATE slices SET status=?, version=?, updated=? WHERE dataset=? AND z=?",
+                    (status, version, time.time(), name, z))
+
+    def _redo_target(self, con, name: str, z: int) -> int | None:
+        current = self._current(con, name, z)
+        row = con.execute("SELECT MAX(version) AS v FROM mask_versions WHERE dataset=? AND z=? AND parent=? "
+                          "AND version > ?", (name, z, current, current)).fetchone()
+        return None if row["v"] is None else int(row["v"])
 
     def can_undo(self, name: str, z: int) -> bool:
         return self.catalog.current_version(name, z) is not None
+
+    def can_redo(self, name: str, z: int) -> bool:
+        return self._redo_target(self.catalog._connection(), name, z) is not None
+
+    def current_mask_version(self, name: str, z: int) -> int:
+        """The version slice ``z`` shows now; 0 when unlabeled."""
+        return self._current(self.catalog._connection(), name, z)
+
+    def mask_history(self, name: str, z: int) -> list[MaskVersion]:
+        """Every saved version of slice ``z``'s mask, oldest first; none is ever removed."""
+        current = self.current_mask_version(name, z)
+        return [MaskVersion(r["version"], r["status"], r["source"] or "drawn", r["created"],
+                            r["parent"] if r["parent"] is not None else r["version"] - 1,
+                            r["version"] == current)
+                for r in self.catalog.history(name, z)]
 
     def masks_version(self, name: str, zs: Sequence[int] | None = None) -> str:
         """A short hash of the current masks of ``zs`` (default all labeled): the dataset version."""

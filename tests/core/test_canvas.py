@@ -155,3 +155,35 @@ def test_empty_drawing_keeps_mask_and_background_and_outline_shapes():
     assert bg[0, 0].tolist() != bg[-1, -1].tolist()
     ov = cv.outline(np.zeros((30, 40, 3), np.uint8), w)
     assert ov[w.y0, w.x0 + 3].tolist() == [255, 60, 60] and ov[29, 39].tolist() == [0, 0, 0]
+
+
+def test_fit_canvas_uses_whole_pixels_when_they_fit():
+    assert cv.fit_canvas(cv.ZoomWindow(0, 0, 768, 1024), 1100) == (768, 1024)  # 1:1
+    assert cv.fit_canvas(cv.ZoomWindow(0, 0, 768, 1024), 2100) == (1536, 2048)  # 2x, square pixels
+    assert cv.fit_canvas(cv.ZoomWindow(0, 0, 768, 1024), 512) == (384, 512)  # shrunk to the width
+    assert cv.fit_canvas(cv.ZoomWindow(0, 0, 768, 1024), 2100, 800) == (768, 1024)  # the height limits
+
+
+def test_paint_layer_keeps_pending_strokes_at_full_resolution():
+    window = cv.zoom_window((32, 48), 4, (8, 8))  # rows 4-11, columns 2-13
+    hw = cv.fit_canvas(window, 120)  # 10x
+    poly = {"type": "Polygon", "stroke": cv.stroke_css(2), "fill": cv.stroke_css(2), "strokeWidth": 0,
+            "points": [{"x": 0, "y": 0}, {"x": hw[1], "y": 0}, {"x": hw[1], "y": hw[0]}, {"x": 0, "y": hw[0]}]}
+    layer = cv.paint_layer({"objects": [poly]}, 3, hw, window, (32, 48))
+    assert layer.shape == (32, 48) and (layer[window.slices] == 2).all() and (layer >= 0).sum() == 8 * 12
+    later = np.full((32, 48), -1, np.int16)
+    later[4, 2] = 0
+    merged = cv.merge_paint(layer, later)
+    mask = cv.apply_paint(np.ones((32, 48), np.uint8), merged)
+    assert mask[4, 2] == 0 and mask[5, 3] == 2 and mask[0, 0] == 1
+    assert cv.apply_paint(None, merged)[0, 0] == 0
+    bg = cv.background(np.zeros((32, 48), np.uint8), None, window, hw, pending=merged)
+    assert bg.shape == (*hw, 3) and (bg == cv.canvas_color(2)).all(axis=2).any()  # striped in the class colour
+
+
+def test_polygon_fills_only_pixel_centres_inside_off_grid_edges():
+    # rows 10.2 .. 11.8 in image coordinates hold the centres of rows 10 and 11 only
+    poly = {"type": "Polygon", "stroke": cv.stroke_css(1), "fill": cv.stroke_css(1), "strokeWidth": 0,
+            "points": [{"x": 0, "y": 10.2}, {"x": 48, "y": 10.2}, {"x": 48, "y": 11.8}, {"x": 0, "y": 11.8}]}
+    out = cv.rasterize({"objects": [poly]}, 2, (32, 48), (32, 48))
+    assert np.unique(np.where(out >= 0)[0]).tolist() == [10, 11] and (out >= 0).sum() == 96

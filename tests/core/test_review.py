@@ -130,6 +130,7 @@ def test_accept_prediction_saves_a_from_prediction_version(predicted):
         assert accept_prediction(ws, "cells", run_id, 3) == 1
         np.testing.assert_array_equal(ws.read_mask("cells", 3), masks[3])
         assert ws.dataset("cells").statuses[3] == "from-prediction"
+        assert ws.mask_history("cells", 3)[-1].source == f"accepted:{run_id}"  # the history names the run
         assert accept_prediction(ws, "cells", run_id, 3, threshold=0.9) == 2
         np.testing.assert_array_equal(ws.read_mask("cells", 3), relabel(prob_path, 0.9, z=3))
         queue = correction_queue(ws, "cells", run_id)

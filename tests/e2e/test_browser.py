@@ -179,7 +179,7 @@ def test_sample_to_mask_zip(server, page):
     time.sleep(1.5)
     _settle(page)
     _shot(page, "03-label-stroke")
-    page.get_by_role("button", name="Save", exact=True).click()
+    page.get_by_role("button", name="Save (Ctrl+S)", exact=True).click()
     _settle(page)
     deadline = time.time() + 30
     while ws.read_mask("isbi2012", z) is None and time.time() < deadline:

@@ -31,7 +31,7 @@ def test_widgets_present(ws_env, page, make_dataset):
     for key in ("label_save", "label_undo", "label_next", "label_clear"):
         assert at.button(key=key) is not None
     assert at.selectbox(key="label_slice_pick").value == 0
-    assert at.radio(key="label_tool").options == ["Brush", "Eraser", "Polygon fill"]
+    assert at.radio(key="label_tool").options == ["Brush (B)", "Eraser (E)", "Polygon fill (P)"]  # keys shown
     assert at.selectbox(key="label_class").value == 1
     assert at.slider(key="label_brush") is not None and at.select_slider(key="label_zoom").value == 1
     assert not at.warning  # the canvas runs under AppTest
@@ -43,8 +43,9 @@ def test_brush_save_writes_full_resolution_mask_and_undo_restores(ws_env, page, 
     at.button(key="label_next").click().run()  # slice 1 is the first unlabeled
     assert at.session_state["slice"] == 1 and at.selectbox(key="label_slice_pick").value == 1
     old_key = at.session_state["label_canvas_key"]
-    # the canvas shows 32 x 48 pixels at 427 x 640: a horizontal stroke across the middle row
-    ch, cw = cv.canvas_size(cv.zoom_window((32, 48)))
+    # the canvas shows 32 x 48 pixels magnified by a whole factor: a horizontal stroke across the middle row
+    ch, cw = at.session_state["label_canvas_hw"]
+    assert (ch, cw) == cv.fit_canvas(cv.zoom_window((32, 48)), 900, 1024) and cw % 48 == 0
     sy, sx = ch / 32, cw / 48
     stroke = {"type": "Path", "stroke": cv.stroke_css(1), "strokeWidth": 3 * sx,
               "path": [["M", 10.5 * sx, 16.5 * sy], ["L", 30.5 * sx, 16.5 * sy]]}
@@ -80,7 +81,8 @@ def test_zoomed_polygon_lands_in_window(ws_env, page, make_dataset):
     at.slider(key="label_cx").set_value(10).run()
     assert not at.exception
     window = cv.zoom_window((64, 64), 4, (40, 10))  # rows 32-47, columns 2-17
-    ch, cw = cv.canvas_size(window)
+    ch, cw = at.session_state["label_canvas_hw"]
+    assert (ch, cw) == cv.fit_canvas(window, 900, 1024)
     s = cw / window.width
     # the whole canvas as one polygon: fills exactly the window
     poly = {"type": "Polygon", "stroke": cv.stroke_css(1), "fill": cv.stroke_css(1, 0.35), "strokeWidth": 1,
@@ -116,3 +118,112 @@ def test_start_from_stored_prediction(ws_env, page, make_dataset):
     assert ws_env.slices("tiny")[0].status == "from-prediction"
     assert any("stored prediction run-0001" in s.value for s in at.success)
     assert "label_from_model" not in [b.key for b in at.button]  # only offered for unlabeled slices
+
+
+def _band(at: AppTest, rows: tuple[float, float], k: int = 1, shape: tuple[int, int] = (32, 48)) -> dict:
+    """A polygon covering image rows ``rows`` of the whole (unzoomed) canvas, class ``k``."""
+    ch, cw = at.session_state["label_canvas_hw"]
+    sy = ch / shape[0]
+    y0, y1 = (rows[0] + 0.2) * sy, (rows[1] - 0.2) * sy  # inside the rows' pixel centres, off their edges
+    return {"objects": [{"type": "Polygon", "stroke": cv.stroke_css(k), "fill": cv.stroke_css(k, 0.35),
+                         "strokeWidth": 0, "points": [{"x": 0, "y": y0}, {"x": cw, "y": y0}, {"x": cw, "y": y1},
+                                                      {"x": 0, "y": y1}]}]}
+
+
+def test_switching_datasets_with_other_class_counts(ws_env, page, make_dataset):
+    make_dataset("five", z=4, shape=(40, 40), labeled=(0,), class_names=("bg", "a", "b", "c", "d"))
+    make_dataset("two", z=2, shape=(32, 48), labeled=(0,))
+    at = _open(page)
+    assert at.sidebar.selectbox[0].value == "five"
+    at.selectbox(key="label_class").set_value(4).run()
+    at.selectbox(key="label_slice_pick").set_value(3).run()
+    at.select_slider(key="label_zoom").set_value(2).run()
+    at.slider(key="label_cy").set_value(35).run()
+    assert not at.exception
+    for name in ("two", "five", "two"):
+        at.sidebar.selectbox[0].set_value(name).run()
+        assert not at.exception, at.exception
+        n_classes = ws_env.dataset(name).n_classes
+        assert at.selectbox(key="label_class").options == [str(c) for c in ws_env.dataset(name).class_names[1:]]
+        assert 1 <= at.session_state["label_class"] < n_classes
+        assert 0 <= at.session_state["slice"] < ws_env.dataset(name).shape[0]
+    assert "rgb(255,200,0)" in "".join(m.value for m in at.markdown)  # the class chips show colours
+
+
+def test_unsaved_strokes_survive_slice_zoom_and_dataset_changes(ws_env, page, make_dataset):
+    make_dataset("tiny", z=3, shape=(32, 48), labeled=())
+    make_dataset("other", z=1, shape=(32, 48), labeled=())
+    at = _open(page)
+    _draw(at, _band(at, (2, 4)))
+    at.button(key="label_next_slice").click().run()  # slice 1: slice 0's strokes are pending
+    assert at.session_state["slice"] == 1 and ws_env.read_mask("tiny", 0) is None
+    assert "unsaved strokes" in at.selectbox(key="label_slice_pick").format_func(0)
+    _draw(at, _band(at, (10, 12), k=1))
+    at.select_slider(key="label_zoom").set_value(2).run()  # zoom: slice 1's canvas strokes kept too
+    at.sidebar.selectbox[0].set_value("other").run()  # another dataset and back
+    at.sidebar.selectbox[0].set_value("tiny").run()
+    at.select_slider(key="label_zoom").set_value(1).run()
+    assert not at.exception
+    at.button(key="label_save").click().run()  # saves slice 1
+    m1 = ws_env.read_mask("tiny", 1)
+    assert m1[10:12].all() and m1.sum() == 2 * 48
+    at.button(key="label_prev").click().run()
+    assert at.session_state["slice"] == 0
+    assert any("1 unsaved stroke" in c.value for c in at.caption)
+    at.button(key="label_save").click().run()
+    m0 = ws_env.read_mask("tiny", 0)
+    assert m0[2:4].all() and m0.sum() == 2 * 48
+    assert any("version 1" in s.value for s in at.success)
+    assert at.button(key="label_clear").disabled  # nothing pending any more
+
+
+def test_status_line_stays_until_the_next_action(ws_env, page, make_dataset):
+    make_dataset("tiny", z=2, shape=(32, 48), labeled=())
+    at = _open(page)
+    _draw(at, _band(at, (0, 2)))
+    at.button(key="label_save").click().run()
+    at.slider(key="label_alpha").set_value(0.7).run()  # an unrelated rerun
+    _draw(at, _band(at, (4, 6)))  # a stroke is a rerun too
+    assert [s.value for s in at.success] and "version 1" in at.success[0].value
+    at.button(key="label_undo").click().run()
+    assert not at.success and "Undone" in at.info[0].value
+
+
+def test_history_undo_past_import_then_restore(ws_env, page, make_dataset):
+    make_dataset("tiny", z=1, shape=(32, 48), labeled=(0,))
+    imported = ws_env.read_mask("tiny", 0)
+    at = _open(page)
+    assert at.dataframe[0].value["source"].tolist() == ["imported"]
+    at.button(key="label_undo").click().run()
+    assert ws_env.read_mask("tiny", 0) is None and not at.button(key="label_redo").disabled
+    _draw(at, _band(at, (20, 22)))
+    at.button(key="label_save").click().run()  # version 2, drawn on nothing
+    assert ws_env.read_mask("tiny", 0).sum() == 2 * 48
+    df = at.dataframe[0].value
+    assert df["version"].tolist() == [2, 1] and df["source"].tolist() == ["drawn", "imported"]
+    view = "label_view_tiny_0"
+    at.selectbox(key=view).set_value(1).run()  # the imported version over the image
+    assert at.image[-1].value is not None and not at.button(key="label_restore").disabled
+    at.button(key="label_restore").click().run()
+    assert not at.exception
+    assert np.array_equal(ws_env.read_mask("tiny", 0), imported)
+    assert at.dataframe[0].value["source"].tolist()[0] == "restored from v1"
+    assert any("Restored version 1 as version 3" in s.value for s in at.success)
+    at.button(key="label_undo").click().run()  # back to version 2; redo returns to 3
+    assert ws_env.read_mask("tiny", 0).sum() == 2 * 48
+    at.button(key="label_redo").click().run()
+    assert np.array_equal(ws_env.read_mask("tiny", 0), imported)
+
+
+def test_save_after_someone_else_saved_keeps_both(ws_env, page, make_dataset):
+    make_dataset("tiny", z=1, shape=(32, 48), labeled=())
+    at = _open(page)
+    _draw(at, _band(at, (0, 2)))
+    other = np.zeros((32, 48), np.uint8)
+    other[30:32] = 1
+    ws_env.save_mask("tiny", 0, other, status="labeled")  # another session, meanwhile
+    at.button(key="label_save").click().run()
+    mask = ws_env.read_mask("tiny", 0)
+    assert mask[0:2].all() and mask[30:32].all() and mask.sum() == 4 * 48
+    assert any("meanwhile" in w.value for w in at.warning)
+    assert [v.version for v in ws_env.mask_history("tiny", 0)] == [1, 2]

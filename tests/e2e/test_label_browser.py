@@ -1,0 +1,194 @@
+"""The Label page in a real browser (Debian chromium, playwright) on a 768 x 1024 stack and a 5-class set.
+
+Keyboard shortcuts pick the tool (E, B), strokes are drawn with the mouse, Ctrl+S saves, the sidebar
+switches dataset and back, and an older version is restored from the history; after each step the
+mask on disk is checked pixel by pixel where the strokes went. The canvas must show the 1024-px
+slice at 1:1 on a wide window. Screenshots go to ``test-artifacts/`` (or ``$SEGDASH_ARTIFACTS``).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.e2e.test_browser import ARTIFACTS, CHROMIUM, ROOT, _free_port, _need_browser, _no_exception, _settle
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+def _datasets(ws) -> None:
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:768, 0:1024]
+    images = (100 + 40 * np.sin(xx / 37.0) * np.cos(yy / 23.0) + rng.normal(0, 8, (3, 768, 1024))).clip(0, 255)
+    imported = np.zeros((768, 1024), np.uint8)
+    imported[300:400, 500:700] = 1
+    ws.create_dataset("em", images.astype(np.uint8), [imported, None, None], ["background", "mitochondria"])
+    five = np.zeros((200, 240), np.uint8)
+    for k in range(1, 5):
+        five[40 * k - 30:40 * k, 20:200] = k
+    ws.create_dataset("mri", rng.integers(0, 255, (2, 200, 240), dtype=np.uint8), [five, None],
+                      ["background", "white", "grey", "csf", "lesion"])
+
+
+@pytest.fixture(scope="module")
+def label_server(tmp_path_factory):
+    _need_browser()
+    sys.path.insert(0, str(ROOT))
+    from core.workspace import Workspace
+
+    root = tmp_path_factory.mktemp("label-ws")
+    ws = Workspace(root)
+    _datasets(ws)
+    port = _free_port()
+    env = {**os.environ, "SEGDASH_WORKSPACE": str(root), "PYTHONUNBUFFERED": "1"}
+    log = open(tmp_path_factory.mktemp("log") / "streamlit.log", "w+")
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+                             "--server.address", "127.0.0.1", "--server.headless", "true",
+                             "--browser.gatherUsageStats", "false"],
+                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).status == 200:
+                break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        proc.kill()
+        log.seek(0)
+        pytest.fail(f"streamlit did not start:\n{log.read()[-3000:]}")
+    yield url, ws
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.seek(0)
+    text = log.read()
+    assert "Traceback" not in text, text[-5000:]
+
+
+def _pick_dataset(page, name: str) -> None:
+    page.locator("[data-testid='stSidebar'] [data-testid='stSelectbox']").first.click()
+    page.get_by_role("option", name=name, exact=True).click()
+    _settle(page)
+    page.get_by_role("heading", name="Label").first.click()  # focus off the select box: keys reach the page
+
+
+def _stroke(page, points) -> None:
+    _settle(page, 1.5)
+    time.sleep(1.0)  # the canvas has taken the new tool and brush
+    box, deadline = None, time.time() + 30
+    while box is None and time.time() < deadline:  # measured now: a save re-mounts it, the page may move it
+        box = page.locator("canvas").last.bounding_box()
+        time.sleep(0.2)
+    page.mouse.move(box["x"] + points[0][0], box["y"] + points[0][1])
+    page.mouse.down()
+    (x0, y0), (x1, y1) = points
+    for i in range(1, 21):
+        page.mouse.move(box["x"] + x0 + (x1 - x0) * i / 20, box["y"] + y0 + (y1 - y0) * i / 20)
+        time.sleep(0.02)
+    page.mouse.up()
+    time.sleep(1.0)
+    _settle(page)
+
+
+def _wait_version(page, ws, dataset: str, z: int, version: int, timeout: float = 30) -> np.ndarray:
+    deadline = time.time() + timeout
+    while ws.current_mask_version(dataset, z) != version and time.time() < deadline:
+        time.sleep(0.3)
+    if ws.current_mask_version(dataset, z) != version:
+        page.screenshot(path=str(ARTIFACTS / f"label-failed-v{version}.png"), full_page=True)
+    assert ws.current_mask_version(dataset, z) == version, ws.mask_history(dataset, z)
+    return ws.read_mask(dataset, z)
+
+
+def test_label_keyboard_versions_and_dataset_switch(label_server):
+    from playwright.sync_api import sync_playwright
+
+    url, ws = label_server
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    imported = ws.read_mask("em", 0)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-dev-shm-usage"])
+        page = browser.new_page(viewport={"width": 1700, "height": 1500})  # the whole canvas on screen
+        page.set_default_timeout(60_000)
+        page.goto(f"{url}/label")
+        page.get_by_role("heading", name="Label").first.wait_for()
+        _settle(page, 2)
+        _pick_dataset(page, "em")
+        _no_exception(page)
+        deadline = time.time() + 30  # the page learns the column's width from the browser, then fits the canvas
+        while time.time() < deadline:
+            box = page.locator("canvas").last.bounding_box()
+            if box and round(box["width"]) == 1024:
+                break
+            time.sleep(0.5)
+        _settle(page)
+        assert (round(box["width"]), round(box["height"])) == (1024, 768), box  # 1:1 on a wide window
+        page.screenshot(path=str(ARTIFACTS / "label-01-em.png"), full_page=True)
+
+        # E picks the eraser: a stroke across the imported square, Ctrl+S saves it
+        page.keyboard.press("e")
+        _settle(page)
+        assert page.get_by_role("radio", name="Eraser (E)").is_checked()
+        _stroke(page, [(450, 350), (750, 350)])
+        page.keyboard.press("Control+s")
+        mask = _wait_version(page, ws, "em", 0, 2)
+        assert (mask[347:353, 520:680] == 0).all() and mask[320, 600] == 1 and mask[380, 600] == 1
+        page.get_by_text("Saved", exact=False).first.wait_for()
+
+        # B back to the brush, bigger with ]: a stroke below the square, saved with the keyboard
+        page.keyboard.press("b")
+        page.keyboard.press("]")
+        _settle(page)
+        assert page.get_by_role("radio", name="Brush (B)").is_checked()
+        _stroke(page, [(100, 600), (300, 600)])
+        page.keyboard.press("Control+s")
+        mask = _wait_version(page, ws, "em", 0, 3)
+        assert (mask[597:604, 100:300] == 1).all() and mask[560, 200] == 0
+        page.screenshot(path=str(ARTIFACTS / "label-02-saved.png"), full_page=True)
+
+        # an unsaved stroke, then switch to the 5-class set and back: no crash, the stroke still pending
+        _stroke(page, [(100, 100), (200, 100)])
+        _pick_dataset(page, "mri")
+        _no_exception(page)
+        page.get_by_text("lesion", exact=False).first.wait_for()
+        page.keyboard.press("c")  # next class
+        _settle(page)
+        _no_exception(page)
+        page.screenshot(path=str(ARTIFACTS / "label-03-five-classes.png"), full_page=True)
+        _pick_dataset(page, "em")
+        _no_exception(page)
+        page.get_by_text("1 unsaved stroke(s) on this slice", exact=False).first.wait_for()
+
+        # restore the imported version (1) from the history: a new version 4 with its pixels
+        history = page.locator("[data-testid='stSelectbox']").filter(has_text="View version")
+        history.click()
+        page.get_by_role("option", name="version 1", exact=True).click()
+        _settle(page)
+        page.get_by_role("button", name="Restore version 1").click()
+        mask = _wait_version(page, ws, "em", 0, 4)
+        assert np.array_equal(mask, imported)
+        assert ws.mask_history("em", 0)[-1].source == "restored:v1"
+        assert [v.version for v in ws.mask_history("em", 0)] == [1, 2, 3, 4]
+        _settle(page)
+        _no_exception(page)
+        page.screenshot(path=str(ARTIFACTS / "label-04-restored.png"), full_page=True)
+        # the pending stroke is still there, and Ctrl+S lands it on the restored version
+        page.get_by_role("heading", name="Label").first.click()
+        page.keyboard.press("Control+s")
+        mask = _wait_version(page, ws, "em", 0, 5)
+        assert (mask[97:104, 100:200] == 1).all() and np.array_equal(mask[200:], imported[200:])
+        _no_exception(page)
+        browser.close()
