@@ -421,11 +421,20 @@ def _first_duplicate(names: Sequence[str]) -> str | None:
 def atomic_write(path: str | Path, write: Any) -> Path:
     """Call ``write(fileobj)`` on a temporary file beside ``path``, fsync, then ``os.replace``.
 
-    A crash or error leaves the old file untouched and no partial file behind.
+    A crash or error leaves the old file untouched and no partial file behind. The file gets the
+    permissions of any new file (``0o666`` less the umask), not ``mkstemp``'s private ``0o600``.
+    The temporary name, ``.<name>.<host>-<pid>.<random>.tmp``, says which process owns it, so the
+    next workspace open removes it if that process died mid-write.
     """
+    from .owner import Owner
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{Owner.current().token()}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.fchmod(fd, 0o666 & ~_umask())
+    except OSError:
+        pass
     os.close(fd)  # reopened by name: some writers (tifffile) want a file object with a path name
     try:
         with open(tmp, "wb") as fh:
@@ -437,6 +446,26 @@ def atomic_write(path: str | Path, write: Any) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+_UMASK: list[int] = []
+
+
+def _umask() -> int:
+    """The process umask (read once; from /proc where possible, as setting it to read it races threads)."""
+    if not _UMASK:
+        value = None
+        try:
+            for line in Path("/proc/self/status").read_text().splitlines():
+                if line.startswith("Umask:"):
+                    value = int(line.split()[1], 8)
+        except (OSError, ValueError):
+            pass
+        if value is None:
+            value = os.umask(0o022)
+            os.umask(value)
+        _UMASK.append(value)
+    return _UMASK[0]
 
 
 def write_png(path: str | Path, image: np.ndarray) -> Path:
