@@ -73,7 +73,7 @@ from .intensity import normalize, percentile_range
 from .io import atomic_write
 from .metrics import ConfusionAccumulator
 from .model import ModelConfig, build_model, labels_from_logits, required_multiple
-from .workspace import Workspace, validate_name
+from .workspace import Workspace, disk_full_error, is_disk_full, validate_name
 
 __all__ = [
     "LOSSES", "SCHEDULERS", "OPTIMIZERS", "JOB_STATES", "TrainConfig", "default_config", "split_slices",
@@ -89,6 +89,7 @@ OPTIMIZERS = ("adamw", "adam", "sgd")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 JOB_STATES = ("queued", "running", "stopping", "done", "failed", "stopped")
 _ACTIVE_STATES = ("queued", "running", "stopping")
+_HEARTBEAT_S = 5.0  # the worker's process writes its heartbeat into the run's catalog row this often
 _FINAL_LR_RATIO = 0.01  # cosine decays to this fraction of lr
 _EMPTY_PATCH_TRIES = 20
 
@@ -421,9 +422,15 @@ def _resolve_checkpoint(ws: Workspace, resume: str | Path) -> tuple[Path, str]:
     text = str(resume)
     run = ws.catalog.run(text) if "/" not in text and "\\" not in text else None
     if run is not None:
+        if run["state"] in _ACTIVE_STATES:
+            raise ValueError(f"run {text!r} is still {run['state']} (process {run['owner_pid']} on "
+                             f"{run['owner_host']}); stop it first, or resume it once it has stopped")
         for key in ("last_checkpoint", "best_checkpoint"):
             if run.get(key) and Path(run[key]).is_file():
                 return Path(run[key]), text
+        if run["state"] == "interrupted":
+            raise ValueError(f"run {text!r} was interrupted before its first epoch ended: it has no checkpoint "
+                             "to resume from; start a new training")
         raise ValueError(f"run {text!r} has no checkpoint to resume from")
     path = Path(text)
     if path.is_file():
@@ -431,7 +438,25 @@ def _resolve_checkpoint(ws: Workspace, resume: str | Path) -> tuple[Path, str]:
     raise ValueError(f"cannot resume from {text!r}: neither a run id of this workspace nor a checkpoint file")
 
 
-def _oom_hint(exc: BaseException, cfg: TrainConfig) -> str:
+def _disk_full(exc: BaseException, folder: Path) -> bool:
+    """``exc`` comes from a full disk: ENOSPC, or torch's ``inline_container`` write failure (which
+    does not keep the errno) while the folder has little space left."""
+    if is_disk_full(exc) or (isinstance(exc, ValueError) and str(exc).startswith("not enough space")):
+        return True
+    text = str(exc).lower()
+    if isinstance(exc, RuntimeError) and ("write failed" in text or "inline_container" in text
+                                          or "unexpected pos" in text):
+        try:
+            return shutil.disk_usage(folder).free < 64 << 20
+        except OSError:
+            return False
+    return False
+
+
+def _oom_hint(exc: BaseException, cfg: TrainConfig, folder: Path | None = None) -> str:
+    if folder is not None and _disk_full(exc, folder):
+        err = str(exc) if str(exc).startswith("not enough space") else str(disk_full_error(folder))
+        return f"{err} (the checkpoints of this run could not be saved)"
     text = f"{type(exc).__name__}: {exc}".strip()
     oom = isinstance(exc, getattr(torch.cuda, "OutOfMemoryError", ())) or "out of memory" in text.lower()
     if oom:
@@ -575,6 +600,9 @@ class TrainingJob:
         self._t0 = t0
         cat = self.workspace.catalog
         final: dict[str, Any] = {}
+        heartbeat = threading.Event()  # set: stop beating
+        threading.Thread(target=self._beat, args=(heartbeat,), name=f"segdash-heartbeat-{self.run_id}",
+                         daemon=True).start()
         try:
             self._set(state="running")
             cat.update_run(self.run_id, state="running")
@@ -584,8 +612,9 @@ class TrainingJob:
             final = {"state": "stopped"}
         except Exception as exc:  # noqa: BLE001 - every error becomes the job's failed state
             log.exception("training run %s failed", self.run_id)
-            final = {"state": "failed", "error": _oom_hint(exc, self.config)}
+            final = {"state": "failed", "error": _oom_hint(exc, self.config, self.workspace.root)}
         finally:
+            heartbeat.set()
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
         wall = time.time() - t0
@@ -600,8 +629,17 @@ class TrainingJob:
         except Exception as exc:  # noqa: BLE001
             log.exception("finishing run %s", self.run_id)
             if final["state"] != "failed":
-                final = {"state": "failed", "error": f"finishing the run failed: {type(exc).__name__}: {exc}"}
+                why = _oom_hint(exc, self.config, self.workspace.root)
+                final = {"state": "failed", "error": f"finishing the run failed: {why}"}
         self._set(wall_time_s=wall, bundle=bundle, eta_s=0.0, **final)
+
+    def _beat(self, done: threading.Event) -> None:
+        """Write the run's heartbeat until ``done``: while it beats, the run is not interrupted."""
+        while not done.wait(_HEARTBEAT_S):
+            try:
+                self.workspace.catalog.heartbeat(self.run_id)
+            except Exception:  # noqa: BLE001 - a busy or full catalog: try again at the next beat
+                log.debug("heartbeat of %s failed", self.run_id, exc_info=True)
 
     def _train(self) -> None:
         cfg, ws, ds = self.config, self.workspace, self.dataset

@@ -390,8 +390,8 @@ class Workspace:
         n_versions = self.catalog.query("SELECT COUNT(*) AS n FROM mask_versions WHERE dataset=?", (name,))[0]["n"]
         masked = info.counts()["slices"] - info.counts()["unlabeled"]
         n_runs = len(self.catalog.runs(name))
-        return (f"dataset {name!r}: its {info.shape[0]} images, the masks of {masked} slices and all their "
-                f"{n_versions} saved versions are deleted for good; its {n_runs} training run"
+        return (f"deleting dataset {name!r} removes its {info.shape[0]} images, the masks of {masked} slices and "
+                f"all {n_versions} saved mask versions for good; its {n_runs} training run"
                 f"{'s' if n_runs != 1 else ''} and their checkpoints are kept")
 
     def delete_dataset(self, name: str) -> None:
