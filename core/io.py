@@ -448,24 +448,17 @@ def atomic_write(path: str | Path, write: Any) -> Path:
     return path
 
 
-_UMASK: list[int] = []
-
-
 def _umask() -> int:
-    """The process umask (read once; from /proc where possible, as setting it to read it races threads)."""
-    if not _UMASK:
-        value = None
-        try:
-            for line in Path("/proc/self/status").read_text().splitlines():
-                if line.startswith("Umask:"):
-                    value = int(line.split()[1], 8)
-        except (OSError, ValueError):
-            pass
-        if value is None:
-            value = os.umask(0o022)
-            os.umask(value)
-        _UMASK.append(value)
-    return _UMASK[0]
+    """The process umask, read from /proc where possible (setting it to read it races other threads)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    value = os.umask(0o022)
+    os.umask(value)
+    return value
 
 
 def write_png(path: str | Path, image: np.ndarray) -> Path:

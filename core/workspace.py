@@ -56,7 +56,7 @@ _WORK_DIR_RE = re.compile(r"^\.(?P<name>.+)\.(?:importing|deleting)-(?:(?P<host>
 _TMP_RE = re.compile(r"^\..+?\.(?:(?P<host>[A-Za-z0-9]+)-(?P<pid>\d+)\.)?[A-Za-z0-9_]+\.tmp$")
 _OLD_TMP_AGE_S = 24 * 3600  # a temporary file with no owner in its name is left over after this
 _DISK_FULL = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
-_SPACE_MARGIN = 1 << 20  # bytes kept free beyond what a write needs (TIFF headers, catalog rows)
+_SPACE_MARGIN = 64 << 10  # bytes kept free beyond what a write needs (catalog rows, the WAL)
 
 
 def human_bytes(n: float) -> str:
@@ -80,8 +80,13 @@ def disk_full_error(folder: str | Path, needed: int | None = None) -> WorkspaceE
 
 
 def is_disk_full(exc: BaseException) -> bool:
-    """``exc`` says the disk (or the quota) is full."""
-    return isinstance(exc, OSError) and exc.errno in _DISK_FULL
+    """``exc`` says the disk (or the quota) is full: ENOSPC / EDQUOT, or numpy's short write
+    (``262144 requested and 134912 written``, no errno), which on a regular file means the same."""
+    if not isinstance(exc, OSError):
+        return False
+    if exc.errno in _DISK_FULL:
+        return True
+    return exc.errno is None and re.search(r"\d+ requested and \d+ written", str(exc)) is not None
 
 
 def default_root() -> Path:
@@ -95,6 +100,19 @@ def validate_name(name: str) -> str:
         raise ValueError(f"dataset name {name!r} is not valid: use 1-64 letters, digits, '.', '_' or '-', "
                          "starting with a letter or digit")
     return name
+
+
+def _reserve(fh, nbytes: int) -> None:
+    """Allocate ``nbytes`` for the open file ``fh`` now, so a full disk fails here with ENOSPC
+    (where the file system can allocate ahead; elsewhere the writes themselves will say it)."""
+    if nbytes <= 0 or not hasattr(os, "posix_fallocate"):
+        return
+    try:
+        os.posix_fallocate(fh.fileno(), 0, nbytes)
+    except OSError as exc:
+        if is_disk_full(exc):
+            raise
+    fh.seek(0)
 
 
 @dataclass(frozen=True)
@@ -196,12 +214,14 @@ class Workspace:
 
     @staticmethod
     def _owner_gone(m: re.Match, path: Path) -> bool:
-        if m["pid"] is None:  # no owner in the name (an older SegDash): only when old
+        """The process named in a leftover's name is gone. A name without one (an older SegDash) or
+        from another host: only when the leftover is a day old."""
+        if m["pid"] is None or (m["host"] and m["host"] != host_token()):
             try:
                 return time.time() - path.stat().st_mtime > _OLD_TMP_AGE_S
             except OSError:
                 return False
-        return is_gone(int(m["pid"]), m["host"] or host_token())  # older import folders: this host
+        return is_gone(int(m["pid"]), host_token())
 
     def _remove(self, path: Path, removed: list[str]) -> None:
         try:
@@ -328,7 +348,7 @@ class Workspace:
         final = self.dataset_dir(name)
         tmp = self._work_dir(name, "importing")
         n_masks = sum(m is not None for m in mask_list)
-        needed = z * h * w * np.dtype(images.dtype).itemsize + n_masks * (h * w // 8 + 1024)
+        needed = z * (h * w * np.dtype(images.dtype).itemsize + 512) + n_masks * (h * w // 8 + 1024)
         self.catalog.claim_dataset(name, tmp.name)
         published = False
         try:
@@ -337,8 +357,10 @@ class Workspace:
                 # plain file writes, not a memory map: a full disk then raises ENOSPC instead of
                 # killing the process with SIGBUS
                 with open(tmp / "images.tif", "wb") as fh:
+                    _reserve(fh, z * h * w * np.dtype(images.dtype).itemsize)
                     tifffile.imwrite(fh, (np.asarray(images[i]) for i in range(z)), shape=(z, h, w),
                                      dtype=images.dtype, photometric="minisblack")
+                    fh.truncate(fh.tell())
                     fh.flush()
                     os.fsync(fh.fileno())
                 statuses = []

@@ -1,0 +1,388 @@
+"""Faults and concurrent use: a full disk, a read-only workspace, two imports of one name, processes
+killed mid-work. Each ends with a clear message and nothing already saved lost.
+
+A full or read-only disk is a real tmpfs where the test runs as root and may mount one, and an
+injected ENOSPC everywhere else, so CI without mount rights still tests the handling.
+"""
+
+from __future__ import annotations
+
+import errno
+import gc
+import json
+import multiprocessing
+import os
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import core.workspace as workspace_mod
+from core.catalog import Catalog
+from core.io import write_png
+from core.owner import Owner, host_token
+from core.workspace import Workspace, WorkspaceError
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _dead_pid() -> int:
+    """The id of a process that has exited (and been reaped)."""
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+@contextmanager
+def _tmpfs(path: Path, size: str, ro: bool = False):
+    """A small tmpfs at ``path``; skips the test where mounting is not allowed."""
+    path.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    opts = f"size={size}" + (",ro" if ro else "")
+    res = subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(path)], capture_output=True)
+    if res.returncode:
+        pytest.skip(f"cannot mount a tmpfs: {res.stderr.decode().strip()}")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], capture_output=True)
+
+
+def _nothing_left(ws: Workspace) -> None:
+    datasets = ws.root / "datasets"
+    left = [p.name for p in datasets.iterdir()] if datasets.is_dir() else []
+    assert left == [] or all(not n.startswith(".") for n in left), left
+    assert ws.catalog.claims() == []
+
+
+# -- 1. disk full ------------------------------------------------------------------------------
+
+def test_import_onto_a_full_tmpfs_is_refused_before_writing(tmp_path):
+    with _tmpfs(tmp_path / "small", "2m") as mnt:
+        ws = Workspace(mnt / "ws")
+        big = np.zeros((12, 512, 512), np.uint8)  # 3 MB
+        with pytest.raises(WorkspaceError, match=r"not enough space in .*: needs 3\.\d MB, 1\.\d MB free"):
+            ws.create_dataset("big", big, None, ["a", "b"])
+        assert ws.dataset_names() == [] and not ws.name_taken("big")
+        _nothing_left(ws)
+        ws.create_dataset("small", np.ones((2, 64, 64), np.uint8), None, ["a", "b"])  # the space is back
+        assert ws.dataset("small").shape == (2, 64, 64)
+
+
+_FILL_AND_IMPORT = r"""
+import sys, numpy as np, shutil
+import core.workspace as w
+free = shutil.disk_usage(sys.argv[1]).free
+w.shutil.disk_usage = lambda p: shutil._ntuple_diskusage(10**12, 0, 10**12)  # the pre-check passes
+ws = w.Workspace(sys.argv[1] + "/ws")
+try:
+    ws.create_dataset("big", np.ones((12, 512, 512), np.uint8), None, ["a", "b"])
+except w.WorkspaceError as exc:
+    print("REFUSED", exc)
+print("LEFT", sorted(p.name for p in (ws.root / "datasets").iterdir()), ws.catalog.claims())
+"""
+
+
+def test_disk_full_while_writing_is_a_message_not_sigbus(tmp_path):
+    """The pre-check lies (another writer filled the disk): the write meets ENOSPC. A memory-mapped
+    write would kill the process with SIGBUS (exit -7); the plain writes raise and clean up."""
+    with _tmpfs(tmp_path / "small", "2m") as mnt:
+        out = subprocess.run([sys.executable, "-c", _FILL_AND_IMPORT, str(mnt)], capture_output=True, text=True,
+                             cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=60)
+        assert out.returncode == 0, (out.returncode, out.stderr)
+        assert "REFUSED not enough space in" in out.stdout
+        assert "LEFT [] []" in out.stdout
+
+
+def test_injected_enospc_during_import_cleans_up(tmp_path, monkeypatch):
+    ws = Workspace(tmp_path / "ws")
+    ws.create_dataset("kept", np.ones((2, 8, 8), np.uint8), [np.eye(8, dtype=np.uint8), None], ["a", "b"])
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(workspace_mod, "write_png", full)
+    with pytest.raises(WorkspaceError, match="not enough space in"):
+        ws.create_dataset("new", np.ones((2, 8, 8), np.uint8), [np.eye(8, dtype=np.uint8), None], ["a", "b"])
+    assert ws.dataset_names() == ["kept"]
+    _nothing_left(ws)
+    np.testing.assert_array_equal(ws.read_mask("kept", 0), np.eye(8, dtype=np.uint8))
+
+
+def test_pre_check_counts_the_bytes_of_the_stack(tmp_path, monkeypatch):
+    ws = Workspace(tmp_path / "ws")
+    usage = workspace_mod.shutil._ntuple_diskusage(10**9, 10**9 - 5000, 5000)
+    monkeypatch.setattr(workspace_mod.shutil, "disk_usage", lambda p: usage)
+    with pytest.raises(WorkspaceError, match=r"needs 32\d\.\d KB, 4\.9 KB free"):
+        ws.create_dataset("x", np.zeros((4, 256, 256), np.uint16)[:, :, :128], None, ["a", "b"])
+    _nothing_left(ws)
+
+
+# -- read-only workspace -----------------------------------------------------------------------
+
+def test_read_only_workspace_is_one_clear_message(tmp_path, monkeypatch):
+    root = tmp_path / "ws"
+    root.mkdir()
+    real_access = os.access
+    monkeypatch.setattr(workspace_mod.os, "access", lambda p, m: False if Path(p) == root else real_access(p, m))
+    with pytest.raises(WorkspaceError, match=f"workspace folder {root} is not writable"):
+        Workspace(root)
+
+
+def test_read_only_mount_in_cli_and_core(tmp_path):
+    with _tmpfs(tmp_path / "ro", "1m") as mnt:
+        ws = Workspace(mnt / "ws")
+        ws.create_dataset("d", np.ones((1, 8, 8), np.uint8), None, ["a", "b"])
+        del ws
+        gc.collect()  # closes the catalog, so the mount can turn read-only
+        remount = subprocess.run(["mount", "-o", "remount,ro", str(mnt)], capture_output=True, text=True)
+        if remount.returncode:
+            pytest.skip(f"cannot remount read-only: {remount.stderr.strip()}")
+        with pytest.raises(WorkspaceError, match="is not writable"):
+            Workspace(mnt / "ws")
+        with pytest.raises(WorkspaceError, match="cannot be created|not writable"):
+            Workspace(mnt / "other")
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        env.pop("SEGDASH_DEBUG", None)
+        out = subprocess.run([sys.executable, "-m", "core", "list", "--workspace", str(mnt / "ws")],
+                             capture_output=True, text=True, env=env, cwd=ROOT, timeout=60)
+        assert out.returncode == 2
+        assert out.stderr.strip().splitlines() == [f"error: workspace folder {mnt / 'ws'} is not writable; choose a "
+                                                  "writable folder with SEGDASH_WORKSPACE or --workspace, or make "
+                                                  "it writable"]
+
+
+def test_catalog_errors_become_workspace_errors(tmp_path):
+    cat = Catalog(tmp_path / "catalog.sqlite")
+    with pytest.raises(WorkspaceError, match="not enough space"):
+        with cat.transaction():
+            raise sqlite3.OperationalError("database or disk is full")
+
+
+# -- 2. two imports of one name ----------------------------------------------------------------
+
+def _import_worker(root: str, value: int, barrier, results) -> None:
+    ws = Workspace(root)
+    images = np.full((8, 128, 128), value, np.uint8)
+    masks = [np.full((128, 128), value % 2, np.uint8)] * 8
+    barrier.wait()
+    try:
+        ws.create_dataset("same", images, masks, ["a", "b"])
+        results.put((value, "ok"))
+    except ValueError as exc:
+        results.put((value, str(exc)))
+
+
+@pytest.mark.parametrize("kind", ["processes", "threads"])
+def test_two_imports_of_one_name_one_wins_intact(tmp_path, kind):
+    root = str(tmp_path / "ws")
+    Workspace(root)
+    if kind == "processes":
+        ctx = multiprocessing.get_context("fork")
+        barrier, results = ctx.Barrier(2), ctx.Queue()
+        procs = [ctx.Process(target=_import_worker, args=(root, v, barrier, results)) for v in (1, 2)]
+    else:
+        import queue
+        import threading
+        barrier, results = threading.Barrier(2), queue.Queue()
+        procs = [threading.Thread(target=_import_worker, args=(root, v, barrier, results)) for v in (1, 2)]
+    for p in procs:
+        p.start()
+    got = dict(results.get(timeout=60) for _ in procs)
+    for p in procs:
+        p.join(60)
+    winners = [v for v, r in got.items() if r == "ok"]
+    assert len(winners) == 1, got
+    loser = 3 - winners[0]
+    assert got[loser].startswith("a dataset named 'same' exists already"), got
+    ws = Workspace(root)
+    assert ws.dataset_names() == ["same"]
+    assert (ws.read_images("same") == winners[0]).all()
+    assert ws.labeled_slices("same") == list(range(8))
+    assert (ws.read_mask("same", 7) == winners[0] % 2).all()
+    _nothing_left(ws)
+
+
+def test_a_name_being_imported_is_not_a_dataset_and_is_taken(tmp_path):
+    ws = Workspace(tmp_path / "ws")
+    ws.catalog.claim_dataset("busy", ".busy.importing-x-1-1", owner=Owner(os.getpid(), socket.gethostname()))
+    assert ws.dataset_names() == [] and not ws.has_dataset("busy") and ws.name_taken("busy")
+    with pytest.raises(WorkspaceError, match="a dataset named 'busy' exists already: another session"):
+        ws.create_dataset("busy", np.zeros((1, 4, 4), np.uint8), None, ["a", "b"])
+    ws.create_dataset("other", np.zeros((1, 4, 4), np.uint8), None, ["a", "b"])
+    with pytest.raises(WorkspaceError, match="exists already"):
+        ws.rename_dataset("other", "busy")
+    assert ws.dataset_names() == ["other"] and ws.read_images("other").shape == (1, 4, 4)
+
+
+def test_leftovers_of_dead_processes_are_removed_at_open(tmp_path):
+    ws = Workspace(tmp_path / "ws")
+    ws.create_dataset("d", np.zeros((1, 4, 4), np.uint8), [np.eye(4, dtype=np.uint8)], ["a", "b"])
+    dead, me, host = _dead_pid(), os.getpid(), host_token()
+    datasets = ws.root / "datasets"
+    dead_dir = datasets / f".crashed.importing-{host}-{dead}-123"
+    old_style = datasets / f".older.importing-{dead}-456"  # before the host was in the name
+    live_dir = datasets / f".mine.importing-{host}-{me}-789"
+    for d in (dead_dir, old_style, live_dir):
+        (d / "masks").mkdir(parents=True)
+        (d / "images.tif").write_bytes(b"x" * 100)
+    masks = ws.dataset_dir("d") / "masks"
+    dead_tmp = masks / f".00000.v2.png.{host}-{dead}.abc123_x.tmp"
+    live_tmp = masks / f".00000.v3.png.{host}-{me}.abc123_y.tmp"
+    other_host_tmp = masks / f".00000.v4.png.elsewhere-{dead}.abc123_z.tmp"
+    for f in (dead_tmp, live_tmp, other_host_tmp):
+        f.write_bytes(b"partial")
+    ws.catalog.claim_dataset("crashed", dead_dir.name, owner=Owner(dead, socket.gethostname()))
+
+    again = Workspace(ws.root)
+    assert not dead_dir.exists() and not old_style.exists() and not dead_tmp.exists()
+    assert live_dir.exists() and live_tmp.exists() and other_host_tmp.exists()  # not ours to judge
+    assert again.catalog.claims() == [] and not again.name_taken("crashed")
+    assert again.dataset_names() == ["d"] and again.read_mask("d", 0) is not None  # nothing saved is touched
+    again.create_dataset("crashed", np.zeros((1, 4, 4), np.uint8), None, ["a", "b"])
+
+
+def test_delete_dataset_leaves_no_folder_and_allows_the_name_again(tmp_path):
+    ws = Workspace(tmp_path / "ws")
+    ws.create_dataset("d", np.zeros((2, 4, 4), np.uint8), [np.eye(4, dtype=np.uint8), None], ["a", "b"])
+    assert "removes its 2 images, the masks of 1 slices and all 1 saved mask versions" in ws.deletion_summary("d")
+    ws.delete_dataset("d")
+    assert sorted(p.name for p in (ws.root / "datasets").iterdir()) == []
+    ws.create_dataset("d", np.ones((1, 4, 4), np.uint8), None, ["a", "b"])
+    assert ws.read_images("d").shape == (1, 4, 4)
+
+
+# -- 3. runs whose process is gone -------------------------------------------------------------
+
+def test_a_run_whose_owner_died_reads_interrupted_and_is_fixed_at_open(tmp_path):
+    ws = Workspace(tmp_path / "ws")
+    host = socket.gethostname()
+    ws.catalog.create_run("dead", "d", {}, state="running", owner=Owner(_dead_pid(), host))
+    ws.catalog.create_run("live", "d", {}, state="running")
+    ws.catalog.create_run("far", "d", {}, state="running", owner=Owner(1, "another-host"))  # fresh heartbeat
+    ws.catalog.create_run("far-stale", "d", {}, state="queued", owner=Owner(1, "another-host"))
+    ws.catalog.update_run("far-stale", heartbeat=time.time() - 3600)
+    ws.catalog.create_run("finished", "d", {}, state="done", owner=Owner(_dead_pid(), host))
+    states = {r["run_id"]: r["state"] for r in ws.catalog.runs()}
+    assert states == {"dead": "interrupted", "live": "running", "far": "running", "far-stale": "interrupted",
+                      "finished": "done"}
+    Workspace(ws.root)  # opening writes it down
+    stored = {r["run_id"]: r["state"] for r in ws.catalog.query("SELECT run_id, state FROM runs")}
+    assert stored["dead"] == "interrupted" and stored["far-stale"] == "interrupted" and stored["live"] == "running"
+
+
+_OLD_SCHEMA = """
+CREATE TABLE datasets (name TEXT PRIMARY KEY, created REAL NOT NULL, n_slices INTEGER NOT NULL,
+    height INTEGER NOT NULL, width INTEGER NOT NULL, dtype TEXT NOT NULL, class_names TEXT NOT NULL,
+    source TEXT NOT NULL DEFAULT '', notices TEXT NOT NULL DEFAULT '[]');
+CREATE TABLE slices (dataset TEXT NOT NULL REFERENCES datasets(name) ON DELETE CASCADE ON UPDATE CASCADE,
+    z INTEGER NOT NULL, name TEXT NOT NULL, status TEXT NOT NULL, version INTEGER NOT NULL DEFAULT 0,
+    updated REAL NOT NULL, PRIMARY KEY (dataset, z));
+CREATE TABLE mask_versions (dataset TEXT NOT NULL REFERENCES datasets(name) ON DELETE CASCADE ON UPDATE CASCADE,
+    z INTEGER NOT NULL, version INTEGER NOT NULL, status TEXT NOT NULL, file TEXT NOT NULL, created REAL NOT NULL,
+    undone INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (dataset, z, version));
+CREATE TABLE runs (run_id TEXT PRIMARY KEY, dataset TEXT NOT NULL, created REAL NOT NULL, state TEXT NOT NULL,
+    config TEXT NOT NULL, device TEXT NOT NULL DEFAULT '', dataset_version TEXT NOT NULL DEFAULT '',
+    best_checkpoint TEXT NOT NULL DEFAULT '', last_checkpoint TEXT NOT NULL DEFAULT '', best_dice REAL,
+    wall_time REAL NOT NULL DEFAULT 0, error TEXT NOT NULL DEFAULT '', extra TEXT NOT NULL DEFAULT '{}');
+CREATE TABLE epochs (run_id TEXT NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE, epoch INTEGER NOT NULL,
+    metrics TEXT NOT NULL, PRIMARY KEY (run_id, epoch));
+"""
+
+
+def test_a_workspace_of_the_previous_schema_opens(tmp_path):
+    """The catalog of the release before owners and claims (schema copied from it): columns are added,
+    every row kept, and its stuck 'running' run (no owner known) reads as interrupted."""
+    root = tmp_path / "ws"
+    (root / "datasets" / "old" / "masks").mkdir(parents=True)
+    import tifffile
+    tifffile.imwrite(root / "datasets" / "old" / "images.tif", np.full((1, 4, 4), 7, np.uint8),
+                     photometric="minisblack")
+    write_png(root / "datasets" / "old" / "masks" / "00000.v1.png", np.eye(4, dtype=np.uint8))
+    con = sqlite3.connect(root / "catalog.sqlite")
+    con.executescript(_OLD_SCHEMA)
+    con.execute("INSERT INTO datasets VALUES ('old', 0, 1, 4, 4, 'uint8', '[\"a\", \"b\"]', '', '[]')")
+    con.execute("INSERT INTO slices VALUES ('old', 0, 's0', 'labeled', 1, 0)")
+    con.execute("INSERT INTO mask_versions VALUES ('old', 0, 1, 'labeled', 'masks/00000.v1.png', 0, 0)")
+    con.execute("INSERT INTO runs (run_id, dataset, created, state, config) VALUES ('stuck', 'old', 0, 'running', '{}')")
+    con.commit()
+    con.close()
+    ws = Workspace(root)
+    assert ws.dataset_names() == ["old"] and (ws.read_mask("old", 0) == np.eye(4)).all()
+    assert ws.catalog.run("stuck")["state"] == "interrupted"
+    ws.catalog.create_run("new", "old", {})
+    assert ws.catalog.run("new")["owner_pid"] == os.getpid()
+    Workspace(root)  # a second open finds nothing to migrate
+
+
+# -- 9. permissions ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_written_files_follow_the_umask(tmp_path, umask):
+    old = os.umask(umask)
+    try:
+        ws = Workspace(tmp_path / "ws")
+        ws.create_dataset("d", np.zeros((1, 4, 4), np.uint8), [np.eye(4, dtype=np.uint8)], ["a", "b"])
+        ws.save_mask("d", 0, np.zeros((4, 4), np.uint8))
+        files = [ws.images_path("d"), *sorted((ws.dataset_dir("d") / "masks").iterdir())]
+    finally:
+        os.umask(old)
+    for f in files:
+        assert f.stat().st_mode & 0o777 == 0o666 & ~umask, f
+
+
+# -- CLI ---------------------------------------------------------------------------------------
+
+_NO_TORCH = """
+import sys
+from core.cli import main
+rc = main(sys.argv[1:])
+print("TORCH" if "torch" in sys.modules else "NO-TORCH", rc)
+"""
+
+
+@pytest.mark.parametrize("args", [
+    ["train", "--dataset", "luchi"],
+    ["train", "--dataset", "bare"],
+    ["train", "--dataset", "d", "--resume", "no-such-run"],
+    ["export", "--dataset", "luchi", "--out", "x.zip"],
+    ["predict", "--checkpoint", "missing.pt", "--input", "x.tif", "--out", "y.tif"],
+])
+def test_refusals_that_need_no_model_come_before_torch(tmp_path, args):
+    ws = Workspace(tmp_path / "ws")
+    ws.create_dataset("d", np.zeros((1, 16, 16), np.uint8), [np.eye(16, dtype=np.uint8)], ["a", "b"])
+    ws.create_dataset("bare", np.zeros((1, 16, 16), np.uint8), None, ["a", "b"])
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("SEGDASH_DEBUG", None)
+    out = subprocess.run([sys.executable, "-c", _NO_TORCH, *args, "--workspace", str(ws.root)], capture_output=True,
+                         text=True, env=env, cwd=tmp_path, timeout=60)
+    assert out.stdout.split() == ["NO-TORCH", "2"], (out.stdout, out.stderr)
+    assert out.stderr.startswith("error: ") and len(out.stderr.strip().splitlines()) == 1
+
+
+def _cli(*args, ws):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("SEGDASH_DEBUG", None)
+    return subprocess.run([sys.executable, "-m", "core", *args, "--workspace", str(ws)], capture_output=True,
+                          text=True, env=env, cwd=ROOT, timeout=120)
+
+
+def test_cli_delete_asks_for_yes(tmp_path):
+    ws = Workspace(tmp_path / "ws")
+    ws.create_dataset("d", np.zeros((2, 8, 8), np.uint8), [np.eye(8, dtype=np.uint8), None], ["a", "b"])
+    out = _cli("delete", "--dataset", "d", ws=ws.root)
+    assert out.returncode == 2 and "add --yes" in out.stderr and len(out.stderr.strip().splitlines()) == 1
+    assert ws.has_dataset("d") and ws.read_mask("d", 0) is not None
+    out = _cli("delete", "--dataset", "d", "--yes", ws=ws.root)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout.strip().splitlines()[-1])["deleted"] == "d"
+    assert not ws.has_dataset("d") and not ws.dataset_dir("d").exists()
+    out = _cli("delete", "--dataset", "d", "--yes", ws=ws.root)
+    assert out.returncode == 2 and "no dataset named 'd'" in out.stderr
