@@ -12,6 +12,7 @@ import gc
 import json
 import multiprocessing
 import os
+import shutil as shutil_mod
 import socket
 import sqlite3
 import subprocess
@@ -386,3 +387,137 @@ def test_cli_delete_asks_for_yes(tmp_path):
     assert not ws.has_dataset("d") and not ws.dataset_dir("d").exists()
     out = _cli("delete", "--dataset", "d", "--yes", ws=ws.root)
     assert out.returncode == 2 and "no dataset named 'd'" in out.stderr
+
+
+# -- training: killed, interrupted, resumed; a full disk ---------------------------------------
+
+_TINY_TRAIN = {"model": {"arch": "classic", "classic_width": 4}, "patch_size": 32, "batch_size": 2,
+               "steps_per_epoch": 2, "epochs": 2, "val_fraction": 0.25, "amp": False}
+
+
+def _labeled(ws: Workspace, name: str = "toy") -> None:
+    rng = np.random.default_rng(0)
+    imgs = rng.integers(0, 60, (4, 48, 48), dtype=np.uint8)
+    masks = np.zeros((4, 48, 48), np.uint8)
+    masks[:, 12:30, 10:36] = 1
+    imgs[masks == 1] += 150
+    ws.create_dataset(name, imgs, list(masks), ["bg", "fg"])
+
+
+@pytest.fixture
+def one_thread(monkeypatch):
+    monkeypatch.setenv("SEGDASH_THREADS", "1")
+    import torch
+    old = torch.get_num_threads()
+    yield
+    torch.set_num_threads(old)
+
+
+def test_an_interrupted_run_resumes_from_its_last_checkpoint(tmp_path, one_thread):
+    from core.training import train_headless
+
+    ws = Workspace(tmp_path / "ws")
+    _labeled(ws)
+    first = train_headless(ws, "toy", epochs=1, config=_TINY_TRAIN)
+    assert first["state"] == "done"
+    # as if its process had been killed after epoch 1: still 'running', owner gone
+    ws.catalog.update_run(first["run_id"], state="running", owner_pid=_dead_pid(), owner_host=socket.gethostname())
+    assert ws.catalog.run(first["run_id"])["state"] == "interrupted"
+    resumed = train_headless(ws, "toy", epochs=2, resume=first["run_id"])
+    assert resumed["state"] == "done" and resumed["epochs"] == 2
+    assert ws.catalog.run(resumed["run_id"])["extra"]["resumed_from"] == first["run_id"]
+
+    ws.catalog.update_run(resumed["run_id"], state="running", owner_pid=os.getpid(), owner_host=socket.gethostname())
+    with pytest.raises(ValueError, match="is still running .* stop it first"):
+        train_headless(ws, "toy", epochs=3, resume=resumed["run_id"])
+    ws.catalog.create_run("early", "toy", {}, state="running", owner=Owner(_dead_pid(), socket.gethostname()))
+    with pytest.raises(ValueError, match="interrupted before its first epoch ended"):
+        train_headless(ws, "toy", epochs=3, resume="early")
+
+
+def test_training_on_a_full_disk_fails_with_a_message(tmp_path, one_thread, monkeypatch):
+    """Injected: torch's own error for a failed write (no errno), on a disk with little space left."""
+    import core.training as training
+
+    ws = Workspace(tmp_path / "ws")
+    _labeled(ws)
+
+    def full(*args, **kwargs):
+        raise RuntimeError("[enforce fail at inline_container.cc:778] . PytorchStreamWriter failed writing file "
+                           "data/3: file write failed")
+
+    usage = shutil_mod.disk_usage(tmp_path)
+    monkeypatch.setattr(training, "save_checkpoint", full)
+    monkeypatch.setattr(training.shutil, "disk_usage", lambda p: usage._replace(free=4096))
+    summary = training.train_headless(ws, "toy", epochs=1, config=_TINY_TRAIN)
+    assert summary["state"] == "failed"
+    assert summary["error"].startswith("not enough space in ") and "inline_container" not in summary["error"]
+    assert ws.catalog.run(summary["run_id"])["error"] == summary["error"]
+    assert ws.labeled_slices("toy") == [0, 1, 2, 3]
+
+
+def _fill(folder: Path, leave: int = 0) -> Path:
+    """Fill the file system of ``folder`` up to ``leave`` bytes free; returns the filler file."""
+    filler = folder / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
+    for chunk in (65536, 512, 1):
+        try:
+            while shutil_mod.disk_usage(folder).free - chunk >= leave:
+                os.write(fd, b"\0" * chunk)
+        except OSError:
+            pass
+    os.close(fd)
+    return filler
+
+
+@pytest.mark.parametrize("leave", [0, 48 << 10])
+def test_training_on_a_full_tmpfs_fails_with_a_message(tmp_path, one_thread, leave):
+    """Full to the last byte: the run cannot even be recorded. Nearly full: the first checkpoint
+    does not fit. Either way one message, and the dataset untouched."""
+    from core.training import train_headless
+
+    with _tmpfs(tmp_path / "small", "3m") as mnt:
+        ws = Workspace(mnt / "ws")
+        _labeled(ws)
+        filler = _fill(mnt, leave)
+        try:
+            summary = train_headless(ws, "toy", epochs=1, config=_TINY_TRAIN)
+        except WorkspaceError as exc:
+            assert leave == 0 and str(exc).startswith(f"not enough space in {ws.root}")
+        else:
+            assert summary["state"] == "failed", summary
+            assert summary["error"].startswith(f"not enough space in {ws.root}"), summary
+            assert "inline_container" not in summary["error"]
+        filler.unlink()
+        again = Workspace(ws.root)
+        assert again.labeled_slices("toy") == [0, 1, 2, 3] and (again.read_mask("toy", 0)[12:30, 10:36] == 1).all()
+        assert not list(ws.root.rglob("*.tmp"))
+
+
+def test_cli_training_killed_shows_interrupted_and_resumes(tmp_path):
+    ws = Workspace(tmp_path / "ws")
+    _labeled(ws)
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text(json.dumps({**_TINY_TRAIN, "epochs": 200}))
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "SEGDASH_THREADS": "1"}
+    env.pop("SEGDASH_DEBUG", None)
+    proc = subprocess.Popen([sys.executable, "-m", "core", "train", "--dataset", "toy", "--config", str(cfg),
+                             "--workspace", str(ws.root)], env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not list((ws.root / "runs").glob("*/last.pt")) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert list((ws.root / "runs").glob("*/last.pt")), "no epoch finished in time"
+    finally:
+        proc.kill()
+        proc.wait()
+    out = _cli("list", ws=ws.root)
+    assert out.returncode == 0, out.stderr
+    run = json.loads(out.stdout.strip().splitlines()[-1])["runs"][0]
+    assert run["state"] == "interrupted" and run["resumable"] and run["epochs_done"] >= 1
+    assert f"run {run['run_id']} on toy: interrupted" in out.stderr and "--resume" in out.stderr
+    out = _cli("train", "--dataset", "toy", "--resume", run["run_id"], "--epochs", str(run["epochs_done"] + 1), ws=ws.root)
+    assert out.returncode == 0, out.stderr
+    summary = json.loads(out.stdout.strip().splitlines()[-1])
+    assert summary["state"] == "done" and summary["epochs"] == run["epochs_done"] + 1
