@@ -20,6 +20,7 @@ import re
 import socket
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 __all__ = ["Owner", "is_gone", "host_token", "STALE_HEARTBEAT_S"]
 
@@ -56,7 +57,11 @@ def _alive(pid: int) -> bool:
         return True
     except OSError:
         return False
-    return True
+    try:  # a killed process whose parent has not collected it yet (a zombie) is gone too
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat[stat.rindex(")") + 2:][:1] != "Z"
+    except (OSError, ValueError):
+        return True
 
 
 def is_gone(pid: int | None, host: str | None, heartbeat: float | None = None, *,

@@ -219,7 +219,8 @@ if not any(r["error"] for r in rows):
     for r in rows:
         del r["error"]
 st.dataframe(rows, hide_index=True, width="stretch")
-interrupted = [r for r in runs if r["state"] == "interrupted"]
+resumed_ids = {r["extra"].get("resumed_from") for r in runs}
+interrupted = [r for r in runs if r["state"] == "interrupted" and r["run_id"] not in resumed_ids]
 if interrupted:
     st.warning(f"Run `{interrupted[0]['run_id']}` was interrupted: the process training it ended (a server restart "
                f"or a crash) after {n_epochs[interrupted[0]['run_id']]} epochs. Its checkpoints are kept: resume "
