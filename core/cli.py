@@ -154,10 +154,14 @@ def _cmd_list(args: argparse.Namespace) -> dict[str, Any]:
         datasets.append({"name": name, "shape": list(info.shape), "dtype": info.dtype,
                          "classes": list(info.class_names), **info.counts()})
     runs = []
-    for r in ws.catalog.runs():
+    all_runs = ws.catalog.runs()
+    resumed_by = {r["extra"].get("resumed_from"): r["run_id"] for r in reversed(all_runs)
+                  if r["extra"].get("resumed_from")}
+    for r in all_runs:
         runs.append({**{k: r[k] for k in ("run_id", "dataset", "state", "best_dice", "best_checkpoint",
                                           "last_checkpoint", "device", "error")},
                      "epochs_done": len(ws.catalog.epochs(r["run_id"])), "epochs": r["config"].get("epochs"),
+                     "resumed_by": resumed_by.get(r["run_id"], ""),
                      "resumable": r["state"] not in ("queued", "running", "stopping")
                      and bool(r["last_checkpoint"] and Path(r["last_checkpoint"]).is_file())})
     for d in datasets:
@@ -166,7 +170,9 @@ def _cmd_list(args: argparse.Namespace) -> dict[str, Any]:
     for r in runs:
         dice = "" if r["best_dice"] is None else f", best Dice {r['best_dice']:.4f}"
         hint = f" (resume: python -m core train --dataset {r['dataset']} --resume {r['run_id']})" \
-            if r["state"] == "interrupted" and r["resumable"] else ""
+            if r["state"] == "interrupted" and r["resumable"] and not r["resumed_by"] else ""
+        if r["resumed_by"]:
+            hint = f" (resumed as {r['resumed_by']})"
         print(f"run {r['run_id']} on {r['dataset']}: {r['state']}, epoch {r['epochs_done']}/{r['epochs']}"
               f"{dice}{hint}", file=sys.stderr)
     return {"workspace": str(ws.root), "datasets": datasets, "runs": runs}
