@@ -332,7 +332,12 @@ def test_written_files_follow_the_umask(tmp_path, umask):
         ws = Workspace(tmp_path / "ws")
         ws.create_dataset("d", np.zeros((1, 4, 4), np.uint8), [np.eye(4, dtype=np.uint8)], ["a", "b"])
         ws.save_mask("d", 0, np.zeros((4, 4), np.uint8))
-        files = [ws.images_path("d"), *sorted((ws.dataset_dir("d") / "masks").iterdir())]
+        from core.export import export_dataset_zip, export_masks_tiff, export_masks_zip
+        export_masks_zip(ws, "d", tmp_path / "masks.zip")
+        export_masks_tiff(ws, "d", tmp_path / "masks.tif")
+        export_dataset_zip(ws, "d", tmp_path / "dataset.zip")
+        files = [ws.images_path("d"), *sorted((ws.dataset_dir("d") / "masks").iterdir()),
+                 tmp_path / "masks.zip", tmp_path / "masks.tif", tmp_path / "dataset.zip"]
     finally:
         os.umask(old)
     for f in files:
