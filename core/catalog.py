@@ -159,7 +159,8 @@ class Catalog:
         try:
             yield con
         except sqlite3.OperationalError as exc:
-            con.execute("ROLLBACK")
+            if con.in_transaction:  # SQLite may have rolled back itself (disk full)
+                con.execute("ROLLBACK")
             raise _user_error(exc, self.path) from None
         except BaseException:
             con.execute("ROLLBACK")

@@ -19,10 +19,12 @@ Rules:
 
 from __future__ import annotations
 
+import errno
 import io
 import logging
 import os
 import re
+import shutil
 import tempfile
 import zipfile
 from dataclasses import dataclass, field
@@ -442,10 +444,27 @@ def atomic_write(path: str | Path, write: Any) -> Path:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        if is_disk_full(exc):  # a message for the user (a ValueError), the old file untouched
+            free = shutil.disk_usage(path.parent).free / 2**20
+            raise ValueError(f"not enough space in {path.parent}: {free:.1f} MB free; {path.name} was not "
+                             "written (the previous version, if any, is kept)") from None
+        raise
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """``exc`` says the disk (or the quota) is full: ENOSPC / EDQUOT, or numpy's short write
+    (``262144 requested and 134912 written``, no errno), which on a regular file means the same."""
+    if not isinstance(exc, OSError):
+        return False
+    if exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+        return True
+    return exc.errno is None and re.search(r"\d+ requested and \d+ written", str(exc)) is not None
 
 
 def _umask() -> int:

@@ -70,10 +70,10 @@ from .augment import AugmentConfig, augment_batch
 from .checkpoint import load_checkpoint, read_checkpoint_info, save_checkpoint
 from .device import amp_dtype_for, use_cpu_threads, uses_channels_last
 from .intensity import normalize, percentile_range
-from .io import atomic_write
+from .io import atomic_write, is_disk_full
 from .metrics import ConfusionAccumulator
 from .model import ModelConfig, build_model, labels_from_logits, required_multiple
-from .workspace import Workspace, disk_full_error, is_disk_full, validate_name
+from .workspace import Workspace, disk_full_error, validate_name
 
 __all__ = [
     "LOSSES", "SCHEDULERS", "OPTIMIZERS", "JOB_STATES", "TrainConfig", "default_config", "split_slices",

@@ -24,7 +24,6 @@ Example:
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import json
 import logging
@@ -41,7 +40,7 @@ import numpy as np
 import tifffile
 
 from .catalog import SLICE_STATUSES, Catalog, WorkspaceError
-from .io import read_png, write_png
+from .io import is_disk_full, read_png, write_png
 from .owner import Owner, host_token, is_gone
 
 __all__ = ["Workspace", "WorkspaceError", "DatasetInfo", "SliceInfo", "default_root", "validate_name",
@@ -55,7 +54,6 @@ _WORK_DIR_RE = re.compile(r"^\.(?P<name>.+)\.(?:importing|deleting)-(?:(?P<host>
 # temporary files of core.io.atomic_write: .<file name>.<host>-<pid>.<random>.tmp (older: no owner)
 _TMP_RE = re.compile(r"^\..+?\.(?:(?P<host>[A-Za-z0-9]+)-(?P<pid>\d+)\.)?[A-Za-z0-9_]+\.tmp$")
 _OLD_TMP_AGE_S = 24 * 3600  # a temporary file with no owner in its name is left over after this
-_DISK_FULL = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
 _SPACE_MARGIN = 64 << 10  # bytes kept free beyond what a write needs (catalog rows, the WAL)
 
 
@@ -77,16 +75,6 @@ def disk_full_error(folder: str | Path, needed: int | None = None) -> WorkspaceE
     needs = f"needs {human_bytes(needed)}, " if needed else "needs more, "
     return WorkspaceError(f"not enough space in {folder}: {needs}{human_bytes(free)} free; free some space "
                           "(or choose another workspace) and try again")
-
-
-def is_disk_full(exc: BaseException) -> bool:
-    """``exc`` says the disk (or the quota) is full: ENOSPC / EDQUOT, or numpy's short write
-    (``262144 requested and 134912 written``, no errno), which on a regular file means the same."""
-    if not isinstance(exc, OSError):
-        return False
-    if exc.errno in _DISK_FULL:
-        return True
-    return exc.errno is None and re.search(r"\d+ requested and \d+ written", str(exc)) is not None
 
 
 def default_root() -> Path:
@@ -250,8 +238,8 @@ class Workspace:
             raise disk_full_error(self.root, needed + _SPACE_MARGIN)
         try:
             yield
-        except OSError as exc:
-            if is_disk_full(exc):
+        except (OSError, ValueError) as exc:  # ValueError: core.io.atomic_write's own message
+            if is_disk_full(exc) or str(exc).startswith("not enough space"):
                 raise disk_full_error(self.root, needed or None) from None
             raise
 

@@ -117,6 +117,34 @@ def test_injected_enospc_during_import_cleans_up(tmp_path, monkeypatch):
     np.testing.assert_array_equal(ws.read_mask("kept", 0), np.eye(8, dtype=np.uint8))
 
 
+def test_atomic_write_on_a_full_disk_keeps_the_old_file(tmp_path):
+    from core.io import atomic_write
+
+    target = tmp_path / "m.png"
+    target.write_bytes(b"old")
+
+    def full(fh):
+        fh.write(b"half")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(ValueError, match=f"not enough space in {tmp_path}: .* MB free; m.png was not written"):
+        atomic_write(target, full)
+    assert target.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["m.png"]
+
+
+def test_saving_a_mask_on_a_full_tmpfs_keeps_every_version(tmp_path):
+    with _tmpfs(tmp_path / "small", "1m") as mnt:
+        ws = Workspace(mnt / "ws")
+        rng = np.random.default_rng(0)
+        ws.create_dataset("d", np.zeros((1, 256, 256), np.uint8), [np.zeros((256, 256), np.uint8)], ["a", "b"])
+        filler = _fill(mnt)
+        with pytest.raises(ValueError, match="not enough space in"):
+            ws.save_mask("d", 0, rng.integers(0, 2, (256, 256)).astype(np.uint8))  # noise: does not compress
+        assert (ws.read_mask("d", 0) == 0).all() and ws.catalog.current_version("d", 0)["version"] == 1
+        filler.unlink()
+        assert ws.save_mask("d", 0, np.ones((256, 256), np.uint8)) == 2
+
+
 def test_pre_check_counts_the_bytes_of_the_stack(tmp_path, monkeypatch):
     ws = Workspace(tmp_path / "ws")
     usage = workspace_mod.shutil._ntuple_diskusage(10**9, 10**9 - 5000, 5000)
