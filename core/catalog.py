@@ -285,6 +285,12 @@ class Catalog:
         with self.transaction() as con:
             con.execute("UPDATE runs SET heartbeat=? WHERE run_id=?", (time.time(), run_id))
 
+    def request_stop(self, run_id: str) -> None:
+        """Ask the process that trains ``run_id`` to stop it (whichever process that is: it reads
+        the request with its heartbeat, within seconds, and stops as its Stop button would)."""
+        with self.transaction() as con:
+            con.execute("UPDATE runs SET stop_requested=1 WHERE run_id=?", (run_id,))
+
     def mark_interrupted(self) -> list[str]:
         """Write ``interrupted`` into active runs whose owner is gone; returns their ids."""
         rows = self.query(f"SELECT * FROM runs WHERE state IN ({','.join('?' * len(ACTIVE_RUN_STATES))})",

@@ -634,10 +634,14 @@ class TrainingJob:
         self._set(wall_time_s=wall, bundle=bundle, eta_s=0.0, **final)
 
     def _beat(self, done: threading.Event) -> None:
-        """Write the run's heartbeat until ``done``: while it beats, the run is not interrupted."""
+        """Write the run's heartbeat until ``done``: while it beats, the run is not interrupted.
+        A stop requested through the catalog (:meth:`~core.catalog.Catalog.request_stop`, from
+        another process) is read here too."""
         while not done.wait(_HEARTBEAT_S):
             try:
                 self.workspace.catalog.heartbeat(self.run_id)
+                if (self.workspace.catalog.run(self.run_id) or {}).get("stop_requested"):
+                    self.stop()
             except Exception:  # noqa: BLE001 - a busy or full catalog: try again at the next beat
                 log.debug("heartbeat of %s failed", self.run_id, exc_info=True)
 

@@ -554,3 +554,23 @@ def test_cli_training_killed_shows_interrupted_and_resumes(tmp_path):
     assert out.returncode == 0, out.stderr
     summary = json.loads(out.stdout.strip().splitlines()[-1])
     assert summary["state"] == "done" and summary["epochs"] == run["epochs_done"] + 1
+
+
+def test_a_stop_requested_through_the_catalog_stops_the_run(tmp_path, one_thread, monkeypatch):
+    """What another process (the Train page for a CLI run) can do: the worker reads it with its heartbeat."""
+    import core.training as training
+
+    monkeypatch.setattr(training, "_HEARTBEAT_S", 0.2)
+    ws = Workspace(tmp_path / "ws")
+    _labeled(ws)
+    job = training.registry().start(training.TrainingJob(ws, "toy", training.TrainConfig.from_dict(
+        {**_TINY_TRAIN, "steps_per_epoch": 1000, "epochs": 50})))
+    t0 = time.time()
+    while ws.catalog.run(job.run_id)["state"] != "running" and time.time() - t0 < 30:
+        time.sleep(0.05)
+    before = ws.catalog.run(job.run_id)["heartbeat"]
+    time.sleep(0.5)
+    assert ws.catalog.run(job.run_id)["heartbeat"] > before  # it beats
+    Catalog(ws.root / "catalog.sqlite").request_stop(job.run_id)
+    assert job.join(30), "the job did not stop"
+    assert job.state == "stopped" and ws.catalog.run(job.run_id)["state"] == "stopped"
