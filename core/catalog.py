@@ -8,6 +8,7 @@ sessions and a training thread can write at once without losing a row.
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
 import threading
 import time
@@ -361,7 +362,12 @@ def _user_error(exc: sqlite3.Error, path: Path) -> Exception:
     text = str(exc).lower()
     folder = path.parent
     if "full" in text:
-        return WorkspaceError(f"not enough space in {folder}: the catalog cannot be written ({exc})")
+        try:
+            free = f"{shutil.disk_usage(folder).free / 2**20:.1f} MB free"
+        except OSError:
+            free = "no space free"
+        return WorkspaceError(f"not enough space in {folder}: {free}; the catalog cannot be written ({exc}); free "
+                              "some space and try again")
     if "readonly" in text or "read-only" in text or "unable to open" in text or "permission" in text:
         return WorkspaceError(f"workspace folder {folder} is not writable: SegDash needs to write its catalog "
                               f"there ({exc}); choose a writable folder with SEGDASH_WORKSPACE or --workspace")

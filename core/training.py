@@ -455,8 +455,9 @@ def _disk_full(exc: BaseException, folder: Path) -> bool:
 
 def _oom_hint(exc: BaseException, cfg: TrainConfig, folder: Path | None = None) -> str:
     if folder is not None and _disk_full(exc, folder):
-        err = str(exc) if str(exc).startswith("not enough space") else str(disk_full_error(folder))
-        return f"{err} (the checkpoints of this run could not be saved)"
+        if str(exc).startswith("not enough space"):
+            return str(exc)
+        return f"{disk_full_error(folder)} (a checkpoint of this run could not be saved)"
     text = f"{type(exc).__name__}: {exc}".strip()
     oom = isinstance(exc, getattr(torch.cuda, "OutOfMemoryError", ())) or "out of memory" in text.lower()
     if oom:
@@ -620,10 +621,10 @@ class TrainingJob:
         wall = time.time() - t0
         snap = self.snapshot()
         bundle = ""
+        record = {"wall_time": wall, "best_checkpoint": snap["best_checkpoint"],
+                  "last_checkpoint": snap["last_checkpoint"], "best_dice": _finite(snap["best_dice"])}
         try:
-            cat.update_run(self.run_id, state=final["state"], error=final.get("error", ""), wall_time=wall,
-                           best_checkpoint=snap["best_checkpoint"], last_checkpoint=snap["last_checkpoint"],
-                           best_dice=_finite(snap["best_dice"]))
+            cat.update_run(self.run_id, state=final["state"], error=final.get("error", ""), **record)
             if snap["last_checkpoint"] or snap["best_checkpoint"]:
                 bundle = str(write_bundle(self.workspace, self.run_id))
         except Exception as exc:  # noqa: BLE001
@@ -631,7 +632,22 @@ class TrainingJob:
             if final["state"] != "failed":
                 why = _oom_hint(exc, self.config, self.workspace.root)
                 final = {"state": "failed", "error": f"finishing the run failed: {why}"}
+            if _disk_full(exc, self.workspace.root):  # the catalog too: write the outcome once there is room
+                record.update(state=final["state"], error=final.get("error", ""))
+                threading.Thread(target=self._record_later, args=(record,), daemon=True,
+                                 name=f"segdash-record-{self.run_id}").start()
         self._set(wall_time_s=wall, bundle=bundle, eta_s=0.0, **final)
+
+    def _record_later(self, record: dict[str, Any]) -> None:
+        """Retry writing the run's outcome for ten minutes (a full disk may be freed meanwhile); after
+        that the run reads as interrupted, its heartbeat being stale."""
+        for _ in range(int(600 / _HEARTBEAT_S)):
+            time.sleep(_HEARTBEAT_S)
+            try:
+                self.workspace.catalog.update_run(self.run_id, **record)
+                return
+            except Exception:  # noqa: BLE001 - still full or busy
+                continue
 
     def _beat(self, done: threading.Event) -> None:
         """Write the run's heartbeat until ``done``: while it beats, the run is not interrupted.

@@ -222,9 +222,12 @@ st.dataframe(rows, hide_index=True, width="stretch")
 resumed_ids = {r["extra"].get("resumed_from") for r in runs}
 interrupted = [r for r in runs if r["state"] == "interrupted" and r["run_id"] not in resumed_ids]
 if interrupted:
-    st.warning(f"Run `{interrupted[0]['run_id']}` was interrupted: the process training it ended (a server restart "
-               f"or a crash) after {n_epochs[interrupted[0]['run_id']]} epochs. Its checkpoints are kept: resume "
-               "it below from the last one.", icon=":material/warning:")
+    gone = interrupted[0]
+    st.warning(f"Run `{gone['run_id']}` was interrupted: the process training it ended (a server restart or a crash) "
+               f"after {n_epochs[gone['run_id']]} epochs. "
+               + ("Its checkpoints are kept: resume it below from the last one." if gone["last_checkpoint"]
+                  and Path(gone["last_checkpoint"]).is_file() else
+                  "It had saved no checkpoint yet: start it again above."), icon=":material/warning:")
 
 with_epochs = [r["run_id"] for r in runs if n_epochs[r["run_id"]]]
 if with_epochs:

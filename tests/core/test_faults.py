@@ -504,10 +504,14 @@ def _fill(folder: Path, leave: int = 0) -> Path:
 
 
 @pytest.mark.parametrize("leave", [0, 48 << 10])
-def test_training_on_a_full_tmpfs_fails_with_a_message(tmp_path, one_thread, leave):
+def test_training_on_a_full_tmpfs_fails_with_a_message(tmp_path, one_thread, leave, monkeypatch):
     """Full to the last byte: the run cannot even be recorded. Nearly full: the first checkpoint
-    does not fit. Either way one message, and the dataset untouched."""
+    (or the catalog) does not fit. Either way one message, the dataset untouched, and the run's
+    outcome written to the catalog once there is room again."""
+    import core.training as training
     from core.training import train_headless
+
+    monkeypatch.setattr(training, "_HEARTBEAT_S", 0.1)
 
     with _tmpfs(tmp_path / "small", "3m") as mnt:
         ws = Workspace(mnt / "ws")
@@ -522,6 +526,11 @@ def test_training_on_a_full_tmpfs_fails_with_a_message(tmp_path, one_thread, lea
             assert summary["error"].startswith(f"not enough space in {ws.root}"), summary
             assert "inline_container" not in summary["error"]
         filler.unlink()
+        if leave:
+            deadline = time.time() + 10
+            while ws.catalog.run(summary["run_id"])["state"] != "failed" and time.time() < deadline:
+                time.sleep(0.1)
+            assert ws.catalog.run(summary["run_id"])["error"] == summary["error"]
         again = Workspace(ws.root)
         assert again.labeled_slices("toy") == [0, 1, 2, 3] and (again.read_mask("toy", 0)[12:30, 10:36] == 1).all()
         assert not list(ws.root.rglob("*.tmp"))

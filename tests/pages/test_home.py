@@ -54,7 +54,13 @@ def test_home_says_a_run_was_interrupted(ws_env, page, make_dataset):
     at = AppTest.from_file(page("home.py"), default_timeout=60).run()
     assert not at.exception
     assert _metrics(at)["State"] == "interrupted"
-    assert any("run-killed was interrupted" in w.value for w in at.warning)
+    assert any("run-killed was interrupted" in w.value and "no checkpoint yet" in w.value for w in at.warning)
+
+    last = ws_env.run_dir("run-killed") / "last.pt"
+    last.write_bytes(b"weights")
+    ws_env.catalog.update_run("run-killed", last_checkpoint=str(last))
+    at = AppTest.from_file(page("home.py"), default_timeout=60).run()
+    assert any("run-killed was interrupted" in w.value and "resume it" in w.value for w in at.warning)
     assert "Resume the interrupted training" in " ".join(md.value for md in at.markdown)
 
 
