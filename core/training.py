@@ -612,7 +612,10 @@ class TrainingJob:
         except _Stopped:
             final = {"state": "stopped"}
         except Exception as exc:  # noqa: BLE001 - every error becomes the job's failed state
-            log.exception("training run %s failed", self.run_id)
+            if _disk_full(exc, self.workspace.root):  # the user's to fix: no traceback in the server log
+                log.warning("training run %s failed: the disk is full (%s)", self.run_id, exc)
+            else:
+                log.exception("training run %s failed", self.run_id)
             final = {"state": "failed", "error": _oom_hint(exc, self.config, self.workspace.root)}
         finally:
             heartbeat.set()

@@ -72,7 +72,7 @@ def disk_full_error(folder: str | Path, needed: int | None = None) -> WorkspaceE
         free = shutil.disk_usage(folder).free
     except OSError:
         free = 0
-    needs = f"needs {human_bytes(needed)}, " if needed else "needs more, "
+    needs = f"needs {human_bytes(needed)}, " if needed else ""
     return WorkspaceError(f"not enough space in {folder}: {needs}{human_bytes(free)} free; free some space "
                           "(or choose another workspace) and try again")
 
