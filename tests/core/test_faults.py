@@ -583,3 +583,26 @@ def test_a_stop_requested_through_the_catalog_stops_the_run(tmp_path, one_thread
     Catalog(ws.root / "catalog.sqlite").request_stop(job.run_id)
     assert job.join(30), "the job did not stop"
     assert job.state == "stopped" and ws.catalog.run(job.run_id)["state"] == "stopped"
+
+
+def test_two_cli_imports_of_one_name(tmp_path):
+    """The issue's case: two `python -m core import` of one name at once: one dataset, one refusal."""
+    import tifffile
+
+    ws = Workspace(tmp_path / "ws")
+    ws.create_dataset("other", np.zeros((1, 4, 4), np.uint8), None, ["a", "b"])  # no sample import
+    for v in (1, 2):
+        tifffile.imwrite(tmp_path / f"s{v}.tif", np.full((20, 256, 256), v, np.uint8), photometric="minisblack")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("SEGDASH_DEBUG", None)
+    procs = [subprocess.Popen([sys.executable, "-m", "core", "import", "--name", "same", "--images",
+                               str(tmp_path / f"s{v}.tif"), "--workspace", str(ws.root)], env=env, cwd=ROOT,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for v in (1, 2)]
+    outs = [(p.wait(60), *p.communicate()) for p in procs]
+    codes = sorted(rc for rc, _, _ in outs)
+    assert codes == [0, 2], outs
+    winner = next(i + 1 for i, (rc, _, _) in enumerate(outs) if rc == 0)
+    loser_err = next(err for rc, _, err in outs if rc == 2)
+    assert loser_err.startswith("error: a dataset named 'same' exists already") and "Traceback" not in loser_err
+    assert (Workspace(ws.root).read_images("same") == winner).all()
+    _nothing_left(ws)
