@@ -129,7 +129,8 @@ def _cmd_train(args: argparse.Namespace) -> dict[str, Any]:
     summary = train_headless(ws, args.dataset, epochs=args.epochs, config=config, resume=args.resume,
                              progress=progress)
     if summary.get("state") == "failed":
-        raise _TrainingFailed(f"training run {summary.get('run_id')} failed: {summary.get('error') or 'no reason given'}")
+        why = summary.get("error") or "no reason given"
+        raise _TrainingFailed(f"training run {summary.get('run_id')} failed: {why}")
     return summary
 
 

@@ -193,12 +193,24 @@ class Workspace:
                 if m and self._owner_gone(m, Path(folder) / f):
                     self._remove(Path(folder) / f, removed)
         try:
-            self.catalog.mark_interrupted()
+            for run_id in self.catalog.mark_interrupted():
+                self._recover_checkpoints(run_id)
         except WorkspaceError:  # a full disk: the runs still read as interrupted
             pass
         if removed:
             log.info("removed leftovers of interrupted work in %s: %s", self.root, removed)
         return removed
+
+    def _recover_checkpoints(self, run_id: str) -> None:
+        """Record the checkpoints an interrupted run saved but did not get to record (killed between
+        writing ``last.pt`` and updating the catalog), so it can be resumed from them."""
+        run = self.catalog.run(run_id)
+        folder = self.root / "runs" / run_id
+        found = {key: str(folder / name) for key, name in (("last_checkpoint", "last.pt"),
+                                                           ("best_checkpoint", "best.pt"))
+                 if run is not None and not run[key] and (folder / name).is_file()}
+        if found:
+            self.catalog.update_run(run_id, **found)
 
     @staticmethod
     def _owner_gone(m: re.Match, path: Path) -> bool:

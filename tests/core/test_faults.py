@@ -302,9 +302,13 @@ def test_a_run_whose_owner_died_reads_interrupted_and_is_fixed_at_open(tmp_path)
     states = {r["run_id"]: r["state"] for r in ws.catalog.runs()}
     assert states == {"dead": "interrupted", "live": "running", "far": "running", "far-stale": "interrupted",
                       "finished": "done"}
+    (ws.root / "runs" / "dead").mkdir(parents=True)
+    (ws.root / "runs" / "dead" / "last.pt").write_bytes(b"saved, not yet recorded when killed")
     Workspace(ws.root)  # opening writes it down
     stored = {r["run_id"]: r["state"] for r in ws.catalog.query("SELECT run_id, state FROM runs")}
     assert stored["dead"] == "interrupted" and stored["far-stale"] == "interrupted" and stored["live"] == "running"
+    assert ws.catalog.run("dead")["last_checkpoint"] == str(ws.root / "runs" / "dead" / "last.pt")
+    assert ws.catalog.run("far-stale")["last_checkpoint"] == ""
 
 
 _OLD_SCHEMA = """
@@ -340,7 +344,8 @@ def test_a_workspace_of_the_previous_schema_opens(tmp_path):
     con.execute("INSERT INTO datasets VALUES ('old', 0, 1, 4, 4, 'uint8', '[\"a\", \"b\"]', '', '[]')")
     con.execute("INSERT INTO slices VALUES ('old', 0, 's0', 'labeled', 1, 0)")
     con.execute("INSERT INTO mask_versions VALUES ('old', 0, 1, 'labeled', 'masks/00000.v1.png', 0, 0)")
-    con.execute("INSERT INTO runs (run_id, dataset, created, state, config) VALUES ('stuck', 'old', 0, 'running', '{}')")
+    con.execute("INSERT INTO runs (run_id, dataset, created, state, config) "
+                "VALUES ('stuck', 'old', 0, 'running', '{}')")
     con.commit()
     con.close()
     ws = Workspace(root)
@@ -536,6 +541,7 @@ def test_training_on_a_full_tmpfs_fails_with_a_message(tmp_path, one_thread, lea
         assert not list(ws.root.rglob("*.tmp"))
 
 
+@pytest.mark.slow
 def test_cli_training_killed_shows_interrupted_and_resumes(tmp_path):
     ws = Workspace(tmp_path / "ws")
     _labeled(ws)
@@ -559,7 +565,8 @@ def test_cli_training_killed_shows_interrupted_and_resumes(tmp_path):
     run = json.loads(out.stdout.strip().splitlines()[-1])["runs"][0]
     assert run["state"] == "interrupted" and run["resumable"] and run["epochs_done"] >= 1
     assert f"run {run['run_id']} on toy: interrupted" in out.stderr and "--resume" in out.stderr
-    out = _cli("train", "--dataset", "toy", "--resume", run["run_id"], "--epochs", str(run["epochs_done"] + 1), ws=ws.root)
+    out = _cli("train", "--dataset", "toy", "--resume", run["run_id"], "--epochs", str(run["epochs_done"] + 1),
+               ws=ws.root)
     assert out.returncode == 0, out.stderr
     summary = json.loads(out.stdout.strip().splitlines()[-1])
     assert summary["state"] == "done" and summary["epochs"] == run["epochs_done"] + 1
