@@ -8,6 +8,7 @@ sessions and a training thread can write at once without losing a row.
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
 import threading
 import time
@@ -15,9 +16,20 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-__all__ = ["Catalog", "SLICE_STATUSES"]
+from .owner import Owner, is_gone
+
+__all__ = ["Catalog", "WorkspaceError", "SLICE_STATUSES", "RUN_STATES", "ACTIVE_RUN_STATES"]
 
 SLICE_STATUSES = ("unlabeled", "labeled", "edited", "from-prediction")
+# a run's state; ``interrupted`` is never written by a worker: it is what an active run whose owner
+# process is gone (killed, server restarted) reads as
+RUN_STATES = ("queued", "running", "stopping", "done", "failed", "stopped", "interrupted")
+ACTIVE_RUN_STATES = ("queued", "running", "stopping")
+
+
+class WorkspaceError(ValueError):
+    """The workspace cannot do what was asked, for a reason the user can act on: the disk is full,
+    the folder is not writable, the name is taken. A ``ValueError``: pages show it, the CLI exits 2."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS datasets (
@@ -65,6 +77,13 @@ CREATE TABLE IF NOT EXISTS runs (
     error TEXT NOT NULL DEFAULT '',
     extra TEXT NOT NULL DEFAULT '{}'
 );
+CREATE TABLE IF NOT EXISTS dataset_claims (
+    name TEXT PRIMARY KEY,
+    owner_pid INTEGER NOT NULL,
+    owner_host TEXT NOT NULL,
+    folder TEXT NOT NULL,
+    created REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS epochs (
     run_id TEXT NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE,
     epoch INTEGER NOT NULL,
@@ -73,8 +92,18 @@ CREATE TABLE IF NOT EXISTS epochs (
 );
 """
 
+# columns added after the first release: (table, column, declaration); added when missing, so a
+# workspace made by an older SegDash opens (and stays readable by it: only columns are added)
+_ADDED_COLUMNS = (
+    ("runs", "owner_pid", "INTEGER"),             # process that trains the run
+    ("runs", "owner_host", "TEXT"),               # and its host
+    ("runs", "heartbeat", "REAL"),                # last time that process said it was alive
+    ("runs", "stop_requested", "INTEGER NOT NULL DEFAULT 0"),  # a stop asked through the catalog
+)
+
 _RUN_FIELDS = ("state", "device", "dataset_version", "best_checkpoint", "last_checkpoint",
-               "best_dice", "wall_time", "error", "config", "extra")
+               "best_dice", "wall_time", "error", "config", "extra", "owner_pid", "owner_host", "heartbeat",
+               "stop_requested")
 
 
 class Catalog:
@@ -87,8 +116,27 @@ class Catalog:
     def __init__(self, path: Path):
         self.path = Path(path)
         self._local = threading.local()
-        self._connection().executescript(_SCHEMA)  # idempotent; executescript manages its own commit
-        self._migrate_mask_versions()
+        try:
+            self._connection().executescript(_SCHEMA)  # idempotent; executescript manages its own commit
+            self._migrate()
+            self._migrate_mask_versions()
+        except sqlite3.Error as exc:
+            raise _user_error(exc, self.path) from None
+
+    def _migrate(self) -> None:
+        """Add the columns of :data:`_ADDED_COLUMNS` that an older workspace lacks."""
+        def missing(con: sqlite3.Connection) -> list[tuple[str, str, str]]:
+            have: dict[str, set[str]] = {}
+            for table, _, _ in _ADDED_COLUMNS:
+                if table not in have:
+                    have[table] = {r["name"] for r in con.execute(f"PRAGMA table_info({table})")}
+            return [c for c in _ADDED_COLUMNS if c[1] not in have[c[0]]]
+
+        if not missing(self._connection()):
+            return
+        with self.transaction() as con:  # checked again inside: another process may have just done it
+            for table, column, decl in missing(con):
+                con.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
 
     # -- connections -------------------------------------------------------------------------
     def _connection(self) -> sqlite3.Connection:
@@ -106,22 +154,72 @@ class Catalog:
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """A write transaction (``BEGIN IMMEDIATE``): committed on success, rolled back on error."""
         con = self._connection()
-        con.execute("BEGIN IMMEDIATE")
+        try:
+            con.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise _user_error(exc, self.path) from None
         try:
             yield con
+        except sqlite3.OperationalError as exc:
+            if con.in_transaction:  # SQLite may have rolled back itself (disk full)
+                con.execute("ROLLBACK")
+            raise _user_error(exc, self.path) from None
         except BaseException:
             con.execute("ROLLBACK")
             raise
-        con.execute("COMMIT")
+        try:
+            con.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            if con.in_transaction:
+                con.execute("ROLLBACK")
+            raise _user_error(exc, self.path) from None
 
     def query(self, sql: str, params: tuple = ()) -> list[sqlite3.Row]:
         return self._connection().execute(sql, params).fetchall()
 
     # -- datasets ----------------------------------------------------------------------------
+    def claim_dataset(self, name: str, folder: str, owner: Owner | None = None) -> None:
+        """Reserve ``name`` for an import in progress (written under ``folder``), in one transaction.
+
+        A claim whose owner process is gone is taken over. ``WorkspaceError`` when a dataset or a
+        live claim has the name already. The claimed name is not listed as a dataset.
+        """
+        owner = owner or Owner.current()
+        with self.transaction() as con:
+            if con.execute("SELECT 1 FROM datasets WHERE name=?", (name,)).fetchone():
+                raise WorkspaceError(f"a dataset named {name!r} exists already; choose another name or delete "
+                                     "it first")
+            row = con.execute("SELECT * FROM dataset_claims WHERE name=?", (name,)).fetchone()
+            if row is not None and not is_gone(row["owner_pid"], row["owner_host"]):
+                raise WorkspaceError(f"a dataset named {name!r} exists already: another session is importing "
+                                     "it now; choose another name")
+            con.execute("INSERT OR REPLACE INTO dataset_claims VALUES (?,?,?,?,?)",
+                        (name, owner.pid, owner.host, folder, time.time()))
+
+    def release_claim(self, name: str, owner: Owner | None = None) -> None:
+        """Drop ``owner``'s claim on ``name`` (no-op when it holds none)."""
+        owner = owner or Owner.current()
+        with self.transaction() as con:
+            con.execute("DELETE FROM dataset_claims WHERE name=? AND owner_pid=? AND owner_host=?",
+                        (name, owner.pid, owner.host))
+
+    def claims(self) -> list[sqlite3.Row]:
+        """Names reserved by imports in progress (or by crashed ones not yet cleaned)."""
+        return self.query("SELECT * FROM dataset_claims ORDER BY created")
+
+    def name_taken(self, name: str) -> bool:
+        """A dataset or an import in progress has this name."""
+        return bool(self.query("SELECT 1 FROM datasets WHERE name=? UNION SELECT 1 FROM dataset_claims "
+                               "WHERE name=?", (name, name)))
+
     def add_dataset(self, name: str, shape: tuple[int, int, int], dtype: str, class_names: list[str],
                     slice_names: list[str], statuses: list[str], source: str, notices: list[str]) -> None:
+        """Record a dataset (and release this process's claim on its name, in the same transaction)."""
         now = time.time()
+        owner = Owner.current()
         with self.transaction() as con:
+            con.execute("DELETE FROM dataset_claims WHERE name=? AND owner_pid=? AND owner_host=?",
+                        (name, owner.pid, owner.host))
             con.execute("INSERT INTO datasets VALUES (?,?,?,?,?,?,?,?,?)",
                         (name, now, shape[0], shape[1], shape[2], dtype, json.dumps(class_names),
                          source, json.dumps(notices)))
@@ -145,7 +243,11 @@ class Catalog:
             con.execute("UPDATE datasets SET class_names=? WHERE name=?", (json.dumps(class_names), name))
 
     def rename_dataset(self, old: str, new: str) -> None:
+        """Rename in every table (and release this process's claim on ``new``, if it holds one)."""
+        owner = Owner.current()
         with self.transaction() as con:
+            con.execute("DELETE FROM dataset_claims WHERE name=? AND owner_pid=? AND owner_host=?",
+                        (new, owner.pid, owner.host))
             con.execute("UPDATE datasets SET name=? WHERE name=?", (new, old))
             con.execute("UPDATE runs SET dataset=? WHERE dataset=?", (new, old))
 
@@ -213,10 +315,38 @@ class Catalog:
         return self.query("SELECT * FROM mask_versions WHERE dataset=? AND z=? ORDER BY version", (name, z))
 
     # -- runs --------------------------------------------------------------------------------
-    def create_run(self, run_id: str, dataset: str, config: dict[str, Any], state: str = "queued") -> None:
+    def create_run(self, run_id: str, dataset: str, config: dict[str, Any], state: str = "queued",
+                   owner: Owner | None = None) -> None:
+        """Record a new run, owned by ``owner`` (default: this process), its heartbeat now."""
+        owner = owner or Owner.current()
+        now = time.time()
         with self.transaction() as con:
-            con.execute("INSERT INTO runs (run_id, dataset, created, state, config) VALUES (?,?,?,?,?)",
-                        (run_id, dataset, time.time(), state, json.dumps(config)))
+            con.execute("INSERT INTO runs (run_id, dataset, created, state, config, owner_pid, owner_host, heartbeat) "
+                        "VALUES (?,?,?,?,?,?,?,?)",
+                        (run_id, dataset, now, state, json.dumps(config), owner.pid, owner.host, now))
+
+    def heartbeat(self, run_id: str) -> None:
+        """The owner of ``run_id`` is alive now."""
+        with self.transaction() as con:
+            con.execute("UPDATE runs SET heartbeat=? WHERE run_id=?", (time.time(), run_id))
+
+    def request_stop(self, run_id: str) -> None:
+        """Ask the process that trains ``run_id`` to stop it (whichever process that is: it reads
+        the request with its heartbeat, within seconds, and stops as its Stop button would)."""
+        with self.transaction() as con:
+            con.execute("UPDATE runs SET stop_requested=1 WHERE run_id=?", (run_id,))
+
+    def mark_interrupted(self) -> list[str]:
+        """Write ``interrupted`` into active runs whose owner is gone; returns their ids."""
+        rows = self.query(f"SELECT * FROM runs WHERE state IN ({','.join('?' * len(ACTIVE_RUN_STATES))})",
+                          ACTIVE_RUN_STATES)
+        gone = [r for r in rows if _owner_gone(r)]
+        if gone:
+            with self.transaction() as con:
+                for r in gone:  # only if nobody touched it since it was read
+                    con.execute("UPDATE runs SET state='interrupted' WHERE run_id=? AND state=? "
+                                "AND heartbeat IS ?", (r["run_id"], r["state"], r["heartbeat"]))
+        return [r["run_id"] for r in gone]
 
     def update_run(self, run_id: str, **fields: Any) -> None:
         """Set columns of a run: any of state, device, dataset_version, best_checkpoint,
@@ -257,8 +387,32 @@ class Catalog:
             con.execute("DELETE FROM runs WHERE run_id=?", (run_id,))
 
 
+def _owner_gone(row: sqlite3.Row | dict[str, Any]) -> bool:
+    return is_gone(row["owner_pid"], row["owner_host"], row["heartbeat"])
+
+
 def _run_dict(row: sqlite3.Row) -> dict[str, Any]:
+    """A run as a dict; an active run whose owner process is gone reads as ``interrupted``."""
     out = dict(row)
     out["config"] = json.loads(out["config"])
     out["extra"] = json.loads(out["extra"])
+    if out["state"] in ACTIVE_RUN_STATES and _owner_gone(out):
+        out["state"] = "interrupted"
     return out
+
+
+def _user_error(exc: sqlite3.Error, path: Path) -> Exception:
+    """A SQLite error as the :class:`WorkspaceError` the user can act on, else unchanged."""
+    text = str(exc).lower()
+    folder = path.parent
+    if "full" in text:
+        try:
+            free = f"{shutil.disk_usage(folder).free / 2**20:.1f} MB free"
+        except OSError:
+            free = "no space free"
+        return WorkspaceError(f"not enough space in {folder}: {free}; the catalog cannot be written ({exc}); free "
+                              "some space and try again")
+    if "readonly" in text or "read-only" in text or "unable to open" in text or "permission" in text:
+        return WorkspaceError(f"workspace folder {folder} is not writable: SegDash needs to write its catalog "
+                              f"there ({exc}); choose a writable folder with SEGDASH_WORKSPACE or --workspace")
+    return exc

@@ -1,4 +1,4 @@
-"""The headless command line: ``python -m core import|export|train|predict|list``.
+"""The headless command line: ``python -m core import|export|train|predict|list|delete``.
 
 A public interface: options, exit codes and the last line of output are relied on by scripts.
 
@@ -8,13 +8,17 @@ A public interface: options, exit codes and the last line of output are relied o
 - Exit 1 on an unexpected internal error, also as one line; 130 when interrupted.
 - Every command takes ``--workspace DIR`` (default ``$SEGDASH_WORKSPACE`` or ``./workspace``). A
   new, empty workspace first receives the bundled sample as dataset ``isbi2012``.
+- torch is imported only by the commands that run a model, and only once their input has been
+  checked: a refusal (unknown dataset, missing file) answers at once, not after seconds of imports.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -95,16 +99,38 @@ def _cmd_export(args: argparse.Namespace) -> dict[str, Any]:
             "bytes": Path(args.out).stat().st_size}
 
 
-def _cmd_train(args: argparse.Namespace) -> dict[str, Any]:
-    from .training import job_progress, train_headless
-
-    ws = _workspace(args)
+def _check_train(ws: Any, args: argparse.Namespace) -> dict[str, Any] | None:
+    """Refusals of ``train`` that need no model (so no torch): the dataset, its masks, the config
+    file, the run to resume. Returns the JSON config (or ``None``)."""
+    ws.dataset(args.dataset)
+    if not ws.labeled_slices(args.dataset):
+        raise ValueError(f"dataset {args.dataset!r} has no labeled slices; label at least one slice first")
     config = None
     if args.config:
         try:
             config = json.loads(Path(args.config).read_text())
         except (OSError, ValueError) as exc:
             raise ValueError(f"{args.config}: cannot read the JSON config ({exc})") from None
+    if args.resume and "/" not in args.resume and "\\" not in args.resume:
+        run = ws.catalog.run(args.resume)
+        if run is None and not Path(args.resume).is_file():
+            known = ", ".join(r["run_id"] for r in ws.catalog.runs()[:5]) or "none"
+            raise ValueError(f"cannot resume from {args.resume!r}: no run of that name in {ws.root} "
+                             f"(latest runs: {known})")
+    elif args.resume and not Path(args.resume).is_file():
+        raise ValueError(f"cannot resume from {args.resume!r}: no such checkpoint file")
+    return config
+
+
+class _TrainingFailed(Exception):
+    """The training job ended in the ``failed`` state; its message is written for the user."""
+
+
+def _cmd_train(args: argparse.Namespace) -> dict[str, Any]:
+    ws = _workspace(args)
+    config = _check_train(ws, args)
+    from .training import job_progress, train_headless  # torch: only now that the input is fine
+
     bar = _progress_printer("train")
 
     def progress(snap: dict[str, Any]) -> None:
@@ -118,11 +144,15 @@ def _cmd_train(args: argparse.Namespace) -> dict[str, Any]:
     summary = train_headless(ws, args.dataset, epochs=args.epochs, config=config, resume=args.resume,
                              progress=progress)
     if summary.get("state") == "failed":
-        raise RuntimeError(summary.get("error") or "training failed")
+        why = summary.get("error") or "no reason given"
+        raise _TrainingFailed(f"training run {summary.get('run_id')} failed: {why}")
     return summary
 
 
 def _cmd_predict(args: argparse.Namespace) -> dict[str, Any]:
+    for what, path in (("checkpoint", args.checkpoint), ("input", args.input)):  # before torch is imported
+        if not Path(path).exists():
+            raise ValueError(f"{path}: no such {what} file or folder")
     from .inference import predict_headless
 
     bar = _progress_printer("predict")
@@ -139,12 +169,38 @@ def _cmd_list(args: argparse.Namespace) -> dict[str, Any]:
         info = ws.dataset(name)
         datasets.append({"name": name, "shape": list(info.shape), "dtype": info.dtype,
                          "classes": list(info.class_names), **info.counts()})
-    runs = [{k: r[k] for k in ("run_id", "dataset", "state", "best_dice", "best_checkpoint", "device")}
-            for r in ws.catalog.runs()]
+    runs = []
+    all_runs = ws.catalog.runs()
+    resumed_by = {r["extra"].get("resumed_from"): r["run_id"] for r in reversed(all_runs)
+                  if r["extra"].get("resumed_from")}
+    for r in all_runs:
+        runs.append({**{k: r[k] for k in ("run_id", "dataset", "state", "best_dice", "best_checkpoint",
+                                          "last_checkpoint", "device", "error")},
+                     "epochs_done": len(ws.catalog.epochs(r["run_id"])), "epochs": r["config"].get("epochs"),
+                     "resumed_by": resumed_by.get(r["run_id"], ""),
+                     "resumable": r["state"] not in ("queued", "running", "stopping")
+                     and bool(r["last_checkpoint"] and Path(r["last_checkpoint"]).is_file())})
     for d in datasets:
         print(f"dataset {d['name']}: {d['slices']} slices {d['shape'][1]}x{d['shape'][2]} {d['dtype']}, "
               f"{d['slices'] - d['unlabeled']} with masks, classes {', '.join(d['classes'])}", file=sys.stderr)
+    for r in runs:
+        dice = "" if r["best_dice"] is None else f", best Dice {r['best_dice']:.4f}"
+        hint = f" (resume: python -m core train --dataset {r['dataset']} --resume {r['run_id']})" \
+            if r["state"] == "interrupted" and r["resumable"] and not r["resumed_by"] else ""
+        if r["resumed_by"]:
+            hint = f" (resumed as {r['resumed_by']})"
+        print(f"run {r['run_id']} on {r['dataset']}: {r['state']}, epoch {r['epochs_done']}/{r['epochs']}"
+              f"{dice}{hint}", file=sys.stderr)
     return {"workspace": str(ws.root), "datasets": datasets, "runs": runs}
+
+
+def _cmd_delete(args: argparse.Namespace) -> dict[str, Any]:
+    ws = _workspace(args)
+    what = ws.deletion_summary(args.dataset)
+    if not args.yes:
+        raise ValueError(f"{what}. Nothing was deleted: add --yes to delete it")
+    ws.delete_dataset(args.dataset)
+    return {"deleted": args.dataset, "workspace": str(ws.root)}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -208,8 +264,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--channel", type=int, help="channel to keep for multi-channel input")
     p.set_defaults(func=_cmd_predict)
 
-    p = sub.add_parser("list", parents=[common], help="list datasets and runs")
+    p = sub.add_parser("list", parents=[common], help="list datasets and runs (with their state)")
     p.set_defaults(func=_cmd_list)
+
+    p = sub.add_parser("delete", parents=[common], help="delete a dataset (asks for --yes)",
+                       description="Delete a dataset: its images and every mask version. Training runs and "
+                                   "their checkpoints are kept. Without --yes nothing is deleted (exit 2).")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--yes", action="store_true", help="really delete")
+    p.set_defaults(func=_cmd_delete)
     return parser
 
 
@@ -221,11 +284,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except _TrainingFailed as exc:
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_INTERNAL
     except ValueError as exc:
         if debug:
             raise
         print(f"error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_REFUSED
+    except OSError as exc:
+        if debug:
+            raise
+        if exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+            from .workspace import human_bytes
+
+            where = Path(exc.filename).parent if exc.filename else Path.cwd()
+            print(f"error: not enough space to write {exc.filename or 'a file'}: "
+                  f"{human_bytes(shutil.disk_usage(where).free)} free there", file=sys.stderr)
+            return EXIT_REFUSED
+        print(f"error: {type(exc).__name__}: {_one_line(exc)} (set SEGDASH_DEBUG=1 for a traceback)",
+              file=sys.stderr)
+        return EXIT_INTERNAL
     except Exception as exc:  # noqa: BLE001 - the CLI promises one line, not a traceback
         if debug:
             raise

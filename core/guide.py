@@ -70,10 +70,14 @@ def next_steps(ws: Workspace, dataset: str | None) -> list[Step]:
     runs = ws.catalog.runs(dataset)
     done = [r for r in runs if r["state"] in ("done", "stopped") and r.get("best_checkpoint")]
     active = [r for r in runs if r["state"] in _ACTIVE]
+    if runs and runs[0]["state"] == "interrupted" and runs[0].get("last_checkpoint"):
+        steps.append(Step("pages/train.py", "Resume the interrupted training",
+                          f"run {runs[0]['run_id']} stopped when its process ended (a restart or a crash); "
+                          "resume it from its last checkpoint", ":material/resume:"))
     if active:
         steps.append(Step("pages/train.py", "Watch the training", f"run {active[0]['run_id']} is {active[0]['state']}",
                           ":material/model_training:"))
-    elif not done:
+    elif not done and not steps:
         steps.append(Step("pages/train.py", "Train a first model",
                           f"{masked} slice{'s' if masked != 1 else ''} have masks and no model is trained yet",
                           ":material/model_training:"))

@@ -28,10 +28,12 @@ Rules:
 
 from __future__ import annotations
 
+import errno
 import io
 import logging
 import os
 import re
+import shutil
 import struct
 import tempfile
 import warnings
@@ -688,11 +690,20 @@ def _first_duplicate(names: Sequence[str]) -> str | None:
 def atomic_write(path: str | Path, write: Any) -> Path:
     """Call ``write(fileobj)`` on a temporary file beside ``path``, fsync, then ``os.replace``.
 
-    A crash or error leaves the old file untouched and no partial file behind.
+    A crash or error leaves the old file untouched and no partial file behind. The file gets the
+    permissions of any new file (``0o666`` less the umask), not ``mkstemp``'s private ``0o600``.
+    The temporary name, ``.<name>.<host>-<pid>.<random>.tmp``, says which process owns it, so the
+    next workspace open removes it if that process died mid-write.
     """
+    from .owner import Owner
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{Owner.current().token()}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.fchmod(fd, 0o666 & ~_umask())
+    except OSError:
+        pass
     os.close(fd)  # reopened by name: some writers (tifffile) want a file object with a path name
     try:
         with open(tmp, "wb") as fh:
@@ -700,10 +711,40 @@ def atomic_write(path: str | Path, write: Any) -> Path:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        if is_disk_full(exc):  # a message for the user (a ValueError), the old file untouched
+            free = shutil.disk_usage(path.parent).free / 2**20
+            raise ValueError(f"not enough space in {path.parent}: {free:.1f} MB free; {path.name} was not "
+                             "written (the previous version, if any, is kept)") from None
+        raise
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """``exc`` says the disk (or the quota) is full: ENOSPC / EDQUOT, or numpy's short write
+    (``262144 requested and 134912 written``, no errno), which on a regular file means the same."""
+    if not isinstance(exc, OSError):
+        return False
+    if exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+        return True
+    return exc.errno is None and re.search(r"\d+ requested and \d+ written", str(exc)) is not None
+
+
+def _umask() -> int:
+    """The process umask, read from /proc where possible (setting it to read it races other threads)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    value = os.umask(0o022)
+    os.umask(value)
+    return value
 
 
 def write_png(path: str | Path, image: np.ndarray) -> Path:

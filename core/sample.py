@@ -49,7 +49,7 @@ def ensure_sample(ws: Workspace) -> DatasetInfo | None:
     try:
         info = import_sample(ws)
     except ValueError:
-        if ws.has_dataset(SAMPLE_NAME):  # another session imported it a moment ago
+        if ws.name_taken(SAMPLE_NAME):  # another session imports it, or did a moment ago
             return None
         raise
     marker.write_text("the bundled sample was imported once; delete this file to import it again\n")

@@ -70,10 +70,10 @@ from .augment import AugmentConfig, augment_batch
 from .checkpoint import load_checkpoint, read_checkpoint_info, save_checkpoint
 from .device import amp_dtype_for, use_cpu_threads, uses_channels_last
 from .intensity import normalize, percentile_range
-from .io import atomic_write
+from .io import atomic_write, is_disk_full
 from .metrics import ConfusionAccumulator
 from .model import ModelConfig, build_model, labels_from_logits, required_multiple
-from .workspace import Workspace, validate_name
+from .workspace import Workspace, disk_full_error, validate_name
 
 __all__ = [
     "LOSSES", "SCHEDULERS", "OPTIMIZERS", "JOB_STATES", "TrainConfig", "default_config", "split_slices",
@@ -89,6 +89,7 @@ OPTIMIZERS = ("adamw", "adam", "sgd")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 JOB_STATES = ("queued", "running", "stopping", "done", "failed", "stopped")
 _ACTIVE_STATES = ("queued", "running", "stopping")
+_HEARTBEAT_S = 5.0  # the worker's process writes its heartbeat into the run's catalog row this often
 _FINAL_LR_RATIO = 0.01  # cosine decays to this fraction of lr
 _EMPTY_PATCH_TRIES = 20
 
@@ -421,9 +422,15 @@ def _resolve_checkpoint(ws: Workspace, resume: str | Path) -> tuple[Path, str]:
     text = str(resume)
     run = ws.catalog.run(text) if "/" not in text and "\\" not in text else None
     if run is not None:
+        if run["state"] in _ACTIVE_STATES:
+            raise ValueError(f"run {text!r} is still {run['state']} (process {run['owner_pid']} on "
+                             f"{run['owner_host']}); stop it first, or resume it once it has stopped")
         for key in ("last_checkpoint", "best_checkpoint"):
             if run.get(key) and Path(run[key]).is_file():
                 return Path(run[key]), text
+        if run["state"] == "interrupted":
+            raise ValueError(f"run {text!r} was interrupted before its first epoch ended: it has no checkpoint "
+                             "to resume from; start a new training")
         raise ValueError(f"run {text!r} has no checkpoint to resume from")
     path = Path(text)
     if path.is_file():
@@ -431,7 +438,26 @@ def _resolve_checkpoint(ws: Workspace, resume: str | Path) -> tuple[Path, str]:
     raise ValueError(f"cannot resume from {text!r}: neither a run id of this workspace nor a checkpoint file")
 
 
-def _oom_hint(exc: BaseException, cfg: TrainConfig) -> str:
+def _disk_full(exc: BaseException, folder: Path) -> bool:
+    """``exc`` comes from a full disk: ENOSPC, or torch's ``inline_container`` write failure (which
+    does not keep the errno) while the folder has little space left."""
+    if is_disk_full(exc) or (isinstance(exc, ValueError) and str(exc).startswith("not enough space")):
+        return True
+    text = str(exc).lower()
+    if isinstance(exc, RuntimeError) and ("write failed" in text or "inline_container" in text
+                                          or "unexpected pos" in text):
+        try:
+            return shutil.disk_usage(folder).free < 64 << 20
+        except OSError:
+            return False
+    return False
+
+
+def _oom_hint(exc: BaseException, cfg: TrainConfig, folder: Path | None = None) -> str:
+    if folder is not None and _disk_full(exc, folder):
+        if str(exc).startswith("not enough space"):
+            return str(exc)
+        return f"{disk_full_error(folder)} (a checkpoint of this run could not be saved)"
     text = f"{type(exc).__name__}: {exc}".strip()
     oom = isinstance(exc, getattr(torch.cuda, "OutOfMemoryError", ())) or "out of memory" in text.lower()
     if oom:
@@ -575,6 +601,9 @@ class TrainingJob:
         self._t0 = t0
         cat = self.workspace.catalog
         final: dict[str, Any] = {}
+        heartbeat = threading.Event()  # set: stop beating
+        threading.Thread(target=self._beat, args=(heartbeat,), name=f"segdash-heartbeat-{self.run_id}",
+                         daemon=True).start()
         try:
             self._set(state="running")
             cat.update_run(self.run_id, state="running")
@@ -583,25 +612,57 @@ class TrainingJob:
         except _Stopped:
             final = {"state": "stopped"}
         except Exception as exc:  # noqa: BLE001 - every error becomes the job's failed state
-            log.exception("training run %s failed", self.run_id)
-            final = {"state": "failed", "error": _oom_hint(exc, self.config)}
+            if _disk_full(exc, self.workspace.root):  # the user's to fix: no traceback in the server log
+                log.warning("training run %s failed: the disk is full (%s)", self.run_id, exc)
+            else:
+                log.exception("training run %s failed", self.run_id)
+            final = {"state": "failed", "error": _oom_hint(exc, self.config, self.workspace.root)}
         finally:
+            heartbeat.set()
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
         wall = time.time() - t0
         snap = self.snapshot()
         bundle = ""
+        record = {"wall_time": wall, "best_checkpoint": snap["best_checkpoint"],
+                  "last_checkpoint": snap["last_checkpoint"], "best_dice": _finite(snap["best_dice"])}
         try:
-            cat.update_run(self.run_id, state=final["state"], error=final.get("error", ""), wall_time=wall,
-                           best_checkpoint=snap["best_checkpoint"], last_checkpoint=snap["last_checkpoint"],
-                           best_dice=_finite(snap["best_dice"]))
+            cat.update_run(self.run_id, state=final["state"], error=final.get("error", ""), **record)
             if snap["last_checkpoint"] or snap["best_checkpoint"]:
                 bundle = str(write_bundle(self.workspace, self.run_id))
         except Exception as exc:  # noqa: BLE001
             log.exception("finishing run %s", self.run_id)
             if final["state"] != "failed":
-                final = {"state": "failed", "error": f"finishing the run failed: {type(exc).__name__}: {exc}"}
+                why = _oom_hint(exc, self.config, self.workspace.root)
+                final = {"state": "failed", "error": f"finishing the run failed: {why}"}
+            if _disk_full(exc, self.workspace.root):  # the catalog too: write the outcome once there is room
+                record.update(state=final["state"], error=final.get("error", ""))
+                threading.Thread(target=self._record_later, args=(record,), daemon=True,
+                                 name=f"segdash-record-{self.run_id}").start()
         self._set(wall_time_s=wall, bundle=bundle, eta_s=0.0, **final)
+
+    def _record_later(self, record: dict[str, Any]) -> None:
+        """Retry writing the run's outcome for ten minutes (a full disk may be freed meanwhile); after
+        that the run reads as interrupted, its heartbeat being stale."""
+        for _ in range(int(600 / _HEARTBEAT_S)):
+            time.sleep(_HEARTBEAT_S)
+            try:
+                self.workspace.catalog.update_run(self.run_id, **record)
+                return
+            except Exception:  # noqa: BLE001 - still full or busy
+                continue
+
+    def _beat(self, done: threading.Event) -> None:
+        """Write the run's heartbeat until ``done``: while it beats, the run is not interrupted.
+        A stop requested through the catalog (:meth:`~core.catalog.Catalog.request_stop`, from
+        another process) is read here too."""
+        while not done.wait(_HEARTBEAT_S):
+            try:
+                self.workspace.catalog.heartbeat(self.run_id)
+                if (self.workspace.catalog.run(self.run_id) or {}).get("stop_requested"):
+                    self.stop()
+            except Exception:  # noqa: BLE001 - a busy or full catalog: try again at the next beat
+                log.debug("heartbeat of %s failed", self.run_id, exc_info=True)
 
     def _train(self) -> None:
         cfg, ws, ds = self.config, self.workspace, self.dataset

@@ -29,23 +29,55 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
 import shutil
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import tifffile
 
-from .catalog import SLICE_STATUSES, Catalog
-from .io import read_png, write_png
+from .catalog import SLICE_STATUSES, Catalog, WorkspaceError
+from .io import is_disk_full, read_png, write_png
+from .owner import Owner, host_token, is_gone
 
-__all__ = ["Workspace", "DatasetInfo", "SliceInfo", "MaskVersion", "MaskSave", "MaskConflict", "default_root", "validate_name"]
+__all__ = ["Workspace", "WorkspaceError", "DatasetInfo", "SliceInfo", "MaskVersion", "MaskSave", "MaskConflict",
+           "default_root", "validate_name", "disk_full_error", "human_bytes"]
+
+log = logging.getLogger(__name__)
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+# folders of an import or a delete in progress: datasets/.<name>.importing-<host>-<pid>-<ns>
+_WORK_DIR_RE = re.compile(r"^\.(?P<name>.+)\.(?:importing|deleting)-(?:(?P<host>[A-Za-z0-9]+)-)?(?P<pid>\d+)-\d+$")
+# temporary files of core.io.atomic_write: .<file name>.<host>-<pid>.<random>.tmp (older: no owner)
+_TMP_RE = re.compile(r"^\..+?\.(?:(?P<host>[A-Za-z0-9]+)-(?P<pid>\d+)\.)?[A-Za-z0-9_]+\.tmp$")
+_OLD_TMP_AGE_S = 24 * 3600  # a temporary file with no owner in its name is left over after this
+_SPACE_MARGIN = 64 << 10  # bytes kept free beyond what a write needs (catalog rows, the WAL)
+
+
+def human_bytes(n: float) -> str:
+    """``1536`` -> ``'1.5 KB'`` (powers of 1024)."""
+    for unit in ("bytes", "KB", "MB", "GB", "TB"):
+        if abs(n) < 1024 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TB"
+
+
+def disk_full_error(folder: str | Path, needed: int | None = None) -> WorkspaceError:
+    """The message for a full disk: ``not enough space in FOLDER: needs X, Y free``."""
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        free = 0
+    needs = f"needs {human_bytes(needed)}, " if needed else ""
+    return WorkspaceError(f"not enough space in {folder}: {needs}{human_bytes(free)} free; free some space "
+                          "(or choose another workspace) and try again")
 
 
 def default_root() -> Path:
@@ -59,6 +91,19 @@ def validate_name(name: str) -> str:
         raise ValueError(f"dataset name {name!r} is not valid: use 1-64 letters, digits, '.', '_' or '-', "
                          "starting with a letter or digit")
     return name
+
+
+def _reserve(fh, nbytes: int) -> None:
+    """Allocate ``nbytes`` for the open file ``fh`` now, so a full disk fails here with ENOSPC
+    (where the file system can allocate ahead; elsewhere the writes themselves will say it)."""
+    if nbytes <= 0 or not hasattr(os, "posix_fallocate"):
+        return
+    try:
+        os.posix_fallocate(fh.fileno(), 0, nbytes)
+    except OSError as exc:
+        if is_disk_full(exc):
+            raise
+    fh.seek(0)
 
 
 @dataclass(frozen=True)
@@ -157,8 +202,103 @@ class Workspace:
 
     def __init__(self, root: str | Path | None = None):
         self.root = Path(root).resolve() if root is not None else default_root()
-        self.root.mkdir(parents=True, exist_ok=True)
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise WorkspaceError(f"workspace folder {self.root} cannot be created ({exc.strerror}); choose a "
+                                 "writable folder with SEGDASH_WORKSPACE or --workspace") from None
+        if not os.access(self.root, os.W_OK | os.X_OK):
+            raise WorkspaceError(f"workspace folder {self.root} is not writable; choose a writable folder with "
+                                 "SEGDASH_WORKSPACE or --workspace, or make it writable")
         self.catalog = Catalog(self.root / "catalog.sqlite")
+        self.cleaned = self._clean_leftovers()
+
+    def _clean_leftovers(self) -> list[str]:
+        """Remove what interrupted processes left: their import folders and name claims, temporary
+        files of atomic writes; mark their runs interrupted. Only what belongs to a process that is
+        gone. Returns the removed paths (relative to the root), for the record."""
+        removed: list[str] = []
+        for row in self.catalog.claims():
+            if is_gone(row["owner_pid"], row["owner_host"]):
+                if _WORK_DIR_RE.match(row["folder"]):  # never a published dataset's folder
+                    self._remove(self.root / "datasets" / row["folder"], removed)
+                with self.catalog.transaction() as con:
+                    con.execute("DELETE FROM dataset_claims WHERE name=? AND owner_pid=? AND owner_host=?",
+                                (row["name"], row["owner_pid"], row["owner_host"]))
+        datasets = self.root / "datasets"
+        if datasets.is_dir():
+            for entry in datasets.iterdir():
+                m = _WORK_DIR_RE.match(entry.name)
+                if m and entry.is_dir() and self._owner_gone(m, entry):
+                    self._remove(entry, removed)
+        for folder, dirs, files in os.walk(self.root):
+            dirs[:] = [d for d in dirs if not _WORK_DIR_RE.match(d)]
+            for f in files:
+                m = _TMP_RE.match(f)
+                if m and self._owner_gone(m, Path(folder) / f):
+                    self._remove(Path(folder) / f, removed)
+        try:
+            for run_id in self.catalog.mark_interrupted():
+                self._recover_checkpoints(run_id)
+        except WorkspaceError:  # a full disk: the runs still read as interrupted
+            pass
+        if removed:
+            log.info("removed leftovers of interrupted work in %s: %s", self.root, removed)
+        return removed
+
+    def _recover_checkpoints(self, run_id: str) -> None:
+        """Record the checkpoints an interrupted run saved but did not get to record (killed between
+        writing ``last.pt`` and updating the catalog), so it can be resumed from them."""
+        run = self.catalog.run(run_id)
+        folder = self.root / "runs" / run_id
+        found = {key: str(folder / name) for key, name in (("last_checkpoint", "last.pt"),
+                                                           ("best_checkpoint", "best.pt"))
+                 if run is not None and not run[key] and (folder / name).is_file()}
+        if found:
+            self.catalog.update_run(run_id, **found)
+
+    @staticmethod
+    def _owner_gone(m: re.Match, path: Path) -> bool:
+        """The process named in a leftover's name is gone. A name without one (an older SegDash) or
+        from another host: only when the leftover is a day old."""
+        if m["pid"] is None or (m["host"] and m["host"] != host_token()):
+            try:
+                return time.time() - path.stat().st_mtime > _OLD_TMP_AGE_S
+            except OSError:
+                return False
+        return is_gone(int(m["pid"]), host_token())
+
+    def _remove(self, path: Path, removed: list[str]) -> None:
+        try:
+            if path.is_dir():
+                shutil.rmtree(path)
+            elif path.exists():
+                path.unlink()
+            else:
+                return
+            removed.append(str(path.relative_to(self.root)))
+        except OSError as exc:
+            log.warning("could not remove leftover %s: %s", path, exc)
+
+    def _work_dir(self, name: str, kind: str) -> Path:
+        return self.root / "datasets" / f".{name}.{kind}-{Owner.current().token()}-{time.time_ns()}"
+
+    @contextmanager
+    def _space(self, needed: int = 0) -> Iterator[None]:
+        """Check that ``needed`` bytes are free first, and turn a full disk met while writing into
+        :class:`WorkspaceError` (``not enough space in ...``)."""
+        try:
+            free = shutil.disk_usage(self.root).free
+        except OSError:
+            free = None
+        if needed and free is not None and free < needed + _SPACE_MARGIN:
+            raise disk_full_error(self.root, needed + _SPACE_MARGIN)
+        try:
+            yield
+        except (OSError, ValueError) as exc:  # ValueError: core.io.atomic_write's own message
+            if is_disk_full(exc) or str(exc).startswith("not enough space"):
+                raise disk_full_error(self.root, needed or None) from None
+            raise
 
     def __repr__(self) -> str:
         return f"Workspace({str(self.root)!r})"
@@ -188,6 +328,10 @@ class Workspace:
 
     def has_dataset(self, name: str) -> bool:
         return self.catalog.dataset_row(name) is not None
+
+    def name_taken(self, name: str) -> bool:
+        """A dataset, or an import in progress, has this name."""
+        return self.catalog.name_taken(name)
 
     def dataset(self, name: str) -> DatasetInfo:
         """Catalog entry of a dataset; ``ValueError`` if there is none."""
@@ -223,7 +367,7 @@ class Workspace:
         """
         validate_name(name)
         if self.has_dataset(name):
-            raise ValueError(f"a dataset named {name!r} exists already; choose another name or delete it first")
+            raise WorkspaceError(f"a dataset named {name!r} exists already; choose another name or delete it first")
         if images.ndim != 3:
             raise ValueError(f"images must be (Z, Y, X), got shape {images.shape}")
         z, h, w = images.shape
@@ -235,41 +379,55 @@ class Workspace:
         mask_list = [None] * z if masks is None else list(masks)
         if len(mask_list) != z:
             raise ValueError(f"{len(mask_list)} masks for {z} image slices")
+        for i, m in enumerate(mask_list):  # refuse before anything is written
+            if m is None:
+                continue
+            if np.shape(m) != (h, w):
+                raise ValueError(f"mask of slice {names[i]!r} is {np.shape(m)}, image is {(h, w)}")
+            if np.asarray(m).max(initial=0) >= len(class_names):
+                raise ValueError(f"mask of slice {names[i]!r} has class {int(np.asarray(m).max())} but only "
+                                 f"{len(class_names)} classes are named")
+        # the name is ours first (one transaction), then everything is written under a private
+        # folder that is published with one rename: a second import of the same name is refused
+        # and cannot touch this one's files
         final = self.dataset_dir(name)
-        tmp = final.with_name(f".{name}.importing-{os.getpid()}-{time.time_ns()}")
-        (tmp / "masks").mkdir(parents=True)
+        tmp = self._work_dir(name, "importing")
+        n_masks = sum(m is not None for m in mask_list)
+        needed = z * (h * w * np.dtype(images.dtype).itemsize + 512) + n_masks * (h * w // 8 + 1024)
+        self.catalog.claim_dataset(name, tmp.name)
+        published = False
         try:
-            out = tifffile.memmap(tmp / "images.tif", shape=(z, h, w), dtype=images.dtype,
-                                  photometric="minisblack")
-            for i in range(z):
-                out[i] = images[i]
-            out.flush()
-            del out
-            statuses = []
-            for i, m in enumerate(mask_list):
-                if m is None:
-                    statuses.append("unlabeled")
-                    continue
-                m = np.asarray(m)
-                if m.shape != (h, w):
-                    raise ValueError(f"mask of slice {names[i]!r} is {m.shape}, image is {(h, w)}")
-                if m.max(initial=0) >= len(class_names):
-                    raise ValueError(f"mask of slice {names[i]!r} has class {int(m.max())} but only "
-                                     f"{len(class_names)} classes are named")
-                write_png(tmp / "masks" / f"{i:05d}.v1.png", m.astype(np.uint8))
-                statuses.append("labeled")
-            final.parent.mkdir(parents=True, exist_ok=True)
-            if final.exists():  # left over from a deleted or failed dataset; not in the catalog
-                shutil.rmtree(final)
-            os.replace(tmp, final)
+            with self._space(needed):
+                (tmp / "masks").mkdir(parents=True)
+                # plain file writes, not a memory map: a full disk then raises ENOSPC instead of
+                # killing the process with SIGBUS
+                with open(tmp / "images.tif", "wb") as fh:
+                    _reserve(fh, z * h * w * np.dtype(images.dtype).itemsize)
+                    tifffile.imwrite(fh, (np.asarray(images[i]) for i in range(z)), shape=(z, h, w),
+                                     dtype=images.dtype, photometric="minisblack")
+                    fh.truncate(fh.tell())
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                statuses = []
+                for i, m in enumerate(mask_list):
+                    if m is None:
+                        statuses.append("unlabeled")
+                        continue
+                    write_png(tmp / "masks" / f"{i:05d}.v1.png", np.asarray(m).astype(np.uint8))
+                    statuses.append("labeled")
+                final.parent.mkdir(parents=True, exist_ok=True)
+                if final.exists():  # left over from a deleted or failed dataset; not in the catalog, name is ours
+                    shutil.rmtree(final)
+                os.replace(tmp, final)
+                published = True
+                self.catalog.add_dataset(name, (z, h, w), str(np.dtype(images.dtype)), list(class_names), names,
+                                         statuses, source, list(notices))
         except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        try:
-            self.catalog.add_dataset(name, (z, h, w), str(np.dtype(images.dtype)), list(class_names), names,
-                                     statuses, source, list(notices))
-        except BaseException:
-            shutil.rmtree(final, ignore_errors=True)
+            shutil.rmtree(final if published else tmp, ignore_errors=True)
+            try:
+                self.catalog.release_claim(name)
+            except Exception:  # noqa: BLE001 - the next open cleans the claim of a process that is gone
+                log.warning("could not release the claim on %r", name, exc_info=True)
             raise
         return self.dataset(name)
 
@@ -277,23 +435,48 @@ class Workspace:
         """Rename a dataset (its folder and every catalog reference)."""
         validate_name(new)
         self.dataset(old)
-        if self.has_dataset(new):
-            raise ValueError(f"a dataset named {new!r} exists already")
-        os.replace(self.dataset_dir(old), self.dataset_dir(new))
+        self.catalog.claim_dataset(new, "")  # refuses a taken name; no folder of its own to clean
         try:
-            self.catalog.rename_dataset(old, new)
-        except BaseException:
-            os.replace(self.dataset_dir(new), self.dataset_dir(old))
-            raise
+            if self.dataset_dir(new).exists():  # left over, not in the catalog; the name is ours now
+                shutil.rmtree(self.dataset_dir(new))
+            os.replace(self.dataset_dir(old), self.dataset_dir(new))
+            try:
+                self.catalog.rename_dataset(old, new)  # also releases the claim
+            except BaseException:
+                os.replace(self.dataset_dir(new), self.dataset_dir(old))
+                raise
+        finally:
+            self.catalog.release_claim(new)
         preds = self.root / "predictions"
         if (preds / old).is_dir() and not (preds / new).exists():
             os.replace(preds / old, preds / new)  # predictions follow their dataset
 
+    def deletion_summary(self, name: str) -> str:
+        """What deleting ``name`` removes and keeps, in words (the CLI and the Data page ask with it)."""
+        info = self.dataset(name)
+        n_versions = self.catalog.query("SELECT COUNT(*) AS n FROM mask_versions WHERE dataset=?", (name,))[0]["n"]
+        masked = info.counts()["slices"] - info.counts()["unlabeled"]
+        n_runs = len(self.catalog.runs(name))
+        return (f"deleting dataset {name!r} removes its {info.shape[0]} images, the masks of {masked} slices and "
+                f"all {n_versions} saved mask versions for good; its {n_runs} training run"
+                f"{'s' if n_runs != 1 else ''} and their checkpoints are kept")
+
     def delete_dataset(self, name: str) -> None:
-        """Delete a dataset and its masks (runs and their checkpoints are kept)."""
+        """Delete a dataset and its masks (runs and their checkpoints are kept).
+
+        The catalog entry goes first, then the folder is renamed aside and removed: a crash in
+        between leaves a ``.<name>.deleting-*`` folder that the next open removes.
+        """
         self.dataset(name)
         self.catalog.delete_dataset(name)
-        shutil.rmtree(self.dataset_dir(name), ignore_errors=True)
+        folder = self.dataset_dir(name)
+        if folder.exists():
+            aside = self._work_dir(name, "deleting")
+            try:
+                os.replace(folder, aside)
+            except OSError:
+                aside = folder
+            shutil.rmtree(aside, ignore_errors=True)
 
     def set_class_names(self, name: str, class_names: Sequence[str]) -> None:
         info = self.dataset(name)

@@ -13,7 +13,7 @@ import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
 from core.sample import ensure_sample
-from core.workspace import Workspace, default_root
+from core.workspace import Workspace, WorkspaceError, default_root
 
 
 @st.cache_resource(show_spinner="Opening the workspace ...")
@@ -43,7 +43,11 @@ def _leave_pages_folder_mode() -> None:
 def workspace() -> Workspace:
     """The process-wide workspace (``$SEGDASH_WORKSPACE`` or ``./workspace``), sample imported."""
     _leave_pages_folder_mode()
-    return _open_workspace(str(default_root()))
+    try:
+        return _open_workspace(str(default_root()))
+    except WorkspaceError as exc:  # not writable, disk full: say so and what to do, no traceback
+        st.error(str(exc))
+        st.stop()
 
 
 def init_state() -> None:

@@ -252,8 +252,9 @@ def _manage_tab(ws, dataset: str) -> None:
             st.rerun()
 
     st.markdown("**Delete**")
-    st.checkbox(f"Yes, delete {dataset}: its images and every mask version (training runs are kept)",
-                key="data_confirm_delete")
+    what = ws.deletion_summary(dataset)
+    st.caption(f"{what[0].upper()}{what[1:]}. Headless: `python -m core delete --dataset {dataset} --yes`.")
+    st.checkbox(f"Yes, delete {dataset}", key="data_confirm_delete")
     if st.button("Delete dataset", key="data_delete", type="primary", icon=":material/delete:",
                  disabled=not st.session_state["data_confirm_delete"]):
         with user_errors():

@@ -35,6 +35,14 @@ with user_errors():
             c1.metric("Run", run["run_id"])
             c2.metric("State", run["state"])
             c3.metric("Best validation Dice", dice, help="Mean of the per-class Dice scores on the validation slices.")
+            if run["state"] == "interrupted":
+                st.warning(f"Run {run['run_id']} was interrupted: the process training it ended (a server "
+                           "restart or a crash) before it finished. "
+                           + ("Its checkpoints are kept; resume it from the last one on the Train page."
+                              if run["last_checkpoint"] else "It had saved no checkpoint yet: start it again "
+                              "on the Train page."))
+            elif run["state"] == "failed" and run["error"]:
+                st.error(f"Run {run['run_id']} failed: {run['error']}")
 
     st.subheader("What to do next")
     for step in next_steps(ws, dataset):

@@ -219,6 +219,15 @@ if not any(r["error"] for r in rows):
     for r in rows:
         del r["error"]
 st.dataframe(rows, hide_index=True, width="stretch")
+resumed_ids = {r["extra"].get("resumed_from") for r in runs}
+interrupted = [r for r in runs if r["state"] == "interrupted" and r["run_id"] not in resumed_ids]
+if interrupted:
+    gone = interrupted[0]
+    st.warning(f"Run `{gone['run_id']}` was interrupted: the process training it ended (a server restart or a crash) "
+               f"after {n_epochs[gone['run_id']]} epochs. "
+               + ("Its checkpoints are kept: resume it below from the last one." if gone["last_checkpoint"]
+                  and Path(gone["last_checkpoint"]).is_file() else
+                  "It had saved no checkpoint yet: start it again above."), icon=":material/warning:")
 
 with_epochs = [r["run_id"] for r in runs if n_epochs[r["run_id"]]]
 if with_epochs:
@@ -229,11 +238,12 @@ if with_epochs:
 
 r1, r2 = st.columns(2)
 with r1:
-    st.markdown("**Resume** a stopped or finished run")
+    st.markdown("**Resume** a stopped, interrupted or finished run")
     resumable = [r["run_id"] for r in runs if r["state"] not in _ACTIVE and r["last_checkpoint"]
                  and Path(r["last_checkpoint"]).is_file()]
     if resumable:
-        rid = st.selectbox("Run to resume", resumable, key="train_resume_run")
+        first = next((i for i, r in enumerate(resumable) if r in {x["run_id"] for x in interrupted}), 0)
+        rid = st.selectbox("Run to resume", resumable, index=first, key="train_resume_run")
         st.caption(f"Continues from its last checkpoint up to epoch {int(epochs)} (the Epochs setting above), "
                    "as a new run with that run's own settings, model and validation slices.")
         if st.button("Resume", key="train_resume", icon=":material/resume:"):

@@ -37,3 +37,40 @@ def test_home_without_masks_suggests_labeling(ws_env, page, make_dataset):
     at = AppTest.from_file(page("home.py"), default_timeout=60).run()
     assert not at.exception
     assert "Label a few slices" in " ".join(md.value for md in at.markdown)
+
+
+def test_home_says_a_run_was_interrupted(ws_env, page, make_dataset):
+    import socket
+    import subprocess
+    import sys
+
+    from core.owner import Owner
+
+    make_dataset("tiny", z=2, labeled=(0,))
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    ws_env.catalog.create_run("run-killed", "tiny", {"epochs": 3}, state="running",
+                              owner=Owner(dead.pid, socket.gethostname()))
+    at = AppTest.from_file(page("home.py"), default_timeout=60).run()
+    assert not at.exception
+    assert _metrics(at)["State"] == "interrupted"
+    assert any("run-killed was interrupted" in w.value and "no checkpoint yet" in w.value for w in at.warning)
+
+    last = ws_env.run_dir("run-killed") / "last.pt"
+    last.write_bytes(b"weights")
+    ws_env.catalog.update_run("run-killed", last_checkpoint=str(last))
+    at = AppTest.from_file(page("home.py"), default_timeout=60).run()
+    assert any("run-killed was interrupted" in w.value and "resume it" in w.value for w in at.warning)
+    assert "Resume the interrupted training" in " ".join(md.value for md in at.markdown)
+
+
+def test_home_on_a_workspace_that_is_not_writable(ws_env, page, monkeypatch):
+    import os
+
+    root = ws_env.root
+    real = os.access
+    monkeypatch.setattr(os, "access", lambda p, m: False if str(p) == str(root) else real(p, m))
+    at = AppTest.from_file(page("home.py"), default_timeout=60).run()
+    assert not at.exception
+    assert [e.value for e in at.error] == [f"workspace folder {root} is not writable; choose a writable folder "
+                                           "with SEGDASH_WORKSPACE or --workspace, or make it writable"]

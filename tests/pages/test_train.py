@@ -143,3 +143,33 @@ def test_failed_job_shows_its_error(ws_env, page, make_dataset):
     assert any(e.value.startswith("Training failed:") for e in at.error)
     table = at.dataframe[0].value
     assert table["state"].iloc[0] == "failed" and table["error"].iloc[0]
+
+
+def test_interrupted_run_is_shown_and_resumed(ws_env, page, make_dataset):
+    """A run whose process died (server restart, kill -9) reads 'interrupted' and resumes from here."""
+    import socket
+    import subprocess
+    import sys
+
+    from core.training import train_headless
+
+    make_dataset("tiny", z=3, labeled=(0, 1))
+    tiny = {"model": {"arch": "classic", "classic_width": 4}, "patch_size": 32, "batch_size": 2,
+            "steps_per_epoch": 2, "epochs": 1, "amp": False}
+    first = train_headless(ws_env, "tiny", config=tiny)["run_id"]
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    ws_env.catalog.update_run(first, state="running", owner_pid=dead.pid, owner_host=socket.gethostname())
+
+    at = AppTest.from_file(page("train.py"), default_timeout=60).run()
+    assert not at.exception
+    assert list(at.dataframe[0].value["state"]) == ["interrupted"]
+    assert any(first in w.value and "interrupted" in w.value for w in at.warning)
+    assert at.selectbox(key="train_resume_run").value == first
+    at.number_input(key="train_epochs").set_value(2).run()
+    at.button(key="train_resume").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    resumed = at.session_state["train_run_id"]
+    assert resumed != first and _wait(resumed)["state"] == "done"
+    assert ws_env.catalog.run(resumed)["extra"]["resumed_from"] == first
+    assert len(ws_env.catalog.epochs(resumed)) == 2
