@@ -75,7 +75,10 @@ def _cmd_export(args: argparse.Namespace) -> dict[str, Any]:
     ws = _workspace(args)
     fn = {"zip": export.export_masks_zip, "tiff": export.export_masks_tiff,
           "dataset": export.export_dataset_zip}[args.format]
-    fn(ws, args.dataset, Path(args.out))
+    if args.format == "tiff":
+        fn(ws, args.dataset, Path(args.out), labeled_only=args.labeled_only)
+    else:
+        fn(ws, args.dataset, Path(args.out))
     return {"dataset": args.dataset, "format": args.format, "out": str(Path(args.out).resolve()),
             "bytes": Path(args.out).stat().st_size}
 
@@ -156,8 +159,12 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Export masks as a ZIP of PNGs named like their slices, a multipage "
                                    "TIFF, or the whole dataset as a re-importable ZIP.")
     p.add_argument("--dataset", required=True)
-    p.add_argument("--format", choices=["zip", "tiff", "dataset"], default="zip")
+    p.add_argument("--format", choices=["zip", "tiff", "dataset"], default="zip",
+                   help="tiff: an ImageJ stack with one page per image slice (unlabeled slices empty), "
+                        "slice names as its labels, so it lies on the image stack in Fiji")
     p.add_argument("--out", required=True, metavar="FILE")
+    p.add_argument("--labeled-only", action="store_true",
+                   help="tiff: write only the labeled slices (pages then do not line up with the images)")
     p.set_defaults(func=_cmd_export)
 
     p = sub.add_parser("train", parents=[common], help="train a model on a dataset",

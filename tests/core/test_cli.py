@@ -44,7 +44,12 @@ def test_fresh_workspace_has_the_sample_and_export_names_match(ws, tmp_path):
     names = zipfile.ZipFile(target).namelist()
     assert names[0] == "train-00.png" and len(names) == 30
     out = run("export", "--dataset", "isbi2012", "--format", "tiff", "--out", str(tmp_path / "m.tif"), ws=ws)
-    assert out.returncode == 0 and tifffile.imread(tmp_path / "m.tif").shape == (30, 512, 512)
+    assert out.returncode == 0 and tifffile.imread(tmp_path / "m.tif").shape == (60, 512, 512)
+    labels = tifffile.TiffFile(tmp_path / "m.tif").imagej_metadata["Labels"]
+    assert labels[0] == "train-00" and labels[30].endswith("(unlabeled)")  # one page per image slice
+    out = run("export", "--dataset", "isbi2012", "--format", "tiff", "--labeled-only", "--out",
+              str(tmp_path / "l.tif"), ws=ws)
+    assert out.returncode == 0 and tifffile.imread(tmp_path / "l.tif").shape == (30, 512, 512)
 
 
 def test_import_stack_with_masks(ws, tmp_path):
