@@ -117,7 +117,8 @@ def _cmd_predict(args: argparse.Namespace) -> dict[str, Any]:
     return predict_headless(args.checkpoint, args.input, args.out, prob=args.prob, tile=args.tile,
                             overlap=args.overlap, batch_size=args.batch_size, tta=args.tta,
                             threshold=args.threshold, channel=args.channel,
-                            progress=lambda done, total, eta: bar(done, total, eta))
+                            progress=lambda done, total, eta: bar(done, total, eta),
+                            warn=lambda text: print(f"warning: {text}", file=sys.stderr, flush=True))
 
 
 def _cmd_list(args: argparse.Namespace) -> dict[str, Any]:
@@ -176,8 +177,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("predict", parents=[common], help="predict masks for a stack",
-                       description="Tiled prediction of a stack with a checkpoint, written slice by slice.")
-    p.add_argument("--checkpoint", required=True, metavar="FILE")
+                       description="Tiled prediction of a stack with a checkpoint, written slice by slice. "
+                                   "When the input does not fit the checkpoint (its intensities lie outside "
+                                   "the window the model was trained with, another bit depth), a 'warning: "
+                                   "...' line goes to standard error and the JSON lists it under warnings; "
+                                   "the exit status stays 0.")
+    p.add_argument("--checkpoint", required=True, metavar="FILE",
+                   help="a run's best.pt / last.pt, or its bundle.zip (the weights inside are read)")
     p.add_argument("--input", required=True, metavar="STACK", help="TIFF stack, image file, ZIP or folder")
     p.add_argument("--out", required=True, metavar="MASKS.tif")
     p.add_argument("--prob", metavar="PROB.tif", help="also write probabilities here")

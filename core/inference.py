@@ -57,7 +57,7 @@ import os
 import re
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -66,7 +66,7 @@ import tifffile
 import torch
 from monai.inferers import sliding_window_inference
 
-from .checkpoint import Checkpoint, load_checkpoint
+from .checkpoint import Checkpoint, fit_warnings, load_checkpoint
 from .device import amp_dtype_for, use_cpu_threads, uses_channels_last
 from .intensity import normalize
 from .io import atomic_write, read_stack
@@ -151,6 +151,8 @@ class PredictionResult:
         uncertainty: per predicted slice, :func:`slice_uncertainty`.
         seconds: wall time.
         device: where the network ran.
+        warnings: what does not fit between the checkpoint and the data
+            (:func:`core.checkpoint.fit_warnings`); filled by :func:`predict_dataset`.
     """
 
     masks_path: Path | None
@@ -161,6 +163,7 @@ class PredictionResult:
     uncertainty: list[float]
     seconds: float
     device: str = "cpu"
+    warnings: tuple[str, ...] = ()
 
 
 # -- one slice ---------------------------------------------------------------------------------
@@ -696,8 +699,10 @@ def predict_dataset(ws: Any, dataset: str, checkpoint_path: str | Path, cfg: Pre
     run_id = run_id or _run_id_for(ckpt, checkpoint_path)
     folder = ws.predictions_dir(dataset, run_id)
     images = ws.read_images(dataset)
+    warnings = tuple(fit_warnings(ckpt, images=images, class_names=info.class_names, dataset=dataset))
     result = predict_stack(ckpt, images, out_masks=folder / _MASKS, out_prob=folder / _PROB, cfg=cfg,
                            progress=progress, cancel=cancel)
+    result = replace(result, warnings=warnings)
     if result.n_done == 0:
         return result
     masks = read_prediction_tiff(result.masks_path)
@@ -717,7 +722,8 @@ def predict_dataset(ws: Any, dataset: str, checkpoint_path: str | Path, cfg: Pre
         "n_done": result.n_done, "n_total": result.n_total, "cancelled": result.cancelled,
         "mean_uncertainty": float(np.mean(result.uncertainty)),
         "mean_dice": float(np.mean([r["dice"] for r in rows])) if rows else None,
-        "confusion": conf, "slices": slices,
+        "confusion": conf, "slices": slices, "warnings": list(warnings),
+        "trained_on": ckpt.extra.get("dataset"), "model_class_names": list(ckpt.class_names),
     }
     text = json.dumps(_clean(summary), indent=1)
     atomic_write(folder / _SUMMARY, lambda fh: fh.write(text.encode()))
@@ -767,7 +773,7 @@ def list_predictions(ws: Any, dataset: str) -> list[str]:
 def predict_headless(checkpoint: str | Path, input: Any, out: str | Path, *, prob: str | Path | None = None,
                      tile: int | None = None, overlap: float = 0.25, batch_size: int = 4, tta: bool = False,
                      threshold: float = 0.5, channel: int | None = None, progress: ProgressFn | None = None,
-                     device: str | None = None) -> dict[str, Any]:
+                     device: str | None = None, warn: Callable[[str], None] | None = None) -> dict[str, Any]:
     """``python -m core predict``: predict a stack file (or folder, ZIP, PNGs) to a masks TIFF.
 
     The input is read with :func:`core.io.read_stack`: an uncompressed TIFF stack is
@@ -778,12 +784,18 @@ def predict_headless(checkpoint: str | Path, input: Any, out: str | Path, *, pro
 
     Returns:
         JSON-ready summary ``{input, out, prob, slices, seconds, slices_per_s, mean_uncertainty,
-        device, cancelled}``.
+        device, cancelled, warnings, checkpoint}``; ``warnings`` lists what does not fit between
+        the checkpoint and the input (:func:`core.checkpoint.fit_warnings`: intensity window and
+        bit depth), ``checkpoint`` its class names, intensity window and training dataset.
     """
     cfg = PredictConfig(tile=tile, overlap=overlap, batch_size=batch_size, tta=tta, threshold=threshold,
                         device=device)
     ckpt = load_checkpoint(Path(checkpoint), device="cpu")
     stack = read_stack(input, channel=channel)
+    warnings = fit_warnings(ckpt, images=stack.data)
+    if warn is not None:
+        for w in warnings:
+            warn(w)
     result = predict_stack(ckpt, stack.data, out_masks=Path(out), out_prob=Path(prob) if prob else None,
                            cfg=cfg, progress=progress)
     return {
@@ -792,5 +804,7 @@ def predict_headless(checkpoint: str | Path, input: Any, out: str | Path, *, pro
         "seconds": round(result.seconds, 3),
         "slices_per_s": round(result.n_done / result.seconds, 3) if result.seconds > 0 else None,
         "mean_uncertainty": float(np.mean(result.uncertainty)) if result.uncertainty else None,
-        "device": result.device, "cancelled": result.cancelled,
+        "device": result.device, "cancelled": result.cancelled, "warnings": warnings,
+        "checkpoint": {"class_names": list(ckpt.class_names), "norm_window": list(ckpt.norm_window),
+                       "trained_on": ckpt.extra.get("dataset"), "run_id": ckpt.run_id},
     }
