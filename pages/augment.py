@@ -111,12 +111,15 @@ with grid:
     if not labeled:
         st.info(f"{dataset} has no labeled slice yet: label one on the Label page to preview augmentations.")
         st.stop()
-    c1, c2, c3 = st.columns([3, 2, 1], vertical_alignment="bottom")
+    c1, c2, c3, c4 = st.columns([3, 2, 1.4, 1], vertical_alignment="bottom")
     if st.session_state.get("aug_slice") not in labeled:
         st.session_state.pop("aug_slice", None)
     z = c1.selectbox("Labeled slice", labeled, key="aug_slice", format_func=lambda i: f"{info.slice_names[i]} (z={i})")
     n = c2.select_slider("Examples", [3, 7, 11, 15], value=7, key="aug_n")
-    c3.button("Re-draw", key="aug_redraw", on_click=_redraw, icon=":material/casino:", type="primary",
+    tint = c3.toggle("Mask tint", True, key="aug_tint",
+                     help="Off: the plain augmented images, to judge contrast, gamma and noise without the "
+                          "colour of the mask over them.")
+    c4.button("Re-draw", key="aug_redraw", on_click=_redraw, icon=":material/casino:", type="primary",
               help="Draw new random augmentations with the same settings.")
     if cfg is not None:
         if not cfg.enabled():
@@ -126,8 +129,11 @@ with grid:
         mask = ws.read_mask(dataset, z)
         pairs = preview(image, mask, cfg, n=n, seed=st.session_state["augment_seed"])
         cols = st.columns(4)
-        cols[0].image(overlay(image, mask, window=(0.0, 1.0)), caption="original", width="stretch")
+        cols[0].image(overlay(image, mask if tint else None, window=(0.0, 1.0)), caption="original",
+                      width="stretch")
         for i, (img, m) in enumerate(pairs, start=1):
-            cols[i % 4].image(overlay(img, m, window=(0.0, 1.0)), caption=f"example {i}", width="stretch")
-        st.caption(f"Draw {st.session_state['augment_seed']}: the image with its mask tinted; the same draw gives "
+            cols[i % 4].image(overlay(img, m if tint else None, window=(0.0, 1.0)), caption=f"example {i}",
+                              width="stretch")
+        shown = "the image with its mask tinted" if tint else "the image alone (mask tint off)"
+        st.caption(f"Draw {st.session_state['augment_seed']}: {shown}; the same draw gives "
                    "the same examples. Training applies these transforms to each patch, anew every epoch.")
