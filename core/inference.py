@@ -77,7 +77,7 @@ __all__ = [
     "PredictConfig", "PredictionResult", "GROUND_TRUTH_STATUSES", "predict_slice", "labels_from_probs",
     "uncertainty_map", "slice_uncertainty", "predict_stack", "relabel", "read_prediction_tiff",
     "predict_dataset", "load_prediction", "list_predictions", "score_prediction", "predict_headless",
-    "default_tile", "resolve_device",
+    "default_tile", "resolve_device", "PredictionJob", "prediction_jobs",
 ]
 
 ProgressFn = Callable[[int, int, "float | None"], None]
@@ -766,6 +766,99 @@ def list_predictions(ws: Any, dataset: str) -> list[str]:
     found = [p for p in base.iterdir() if (p / _SUMMARY).is_file() and (p / _MASKS).is_file()]
     found.sort(key=lambda p: (p / _SUMMARY).stat().st_mtime, reverse=True)
     return [p.name for p in found]
+
+
+# -- background prediction of a dataset -----------------------------------------------------------
+
+class PredictionJob:
+    """:func:`predict_dataset` in a background thread, for a page to poll and cancel.
+
+    The thread calls no UI code: it fills a snapshot (state, slices done, ETA, result, error) that
+    :meth:`snapshot` copies. :meth:`cancel` sets the event :func:`predict_dataset` checks before
+    each slice: the finished slices are kept and stored as a (cancelled) prediction.
+
+    States: ``running``, then ``done``, ``cancelled`` or ``failed`` (``error`` holds the message of
+    a refusal such as a class-count mismatch, or of an internal error).
+
+    Example:
+        >>> job = PredictionJob(ws, "isbi2012", "runs/r1/best.pt").start()    # doctest: +SKIP
+        >>> job.cancel(); job.join(); job.snapshot()["state"]                 # doctest: +SKIP
+        'cancelled'
+    """
+
+    def __init__(self, ws: Any, dataset: str, checkpoint_path: str | Path, cfg: PredictConfig = PredictConfig(),
+                 run_id: str | None = None):
+        self.ws, self.dataset, self.checkpoint_path, self.cfg = ws, dataset, Path(checkpoint_path), cfg
+        self.run_id = run_id
+        self._cancel = threading.Event()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._snap: dict[str, Any] = {"state": "running", "done": 0, "total": 0, "eta_s": None, "error": "",
+                                      "result": None, "started": time.time(), "run_id": run_id,
+                                      "dataset": dataset, "cancel_requested": False}
+
+    def start(self) -> "PredictionJob":
+        self._thread = threading.Thread(target=self._run, name=f"segdash-predict-{self.dataset}", daemon=True)
+        self._thread.start()
+        return self
+
+    def _progress(self, done: int, total: int, eta: float | None) -> None:
+        with self._lock:
+            self._snap.update(done=done, total=total, eta_s=eta)
+
+    def _run(self) -> None:
+        try:
+            result = predict_dataset(self.ws, self.dataset, self.checkpoint_path, self.cfg, run_id=self.run_id,
+                                     progress=self._progress, cancel=self._cancel)
+            final = {"state": "cancelled" if result.cancelled else "done", "result": result,
+                     "done": result.n_done, "total": result.n_total}
+        except ValueError as exc:
+            final = {"state": "failed", "error": str(exc)}
+        except Exception as exc:  # noqa: BLE001 - every error becomes the job's failed state
+            final = {"state": "failed", "error": f"{type(exc).__name__}: {exc}"}
+        with self._lock:
+            self._snap.update(final)
+
+    def cancel(self) -> None:
+        """Stop after the slice being predicted; the finished ones are kept."""
+        self._cancel.set()
+        with self._lock:
+            self._snap["cancel_requested"] = True
+
+    def is_active(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def join(self, timeout: float | None = None) -> bool:
+        if self._thread is not None:
+            self._thread.join(timeout)
+        return not self.is_active()
+
+    def snapshot(self) -> dict[str, Any]:
+        """A copy of ``{state, done, total, eta_s, error, result, started, run_id, dataset, cancel_requested}``."""
+        with self._lock:
+            return dict(self._snap)
+
+
+_PREDICTION_JOBS: dict[tuple[str, str], PredictionJob] = {}
+_PREDICTION_JOBS_LOCK = threading.Lock()
+
+
+def prediction_jobs(ws: Any, dataset: str, start: PredictionJob | None = None) -> PredictionJob | None:
+    """The process-wide latest :class:`PredictionJob` of a workspace's dataset (so a page finds it
+    again after a rerun or reload); with ``start``, start that job unless one is running.
+
+    Raises:
+        ValueError: ``start`` given while a prediction of that dataset is running.
+    """
+    key = (str(Path(ws.root).resolve()), dataset)
+    with _PREDICTION_JOBS_LOCK:
+        current = _PREDICTION_JOBS.get(key)
+        if start is None:
+            return current
+        if current is not None and current.is_active():
+            raise ValueError(f"a prediction of {dataset!r} is already running: cancel it or wait for it")
+        _PREDICTION_JOBS[key] = start.start()
+        return start
 
 
 # -- headless ----------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core.checkpoint import save_checkpoint
+from core.inference import prediction_jobs
 from core.model import ModelConfig, build_model
 
 
@@ -22,13 +23,36 @@ def tiny_run(ws_env, make_dataset):
     return "run-tiny"
 
 
-def _predicted(page) -> AppTest:
+def _wait_prediction(ws, dataset: str = "tiny") -> None:
+    """The page predicts in a background job: wait for it (not a blind sleep)."""
+    job = prediction_jobs(ws, dataset)
+    assert job is not None and job.join(60), "the prediction job did not finish"
+
+
+def _predicted(page, ws) -> AppTest:
     at = AppTest.from_file(page("predictions.py"), default_timeout=60).run()
     assert at.selectbox(key="pred_run").value == "run-tiny"
     at.button(key="pred_predict").click().run()
     assert not at.exception, at.exception
+    _wait_prediction(ws)
+    at.run()  # the page after the job (in the browser its progress fragment triggers this rerun)
+    assert not at.exception, at.exception
     assert not at.error, [e.value for e in at.error]
     return at
+
+
+def _queue(at: AppTest):
+    """The correction queue (its key changes with the order and the slice shown)."""
+    found = [d for d in at.dataframe if (d.proto.id and "pred_queue" in d.proto.id) or "pred_queue" in str(d.key)]
+    assert len(found) == 1, [d.key for d in at.dataframe]
+    return found[0]
+
+
+def _panel_titles(at: AppTest) -> list[str]:
+    import json
+
+    fig = json.loads(at.get_by_key("pred_views").proto.spec)
+    return [a["text"] for a in fig["layout"]["annotations"]]
 
 
 def test_page_opens_on_the_sample_without_a_model(ws_env, page):
@@ -39,11 +63,11 @@ def test_page_opens_on_the_sample_without_a_model(ws_env, page):
     assert at.file_uploader(key="pred_upload") and at.button(key="pred_import")
 
 
-def test_predict_shows_error_map_scores_queue_and_confusion(tiny_run, page):
-    at = _predicted(page)
+def test_predict_shows_error_map_scores_queue_and_confusion(tiny_run, ws_env, page):
+    at = _predicted(page, ws_env)
     assert any("Predicted 4 slices" in s.value for s in at.success)
     assert at.selectbox(key="pred_shown").value == tiny_run
-    captions = [c for img in at.image for c in img.captions]
+    captions = _panel_titles(at)  # one figure: the pictures zoom and pan together
     assert {"Image", "Mask (ground truth)", "Prediction", "Error map", "Uncertainty (bright = unsure)"} <= set(captions)
     wrong = [m for m in at.metric if m.label == "Wrong pixels"]
     assert wrong and wrong[0].value.endswith("%")
@@ -53,7 +77,7 @@ def test_predict_shows_error_map_scores_queue_and_confusion(tiny_run, page):
     scores = tabs["Per-slice scores"].dataframe[0].value
     assert sorted(scores["z"]) == [0, 1]  # only the labeled slices are scored
     assert list(scores["dice"]) == sorted(scores["dice"])  # worst first
-    queue = at.dataframe(key="pred_queue").value
+    queue = _queue(at).value
     assert sorted(queue["z"]) == [0, 1, 2, 3]
     assert set(queue["status"].iloc[:2]) == {"unlabeled"}  # "label this next" first
     assert at.get_by_key("pred_confusion")
@@ -62,7 +86,7 @@ def test_predict_shows_error_map_scores_queue_and_confusion(tiny_run, page):
 
 
 def test_threshold_relabels_and_accept_saves_the_mask(tiny_run, ws_env, page):
-    at = _predicted(page)
+    at = _predicted(page, ws_env)
     at.slider(key="pred_slice").set_value(2).run()
     at.slider(key="pred_threshold").set_value(0.0).run()  # foreground wherever P(cell) > 0: everything
     assert not at.exception
