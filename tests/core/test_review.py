@@ -19,7 +19,8 @@ from core.checkpoint import save_checkpoint
 from core.inference import PredictConfig, list_predictions, load_prediction, predict_dataset, relabel
 from core.metrics import confusion_matrix
 from core.model import ModelConfig, build_model
-from core.review import accept_prediction, correction_queue, dataset_confusion, per_slice_scores
+from core.review import (accept_prediction, class_dice, collapse_warning, correction_queue, dataset_confusion,
+                         per_slice_scores)
 from core.workspace import Workspace
 from tests.synthetic import discs
 
@@ -170,3 +171,17 @@ def test_run_id_defaults_to_the_checkpoint_file_stem_and_cancel_keeps_done_slice
     masks, _, summary = load_prediction(ws, "cells", "my_model_v2")
     assert masks.shape[0] == 2 and summary["cancelled"] and len(summary["slices"]) == 2
     assert [r["z"] for r in correction_queue(ws, "cells", "my_model_v2")] != []
+
+
+def test_class_dice_and_collapse_warning():
+    rows = [{"dice_per_class": [0.0, 0.9, float("nan")]}, {"dice_per_class": [0.2, 0.7, 0.5]}]
+    per_class, mean = class_dice(rows, 3)
+    assert per_class == pytest.approx([0.1, 0.8, 0.5]) and mean == pytest.approx(1.4 / 3)
+    assert class_dice([], 2) == ([None, None], None)
+    # everything predicted as 'cell': 'membrane' (20 % of the truth) is never predicted
+    warn = collapse_warning(np.array([[0, 20], [0, 80]]), ["membrane", "cell"])
+    assert "predicts no 'membrane' pixels" in warn and "0.0 % predicted vs 20.0 % in the masks" in warn
+    assert "almost no" in collapse_warning(np.array([[1, 19], [0, 80]]), ["membrane", "cell"])
+    assert collapse_warning(np.array([[15, 5], [5, 75]]), ["membrane", "cell"]) is None
+    assert collapse_warning(np.array([[199, 0], [1, 0]]), ["bg", "rare"]) is None  # 0.5 % of the pixels: not judged
+    assert collapse_warning(np.zeros((2, 2)), ["a", "b"]) is None
