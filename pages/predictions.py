@@ -11,6 +11,7 @@ import hashlib
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import streamlit as st
 
 from core import plots, review
@@ -271,7 +272,7 @@ with user_errors():
                            "box to zoom, double-click to reset.")
     h, w = image.shape[-2:]
     per_row = 2 if large else len(panels)
-    panel_px = int(min(560 if large else 300, (1150 / per_row) * h / w))
+    panel_px = int(min(560 if large else 300, (1000 / per_row) * h / w))  # about the width a picture gets
     st.plotly_chart(plots.linked_images(panels, cols=per_row, panel_px=panel_px), key="pred_views",
                     config={"displaylogo": False, "scrollZoom": True,
                             "modeBarButtonsToRemove": ["select2d", "lasso2d", "autoScale2d"]})
@@ -312,7 +313,10 @@ with user_errors():
                   "uncertainty": round(r["uncertainty"], 3),
                   "Dice": None if r["dice"] is None else round(r["dice"], 3), "why": r["reason"]}
                  for r in queue]
-        st.dataframe(table,
+        shown_style = "background-color: #fff3c4; font-weight: 600"
+        styled = pd.DataFrame(table, columns=["shown", "z", "slice", "status", "uncertainty", "Dice", "why"]).style.apply(
+            lambda row: [shown_style if row["shown"] else ""] * len(row), axis=1)
+        st.dataframe(styled,
                      column_config={"shown": st.column_config.TextColumn("", width=30,
                                                                          help="the slice shown above"),
                                     "Dice": st.column_config.NumberColumn(format="%.3f"),

@@ -136,8 +136,8 @@ _load_form(ws, dataset, job, base)
 # -- configuration ------------------------------------------------------------------------------
 st.subheader("Configuration")
 if st.session_state.get("train_form_from"):
-    st.caption(f"The form shows the settings of run `{st.session_state['train_form_from']}`; change them for "
-               "the next run.")
+    st.caption(f"Filled in with the settings of run `{st.session_state['train_form_from']}` when the page opened; "
+               "change them for the next run.")
 labeled = ws.labeled_slices(dataset)
 st.markdown(f"**{dataset}**: {len(labeled)} labeled of {info.shape[0]} slices, {info.shape[1]}×{info.shape[2]} px · "
             f"classes (from the dataset): " + ", ".join(f"`{c}`" for c in info.class_names))

@@ -102,7 +102,7 @@ def test_tiny_job_runs_with_the_augment_page_settings_and_is_listed(ws_env, page
     assert again.number_input(key="train_patch").value == 32
     assert again.number_input(key="train_steps").value == 2
     assert again.session_state["augment_config"] == aug.to_dict()
-    assert any(run_id in c.value and "settings of run" in c.value for c in again.caption)
+    assert any(run_id in c.value and "settings of run" in c.value for c in again.caption)  # says where from
 
 
 def test_second_start_refused_then_stop_and_resume(ws_env, page, make_dataset):
