@@ -111,16 +111,16 @@ with grid:
     if not labeled:
         st.info(f"{dataset} has no labeled slice yet: label one on the Label page to preview augmentations.")
         st.stop()
-    c1, c2, c3, c4 = st.columns([3, 2, 1.4, 1], vertical_alignment="bottom")
+    c1, c2, c3 = st.columns([3, 2, 1], vertical_alignment="bottom")
     if st.session_state.get("aug_slice") not in labeled:
         st.session_state.pop("aug_slice", None)
     z = c1.selectbox("Labeled slice", labeled, key="aug_slice", format_func=lambda i: f"{info.slice_names[i]} (z={i})")
     n = c2.select_slider("Examples", [3, 7, 11, 15], value=7, key="aug_n")
-    tint = c3.toggle("Mask tint", True, key="aug_tint",
+    c3.button("Re-draw", key="aug_redraw", on_click=_redraw, icon=":material/casino:", type="primary",
+              help="Draw new random augmentations with the same settings.")
+    tint = st.toggle("Show the mask tint", True, key="aug_tint",
                      help="Off: the plain augmented images, to judge contrast, gamma and noise without the "
                           "colour of the mask over them.")
-    c4.button("Re-draw", key="aug_redraw", on_click=_redraw, icon=":material/casino:", type="primary",
-              help="Draw new random augmentations with the same settings.")
     if cfg is not None:
         if not cfg.enabled():
             st.warning("No augmentation is enabled (or its probability is 0): training sees the patches as they are.")
