@@ -158,8 +158,10 @@ else:
     chosen = run_by_id[run_id]
     ckpt_path = Path(chosen["best_checkpoint"])
     with user_errors():
-        for w in _model_warnings(str(ws.root), dataset, tuple(info.shape), str(ckpt_path), ckpt_path.stat().st_mtime):
-            st.warning(f"This model may not fit **{dataset}**: {w}", icon=":material/warning:")
+        fit = _model_warnings(str(ws.root), dataset, tuple(info.shape), str(ckpt_path), ckpt_path.stat().st_mtime)
+        if fit:
+            st.warning(f"This model may not fit **{dataset}**:\n\n" + "\n".join(f"- {w}" for w in fit),
+                       icon=":material/warning:")
     if right.button("Predict", key="pred_predict", type="primary", width="stretch"):
         with user_errors():
             prediction_jobs(ws, dataset, start=PredictionJob(ws, dataset, ckpt_path, PredictConfig(tta=tta, overlap=overlap),
