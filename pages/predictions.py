@@ -63,14 +63,13 @@ def _select_queue_row(key: str) -> None:
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
-def _model_warnings(root: str, dataset: str, shape: tuple[int, ...], checkpoint: str, mtime: float) -> list[str]:
+def _model_warnings(_ws, root: str, dataset: str, shape: tuple[int, ...], checkpoint: str, mtime: float) -> list[str]:
     """What does not fit between a run's checkpoint and the dataset (classes, training dataset,
-    intensity window); the arguments after ``dataset`` are the cache key."""
-    del shape, mtime
-    ws = workspace()
+    intensity window); ``root``, ``shape`` and ``mtime`` are cache key only."""
+    del root, shape, mtime
     info = read_checkpoint_info(checkpoint)
-    data = ws.dataset(dataset)
-    return fit_warnings(info, images=ws.read_images(dataset), class_names=data.class_names, dataset=dataset)
+    data = _ws.dataset(dataset)
+    return fit_warnings(info, images=_ws.read_images(dataset), class_names=data.class_names, dataset=dataset)
 
 
 def _eta(seconds: float | None) -> str:
@@ -158,7 +157,7 @@ else:
     chosen = run_by_id[run_id]
     ckpt_path = Path(chosen["best_checkpoint"])
     with user_errors():
-        fit = _model_warnings(str(ws.root), dataset, tuple(info.shape), str(ckpt_path), ckpt_path.stat().st_mtime)
+        fit = _model_warnings(ws, str(ws.root), dataset, tuple(info.shape), str(ckpt_path), ckpt_path.stat().st_mtime)
         if fit:
             st.warning(f"This model may not fit **{dataset}**:\n\n" + "\n".join(f"- {w}" for w in fit),
                        icon=":material/warning:")
