@@ -206,6 +206,8 @@ if b1.button("Start training", key="train_start", type="primary", icon=":materia
         new = registry().start(TrainingJob(ws, dataset, _config()))
         st.session_state["train_run_id"] = new.run_id
         job = new
+
+
 def _stop(run_id: str) -> None:
     """Stop callback: runs before the page, so this very run already shows "Stopping ..."."""
     stopped = registry().get(run_id)
@@ -275,6 +277,7 @@ if not any(r["error"] for r in rows):
     for r in rows:
         del r["error"]
 st.dataframe(rows, hide_index=True, width="stretch")
+
 
 def _follow_newest(widget: str, newest: str) -> None:
     """When a newer run appears, drop the widget's old choice so it defaults to the newest run again."""
