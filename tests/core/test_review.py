@@ -185,3 +185,27 @@ def test_class_dice_and_collapse_warning():
     assert collapse_warning(np.array([[15, 5], [5, 75]]), ["membrane", "cell"]) is None
     assert collapse_warning(np.array([[199, 0], [1, 0]]), ["bg", "rare"]) is None  # 0.5 % of the pixels: not judged
     assert collapse_warning(np.zeros((2, 2)), ["a", "b"]) is None
+
+
+def test_predict_dataset_records_fit_warnings_and_a_job_can_be_cancelled(tmp_path):
+    from core.inference import PredictionJob, prediction_jobs
+
+    ws = Workspace(tmp_path / "ws")
+    images = np.full((3, 32, 32), 200, np.uint16) + np.arange(32, dtype=np.uint16)[None, None] * 100
+    ws.create_dataset("u16", images, [np.zeros((32, 32), np.uint8), None, None], ["bg", "mito"])
+    cfg = ModelConfig(arch="classic", classic_width=4)
+    ckpt = save_checkpoint(tmp_path / "best.pt", build_model(cfg), cfg, class_names=["bg", "cell"],
+                           norm_window=(0.0, 255.0), patch_size=32, epoch=1, metrics={}, run_id="r8",
+                           extra={"dataset": "isbi"})
+    result = predict_dataset(ws, "u16", ckpt)
+    assert len(result.warnings) == 3  # other classes, other dataset, 16-bit data on an 8-bit window
+    _, _, summary = load_prediction(ws, "u16", "r8")
+    assert summary["warnings"] == list(result.warnings) and summary["trained_on"] == "isbi"
+    assert summary["model_class_names"] == ["bg", "cell"]
+
+    job = PredictionJob(ws, "u16", ckpt, run_id="r8-cancelled")
+    job.cancel()  # before the first slice: nothing written, state says so
+    prediction_jobs(ws, "u16", start=job)
+    assert job.join(60) and job.snapshot()["state"] == "cancelled" and job.snapshot()["result"].n_done == 0
+    assert "r8-cancelled" not in list_predictions(ws, "u16")
+    assert prediction_jobs(ws, "u16") is job
