@@ -94,7 +94,10 @@ def _cmd_export(args: argparse.Namespace) -> dict[str, Any]:
     ws = _workspace(args)
     fn = {"zip": export.export_masks_zip, "tiff": export.export_masks_tiff,
           "dataset": export.export_dataset_zip}[args.format]
-    fn(ws, args.dataset, Path(args.out))
+    if args.format == "tiff":
+        fn(ws, args.dataset, Path(args.out), labeled_only=args.labeled_only)
+    else:
+        fn(ws, args.dataset, Path(args.out))
     return {"dataset": args.dataset, "format": args.format, "out": str(Path(args.out).resolve()),
             "bytes": Path(args.out).stat().st_size}
 
@@ -159,7 +162,8 @@ def _cmd_predict(args: argparse.Namespace) -> dict[str, Any]:
     return predict_headless(args.checkpoint, args.input, args.out, prob=args.prob, tile=args.tile,
                             overlap=args.overlap, batch_size=args.batch_size, tta=args.tta,
                             threshold=args.threshold, channel=args.channel,
-                            progress=lambda done, total, eta: bar(done, total, eta))
+                            progress=lambda done, total, eta: bar(done, total, eta),
+                            warn=lambda text: print(f"warning: {text}", file=sys.stderr, flush=True))
 
 
 def _cmd_list(args: argparse.Namespace) -> dict[str, Any]:
@@ -238,8 +242,12 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Export masks as a ZIP of PNGs named like their slices, a multipage "
                                    "TIFF, or the whole dataset as a re-importable ZIP.")
     p.add_argument("--dataset", required=True)
-    p.add_argument("--format", choices=["zip", "tiff", "dataset"], default="zip")
+    p.add_argument("--format", choices=["zip", "tiff", "dataset"], default="zip",
+                   help="tiff: an ImageJ stack with one page per image slice (unlabeled slices empty), "
+                        "slice names as its labels, so it lies on the image stack in Fiji")
     p.add_argument("--out", required=True, metavar="FILE")
+    p.add_argument("--labeled-only", action="store_true",
+                   help="tiff: write only the labeled slices (pages then do not line up with the images)")
     p.set_defaults(func=_cmd_export)
 
     p = sub.add_parser("train", parents=[common], help="train a model on a dataset",
@@ -251,8 +259,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("predict", parents=[common], help="predict masks for a stack",
-                       description="Tiled prediction of a stack with a checkpoint, written slice by slice.")
-    p.add_argument("--checkpoint", required=True, metavar="FILE")
+                       description="Tiled prediction of a stack with a checkpoint, written slice by slice. "
+                                   "When the input does not fit the checkpoint (its intensities lie outside "
+                                   "the window the model was trained with, another bit depth), a 'warning: "
+                                   "...' line goes to standard error and the JSON lists it under warnings; "
+                                   "the exit status stays 0.")
+    p.add_argument("--checkpoint", required=True, metavar="FILE",
+                   help="a run's best.pt / last.pt, or its bundle.zip (the weights inside are read)")
     p.add_argument("--input", required=True, metavar="STACK", help="TIFF stack, image file, ZIP or folder")
     p.add_argument("--out", required=True, metavar="MASKS.tif")
     p.add_argument("--prob", metavar="PROB.tif", help="also write probabilities here")

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import BinaryIO, Callable, Iterable
 
 import numpy as np
+import tifffile
 from PIL import Image
 
 from .io import atomic_write, write_tiff
@@ -60,11 +61,19 @@ def export_labels_zip(names: Iterable[str], labels: Iterable[np.ndarray], n_clas
 
 
 def export_labels_tiff(names: list[str], labels: Iterable[np.ndarray], shape: tuple[int, int, int], n_classes: int,
-                       out: str | Path | BinaryIO) -> None:
-    """Write label images as one multipage uint8 TIFF, slice names in its metadata."""
+                       out: str | Path | BinaryIO, *, info: dict | None = None) -> None:
+    """Write (Y, X) label images as one multipage uint8 ImageJ TIFF, one page per name.
+
+    Fiji opens it as a stack whose slice labels are ``names`` (``imagej_metadata["Labels"]`` in
+    tifffile); ``info`` (plain JSON values) goes into the ImageJ ``Info`` property as JSON.
+    """
+    if len(names) != shape[0]:
+        raise ValueError(f"{len(names)} slice names for {shape[0]} pages")
     frames = (to_export_values(lab, n_classes) for lab in labels)
-    _sink(out, lambda fh: write_tiff(fh, frames, shape=shape, dtype=np.uint8,
-                                     metadata={"slice_names": names}, compression="zlib"))
+    meta = {"axes": "ZYX", "Labels": [str(n) for n in names],
+            "Info": json.dumps({"segdash": "masks", "slice_names": list(names), **(info or {})})}
+    _sink(out, lambda fh: tifffile.imwrite(fh, frames, shape=tuple(shape), dtype=np.uint8, imagej=True,
+                                           metadata=meta, compression="zlib"))
 
 
 def _labeled(ws: Workspace, dataset: str) -> tuple[list[str], list[int]]:
@@ -82,15 +91,36 @@ def export_masks_zip(ws: Workspace, dataset: str, out: str | Path | BinaryIO) ->
     export_labels_zip(names, (ws.read_mask(dataset, z) for z in zs), k, out)
 
 
-def export_masks_tiff(ws: Workspace, dataset: str, out: str | Path | BinaryIO) -> None:
-    """Masks of every labeled slice as one multipage TIFF (Z, Y, X) in slice order.
+def export_masks_tiff(ws: Workspace, dataset: str, out: str | Path | BinaryIO, *, labeled_only: bool = False) -> None:
+    """Masks of ``dataset`` as one multipage ImageJ TIFF that lines up with the image stack.
 
-    Only labeled slices are written; their names are in the TIFF's metadata (``slice_names``).
+    One page per image slice, in slice order, so page *z* of the masks lies on slice *z* of the
+    images in Fiji; an unlabeled slice is an empty (all 0) page whose label is
+    ``"<name> (unlabeled)"``. The ImageJ slice labels hold the slice names; the ImageJ ``Info``
+    property holds JSON with ``slice_names``, ``class_names``, ``labeled`` and ``unlabeled`` (slice
+    indices). ``labeled_only=True`` writes only the labeled slices (pages no longer line up with
+    the image stack; ``labeled`` then says which slice each page is).
+
+    Example:
+        >>> export_masks_tiff(ws, "isbi2012", "masks.tif")                       # doctest: +SKIP
+        >>> tifffile.TiffFile("masks.tif").imagej_metadata["Labels"][30]         # doctest: +SKIP
+        'isbi2012_0030 (unlabeled)'
     """
-    names, zs = _labeled(ws, dataset)
+    _, labeled = _labeled(ws, dataset)
     info = ws.dataset(dataset)
-    export_labels_tiff(names, (ws.read_mask(dataset, z) for z in zs), (len(zs), *info.shape[1:]),
-                       info.n_classes, out)
+    zs = labeled if labeled_only else list(range(info.shape[0]))
+    has = set(labeled)
+    names = [info.slice_names[z] if z in has else f"{info.slice_names[z]} (unlabeled)" for z in zs]
+    empty = np.zeros(info.shape[1:], np.uint8)
+
+    def frames():
+        for z in zs:
+            mask = ws.read_mask(dataset, z) if z in has else None
+            yield empty if mask is None else mask
+
+    meta = {"dataset": info.name, "slice_names": [info.slice_names[z] for z in zs], "class_names": list(info.class_names), "labeled": labeled,
+            "unlabeled": [z for z in range(info.shape[0]) if z not in has]}
+    export_labels_tiff(names, frames(), (len(zs), *info.shape[1:]), info.n_classes, out, info=meta)
 
 
 def export_dataset_zip(ws: Workspace, dataset: str, out: str | Path | BinaryIO) -> None:

@@ -57,7 +57,7 @@ import os
 import re
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -66,7 +66,7 @@ import tifffile
 import torch
 from monai.inferers import sliding_window_inference
 
-from .checkpoint import Checkpoint, load_checkpoint
+from .checkpoint import Checkpoint, fit_warnings, load_checkpoint
 from .device import amp_dtype_for, use_cpu_threads, uses_channels_last
 from .intensity import normalize
 from .io import atomic_write, read_stack
@@ -77,7 +77,7 @@ __all__ = [
     "PredictConfig", "PredictionResult", "GROUND_TRUTH_STATUSES", "predict_slice", "labels_from_probs",
     "uncertainty_map", "slice_uncertainty", "predict_stack", "relabel", "read_prediction_tiff",
     "predict_dataset", "load_prediction", "list_predictions", "score_prediction", "predict_headless",
-    "default_tile", "resolve_device",
+    "default_tile", "resolve_device", "PredictionJob", "prediction_jobs",
 ]
 
 ProgressFn = Callable[[int, int, "float | None"], None]
@@ -151,6 +151,8 @@ class PredictionResult:
         uncertainty: per predicted slice, :func:`slice_uncertainty`.
         seconds: wall time.
         device: where the network ran.
+        warnings: what does not fit between the checkpoint and the data
+            (:func:`core.checkpoint.fit_warnings`); filled by :func:`predict_dataset`.
     """
 
     masks_path: Path | None
@@ -161,6 +163,7 @@ class PredictionResult:
     uncertainty: list[float]
     seconds: float
     device: str = "cpu"
+    warnings: tuple[str, ...] = ()
 
 
 # -- one slice ---------------------------------------------------------------------------------
@@ -696,8 +699,10 @@ def predict_dataset(ws: Any, dataset: str, checkpoint_path: str | Path, cfg: Pre
     run_id = run_id or _run_id_for(ckpt, checkpoint_path)
     folder = ws.predictions_dir(dataset, run_id)
     images = ws.read_images(dataset)
+    warnings = tuple(fit_warnings(ckpt, images=images, class_names=info.class_names, dataset=dataset))
     result = predict_stack(ckpt, images, out_masks=folder / _MASKS, out_prob=folder / _PROB, cfg=cfg,
                            progress=progress, cancel=cancel)
+    result = replace(result, warnings=warnings)
     if result.n_done == 0:
         return result
     masks = read_prediction_tiff(result.masks_path)
@@ -717,7 +722,8 @@ def predict_dataset(ws: Any, dataset: str, checkpoint_path: str | Path, cfg: Pre
         "n_done": result.n_done, "n_total": result.n_total, "cancelled": result.cancelled,
         "mean_uncertainty": float(np.mean(result.uncertainty)),
         "mean_dice": float(np.mean([r["dice"] for r in rows])) if rows else None,
-        "confusion": conf, "slices": slices,
+        "confusion": conf, "slices": slices, "warnings": list(warnings),
+        "trained_on": ckpt.extra.get("dataset"), "model_class_names": list(ckpt.class_names),
     }
     text = json.dumps(_clean(summary), indent=1)
     atomic_write(folder / _SUMMARY, lambda fh: fh.write(text.encode()))
@@ -762,12 +768,105 @@ def list_predictions(ws: Any, dataset: str) -> list[str]:
     return [p.name for p in found]
 
 
+# -- background prediction of a dataset -----------------------------------------------------------
+
+class PredictionJob:
+    """:func:`predict_dataset` in a background thread, for a page to poll and cancel.
+
+    The thread calls no UI code: it fills a snapshot (state, slices done, ETA, result, error) that
+    :meth:`snapshot` copies. :meth:`cancel` sets the event :func:`predict_dataset` checks before
+    each slice: the finished slices are kept and stored as a (cancelled) prediction.
+
+    States: ``running``, then ``done``, ``cancelled`` or ``failed`` (``error`` holds the message of
+    a refusal such as a class-count mismatch, or of an internal error).
+
+    Example:
+        >>> job = PredictionJob(ws, "isbi2012", "runs/r1/best.pt").start()    # doctest: +SKIP
+        >>> job.cancel(); job.join(); job.snapshot()["state"]                 # doctest: +SKIP
+        'cancelled'
+    """
+
+    def __init__(self, ws: Any, dataset: str, checkpoint_path: str | Path, cfg: PredictConfig = PredictConfig(),
+                 run_id: str | None = None):
+        self.ws, self.dataset, self.checkpoint_path, self.cfg = ws, dataset, Path(checkpoint_path), cfg
+        self.run_id = run_id
+        self._cancel = threading.Event()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._snap: dict[str, Any] = {"state": "running", "done": 0, "total": 0, "eta_s": None, "error": "",
+                                      "result": None, "started": time.time(), "run_id": run_id,
+                                      "dataset": dataset, "cancel_requested": False}
+
+    def start(self) -> "PredictionJob":
+        self._thread = threading.Thread(target=self._run, name=f"segdash-predict-{self.dataset}", daemon=True)
+        self._thread.start()
+        return self
+
+    def _progress(self, done: int, total: int, eta: float | None) -> None:
+        with self._lock:
+            self._snap.update(done=done, total=total, eta_s=eta)
+
+    def _run(self) -> None:
+        try:
+            result = predict_dataset(self.ws, self.dataset, self.checkpoint_path, self.cfg, run_id=self.run_id,
+                                     progress=self._progress, cancel=self._cancel)
+            final = {"state": "cancelled" if result.cancelled else "done", "result": result,
+                     "done": result.n_done, "total": result.n_total}
+        except ValueError as exc:
+            final = {"state": "failed", "error": str(exc)}
+        except Exception as exc:  # noqa: BLE001 - every error becomes the job's failed state
+            final = {"state": "failed", "error": f"{type(exc).__name__}: {exc}"}
+        with self._lock:
+            self._snap.update(final)
+
+    def cancel(self) -> None:
+        """Stop after the slice being predicted; the finished ones are kept."""
+        self._cancel.set()
+        with self._lock:
+            self._snap["cancel_requested"] = True
+
+    def is_active(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def join(self, timeout: float | None = None) -> bool:
+        if self._thread is not None:
+            self._thread.join(timeout)
+        return not self.is_active()
+
+    def snapshot(self) -> dict[str, Any]:
+        """A copy of ``{state, done, total, eta_s, error, result, started, run_id, dataset, cancel_requested}``."""
+        with self._lock:
+            return dict(self._snap)
+
+
+_PREDICTION_JOBS: dict[tuple[str, str], PredictionJob] = {}
+_PREDICTION_JOBS_LOCK = threading.Lock()
+
+
+def prediction_jobs(ws: Any, dataset: str, start: PredictionJob | None = None) -> PredictionJob | None:
+    """The process-wide latest :class:`PredictionJob` of a workspace's dataset (so a page finds it
+    again after a rerun or reload); with ``start``, start that job unless one is running.
+
+    Raises:
+        ValueError: ``start`` given while a prediction of that dataset is running.
+    """
+    key = (str(Path(ws.root).resolve()), dataset)
+    with _PREDICTION_JOBS_LOCK:
+        current = _PREDICTION_JOBS.get(key)
+        if start is None:
+            return current
+        if current is not None and current.is_active():
+            raise ValueError(f"a prediction of {dataset!r} is already running: cancel it or wait for it")
+        _PREDICTION_JOBS[key] = start.start()
+        return start
+
+
 # -- headless ----------------------------------------------------------------------------------
 
 def predict_headless(checkpoint: str | Path, input: Any, out: str | Path, *, prob: str | Path | None = None,
                      tile: int | None = None, overlap: float = 0.25, batch_size: int = 4, tta: bool = False,
                      threshold: float = 0.5, channel: int | None = None, progress: ProgressFn | None = None,
-                     device: str | None = None) -> dict[str, Any]:
+                     device: str | None = None, warn: Callable[[str], None] | None = None) -> dict[str, Any]:
     """``python -m core predict``: predict a stack file (or folder, ZIP, PNGs) to a masks TIFF.
 
     The input is read with :func:`core.io.read_stack`: an uncompressed TIFF stack is
@@ -778,12 +877,18 @@ def predict_headless(checkpoint: str | Path, input: Any, out: str | Path, *, pro
 
     Returns:
         JSON-ready summary ``{input, out, prob, slices, seconds, slices_per_s, mean_uncertainty,
-        device, cancelled}``.
+        device, cancelled, warnings, checkpoint}``; ``warnings`` lists what does not fit between
+        the checkpoint and the input (:func:`core.checkpoint.fit_warnings`: intensity window and
+        bit depth), ``checkpoint`` its class names, intensity window and training dataset.
     """
     cfg = PredictConfig(tile=tile, overlap=overlap, batch_size=batch_size, tta=tta, threshold=threshold,
                         device=device)
     ckpt = load_checkpoint(Path(checkpoint), device="cpu")
     stack = read_stack(input, channel=channel)
+    warnings = fit_warnings(ckpt, images=stack.data)
+    if warn is not None:
+        for w in warnings:
+            warn(w)
     result = predict_stack(ckpt, stack.data, out_masks=Path(out), out_prob=Path(prob) if prob else None,
                            cfg=cfg, progress=progress)
     return {
@@ -792,5 +897,7 @@ def predict_headless(checkpoint: str | Path, input: Any, out: str | Path, *, pro
         "seconds": round(result.seconds, 3),
         "slices_per_s": round(result.n_done / result.seconds, 3) if result.seconds > 0 else None,
         "mean_uncertainty": float(np.mean(result.uncertainty)) if result.uncertainty else None,
-        "device": result.device, "cancelled": result.cancelled,
+        "device": result.device, "cancelled": result.cancelled, "warnings": warnings,
+        "checkpoint": {"class_names": list(ckpt.class_names), "norm_window": list(ckpt.norm_window),
+                       "trained_on": ckpt.extra.get("dataset"), "run_id": ckpt.run_id},
     }

@@ -12,6 +12,8 @@ Example:
 
 from __future__ import annotations
 
+import base64
+import io
 import math
 from typing import Any, Mapping, Sequence
 
@@ -20,7 +22,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 __all__ = ["METRIC_LABELS", "training_curves", "compare_runs", "confusion_figure", "slice_scores_figure",
-           "slice_scores_rows"]
+           "slice_scores_rows", "linked_images"]
 
 METRIC_LABELS = {"train_loss": "train loss", "val_loss": "val loss", "val_dice": "val Dice", "val_iou": "val IoU",
                  "val_accuracy": "val accuracy", "dice": "Dice", "iou": "IoU", "lr": "learning rate"}
@@ -177,4 +179,61 @@ def slice_scores_figure(scores: Sequence[Mapping[str, Any]], metric: str = "dice
     fig.update_xaxes(title_text="slice", type="category")
     fig.update_yaxes(title_text=METRIC_LABELS.get(metric, metric), range=[0, 1.02])
     fig.update_layout(height=300, **_LAYOUT)
+    return fig
+
+
+def _png_uri(rgb: np.ndarray) -> str:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(rgb, dtype=np.uint8)).save(buf, format="PNG", compress_level=1)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def linked_images(panels: Sequence[tuple[str, np.ndarray]], cols: int | None = None,
+                  panel_px: int = 215) -> go.Figure:
+    """Pictures side by side that zoom and pan together: one subplot per panel, axes matched.
+
+    Each picture is a ``go.Image`` whose source is a PNG (not a list of pixel values), so a
+    768 x 1024 slice costs about its PNG size in the page. Every subplot's x axis matches the
+    first's and every y axis the first's (``matches="x"`` / ``"y"``), so a box zoom or a pan in
+    one panel shows the same region of the slice in all; double-click resets.
+
+    Args:
+        panels: ``(title, (Y, X, 3) uint8 RGB)`` per picture, all of the same (Y, X).
+        cols: pictures per row (default all in one row).
+        panel_px: height of one picture in pixels (the width follows the aspect ratio).
+
+    Returns:
+        the figure; ``layout.annotations`` are the titles.
+
+    Example:
+        >>> import numpy as np
+        >>> fig = linked_images([("a", np.zeros((4, 6, 3), np.uint8)), ("b", np.ones((4, 6, 3), np.uint8))])
+        >>> [a.text for a in fig.layout.annotations], fig.layout.xaxis2.matches
+        (['a', 'b'], 'x')
+    """
+    if not panels:
+        raise ValueError("no picture to show")
+    shapes = {np.asarray(img).shape[:2] for _, img in panels}
+    if len(shapes) != 1:
+        raise ValueError(f"the pictures differ in size: {sorted(shapes)}")
+    h, w = shapes.pop()
+    n = len(panels)
+    cols = max(1, min(int(cols or n), n))
+    rows = -(-n // cols)
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=[t for t, _ in panels],
+                        horizontal_spacing=0.01, vertical_spacing=0.06 if rows > 1 else 0.0)
+    for i, (title, img) in enumerate(panels):
+        fig.add_trace(go.Image(source=_png_uri(np.asarray(img)), name=title, hoverinfo="x+y",
+                               hovertemplate=f"{title}<br>x %{{x}}, y %{{y}}<extra></extra>"),
+                      row=i // cols + 1, col=i % cols + 1)
+    fig.update_xaxes(matches="x", showticklabels=False, showgrid=False, zeroline=False, range=[-0.5, w - 0.5],
+                     constrain="domain")
+    fig.update_yaxes(matches="y", showticklabels=False, showgrid=False, zeroline=False, range=[h - 0.5, -0.5],
+                     constrain="domain")
+    fig.update_layout(yaxis_scaleanchor="x")  # square pixels; the other axes follow through matches
+    fig.update_layout(height=int(rows * (panel_px + 30) + 10), margin=dict(l=0, r=0, t=24, b=0),
+                      template="plotly_white", dragmode="zoom", showlegend=False)
+    fig.update_annotations(font_size=13)
     return fig

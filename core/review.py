@@ -38,7 +38,8 @@ import numpy as np
 
 from .inference import GROUND_TRUTH_STATUSES, load_prediction, relabel, score_prediction
 
-__all__ = ["correction_queue", "per_slice_scores", "dataset_confusion", "accept_prediction"]
+__all__ = ["correction_queue", "per_slice_scores", "dataset_confusion", "accept_prediction", "class_dice",
+           "collapse_warning"]
 
 
 def _labels_getter(ws: Any, dataset: str, run_id: str, threshold: float | None
@@ -149,3 +150,65 @@ def accept_prediction(ws: Any, dataset: str, run_id: str, z: int, threshold: flo
     if not 0 <= z < n:
         raise ValueError(f"slice {z} has no prediction in {run_id!r} (predicted slices 0..{n - 1})")
     return ws.save_mask(dataset, z, labels(z), status="from-prediction", source=f"accepted:{run_id}")
+
+
+def class_dice(scores: list[dict[str, Any]], n_classes: int) -> tuple[list[float | None], float | None]:
+    """Per-class Dice averaged over the scored slices, and their mean over classes.
+
+    A slice where a class is absent from both truth and prediction does not count for that class
+    (its Dice is undefined). The headline of a review: a model that predicts every pixel as one
+    class has a high Dice for that class and 0 for the others, which one foreground Dice hides.
+
+    Args:
+        scores: rows of :func:`per_slice_scores` (``dice_per_class``).
+        n_classes: K.
+
+    Returns:
+        ``(per_class, mean)``: K values (``None`` where no slice defines it) and their mean over
+        the defined classes (``None`` when there is none).
+
+    Example:
+        >>> class_dice([{"dice_per_class": [0.0, 0.9]}, {"dice_per_class": [float("nan"), 0.7]}], 2)
+        ([0.0, 0.8], 0.4)
+    """
+    per_class: list[float | None] = []
+    for k in range(n_classes):
+        vals = [float(r["dice_per_class"][k]) for r in scores
+                if len(r.get("dice_per_class") or ()) > k and math.isfinite(float(r["dice_per_class"][k]))]
+        per_class.append(round(float(np.mean(vals)), 12) if vals else None)
+    defined = [v for v in per_class if v is not None]
+    return per_class, (round(float(np.mean(defined)), 12) if defined else None)
+
+
+def collapse_warning(confusion: np.ndarray, class_names: tuple[str, ...] | list[str],
+                     min_share: float = 0.01, min_recall_ratio: float = 0.1) -> str | None:
+    """A sentence when the model (nearly) never predicts a class that the masks have.
+
+    A class that holds at least ``min_share`` of the true pixels but is predicted on fewer than
+    ``min_recall_ratio`` times as many pixels as it has is "missing": the model has collapsed
+    onto the other classes (typically everything predicted as the majority class).
+
+    Args:
+        confusion: (K, K) pixel counts over the scored slices (rows truth, columns prediction).
+        class_names: K names.
+
+    Example:
+        >>> collapse_warning(np.array([[0, 20], [0, 80]]), ["membrane", "cell"])[:44]
+        "the model predicts no 'membrane' pixels: it "
+    """
+    cm = np.asarray(confusion, dtype=np.float64)
+    total = cm.sum()
+    if total <= 0:
+        return None
+    true_px, pred_px = cm.sum(axis=1), cm.sum(axis=0)
+    missing = [k for k in range(cm.shape[0]) if true_px[k] >= min_share * total
+               and pred_px[k] < min_recall_ratio * true_px[k]]
+    if not missing:
+        return None
+    names = ", ".join(f"'{class_names[k]}'" for k in missing)
+    pct = ", ".join(f"{100 * pred_px[k] / total:.1f} % predicted vs {100 * true_px[k] / total:.1f} % in the masks"
+                    for k in missing)
+    few = "no" if all(pred_px[k] == 0 for k in missing) else "almost no"
+    return (f"the model predicts {few} {names} pixels: it has collapsed onto the other "
+            f"class{'es' if cm.shape[0] > 2 else ''} ({pct}). Its Dice for the classes it does predict looks "
+            "good but means little: train longer, with more labeled slices, or with the Dice loss.")

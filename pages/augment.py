@@ -118,6 +118,9 @@ with grid:
     n = c2.select_slider("Examples", [3, 7, 11, 15], value=7, key="aug_n")
     c3.button("Re-draw", key="aug_redraw", on_click=_redraw, icon=":material/casino:", type="primary",
               help="Draw new random augmentations with the same settings.")
+    tint = st.toggle("Show the mask tint", True, key="aug_tint",
+                     help="Off: the plain augmented images, to judge contrast, gamma and noise without the "
+                          "colour of the mask over them.")
     if cfg is not None:
         if not cfg.enabled():
             st.warning("No augmentation is enabled (or its probability is 0): training sees the patches as they are.")
@@ -126,8 +129,11 @@ with grid:
         mask = ws.read_mask(dataset, z)
         pairs = preview(image, mask, cfg, n=n, seed=st.session_state["augment_seed"])
         cols = st.columns(4)
-        cols[0].image(overlay(image, mask, window=(0.0, 1.0)), caption="original", width="stretch")
+        cols[0].image(overlay(image, mask if tint else None, window=(0.0, 1.0)), caption="original",
+                      width="stretch")
         for i, (img, m) in enumerate(pairs, start=1):
-            cols[i % 4].image(overlay(img, m, window=(0.0, 1.0)), caption=f"example {i}", width="stretch")
-        st.caption(f"Draw {st.session_state['augment_seed']}: the image with its mask tinted; the same draw gives "
+            cols[i % 4].image(overlay(img, m if tint else None, window=(0.0, 1.0)), caption=f"example {i}",
+                              width="stretch")
+        shown = "the image with its mask tinted" if tint else "the image alone (mask tint off)"
+        st.caption(f"Draw {st.session_state['augment_seed']}: {shown}; the same draw gives "
                    "the same examples. Training applies these transforms to each patch, anew every epoch.")

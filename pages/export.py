@@ -18,7 +18,8 @@ from pages._common import dataset_picker, init_state, user_errors, workspace
 
 MASK_FORMATS = {
     "Masks: ZIP of PNGs named like their slices": ("masks.zip", "application/zip", export_masks_zip),
-    "Masks: one multipage TIFF": ("masks.tif", "image/tiff", export_masks_tiff),
+    "Masks: one multipage TIFF for Fiji/ImageJ (one page per image slice)": ("masks.tif", "image/tiff",
+                                                                             export_masks_tiff),
     "Whole dataset: ZIP that SegDash imports again": ("dataset.zip", "application/zip", export_dataset_zip),
 }
 PRED_FORMATS = ("Masks: ZIP of PNGs", "Masks: one multipage TIFF", "Per-slice metrics: CSV")
@@ -63,7 +64,8 @@ def _dataset_section(ws, dataset: str) -> None:
     n_masks = info.counts()["slices"] - info.counts()["unlabeled"]
     st.subheader("Masks and dataset")
     st.caption(f"{n_masks} of {info.shape[0]} slices have masks. Binary masks are written as 0/255, "
-               "multi-class masks as class indices 0..K-1.")
+               "multi-class masks as class indices 0..K-1. The TIFF has one page per image slice (unlabeled "
+               "slices are empty pages labelled '(unlabeled)'), so it lies on the image stack in Fiji.")
     choice = st.radio("What", list(MASK_FORMATS), key="export_format")
     suffix, mime, fn = MASK_FORMATS[choice]
     if st.button("Prepare", key="export_prepare", icon=":material/build:"):

@@ -6,14 +6,18 @@ pictures are :mod:`core.render` and charts :mod:`core.plots`.
 
 from __future__ import annotations
 
-import time
+import functools
+import hashlib
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import streamlit as st
 
 from core import plots, review
-from core.inference import PredictConfig, list_predictions, load_prediction, predict_dataset, relabel, uncertainty_map
+from core.checkpoint import fit_warnings, read_checkpoint_info
+from core.inference import (GROUND_TRUTH_STATUSES, PredictConfig, PredictionJob, list_predictions, load_prediction,
+                            prediction_jobs, relabel, uncertainty_map)
 from core.ingest import import_dataset
 from core.metrics import slice_scores
 from core.render import ERROR_COLORS, class_color, error_map, heatmap, overlay
@@ -50,12 +54,51 @@ def _import_upload() -> None:
                                         f"{report.dataset.shape[0]} slices. " + " ".join(report.notices))
 
 
-def _select_queue_row() -> None:
+def _select_queue_row(key: str) -> None:
     """Clicking a row of the correction queue opens that slice in the browser below."""
-    rows = st.session_state["pred_queue"].selection.rows
+    rows = st.session_state[key].selection.rows
     order = st.session_state.get("pred_queue_z", [])
     if rows and rows[0] < len(order):
         st.session_state["pred_slice"] = order[rows[0]]
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _model_warnings(_ws, root: str, dataset: str, shape: tuple[int, ...], checkpoint: str, mtime: float) -> list[str]:
+    """What does not fit between a run's checkpoint and the dataset (classes, training dataset,
+    intensity window); ``root``, ``shape`` and ``mtime`` are cache key only."""
+    del root, shape, mtime
+    info = read_checkpoint_info(checkpoint)
+    data = _ws.dataset(dataset)
+    return fit_warnings(info, images=_ws.read_images(dataset), class_names=data.class_names, dataset=dataset)
+
+
+def _eta(seconds: float | None) -> str:
+    return "" if seconds is None else f", about {seconds:.0f} s left"
+
+
+def _report(job: PredictionJob | None) -> None:
+    """Once per finished prediction: say how it ended and open it for review."""
+    if job is None or job.is_active():
+        return
+    snap = job.snapshot()
+    token = f"{snap['dataset']}/{snap['run_id']}@{snap['started']}"
+    if st.session_state.get("pred_reported") == token:
+        return
+    st.session_state["pred_reported"] = token
+    result = snap["result"]
+    if snap["state"] == "failed":
+        st.error(f"Prediction failed: {snap['error']}")
+        return
+    if snap["state"] == "cancelled":
+        if result.n_done:
+            st.info(f"Cancelled after {result.n_done} of {result.n_total} slices: the predicted slices are kept "
+                    "and shown below.", icon=":material/cancel:")
+        else:
+            st.info("Cancelled before the first slice: nothing was predicted.", icon=":material/cancel:")
+    else:
+        st.success(f"Predicted {result.n_done} slices on {result.device} in {result.seconds:.1f} s.")
+    if result.n_done:
+        st.session_state["pred_shown"] = snap["run_id"]  # review the prediction just made (widget not drawn yet)
 
 
 def _badge(text: str, rgb: tuple[int, int, int]) -> str:
@@ -111,20 +154,47 @@ else:
     left.caption(f"Predicts all {info.shape[0]} slices of **{dataset}** (the dataset in the sidebar). "
                  "For big stacks use the command line: `python -m core predict --checkpoint BEST.pt "
                  "--input STACK.tif --out MASKS.tif`.")
+    chosen = run_by_id[run_id]
+    ckpt_path = Path(chosen["best_checkpoint"])
+    with user_errors():
+        fit = _model_warnings(ws, str(ws.root), dataset, tuple(info.shape), str(ckpt_path), ckpt_path.stat().st_mtime)
+        if fit:
+            st.warning(f"This model may not fit **{dataset}**:\n\n" + "\n".join(f"- {w}" for w in fit),
+                       icon=":material/warning:")
     if right.button("Predict", key="pred_predict", type="primary", width="stretch"):
-        bar = st.progress(0.0, text="Loading the model ...")
-
-        def _progress(done: int, total: int, eta: float | None) -> None:
-            eta_txt = f", about {eta:.0f} s left" if eta is not None else ""
-            bar.progress(done / max(total, 1), text=f"Predicted {done}/{total} slices{eta_txt}")
-
         with user_errors():
-            t0 = time.perf_counter()
-            result = predict_dataset(ws, dataset, run_by_id[run_id]["best_checkpoint"],
-                                     PredictConfig(tta=tta, overlap=overlap), run_id=run_id, progress=_progress)
-            bar.empty()
-            st.success(f"Predicted {result.n_done} slices on {result.device} in {time.perf_counter() - t0:.1f} s.")
-            st.session_state["pred_shown"] = run_id  # review the prediction just made (widget not drawn yet)
+            prediction_jobs(ws, dataset, start=PredictionJob(ws, dataset, ckpt_path, PredictConfig(tta=tta, overlap=overlap),
+                                                            run_id=run_id))
+
+job = prediction_jobs(ws, dataset)
+_report(job)
+predicting = job is not None and job.is_active()
+
+
+@st.fragment(run_every=1.0 if predicting else None)
+def _predict_progress() -> None:
+    """Progress and the Cancel button while the dataset is predicted in the background."""
+    current = prediction_jobs(ws, dataset)
+    if current is None:
+        return
+    if not current.is_active():
+        if predicting:
+            st.rerun()  # it just ended: redraw the page once with the new prediction, and stop polling
+        return
+    snap = current.snapshot()
+    total = max(1, int(snap["total"] or 0))
+    text = (f"Predicted {snap['done']}/{snap['total']} slices{_eta(snap['eta_s'])}" if snap["total"]
+            else "Loading the model ...")
+    if snap["cancel_requested"]:
+        text = f"Cancelling ... after the slice being predicted ({snap['done']}/{snap['total']} done; they are kept)"
+    c1, c2 = st.columns([5, 1], vertical_alignment="center")
+    c1.progress(min(1.0, snap["done"] / total), text=text)
+    c2.button("Cancel", key="pred_cancel", on_click=current.cancel, icon=":material/cancel:", width="stretch",
+              disabled=snap["cancel_requested"], help="Stop after the slice being predicted; the finished slices "
+                                                       "are kept and can be reviewed.")
+
+
+_predict_progress()
 
 # -- 2. review ----------------------------------------------------------------------------------
 st.subheader("2. Review")
@@ -146,12 +216,25 @@ with user_errors():
         threshold = None if abs(thr - float(summary.get("threshold", 0.5))) < 1e-9 else float(thr)
     scores, queue, confusion = _review(ws, str(ws.root), dataset, view, threshold, ws.masks_version(dataset),
                                        info.statuses, float(summary.get("created", 0)))
-    dices = [r["dice"] for r in scores if r["dice"] is not None]
-    m1, m2, m3, m4 = st.columns(4)
-    dice_of = f"'{info.class_names[1]}'" if info.n_classes == 2 else "classes (mean)"
-    m1.metric(f"Mean Dice of {dice_of}", f"{np.mean(dices):.3f}" if dices else "n/a",
-              help="Per-slice Dice of the foreground class (class 1) for two-class data, else the mean over "
-                   "classes; averaged over the slices that have a mask of their own.")
+    names = tuple(summary.get("class_names") or info.class_names)
+    per_class, class_mean = review.class_dice(scores, k)
+    fmt = (lambda v: "n/a" if v is None else f"{v:.3f}")
+    head = st.columns(min(k, 6) + 1)
+    head[0].metric("Dice, class mean", fmt(class_mean),
+                   help="Per-class Dice averaged over the slices that have a mask of their own (labeled or "
+                        "edited; accepted predictions are not scored), then averaged over the classes.")
+    order = [1, 0] + list(range(2, k)) if k == 2 else list(range(k))  # two classes: the foreground first
+    for col, c in zip(head[1:], order[:6]):
+        label = f"Dice of '{names[c]}'" + (" (foreground)" if k == 2 and c == 1 else "")
+        col.metric(label, fmt(per_class[c]), help=f"Dice of class {c} ('{names[c]}'), averaged over scored slices.")
+    if k > 6:
+        st.caption("Dice per class: " + ", ".join(f"{names[c]} {fmt(per_class[c])}" for c in range(k)))
+    collapsed = review.collapse_warning(confusion, names)
+    if collapsed:
+        st.warning(f"Collapsed model: {collapsed}", icon=":material/report:")
+    for w in summary.get("warnings") or []:
+        st.warning(f"When this prediction was made: {w}", icon=":material/warning:")
+    m2, m3, m4 = st.columns(3)
     m2.metric("Slices scored", len(scores))
     m3.metric("Slices predicted", f"{summary.get('n_done', masks.shape[0])}/{summary.get('n_total', info.shape[0])}")
     m4.metric("Device, time", f"{summary.get('device', '?')} · {summary.get('seconds', 0):.0f} s",
@@ -172,25 +255,37 @@ with user_errors():
         p = np.asarray(probs[z], np.float32) / scale
         unc = uncertainty_map(p[None] if p.ndim == 2 else p)
     status = info.statuses[z]
-    st.markdown(f"**{info.slice_names[z]}** (z = {z}) · status **{status}**"
-                + (" (accepted prediction: not scored)" if status == "from-prediction" else ""))
-    cols = st.columns(5)
-    cols[0].image(overlay(image, None), caption="Image", width="stretch")
+    scored = truth is not None and status in GROUND_TRUTH_STATUSES
+    about = {"from-prediction": " · its mask is an accepted prediction: not scored (edit it on the Label page to "
+                                "make it ground truth)",
+             "unlabeled": " · no mask: unlabeled slice, not scored"}.get(status, "")
+    st.markdown(f"**{info.slice_names[z]}** (z = {z}) · status **{status}**{about}")
+    panels = [("Image", overlay(image, None))]
     if truth is not None:
-        cols[1].image(overlay(image, truth), caption="Mask (ground truth)", width="stretch")
-    else:
-        cols[1].info("No mask: unlabeled slice.")
-    cols[2].image(overlay(image, pred), caption="Prediction", width="stretch")
-    if truth is not None:
-        s = slice_scores(pred, truth, k)
-        cols[3].image(error_map(image, pred, truth), caption="Error map", width="stretch")
-        cols[3].metric("Wrong pixels", f"{100 * s['pixel_error']:.2f} %",
-                       help="Share of pixels whose predicted class differs from the mask.")
-    else:
-        cols[3].info("No mask to compare with.")
+        panels.append(("Mask (ground truth)" if scored else "Mask (accepted prediction)", overlay(image, truth)))
+    panels.append(("Prediction", overlay(image, pred)))
+    if scored:
+        panels.append(("Error map", error_map(image, pred, truth)))
     if unc is not None:
-        cols[4].image(heatmap(unc, image), caption="Uncertainty (bright = unsure)", width="stretch")
-        cols[4].caption(f"mean {float(unc.mean()):.3f}")
+        panels.append(("Uncertainty (bright = unsure)", heatmap(unc, image)))
+    large = st.toggle("Large view", key="pred_large",
+                      help="Two pictures per row, big. In either view the pictures zoom and pan together: drag a "
+                           "box to zoom, double-click to reset.")
+    h, w = image.shape[-2:]
+    per_row = 2 if large else len(panels)
+    panel_px = int(min(560 if large else 300, (1000 / per_row) * h / w))  # about the width a picture gets
+    st.plotly_chart(plots.linked_images(panels, cols=per_row, panel_px=panel_px), key="pred_views",
+                    config={"displaylogo": False, "scrollZoom": True,
+                            "modeBarButtonsToRemove": ["select2d", "lasso2d", "autoScale2d"]})
+    info_cols = st.columns(3)
+    if scored:
+        s = slice_scores(pred, truth, k)
+        info_cols[0].metric("Wrong pixels", f"{100 * s['pixel_error']:.2f} %",
+                            help="Share of pixels whose predicted class differs from the mask.")
+        info_cols[1].metric("Dice of this slice", fmt(s["dice_fg"] if k == 2 else s["mean_dice"]),
+                            help="Foreground Dice for two classes, the class mean otherwise.")
+    if unc is not None:
+        info_cols[2].metric("Mean uncertainty", f"{float(unc.mean()):.3f}")
     st.markdown(_legend(info.class_names), unsafe_allow_html=True)
 
     b1, b2, _ = st.columns([1, 1, 2])
@@ -211,13 +306,23 @@ with user_errors():
         st.caption("What to look at next: unlabeled slices where the model is least sure first (label these "
                    "next), then labeled slices with the lowest Dice. Click a row to open the slice above.")
         st.session_state["pred_queue_z"] = [r["z"] for r in queue]
-        st.dataframe([{"z": r["z"], "slice": r["name"], "status": r["status"],
-                       "uncertainty": round(r["uncertainty"], 3),
-                       "Dice": None if r["dice"] is None else round(r["dice"], 3), "why": r["reason"]}
-                      for r in queue],
-                     column_config={"Dice": st.column_config.NumberColumn(format="%.3f"),
+        # a new key whenever the order or the slice shown changes: a stale selection (a row index into an
+        # older order) never marks another slice than the one shown; the shown slice is marked instead
+        digest = hashlib.sha1(repr((view, [r["z"] for r in queue], z)).encode()).hexdigest()[:10]
+        queue_key = f"pred_queue_{digest}"
+        table = [{"shown": "▶" if r["z"] == z else "", "z": r["z"], "slice": r["name"], "status": r["status"],
+                  "uncertainty": round(r["uncertainty"], 3),
+                  "Dice": None if r["dice"] is None else round(r["dice"], 3), "why": r["reason"]}
+                 for r in queue]
+        shown_style = "background-color: #fff3c4; font-weight: 600"
+        styled = pd.DataFrame(table, columns=["shown", "z", "slice", "status", "uncertainty", "Dice", "why"]).style.apply(
+            lambda row: [shown_style if row["shown"] else ""] * len(row), axis=1)
+        st.dataframe(styled,
+                     column_config={"shown": st.column_config.TextColumn("", width=30,
+                                                                         help="the slice shown above"),
+                                    "Dice": st.column_config.NumberColumn(format="%.3f"),
                                     "uncertainty": st.column_config.NumberColumn(format="%.3f")},
-                     key="pred_queue", on_select=_select_queue_row, selection_mode="single-row",
+                     key=queue_key, on_select=functools.partial(_select_queue_row, queue_key), selection_mode="single-row",
                      hide_index=True, width="stretch", height=320)
     with tab_scores:
         if scores:

@@ -70,6 +70,44 @@ def _current_job(ws) -> TrainingJob | None:
     return job
 
 
+def _form_values(config: dict, base: TrainConfig) -> dict:
+    """Widget key -> value showing a run's settings (values a widget cannot show are left out)."""
+    try:
+        cfg = TrainConfig.from_dict(config, base=base)
+    except (ValueError, TypeError):
+        return {}
+    m = cfg.model
+    values = {"train_arch": m.arch if m.arch in ARCHITECTURES else None, "train_width": int(m.classic_width),
+              "train_encoder": m.encoder if m.encoder in ENCODERS else None,
+              "train_pretrained": m.encoder_weights == "imagenet",
+              "train_loss": cfg.loss if cfg.loss in LOSSES else None, "train_epochs": int(cfg.epochs),
+              "train_batch": int(cfg.batch_size), "train_lr": float(cfg.lr), "train_patch": int(cfg.patch_size),
+              "train_val": float(cfg.val_fraction), "train_steps": int(cfg.steps_per_epoch),
+              "train_seed": int(cfg.seed), "train_skip_empty": bool(cfg.skip_empty_patches),
+              "train_amp": bool(cfg.amp), "train_augment": cfg.augment.enabled()}
+    if cfg.augment.enabled():
+        values["augment_config"] = cfg.augment.to_dict()
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def _load_form(ws, dataset: str, job: TrainingJob | None, base: TrainConfig) -> None:
+    """Once per session (a reload is a new session): fill the form with the settings of the run the
+    page is attached to, else of the dataset's last run, instead of the recipe's defaults."""
+    if "train_form_from" in st.session_state:
+        return
+    st.session_state["train_form_from"] = None
+    run = ws.catalog.run(job.run_id) if job is not None else None
+    if run is None:
+        runs = ws.catalog.runs(dataset)
+        run = runs[0] if runs else None
+    if run is None:
+        return
+    for key, value in _form_values(run["config"], base).items():
+        if key not in st.session_state:
+            st.session_state[key] = value
+    st.session_state["train_form_from"] = run["run_id"]
+
+
 def _progress(snap: dict) -> tuple[float, str]:
     spe, epochs = max(1, int(snap["steps_per_epoch"])), int(snap["epochs"])
     done, total = job_progress(snap)
@@ -77,6 +115,9 @@ def _progress(snap: dict) -> tuple[float, str]:
     current = min(int(snap["epoch"]) + 1, epochs)
     text = (f"Epoch {current}/{epochs} · step {snap['step']}/{spe} · about {_duration(snap['eta_s'])} left"
             if snap["state"] in _ACTIVE else f"{snap['state']} after {snap['epoch']} of {epochs} epochs")
+    if snap["state"] == "stopping":
+        text = (f"Stopping ... (epoch {current}/{epochs}, step {snap['step']}/{spe}): finishing the current step "
+                "and saving last.pt")
     return frac, text
 
 
@@ -90,9 +131,13 @@ if dataset is None:
 info = ws.dataset(dataset)
 base = default_config(info.n_classes)
 job = _current_job(ws)
+_load_form(ws, dataset, job, base)
 
 # -- configuration ------------------------------------------------------------------------------
 st.subheader("Configuration")
+if st.session_state.get("train_form_from"):
+    st.caption(f"Filled in with the settings of run `{st.session_state['train_form_from']}` when the page opened; "
+               "change them for the next run.")
 labeled = ws.labeled_slices(dataset)
 st.markdown(f"**{dataset}**: {len(labeled)} labeled of {info.shape[0]} slices, {info.shape[1]}×{info.shape[2]} px · "
             f"classes (from the dataset): " + ", ".join(f"`{c}`" for c in info.class_names))
@@ -161,9 +206,19 @@ if b1.button("Start training", key="train_start", type="primary", icon=":materia
         new = registry().start(TrainingJob(ws, dataset, _config()))
         st.session_state["train_run_id"] = new.run_id
         job = new
-if b2.button("Stop", key="train_stop", icon=":material/stop:", disabled=job is None or not job.is_active(),
-             help="Stops within one step and keeps the weights reached (last.pt); resume it below."):
-    job.stop()
+
+
+def _stop(run_id: str) -> None:
+    """Stop callback: runs before the page, so this very run already shows "Stopping ..."."""
+    stopped = registry().get(run_id)
+    if stopped is not None:
+        stopped.stop()
+
+
+stopping = job is not None and job.is_active() and job.snapshot()["state"] == "stopping"
+b2.button("Stop", key="train_stop", icon=":material/stop:", disabled=job is None or not job.is_active() or stopping,
+          on_click=_stop, args=(job.run_id if job is not None else "",),
+          help="Stops within one step and keeps the weights reached (last.pt); resume it below.")
 
 # -- live progress ------------------------------------------------------------------------------
 running = job is not None and job.is_active()
@@ -181,6 +236,9 @@ def _live() -> None:
     st.markdown(f"**Run `{snap['run_id']}`** on **{snap['dataset']}** · device: **{snap['device'] or '...'}**"
                 + (f" · resumed from `{snap['resumed_from']}`" if snap.get("resumed_from") else ""))
     st.progress(frac, text=text)
+    if snap["state"] == "stopping":
+        st.info("Stopping ...: the job ends after the current step and keeps the weights reached (last.pt).",
+                icon=":material/hourglass_top:")
     if snap["state"] == "failed":
         st.error(f"Training failed: {snap['error']}")
     elif snap["state"] == "stopped":
@@ -229,8 +287,18 @@ if interrupted:
                   and Path(gone["last_checkpoint"]).is_file() else
                   "It had saved no checkpoint yet: start it again above."), icon=":material/warning:")
 
-with_epochs = [r["run_id"] for r in runs if n_epochs[r["run_id"]]]
+
+def _follow_newest(widget: str, newest: str) -> None:
+    """When a newer run appears, drop the widget's old choice so it defaults to the newest run again."""
+    seen = f"_{widget}_newest"
+    if st.session_state.get(seen) != newest:
+        st.session_state[seen] = newest
+        st.session_state.pop(widget, None)
+
+
+with_epochs = [r["run_id"] for r in runs if n_epochs[r["run_id"]]]  # newest first
 if with_epochs:
+    _follow_newest("train_compare", with_epochs[0])
     chosen = st.multiselect("Compare runs", with_epochs, default=with_epochs[:2], key="train_compare")
     if chosen:
         st.plotly_chart(plots.compare_runs({rid: ws.catalog.epochs(rid) for rid in chosen},
@@ -259,7 +327,8 @@ with r2:
     st.markdown("**Download** a run")
     downloadable = [r for r in runs if r["best_checkpoint"] and Path(r["best_checkpoint"]).is_file()]
     if downloadable:
-        by_id = {r["run_id"]: r for r in downloadable}
+        by_id = {r["run_id"]: r for r in downloadable}  # newest first: the default
+        _follow_newest("train_dl_run", downloadable[0]["run_id"])
         rid = st.selectbox("Run to download", list(by_id), key="train_dl_run")
         d1, d2 = st.columns(2)
         d1.download_button("Best checkpoint", lambda: Path(by_id[rid]["best_checkpoint"]).read_bytes(),

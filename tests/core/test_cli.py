@@ -44,7 +44,12 @@ def test_fresh_workspace_has_the_sample_and_export_names_match(ws, tmp_path):
     names = zipfile.ZipFile(target).namelist()
     assert names[0] == "train-00.png" and len(names) == 30
     out = run("export", "--dataset", "isbi2012", "--format", "tiff", "--out", str(tmp_path / "m.tif"), ws=ws)
-    assert out.returncode == 0 and tifffile.imread(tmp_path / "m.tif").shape == (30, 512, 512)
+    assert out.returncode == 0 and tifffile.imread(tmp_path / "m.tif").shape == (60, 512, 512)
+    labels = tifffile.TiffFile(tmp_path / "m.tif").imagej_metadata["Labels"]
+    assert labels[0] == "train-00" and labels[30].endswith("(unlabeled)")  # one page per image slice
+    out = run("export", "--dataset", "isbi2012", "--format", "tiff", "--labeled-only", "--out",
+              str(tmp_path / "l.tif"), ws=ws)
+    assert out.returncode == 0 and tifffile.imread(tmp_path / "l.tif").shape == (30, 512, 512)
 
 
 def test_import_stack_with_masks(ws, tmp_path):
@@ -108,6 +113,25 @@ def test_train_then_predict_headless(ws, tmp_path):
     pred = json.loads(out.stdout.strip().splitlines()[-1])
     assert pred["slices"] == 4
     assert tifffile.imread(tmp_path / "pred.tif").shape == (4, 48, 48)
+    assert pred["warnings"] == [] and "warning:" not in out.stderr  # the training data fits its own model
+    assert len(pred["checkpoint"]["class_names"]) == 2 and pred["checkpoint"]["trained_on"] == "toy"
+
+    from core.training import write_bundle  # the run's reproducibility bundle works as --checkpoint too
+
+    bundle = write_bundle(ws, summary["run_id"])
+    out = run("predict", "--checkpoint", str(bundle), "--input", str(tmp_path / "v.tif"),
+              "--out", str(tmp_path / "pred_bundle.tif"), ws=ws)
+    assert out.returncode == 0, out.stderr
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "pred_bundle.tif"), tifffile.imread(tmp_path / "pred.tif"))
+
+    wide = (imgs.astype(np.uint16) * 250)  # a 16-bit stack on a model trained on 8-bit data: warned, still exit 0
+    tifffile.imwrite(tmp_path / "v16.tif", wide, photometric="minisblack")
+    out = run("predict", "--checkpoint", summary["best_checkpoint"], "--input", str(tmp_path / "v16.tif"),
+              "--out", str(tmp_path / "pred16.tif"), ws=ws)
+    assert out.returncode == 0, out.stderr
+    warned = [ln for ln in out.stderr.splitlines() if ln.startswith("warning: ")]
+    assert len(warned) == 1 and "uint16" in warned[0] and "8-bit" in warned[0]
+    assert json.loads(out.stdout.strip().splitlines()[-1])["warnings"] == [warned[0][len("warning: "):]]
 
     out = run("train", "--dataset", "toy", "--resume", summary["run_id"], "--epochs", "2", "--config", str(cfg), ws=ws)
     assert out.returncode == 0, out.stderr
@@ -118,4 +142,13 @@ def test_train_then_predict_headless(ws, tmp_path):
     out = run("predict", "--checkpoint", str(bad), "--input", str(tmp_path / "v.tif"), "--out",
               str(tmp_path / "x.tif"), ws=ws)
     assert out.returncode == 2 and out.stderr.startswith("error: ") and "Traceback" not in out.stderr
+    assert not (tmp_path / "x.tif").exists()
+
+    with zipfile.ZipFile(tmp_path / "two.zip", "w") as zf:  # a ZIP that is no bundle: refused, naming what is inside
+        zf.write(summary["best_checkpoint"], "a/best.pt")
+        zf.write(summary["best_checkpoint"], "a/last.pt")
+    out = run("predict", "--checkpoint", str(tmp_path / "two.zip"), "--input", str(tmp_path / "v.tif"), "--out",
+              str(tmp_path / "x.tif"), ws=ws)
+    assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1 and "Traceback" not in out.stderr
+    assert "two.zip" in out.stderr and "a/best.pt" in out.stderr and "a/last.pt" in out.stderr
     assert not (tmp_path / "x.tif").exists()

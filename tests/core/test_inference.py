@@ -256,7 +256,8 @@ def test_predict_headless_returns_the_summary(trained, tmp_path):
     out = predict_headless(trained["classic"], write_stack(tmp_path / "s.tif", stack), tmp_path / "masks.tif",
                            prob=tmp_path / "prob.tif", tta=True)
     assert set(out) == {"input", "out", "prob", "slices", "seconds", "slices_per_s", "mean_uncertainty",
-                        "device", "cancelled"}
+                        "device", "cancelled", "warnings", "checkpoint"}
+    assert out["warnings"] == []  # discs in [0, 1] on a model trained on them: nothing to warn about
     assert out["slices"] == 2 and out["device"] == "cpu" and out["cancelled"] is False
     assert 0.0 <= out["mean_uncertainty"] <= 1.0
     assert tifffile.imread(out["out"]).shape == (2, 48, 60)

@@ -113,8 +113,10 @@ def test_export_names_and_reimport_round_trip(ws, tmp_path):
     assert np.array(Image.open(z.open("s2.png"))).max() == 255
 
     tif = tifffile.TiffFile(io.BytesIO(to_bytes(export_masks_tiff, ws, "orig")))
-    assert tif.series[0].shape == (8, 8) or tif.series[0].shape == (1, 8, 8)
-    assert tif.shaped_metadata[0]["slice_names"] == ["s2"]
+    assert tif.series[0].shape == (2, 8, 8)  # one page per image slice: lines up with the images in Fiji
+    assert tif.imagej_metadata["Labels"] == ["s1 (unlabeled)", "s2"]
+    tif = tifffile.TiffFile(io.BytesIO(to_bytes(export_masks_tiff, ws, "orig", labeled_only=True)))
+    assert tif.series[0].shape in ((8, 8), (1, 8, 8)) and tif.imagej_metadata["Labels"] in (["s2"], "s2")  # tifffile reads one label as a str
 
     bundle = tmp_path / "orig.zip"
     export_dataset_zip(ws, "orig", bundle)

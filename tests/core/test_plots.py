@@ -89,3 +89,15 @@ def test_figures_serialise_to_json():
     for fig in (plots.training_curves(HISTORY), plots.compare_runs({"a": HISTORY}),
                 plots.confusion_figure(np.eye(2)), plots.slice_scores_figure([{"z": 0, "dice": 0.5}])):
         assert "NaN" not in fig.to_json()  # valid JSON for the browser
+
+
+def test_linked_images_share_axes_and_carry_pngs():
+    rgb = np.zeros((6, 10, 3), np.uint8)
+    fig = plots.linked_images([("a", rgb), ("b", rgb + 10), ("c", rgb + 20)], cols=2, panel_px=100)
+    assert [a.text for a in fig.layout.annotations] == ["a", "b", "c"]
+    assert all(isinstance(t, go.Image) and t.source.startswith("data:image/png;base64,") for t in fig.data)
+    assert fig.layout.xaxis2.matches == "x" and fig.layout.yaxis3.matches == "y"  # zoom and pan together
+    assert tuple(fig.layout.xaxis.range) == (-0.5, 9.5) and tuple(fig.layout.yaxis.range) == (5.5, -0.5)
+    assert fig.layout.height == 2 * 130 + 10  # two rows
+    with pytest.raises(ValueError, match="differ in size"):
+        plots.linked_images([("a", rgb), ("b", np.zeros((5, 10, 3), np.uint8))])

@@ -19,7 +19,8 @@ from core.checkpoint import save_checkpoint
 from core.inference import PredictConfig, list_predictions, load_prediction, predict_dataset, relabel
 from core.metrics import confusion_matrix
 from core.model import ModelConfig, build_model
-from core.review import accept_prediction, correction_queue, dataset_confusion, per_slice_scores
+from core.review import (accept_prediction, class_dice, collapse_warning, correction_queue, dataset_confusion,
+                         per_slice_scores)
 from core.workspace import Workspace
 from tests.synthetic import discs
 
@@ -171,3 +172,41 @@ def test_run_id_defaults_to_the_checkpoint_file_stem_and_cancel_keeps_done_slice
     masks, _, summary = load_prediction(ws, "cells", "my_model_v2")
     assert masks.shape[0] == 2 and summary["cancelled"] and len(summary["slices"]) == 2
     assert [r["z"] for r in correction_queue(ws, "cells", "my_model_v2")] != []
+
+
+def test_class_dice_and_collapse_warning():
+    rows = [{"dice_per_class": [0.0, 0.9, float("nan")]}, {"dice_per_class": [0.2, 0.7, 0.5]}]
+    per_class, mean = class_dice(rows, 3)
+    assert per_class == pytest.approx([0.1, 0.8, 0.5]) and mean == pytest.approx(1.4 / 3)
+    assert class_dice([], 2) == ([None, None], None)
+    # everything predicted as 'cell': 'membrane' (20 % of the truth) is never predicted
+    warn = collapse_warning(np.array([[0, 20], [0, 80]]), ["membrane", "cell"])
+    assert "predicts no 'membrane' pixels" in warn and "0.0 % predicted vs 20.0 % in the masks" in warn
+    assert "almost no" in collapse_warning(np.array([[1, 19], [0, 80]]), ["membrane", "cell"])
+    assert collapse_warning(np.array([[15, 5], [5, 75]]), ["membrane", "cell"]) is None
+    assert collapse_warning(np.array([[199, 0], [1, 0]]), ["bg", "rare"]) is None  # 0.5 % of the pixels: not judged
+    assert collapse_warning(np.zeros((2, 2)), ["a", "b"]) is None
+
+
+def test_predict_dataset_records_fit_warnings_and_a_job_can_be_cancelled(tmp_path):
+    from core.inference import PredictionJob, prediction_jobs
+
+    ws = Workspace(tmp_path / "ws")
+    images = np.full((3, 32, 32), 200, np.uint16) + np.arange(32, dtype=np.uint16)[None, None] * 100
+    ws.create_dataset("u16", images, [np.zeros((32, 32), np.uint8), None, None], ["bg", "mito"])
+    cfg = ModelConfig(arch="classic", classic_width=4)
+    ckpt = save_checkpoint(tmp_path / "best.pt", build_model(cfg), cfg, class_names=["bg", "cell"],
+                           norm_window=(0.0, 255.0), patch_size=32, epoch=1, metrics={}, run_id="r8",
+                           extra={"dataset": "isbi"})
+    result = predict_dataset(ws, "u16", ckpt)
+    assert len(result.warnings) == 3  # other classes, other dataset, 16-bit data on an 8-bit window
+    _, _, summary = load_prediction(ws, "u16", "r8")
+    assert summary["warnings"] == list(result.warnings) and summary["trained_on"] == "isbi"
+    assert summary["model_class_names"] == ["bg", "cell"]
+
+    job = PredictionJob(ws, "u16", ckpt, run_id="r8-cancelled")
+    job.cancel()  # before the first slice: nothing written, state says so
+    prediction_jobs(ws, "u16", start=job)
+    assert job.join(60) and job.snapshot()["state"] == "cancelled" and job.snapshot()["result"].n_done == 0
+    assert "r8-cancelled" not in list_predictions(ws, "u16")
+    assert prediction_jobs(ws, "u16") is job

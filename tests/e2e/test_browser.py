@@ -226,7 +226,8 @@ def test_sample_to_mask_zip(server, page):
     page.get_by_text("false positive", exact=False).first.wait_for(timeout=300_000)
     _settle(page)
     page.get_by_text("Error map", exact=False).first.wait_for()
-    assert page.locator("[data-testid='stImage'] img").count() >= 3
+    # image, mask, prediction, error map, uncertainty: one figure whose pictures zoom and pan together
+    assert page.locator("[data-testid='stPlotlyChart'] .js-plotly-plot image").count() >= 3
     _no_exception(page)
     _shot(page, "07-predictions")
 

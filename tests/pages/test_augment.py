@@ -53,3 +53,19 @@ def test_dataset_without_labels_says_so(ws_env, page, make_dataset):
     assert not at.exception
     assert any("no labeled slice" in i.value for i in at.info)
     assert at.session_state["augment_config"] == AugmentConfig().to_dict()
+
+
+
+def test_mask_tint_can_be_switched_off(ws_env, page, make_dataset):
+    """The switch shows the plain augmented images: other pictures, same draw, back on gives the tint again."""
+    make_dataset("tiny", z=1, shape=(32, 48), labeled=(0,))
+    at = AppTest.from_file(page("augment.py"), default_timeout=60).run()
+    assert at.toggle(key="aug_tint").value is True
+    tinted = [img.proto.imgs[0].url for img in at.image]
+    at.toggle(key="aug_tint").set_value(False).run()
+    assert not at.exception and any("mask tint off" in c.value for c in at.caption)
+    plain = [img.proto.imgs[0].url for img in at.image]
+    assert len(plain) == len(tinted) and plain[0] != tinted[0]  # media URLs are content hashes: pixels changed
+    assert at.session_state["augment_seed"] == 0
+    at.toggle(key="aug_tint").set_value(True).run()
+    assert [img.proto.imgs[0].url for img in at.image] == tinted

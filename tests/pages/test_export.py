@@ -38,8 +38,10 @@ def test_masks_zip_tiff_and_dataset_zip(ws_env, page, make_dataset):
     assert at.get("download_button")  # the download appears once prepared
 
     ready = _prepare(at, "export_format", formats[1], "export_prepare")
-    stack = tifffile.imread(io.BytesIO(ready["data"]))
-    assert stack.shape == (2, 32, 48) and set(np.unique(stack)) == {0, 255}
+    with tifffile.TiffFile(io.BytesIO(ready["data"])) as tif:  # ImageJ stack, one page per image slice
+        stack, labels = tif.asarray(), tif.imagej_metadata["Labels"]
+    assert stack.shape == (3, 32, 48) and set(np.unique(stack)) == {0, 255} and not stack[1].any()
+    assert labels == ["tiny_0000", "tiny_0001 (unlabeled)", "tiny_0002"]
 
     ready = _prepare(at, "export_format", formats[2], "export_prepare")
     report = import_dataset(ws_env, "again", ("tiny_dataset.zip", ready["data"]))

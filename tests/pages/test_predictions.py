@@ -6,6 +6,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core.checkpoint import save_checkpoint
+from core.inference import prediction_jobs
 from core.model import ModelConfig, build_model
 
 
@@ -22,13 +23,36 @@ def tiny_run(ws_env, make_dataset):
     return "run-tiny"
 
 
-def _predicted(page) -> AppTest:
+def _wait_prediction(ws, dataset: str = "tiny") -> None:
+    """The page predicts in a background job: wait for it (not a blind sleep)."""
+    job = prediction_jobs(ws, dataset)
+    assert job is not None and job.join(60), "the prediction job did not finish"
+
+
+def _predicted(page, ws) -> AppTest:
     at = AppTest.from_file(page("predictions.py"), default_timeout=60).run()
     assert at.selectbox(key="pred_run").value == "run-tiny"
     at.button(key="pred_predict").click().run()
     assert not at.exception, at.exception
+    _wait_prediction(ws)
+    at.run()  # the page after the job (in the browser its progress fragment triggers this rerun)
+    assert not at.exception, at.exception
     assert not at.error, [e.value for e in at.error]
     return at
+
+
+def _queue(at: AppTest):
+    """The correction queue (its key changes with the order and the slice shown)."""
+    found = [d for d in at.dataframe if (d.proto.id and "pred_queue" in d.proto.id) or "pred_queue" in str(d.key)]
+    assert len(found) == 1, [d.key for d in at.dataframe]
+    return found[0]
+
+
+def _panel_titles(at: AppTest) -> list[str]:
+    import json
+
+    fig = json.loads(at.get_by_key("pred_views").proto.spec)
+    return [a["text"] for a in fig["layout"]["annotations"]]
 
 
 def test_page_opens_on_the_sample_without_a_model(ws_env, page):
@@ -39,11 +63,11 @@ def test_page_opens_on_the_sample_without_a_model(ws_env, page):
     assert at.file_uploader(key="pred_upload") and at.button(key="pred_import")
 
 
-def test_predict_shows_error_map_scores_queue_and_confusion(tiny_run, page):
-    at = _predicted(page)
+def test_predict_shows_error_map_scores_queue_and_confusion(tiny_run, ws_env, page):
+    at = _predicted(page, ws_env)
     assert any("Predicted 4 slices" in s.value for s in at.success)
     assert at.selectbox(key="pred_shown").value == tiny_run
-    captions = [c for img in at.image for c in img.captions]
+    captions = _panel_titles(at)  # one figure: the pictures zoom and pan together
     assert {"Image", "Mask (ground truth)", "Prediction", "Error map", "Uncertainty (bright = unsure)"} <= set(captions)
     wrong = [m for m in at.metric if m.label == "Wrong pixels"]
     assert wrong and wrong[0].value.endswith("%")
@@ -53,7 +77,7 @@ def test_predict_shows_error_map_scores_queue_and_confusion(tiny_run, page):
     scores = tabs["Per-slice scores"].dataframe[0].value
     assert sorted(scores["z"]) == [0, 1]  # only the labeled slices are scored
     assert list(scores["dice"]) == sorted(scores["dice"])  # worst first
-    queue = at.dataframe(key="pred_queue").value
+    queue = _queue(at).value
     assert sorted(queue["z"]) == [0, 1, 2, 3]
     assert set(queue["status"].iloc[:2]) == {"unlabeled"}  # "label this next" first
     assert at.get_by_key("pred_confusion")
@@ -62,7 +86,7 @@ def test_predict_shows_error_map_scores_queue_and_confusion(tiny_run, page):
 
 
 def test_threshold_relabels_and_accept_saves_the_mask(tiny_run, ws_env, page):
-    at = _predicted(page)
+    at = _predicted(page, ws_env)
     at.slider(key="pred_slice").set_value(2).run()
     at.slider(key="pred_threshold").set_value(0.0).run()  # foreground wherever P(cell) > 0: everything
     assert not at.exception
@@ -89,3 +113,113 @@ def test_uploaded_stack_is_imported_and_selected(tiny_run, ws_env, page):
     assert at.session_state["dataset"] == "new-stack"
     assert ws_env.dataset("new-stack").shape == (2, 32, 48)
     assert any("Imported new-stack" in s.value for s in at.success)
+
+
+def _stored_prediction(ws, dataset: str, run_id: str, pred, slices_status=None) -> None:
+    """A prediction as predict_dataset stores it (masks.tif + summary.json), without a network."""
+    import json
+
+    import tifffile
+
+    folder = ws.predictions_dir(dataset, run_id)
+    tifffile.imwrite(folder / "masks.tif", pred, photometric="minisblack")
+    info = ws.dataset(dataset)
+    (folder / "summary.json").write_text(json.dumps({
+        "threshold": 0.5, "n_classes": info.n_classes, "class_names": list(info.class_names), "created": 1.0,
+        "n_done": int(pred.shape[0]), "n_total": info.shape[0], "device": "cpu", "seconds": 1.0,
+        "slices": [{"z": z, "uncertainty": 0.1 * z} for z in range(pred.shape[0])]}))
+
+
+def test_headline_shows_each_class_and_calls_out_a_collapsed_model(ws_env, page, make_dataset):
+    import numpy as np
+
+    make_dataset("isbi-like", z=3, shape=(32, 48), labeled=(0, 1), class_names=("membrane", "cell"))
+    _stored_prediction(ws_env, "isbi-like", "run-all-cell", np.ones((3, 32, 48), np.uint8))  # every pixel 'cell'
+    at = AppTest.from_file(page("predictions.py"), default_timeout=60).run()
+    assert not at.exception, at.exception
+    metrics = {m.label: m.value for m in at.metric}
+    truth_cell = 64 / (32 * 48)  # the square of make_dataset is 'cell' (class 1)
+    assert metrics["Dice of 'cell' (foreground)"] == f"{2 * truth_cell / (1 + truth_cell):.3f}"
+    assert metrics["Dice of 'membrane'"] == "0.000"
+    assert metrics["Dice, class mean"] == f"{truth_cell / (1 + truth_cell):.3f}"
+    assert any("Collapsed model" in w.value and "'membrane'" in w.value for w in at.warning)
+    labels = [m.label for m in at.metric]
+    assert labels.index("Dice of 'cell' (foreground)") < labels.index("Dice of 'membrane'")  # foreground first
+
+
+def test_accepted_slice_is_not_scored_and_the_queue_marks_the_slice_shown(ws_env, page, make_dataset):
+    import numpy as np
+
+    make_dataset("tiny", z=4, shape=(32, 48), labeled=(0, 1))
+    pred = np.zeros((4, 32, 48), np.uint8)
+    pred[:, 4:12, 4:10] = 1
+    _stored_prediction(ws_env, "tiny", "run-x", pred)
+    at = AppTest.from_file(page("predictions.py"), default_timeout=60).run()
+    at.slider(key="pred_slice").set_value(3).run()
+    queue = _queue(at).value
+    assert list(queue.loc[queue["shown"] == "▶", "z"]) == [3]
+    at.button(key="pred_accept").click().run()
+    assert not at.exception, at.exception
+    assert ws_env.dataset("tiny").statuses[3] == "from-prediction"
+    assert at.slider(key="pred_slice").value == 3  # the slice shown stays ...
+    queue = _queue(at).value
+    assert list(queue.loc[queue["shown"] == "▶", "z"]) == [3]  # ... and the queue marks that one
+    titles = _panel_titles(at)
+    assert "Mask (accepted prediction)" in titles and "Mask (ground truth)" not in titles
+    assert "Error map" not in titles and not [m for m in at.metric if m.label == "Wrong pixels"]
+    assert any("accepted prediction: not scored" in m.value for m in at.markdown)
+    at.slider(key="pred_slice").set_value(0).run()  # a labeled slice is scored as before
+    assert "Mask (ground truth)" in _panel_titles(at) and [m for m in at.metric if m.label == "Wrong pixels"]
+    at.toggle(key="pred_large").set_value(True).run()
+    assert not at.exception and len(_panel_titles(at)) == 4  # image, mask, prediction, error map, two per row
+
+
+def test_model_of_another_dataset_and_classes_is_warned(ws_env, page, make_dataset):
+    make_dataset("tiny", z=2, shape=(32, 48), labeled=(0,))
+    cfg = ModelConfig(arch="classic", classic_width=4)
+    path = save_checkpoint(ws_env.run_dir("run-other") / "best.pt", build_model(cfg), cfg,
+                           class_names=["background", "mito"], norm_window=(0.0, 60000.0), patch_size=32, epoch=1,
+                           metrics={}, run_id="run-other", extra={"dataset": "epfl"})
+    ws_env.catalog.create_run("run-other", "tiny", {"model": cfg.to_dict()}, state="done")
+    ws_env.catalog.update_run("run-other", best_checkpoint=str(path), best_dice=0.5, device="cpu")
+    at = AppTest.from_file(page("predictions.py"), default_timeout=60).run()
+    assert not at.exception
+    warned = " ".join(w.value for w in at.warning)
+    assert "trained on dataset 'epfl', not on 'tiny'" in warned
+    assert "(background, mito) are not the data's (background, cell)" in warned
+    assert "do not fit the window the model was trained with (0 to 60000)" in warned
+
+
+def test_prediction_can_be_cancelled_from_the_page(tiny_run, ws_env, page, monkeypatch):
+    """Cancel stops after the slice being predicted; the finished slices are kept and reviewed."""
+    import threading
+
+    import core.inference as inference
+
+    gate, first_done = threading.Event(), threading.Event()
+    real = inference.predict_stack
+
+    def held(*args, progress=None, **kwargs):
+        def slow(done, total, eta):
+            progress(done, total, eta)
+            first_done.set()
+            gate.wait(30)  # hold the job after each slice until the test lets it go
+        return real(*args, progress=slow, **kwargs)
+
+    monkeypatch.setattr(inference, "predict_stack", held)
+    at = AppTest.from_file(page("predictions.py"), default_timeout=60).run()
+    at.button(key="pred_predict").click().run()
+    assert first_done.wait(30)
+    at.run()
+    assert not at.exception
+    cancel = at.button(key="pred_cancel")
+    assert not cancel.disabled
+    cancel.click().run()
+    assert prediction_jobs(ws_env, "tiny").snapshot()["cancel_requested"]
+    gate.set()
+    _wait_prediction(ws_env)
+    at.run()
+    assert not at.exception, at.exception
+    assert any("Cancelled after 1 of 4 slices" in i.value for i in at.info)
+    assert at.selectbox(key="pred_shown").value == tiny_run
+    assert any(m.label == "Slices predicted" and m.value == "1/4" for m in at.metric)

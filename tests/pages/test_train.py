@@ -94,6 +94,15 @@ def test_tiny_job_runs_with_the_augment_page_settings_and_is_listed(ws_env, page
     # a fresh session (page refresh) finds the job again through the registry
     again = AppTest.from_file(page("train.py"), default_timeout=60).run()
     assert any(run_id in m.value for m in again.markdown)
+    # ... and its form shows that run's settings, not the recipe's defaults
+    assert again.selectbox(key="train_arch").value == "classic"
+    assert again.number_input(key="train_width").value == 4
+    assert again.number_input(key="train_epochs").value == 1
+    assert again.number_input(key="train_batch").value == 2
+    assert again.number_input(key="train_patch").value == 32
+    assert again.number_input(key="train_steps").value == 2
+    assert again.session_state["augment_config"] == aug.to_dict()
+    assert any(run_id in c.value and "settings of run" in c.value for c in again.caption)  # says where from
 
 
 def test_second_start_refused_then_stop_and_resume(ws_env, page, make_dataset):
@@ -173,3 +182,51 @@ def test_interrupted_run_is_shown_and_resumed(ws_env, page, make_dataset):
     assert resumed != first and _wait(resumed)["state"] == "done"
     assert ws_env.catalog.run(resumed)["extra"]["resumed_from"] == first
     assert len(ws_env.catalog.epochs(resumed)) == 2
+
+
+def test_stop_shows_stopping_at_once(ws_env, page, make_dataset, monkeypatch):
+    """Between Stop and the worker's next step the page says "Stopping ..." (held here by a gate)."""
+    import threading
+
+    from core.training import TrainingJob
+
+    gate = threading.Event()
+    check = TrainingJob._check_stop
+
+    def held(self):
+        if self._stop.is_set():
+            gate.wait(TIMEOUT_S)
+        check(self)
+
+    monkeypatch.setattr(TrainingJob, "_check_stop", held)
+    make_dataset("tiny", z=3, labeled=(0, 1))
+    at = _tiny(AppTest.from_file(page("train.py"), default_timeout=60).run(), epochs=2, steps=2000)
+    at.button(key="train_start").click().run()
+    run_id = at.session_state["train_run_id"]
+    try:
+        at.button(key="train_stop").click().run()
+        assert not at.exception
+        assert any(i.value.startswith("Stopping ...") for i in at.info)
+        assert at.button(key="train_stop").disabled  # no second stop
+        assert registry().get(run_id).snapshot()["state"] == "stopping"
+    finally:
+        gate.set()
+    assert _wait(run_id)["state"] == "stopped"
+
+
+def test_compare_and_download_default_to_the_newest_run(ws_env, page, make_dataset):
+    make_dataset("tiny", z=3, labeled=(0, 1))
+    at = _tiny(AppTest.from_file(page("train.py"), default_timeout=60).run())
+    at.button(key="train_start").click().run()
+    first = at.session_state["train_run_id"]
+    _wait(first)
+    at.run()
+    assert at.multiselect(key="train_compare").value == [first]
+    assert at.selectbox(key="train_dl_run").value == first
+    at.button(key="train_start").click().run()
+    second = at.session_state["train_run_id"]
+    _wait(second)
+    at.run()
+    assert not at.exception
+    assert at.multiselect(key="train_compare").value[0] == second  # the newest first, then the one before
+    assert at.selectbox(key="train_dl_run").value == second
