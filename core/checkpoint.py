@@ -226,8 +226,11 @@ def _info(obj: dict[str, Any], path: Path) -> dict[str, Any]:
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Checkpoint:
     """Load a checkpoint written by :func:`save_checkpoint`.
 
+    A bioimage.io model package (``.zip``) exported by SegDash loads too
+    (:func:`core.bioimageio.load_package`): its TorchScript weights, without SegDash's model code.
+
     Args:
-        path: the ``.pt`` file.
+        path: the ``.pt`` file (or a SegDash-exported bioimage.io ``.zip``).
         device: where to put the model (``"cpu"``, ``"cuda"``, ``"mps"``...).
 
     Returns:
@@ -238,6 +241,10 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Che
             model config; the message names the file.
     """
     path = Path(path)
+    from .bioimageio import is_package, load_package  # a bioimage.io model package exported by SegDash
+
+    if is_package(path):
+        return load_package(path, device)
     obj = _read_raw(path)
     info = _info(obj, path)
     cfg: ModelConfig = info["model_config"]
