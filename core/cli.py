@@ -88,6 +88,12 @@ def _cmd_export(args: argparse.Namespace) -> dict[str, Any]:
     from . import export
 
     ws = _workspace(args)
+    if args.format == "ome-zarr":
+        from .omezarr import export_dataset_omezarr
+
+        out = export_dataset_omezarr(ws, args.dataset, Path(args.out))
+        size = out.stat().st_size if out.is_file() else sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
+        return {"dataset": args.dataset, "format": args.format, "out": str(out.resolve()), "bytes": size}
     fn = {"zip": export.export_masks_zip, "tiff": export.export_masks_tiff,
           "dataset": export.export_dataset_zip}[args.format]
     fn(ws, args.dataset, Path(args.out))
@@ -207,7 +213,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Export masks as a ZIP of PNGs named like their slices, a multipage "
                                    "TIFF, or the whole dataset as a re-importable ZIP.")
     p.add_argument("--dataset", required=True)
-    p.add_argument("--format", choices=["zip", "tiff", "dataset"], default="zip")
+    p.add_argument("--format", choices=["zip", "tiff", "dataset", "ome-zarr"], default="zip",
+                   help="ome-zarr: images + masks as labels (a .zarr folder, or a ZIP of one if FILE ends in .zip)")
     p.add_argument("--out", required=True, metavar="FILE")
     p.set_defaults(func=_cmd_export)
 
