@@ -116,8 +116,9 @@ def _safe_name(name: str) -> str:
     return out[:128]
 
 
-def _test_image(ckpt: Checkpoint, workspace: Any, multiple: int) -> tuple[np.ndarray, str]:
-    """A (S, S) crop of a training slice (validation slice first), S a multiple of ``multiple``."""
+def _test_image(ckpt: Checkpoint, workspace: Any, multiple: int) -> tuple[np.ndarray, str, Any]:
+    """A (S, S) crop of a training slice (validation slice first), S a multiple of ``multiple``; its
+    description; the workspace."""
     from .workspace import Workspace
 
     ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
@@ -139,7 +140,7 @@ def _test_image(ckpt: Checkpoint, workspace: Any, multiple: int) -> tuple[np.nda
             image = np.pad(image, ((0, max(0, side - h)), (0, max(0, side - w))), mode="reflect")
             h, w = image.shape
     y0, x0 = (h - side) // 2, (w - side) // 2
-    return np.ascontiguousarray(image[y0:y0 + side, x0:x0 + side]), f"{dataset} slice {z}"
+    return np.ascontiguousarray(image[y0:y0 + side, x0:x0 + side]), f"{dataset} slice {z}", ws
 
 
 def _cover(image: np.ndarray, probs: np.ndarray, window: tuple[float, float]) -> np.ndarray:
@@ -233,7 +234,8 @@ def export_bioimageio(checkpoint: str | Path, out: str | Path, *, workspace: Any
         name: model name; default ``SegDash <dataset> <run>``.
         description: one-line description; default says what the model segments.
         onnx: also write ONNX weights when ``torch.onnx`` exports the network.
-        pixel_size: physical size of a pixel (same in y and x), written as the axes' scale.
+        pixel_size: physical size of a pixel (same in y and x), written as the axes' scale; default
+            the training dataset's, when its source stated one.
         pixel_unit: unit of ``pixel_size`` (a bioimage.io space unit, e.g. ``micrometer``, ``nanometer``).
 
     Returns:
@@ -264,8 +266,12 @@ def export_bioimageio(checkpoint: str | Path, out: str | Path, *, workspace: Any
     multiple = required_multiple(cfg)
     lo, hi = (float(v) for v in ckpt.norm_window)
     span = max(hi - lo, 1e-12)
-    image, dataset_label = _test_image(ckpt, workspace, multiple)
+    image, dataset_label, ws = _test_image(ckpt, workspace, multiple)
     dataset = str(ckpt.extra.get("dataset") or "")
+    if pixel_size is None and ws.pixel_size(dataset) is not None:  # the training data's, as the axes' scale
+        px = ws.pixel_size(dataset)
+        if px.y == px.x:
+            pixel_size, pixel_unit = px.x, px.unit
     name = _safe_name(name or f"SegDash {dataset} {ckpt.run_id}".strip())
 
     net = _Probabilities(ckpt.model.cpu().eval(), cfg.binary).eval()

@@ -25,8 +25,8 @@ from typing import Any, BinaryIO, Sequence
 
 import numpy as np
 
-__all__ = ["write_omezarr", "export_dataset_omezarr", "read_omezarr", "read_omezarr_stack", "is_omezarr",
-           "zip_folder"]
+__all__ = ["write_omezarr", "export_dataset_omezarr", "read_omezarr", "read_omezarr_stack",
+           "read_omezarr_metadata", "is_omezarr", "zip_folder"]
 
 _MIN_LEVEL_SIDE = 128
 _PALETTE = [(255, 60, 60), (60, 200, 255), (255, 210, 0), (120, 255, 120), (220, 90, 255), (255, 140, 0)]
@@ -115,11 +115,11 @@ def export_dataset_omezarr(ws: Any, dataset: str, out: str | Path) -> Path:
         mask = ws.read_mask(dataset, z)
         if mask is not None:
             labels[z] = mask
-    pixel_size = getattr(info, "pixel_size", None)
+    px = ws.pixel_size(dataset)
     kwargs: dict[str, Any] = {"class_names": list(info.class_names), "name": dataset, "labeled_slices": labeled}
-    if pixel_size:
-        kwargs["pixel_size"] = tuple(pixel_size)
-        kwargs["unit"] = getattr(info, "pixel_unit", None) or "micrometer"
+    if px is not None:
+        kwargs["pixel_size"] = (px.z, px.y, px.x)
+        kwargs["unit"] = px.unit
     out = Path(out)
     if out.suffix.lower() != ".zip":
         return write_omezarr(out, images, labels, **kwargs)
@@ -139,23 +139,45 @@ def zip_folder(folder: str | Path, fh: BinaryIO) -> None:
                 zf.write(p, f"{folder.name}/{p.relative_to(folder).as_posix()}")
 
 
-def is_omezarr(path: str | Path) -> bool:
-    """True for a folder holding an OME-Zarr image (``.zattrs`` or ``zarr.json`` with ``multiscales``)."""
+def _attrs(path: Path) -> dict[str, Any]:
+    """The group attributes of a Zarr folder (v2 ``.zattrs`` or v3 ``zarr.json``; OME 0.5 under ``ome``)."""
     import json
 
-    path = Path(path)
-    if not path.is_dir():
-        return False
     for meta in (path / ".zattrs", path / "zarr.json"):
         if meta.is_file():
             try:
                 attrs = json.loads(meta.read_text())
             except (OSError, ValueError):
-                return False
-            attrs = attrs.get("attributes", attrs)
-            attrs = attrs.get("ome", attrs)
-            return "multiscales" in attrs
-    return False
+                return {}
+            if not isinstance(attrs, dict):
+                return {}
+            attrs = attrs.get("attributes", attrs) if meta.name == "zarr.json" else attrs
+            return attrs.get("ome", attrs) if isinstance(attrs, dict) else {}
+    return {}
+
+
+def is_omezarr(path: str | Path) -> bool:
+    """True for a folder holding an OME-Zarr image (``.zattrs`` or ``zarr.json`` with ``multiscales``)."""
+    path = Path(path)
+    return path.is_dir() and bool(_attrs(path).get("multiscales"))
+
+
+def read_omezarr_metadata(path: str | Path) -> dict[str, Any]:
+    """Axes, pixel size ``(z, y, x)`` (or ``None``) and unit of an OME-Zarr image, from its metadata only."""
+    ms = (_attrs(Path(path)).get("multiscales") or [{}])[0]
+    axes_meta = ms.get("axes") or []
+    axes = [a["name"] if isinstance(a, dict) else str(a) for a in axes_meta]
+    scale = None
+    datasets = ms.get("datasets") or [{}]
+    for t in datasets[0].get("coordinateTransformations") or []:
+        if isinstance(t, dict) and t.get("type") == "scale":
+            scale = [float(v) for v in t.get("scale", [])]
+    pixel_size = None
+    if scale and len(scale) == len(axes):
+        by_axis = dict(zip(axes, scale))
+        pixel_size = tuple(by_axis.get(a, 1.0) for a in ("z", "y", "x"))
+    units = [a.get("unit") for a in axes_meta if isinstance(a, dict) and a.get("name") in ("y", "x")]
+    return {"axes": axes, "pixel_size": pixel_size, "unit": units[0] if units else None}
 
 
 def read_omezarr(path: str | Path, *, channel: int | None = None,
@@ -221,17 +243,8 @@ def read_omezarr(path: str | Path, *, channel: int | None = None,
         data, kept = data[None], ["z", *kept]
     if data.ndim != 3:
         raise ValueError(f"{path}: axes {axes} do not make a (Z, Y, X) stack")
-    scale = None
-    for t in (node.metadata.get("coordinateTransformations") or [[]])[0]:
-        if isinstance(t, dict) and t.get("type") == "scale":
-            scale = [float(v) for v in t.get("scale", [])]
-    pixel_size = None
-    if scale and len(scale) == len(axes):
-        by_axis = dict(zip(axes, scale))
-        pixel_size = tuple(by_axis.get(a, 1.0) for a in ("z", "y", "x"))
-    units = [a.get("unit") for a in axes_meta if isinstance(a, dict) and a.get("name") in ("y", "x")]
-    return data, {"axes": axes, "pixel_size": pixel_size, "unit": units[0] if units else None,
-                  "labels": label_names}
+    meta = read_omezarr_metadata(path)
+    return data, {"axes": axes, "pixel_size": meta["pixel_size"], "unit": meta["unit"], "labels": label_names}
 
 
 def read_omezarr_stack(path: str | Path, *, channel: int | None = None,

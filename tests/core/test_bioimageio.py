@@ -208,3 +208,18 @@ def test_cli_export_model_then_predict_with_the_package(ws, tmp_path):
                ws=ws.root)
     assert out.returncode == 2 and out.stderr.strip().splitlines()[-1].startswith("error: unknown licence")
     assert "Traceback" not in out.stderr and not (tmp_path / "x.zip").exists()
+
+
+def test_training_data_pixel_size_is_the_axes_scale(tmp_path):
+    ws = Workspace(tmp_path / "ws")
+    rng = np.random.default_rng(3)
+    pairs = [discs(rng, 64, 64) for _ in range(3)]
+    ws.create_dataset("toy", np.stack([p[0] for p in pairs]), [p[1] for p in pairs], class_names=["bg", "cell"])
+    ws.catalog.set_pixel_size("toy", 1.0, 0.25, 0.25, "micrometer")
+    ck = _checkpoint(ws, tmp_path / "best.pt", 2)
+    pkg = export_bioimageio(ck, tmp_path / "m.zip", workspace=ws, onnx=False)["out"]
+    with zipfile.ZipFile(pkg) as zf:
+        rdf = yaml.safe_load(zf.read("rdf.yaml"))
+    for tensor in (rdf["inputs"][0], rdf["outputs"][0]):
+        for axis in tensor["axes"][2:]:
+            assert axis["scale"] == 0.25 and axis["unit"] == "micrometer"
