@@ -101,9 +101,10 @@ def write_omezarr(path: str | Path, images: np.ndarray, labels: np.ndarray | Non
     return path
 
 
-def export_dataset_omezarr(ws: Any, dataset: str, out: str | Path) -> Path:
+def export_dataset_omezarr(ws: Any, dataset: str, out: str | Path | BinaryIO) -> Path | None:
     """A dataset's images and current masks as OME-Zarr: a ``.zarr`` folder, or a ZIP of one when
-    ``out`` ends in ``.zip`` (for downloading; unzip it, then open the folder).
+    ``out`` ends in ``.zip`` or is an open binary file (for downloading; unzip it, then open the
+    ``<dataset>.zarr`` folder). Returns the path written (``None`` for an open file).
 
     The pixel size stored with the dataset (if any) becomes the axes' scale.
     """
@@ -120,14 +121,16 @@ def export_dataset_omezarr(ws: Any, dataset: str, out: str | Path) -> Path:
     if px is not None:
         kwargs["pixel_size"] = (px.z, px.y, px.x)
         kwargs["unit"] = px.unit
-    out = Path(out)
-    if out.suffix.lower() != ".zip":
+    if isinstance(out, (str, Path)) and Path(out).suffix.lower() != ".zip":
         return write_omezarr(out, images, labels, **kwargs)
     from .io import atomic_write
 
     with tempfile.TemporaryDirectory(prefix="segdash-omezarr-") as tmp:
         folder = write_omezarr(Path(tmp) / f"{dataset}.zarr", images, labels, **kwargs)
-        return atomic_write(out, lambda fh: zip_folder(folder, fh))
+        if isinstance(out, (str, Path)):
+            return atomic_write(out, lambda fh: zip_folder(folder, fh))
+        zip_folder(folder, out)
+        return None
 
 
 def zip_folder(folder: str | Path, fh: BinaryIO) -> None:
