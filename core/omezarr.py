@@ -253,17 +253,13 @@ def read_omezarr(path: str | Path, *, channel: int | None = None,
 def read_omezarr_stack(path: str | Path, *, channel: int | None = None,
                        roots: Sequence[str | Path] | None = None) -> Any:
     """:func:`read_omezarr` as a :class:`core.io.Stack` (what :func:`core.io.read_stack` returns for an
-    OME-Zarr folder), within the import's memory budget; the pixel size goes into ``notices``. With
-    ``roots``, every file of the folder (links resolved) must lie inside them."""
+    OME-Zarr folder), within the import's memory budget (the importer keeps the pixel size, see
+    :mod:`core.pixelsize`). With ``roots``, every file of the folder (links resolved) must lie inside them."""
     from .io import Stack, check_import_path, memory_budget
 
     if roots is not None:
         for p in Path(path).rglob("*"):
             check_import_path(p, roots)
 
-    data, info = read_omezarr(path, channel=channel, max_bytes=memory_budget())
-    notes = []
-    if info["pixel_size"]:
-        notes.append(f"{Path(path).name}: pixel size {info['pixel_size'][2]:g} {info['unit'] or ''} (z step "
-                     f"{info['pixel_size'][0]:g})".replace("  ", " "))
-    return Stack(data=data, names=[None] * data.shape[0], sources=[Path(path).name] * data.shape[0], notices=notes)
+    data, _ = read_omezarr(path, channel=channel, max_bytes=memory_budget())
+    return Stack(data=data, names=[None] * data.shape[0], sources=[Path(path).name] * data.shape[0])
