@@ -191,6 +191,7 @@ def _cli(*args, ws):
 @pytest.mark.slow  # four subprocesses, each importing torch
 def test_cli_export_model_then_predict_with_the_package(ws, tmp_path):
     ck = _checkpoint(ws, tmp_path / "best.pt", 2)
+    assert _cli("export-model", "--help", ws=ws.root).returncode == 0
     out = _cli("export-model", "--checkpoint", str(ck), "--format", "bioimageio", "--out", str(tmp_path / "m.zip"),
                "--authors", "Ann Example", "--license", "CC0-1.0", "--name", "cli model", "--no-onnx", ws=ws.root)
     assert out.returncode == 0, out.stderr
