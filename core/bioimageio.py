@@ -164,6 +164,8 @@ def _readme(name: str, ckpt: Checkpoint, dataset_label: str, lo: float, hi: floa
     classes = ", ".join(f"{i} = {c}" for i, c in enumerate(ckpt.class_names))
     metrics = {k: v for k, v in (ckpt.metrics or {}).items() if isinstance(v, (int, float))}
     dice = metrics.get("val_dice")
+    two_class = (f"; for this two-class model, foreground is `P({ckpt.class_names[1]}) > 0.5`"
+                 if ckpt.n_classes == 2 else "")
     return f"""# {name}
 
 A {ckpt.model_config.describe()} trained in SegDash (run `{ckpt.run_id}`, {ckpt.epoch} epochs) on the
@@ -179,7 +181,7 @@ the `preprocessing` of `rdf.yaml` (`scale_linear`, then `clip`).
 ## Output
 
 `probabilities`: one channel per class (axes `b, c, y, x`), summing to 1. The label image is the
-arg-max over channels{'; for this two-class model, foreground is `P(' + ckpt.class_names[1] + ') > 0.5`' if ckpt.n_classes == 2 else ''}.
+arg-max over channels{two_class}.
 Large images are best predicted in overlapping tiles (SegDash uses Gaussian-blended tiles).
 
 ## Weights
@@ -383,7 +385,8 @@ def _validation_text(exc: BaseException) -> str:
     errors = getattr(exc, "errors", None)
     if callable(errors):
         try:
-            return "; ".join(f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', '')}" for e in errors())[:800]
+            parts = [f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', '')}" for e in errors()]
+            return "; ".join(parts)[:800]
         except Exception:  # noqa: BLE001
             pass
     return " ".join(str(exc).split())[:800]
@@ -415,7 +418,8 @@ def _bundle_config(ckpt: Checkpoint) -> dict[str, Any]:
             except (OSError, KeyError, ValueError, zipfile.BadZipFile):
                 pass
     extra = ckpt.extra
-    return {"run_id": ckpt.run_id, "dataset": extra.get("dataset", ""), "dataset_version": extra.get("dataset_version", ""),
+    return {"run_id": ckpt.run_id, "dataset": extra.get("dataset", ""),
+            "dataset_version": extra.get("dataset_version", ""),
             "class_names": list(ckpt.class_names), "norm_window": list(ckpt.norm_window),
             "train_config": extra.get("train_config", {}), "train_slices": extra.get("train_names", []),
             "val_slices": extra.get("val_names", []), "epoch": ckpt.epoch}

@@ -102,7 +102,7 @@ def write_omezarr(path: str | Path, images: np.ndarray, labels: np.ndarray | Non
 
 
 def export_dataset_omezarr(ws: Any, dataset: str, out: str | Path | BinaryIO) -> Path | None:
-    """A dataset's images and current masks as OME-Zarr: a ``.zarr`` folder, or a ZIP of one when
+    """A dataset's images and current masks (none without masks) as OME-Zarr: a ``.zarr`` folder, or a ZIP of one when
     ``out`` ends in ``.zip`` or is an open binary file (for downloading; unzip it, then open the
     ``<dataset>.zarr`` folder). Returns the path written (``None`` for an open file).
 
@@ -111,7 +111,7 @@ def export_dataset_omezarr(ws: Any, dataset: str, out: str | Path | BinaryIO) ->
     info = ws.dataset(dataset)
     images = ws.read_images(dataset)
     labeled = ws.labeled_slices(dataset)
-    labels = np.zeros(images.shape, np.uint8)
+    labels = np.zeros(images.shape, np.uint8) if labeled else None  # no masks: the image alone
     for z in labeled:
         mask = ws.read_mask(dataset, z)
         if mask is not None:

@@ -56,6 +56,7 @@ def test_import_keeps_it_and_exports_write_it(tmp_path):
     assert any("pixel size 0.5 x 0.5 micrometer" in n for n in ws.dataset("em").notices)  # shown on the Data page
     out = export_dataset_omezarr(ws, "em", tmp_path / "em.zarr")
     assert read_omezarr(out)[1]["pixel_size"] == (3.0, 0.5, 0.5)
+    assert read_omezarr(out)[1]["labels"] == []  # a dataset without masks: no empty labels image
     ws.rename_dataset("em", "em2")  # follows renames, leaves with deletes
     assert ws.pixel_size("em2") == PixelSize(3.0, 0.5, 0.5, "micrometer")
     ws.delete_dataset("em2")
