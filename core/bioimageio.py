@@ -250,6 +250,8 @@ def export_bioimageio(checkpoint: str | Path, out: str | Path, *, workspace: Any
     from bioimageio.spec import ValidationContext, save_bioimageio_package
     from bioimageio.spec.model import v0_5 as bm
 
+    if is_package(checkpoint):
+        raise ValueError(f"{checkpoint}: already a bioimage.io model package; export a SegDash checkpoint (.pt)")
     ckpt = load_checkpoint(Path(checkpoint))
     authors = [a.strip() for a in authors if a and a.strip()]
     if not authors:

@@ -202,6 +202,11 @@ def read_checkpoint_info(path: str | Path) -> dict[str, Any]:
         ``patch_size``, ``epoch``, ``metrics``, ``history``, ``run_id``, ``extra``, ``saved_at``.
     """
     path = Path(path)
+    from .bioimageio import is_package
+
+    if is_package(path):  # predicts (load_checkpoint), but holds no SegDash checkpoint to resume or list
+        raise ValueError(f"{path}: a bioimage.io model package, not a SegDash checkpoint: predict with it, or "
+                         "resume training from the run's own checkpoint")
     return _info(_read_raw(path), path)
 
 

@@ -18,7 +18,7 @@ import torch
 import yaml
 
 from core.bioimageio import export_bioimageio, is_package, load_package, test_package
-from core.checkpoint import load_checkpoint, save_checkpoint
+from core.checkpoint import load_checkpoint, read_checkpoint_info, save_checkpoint
 from core.intensity import normalize
 from core.inference import PredictConfig, predict_slice, predict_stack
 from core.model import ModelConfig, build_model
@@ -149,8 +149,12 @@ def test_export_refusals(ws, tmp_path):
     assert not (tmp_path / "m.zip").exists()
 
 
-def test_foreign_or_damaged_packages_are_refused(binary, tmp_path):
+def test_foreign_or_damaged_packages_are_refused(binary, tmp_path, ws):
     _, pkg, _ = binary
+    with pytest.raises(ValueError, match="not a SegDash checkpoint: predict with it, or resume"):
+        read_checkpoint_info(pkg)  # training resumes from checkpoints only
+    with pytest.raises(ValueError, match="already a bioimage.io model package"):
+        export_bioimageio(pkg, tmp_path / "again.zip", workspace=ws)
     with zipfile.ZipFile(pkg) as zf:
         members = {n: zf.read(n) for n in zf.namelist()}
     rdf = yaml.safe_load(members["rdf.yaml"])
