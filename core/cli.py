@@ -88,10 +88,12 @@ def _cmd_export(args: argparse.Namespace) -> dict[str, Any]:
     from . import export
 
     ws = _workspace(args)
+    if args.prediction and args.format != "ome-zarr":
+        raise ValueError("--prediction goes with --format ome-zarr only")
     if args.format == "ome-zarr":
         from .omezarr import export_dataset_omezarr
 
-        out = export_dataset_omezarr(ws, args.dataset, Path(args.out))
+        out = export_dataset_omezarr(ws, args.dataset, Path(args.out), prediction=args.prediction)
         size = out.stat().st_size if out.is_file() else sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
         return {"dataset": args.dataset, "format": args.format, "out": str(out.resolve()), "bytes": size}
     fn = {"zip": export.export_masks_zip, "tiff": export.export_masks_tiff,
@@ -216,6 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["zip", "tiff", "dataset", "ome-zarr"], default="zip",
                    help="ome-zarr: images + masks as labels (a .zarr folder, or a ZIP of one if FILE ends in .zip)")
     p.add_argument("--out", required=True, metavar="FILE")
+    p.add_argument("--prediction", metavar="RUN", help="ome-zarr: add this stored prediction as a second labels image")
     p.set_defaults(func=_cmd_export)
 
     p = sub.add_parser("train", parents=[common], help="train a model on a dataset",

@@ -42,7 +42,8 @@ def _scale_factors(shape: Sequence[int]) -> list[int]:
 
 def write_omezarr(path: str | Path, images: np.ndarray, labels: np.ndarray | None = None, *,
                   class_names: Sequence[str] = (), name: str = "image", labeled_slices: Sequence[int] | None = None,
-                  pixel_size: Sequence[float] | None = None, unit: str = "micrometer") -> Path:
+                  pixel_size: Sequence[float] | None = None, unit: str = "micrometer",
+                  extra_labels: dict[str, np.ndarray] | None = None) -> Path:
     """Write a (Z, Y, X) image and its (Z, Y, X) class-index labels as an OME-Zarr folder.
 
     Args:
@@ -55,6 +56,8 @@ def write_omezarr(path: str | Path, images: np.ndarray, labels: np.ndarray | Non
         labeled_slices: slices whose labels are real masks (others are 0 for "not labeled").
         pixel_size: ``(z, y, x)`` physical size of a voxel, or ``None`` when unknown.
         unit: unit of ``pixel_size`` (an OME-NGFF space unit: ``micrometer``, ``nanometer``, ...).
+        extra_labels: further (Z, Y, X) class-index images by name (a prediction), written beside
+            ``masks`` as ``labels/<name>`` with the same classes.
 
     Returns:
         the folder written.
@@ -71,8 +74,10 @@ def write_omezarr(path: str | Path, images: np.ndarray, labels: np.ndarray | Non
         images = images[None]
     if images.ndim != 3:
         raise ValueError(f"expected a (Z, Y, X) stack, got shape {images.shape}")
-    if labels is not None and tuple(np.shape(labels)) != images.shape:
-        raise ValueError(f"labels of shape {np.shape(labels)} do not match the images {images.shape}")
+    extra_labels = dict(extra_labels or {})
+    for key, lab in [("masks", labels), *extra_labels.items()]:
+        if lab is not None and tuple(np.shape(lab)) != images.shape:
+            raise ValueError(f"labels {key!r} of shape {np.shape(lab)} do not match the images {images.shape}")
     fmt = FormatV04()
     factors = _scale_factors(images.shape)
     kwargs: dict[str, Any] = {"fmt": fmt, "axes": ["z", "y", "x"], "scale_factors": factors}
@@ -84,12 +89,14 @@ def write_omezarr(path: str | Path, images: np.ndarray, labels: np.ndarray | Non
     try:
         root = zarr.open_group(str(tmp), mode="w", zarr_format=2)
         write_image(images, root, name=name, **kwargs)
-        if labels is not None:
-            names = [str(c) for c in class_names] or [f"class {k}" for k in range(int(np.max(labels)) + 1)]
+        for key, lab in [("masks", labels), *extra_labels.items()]:
+            if lab is None:
+                continue
+            names = [str(c) for c in class_names] or [f"class {k}" for k in range(int(np.max(lab)) + 1)]
             meta = {"colors": [{"label-value": k, "rgba": [*_PALETTE[(k - 1) % len(_PALETTE)], 255]}
                                for k in range(1, len(names))],
                     "properties": [{"label-value": k, "class": n} for k, n in enumerate(names)]}
-            write_labels(np.asarray(labels, dtype=np.uint8), root, name="masks", label_metadata=meta, scaler=None,
+            write_labels(np.asarray(lab, dtype=np.uint8), root, name=key, label_metadata=meta, scaler=None,
                          **kwargs)
         root.attrs["segdash"] = {"class_names": list(class_names),
                                  "labeled_slices": [int(z) for z in (labeled_slices if labeled_slices is not None
@@ -101,12 +108,15 @@ def write_omezarr(path: str | Path, images: np.ndarray, labels: np.ndarray | Non
     return path
 
 
-def export_dataset_omezarr(ws: Any, dataset: str, out: str | Path | BinaryIO) -> Path | None:
+def export_dataset_omezarr(ws: Any, dataset: str, out: str | Path | BinaryIO, *,
+                           prediction: str | None = None) -> Path | None:
     """A dataset's images and current masks (none without masks) as OME-Zarr: a ``.zarr`` folder, or a ZIP of one when
     ``out`` ends in ``.zip`` or is an open binary file (for downloading; unzip it, then open the
     ``<dataset>.zarr`` folder). Returns the path written (``None`` for an open file).
 
-    The pixel size stored with the dataset (if any) becomes the axes' scale.
+    The pixel size stored with the dataset (if any) becomes the axes' scale. ``prediction`` (a stored
+    prediction's run id) adds its masks as a second labels image, ``labels/prediction_<run id>``
+    (slices it did not reach are 0).
     """
     info = ws.dataset(dataset)
     images = ws.read_images(dataset)
@@ -118,6 +128,14 @@ def export_dataset_omezarr(ws: Any, dataset: str, out: str | Path | BinaryIO) ->
             labels[z] = mask
     px = ws.pixel_size(dataset)
     kwargs: dict[str, Any] = {"class_names": list(info.class_names), "name": dataset, "labeled_slices": labeled}
+    if prediction:
+        from .inference import load_prediction
+
+        pred_masks, _, _ = load_prediction(ws, dataset, prediction)
+        pred = np.zeros(images.shape, np.uint8)
+        n = min(pred_masks.shape[0], images.shape[0])
+        pred[:n] = pred_masks[:n]
+        kwargs["extra_labels"] = {f"prediction_{prediction}": pred}
     if px is not None:
         kwargs["pixel_size"] = (px.z, px.y, px.x)
         kwargs["unit"] = px.unit

@@ -45,9 +45,16 @@ def omezarr_section(ws: Workspace, dataset: str) -> None:
     st.caption("A ZIP of `" + dataset + ".zarr`: unzip it and open the folder in napari (napari-ome-zarr "
                "plugin): the images, and the masks as a labels layer with the class names. "
                + (f"Pixel size {px.describe()}." if px else "Pixel size unknown (the source did not state it)."))
+    from core.guide import prediction_ids
+
+    preds = prediction_ids(ws, dataset)
+    prediction = None
+    if preds:
+        choice = st.selectbox("Add a prediction as a second labels layer", ["none", *preds], key="tools_omezarr_pred")
+        prediction = None if choice == "none" else choice
     if st.button("Prepare OME-Zarr", key="tools_omezarr_prepare", icon=":material/build:"):
         with user_errors(), st.spinner(f"Writing {dataset}.zarr ..."):
-            data = to_bytes(export_dataset_omezarr, ws, dataset)
+            data = to_bytes(export_dataset_omezarr, ws, dataset, prediction=prediction)
             _keep(f"omezarr:{dataset}", data, f"{dataset}.ome-zarr.zip", "application/zip")
     _download(f"omezarr:{dataset}")
 

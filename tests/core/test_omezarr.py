@@ -130,3 +130,22 @@ def test_cli_export_and_import_omezarr(ws, tmp_path):
     assert np.array_equal(again.read_mask("again", 2), ws.read_mask("cells", 2))
     out = cli("export", "--dataset", "cells", "--format", "ome-zarr", "--out", str(tmp_path / "c.zarr"))
     assert out.returncode == 2 and "already exists" in out.stderr
+    out = cli("export", "--dataset", "cells", "--format", "zip", "--out", str(tmp_path / "m.zip"), "--prediction", "r")
+    assert out.returncode == 2 and "ome-zarr only" in out.stderr and not (tmp_path / "m.zip").exists()
+
+
+def test_a_prediction_is_a_second_labels_image(ws, tmp_path):
+    import tifffile
+
+    folder = ws.predictions_dir("cells", "run-1")
+    pred = np.zeros((2, 300, 260), np.uint8)  # cancelled after two slices
+    pred[:, 10:50, 20:80] = 2
+    tifffile.imwrite(folder / "masks.tif", pred, photometric="minisblack")
+    (folder / "summary.json").write_text(json.dumps({"threshold": 0.5, "slices": []}))
+    out = export_dataset_omezarr(ws, "cells", tmp_path / "p.zarr", prediction="run-1")
+    labels = {n.metadata["name"]: np.asarray(n.data[0]) for n in _nodes(out) if n.load(Label)}
+    assert set(labels) == {"masks", "prediction_run-1"}
+    assert np.array_equal(labels["prediction_run-1"][:2], pred) and not labels["prediction_run-1"][2].any()
+    with pytest.raises(ValueError, match="no prediction 'nope'"):
+        export_dataset_omezarr(ws, "cells", tmp_path / "q.zarr", prediction="nope")
+    assert not (tmp_path / "q.zarr").exists()

@@ -65,3 +65,22 @@ def test_model_package_download(ws_env, page, make_dataset, tmp_path):
     at.text_input(key="tools_authors_run-1").set_value(" , ").run()  # no author: a message, not a traceback
     at.button(key="tools_model_prepare_run-1").click().run()
     assert not at.exception and at.error and "author" in at.error[0].value
+
+
+@pytest.mark.slow  # imports torch and MONAI through core.inference
+def test_omezarr_with_a_prediction_layer(ws_env, page, make_dataset):
+    import json
+
+    import tifffile
+
+    make_dataset("tiny", z=3, labeled=(0,))
+    folder = ws_env.predictions_dir("tiny", "run-0001")
+    tifffile.imwrite(folder / "masks.tif", np.ones((3, 32, 48), np.uint8), photometric="minisblack")
+    (folder / "summary.json").write_text(json.dumps({"threshold": 0.5, "slices": []}))
+    at = _open(page)
+    at.selectbox(key="tools_omezarr_pred").set_value("run-0001").run()
+    at.button(key="tools_omezarr_prepare").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    with zipfile.ZipFile(io.BytesIO(at.session_state["tools_export_ready"]["data"])) as zf:
+        names = zf.namelist()
+    assert "tiny.zarr/labels/masks/.zattrs" in names and "tiny.zarr/labels/prediction_run-0001/.zattrs" in names
