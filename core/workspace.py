@@ -699,3 +699,10 @@ class Workspace:
             if row is not None:
                 h.update((self.dataset_dir(name) / row["file"]).read_bytes())
         return h.hexdigest()[:16]
+
+    def pixel_size(self, name: str) -> PixelSize | None:  # noqa: F821 - imported here, not at the top
+        """The dataset's :class:`~core.pixelsize.PixelSize` (read from its source on import), or ``None``."""
+        from .pixelsize import PixelSize
+
+        row = self.catalog.pixel_size(name)
+        return PixelSize(*row) if row else None
