@@ -340,5 +340,10 @@ with r2:
                            icon=":material/folder_zip:", on_click="ignore",
                            help="ZIP with the config, per-epoch metrics, slice split, package versions "
                                 "and the best weights.")
+        with st.expander("Model package for Fiji (deepImageJ), ilastik, napari: bioimage.io"):
+            from pages._model_export import model_export_section
+
+            with user_errors():
+                model_export_section(ws, rid)
     else:
         st.caption("No run with a best checkpoint yet.")

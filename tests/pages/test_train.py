@@ -90,6 +90,7 @@ def test_tiny_job_runs_with_the_augment_page_settings_and_is_listed(ws_env, page
     assert at.multiselect(key="train_compare").value == [run_id]
     assert at.get_by_key("train_compare_chart")
     assert at.download_button(key="train_dl_best") and at.download_button(key="train_dl_bundle")
+    assert at.button(key=f"tools_model_prepare_{run_id}")  # the run as a bioimage.io package, from here too
 
     # a fresh session (page refresh) finds the job again through the registry
     again = AppTest.from_file(page("train.py"), default_timeout=60).run()
