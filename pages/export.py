@@ -102,7 +102,7 @@ def _prediction_section(ws, dataset: str) -> None:
                     _keep(dataset, "pred", data, f"{dataset}_{run_id}_masks.zip", "application/zip")
                 else:
                     data = to_bytes(export_labels_tiff, names, (masks[z] for z in range(len(names))),
-                                    tuple(masks.shape), info.n_classes)
+                                    tuple(masks.shape), info.n_classes, pixel_size=ws.pixel_size(dataset))
                     _keep(dataset, "pred", data, f"{dataset}_{run_id}_masks.tif", "image/tiff")
     _download("pred")
 
