@@ -30,8 +30,8 @@ EXIT_OK, EXIT_INTERNAL, EXIT_REFUSED, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 def _workspace(args: argparse.Namespace):
-    from .sample import ensure_sample
-    from .workspace import Workspace
+    from .workflow.sample import ensure_sample
+    from .store.workspace import Workspace
 
     ws = Workspace(args.workspace)
     ensure_sample(ws)
@@ -61,9 +61,9 @@ def _progress_printer(label: str) -> Callable[[float, float, float | None, str],
 
 
 def _cmd_import(args: argparse.Namespace) -> dict[str, Any]:
-    from .ingest import ImagesLookLikeMasks, TooManyClassNames, import_dataset
-    from .io import StackOrColourNeeded
-    from .masks import GappedMaskValues, ThresholdMergesClasses
+    from .workflow.ingest import ImagesLookLikeMasks, TooManyClassNames, import_dataset
+    from .data.io import StackOrColourNeeded
+    from .data.masks import GappedMaskValues, ThresholdMergesClasses
 
     ws = _workspace(args)
     classes = [c.strip() for c in args.classes.split(",")] if args.classes else None
@@ -89,7 +89,7 @@ def _cmd_import(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _cmd_export(args: argparse.Namespace) -> dict[str, Any]:
-    from . import export
+    from .workflow import export
 
     ws = _workspace(args)
     fn = {"zip": export.export_masks_zip, "tiff": export.export_masks_tiff,
@@ -132,7 +132,7 @@ class _TrainingFailed(Exception):
 def _cmd_train(args: argparse.Namespace) -> dict[str, Any]:
     ws = _workspace(args)
     config = _check_train(ws, args)
-    from .training import job_progress, train_headless  # torch: only now that the input is fine
+    from .train.training import job_progress, train_headless  # torch: only now that the input is fine
 
     bar = _progress_printer("train")
 
@@ -156,7 +156,7 @@ def _cmd_predict(args: argparse.Namespace) -> dict[str, Any]:
     for what, path in (("checkpoint", args.checkpoint), ("input", args.input)):  # before torch is imported
         if not Path(path).exists():
             raise ValueError(f"{path}: no such {what} file or folder")
-    from .inference import predict_headless
+    from .predict.inference import predict_headless
 
     bar = _progress_printer("predict")
     return predict_headless(args.checkpoint, args.input, args.out, prob=args.prob, tile=args.tile,
@@ -309,7 +309,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if debug:
             raise
         if exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
-            from .workspace import human_bytes
+            from .store.workspace import human_bytes
 
             where = Path(exc.filename).parent if exc.filename else Path.cwd()
             print(f"error: not enough space to write {exc.filename or 'a file'}: "

@@ -12,8 +12,8 @@ from typing import Iterator
 import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
-from core.sample import ensure_sample
-from core.workspace import Workspace, WorkspaceError, default_root
+from core.workflow.sample import ensure_sample
+from core.store.workspace import Workspace, WorkspaceError, default_root
 
 
 @st.cache_resource(show_spinner="Opening the workspace ...")

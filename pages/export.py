@@ -1,6 +1,6 @@
 """Export: masks, the whole dataset, a prediction's masks and per-slice metrics, as downloads.
 
-UI only: the files are written by :mod:`core.export`. Datasets can be large, so nothing is built
+UI only: the files are written by :mod:`core.workflow.export`. Datasets can be large, so nothing is built
 until the user presses *Prepare*; the prepared file is kept for one download button and replaced by
 the next one prepared.
 """
@@ -11,9 +11,9 @@ import json
 
 import streamlit as st
 
-from core.export import export_dataset_zip, export_labels_tiff, export_labels_zip, export_masks_tiff, \
+from core.workflow.export import export_dataset_zip, export_labels_tiff, export_labels_zip, export_masks_tiff, \
     export_masks_zip, to_bytes
-from core.guide import prediction_ids
+from core.workflow.guide import prediction_ids
 from pages._common import dataset_picker, init_state, user_errors, workspace
 
 MASK_FORMATS = {
@@ -86,14 +86,14 @@ def _prediction_section(ws, dataset: str) -> None:
         with user_errors(), st.spinner(f"Writing the prediction {run_id} ..."):
             info = ws.dataset(dataset)
             if what == PRED_FORMATS[2]:
-                from core.review import per_slice_scores
+                from core.workflow.review import per_slice_scores
 
                 rows = per_slice_scores(ws, dataset, run_id)
                 if not rows:
                     raise ValueError("no slice with a labeled or edited mask to score the prediction against")
                 _keep(dataset, "pred", _csv(rows), f"{dataset}_{run_id}_metrics.csv", "text/csv")
             else:
-                from core.inference import load_prediction
+                from core.predict.inference import load_prediction
 
                 masks, _, _ = load_prediction(ws, dataset, run_id)
                 names = list(info.slice_names[:masks.shape[0]])

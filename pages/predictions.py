@@ -1,7 +1,7 @@
 """Predictions: run a trained model over a dataset, then review where it is wrong and fix it.
 
-UI only: prediction is :func:`core.inference.predict_dataset`, review is :mod:`core.review`,
-pictures are :mod:`core.render` and charts :mod:`core.plots`.
+UI only: prediction is :func:`core.predict.inference.predict_dataset`, review is :mod:`core.workflow.review`,
+pictures are :mod:`core.view.render` and charts :mod:`core.view.plots`.
 """
 
 from __future__ import annotations
@@ -14,13 +14,14 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from core import plots, review
-from core.checkpoint import fit_warnings, read_checkpoint_info
-from core.inference import (GROUND_TRUTH_STATUSES, PredictConfig, PredictionJob, list_predictions, load_prediction,
-                            prediction_jobs, relabel, uncertainty_map)
-from core.ingest import import_dataset
-from core.metrics import slice_scores
-from core.render import ERROR_COLORS, class_color, error_map, heatmap, overlay
+from core.view import plots
+from core.workflow import review
+from core.nn.checkpoint import fit_warnings, read_checkpoint_info
+from core.predict.inference import (GROUND_TRUTH_STATUSES, PredictConfig, PredictionJob, list_predictions,
+                                    load_prediction, prediction_jobs, relabel, uncertainty_map)
+from core.workflow.ingest import import_dataset
+from core.nn.metrics import slice_scores
+from core.view.render import ERROR_COLORS, class_color, error_map, heatmap, overlay
 from pages._common import dataset_picker, init_state, user_errors, workspace
 
 # -- session state (this page's keys, with the idiom of _common.init_state) -----------------------
@@ -107,7 +108,7 @@ def _badge(text: str, rgb: tuple[int, int, int]) -> str:
 
 
 def _legend(class_names: tuple[str, ...]) -> str:
-    """Class colours of the overlays and the error colours of :func:`core.render.error_map`."""
+    """Class colours of the overlays and the error colours of :func:`core.view.render.error_map`."""
     classes = f"{class_names[0]} untinted " + "".join(_badge(n, class_color(k)) for k, n in enumerate(class_names)
                                                        if k > 0)
     errors = "".join(_badge(name, rgb) for name, rgb in ERROR_COLORS.items()

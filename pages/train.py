@@ -1,7 +1,7 @@
 """Train: configure and start a training job, watch it live, compare and download runs.
 
-UI only: training is :class:`core.training.TrainingJob` in a background thread (it never calls
-``st.*``); this page starts it through :func:`core.training.registry` and polls its snapshot from a
+UI only: training is :class:`core.train.training.TrainingJob` in a background thread (it never calls
+``st.*``); this page starts it through :func:`core.train.training.registry` and polls its snapshot from a
 fragment every 2 seconds while it runs. The job survives a page refresh: it is found again through
 the registry (one running job per workspace) or the run id kept in session state.
 """
@@ -13,10 +13,10 @@ from pathlib import Path
 
 import streamlit as st
 
-from core import plots
-from core.augment import AugmentConfig
-from core.model import ARCHITECTURES, ENCODERS
-from core.training import LOSSES, TrainConfig, TrainingJob, default_config, job_progress, registry, write_bundle
+from core.view import plots
+from core.nn.augment import AugmentConfig
+from core.nn.model import ARCHITECTURES, ENCODERS
+from core.train.training import LOSSES, TrainConfig, TrainingJob, default_config, job_progress, registry, write_bundle
 from pages._common import dataset_picker, init_state, page_link, user_errors, workspace
 
 _ACTIVE = ("queued", "running", "stopping")

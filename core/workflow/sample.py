@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .io import read_stack
-from .masks import to_labels
-from .workspace import DatasetInfo, Workspace
+from ..data.io import read_stack
+from ..data.masks import to_labels
+from ..store.workspace import DatasetInfo, Workspace
 
 __all__ = ["SAMPLE_DIR", "SAMPLE_NAME", "SAMPLE_CLASSES", "import_sample", "ensure_sample"]
 

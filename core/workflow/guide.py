@@ -3,11 +3,11 @@
 The workflow is import -> label -> train -> predict -> correct -> export; :func:`next_steps` looks
 at the dataset's slice statuses, its training runs and its stored predictions and says which page
 moves the user on, and why. Checking for predictions does not import torch unless a prediction
-folder exists (importing :mod:`core.inference` takes seconds).
+folder exists (importing :mod:`core.predict.inference` takes seconds).
 
 Example:
     >>> import numpy as np, tempfile
-    >>> from core.workspace import Workspace
+    >>> from core.store.workspace import Workspace
     >>> ws = Workspace(tempfile.mkdtemp())
     >>> [s.page for s in next_steps(ws, None)]
     ['pages/data.py']
@@ -22,11 +22,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .workspace import Workspace
+from ..store.workspace import Workspace
 
 __all__ = ["Step", "next_steps", "last_run", "prediction_ids"]
 
-_ACTIVE = ("queued", "running", "stopping")  # as core.training._ACTIVE_STATES
+_ACTIVE = ("queued", "running", "stopping")  # as core.train.training._ACTIVE_STATES
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,7 @@ def prediction_ids(ws: Workspace, dataset: str) -> list[str]:
     """Ids of the complete stored predictions of ``dataset``, newest first (``[]`` if none)."""
     if not (Path(ws.root) / "predictions" / dataset).is_dir():
         return []
-    from .inference import list_predictions  # torch: only when a prediction folder exists
+    from ..predict.inference import list_predictions  # torch: only when a prediction folder exists
 
     return list_predictions(ws, dataset)
 

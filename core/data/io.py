@@ -7,7 +7,7 @@ Rules:
 - Files are ordered naturally (``slice2`` before ``slice10``).
 - Stored values keep their dtype (uint8, uint16, int16, float32); float64 and wide integers become
   float32, RGB/RGBA become grayscale, each with a notice. Normalisation is a separate step
-  (:mod:`core.intensity`).
+  (:mod:`core.data.intensity`).
 - An uncompressed, contiguous TIFF is memory-mapped, not read: a 2 GB stack opens in little RAM.
 - Hyperstacks with a channel axis need ``channel=``; without it :class:`ChannelChoiceNeeded` says
   how many channels there are.

@@ -43,8 +43,8 @@ import numpy as np
 import tifffile
 
 from .catalog import SLICE_STATUSES, Catalog, WorkspaceError
-from .io import is_disk_full, read_png, write_png
-from .owner import Owner, host_token, is_gone
+from ..data.io import is_disk_full, read_png, write_png
+from ..data.owner import Owner, host_token, is_gone
 
 __all__ = ["Workspace", "WorkspaceError", "DatasetInfo", "SliceInfo", "MaskVersion", "MaskSave", "MaskConflict",
            "default_root", "validate_name", "disk_full_error", "human_bytes"]
@@ -54,7 +54,7 @@ log = logging.getLogger(__name__)
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 # folders of an import or a delete in progress: datasets/.<name>.importing-<host>-<pid>-<ns>
 _WORK_DIR_RE = re.compile(r"^\.(?P<name>.+)\.(?:importing|deleting)-(?:(?P<host>[A-Za-z0-9]+)-)?(?P<pid>\d+)-\d+$")
-# temporary files of core.io.atomic_write: .<file name>.<host>-<pid>.<random>.tmp (older: no owner)
+# temporary files of core.data.io.atomic_write: .<file name>.<host>-<pid>.<random>.tmp (older: no owner)
 _TMP_RE = re.compile(r"^\..+?\.(?:(?P<host>[A-Za-z0-9]+)-(?P<pid>\d+)\.)?[A-Za-z0-9_]+\.tmp$")
 _OLD_TMP_AGE_S = 24 * 3600  # a temporary file with no owner in its name is left over after this
 _SPACE_MARGIN = 64 << 10  # bytes kept free beyond what a write needs (catalog rows, the WAL)
@@ -295,7 +295,7 @@ class Workspace:
             raise disk_full_error(self.root, needed + _SPACE_MARGIN)
         try:
             yield
-        except (OSError, ValueError) as exc:  # ValueError: core.io.atomic_write's own message
+        except (OSError, ValueError) as exc:  # ValueError: core.data.io.atomic_write's own message
             if is_disk_full(exc) or str(exc).startswith("not enough space"):
                 raise disk_full_error(self.root, needed or None) from None
             raise

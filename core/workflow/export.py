@@ -2,7 +2,7 @@
 
 File names follow the source slices: a slice imported from ``cell_07.png`` is exported as
 ``cell_07.png``; slices of a stack are named ``<dataset>_<zzzz>.png``. Binary masks are written
-as 0/255, multi-class masks as class indices 0..K-1 (:func:`core.masks.to_export_values`).
+as 0/255, multi-class masks as class indices 0..K-1 (:func:`core.data.masks.to_export_values`).
 
 Every function writes to a path (atomically) or to an open binary file (for download buttons);
 :func:`to_bytes` runs one into memory.
@@ -20,9 +20,9 @@ import numpy as np
 import tifffile
 from PIL import Image
 
-from .io import atomic_write, write_tiff
-from .masks import to_export_values
-from .workspace import Workspace
+from ..data.io import atomic_write, write_tiff
+from ..data.masks import to_export_values
+from ..store.workspace import Workspace
 
 __all__ = ["export_masks_zip", "export_masks_tiff", "export_dataset_zip", "export_labels_zip",
            "export_labels_tiff", "to_bytes", "FORMATS"]

@@ -6,10 +6,10 @@ its stored dtype, a stack is (Z, Y, X), probabilities are (K, Y, X) float32 with
 
 How a slice is predicted (:func:`predict_slice`):
 
-1. Normalised exactly as in training: :func:`core.intensity.normalize` with the checkpoint's
+1. Normalised exactly as in training: :func:`core.data.intensity.normalize` with the checkpoint's
    ``norm_window``.
 2. Reflect-padded at the bottom and right to a multiple of the model's input multiple
-   (:func:`core.model.required_multiple`: 32 for smp encoders, 16 for the classic U-Net); the
+   (:func:`core.nn.model.required_multiple`: 32 for smp encoders, 16 for the classic U-Net); the
    output is cropped back.
 3. Cut into tiles of ``tile`` pixels (default: the training patch size rounded to that multiple;
    a side smaller than a tile becomes one tile that side) overlapping by ``overlap`` (rounded up so
@@ -66,12 +66,12 @@ import tifffile
 import torch
 from monai.inferers import sliding_window_inference
 
-from .checkpoint import Checkpoint, fit_warnings, load_checkpoint
-from .device import amp_dtype_for, use_cpu_threads, uses_channels_last
-from .intensity import normalize
-from .io import atomic_write, read_stack
-from .metrics import confusion_matrix, slice_scores
-from .model import probabilities, required_multiple
+from ..nn.checkpoint import Checkpoint, fit_warnings, load_checkpoint
+from ..nn.device import amp_dtype_for, use_cpu_threads, uses_channels_last
+from ..data.intensity import normalize
+from ..data.io import atomic_write, read_stack
+from ..nn.metrics import confusion_matrix, slice_scores
+from ..nn.model import probabilities, required_multiple
 
 __all__ = [
     "PredictConfig", "PredictionResult", "GROUND_TRUTH_STATUSES", "predict_slice", "labels_from_probs",
@@ -152,7 +152,7 @@ class PredictionResult:
         seconds: wall time.
         device: where the network ran.
         warnings: what does not fit between the checkpoint and the data
-            (:func:`core.checkpoint.fit_warnings`); filled by :func:`predict_dataset`.
+            (:func:`core.nn.checkpoint.fit_warnings`); filled by :func:`predict_dataset`.
     """
 
     masks_path: Path | None
@@ -244,7 +244,7 @@ class _Runner:
         self.cfg = cfg
         self.device = resolve_device(cfg.device)
         if self.device.type == "cpu":
-            use_cpu_threads()  # on the thread that predicts (Streamlit's script thread): see core.device
+            use_cpu_threads()  # on the thread that predicts (Streamlit's script thread): see core.nn.device
         self.n_classes = int(ckpt.model_config.n_classes)
         self.in_channels = int(getattr(ckpt.model_config, "in_channels", 1))
         self.window = tuple(float(v) for v in ckpt.norm_window)
@@ -325,7 +325,7 @@ def predict_slice(ckpt: Checkpoint, image: np.ndarray, cfg: PredictConfig = Pred
     """Class probabilities of one slice, tiled and Gaussian-blended.
 
     Args:
-        ckpt: a loaded checkpoint (:func:`core.checkpoint.load_checkpoint`). Its model is moved to
+        ckpt: a loaded checkpoint (:func:`core.nn.checkpoint.load_checkpoint`). Its model is moved to
             ``cfg.device`` (and to channels-last) in place.
         image: (Y, X) slice in its stored dtype, any size (or (C, Y, X) for a C-channel model).
         cfg: tiling, TTA and device options.
@@ -626,7 +626,7 @@ def score_prediction(ws: Any, dataset: str, labels: np.ndarray | Callable[[int],
     Ground truth is a slice with status ``labeled`` or ``edited`` (:data:`GROUND_TRUTH_STATUSES`).
 
     Args:
-        ws: the :class:`core.workspace.Workspace`.
+        ws: the :class:`core.store.workspace.Workspace`.
         dataset: dataset name.
         labels: predicted (Z, Y, X) class indices (array or memmap), or ``labels(z) -> (Y, X)``.
         zs: slices to consider (default all ground-truth slices among ``0 .. len(labels) - 1``).
@@ -683,7 +683,7 @@ def predict_dataset(ws: Any, dataset: str, checkpoint_path: str | Path, cfg: Pre
     Args:
         ws: the workspace.
         dataset: dataset name.
-        checkpoint_path: checkpoint file (:func:`core.checkpoint.save_checkpoint`).
+        checkpoint_path: checkpoint file (:func:`core.nn.checkpoint.save_checkpoint`).
         cfg: prediction options.
         run_id: name of the prediction; default the checkpoint's run id, else its file stem.
         progress: ``progress(done, total, eta_seconds)`` after each slice.
@@ -752,7 +752,7 @@ def load_prediction(ws: Any, dataset: str, run_id: str) -> tuple[np.ndarray, np.
 
 def _prediction_folder(ws: Any, dataset: str, run_id: str | None = None) -> Path:
     """Same layout as ``Workspace.predictions_dir`` without creating folders."""
-    from .workspace import validate_name
+    from ..store.workspace import validate_name
 
     base = Path(ws.root) / "predictions" / validate_name(dataset)
     return base if run_id is None else base / validate_name(run_id)
@@ -869,7 +869,7 @@ def predict_headless(checkpoint: str | Path, input: Any, out: str | Path, *, pro
                      device: str | None = None, warn: Callable[[str], None] | None = None) -> dict[str, Any]:
     """``python -m core predict``: predict a stack file (or folder, ZIP, PNGs) to a masks TIFF.
 
-    The input is read with :func:`core.io.read_stack`: an uncompressed TIFF stack is
+    The input is read with :func:`core.data.io.read_stack`: an uncompressed TIFF stack is
     memory-mapped and read slice by slice, so memory does not grow with the number of slices.
     Peak RSS does not grow with depth: about 0.9 GB is importing torch and MONAI, the rest is one
     slice's forward pass (see ``benchmarks/bench_inference.py`` for 165 x 768 x 1024); a smaller
@@ -878,7 +878,7 @@ def predict_headless(checkpoint: str | Path, input: Any, out: str | Path, *, pro
     Returns:
         JSON-ready summary ``{input, out, prob, slices, seconds, slices_per_s, mean_uncertainty,
         device, cancelled, warnings, checkpoint}``; ``warnings`` lists what does not fit between
-        the checkpoint and the input (:func:`core.checkpoint.fit_warnings`: intensity window and
+        the checkpoint and the input (:func:`core.nn.checkpoint.fit_warnings`: intensity window and
         bit depth), ``checkpoint`` its class names, intensity window and training dataset.
     """
     cfg = PredictConfig(tile=tile, overlap=overlap, batch_size=batch_size, tta=tta, threshold=threshold,

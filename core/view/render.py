@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .intensity import to_uint8
+from ..data.intensity import to_uint8
 
 __all__ = ["CLASS_COLORS", "ERROR_COLORS", "class_color", "overlay", "error_map", "heatmap", "gray_rgb"]
 

@@ -140,7 +140,7 @@ def canvas_color(k: int) -> tuple[int, int, int]:
     """RGB colour of class ``k`` on the canvas; unique per class so strokes can be read back.
 
     Class 0 (background) is the eraser's white; classes 1..9 use the overlay colours of
-    :data:`core.render.CLASS_COLORS`; further classes get evenly spaced hues.
+    :data:`core.view.render.CLASS_COLORS`; further classes get evenly spaced hues.
 
     Example:
         >>> canvas_color(0), canvas_color(1)
@@ -498,7 +498,7 @@ def background(image: np.ndarray, mask: np.ndarray | None, window: ZoomWindow, c
     Returns:
         (canvas_h, canvas_w, 3) uint8; magnified with nearest neighbour, so pixels stay square.
     """
-    from .intensity import percentile_range
+    from ..data.intensity import percentile_range
 
     if display_window is None and np.asarray(image).dtype != np.uint8:
         display_window = percentile_range(image)

@@ -5,12 +5,12 @@ atomically and read back with ``torch.load(..., weights_only=True)`` only, so lo
 runs code from it. Keys:
 
 ``format`` (``"segdash-checkpoint"``), ``format_version``, ``model_config`` (dict of
-:class:`~core.model.ModelConfig`), ``model_state`` (state dict), ``class_names``, ``norm_window``
+:class:`~core.nn.model.ModelConfig`), ``model_state`` (state dict), ``class_names``, ``norm_window``
 (the intensity window the network was trained with), ``patch_size``, ``epoch`` (epochs completed),
 ``metrics`` (of that epoch), ``history`` (one dict per epoch), ``run_id``, ``optimizer``,
 ``scheduler``, ``scaler`` (state dicts or ``None``), ``extra`` (free dict), ``versions``, ``saved_at``.
 
-A run's reproducibility ``bundle.zip`` (:func:`core.training.write_bundle`) holds such a file as
+A run's reproducibility ``bundle.zip`` (:func:`core.train.training.write_bundle`) holds such a file as
 ``model.pt``: :func:`load_checkpoint` reads the weights from it; another ZIP is refused with the
 names of the checkpoint files inside, if any.
 
@@ -20,7 +20,7 @@ instead of silently producing poor masks.
 
 Example:
     >>> import tempfile, pathlib
-    >>> from core.model import ModelConfig, build_model
+    >>> from core.nn.model import ModelConfig, build_model
     >>> cfg = ModelConfig(arch="classic", classic_width=4)
     >>> path = pathlib.Path(tempfile.mkdtemp()) / "m.pt"
     >>> _ = save_checkpoint(path, build_model(cfg), cfg, class_names=["bg", "cell"],
@@ -44,15 +44,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from .intensity import percentile_range
-from .io import atomic_write
+from ..data.intensity import percentile_range
+from ..data.io import atomic_write
 from .model import ModelConfig, build_model
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "Checkpoint", "save_checkpoint", "load_checkpoint", "read_checkpoint_info",
            "fit_warnings", "intensity_warning", "class_warning"]
 
 _CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt")
-_BUNDLE_MEMBER = "model.pt"  # where core.training.write_bundle puts the weights
+_BUNDLE_MEMBER = "model.pt"  # where core.train.training.write_bundle puts the weights
 
 FORMAT = "segdash-checkpoint"
 FORMAT_VERSION = 1
@@ -341,7 +341,7 @@ def class_warning(model_classes: Sequence[str], data_classes: Sequence[str]) -> 
 def intensity_warning(window: Sequence[float], images: np.ndarray) -> str | None:
     """A sentence when ``images`` do not fit the intensity ``window`` the model was trained with.
 
-    The data's 1-99 % percentiles (:func:`core.intensity.percentile_range`, subsampled, so cheap
+    The data's 1-99 % percentiles (:func:`core.data.intensity.percentile_range`, subsampled, so cheap
     on a memory-mapped stack) are mapped through the window as the network's input is: training
     data spans about 0 to 1. Warned when the data lands mostly below 0.25 or above 0.75 (mostly
     black or white to the network), spans less than a quarter of the window (little contrast: an

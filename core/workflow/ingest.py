@@ -29,9 +29,9 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .io import Stack, ZipFolder, check_import_path, read_stack
-from .masks import default_class_names, to_labels
-from .workspace import DatasetInfo, Workspace, validate_name
+from ..data.io import Stack, ZipFolder, check_import_path, read_stack
+from ..data.masks import default_class_names, to_labels
+from ..store.workspace import DatasetInfo, Workspace, validate_name
 
 __all__ = ["ImportReport", "pair_masks", "import_dataset", "split_bundle", "ImagesLookLikeMasks",
            "TooManyClassNames", "import_roots"]
@@ -128,7 +128,7 @@ def split_bundle(source: Any) -> tuple[Any, Any | None, dict[str, Any]]:
 
     Returns ``(images_source, masks_source_or_None, manifest)``; a source without that layout is
     returned unchanged with ``(source, None, {})``. A list of one upload counts as that upload. A
-    ZIP is not decompressed here: its halves are :class:`core.io.ZipFolder` views read member by
+    ZIP is not decompressed here: its halves are :class:`core.data.io.ZipFolder` views read member by
     member later.
     """
     if isinstance(source, (list, tuple)) and len(source) == 1:
@@ -259,14 +259,14 @@ def import_dataset(ws: Workspace, name: str, images: Any, masks: Any = None, *, 
     Args:
         ws: the workspace.
         name: new dataset name.
-        images: anything :func:`core.io.read_stack` accepts; a folder or ZIP with ``images/`` and
+        images: anything :func:`core.data.io.read_stack` accepts; a folder or ZIP with ``images/`` and
             ``masks/`` sub-folders brings its masks along.
         masks: masks in the same forms, or ``None``.
         channel: channel to keep for multi-channel images.
         mask_threshold: binarise masks at this value (for anti-aliased or JPEG masks).
         class_names: one per class; default from the bundle manifest or ``background, foreground``.
         source: description stored with the dataset.
-        as_stack: how to read a 3- or 4-plane planar TIFF (see :func:`core.io.read_stack`).
+        as_stack: how to read a 3- or 4-plane planar TIFF (see :func:`core.data.io.read_stack`).
         remap_classes: map gapped mask values ({0, 1, 2, 7}) to classes 0..K-1.
         images_are_binary: import images that hold only two values (else :class:`ImagesLookLikeMasks`).
         merge_classes: let ``mask_threshold`` merge several mask classes into one.
@@ -275,10 +275,10 @@ def import_dataset(ws: Workspace, name: str, images: Any, masks: Any = None, *, 
             then slices written (stage ``"writing"``).
 
     Raises:
-        ValueError: every refusal, with a message for the user (see :mod:`core.io`, :mod:`core.masks`):
-            :class:`~core.io.ChannelChoiceNeeded`, :class:`~core.io.StackOrColourNeeded`,
-            :class:`~core.masks.StrayMaskValues`, :class:`~core.masks.GappedMaskValues`,
-            :class:`~core.masks.ThresholdMergesClasses`, :class:`ImagesLookLikeMasks` and
+        ValueError: every refusal, with a message for the user (see :mod:`core.data.io`, :mod:`core.data.masks`):
+            :class:`~core.data.io.ChannelChoiceNeeded`, :class:`~core.data.io.StackOrColourNeeded`,
+            :class:`~core.data.masks.StrayMaskValues`, :class:`~core.data.masks.GappedMaskValues`,
+            :class:`~core.data.masks.ThresholdMergesClasses`, :class:`ImagesLookLikeMasks` and
             :class:`TooManyClassNames` ask a question the caller can answer with an option.
     """
     validate_name(name)

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-from .owner import Owner, is_gone
+from ..data.owner import Owner, is_gone
 
 __all__ = ["Catalog", "WorkspaceError", "SLICE_STATUSES", "RUN_STATES", "ACTIVE_RUN_STATES"]
 

@@ -15,12 +15,12 @@ smp ``Unet``/``resnet18`` given the same or more wall time, and takes 0.3 s a st
 Data:
 
 - Slices are split into training and validation at slice level (:func:`split_slices`).
-- Images are normalised with the dataset's 1-99 percentile window (:mod:`core.intensity`),
+- Images are normalised with the dataset's 1-99 percentile window (:mod:`core.data.intensity`),
   measured once and stored in the checkpoint (a resumed run keeps its checkpoint's window).
 - Each epoch draws ``steps_per_epoch * batch_size`` random patches from the training slices
   (slice chosen in proportion to its area; slices smaller than the patch are reflect-padded);
   with ``skip_empty_patches`` a patch without foreground is redrawn (up to 20 times).
-- Augmentation (:mod:`core.augment`) runs on the training device, per sample.
+- Augmentation (:mod:`core.nn.augment`) runs on the training device, per sample.
 - Validation runs on whole validation slices, centre-cropped to at most ``val_crop`` pixels a side
   (512 by default, so it stays fast on a CPU; 0 = no crop), padded by reflection to the model's
   multiple and cropped back. Scores are summed over all validation pixels.
@@ -66,14 +66,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from .augment import AugmentConfig, augment_batch
-from .checkpoint import load_checkpoint, read_checkpoint_info, save_checkpoint
-from .device import amp_dtype_for, use_cpu_threads, uses_channels_last
-from .intensity import normalize, percentile_range
-from .io import atomic_write, is_disk_full
-from .metrics import ConfusionAccumulator
-from .model import ModelConfig, build_model, labels_from_logits, required_multiple
-from .workspace import Workspace, disk_full_error, validate_name
+from ..nn.augment import AugmentConfig, augment_batch
+from ..nn.checkpoint import load_checkpoint, read_checkpoint_info, save_checkpoint
+from ..nn.device import amp_dtype_for, use_cpu_threads, uses_channels_last
+from ..data.intensity import normalize, percentile_range
+from ..data.io import atomic_write, is_disk_full
+from ..nn.metrics import ConfusionAccumulator
+from ..nn.model import ModelConfig, build_model, labels_from_logits, required_multiple
+from ..store.workspace import Workspace, disk_full_error, validate_name
 
 __all__ = [
     "LOSSES", "SCHEDULERS", "OPTIMIZERS", "JOB_STATES", "TrainConfig", "default_config", "split_slices",
@@ -109,7 +109,7 @@ class TrainConfig:
         batch_size: patches per optimisation step.
         lr: peak learning rate.
         patch_size: side of the square training patches; a multiple of the model's
-            :func:`~core.model.required_multiple`.
+            :func:`~core.nn.model.required_multiple`.
         val_fraction: fraction of labeled slices kept for validation (at least one slice when there
             are two or more).
         seed: random seed (split, patches, augmentation, initialisation).
@@ -121,7 +121,7 @@ class TrainConfig:
         num_workers: DataLoader worker processes for patch extraction (0 = in the training thread).
         amp: mixed precision: on CUDA bf16 where supported, else fp16 with a GradScaler; on a
             CPU with native bf16 (AVX512-BF16 or AMX) bf16, about twice as fast; ignored
-            elsewhere (see :func:`core.device.amp_dtype_for`). Weights, optimizer and loss stay float32.
+            elsewhere (see :func:`core.nn.device.amp_dtype_for`). Weights, optimizer and loss stay float32.
         val_crop: validation slices are centre-cropped to at most this side (0 = whole slices).
         device: ``auto`` (CUDA, else MPS, else CPU), ``cpu``, ``cuda`` or ``mps``.
 
@@ -258,7 +258,7 @@ def select_device(preference: str = "auto") -> torch.device:
 
     On the CPU, torch's thread count is set, on the calling thread, to the number of cores (or
     torch's count if higher), or to ``$SEGDASH_THREADS`` when that is given (useful when other
-    processes share the cores); see :mod:`core.device` for why it must be set on that thread.
+    processes share the cores); see :mod:`core.nn.device` for why it must be set on that thread.
     """
     pref = preference.lower()
     if pref in ("auto", "cuda") and torch.cuda.is_available():
@@ -270,7 +270,7 @@ def select_device(preference: str = "auto") -> torch.device:
         return torch.device("mps")
     if pref == "mps":
         raise ValueError("MPS was requested but is not available; use 'auto' or 'cpu'")
-    use_cpu_threads()  # on this (worker) thread: see core.device
+    use_cpu_threads()  # on this (worker) thread: see core.nn.device
     return torch.device("cpu")
 
 
@@ -476,7 +476,7 @@ class TrainingJob:
     """One training run in a background thread.
 
     Args:
-        workspace: the workspace (a :class:`~core.workspace.Workspace` or its folder).
+        workspace: the workspace (a :class:`~core.store.workspace.Workspace` or its folder).
         dataset: dataset name; its labeled slices are used.
         config: the training config (its model's ``n_classes`` is replaced by the dataset's).
         run_id: run id; default ``<dataset>-<date>-<time>-<random>``.
@@ -654,7 +654,7 @@ class TrainingJob:
 
     def _beat(self, done: threading.Event) -> None:
         """Write the run's heartbeat until ``done``: while it beats, the run is not interrupted.
-        A stop requested through the catalog (:meth:`~core.catalog.Catalog.request_stop`, from
+        A stop requested through the catalog (:meth:`~core.store.catalog.Catalog.request_stop`, from
         another process) is read here too."""
         while not done.wait(_HEARTBEAT_S):
             try:
@@ -1061,7 +1061,7 @@ def write_bundle(workspace: Workspace | str | Path, run_id: str) -> Path:
     Members: ``config.json`` (training config, dataset, dataset version, device, class names,
     normalisation window, resumed_from), ``metrics.csv`` (one row per epoch, per-class Dice as
     ``val_dice_<class>``), ``model.pt`` (best weights as a SegDash checkpoint without optimizer
-    state; :func:`~core.checkpoint.load_checkpoint` reads it), ``splits.json`` (training and
+    state; :func:`~core.nn.checkpoint.load_checkpoint` reads it), ``splits.json`` (training and
     validation slice names and indices), ``versions.json`` (Python and package versions).
 
     Returns:
