@@ -17,7 +17,7 @@ from ..store.workspace import DatasetInfo, Workspace
 
 __all__ = ["SAMPLE_DIR", "SAMPLE_NAME", "SAMPLE_CLASSES", "import_sample", "ensure_sample"]
 
-SAMPLE_DIR = Path(__file__).resolve().parent.parent / "data" / "sample" / "isbi2012"
+SAMPLE_DIR = Path(__file__).resolve().parents[2] / "data" / "sample" / "isbi2012"
 SAMPLE_NAME = "isbi2012"
 SAMPLE_CLASSES = ("membrane", "cell")
 _MARKER = ".sample-imported"
