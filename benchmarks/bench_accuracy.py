@@ -6,8 +6,8 @@ What runs:
    is made of slices 0..23 only (images and masks), so the held-out slices 24..29 do not even
    enter the normalisation window. The training job splits ``isbi-train`` into training and
    validation slices itself (``val_fraction`` of the recipe).
-2. :func:`core.train.training.default_config` (or it with ``--set`` overrides) is trained through the
-   same :class:`core.train.training.TrainingJob` the dashboard uses, under a time budget
+2. :func:`core.train.config.default_config` (or it with ``--set`` overrides) is trained through the
+   same :class:`core.train.job.TrainingJob` the dashboard uses, under a time budget
    (``--minutes``, training and scoring together): a short calibration job (two epochs of 6
    steps of the recipe; the second, warm one counts) measures the step time and the per-epoch
    validation and saving time, and when the recipe's epochs would not fit the budget they are
@@ -110,7 +110,8 @@ def calibrate(ws, dataset: str, cfg, steps: int = 6) -> tuple[float, float]:
     :class:`TrainingJob` (two epochs of ``steps`` steps), so whatever the trainer does (threads,
     precision, memory format, validation, checkpoints) is in the numbers. The second epoch is
     used: the first includes one-off warm-up (kernel selection), up to 1.5x a step's time."""
-    from core.train.training import TrainingJob, registry
+    from core.train.job import TrainingJob
+    from core.train.registry import registry
 
     job = registry().start(TrainingJob(ws, dataset, replace(cfg, epochs=2, steps_per_epoch=steps)))
     job.join()
@@ -130,7 +131,8 @@ def fit_epochs(cfg, step_s: float, epoch_extra_s: float, budget_s: float) -> int
 
 
 def train(ws, dataset: str, cfg, deadline: float, log) -> dict:
-    from core.train.training import TrainingJob, registry
+    from core.train.job import TrainingJob
+    from core.train.registry import registry
 
     t0 = time.time()
     job = registry().start(TrainingJob(ws, dataset, cfg))
@@ -171,7 +173,7 @@ def main() -> None:
 
     from core.nn.checkpoint import load_checkpoint
     from core.workflow.sample import ensure_sample
-    from core.train.training import default_config, TrainConfig
+    from core.train.config import default_config, TrainConfig
     from core.store.workspace import Workspace
 
     def log(msg: str) -> None:

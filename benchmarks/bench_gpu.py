@@ -37,7 +37,7 @@ def main() -> None:
     from bench_trainer import DATASET, alternate, bare_loop, job_run, result_rows
 
     from core.workflow.sample import ensure_sample
-    from core.train.training import TrainConfig, default_config
+    from core.train.config import TrainConfig, default_config
 
     cfg = TrainConfig.from_dict({**json.loads(args.set), "epochs": args.epochs, "device": "cuda", "amp": True},
                                 base=default_config(2))

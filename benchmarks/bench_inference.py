@@ -1,6 +1,6 @@
 """Inference: cost of tiled prediction against the bare forward pass, and peak memory on a big stack.
 
-1. **Ratio.** The recipe's network (:func:`core.train.training.default_config`, random weights: only
+1. **Ratio.** The recipe's network (:func:`core.train.config.default_config`, random weights: only
    time matters) saved as a checkpoint with the recipe's patch size, so prediction uses the
    default tiling of :mod:`core.predict.inference` (:func:`~core.predict.inference.default_tile`: the patch size
    but at least 1024, the fewest tiles spread over the slice, overlap 0.25, Gaussian blending).
@@ -103,7 +103,8 @@ def ratio_part(tmp: Path, n_slices: int, rounds: int, log) -> tuple[list[dict], 
     from core.predict.inference import PredictConfig, default_tile, predict_slice, predict_stack
     from core.data.intensity import percentile_range
     from core.workflow.sample import ensure_sample
-    from core.train.training import default_config, select_device
+    from core.train.config import default_config
+    from core.nn.device import select_device
     from core.store.workspace import Workspace
 
     select_device("cpu")
@@ -161,7 +162,7 @@ def memory_part(tmp: Path, which: str, log) -> tuple[dict, dict]:
     import tifffile
 
     from core.nn.model import ModelConfig
-    from core.train.training import default_config
+    from core.train.config import default_config
 
     if which == "default":
         rc = default_config(2)

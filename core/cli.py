@@ -132,7 +132,7 @@ class _TrainingFailed(Exception):
 def _cmd_train(args: argparse.Namespace) -> dict[str, Any]:
     ws = _workspace(args)
     config = _check_train(ws, args)
-    from .train.training import job_progress, train_headless  # torch: only now that the input is fine
+    from .train.headless import job_progress, train_headless  # torch: only now that the input is fine
 
     bar = _progress_printer("train")
 

@@ -1,7 +1,7 @@
 """Train: configure and start a training job, watch it live, compare and download runs.
 
-UI only: training is :class:`core.train.training.TrainingJob` in a background thread (it never calls
-``st.*``); this page starts it through :func:`core.train.training.registry` and polls its snapshot from a
+UI only: training is :class:`core.train.job.TrainingJob` in a background thread (it never calls
+``st.*``); this page starts it through :func:`core.train.registry.registry` and polls its snapshot from a
 fragment every 2 seconds while it runs. The job survives a page refresh: it is found again through
 the registry (one running job per workspace) or the run id kept in session state.
 """
@@ -16,7 +16,11 @@ import streamlit as st
 from core.view import plots
 from core.nn.augment import AugmentConfig
 from core.nn.model import ARCHITECTURES, ENCODERS
-from core.train.training import LOSSES, TrainConfig, TrainingJob, default_config, job_progress, registry, write_bundle
+from core.train.config import LOSSES, TrainConfig, default_config
+from core.train.job import TrainingJob
+from core.train.headless import job_progress
+from core.train.registry import registry
+from core.train.bundle import write_bundle
 from pages._common import dataset_picker, init_state, page_link, user_errors, workspace
 
 _ACTIVE = ("queued", "running", "stopping")

@@ -10,7 +10,7 @@ runs code from it. Keys:
 ``metrics`` (of that epoch), ``history`` (one dict per epoch), ``run_id``, ``optimizer``,
 ``scheduler``, ``scaler`` (state dicts or ``None``), ``extra`` (free dict), ``versions``, ``saved_at``.
 
-A run's reproducibility ``bundle.zip`` (:func:`core.train.training.write_bundle`) holds such a file as
+A run's reproducibility ``bundle.zip`` (:func:`core.train.bundle.write_bundle`) holds such a file as
 ``model.pt``: :func:`load_checkpoint` reads the weights from it; another ZIP is refused with the
 names of the checkpoint files inside, if any.
 
@@ -52,7 +52,7 @@ __all__ = ["FORMAT", "FORMAT_VERSION", "Checkpoint", "save_checkpoint", "load_ch
            "fit_warnings", "intensity_warning", "class_warning"]
 
 _CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt")
-_BUNDLE_MEMBER = "model.pt"  # where core.train.training.write_bundle puts the weights
+_BUNDLE_MEMBER = "model.pt"  # where core.train.bundle.write_bundle puts the weights
 
 FORMAT = "segdash-checkpoint"
 FORMAT_VERSION = 1

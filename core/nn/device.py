@@ -16,7 +16,8 @@ import os
 
 import torch
 
-__all__ = ["cpu_threads", "use_cpu_threads", "uses_channels_last", "cpu_has_bf16", "amp_dtype_for"]
+__all__ = ["cpu_threads", "use_cpu_threads", "uses_channels_last", "cpu_has_bf16", "amp_dtype_for", "select_device",
+           "device_label"]
 
 
 def cpu_threads() -> tuple[int, bool]:
@@ -68,3 +69,34 @@ def amp_dtype_for(device: torch.device, amp: bool) -> torch.dtype | None:
     if device.type == "cpu" and os.environ.get("SEGDASH_CPU_BF16", "1").strip() != "0" and cpu_has_bf16():
         return torch.bfloat16
     return None
+
+
+def select_device(preference: str = "auto") -> torch.device:
+    """``cuda`` when available, else ``mps``, else ``cpu`` (``preference`` forces one).
+
+    On the CPU, torch's thread count is set, on the calling thread, to the number of cores (or
+    torch's count if higher), or to ``$SEGDASH_THREADS`` when that is given (useful when other
+    processes share the cores); see this module's docstring for why it must be set on that thread.
+    """
+    pref = preference.lower()
+    if pref in ("auto", "cuda") and torch.cuda.is_available():
+        return torch.device("cuda")
+    if pref == "cuda":
+        raise ValueError("CUDA was requested but no CUDA GPU is available (device='cuda'); use 'auto' or 'cpu'")
+    mps = getattr(torch.backends, "mps", None)
+    if pref in ("auto", "mps") and mps is not None and mps.is_available():
+        return torch.device("mps")
+    if pref == "mps":
+        raise ValueError("MPS was requested but is not available; use 'auto' or 'cpu'")
+    use_cpu_threads()  # on this (worker) thread: see the module docstring
+    return torch.device("cpu")
+
+
+def device_label(device: torch.device) -> str:
+    """Human description, e.g. ``cpu (2 threads)`` or ``cuda: NVIDIA H100``."""
+    if device.type == "cuda":
+        return f"cuda: {torch.cuda.get_device_name(device)}"
+    if device.type == "mps":
+        return "mps (Apple GPU)"
+    n = torch.get_num_threads()
+    return f"cpu ({n} thread{'s' if n != 1 else ''})"

@@ -22,7 +22,7 @@ from ..store.workspace import Workspace
 
 __all__ = ["model_suggestion", "model_sources"]
 
-_NOT_FINISHED = ("queued", "running", "stopping", "failed")  # core.train.training.JOB_STATES without done, stopped
+_NOT_FINISHED = ("queued", "running", "stopping", "failed")  # core.train.job.JOB_STATES without done, stopped
 
 
 def _checkpoint_path(ws: Workspace, run: dict[str, Any]) -> Path | None:

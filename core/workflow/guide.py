@@ -26,7 +26,7 @@ from ..store.workspace import Workspace
 
 __all__ = ["Step", "next_steps", "last_run", "prediction_ids"]
 
-_ACTIVE = ("queued", "running", "stopping")  # as core.train.training._ACTIVE_STATES
+_ACTIVE = ("queued", "running", "stopping")  # as core.train.job._ACTIVE_STATES
 
 
 @dataclass(frozen=True)

@@ -116,7 +116,7 @@ def test_train_then_predict_headless(ws, tmp_path):
     assert pred["warnings"] == [] and "warning:" not in out.stderr  # the training data fits its own model
     assert len(pred["checkpoint"]["class_names"]) == 2 and pred["checkpoint"]["trained_on"] == "toy"
 
-    from core.train.training import write_bundle  # the run's reproducibility bundle works as --checkpoint too
+    from core.train.bundle import write_bundle  # the run's reproducibility bundle works as --checkpoint too
 
     bundle = write_bundle(ws, summary["run_id"])
     out = run("predict", "--checkpoint", str(bundle), "--input", str(tmp_path / "v.tif"),

@@ -452,7 +452,7 @@ def one_thread(monkeypatch):
 
 
 def test_an_interrupted_run_resumes_from_its_last_checkpoint(tmp_path, one_thread):
-    from core.train.training import train_headless
+    from core.train.headless import train_headless
 
     ws = Workspace(tmp_path / "ws")
     _labeled(ws)
@@ -475,7 +475,8 @@ def test_an_interrupted_run_resumes_from_its_last_checkpoint(tmp_path, one_threa
 
 def test_training_on_a_full_disk_fails_with_a_message(tmp_path, one_thread, monkeypatch):
     """Injected: torch's own error for a failed write (no errno), on a disk with little space left."""
-    import core.train.training as training
+    import core.train.recorder as recorder
+    from core.train.headless import train_headless
 
     ws = Workspace(tmp_path / "ws")
     _labeled(ws)
@@ -485,9 +486,9 @@ def test_training_on_a_full_disk_fails_with_a_message(tmp_path, one_thread, monk
                            "data/3: file write failed")
 
     usage = shutil_mod.disk_usage(tmp_path)
-    monkeypatch.setattr(training, "save_checkpoint", full)
-    monkeypatch.setattr(training.shutil, "disk_usage", lambda p: usage._replace(free=4096))
-    summary = training.train_headless(ws, "toy", epochs=1, config=_TINY_TRAIN)
+    monkeypatch.setattr(recorder, "save_checkpoint", full)
+    monkeypatch.setattr(recorder.shutil, "disk_usage", lambda p: usage._replace(free=4096))
+    summary = train_headless(ws, "toy", epochs=1, config=_TINY_TRAIN)
     assert summary["state"] == "failed"
     assert summary["error"].startswith("not enough space in ") and "inline_container" not in summary["error"]
     assert ws.catalog.run(summary["run_id"])["error"] == summary["error"]
@@ -513,10 +514,10 @@ def test_training_on_a_full_tmpfs_fails_with_a_message(tmp_path, one_thread, lea
     """Full to the last byte: the run cannot even be recorded. Nearly full: the first checkpoint
     (or the catalog) does not fit. Either way one message, the dataset untouched, and the run's
     outcome written to the catalog once there is room again."""
-    import core.train.training as training
-    from core.train.training import train_headless
+    import core.train.job as training_job
+    from core.train.headless import train_headless
 
-    monkeypatch.setattr(training, "_HEARTBEAT_S", 0.1)
+    monkeypatch.setattr(training_job, "_HEARTBEAT_S", 0.1)
 
     with _tmpfs(tmp_path / "small", "3m") as mnt:
         ws = Workspace(mnt / "ws")
@@ -574,12 +575,14 @@ def test_cli_training_killed_shows_interrupted_and_resumes(tmp_path):
 
 def test_a_stop_requested_through_the_catalog_stops_the_run(tmp_path, one_thread, monkeypatch):
     """What another process (the Train page for a CLI run) can do: the worker reads it with its heartbeat."""
-    import core.train.training as training
+    import core.train.job as training_job
+    from core.train.config import TrainConfig
+    from core.train.registry import registry
 
-    monkeypatch.setattr(training, "_HEARTBEAT_S", 0.2)
+    monkeypatch.setattr(training_job, "_HEARTBEAT_S", 0.2)
     ws = Workspace(tmp_path / "ws")
     _labeled(ws)
-    job = training.registry().start(training.TrainingJob(ws, "toy", training.TrainConfig.from_dict(
+    job = registry().start(training_job.TrainingJob(ws, "toy", TrainConfig.from_dict(
         {**_TINY_TRAIN, "steps_per_epoch": 1000, "epochs": 50})))
     t0 = time.time()
     while ws.catalog.run(job.run_id)["state"] != "running" and time.time() - t0 < 30:

@@ -8,7 +8,7 @@ import torch
 from core.nn.checkpoint import load_checkpoint
 from core.predict.inference import PredictConfig, predict_slice
 from core.workflow.ingest import import_dataset
-from core.train.training import train_headless
+from core.train.headless import train_headless
 from core.store.workspace import Workspace
 from tests.synthetic import discs
 
