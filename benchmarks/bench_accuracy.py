@@ -14,8 +14,8 @@ What runs:
    lowered so that they do (the cosine schedule then still ends on time); the job is also stopped at the deadline whatever happens
    (``last.pt`` is kept, and scored when there is no ``best.pt``).
 3. ``best.pt`` (the best validation Dice; the checkpoint the dashboard offers) is scored on
-   slices 24..29 with :func:`core.predict.inference.predict_slice` at the default tiling (see
-   :func:`core.predict.inference.default_tile`; overlap 0.25, Gaussian blending), without and with
+   slices 24..29 with :func:`core.predict.inferer.predict_slice` at the default tiling (see
+   :func:`core.predict.inferer.default_tile`; overlap 0.25, Gaussian blending), without and with
    test-time flips (``tta``).
 
 Scores, over all pixels of the six slices: pixel error (1 - accuracy), Dice and IoU of each
@@ -84,7 +84,9 @@ def adapted_rand_error(truth_cells: np.ndarray, pred_cells: np.ndarray) -> float
 
 def score(ckpt, images: np.ndarray, truths: np.ndarray, tta: bool) -> dict:
     """Predict each (Y, X) slice whole (tiled, default overlap) and score it against its truth."""
-    from core.predict.inference import PredictConfig, labels_from_probs, predict_slice
+    from core.predict.config import PredictConfig
+    from core.predict.probabilities import labels_from_probs
+    from core.predict.inferer import predict_slice
     from core.nn.metrics import confusion_matrix, scores_from_confusion
 
     t = time.perf_counter()

@@ -156,7 +156,7 @@ def _cmd_predict(args: argparse.Namespace) -> dict[str, Any]:
     for what, path in (("checkpoint", args.checkpoint), ("input", args.input)):  # before torch is imported
         if not Path(path).exists():
             raise ValueError(f"{path}: no such {what} file or folder")
-    from .predict.inference import predict_headless
+    from .predict.stack import predict_headless
 
     bar = _progress_printer("predict")
     return predict_headless(args.checkpoint, args.input, args.out, prob=args.prob, tile=args.tile,

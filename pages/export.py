@@ -93,7 +93,7 @@ def _prediction_section(ws, dataset: str) -> None:
                     raise ValueError("no slice with a labeled or edited mask to score the prediction against")
                 _keep(dataset, "pred", _csv(rows), f"{dataset}_{run_id}_metrics.csv", "text/csv")
             else:
-                from core.predict.inference import load_prediction
+                from core.predict.stored import load_prediction
 
                 masks, _, _ = load_prediction(ws, dataset, run_id)
                 names = list(info.slice_names[:masks.shape[0]])

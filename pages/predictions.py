@@ -1,6 +1,6 @@
 """Predictions: run a trained model over a dataset, then review where it is wrong and fix it.
 
-UI only: prediction is :func:`core.predict.inference.predict_dataset`, review is :mod:`core.workflow.review`,
+UI only: prediction is :func:`core.predict.dataset.predict_dataset`, review is :mod:`core.workflow.review`,
 pictures are :mod:`core.view.render` and charts :mod:`core.view.plots`.
 """
 
@@ -17,8 +17,10 @@ import streamlit as st
 from core.view import plots
 from core.workflow import review
 from core.nn.checkpoint import fit_warnings, read_checkpoint_info
-from core.predict.inference import (GROUND_TRUTH_STATUSES, PredictConfig, PredictionJob, list_predictions,
-                                    load_prediction, prediction_jobs, relabel, uncertainty_map)
+from core.predict.stored import GROUND_TRUTH_STATUSES, list_predictions, load_prediction
+from core.predict.config import PredictConfig
+from core.predict.dataset import PredictionJob, prediction_jobs
+from core.predict.probabilities import relabel, uncertainty_map
 from core.workflow.ingest import import_dataset
 from core.nn.metrics import slice_scores
 from core.view.render import ERROR_COLORS, class_color, error_map, heatmap, overlay

@@ -17,7 +17,7 @@ import os
 import torch
 
 __all__ = ["cpu_threads", "use_cpu_threads", "uses_channels_last", "cpu_has_bf16", "amp_dtype_for", "select_device",
-           "device_label"]
+           "resolve_device", "device_label"]
 
 
 def cpu_threads() -> tuple[int, bool]:
@@ -72,7 +72,8 @@ def amp_dtype_for(device: torch.device, amp: bool) -> torch.dtype | None:
 
 
 def select_device(preference: str = "auto") -> torch.device:
-    """``cuda`` when available, else ``mps``, else ``cpu`` (``preference`` forces one).
+    """The one device policy: ``cuda`` when available, else ``mps``, else ``cpu`` (``preference``
+    forces one). Training and prediction both choose through it.
 
     On the CPU, torch's thread count is set, on the calling thread, to the number of cores (or
     torch's count if higher), or to ``$SEGDASH_THREADS`` when that is given (useful when other
@@ -90,6 +91,17 @@ def select_device(preference: str = "auto") -> torch.device:
         raise ValueError("MPS was requested but is not available; use 'auto' or 'cpu'")
     use_cpu_threads()  # on this (worker) thread: see the module docstring
     return torch.device("cpu")
+
+
+def resolve_device(device: str | None = None) -> torch.device:
+    """``device`` (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...) as a torch device; ``None`` or ``"auto"``:
+    :func:`select_device`'s choice."""
+    if device is None or str(device).lower() == "auto":
+        return select_device("auto")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} asked for, but no CUDA GPU is available")
+    return dev
 
 
 def device_label(device: torch.device) -> str:

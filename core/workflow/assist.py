@@ -1,9 +1,9 @@
 """Model-assisted labeling: a starting mask for an unlabeled slice from the current model.
 
 :func:`model_suggestion` prefers a stored prediction of the dataset (the newest one holding the
-slice, :func:`core.predict.inference.list_predictions`); without one it predicts the slice with the best
+slice, :func:`core.predict.stored.list_predictions`); without one it predicts the slice with the best
 checkpoint of the newest finished training run (:func:`core.nn.checkpoint.load_checkpoint`,
-:func:`core.predict.inference.predict_slice`). Torch is imported only when one of the two exists.
+:func:`core.predict.inferer.predict_slice`). Torch is imported only when one of the two exists.
 
 Example:
     >>> labels, source = model_suggestion(ws, "cells", 12)          # doctest: +SKIP
@@ -76,7 +76,7 @@ def model_suggestion(ws: Workspace, dataset: str, z: int, threshold: float = 0.5
         raise ValueError(f"slice {z} out of range 0..{info.shape[0] - 1}")
     sources = model_sources(ws, dataset)
     if sources["prediction_folder"]:
-        from ..predict.inference import list_predictions, load_prediction
+        from ..predict.stored import list_predictions, load_prediction
 
         for run_id in list_predictions(ws, dataset):
             masks, _, _ = load_prediction(ws, dataset, run_id)
@@ -86,7 +86,9 @@ def model_suggestion(ws: Workspace, dataset: str, z: int, threshold: float = 0.5
         raise ValueError(f"no model for {dataset!r} yet: no stored prediction covers slice {z} and no finished "
                          "training run has a checkpoint. Train one on the Train page, or label this slice by hand.")
     from ..nn.checkpoint import load_checkpoint
-    from ..predict.inference import PredictConfig, labels_from_probs, predict_slice
+    from ..predict.config import PredictConfig
+    from ..predict.probabilities import labels_from_probs
+    from ..predict.inferer import predict_slice
 
     ckpt = load_checkpoint(sources["checkpoint"], device="cpu")
     if int(ckpt.model_config.n_classes) != info.n_classes:

@@ -2,8 +2,8 @@
 
 The workflow is import -> label -> train -> predict -> correct -> export; :func:`next_steps` looks
 at the dataset's slice statuses, its training runs and its stored predictions and says which page
-moves the user on, and why. Checking for predictions does not import torch unless a prediction
-folder exists (importing :mod:`core.predict.inference` takes seconds).
+moves the user on, and why. Checking for predictions does not import torch
+(:mod:`core.predict.stored` is numpy only).
 
 Example:
     >>> import numpy as np, tempfile
@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..predict.stored import list_predictions
 from ..store.workspace import Workspace
 
 __all__ = ["Step", "next_steps", "last_run", "prediction_ids"]
@@ -43,8 +44,6 @@ def prediction_ids(ws: Workspace, dataset: str) -> list[str]:
     """Ids of the complete stored predictions of ``dataset``, newest first (``[]`` if none)."""
     if not (Path(ws.root) / "predictions" / dataset).is_dir():
         return []
-    from ..predict.inference import list_predictions  # torch: only when a prediction folder exists
-
     return list_predictions(ws, dataset)
 
 

@@ -1,9 +1,9 @@
 """Reviewing a stored prediction: the correction queue, per-slice scores, accepting a prediction.
 
-Works on what :func:`core.predict.inference.predict_dataset` stored (masks, probabilities, summary) and on
+Works on what :func:`core.predict.dataset.predict_dataset` stored (masks, probabilities, summary) and on
 the workspace's *current* masks, so scores follow the user's edits without predicting again. Every
 function takes ``threshold=None`` (the prediction's own) or a new threshold, re-labelling binary
-predictions from the stored probabilities (:func:`core.predict.inference.relabel`) as a threshold slider
+predictions from the stored probabilities (:func:`core.predict.probabilities.relabel`) as a threshold slider
 does.
 
 Ground truth is a slice whose mask is ``labeled`` or ``edited``; a ``from-prediction`` mask is an
@@ -12,7 +12,7 @@ accepted prediction, not independent truth, and is not scored.
 Order of the correction queue (:func:`correction_queue`), worst first, in three blocks:
 
 1. **Label next**: unlabeled slices, most uncertain first (mean normalised entropy of the
-   prediction, :func:`core.predict.inference.slice_uncertainty`). This is the active-learning order of
+   prediction, :func:`core.predict.probabilities.slice_uncertainty`). This is the active-learning order of
    MONAI Label's "next sample" and of ilastik's uncertainty view: correcting the prediction where
    the model is least sure adds the most to the next training round.
 2. **Check**: ground-truth slices, lowest Dice against their mask first. A low Dice on a labeled
@@ -36,27 +36,22 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ..predict.probabilities import relabel
+from ..predict.stored import GROUND_TRUTH_STATUSES, load_prediction, score_prediction
 
 __all__ = ["correction_queue", "per_slice_scores", "dataset_confusion", "accept_prediction", "class_dice",
            "collapse_warning"]
 
 
-def _inference() -> Any:
-    """:mod:`core.predict.inference`, imported on first use: importing this module stays free of torch."""
-    from ..predict import inference
-
-    return inference
-
-
 def _labels_getter(ws: Any, dataset: str, run_id: str, threshold: float | None
                    ) -> tuple[Callable[[int], np.ndarray], int, dict[str, Any]]:
     """``(labels(z), slices predicted, summary)`` at the prediction's threshold or a new one."""
-    masks, probs, summary = _inference().load_prediction(ws, dataset, run_id)
+    masks, probs, summary = load_prediction(ws, dataset, run_id)
     n = masks.shape[0]
     if threshold is None or float(threshold) == float(summary.get("threshold", 0.5)) or probs is None:
         return (lambda z: np.asarray(masks[z])), n, summary
     prob_path = ws.predictions_dir(dataset, run_id) / "prob.tif"
-    return (lambda z: _inference().relabel(prob_path, threshold, z=z)), n, summary
+    return (lambda z: relabel(prob_path, threshold, z=z)), n, summary
 
 
 def _dice_key(d: float | None) -> float:
@@ -73,7 +68,7 @@ def per_slice_scores(ws: Any, dataset: str, run_id: str, threshold: float | None
     Args:
         ws: the workspace.
         dataset: dataset name.
-        run_id: prediction id (:func:`core.predict.inference.list_predictions`).
+        run_id: prediction id (:func:`core.predict.stored.list_predictions`).
         threshold: ``None``: the prediction's masks; else re-label binary probabilities.
 
     Returns:
@@ -83,9 +78,8 @@ def per_slice_scores(ws: Any, dataset: str, run_id: str, threshold: float | None
     """
     labels, n, summary = _labels_getter(ws, dataset, run_id, threshold)
     info = ws.dataset(dataset)
-    truth = _inference().GROUND_TRUTH_STATUSES
-    zs = [z for z in range(min(n, len(info.statuses))) if info.statuses[z] in truth]
-    rows, _ = _inference().score_prediction(ws, dataset, labels, zs)
+    zs = [z for z in range(min(n, len(info.statuses))) if info.statuses[z] in GROUND_TRUTH_STATUSES]
+    rows, _ = score_prediction(ws, dataset, labels, zs)
     unc = {s["z"]: s.get("uncertainty") for s in summary.get("slices", [])}
     for r in rows:
         r["uncertainty"] = unc.get(r["z"])
@@ -101,9 +95,8 @@ def dataset_confusion(ws: Any, dataset: str, run_id: str, threshold: float | Non
     """
     labels, n, _ = _labels_getter(ws, dataset, run_id, threshold)
     info = ws.dataset(dataset)
-    truth = _inference().GROUND_TRUTH_STATUSES
-    zs = [z for z in range(min(n, len(info.statuses))) if info.statuses[z] in truth]
-    _, conf = _inference().score_prediction(ws, dataset, labels, zs)
+    zs = [z for z in range(min(n, len(info.statuses))) if info.statuses[z] in GROUND_TRUTH_STATUSES]
+    _, conf = score_prediction(ws, dataset, labels, zs)
     return conf
 
 
@@ -117,7 +110,7 @@ def correction_queue(ws: Any, dataset: str, run_id: str, threshold: float | None
     """
     info = ws.dataset(dataset)
     scored = {r["z"]: r for r in per_slice_scores(ws, dataset, run_id, threshold)}
-    _, _, summary = _inference().load_prediction(ws, dataset, run_id)
+    _, _, summary = load_prediction(ws, dataset, run_id)
     rows: list[dict[str, Any]] = []
     for s in summary.get("slices", []):
         z = int(s["z"])

@@ -58,7 +58,9 @@ def main(argv: list[str]) -> int:
 
     torch.set_num_threads(1)
     from core.nn.checkpoint import load_checkpoint
-    from core.predict.inference import PredictConfig, predict_slice, predict_stack
+    from core.predict.config import PredictConfig
+    from core.predict.inferer import predict_slice
+    from core.predict.stack import predict_stack
     from core.data.io import read_stack
 
     ckpt = load_checkpoint(checkpoint)

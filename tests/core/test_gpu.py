@@ -6,7 +6,8 @@ import tifffile
 import torch
 
 from core.nn.checkpoint import load_checkpoint
-from core.predict.inference import PredictConfig, predict_slice
+from core.predict.config import PredictConfig
+from core.predict.inferer import predict_slice
 from core.workflow.ingest import import_dataset
 from core.train.headless import train_headless
 from core.store.workspace import Workspace
