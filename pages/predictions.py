@@ -17,7 +17,7 @@ import streamlit as st
 from core.view import plots
 from core.workflow import review
 from core.nn.checkpoint import fit_warnings, read_checkpoint_info
-from core.predict.stored import GROUND_TRUTH_STATUSES, list_predictions, load_prediction
+from core.predict.stored import GROUND_TRUTH_STATUSES, list_predictions, load_prediction, prob_path
 from core.predict.config import PredictConfig
 from core.predict.dataset import PredictionJob, prediction_jobs
 from core.predict.probabilities import relabel, uncertainty_map
@@ -250,7 +250,7 @@ with user_errors():
     z = st.slider("Slice", 0, n_pred - 1, key="pred_slice") if n_pred > 1 else 0
     image = ws.read_slice(dataset, z)
     truth = ws.read_mask(dataset, z)
-    pred = relabel(ws.predictions_dir(dataset, view) / "prob.tif", threshold, z=z) if threshold is not None \
+    pred = relabel(prob_path(ws, dataset, view), threshold, z=z) if threshold is not None \
         else np.asarray(masks[z])
     scale = float(summary.get("prob_scale", 255.0))
     unc = None

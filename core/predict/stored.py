@@ -15,19 +15,19 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from ..nn.metrics import confusion_matrix, slice_scores
-from ..store.workspace import validate_name
+from ..store.layout import PRED_MASKS as MASKS
+from ..store.layout import PRED_PROB as PROB
+from ..store.layout import PRED_SUMMARY as SUMMARY
+from ..store.layout import prediction_dir, predictions_dir
 from .probabilities import read_prediction_tiff
 
-__all__ = ["GROUND_TRUTH_STATUSES", "score_prediction", "load_prediction", "list_predictions", "json_clean",
-           "SUMMARY", "MASKS", "PROB"]
+__all__ = ["GROUND_TRUTH_STATUSES", "score_prediction", "load_prediction", "list_predictions", "prob_path",
+           "json_clean", "SUMMARY", "MASKS", "PROB"]
 
 #: Mask statuses that count as ground truth when a prediction is scored. ``from-prediction`` masks
 #: are accepted predictions, not independent truth, and are not scored.
 GROUND_TRUTH_STATUSES = ("labeled", "edited")
 
-SUMMARY = "summary.json"
-MASKS = "masks.tif"
-PROB = "prob.tif"
 
 
 def json_clean(value: Any) -> Any:
@@ -109,8 +109,13 @@ def load_prediction(ws: Any, dataset: str, run_id: str) -> tuple[np.ndarray, np.
 
 def _prediction_folder(ws: Any, dataset: str, run_id: str | None = None) -> Path:
     """Same layout as ``Workspace.predictions_dir`` without creating folders."""
-    base = Path(ws.root) / "predictions" / validate_name(dataset)
-    return base if run_id is None else base / validate_name(run_id)
+    return predictions_dir(ws.root, dataset) if run_id is None else prediction_dir(ws.root, dataset, run_id)
+
+
+def prob_path(ws: Any, dataset: str, run_id: str) -> Path:
+    """The stored probability TIFF of prediction ``run_id`` of ``dataset`` (for
+    :func:`~core.predict.probabilities.relabel`)."""
+    return _prediction_folder(ws, dataset, run_id) / PROB
 
 
 def list_predictions(ws: Any, dataset: str) -> list[str]:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from ..data.owner import Owner, is_gone
+from .layout import mask_file
 
 __all__ = ["Catalog", "WorkspaceError", "SLICE_STATUSES", "RUN_STATES", "ACTIVE_RUN_STATES"]
 
@@ -228,7 +229,7 @@ class Catalog:
                              for z, (n, s) in enumerate(zip(slice_names, statuses))])
             con.executemany("INSERT INTO mask_versions (dataset, z, version, status, file, created, source, parent) "
                             "VALUES (?,?,?,?,?,?,'imported',0)",
-                            [(name, z, 1, s, f"masks/{z:05d}.v1.png", now)
+                            [(name, z, 1, s, mask_file(z, 1), now)
                              for z, s in enumerate(statuses) if s != "unlabeled"])
 
     def dataset_row(self, name: str) -> sqlite3.Row | None:

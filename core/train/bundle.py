@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 from ..data.io import atomic_write
+from ..store.layout import BUNDLE
 from ..store.workspace import Workspace
 
 __all__ = ["write_bundle"]
@@ -89,4 +90,4 @@ def write_bundle(workspace: Workspace | str | Path, run_id: str) -> Path:
             if model_bytes:
                 zf.writestr("model.pt", model_bytes, compress_type=zipfile.ZIP_STORED)
 
-    return atomic_write(ws.run_dir(run_id) / "bundle.zip", write)
+    return atomic_write(ws.run_dir(run_id) / BUNDLE, write)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..nn.checkpoint import Checkpoint, save_checkpoint
+from ..store.layout import BEST, LAST
 from ..store.workspace import Workspace
 from .config import TrainConfig
 from .loop import Callbacks, FitState
@@ -50,7 +51,7 @@ class RunRecorder(Callbacks):
         self.dataset_version, self.publish, self._check_stop, self.started = dataset_version, publish, check_stop, \
             started
         run_dir = workspace.run_dir(run_id)
-        self.best_path, self.last_path = run_dir / "best.pt", run_dir / "last.pt"
+        self.best_path, self.last_path = run_dir / BEST, run_dir / LAST
         self.best = -math.inf
 
     def resumed(self, ckpt: Checkpoint, state: FitState) -> None:
@@ -60,7 +61,7 @@ class RunRecorder(Callbacks):
         for h in state.history:
             cat.add_epoch(self.run_id, int(h["epoch"]), {k: v for k, v in h.items() if k != "epoch"})
         dice = [h.get("val_dice") for h in state.history if finite(h.get("val_dice")) is not None]
-        src_best = Path(ckpt.path).with_name("best.pt") if ckpt.path else None
+        src_best = Path(ckpt.path).with_name(BEST) if ckpt.path else None
         if dice and src_best is not None and src_best.is_file():
             shutil.copyfile(src_best, self.best_path)
             self.best = max(dice)

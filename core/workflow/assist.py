@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from ..store.layout import predictions_dir, runs_dir
 from ..store.workspace import Workspace
 
 __all__ = ["model_suggestion", "model_sources"]
@@ -30,7 +31,7 @@ def _checkpoint_path(ws: Workspace, run: dict[str, Any]) -> Path | None:
     if not raw:
         return None
     p = Path(raw)
-    for cand in (p, Path(ws.root) / p, Path(ws.root) / "runs" / run["run_id"] / p):
+    for cand in (p, Path(ws.root) / p, runs_dir(ws.root) / run["run_id"] / p):
         if cand.is_file():
             return cand
     return None
@@ -44,7 +45,7 @@ def model_sources(ws: Workspace, dataset: str) -> dict[str, Any]:
         a predictions folder exists for the dataset, and the newest finished run with a best
         checkpoint on disk.
     """
-    has_folder = (Path(ws.root) / "predictions" / dataset).is_dir()
+    has_folder = predictions_dir(ws.root, dataset).is_dir()
     for run in ws.catalog.runs(dataset):
         if run["state"] in _NOT_FINISHED:
             continue

@@ -19,10 +19,10 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from ..predict.stored import list_predictions
+from ..store.layout import predictions_dir
 from ..store.workspace import Workspace
 
 __all__ = ["Step", "next_steps", "last_run", "prediction_ids"]
@@ -42,7 +42,7 @@ class Step:
 
 def prediction_ids(ws: Workspace, dataset: str) -> list[str]:
     """Ids of the complete stored predictions of ``dataset``, newest first (``[]`` if none)."""
-    if not (Path(ws.root) / "predictions" / dataset).is_dir():
+    if not predictions_dir(ws.root, dataset).is_dir():
         return []
     return list_predictions(ws, dataset)
 

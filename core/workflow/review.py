@@ -37,7 +37,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..predict.probabilities import relabel
-from ..predict.stored import GROUND_TRUTH_STATUSES, load_prediction, score_prediction
+from ..predict.stored import GROUND_TRUTH_STATUSES, load_prediction, prob_path, score_prediction
 
 __all__ = ["correction_queue", "per_slice_scores", "dataset_confusion", "accept_prediction", "class_dice",
            "collapse_warning"]
@@ -50,8 +50,8 @@ def _labels_getter(ws: Any, dataset: str, run_id: str, threshold: float | None
     n = masks.shape[0]
     if threshold is None or float(threshold) == float(summary.get("threshold", 0.5)) or probs is None:
         return (lambda z: np.asarray(masks[z])), n, summary
-    prob_path = ws.predictions_dir(dataset, run_id) / "prob.tif"
-    return (lambda z: relabel(prob_path, threshold, z=z)), n, summary
+    path = prob_path(ws, dataset, run_id)
+    return (lambda z: relabel(path, threshold, z=z)), n, summary
 
 
 def _dice_key(d: float | None) -> float:
