@@ -1,4 +1,4 @@
-"""The headless command line: ``python -m core import|export|train|predict|list|delete``.
+"""The headless command line: ``python -m core import|export|export-model|train|predict|list|delete``.
 
 A public interface: options, exit codes and the last line of output are relied on by scripts.
 
@@ -92,6 +92,14 @@ def _cmd_export(args: argparse.Namespace) -> dict[str, Any]:
     from .workflow import export
 
     ws = _workspace(args)
+    if args.prediction and args.format != "ome-zarr":
+        raise ValueError("--prediction goes with --format ome-zarr only")
+    if args.format == "ome-zarr":
+        from .workflow.export import export_dataset_omezarr
+
+        out = export_dataset_omezarr(ws, args.dataset, Path(args.out), prediction=args.prediction)
+        size = out.stat().st_size if out.is_file() else sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
+        return {"dataset": args.dataset, "format": args.format, "out": str(out.resolve()), "bytes": size}
     fn = {"zip": export.export_masks_zip, "tiff": export.export_masks_tiff,
           "dataset": export.export_dataset_zip}[args.format]
     if args.format == "tiff":
@@ -164,6 +172,31 @@ def _cmd_predict(args: argparse.Namespace) -> dict[str, Any]:
                             threshold=args.threshold, channel=args.channel,
                             progress=lambda done, total, eta: bar(done, total, eta),
                             warn=lambda text: print(f"warning: {text}", file=sys.stderr, flush=True))
+
+
+def _cmd_export_model(args: argparse.Namespace) -> dict[str, Any]:
+    from .workflow.model_export import export_bioimageio
+
+    ws = _workspace(args)
+    authors = [a.strip() for a in (args.authors or "").split(",") if a.strip()]
+    if not authors:
+        import getpass
+
+        authors = [getpass.getuser()]
+        print(f"notice: no --authors given: the package names {authors[0]!r} as its author", file=sys.stderr)
+    summary = export_bioimageio(args.checkpoint, args.out, workspace=ws, authors=authors, license=args.license,
+                                name=args.name, onnx=not args.no_onnx)
+    if not summary["onnx"] and not args.no_onnx:
+        print(f"notice: {summary['onnx_note']}", file=sys.stderr)
+    if args.test:
+        from .workflow.model_export import test_package
+
+        result = test_package(summary["out"])
+        summary["test"] = result["status"]
+        if result["status"] != "passed":
+            raise RuntimeError(f"bioimageio.core test_model did not pass ({result['status']}): "
+                               + "; ".join(result["failed"])[:600])
+    return summary
 
 
 def _cmd_list(args: argparse.Namespace) -> dict[str, Any]:
@@ -242,12 +275,14 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Export masks as a ZIP of PNGs named like their slices, a multipage "
                                    "TIFF, or the whole dataset as a re-importable ZIP.")
     p.add_argument("--dataset", required=True)
-    p.add_argument("--format", choices=["zip", "tiff", "dataset"], default="zip",
+    p.add_argument("--format", choices=["zip", "tiff", "dataset", "ome-zarr"], default="zip",
                    help="tiff: an ImageJ stack with one page per image slice (unlabeled slices empty), "
-                        "slice names as its labels, so it lies on the image stack in Fiji")
+                        "slice names as its labels, so it lies on the image stack in Fiji; ome-zarr: images + "
+                        "masks as labels (a .zarr folder, or a ZIP of one if FILE ends in .zip)")
     p.add_argument("--out", required=True, metavar="FILE")
     p.add_argument("--labeled-only", action="store_true",
                    help="tiff: write only the labeled slices (pages then do not line up with the images)")
+    p.add_argument("--prediction", metavar="RUN", help="ome-zarr: add this stored prediction as a second labels image")
     p.set_defaults(func=_cmd_export)
 
     p = sub.add_parser("train", parents=[common], help="train a model on a dataset",
@@ -276,6 +311,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threshold", type=float, default=0.5, help="probability threshold for binary models")
     p.add_argument("--channel", type=int, help="channel to keep for multi-channel input")
     p.set_defaults(func=_cmd_predict)
+
+    p = sub.add_parser("export-model", parents=[common], help="export a checkpoint as a bioimage.io model",
+                       description="Write a checkpoint as a bioimage.io model package (ZIP: rdf.yaml, TorchScript "
+                                   "and ONNX weights, test tensors from the training data, cover) that Fiji "
+                                   "(deepImageJ), ilastik, napari and BiaPy run; python -m core predict reads "
+                                   "it back. The workspace must hold the training dataset (test input).")
+    p.add_argument("--checkpoint", required=True, metavar="FILE", help="SegDash checkpoint (best.pt, last.pt)")
+    p.add_argument("--format", choices=["bioimageio"], default="bioimageio")
+    p.add_argument("--out", required=True, metavar="MODEL.zip")
+    p.add_argument("--authors", metavar="A,B,...", help="author names, comma separated (default: your login name)")
+    p.add_argument("--license", default="CC-BY-4.0", help="SPDX licence identifier (default CC-BY-4.0)")
+    p.add_argument("--name", help="model name (default: SegDash <dataset> <run>)")
+    p.add_argument("--no-onnx", action="store_true", help="TorchScript weights only")
+    p.add_argument("--test", action="store_true",
+                   help="run bioimageio.core's test_model on the package (offline) and fail if it does not pass")
+    p.set_defaults(func=_cmd_export_model)
 
     p = sub.add_parser("list", parents=[common], help="list datasets and runs (with their state)")
     p.set_defaults(func=_cmd_list)

@@ -121,3 +121,7 @@ with user_errors():
     _dataset_section(ws, dataset)
 with user_errors():
     _prediction_section(ws, dataset)
+with user_errors():  # models and files for other tools (pages/_model_export.py)
+    from pages._model_export import tools_section
+
+    tools_section(ws, dataset)

@@ -121,7 +121,7 @@ def read_stack(source: Any, *, channel: int | None = None, mmap: bool = True, as
     """Read images from ``source`` as one (Z, Y, X) stack.
 
     Args:
-        source: a path (TIFF stack, image file, ZIP, folder); a file-like object with ``.name``
+        source: a path (TIFF stack, image file, ZIP, folder, OME-Zarr folder); a file-like object with ``.name``
             (such as a Streamlit upload); a ``(name, bytes)`` pair; a :class:`ZipFolder`; or a list
             of any of these.
         channel: channel to keep for multi-channel images (RGB is turned to gray unless given).
@@ -141,6 +141,12 @@ def read_stack(source: Any, *, channel: int | None = None, mmap: bool = True, as
             budget (:func:`memory_budget`), slices of different shapes; :class:`ChannelChoiceNeeded`
             for hyperstacks without ``channel``; :class:`StackOrColourNeeded` (see ``as_stack``).
     """
+    if isinstance(source, (str, Path)):  # an OME-Zarr folder is one image
+        from .omezarr import is_omezarr, read_omezarr_stack
+
+        path = check_import_path(source, roots) if roots is not None else Path(source)
+        if is_omezarr(path):
+            return read_omezarr_stack(path, channel=channel, roots=roots)
     items = list(_expand(source, roots))
     if not items:
         raise ValueError(f"{_describe(source)}: no images found (accepted: {', '.join(IMAGE_SUFFIXES)}, .zip)")

@@ -251,6 +251,11 @@ def read_checkpoint_info(path: str | Path) -> dict[str, Any]:
         ``patch_size``, ``epoch``, ``metrics``, ``history``, ``run_id``, ``extra``, ``saved_at``.
     """
     path = Path(path)
+    from .bioimageio import is_package
+
+    if is_package(path):  # predicts (load_checkpoint), but holds no SegDash checkpoint to resume or list
+        raise ValueError(f"{path}: a bioimage.io model package, not a SegDash checkpoint: predict with it, or "
+                         "resume training from the run's own checkpoint")
     return _info(_read_raw(path), path)
 
 
@@ -275,8 +280,11 @@ def _info(obj: dict[str, Any], path: Path) -> dict[str, Any]:
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Checkpoint:
     """Load a checkpoint written by :func:`save_checkpoint`.
 
+    A bioimage.io model package (``.zip``) exported by SegDash loads too
+    (:func:`core.nn.bioimageio.load_package`): its TorchScript weights, without SegDash's model code.
+
     Args:
-        path: the ``.pt`` file.
+        path: the ``.pt`` file (or a SegDash-exported bioimage.io ``.zip``).
         device: where to put the model (``"cpu"``, ``"cuda"``, ``"mps"``...).
 
     Returns:
@@ -287,6 +295,10 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Che
             model config; the message names the file.
     """
     path = Path(path)
+    from .bioimageio import is_package, load_package  # a bioimage.io model package exported by SegDash
+
+    if is_package(path):
+        return load_package(path, device)
     obj = _read_raw(path)
     info = _info(obj, path)
     cfg: ModelConfig = info["model_config"]

@@ -102,6 +102,15 @@ _ADDED_COLUMNS = (
     ("runs", "stop_requested", "INTEGER NOT NULL DEFAULT 0"),  # a stop asked through the catalog
 )
 
+_PIXEL_SCHEMA = """
+CREATE TABLE IF NOT EXISTS dataset_pixel_size (
+    dataset TEXT PRIMARY KEY REFERENCES datasets(name) ON DELETE CASCADE ON UPDATE CASCADE,
+    z REAL NOT NULL,
+    y REAL NOT NULL,
+    x REAL NOT NULL,
+    unit TEXT NOT NULL
+)"""
+
 _RUN_FIELDS = ("state", "device", "dataset_version", "best_checkpoint", "last_checkpoint",
                "best_dice", "wall_time", "error", "config", "extra", "owner_pid", "owner_host", "heartbeat",
                "stop_requested")
@@ -255,6 +264,22 @@ class Catalog:
     def delete_dataset(self, name: str) -> None:
         with self.transaction() as con:
             con.execute("DELETE FROM datasets WHERE name=?", (name,))
+
+    # -- physical pixel size (own table, created on first use: older workspaces open unchanged) --
+    def set_pixel_size(self, name: str, z: float, y: float, x: float, unit: str) -> None:
+        """Store a dataset's voxel size (``z`` slice step, ``y``, ``x``) in ``unit`` (``micrometer``...)."""
+        with self.transaction() as con:
+            con.execute(_PIXEL_SCHEMA)
+            con.execute("INSERT OR REPLACE INTO dataset_pixel_size VALUES (?,?,?,?,?)",
+                        (name, float(z), float(y), float(x), str(unit)))
+
+    def pixel_size(self, name: str) -> tuple[float, float, float, str] | None:
+        """``(z, y, x, unit)`` of a dataset, or ``None`` when its source did not say."""
+        try:
+            rows = self.query("SELECT z, y, x, unit FROM dataset_pixel_size WHERE dataset=?", (name,))
+        except sqlite3.OperationalError:  # no such table: nothing stored yet in this workspace
+            return None
+        return (rows[0]["z"], rows[0]["y"], rows[0]["x"], rows[0]["unit"]) if rows else None
 
     # -- slices and mask versions ------------------------------------------------------------
     # A slice's mask versions are append-only rows (one file each, never overwritten). Besides the

@@ -37,6 +37,7 @@ import tifffile
 
 from ..data.io import write_png
 from ..data.owner import Owner
+from ..data.pixelsize import PixelSize
 from . import layout
 from .catalog import Catalog, WorkspaceError
 from .layout import validate_name
@@ -279,3 +280,8 @@ class Workspace(MaskHistory):
         if not 0 <= z < stack.shape[0]:
             raise ValueError(f"slice {z} out of range 0..{stack.shape[0] - 1}")
         return np.array(stack[z])
+
+    def pixel_size(self, name: str) -> PixelSize | None:
+        """The dataset's :class:`~core.data.pixelsize.PixelSize` (read from its source on import), or ``None``."""
+        row = self.catalog.pixel_size(name)
+        return PixelSize(*row) if row else None

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import io
 import json
+import tempfile
 import zipfile
 from pathlib import Path
-from typing import BinaryIO, Callable, Iterable
+from typing import Any, BinaryIO, Callable, Iterable
 
 import numpy as np
 import tifffile
@@ -22,10 +23,13 @@ from PIL import Image
 
 from ..data.io import atomic_write, write_tiff
 from ..data.masks import to_export_values
+from ..data.omezarr import write_omezarr, zip_folder
+from ..predict.stored import load_prediction
 from ..store.workspace import Workspace
 
 __all__ = ["export_masks_zip", "export_masks_tiff", "export_dataset_zip", "export_labels_zip",
-           "export_labels_tiff", "to_bytes", "FORMATS"]
+           "export_labels_tiff", "to_bytes", "FORMATS",
+           "export_dataset_omezarr"]
 
 FORMATS = ("zip", "tiff", "dataset")
 
@@ -148,3 +152,42 @@ def export_dataset_zip(ws: Workspace, dataset: str, out: str | Path | BinaryIO) 
                 if mask is not None:
                     zf.writestr(f"masks/{name}.png", _png_bytes(to_export_values(mask, info.n_classes)))
     _sink(out, write)
+
+
+def export_dataset_omezarr(ws: Any, dataset: str, out: str | Path | BinaryIO, *,
+                           prediction: str | None = None) -> Path | None:
+    """A dataset's images and current masks (none without masks) as OME-Zarr: a ``.zarr`` folder, or a ZIP of one when
+    ``out`` ends in ``.zip`` or is an open binary file (for downloading; unzip it, then open the
+    ``<dataset>.zarr`` folder). Returns the path written (``None`` for an open file).
+
+    The pixel size stored with the dataset (if any) becomes the axes' scale. ``prediction`` (a stored
+    prediction's run id) adds its masks as a second labels image, ``labels/prediction_<run id>``
+    (slices it did not reach are 0).
+    """
+    info = ws.dataset(dataset)
+    images = ws.read_images(dataset)
+    labeled = ws.labeled_slices(dataset)
+    labels = np.zeros(images.shape, np.uint8) if labeled else None  # no masks: the image alone
+    for z in labeled:
+        mask = ws.read_mask(dataset, z)
+        if mask is not None:
+            labels[z] = mask
+    px = ws.pixel_size(dataset)
+    kwargs: dict[str, Any] = {"class_names": list(info.class_names), "name": dataset, "labeled_slices": labeled}
+    if prediction:
+        pred_masks, _, _ = load_prediction(ws, dataset, prediction)
+        pred = np.zeros(images.shape, np.uint8)
+        n = min(pred_masks.shape[0], images.shape[0])
+        pred[:n] = pred_masks[:n]
+        kwargs["extra_labels"] = {f"prediction_{prediction}": pred}
+    if px is not None:
+        kwargs["pixel_size"] = (px.z, px.y, px.x)
+        kwargs["unit"] = px.unit
+    if isinstance(out, (str, Path)) and Path(out).suffix.lower() != ".zip":
+        return write_omezarr(out, images, labels, **kwargs)
+    with tempfile.TemporaryDirectory(prefix="segdash-omezarr-") as tmp:
+        folder = write_omezarr(Path(tmp) / f"{dataset}.zarr", images, labels, **kwargs)
+        if isinstance(out, (str, Path)):
+            return atomic_write(out, lambda fh: zip_folder(folder, fh))
+        zip_folder(folder, out)
+        return None

@@ -336,6 +336,19 @@ def import_dataset(ws: Workspace, name: str, images: Any, masks: Any = None, *, 
         z = stack.shape[0]
         data = stack.data.view(_Reporting)
         data._report = lambda done: progress(done, z, "writing")
+    px = _pixel_size(images, notices)
     info = ws.create_dataset(name, data, labels_list, names, stack.names,
                              source=source or _where(stack), notices=notices)
+    if px is not None:
+        ws.catalog.set_pixel_size(name, *px)
     return ImportReport(info, notices)
+
+
+def _pixel_size(images: Any, notices: list[str]) -> Any:
+    """The pixel size the images' metadata states (OME / ImageJ TIFF, OME-Zarr), told in ``notices``."""
+    from ..data.pixelsize import pixel_size_of
+
+    px = pixel_size_of(images)
+    if px is not None:
+        notices.append(f"pixel size {px.describe()} kept from the file's metadata")
+    return px

@@ -1,0 +1,123 @@
+"""Export sections for other tools: a trained model as a bioimage.io package (Fiji / deepImageJ, ilastik,
+napari, BiaPy) and the dataset as OME-Zarr (napari: image + labels layer).
+
+UI only: :mod:`core.nn.bioimageio` and :mod:`core.data.omezarr` write the files. Called from the Export page
+(:func:`tools_section`); :func:`model_export_section` also fits the Train page, per run.
+"""
+
+from __future__ import annotations
+
+import getpass
+import tempfile
+from pathlib import Path
+
+import streamlit as st
+
+from core.workflow.export import to_bytes
+from core.store.workspace import Workspace
+from pages._common import user_errors
+
+__all__ = ["tools_section", "model_export_section", "omezarr_section"]
+
+_READY = "tools_export_ready"
+
+
+def _keep(key: str, data: bytes, file_name: str, mime: str, note: str = "") -> None:
+    st.session_state[_READY] = {"key": key, "data": data, "file_name": file_name, "mime": mime, "note": note}
+
+
+def _download(key: str) -> None:
+    ready = st.session_state.get(_READY)
+    if ready and ready["key"] == key:
+        if ready["note"]:
+            st.caption(ready["note"])
+        st.download_button(f"Download {ready['file_name']} ({len(ready['data']) / 1e6:.1f} MB)", ready["data"],
+                           file_name=ready["file_name"], mime=ready["mime"], key=f"tools_download_{key}",
+                           type="primary", icon=":material/download:", on_click="ignore")
+
+
+def omezarr_section(ws: Workspace, dataset: str) -> None:
+    """Images + masks as OME-Zarr (a ZIP of ``<dataset>.zarr``) for napari."""
+    from core.workflow.export import export_dataset_omezarr
+
+    st.markdown("**Images and masks for napari: OME-Zarr**")
+    px = ws.pixel_size(dataset)
+    st.caption("A ZIP of `" + dataset + ".zarr`: unzip it and open the folder in napari (napari-ome-zarr "
+               "plugin): the images, and the masks as a labels layer with the class names. "
+               + (f"Pixel size {px.describe()}." if px else "Pixel size unknown (the source did not state it)."))
+    from core.workflow.guide import prediction_ids
+
+    preds = prediction_ids(ws, dataset)
+    prediction = None
+    if preds:
+        choice = st.selectbox("Add a prediction as a second labels layer", ["none", *preds], key="tools_omezarr_pred")
+        prediction = None if choice == "none" else choice
+    if st.button("Prepare OME-Zarr", key="tools_omezarr_prepare", icon=":material/build:"):
+        with user_errors(), st.spinner(f"Writing {dataset}.zarr ..."):
+            data = to_bytes(export_dataset_omezarr, ws, dataset, prediction=prediction)
+            _keep(f"omezarr:{dataset}", data, f"{dataset}.ome-zarr.zip", "application/zip")
+    _download(f"omezarr:{dataset}")
+
+
+def _runs_with_weights(ws: Workspace, dataset: str) -> list[dict]:
+    return [r for r in ws.catalog.runs(dataset)
+            if any(r.get(k) and Path(r[k]).is_file() for k in ("best_checkpoint", "last_checkpoint"))]
+
+
+def model_export_section(ws: Workspace, run_id: str) -> None:
+    """Ask authors and licence, write the run's best checkpoint as a bioimage.io package, offer it."""
+    from core.nn.bioimageio import DEFAULT_LICENSE, LICENSES
+    from core.workflow.model_export import export_bioimageio, test_package
+
+    run = ws.catalog.run(run_id)
+    ckpt = next((Path(run[k]) for k in ("best_checkpoint", "last_checkpoint")
+                 if run and run.get(k) and Path(run[k]).is_file()), None)
+    if ckpt is None:
+        st.info(f"Run {run_id} has no checkpoint yet.")
+        return
+    st.caption(f"Weights: `{ckpt.name}` of run {run_id}. The package holds TorchScript and ONNX weights, the "
+               "normalisation used in training, a test image from the training data with its expected output, a "
+               "cover image and the run's configuration; `python -m core predict --checkpoint MODEL.zip` reads it "
+               "back.")
+    c1, c2 = st.columns([2, 1])
+    authors = c1.text_input("Authors (comma separated)", value=_default_author(), key=f"tools_authors_{run_id}")
+    license = c2.selectbox("Licence", LICENSES, index=LICENSES.index(DEFAULT_LICENSE), key=f"tools_license_{run_id}")
+    name = st.text_input("Model name", value=f"SegDash {run['dataset']} {run_id}", key=f"tools_name_{run_id}")
+    check = st.checkbox("Check the package with bioimageio.core's test (about 15 s more)", value=False,
+                        key=f"tools_test_{run_id}")
+    if st.button("Prepare model package", key=f"tools_model_prepare_{run_id}", icon=":material/build:"):
+        with user_errors(), st.spinner("Tracing the network and writing the package ..."):
+            with tempfile.TemporaryDirectory(prefix="segdash-model-") as tmp:
+                out = Path(tmp) / "model.zip"
+                summary = export_bioimageio(ckpt, out, workspace=ws, authors=[a for a in authors.split(",")],
+                                            license=license, name=name)
+                note = f"Weights: {', '.join(summary['weights'])}. {summary['onnx_note']}"
+                if check:
+                    result = test_package(out)
+                    note += (" bioimageio.core test: passed." if result["status"] == "passed"
+                             else f" bioimageio.core test: {result['status']}: {'; '.join(result['failed'])}")
+                _keep(f"model:{run_id}", out.read_bytes(), f"{run_id}.bioimageio.zip", "application/zip", note)
+    _download(f"model:{run_id}")
+
+
+def _default_author() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # noqa: BLE001 - no login name (containers): leave it to the user
+        return ""
+
+
+def tools_section(ws: Workspace, dataset: str) -> None:
+    """The Export page's section "Model for Fiji / ilastik / napari", with the OME-Zarr download."""
+    st.subheader("Model for Fiji / ilastik / napari")
+    runs = _runs_with_weights(ws, dataset)
+    if not runs:
+        st.info("No trained model of this dataset yet: train one on the Train page, then export it here as a "
+                "bioimage.io model.")
+    else:
+        labels = {r["run_id"]: f"{r['run_id']} ({r['state']}, best Dice "
+                               f"{r['best_dice']:.3f})" if r.get("best_dice") is not None else r["run_id"]
+                  for r in runs}
+        run_id = st.selectbox("Run", list(labels), format_func=labels.get, key="tools_run")
+        model_export_section(ws, run_id)
+    omezarr_section(ws, dataset)
