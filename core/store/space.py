@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from ..data.io import is_disk_full
+from ..data.files import is_disk_full
 from .catalog import WorkspaceError
 
 __all__ = ["human_bytes", "disk_full_error", "reserve", "space_for"]

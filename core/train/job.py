@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from ..data.intensity import percentile_range
-from ..data.io import is_disk_full
+from ..data.files import is_disk_full
 from ..nn.checkpoint import load_checkpoint, read_checkpoint_info
 from ..nn.device import amp_dtype_for, device_label, select_device
 from ..nn.model import required_multiple

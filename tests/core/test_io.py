@@ -180,13 +180,13 @@ def test_zip_bomb_is_refused(monkeypatch):
         zf.writestr("zeros.tif", b"\0" * 30_000_000)
     with pytest.raises(ValueError, match="ZIP bomb"):
         read_stack(("bomb.zip", buf.getvalue()))
-    monkeypatch.setattr("core.data.io.ZIP_MAX_BYTES", 1000)
+    monkeypatch.setattr("core.data.zips.ZIP_MAX_BYTES", 1000)
     small = io.BytesIO()
     with zipfile.ZipFile(small, "w") as zf:
         zf.writestr("a.png", b"\1" * 2000)
     with pytest.raises(ValueError, match="exceeds the limit"):
         read_stack(("big.zip", small.getvalue()))
-    monkeypatch.setattr("core.data.io.ZIP_MAX_MEMBERS", 2)
+    monkeypatch.setattr("core.data.zips.ZIP_MAX_MEMBERS", 2)
     many = io.BytesIO()
     with zipfile.ZipFile(many, "w") as zf:
         for i in range(3):
