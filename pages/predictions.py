@@ -16,7 +16,8 @@ import streamlit as st
 
 from core.view import plots
 from core.workflow import review
-from core.nn.checkpoint import fit_warnings, read_checkpoint_info
+from core.nn.fit import fit_warnings
+from core.nn.checkpoint import read_checkpoint_info
 from core.predict.stored import GROUND_TRUTH_STATUSES, list_predictions, load_prediction, prob_path
 from core.predict.config import PredictConfig
 from core.predict.dataset import PredictionJob, prediction_jobs

@@ -67,7 +67,7 @@ class PredictionResult:
         seconds: wall time.
         device: where the network ran.
         warnings: what does not fit between the checkpoint and the data
-            (:func:`core.nn.checkpoint.fit_warnings`); filled by :func:`~core.predict.dataset.predict_dataset`.
+            (:func:`core.nn.fit.fit_warnings`); filled by :func:`~core.predict.dataset.predict_dataset`.
     """
 
     masks_path: Path | None

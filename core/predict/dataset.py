@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 
 from ..data.io import atomic_write
-from ..nn.checkpoint import Checkpoint, fit_warnings, load_checkpoint
+from ..nn.checkpoint import Checkpoint, load_checkpoint
+from ..nn.fit import fit_warnings
 from ..nn.device import resolve_device
 from .config import PredictConfig, PredictionResult, ProgressFn
 from .inferer import default_tile

@@ -23,7 +23,8 @@ import numpy as np
 import tifffile
 
 from ..data.io import read_stack
-from ..nn.checkpoint import Checkpoint, fit_warnings, load_checkpoint
+from ..nn.checkpoint import Checkpoint, load_checkpoint
+from ..nn.fit import fit_warnings
 from .config import PredictConfig, PredictionResult, ProgressFn
 from .inferer import _Runner
 from .probabilities import PROB_DTYPES, labels_from_stored, quantize, slice_uncertainty
@@ -204,7 +205,7 @@ def predict_headless(checkpoint: str | Path, input: Any, out: str | Path, *, pro
     Returns:
         JSON-ready summary ``{input, out, prob, slices, seconds, slices_per_s, mean_uncertainty,
         device, cancelled, warnings, checkpoint}``; ``warnings`` lists what does not fit between
-        the checkpoint and the input (:func:`core.nn.checkpoint.fit_warnings`: intensity window and
+        the checkpoint and the input (:func:`core.nn.fit.fit_warnings`: intensity window and
         bit depth), ``checkpoint`` its class names, intensity window and training dataset.
     """
     cfg = PredictConfig(tile=tile, overlap=overlap, batch_size=batch_size, tta=tta, threshold=threshold,

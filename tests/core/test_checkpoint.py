@@ -130,7 +130,7 @@ def test_a_zip_without_one_checkpoint_is_refused_with_a_hint(tmp_path):
 def test_fit_warnings_flag_classes_dataset_and_intensity():
     import numpy as np
 
-    from core.nn.checkpoint import fit_warnings, intensity_warning
+    from core.nn.fit import fit_warnings, intensity_warning
 
     info = {"class_names": ["bg", "cell"], "norm_window": [20.0, 220.0], "extra": {"dataset": "isbi"}}
     rng = np.random.default_rng(0)
