@@ -15,27 +15,53 @@ import numpy as np
 import tifffile
 from PIL import Image
 
-__all__ = ["atomic_write", "is_disk_full", "write_png", "read_png", "write_tiff"]
+__all__ = ["AtomicFile", "atomic_write", "is_disk_full", "write_png", "read_png", "write_tiff"]
+
+
+class AtomicFile:
+    """A temporary file beside ``path`` that :meth:`commit` fsyncs and moves onto ``path`` with
+    ``os.replace``, or :meth:`discard` removes: the one way SegDash replaces a file
+    (:func:`atomic_write` is it for a single ``write(fileobj)`` call).
+
+    The file gets the permissions of any new file (``0o666`` less the umask), not ``mkstemp``'s
+    private ``0o600``. Its name, ``.<name>.<host>-<pid>.<random>.tmp`` (:attr:`tmp`), says which
+    process owns it, so the next workspace open removes it if that process died mid-write.
+    """
+
+    def __init__(self, path: str | Path):
+        from .owner import Owner
+
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.{Owner.current().token()}.", suffix=".tmp",
+                                   dir=self.path.parent)
+        try:
+            os.fchmod(fd, 0o666 & ~_umask())
+        except OSError:
+            pass
+        os.close(fd)  # reopened by name: some writers (tifffile) want a file object with a path name
+        self.tmp = Path(tmp)
+
+    def commit(self) -> Path:
+        """fsync the temporary file and move it onto ``path``."""
+        with open(self.tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(self.tmp, self.path)
+        return self.path
+
+    def discard(self) -> None:
+        """Remove the temporary file; ``path`` is untouched."""
+        self.tmp.unlink(missing_ok=True)
 
 
 def atomic_write(path: str | Path, write: Any) -> Path:
-    """Call ``write(fileobj)`` on a temporary file beside ``path``, fsync, then ``os.replace``.
+    """Call ``write(fileobj)`` on a temporary file beside ``path`` (an :class:`AtomicFile`), fsync,
+    then ``os.replace``.
 
-    A crash or error leaves the old file untouched and no partial file behind. The file gets the
-    permissions of any new file (``0o666`` less the umask), not ``mkstemp``'s private ``0o600``.
-    The temporary name, ``.<name>.<host>-<pid>.<random>.tmp``, says which process owns it, so the
-    next workspace open removes it if that process died mid-write.
+    A crash or error leaves the old file untouched and no partial file behind.
     """
-    from .owner import Owner
-
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{Owner.current().token()}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o666 & ~_umask())
-    except OSError:
-        pass
-    os.close(fd)  # reopened by name: some writers (tifffile) want a file object with a path name
+    tmp = AtomicFile(path).tmp
     try:
         with open(tmp, "wb") as fh:
             write(fh)

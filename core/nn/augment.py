@@ -33,12 +33,14 @@ Example:
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from ..data.records import known_keys
 
 __all__ = ["AugmentConfig", "augment_batch", "preview"]
 
@@ -94,12 +96,7 @@ class AugmentConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any] | None) -> AugmentConfig:
         """Build from a (possibly partial) dict; missing keys take defaults, unknown keys are refused."""
-        d = dict(d or {})
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown augment setting(s) {unknown}; known: {sorted(known)}")
-        return cls(**d)
+        return cls(**known_keys(d, cls, "augment"))
 
     def enabled(self) -> bool:
         """True when at least one transform is on and ``p > 0``."""

@@ -25,12 +25,14 @@ from __future__ import annotations
 
 import socket
 import threading
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 from urllib.parse import urlparse
 
 import torch
 from torch import nn
+
+from ..data.records import known_keys
 
 __all__ = [
     "ARCHITECTURES", "ENCODERS", "ENCODER_WEIGHTS", "ModelConfig", "ClassicUNet", "build_model",
@@ -107,12 +109,7 @@ class ModelConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any] | None) -> ModelConfig:
         """Build from a (possibly partial) dict; missing keys take defaults, unknown keys are refused."""
-        d = dict(d or {})
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown model setting(s) {unknown}; known: {sorted(known)}")
-        return cls(**d)
+        return cls(**known_keys(d, cls, "model"))
 
     def describe(self) -> str:
         """Short human label, e.g. ``Unet / resnet18`` or ``classic U-Net (width 64)``."""

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..data.io import atomic_write
+from ..data.records import json_clean
 from ..nn.checkpoint import Checkpoint, load_checkpoint
 from ..nn.fit import fit_warnings
 from ..nn.device import resolve_device
@@ -22,7 +23,7 @@ from .config import PredictConfig, PredictionResult, ProgressFn
 from .inferer import default_tile
 from .probabilities import read_prediction_tiff
 from .stack import predict_stack
-from .stored import MASKS, PROB, SUMMARY, json_clean, score_prediction
+from .stored import MASKS, PROB, SUMMARY, score_prediction
 
 __all__ = ["predict_dataset", "PredictionJob", "prediction_jobs"]
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import mmap
-import os
 import threading
 import time
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Any, Callable
 import numpy as np
 import tifffile
 
+from ..data.files import AtomicFile
 from ..data.io import read_stack
 from ..nn.checkpoint import Checkpoint, load_checkpoint
 from ..nn.fit import fit_warnings
@@ -70,29 +70,26 @@ class _SliceReader:
 
 
 class _PageWriter:
-    """Append equal-shaped pages to a TIFF under a temporary name; :meth:`commit` moves it in place."""
+    """Append equal-shaped pages to a TIFF under a temporary name (:class:`~core.data.files.AtomicFile`);
+    :meth:`commit` moves it in place."""
 
     def __init__(self, path: Path, nbytes: int, metadata: dict[str, Any]):
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.{time.time_ns()}.tmp")
+        self.file = AtomicFile(path)
+        self.path = self.file.path
         self.metadata = metadata
-        self.tw = tifffile.TiffWriter(self.tmp, bigtiff=nbytes > _BIGTIFF_BYTES)
+        self.tw = tifffile.TiffWriter(self.file.tmp, bigtiff=nbytes > _BIGTIFF_BYTES)
 
     def write(self, page: np.ndarray) -> None:
         self.tw.write(page, contiguous=True, photometric="minisblack", metadata=self.metadata)
 
     def commit(self) -> Path:
         self.tw.close()
-        with open(self.tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(self.tmp, self.path)
-        return self.path
+        return self.file.commit()
 
     def discard(self) -> None:
         with contextlib.suppress(Exception):
             self.tw.close()
-        self.tmp.unlink(missing_ok=True)
+        self.file.discard()
 
 
 def _eta(t0: float, done: int, total: int) -> float:

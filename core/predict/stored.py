@@ -8,7 +8,6 @@ A prediction lives in ``predictions/<dataset>/<run_id>/``: ``masks.tif``, ``prob
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -22,25 +21,12 @@ from ..store.layout import prediction_dir, predictions_dir
 from .probabilities import read_prediction_tiff
 
 __all__ = ["GROUND_TRUTH_STATUSES", "score_prediction", "load_prediction", "list_predictions", "prob_path",
-           "json_clean", "SUMMARY", "MASKS", "PROB"]
+           "SUMMARY", "MASKS", "PROB"]
 
 #: Mask statuses that count as ground truth when a prediction is scored. ``from-prediction`` masks
 #: are accepted predictions, not independent truth, and are not scored.
 GROUND_TRUTH_STATUSES = ("labeled", "edited")
 
-
-
-def json_clean(value: Any) -> Any:
-    """JSON-safe: numpy scalars and arrays to Python, NaN to ``None``."""
-    if isinstance(value, dict):
-        return {str(k): json_clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, np.ndarray)):
-        return [json_clean(v) for v in (value.tolist() if isinstance(value, np.ndarray) else value)]
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        return None if not math.isfinite(float(value)) else float(value)
-    return value
 
 
 def score_prediction(ws: Any, dataset: str, labels: np.ndarray | Callable[[int], np.ndarray],

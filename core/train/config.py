@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
+from ..data.records import known_keys
 from ..nn.augment import AugmentConfig
 from ..nn.model import ModelConfig, required_multiple
 
@@ -115,11 +116,7 @@ class TrainConfig:
         raise ``ValueError``.
         """
         base = base or cls()
-        d = dict(d or {})
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown training setting(s) {unknown}; known: {sorted(known)}")
+        d = known_keys(d, cls, "training")
         if "model" in d and not isinstance(d["model"], ModelConfig):
             if not isinstance(d["model"], dict):
                 raise ValueError("model must be a dict of model settings")

@@ -7,10 +7,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
+from ..data.records import finite_or_none
 from ..nn.checkpoint import read_checkpoint_info
 from ..store.workspace import Workspace
 from .config import TrainConfig, default_config
-from .job import TrainingJob, _finite, _resolve_checkpoint
+from .job import TrainingJob, _resolve_checkpoint
 from .registry import registry
 
 __all__ = ["train_headless", "job_progress"]
@@ -89,9 +90,9 @@ def _summary(snap: dict[str, Any]) -> dict[str, Any]:
     last = snap["history"][-1] if snap["history"] else {}
     return {
         "run_id": snap["run_id"], "state": snap["state"], "epochs": snap["epoch"],
-        "val_dice": _finite(last.get("val_dice")), "val_iou": _finite(last.get("val_iou")),
-        "val_accuracy": _finite(last.get("val_accuracy")), "val_dice_fg": _finite(last.get("val_dice_fg")),
-        "best_dice": _finite(snap["best_dice"]), "best_checkpoint": snap["best_checkpoint"],
+        "val_dice": finite_or_none(last.get("val_dice")), "val_iou": finite_or_none(last.get("val_iou")),
+        "val_accuracy": finite_or_none(last.get("val_accuracy")), "val_dice_fg": finite_or_none(last.get("val_dice_fg")),
+        "best_dice": finite_or_none(snap["best_dice"]), "best_checkpoint": snap["best_checkpoint"],
         "last_checkpoint": snap["last_checkpoint"], "bundle": snap["bundle"], "device": snap["device"],
         "wall_time_s": round(float(snap["wall_time_s"]), 3), "error": snap["error"],
     }

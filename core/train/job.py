@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from ..data.intensity import percentile_range
+from ..data.records import finite_or_none
 from ..data.files import is_disk_full
 from ..nn.checkpoint import load_checkpoint, read_checkpoint_info
 from ..nn.device import amp_dtype_for, device_label, select_device
@@ -29,7 +30,6 @@ from .config import TrainConfig, default_config
 from .data import pad_to, split_slices, validation_tensors
 from .loop import Stopped, TrainingData, build_training, fit
 from .recorder import RunRecorder
-from .recorder import finite as _finite
 
 __all__ = ["JOB_STATES", "TrainingJob"]
 
@@ -248,7 +248,7 @@ class TrainingJob:
         snap = self.snapshot()
         bundle = ""
         record = {"wall_time": wall, "best_checkpoint": snap["best_checkpoint"],
-                  "last_checkpoint": snap["last_checkpoint"], "best_dice": _finite(snap["best_dice"])}
+                  "last_checkpoint": snap["last_checkpoint"], "best_dice": finite_or_none(snap["best_dice"])}
         try:
             cat.update_run(self.run_id, state=final["state"], error=final.get("error", ""), **record)
             if snap["last_checkpoint"] or snap["best_checkpoint"]:

@@ -10,18 +10,14 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from ..data.records import finite_or_none
 from ..nn.checkpoint import Checkpoint, save_checkpoint
 from ..store.layout import BEST, LAST
 from ..store.workspace import Workspace
 from .config import TrainConfig
 from .loop import Callbacks, FitState
 
-__all__ = ["RunRecorder", "finite"]
-
-
-def finite(v: Any) -> Any:
-    """``v``, or ``None`` for a float NaN or infinity (JSON and the catalog have no NaN)."""
-    return None if isinstance(v, float) and not math.isfinite(v) else v
+__all__ = ["RunRecorder"]
 
 
 class RunRecorder(Callbacks):
@@ -60,7 +56,7 @@ class RunRecorder(Callbacks):
         cat = self.workspace.catalog
         for h in state.history:
             cat.add_epoch(self.run_id, int(h["epoch"]), {k: v for k, v in h.items() if k != "epoch"})
-        dice = [h.get("val_dice") for h in state.history if finite(h.get("val_dice")) is not None]
+        dice = [h.get("val_dice") for h in state.history if finite_or_none(h.get("val_dice")) is not None]
         src_best = Path(ckpt.path).with_name(BEST) if ckpt.path else None
         if dice and src_best is not None and src_best.is_file():
             shutil.copyfile(src_best, self.best_path)

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import base64
 import io
-import math
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
+
+from ..data.records import finite_or_none
 
 __all__ = ["METRIC_LABELS", "training_curves", "compare_runs", "confusion_figure", "slice_scores_figure",
            "slice_scores_rows", "linked_images"]
@@ -38,7 +39,7 @@ def _series(history: Sequence[Mapping[str, Any]], key: str) -> tuple[list[int], 
     for i, row in enumerate(history):
         xs.append(int(row.get("epoch", i + 1)))
         v = row.get(key)
-        ys.append(float(v) if isinstance(v, (int, float)) and math.isfinite(v) else None)
+        ys.append(finite_or_none(v))
     return xs, ys
 
 
@@ -138,8 +139,7 @@ def confusion_figure(matrix: np.ndarray, class_names: Sequence[str] | None = Non
 
 
 def _score(row: Mapping[str, Any], key: str) -> float | None:
-    v = row.get(key)
-    return float(v) if isinstance(v, (int, float)) and math.isfinite(v) else None
+    return finite_or_none(row.get(key))
 
 
 def slice_scores_rows(scores: Sequence[Mapping[str, Any]],

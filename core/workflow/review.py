@@ -36,6 +36,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ..data.records import finite_or_none
 from ..predict.probabilities import relabel
 from ..predict.stored import GROUND_TRUTH_STATUSES, load_prediction, prob_path, score_prediction
 
@@ -56,10 +57,6 @@ def _labels_getter(ws: Any, dataset: str, run_id: str, threshold: float | None
 
 def _dice_key(d: float | None) -> float:
     return 1.0 if d is None or (isinstance(d, float) and math.isnan(d)) else float(d)
-
-
-def _none_if_nan(v: float) -> float | None:
-    return None if v is None or not math.isfinite(v) else float(v)
 
 
 def per_slice_scores(ws: Any, dataset: str, run_id: str, threshold: float | None = None) -> list[dict[str, Any]]:
@@ -83,7 +80,7 @@ def per_slice_scores(ws: Any, dataset: str, run_id: str, threshold: float | None
     unc = {s["z"]: s.get("uncertainty") for s in summary.get("slices", [])}
     for r in rows:
         r["uncertainty"] = unc.get(r["z"])
-        r["dice"], r["iou"] = _none_if_nan(r["dice"]), _none_if_nan(r["iou"])
+        r["dice"], r["iou"] = finite_or_none(r["dice"]), finite_or_none(r["iou"])
     rows.sort(key=lambda r: (_dice_key(r["dice"]), -r["pixel_error"], r["z"]))
     return rows
 
