@@ -34,7 +34,7 @@ PRED_MASKS, PRED_PROB, PRED_SUMMARY = "masks.tif", "prob.tif", "summary.json"  #
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 #: folders of an import or a delete in progress: datasets/.<name>.importing-<host>-<pid>-<ns>
 WORK_DIR_RE = re.compile(r"^\.(?P<name>.+)\.(?:importing|deleting)-(?:(?P<host>[A-Za-z0-9]+)-)?(?P<pid>\d+)-\d+$")
-#: temporary files of core.data.io.atomic_write: .<file name>.<host>-<pid>.<random>.tmp (older: no owner)
+#: temporary files of core.data.files.atomic_write: .<file name>.<host>-<pid>.<random>.tmp (older: no owner)
 TMP_RE = re.compile(r"^\..+?\.(?:(?P<host>[A-Za-z0-9]+)-(?P<pid>\d+)\.)?[A-Za-z0-9_]+\.tmp$")
 
 

@@ -61,7 +61,7 @@ def space_for(root: Path, needed: int = 0) -> Iterator[None]:
         raise disk_full_error(root, needed + _SPACE_MARGIN)
     try:
         yield
-    except (OSError, ValueError) as exc:  # ValueError: core.data.io.atomic_write's own message
+    except (OSError, ValueError) as exc:  # ValueError: core.data.files.atomic_write's own message
         if is_disk_full(exc) or str(exc).startswith("not enough space"):
             raise disk_full_error(root, needed or None) from None
         raise
