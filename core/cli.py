@@ -24,6 +24,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from .errors import SegDashError
+
 __all__ = ["main", "build_parser"]
 
 EXIT_OK, EXIT_INTERNAL, EXIT_REFUSED, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -82,7 +84,7 @@ def _cmd_import(args: argparse.Namespace) -> dict[str, Any]:
                                 images_are_binary=args.images_are_binary, merge_classes=args.merge_classes)
     except tuple(hints) as exc:
         hint = next(h for cls, h in hints.items() if isinstance(exc, cls))
-        raise ValueError(f"{str(exc).rstrip('.')}{hint}") from None
+        raise SegDashError(f"{str(exc).rstrip('.')}{hint}") from None
     for note in report.notices:
         print(f"notice: {note}", file=sys.stderr)
     return report.summary()
@@ -93,7 +95,7 @@ def _cmd_export(args: argparse.Namespace) -> dict[str, Any]:
 
     ws = _workspace(args)
     if args.prediction and args.format != "ome-zarr":
-        raise ValueError("--prediction goes with --format ome-zarr only")
+        raise SegDashError("--prediction goes with --format ome-zarr only")
     if args.format == "ome-zarr":
         from .workflow.export import export_dataset_omezarr
 
@@ -115,21 +117,21 @@ def _check_train(ws: Any, args: argparse.Namespace) -> dict[str, Any] | None:
     file, the run to resume. Returns the JSON config (or ``None``)."""
     ws.dataset(args.dataset)
     if not ws.labeled_slices(args.dataset):
-        raise ValueError(f"dataset {args.dataset!r} has no labeled slices; label at least one slice first")
+        raise SegDashError(f"dataset {args.dataset!r} has no labeled slices; label at least one slice first")
     config = None
     if args.config:
         try:
             config = json.loads(Path(args.config).read_text())
         except (OSError, ValueError) as exc:
-            raise ValueError(f"{args.config}: cannot read the JSON config ({exc})") from None
+            raise SegDashError(f"{args.config}: cannot read the JSON config ({exc})") from None
     if args.resume and "/" not in args.resume and "\\" not in args.resume:
         run = ws.catalog.run(args.resume)
         if run is None and not Path(args.resume).is_file():
             known = ", ".join(r["run_id"] for r in ws.catalog.runs()[:5]) or "none"
-            raise ValueError(f"cannot resume from {args.resume!r}: no run of that name in {ws.root} "
-                             f"(latest runs: {known})")
+            raise SegDashError(f"cannot resume from {args.resume!r}: no run of that name in {ws.root} "
+                               f"(latest runs: {known})")
     elif args.resume and not Path(args.resume).is_file():
-        raise ValueError(f"cannot resume from {args.resume!r}: no such checkpoint file")
+        raise SegDashError(f"cannot resume from {args.resume!r}: no such checkpoint file")
     return config
 
 
@@ -163,7 +165,7 @@ def _cmd_train(args: argparse.Namespace) -> dict[str, Any]:
 def _cmd_predict(args: argparse.Namespace) -> dict[str, Any]:
     for what, path in (("checkpoint", args.checkpoint), ("input", args.input)):  # before torch is imported
         if not Path(path).exists():
-            raise ValueError(f"{path}: no such {what} file or folder")
+            raise SegDashError(f"{path}: no such {what} file or folder")
     from .predict.stack import predict_headless
 
     bar = _progress_printer("predict")
@@ -235,7 +237,7 @@ def _cmd_delete(args: argparse.Namespace) -> dict[str, Any]:
     ws = _workspace(args)
     what = ws.deletion_summary(args.dataset)
     if not args.yes:
-        raise ValueError(f"{what}. Nothing was deleted: add --yes to delete it")
+        raise SegDashError(f"{what}. Nothing was deleted: add --yes to delete it")
     ws.delete_dataset(args.dataset)
     return {"deleted": args.dataset, "workspace": str(ws.root)}
 
@@ -351,7 +353,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except _TrainingFailed as exc:
         print(f"error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_INTERNAL
-    except ValueError as exc:
+    except SegDashError as exc:  # a user's mistake; a plain ValueError (numpy, torch) is an internal error
         if debug:
             raise
         print(f"error: {_one_line(exc)}", file=sys.stderr)

@@ -13,6 +13,7 @@ import streamlit as st
 
 from core.workflow.export import export_dataset_zip, export_labels_tiff, export_labels_zip, export_masks_tiff, \
     export_masks_zip, to_bytes
+from core.errors import SegDashError
 from core.workflow.guide import prediction_ids
 from pages._common import dataset_picker, init_state, user_errors, workspace
 
@@ -90,7 +91,7 @@ def _prediction_section(ws, dataset: str) -> None:
 
                 rows = per_slice_scores(ws, dataset, run_id)
                 if not rows:
-                    raise ValueError("no slice with a labeled or edited mask to score the prediction against")
+                    raise SegDashError("no slice with a labeled or edited mask to score the prediction against")
                 _keep(dataset, "pred", _csv(rows), f"{dataset}_{run_id}_metrics.csv", "text/csv")
             else:
                 from core.predict.stored import load_prediction

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from core.errors import SegDashError
 from core.view import plots
 from core.workflow import review
 from core.nn.fit import fit_warnings
@@ -48,7 +49,7 @@ def _import_upload() -> None:
     files, name = st.session_state.get("pred_upload"), st.session_state.get("pred_upload_name", "").strip()
     try:
         if not files:
-            raise ValueError("choose the stack's file(s) first")
+            raise SegDashError("choose the stack's file(s) first")
         report = import_dataset(workspace(), name, files, source="uploaded on the Predictions page")
     except ValueError as exc:
         st.session_state["pred_message"] = ("error", str(exc))

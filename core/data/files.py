@@ -15,6 +15,8 @@ import numpy as np
 import tifffile
 from PIL import Image
 
+from ..errors import SegDashError
+
 __all__ = ["AtomicFile", "atomic_write", "is_disk_full", "write_png", "read_png", "write_tiff"]
 
 
@@ -72,8 +74,8 @@ def atomic_write(path: str | Path, write: Any) -> Path:
         Path(tmp).unlink(missing_ok=True)
         if is_disk_full(exc):  # a message for the user (a ValueError), the old file untouched
             free = shutil.disk_usage(path.parent).free / 2**20
-            raise ValueError(f"not enough space in {path.parent}: {free:.1f} MB free; {path.name} was not "
-                             "written (the previous version, if any, is kept)") from None
+            raise SegDashError(f"not enough space in {path.parent}: {free:.1f} MB free; {path.name} was not "
+                               "written (the previous version, if any, is kept)") from None
         raise
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -108,7 +110,7 @@ def write_png(path: str | Path, image: np.ndarray) -> Path:
     """Write a (Y, X) uint8 or uint16 image as PNG, atomically."""
     arr = np.ascontiguousarray(image)
     if arr.dtype not in (np.uint8, np.uint16):
-        raise ValueError(f"PNG holds uint8 or uint16, not {arr.dtype}")
+        raise SegDashError(f"PNG holds uint8 or uint16, not {arr.dtype}")
     return atomic_write(path, lambda fh: Image.fromarray(arr).save(fh, format="PNG", compress_level=1))
 
 

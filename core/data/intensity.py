@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import SegDashError
+
 __all__ = ["percentile_range", "normalize", "to_uint8"]
 
 _SAMPLE_PIXELS = 2_000_000
@@ -32,7 +34,7 @@ def percentile_range(stack: np.ndarray, lower: float = 1.0, upper: float = 99.0)
         upper: upper percentile in [0, 100], greater than ``lower``.
     """
     if not 0.0 <= lower < upper <= 100.0:
-        raise ValueError(f"percentiles must satisfy 0 <= lower < upper <= 100, got {lower}, {upper}")
+        raise SegDashError(f"percentiles must satisfy 0 <= lower < upper <= 100, got {lower}, {upper}")
     arr = np.asarray(stack) if not isinstance(stack, np.memmap) else stack
     if arr.ndim == 2:
         arr = arr[None]

@@ -35,6 +35,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
+from ..errors import SegDashError
 from .files import atomic_write, read_png, write_png, write_tiff
 from .limits import IMAGE_SUFFIXES, ChannelChoiceNeeded, StackOrColourNeeded, _Budget, memory_budget
 from .readers import _member_part, _read_one
@@ -117,7 +118,7 @@ def read_stack(source: Any, *, channel: int | None = None, mmap: bool = True, as
             return read_omezarr_stack(path, channel=channel, roots=roots)
     items = list(_expand(source, roots))
     if not items:
-        raise ValueError(f"{_describe(source)}: no images found (accepted: {', '.join(IMAGE_SUFFIXES)}, .zip)")
+        raise SegDashError(f"{_describe(source)}: no images found (accepted: {', '.join(IMAGE_SUFFIXES)}, .zip)")
     items.sort(key=lambda it: natural_key(it[0]))
     budget = _Budget(memory_budget())
     parts: list[tuple[str, np.ndarray, bool, list[str]]] = []
@@ -148,8 +149,8 @@ def check_import_path(path: str | Path, roots: Sequence[str | Path]) -> Path:
         if resolved is not None and (resolved == r or resolved.is_relative_to(r)):
             return resolved
     shown = ", ".join(str(r) for r in roots)
-    raise ValueError(f"that path is outside the folders this server imports from ({shown}); copy the data "
-                     "into one of them, or set SEGDASH_IMPORT_ROOTS when starting the server")
+    raise SegDashError(f"that path is outside the folders this server imports from ({shown}); copy the data "
+                       "into one of them, or set SEGDASH_IMPORT_ROOTS when starting the server")
 
 
 def _describe(source: Any) -> str:
@@ -190,7 +191,7 @@ def _expand(source: Any, roots: Sequence[str | Path] | None = None) -> Iterable[
         if roots is not None:
             path = check_import_path(path, roots)
         if not path.exists():
-            raise ValueError(f"{source}: no such file or folder")
+            raise SegDashError(f"{source}: no such file or folder")
         if path.is_dir():
             files = [p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
                      and not p.name.startswith(".")]
@@ -207,12 +208,12 @@ def _expand(source: Any, roots: Sequence[str | Path] | None = None) -> Iterable[
         data = source.getvalue() if hasattr(source, "getvalue") else source.read()
         yield from _expand_named_bytes(Path(source.name).name, data)
     else:
-        raise ValueError(f"cannot read images from {type(source).__name__}")
+        raise SegDashError(f"cannot read images from {type(source).__name__}")
 
 
 def _check_suffix(name: str) -> None:
     if Path(name).suffix.lower() not in IMAGE_SUFFIXES:
-        raise ValueError(f"{name}: not an accepted image type (accepted: {', '.join(IMAGE_SUFFIXES)}, .zip)")
+        raise SegDashError(f"{name}: not an accepted image type (accepted: {', '.join(IMAGE_SUFFIXES)}, .zip)")
 
 
 def _expand_named_bytes(name: str, data: bytes) -> Iterable[tuple[str, Any]]:
@@ -228,8 +229,8 @@ def _assemble(parts: list[tuple[str, np.ndarray, bool, list[str]]]) -> Stack:
     if len(shapes) > 1:
         first = parts[0]
         odd = next(p for p in parts if p[1].shape[1:] != first[1].shape[1:])
-        raise ValueError(f"slices differ in shape: {first[0]} is {first[1].shape[1]}x{first[1].shape[2]}, "
-                         f"{odd[0]} is {odd[1].shape[1]}x{odd[1].shape[2]} (Y x X)")
+        raise SegDashError(f"slices differ in shape: {first[0]} is {first[1].shape[1]}x{first[1].shape[2]}, "
+                           f"{odd[0]} is {odd[1].shape[1]}x{odd[1].shape[2]} (Y x X)")
     notices = [n for p in parts for n in p[3]]
     dtypes = {p[1].dtype for p in parts}
     if len(dtypes) > 1:
@@ -254,7 +255,7 @@ def _assemble(parts: list[tuple[str, np.ndarray, bool, list[str]]]) -> Stack:
             data = data.astype(np.float32)
     dup = _first_duplicate([n for n in names if n is not None])
     if dup:
-        raise ValueError(f"two files have the same name {dup!r}; rename one so slices can be told apart")
+        raise SegDashError(f"two files have the same name {dup!r}; rename one so slices can be told apart")
     return Stack(data=data, names=names, sources=sources, notices=notices)
 
 

@@ -8,6 +8,8 @@ import os
 import re
 
 
+from ..errors import SegDashError
+
 __all__ = ["IMAGE_SUFFIXES", "memory_budget", "ChannelChoiceNeeded", "StackOrColourNeeded"]
 
 IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp")
@@ -15,7 +17,7 @@ _ZIP_MAX_RATIO = 1000  # uncompressed / compressed, per member: beyond it is a b
 _BOMB_MIN_BYTES = 64 * 1024**2  # an image decoding to more than this at over _ZIP_MAX_RATIO-fold is a bomb
 
 
-class ChannelChoiceNeeded(ValueError):
+class ChannelChoiceNeeded(SegDashError):
     """A multi-channel image or hyperstack was read without ``channel=``.
 
     Attributes:
@@ -28,7 +30,7 @@ class ChannelChoiceNeeded(ValueError):
         super().__init__(f"{source}: has {n_channels} channels; choose one (channel 0..{n_channels - 1})")
 
 
-class StackOrColourNeeded(ValueError):
+class StackOrColourNeeded(SegDashError):
     """A TIFF of 3 or 4 planes may be that many slices or one colour image; ``as_stack=`` decides.
 
     Attributes:
@@ -74,17 +76,17 @@ class _Budget:
     def claim(self, name: str, nbytes: int, what: str) -> None:
         if self.used + nbytes > self.limit:
             held = f" (with {_gb(self.used)} of earlier files)" if self.used else ""
-            raise ValueError(f"{name}: {what} needs {_gb(nbytes)} of memory to read{held}, more than this "
-                             f"machine can spare ({_gb(self.limit)}; SEGDASH_IMPORT_MEMORY sets it); "
-                             "nothing was imported")
+            raise SegDashError(f"{name}: {what} needs {_gb(nbytes)} of memory to read{held}, more than this "
+                               f"machine can spare ({_gb(self.limit)}; SEGDASH_IMPORT_MEMORY sets it); "
+                               "nothing was imported")
         self.used += nbytes
 
 
 def _check_bomb(name: str, decoded: int, stored: int) -> None:
     """Refuse a file whose pixels expand far beyond its size: almost nothing but one value."""
     if decoded > _BOMB_MIN_BYTES and decoded > _ZIP_MAX_RATIO * max(stored, 1):
-        raise ValueError(f"{name}: a file of {_gb(stored)} that decodes to {_gb(decoded)} "
-                         f"({decoded // max(stored, 1)}-fold) is refused as a decompression bomb")
+        raise SegDashError(f"{name}: a file of {_gb(stored)} that decodes to {_gb(decoded)} "
+                           f"({decoded // max(stored, 1)}-fold) is refused as a decompression bomb")
 
 
 def _reason(exc: BaseException) -> str:

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import SegDashError
+
 __all__ = ["StrayMaskValues", "GappedMaskValues", "ThresholdMergesClasses", "MaskLabels", "to_labels",
            "default_class_names", "to_export_values"]
 
@@ -23,7 +25,7 @@ MAX_CLASSES = 32
 _MIN_CLASS_FRACTION = 0.0005  # a value on fewer pixels than this is noise, not a class
 
 
-class StrayMaskValues(ValueError):
+class StrayMaskValues(SegDashError):
     """A mask has values that are not a clean class set.
 
     Attributes:
@@ -40,7 +42,7 @@ class StrayMaskValues(ValueError):
             "values above become class 1) or fix the mask file.")
 
 
-class GappedMaskValues(ValueError):
+class GappedMaskValues(SegDashError):
     """Integer mask values with gaps ({0, 1, 2, 7}): classes 3..6 would be empty.
 
     Attributes:
@@ -58,7 +60,7 @@ class GappedMaskValues(ValueError):
             "in sorted order, or fix the masks")
 
 
-class ThresholdMergesClasses(ValueError):
+class ThresholdMergesClasses(SegDashError):
     """A threshold was asked for masks that hold several clean classes: it would merge them.
 
     Attributes:
@@ -127,7 +129,7 @@ def to_labels(mask: np.ndarray, *, threshold: float | None = None, source: str =
                           f"{source}: thresholded at {threshold:g}")
     values, counts = _unique_counts(arr)
     if np.any(~np.isfinite(values)):
-        raise ValueError(f"{source}: mask contains NaN or infinite values")
+        raise SegDashError(f"{source}: mask contains NaN or infinite values")
     if set(values.tolist()) <= {0, 1}:
         return MaskLabels(arr.astype(np.uint8), 2, (0, 1))
     if set(values.tolist()) <= {0, 255}:

@@ -25,6 +25,8 @@ from typing import Any, BinaryIO, Sequence
 
 import numpy as np
 
+from ..errors import SegDashError
+
 __all__ = ["write_omezarr", "read_omezarr", "read_omezarr_stack",
            "read_omezarr_metadata", "is_omezarr", "zip_folder"]
 
@@ -68,16 +70,16 @@ def write_omezarr(path: str | Path, images: np.ndarray, labels: np.ndarray | Non
 
     path = Path(path)
     if path.exists():
-        raise ValueError(f"{path}: already exists; choose a new name or remove it first")
+        raise SegDashError(f"{path}: already exists; choose a new name or remove it first")
     images = np.asarray(images)
     if images.ndim == 2:
         images = images[None]
     if images.ndim != 3:
-        raise ValueError(f"expected a (Z, Y, X) stack, got shape {images.shape}")
+        raise SegDashError(f"expected a (Z, Y, X) stack, got shape {images.shape}")
     extra_labels = dict(extra_labels or {})
     for key, lab in [("masks", labels), *extra_labels.items()]:
         if lab is not None and tuple(np.shape(lab)) != images.shape:
-            raise ValueError(f"labels {key!r} of shape {np.shape(lab)} do not match the images {images.shape}")
+            raise SegDashError(f"labels {key!r} of shape {np.shape(lab)} do not match the images {images.shape}")
     fmt = FormatV04()
     factors = _scale_factors(images.shape)
     kwargs: dict[str, Any] = {"fmt": fmt, "axes": ["z", "y", "x"], "scale_factors": factors}
@@ -182,11 +184,11 @@ def read_omezarr(path: str | Path, *, channel: int | None = None,
     logging.getLogger("ome_zarr").setLevel(logging.ERROR)  # "version mismatch" notes on every 0.4 file
     loc = parse_url(str(path)) if is_omezarr(path) else None
     if loc is None:
-        raise ValueError(f"{path}: not an OME-Zarr image (no multiscales metadata)")
+        raise SegDashError(f"{path}: not an OME-Zarr image (no multiscales metadata)")
     nodes = list(Reader(loc)())
     node = next((n for n in nodes if n.load(Multiscales) is not None), None)
     if node is None or not node.data:
-        raise ValueError(f"{path}: the OME-Zarr holds no image")
+        raise SegDashError(f"{path}: the OME-Zarr holds no image")
     axes_meta = node.metadata.get("axes") or [{"name": a} for a in "tczyx"[-node.data[0].ndim:]]
     axes = [a["name"] if isinstance(a, dict) else str(a) for a in axes_meta]
     arr = node.data[0]
@@ -198,7 +200,7 @@ def read_omezarr(path: str | Path, *, channel: int | None = None,
     for ax, n in zip(axes, arr.shape):
         if ax == "t":
             if n > 1:
-                raise ValueError(f"{path}: {n} time points; SegDash reads one (Z, Y, X) stack")
+                raise SegDashError(f"{path}: {n} time points; SegDash reads one (Z, Y, X) stack")
             index.append(0)
         elif ax == "c":
             if n > 1 and channel is None:
@@ -207,20 +209,20 @@ def read_omezarr(path: str | Path, *, channel: int | None = None,
                 raise ChannelChoiceNeeded(path.name, int(n))
             c = 0 if channel is None else int(channel)
             if not 0 <= c < n:
-                raise ValueError(f"{path}: channel {c} asked for, the image has {n}")
+                raise SegDashError(f"{path}: channel {c} asked for, the image has {n}")
             index.append(c)
         else:
             index.append(slice(None))
             kept.append(ax)
     view = arr[tuple(index)]
     if max_bytes is not None and view.nbytes > max_bytes:
-        raise ValueError(f"{path}: the image needs {view.nbytes / 1e9:.1f} GB, more than the import's memory budget "
-                         f"({max_bytes / 1e9:.1f} GB; SEGDASH_IMPORT_MEMORY sets it)")
+        raise SegDashError(f"{path}: the image needs {view.nbytes / 1e9:.1f} GB, more than the import's memory budget "
+                           f"({max_bytes / 1e9:.1f} GB; SEGDASH_IMPORT_MEMORY sets it)")
     data = np.asarray(view)
     if data.ndim == 2:
         data, kept = data[None], ["z", *kept]
     if data.ndim != 3:
-        raise ValueError(f"{path}: axes {axes} do not make a (Z, Y, X) stack")
+        raise SegDashError(f"{path}: axes {axes} do not make a (Z, Y, X) stack")
     meta = read_omezarr_metadata(path)
     return data, {"axes": axes, "pixel_size": meta["pixel_size"], "unit": meta["unit"], "labels": label_names}
 

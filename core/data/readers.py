@@ -18,6 +18,7 @@ import numpy as np
 import tifffile
 from PIL import Image, UnidentifiedImageError
 
+from ..errors import SegDashError
 from .limits import ChannelChoiceNeeded, StackOrColourNeeded, _Budget, _check_bomb, _reason, memory_budget
 from .zips import _Member
 
@@ -42,20 +43,20 @@ def _read_one(name: str, opener: Any, *, channel: int | None, mmap: bool, as_sta
     except (ChannelChoiceNeeded, StackOrColourNeeded):
         raise
     except tifffile.TiffFileError as exc:  # a ValueError subclass that does not name the file
-        raise ValueError(f"{name}: not a valid TIFF image, or a corrupt or truncated one ({_reason(exc)})") from None
+        raise SegDashError(f"{name}: not a valid TIFF image, or a corrupt or truncated one ({_reason(exc)})") from None
     except UnidentifiedImageError:
-        raise ValueError(f"{name}: not a valid {kind} image (its content is not a {kind} file)") from None
+        raise SegDashError(f"{name}: not a valid {kind} image (its content is not a {kind} file)") from None
     except MemoryError:
-        raise ValueError(f"{name}: too large to read into this machine's memory") from None
+        raise SegDashError(f"{name}: too large to read into this machine's memory") from None
     except ValueError as exc:
         if str(exc).startswith(name):
             raise
-        raise ValueError(f"{name}: cannot read this {kind} image; it may be corrupt or truncated "
-                         f"({_reason(exc)})") from None
+        raise SegDashError(f"{name}: cannot read this {kind} image; it may be corrupt or truncated "
+                           f"({_reason(exc)})") from None
     except (OSError, EOFError, KeyError, IndexError, SyntaxError, RuntimeError, TypeError, struct.error,
             zlib.error, zipfile.BadZipFile) as exc:
-        raise ValueError(f"{name}: cannot read this {kind} image; it may be corrupt or truncated "
-                         f"({_reason(exc)})") from None
+        raise SegDashError(f"{name}: cannot read this {kind} image; it may be corrupt or truncated "
+                           f"({_reason(exc)})") from None
 
 
 def _member_part(name: str) -> str:
@@ -79,8 +80,8 @@ def _read_pil(name: str, opener: Any, *, channel: int | None,
         except Image.DecompressionBombError as exc:
             counts = [int(n) for n in re.findall(r"\d+", str(exc))]
             claim = f"{counts[0] / 1e6:,.0f} megapixels" if counts else "more pixels than SegDash reads"
-            raise ValueError(f"{name}: its header claims {claim}, beyond any microscopy slice; refused as a "
-                             "decompression bomb") from None
+            raise SegDashError(f"{name}: its header claims {claim}, beyond any microscopy slice; refused as a "
+                               "decompression bomb") from None
     with im:
         w, h = im.size
         pixels = int(w) * int(h)
@@ -132,8 +133,8 @@ def _read_tiff(name: str, opener: Any, *, channel: int | None, mmap: bool, as_st
     finally:
         logger.removeHandler(errors)
     if errors.messages:  # e.g. a truncated file: tifffile returns the pages it could read, and logs
-        raise ValueError(f"{name}: damaged TIFF, it may be truncated ({_reason(Exception(errors.messages[0]))}); "
-                         "nothing was imported")
+        raise SegDashError(f"{name}: damaged TIFF, it may be truncated ({_reason(Exception(errors.messages[0]))}); "
+                           "nothing was imported")
     return result
 
 
@@ -143,7 +144,7 @@ def _read_tiff_series(name: str, opener: Any, *, channel: int | None, mmap: bool
     stored = len(opener) if isinstance(opener, (bytes, bytearray)) else Path(opener).stat().st_size
     with tifffile.TiffFile(src) as tif:
         if not tif.series:
-            raise ValueError(f"{name}: TIFF holds no image data")
+            raise SegDashError(f"{name}: TIFF holds no image data")
         series = tif.series[0]
         axes = series.axes.upper()
         shape = series.shape
@@ -158,8 +159,8 @@ def _read_tiff_series(name: str, opener: Any, *, channel: int | None, mmap: bool
             dtype = dtype.newbyteorder(tif.byteorder)
             needed = series.dataoffset + nbytes
             if needed > stored:
-                raise ValueError(f"{name}: file is truncated ({stored} bytes, "
-                                 f"the header describes {needed}); copy it again")
+                raise SegDashError(f"{name}: file is truncated ({stored} bytes, "
+                                   f"the header describes {needed}); copy it again")
             arr = np.memmap(opener, dtype=dtype, mode="r", offset=series.dataoffset, shape=shape, order="C")
         if arr is None:
             _check_bomb(name, nbytes, stored)
@@ -191,12 +192,12 @@ def _to_zyx(name: str, arr: np.ndarray, axes: str, channel: int | None) -> tuple
                 if channel is None:
                     raise ChannelChoiceNeeded(name, n)
                 if not 0 <= channel < n:
-                    raise ValueError(f"{name}: channel {channel} out of range 0..{n - 1}")
+                    raise SegDashError(f"{name}: channel {channel} out of range 0..{n - 1}")
                 arr = np.take(arr, channel, axis=i)
                 notes.append(f"{name}: kept channel {channel} of {n}")
             axes = axes.replace(ax, "")
     if "Y" not in axes or "X" not in axes:
-        raise ValueError(f"{name}: TIFF axes {axes!r} have no Y and X")
+        raise SegDashError(f"{name}: TIFF axes {axes!r} have no Y and X")
     others = [i for i, a in enumerate(axes) if a not in "YX"]
     order = others + [axes.index("Y"), axes.index("X")]
     if order != list(range(arr.ndim)):
@@ -216,7 +217,7 @@ def _to_gray(name: str, arr: np.ndarray, channel: int | None) -> tuple[np.ndarra
     c = arr.shape[-1]
     if channel is not None:
         if not 0 <= channel < c:
-            raise ValueError(f"{name}: channel {channel} out of range 0..{c - 1}")
+            raise SegDashError(f"{name}: channel {channel} out of range 0..{c - 1}")
         return np.ascontiguousarray(arr[..., channel]), f"{name}: kept channel {channel} of {c}"
     if c == 2:  # gray + alpha
         return np.ascontiguousarray(arr[..., 0]), f"{name}: alpha channel dropped"
@@ -243,4 +244,4 @@ def _settle_dtype(name: str, arr: np.ndarray) -> tuple[np.ndarray, str | None]:
         return arr.astype(np.uint8), None
     if np.issubdtype(dt, np.floating) or np.issubdtype(dt, np.integer):
         return arr.astype(np.float32), f"{name}: {dt} data stored as float32"
-    raise ValueError(f"{name}: unsupported pixel type {dt}")
+    raise SegDashError(f"{name}: unsupported pixel type {dt}")

@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import SegDashError
+
 __all__ = ["finite_or_none", "json_clean", "known_keys"]
 
 
@@ -47,5 +49,5 @@ def known_keys(d: dict[str, Any] | None, cls: type, what: str) -> dict[str, Any]
     known = {f.name for f in fields(cls)}
     unknown = sorted(set(d) - known)
     if unknown:
-        raise ValueError(f"unknown {what} setting(s) {unknown}; known: {sorted(known)}")
+        raise SegDashError(f"unknown {what} setting(s) {unknown}; known: {sorted(known)}")
     return d

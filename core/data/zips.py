@@ -14,6 +14,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Iterable
 
 
+from ..errors import SegDashError
 from .limits import _ZIP_MAX_RATIO, IMAGE_SUFFIXES, _gb, _reason, memory_budget
 
 __all__ = ["ZipFolder", "ZIP_MAX_BYTES", "ZIP_MAX_MEMBERS", "check_member_name"]
@@ -63,7 +64,7 @@ class _Member:
         with self.source.open(self.info) as src:
             data = src.read(self.info.file_size + 1)  # never trust the header beyond its own claim
         if len(data) > self.info.file_size:
-            raise ValueError(f"{self.source.zip_name}:{self.info.filename}: larger than the ZIP's header says")
+            raise SegDashError(f"{self.source.zip_name}:{self.info.filename}: larger than the ZIP's header says")
         return data
 
 
@@ -71,7 +72,7 @@ def _open_zip(zip_name: str, src: Path | bytes) -> zipfile.ZipFile:
     try:
         return zipfile.ZipFile(src if isinstance(src, Path) else io.BytesIO(src))
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
-        raise ValueError(f"{zip_name}: not a readable ZIP file ({_reason(exc)})") from None
+        raise SegDashError(f"{zip_name}: not a readable ZIP file ({_reason(exc)})") from None
 
 
 def _expand_zip(zip_name: str, src: Path | bytes, folder: str | None = None) -> Iterable[tuple[str, Any]]:
@@ -83,7 +84,7 @@ def _expand_zip(zip_name: str, src: Path | bytes, folder: str | None = None) -> 
     with _open_zip(zip_name, src) as zf:
         members = [m for m in zf.infolist() if not m.is_dir()]
     if len(members) > ZIP_MAX_MEMBERS:
-        raise ValueError(f"{zip_name}: {len(members)} files exceed the limit of {ZIP_MAX_MEMBERS}")
+        raise SegDashError(f"{zip_name}: {len(members)} files exceed the limit of {ZIP_MAX_MEMBERS}")
     total = packed = 0
     budget = memory_budget()
     for m in members:
@@ -91,17 +92,17 @@ def _expand_zip(zip_name: str, src: Path | bytes, folder: str | None = None) -> 
         total += m.file_size
         packed += m.compress_size
         if m.file_size > _ZIP_MAX_RATIO * max(m.compress_size, 1) and m.file_size > 10_000_000:
-            raise ValueError(f"{zip_name}: member {m.filename!r} expands {m.file_size // max(m.compress_size, 1)}"
-                             "-fold; refused as a ZIP bomb")
+            raise SegDashError(f"{zip_name}: member {m.filename!r} expands {m.file_size // max(m.compress_size, 1)}"
+                               "-fold; refused as a ZIP bomb")
         if m.file_size > budget:
-            raise ValueError(f"{zip_name}:{m.filename}: {_gb(m.file_size)} uncompressed, more than this machine "
-                             f"can hold for an import ({_gb(budget)}; SEGDASH_IMPORT_MEMORY sets it)")
+            raise SegDashError(f"{zip_name}:{m.filename}: {_gb(m.file_size)} uncompressed, more than this machine "
+                               f"can hold for an import ({_gb(budget)}; SEGDASH_IMPORT_MEMORY sets it)")
     if total > ZIP_MAX_BYTES:
-        raise ValueError(f"{zip_name}: uncompressed size {total / 1e9:.1f} GB exceeds the limit of "
-                         f"{ZIP_MAX_BYTES / 1e9:.1f} GB (set SEGDASH_ZIP_MAX_BYTES to raise it)")
+        raise SegDashError(f"{zip_name}: uncompressed size {total / 1e9:.1f} GB exceeds the limit of "
+                           f"{ZIP_MAX_BYTES / 1e9:.1f} GB (set SEGDASH_ZIP_MAX_BYTES to raise it)")
     if total > _ZIP_BOMB_TOTAL and total > _ZIP_TOTAL_RATIO * max(packed, 1):
-        raise ValueError(f"{zip_name}: {_gb(packed)} of members that expand to {_gb(total)} "
-                         f"({total // max(packed, 1)}-fold); refused as a ZIP bomb")
+        raise SegDashError(f"{zip_name}: {_gb(packed)} of members that expand to {_gb(total)} "
+                           f"({total // max(packed, 1)}-fold); refused as a ZIP bomb")
     found = False
     shared = _ZipSource(zip_name, src)
     for m in members:
@@ -116,11 +117,11 @@ def _expand_zip(zip_name: str, src: Path | bytes, folder: str | None = None) -> 
         yield f"{zip_name}:{m.filename}", _Member(shared, m)
     if not found:
         where = f"its folder {folder}/" if folder else "it"
-        raise ValueError(f"{zip_name}: {where} holds no images (accepted: {', '.join(IMAGE_SUFFIXES)})")
+        raise SegDashError(f"{zip_name}: {where} holds no images (accepted: {', '.join(IMAGE_SUFFIXES)})")
 
 
 def check_member_name(zip_name: str, member: str) -> None:
     """Refuse absolute paths, drive letters and ``..`` components in a ZIP member name."""
     norm = member.replace("\\", "/")
     if norm.startswith("/") or re.match(r"^[A-Za-z]:", norm) or ".." in norm.split("/"):
-        raise ValueError(f"{zip_name}: unsafe member name {member!r} (absolute or '..' path); refused")
+        raise SegDashError(f"{zip_name}: unsafe member name {member!r} (absolute or '..' path); refused")

@@ -40,6 +40,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..errors import SegDashError
 from ..data.records import known_keys
 
 __all__ = ["AugmentConfig", "augment_batch", "preview"]
@@ -82,12 +83,12 @@ class AugmentConfig:
     def __post_init__(self) -> None:
         for name in ("flips", "rot90"):
             if not isinstance(getattr(self, name), (bool, np.bool_)):
-                raise ValueError(f"augment {name} must be true or false, got {getattr(self, name)!r}")
+                raise SegDashError(f"augment {name} must be true or false, got {getattr(self, name)!r}")
             object.__setattr__(self, name, bool(getattr(self, name)))
         for name, (lo, hi) in _LIMITS.items():
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not lo <= float(v) <= hi:
-                raise ValueError(f"augment {name} must be a number in {lo:g}..{hi:g}, got {v!r}")
+                raise SegDashError(f"augment {name} must be a number in {lo:g}..{hi:g}, got {v!r}")
             object.__setattr__(self, name, float(v))
 
     def to_dict(self) -> dict[str, Any]:
@@ -130,8 +131,8 @@ def augment_batch(images: torch.Tensor, masks: torch.Tensor, cfg: AugmentConfig,
     """
     if images.ndim != 4 or masks.ndim != 3 or images.shape[0] != masks.shape[0] \
             or images.shape[-2:] != masks.shape[-2:]:
-        raise ValueError(f"expected images (N, C, H, W) and masks (N, H, W) of the same N, H, W; got "
-                         f"{tuple(images.shape)} and {tuple(masks.shape)}")
+        raise SegDashError(f"expected images (N, C, H, W) and masks (N, H, W) of the same N, H, W; got "
+                           f"{tuple(images.shape)} and {tuple(masks.shape)}")
     if not cfg.enabled() or images.shape[0] == 0:
         return images, masks
     n, _, h, w = images.shape
@@ -258,8 +259,8 @@ def preview(image: np.ndarray, mask: np.ndarray, cfg: AugmentConfig, n: int, see
     """
     image, mask = np.asarray(image), np.asarray(mask)
     if image.ndim != 2 or image.shape != mask.shape:
-        raise ValueError(f"preview needs a (Y, X) image and a mask of the same shape; got {image.shape} "
-                         f"and {mask.shape}")
+        raise SegDashError(f"preview needs a (Y, X) image and a mask of the same shape; got {image.shape} "
+                           f"and {mask.shape}")
     if n < 1:
         return []
     g = torch.Generator().manual_seed(int(seed))

@@ -40,6 +40,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..errors import SegDashError
 from .checkpoint import Checkpoint
 from .model import ModelConfig
 
@@ -130,37 +131,37 @@ def load_package(path: str | Path, device: str | torch.device = "cpu") -> Checkp
             names = zf.namelist()
             rdf_name = next((n for n in names if n in ("rdf.yaml", "bioimageio.yaml")), None)
             if rdf_name is None:
-                raise ValueError(f"{path}: not a bioimage.io model package (no rdf.yaml)")
+                raise SegDashError(f"{path}: not a bioimage.io model package (no rdf.yaml)")
             rdf = yaml.safe_load(zf.read(rdf_name))
             if not isinstance(rdf, dict) or rdf.get("type") != "model":
-                raise ValueError(f"{path}: the bioimage.io package does not describe a model")
+                raise SegDashError(f"{path}: the bioimage.io package does not describe a model")
             seg = (rdf.get("config") or {}).get("segdash")
             if not isinstance(seg, dict) or "model_config" not in seg:
-                raise ValueError(f"{path}: a bioimage.io model not exported by SegDash; SegDash predicts only with "
-                                 "packages it exported (it needs their normalisation window and classes)")
+                raise SegDashError(f"{path}: a bioimage.io model not exported by SegDash; SegDash predicts only with "
+                                   "packages it exported (it needs their normalisation window and classes)")
             ts = (rdf.get("weights") or {}).get("torchscript")
             if not isinstance(ts, dict) or ts.get("source") not in names:
-                raise ValueError(f"{path}: the package has no TorchScript weights")
+                raise SegDashError(f"{path}: the package has no TorchScript weights")
             data = zf.read(ts["source"])
     except (OSError, zipfile.BadZipFile, yaml.YAMLError) as exc:
-        raise ValueError(f"{path}: cannot read this bioimage.io package ({type(exc).__name__}: {exc})") from None
+        raise SegDashError(f"{path}: cannot read this bioimage.io package ({type(exc).__name__}: {exc})") from None
     want = ts.get("sha256")
     if want and hashlib.sha256(data).hexdigest() != want:
-        raise ValueError(f"{path}: the TorchScript weights do not match their SHA-256 in rdf.yaml (damaged package)")
+        raise SegDashError(f"{path}: the TorchScript weights do not match their SHA-256 in rdf.yaml (damaged package)")
     try:
         cfg = ModelConfig.from_dict({**seg["model_config"], "encoder_weights": None})
         class_names = tuple(str(c) for c in seg["class_names"])
         window = tuple(float(v) for v in seg["norm_window"])
     except (KeyError, TypeError, ValueError) as exc:
-        raise ValueError(f"{path}: malformed SegDash section in rdf.yaml ({exc})") from None
+        raise SegDashError(f"{path}: malformed SegDash section in rdf.yaml ({exc})") from None
     if len(class_names) != cfg.n_classes or len(window) != 2:
-        raise ValueError(f"{path}: malformed SegDash section in rdf.yaml (classes or window)")
+        raise SegDashError(f"{path}: malformed SegDash section in rdf.yaml (classes or window)")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)  # torch 2.9+ calls TorchScript deprecated
             module = torch.jit.load(io.BytesIO(data), map_location="cpu")
     except Exception as exc:  # noqa: BLE001 - torch.jit.load fails in many ways on damaged files
-        raise ValueError(f"{path}: cannot load the TorchScript weights ({type(exc).__name__})") from None
+        raise SegDashError(f"{path}: cannot load the TorchScript weights ({type(exc).__name__})") from None
     model = _LogitsFromProbabilities(module, cfg.binary).to(device).eval()
     extra = {"dataset": seg.get("training_dataset", ""), "bioimageio": True, "package_name": rdf.get("name", "")}
     return Checkpoint(model=model, model_config=cfg, class_names=class_names, norm_window=window,

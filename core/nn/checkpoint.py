@@ -44,6 +44,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..errors import SegDashError
 from ..data.io import atomic_write
 from .model import ModelConfig, build_model
 
@@ -152,7 +153,7 @@ def save_checkpoint(path: str | Path, model: nn.Module, model_config: ModelConfi
         the path written.
     """
     if len(class_names) != model_config.n_classes:
-        raise ValueError(f"{len(class_names)} class names for a model of {model_config.n_classes} classes")
+        raise SegDashError(f"{len(class_names)} class names for a model of {model_config.n_classes} classes")
     model = getattr(model, "_orig_mod", model)  # torch.compile wrapper
     lo, hi = (float(v) for v in norm_window)
     obj = {
@@ -203,41 +204,41 @@ def _bundle_source(path: Path) -> tuple[Any, str] | None:
             if member is None:
                 if not inside:
                     bundle = "config.json" in names
-                    raise ValueError(
+                    raise SegDashError(
                         f"{path}: a ZIP without a checkpoint inside"
                         + (" (a reproducibility bundle of a run that had no checkpoint)" if bundle else
                            f" (members: {', '.join(names[:8])}{' ...' if len(names) > 8 else ''})")
                         + "; give a run's best.pt or last.pt, or a bundle.zip that holds model.pt")
-                raise ValueError(f"{path}: a ZIP with several checkpoints inside ({', '.join(inside[:8])}): "
-                                 f"extract the one to use (unzip {path.name} {inside[0]}) and give that file")
+                raise SegDashError(f"{path}: a ZIP with several checkpoints inside ({', '.join(inside[:8])}): "
+                                   f"extract the one to use (unzip {path.name} {inside[0]}) and give that file")
             return io.BytesIO(zf.read(member)), f"{path} ({member})"
     except (zipfile.BadZipFile, OSError) as exc:
-        raise ValueError(f"{path}: cannot read this ZIP ({exc})") from None
+        raise SegDashError(f"{path}: cannot read this ZIP ({exc})") from None
 
 
 def _read_raw(path: Path) -> dict[str, Any]:
     if not path.is_file():
-        raise ValueError(f"{path}: no such checkpoint file")
+        raise SegDashError(f"{path}: no such checkpoint file")
     source, name = _bundle_source(path) or (path, str(path))
     try:
         obj = torch.load(source, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         why = next((ln.strip() for ln in str(exc).splitlines() if "Unsupported global" in ln), "")
-        raise ValueError(f"{name}: not a SegDash checkpoint (it holds Python objects other than plain data "
-                         f"and tensors; refused for safety) {why[:200]}".rstrip()) from None
+        raise SegDashError(f"{name}: not a SegDash checkpoint (it holds Python objects other than plain data "
+                           f"and tensors; refused for safety) {why[:200]}".rstrip()) from None
     except Exception as exc:  # noqa: BLE001 - torch.load fails in many ways on damaged files (struct.error, ...)
-        raise ValueError(f"{name}: cannot read this checkpoint; the file is corrupt, truncated or not a "
-                         f"PyTorch file ({type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''})"
-                         ) from None
+        raise SegDashError(f"{name}: cannot read this checkpoint; the file is corrupt, truncated or not a "
+                           f"PyTorch file ({type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''})"
+                           ) from None
     path = Path(name)  # the messages below name the member of a bundle
     if not isinstance(obj, dict):
-        raise ValueError(f"{path}: not a SegDash checkpoint (it holds a {type(obj).__name__}, not a dict)")
+        raise SegDashError(f"{path}: not a SegDash checkpoint (it holds a {type(obj).__name__}, not a dict)")
     missing = [k for k in _REQUIRED if k not in obj]
     if missing or obj.get("format") != FORMAT:
-        raise ValueError(f"{path}: not a SegDash checkpoint: missing keys {missing or ['format']}")
+        raise SegDashError(f"{path}: not a SegDash checkpoint: missing keys {missing or ['format']}")
     if not isinstance(obj["format_version"], int) or obj["format_version"] > FORMAT_VERSION:
-        raise ValueError(f"{path}: checkpoint format version {obj['format_version']!r} is newer than this "
-                         f"SegDash reads ({FORMAT_VERSION}); update SegDash")
+        raise SegDashError(f"{path}: checkpoint format version {obj['format_version']!r} is newer than this "
+                           f"SegDash reads ({FORMAT_VERSION}); update SegDash")
     return obj
 
 
@@ -252,8 +253,8 @@ def read_checkpoint_info(path: str | Path) -> dict[str, Any]:
     from .bioimageio import is_package
 
     if is_package(path):  # predicts (load_checkpoint), but holds no SegDash checkpoint to resume or list
-        raise ValueError(f"{path}: a bioimage.io model package, not a SegDash checkpoint: predict with it, or "
-                         "resume training from the run's own checkpoint")
+        raise SegDashError(f"{path}: a bioimage.io model package, not a SegDash checkpoint: predict with it, or "
+                           "resume training from the run's own checkpoint")
     return _info(_read_raw(path), path)
 
 
@@ -261,7 +262,7 @@ def _info(obj: dict[str, Any], path: Path) -> dict[str, Any]:
     try:
         cfg = ModelConfig.from_dict(obj["model_config"])
     except (ValueError, TypeError) as exc:
-        raise ValueError(f"{path}: invalid model config in checkpoint: {exc}") from None
+        raise SegDashError(f"{path}: invalid model config in checkpoint: {exc}") from None
     try:
         info = {"model_config": cfg, "class_names": tuple(str(c) for c in obj["class_names"]),
                 "norm_window": tuple(float(v) for v in obj["norm_window"]), "patch_size": int(obj["patch_size"]),
@@ -269,9 +270,9 @@ def _info(obj: dict[str, Any], path: Path) -> dict[str, Any]:
                 "history": list(obj.get("history") or []), "run_id": str(obj.get("run_id", "")),
                 "extra": dict(obj.get("extra") or {}), "saved_at": obj.get("saved_at", math.nan)}
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"{path}: malformed SegDash checkpoint ({exc})") from None
+        raise SegDashError(f"{path}: malformed SegDash checkpoint ({exc})") from None
     if len(info["norm_window"]) != 2:
-        raise ValueError(f"{path}: malformed SegDash checkpoint (norm_window must be (lo, hi))")
+        raise SegDashError(f"{path}: malformed SegDash checkpoint (norm_window must be (lo, hi))")
     return info
 
 
@@ -301,14 +302,14 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Che
     info = _info(obj, path)
     cfg: ModelConfig = info["model_config"]
     if len(info["class_names"]) != cfg.n_classes:
-        raise ValueError(f"{path}: {len(info['class_names'])} class names for a {cfg.n_classes}-class model")
+        raise SegDashError(f"{path}: {len(info['class_names'])} class names for a {cfg.n_classes}-class model")
     # never download pretrained weights to load a checkpoint: the trained weights replace them
     model = build_model(ModelConfig.from_dict({**cfg.to_dict(), "encoder_weights": None}))
     try:
         model.load_state_dict(obj["model_state"])
     except (RuntimeError, TypeError, AttributeError) as exc:
-        raise ValueError(f"{path}: the stored weights do not fit the stored model config "
-                         f"({cfg.describe()}): {str(exc).splitlines()[0][:300]}") from None
+        raise SegDashError(f"{path}: the stored weights do not fit the stored model config "
+                           f"({cfg.describe()}): {str(exc).splitlines()[0][:300]}") from None
     model.to(device).eval()
     return Checkpoint(model=model, model_config=cfg, class_names=info["class_names"],
                       norm_window=info["norm_window"], patch_size=info["patch_size"], epoch=info["epoch"],

@@ -16,6 +16,8 @@ import os
 
 import torch
 
+from ..errors import SegDashError
+
 __all__ = ["cpu_threads", "use_cpu_threads", "uses_channels_last", "cpu_has_bf16", "amp_dtype_for", "select_device",
            "resolve_device", "device_label"]
 
@@ -30,7 +32,7 @@ def cpu_threads() -> tuple[int, bool]:
         try:
             return max(1, int(env)), True
         except ValueError:
-            raise ValueError(f"SEGDASH_THREADS must be a whole number, got {env!r}") from None
+            raise SegDashError(f"SEGDASH_THREADS must be a whole number, got {env!r}") from None
     return max(1, os.cpu_count() or 1, torch.get_num_threads()), False
 
 
@@ -83,12 +85,12 @@ def select_device(preference: str = "auto") -> torch.device:
     if pref in ("auto", "cuda") and torch.cuda.is_available():
         return torch.device("cuda")
     if pref == "cuda":
-        raise ValueError("CUDA was requested but no CUDA GPU is available (device='cuda'); use 'auto' or 'cpu'")
+        raise SegDashError("CUDA was requested but no CUDA GPU is available (device='cuda'); use 'auto' or 'cpu'")
     mps = getattr(torch.backends, "mps", None)
     if pref in ("auto", "mps") and mps is not None and mps.is_available():
         return torch.device("mps")
     if pref == "mps":
-        raise ValueError("MPS was requested but is not available; use 'auto' or 'cpu'")
+        raise SegDashError("MPS was requested but is not available; use 'auto' or 'cpu'")
     use_cpu_threads()  # on this (worker) thread: see the module docstring
     return torch.device("cpu")
 
@@ -100,7 +102,7 @@ def resolve_device(device: str | None = None) -> torch.device:
         return select_device("auto")
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} asked for, but no CUDA GPU is available")
+        raise SegDashError(f"device {device!r} asked for, but no CUDA GPU is available")
     return dev
 
 

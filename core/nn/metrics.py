@@ -32,6 +32,8 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import SegDashError
+
 __all__ = ["confusion_matrix", "scores_from_confusion", "slice_scores", "ConfusionAccumulator"]
 
 
@@ -59,11 +61,11 @@ def confusion_matrix(pred: Any, target: Any, n_classes: int) -> np.ndarray:
         return _confusion_torch(pred, target, n_classes)
     p, t = _as_numpy(pred), _as_numpy(target)
     if p.shape != t.shape:
-        raise ValueError(f"prediction shape {p.shape} differs from target shape {t.shape}")
+        raise SegDashError(f"prediction shape {p.shape} differs from target shape {t.shape}")
     p = p.astype(np.int64, copy=False).ravel()
     t = t.astype(np.int64, copy=False).ravel()
     if p.size and (min(p.min(), t.min()) < 0 or max(p.max(), t.max()) >= n_classes):
-        raise ValueError(f"labels must be class indices 0..{n_classes - 1}")
+        raise SegDashError(f"labels must be class indices 0..{n_classes - 1}")
     return np.bincount(t * n_classes + p, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
 
 
@@ -72,10 +74,10 @@ def _confusion_torch(pred: Any, target: Any, n_classes: int) -> np.ndarray:
     import torch
 
     if pred.shape != target.shape:
-        raise ValueError(f"prediction shape {tuple(pred.shape)} differs from target shape {tuple(target.shape)}")
+        raise SegDashError(f"prediction shape {tuple(pred.shape)} differs from target shape {tuple(target.shape)}")
     p, t = pred.reshape(-1).long(), target.reshape(-1).long()
     if p.numel() and (min(p.min(), t.min()) < 0 or max(p.max(), t.max()) >= n_classes):
-        raise ValueError(f"labels must be class indices 0..{n_classes - 1}")
+        raise SegDashError(f"labels must be class indices 0..{n_classes - 1}")
     cm = torch.bincount(t * n_classes + p, minlength=n_classes * n_classes)
     return cm.reshape(n_classes, n_classes).cpu().numpy().astype(np.int64)
 
@@ -96,7 +98,7 @@ def scores_from_confusion(cm: np.ndarray) -> dict[str, Any]:
     """
     cm = np.asarray(cm, dtype=np.float64)
     if cm.ndim != 2 or cm.shape[0] != cm.shape[1]:
-        raise ValueError(f"confusion matrix must be square (K, K), got shape {cm.shape}")
+        raise SegDashError(f"confusion matrix must be square (K, K), got shape {cm.shape}")
     total = cm.sum()
     tp = np.diag(cm)
     fp = cm.sum(axis=0) - tp
@@ -145,7 +147,7 @@ class ConfusionAccumulator:
 
     def __init__(self, n_classes: int):
         if n_classes < 2:
-            raise ValueError(f"n_classes must be at least 2, got {n_classes}")
+            raise SegDashError(f"n_classes must be at least 2, got {n_classes}")
         self.n_classes = n_classes
         self._cm = np.zeros((n_classes, n_classes), np.int64)
 

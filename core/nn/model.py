@@ -32,6 +32,7 @@ from urllib.parse import urlparse
 import torch
 from torch import nn
 
+from ..errors import SegDashError
 from ..data.records import known_keys
 
 __all__ = [
@@ -83,15 +84,15 @@ class ModelConfig:
         if arch != "classic":
             object.__setattr__(self, "encoder", _canonical(self.encoder, ENCODERS, "encoder"))
         if self.encoder_weights not in ENCODER_WEIGHTS:
-            raise ValueError(f"encoder_weights must be None or 'imagenet', got {self.encoder_weights!r}")
+            raise SegDashError(f"encoder_weights must be None or 'imagenet', got {self.encoder_weights!r}")
         if arch == "classic" and self.encoder_weights is not None:
-            raise ValueError("the classic U-Net has no pretrained encoder; use encoder_weights=None")
+            raise SegDashError("the classic U-Net has no pretrained encoder; use encoder_weights=None")
         _check_int(self.in_channels, "in_channels", 1, 64)
         _check_int(self.n_classes, "n_classes", 2, 255)
         _check_int(self.classic_width, "classic_width", 2, 256)
         _check_int(self.encoder_depth, "encoder_depth", 3, 5)
         if arch == "DeepLabV3Plus" and self.encoder_depth != 5:
-            raise ValueError("DeepLabV3Plus needs encoder_depth=5")
+            raise SegDashError("DeepLabV3Plus needs encoder_depth=5")
 
     @property
     def out_channels(self) -> int:
@@ -125,12 +126,12 @@ def _canonical(value: Any, choices: tuple[str, ...], what: str) -> str:
         for c in choices:
             if c.lower() == value.lower():
                 return c
-    raise ValueError(f"{what} must be one of {', '.join(choices)}; got {value!r}")
+    raise SegDashError(f"{what} must be one of {', '.join(choices)}; got {value!r}")
 
 
 def _check_int(value: Any, what: str, lo: int, hi: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-        raise ValueError(f"{what} must be an integer in {lo}..{hi}, got {value!r}")
+        raise SegDashError(f"{what} must be an integer in {lo}..{hi}, got {value!r}")
 
 
 # -- the classic U-Net -------------------------------------------------------------------------
@@ -240,7 +241,7 @@ def _pretrained_file(encoder: str, weights: str) -> str:
 
     settings = encoders[encoder]["pretrained_settings"].get(weights)
     if settings is None:
-        raise ValueError(f"encoder {encoder} has no {weights!r} weights")
+        raise SegDashError(f"encoder {encoder} has no {weights!r} weights")
     repo, rev = settings["repo_id"], settings["revision"]
     cached = hf.try_to_load_from_cache(repo, "model.safetensors", revision=rev)
     if isinstance(cached, str):
@@ -248,12 +249,12 @@ def _pretrained_file(encoder: str, weights: str) -> str:
     offline_msg = (f"pretrained weights for {encoder} ({weights}) cannot be downloaded (offline?); "
                    "use encoder_weights=None")
     if hf.constants.HF_HUB_OFFLINE:
-        raise ValueError(offline_msg)
+        raise SegDashError(offline_msg)
     host = urlparse(hf.constants.ENDPOINT).hostname or "huggingface.co"
     try:
         socket.create_connection((host, 443), timeout=_CONNECT_TIMEOUT_S).close()
     except OSError:
-        raise ValueError(offline_msg) from None
+        raise SegDashError(offline_msg) from None
     result: dict[str, Any] = {}
 
     def fetch() -> None:
@@ -267,7 +268,7 @@ def _pretrained_file(encoder: str, weights: str) -> str:
     t.join(_DOWNLOAD_TIMEOUT_S)
     if "path" not in result:
         why = result.get("error") or f"no answer within {_DOWNLOAD_TIMEOUT_S:.0f} s"
-        raise ValueError(f"{offline_msg} ({why})")
+        raise SegDashError(f"{offline_msg} ({why})")
     return result["path"]
 
 
@@ -289,11 +290,11 @@ def probabilities(logits: torch.Tensor, n_classes: int) -> torch.Tensor:
     """
     if n_classes == 2:
         if logits.shape[1] != 1:
-            raise ValueError(f"binary logits must have 1 channel, got {logits.shape[1]}")
+            raise SegDashError(f"binary logits must have 1 channel, got {logits.shape[1]}")
         p = torch.sigmoid(logits.float())
         return torch.cat([1.0 - p, p], dim=1)
     if logits.shape[1] != n_classes:
-        raise ValueError(f"logits have {logits.shape[1]} channels for {n_classes} classes")
+        raise SegDashError(f"logits have {logits.shape[1]} channels for {n_classes} classes")
     return torch.softmax(logits.float(), dim=1)
 
 

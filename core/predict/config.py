@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from ..errors import SegDashError
+
 __all__ = ["PredictConfig", "PredictionResult", "ProgressFn"]
 
 #: ``progress(done, total, eta_seconds)`` after each slice.
@@ -44,13 +46,13 @@ class PredictConfig:
 
     def __post_init__(self) -> None:
         if self.tile is not None and int(self.tile) < 1:
-            raise ValueError(f"tile must be a positive number of pixels, got {self.tile}")
+            raise SegDashError(f"tile must be a positive number of pixels, got {self.tile}")
         if not 0.0 <= float(self.overlap) < 1.0:
-            raise ValueError(f"overlap must be in [0, 1), got {self.overlap}")
+            raise SegDashError(f"overlap must be in [0, 1), got {self.overlap}")
         if int(self.batch_size) < 1:
-            raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
+            raise SegDashError(f"batch_size must be at least 1, got {self.batch_size}")
         if not 0.0 <= float(self.threshold) <= 1.0:
-            raise ValueError(f"threshold must be in [0, 1], got {self.threshold}")
+            raise SegDashError(f"threshold must be in [0, 1], got {self.threshold}")
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import SegDashError
 from ..data.io import atomic_write
 from ..data.records import json_clean
 from ..nn.checkpoint import Checkpoint, load_checkpoint
@@ -59,8 +60,8 @@ def predict_dataset(ws: Any, dataset: str, checkpoint_path: str | Path, cfg: Pre
     ckpt = load_checkpoint(checkpoint_path, device="cpu")
     k = int(ckpt.model_config.n_classes)
     if k != info.n_classes:
-        raise ValueError(f"the checkpoint predicts {k} classes ({', '.join(ckpt.class_names)}); dataset "
-                         f"{dataset!r} has {info.n_classes} ({', '.join(info.class_names)})")
+        raise SegDashError(f"the checkpoint predicts {k} classes ({', '.join(ckpt.class_names)}); dataset "
+                           f"{dataset!r} has {info.n_classes} ({', '.join(info.class_names)})")
     run_id = run_id or _run_id_for(ckpt, checkpoint_path)
     folder = ws.predictions_dir(dataset, run_id)
     images = ws.read_images(dataset)
@@ -137,7 +138,7 @@ class PredictionJob:
                                      progress=self._progress, cancel=self._cancel)
             final = {"state": "cancelled" if result.cancelled else "done", "result": result,
                      "done": result.n_done, "total": result.n_total}
-        except ValueError as exc:
+        except SegDashError as exc:  # a refusal, written for the user
             final = {"state": "failed", "error": str(exc)}
         except Exception as exc:  # noqa: BLE001 - every error becomes the job's failed state
             final = {"state": "failed", "error": f"{type(exc).__name__}: {exc}"}
@@ -181,6 +182,6 @@ def prediction_jobs(ws: Any, dataset: str, start: PredictionJob | None = None) -
         if start is None:
             return current
         if current is not None and current.is_active():
-            raise ValueError(f"a prediction of {dataset!r} is already running: cancel it or wait for it")
+            raise SegDashError(f"a prediction of {dataset!r} is already running: cancel it or wait for it")
         _PREDICTION_JOBS[key] = start.start()
         return start

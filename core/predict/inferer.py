@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from monai.inferers import sliding_window_inference
 
+from ..errors import SegDashError
 from ..data.intensity import normalize
 from ..nn.checkpoint import Checkpoint
 from ..nn.device import amp_dtype_for, resolve_device, use_cpu_threads, uses_channels_last
@@ -151,12 +152,12 @@ class _Runner:
         image = np.asarray(image)
         if self.in_channels == 1:
             if image.ndim != 2:
-                raise ValueError(f"expected a (Y, X) slice, got shape {image.shape}")
+                raise SegDashError(f"expected a (Y, X) slice, got shape {image.shape}")
         elif image.ndim != 3 or image.shape[0] != self.in_channels:
-            raise ValueError(f"the model takes {self.in_channels} channels: expected ({self.in_channels}, Y, X), "
-                             f"got shape {image.shape}")
+            raise SegDashError(f"the model takes {self.in_channels} channels: expected ({self.in_channels}, Y, X), "
+                               f"got shape {image.shape}")
         if min(image.shape[-2:]) < 1:
-            raise ValueError(f"empty slice of shape {image.shape}")
+            raise SegDashError(f"empty slice of shape {image.shape}")
         return image
 
     def __call__(self, image: np.ndarray) -> np.ndarray:

@@ -28,6 +28,8 @@ from pathlib import Path
 import numpy as np
 import tifffile
 
+from ..errors import SegDashError
+
 __all__ = ["labels_from_probs", "uncertainty_map", "slice_uncertainty", "quantize", "labels_from_stored",
            "read_prediction_tiff", "relabel", "PROB_DTYPES"]
 
@@ -42,7 +44,7 @@ def labels_from_probs(probs: np.ndarray, threshold: float = 0.5) -> np.ndarray:
     """
     probs = np.asarray(probs)
     if probs.ndim != 3:
-        raise ValueError(f"expected (K, Y, X) probabilities, got shape {probs.shape}")
+        raise SegDashError(f"expected (K, Y, X) probabilities, got shape {probs.shape}")
     if probs.shape[0] <= 2:
         return (probs[-1] > threshold).astype(np.uint8)
     return np.argmax(probs, axis=0).astype(np.uint8)
@@ -56,7 +58,7 @@ def uncertainty_map(probs: np.ndarray) -> np.ndarray:
     """
     p = np.asarray(probs, dtype=np.float32)
     if p.ndim != 3:
-        raise ValueError(f"expected (K, Y, X) probabilities, got shape {p.shape}")
+        raise SegDashError(f"expected (K, Y, X) probabilities, got shape {p.shape}")
     if p.shape[0] == 1:
         p = np.concatenate([1.0 - p, p])
     k = p.shape[0]
@@ -98,7 +100,7 @@ def read_prediction_tiff(path: str | Path) -> np.ndarray:
     """
     path = Path(path)
     if not path.exists():
-        raise ValueError(f"{path}: no such prediction file")
+        raise SegDashError(f"{path}: no such prediction file")
     try:
         with tifffile.TiffFile(path) as tif:
             meta = dict(tif.shaped_metadata[0]) if tif.shaped_metadata else {}
@@ -107,7 +109,7 @@ def read_prediction_tiff(path: str | Path) -> np.ndarray:
         except ValueError:  # compressed or not contiguous: read it
             arr = tifffile.imread(path)
     except (OSError, tifffile.TiffFileError) as exc:
-        raise ValueError(f"{path}: cannot read the prediction ({exc})") from None
+        raise SegDashError(f"{path}: cannot read the prediction ({exc})") from None
     k = int(meta.get("classes", 2))
     if meta.get("segdash") == "prob" and k > 2:
         return arr.reshape((-1, k) + arr.shape[-2:])
@@ -128,12 +130,12 @@ def relabel(prob_path: str | Path, threshold: float = 0.5, z: int | None = None)
         uint8 class indices. At the threshold of the prediction they equal the stored masks.
     """
     if not 0.0 <= float(threshold) <= 1.0:
-        raise ValueError(f"threshold must be in [0, 1], got {threshold}")
+        raise SegDashError(f"threshold must be in [0, 1], got {threshold}")
     prob = read_prediction_tiff(prob_path)
     binary = prob.ndim == 3
     if z is not None:
         if not 0 <= z < prob.shape[0]:
-            raise ValueError(f"slice {z} out of range 0..{prob.shape[0] - 1}")
+            raise SegDashError(f"slice {z} out of range 0..{prob.shape[0] - 1}")
         return labels_from_stored(np.asarray(prob[z]), threshold, binary)
     out = np.empty((prob.shape[0],) + prob.shape[-2:], np.uint8)
     for i in range(prob.shape[0]):

@@ -21,6 +21,7 @@ from typing import Any, Callable
 import numpy as np
 import tifffile
 
+from ..errors import SegDashError
 from ..data.files import AtomicFile
 from ..data.io import read_stack
 from ..nn.checkpoint import Checkpoint, load_checkpoint
@@ -61,7 +62,7 @@ class _SliceReader:
         out = np.empty(self.images.shape[1:], dtype=self.images.dtype)
         self.fh.seek(self.offset0 + z * out.nbytes)
         if self.fh.readinto(out.reshape(-1).view(np.uint8)) != out.nbytes:
-            raise ValueError(f"{self.fh.name}: slice {z} is truncated")
+            raise SegDashError(f"{self.fh.name}: slice {z} is truncated")
         return out
 
     def close(self) -> None:
@@ -125,20 +126,20 @@ def predict_stack(ckpt: Checkpoint, images: np.ndarray, *, out_masks: str | Path
         :class:`PredictionResult`.
     """
     if prob_dtype not in PROB_DTYPES:
-        raise ValueError(f"prob_dtype must be one of {', '.join(PROB_DTYPES)}, got {prob_dtype!r}")
+        raise SegDashError(f"prob_dtype must be one of {', '.join(PROB_DTYPES)}, got {prob_dtype!r}")
     runner = _Runner(ckpt, cfg)
     if images.ndim == 4 and channel is not None:
         if not 0 <= channel < images.shape[1]:
-            raise ValueError(f"channel {channel} out of range 0..{images.shape[1] - 1}")
+            raise SegDashError(f"channel {channel} out of range 0..{images.shape[1] - 1}")
         images = images[:, channel]
     elif channel is not None and images.ndim == 3:
-        raise ValueError("channel given, but the stack has no channel axis (expected (Z, C, Y, X))")
+        raise SegDashError("channel given, but the stack has no channel axis (expected (Z, C, Y, X))")
     if images.ndim != (3 if runner.in_channels == 1 else 4):
-        raise ValueError(f"expected a (Z, Y, X) stack, got shape {images.shape}"
-                         + (" (choose a channel)" if images.ndim == 4 else ""))
+        raise SegDashError(f"expected a (Z, Y, X) stack, got shape {images.shape}"
+                           + (" (choose a channel)" if images.ndim == 4 else ""))
     z_total, (h, w) = images.shape[0], images.shape[-2:]
     if z_total == 0:
-        raise ValueError("the stack has no slices")
+        raise SegDashError("the stack has no slices")
     k = runner.n_classes
     binary = k == 2
     meta = {"segdash": "masks", "classes": k}

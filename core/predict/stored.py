@@ -13,6 +13,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from ..errors import SegDashError
 from ..nn.metrics import confusion_matrix, slice_scores
 from ..store.layout import PRED_MASKS as MASKS
 from ..store.layout import PRED_PROB as PROB
@@ -87,7 +88,7 @@ def load_prediction(ws: Any, dataset: str, run_id: str) -> tuple[np.ndarray, np.
         summary = json.loads((folder / SUMMARY).read_text())
     except (OSError, ValueError):
         known = ", ".join(list_predictions(ws, dataset)) or "none"
-        raise ValueError(f"no prediction {run_id!r} for dataset {dataset!r} (predictions: {known})") from None
+        raise SegDashError(f"no prediction {run_id!r} for dataset {dataset!r} (predictions: {known})") from None
     masks = read_prediction_tiff(folder / MASKS)
     probs = read_prediction_tiff(folder / PROB) if (folder / PROB).exists() else None
     return masks, probs, summary

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
+from ..errors import SegDashError
 from ..data.owner import Owner, is_gone
 from .layout import mask_file
 from .schema import _ADDED_COLUMNS, _PIXEL_SCHEMA, _SCHEMA
@@ -29,7 +30,7 @@ RUN_STATES = ("queued", "running", "stopping", "done", "failed", "stopped", "int
 ACTIVE_RUN_STATES = ("queued", "running", "stopping")
 
 
-class WorkspaceError(ValueError):
+class WorkspaceError(SegDashError):
     """The workspace cannot do what was asked, for a reason the user can act on: the disk is full,
     the folder is not writable, the name is taken. A ``ValueError``: pages show it, the CLI exits 2."""
 
@@ -302,7 +303,7 @@ class Catalog:
         last_checkpoint, best_dice, wall_time, error, config (dict), extra (dict)."""
         unknown = set(fields) - set(_RUN_FIELDS)
         if unknown:
-            raise ValueError(f"unknown run fields: {sorted(unknown)}")
+            raise SegDashError(f"unknown run fields: {sorted(unknown)}")
         if not fields:
             return
         values = [json.dumps(v) if k in ("config", "extra") else v for k, v in fields.items()]

@@ -19,6 +19,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from ..errors import SegDashError
 from ..data.io import read_png, write_png
 from .catalog import SLICE_STATUSES, Catalog
 from .layout import mask_file
@@ -47,7 +48,7 @@ class MaskHistory:
         else:
             row = self.catalog.version_row(name, z, int(version))
             if row is None:
-                raise ValueError(f"slice {z} of {name!r} has no mask version {version}")
+                raise SegDashError(f"slice {z} of {name!r} has no mask version {version}")
         return read_png(self.dataset_dir(name) / row["file"])
 
     def read_masks(self, name: str, zs: Sequence[int] | None = None) -> tuple[list[int], np.ndarray]:
@@ -58,7 +59,7 @@ class MaskHistory:
         for i, z in enumerate(zs):
             m = self.read_mask(name, z)
             if m is None:
-                raise ValueError(f"slice {z} of {name!r} has no mask")
+                raise SegDashError(f"slice {z} of {name!r} has no mask")
             out[i] = m
         return zs, out
 
@@ -68,12 +69,12 @@ class MaskHistory:
 
     def _check_mask(self, info: DatasetInfo, z: int, mask: np.ndarray) -> np.ndarray:
         if not 0 <= z < info.shape[0]:
-            raise ValueError(f"slice {z} out of range 0..{info.shape[0] - 1}")
+            raise SegDashError(f"slice {z} out of range 0..{info.shape[0] - 1}")
         mask = np.asarray(mask)
         if mask.shape != info.shape[1:]:
-            raise ValueError(f"mask shape {mask.shape} does not match the image {info.shape[1:]}")
+            raise SegDashError(f"mask shape {mask.shape} does not match the image {info.shape[1:]}")
         if mask.size and (mask.min() < 0 or mask.max() >= info.n_classes):
-            raise ValueError(f"mask values must be class indices 0..{info.n_classes - 1}")
+            raise SegDashError(f"mask values must be class indices 0..{info.n_classes - 1}")
         return mask.astype(np.uint8)
 
     def _append_version(self, con, name: str, z: int, mask: np.ndarray, status: str, source: str,
@@ -93,7 +94,7 @@ class MaskHistory:
     def _current(con, name: str, z: int) -> int:
         row = con.execute("SELECT version FROM slices WHERE dataset=? AND z=?", (name, z)).fetchone()
         if row is None:
-            raise ValueError(f"dataset {name!r} has no slice {z}")
+            raise SegDashError(f"dataset {name!r} has no slice {z}")
         return int(row["version"])
 
     def save_mask(self, name: str, z: int, mask: np.ndarray, status: str = "edited", *,
@@ -111,7 +112,7 @@ class MaskHistory:
         """
         info = self.dataset(name)
         if status not in SLICE_STATUSES or status == "unlabeled":
-            raise ValueError(f"status must be one of labeled, edited, from-prediction; got {status!r}")
+            raise SegDashError(f"status must be one of labeled, edited, from-prediction; got {status!r}")
         mask = self._check_mask(info, z, mask)
         source = source or ("accepted" if status == "from-prediction" else "drawn")
         with self.catalog.transaction() as con:
@@ -164,7 +165,7 @@ class MaskHistory:
         with self.catalog.transaction() as con:
             row = self.catalog.current_version(name, z, con)
             if row is None:
-                raise ValueError(f"slice {z} of {name!r} has no mask version to undo")
+                raise SegDashError(f"slice {z} of {name!r} has no mask version to undo")
             parent = row["parent"] if row["parent"] is not None else row["version"] - 1
             con.execute("UPDATE mask_versions SET undone=1 WHERE dataset=? AND z=? AND version=?",
                         (name, z, row["version"]))
@@ -176,7 +177,7 @@ class MaskHistory:
         with self.catalog.transaction() as con:
             target = self._redo_target(con, name, z)
             if target is None:
-                raise ValueError(f"slice {z} of {name!r} has nothing to redo")
+                raise SegDashError(f"slice {z} of {name!r} has nothing to redo")
             con.execute("UPDATE mask_versions SET undone=0 WHERE dataset=? AND z=? AND version=?",
                         (name, z, target))
             self._point(con, name, z, target)
@@ -189,7 +190,7 @@ class MaskHistory:
         with self.catalog.transaction() as con:
             row = self.catalog.version_row(name, z, int(version), con)
             if row is None:
-                raise ValueError(f"slice {z} of {name!r} has no mask version {version}")
+                raise SegDashError(f"slice {z} of {name!r} has no mask version {version}")
             mask = self._check_mask(info, z, read_png(self.dataset_dir(name) / row["file"]))
             current = self._current(con, name, z)
             return self._append_version(con, name, z, mask, row["status"], f"restored:v{int(version)}", current)

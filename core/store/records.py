@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..errors import SegDashError
 from .catalog import SLICE_STATUSES
 
 __all__ = ["DatasetInfo", "SliceInfo", "MaskConflict", "MaskSave", "MaskVersion"]
@@ -54,7 +55,7 @@ class SliceInfo:
     updated: float
 
 
-class MaskConflict(ValueError):
+class MaskConflict(SegDashError):
     """A save drawn on version ``base`` of a slice found version ``current`` there: nothing was written."""
 
     def __init__(self, name: str, z: int, base: int, current: int):

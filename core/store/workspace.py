@@ -35,6 +35,7 @@ from typing import Sequence
 import numpy as np
 import tifffile
 
+from ..errors import SegDashError
 from ..data.io import write_png
 from ..data.owner import Owner
 from ..data.pixelsize import PixelSize
@@ -118,7 +119,7 @@ class Workspace(MaskHistory):
         row = self.catalog.dataset_row(name)
         if row is None:
             known = ", ".join(self.dataset_names()) or "none"
-            raise ValueError(f"no dataset named {name!r} (datasets: {known})")
+            raise SegDashError(f"no dataset named {name!r} (datasets: {known})")
         slices = self.catalog.slices(name)
         return DatasetInfo(
             name=row["name"], shape=(row["n_slices"], row["height"], row["width"]), dtype=row["dtype"],
@@ -149,24 +150,24 @@ class Workspace(MaskHistory):
         if self.has_dataset(name):
             raise WorkspaceError(f"a dataset named {name!r} exists already; choose another name or delete it first")
         if images.ndim != 3:
-            raise ValueError(f"images must be (Z, Y, X), got shape {images.shape}")
+            raise SegDashError(f"images must be (Z, Y, X), got shape {images.shape}")
         z, h, w = images.shape
         if len(class_names) < 2:
-            raise ValueError("give at least two class names")
+            raise SegDashError("give at least two class names")
         names = [n if n else f"{name}_{i:04d}" for i, n in enumerate(slice_names or [None] * z)]
         if len(names) != z:
-            raise ValueError(f"{len(names)} slice names for {z} slices")
+            raise SegDashError(f"{len(names)} slice names for {z} slices")
         mask_list = [None] * z if masks is None else list(masks)
         if len(mask_list) != z:
-            raise ValueError(f"{len(mask_list)} masks for {z} image slices")
+            raise SegDashError(f"{len(mask_list)} masks for {z} image slices")
         for i, m in enumerate(mask_list):  # refuse before anything is written
             if m is None:
                 continue
             if np.shape(m) != (h, w):
-                raise ValueError(f"mask of slice {names[i]!r} is {np.shape(m)}, image is {(h, w)}")
+                raise SegDashError(f"mask of slice {names[i]!r} is {np.shape(m)}, image is {(h, w)}")
             if np.asarray(m).max(initial=0) >= len(class_names):
-                raise ValueError(f"mask of slice {names[i]!r} has class {int(np.asarray(m).max())} but only "
-                                 f"{len(class_names)} classes are named")
+                raise SegDashError(f"mask of slice {names[i]!r} has class {int(np.asarray(m).max())} but only "
+                                   f"{len(class_names)} classes are named")
         # the name is ours first (one transaction), then everything is written under a private
         # folder that is published with one rename: a second import of the same name is refused
         # and cannot touch this one's files
@@ -261,9 +262,9 @@ class Workspace(MaskHistory):
     def set_class_names(self, name: str, class_names: Sequence[str]) -> None:
         info = self.dataset(name)
         if len(class_names) != info.n_classes:
-            raise ValueError(f"{name} has {info.n_classes} classes; got {len(class_names)} names")
+            raise SegDashError(f"{name} has {info.n_classes} classes; got {len(class_names)} names")
         if any(not str(c).strip() for c in class_names):
-            raise ValueError("class names must not be empty")
+            raise SegDashError("class names must not be empty")
         self.catalog.set_class_names(name, [str(c).strip() for c in class_names])
 
     # -- images ------------------------------------------------------------------------------
@@ -271,14 +272,14 @@ class Workspace(MaskHistory):
         """The (Z, Y, X) image stack, memory-mapped read-only, in its stored dtype."""
         path = self.images_path(name)
         if not path.exists():
-            raise ValueError(f"dataset {name!r} has no image file at {path}")
+            raise SegDashError(f"dataset {name!r} has no image file at {path}")
         return tifffile.memmap(path, mode="r")
 
     def read_slice(self, name: str, z: int) -> np.ndarray:
         """Slice ``z`` of the image stack as an in-memory (Y, X) array."""
         stack = self.read_images(name)
         if not 0 <= z < stack.shape[0]:
-            raise ValueError(f"slice {z} out of range 0..{stack.shape[0] - 1}")
+            raise SegDashError(f"slice {z} out of range 0..{stack.shape[0] - 1}")
         return np.array(stack[z])
 
     def pixel_size(self, name: str) -> PixelSize | None:

@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from ..errors import SegDashError
 from ..data.io import atomic_write
 from ..store.layout import BUNDLE
 from ..store.workspace import Workspace
@@ -48,7 +49,7 @@ def write_bundle(workspace: Workspace | str | Path, run_id: str) -> Path:
     ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
     run = ws.catalog.run(run_id)
     if run is None:
-        raise ValueError(f"no run named {run_id!r} in {ws.root}")
+        raise SegDashError(f"no run named {run_id!r} in {ws.root}")
     extra = run.get("extra") or {}
     epochs = ws.catalog.epochs(run_id)
     ckpt_path = next((Path(run[k]) for k in ("best_checkpoint", "last_checkpoint")

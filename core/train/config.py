@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
+from ..errors import SegDashError
 from ..data.records import known_keys
 from ..nn.augment import AugmentConfig
 from ..nn.model import ModelConfig, required_multiple
@@ -73,33 +74,33 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, ModelConfig):
-            raise ValueError(f"model must be a ModelConfig, got {type(self.model).__name__}")
+            raise SegDashError(f"model must be a ModelConfig, got {type(self.model).__name__}")
         if not isinstance(self.augment, AugmentConfig):
-            raise ValueError(f"augment must be an AugmentConfig, got {type(self.augment).__name__}")
+            raise SegDashError(f"augment must be an AugmentConfig, got {type(self.augment).__name__}")
         for name, choices in (("loss", LOSSES), ("scheduler", SCHEDULERS), ("optimizer", OPTIMIZERS),
                               ("device", DEVICES)):
             v = getattr(self, name)
             if not isinstance(v, str) or v.lower() not in choices:
-                raise ValueError(f"{name} must be one of {', '.join(choices)}; got {v!r}")
+                raise SegDashError(f"{name} must be one of {', '.join(choices)}; got {v!r}")
             object.__setattr__(self, name, v.lower())
         for name, lo, hi in (("epochs", 1, 100_000), ("batch_size", 1, 4096), ("patch_size", 16, 8192),
                              ("seed", 0, 2**31 - 1), ("steps_per_epoch", 1, 10_000_000), ("num_workers", 0, 256),
                              ("val_crop", 0, 65536)):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
-                raise ValueError(f"{name} must be an integer in {lo}..{hi}, got {v!r}")
+                raise SegDashError(f"{name} must be an integer in {lo}..{hi}, got {v!r}")
         for name, lo, hi in (("lr", 1e-8, 10.0), ("weight_decay", 0.0, 10.0), ("val_fraction", 0.0, 0.9)):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not lo <= v <= hi:
-                raise ValueError(f"{name} must be a number in {lo:g}..{hi:g}, got {v!r}")
+                raise SegDashError(f"{name} must be a number in {lo:g}..{hi:g}, got {v!r}")
             object.__setattr__(self, name, float(v))
         for name in ("skip_empty_patches", "amp"):
             if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
+                raise SegDashError(f"{name} must be true or false, got {getattr(self, name)!r}")
         m = required_multiple(self.model)
         if self.patch_size % m:
-            raise ValueError(f"patch_size {self.patch_size} must be a multiple of {m} for "
-                             f"{self.model.describe()} (e.g. {max(m, self.patch_size // m * m)})")
+            raise SegDashError(f"patch_size {self.patch_size} must be a multiple of {m} for "
+                               f"{self.model.describe()} (e.g. {max(m, self.patch_size // m * m)})")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able dict; ``from_dict(to_dict())`` gives the same config."""
@@ -119,16 +120,16 @@ class TrainConfig:
         d = known_keys(d, cls, "training")
         if "model" in d and not isinstance(d["model"], ModelConfig):
             if not isinstance(d["model"], dict):
-                raise ValueError("model must be a dict of model settings")
+                raise SegDashError("model must be a dict of model settings")
             d["model"] = ModelConfig.from_dict({**base.model.to_dict(), **d["model"]})
         if "augment" in d and not isinstance(d["augment"], AugmentConfig):
             if not isinstance(d["augment"], dict):
-                raise ValueError("augment must be a dict of augmentation settings")
+                raise SegDashError("augment must be a dict of augmentation settings")
             d["augment"] = AugmentConfig.from_dict({**base.augment.to_dict(), **d["augment"]})
         try:
             return replace(base, **d)
         except TypeError as exc:
-            raise ValueError(f"invalid training settings: {exc}") from None
+            raise SegDashError(f"invalid training settings: {exc}") from None
 
 
 def default_config(n_classes: int = 2) -> TrainConfig:

@@ -12,6 +12,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from ..errors import SegDashError
 from ..data.intensity import normalize
 
 __all__ = ["split_slices", "PatchDataset", "patch_coords", "pad_to", "center_crop", "validation_tensors"]
@@ -37,7 +38,7 @@ def split_slices(zs: Sequence[int], val_fraction: float, seed: int) -> tuple[lis
     """
     zs = [int(z) for z in zs]
     if len(set(zs)) != len(zs):
-        raise ValueError("slice indices must be unique")
+        raise SegDashError("slice indices must be unique")
     if len(zs) < 2:
         return sorted(zs), []
     n_val = min(len(zs) - 1, max(1, int(round(len(zs) * val_fraction))))

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..errors import SegDashError
 from ..data.intensity import percentile_range
 from ..data.records import finite_or_none
 from ..data.files import is_disk_full
@@ -50,19 +51,19 @@ def _resolve_checkpoint(ws: Workspace, resume: str | Path) -> tuple[Path, str]:
     run = ws.catalog.run(text) if "/" not in text and "\\" not in text else None
     if run is not None:
         if run["state"] in _ACTIVE_STATES:
-            raise ValueError(f"run {text!r} is still {run['state']} (process {run['owner_pid']} on "
-                             f"{run['owner_host']}); stop it first, or resume it once it has stopped")
+            raise SegDashError(f"run {text!r} is still {run['state']} (process {run['owner_pid']} on "
+                               f"{run['owner_host']}); stop it first, or resume it once it has stopped")
         for key in ("last_checkpoint", "best_checkpoint"):
             if run.get(key) and Path(run[key]).is_file():
                 return Path(run[key]), text
         if run["state"] == "interrupted":
-            raise ValueError(f"run {text!r} was interrupted before its first epoch ended: it has no checkpoint "
-                             "to resume from; start a new training")
-        raise ValueError(f"run {text!r} has no checkpoint to resume from")
+            raise SegDashError(f"run {text!r} was interrupted before its first epoch ended: it has no checkpoint "
+                               "to resume from; start a new training")
+        raise SegDashError(f"run {text!r} has no checkpoint to resume from")
     path = Path(text)
     if path.is_file():
         return path, ""
-    raise ValueError(f"cannot resume from {text!r}: neither a run id of this workspace nor a checkpoint file")
+    raise SegDashError(f"cannot resume from {text!r}: neither a run id of this workspace nor a checkpoint file")
 
 
 def _disk_full(exc: BaseException, folder: Path) -> bool:
@@ -90,7 +91,7 @@ def _oom_hint(exc: BaseException, cfg: TrainConfig, folder: Path | None = None) 
     if oom:
         return (f"the GPU ran out of memory: lower the batch size (now {cfg.batch_size}) or the patch size "
                 f"(now {cfg.patch_size}). ({text.splitlines()[0][:300]})")
-    if isinstance(exc, ValueError) and str(exc):
+    if isinstance(exc, SegDashError) and str(exc):
         return str(exc)  # our own messages are written for the user already
     return text
 
@@ -119,7 +120,7 @@ class TrainingJob:
         info = self.workspace.dataset(dataset)
         self.dataset = dataset
         if not self.workspace.labeled_slices(dataset):
-            raise ValueError(f"dataset {dataset!r} has no labeled slices; label at least one slice first")
+            raise SegDashError(f"dataset {dataset!r} has no labeled slices; label at least one slice first")
         config = config or default_config(info.n_classes)
         self.resume_path: Path | None = None
         self.resumed_from = ""
@@ -128,19 +129,19 @@ class TrainingJob:
             self.resume_path, self.resumed_from = _resolve_checkpoint(self.workspace, resume_from)
             meta = read_checkpoint_info(self.resume_path)
             if len(meta["class_names"]) != info.n_classes:
-                raise ValueError(f"checkpoint {self.resume_path} has {len(meta['class_names'])} classes, dataset "
-                                 f"{dataset!r} has {info.n_classes}")
+                raise SegDashError(f"checkpoint {self.resume_path} has {len(meta['class_names'])} classes, dataset "
+                                   f"{dataset!r} has {info.n_classes}")
             start_epoch = int(meta["epoch"])
             if start_epoch >= config.epochs:
-                raise ValueError(f"the checkpoint has reached epoch {start_epoch} of {config.epochs}; "
-                                 f"set epochs above {start_epoch} to train longer")
+                raise SegDashError(f"the checkpoint has reached epoch {start_epoch} of {config.epochs}; "
+                                   f"set epochs above {start_epoch} to train longer")
             self.resumed_from = self.resumed_from or str(meta["run_id"] or self.resume_path)
             config = replace(config, model=meta["model_config"])
         self.config = replace(config, model=replace(config.model, n_classes=info.n_classes))
         self.class_names = info.class_names
         self.run_id = validate_name(run_id) if run_id else _new_run_id(dataset)
         if self.workspace.catalog.run(self.run_id) is not None:
-            raise ValueError(f"a run named {self.run_id!r} exists already")
+            raise SegDashError(f"a run named {self.run_id!r} exists already")
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -164,7 +165,7 @@ class TrainingJob:
     def start(self) -> TrainingJob:
         """Record the run in the catalog and launch the worker thread (once)."""
         if self._thread is not None:
-            raise ValueError(f"job {self.run_id} was started already")
+            raise SegDashError(f"job {self.run_id} was started already")
         extra = {"resumed_from": self.resumed_from} if self.resumed_from else {}
         self.workspace.catalog.create_run(self.run_id, self.dataset, self.config.to_dict(), state="queued")
         if extra:
@@ -294,7 +295,7 @@ class TrainingJob:
         n_classes = info.n_classes
         labeled = ws.labeled_slices(ds)
         if not labeled:
-            raise ValueError(f"dataset {ds!r} has no labeled slices; label at least one slice first")
+            raise SegDashError(f"dataset {ds!r} has no labeled slices; label at least one slice first")
         ckpt = load_checkpoint(self.resume_path) if self.resume_path else None
         notes: list[str] = []
 

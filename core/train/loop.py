@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..errors import SegDashError
 from ..nn.augment import augment_batch
 from ..nn.checkpoint import Checkpoint
 from ..nn.device import uses_channels_last
@@ -99,7 +100,7 @@ class Loss(nn.Module):
             elif part == "focal":
                 self.parts.append(L.FocalLoss(mode))
             else:
-                raise ValueError(f"unknown loss {part!r}")
+                raise SegDashError(f"unknown loss {part!r}")
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         logits = logits.float()
@@ -206,8 +207,8 @@ def fit(state: FitState, cfg: TrainConfig, data: TrainingData, n_classes: int, d
                     logits = model(x)
                 loss = loss_fn(logits, y)
                 if not torch.isfinite(loss):
-                    raise ValueError(f"the loss became {loss.item()} at epoch {epoch}, step {step}; "
-                                     "lower the learning rate")
+                    raise SegDashError(f"the loss became {loss.item()} at epoch {epoch}, step {step}; "
+                                       "lower the learning rate")
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
                 scaler.step(optimizer)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+from ..errors import SegDashError
 from ..store.workspace import Workspace
 from .job import TrainingJob
 
@@ -36,7 +37,7 @@ class JobRegistry:
         with self._lock:
             running = self._active(_root_of(job.workspace))
             if running is not None:
-                raise ValueError(f"a training job is already running for this workspace: {running.run_id}")
+                raise SegDashError(f"a training job is already running for this workspace: {running.run_id}")
             self._jobs[job.run_id] = job
             try:
                 job.start()

@@ -44,6 +44,7 @@ from typing import Any, Sequence
 import numpy as np
 from PIL import Image, ImageDraw
 
+from ..errors import SegDashError
 from .fabric import _object_shapes, _paint
 from .render import CLASS_COLORS, overlay
 
@@ -90,9 +91,9 @@ def zoom_window(shape: Sequence[int], zoom: float = 1.0, center: Sequence[float]
     """
     h, w = int(shape[0]), int(shape[1])
     if h < 1 or w < 1:
-        raise ValueError(f"image shape {tuple(shape)} is empty")
+        raise SegDashError(f"image shape {tuple(shape)} is empty")
     if not zoom >= 1:
-        raise ValueError(f"zoom must be at least 1, got {zoom}")
+        raise SegDashError(f"zoom must be at least 1, got {zoom}")
     wh, ww = max(1, math.ceil(h / zoom)), max(1, math.ceil(w / zoom))
     cy, cx = (h / 2, w / 2) if center is None else (float(center[0]), float(center[1]))
     y0 = int(min(max(math.floor(cy - wh / 2 + 0.5), 0), h - wh))
@@ -146,7 +147,7 @@ def canvas_color(k: int) -> tuple[int, int, int]:
         ((255, 255, 255), (255, 200, 0))
     """
     if k < 0:
-        raise ValueError(f"class index must be >= 0, got {k}")
+        raise SegDashError(f"class index must be >= 0, got {k}")
     if k == 0:
         return ERASER_COLOR
     if k < len(CLASS_COLORS):
@@ -187,8 +188,8 @@ def class_of_color(css: str, n_classes: int) -> int:
     for k in range(n_classes):
         if rgb == canvas_color(k):
             return k
-    raise ValueError(f"a stroke has colour {css!r}, which is not the colour of any of the {n_classes} classes; "
-                     "clear the canvas and draw again")
+    raise SegDashError(f"a stroke has colour {css!r}, which is not the colour of any of the {n_classes} classes; "
+                       "clear the canvas and draw again")
 
 
 # -- Fabric JSON to points -------------------------------------------------------------------
@@ -217,7 +218,7 @@ def rasterize(drawing: dict[str, Any] | None, n_classes: int, canvas_hw: Sequenc
     oh, ow = int(out_hw[0]), int(out_hw[1])
     ch, cw = float(canvas_hw[0]), float(canvas_hw[1])
     if min(oh, ow) < 1 or min(ch, cw) <= 0:
-        raise ValueError(f"empty canvas {tuple(canvas_hw)} or output {tuple(out_hw)}")
+        raise SegDashError(f"empty canvas {tuple(canvas_hw)} or output {tuple(out_hw)}")
     scale = np.array([ow / cw, oh / ch])
     width_scale = (scale[0] + scale[1]) / 2
     out = np.full((oh, ow), -1, np.int16)
@@ -251,14 +252,14 @@ def apply_drawing(mask: np.ndarray | None, drawing: dict[str, Any] | None, n_cla
     """
     if mask is None:
         if shape is None:
-            raise ValueError("give the image shape for a slice without a mask")
+            raise SegDashError("give the image shape for a slice without a mask")
         mask = np.zeros(tuple(int(s) for s in shape[-2:]), np.uint8)
     out = np.array(mask, dtype=np.uint8, copy=True)
     if out.ndim != 2:
-        raise ValueError(f"mask must be (Y, X), got shape {out.shape}")
+        raise SegDashError(f"mask must be (Y, X), got shape {out.shape}")
     window = window or ZoomWindow(0, 0, out.shape[0], out.shape[1])
     if window.y0 + window.height > out.shape[0] or window.x0 + window.width > out.shape[1]:
-        raise ValueError(f"zoom window {window} lies outside the {out.shape} mask")
+        raise SegDashError(f"zoom window {window} lies outside the {out.shape} mask")
     paint = rasterize(drawing, n_classes, canvas_hw, (window.height, window.width))
     region = out[window.slices]
     hit = paint >= 0
@@ -293,12 +294,12 @@ def apply_paint(mask: np.ndarray | None, paint: np.ndarray | None, shape: Sequen
     if mask is None:
         base_shape = paint.shape if paint is not None else shape
         if base_shape is None:
-            raise ValueError("give the image shape for a slice without a mask")
+            raise SegDashError("give the image shape for a slice without a mask")
         mask = np.zeros(tuple(int(v) for v in base_shape[-2:]), np.uint8)
     out = np.array(mask, dtype=np.uint8, copy=True)
     if paint is not None:
         if paint.shape != out.shape:
-            raise ValueError(f"unsaved strokes are {paint.shape}, the mask is {out.shape}")
+            raise SegDashError(f"unsaved strokes are {paint.shape}, the mask is {out.shape}")
         hit = paint >= 0
         out[hit] = paint[hit]
     return out

@@ -11,6 +11,8 @@ from typing import Any
 import numpy as np
 
 
+from ..errors import SegDashError
+
 __all__: list[str] = []  # helpers of core.view.canvas
 
 _CURVE_STEPS = 8  # points per Bezier segment when flattening a path
@@ -62,7 +64,7 @@ def _path_polylines(commands: list) -> list[list[tuple[float, float]]]:
             lines[-1].append(tuple(start))
             cur = start
         else:
-            raise ValueError(f"unsupported path command {op!r} in the drawing")
+            raise SegDashError(f"unsupported path command {op!r} in the drawing")
     return lines
 
 
@@ -116,8 +118,8 @@ def _object_shapes(obj: dict[str, Any]) -> tuple[str, list[np.ndarray]]:
     if kind in ("polygon", "polyline"):
         pts = np.asarray([[float(p["x"]), float(p["y"])] for p in obj.get("points") or []], float).reshape(-1, 2)
         return ("fill" if kind == "polygon" else "stroke"), _to_scene(obj, [pts])
-    raise ValueError(f"the drawing holds a {obj.get('type')!r} object; only brush strokes and polygons are "
-                     "turned into masks")
+    raise SegDashError(f"the drawing holds a {obj.get('type')!r} object; only brush strokes and polygons are "
+                       "turned into masks")
 
 
 def _paint(out: np.ndarray, mode: str, shapes: list[np.ndarray], width: float, k: int) -> None:

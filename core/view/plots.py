@@ -20,6 +20,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from ..errors import SegDashError
 from ..data.records import finite_or_none
 
 __all__ = ["METRIC_LABELS", "training_curves", "compare_runs", "confusion_figure", "slice_scores_figure",
@@ -119,11 +120,11 @@ def confusion_figure(matrix: np.ndarray, class_names: Sequence[str] | None = Non
     """
     m = np.asarray(matrix, dtype=np.float64)
     if m.ndim != 2 or m.shape[0] != m.shape[1]:
-        raise ValueError(f"a confusion matrix must be square (K, K); got shape {m.shape}")
+        raise SegDashError(f"a confusion matrix must be square (K, K); got shape {m.shape}")
     k = m.shape[0]
     names = [str(c) for c in class_names] if class_names is not None else [f"class {i}" for i in range(k)]
     if len(names) != k:
-        raise ValueError(f"{len(names)} class names for a {k}x{k} confusion matrix")
+        raise SegDashError(f"{len(names)} class names for a {k}x{k} confusion matrix")
     rows = m.sum(axis=1, keepdims=True)
     pct = np.divide(m * 100.0, rows, out=np.zeros_like(m), where=rows > 0)
     text = [[f"{pct[t, p]:.1f}%<br>{int(m[t, p]):,}" for p in range(k)] for t in range(k)]
@@ -214,10 +215,10 @@ def linked_images(panels: Sequence[tuple[str, np.ndarray]], cols: int | None = N
         (['a', 'b'], 'x')
     """
     if not panels:
-        raise ValueError("no picture to show")
+        raise SegDashError("no picture to show")
     shapes = {np.asarray(img).shape[:2] for _, img in panels}
     if len(shapes) != 1:
-        raise ValueError(f"the pictures differ in size: {sorted(shapes)}")
+        raise SegDashError(f"the pictures differ in size: {sorted(shapes)}")
     h, w = shapes.pop()
     n = len(panels)
     cols = max(1, min(int(cols or n), n))

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import SegDashError
 from ..data.intensity import to_uint8
 
 __all__ = ["CLASS_COLORS", "ERROR_COLORS", "class_color", "overlay", "error_map", "heatmap", "gray_rgb"]
@@ -68,7 +69,7 @@ def error_map(image: np.ndarray, pred: np.ndarray, truth: np.ndarray, alpha: flo
     """
     pred, truth = np.asarray(pred), np.asarray(truth)
     if pred.shape != truth.shape:
-        raise ValueError(f"prediction {pred.shape} and ground truth {truth.shape} differ in shape")
+        raise SegDashError(f"prediction {pred.shape} and ground truth {truth.shape} differ in shape")
     rgb = gray_rgb(image, window).astype(np.float32)
     fp = (pred != truth) & (truth == 0)
     fn = (pred != truth) & (pred == 0)

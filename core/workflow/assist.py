@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import SegDashError
 from ..store.layout import predictions_dir, runs_dir
 from ..store.workspace import Workspace
 
@@ -74,7 +75,7 @@ def model_suggestion(ws: Workspace, dataset: str, z: int, threshold: float = 0.5
     """
     info = ws.dataset(dataset)
     if not 0 <= z < info.shape[0]:
-        raise ValueError(f"slice {z} out of range 0..{info.shape[0] - 1}")
+        raise SegDashError(f"slice {z} out of range 0..{info.shape[0] - 1}")
     sources = model_sources(ws, dataset)
     if sources["prediction_folder"]:
         from ..predict.stored import list_predictions, load_prediction
@@ -84,8 +85,8 @@ def model_suggestion(ws: Workspace, dataset: str, z: int, threshold: float = 0.5
             if z < masks.shape[0] and masks.shape[1:] == info.shape[1:]:
                 return _checked(np.array(masks[z]), info.n_classes), f"stored prediction {run_id}"
     if sources["checkpoint"] is None:
-        raise ValueError(f"no model for {dataset!r} yet: no stored prediction covers slice {z} and no finished "
-                         "training run has a checkpoint. Train one on the Train page, or label this slice by hand.")
+        raise SegDashError(f"no model for {dataset!r} yet: no stored prediction covers slice {z} and no finished "
+                           "training run has a checkpoint. Train one on the Train page, or label this slice by hand.")
     from ..nn.checkpoint import load_checkpoint
     from ..predict.config import PredictConfig
     from ..predict.probabilities import labels_from_probs
@@ -93,8 +94,8 @@ def model_suggestion(ws: Workspace, dataset: str, z: int, threshold: float = 0.5
 
     ckpt = load_checkpoint(sources["checkpoint"], device="cpu")
     if int(ckpt.model_config.n_classes) != info.n_classes:
-        raise ValueError(f"the model of run {sources['run']['run_id']} predicts {ckpt.model_config.n_classes} classes; "
-                         f"{dataset!r} has {info.n_classes}")
+        raise SegDashError(f"the model of run {sources['run']['run_id']} predicts {ckpt.model_config.n_classes} classes; "
+                           f"{dataset!r} has {info.n_classes}")
     probs = predict_slice(ckpt, ws.read_slice(dataset, z), PredictConfig(threshold=threshold))
     labels = labels_from_probs(probs, threshold)
     return _checked(labels, info.n_classes), f"model of run {sources['run']['run_id']}"
@@ -103,5 +104,5 @@ def model_suggestion(ws: Workspace, dataset: str, z: int, threshold: float = 0.5
 def _checked(labels: np.ndarray, n_classes: int) -> np.ndarray:
     labels = np.asarray(labels, dtype=np.uint8)
     if labels.size and int(labels.max()) >= n_classes:
-        raise ValueError(f"the prediction has class {int(labels.max())}, the dataset only {n_classes} classes")
+        raise SegDashError(f"the prediction has class {int(labels.max())}, the dataset only {n_classes} classes")
     return labels

@@ -21,6 +21,7 @@ import numpy as np
 import tifffile
 from PIL import Image
 
+from ..errors import SegDashError
 from ..data.io import atomic_write, write_tiff
 from ..data.masks import to_export_values
 from ..data.omezarr import write_omezarr, zip_folder
@@ -72,7 +73,7 @@ def export_labels_tiff(names: list[str], labels: Iterable[np.ndarray], shape: tu
     tifffile); ``info`` (plain JSON values) goes into the ImageJ ``Info`` property as JSON.
     """
     if len(names) != shape[0]:
-        raise ValueError(f"{len(names)} slice names for {shape[0]} pages")
+        raise SegDashError(f"{len(names)} slice names for {shape[0]} pages")
     frames = (to_export_values(lab, n_classes) for lab in labels)
     meta = {"axes": "ZYX", "Labels": [str(n) for n in names],
             "Info": json.dumps({"segdash": "masks", "slice_names": list(names), **(info or {})})}
@@ -84,7 +85,7 @@ def _labeled(ws: Workspace, dataset: str) -> tuple[list[str], list[int]]:
     info = ws.dataset(dataset)
     zs = ws.labeled_slices(dataset)
     if not zs:
-        raise ValueError(f"dataset {dataset!r} has no masks yet: label or predict some slices first")
+        raise SegDashError(f"dataset {dataset!r} has no masks yet: label or predict some slices first")
     return [info.slice_names[z] for z in zs], zs
 
 

@@ -29,6 +29,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from ..errors import SegDashError
 from ..data.io import Stack, ZipFolder, check_import_path, read_stack
 from ..data.masks import default_class_names, to_labels
 from ..store.workspace import DatasetInfo, Workspace, validate_name
@@ -94,13 +95,13 @@ def pair_masks(images: Stack, masks: Stack | None, *, one_file_each: bool = Fals
     if masks is None:
         return [None] * z
     if images.shape[1:] != masks.shape[1:]:
-        raise ValueError(f"images ({_where(images)}) are {images.shape[1]}x{images.shape[2]} but masks "
-                         f"({_where(masks)}) are {masks.shape[1]}x{masks.shape[2]} (Y x X)")
+        raise SegDashError(f"images ({_where(images)}) are {images.shape[1]}x{images.shape[2]} but masks "
+                           f"({_where(masks)}) are {masks.shape[1]}x{masks.shape[2]} (Y x X)")
     one_file_each = one_file_each and len(set(images.sources)) == 1 and len(set(masks.sources)) == 1
     if images.from_single_stack or masks.from_single_stack or one_file_each:
         if images.shape[0] != masks.shape[0]:
-            raise ValueError(f"images ({_where(images)}) have {images.shape[0]} slices but masks "
-                             f"({_where(masks)}) have {masks.shape[0]}; a stack pairs slice by slice")
+            raise SegDashError(f"images ({_where(images)}) have {images.shape[0]} slices but masks "
+                               f"({_where(masks)}) have {masks.shape[0]}; a stack pairs slice by slice")
         return list(range(z))
     index = {name: i for i, name in enumerate(images.names)}
     out: list[int | None] = [None] * z
@@ -114,7 +115,7 @@ def pair_masks(images: Stack, masks: Stack | None, *, one_file_each: bool = Fals
             out[i] = j
     if orphans:
         shown = ", ".join(orphans[:5]) + (f" and {len(orphans) - 5} more" if len(orphans) > 5 else "")
-        raise ValueError(f"masks without a matching image (matched by file name): {shown}")
+        raise SegDashError(f"masks without a matching image (matched by file name): {shown}")
     return out
 
 
@@ -150,7 +151,7 @@ def split_bundle(source: Any) -> tuple[Any, Any | None, dict[str, Any]]:
         zf = zipfile.ZipFile(Path(zsrc[1]) if isinstance(zsrc, tuple) and isinstance(zsrc[1], Path)
                              else io.BytesIO(zsrc[1]))
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
-        raise ValueError(f"{name}: not a readable ZIP file ({' '.join(str(exc).split())[:120]})") from None
+        raise SegDashError(f"{name}: not a readable ZIP file ({' '.join(str(exc).split())[:120]})") from None
     with zf:
         tops: dict[str, str] = {}
         manifest: dict[str, Any] = {}
@@ -194,7 +195,7 @@ def _zip_source(source: Any) -> tuple[tuple[str, Any] | None, str]:
     return None, ""
 
 
-class ImagesLookLikeMasks(ValueError):
+class ImagesLookLikeMasks(SegDashError):
     """The images hold only two values, as masks do: images and masks may have been swapped.
 
     Attributes:
@@ -208,7 +209,7 @@ class ImagesLookLikeMasks(ValueError):
                          "them anyway")
 
 
-class TooManyClassNames(ValueError):
+class TooManyClassNames(SegDashError):
     """More class names were given than the masks hold classes (a class without pixels cannot be trained)."""
 
 
@@ -283,7 +284,7 @@ def import_dataset(ws: Workspace, name: str, images: Any, masks: Any = None, *, 
     """
     validate_name(name)
     if ws.has_dataset(name):
-        raise ValueError(f"a dataset named {name!r} exists already; choose another name or delete it first")
+        raise SegDashError(f"a dataset named {name!r} exists already; choose another name or delete it first")
     if roots is not None:
         for src in (images, masks):
             if isinstance(src, (str, Path)):
@@ -330,7 +331,7 @@ def import_dataset(ws: Workspace, name: str, images: Any, masks: Any = None, *, 
     if not names:
         names = default_class_names(n_classes)
     if len(names) < n_classes:
-        raise ValueError(f"the masks have {n_classes} classes but {len(names)} class names were given")
+        raise SegDashError(f"the masks have {n_classes} classes but {len(names)} class names were given")
     data = stack.data
     if progress is not None:
         z = stack.shape[0]

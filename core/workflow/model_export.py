@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..errors import SegDashError
 from ..nn.checkpoint import Checkpoint, load_checkpoint
 from ..data.intensity import normalize
 from ..data.io import atomic_write
@@ -50,9 +51,9 @@ def _test_image(ckpt: Checkpoint, workspace: Any, multiple: int) -> tuple[np.nda
     dataset = str(ckpt.extra.get("dataset") or "")
     if not dataset or not ws.has_dataset(dataset):
         where = f"dataset {dataset!r}" if dataset else "a dataset the checkpoint does not name"
-        raise ValueError(f"{ckpt.path}: the test input is cut from the training data, but the model was trained on "
-                         f"{where}, which is not in the workspace {ws.root}; export from the workspace it was "
-                         "trained in (--workspace)")
+        raise SegDashError(f"{ckpt.path}: the test input is cut from the training data, but the model was trained on "
+                           f"{where}, which is not in the workspace {ws.root}; export from the workspace it was "
+                           "trained in (--workspace)")
     zs = [int(z) for z in (ckpt.extra.get("val_slices") or []) + (ckpt.extra.get("train_slices") or [])]
     n = ws.dataset(dataset).shape[0]
     z = next((z for z in zs if 0 <= z < n), 0)
@@ -176,22 +177,22 @@ def export_bioimageio(checkpoint: str | Path, out: str | Path, *, workspace: Any
     from bioimageio.spec.model import v0_5 as bm
 
     if is_package(checkpoint):
-        raise ValueError(f"{checkpoint}: already a bioimage.io model package; export a SegDash checkpoint (.pt)")
+        raise SegDashError(f"{checkpoint}: already a bioimage.io model package; export a SegDash checkpoint (.pt)")
     ckpt = load_checkpoint(Path(checkpoint))
     authors = [a.strip() for a in authors if a and a.strip()]
     if not authors:
-        raise ValueError("a bioimage.io model needs at least one author")
+        raise SegDashError("a bioimage.io model needs at least one author")
     license = (license or "").strip()
     if not license:
-        raise ValueError("a bioimage.io model needs a licence (an SPDX identifier such as CC-BY-4.0 or MIT)")
+        raise SegDashError("a bioimage.io model needs a licence (an SPDX identifier such as CC-BY-4.0 or MIT)")
     try:
         bm.LicenseId(license)
     except Exception:  # noqa: BLE001 - pydantic's error lists all ~700 identifiers
-        raise ValueError(f"unknown licence {license!r}: give an SPDX identifier such as "
-                         f"{', '.join(LICENSES)}") from None
+        raise SegDashError(f"unknown licence {license!r}: give an SPDX identifier such as "
+                           f"{', '.join(LICENSES)}") from None
     cfg = ckpt.model_config
     if cfg.in_channels != 1:
-        raise ValueError(f"{checkpoint}: only one-channel models are exported ({cfg.in_channels} channels)")
+        raise SegDashError(f"{checkpoint}: only one-channel models are exported ({cfg.in_channels} channels)")
     multiple = required_multiple(cfg)
     lo, hi = (float(v) for v in ckpt.norm_window)
     span = max(hi - lo, 1e-12)
@@ -213,8 +214,8 @@ def export_bioimageio(checkpoint: str | Path, out: str | Path, *, workspace: Any
     other = torch.rand(1, 1, x.shape[2] + multiple, x.shape[3] + 2 * multiple)
     with torch.no_grad():
         if not torch.allclose(traced(other), net(other), atol=1e-4):
-            raise ValueError(f"{checkpoint}: the TorchScript trace of {cfg.describe()} does not generalise to "
-                             "other input sizes; this network cannot be exported")
+            raise SegDashError(f"{checkpoint}: the TorchScript trace of {cfg.describe()} does not generalise to "
+                               "other input sizes; this network cannot be exported")
 
     tmp = Path(tempfile.mkdtemp(prefix="segdash-bioimageio-"))
     try:
@@ -288,7 +289,7 @@ def export_bioimageio(checkpoint: str | Path, out: str | Path, *, workspace: Any
                     config=bm.Config(segdash=_segdash_config(ckpt, multiple)),
                 )
         except Exception as exc:  # pydantic ValidationError: name the fields, in one message
-            raise ValueError(f"the bioimage.io description does not validate: {_validation_text(exc)}") from None
+            raise SegDashError(f"the bioimage.io description does not validate: {_validation_text(exc)}") from None
         built = tmp / "package.zip"
         save_bioimageio_package(descr, output_path=built)
         final = atomic_write(out, lambda fh: fh.write(built.read_bytes()))

@@ -36,6 +36,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ..errors import SegDashError
 from ..data.records import finite_or_none
 from ..predict.probabilities import relabel
 from ..predict.stored import GROUND_TRUTH_STATUSES, load_prediction, prob_path, score_prediction
@@ -146,7 +147,7 @@ def accept_prediction(ws: Any, dataset: str, run_id: str, z: int, threshold: flo
     """
     labels, n, _ = _labels_getter(ws, dataset, run_id, threshold)
     if not 0 <= z < n:
-        raise ValueError(f"slice {z} has no prediction in {run_id!r} (predicted slices 0..{n - 1})")
+        raise SegDashError(f"slice {z} has no prediction in {run_id!r} (predicted slices 0..{n - 1})")
     return ws.save_mask(dataset, z, labels(z), status="from-prediction", source=f"accepted:{run_id}")
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import SegDashError
 from ..data.io import read_stack
 from ..data.masks import to_labels
 from ..store.workspace import DatasetInfo, Workspace
@@ -29,7 +30,7 @@ def import_sample(ws: Workspace, name: str = SAMPLE_NAME, sample_dir: Path = SAM
     labels = read_stack(sample_dir / "train" / "labels")
     test = read_stack(sample_dir / "test" / "images")
     if train.names != labels.names:
-        raise ValueError(f"{sample_dir}: training images and labels do not pair")
+        raise SegDashError(f"{sample_dir}: training images and labels do not pair")
     masks = to_labels(np.asarray(labels.data), source="ISBI labels").labels
     images = np.concatenate([train.data, test.data])
     names = [f"train-{n}" for n in train.names] + [f"test-{n}" for n in test.names]

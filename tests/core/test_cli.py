@@ -152,3 +152,28 @@ def test_train_then_predict_headless(ws, tmp_path):
     assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1 and "Traceback" not in out.stderr
     assert "two.zip" in out.stderr and "a/best.pt" in out.stderr and "a/last.pt" in out.stderr
     assert not (tmp_path / "x.tif").exists()
+
+
+@pytest.mark.parametrize("error, code", [("SegDashError", 2), ("ValueError", 1)])
+def test_only_a_segdash_error_is_a_refusal(tmp_path, monkeypatch, capsys, error, code):
+    """A user's mistake (SegDashError) exits 2 with its message; a plain ValueError, as numpy or torch
+    raise, is an internal error: exit 1, named as such, still one line."""
+    from core import cli
+    from core.errors import SegDashError
+    from core.store.workspace import Workspace
+
+    exc = SegDashError("a message for the user") if error == "SegDashError" else ValueError("operands could not be "
+                                                                                            "broadcast together")
+
+    def boom(self):
+        raise exc
+
+    monkeypatch.delenv("SEGDASH_DEBUG", raising=False)
+    monkeypatch.setattr(Workspace, "dataset_names", boom)
+    assert cli.main(["list", "--workspace", str(tmp_path / "ws")]) == code
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    if code == 2:
+        assert err == "error: a message for the user"
+    else:
+        assert err.startswith("error: ValueError: operands could not be broadcast together")
