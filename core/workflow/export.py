@@ -10,6 +10,7 @@ Every function writes to a path (atomically) or to an open binary file (for down
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import tempfile
@@ -27,10 +28,12 @@ from ..data.masks import to_export_values
 from ..data.omezarr import write_omezarr, zip_folder
 from ..predict.stored import load_prediction
 from ..store.workspace import Workspace
+from .review import per_slice_scores
 
 __all__ = ["export_masks_zip", "export_masks_tiff", "export_dataset_zip", "export_labels_zip",
            "export_labels_tiff", "to_bytes", "FORMATS",
-           "export_dataset_omezarr"]
+           "export_dataset_omezarr",
+           "export_prediction", "scores_csv", "PREDICTION_FORMATS"]
 
 FORMATS = ("zip", "tiff", "dataset")
 
@@ -192,3 +195,47 @@ def export_dataset_omezarr(ws: Any, dataset: str, out: str | Path | BinaryIO, *,
             return atomic_write(out, lambda fh: zip_folder(folder, fh))
         zip_folder(folder, out)
         return None
+
+
+#: what :func:`export_prediction` writes, by ``fmt``: the end of the suggested file name
+PREDICTION_FORMATS = {"zip": "masks.zip", "tiff": "masks.tif", "csv": "metrics.csv"}
+
+
+def scores_csv(rows: list[dict[str, Any]]) -> bytes:
+    """Rows (e.g. :func:`~core.workflow.review.per_slice_scores`) as CSV; list values (per-class
+    scores) as JSON lists in one cell, ``None`` as an empty cell."""
+    if not rows:
+        return b""
+    buf = io.StringIO()
+    fields = list(rows[0])
+    writer = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore")
+    writer.writeheader()
+    for r in rows:
+        writer.writerow({k: json.dumps(v) if isinstance(v, (list, tuple)) else ("" if v is None else v)
+                         for k, v in r.items()})
+    return buf.getvalue().encode()
+
+
+def export_prediction(ws: Workspace, dataset: str, run_id: str, fmt: str, out: str | Path | BinaryIO) -> None:
+    """A stored prediction of ``dataset``: its masks as a ZIP of PNGs (``fmt="zip"``) or one multipage
+    TIFF (``"tiff"``), named by the source slices; or its per-slice scores against the ground-truth
+    masks as CSV (``"csv"``; refused when no slice has a labeled or edited mask)."""
+    if fmt not in PREDICTION_FORMATS:
+        raise SegDashError(f"prediction export format must be one of {', '.join(PREDICTION_FORMATS)}, got {fmt!r}")
+    if fmt == "csv":
+        rows = per_slice_scores(ws, dataset, run_id)
+        if not rows:
+            raise SegDashError("no slice with a labeled or edited mask to score the prediction against")
+        data = scores_csv(rows)
+        if isinstance(out, (str, Path)):
+            atomic_write(out, lambda fh: fh.write(data))
+        else:
+            out.write(data)
+        return
+    info = ws.dataset(dataset)
+    masks, _, _ = load_prediction(ws, dataset, run_id)
+    names = list(info.slice_names[:masks.shape[0]])
+    if fmt == "zip":
+        export_labels_zip(names, (masks[z] for z in range(len(names))), info.n_classes, out)
+    else:
+        export_labels_tiff(names, (masks[z] for z in range(len(names))), tuple(masks.shape), info.n_classes, out)
