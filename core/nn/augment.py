@@ -99,6 +99,17 @@ class AugmentConfig:
         """Build from a (possibly partial) dict; missing keys take defaults, unknown keys are refused."""
         return cls(**known_keys(d, cls, "augment"))
 
+    def describe(self) -> str:
+        """Short human label, e.g. ``flips, 90° rotations (p = 0.5)``, or ``none``."""
+        if not self.enabled():
+            return "none"
+        parts = [name for name, on in (("flips", self.flips), ("90° rotations", self.rot90)) if on]
+        parts += [f"{label} {getattr(self, f):g}" for f, label in
+                  (("rotate_deg", "rotation ±"), ("zoom", "zoom"), ("elastic", "elastic"),
+                   ("brightness", "brightness"), ("contrast", "contrast"), ("gamma", "gamma"), ("noise_std", "noise"))
+                  if getattr(self, f) > 0]
+        return ", ".join(parts) + f" (p = {self.p:g})"
+
     def enabled(self) -> bool:
         """True when at least one transform is on and ``p > 0``."""
         return self.p > 0 and (self.flips or self.rot90 or self._warps() or self._photometric())

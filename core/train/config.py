@@ -11,7 +11,7 @@ from ..data.records import known_keys
 from ..nn.augment import AugmentConfig
 from ..nn.model import ModelConfig, required_multiple
 
-__all__ = ["LOSSES", "SCHEDULERS", "OPTIMIZERS", "DEVICES", "TrainConfig", "default_config"]
+__all__ = ["LOSSES", "SCHEDULERS", "OPTIMIZERS", "DEVICES", "TrainConfig", "default_config", "model_label"]
 
 LOSSES = ("bce", "dice", "jaccard", "focal", "bce+dice")
 SCHEDULERS = ("cosine", "none")
@@ -140,3 +140,13 @@ def default_config(n_classes: int = 2) -> TrainConfig:
     """
     return TrainConfig(model=ModelConfig(arch="classic", classic_width=16, n_classes=n_classes),
                        epochs=20, steps_per_epoch=100, lr=2e-3)
+
+
+def model_label(config: dict[str, Any] | None) -> str:
+    """What a run's stored config trains, for tables: :meth:`~core.nn.model.ModelConfig.describe`
+    (``?`` when the stored model settings are missing or not understood)."""
+    model = (config or {}).get("model")
+    try:
+        return ModelConfig.from_dict(model).describe() if model else "?"
+    except (ValueError, TypeError):
+        return "?"
