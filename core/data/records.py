@@ -13,13 +13,13 @@ from __future__ import annotations
 import math
 import numbers
 from dataclasses import fields
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
 from ..errors import SegDashError
 
-__all__ = ["finite_or_none", "json_clean", "known_keys"]
+__all__ = ["finite_or_none", "json_clean", "known_keys", "Record"]
 
 
 def finite_or_none(v: Any) -> float | None:
@@ -51,3 +51,35 @@ def known_keys(d: dict[str, Any] | None, cls: type, what: str) -> dict[str, Any]
     if unknown:
         raise SegDashError(f"unknown {what} setting(s) {unknown}; known: {sorted(known)}")
     return d
+
+
+
+class Record:
+    """Base of the dataclasses that replace the dicts records travelled as (a job's snapshot, ...): the
+    keys are the fields, in one place; :meth:`to_dict` gives the JSON-able dict, and the record still
+    reads like that dict (``r["state"]``, ``r.get("eta_s")``, ``dict(r)``)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields as a new dict (lists and dicts in it copied one level deep)."""
+        out = {}
+        for f in fields(self):  # type: ignore[arg-type]
+            v = getattr(self, f.name)
+            out[f.name] = list(v) if isinstance(v, list) else dict(v) if isinstance(v, dict) else v
+        return out
+
+    def keys(self) -> list[str]:
+        return [f.name for f in fields(self)]  # type: ignore[arg-type]
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in self.keys():
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return getattr(self, key) if key in self.keys() else default
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.keys()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.keys())

@@ -8,7 +8,7 @@ import json
 import re
 import threading
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,7 @@ import numpy as np
 
 from ..errors import SegDashError
 from ..data.io import atomic_write
-from ..data.records import json_clean
+from ..data.records import Record, json_clean
 from ..nn.checkpoint import Checkpoint, load_checkpoint
 from ..nn.fit import fit_warnings
 from ..nn.device import resolve_device
@@ -26,7 +26,7 @@ from .probabilities import read_prediction_tiff
 from .stack import predict_stack
 from .stored import MASKS, PROB, SUMMARY, score_prediction
 
-__all__ = ["predict_dataset", "PredictionJob", "prediction_jobs"]
+__all__ = ["predict_dataset", "PredictionJob", "PredictionSnapshot", "prediction_jobs"]
 
 
 def _run_id_for(ckpt: Checkpoint, checkpoint_path: Path) -> str:
@@ -96,6 +96,30 @@ def predict_dataset(ws: Any, dataset: str, checkpoint_path: str | Path, cfg: Pre
     return result
 
 
+@dataclass
+class PredictionSnapshot(Record):
+    """A :class:`PredictionJob`'s progress (``to_dict()`` for JSON).
+
+    Attributes:
+        state: ``running``, then ``done``, ``cancelled`` or ``failed``; ``error`` its message.
+        done, total: slices predicted, of the stack's; eta_s: estimated seconds left.
+        result: the :class:`~core.predict.config.PredictionResult` once finished.
+        started: ``time.time()`` at the start; run_id, dataset: what is predicted;
+        cancel_requested: Cancel was pressed (the job stops after the current slice).
+    """
+
+    started: float
+    run_id: str | None
+    dataset: str
+    state: str = "running"
+    done: int = 0
+    total: int = 0
+    eta_s: float | None = None
+    error: str = ""
+    result: PredictionResult | None = None
+    cancel_requested: bool = False
+
+
 class PredictionJob:
     """:func:`predict_dataset` in a background thread, for a page to poll and cancel.
 
@@ -119,9 +143,7 @@ class PredictionJob:
         self._cancel = threading.Event()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
-        self._snap: dict[str, Any] = {"state": "running", "done": 0, "total": 0, "eta_s": None, "error": "",
-                                      "result": None, "started": time.time(), "run_id": run_id,
-                                      "dataset": dataset, "cancel_requested": False}
+        self._snap = PredictionSnapshot(started=time.time(), run_id=run_id, dataset=dataset)
 
     def start(self) -> "PredictionJob":
         self._thread = threading.Thread(target=self._run, name=f"segdash-predict-{self.dataset}", daemon=True)
@@ -130,7 +152,7 @@ class PredictionJob:
 
     def _progress(self, done: int, total: int, eta: float | None) -> None:
         with self._lock:
-            self._snap.update(done=done, total=total, eta_s=eta)
+            self._snap.done, self._snap.total, self._snap.eta_s = done, total, eta
 
     def _run(self) -> None:
         try:
@@ -143,13 +165,13 @@ class PredictionJob:
         except Exception as exc:  # noqa: BLE001 - every error becomes the job's failed state
             final = {"state": "failed", "error": f"{type(exc).__name__}: {exc}"}
         with self._lock:
-            self._snap.update(final)
+            self._snap = replace(self._snap, **final)
 
     def cancel(self) -> None:
         """Stop after the slice being predicted; the finished ones are kept."""
         self._cancel.set()
         with self._lock:
-            self._snap["cancel_requested"] = True
+            self._snap.cancel_requested = True
 
     def is_active(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
@@ -159,10 +181,10 @@ class PredictionJob:
             self._thread.join(timeout)
         return not self.is_active()
 
-    def snapshot(self) -> dict[str, Any]:
-        """A copy of ``{state, done, total, eta_s, error, result, started, run_id, dataset, cancel_requested}``."""
+    def snapshot(self) -> PredictionSnapshot:
+        """A copy of the job's progress (:class:`PredictionSnapshot`; it reads like a dict too)."""
         with self._lock:
-            return dict(self._snap)
+            return replace(self._snap)
 
 
 _PREDICTION_JOBS: dict[tuple[str, str], PredictionJob] = {}

@@ -11,13 +11,13 @@ from ..data.records import finite_or_none
 from ..nn.checkpoint import read_checkpoint_info
 from ..store.workspace import Workspace
 from .config import TrainConfig, default_config
-from .job import TrainingJob, _resolve_checkpoint
+from .job import TrainingJob, TrainingSnapshot, _resolve_checkpoint
 from .registry import registry
 
 __all__ = ["train_headless", "job_progress"]
 
 
-def job_progress(snapshot: dict[str, Any]) -> tuple[int, int]:
+def job_progress(snapshot: TrainingSnapshot | dict[str, Any]) -> tuple[int, int]:
     """``(steps done, steps in all)`` of a job :meth:`TrainingJob.snapshot`, counted from its start
     (a resumed job counts from the epoch it resumed at), for progress bars."""
     spe = max(1, int(snapshot.get("steps_per_epoch") or 1))
@@ -29,7 +29,7 @@ def job_progress(snapshot: dict[str, Any]) -> tuple[int, int]:
 
 def train_headless(workspace: Workspace | str | Path, dataset: str, *, epochs: int | None = None,
                    config: TrainConfig | dict[str, Any] | None = None, resume: str | None = None,
-                   progress: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+                   progress: Callable[[TrainingSnapshot], None] | None = None) -> dict[str, Any]:
     """Train without the UI, through the same :class:`TrainingJob` the dashboard uses, and wait.
 
     Args:
@@ -69,7 +69,7 @@ def train_headless(workspace: Workspace | str | Path, dataset: str, *, epochs: i
         while not job.join(0.2):
             if progress is not None:
                 snap = job.snapshot()
-                key = (snap["state"], snap["epoch"], snap["step"])
+                key = (snap.state, snap.epoch, snap.step)
                 if key != last_key:
                     last_key = key
                     progress(snap)
@@ -86,13 +86,13 @@ def train_headless(workspace: Workspace | str | Path, dataset: str, *, epochs: i
     return _summary(snap)
 
 
-def _summary(snap: dict[str, Any]) -> dict[str, Any]:
-    last = snap["history"][-1] if snap["history"] else {}
+def _summary(snap: TrainingSnapshot) -> dict[str, Any]:
+    last = snap.history[-1] if snap.history else {}
     return {
-        "run_id": snap["run_id"], "state": snap["state"], "epochs": snap["epoch"],
+        "run_id": snap.run_id, "state": snap.state, "epochs": snap.epoch,
         "val_dice": finite_or_none(last.get("val_dice")), "val_iou": finite_or_none(last.get("val_iou")),
         "val_accuracy": finite_or_none(last.get("val_accuracy")), "val_dice_fg": finite_or_none(last.get("val_dice_fg")),
-        "best_dice": finite_or_none(snap["best_dice"]), "best_checkpoint": snap["best_checkpoint"],
-        "last_checkpoint": snap["last_checkpoint"], "bundle": snap["bundle"], "device": snap["device"],
-        "wall_time_s": round(float(snap["wall_time_s"]), 3), "error": snap["error"],
+        "best_dice": finite_or_none(snap.best_dice), "best_checkpoint": snap.best_checkpoint,
+        "last_checkpoint": snap.last_checkpoint, "bundle": snap.bundle, "device": snap.device,
+        "wall_time_s": round(float(snap.wall_time_s), 3), "error": snap.error,
     }

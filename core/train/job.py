@@ -11,7 +11,7 @@ import secrets
 import shutil
 import threading
 import time
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ import torch
 
 from ..errors import SegDashError
 from ..data.intensity import percentile_range
-from ..data.records import finite_or_none
+from ..data.records import Record, finite_or_none
 from ..data.files import is_disk_full
 from ..nn.checkpoint import load_checkpoint, read_checkpoint_info
 from ..nn.device import amp_dtype_for, device_label, select_device
@@ -32,13 +32,57 @@ from .data import pad_to, split_slices, validation_tensors
 from .loop import Stopped, TrainingData, build_training, fit
 from .recorder import RunRecorder
 
-__all__ = ["JOB_STATES", "TrainingJob"]
+__all__ = ["JOB_STATES", "TrainingJob", "TrainingSnapshot"]
 
 log = logging.getLogger(__name__)
 
 JOB_STATES = ("queued", "running", "stopping", "done", "failed", "stopped")
 _ACTIVE_STATES = ("queued", "running", "stopping")
 _HEARTBEAT_S = 5.0  # the worker's process writes its heartbeat into the run's catalog row this often
+
+
+
+@dataclass
+class TrainingSnapshot(Record):
+    """A training job's progress, as :meth:`TrainingJob.snapshot` copies it (``to_dict()`` for JSON).
+
+    Attributes:
+        run_id, dataset: the run and the dataset it trains on.
+        state: one of :data:`JOB_STATES`; ``error`` its message when ``failed``.
+        epoch: last completed epoch (``start_epoch`` for a resumed run at its start); ``epochs`` the
+            final one; ``step`` the step within the current epoch, of ``steps_per_epoch``.
+        eta_s: estimated seconds left (``None`` before the first step).
+        device: where it trains, in words.
+        history: per-epoch dicts: ``epoch, train_loss, val_loss, val_dice, val_iou, val_accuracy,
+            val_pixel_error, val_dice_per_class, val_iou_per_class, lr, images_per_s, time_s`` and
+            for binary data ``val_dice_fg, val_iou_fg``.
+        best_dice, best_checkpoint, last_checkpoint: the best validation Dice and the checkpoints.
+        resumed_from: the run (or checkpoint) it continues, if any.
+        train_slices, val_slices: the split; notes: what the user should know about it.
+        wall_time_s: seconds from start to end; bundle: the reproducibility bundle's path.
+    """
+
+    run_id: str
+    dataset: str
+    state: str = "queued"
+    error: str = ""
+    epoch: int = 0
+    start_epoch: int = 0
+    epochs: int = 0
+    step: int = 0
+    steps_per_epoch: int = 0
+    eta_s: float | None = None
+    device: str = ""
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best_dice: float | None = None
+    best_checkpoint: str = ""
+    last_checkpoint: str = ""
+    resumed_from: str = ""
+    train_slices: list[int] = field(default_factory=list)
+    val_slices: list[int] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    wall_time_s: float = 0.0
+    bundle: str = ""
 
 
 def _new_run_id(dataset: str) -> str:
@@ -145,13 +189,9 @@ class TrainingJob:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._snap: dict[str, Any] = {
-            "run_id": self.run_id, "dataset": dataset, "state": "queued", "error": "", "epoch": start_epoch,
-            "start_epoch": start_epoch, "epochs": self.config.epochs, "step": 0,
-            "steps_per_epoch": self.config.steps_per_epoch, "eta_s": None, "device": "", "history": [],
-            "best_dice": None, "best_checkpoint": "", "last_checkpoint": "", "resumed_from": self.resumed_from,
-            "train_slices": [], "val_slices": [], "notes": [], "wall_time_s": 0.0, "bundle": "",
-        }
+        self._snap = TrainingSnapshot(run_id=self.run_id, dataset=dataset, epoch=start_epoch, start_epoch=start_epoch,
+                                      epochs=self.config.epochs, steps_per_epoch=self.config.steps_per_epoch,
+                                      resumed_from=self.resumed_from)
 
     def __repr__(self) -> str:
         return f"TrainingJob({self.run_id!r}, state={self.state!r})"
@@ -160,7 +200,7 @@ class TrainingJob:
     @property
     def state(self) -> str:
         with self._lock:
-            return self._snap["state"]
+            return self._snap.state
 
     def start(self) -> TrainingJob:
         """Record the run in the catalog and launch the worker thread (once)."""
@@ -178,8 +218,8 @@ class TrainingJob:
         """Ask the worker to stop; it does so within one optimisation step and keeps ``last.pt``."""
         self._stop.set()
         with self._lock:
-            if self._snap["state"] in ("queued", "running"):
-                self._snap["state"] = "stopping"
+            if self._snap.state in ("queued", "running"):
+                self._snap.state = "stopping"
 
     def join(self, timeout: float | None = None) -> bool:
         """Wait for the worker; returns True when it has finished."""
@@ -192,29 +232,24 @@ class TrainingJob:
         """True while the worker thread runs."""
         return self._thread is not None and self._thread.is_alive()
 
-    def snapshot(self) -> dict[str, Any]:
-        """A copy of the job's progress (safe to keep and to read from any thread).
-
-        Keys: ``run_id``, ``dataset``, ``state`` (one of :data:`JOB_STATES`), ``error``, ``epoch``
-        (last completed), ``epochs``, ``step`` (within the current epoch), ``steps_per_epoch``,
-        ``eta_s``, ``device``, ``history`` (per-epoch dicts: ``epoch, train_loss, val_loss,
-        val_dice, val_iou, val_accuracy, val_pixel_error, val_dice_per_class, val_iou_per_class,
-        lr, images_per_s, time_s`` and for binary data ``val_dice_fg, val_iou_fg``), ``best_dice``,
-        ``best_checkpoint``, ``last_checkpoint``, ``resumed_from``, ``train_slices``, ``val_slices``,
-        ``notes``, ``wall_time_s``, ``bundle``.
-        """
+    def snapshot(self) -> TrainingSnapshot:
+        """A copy of the job's progress (safe to keep and to read from any thread); see
+        :class:`TrainingSnapshot` for its fields (it reads like a dict too: ``snap["state"]``)."""
         with self._lock:
-            snap = dict(self._snap)
-            snap["history"] = [dict(h) for h in self._snap["history"]]
-            snap["notes"] = list(self._snap["notes"])
-        return snap
+            s = self._snap
+            return replace(s, history=[dict(h) for h in s.history], notes=list(s.notes),
+                           train_slices=list(s.train_slices), val_slices=list(s.val_slices))
 
     # -- worker ----------------------------------------------------------------------------
     def _set(self, **values: Any) -> None:
         with self._lock:
-            if values.get("state") == "running" and self._snap["state"] == "stopping":
+            if values.get("state") == "running" and self._snap.state == "stopping":
                 values.pop("state")
-            self._snap.update(values)
+            unknown = set(values) - set(self._snap.keys())
+            if unknown:
+                raise AttributeError(f"a training snapshot has no {sorted(unknown)}")
+            for key, value in values.items():
+                setattr(self._snap, key, value)
 
     def _check_stop(self) -> None:
         if self._stop.is_set():
@@ -248,11 +283,11 @@ class TrainingJob:
         wall = time.time() - t0
         snap = self.snapshot()
         bundle = ""
-        record = {"wall_time": wall, "best_checkpoint": snap["best_checkpoint"],
-                  "last_checkpoint": snap["last_checkpoint"], "best_dice": finite_or_none(snap["best_dice"])}
+        record = {"wall_time": wall, "best_checkpoint": snap.best_checkpoint,
+                  "last_checkpoint": snap.last_checkpoint, "best_dice": finite_or_none(snap.best_dice)}
         try:
             cat.update_run(self.run_id, state=final["state"], error=final.get("error", ""), **record)
-            if snap["last_checkpoint"] or snap["best_checkpoint"]:
+            if snap.last_checkpoint or snap.best_checkpoint:
                 bundle = str(write_bundle(self.workspace, self.run_id))
         except Exception as exc:  # noqa: BLE001
             log.exception("finishing run %s", self.run_id)
