@@ -83,3 +83,9 @@ class Record:
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.keys())
+
+    def items(self) -> list[tuple[str, Any]]:
+        return [(k, getattr(self, k)) for k in self.keys()]
+
+    def values(self) -> list[Any]:
+        return [getattr(self, k) for k in self.keys()]

@@ -19,15 +19,11 @@ from typing import Any, Iterator
 from ..errors import SegDashError
 from ..data.owner import Owner, is_gone
 from .layout import mask_file
-from .schema import _ADDED_COLUMNS, _PIXEL_SCHEMA, _SCHEMA
+from .records import RunRecord
+from .schema import _ADDED_COLUMNS, _PIXEL_SCHEMA, _SCHEMA, ACTIVE_RUN_STATES, RUN_STATES, SLICE_STATUSES
 
 __all__ = ["Catalog", "WorkspaceError", "SLICE_STATUSES", "RUN_STATES", "ACTIVE_RUN_STATES"]
 
-SLICE_STATUSES = ("unlabeled", "labeled", "edited", "from-prediction")
-# a run's state; ``interrupted`` is never written by a worker: it is what an active run whose owner
-# process is gone (killed, server restarted) reads as
-RUN_STATES = ("queued", "running", "stopping", "done", "failed", "stopped", "interrupted")
-ACTIVE_RUN_STATES = ("queued", "running", "stopping")
 
 
 class WorkspaceError(SegDashError):
@@ -315,11 +311,11 @@ class Catalog:
         with self.transaction() as con:
             con.execute("INSERT OR REPLACE INTO epochs VALUES (?,?,?)", (run_id, epoch, json.dumps(metrics)))
 
-    def run(self, run_id: str) -> dict[str, Any] | None:
+    def run(self, run_id: str) -> RunRecord | None:
         rows = self.query("SELECT * FROM runs WHERE run_id=?", (run_id,))
         return _run_dict(rows[0]) if rows else None
 
-    def runs(self, dataset: str | None = None) -> list[dict[str, Any]]:
+    def runs(self, dataset: str | None = None) -> list[RunRecord]:
         """Runs, newest first, optionally of one dataset."""
         if dataset is None:
             rows = self.query("SELECT * FROM runs ORDER BY created DESC")
@@ -341,14 +337,15 @@ def _owner_gone(row: sqlite3.Row | dict[str, Any]) -> bool:
     return is_gone(row["owner_pid"], row["owner_host"], row["heartbeat"])
 
 
-def _run_dict(row: sqlite3.Row) -> dict[str, Any]:
-    """A run as a dict; an active run whose owner process is gone reads as ``interrupted``."""
+def _run_dict(row: sqlite3.Row) -> RunRecord:
+    """A run as a :class:`~core.store.records.RunRecord`; an active run whose owner process is gone
+    reads as ``interrupted``."""
     out = dict(row)
     out["config"] = json.loads(out["config"])
     out["extra"] = json.loads(out["extra"])
     if out["state"] in ACTIVE_RUN_STATES and _owner_gone(out):
         out["state"] = "interrupted"
-    return out
+    return RunRecord(**out)
 
 
 def _user_error(exc: sqlite3.Error, path: Path) -> Exception:

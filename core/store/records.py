@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from ..errors import SegDashError
-from .catalog import SLICE_STATUSES
+from ..data.records import Record
+from .schema import SLICE_STATUSES
 
-__all__ = ["DatasetInfo", "SliceInfo", "MaskConflict", "MaskSave", "MaskVersion"]
+__all__ = ["DatasetInfo", "SliceInfo", "MaskConflict", "MaskSave", "MaskVersion", "RunRecord"]
 
 
 @dataclass(frozen=True)
@@ -95,3 +97,38 @@ class MaskVersion:
     created: float
     parent: int
     current: bool
+
+
+@dataclass
+class RunRecord(Record):
+    """A training run as the catalog records it (:meth:`~core.store.catalog.Catalog.run`); it reads like
+    the dict it replaces (``run["state"]``), ``to_dict()`` gives that dict.
+
+    Attributes:
+        run_id, dataset, created: the run, its dataset, when it was created.
+        state: one of :data:`~core.store.catalog.RUN_STATES`; an active run whose process is gone
+            reads ``interrupted``. ``error``: the message of a failed run.
+        config: the training config (a dict); extra: split, window, resumed_from, class names.
+        device, dataset_version: where it trained, and the masks' version it trained on.
+        best_checkpoint, last_checkpoint, best_dice, wall_time: its outcome so far.
+        owner_pid, owner_host, heartbeat: the process that trains it and when it last said so.
+        stop_requested: a stop asked through the catalog (1) or not (0).
+    """
+
+    run_id: str
+    dataset: str
+    created: float
+    state: str
+    config: dict[str, Any] = field(default_factory=dict)
+    device: str = ""
+    dataset_version: str = ""
+    best_checkpoint: str = ""
+    last_checkpoint: str = ""
+    best_dice: float | None = None
+    wall_time: float = 0.0
+    error: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+    owner_pid: int | None = None
+    owner_host: str | None = None
+    heartbeat: float | None = None
+    stop_requested: int = 0

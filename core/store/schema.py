@@ -1,5 +1,11 @@
 """The catalog's SQLite schema: the tables of the first version, the columns added since (added when
-an older workspace is opened), and tables created on first use."""
+an older workspace is opened), tables created on first use, and the state names the rows hold."""
+
+SLICE_STATUSES = ("unlabeled", "labeled", "edited", "from-prediction")
+# a run's state; ``interrupted`` is never written by a worker: it is what an active run whose owner
+# process is gone (killed, server restarted) reads as
+RUN_STATES = ("queued", "running", "stopping", "done", "failed", "stopped", "interrupted")
+ACTIVE_RUN_STATES = ("queued", "running", "stopping")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS datasets (
