@@ -60,8 +60,7 @@ def omezarr_section(ws: Workspace, dataset: str) -> None:
 
 
 def _runs_with_weights(ws: Workspace, dataset: str) -> list[dict]:
-    return [r for r in ws.catalog.runs(dataset)
-            if any(r.get(k) and Path(r[k]).is_file() for k in ("best_checkpoint", "last_checkpoint"))]
+    return ws.runs_with_checkpoints(dataset, keys=("best_checkpoint", "last_checkpoint"))
 
 
 def model_export_section(ws: Workspace, run_id: str) -> None:

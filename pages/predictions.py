@@ -131,7 +131,7 @@ info = ws.dataset(dataset)
 
 # -- 1. predict ---------------------------------------------------------------------------------
 st.subheader("1. Predict")
-runs = [r for r in ws.catalog.runs() if r["best_checkpoint"] and Path(r["best_checkpoint"]).is_file()]
+runs = ws.runs_with_checkpoints()
 with st.expander("Predict on a new stack (upload)"):
     st.file_uploader("Image stack: TIFF, PNG/JPEG files or a ZIP", accept_multiple_files=True,
                      type=["tif", "tiff", "png", "jpg", "jpeg", "bmp", "zip"], key="pred_upload")

@@ -44,7 +44,7 @@ from .catalog import Catalog, WorkspaceError
 from .layout import validate_name
 from .leftovers import clean_leftovers
 from .mask_history import MaskHistory
-from .records import DatasetInfo, MaskConflict, MaskSave, MaskVersion, SliceInfo
+from .records import DatasetInfo, MaskConflict, MaskSave, MaskVersion, RunRecord, SliceInfo
 from .space import disk_full_error, human_bytes, reserve, space_for
 
 __all__ = ["Workspace", "WorkspaceError", "DatasetInfo", "SliceInfo", "MaskVersion", "MaskSave", "MaskConflict",
@@ -281,6 +281,12 @@ class Workspace(MaskHistory):
         if not 0 <= z < stack.shape[0]:
             raise SegDashError(f"slice {z} out of range 0..{stack.shape[0] - 1}")
         return np.array(stack[z])
+
+    def runs_with_checkpoints(self, dataset: str | None = None,
+                              keys: Sequence[str] = ("best_checkpoint",)) -> list[RunRecord]:
+        """Runs (of ``dataset``, or all), newest first as the catalog lists them, that have at least one of
+        the checkpoints named by ``keys`` (``best_checkpoint``, ``last_checkpoint``) on disk."""
+        return [r for r in self.catalog.runs(dataset) if any(r[k] and Path(r[k]).is_file() for k in keys)]
 
     def pixel_size(self, name: str) -> PixelSize | None:
         """The dataset's :class:`~core.data.pixelsize.PixelSize` (read from its source on import), or ``None``."""
