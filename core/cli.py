@@ -69,9 +69,9 @@ def _cmd_import(args: argparse.Namespace) -> dict[str, Any]:
 
     ws = _workspace(args)
     classes = [c.strip() for c in args.classes.split(",")] if args.classes else None
-    as_stack = True if args.as_stack else (False if args.as_colour else None)
+    as_stack = _planar_choice(args)
     hints = {  # a question the import asks, and the option that answers it
-        StackOrColourNeeded: ": --as-stack for slices, --as-colour for one colour image",
+        StackOrColourNeeded: _PLANAR_HINT,
         GappedMaskValues: " (--remap-classes remaps them)",
         ThresholdMergesClasses: " (--merge-classes confirms the merge)",
         ImagesLookLikeMasks: " (--images-are-binary confirms)",
@@ -166,14 +166,18 @@ def _cmd_predict(args: argparse.Namespace) -> dict[str, Any]:
     for what, path in (("checkpoint", args.checkpoint), ("input", args.input)):  # before torch is imported
         if not Path(path).exists():
             raise SegDashError(f"{path}: no such {what} file or folder")
+    from .data.limits import StackOrColourNeeded
     from .predict.stack import predict_headless
 
     bar = _progress_printer("predict")
-    return predict_headless(args.checkpoint, args.input, args.out, prob=args.prob, tile=args.tile,
-                            overlap=args.overlap, batch_size=args.batch_size, tta=args.tta,
-                            threshold=args.threshold, channel=args.channel,
-                            progress=lambda done, total, eta: bar(done, total, eta),
-                            warn=lambda text: print(f"warning: {text}", file=sys.stderr, flush=True))
+    try:
+        return predict_headless(args.checkpoint, args.input, args.out, prob=args.prob, tile=args.tile,
+                                overlap=args.overlap, batch_size=args.batch_size, tta=args.tta,
+                                threshold=args.threshold, channel=args.channel, as_stack=_planar_choice(args),
+                                progress=lambda done, total, eta: bar(done, total, eta),
+                                warn=lambda text: print(f"warning: {text}", file=sys.stderr, flush=True))
+    except StackOrColourNeeded as exc:
+        raise SegDashError(f"{str(exc).rstrip('.')}{_PLANAR_HINT}") from None
 
 
 def _cmd_export_model(args: argparse.Namespace) -> dict[str, Any]:
@@ -242,6 +246,22 @@ def _cmd_delete(args: argparse.Namespace) -> dict[str, Any]:
     return {"deleted": args.dataset, "workspace": str(ws.root)}
 
 
+def _add_planar_choice(p: argparse.ArgumentParser) -> None:
+    """``--as-stack`` / ``--as-colour``: how to read a 3- or 4-plane TIFF stored as planar RGB."""
+    reading = p.add_mutually_exclusive_group()
+    reading.add_argument("--as-stack", action="store_true",
+                         help="read a 3- or 4-plane TIFF stored as planar RGB as that many slices")
+    reading.add_argument("--as-colour", action="store_true",
+                         help="read a 3- or 4-plane TIFF stored as planar RGB as one colour image (to gray)")
+
+
+def _planar_choice(args: argparse.Namespace) -> bool | None:
+    return True if args.as_stack else (False if args.as_colour else None)
+
+
+_PLANAR_HINT = ": --as-stack for slices, --as-colour for one colour image"
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--workspace", metavar="DIR", default=None,
@@ -260,11 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mask-threshold", type=float, metavar="T",
                    help="binarise masks at T (for anti-aliased or JPEG masks)")
     p.add_argument("--classes", metavar="A,B,...", help="class names, comma separated (index order)")
-    reading = p.add_mutually_exclusive_group()
-    reading.add_argument("--as-stack", action="store_true",
-                         help="read a 3- or 4-plane TIFF stored as planar RGB as that many slices")
-    reading.add_argument("--as-colour", action="store_true",
-                         help="read a 3- or 4-plane TIFF stored as planar RGB as one colour image (to gray)")
+    _add_planar_choice(p)
     p.add_argument("--remap-classes", action="store_true",
                    help="map mask values with gaps (e.g. 0,1,2,7) to classes 0..K-1 in sorted order")
     p.add_argument("--merge-classes", action="store_true",
@@ -312,6 +328,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tta", action="store_true", help="average over flips (4x the time)")
     p.add_argument("--threshold", type=float, default=0.5, help="probability threshold for binary models")
     p.add_argument("--channel", type=int, help="channel to keep for multi-channel input")
+    _add_planar_choice(p)
     p.set_defaults(func=_cmd_predict)
 
     p = sub.add_parser("export-model", parents=[common], help="export a checkpoint as a bioimage.io model",

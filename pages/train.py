@@ -77,19 +77,25 @@ def _form_values(config: dict, base: TrainConfig) -> dict:
 
 
 def _load_form(ws, dataset: str, job: TrainingJob | None, base: TrainConfig) -> None:
-    """Once per session (a reload is a new session): fill the form with the settings of the run the
-    page is attached to, else of the dataset's last run, instead of the recipe's defaults."""
-    if "train_form_from" in st.session_state:
+    """Once per session and dataset (a reload is a new session): fill the form with the settings of
+    the run the page is attached to, else of the dataset's last run, instead of the recipe's defaults.
+
+    On the session's first dataset, settings the user already made elsewhere in the session (the
+    Augment page's) are kept; picking another dataset shows that dataset's last run's settings.
+    """
+    if st.session_state.get("train_form_for") == dataset:
         return
+    first = "train_form_for" not in st.session_state
+    st.session_state["train_form_for"] = dataset
     st.session_state["train_form_from"] = None
-    run = ws.catalog.run(job.run_id) if job is not None else None
+    run = ws.catalog.run(job.run_id) if job is not None and job.dataset == dataset else None
     if run is None:
         runs = ws.catalog.runs(dataset)
         run = runs[0] if runs else None
     if run is None:
         return
     for key, value in _form_values(run["config"], base).items():
-        if key not in st.session_state:
+        if not (first and key in st.session_state):
             st.session_state[key] = value
     st.session_state["train_form_from"] = run["run_id"]
 
@@ -122,8 +128,8 @@ _load_form(ws, dataset, job, base)
 # -- configuration ------------------------------------------------------------------------------
 st.subheader("Configuration")
 if st.session_state.get("train_form_from"):
-    st.caption(f"Filled in with the settings of run `{st.session_state['train_form_from']}` when the page opened; "
-               "change them for the next run.")
+    st.caption(f"Filled in with the settings of run `{st.session_state['train_form_from']}`, this dataset's last "
+               "run; change them for the next run.")
 labeled = ws.labeled_slices(dataset)
 st.markdown(f"**{dataset}**: {len(labeled)} labeled of {info.shape[0]} slices, {info.shape[1]}×{info.shape[2]} px · "
             f"classes (from the dataset): " + ", ".join(f"`{c}`" for c in info.class_names))
@@ -326,5 +332,10 @@ with r2:
                            icon=":material/folder_zip:", on_click="ignore",
                            help="ZIP with the config, per-epoch metrics, slice split, package versions "
                                 "and the best weights.")
+        with st.expander("Model package for Fiji (deepImageJ), ilastik, napari: bioimage.io"):
+            from pages._model_export import model_export_section
+
+            with user_errors():
+                model_export_section(ws, rid)
     else:
         st.caption("No run with a best checkpoint yet.")

@@ -22,7 +22,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any, NamedTuple
 
-__all__ = ["PixelSize", "pixel_size_of", "normalize_unit", "tiff_pixel_size"]
+__all__ = ["PixelSize", "pixel_size_of", "normalize_unit", "tiff_pixel_size", "imagej_tags", "from_manifest"]
 
 _UNITS = {
     "micrometer": "micrometer", "micron": "micrometer", "microns": "micrometer", "um": "micrometer",
@@ -140,3 +140,38 @@ def pixel_size_of(source: Any) -> PixelSize | None:
             return tiff_pixel_size(tif)
     except Exception:  # noqa: BLE001 - metadata is a bonus; the import itself reports unreadable files
         return None
+
+
+# ImageJ's own spelling of the units it knows (its "unit" property); the rest are written as named
+_IMAGEJ_UNITS = {"micrometer": "micron", "nanometer": "nm", "millimeter": "mm", "centimeter": "cm", "meter": "m"}
+
+
+def imagej_tags(px: PixelSize | None) -> dict[str, Any]:
+    """Keyword arguments for ``tifffile.imwrite(..., imagej=True)`` that carry ``px`` to Fiji.
+
+    ``{}`` when the size is unknown; else ``resolution`` (pixels per unit in x and y) and
+    ``metadata`` with ImageJ's ``unit`` and ``spacing`` (the z step), which Fiji shows in Image >
+    Properties and :func:`tiff_pixel_size` reads back.
+
+    Example:
+        >>> imagej_tags(PixelSize(z=3.0, y=0.5, x=0.25, unit="micrometer"))
+        {'resolution': (4.0, 2.0), 'metadata': {'unit': 'micron', 'spacing': 3.0}}
+    """
+    if px is None:
+        return {}
+    return {"resolution": (1.0 / px.x, 1.0 / px.y),
+            "metadata": {"unit": _IMAGEJ_UNITS.get(px.unit, px.unit), "spacing": float(px.z)}}
+
+
+def from_manifest(manifest: Any) -> PixelSize | None:
+    """The ``pixel_size`` entry (``[z, y, x, unit]``) of a SegDash dataset ZIP's ``segdash.json``, else ``None``.
+
+    Example:
+        >>> from_manifest({"pixel_size": [3, 0.5, 0.5, "micrometer"]})
+        PixelSize(z=3.0, y=0.5, x=0.5, unit='micrometer')
+    """
+    entry = manifest.get("pixel_size") if isinstance(manifest, dict) else None
+    if not isinstance(entry, (list, tuple)) or len(entry) != 4:
+        return None
+    z, y, x, unit = _positive(entry[0]), _positive(entry[1]), _positive(entry[2]), normalize_unit(entry[3])
+    return PixelSize(z, y, x, unit) if z and y and x and unit else None

@@ -191,11 +191,14 @@ def predict_stack(ckpt: Checkpoint, images: np.ndarray, *, out_masks: str | Path
 def predict_headless(checkpoint: str | Path, input: Any, out: str | Path, *, prob: str | Path | None = None,
                      tile: int | None = None, overlap: float = 0.25, batch_size: int = 4, tta: bool = False,
                      threshold: float = 0.5, channel: int | None = None, progress: ProgressFn | None = None,
-                     device: str | None = None, warn: Callable[[str], None] | None = None) -> dict[str, Any]:
+                     device: str | None = None, warn: Callable[[str], None] | None = None,
+                     as_stack: bool | None = None) -> dict[str, Any]:
     """``python -m core predict``: predict a stack file (or folder, ZIP, PNGs) to a masks TIFF.
 
     The input is read with :func:`core.data.io.read_stack`: an uncompressed TIFF stack is
-    memory-mapped and read slice by slice, so memory does not grow with the number of slices.
+    memory-mapped and read slice by slice, so memory does not grow with the number of slices. A TIFF
+    of 3 or 4 planes stored as planar RGB is read as slices (``as_stack=True``), as one colour image
+    (``False``), or refused with :class:`core.data.limits.StackOrColourNeeded` (``None``), never guessed.
     Peak RSS does not grow with depth: about 0.9 GB is importing torch and MONAI, the rest is one
     slice's forward pass (see ``benchmarks/bench_inference.py`` for 165 x 768 x 1024); a smaller
     ``tile`` lowers it at some cost in speed.
@@ -209,7 +212,7 @@ def predict_headless(checkpoint: str | Path, input: Any, out: str | Path, *, pro
     cfg = PredictConfig(tile=tile, overlap=overlap, batch_size=batch_size, tta=tta, threshold=threshold,
                         device=device)
     ckpt = load_checkpoint(Path(checkpoint), device="cpu")
-    stack = read_stack(input, channel=channel)
+    stack = read_stack(input, channel=channel, as_stack=as_stack)
     warnings = fit_warnings(ckpt, images=stack.data)
     if warn is not None:
         for w in warnings:

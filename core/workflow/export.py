@@ -26,6 +26,7 @@ from ..errors import SegDashError
 from ..data.io import atomic_write, write_tiff
 from ..data.masks import to_export_values
 from ..data.omezarr import write_omezarr, zip_folder
+from ..data.pixelsize import PixelSize, imagej_tags
 from ..predict.stored import load_prediction
 from ..store.workspace import Workspace
 from .review import per_slice_scores
@@ -69,19 +70,23 @@ def export_labels_zip(names: Iterable[str], labels: Iterable[np.ndarray], n_clas
 
 
 def export_labels_tiff(names: list[str], labels: Iterable[np.ndarray], shape: tuple[int, int, int], n_classes: int,
-                       out: str | Path | BinaryIO, *, info: dict | None = None) -> None:
+                       out: str | Path | BinaryIO, *, info: dict | None = None,
+                       pixel_size: PixelSize | None = None) -> None:
     """Write (Y, X) label images as one multipage uint8 ImageJ TIFF, one page per name.
 
     Fiji opens it as a stack whose slice labels are ``names`` (``imagej_metadata["Labels"]`` in
-    tifffile); ``info`` (plain JSON values) goes into the ImageJ ``Info`` property as JSON.
+    tifffile); ``info`` (plain JSON values) goes into the ImageJ ``Info`` property as JSON;
+    ``pixel_size``, when known, is the stack's calibration (resolution, unit and z spacing).
     """
     if len(names) != shape[0]:
         raise SegDashError(f"{len(names)} slice names for {shape[0]} pages")
     frames = (to_export_values(lab, n_classes) for lab in labels)
-    meta = {"axes": "ZYX", "Labels": [str(n) for n in names],
+    calibration = imagej_tags(pixel_size)
+    meta = {"axes": "ZYX", "Labels": [str(n) for n in names], **calibration.get("metadata", {}),
             "Info": json.dumps({"segdash": "masks", "slice_names": list(names), **(info or {})})}
+    resolution = calibration.get("resolution")
     _sink(out, lambda fh: tifffile.imwrite(fh, frames, shape=tuple(shape), dtype=np.uint8, imagej=True,
-                                           metadata=meta, compression="zlib"))
+                                           metadata=meta, resolution=resolution, compression="zlib"))
 
 
 def _labeled(ws: Workspace, dataset: str) -> tuple[list[str], list[int]]:
@@ -128,22 +133,26 @@ def export_masks_tiff(ws: Workspace, dataset: str, out: str | Path | BinaryIO, *
 
     meta = {"dataset": info.name, "slice_names": [info.slice_names[z] for z in zs], "class_names": list(info.class_names), "labeled": labeled,
             "unlabeled": [z for z in range(info.shape[0]) if z not in has]}
-    export_labels_tiff(names, frames(), (len(zs), *info.shape[1:]), info.n_classes, out, info=meta)
+    export_labels_tiff(names, frames(), (len(zs), *info.shape[1:]), info.n_classes, out, info=meta,
+                       pixel_size=ws.pixel_size(dataset))
 
 
 def export_dataset_zip(ws: Workspace, dataset: str, out: str | Path | BinaryIO) -> None:
     """Images and masks of ``dataset`` as a ZIP that SegDash re-imports as the same dataset.
 
     Layout: ``images/<slice>.png`` (uint8; ``.tif`` for other dtypes, which keeps them),
-    ``masks/<slice>.png`` for labeled slices, and ``segdash.json`` with the class names.
+    ``masks/<slice>.png`` for labeled slices, and ``segdash.json`` with the class names (and the
+    pixel size as ``[z, y, x, unit]`` when known).
     """
     info = ws.dataset(dataset)
     stack = ws.read_images(dataset)
+    px = ws.pixel_size(dataset)
 
     def write(fh: BinaryIO) -> None:
         with zipfile.ZipFile(fh, "w", zipfile.ZIP_DEFLATED) as zf:
             zf.writestr("segdash.json", json.dumps({"dataset": info.name, "class_names": list(info.class_names),
-                                                    "shape": list(info.shape), "dtype": info.dtype}, indent=1))
+                                                    "shape": list(info.shape), "dtype": info.dtype,
+                                                    **({"pixel_size": list(px)} if px else {})}, indent=1))
             for z, name in enumerate(info.slice_names):
                 img = np.asarray(stack[z])
                 if img.dtype == np.uint8:
@@ -238,4 +247,5 @@ def export_prediction(ws: Workspace, dataset: str, run_id: str, fmt: str, out: s
     if fmt == "zip":
         export_labels_zip(names, (masks[z] for z in range(len(names))), info.n_classes, out)
     else:
-        export_labels_tiff(names, (masks[z] for z in range(len(names))), tuple(masks.shape), info.n_classes, out)
+        export_labels_tiff(names, (masks[z] for z in range(len(names))), tuple(masks.shape), info.n_classes, out,
+                           pixel_size=ws.pixel_size(dataset))

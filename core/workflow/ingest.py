@@ -337,7 +337,7 @@ def import_dataset(ws: Workspace, name: str, images: Any, masks: Any = None, *, 
         z = stack.shape[0]
         data = stack.data.view(_Reporting)
         data._report = lambda done: progress(done, z, "writing")
-    px = _pixel_size(images, notices)
+    px = _pixel_size(images, manifest, notices)
     info = ws.create_dataset(name, data, labels_list, names, stack.names,
                              source=source or _where(stack), notices=notices)
     if px is not None:
@@ -345,11 +345,12 @@ def import_dataset(ws: Workspace, name: str, images: Any, masks: Any = None, *, 
     return ImportReport(info, notices)
 
 
-def _pixel_size(images: Any, notices: list[str]) -> Any:
-    """The pixel size the images' metadata states (OME / ImageJ TIFF, OME-Zarr), told in ``notices``."""
-    from ..data.pixelsize import pixel_size_of
+def _pixel_size(images: Any, manifest: dict[str, Any], notices: list[str]) -> Any:
+    """The pixel size the images' metadata (OME / ImageJ TIFF, OME-Zarr) or a SegDash dataset ZIP's
+    manifest states, told in ``notices``."""
+    from ..data.pixelsize import from_manifest, pixel_size_of
 
-    px = pixel_size_of(images)
+    px = from_manifest(manifest) or pixel_size_of(images)
     if px is not None:
         notices.append(f"pixel size {px.describe()} kept from the file's metadata")
     return px

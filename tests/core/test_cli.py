@@ -177,3 +177,31 @@ def test_only_a_segdash_error_is_a_refusal(tmp_path, monkeypatch, capsys, error,
         assert err == "error: a message for the user"
     else:
         assert err.startswith("error: ValueError: operands could not be broadcast together")
+
+
+def test_predict_asks_how_to_read_a_planar_tiff_and_takes_either_answer(ws, tmp_path):
+    """A 3-plane TIFF written without photometric is 3 slices or one colour image: never guessed."""
+    import torch
+
+    from core.nn.checkpoint import save_checkpoint
+    from core.nn.model import ModelConfig, build_model
+
+    cfg = ModelConfig(arch="classic", classic_width=2)
+    torch.manual_seed(0)
+    ckpt = save_checkpoint(tmp_path / "m.pt", build_model(cfg), cfg, class_names=["bg", "fg"],
+                           norm_window=(0.0, 255.0), patch_size=32, epoch=0, metrics={})
+    planar = tmp_path / "planar.tif"
+    tifffile.imwrite(planar, np.random.default_rng(0).integers(0, 256, (3, 32, 32), dtype=np.uint8))
+    out = tmp_path / "m.tif"
+
+    asked = run("predict", "--checkpoint", str(ckpt), "--input", str(planar), "--out", str(out), ws=ws)
+    assert asked.returncode == 2, asked.stderr
+    lines = asked.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "planar.tif" in lines[0], asked.stderr
+    assert "--as-stack" in lines[0] and "--as-colour" in lines[0] and not out.exists()
+
+    for option, slices in (("--as-stack", 3), ("--as-colour", 1)):
+        done = run("predict", "--checkpoint", str(ckpt), "--input", str(planar), "--out", str(out), option, ws=ws)
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout.strip().splitlines()[-1])["slices"] == slices
+        assert tifffile.imread(out).reshape(-1, 32, 32).shape[0] == slices

@@ -76,3 +76,38 @@ def test_workspace_without_the_table_still_opens(tmp_path):
     con.close()
     again = Workspace(ws.root)
     assert again.pixel_size("old") is None and again.dataset("old").shape == (3, 32, 40)
+
+
+def test_masks_tiff_and_dataset_zip_carry_it(tmp_path):
+    """The masks TIFF is calibrated like the images in Fiji; a dataset ZIP re-imports with its size."""
+    from core.workflow.export import export_dataset_zip, export_masks_tiff
+
+    ws = Workspace(tmp_path / "ws")
+    masks = (_stack() > 125).astype(np.uint8)
+    tifffile.imwrite(tmp_path / "ij.tif", _stack(), imagej=True, resolution=(4.0, 4.0),
+                     metadata={"unit": "nm", "spacing": 5.0, "axes": "ZYX"})
+    tifffile.imwrite(tmp_path / "m.tif", masks, photometric="minisblack")
+    import_dataset(ws, "em", tmp_path / "ij.tif", tmp_path / "m.tif")
+    size = PixelSize(5.0, 0.25, 0.25, "nanometer")
+    assert ws.pixel_size("em") == size
+
+    export_masks_tiff(ws, "em", tmp_path / "masks.tif")
+    assert pixel_size_of(tmp_path / "masks.tif") == size
+    with tifffile.TiffFile(tmp_path / "masks.tif") as tif:
+        assert tif.imagej_metadata["unit"] == "nm" and len(tif.imagej_metadata["Labels"]) == 3
+
+    export_dataset_zip(ws, "em", tmp_path / "em.zip")
+    import_dataset(ws, "again", tmp_path / "em.zip")
+    assert ws.pixel_size("again") == size
+    assert np.array_equal(ws.read_masks("again")[1], ws.read_masks("em")[1])
+
+
+def test_unknown_size_writes_no_calibration(tmp_path):
+    from core.workflow.export import export_masks_tiff
+
+    ws = Workspace(tmp_path / "ws")
+    tifffile.imwrite(tmp_path / "m.tif", (_stack() > 125).astype(np.uint8), photometric="minisblack")
+    tifffile.imwrite(tmp_path / "i.tif", _stack(), photometric="minisblack")
+    import_dataset(ws, "plain", tmp_path / "i.tif", tmp_path / "m.tif")
+    export_masks_tiff(ws, "plain", tmp_path / "masks.tif")
+    assert ws.pixel_size("plain") is None and pixel_size_of(tmp_path / "masks.tif") is None

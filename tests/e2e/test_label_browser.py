@@ -8,17 +8,14 @@ slice at 1:1 on a wide window. Screenshots go to ``test-artifacts/`` (or ``$SEGD
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 import time
-import urllib.request
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tests.e2e.test_browser import ARTIFACTS, CHROMIUM, ROOT, _free_port, _need_browser, _no_exception, _settle
+from tests.e2e.browser import ARTIFACTS, CHROMIUM, ROOT, choose, need_browser, no_exception, settle, \
+    streamlit_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -39,52 +36,25 @@ def _datasets(ws) -> None:
 
 @pytest.fixture(scope="module")
 def label_server(tmp_path_factory):
-    _need_browser()
+    need_browser()
     sys.path.insert(0, str(ROOT))
     from core.store.workspace import Workspace
 
     root = tmp_path_factory.mktemp("label-ws")
     ws = Workspace(root)
     _datasets(ws)
-    port = _free_port()
-    env = {**os.environ, "SEGDASH_WORKSPACE": str(root), "PYTHONUNBUFFERED": "1"}
-    log = open(tmp_path_factory.mktemp("log") / "streamlit.log", "w+")
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-                             "--server.address", "127.0.0.1", "--server.headless", "true",
-                             "--browser.gatherUsageStats", "false"],
-                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).status == 200:
-                break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        log.seek(0)
-        pytest.fail(f"streamlit did not start:\n{log.read()[-3000:]}")
-    yield url, ws
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.seek(0)
-    text = log.read()
-    assert "Traceback" not in text, text[-5000:]
+    with streamlit_server(root, tmp_path_factory.mktemp("log")) as url:
+        yield url, ws
 
 
 def _pick_dataset(page, name: str) -> None:
-    page.locator("[data-testid='stSidebar'] [data-testid='stSelectbox']").first.click()
-    page.get_by_role("option", name=name, exact=True).click()
-    _settle(page)
+    choose(page, page.locator("[data-testid='stSidebar'] [data-testid='stSelectbox']").first, name)
+    settle(page)
     page.get_by_role("heading", name="Label").first.click()  # focus off the select box: keys reach the page
 
 
 def _stroke(page, points) -> None:
-    _settle(page, 1.5)
+    settle(page, 1.5)
     time.sleep(1.0)  # the canvas has taken the new tool and brush
     box, deadline = None, time.time() + 30
     while box is None and time.time() < deadline:  # measured now: a save re-mounts it, the page may move it
@@ -98,7 +68,7 @@ def _stroke(page, points) -> None:
         time.sleep(0.02)
     page.mouse.up()
     time.sleep(1.0)
-    _settle(page)
+    settle(page)
 
 
 def _wait_version(page, ws, dataset: str, z: int, version: int, timeout: float = 30) -> np.ndarray:
@@ -125,22 +95,22 @@ def test_label_keyboard_versions_and_dataset_switch(label_server):
         page.set_default_timeout(60_000)
         page.goto(f"{url}/label")
         page.get_by_role("heading", name="Label").first.wait_for()
-        _settle(page, 2)
+        settle(page, 2)
         _pick_dataset(page, "em")
-        _no_exception(page)
+        no_exception(page)
         deadline = time.time() + 30  # the page learns the column's width from the browser, then fits the canvas
         while time.time() < deadline:
             box = page.locator("canvas").last.bounding_box()
             if box and round(box["width"]) == 1024:
                 break
             time.sleep(0.5)
-        _settle(page)
+        settle(page)
         assert (round(box["width"]), round(box["height"])) == (1024, 768), box  # 1:1 on a wide window
         page.screenshot(path=str(ARTIFACTS / "label-01-em.png"), full_page=True)
 
         # E picks the eraser: a stroke across the imported square, Ctrl+S saves it
         page.keyboard.press("e")
-        _settle(page)
+        settle(page)
         assert page.get_by_role("radio", name="Eraser (E)").is_checked()
         _stroke(page, [(450, 350), (750, 350)])
         page.keyboard.press("Control+s")
@@ -151,7 +121,7 @@ def test_label_keyboard_versions_and_dataset_switch(label_server):
         # B back to the brush, bigger with ]: a stroke below the square, saved with the keyboard
         page.keyboard.press("b")
         page.keyboard.press("]")
-        _settle(page)
+        settle(page)
         assert page.get_by_role("radio", name="Brush (B)").is_checked()
         _stroke(page, [(100, 600), (300, 600)])
         page.keyboard.press("Control+s")
@@ -162,33 +132,32 @@ def test_label_keyboard_versions_and_dataset_switch(label_server):
         # an unsaved stroke, then switch to the 5-class set and back: no crash, the stroke still pending
         _stroke(page, [(100, 100), (200, 100)])
         _pick_dataset(page, "mri")
-        _no_exception(page)
+        no_exception(page)
         page.get_by_text("lesion", exact=False).first.wait_for()
         page.keyboard.press("c")  # next class
-        _settle(page)
-        _no_exception(page)
+        settle(page)
+        no_exception(page)
         page.screenshot(path=str(ARTIFACTS / "label-03-five-classes.png"), full_page=True)
         _pick_dataset(page, "em")
-        _no_exception(page)
+        no_exception(page)
         page.get_by_text("1 unsaved stroke(s) on this slice", exact=False).first.wait_for()
 
         # restore the imported version (1) from the history: a new version 4 with its pixels
         history = page.locator("[data-testid='stSelectbox']").filter(has_text="View version")
-        history.click()
-        page.get_by_role("option", name="version 1", exact=True).click()
-        _settle(page)
+        choose(page, history, "version 1")
+        settle(page)
         page.get_by_role("button", name="Restore version 1").click()
         mask = _wait_version(page, ws, "em", 0, 4)
         assert np.array_equal(mask, imported)
         assert ws.mask_history("em", 0)[-1].source == "restored:v1"
         assert [v.version for v in ws.mask_history("em", 0)] == [1, 2, 3, 4]
-        _settle(page)
-        _no_exception(page)
+        settle(page)
+        no_exception(page)
         page.screenshot(path=str(ARTIFACTS / "label-04-restored.png"), full_page=True)
         # the pending stroke is still there, and Ctrl+S lands it on the restored version
         page.get_by_role("heading", name="Label").first.click()
         page.keyboard.press("Control+s")
         mask = _wait_version(page, ws, "em", 0, 5)
         assert (mask[97:104, 100:200] == 1).all() and np.array_equal(mask[200:], imported[200:])
-        _no_exception(page)
+        no_exception(page)
         browser.close()

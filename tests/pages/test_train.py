@@ -91,6 +91,7 @@ def test_tiny_job_runs_with_the_augment_page_settings_and_is_listed(ws_env, page
     assert at.multiselect(key="train_compare").value == [run_id]
     assert at.get_by_key("train_compare_chart")
     assert at.download_button(key="train_dl_best") and at.download_button(key="train_dl_bundle")
+    assert at.button(key=f"tools_model_prepare_{run_id}")  # the run as a bioimage.io package, from here too
 
     # a fresh session (page refresh) finds the job again through the registry
     again = AppTest.from_file(page("train.py"), default_timeout=60).run()
@@ -231,3 +232,21 @@ def test_compare_and_download_default_to_the_newest_run(ws_env, page, make_datas
     assert not at.exception
     assert at.multiselect(key="train_compare").value[0] == second  # the newest first, then the one before
     assert at.selectbox(key="train_dl_run").value == second
+
+
+def test_form_follows_the_dataset_picked_in_the_sidebar(ws_env, page, make_dataset):
+    """Each dataset's form shows its own last run's settings, also after switching in the sidebar."""
+    make_dataset("first", z=3, labeled=(0, 1))
+    make_dataset("second", z=3, labeled=(0, 1))
+    for name, epochs, width in (("first", 3, 8), ("second", 7, 12)):
+        config = default_config(2).to_dict()
+        config["epochs"], config["model"]["arch"], config["model"]["classic_width"] = epochs, "classic", width
+        ws_env.catalog.create_run(f"{name}-run", name, config, state="done")
+
+    at = AppTest.from_file(page("train.py"), default_timeout=60).run()
+    assert not at.exception and at.session_state["dataset"] == "first"
+    assert at.number_input(key="train_epochs").value == 3 and at.number_input(key="train_width").value == 8
+    at.selectbox(key="_dataset_box").set_value("second").run()
+    assert not at.exception
+    assert at.number_input(key="train_epochs").value == 7 and at.number_input(key="train_width").value == 12
+    assert any("second-run" in c.value for c in at.caption)
