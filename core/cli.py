@@ -206,23 +206,10 @@ def _cmd_export_model(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _cmd_list(args: argparse.Namespace) -> dict[str, Any]:
-    ws = _workspace(args)
-    datasets = []
-    for name in ws.dataset_names():
-        info = ws.dataset(name)
-        datasets.append({"name": name, "shape": list(info.shape), "dtype": info.dtype,
-                         "classes": list(info.class_names), **info.counts()})
-    runs = []
-    all_runs = ws.catalog.runs()
-    resumed_by = {r["extra"].get("resumed_from"): r["run_id"] for r in reversed(all_runs)
-                  if r["extra"].get("resumed_from")}
-    for r in all_runs:
-        runs.append({**{k: r[k] for k in ("run_id", "dataset", "state", "best_dice", "best_checkpoint",
-                                          "last_checkpoint", "device", "error")},
-                     "epochs_done": len(ws.catalog.epochs(r["run_id"])), "epochs": r["config"].get("epochs"),
-                     "resumed_by": resumed_by.get(r["run_id"], ""),
-                     "resumable": r["state"] not in ("queued", "running", "stopping")
-                     and bool(r["last_checkpoint"] and Path(r["last_checkpoint"]).is_file())})
+    from .workflow.listing import workspace_listing
+
+    listing = workspace_listing(_workspace(args))
+    datasets, runs = listing["datasets"], listing["runs"]
     for d in datasets:
         print(f"dataset {d['name']}: {d['slices']} slices {d['shape'][1]}x{d['shape'][2]} {d['dtype']}, "
               f"{d['slices'] - d['unlabeled']} with masks, classes {', '.join(d['classes'])}", file=sys.stderr)
@@ -234,7 +221,7 @@ def _cmd_list(args: argparse.Namespace) -> dict[str, Any]:
             hint = f" (resumed as {r['resumed_by']})"
         print(f"run {r['run_id']} on {r['dataset']}: {r['state']}, epoch {r['epochs_done']}/{r['epochs']}"
               f"{dice}{hint}", file=sys.stderr)
-    return {"workspace": str(ws.root), "datasets": datasets, "runs": runs}
+    return listing
 
 
 def _cmd_delete(args: argparse.Namespace) -> dict[str, Any]:
