@@ -6,16 +6,16 @@ What runs:
    is made of slices 0..23 only (images and masks), so the held-out slices 24..29 do not even
    enter the normalisation window. The training job splits ``isbi-train`` into training and
    validation slices itself (``val_fraction`` of the recipe).
-2. :func:`core.training.default_config` (or it with ``--set`` overrides) is trained through the
-   same :class:`core.training.TrainingJob` the dashboard uses, under a time budget
+2. :func:`core.train.config.default_config` (or it with ``--set`` overrides) is trained through the
+   same :class:`core.train.job.TrainingJob` the dashboard uses, under a time budget
    (``--minutes``, training and scoring together): a short calibration job (two epochs of 6
    steps of the recipe; the second, warm one counts) measures the step time and the per-epoch
    validation and saving time, and when the recipe's epochs would not fit the budget they are
    lowered so that they do (the cosine schedule then still ends on time); the job is also stopped at the deadline whatever happens
    (``last.pt`` is kept, and scored when there is no ``best.pt``).
 3. ``best.pt`` (the best validation Dice; the checkpoint the dashboard offers) is scored on
-   slices 24..29 with :func:`core.inference.predict_slice` at the default tiling (see
-   :func:`core.inference.default_tile`; overlap 0.25, Gaussian blending), without and with
+   slices 24..29 with :func:`core.predict.inferer.predict_slice` at the default tiling (see
+   :func:`core.predict.inferer.default_tile`; overlap 0.25, Gaussian blending), without and with
    test-time flips (``tta``).
 
 Scores, over all pixels of the six slices: pixel error (1 - accuracy), Dice and IoU of each
@@ -84,8 +84,10 @@ def adapted_rand_error(truth_cells: np.ndarray, pred_cells: np.ndarray) -> float
 
 def score(ckpt, images: np.ndarray, truths: np.ndarray, tta: bool) -> dict:
     """Predict each (Y, X) slice whole (tiled, default overlap) and score it against its truth."""
-    from core.inference import PredictConfig, labels_from_probs, predict_slice
-    from core.metrics import confusion_matrix, scores_from_confusion
+    from core.predict.config import PredictConfig
+    from core.predict.probabilities import labels_from_probs
+    from core.predict.inferer import predict_slice
+    from core.nn.metrics import confusion_matrix, scores_from_confusion
 
     t = time.perf_counter()
     cm = np.zeros((2, 2), np.int64)
@@ -110,7 +112,8 @@ def calibrate(ws, dataset: str, cfg, steps: int = 6) -> tuple[float, float]:
     :class:`TrainingJob` (two epochs of ``steps`` steps), so whatever the trainer does (threads,
     precision, memory format, validation, checkpoints) is in the numbers. The second epoch is
     used: the first includes one-off warm-up (kernel selection), up to 1.5x a step's time."""
-    from core.training import TrainingJob, registry
+    from core.train.job import TrainingJob
+    from core.train.registry import registry
 
     job = registry().start(TrainingJob(ws, dataset, replace(cfg, epochs=2, steps_per_epoch=steps)))
     job.join()
@@ -130,7 +133,8 @@ def fit_epochs(cfg, step_s: float, epoch_extra_s: float, budget_s: float) -> int
 
 
 def train(ws, dataset: str, cfg, deadline: float, log) -> dict:
-    from core.training import TrainingJob, registry
+    from core.train.job import TrainingJob
+    from core.train.registry import registry
 
     t0 = time.time()
     job = registry().start(TrainingJob(ws, dataset, cfg))
@@ -169,10 +173,10 @@ def main() -> None:
 
     import torch
 
-    from core.checkpoint import load_checkpoint
-    from core.sample import ensure_sample
-    from core.training import default_config, TrainConfig
-    from core.workspace import Workspace
+    from core.nn.checkpoint import load_checkpoint
+    from core.workflow.sample import ensure_sample
+    from core.train.config import default_config, TrainConfig
+    from core.store.workspace import Workspace
 
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)

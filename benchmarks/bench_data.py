@@ -1,7 +1,7 @@
 """Data layer: time and peak memory to open a 2 GB uncompressed multipage TIFF and read one slice.
 
 Target: under 1 s and under 200 MB peak RSS. The stack is written once to a temporary folder
-(``--dir``, default the system temp), then a fresh subprocess opens it with ``core.io.read_stack``
+(``--dir``, default the system temp), then a fresh subprocess opens it with ``core.data.io.read_stack``
 and reads the middle slice, so the numbers are the user's first open, not a warm Python.
 
     python benchmarks/bench_data.py [--gb 2] [--dir /tmp]
@@ -22,7 +22,7 @@ from _common import PEAK, ROOT, report
 CHILD = PEAK + r"""
 import json, sys, time
 t0 = time.perf_counter()
-from core.io import read_stack
+from core.data.io import read_stack
 t1 = time.perf_counter()
 stack = read_stack(sys.argv[1])
 z = stack.shape[0] // 2

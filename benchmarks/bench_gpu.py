@@ -36,14 +36,14 @@ def main() -> None:
 
     from bench_trainer import DATASET, alternate, bare_loop, job_run, result_rows
 
-    from core.sample import ensure_sample
-    from core.training import TrainConfig, default_config
+    from core.workflow.sample import ensure_sample
+    from core.train.config import TrainConfig, default_config
 
     cfg = TrainConfig.from_dict({**json.loads(args.set), "epochs": args.epochs, "device": "cuda", "amp": True},
                                 base=default_config(2))
     tmp = tempfile.mkdtemp(prefix="segdash-bench-gpu-")
     try:
-        from core.workspace import Workspace
+        from core.store.workspace import Workspace
 
         ws = Workspace(tmp)
         ensure_sample(ws)

@@ -1,8 +1,8 @@
 """Inference: cost of tiled prediction against the bare forward pass, and peak memory on a big stack.
 
-1. **Ratio.** The recipe's network (:func:`core.training.default_config`, random weights: only
+1. **Ratio.** The recipe's network (:func:`core.train.config.default_config`, random weights: only
    time matters) saved as a checkpoint with the recipe's patch size, so prediction uses the
-   default tiling of :mod:`core.inference` (:func:`~core.inference.default_tile`: the patch size
+   default tiling of :mod:`core.predict` (:func:`~core.predict.inferer.default_tile`: the patch size
    but at least 1024, the fewest tiles spread over the slice, overlap 0.25, Gaussian blending).
    On ``--slices`` ISBI 2012 slices (512 x 512 uint8) and on 2 random 768 x 1024 slices (EPFL
    size), three ways, alternating for ``--rounds`` rounds (median):
@@ -10,15 +10,15 @@
    - **bare**: normalise, ``model(x)`` of one whole slice at a time and a sigmoid under
      ``torch.inference_mode``, channels-last as in prediction: the least work that gives the
      same probabilities (batches of 4 slices were slower per slice on a CPU);
-   - **predict_slice**: :func:`core.inference.predict_slice` per slice (default ``PredictConfig``);
-   - **predict_stack**: :func:`core.inference.predict_stack` of the same slices to TIFF files
+   - **predict_slice**: :func:`core.predict.inferer.predict_slice` per slice (default ``PredictConfig``);
+   - **predict_stack**: :func:`core.predict.stack.predict_stack` of the same slices to TIFF files
      (masks + probabilities, per-slice uncertainty): what the app and the CLI run.
 
    Ratio = seconds / bare seconds. Target: predict_slice <= 1.3 x bare at the default overlap,
    on both sizes.
 
 2. **Peak memory.** A 165 x 768 x 1024 uint8 stack (124 MiB) is written to a temporary folder
-   and predicted by :func:`core.inference.predict_headless` (what ``python -m core predict``
+   and predicted by :func:`core.predict.stack.predict_headless` (what ``python -m core predict``
    calls) in a fresh Python process, with the recipe's network at the default tiling (one
    768 x 1024 tile; ``--memory-model small``: a classic U-Net of width 4, to see the fixed part). The child reports its own high-water RSS
    (``VmHWM`` from ``/proc/self/status``, read at the end; ``ru_maxrss`` could carry the parent's
@@ -50,7 +50,7 @@ STACK_SHAPE = (165, 768, 1024)
 
 CHILD = PEAK + r"""
 import json, sys, time
-from core.inference import predict_headless
+from core.predict.stack import predict_headless
 t = time.perf_counter()
 out = predict_headless(sys.argv[1], sys.argv[2], sys.argv[3], prob=sys.argv[4], device="cpu")
 print(json.dumps({"seconds": time.perf_counter() - t, "slices": out["slices"], "peak_rss_mb": peak_rss_mb()}))
@@ -59,8 +59,8 @@ print(json.dumps({"seconds": time.perf_counter() - t, "slices": out["slices"], "
 BASE_CHILD = PEAK + r"""
 import json, sys
 import torch
-from core.checkpoint import load_checkpoint
-import core.inference
+from core.nn.checkpoint import load_checkpoint
+import core.predict.stack
 ckpt = load_checkpoint(sys.argv[1])
 print(json.dumps({"peak_rss_mb": peak_rss_mb()}))
 """
@@ -70,8 +70,8 @@ def save_untrained(path: Path, model_cfg, patch_size: int, window=(0.0, 255.0)) 
     """A checkpoint of a randomly initialised ``model_cfg`` network (seed 0)."""
     import torch
 
-    from core.checkpoint import save_checkpoint
-    from core.model import build_model
+    from core.nn.checkpoint import save_checkpoint
+    from core.nn.model import build_model
 
     torch.manual_seed(0)
     model = build_model(model_cfg).eval()
@@ -85,7 +85,7 @@ def bare_forward(model, images: np.ndarray, window, batch: int = 4) -> float:
     memory format prediction uses (channels-last)."""
     import torch
 
-    from core.intensity import normalize
+    from core.data.intensity import normalize
 
     model = model.to(memory_format=torch.channels_last)  # as predict_slice runs it
     t = time.perf_counter()
@@ -99,12 +99,15 @@ def bare_forward(model, images: np.ndarray, window, batch: int = 4) -> float:
 def ratio_part(tmp: Path, n_slices: int, rounds: int, log) -> tuple[list[dict], dict]:
     import torch
 
-    from core.checkpoint import load_checkpoint
-    from core.inference import PredictConfig, default_tile, predict_slice, predict_stack
-    from core.intensity import percentile_range
-    from core.sample import ensure_sample
-    from core.training import default_config, select_device
-    from core.workspace import Workspace
+    from core.nn.checkpoint import load_checkpoint
+    from core.predict.config import PredictConfig
+    from core.predict.inferer import default_tile, predict_slice
+    from core.predict.stack import predict_stack
+    from core.data.intensity import percentile_range
+    from core.workflow.sample import ensure_sample
+    from core.train.config import default_config
+    from core.nn.device import select_device
+    from core.store.workspace import Workspace
 
     select_device("cpu")
     ws = Workspace(tmp / "ws")
@@ -160,8 +163,8 @@ def ratio_part(tmp: Path, n_slices: int, rounds: int, log) -> tuple[list[dict], 
 def memory_part(tmp: Path, which: str, log) -> tuple[dict, dict]:
     import tifffile
 
-    from core.model import ModelConfig
-    from core.training import default_config
+    from core.nn.model import ModelConfig
+    from core.train.config import default_config
 
     if which == "default":
         rc = default_config(2)

@@ -1,15 +1,15 @@
 """Trainer overhead: ``TrainingJob`` against a bare hand-written smp loop doing the same work.
 
-Both arms train the recipe's network (:func:`core.training.default_config`, or ``--set``
+Both arms train the recipe's network (:func:`core.train.config.default_config`, or ``--set``
 overrides) for the same number of steps (``--epochs`` x the recipe's ``steps_per_epoch``), batch and
 patch size, on the same patches (same positions, drawn with the trainer's seeded sampler) with the
-same augmentation (:func:`core.augment.augment_batch`, same generator seeds), the same loss
+same augmentation (:func:`core.nn.augment.augment_batch`, same generator seeds), the same loss
 (smp BCE + Dice), AdamW and per-step cosine learning rate, on the ISBI 2012 sample (30 labeled
 slices, a temporary workspace).
 
 - **bare**: read the slices, percentile window, build the network, then per step: slice and
   normalise the patches (numpy), augment, forward, loss, backward, step. Nothing else.
-- **job**: :class:`core.training.TrainingJob` started through the registry, with everything it
+- **job**: :class:`core.train.job.TrainingJob` started through the registry, with everything it
   does: catalog records, the training/validation split, a DataLoader, stop checks and progress
   snapshots per step, validation on the validation slices and ``last.pt`` / ``best.pt``
   checkpoints (with optimizer state) after every epoch, and ``bundle.zip`` at the end.
@@ -47,7 +47,7 @@ def bare_loop(ws, dataset: str, cfg, device_name: str = "cpu", channels_last: bo
     """Train ``cfg.epochs * cfg.steps_per_epoch`` steps by hand; returns ``{patches, seconds}``.
 
     Same numeric settings as the trainer: channels-last, and with ``cfg.amp`` the forward under
-    the autocast dtype the trainer picks (:func:`core.device.amp_dtype_for`: bf16 on CUDA and on
+    the autocast dtype the trainer picks (:func:`core.nn.device.amp_dtype_for`: bf16 on CUDA and on
     CPUs with native bf16, fp16 + GradScaler on older GPUs).
     """
     import math
@@ -55,11 +55,12 @@ def bare_loop(ws, dataset: str, cfg, device_name: str = "cpu", channels_last: bo
     import segmentation_models_pytorch as smp
     import torch
 
-    from core.augment import augment_batch
-    from core.device import amp_dtype_for
-    from core.intensity import normalize, percentile_range
-    from core.model import build_model
-    from core.training import _patch_coords, select_device, split_slices  # same sampler
+    from core.nn.augment import augment_batch
+    from core.nn.device import amp_dtype_for
+    from core.data.intensity import normalize, percentile_range
+    from core.nn.model import build_model
+    from core.train.data import patch_coords, split_slices  # same sampler
+    from core.nn.device import select_device
 
     t0 = time.perf_counter()
     device = select_device(device_name)
@@ -85,7 +86,7 @@ def bare_loop(ws, dataset: str, cfg, device_name: str = "cpu", channels_last: bo
     p, bs, step, n = cfg.patch_size, cfg.batch_size, 0, 0
     model.train()
     for epoch in range(1, cfg.epochs + 1):
-        coords = _patch_coords(masks, p, cfg.steps_per_epoch * bs, np.random.default_rng([cfg.seed, epoch]),
+        coords = patch_coords(masks, p, cfg.steps_per_epoch * bs, np.random.default_rng([cfg.seed, epoch]),
                                cfg.skip_empty_patches)
         gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
         for i in range(0, len(coords), bs):
@@ -116,7 +117,8 @@ def bare_loop(ws, dataset: str, cfg, device_name: str = "cpu", channels_last: bo
 
 def job_run(ws, dataset: str, cfg) -> dict:
     """Train ``cfg`` through the registry and a :class:`TrainingJob`; returns ``{patches, seconds, ...}``."""
-    from core.training import TrainingJob, registry
+    from core.train.job import TrainingJob
+    from core.train.registry import registry
 
     t0 = time.perf_counter()
     job = registry().start(TrainingJob(ws, dataset, cfg))
@@ -193,9 +195,9 @@ def main() -> None:
 
     import torch
 
-    from core.sample import ensure_sample
-    from core.training import TrainConfig, default_config
-    from core.workspace import Workspace
+    from core.workflow.sample import ensure_sample
+    from core.train.config import TrainConfig, default_config
+    from core.store.workspace import Workspace
 
     cfg = TrainConfig.from_dict({**json.loads(args.set), "epochs": args.epochs, "device": "cpu"},
                                 base=default_config(2))

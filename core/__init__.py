@@ -1,16 +1,17 @@
 """SegDash core: everything but the UI, usable headless (``python -m core --help``).
 
-Modules, one per concern (stacks are (Z, Y, X) numpy arrays throughout):
+Subpackages by layer (stacks are (Z, Y, X) numpy arrays throughout); each may import only the
+layers listed, which ``tests/core/test_package.py`` checks:
 
-- :mod:`core.io`: read stacks (TIFF, PNG/JPEG/BMP, ZIP, folder), write TIFF/PNG atomically.
-- :mod:`core.intensity`: percentile normalisation for display and for the network.
-- :mod:`core.masks`: masks to class indices; stray-value detection.
-- :mod:`core.workspace` / :mod:`core.catalog`: datasets, versioned masks, runs, SQLite catalog.
-- :mod:`core.owner`: which process owns an import, a run or a temporary file, and whether it is gone.
-- :mod:`core.ingest`: import with image/mask pairing. :mod:`core.export`: ZIP/TIFF exports.
-- :mod:`core.sample`: the bundled ISBI 2012 sample.
-- :mod:`core.model`, :mod:`core.augment`, :mod:`core.metrics`, :mod:`core.training`,
-  :mod:`core.checkpoint`, :mod:`core.inference`, :mod:`core.review`: learning and prediction (torch).
+- :mod:`core.data`: stacks and files (read, write atomically, intensity, masks, owners). Imports
+  nothing of core.
+- :mod:`core.store`: the workspace on disk and its SQLite catalog. Imports data.
+- :mod:`core.nn`: device, model, augmentation, metrics, checkpoints (torch). Imports data.
+- :mod:`core.train`: training runs and jobs. Imports data, store, nn.
+- :mod:`core.predict`: inference and stored predictions. Imports data, store, nn.
+- :mod:`core.workflow`: import, export, sample, review, assist, guide. Imports all but view.
+- :mod:`core.view`: overlays, figures, the label canvas. Imports data.
+- :mod:`core.cli`: the headless command line (``python -m core``), beside the pages as a front end.
 
 Importing ``core`` imports neither streamlit nor torch.
 """

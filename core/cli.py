@@ -24,14 +24,16 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from .errors import SegDashError
+
 __all__ = ["main", "build_parser"]
 
 EXIT_OK, EXIT_INTERNAL, EXIT_REFUSED, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 def _workspace(args: argparse.Namespace):
-    from .sample import ensure_sample
-    from .workspace import Workspace
+    from .workflow.sample import ensure_sample
+    from .store.workspace import Workspace
 
     ws = Workspace(args.workspace)
     ensure_sample(ws)
@@ -61,9 +63,9 @@ def _progress_printer(label: str) -> Callable[[float, float, float | None, str],
 
 
 def _cmd_import(args: argparse.Namespace) -> dict[str, Any]:
-    from .ingest import ImagesLookLikeMasks, TooManyClassNames, import_dataset
-    from .io import StackOrColourNeeded
-    from .masks import GappedMaskValues, ThresholdMergesClasses
+    from .workflow.ingest import ImagesLookLikeMasks, TooManyClassNames, import_dataset
+    from .data.io import StackOrColourNeeded
+    from .data.masks import GappedMaskValues, ThresholdMergesClasses
 
     ws = _workspace(args)
     classes = [c.strip() for c in args.classes.split(",")] if args.classes else None
@@ -82,20 +84,20 @@ def _cmd_import(args: argparse.Namespace) -> dict[str, Any]:
                                 images_are_binary=args.images_are_binary, merge_classes=args.merge_classes)
     except tuple(hints) as exc:
         hint = next(h for cls, h in hints.items() if isinstance(exc, cls))
-        raise ValueError(f"{str(exc).rstrip('.')}{hint}") from None
+        raise SegDashError(f"{str(exc).rstrip('.')}{hint}") from None
     for note in report.notices:
         print(f"notice: {note}", file=sys.stderr)
     return report.summary()
 
 
 def _cmd_export(args: argparse.Namespace) -> dict[str, Any]:
-    from . import export
+    from .workflow import export
 
     ws = _workspace(args)
     if args.prediction and args.format != "ome-zarr":
-        raise ValueError("--prediction goes with --format ome-zarr only")
+        raise SegDashError("--prediction goes with --format ome-zarr only")
     if args.format == "ome-zarr":
-        from .omezarr import export_dataset_omezarr
+        from .workflow.export import export_dataset_omezarr
 
         out = export_dataset_omezarr(ws, args.dataset, Path(args.out), prediction=args.prediction)
         size = out.stat().st_size if out.is_file() else sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
@@ -115,21 +117,21 @@ def _check_train(ws: Any, args: argparse.Namespace) -> dict[str, Any] | None:
     file, the run to resume. Returns the JSON config (or ``None``)."""
     ws.dataset(args.dataset)
     if not ws.labeled_slices(args.dataset):
-        raise ValueError(f"dataset {args.dataset!r} has no labeled slices; label at least one slice first")
+        raise SegDashError(f"dataset {args.dataset!r} has no labeled slices; label at least one slice first")
     config = None
     if args.config:
         try:
             config = json.loads(Path(args.config).read_text())
         except (OSError, ValueError) as exc:
-            raise ValueError(f"{args.config}: cannot read the JSON config ({exc})") from None
+            raise SegDashError(f"{args.config}: cannot read the JSON config ({exc})") from None
     if args.resume and "/" not in args.resume and "\\" not in args.resume:
         run = ws.catalog.run(args.resume)
         if run is None and not Path(args.resume).is_file():
             known = ", ".join(r["run_id"] for r in ws.catalog.runs()[:5]) or "none"
-            raise ValueError(f"cannot resume from {args.resume!r}: no run of that name in {ws.root} "
-                             f"(latest runs: {known})")
+            raise SegDashError(f"cannot resume from {args.resume!r}: no run of that name in {ws.root} "
+                               f"(latest runs: {known})")
     elif args.resume and not Path(args.resume).is_file():
-        raise ValueError(f"cannot resume from {args.resume!r}: no such checkpoint file")
+        raise SegDashError(f"cannot resume from {args.resume!r}: no such checkpoint file")
     return config
 
 
@@ -140,7 +142,7 @@ class _TrainingFailed(Exception):
 def _cmd_train(args: argparse.Namespace) -> dict[str, Any]:
     ws = _workspace(args)
     config = _check_train(ws, args)
-    from .training import job_progress, train_headless  # torch: only now that the input is fine
+    from .train.headless import job_progress, train_headless  # torch: only now that the input is fine
 
     bar = _progress_printer("train")
 
@@ -163,9 +165,9 @@ def _cmd_train(args: argparse.Namespace) -> dict[str, Any]:
 def _cmd_predict(args: argparse.Namespace) -> dict[str, Any]:
     for what, path in (("checkpoint", args.checkpoint), ("input", args.input)):  # before torch is imported
         if not Path(path).exists():
-            raise ValueError(f"{path}: no such {what} file or folder")
-    from .inference import predict_headless
-    from .io import StackOrColourNeeded
+            raise SegDashError(f"{path}: no such {what} file or folder")
+    from .data.limits import StackOrColourNeeded
+    from .predict.stack import predict_headless
 
     bar = _progress_printer("predict")
     try:
@@ -175,11 +177,11 @@ def _cmd_predict(args: argparse.Namespace) -> dict[str, Any]:
                                 progress=lambda done, total, eta: bar(done, total, eta),
                                 warn=lambda text: print(f"warning: {text}", file=sys.stderr, flush=True))
     except StackOrColourNeeded as exc:
-        raise ValueError(f"{str(exc).rstrip('.')}{_PLANAR_HINT}") from None
+        raise SegDashError(f"{str(exc).rstrip('.')}{_PLANAR_HINT}") from None
 
 
 def _cmd_export_model(args: argparse.Namespace) -> dict[str, Any]:
-    from .bioimageio import export_bioimageio
+    from .workflow.model_export import export_bioimageio
 
     ws = _workspace(args)
     authors = [a.strip() for a in (args.authors or "").split(",") if a.strip()]
@@ -193,7 +195,7 @@ def _cmd_export_model(args: argparse.Namespace) -> dict[str, Any]:
     if not summary["onnx"] and not args.no_onnx:
         print(f"notice: {summary['onnx_note']}", file=sys.stderr)
     if args.test:
-        from .bioimageio import test_package
+        from .workflow.model_export import test_package
 
         result = test_package(summary["out"])
         summary["test"] = result["status"]
@@ -204,23 +206,10 @@ def _cmd_export_model(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _cmd_list(args: argparse.Namespace) -> dict[str, Any]:
-    ws = _workspace(args)
-    datasets = []
-    for name in ws.dataset_names():
-        info = ws.dataset(name)
-        datasets.append({"name": name, "shape": list(info.shape), "dtype": info.dtype,
-                         "classes": list(info.class_names), **info.counts()})
-    runs = []
-    all_runs = ws.catalog.runs()
-    resumed_by = {r["extra"].get("resumed_from"): r["run_id"] for r in reversed(all_runs)
-                  if r["extra"].get("resumed_from")}
-    for r in all_runs:
-        runs.append({**{k: r[k] for k in ("run_id", "dataset", "state", "best_dice", "best_checkpoint",
-                                          "last_checkpoint", "device", "error")},
-                     "epochs_done": len(ws.catalog.epochs(r["run_id"])), "epochs": r["config"].get("epochs"),
-                     "resumed_by": resumed_by.get(r["run_id"], ""),
-                     "resumable": r["state"] not in ("queued", "running", "stopping")
-                     and bool(r["last_checkpoint"] and Path(r["last_checkpoint"]).is_file())})
+    from .workflow.listing import workspace_listing
+
+    listing = workspace_listing(_workspace(args))
+    datasets, runs = listing["datasets"], listing["runs"]
     for d in datasets:
         print(f"dataset {d['name']}: {d['slices']} slices {d['shape'][1]}x{d['shape'][2]} {d['dtype']}, "
               f"{d['slices'] - d['unlabeled']} with masks, classes {', '.join(d['classes'])}", file=sys.stderr)
@@ -232,14 +221,14 @@ def _cmd_list(args: argparse.Namespace) -> dict[str, Any]:
             hint = f" (resumed as {r['resumed_by']})"
         print(f"run {r['run_id']} on {r['dataset']}: {r['state']}, epoch {r['epochs_done']}/{r['epochs']}"
               f"{dice}{hint}", file=sys.stderr)
-    return {"workspace": str(ws.root), "datasets": datasets, "runs": runs}
+    return listing
 
 
 def _cmd_delete(args: argparse.Namespace) -> dict[str, Any]:
     ws = _workspace(args)
     what = ws.deletion_summary(args.dataset)
     if not args.yes:
-        raise ValueError(f"{what}. Nothing was deleted: add --yes to delete it")
+        raise SegDashError(f"{what}. Nothing was deleted: add --yes to delete it")
     ws.delete_dataset(args.dataset)
     return {"deleted": args.dataset, "workspace": str(ws.root)}
 
@@ -368,7 +357,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except _TrainingFailed as exc:
         print(f"error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_INTERNAL
-    except ValueError as exc:
+    except SegDashError as exc:  # a user's mistake; a plain ValueError (numpy, torch) is an internal error
         if debug:
             raise
         print(f"error: {_one_line(exc)}", file=sys.stderr)
@@ -377,7 +366,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if debug:
             raise
         if exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
-            from .workspace import human_bytes
+            from .store.workspace import human_bytes
 
             where = Path(exc.filename).parent if exc.filename else Path.cwd()
             print(f"error: not enough space to write {exc.filename or 'a file'}: "

@@ -6,14 +6,18 @@ UI only (no logic): everything computed lives in ``core``.
 from __future__ import annotations
 
 import contextlib
+import logging
 from pathlib import Path
 from typing import Iterator
 
 import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
-from core.sample import ensure_sample
-from core.workspace import Workspace, WorkspaceError, default_root
+from core.errors import SegDashError
+from core.workflow.sample import ensure_sample
+from core.store.workspace import Workspace, WorkspaceError, default_root
+
+log = logging.getLogger(__name__)
 
 
 @st.cache_resource(show_spinner="Opening the workspace ...")
@@ -93,8 +97,16 @@ def page_link(page: str, label: str, icon: str | None = None) -> None:
 
 @contextlib.contextmanager
 def user_errors() -> Iterator[None]:
-    """Show ``ValueError`` from ``core`` as ``st.error`` instead of a traceback."""
+    """Show a :class:`~core.errors.SegDashError` (a user's mistake) as ``st.error`` instead of a
+    traceback; any other ``ValueError`` (numpy, torch, ...) is an internal error: a generic message,
+    its details folded in an expander and the traceback in the server log."""
     try:
         yield
-    except ValueError as exc:
+    except SegDashError as exc:
         st.error(str(exc))
+    except ValueError as exc:
+        log.exception("internal error shown on the page")
+        st.error("Something went wrong inside SegDash: an internal error, not a problem with your input. "
+                 "Nothing saved was lost; the details are below and in the server log.")
+        with st.expander("Details"):
+            st.code(f"{type(exc).__name__}: {exc}")

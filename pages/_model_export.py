@@ -1,7 +1,7 @@
 """Export sections for other tools: a trained model as a bioimage.io package (Fiji / deepImageJ, ilastik,
 napari, BiaPy) and the dataset as OME-Zarr (napari: image + labels layer).
 
-UI only: :mod:`core.bioimageio` and :mod:`core.omezarr` write the files. Called from the Export page
+UI only: :mod:`core.nn.bioimageio` and :mod:`core.data.omezarr` write the files. Called from the Export page
 (:func:`tools_section`); :func:`model_export_section` also fits the Train page, per run.
 """
 
@@ -13,8 +13,8 @@ from pathlib import Path
 
 import streamlit as st
 
-from core.export import to_bytes
-from core.workspace import Workspace
+from core.workflow.export import to_bytes
+from core.store.workspace import Workspace
 from pages._common import user_errors
 
 __all__ = ["tools_section", "model_export_section", "omezarr_section"]
@@ -38,14 +38,14 @@ def _download(key: str) -> None:
 
 def omezarr_section(ws: Workspace, dataset: str) -> None:
     """Images + masks as OME-Zarr (a ZIP of ``<dataset>.zarr``) for napari."""
-    from core.omezarr import export_dataset_omezarr
+    from core.workflow.export import export_dataset_omezarr
 
     st.markdown("**Images and masks for napari: OME-Zarr**")
     px = ws.pixel_size(dataset)
     st.caption("A ZIP of `" + dataset + ".zarr`: unzip it and open the folder in napari (napari-ome-zarr "
                "plugin): the images, and the masks as a labels layer with the class names. "
                + (f"Pixel size {px.describe()}." if px else "Pixel size unknown (the source did not state it)."))
-    from core.guide import prediction_ids
+    from core.workflow.guide import prediction_ids
 
     preds = prediction_ids(ws, dataset)
     prediction = None
@@ -60,13 +60,13 @@ def omezarr_section(ws: Workspace, dataset: str) -> None:
 
 
 def _runs_with_weights(ws: Workspace, dataset: str) -> list[dict]:
-    return [r for r in ws.catalog.runs(dataset)
-            if any(r.get(k) and Path(r[k]).is_file() for k in ("best_checkpoint", "last_checkpoint"))]
+    return ws.runs_with_checkpoints(dataset, keys=("best_checkpoint", "last_checkpoint"))
 
 
 def model_export_section(ws: Workspace, run_id: str) -> None:
     """Ask authors and licence, write the run's best checkpoint as a bioimage.io package, offer it."""
-    from core.bioimageio import DEFAULT_LICENSE, LICENSES, export_bioimageio, test_package
+    from core.nn.bioimageio import DEFAULT_LICENSE, LICENSES
+    from core.workflow.model_export import export_bioimageio, test_package
 
     run = ws.catalog.run(run_id)
     ckpt = next((Path(run[k]) for k in ("best_checkpoint", "last_checkpoint")

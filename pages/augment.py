@@ -1,8 +1,8 @@
 """Augment: choose the augmentations training applies, and see them on a labeled slice.
 
-UI only: the transforms are :mod:`core.augment` (:func:`~core.augment.preview` runs the same code
+UI only: the transforms are :mod:`core.nn.augment` (:func:`~core.nn.augment.preview` runs the same code
 as training). The chosen settings are kept in ``st.session_state["augment_config"]`` (a dict of
-:class:`~core.augment.AugmentConfig`), which the Train page uses for the jobs it starts.
+:class:`~core.nn.augment.AugmentConfig`), which the Train page uses for the jobs it starts.
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from dataclasses import fields
 
 import streamlit as st
 
-from core.augment import AugmentConfig, preview
-from core.intensity import normalize, percentile_range
-from core.render import overlay
+from core.nn.augment import AugmentConfig, preview
+from core.data.intensity import normalize, percentile_range
+from core.view.render import overlay
 from pages._common import dataset_picker, init_state, user_errors, workspace
 
 # -- widgets: field -> (label, kind, min, max, step, help) ------------------------------------

@@ -1,21 +1,21 @@
 """Data: import images (and masks), browse the slices, and manage a dataset.
 
-UI only: reading, pairing and storing are :func:`core.ingest.import_dataset`; the workspace does
+UI only: reading, pairing and storing are :func:`core.workflow.ingest.import_dataset`; the workspace does
 the rest. When the data layer needs a decision (which channel of a multi-channel image, where to
 threshold anti-aliased masks, whether three planes are slices or colours, whether to remap gapped
 class values, merge classes or import two-valued images) the page offers the choice and the user
 imports again. A refusal is shown as an error on the page, with its reason. Paths on the server
-are limited to :func:`core.ingest.import_roots`.
+are limited to :func:`core.workflow.ingest.import_roots`.
 """
 
 import time
 
 import streamlit as st
 
-from core.ingest import ImagesLookLikeMasks, import_dataset, import_roots
-from core.io import ChannelChoiceNeeded, StackOrColourNeeded
-from core.masks import GappedMaskValues, StrayMaskValues, ThresholdMergesClasses
-from core.render import class_color, overlay
+from core.workflow.ingest import ImagesLookLikeMasks, import_dataset, import_roots
+from core.data.io import ChannelChoiceNeeded, StackOrColourNeeded
+from core.data.masks import GappedMaskValues, StrayMaskValues, ThresholdMergesClasses
+from core.view.render import class_color, overlay
 from pages._common import dataset_picker, init_state, user_errors, workspace
 
 ACCEPTED = ["tif", "tiff", "png", "jpg", "jpeg", "bmp", "zip"]

@@ -1,19 +1,15 @@
 """Export: masks, the whole dataset, a prediction's masks and per-slice metrics, as downloads.
 
-UI only: the files are written by :mod:`core.export`. Datasets can be large, so nothing is built
+UI only: the files are written by :mod:`core.workflow.export`. Datasets can be large, so nothing is built
 until the user presses *Prepare*; the prepared file is kept for one download button and replaced by
 the next one prepared.
 """
 
-import csv
-import io
-import json
-
 import streamlit as st
 
-from core.export import export_dataset_zip, export_labels_tiff, export_labels_zip, export_masks_tiff, \
-    export_masks_zip, to_bytes
-from core.guide import prediction_ids
+from core.workflow.export import PREDICTION_FORMATS, export_dataset_zip, export_masks_tiff, export_masks_zip, \
+    export_prediction, to_bytes
+from core.workflow.guide import prediction_ids
 from pages._common import dataset_picker, init_state, user_errors, workspace
 
 MASK_FORMATS = {
@@ -45,20 +41,6 @@ def _download(section: str) -> None:
                            type="primary", icon=":material/download:", on_click="ignore")
 
 
-def _csv(rows: list[dict]) -> bytes:
-    """Rows as CSV; list values (per-class scores) as JSON lists in one cell."""
-    if not rows:
-        return b""
-    buf = io.StringIO()
-    fields = list(rows[0])
-    writer = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore")
-    writer.writeheader()
-    for r in rows:
-        writer.writerow({k: json.dumps(v) if isinstance(v, (list, tuple)) else ("" if v is None else v)
-                         for k, v in r.items()})
-    return buf.getvalue().encode()
-
-
 def _dataset_section(ws, dataset: str) -> None:
     info = ws.dataset(dataset)
     n_masks = info.counts()["slices"] - info.counts()["unlabeled"]
@@ -84,26 +66,10 @@ def _prediction_section(ws, dataset: str) -> None:
     what = st.radio("What", PRED_FORMATS, key="export_pred_format")
     if st.button("Prepare", key="export_pred_prepare", icon=":material/build:"):
         with user_errors(), st.spinner(f"Writing the prediction {run_id} ..."):
-            info = ws.dataset(dataset)
-            if what == PRED_FORMATS[2]:
-                from core.review import per_slice_scores
-
-                rows = per_slice_scores(ws, dataset, run_id)
-                if not rows:
-                    raise ValueError("no slice with a labeled or edited mask to score the prediction against")
-                _keep(dataset, "pred", _csv(rows), f"{dataset}_{run_id}_metrics.csv", "text/csv")
-            else:
-                from core.inference import load_prediction
-
-                masks, _, _ = load_prediction(ws, dataset, run_id)
-                names = list(info.slice_names[:masks.shape[0]])
-                if what == PRED_FORMATS[0]:
-                    data = to_bytes(export_labels_zip, names, (masks[z] for z in range(len(names))), info.n_classes)
-                    _keep(dataset, "pred", data, f"{dataset}_{run_id}_masks.zip", "application/zip")
-                else:
-                    data = to_bytes(export_labels_tiff, names, (masks[z] for z in range(len(names))),
-                                    tuple(masks.shape), info.n_classes, pixel_size=ws.pixel_size(dataset))
-                    _keep(dataset, "pred", data, f"{dataset}_{run_id}_masks.tif", "image/tiff")
+            fmt, mime = {PRED_FORMATS[0]: ("zip", "application/zip"), PRED_FORMATS[1]: ("tiff", "image/tiff"),
+                         PRED_FORMATS[2]: ("csv", "text/csv")}[what]
+            data = to_bytes(export_prediction, ws, dataset, run_id, fmt)
+            _keep(dataset, "pred", data, f"{dataset}_{run_id}_{PREDICTION_FORMATS[fmt]}", mime)
     _download("pred")
 
 

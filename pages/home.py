@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from core.guide import last_run, next_steps
+from core.workflow.guide import last_run, next_steps
 from pages._common import dataset_picker, page_link, user_errors, workspace
 
 

@@ -1,6 +1,6 @@
 """Label: paint a slice's mask with brush, eraser and polygon fill; save, undo, redo, restore.
 
-UI only. The canvas (``streamlit-drawable-canvas``) returns Fabric JSON; :mod:`core.canvas` turns it
+UI only. The canvas (``streamlit-drawable-canvas``) returns Fabric JSON; :mod:`core.view.canvas` turns it
 into a mask at full image resolution, whatever the canvas size or zoom. The canvas uses the width
 of the page (whole-pixel magnification when the region fits, 1:1 for a 1024-px slice on a wide
 enough page); keyboard shortcuts and the column width come from the small component in
@@ -9,7 +9,7 @@ enough page); keyboard shortcuts and the column width come from the small compon
 Unsaved strokes are never dropped: when the slice, dataset, zoom or pan changes, the strokes on the
 canvas are kept per slice as a full-resolution paint layer (drawn striped, apart from the saved
 mask's tint) until Save or Clear strokes. Save applies them to the newest version of the mask inside
-one transaction (:meth:`core.workspace.Workspace.edit_mask`), so a version someone saved meanwhile
+one transaction (:meth:`core.store.workspace.Workspace.edit_mask`), so a version someone saved meanwhile
 keeps their work. Every saved version stays in the slice's history, where it can be viewed and
 restored (as a new version); Undo and Redo walk that history.
 """
@@ -25,9 +25,9 @@ import streamlit as st
 from PIL import Image
 from streamlit.errors import StreamlitAPIException
 
-from core import canvas as cv
-from core.assist import model_sources, model_suggestion
-from core.render import overlay
+from core.view import canvas as cv
+from core.workflow.assist import model_sources, model_suggestion
+from core.view.render import overlay
 from pages._common import dataset_picker, init_state, user_errors, workspace
 from pages._keys import key_hint, label_keys, new_actions, value
 

@@ -1,7 +1,7 @@
 """Predictions: run a trained model over a dataset, then review where it is wrong and fix it.
 
-UI only: prediction is :func:`core.inference.predict_dataset`, review is :mod:`core.review`,
-pictures are :mod:`core.render` and charts :mod:`core.plots`.
+UI only: prediction is :func:`core.predict.dataset.predict_dataset`, review is :mod:`core.workflow.review`,
+pictures are :mod:`core.view.render` and charts :mod:`core.view.plots`.
 """
 
 from __future__ import annotations
@@ -14,13 +14,18 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from core import plots, review
-from core.checkpoint import fit_warnings, read_checkpoint_info
-from core.inference import (GROUND_TRUTH_STATUSES, PredictConfig, PredictionJob, list_predictions, load_prediction,
-                            prediction_jobs, relabel, uncertainty_map)
-from core.ingest import import_dataset
-from core.metrics import slice_scores
-from core.render import ERROR_COLORS, class_color, error_map, heatmap, overlay
+from core.errors import SegDashError
+from core.view import plots
+from core.workflow import review
+from core.nn.fit import fit_warnings
+from core.nn.checkpoint import read_checkpoint_info
+from core.predict.stored import GROUND_TRUTH_STATUSES, list_predictions, load_prediction, prob_path
+from core.predict.config import PredictConfig
+from core.predict.dataset import PredictionJob, prediction_jobs
+from core.predict.probabilities import relabel, uncertainty_map
+from core.workflow.ingest import import_dataset
+from core.nn.metrics import slice_scores
+from core.view.render import ERROR_COLORS, class_color, error_map, heatmap, overlay
 from pages._common import dataset_picker, init_state, user_errors, workspace
 
 # -- session state (this page's keys, with the idiom of _common.init_state) -----------------------
@@ -44,7 +49,7 @@ def _import_upload() -> None:
     files, name = st.session_state.get("pred_upload"), st.session_state.get("pred_upload_name", "").strip()
     try:
         if not files:
-            raise ValueError("choose the stack's file(s) first")
+            raise SegDashError("choose the stack's file(s) first")
         report = import_dataset(workspace(), name, files, source="uploaded on the Predictions page")
     except ValueError as exc:
         st.session_state["pred_message"] = ("error", str(exc))
@@ -107,7 +112,7 @@ def _badge(text: str, rgb: tuple[int, int, int]) -> str:
 
 
 def _legend(class_names: tuple[str, ...]) -> str:
-    """Class colours of the overlays and the error colours of :func:`core.render.error_map`."""
+    """Class colours of the overlays and the error colours of :func:`core.view.render.error_map`."""
     classes = f"{class_names[0]} untinted " + "".join(_badge(n, class_color(k)) for k, n in enumerate(class_names)
                                                        if k > 0)
     errors = "".join(_badge(name, rgb) for name, rgb in ERROR_COLORS.items()
@@ -126,7 +131,7 @@ info = ws.dataset(dataset)
 
 # -- 1. predict ---------------------------------------------------------------------------------
 st.subheader("1. Predict")
-runs = [r for r in ws.catalog.runs() if r["best_checkpoint"] and Path(r["best_checkpoint"]).is_file()]
+runs = ws.runs_with_checkpoints()
 with st.expander("Predict on a new stack (upload)"):
     st.file_uploader("Image stack: TIFF, PNG/JPEG files or a ZIP", accept_multiple_files=True,
                      type=["tif", "tiff", "png", "jpg", "jpeg", "bmp", "zip"], key="pred_upload")
@@ -247,7 +252,7 @@ with user_errors():
     z = st.slider("Slice", 0, n_pred - 1, key="pred_slice") if n_pred > 1 else 0
     image = ws.read_slice(dataset, z)
     truth = ws.read_mask(dataset, z)
-    pred = relabel(ws.predictions_dir(dataset, view) / "prob.tif", threshold, z=z) if threshold is not None \
+    pred = relabel(prob_path(ws, dataset, view), threshold, z=z) if threshold is not None \
         else np.asarray(masks[z])
     scale = float(summary.get("prob_scale", 255.0))
     unc = None

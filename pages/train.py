@@ -1,7 +1,7 @@
 """Train: configure and start a training job, watch it live, compare and download runs.
 
-UI only: training is :class:`core.training.TrainingJob` in a background thread (it never calls
-``st.*``); this page starts it through :func:`core.training.registry` and polls its snapshot from a
+UI only: training is :class:`core.train.job.TrainingJob` in a background thread (it never calls
+``st.*``); this page starts it through :func:`core.train.registry.registry` and polls its snapshot from a
 fragment every 2 seconds while it runs. The job survives a page refresh: it is found again through
 the registry (one running job per workspace) or the run id kept in session state.
 """
@@ -13,10 +13,14 @@ from pathlib import Path
 
 import streamlit as st
 
-from core import plots
-from core.augment import AugmentConfig
-from core.model import ARCHITECTURES, ENCODERS
-from core.training import LOSSES, TrainConfig, TrainingJob, default_config, job_progress, registry, write_bundle
+from core.view import plots
+from core.nn.augment import AugmentConfig
+from core.nn.model import ARCHITECTURES, ENCODERS
+from core.train.config import LOSSES, TrainConfig, default_config, model_label
+from core.train.job import TrainingJob
+from core.train.headless import job_progress
+from core.train.registry import registry
+from core.train.bundle import write_bundle
 from pages._common import dataset_picker, init_state, page_link, user_errors, workspace
 
 _ACTIVE = ("queued", "running", "stopping")
@@ -37,24 +41,6 @@ def _duration(seconds: float | None) -> str:
         return "estimating ..."
     s = int(round(seconds))
     return f"{s // 3600} h {s % 3600 // 60:02d} min" if s >= 3600 else f"{s // 60} min {s % 60:02d} s"
-
-
-def _describe_augment(cfg: AugmentConfig) -> str:
-    if not cfg.enabled():
-        return "none"
-    parts = [name for name, on in (("flips", cfg.flips), ("90° rotations", cfg.rot90)) if on]
-    parts += [f"{label} {getattr(cfg, f):g}" for f, label in
-              (("rotate_deg", "rotation ±"), ("zoom", "zoom"), ("elastic", "elastic"), ("brightness", "brightness"),
-               ("contrast", "contrast"), ("gamma", "gamma"), ("noise_std", "noise"))
-              if getattr(cfg, f) > 0]
-    return ", ".join(parts) + f" (p = {cfg.p:g})"
-
-
-def _model_label(config: dict) -> str:
-    model = config.get("model") or {}
-    if model.get("arch") == "classic":
-        return f"classic U-Net (width {model.get('classic_width')})"
-    return f"{model.get('arch', '?')} / {model.get('encoder', '?')}"
 
 
 def _current_job(ws) -> TrainingJob | None:
@@ -189,7 +175,7 @@ with st.expander("More settings"):
 augment_cfg = AugmentConfig.from_dict(st.session_state.get("augment_config") or base.augment.to_dict())
 use_augment = st.toggle("Augment training patches", True, key="train_augment", persist_state=_PERSIST,
                         help="Uses the settings chosen on the Augment page.")
-st.caption(f"Augmentation, from the **Augment page**: {_describe_augment(augment_cfg)}"
+st.caption(f"Augmentation, from the **Augment page**: {augment_cfg.describe()}"
            + ("" if use_augment else " — **switched off** for this run."))
 page_link("pages/augment.py", "Change the augmentations", ":material/auto_awesome:")
 
@@ -275,7 +261,7 @@ rows = [{
     "run id": r["run_id"], "state": r["state"],
     "best Dice (class mean)": None if r["best_dice"] is None else round(r["best_dice"], 4),
     "epochs": f"{n_epochs[r['run_id']]}/{r['config'].get('epochs', '?')}",
-    "model": _model_label(r["config"]),
+    "model": model_label(r["config"]),
     "device": r["device"], "date": time.strftime("%Y-%m-%d %H:%M", time.localtime(r["created"])),
     "error": r["error"],
 } for r in runs]

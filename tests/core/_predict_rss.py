@@ -57,9 +57,11 @@ def main(argv: list[str]) -> int:
     import torch
 
     torch.set_num_threads(1)
-    from core.checkpoint import load_checkpoint
-    from core.inference import PredictConfig, predict_slice, predict_stack
-    from core.io import read_stack
+    from core.nn.checkpoint import load_checkpoint
+    from core.predict.config import PredictConfig
+    from core.predict.inferer import predict_slice
+    from core.predict.stack import predict_stack
+    from core.data.io import read_stack
 
     ckpt = load_checkpoint(checkpoint)
     stack = read_stack(stack_path)

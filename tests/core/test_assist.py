@@ -1,4 +1,4 @@
-"""core.assist: a starting mask from a stored prediction, else from the newest run's checkpoint."""
+"""core.workflow.assist: a starting mask from a stored prediction, else from the newest run's checkpoint."""
 
 import json
 
@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import tifffile
 
-from core.assist import model_sources, model_suggestion
-from core.workspace import Workspace
+from core.workflow.assist import model_sources, model_suggestion
+from core.store.workspace import Workspace
 
 
 @pytest.fixture
@@ -39,8 +39,8 @@ def test_stored_prediction_is_used(ws):
 
 
 def test_checkpoint_of_finished_run_predicts_the_slice(ws):
-    from core.checkpoint import save_checkpoint
-    from core.model import ModelConfig, build_model
+    from core.nn.checkpoint import save_checkpoint
+    from core.nn.model import ModelConfig, build_model
 
     cfg = ModelConfig(arch="classic", classic_width=4)
     path = save_checkpoint(ws.run_dir("run-a") / "best.pt", build_model(cfg), cfg, class_names=["background", "cell"],

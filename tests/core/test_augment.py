@@ -1,4 +1,4 @@
-"""core.augment: image and mask stay aligned, photometric ops leave masks alone, seeds reproduce."""
+"""core.nn.augment: image and mask stay aligned, photometric ops leave masks alone, seeds reproduce."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from core.augment import AugmentConfig, augment_batch, preview
+from core.nn.augment import AugmentConfig, augment_batch, preview
 
 
 def _shapes(size: int = 64) -> np.ndarray:

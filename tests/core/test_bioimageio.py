@@ -1,4 +1,4 @@
-"""core.bioimageio: a checkpoint as a bioimage.io model package, validated offline by bioimageio.core,
+"""core.nn.bioimageio: a checkpoint as a bioimage.io model package, validated offline by bioimageio.core,
 and the package read back as a model that predicts the same masks."""
 
 from __future__ import annotations
@@ -17,12 +17,15 @@ import tifffile
 import torch
 import yaml
 
-from core.bioimageio import export_bioimageio, is_package, load_package, test_package
-from core.checkpoint import load_checkpoint, read_checkpoint_info, save_checkpoint
-from core.intensity import normalize
-from core.inference import PredictConfig, predict_slice, predict_stack
-from core.model import ModelConfig, build_model
-from core.workspace import Workspace
+from core.nn.bioimageio import is_package, load_package
+from core.workflow.model_export import export_bioimageio, test_package
+from core.nn.checkpoint import load_checkpoint, read_checkpoint_info, save_checkpoint
+from core.data.intensity import normalize
+from core.predict.config import PredictConfig
+from core.predict.inferer import predict_slice
+from core.predict.stack import predict_stack
+from core.nn.model import ModelConfig, build_model
+from core.store.workspace import Workspace
 from tests.synthetic import discs
 
 ROOT = Path(__file__).resolve().parents[2]

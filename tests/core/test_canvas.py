@@ -1,9 +1,9 @@
-"""core.canvas: strokes drawn at canvas size land on the right full-resolution pixels."""
+"""core.view.canvas: strokes drawn at canvas size land on the right full-resolution pixels."""
 
 import numpy as np
 import pytest
 
-from core import canvas as cv
+from core.view import canvas as cv
 
 
 def _path(points, k=1, sw=1.0, **extra):

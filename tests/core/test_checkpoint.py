@@ -1,4 +1,4 @@
-"""core.checkpoint: round trip, resume state, and refusal of foreign or damaged files."""
+"""core.nn.checkpoint: round trip, resume state, and refusal of foreign or damaged files."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import pickle
 import pytest
 import torch
 
-from core.checkpoint import Checkpoint, load_checkpoint, read_checkpoint_info, save_checkpoint
-from core.model import ModelConfig, build_model
+from core.nn.checkpoint import Checkpoint, load_checkpoint, read_checkpoint_info, save_checkpoint
+from core.nn.model import ModelConfig, build_model
 
 CFG = ModelConfig(arch="classic", classic_width=4, n_classes=3)
 
@@ -130,7 +130,7 @@ def test_a_zip_without_one_checkpoint_is_refused_with_a_hint(tmp_path):
 def test_fit_warnings_flag_classes_dataset_and_intensity():
     import numpy as np
 
-    from core.checkpoint import fit_warnings, intensity_warning
+    from core.nn.fit import fit_warnings, intensity_warning
 
     info = {"class_names": ["bg", "cell"], "norm_window": [20.0, 220.0], "extra": {"dataset": "isbi"}}
     rng = np.random.default_rng(0)

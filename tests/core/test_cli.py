@@ -116,7 +116,7 @@ def test_train_then_predict_headless(ws, tmp_path):
     assert pred["warnings"] == [] and "warning:" not in out.stderr  # the training data fits its own model
     assert len(pred["checkpoint"]["class_names"]) == 2 and pred["checkpoint"]["trained_on"] == "toy"
 
-    from core.training import write_bundle  # the run's reproducibility bundle works as --checkpoint too
+    from core.train.bundle import write_bundle  # the run's reproducibility bundle works as --checkpoint too
 
     bundle = write_bundle(ws, summary["run_id"])
     out = run("predict", "--checkpoint", str(bundle), "--input", str(tmp_path / "v.tif"),
@@ -154,12 +154,37 @@ def test_train_then_predict_headless(ws, tmp_path):
     assert not (tmp_path / "x.tif").exists()
 
 
+@pytest.mark.parametrize("error, code", [("SegDashError", 2), ("ValueError", 1)])
+def test_only_a_segdash_error_is_a_refusal(tmp_path, monkeypatch, capsys, error, code):
+    """A user's mistake (SegDashError) exits 2 with its message; a plain ValueError, as numpy or torch
+    raise, is an internal error: exit 1, named as such, still one line."""
+    from core import cli
+    from core.errors import SegDashError
+    from core.store.workspace import Workspace
+
+    exc = SegDashError("a message for the user") if error == "SegDashError" else ValueError("operands could not be "
+                                                                                            "broadcast together")
+
+    def boom(self):
+        raise exc
+
+    monkeypatch.delenv("SEGDASH_DEBUG", raising=False)
+    monkeypatch.setattr(Workspace, "dataset_names", boom)
+    assert cli.main(["list", "--workspace", str(tmp_path / "ws")]) == code
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    if code == 2:
+        assert err == "error: a message for the user"
+    else:
+        assert err.startswith("error: ValueError: operands could not be broadcast together")
+
+
 def test_predict_asks_how_to_read_a_planar_tiff_and_takes_either_answer(ws, tmp_path):
     """A 3-plane TIFF written without photometric is 3 slices or one colour image: never guessed."""
     import torch
 
-    from core.checkpoint import save_checkpoint
-    from core.model import ModelConfig, build_model
+    from core.nn.checkpoint import save_checkpoint
+    from core.nn.model import ModelConfig, build_model
 
     cfg = ModelConfig(arch="classic", classic_width=2)
     torch.manual_seed(0)

@@ -1,11 +1,11 @@
-"""core.device: torch's CPU threads are set on the thread that computes."""
+"""core.nn.device: torch's CPU threads are set on the thread that computes."""
 
 import threading
 
 import pytest
 import torch
 
-from core.device import cpu_threads, use_cpu_threads
+from core.nn.device import cpu_threads, use_cpu_threads
 
 
 def test_threads_follow_the_environment_on_the_calling_thread(monkeypatch):

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import tifffile
 
-from core.export import export_labels_tiff, export_masks_tiff, to_bytes
-from core.workspace import Workspace
+from core.workflow.export import export_labels_tiff, export_masks_tiff, to_bytes
+from core.store.workspace import Workspace
 
 
 @pytest.fixture
@@ -60,3 +60,28 @@ def test_no_masks_is_refused(tmp_path):
     w.create_dataset("bare", np.zeros((2, 4, 4), np.uint8), [None, None], ["bg", "fg"])
     with pytest.raises(ValueError, match="no masks"):
         to_bytes(export_masks_tiff, w, "bare")
+
+
+def test_export_prediction_masks_and_scores_without_the_page(tmp_path):
+    """The prediction export the Export page offers, from core (so the command line can use it too)."""
+    import csv
+
+    from core.errors import SegDashError
+    from core.workflow.export import PREDICTION_FORMATS, export_prediction
+
+    ws = Workspace(tmp_path / "ws")
+    truth = np.zeros((8, 8), np.uint8)
+    truth[2:6, 2:6] = 1
+    ws.create_dataset("d", np.zeros((2, 8, 8), np.uint8), [truth, None], ["bg", "fg"])
+    folder = ws.predictions_dir("d", "r1")
+    pred = np.zeros((2, 8, 8), np.uint8)
+    pred[:, 2:6, 2:4] = 1
+    tifffile.imwrite(folder / "masks.tif", pred, photometric="minisblack")
+    (folder / "summary.json").write_text(json.dumps({"threshold": 0.5, "slices": []}))
+    out = tmp_path / f"d_r1_{PREDICTION_FORMATS['tiff']}"
+    export_prediction(ws, "d", "r1", "tiff", out)
+    assert (tifffile.imread(out) > 0).sum() == 2 * 8
+    rows = list(csv.DictReader(io.StringIO(to_bytes(export_prediction, ws, "d", "r1", "csv").decode())))
+    assert [r["name"] for r in rows] == ["d_0000"] and abs(float(rows[0]["dice"]) - 2 * 8 / (16 + 8)) < 1e-6
+    with pytest.raises(SegDashError, match="format must be one of"):
+        export_prediction(ws, "d", "r1", "png", tmp_path / "x")

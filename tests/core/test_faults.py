@@ -24,11 +24,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import core.workspace as workspace_mod
-from core.catalog import Catalog
-from core.io import write_png
-from core.owner import Owner, host_token
-from core.workspace import Workspace, WorkspaceError
+import core.store.workspace as workspace_mod
+from core.store.catalog import Catalog
+from core.data.io import write_png
+from core.data.owner import Owner, host_token
+from core.store.workspace import Workspace, WorkspaceError
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -79,7 +79,7 @@ def test_import_onto_a_full_tmpfs_is_refused_before_writing(tmp_path):
 
 _FILL_AND_IMPORT = r"""
 import sys, numpy as np, shutil
-import core.workspace as w
+import core.store.workspace as w
 free = shutil.disk_usage(sys.argv[1]).free
 w.shutil.disk_usage = lambda p: shutil._ntuple_diskusage(10**12, 0, 10**12)  # the pre-check passes
 ws = w.Workspace(sys.argv[1] + "/ws")
@@ -118,7 +118,7 @@ def test_injected_enospc_during_import_cleans_up(tmp_path, monkeypatch):
 
 
 def test_atomic_write_on_a_full_disk_keeps_the_old_file(tmp_path):
-    from core.io import atomic_write
+    from core.data.io import atomic_write
 
     target = tmp_path / "m.png"
     target.write_bytes(b"old")
@@ -365,7 +365,7 @@ def test_written_files_follow_the_umask(tmp_path, umask):
         ws = Workspace(tmp_path / "ws")
         ws.create_dataset("d", np.zeros((1, 4, 4), np.uint8), [np.eye(4, dtype=np.uint8)], ["a", "b"])
         ws.save_mask("d", 0, np.zeros((4, 4), np.uint8))
-        from core.export import export_dataset_zip, export_masks_tiff, export_masks_zip
+        from core.workflow.export import export_dataset_zip, export_masks_tiff, export_masks_zip
         export_masks_zip(ws, "d", tmp_path / "masks.zip")
         export_masks_tiff(ws, "d", tmp_path / "masks.tif")
         export_dataset_zip(ws, "d", tmp_path / "dataset.zip")
@@ -452,7 +452,7 @@ def one_thread(monkeypatch):
 
 
 def test_an_interrupted_run_resumes_from_its_last_checkpoint(tmp_path, one_thread):
-    from core.training import train_headless
+    from core.train.headless import train_headless
 
     ws = Workspace(tmp_path / "ws")
     _labeled(ws)
@@ -475,7 +475,8 @@ def test_an_interrupted_run_resumes_from_its_last_checkpoint(tmp_path, one_threa
 
 def test_training_on_a_full_disk_fails_with_a_message(tmp_path, one_thread, monkeypatch):
     """Injected: torch's own error for a failed write (no errno), on a disk with little space left."""
-    import core.training as training
+    import core.train.recorder as recorder
+    from core.train.headless import train_headless
 
     ws = Workspace(tmp_path / "ws")
     _labeled(ws)
@@ -485,9 +486,9 @@ def test_training_on_a_full_disk_fails_with_a_message(tmp_path, one_thread, monk
                            "data/3: file write failed")
 
     usage = shutil_mod.disk_usage(tmp_path)
-    monkeypatch.setattr(training, "save_checkpoint", full)
-    monkeypatch.setattr(training.shutil, "disk_usage", lambda p: usage._replace(free=4096))
-    summary = training.train_headless(ws, "toy", epochs=1, config=_TINY_TRAIN)
+    monkeypatch.setattr(recorder, "save_checkpoint", full)
+    monkeypatch.setattr(recorder.shutil, "disk_usage", lambda p: usage._replace(free=4096))
+    summary = train_headless(ws, "toy", epochs=1, config=_TINY_TRAIN)
     assert summary["state"] == "failed"
     assert summary["error"].startswith("not enough space in ") and "inline_container" not in summary["error"]
     assert ws.catalog.run(summary["run_id"])["error"] == summary["error"]
@@ -513,10 +514,10 @@ def test_training_on_a_full_tmpfs_fails_with_a_message(tmp_path, one_thread, lea
     """Full to the last byte: the run cannot even be recorded. Nearly full: the first checkpoint
     (or the catalog) does not fit. Either way one message, the dataset untouched, and the run's
     outcome written to the catalog once there is room again."""
-    import core.training as training
-    from core.training import train_headless
+    import core.train.job as training_job
+    from core.train.headless import train_headless
 
-    monkeypatch.setattr(training, "_HEARTBEAT_S", 0.1)
+    monkeypatch.setattr(training_job, "_HEARTBEAT_S", 0.1)
 
     with _tmpfs(tmp_path / "small", "3m") as mnt:
         ws = Workspace(mnt / "ws")
@@ -574,12 +575,14 @@ def test_cli_training_killed_shows_interrupted_and_resumes(tmp_path):
 
 def test_a_stop_requested_through_the_catalog_stops_the_run(tmp_path, one_thread, monkeypatch):
     """What another process (the Train page for a CLI run) can do: the worker reads it with its heartbeat."""
-    import core.training as training
+    import core.train.job as training_job
+    from core.train.config import TrainConfig
+    from core.train.registry import registry
 
-    monkeypatch.setattr(training, "_HEARTBEAT_S", 0.2)
+    monkeypatch.setattr(training_job, "_HEARTBEAT_S", 0.2)
     ws = Workspace(tmp_path / "ws")
     _labeled(ws)
-    job = training.registry().start(training.TrainingJob(ws, "toy", training.TrainConfig.from_dict(
+    job = registry().start(training_job.TrainingJob(ws, "toy", TrainConfig.from_dict(
         {**_TINY_TRAIN, "steps_per_epoch": 1000, "epochs": 50})))
     t0 = time.time()
     while ws.catalog.run(job.run_id)["state"] != "running" and time.time() - t0 < 30:

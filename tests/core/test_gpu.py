@@ -5,11 +5,12 @@ import pytest
 import tifffile
 import torch
 
-from core.checkpoint import load_checkpoint
-from core.inference import PredictConfig, predict_slice
-from core.ingest import import_dataset
-from core.training import train_headless
-from core.workspace import Workspace
+from core.nn.checkpoint import load_checkpoint
+from core.predict.config import PredictConfig
+from core.predict.inferer import predict_slice
+from core.workflow.ingest import import_dataset
+from core.train.headless import train_headless
+from core.store.workspace import Workspace
 from tests.synthetic import discs
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]

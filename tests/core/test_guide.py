@@ -1,9 +1,9 @@
-"""core.guide: next steps follow the workflow import -> label -> train -> predict -> export."""
+"""core.workflow.guide: next steps follow the workflow import -> label -> train -> predict -> export."""
 
 import numpy as np
 
-from core.guide import last_run, next_steps
-from core.workspace import Workspace
+from core.workflow.guide import last_run, next_steps
+from core.store.workspace import Workspace
 
 
 def _pages(ws, ds):

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from core.sample import _MARKER
-from core.workspace import Workspace
+from core.workflow.sample import _MARKER
+from core.store.workspace import Workspace
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from hostile_corpus import build  # noqa: E402 - a script beside this file, not a package

@@ -1,4 +1,4 @@
-"""core.inference: tiling vs whole-slice forward, stacks on disk, cancel, TTA, uncertainty, memory.
+"""core.predict: tiling vs whole-slice forward, stacks on disk, cancel, TTA, uncertainty, memory.
 
 Two tiny networks are trained for a few seconds on synthetic discs (48 x 48 patches), so that
 they behave like trained models (a random network's output is dominated by far context and says
@@ -26,12 +26,15 @@ import pytest
 import tifffile
 import torch
 
-from core.checkpoint import load_checkpoint, save_checkpoint
-from core.intensity import normalize
-from core.io import read_stack
-from core.model import ModelConfig, build_model, probabilities, required_multiple
-from core.inference import (PredictConfig, labels_from_probs, predict_headless, predict_slice, predict_stack,
-                            read_prediction_tiff, relabel, slice_uncertainty, uncertainty_map)
+from core.nn.checkpoint import load_checkpoint, save_checkpoint
+from core.data.intensity import normalize
+from core.data.io import read_stack
+from core.nn.model import ModelConfig, build_model, probabilities, required_multiple
+from core.predict.config import PredictConfig
+from core.predict.probabilities import (labels_from_probs, read_prediction_tiff, relabel, slice_uncertainty,
+                                        uncertainty_map)
+from core.predict.stack import predict_headless, predict_stack
+from core.predict.inferer import predict_slice
 from tests.synthetic import discs
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -300,7 +303,7 @@ def test_default_tiles_are_spread_to_cover_with_the_least_overlap(length):
     """tile=None: fewest tiles of at most 512 px, each on the pooling grid, neighbours sharing >= 25 %."""
     from monai.data.utils import dense_patch_slices
 
-    from core.inference import _spread_tiles
+    from core.predict.inferer import _spread_tiles
 
     tile, frac = _spread_tiles(length, 512, 0.25, 32)
     assert tile <= 512 and tile % 32 == 0

@@ -1,4 +1,4 @@
-"""core.ingest: pairing by slice and by stem, refusals with names and shapes, re-import of exports."""
+"""core.workflow.ingest: pairing by slice and by stem, refusals with names and shapes, re-import of exports."""
 
 import io
 import zipfile
@@ -9,10 +9,10 @@ import pytest
 import tifffile
 from PIL import Image
 
-from core.export import export_dataset_zip, export_masks_tiff, export_masks_zip, to_bytes
-from core.ingest import import_dataset
-from core.masks import StrayMaskValues
-from core.workspace import Workspace
+from core.workflow.export import export_dataset_zip, export_masks_tiff, export_masks_zip, to_bytes
+from core.workflow.ingest import import_dataset
+from core.data.masks import StrayMaskValues
+from core.store.workspace import Workspace
 
 
 @pytest.fixture
@@ -174,7 +174,7 @@ def test_one_image_file_and_one_mask_file_pair_whatever_their_names(ws, tmp_path
 
 
 def test_too_many_class_names_are_refused(ws, tmp_path):
-    from core.ingest import TooManyClassNames
+    from core.workflow.ingest import TooManyClassNames
     lab = np.zeros((2, 12, 12), np.uint8)
     lab[:, 2:6, 2:6], lab[:, 7:10, 7:10] = 1, 2
     tifffile.imwrite(tmp_path / "i.tif", np.random.default_rng(0).integers(0, 255, (2, 12, 12), dtype=np.uint8),
@@ -187,7 +187,7 @@ def test_too_many_class_names_are_refused(ws, tmp_path):
 
 
 def test_gapped_mask_values_ask_then_remap(ws, tmp_path):
-    from core.masks import GappedMaskValues
+    from core.data.masks import GappedMaskValues
     lab = np.zeros((2, 12, 12), np.uint8)
     lab[:, 2:6, 2:6], lab[:, 7:10, 7:10] = 1, 7
     tifffile.imwrite(tmp_path / "i.tif", np.random.default_rng(0).integers(0, 255, (2, 12, 12), dtype=np.uint8),
@@ -200,7 +200,7 @@ def test_gapped_mask_values_ask_then_remap(ws, tmp_path):
 
 
 def test_images_that_look_like_masks_are_a_question(ws, tmp_path):
-    from core.ingest import ImagesLookLikeMasks
+    from core.workflow.ingest import ImagesLookLikeMasks
     binary = np.zeros((2, 8, 8), np.uint8)
     binary[:, 2:5, 2:5] = 255
     tifffile.imwrite(tmp_path / "m.tif", binary, photometric="minisblack")
@@ -212,7 +212,7 @@ def test_images_that_look_like_masks_are_a_question(ws, tmp_path):
 
 
 def test_threshold_on_multiclass_masks_asks_before_merging(ws, tmp_path):
-    from core.masks import ThresholdMergesClasses
+    from core.data.masks import ThresholdMergesClasses
     lab = np.zeros((2, 12, 12), np.uint8)
     lab[:, 2:6, 2:6], lab[:, 7:10, 7:10] = 1, 2
     tifffile.imwrite(tmp_path / "i.tif", np.random.default_rng(0).integers(0, 255, (2, 12, 12), dtype=np.uint8),
@@ -225,7 +225,7 @@ def test_threshold_on_multiclass_masks_asks_before_merging(ws, tmp_path):
 
 
 def test_planar_tiff_as_stack_or_colour(ws, tmp_path):
-    from core.io import StackOrColourNeeded
+    from core.data.io import StackOrColourNeeded
     data = np.random.default_rng(0).integers(0, 255, (3, 8, 8), dtype=np.uint8)
     tifffile.imwrite(tmp_path / "p.tif", data, photometric="rgb", planarconfig="separate")
     with pytest.raises(StackOrColourNeeded):
@@ -282,7 +282,7 @@ def test_import_roots_limit_paths_with_one_message(ws, tmp_path):
 
 def test_default_import_roots_are_cwd_and_inbox(ws, monkeypatch, tmp_path):
     import os
-    from core.ingest import import_roots
+    from core.workflow.ingest import import_roots
     monkeypatch.delenv("SEGDASH_IMPORT_ROOTS", raising=False)
     monkeypatch.chdir(tmp_path)
     assert import_roots(ws) == [tmp_path.resolve(), (ws.root / "inbox").resolve()]

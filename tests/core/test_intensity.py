@@ -1,9 +1,9 @@
-"""core.intensity: percentile windows and normalisation."""
+"""core.data.intensity: percentile windows and normalisation."""
 
 import numpy as np
 import pytest
 
-from core.intensity import normalize, percentile_range, to_uint8
+from core.data.intensity import normalize, percentile_range, to_uint8
 
 
 def test_percentile_window_ignores_outliers():

@@ -1,4 +1,4 @@
-"""core.io: every reader and format, natural order, memory mapping, refusals, atomic writes."""
+"""core.data.io: every reader and format, natural order, memory mapping, refusals, atomic writes."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 import tifffile
 from PIL import Image
 
-from core.io import ChannelChoiceNeeded, atomic_write, natural_key, read_stack, write_png, write_tiff
+from core.data.io import ChannelChoiceNeeded, atomic_write, natural_key, read_stack, write_png, write_tiff
 
 
 def _png(path: Path, arr: np.ndarray, mode: str | None = None) -> Path:
@@ -180,13 +180,13 @@ def test_zip_bomb_is_refused(monkeypatch):
         zf.writestr("zeros.tif", b"\0" * 30_000_000)
     with pytest.raises(ValueError, match="ZIP bomb"):
         read_stack(("bomb.zip", buf.getvalue()))
-    monkeypatch.setattr("core.io.ZIP_MAX_BYTES", 1000)
+    monkeypatch.setattr("core.data.zips.ZIP_MAX_BYTES", 1000)
     small = io.BytesIO()
     with zipfile.ZipFile(small, "w") as zf:
         zf.writestr("a.png", b"\1" * 2000)
     with pytest.raises(ValueError, match="exceeds the limit"):
         read_stack(("big.zip", small.getvalue()))
-    monkeypatch.setattr("core.io.ZIP_MAX_MEMBERS", 2)
+    monkeypatch.setattr("core.data.zips.ZIP_MAX_MEMBERS", 2)
     many = io.BytesIO()
     with zipfile.ZipFile(many, "w") as zf:
         for i in range(3):
@@ -279,9 +279,9 @@ def test_file_names_must_be_unique(tmp_path):
 
 
 def test_env_override_of_zip_limit_is_read_at_import():
-    import core.io
+    import core.data.io
 
-    assert core.io.ZIP_MAX_BYTES == int(os.environ.get("SEGDASH_ZIP_MAX_BYTES", 8 * 1024**3))
+    assert core.data.io.ZIP_MAX_BYTES == int(os.environ.get("SEGDASH_ZIP_MAX_BYTES", 8 * 1024**3))
 
 
 # -- hostile input (issue 10, points 4-7) ------------------------------------------------------
@@ -336,7 +336,7 @@ def test_zip_members_are_not_decompressed_until_read(monkeypatch):
     reads = []
     real_open = zipfile.ZipFile.open
     monkeypatch.setattr(zipfile.ZipFile, "open", lambda self, m, *a, **k: reads.append(m) or real_open(self, m, *a, **k))
-    from core.io import _expand
+    from core.data.io import _expand
     items = list(_expand(("z.zip", buf.getvalue())))
     assert [n for n, _ in items] == ["z.zip:s0.png", "z.zip:s1.png", "z.zip:s2.png"] and reads == []
     assert read_stack(("z.zip", buf.getvalue())).shape == (3, 5, 5) and len(reads) == 3
@@ -380,7 +380,7 @@ def test_bytes_messages_name_the_file_and_hold_no_bytes(tmp_path):
 
 
 def test_planar_rgb_tiff_offers_both_readings(tmp_path):
-    from core.io import StackOrColourNeeded
+    from core.data.io import StackOrColourNeeded
     data = np.random.default_rng(0).integers(0, 255, (3, 6, 7), dtype=np.uint8)
     tifffile.imwrite(tmp_path / "p.tif", data, photometric="rgb", planarconfig="separate")
     with pytest.raises(StackOrColourNeeded, match=r"p.tif: its 3 planes") as err:
@@ -396,7 +396,7 @@ def test_planar_rgb_tiff_offers_both_readings(tmp_path):
 
 
 def test_import_roots_resolve_links_and_dots(tmp_path):
-    from core.io import check_import_path
+    from core.data.io import check_import_path
     root, outside = tmp_path / "root", tmp_path / "secret"
     root.mkdir(), outside.mkdir()
     _png(outside / "s.png", np.zeros((4, 4), np.uint8))

@@ -1,4 +1,4 @@
-"""core.metrics against values computed by hand."""
+"""core.nn.metrics against values computed by hand."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from core.metrics import ConfusionAccumulator, confusion_matrix, scores_from_confusion, slice_scores
+from core.nn.metrics import ConfusionAccumulator, confusion_matrix, scores_from_confusion, slice_scores
 
 TRUTH = np.array([[0, 0, 1, 1],
                   [0, 0, 1, 1],

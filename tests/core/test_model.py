@@ -1,4 +1,4 @@
-"""core.model: config validation, the factory for every architecture/encoder, output helpers."""
+"""core.nn.model: config validation, the factory for every architecture/encoder, output helpers."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import time
 import pytest
 import torch
 
-from core.model import (ARCHITECTURES, ENCODERS, ClassicUNet, ModelConfig, build_model, count_parameters,
-                        labels_from_logits, probabilities, required_multiple)
+from core.nn.model import (ARCHITECTURES, ENCODERS, ClassicUNet, ModelConfig, build_model, count_parameters,
+                           labels_from_logits, probabilities, required_multiple)
 
 SMP_ARCHS = [a for a in ARCHITECTURES if a != "classic"]
 

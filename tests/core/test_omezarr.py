@@ -1,4 +1,4 @@
-"""core.omezarr: images + masks as OME-Zarr that ome-zarr's reader (napari's plugin) opens as an image with
+"""core.data.omezarr: images + masks as OME-Zarr that ome-zarr's reader (napari's plugin) opens as an image with
 a labels layer; OME-Zarr folders read on import."""
 
 from __future__ import annotations
@@ -15,9 +15,10 @@ import pytest
 from ome_zarr.io import parse_url
 from ome_zarr.reader import Label, Multiscales, Reader
 
-from core.io import ChannelChoiceNeeded, read_stack
-from core.omezarr import export_dataset_omezarr, is_omezarr, read_omezarr, write_omezarr
-from core.workspace import Workspace
+from core.data.io import ChannelChoiceNeeded, read_stack
+from core.data.omezarr import is_omezarr, read_omezarr, write_omezarr
+from core.workflow.export import export_dataset_omezarr
+from core.store.workspace import Workspace
 from tests.synthetic import discs
 
 ROOT = Path(__file__).resolve().parents[2]

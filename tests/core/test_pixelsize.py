@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 import tifffile
 
-from core.ingest import import_dataset
-from core.omezarr import export_dataset_omezarr, read_omezarr, write_omezarr
-from core.pixelsize import PixelSize, normalize_unit, pixel_size_of
-from core.workspace import Workspace
+from core.workflow.ingest import import_dataset
+from core.data.omezarr import read_omezarr, write_omezarr
+from core.workflow.export import export_dataset_omezarr
+from core.data.pixelsize import PixelSize, normalize_unit, pixel_size_of
+from core.store.workspace import Workspace
 
 
 def _stack():
@@ -79,7 +80,7 @@ def test_workspace_without_the_table_still_opens(tmp_path):
 
 def test_masks_tiff_and_dataset_zip_carry_it(tmp_path):
     """The masks TIFF is calibrated like the images in Fiji; a dataset ZIP re-imports with its size."""
-    from core.export import export_dataset_zip, export_masks_tiff
+    from core.workflow.export import export_dataset_zip, export_masks_tiff
 
     ws = Workspace(tmp_path / "ws")
     masks = (_stack() > 125).astype(np.uint8)
@@ -102,7 +103,7 @@ def test_masks_tiff_and_dataset_zip_carry_it(tmp_path):
 
 
 def test_unknown_size_writes_no_calibration(tmp_path):
-    from core.export import export_masks_tiff
+    from core.workflow.export import export_masks_tiff
 
     ws = Workspace(tmp_path / "ws")
     tifffile.imwrite(tmp_path / "m.tif", (_stack() > 125).astype(np.uint8), photometric="minisblack")

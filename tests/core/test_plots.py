@@ -1,10 +1,10 @@
-"""core.plots: each builder returns a plotly Figure with the expected traces, axes and values."""
+"""core.view.plots: each builder returns a plotly Figure with the expected traces, axes and values."""
 
 import numpy as np
 import plotly.graph_objects as go
 import pytest
 
-from core import plots
+from core.view import plots
 
 HISTORY = [
     {"epoch": 1, "train_loss": 0.9, "val_loss": 1.0, "val_dice": 0.40, "val_iou": 0.25},

@@ -1,4 +1,4 @@
-"""core.review (and core.inference's dataset layer): stored predictions, the correction queue,
+"""core.workflow.review (and core.predict.stored/dataset): stored predictions, the correction queue,
 per-slice scores, the confusion matrix, accepting a prediction.
 
 The dataset has six slices of synthetic discs: 0 and 1 labeled correctly, 2 labeled with its mask
@@ -15,13 +15,16 @@ import numpy as np
 import pytest
 import torch
 
-from core.checkpoint import save_checkpoint
-from core.inference import PredictConfig, list_predictions, load_prediction, predict_dataset, relabel
-from core.metrics import confusion_matrix
-from core.model import ModelConfig, build_model
-from core.review import (accept_prediction, class_dice, collapse_warning, correction_queue, dataset_confusion,
-                         per_slice_scores)
-from core.workspace import Workspace
+from core.nn.checkpoint import save_checkpoint
+from core.predict.config import PredictConfig
+from core.predict.stored import list_predictions, load_prediction
+from core.predict.dataset import predict_dataset
+from core.predict.probabilities import relabel
+from core.nn.metrics import confusion_matrix
+from core.nn.model import ModelConfig, build_model
+from core.workflow.review import (accept_prediction, class_dice, collapse_warning, correction_queue, dataset_confusion,
+                                  per_slice_scores)
+from core.store.workspace import Workspace
 from tests.synthetic import discs
 
 H, W = 64, 80
@@ -189,7 +192,7 @@ def test_class_dice_and_collapse_warning():
 
 
 def test_predict_dataset_records_fit_warnings_and_a_job_can_be_cancelled(tmp_path):
-    from core.inference import PredictionJob, prediction_jobs
+    from core.predict.dataset import PredictionJob, prediction_jobs
 
     ws = Workspace(tmp_path / "ws")
     images = np.full((3, 32, 32), 200, np.uint16) + np.arange(32, dtype=np.uint16)[None, None] * 100

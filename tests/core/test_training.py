@@ -1,4 +1,4 @@
-"""core.training on a small synthetic dataset (bright discs on noise), with a tiny classic U-Net.
+"""core.train on a small synthetic dataset (bright discs on noise), with a tiny classic U-Net.
 
 Every run here is real training on the CPU; configs are small so that each test takes seconds.
 """
@@ -17,11 +17,15 @@ import numpy as np
 import pytest
 import torch
 
-from core.checkpoint import load_checkpoint
-from core.model import ModelConfig
-from core.training import (TrainConfig, TrainingJob, _patch_coords, default_config, registry, split_slices,
-                           train_headless, write_bundle)
-from core.workspace import Workspace
+from core.nn.checkpoint import load_checkpoint
+from core.nn.model import ModelConfig
+from core.train.config import TrainConfig, default_config
+from core.train.job import TrainingJob
+from core.train.data import patch_coords, split_slices
+from core.train.registry import registry
+from core.train.headless import train_headless
+from core.train.bundle import write_bundle
+from core.store.workspace import Workspace
 
 TINY = {"model": {"arch": "classic", "classic_width": 4}, "patch_size": 64, "batch_size": 8, "steps_per_epoch": 8,
         "epochs": 4, "lr": 1e-2, "val_fraction": 0.25}
@@ -105,7 +109,7 @@ def test_split_slices():
 def test_skip_empty_patches_draws_foreground():
     masks = [np.zeros((64, 64), np.uint8) for _ in range(3)]
     masks[1][40:44, 10:14] = 1
-    coords = _patch_coords(masks, 16, 50, np.random.default_rng(0), skip_empty=True)
+    coords = patch_coords(masks, 16, 50, np.random.default_rng(0), skip_empty=True)
     hits = [masks[s][y:y + 16, x:x + 16].any() for s, y, x in coords]
     assert all(hits)
 
@@ -289,7 +293,7 @@ def test_mixed_precision_choice_per_device(monkeypatch):
     """bf16 autocast on a CPU only where it is native (else it is slower than float32), never with amp off."""
     import torch
 
-    from core import device
+    from core.nn import device
 
     cpu = torch.device("cpu")
     assert device.amp_dtype_for(cpu, False) is None

@@ -1,11 +1,11 @@
-"""core.workspace / core.catalog: datasets, versioned masks with undo, concurrency, runs."""
+"""core.store.workspace / core.store.catalog: datasets, versioned masks with undo, concurrency, runs."""
 
 import threading
 
 import numpy as np
 import pytest
 
-from core.workspace import Workspace, default_root
+from core.store.workspace import Workspace, default_root
 
 
 @pytest.fixture
@@ -172,7 +172,7 @@ def test_undo_follows_what_a_version_was_drawn_on(ws):
 
 
 def test_save_names_its_base_version_and_refuses_a_stale_one(ws):
-    from core.workspace import MaskConflict
+    from core.store.workspace import MaskConflict
 
     assert ws.save_mask("d", 1, np.ones((6, 8), np.uint8), base_version=0) == 1
     with pytest.raises(MaskConflict, match="someone saved .* meanwhile .*reload"):

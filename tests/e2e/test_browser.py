@@ -67,7 +67,7 @@ def _set_number(page, label: str, value) -> None:
 def test_sample_to_mask_zip(server, page):
     url, ws_root = server
     sys.path.insert(0, str(ROOT))
-    from core.workspace import Workspace
+    from core.store.workspace import Workspace
 
     ws = Workspace(ws_root)
 

@@ -39,7 +39,7 @@ def _datasets(ws) -> None:
 def label_server(tmp_path_factory):
     need_browser()
     sys.path.insert(0, str(ROOT))
-    from core.workspace import Workspace
+    from core.store.workspace import Workspace
 
     root = tmp_path_factory.mktemp("label-ws")
     ws = Workspace(root)

@@ -1,7 +1,7 @@
 """Page tests: each test gets its own temporary workspace.
 
 ``ws_env`` points ``SEGDASH_WORKSPACE`` at a fresh folder, clears ``st.cache_resource`` (where the
-pages keep their :class:`~core.workspace.Workspace`), and yields a ``Workspace`` on that folder. A
+pages keep their :class:`~core.store.workspace.Workspace`), and yields a ``Workspace`` on that folder. A
 page opened on an empty workspace imports the bundled sample (about a second); a test that creates
 its own small dataset first gets no sample (the sample is only imported into a workspace with no
 dataset), which keeps it fast.
@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import streamlit as st
 
-from core.workspace import Workspace
+from core.store.workspace import Workspace
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -6,7 +6,7 @@ from dataclasses import fields
 
 from streamlit.testing.v1 import AppTest
 
-from core.augment import AugmentConfig
+from core.nn.augment import AugmentConfig
 
 
 def test_grid_of_examples_on_the_sample_and_config_stored(ws_env, page):

@@ -163,7 +163,7 @@ def test_server_path_outside_the_roots_gets_one_message(ws_env, page, make_datas
 
 
 def test_uploaded_dataset_export_zip_imports_with_its_masks(ws_env, page, make_dataset, tmp_path):
-    from core.export import export_dataset_zip
+    from core.workflow.export import export_dataset_zip
     make_dataset("tiny", z=3, labeled=(0, 2), class_names=("bg", "nucleus"))
     export_dataset_zip(ws_env, "tiny", tmp_path / "tiny.zip")
     at = _open(page)

@@ -10,7 +10,7 @@ import pytest
 import tifffile
 from streamlit.testing.v1 import AppTest
 
-from core.ingest import import_dataset
+from core.workflow.ingest import import_dataset
 
 
 def _open(page) -> AppTest:
@@ -57,7 +57,7 @@ def test_no_masks_is_an_error_message(ws_env, page, make_dataset):
     assert any("No stored prediction" in i.value for i in at.info)
 
 
-@pytest.mark.slow  # imports torch and MONAI through core.review
+@pytest.mark.slow  # imports torch and MONAI through core.workflow.review
 def test_prediction_masks_and_metrics_csv(ws_env, page, make_dataset):
     make_dataset("tiny", z=3, labeled=(0,))
     folder = ws_env.predictions_dir("tiny", "run-0001")

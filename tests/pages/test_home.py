@@ -44,7 +44,7 @@ def test_home_says_a_run_was_interrupted(ws_env, page, make_dataset):
     import subprocess
     import sys
 
-    from core.owner import Owner
+    from core.data.owner import Owner
 
     make_dataset("tiny", z=2, labeled=(0,))
     dead = subprocess.Popen([sys.executable, "-c", "pass"])

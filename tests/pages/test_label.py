@@ -7,7 +7,7 @@ import pytest
 import tifffile
 from streamlit.testing.v1 import AppTest
 
-from core import canvas as cv
+from core.view import canvas as cv
 
 
 def _open(page) -> AppTest:
@@ -102,7 +102,7 @@ def test_start_from_model_without_model_says_so(ws_env, page, make_dataset):
     assert any("No model yet" in c.value for c in at.caption)
 
 
-@pytest.mark.slow  # imports torch and MONAI through core.inference
+@pytest.mark.slow  # imports torch and MONAI through core.predict.inferer
 def test_start_from_stored_prediction(ws_env, page, make_dataset):
     make_dataset("tiny", z=2, shape=(32, 48), labeled=())
     folder = ws_env.predictions_dir("tiny", "run-0001")

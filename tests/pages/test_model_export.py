@@ -17,7 +17,7 @@ def _open(page) -> AppTest:
 
 
 def test_omezarr_download(ws_env, page, make_dataset, tmp_path):
-    from core.omezarr import read_omezarr
+    from core.data.omezarr import read_omezarr
 
     make_dataset("tiny", z=3, labeled=(0, 2))
     at = _open(page)
@@ -37,8 +37,8 @@ def test_omezarr_download(ws_env, page, make_dataset, tmp_path):
 def test_model_package_download(ws_env, page, make_dataset, tmp_path):
     import torch
 
-    from core.checkpoint import save_checkpoint
-    from core.model import ModelConfig, build_model
+    from core.nn.checkpoint import save_checkpoint
+    from core.nn.model import ModelConfig, build_model
 
     make_dataset("tiny", z=3, shape=(64, 64), labeled=(0, 2))
     cfg = ModelConfig(arch="classic", classic_width=4)
@@ -67,7 +67,7 @@ def test_model_package_download(ws_env, page, make_dataset, tmp_path):
     assert not at.exception and at.error and "author" in at.error[0].value
 
 
-@pytest.mark.slow  # imports torch and MONAI through core.inference
+@pytest.mark.slow  # imports torch and MONAI through core.predict.inferer
 def test_omezarr_with_a_prediction_layer(ws_env, page, make_dataset):
     import json
 

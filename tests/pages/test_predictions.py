@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core.checkpoint import save_checkpoint
-from core.inference import prediction_jobs
-from core.model import ModelConfig, build_model
+from core.nn.checkpoint import save_checkpoint
+from core.predict.dataset import prediction_jobs
+from core.nn.model import ModelConfig, build_model
 
 
 @pytest.fixture
@@ -194,7 +194,7 @@ def test_prediction_can_be_cancelled_from_the_page(tiny_run, ws_env, page, monke
     """Cancel stops after the slice being predicted; the finished slices are kept and reviewed."""
     import threading
 
-    import core.inference as inference
+    import core.predict.dataset as inference  # predict_dataset looks predict_stack up there
 
     gate, first_done = threading.Event(), threading.Event()
     real = inference.predict_stack

@@ -7,8 +7,9 @@ import time
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core.augment import AugmentConfig
-from core.training import default_config, registry
+from core.nn.augment import AugmentConfig
+from core.train.config import default_config
+from core.train.registry import registry
 
 TIMEOUT_S = 90
 
@@ -161,7 +162,7 @@ def test_interrupted_run_is_shown_and_resumed(ws_env, page, make_dataset):
     import subprocess
     import sys
 
-    from core.training import train_headless
+    from core.train.headless import train_headless
 
     make_dataset("tiny", z=3, labeled=(0, 1))
     tiny = {"model": {"arch": "classic", "classic_width": 4}, "patch_size": 32, "batch_size": 2,
@@ -189,7 +190,7 @@ def test_stop_shows_stopping_at_once(ws_env, page, make_dataset, monkeypatch):
     """Between Stop and the worker's next step the page says "Stopping ..." (held here by a gate)."""
     import threading
 
-    from core.training import TrainingJob
+    from core.train.job import TrainingJob
 
     gate = threading.Event()
     check = TrainingJob._check_stop

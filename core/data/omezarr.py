@@ -1,0 +1,242 @@
+"""OME-Zarr: a dataset's images with its masks as a labels image, for napari, Fiji (MoBIE, BigDataViewer)
+and QuPath, and OME-Zarr images read on import.
+
+Written as OME-NGFF 0.4 (Zarr format 2), the version most viewers read: the image at the root
+(axes ``z, y, x``, a multiscale pyramid halved in y and x while a level keeps at least 128 pixels),
+the masks as ``labels/masks`` (uint8 class indices, 0 = background, the class names as
+``image-label`` properties and colours), the physical pixel size as the axes' scale when known.
+Slices without a mask are 0 in the labels and are listed in the group's ``segdash`` attribute
+(``labeled_slices``), so a reader can tell "background" from "not labeled".
+
+Example:
+    >>> write_omezarr("cells.zarr", images, labels, class_names=["bg", "cell"])     # doctest: +SKIP
+    >>> data, info = read_omezarr("cells.zarr")                                       # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any, BinaryIO, Sequence
+
+import numpy as np
+
+from ..errors import SegDashError
+
+__all__ = ["write_omezarr", "read_omezarr", "read_omezarr_stack",
+           "read_omezarr_metadata", "is_omezarr", "zip_folder"]
+
+_MIN_LEVEL_SIDE = 128
+_PALETTE = [(255, 60, 60), (60, 200, 255), (255, 210, 0), (120, 255, 120), (220, 90, 255), (255, 140, 0)]
+
+
+def _scale_factors(shape: Sequence[int]) -> list[int]:
+    side, f, out = min(shape[-2:]), 2, []
+    while side // f >= _MIN_LEVEL_SIDE and len(out) < 4:
+        out.append(f)
+        f *= 2
+    return out
+
+
+def write_omezarr(path: str | Path, images: np.ndarray, labels: np.ndarray | None = None, *,
+                  class_names: Sequence[str] = (), name: str = "image", labeled_slices: Sequence[int] | None = None,
+                  pixel_size: Sequence[float] | None = None, unit: str = "micrometer",
+                  extra_labels: dict[str, np.ndarray] | None = None) -> Path:
+    """Write a (Z, Y, X) image and its (Z, Y, X) class-index labels as an OME-Zarr folder.
+
+    Args:
+        path: the ``.zarr`` folder to create; must not exist (written under a temporary name, then
+            renamed, so a failure leaves nothing half-written).
+        images: (Z, Y, X) stack in its stored dtype.
+        labels: (Z, Y, X) uint8 class indices, or ``None`` for the image alone.
+        class_names: one name per class index (0 is the background).
+        name: the image's name in the metadata.
+        labeled_slices: slices whose labels are real masks (others are 0 for "not labeled").
+        pixel_size: ``(z, y, x)`` physical size of a voxel, or ``None`` when unknown.
+        unit: unit of ``pixel_size`` (an OME-NGFF space unit: ``micrometer``, ``nanometer``, ...).
+        extra_labels: further (Z, Y, X) class-index images by name (a prediction), written beside
+            ``masks`` as ``labels/<name>`` with the same classes.
+
+    Returns:
+        the folder written.
+    """
+    import zarr
+    from ome_zarr.format import FormatV04
+    from ome_zarr.writer import write_image, write_labels
+
+    path = Path(path)
+    if path.exists():
+        raise SegDashError(f"{path}: already exists; choose a new name or remove it first")
+    images = np.asarray(images)
+    if images.ndim == 2:
+        images = images[None]
+    if images.ndim != 3:
+        raise SegDashError(f"expected a (Z, Y, X) stack, got shape {images.shape}")
+    extra_labels = dict(extra_labels or {})
+    for key, lab in [("masks", labels), *extra_labels.items()]:
+        if lab is not None and tuple(np.shape(lab)) != images.shape:
+            raise SegDashError(f"labels {key!r} of shape {np.shape(lab)} do not match the images {images.shape}")
+    fmt = FormatV04()
+    factors = _scale_factors(images.shape)
+    kwargs: dict[str, Any] = {"fmt": fmt, "axes": ["z", "y", "x"], "scale_factors": factors}
+    if pixel_size is not None:
+        kwargs["scale"] = dict(zip("zyx", (float(v) for v in pixel_size)))
+        kwargs["axes_units"] = {a: unit for a in "zyx"}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        root = zarr.open_group(str(tmp), mode="w", zarr_format=2)
+        write_image(images, root, name=name, **kwargs)
+        for key, lab in [("masks", labels), *extra_labels.items()]:
+            if lab is None:
+                continue
+            names = [str(c) for c in class_names] or [f"class {k}" for k in range(int(np.max(lab)) + 1)]
+            meta = {"colors": [{"label-value": k, "rgba": [*_PALETTE[(k - 1) % len(_PALETTE)], 255]}
+                               for k in range(1, len(names))],
+                    "properties": [{"label-value": k, "class": n} for k, n in enumerate(names)]}
+            write_labels(np.asarray(lab, dtype=np.uint8), root, name=key, label_metadata=meta, scaler=None,
+                         **kwargs)
+        root.attrs["segdash"] = {"class_names": list(class_names),
+                                 "labeled_slices": [int(z) for z in (labeled_slices if labeled_slices is not None
+                                                                      else range(images.shape[0]))]}
+        os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path
+
+
+def zip_folder(folder: str | Path, fh: BinaryIO) -> None:
+    """Write ``folder`` (with its own name as the top folder) into the open binary file ``fh`` as a ZIP."""
+    folder = Path(folder)
+    with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for p in sorted(folder.rglob("*")):
+            if p.is_file():
+                zf.write(p, f"{folder.name}/{p.relative_to(folder).as_posix()}")
+
+
+def _attrs(path: Path) -> dict[str, Any]:
+    """The group attributes of a Zarr folder (v2 ``.zattrs`` or v3 ``zarr.json``; OME 0.5 under ``ome``)."""
+    import json
+
+    for meta in (path / ".zattrs", path / "zarr.json"):
+        if meta.is_file():
+            try:
+                attrs = json.loads(meta.read_text())
+            except (OSError, ValueError):
+                return {}
+            if not isinstance(attrs, dict):
+                return {}
+            attrs = attrs.get("attributes", attrs) if meta.name == "zarr.json" else attrs
+            return attrs.get("ome", attrs) if isinstance(attrs, dict) else {}
+    return {}
+
+
+def is_omezarr(path: str | Path) -> bool:
+    """True for a folder holding an OME-Zarr image (``.zattrs`` or ``zarr.json`` with ``multiscales``)."""
+    path = Path(path)
+    return path.is_dir() and bool(_attrs(path).get("multiscales"))
+
+
+def read_omezarr_metadata(path: str | Path) -> dict[str, Any]:
+    """Axes, pixel size ``(z, y, x)`` (or ``None``) and unit of an OME-Zarr image, from its metadata only."""
+    ms = (_attrs(Path(path)).get("multiscales") or [{}])[0]
+    axes_meta = ms.get("axes") or []
+    axes = [a["name"] if isinstance(a, dict) else str(a) for a in axes_meta]
+    scale = None
+    datasets = ms.get("datasets") or [{}]
+    for t in datasets[0].get("coordinateTransformations") or []:
+        if isinstance(t, dict) and t.get("type") == "scale":
+            scale = [float(v) for v in t.get("scale", [])]
+    pixel_size = None
+    if scale and len(scale) == len(axes):
+        by_axis = dict(zip(axes, scale))
+        pixel_size = tuple(by_axis.get(a, 1.0) for a in ("z", "y", "x"))
+    units = [a.get("unit") for a in axes_meta if isinstance(a, dict) and a.get("name") in ("y", "x")]
+    return {"axes": axes, "pixel_size": pixel_size, "unit": units[0] if units else None}
+
+
+def read_omezarr(path: str | Path, *, channel: int | None = None,
+                 max_bytes: int | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+    """The full-resolution image of an OME-Zarr folder as a (Z, Y, X) array.
+
+    Args:
+        path: the ``.zarr`` folder (or a labels image inside one, such as ``x.zarr/labels/masks``).
+        channel: channel to keep when the image has a ``c`` axis of several channels.
+        max_bytes: refuse an image larger than this, before reading it.
+
+    Returns:
+        ``(data, info)``: ``info`` has ``axes`` (as stored), ``pixel_size`` (``(z, y, x)`` or
+        ``None``), ``unit``, ``labels`` (names of the labels images beside it).
+
+    Raises:
+        ValueError: not OME-Zarr, a time axis of several points, several channels without
+            ``channel``, or a channel out of range.
+    """
+    from ome_zarr.io import parse_url
+    from ome_zarr.reader import Multiscales, Reader
+
+    path = Path(path)
+    logging.getLogger("ome_zarr").setLevel(logging.ERROR)  # "version mismatch" notes on every 0.4 file
+    loc = parse_url(str(path)) if is_omezarr(path) else None
+    if loc is None:
+        raise SegDashError(f"{path}: not an OME-Zarr image (no multiscales metadata)")
+    nodes = list(Reader(loc)())
+    node = next((n for n in nodes if n.load(Multiscales) is not None), None)
+    if node is None or not node.data:
+        raise SegDashError(f"{path}: the OME-Zarr holds no image")
+    axes_meta = node.metadata.get("axes") or [{"name": a} for a in "tczyx"[-node.data[0].ndim:]]
+    axes = [a["name"] if isinstance(a, dict) else str(a) for a in axes_meta]
+    arr = node.data[0]
+    label_names = [str(n) for n in (node.metadata.get("labels") or [])]
+    if not label_names and (path / "labels").is_dir():
+        label_names = sorted(p.name for p in (path / "labels").iterdir() if p.is_dir())
+    index: list[Any] = []
+    kept: list[str] = []
+    for ax, n in zip(axes, arr.shape):
+        if ax == "t":
+            if n > 1:
+                raise SegDashError(f"{path}: {n} time points; SegDash reads one (Z, Y, X) stack")
+            index.append(0)
+        elif ax == "c":
+            if n > 1 and channel is None:
+                from .io import ChannelChoiceNeeded
+
+                raise ChannelChoiceNeeded(path.name, int(n))
+            c = 0 if channel is None else int(channel)
+            if not 0 <= c < n:
+                raise SegDashError(f"{path}: channel {c} asked for, the image has {n}")
+            index.append(c)
+        else:
+            index.append(slice(None))
+            kept.append(ax)
+    view = arr[tuple(index)]
+    if max_bytes is not None and view.nbytes > max_bytes:
+        raise SegDashError(f"{path}: the image needs {view.nbytes / 1e9:.1f} GB, more than the import's memory budget "
+                           f"({max_bytes / 1e9:.1f} GB; SEGDASH_IMPORT_MEMORY sets it)")
+    data = np.asarray(view)
+    if data.ndim == 2:
+        data, kept = data[None], ["z", *kept]
+    if data.ndim != 3:
+        raise SegDashError(f"{path}: axes {axes} do not make a (Z, Y, X) stack")
+    meta = read_omezarr_metadata(path)
+    return data, {"axes": axes, "pixel_size": meta["pixel_size"], "unit": meta["unit"], "labels": label_names}
+
+
+def read_omezarr_stack(path: str | Path, *, channel: int | None = None,
+                       roots: Sequence[str | Path] | None = None) -> Any:
+    """:func:`read_omezarr` as a :class:`core.data.io.Stack` (what :func:`core.data.io.read_stack` returns for an
+    OME-Zarr folder), within the import's memory budget (the importer keeps the pixel size, see
+    :mod:`core.data.pixelsize`). With ``roots``, every file of the folder (links resolved) must lie inside them."""
+    from .io import Stack, check_import_path, memory_budget
+
+    if roots is not None:
+        for p in Path(path).rglob("*"):
+            check_import_path(p, roots)
+
+    data, _ = read_omezarr(path, channel=channel, max_bytes=memory_budget())
+    return Stack(data=data, names=[None] * data.shape[0], sources=[Path(path).name] * data.shape[0])

@@ -1,0 +1,7 @@
+"""Store layer: the workspace on disk and its SQLite catalog.
+
+Owns the workspace root (datasets, versioned masks with their history, runs, prediction folders,
+locks and the clean-up of what dead processes left, :mod:`~core.store.workspace`) and all SQL with
+its schema migrations and state names (:mod:`~core.store.catalog`). May import: :mod:`core.data`;
+never torch, the learning layers or streamlit.
+"""

@@ -1,0 +1,365 @@
+"""SQLite catalog of a workspace: datasets, slices, mask versions, training runs, epoch metrics.
+
+One file ``catalog.sqlite`` in WAL mode, opened with a connection per thread (sqlite3 objects may not
+cross threads), a generous busy timeout, and short ``BEGIN IMMEDIATE`` transactions, so two browser
+sessions and a training thread can write at once without losing a row.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+from ..errors import SegDashError
+from ..data.owner import Owner, is_gone
+from .layout import mask_file
+from .records import RunRecord
+from .schema import _ADDED_COLUMNS, _PIXEL_SCHEMA, _SCHEMA, ACTIVE_RUN_STATES, RUN_STATES, SLICE_STATUSES
+
+__all__ = ["Catalog", "WorkspaceError", "SLICE_STATUSES", "RUN_STATES", "ACTIVE_RUN_STATES"]
+
+
+
+class WorkspaceError(SegDashError):
+    """The workspace cannot do what was asked, for a reason the user can act on: the disk is full,
+    the folder is not writable, the name is taken. A ``ValueError``: pages show it, the CLI exits 2."""
+
+
+_RUN_FIELDS = ("state", "device", "dataset_version", "best_checkpoint", "last_checkpoint",
+               "best_dice", "wall_time", "error", "config", "extra", "owner_pid", "owner_host", "heartbeat",
+               "stop_requested")
+
+
+class Catalog:
+    """Thread-safe access to ``<workspace>/catalog.sqlite``.
+
+    Args:
+        path: the SQLite file; created with its schema when missing.
+    """
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self._local = threading.local()
+        try:
+            self._connection().executescript(_SCHEMA)  # idempotent; executescript manages its own commit
+            self._migrate()
+            self._migrate_mask_versions()
+        except sqlite3.Error as exc:
+            raise _user_error(exc, self.path) from None
+
+    def _migrate(self) -> None:
+        """Add the columns of :data:`_ADDED_COLUMNS` that an older workspace lacks."""
+        def missing(con: sqlite3.Connection) -> list[tuple[str, str, str]]:
+            have: dict[str, set[str]] = {}
+            for table, _, _ in _ADDED_COLUMNS:
+                if table not in have:
+                    have[table] = {r["name"] for r in con.execute(f"PRAGMA table_info({table})")}
+            return [c for c in _ADDED_COLUMNS if c[1] not in have[c[0]]]
+
+        if not missing(self._connection()):
+            return
+        with self.transaction() as con:  # checked again inside: another process may have just done it
+            for table, column, decl in missing(con):
+                con.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
+
+    # -- connections -------------------------------------------------------------------------
+    def _connection(self) -> sqlite3.Connection:
+        con = getattr(self._local, "con", None)
+        if con is None:
+            con = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+            con.row_factory = sqlite3.Row
+            con.execute("PRAGMA journal_mode=WAL")
+            con.execute("PRAGMA foreign_keys=ON")
+            con.execute("PRAGMA synchronous=NORMAL")
+            self._local.con = con
+        return con
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction (``BEGIN IMMEDIATE``): committed on success, rolled back on error."""
+        con = self._connection()
+        try:
+            con.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise _user_error(exc, self.path) from None
+        try:
+            yield con
+        except sqlite3.OperationalError as exc:
+            if con.in_transaction:  # SQLite may have rolled back itself (disk full)
+                con.execute("ROLLBACK")
+            raise _user_error(exc, self.path) from None
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        try:
+            con.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            if con.in_transaction:
+                con.execute("ROLLBACK")
+            raise _user_error(exc, self.path) from None
+
+    def query(self, sql: str, params: tuple = ()) -> list[sqlite3.Row]:
+        return self._connection().execute(sql, params).fetchall()
+
+    # -- datasets ----------------------------------------------------------------------------
+    def claim_dataset(self, name: str, folder: str, owner: Owner | None = None) -> None:
+        """Reserve ``name`` for an import in progress (written under ``folder``), in one transaction.
+
+        A claim whose owner process is gone is taken over. ``WorkspaceError`` when a dataset or a
+        live claim has the name already. The claimed name is not listed as a dataset.
+        """
+        owner = owner or Owner.current()
+        with self.transaction() as con:
+            if con.execute("SELECT 1 FROM datasets WHERE name=?", (name,)).fetchone():
+                raise WorkspaceError(f"a dataset named {name!r} exists already; choose another name or delete "
+                                     "it first")
+            row = con.execute("SELECT * FROM dataset_claims WHERE name=?", (name,)).fetchone()
+            if row is not None and not is_gone(row["owner_pid"], row["owner_host"]):
+                raise WorkspaceError(f"a dataset named {name!r} exists already: another session is importing "
+                                     "it now; choose another name")
+            con.execute("INSERT OR REPLACE INTO dataset_claims VALUES (?,?,?,?,?)",
+                        (name, owner.pid, owner.host, folder, time.time()))
+
+    def release_claim(self, name: str, owner: Owner | None = None) -> None:
+        """Drop ``owner``'s claim on ``name`` (no-op when it holds none)."""
+        owner = owner or Owner.current()
+        with self.transaction() as con:
+            con.execute("DELETE FROM dataset_claims WHERE name=? AND owner_pid=? AND owner_host=?",
+                        (name, owner.pid, owner.host))
+
+    def claims(self) -> list[sqlite3.Row]:
+        """Names reserved by imports in progress (or by crashed ones not yet cleaned)."""
+        return self.query("SELECT * FROM dataset_claims ORDER BY created")
+
+    def name_taken(self, name: str) -> bool:
+        """A dataset or an import in progress has this name."""
+        return bool(self.query("SELECT 1 FROM datasets WHERE name=? UNION SELECT 1 FROM dataset_claims "
+                               "WHERE name=?", (name, name)))
+
+    def add_dataset(self, name: str, shape: tuple[int, int, int], dtype: str, class_names: list[str],
+                    slice_names: list[str], statuses: list[str], source: str, notices: list[str]) -> None:
+        """Record a dataset (and release this process's claim on its name, in the same transaction)."""
+        now = time.time()
+        owner = Owner.current()
+        with self.transaction() as con:
+            con.execute("DELETE FROM dataset_claims WHERE name=? AND owner_pid=? AND owner_host=?",
+                        (name, owner.pid, owner.host))
+            con.execute("INSERT INTO datasets VALUES (?,?,?,?,?,?,?,?,?)",
+                        (name, now, shape[0], shape[1], shape[2], dtype, json.dumps(class_names),
+                         source, json.dumps(notices)))
+            con.executemany("INSERT INTO slices VALUES (?,?,?,?,?,?)",
+                            [(name, z, n, s, 1 if s != "unlabeled" else 0, now)
+                             for z, (n, s) in enumerate(zip(slice_names, statuses))])
+            con.executemany("INSERT INTO mask_versions (dataset, z, version, status, file, created, source, parent) "
+                            "VALUES (?,?,?,?,?,?,'imported',0)",
+                            [(name, z, 1, s, mask_file(z, 1), now)
+                             for z, s in enumerate(statuses) if s != "unlabeled"])
+
+    def dataset_row(self, name: str) -> sqlite3.Row | None:
+        rows = self.query("SELECT * FROM datasets WHERE name=?", (name,))
+        return rows[0] if rows else None
+
+    def dataset_names(self) -> list[str]:
+        return [r["name"] for r in self.query("SELECT name FROM datasets ORDER BY created")]
+
+    def set_class_names(self, name: str, class_names: list[str]) -> None:
+        with self.transaction() as con:
+            con.execute("UPDATE datasets SET class_names=? WHERE name=?", (json.dumps(class_names), name))
+
+    def rename_dataset(self, old: str, new: str) -> None:
+        """Rename in every table (and release this process's claim on ``new``, if it holds one)."""
+        owner = Owner.current()
+        with self.transaction() as con:
+            con.execute("DELETE FROM dataset_claims WHERE name=? AND owner_pid=? AND owner_host=?",
+                        (new, owner.pid, owner.host))
+            con.execute("UPDATE datasets SET name=? WHERE name=?", (new, old))
+            con.execute("UPDATE runs SET dataset=? WHERE dataset=?", (new, old))
+
+    def delete_dataset(self, name: str) -> None:
+        with self.transaction() as con:
+            con.execute("DELETE FROM datasets WHERE name=?", (name,))
+
+    # -- physical pixel size (own table, created on first use: older workspaces open unchanged) --
+    def set_pixel_size(self, name: str, z: float, y: float, x: float, unit: str) -> None:
+        """Store a dataset's voxel size (``z`` slice step, ``y``, ``x``) in ``unit`` (``micrometer``...)."""
+        with self.transaction() as con:
+            con.execute(_PIXEL_SCHEMA)
+            con.execute("INSERT OR REPLACE INTO dataset_pixel_size VALUES (?,?,?,?,?)",
+                        (name, float(z), float(y), float(x), str(unit)))
+
+    def pixel_size(self, name: str) -> tuple[float, float, float, str] | None:
+        """``(z, y, x, unit)`` of a dataset, or ``None`` when its source did not say."""
+        try:
+            rows = self.query("SELECT z, y, x, unit FROM dataset_pixel_size WHERE dataset=?", (name,))
+        except sqlite3.OperationalError:  # no such table: nothing stored yet in this workspace
+            return None
+        return (rows[0]["z"], rows[0]["y"], rows[0]["x"], rows[0]["unit"]) if rows else None
+
+    # -- slices and mask versions ------------------------------------------------------------
+    # A slice's mask versions are append-only rows (one file each, never overwritten). Besides the
+    # columns of the first schema, each row has ``source`` (imported, drawn, accepted:<run>,
+    # model:<what>, restored:v<n>) and ``parent`` (the version current when it was saved: what it was
+    # drawn on; 0 = an unlabeled slice). The slice's current version is ``slices.version`` (0 =
+    # unlabeled): undo and redo move that pointer along ``parent``, so no version is ever dropped.
+    _MASK_COLUMNS = (("source", "TEXT NOT NULL DEFAULT ''"), ("parent", "INTEGER"))
+
+    def _migrate_mask_versions(self) -> None:
+        """Add the columns a workspace made before versions had a source and a parent lacks.
+
+        Old rows get ``imported`` (version 1 written with the dataset), ``accepted`` (from-prediction)
+        or ``drawn``, and the previous version number as parent.
+        """
+        con = self._connection()
+        have = {r["name"] for r in con.execute("PRAGMA table_info(mask_versions)")}
+        missing = [(c, t) for c, t in self._MASK_COLUMNS if c not in have]
+        if not missing:
+            return
+        con.execute("BEGIN IMMEDIATE")
+        try:
+            have = {r["name"] for r in con.execute("PRAGMA table_info(mask_versions)")}  # another process?
+            for column, decl in self._MASK_COLUMNS:
+                if column not in have:
+                    con.execute(f"ALTER TABLE mask_versions ADD COLUMN {column} {decl}")
+            con.execute("UPDATE mask_versions SET source = CASE "
+                        "WHEN version = 1 AND created = (SELECT d.created FROM datasets d WHERE d.name = dataset) "
+                        "THEN 'imported' WHEN status = 'from-prediction' THEN 'accepted' ELSE 'drawn' END "
+                        "WHERE source = ''")
+            con.execute("UPDATE mask_versions SET parent = version - 1 WHERE parent IS NULL")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        con.execute("COMMIT")
+
+    def slices(self, name: str) -> list[sqlite3.Row]:
+        return self.query("SELECT * FROM slices WHERE dataset=? ORDER BY z", (name,))
+
+    def next_version(self, con: sqlite3.Connection, name: str, z: int) -> int:
+        row = con.execute("SELECT MAX(version) AS v FROM mask_versions WHERE dataset=? AND z=?",
+                          (name, z)).fetchone()
+        return int(row["v"] or 0) + 1
+
+    def current_version(self, name: str, z: int, con: sqlite3.Connection | None = None) -> sqlite3.Row | None:
+        """The mask version slice ``z`` shows now (``slices.version``), or ``None`` when unlabeled."""
+        rows = (con or self._connection()).execute(
+            "SELECT m.* FROM mask_versions m JOIN slices s ON s.dataset = m.dataset AND s.z = m.z "
+            "AND s.version = m.version WHERE m.dataset=? AND m.z=?", (name, z)).fetchall()
+        return rows[0] if rows else None
+
+    def version_row(self, name: str, z: int, version: int, con: sqlite3.Connection | None = None
+                    ) -> sqlite3.Row | None:
+        rows = (con or self._connection()).execute(
+            "SELECT * FROM mask_versions WHERE dataset=? AND z=? AND version=?", (name, z, version)).fetchall()
+        return rows[0] if rows else None
+
+    def history(self, name: str, z: int) -> list[sqlite3.Row]:
+        return self.query("SELECT * FROM mask_versions WHERE dataset=? AND z=? ORDER BY version", (name, z))
+
+    # -- runs --------------------------------------------------------------------------------
+    def create_run(self, run_id: str, dataset: str, config: dict[str, Any], state: str = "queued",
+                   owner: Owner | None = None) -> None:
+        """Record a new run, owned by ``owner`` (default: this process), its heartbeat now."""
+        owner = owner or Owner.current()
+        now = time.time()
+        with self.transaction() as con:
+            con.execute("INSERT INTO runs (run_id, dataset, created, state, config, owner_pid, owner_host, heartbeat) "
+                        "VALUES (?,?,?,?,?,?,?,?)",
+                        (run_id, dataset, now, state, json.dumps(config), owner.pid, owner.host, now))
+
+    def heartbeat(self, run_id: str) -> None:
+        """The owner of ``run_id`` is alive now."""
+        with self.transaction() as con:
+            con.execute("UPDATE runs SET heartbeat=? WHERE run_id=?", (time.time(), run_id))
+
+    def request_stop(self, run_id: str) -> None:
+        """Ask the process that trains ``run_id`` to stop it (whichever process that is: it reads
+        the request with its heartbeat, within seconds, and stops as its Stop button would)."""
+        with self.transaction() as con:
+            con.execute("UPDATE runs SET stop_requested=1 WHERE run_id=?", (run_id,))
+
+    def mark_interrupted(self) -> list[str]:
+        """Write ``interrupted`` into active runs whose owner is gone; returns their ids."""
+        rows = self.query(f"SELECT * FROM runs WHERE state IN ({','.join('?' * len(ACTIVE_RUN_STATES))})",
+                          ACTIVE_RUN_STATES)
+        gone = [r for r in rows if _owner_gone(r)]
+        if gone:
+            with self.transaction() as con:
+                for r in gone:  # only if nobody touched it since it was read
+                    con.execute("UPDATE runs SET state='interrupted' WHERE run_id=? AND state=? "
+                                "AND heartbeat IS ?", (r["run_id"], r["state"], r["heartbeat"]))
+        return [r["run_id"] for r in gone]
+
+    def update_run(self, run_id: str, **fields: Any) -> None:
+        """Set columns of a run: any of state, device, dataset_version, best_checkpoint,
+        last_checkpoint, best_dice, wall_time, error, config (dict), extra (dict)."""
+        unknown = set(fields) - set(_RUN_FIELDS)
+        if unknown:
+            raise SegDashError(f"unknown run fields: {sorted(unknown)}")
+        if not fields:
+            return
+        values = [json.dumps(v) if k in ("config", "extra") else v for k, v in fields.items()]
+        sets = ", ".join(f"{k}=?" for k in fields)
+        with self.transaction() as con:
+            con.execute(f"UPDATE runs SET {sets} WHERE run_id=?", (*values, run_id))
+
+    def add_epoch(self, run_id: str, epoch: int, metrics: dict[str, float]) -> None:
+        with self.transaction() as con:
+            con.execute("INSERT OR REPLACE INTO epochs VALUES (?,?,?)", (run_id, epoch, json.dumps(metrics)))
+
+    def run(self, run_id: str) -> RunRecord | None:
+        rows = self.query("SELECT * FROM runs WHERE run_id=?", (run_id,))
+        return _run_dict(rows[0]) if rows else None
+
+    def runs(self, dataset: str | None = None) -> list[RunRecord]:
+        """Runs, newest first, optionally of one dataset."""
+        if dataset is None:
+            rows = self.query("SELECT * FROM runs ORDER BY created DESC")
+        else:
+            rows = self.query("SELECT * FROM runs WHERE dataset=? ORDER BY created DESC", (dataset,))
+        return [_run_dict(r) for r in rows]
+
+    def epochs(self, run_id: str) -> list[dict[str, float]]:
+        """Per-epoch metrics of a run, in epoch order, each with its ``epoch`` key."""
+        rows = self.query("SELECT epoch, metrics FROM epochs WHERE run_id=? ORDER BY epoch", (run_id,))
+        return [{"epoch": r["epoch"], **json.loads(r["metrics"])} for r in rows]
+
+    def delete_run(self, run_id: str) -> None:
+        with self.transaction() as con:
+            con.execute("DELETE FROM runs WHERE run_id=?", (run_id,))
+
+
+def _owner_gone(row: sqlite3.Row | dict[str, Any]) -> bool:
+    return is_gone(row["owner_pid"], row["owner_host"], row["heartbeat"])
+
+
+def _run_dict(row: sqlite3.Row) -> RunRecord:
+    """A run as a :class:`~core.store.records.RunRecord`; an active run whose owner process is gone
+    reads as ``interrupted``."""
+    out = dict(row)
+    out["config"] = json.loads(out["config"])
+    out["extra"] = json.loads(out["extra"])
+    if out["state"] in ACTIVE_RUN_STATES and _owner_gone(out):
+        out["state"] = "interrupted"
+    return RunRecord(**out)
+
+
+def _user_error(exc: sqlite3.Error, path: Path) -> Exception:
+    """A SQLite error as the :class:`WorkspaceError` the user can act on, else unchanged."""
+    text = str(exc).lower()
+    folder = path.parent
+    if "full" in text:
+        try:
+            free = f"{shutil.disk_usage(folder).free / 2**20:.1f} MB free"
+        except OSError:
+            free = "no space free"
+        return WorkspaceError(f"not enough space in {folder}: {free}; the catalog cannot be written ({exc}); free "
+                              "some space and try again")
+    if "readonly" in text or "read-only" in text or "unable to open" in text or "permission" in text:
+        return WorkspaceError(f"workspace folder {folder} is not writable: SegDash needs to write its catalog "
+                              f"there ({exc}); choose a writable folder with SEGDASH_WORKSPACE or --workspace")
+    return exc

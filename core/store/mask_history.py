@@ -1,0 +1,239 @@
+"""Versioned masks of a workspace's slices: the :class:`MaskHistory` part of
+:class:`~core.store.workspace.Workspace`.
+
+Mask versions are never overwritten nor removed: saving writes a new file (atomically) and records
+it in the catalog inside one transaction, with its source and the version it was drawn on, so two
+browser sessions saving at once both keep their work (:meth:`MaskHistory.edit_mask` applies strokes
+to the newest version; ``save_mask(base_version=...)`` refuses a stale save). The slice's current
+version is a pointer: :meth:`MaskHistory.undo_mask` and :meth:`MaskHistory.redo_mask` move it along
+the history (:meth:`MaskHistory.mask_history`), :meth:`MaskHistory.restore_mask` adds a copy of any
+version.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from ..errors import SegDashError
+from ..data.io import read_png, write_png
+from .catalog import SLICE_STATUSES, Catalog
+from .layout import mask_file
+from .records import DatasetInfo, MaskConflict, MaskSave, MaskVersion, SliceInfo
+
+__all__ = ["MaskHistory"]
+
+
+class MaskHistory:
+    """Reading and saving slices' masks, with their full history. Mixed into
+    :class:`~core.store.workspace.Workspace`, which provides ``catalog``, ``dataset``, ``dataset_dir``
+    and ``slices``."""
+
+    catalog: Catalog
+    dataset: Callable[[str], DatasetInfo]
+    dataset_dir: Callable[[str], Path]
+    slices: Callable[[str], list[SliceInfo]]
+
+    # -- masks -------------------------------------------------------------------------------
+    def read_mask(self, name: str, z: int, version: int | None = None) -> np.ndarray | None:
+        """The current (Y, X) uint8 mask of slice ``z`` (``None`` if unlabeled), or its ``version``."""
+        if version is None:
+            row = self.catalog.current_version(name, z)
+            if row is None:
+                return None
+        else:
+            row = self.catalog.version_row(name, z, int(version))
+            if row is None:
+                raise SegDashError(f"slice {z} of {name!r} has no mask version {version}")
+        return read_png(self.dataset_dir(name) / row["file"])
+
+    def read_masks(self, name: str, zs: Sequence[int] | None = None) -> tuple[list[int], np.ndarray]:
+        """Masks of labeled slices: ``(zs, (N, Y, X) uint8)``; default every labeled slice."""
+        zs = self.labeled_slices(name) if zs is None else list(zs)
+        info = self.dataset(name)
+        out = np.zeros((len(zs), info.shape[1], info.shape[2]), np.uint8)
+        for i, z in enumerate(zs):
+            m = self.read_mask(name, z)
+            if m is None:
+                raise SegDashError(f"slice {z} of {name!r} has no mask")
+            out[i] = m
+        return zs, out
+
+    def labeled_slices(self, name: str) -> list[int]:
+        """Indices of slices that have a mask (labeled, edited or from-prediction)."""
+        return [s.z for s in self.slices(name) if s.status != "unlabeled"]
+
+    def _check_mask(self, info: DatasetInfo, z: int, mask: np.ndarray) -> np.ndarray:
+        if not 0 <= z < info.shape[0]:
+            raise SegDashError(f"slice {z} out of range 0..{info.shape[0] - 1}")
+        mask = np.asarray(mask)
+        if mask.shape != info.shape[1:]:
+            raise SegDashError(f"mask shape {mask.shape} does not match the image {info.shape[1:]}")
+        if mask.size and (mask.min() < 0 or mask.max() >= info.n_classes):
+            raise SegDashError(f"mask values must be class indices 0..{info.n_classes - 1}")
+        return mask.astype(np.uint8)
+
+    def _append_version(self, con, name: str, z: int, mask: np.ndarray, status: str, source: str,
+                        parent: int) -> int:
+        """Write the next version's file and row and make it current; inside ``con``'s transaction."""
+        now = time.time()
+        version = self.catalog.next_version(con, name, z)
+        file = mask_file(z, version)
+        write_png(self.dataset_dir(name) / file, mask)
+        con.execute("INSERT INTO mask_versions (dataset, z, version, status, file, created, undone, source, parent) "
+                    "VALUES (?,?,?,?,?,?,0,?,?)", (name, z, version, status, file, now, source, parent))
+        con.execute("UPDATE slices SET status=?, version=?, updated=? WHERE dataset=? AND z=?",
+                    (status, version, now, name, z))
+        return version
+
+    @staticmethod
+    def _current(con, name: str, z: int) -> int:
+        row = con.execute("SELECT version FROM slices WHERE dataset=? AND z=?", (name, z)).fetchone()
+        if row is None:
+            raise SegDashError(f"dataset {name!r} has no slice {z}")
+        return int(row["version"])
+
+    def save_mask(self, name: str, z: int, mask: np.ndarray, status: str = "edited", *,
+                  source: str | None = None, base_version: int | None = None) -> int:
+        """Save a new version of slice ``z``'s mask; returns its version number.
+
+        Args:
+            mask: (Y, X) class indices (any integer or bool dtype; stored as uint8).
+            status: ``labeled``, ``edited`` or ``from-prediction``.
+            source: where the mask came from, for the history: ``drawn``, ``accepted:<run>``,
+                ``model:<what>``, ... (default ``accepted`` for ``from-prediction``, else ``drawn``).
+            base_version: the version the mask was made from (0 = unlabeled). When given and
+                another version became current meanwhile, nothing is written and
+                :class:`~core.store.records.MaskConflict` is raised, so a save never hides someone else's work.
+        """
+        info = self.dataset(name)
+        if status not in SLICE_STATUSES or status == "unlabeled":
+            raise SegDashError(f"status must be one of labeled, edited, from-prediction; got {status!r}")
+        mask = self._check_mask(info, z, mask)
+        source = source or ("accepted" if status == "from-prediction" else "drawn")
+        with self.catalog.transaction() as con:
+            current = self._current(con, name, z)
+            if base_version is not None and current != base_version:
+                raise MaskConflict(name, z, base_version, current)
+            return self._append_version(con, name, z, mask, status, source, current)
+
+    def edit_mask(self, name: str, z: int, edit: Callable[[np.ndarray | None], np.ndarray], *,
+                  base_version: int | None = None, source: str = "drawn") -> MaskSave:
+        """Apply ``edit`` to the newest mask of slice ``z`` and save the result, as one transaction.
+
+        The read of the current mask, ``edit`` and the write happen while holding the catalog's write
+        lock, so strokes drawn on an older version (``base_version``) land on the newest one and keep
+        what another session saved meanwhile (reported as ``merged``).
+
+        Args:
+            edit: ``edit(current_mask_or_None) -> new (Y, X) mask``; called once, quickly (it holds
+                the workspace's write lock).
+            base_version: the version the strokes were drawn on (0 = unlabeled), to tell a merge.
+            source: the history's source of the new version.
+
+        Example:
+            >>> import tempfile
+            >>> from core.store.workspace import Workspace
+            >>> ws = Workspace(tempfile.mkdtemp())
+            >>> _ = ws.create_dataset("d", np.zeros((1, 4, 4), np.uint8), None, ["bg", "fg"])
+            >>> ws.edit_mask("d", 0, lambda m: np.ones((4, 4), np.uint8), base_version=0).version
+            1
+        """
+        info = self.dataset(name)
+        with self.catalog.transaction() as con:
+            current = self._current(con, name, z)
+            row = self.catalog.current_version(name, z, con)
+            base = None if row is None else read_png(self.dataset_dir(name) / row["file"])
+            mask = self._check_mask(info, z, edit(None if base is None else base.copy()))
+            status = "labeled" if base is None else "edited"
+            version = self._append_version(con, name, z, mask, status, source, current)
+        merged = base_version is not None and base_version != current
+        return MaskSave(version, status, current, merged)
+
+    def undo_mask(self, name: str, z: int) -> int | None:
+        """Step slice ``z`` back to the version its current one was made from.
+
+        Nothing is deleted: the version left stays in the history (:meth:`mask_history`), Redo
+        returns to it and :meth:`restore_mask` brings back any version. Returns the version now
+        current, or ``None`` when the slice is unlabeled again. ``ValueError`` when there is
+        nothing to undo.
+        """
+        with self.catalog.transaction() as con:
+            row = self.catalog.current_version(name, z, con)
+            if row is None:
+                raise SegDashError(f"slice {z} of {name!r} has no mask version to undo")
+            parent = row["parent"] if row["parent"] is not None else row["version"] - 1
+            con.execute("UPDATE mask_versions SET undone=1 WHERE dataset=? AND z=? AND version=?",
+                        (name, z, row["version"]))
+            self._point(con, name, z, parent)
+        return parent or None
+
+    def redo_mask(self, name: str, z: int) -> int:
+        """Step slice ``z`` forward to the newest version made from its current one (what Undo left)."""
+        with self.catalog.transaction() as con:
+            target = self._redo_target(con, name, z)
+            if target is None:
+                raise SegDashError(f"slice {z} of {name!r} has nothing to redo")
+            con.execute("UPDATE mask_versions SET undone=0 WHERE dataset=? AND z=? AND version=?",
+                        (name, z, target))
+            self._point(con, name, z, target)
+        return target
+
+    def restore_mask(self, name: str, z: int, version: int) -> int:
+        """Make version ``version`` of slice ``z`` current again, as a NEW version with its content
+        (source ``restored:v<version>``); returns the new version number. The history only grows."""
+        info = self.dataset(name)
+        with self.catalog.transaction() as con:
+            row = self.catalog.version_row(name, z, int(version), con)
+            if row is None:
+                raise SegDashError(f"slice {z} of {name!r} has no mask version {version}")
+            mask = self._check_mask(info, z, read_png(self.dataset_dir(name) / row["file"]))
+            current = self._current(con, name, z)
+            return self._append_version(con, name, z, mask, row["status"], f"restored:v{int(version)}", current)
+
+    def _point(self, con, name: str, z: int, version: int) -> None:
+        """Make ``version`` (0 = none) the current version of slice ``z``."""
+        status = "unlabeled"
+        if version:
+            status = self.catalog.version_row(name, z, version, con)["status"]
+        con.execute("UPDATE slices SET status=?, version=?, updated=? WHERE dataset=? AND z=?",
+                    (status, version, time.time(), name, z))
+
+    def _redo_target(self, con, name: str, z: int) -> int | None:
+        current = self._current(con, name, z)
+        row = con.execute("SELECT MAX(version) AS v FROM mask_versions WHERE dataset=? AND z=? AND parent=? "
+                          "AND version > ?", (name, z, current, current)).fetchone()
+        return None if row["v"] is None else int(row["v"])
+
+    def can_undo(self, name: str, z: int) -> bool:
+        return self.catalog.current_version(name, z) is not None
+
+    def can_redo(self, name: str, z: int) -> bool:
+        return self._redo_target(self.catalog._connection(), name, z) is not None
+
+    def current_mask_version(self, name: str, z: int) -> int:
+        """The version slice ``z`` shows now; 0 when unlabeled."""
+        return self._current(self.catalog._connection(), name, z)
+
+    def mask_history(self, name: str, z: int) -> list[MaskVersion]:
+        """Every saved version of slice ``z``'s mask, oldest first; none is ever removed."""
+        current = self.current_mask_version(name, z)
+        return [MaskVersion(r["version"], r["status"], r["source"] or "drawn", r["created"],
+                            r["parent"] if r["parent"] is not None else r["version"] - 1,
+                            r["version"] == current)
+                for r in self.catalog.history(name, z)]
+
+    def masks_version(self, name: str, zs: Sequence[int] | None = None) -> str:
+        """A short hash of the current masks of ``zs`` (default all labeled): the dataset version."""
+        zs = self.labeled_slices(name) if zs is None else list(zs)
+        h = hashlib.sha256()
+        for z in zs:
+            row = self.catalog.current_version(name, z)
+            h.update(f"{z}:".encode())
+            if row is not None:
+                h.update((self.dataset_dir(name) / row["file"]).read_bytes())
+        return h.hexdigest()[:16]

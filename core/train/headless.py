@@ -1,0 +1,98 @@
+"""Training without the UI: :func:`train_headless` runs the dashboard's :class:`~core.train.job.TrainingJob`
+and waits; :func:`job_progress` turns a snapshot into a progress count."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Callable
+
+from ..data.records import finite_or_none
+from ..nn.checkpoint import read_checkpoint_info
+from ..store.workspace import Workspace
+from .config import TrainConfig, default_config
+from .job import TrainingJob, TrainingSnapshot, _resolve_checkpoint
+from .registry import registry
+
+__all__ = ["train_headless", "job_progress"]
+
+
+def job_progress(snapshot: TrainingSnapshot | dict[str, Any]) -> tuple[int, int]:
+    """``(steps done, steps in all)`` of a job :meth:`TrainingJob.snapshot`, counted from its start
+    (a resumed job counts from the epoch it resumed at), for progress bars."""
+    spe = max(1, int(snapshot.get("steps_per_epoch") or 1))
+    start = int(snapshot.get("start_epoch") or 0)
+    total = max(1, int(snapshot.get("epochs") or 1) - start) * spe
+    done = (int(snapshot.get("epoch") or 0) - start) * spe + int(snapshot.get("step") or 0) % spe
+    return min(total, max(0, done)), total
+
+
+def train_headless(workspace: Workspace | str | Path, dataset: str, *, epochs: int | None = None,
+                   config: TrainConfig | dict[str, Any] | None = None, resume: str | None = None,
+                   progress: Callable[[TrainingSnapshot], None] | None = None) -> dict[str, Any]:
+    """Train without the UI, through the same :class:`TrainingJob` the dashboard uses, and wait.
+
+    Args:
+        workspace: workspace or its folder.
+        dataset: dataset name.
+        epochs: final epoch number (overrides the config).
+        config: a :class:`TrainConfig`, or a partial dict of overrides (on the recipe; when resuming,
+            on the resumed run's config).
+        resume: run id (or checkpoint path) to continue from.
+        progress: called with :meth:`TrainingJob.snapshot` whenever the step, epoch or state changes.
+
+    Returns:
+        JSON-able summary: ``run_id, state, epochs, val_dice, val_iou, val_accuracy, val_dice_fg,
+        best_dice, best_checkpoint, last_checkpoint, bundle, device, wall_time_s, error``.
+        Ctrl-C stops the job cleanly (state ``stopped``).
+
+    Raises:
+        ValueError: bad config, unknown dataset, nothing to resume, a job already running.
+    """
+    ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
+    if isinstance(config, TrainConfig):
+        cfg = config
+    else:
+        base = None
+        if resume is not None:
+            path, _ = _resolve_checkpoint(ws, resume)
+            stored = read_checkpoint_info(path)["extra"].get("train_config")
+            base = TrainConfig.from_dict(stored) if stored else None
+        if base is None:
+            base = default_config(ws.dataset(dataset).n_classes)
+        cfg = TrainConfig.from_dict(config or {}, base=base)
+    if epochs is not None:
+        cfg = replace(cfg, epochs=epochs)
+    job = registry().start(TrainingJob(ws, dataset, cfg, resume_from=resume))
+    last_key = None
+    try:
+        while not job.join(0.2):
+            if progress is not None:
+                snap = job.snapshot()
+                key = (snap.state, snap.epoch, snap.step)
+                if key != last_key:
+                    last_key = key
+                    progress(snap)
+    except KeyboardInterrupt:
+        job.stop()
+        job.join()
+    except BaseException:
+        job.stop()
+        job.join()
+        raise
+    snap = job.snapshot()
+    if progress is not None:
+        progress(snap)
+    return _summary(snap)
+
+
+def _summary(snap: TrainingSnapshot) -> dict[str, Any]:
+    last = snap.history[-1] if snap.history else {}
+    return {
+        "run_id": snap.run_id, "state": snap.state, "epochs": snap.epoch,
+        "val_dice": finite_or_none(last.get("val_dice")), "val_iou": finite_or_none(last.get("val_iou")),
+        "val_accuracy": finite_or_none(last.get("val_accuracy")), "val_dice_fg": finite_or_none(last.get("val_dice_fg")),
+        "best_dice": finite_or_none(snap.best_dice), "best_checkpoint": snap.best_checkpoint,
+        "last_checkpoint": snap.last_checkpoint, "bundle": snap.bundle, "device": snap.device,
+        "wall_time_s": round(float(snap.wall_time_s), 3), "error": snap.error,
+    }

@@ -1,0 +1,278 @@
+"""The training loop: :func:`fit` runs epochs of optimisation steps and a validation after each,
+and reports through :class:`Callbacks` (like MONAI's engines and handlers). It knows nothing of
+threads, the workspace or the catalog: a stop is a callback raising :class:`Stopped`, recording
+epochs and checkpoints is :class:`~core.train.recorder.RunRecorder`'s.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import SegDashError
+from ..nn.augment import augment_batch
+from ..nn.checkpoint import Checkpoint
+from ..nn.device import uses_channels_last
+from ..nn.metrics import ConfusionAccumulator
+from ..nn.model import build_model, labels_from_logits
+from .config import TrainConfig
+from .data import PatchDataset, patch_coords
+
+__all__ = ["Stopped", "FitState", "TrainingData", "Callbacks", "fit", "validate", "eta", "Loss", "lr_at",
+           "make_optimizer", "autocast", "build_training"]
+
+_FINAL_LR_RATIO = 0.01  # cosine decays to this fraction of lr
+
+
+class Stopped(Exception):
+    """Raised by :meth:`Callbacks.check_stop` when a stop was requested."""
+
+
+@dataclass
+class TrainingData:
+    """What :func:`fit` trains and validates on: raw training slices and masks (padded to at least one
+    patch), the normalisation window, and validation tensors (:func:`~core.train.data.validation_tensors`)."""
+
+    images: list[np.ndarray]
+    masks: list[np.ndarray]
+    window: tuple[float, float]
+    val_items: list[tuple[torch.Tensor, torch.Tensor]]
+
+
+@dataclass
+class FitState:
+    """What the loop changes and the callbacks read: the network, its optimizer and scaler, where the
+    run is (``epoch``: last completed; ``global_step``: optimisation steps so far) and the per-epoch
+    rows so far (``history``)."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scaler: Any
+    loss_fn: nn.Module
+    history: list[dict[str, Any]] = field(default_factory=list)
+    epoch: int = 0
+    global_step: int = 0
+
+
+class Callbacks:
+    """Hooks of :func:`fit`; each does nothing here. ``check_stop`` raises :class:`Stopped` to end the run."""
+
+    def check_stop(self) -> None:
+        """Called before every step and every validation slice."""
+
+    def on_epoch_start(self, state: FitState, epoch: int) -> None:
+        """Epoch ``epoch`` (1-based) begins."""
+
+    def on_step(self, state: FitState, epoch: int, step: int, eta_s: float) -> None:
+        """Step ``step`` (1-based) of ``epoch`` is done; ``eta_s``: estimated seconds left."""
+
+    def on_epoch_end(self, state: FitState, row: dict[str, Any], eta_s: float) -> None:
+        """``row`` (appended to ``state.history``) holds the epoch's losses and validation scores."""
+
+    def on_stop(self, state: FitState) -> None:
+        """A :class:`Stopped` ended the run mid-epoch (it is raised again afterwards)."""
+
+
+class Loss(nn.Module):
+    """smp losses behind one call: ``loss(logits, target (N, H, W) long)``, binary or multi-class."""
+
+    def __init__(self, name: str, n_classes: int):
+        super().__init__()
+        from segmentation_models_pytorch import losses as L
+
+        self.binary = n_classes == 2
+        mode = "binary" if self.binary else "multiclass"
+        self.parts = nn.ModuleList()
+        for part in name.split("+"):
+            if part == "bce":
+                self.parts.append(L.SoftBCEWithLogitsLoss() if self.binary else nn.CrossEntropyLoss())
+            elif part == "dice":
+                self.parts.append(L.DiceLoss(mode, from_logits=True))
+            elif part == "jaccard":
+                self.parts.append(L.JaccardLoss(mode, from_logits=True))
+            elif part == "focal":
+                self.parts.append(L.FocalLoss(mode))
+            else:
+                raise SegDashError(f"unknown loss {part!r}")
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        logits = logits.float()
+        t = target[:, None].float() if self.binary else target
+        return sum(part(logits, t) for part in self.parts)
+
+
+def lr_at(cfg: TrainConfig, step: int) -> float:
+    """Learning rate at global optimisation step ``step`` (0-based)."""
+    if cfg.scheduler == "none":
+        return cfg.lr
+    total = max(1, cfg.epochs * cfg.steps_per_epoch)
+    t = min(1.0, step / total)
+    lo = cfg.lr * _FINAL_LR_RATIO
+    return lo + 0.5 * (cfg.lr - lo) * (1.0 + math.cos(math.pi * t))
+
+
+def make_optimizer(cfg: TrainConfig, params: Any) -> torch.optim.Optimizer:
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, nesterov=True, weight_decay=cfg.weight_decay)
+
+
+def autocast(device: torch.device, dtype: torch.dtype | None) -> Any:
+    """Mixed precision when ``dtype`` is given, else a no-op context."""
+    return torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
+
+
+def build_training(cfg: TrainConfig, n_classes: int, device: torch.device, amp_dtype: torch.dtype | None,
+                   resume: Checkpoint | None = None) -> FitState:
+    """Network, optimizer, scaler and loss for ``cfg`` on ``device`` (seeded with ``cfg.seed``).
+
+    A resumed network gets its weights, optimizer and scaler state from ``resume`` (the new config's
+    learning rate and weight decay win), never downloaded pretrained weights; its history and
+    epoch count are set too.
+    """
+    torch.manual_seed(cfg.seed)
+    # a resumed model gets its weights from the checkpoint: never download pretrained ones for it
+    model = build_model(cfg.model if resume is None else replace(cfg.model, encoder_weights=None)).to(device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    if uses_channels_last(device):
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = make_optimizer(cfg, model.parameters())
+    scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
+    state = FitState(model=model, optimizer=optimizer, scaler=scaler, loss_fn=Loss(cfg.loss, n_classes))
+    if resume is not None:
+        model.load_state_dict(resume.model.state_dict())
+        if resume.state.get("optimizer"):
+            optimizer.load_state_dict(resume.state["optimizer"])
+            for g in optimizer.param_groups:  # the new config's hyper-parameters win
+                g["lr"], g["weight_decay"] = cfg.lr, cfg.weight_decay
+        if resume.state.get("scaler") and scaler.is_enabled():
+            scaler.load_state_dict(resume.state["scaler"])
+        state.history = [dict(h) for h in resume.history]
+        state.epoch = resume.epoch
+    state.global_step = state.epoch * cfg.steps_per_epoch
+    return state
+
+
+def fit(state: FitState, cfg: TrainConfig, data: TrainingData, n_classes: int, device: torch.device,
+        amp_dtype: torch.dtype | None, callbacks: Callbacks) -> None:
+    """Train from ``state.epoch + 1`` to ``cfg.epochs``, validating after every epoch.
+
+    Each epoch draws ``cfg.steps_per_epoch * cfg.batch_size`` patches (seeded by ``cfg.seed`` and
+    the epoch), augments them on ``device`` and takes one optimisation step per batch with the
+    per-step learning rate (:func:`lr_at`). Raises :class:`Stopped` (after ``callbacks.on_stop``)
+    when ``callbacks.check_stop`` does, and ``ValueError`` when the loss stops being finite.
+    """
+    cuda = device.type == "cuda"
+    channels_last = uses_channels_last(device)
+    model, optimizer, scaler, loss_fn, history = state.model, state.optimizer, state.scaler, state.loss_fn, \
+        state.history
+    ps = cfg.patch_size
+    step_times: list[float] = []
+    val_times: list[float] = []
+    n_val = len(data.val_items)
+    try:
+        for epoch in range(state.epoch + 1, cfg.epochs + 1):
+            t_epoch = time.time()
+            callbacks.on_epoch_start(state, epoch)
+            rng = np.random.default_rng([cfg.seed, epoch])
+            coords = patch_coords(data.masks, ps, cfg.steps_per_epoch * cfg.batch_size, rng, cfg.skip_empty_patches)
+            loader = torch.utils.data.DataLoader(
+                PatchDataset(data.images, data.masks, coords, ps, data.window), batch_size=cfg.batch_size,
+                shuffle=False, num_workers=cfg.num_workers, pin_memory=cuda, drop_last=False)
+            aug_gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
+            model.train()
+            loss_sum, n_seen, t_train = 0.0, 0, 0.0
+            for step, (x, y) in enumerate(loader, start=1):
+                callbacks.check_stop()
+                t_step = time.time()
+                x = x.to(device, non_blocking=cuda)
+                y = y.to(device, non_blocking=cuda)
+                x, y = augment_batch(x, y, cfg.augment, generator=aug_gen)
+                if channels_last:
+                    x = x.contiguous(memory_format=torch.channels_last)
+                lr = lr_at(cfg, state.global_step)
+                for g in optimizer.param_groups:
+                    g["lr"] = lr
+                with autocast(device, amp_dtype):
+                    logits = model(x)
+                loss = loss_fn(logits, y)
+                if not torch.isfinite(loss):
+                    raise SegDashError(f"the loss became {loss.item()} at epoch {epoch}, step {step}; "
+                                       "lower the learning rate")
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
+                state.global_step += 1
+                loss_sum += float(loss.detach()) * x.shape[0]
+                n_seen += x.shape[0]
+                dt = time.time() - t_step
+                t_train += dt
+                step_times.append(dt)
+                callbacks.on_step(state, epoch, step, eta(cfg, step_times, val_times, epoch, step, n_val))
+            t_val = time.time()
+            scores = validate(model, data.val_items, loss_fn, n_classes, device, amp_dtype, callbacks.check_stop)
+            val_times.append(time.time() - t_val)
+            row = {
+                "epoch": epoch, "train_loss": loss_sum / max(n_seen, 1), "val_loss": scores["loss"],
+                "val_dice": scores["mean_dice"], "val_iou": scores["mean_iou"],
+                "val_accuracy": scores["accuracy"], "val_pixel_error": scores["pixel_error"],
+                "val_dice_per_class": scores["dice"], "val_iou_per_class": scores["iou"],
+                "lr": optimizer.param_groups[0]["lr"], "images_per_s": n_seen / max(t_train, 1e-9),
+                "time_s": time.time() - t_epoch,
+            }
+            if n_classes == 2:
+                row["val_dice_fg"], row["val_iou_fg"] = scores["dice_fg"], scores["iou_fg"]
+            history.append(row)
+            state.epoch = epoch
+            callbacks.on_epoch_end(state, row, eta(cfg, step_times, val_times, epoch + 1, 0, n_val))
+    except Stopped:
+        callbacks.on_stop(state)
+        raise
+
+
+def eta(cfg: TrainConfig, step_times: list[float], val_times: list[float], epoch: int, step: int,
+        n_val: int) -> float:
+    """Seconds left at ``step`` of ``epoch``: the mean of the last 50 steps' times and of the validations'."""
+    recent = step_times[-50:]
+    per_step = sum(recent) / len(recent) if recent else 0.0
+    per_val = (sum(val_times) / len(val_times)) if val_times else per_step * max(1, n_val) / 4
+    remaining_steps = (cfg.epochs - epoch) * cfg.steps_per_epoch + (cfg.steps_per_epoch - step)
+    remaining_vals = cfg.epochs - epoch + 1
+    return max(0.0, remaining_steps * per_step + remaining_vals * per_val)
+
+
+def validate(model: nn.Module, items: list[tuple[torch.Tensor, torch.Tensor]], loss_fn: nn.Module, n_classes: int,
+             device: torch.device, amp_dtype: torch.dtype | None, check_stop: Any = None) -> dict[str, Any]:
+    """Loss and scores (:class:`~core.nn.metrics.ConfusionAccumulator`) over the validation tensors,
+    summed over all their pixels; ``check_stop`` is called before each slice."""
+    model.eval()
+    acc = ConfusionAccumulator(n_classes)
+    loss_sum, n = 0.0, 0
+    cuda = device.type == "cuda"
+    with torch.inference_mode():
+        for img, mask in items:
+            if check_stop is not None:
+                check_stop()
+            x = img.to(device, non_blocking=cuda)
+            if uses_channels_last(device):
+                x = x.contiguous(memory_format=torch.channels_last)
+            y = mask.to(device, non_blocking=cuda)
+            with autocast(device, amp_dtype):
+                logits = model(x)
+            logits = logits[..., :y.shape[-2], :y.shape[-1]].float()
+            loss_sum += float(loss_fn(logits, y)) * y.numel()
+            n += y.numel()
+            acc.update(labels_from_logits(logits, n_classes), y)
+    model.train()
+    return {**acc.compute(), "loss": loss_sum / max(n, 1)}

@@ -1,0 +1,251 @@
+"""Exporting masks and datasets: a ZIP of PNGs, a multipage TIFF, and a re-importable dataset ZIP.
+
+File names follow the source slices: a slice imported from ``cell_07.png`` is exported as
+``cell_07.png``; slices of a stack are named ``<dataset>_<zzzz>.png``. Binary masks are written
+as 0/255, multi-class masks as class indices 0..K-1 (:func:`core.data.masks.to_export_values`).
+
+Every function writes to a path (atomically) or to an open binary file (for download buttons);
+:func:`to_bytes` runs one into memory.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any, BinaryIO, Callable, Iterable
+
+import numpy as np
+import tifffile
+from PIL import Image
+
+from ..errors import SegDashError
+from ..data.io import atomic_write, write_tiff
+from ..data.masks import to_export_values
+from ..data.omezarr import write_omezarr, zip_folder
+from ..data.pixelsize import PixelSize, imagej_tags
+from ..predict.stored import load_prediction
+from ..store.workspace import Workspace
+from .review import per_slice_scores
+
+__all__ = ["export_masks_zip", "export_masks_tiff", "export_dataset_zip", "export_labels_zip",
+           "export_labels_tiff", "to_bytes", "FORMATS",
+           "export_dataset_omezarr",
+           "export_prediction", "scores_csv", "PREDICTION_FORMATS"]
+
+FORMATS = ("zip", "tiff", "dataset")
+
+
+def _sink(out: str | Path | BinaryIO, write: Callable[[BinaryIO], None]) -> None:
+    if isinstance(out, (str, Path)):
+        atomic_write(out, write)
+    else:
+        write(out)
+
+
+def to_bytes(fn: Callable[..., None], *args, **kwargs) -> bytes:
+    """Run an export function into memory: ``to_bytes(export_masks_zip, ws, "isbi2012")``."""
+    buf = io.BytesIO()
+    fn(*args, buf, **kwargs)
+    return buf.getvalue()
+
+
+def _png_bytes(arr: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(arr)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def export_labels_zip(names: Iterable[str], labels: Iterable[np.ndarray], n_classes: int,
+                      out: str | Path | BinaryIO) -> None:
+    """Write (Y, X) label images as ``<name>.png`` members of a ZIP (binary as 0/255)."""
+    def write(fh: BinaryIO) -> None:
+        with zipfile.ZipFile(fh, "w", zipfile.ZIP_DEFLATED) as zf:
+            for name, lab in zip(names, labels):
+                zf.writestr(f"{name}.png", _png_bytes(to_export_values(lab, n_classes)))
+    _sink(out, write)
+
+
+def export_labels_tiff(names: list[str], labels: Iterable[np.ndarray], shape: tuple[int, int, int], n_classes: int,
+                       out: str | Path | BinaryIO, *, info: dict | None = None,
+                       pixel_size: PixelSize | None = None) -> None:
+    """Write (Y, X) label images as one multipage uint8 ImageJ TIFF, one page per name.
+
+    Fiji opens it as a stack whose slice labels are ``names`` (``imagej_metadata["Labels"]`` in
+    tifffile); ``info`` (plain JSON values) goes into the ImageJ ``Info`` property as JSON;
+    ``pixel_size``, when known, is the stack's calibration (resolution, unit and z spacing).
+    """
+    if len(names) != shape[0]:
+        raise SegDashError(f"{len(names)} slice names for {shape[0]} pages")
+    frames = (to_export_values(lab, n_classes) for lab in labels)
+    calibration = imagej_tags(pixel_size)
+    meta = {"axes": "ZYX", "Labels": [str(n) for n in names], **calibration.get("metadata", {}),
+            "Info": json.dumps({"segdash": "masks", "slice_names": list(names), **(info or {})})}
+    resolution = calibration.get("resolution")
+    _sink(out, lambda fh: tifffile.imwrite(fh, frames, shape=tuple(shape), dtype=np.uint8, imagej=True,
+                                           metadata=meta, resolution=resolution, compression="zlib"))
+
+
+def _labeled(ws: Workspace, dataset: str) -> tuple[list[str], list[int]]:
+    info = ws.dataset(dataset)
+    zs = ws.labeled_slices(dataset)
+    if not zs:
+        raise SegDashError(f"dataset {dataset!r} has no masks yet: label or predict some slices first")
+    return [info.slice_names[z] for z in zs], zs
+
+
+def export_masks_zip(ws: Workspace, dataset: str, out: str | Path | BinaryIO) -> None:
+    """Masks of every labeled slice of ``dataset`` as a ZIP of PNGs named like their source slices."""
+    names, zs = _labeled(ws, dataset)
+    k = ws.dataset(dataset).n_classes
+    export_labels_zip(names, (ws.read_mask(dataset, z) for z in zs), k, out)
+
+
+def export_masks_tiff(ws: Workspace, dataset: str, out: str | Path | BinaryIO, *, labeled_only: bool = False) -> None:
+    """Masks of ``dataset`` as one multipage ImageJ TIFF that lines up with the image stack.
+
+    One page per image slice, in slice order, so page *z* of the masks lies on slice *z* of the
+    images in Fiji; an unlabeled slice is an empty (all 0) page whose label is
+    ``"<name> (unlabeled)"``. The ImageJ slice labels hold the slice names; the ImageJ ``Info``
+    property holds JSON with ``slice_names``, ``class_names``, ``labeled`` and ``unlabeled`` (slice
+    indices). ``labeled_only=True`` writes only the labeled slices (pages no longer line up with
+    the image stack; ``labeled`` then says which slice each page is).
+
+    Example:
+        >>> export_masks_tiff(ws, "isbi2012", "masks.tif")                       # doctest: +SKIP
+        >>> tifffile.TiffFile("masks.tif").imagej_metadata["Labels"][30]         # doctest: +SKIP
+        'isbi2012_0030 (unlabeled)'
+    """
+    _, labeled = _labeled(ws, dataset)
+    info = ws.dataset(dataset)
+    zs = labeled if labeled_only else list(range(info.shape[0]))
+    has = set(labeled)
+    names = [info.slice_names[z] if z in has else f"{info.slice_names[z]} (unlabeled)" for z in zs]
+    empty = np.zeros(info.shape[1:], np.uint8)
+
+    def frames():
+        for z in zs:
+            mask = ws.read_mask(dataset, z) if z in has else None
+            yield empty if mask is None else mask
+
+    meta = {"dataset": info.name, "slice_names": [info.slice_names[z] for z in zs], "class_names": list(info.class_names), "labeled": labeled,
+            "unlabeled": [z for z in range(info.shape[0]) if z not in has]}
+    export_labels_tiff(names, frames(), (len(zs), *info.shape[1:]), info.n_classes, out, info=meta,
+                       pixel_size=ws.pixel_size(dataset))
+
+
+def export_dataset_zip(ws: Workspace, dataset: str, out: str | Path | BinaryIO) -> None:
+    """Images and masks of ``dataset`` as a ZIP that SegDash re-imports as the same dataset.
+
+    Layout: ``images/<slice>.png`` (uint8; ``.tif`` for other dtypes, which keeps them),
+    ``masks/<slice>.png`` for labeled slices, and ``segdash.json`` with the class names (and the
+    pixel size as ``[z, y, x, unit]`` when known).
+    """
+    info = ws.dataset(dataset)
+    stack = ws.read_images(dataset)
+    px = ws.pixel_size(dataset)
+
+    def write(fh: BinaryIO) -> None:
+        with zipfile.ZipFile(fh, "w", zipfile.ZIP_DEFLATED) as zf:
+            zf.writestr("segdash.json", json.dumps({"dataset": info.name, "class_names": list(info.class_names),
+                                                    "shape": list(info.shape), "dtype": info.dtype,
+                                                    **({"pixel_size": list(px)} if px else {})}, indent=1))
+            for z, name in enumerate(info.slice_names):
+                img = np.asarray(stack[z])
+                if img.dtype == np.uint8:
+                    zf.writestr(f"images/{name}.png", _png_bytes(img))
+                else:
+                    buf = io.BytesIO()
+                    write_tiff(buf, img)
+                    zf.writestr(f"images/{name}.tif", buf.getvalue())
+                mask = ws.read_mask(dataset, z)
+                if mask is not None:
+                    zf.writestr(f"masks/{name}.png", _png_bytes(to_export_values(mask, info.n_classes)))
+    _sink(out, write)
+
+
+def export_dataset_omezarr(ws: Any, dataset: str, out: str | Path | BinaryIO, *,
+                           prediction: str | None = None) -> Path | None:
+    """A dataset's images and current masks (none without masks) as OME-Zarr: a ``.zarr`` folder, or a ZIP of one when
+    ``out`` ends in ``.zip`` or is an open binary file (for downloading; unzip it, then open the
+    ``<dataset>.zarr`` folder). Returns the path written (``None`` for an open file).
+
+    The pixel size stored with the dataset (if any) becomes the axes' scale. ``prediction`` (a stored
+    prediction's run id) adds its masks as a second labels image, ``labels/prediction_<run id>``
+    (slices it did not reach are 0).
+    """
+    info = ws.dataset(dataset)
+    images = ws.read_images(dataset)
+    labeled = ws.labeled_slices(dataset)
+    labels = np.zeros(images.shape, np.uint8) if labeled else None  # no masks: the image alone
+    for z in labeled:
+        mask = ws.read_mask(dataset, z)
+        if mask is not None:
+            labels[z] = mask
+    px = ws.pixel_size(dataset)
+    kwargs: dict[str, Any] = {"class_names": list(info.class_names), "name": dataset, "labeled_slices": labeled}
+    if prediction:
+        pred_masks, _, _ = load_prediction(ws, dataset, prediction)
+        pred = np.zeros(images.shape, np.uint8)
+        n = min(pred_masks.shape[0], images.shape[0])
+        pred[:n] = pred_masks[:n]
+        kwargs["extra_labels"] = {f"prediction_{prediction}": pred}
+    if px is not None:
+        kwargs["pixel_size"] = (px.z, px.y, px.x)
+        kwargs["unit"] = px.unit
+    if isinstance(out, (str, Path)) and Path(out).suffix.lower() != ".zip":
+        return write_omezarr(out, images, labels, **kwargs)
+    with tempfile.TemporaryDirectory(prefix="segdash-omezarr-") as tmp:
+        folder = write_omezarr(Path(tmp) / f"{dataset}.zarr", images, labels, **kwargs)
+        if isinstance(out, (str, Path)):
+            return atomic_write(out, lambda fh: zip_folder(folder, fh))
+        zip_folder(folder, out)
+        return None
+
+
+#: what :func:`export_prediction` writes, by ``fmt``: the end of the suggested file name
+PREDICTION_FORMATS = {"zip": "masks.zip", "tiff": "masks.tif", "csv": "metrics.csv"}
+
+
+def scores_csv(rows: list[dict[str, Any]]) -> bytes:
+    """Rows (e.g. :func:`~core.workflow.review.per_slice_scores`) as CSV; list values (per-class
+    scores) as JSON lists in one cell, ``None`` as an empty cell."""
+    if not rows:
+        return b""
+    buf = io.StringIO()
+    fields = list(rows[0])
+    writer = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore")
+    writer.writeheader()
+    for r in rows:
+        writer.writerow({k: json.dumps(v) if isinstance(v, (list, tuple)) else ("" if v is None else v)
+                         for k, v in r.items()})
+    return buf.getvalue().encode()
+
+
+def export_prediction(ws: Workspace, dataset: str, run_id: str, fmt: str, out: str | Path | BinaryIO) -> None:
+    """A stored prediction of ``dataset``: its masks as a ZIP of PNGs (``fmt="zip"``) or one multipage
+    TIFF (``"tiff"``), named by the source slices; or its per-slice scores against the ground-truth
+    masks as CSV (``"csv"``; refused when no slice has a labeled or edited mask)."""
+    if fmt not in PREDICTION_FORMATS:
+        raise SegDashError(f"prediction export format must be one of {', '.join(PREDICTION_FORMATS)}, got {fmt!r}")
+    if fmt == "csv":
+        rows = per_slice_scores(ws, dataset, run_id)
+        if not rows:
+            raise SegDashError("no slice with a labeled or edited mask to score the prediction against")
+        data = scores_csv(rows)
+        if isinstance(out, (str, Path)):
+            atomic_write(out, lambda fh: fh.write(data))
+        else:
+            out.write(data)
+        return
+    info = ws.dataset(dataset)
+    masks, _, _ = load_prediction(ws, dataset, run_id)
+    names = list(info.slice_names[:masks.shape[0]])
+    if fmt == "zip":
+        export_labels_zip(names, (masks[z] for z in range(len(names))), info.n_classes, out)
+    else:
+        export_labels_tiff(names, (masks[z] for z in range(len(names))), tuple(masks.shape), info.n_classes, out,
+                           pixel_size=ws.pixel_size(dataset))

@@ -1,0 +1,369 @@
+"""Exporting a training run's checkpoint as a bioimage.io model package (:func:`export_bioimageio`)
+and testing one (:func:`test_package`); the format is described in :mod:`core.nn.bioimageio`.
+
+Example:
+    >>> summary = export_bioimageio("runs/r1/best.pt", "model.zip", workspace=ws)   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import re
+import shutil
+import tempfile
+import warnings
+import zipfile
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import SegDashError
+from ..nn.checkpoint import Checkpoint, load_checkpoint
+from ..data.intensity import normalize
+from ..data.io import atomic_write
+from ..nn.model import required_multiple
+
+from ..nn.bioimageio import DEFAULT_LICENSE, LICENSES, Probabilities, is_package
+
+__all__ = ["export_bioimageio", "test_package"]
+
+_INPUT_ID, _OUTPUT_ID = "raw", "probabilities"
+_TEST_SIDE = 128  # test tensors: a crop of about this side, enough to see structure, fast to test
+_UNET_DOI = "10.1007/978-3-319-24574-4_28"
+
+
+def _safe_name(name: str) -> str:
+    """bioimage.io names allow letters, digits and ``_+- ()``."""
+    out = re.sub(r"[^A-Za-z0-9_+\- ()]", "-", name).strip(" -") or "SegDash model"
+    return out[:128]
+
+
+def _test_image(ckpt: Checkpoint, workspace: Any, multiple: int) -> tuple[np.ndarray, str, Any]:
+    """A (S, S) crop of a training slice (validation slice first), S a multiple of ``multiple``; its
+    description; the workspace."""
+    from ..store.workspace import Workspace
+
+    ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
+    dataset = str(ckpt.extra.get("dataset") or "")
+    if not dataset or not ws.has_dataset(dataset):
+        where = f"dataset {dataset!r}" if dataset else "a dataset the checkpoint does not name"
+        raise SegDashError(f"{ckpt.path}: the test input is cut from the training data, but the model was trained on "
+                           f"{where}, which is not in the workspace {ws.root}; export from the workspace it was "
+                           "trained in (--workspace)")
+    zs = [int(z) for z in (ckpt.extra.get("val_slices") or []) + (ckpt.extra.get("train_slices") or [])]
+    n = ws.dataset(dataset).shape[0]
+    z = next((z for z in zs if 0 <= z < n), 0)
+    image = np.asarray(ws.read_slice(dataset, z))
+    side = max(multiple, (_TEST_SIDE // multiple) * multiple)
+    h, w = image.shape[-2:]
+    if h < side or w < side:  # small slices: the largest multiple that fits, or reflect-padded up to one
+        side = max(multiple, (min(h, w) // multiple) * multiple)
+        if h < side or w < side:
+            image = np.pad(image, ((0, max(0, side - h)), (0, max(0, side - w))), mode="reflect")
+            h, w = image.shape
+    y0, x0 = (h - side) // 2, (w - side) // 2
+    return np.ascontiguousarray(image[y0:y0 + side, x0:x0 + side]), f"{dataset} slice {z}", ws
+
+
+def _cover(image: np.ndarray, probs: np.ndarray, window: tuple[float, float]) -> np.ndarray:
+    """(S, 2S, 3) uint8: the image, and the image with the predicted classes tinted (2:1, as bioimage.io asks)."""
+    from ..data.intensity import to_uint8
+
+    gray = to_uint8(image, window)
+    labels = probs.argmax(axis=0)
+    palette = np.array([[0, 0, 0], [255, 60, 60], [60, 200, 255], [255, 210, 0], [120, 255, 120], [220, 90, 255]],
+                       np.float32)
+    rgb = np.repeat(gray[..., None], 3, axis=2).astype(np.float32)
+    colour = palette[1 + (labels - 1) % (len(palette) - 1)]
+    fg = labels > 0
+    rgb[fg] = 0.5 * rgb[fg] + 0.5 * colour[fg]
+    left = np.repeat(gray[..., None], 3, axis=2)
+    return np.concatenate([left, rgb.astype(np.uint8)], axis=1)
+
+
+def _readme(name: str, ckpt: Checkpoint, dataset_label: str, lo: float, hi: float, multiple: int,
+            onnx_note: str) -> str:
+    classes = ", ".join(f"{i} = {c}" for i, c in enumerate(ckpt.class_names))
+    metrics = {k: v for k, v in (ckpt.metrics or {}).items() if isinstance(v, (int, float))}
+    dice = metrics.get("val_dice")
+    two_class = (f"; for this two-class model, foreground is `P({ckpt.class_names[1]}) > 0.5`"
+                 if ckpt.n_classes == 2 else "")
+    return f"""# {name}
+
+A {ckpt.model_config.describe()} trained in SegDash (run `{ckpt.run_id}`, {ckpt.epoch} epochs) on the
+dataset `{ckpt.extra.get('dataset', '?')}` for semantic segmentation into {ckpt.n_classes} classes: {classes}.
+
+## Input
+
+One grayscale channel, axes `b, c, y, x`; height and width are multiples of {multiple} (at least
+{multiple}). Raw intensities are normalised with the fixed window used in training (the 1-99 % percentile
+range of the training dataset): `x = clip((raw - {lo:g}) / ({hi:g} - {lo:g}), 0, 1)`. Consumers apply this from
+the `preprocessing` of `rdf.yaml` (`scale_linear`, then `clip`).
+
+## Output
+
+`probabilities`: one channel per class (axes `b, c, y, x`), summing to 1. The label image is the
+arg-max over channels{two_class}.
+Large images are best predicted in overlapping tiles (SegDash uses Gaussian-blended tiles).
+
+## Weights
+
+TorchScript (traced). {onnx_note}
+
+## Validation
+
+Validation Dice of the exported checkpoint on held-out slices of the training dataset:
+{f'{dice:.4f}' if isinstance(dice, float) else 'not recorded'}. The test input is a crop of {dataset_label}; its
+expected output was computed by these weights. `segdash_config.json` holds the training run's
+configuration (reproducibility bundle), so the training can be repeated in SegDash.
+"""
+
+
+def _trace(module: Probabilities, example: torch.Tensor) -> torch.jit.ScriptModule:
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # TracerWarning: the classic U-Net's shape check is not traced
+        return torch.jit.trace_module(module, {"forward": example, "logits": example}, check_trace=False)
+
+
+def _export_onnx(module: nn.Module, example: torch.Tensor, path: Path) -> str | None:
+    """Write ONNX weights; returns why not, or ``None`` when written."""
+    try:
+        import onnx  # noqa: F401 - torch.onnx needs it
+    except ImportError:
+        return "the onnx package is not installed"
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(module, (example,), str(path), input_names=[_INPUT_ID], output_names=[_OUTPUT_ID],
+                              opset_version=17, dynamo=False,
+                              dynamic_axes={_INPUT_ID: {0: "b", 2: "y", 3: "x"}, _OUTPUT_ID: {0: "b", 2: "y", 3: "x"}})
+    except Exception as exc:  # noqa: BLE001 - any exporter failure just means no ONNX weights
+        return f"torch.onnx export failed ({type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''})"
+    return None
+
+
+def export_bioimageio(checkpoint: str | Path, out: str | Path, *, workspace: Any,
+                      authors: Sequence[str] = ("SegDash user",), license: str = DEFAULT_LICENSE,
+                      name: str | None = None, description: str | None = None, onnx: bool = True,
+                      pixel_size: float | None = None, pixel_unit: str = "micrometer") -> dict[str, Any]:
+    """Write a SegDash checkpoint as a bioimage.io model package (ZIP), validated by ``bioimageio.spec``.
+
+    Args:
+        checkpoint: a SegDash checkpoint (``best.pt``, ``last.pt``).
+        out: the package to write (``.zip``); written atomically.
+        workspace: the workspace the model was trained in (a :class:`~core.store.workspace.Workspace` or
+            its folder): the test input is cut from a slice of the training dataset.
+        authors: author names (at least one).
+        license: SPDX licence identifier of the model (``CC-BY-4.0``, ``MIT``, ...).
+        name: model name; default ``SegDash <dataset> <run>``.
+        description: one-line description; default says what the model segments.
+        onnx: also write ONNX weights when ``torch.onnx`` exports the network.
+        pixel_size: physical size of a pixel (same in y and x), written as the axes' scale; default
+            the training dataset's, when its source stated one.
+        pixel_unit: unit of ``pixel_size`` (a bioimage.io space unit, e.g. ``micrometer``, ``nanometer``).
+
+    Returns:
+        JSON-ready summary ``{out, name, weights, onnx, onnx_note, test_shape, min_size, step, classes}``.
+
+    Raises:
+        ValueError: the checkpoint cannot be read, the training dataset is not in the workspace, an
+            author or the licence is missing or invalid, or the description does not validate.
+    """
+    from bioimageio.spec import ValidationContext, save_bioimageio_package
+    from bioimageio.spec.model import v0_5 as bm
+
+    if is_package(checkpoint):
+        raise SegDashError(f"{checkpoint}: already a bioimage.io model package; export a SegDash checkpoint (.pt)")
+    ckpt = load_checkpoint(Path(checkpoint))
+    authors = [a.strip() for a in authors if a and a.strip()]
+    if not authors:
+        raise SegDashError("a bioimage.io model needs at least one author")
+    license = (license or "").strip()
+    if not license:
+        raise SegDashError("a bioimage.io model needs a licence (an SPDX identifier such as CC-BY-4.0 or MIT)")
+    try:
+        bm.LicenseId(license)
+    except Exception:  # noqa: BLE001 - pydantic's error lists all ~700 identifiers
+        raise SegDashError(f"unknown licence {license!r}: give an SPDX identifier such as "
+                           f"{', '.join(LICENSES)}") from None
+    cfg = ckpt.model_config
+    if cfg.in_channels != 1:
+        raise SegDashError(f"{checkpoint}: only one-channel models are exported ({cfg.in_channels} channels)")
+    multiple = required_multiple(cfg)
+    lo, hi = (float(v) for v in ckpt.norm_window)
+    span = max(hi - lo, 1e-12)
+    image, dataset_label, ws = _test_image(ckpt, workspace, multiple)
+    dataset = str(ckpt.extra.get("dataset") or "")
+    if pixel_size is None and ws.pixel_size(dataset) is not None:  # the training data's, as the axes' scale
+        px = ws.pixel_size(dataset)
+        if px.y == px.x:
+            pixel_size, pixel_unit = px.x, px.unit
+    name = _safe_name(name or f"SegDash {dataset} {ckpt.run_id}".strip())
+
+    net = Probabilities(ckpt.model.cpu().eval(), cfg.binary).eval()
+    x_raw = image.astype(np.float32)[None, None]
+    x = torch.from_numpy(np.ascontiguousarray(normalize(image, (lo, hi))[None, None]))
+    with torch.no_grad():
+        expected = net(x).numpy()
+    traced = _trace(net, x)
+    # the traced graph must work on other sizes than the example: check one
+    other = torch.rand(1, 1, x.shape[2] + multiple, x.shape[3] + 2 * multiple)
+    with torch.no_grad():
+        if not torch.allclose(traced(other), net(other), atol=1e-4):
+            raise SegDashError(f"{checkpoint}: the TorchScript trace of {cfg.describe()} does not generalise to "
+                               "other input sizes; this network cannot be exported")
+
+    tmp = Path(tempfile.mkdtemp(prefix="segdash-bioimageio-"))
+    try:
+        ts_path = tmp / "weights_torchscript.pt"
+        traced.save(str(ts_path))
+        np.save(tmp / "test_input.npy", x_raw)
+        np.save(tmp / "test_output.npy", expected.astype(np.float32))
+        from PIL import Image
+
+        Image.fromarray(_cover(image, expected[0], (lo, hi))).save(tmp / "cover.png")
+        onnx_note = "ONNX weights not asked for."
+        onnx_path = tmp / "weights.onnx"
+        onnx_ok = False
+        if onnx:
+            why = _export_onnx(net, x, onnx_path)
+            onnx_ok = why is None
+            onnx_note = ("ONNX (opset 17), converted from the same network." if onnx_ok
+                         else f"No ONNX weights: {why}.")
+        (tmp / "README.md").write_text(_readme(name, ckpt, dataset_label, lo, hi, multiple, onnx_note))
+        (tmp / "segdash_config.json").write_text(json.dumps(_bundle_config(ckpt), indent=2, default=str))
+
+        try:
+            with ValidationContext(perform_io_checks=True):
+                space = {"scale": float(pixel_size), "unit": pixel_unit} if pixel_size else {}
+                size_in = bm.ParameterizedSize(min=multiple, step=multiple)
+                inp = bm.InputTensorDescr(
+                    id=bm.TensorId(_INPUT_ID),
+                    description="grayscale image, raw intensities (normalised by the preprocessing)",
+                    axes=[bm.BatchAxis(), bm.ChannelAxis(channel_names=[bm.Identifier("raw")]),
+                          bm.SpaceInputAxis(id=bm.AxisId("y"), size=size_in, **space),
+                          bm.SpaceInputAxis(id=bm.AxisId("x"), size=size_in, **space)],
+                    test_tensor=bm.FileDescr(source=tmp / "test_input.npy"),
+                    data=bm.IntervalOrRatioDataDescr(type="float32"),
+                    preprocessing=[
+                        bm.EnsureDtypeDescr(kwargs=bm.EnsureDtypeKwargs(dtype="float32")),
+                        bm.ScaleLinearDescr(kwargs=bm.ScaleLinearKwargs(gain=1.0 / span, offset=-lo / span)),
+                        bm.ClipDescr(kwargs=bm.ClipKwargs(min=0.0, max=1.0)),
+                    ],
+                )
+                channel_ids = [bm.Identifier(_channel_id(c, i)) for i, c in enumerate(ckpt.class_names)]
+                out_desc = bm.OutputTensorDescr(
+                    id=bm.TensorId(_OUTPUT_ID),
+                    description="class probabilities, one channel per class; labels = argmax over channels",
+                    axes=[bm.BatchAxis(), bm.ChannelAxis(channel_names=channel_ids),
+                          bm.SpaceOutputAxis(id=bm.AxisId("y"), size=bm.SizeReference(
+                              tensor_id=bm.TensorId(_INPUT_ID), axis_id=bm.AxisId("y")), **space),
+                          bm.SpaceOutputAxis(id=bm.AxisId("x"), size=bm.SizeReference(
+                              tensor_id=bm.TensorId(_INPUT_ID), axis_id=bm.AxisId("x")), **space)],
+                    test_tensor=bm.FileDescr(source=tmp / "test_output.npy"),
+                    data=bm.IntervalOrRatioDataDescr(type="float32", range=(0.0, 1.0)),
+                )
+                weights = {"torchscript": bm.TorchscriptWeightsDescr(
+                    source=ts_path, pytorch_version=bm.Version(torch.__version__.split("+")[0]))}
+                if onnx_ok:
+                    weights["onnx"] = bm.OnnxWeightsDescr(source=onnx_path, opset_version=17, parent="torchscript")
+                descr = bm.ModelDescr(
+                    name=name,
+                    description=(description or f"U-Net segmentation of {dataset or 'images'} into "
+                                 f"{', '.join(ckpt.class_names)}, trained in SegDash")[:1024],
+                    authors=[bm.Author(name=a) for a in authors],
+                    cite=[bm.CiteEntry(text="Ronneberger, Fischer, Brox: U-Net: Convolutional Networks for "
+                                            "Biomedical Image Segmentation (MICCAI 2015)", doi=bm.Doi(_UNET_DOI))],
+                    license=license,
+                    documentation=bm.FileDescr(source=tmp / "README.md"),
+                    covers=[bm.FileDescr(source=tmp / "cover.png")],
+                    attachments=[bm.FileDescr(source=tmp / "segdash_config.json")],
+                    tags=["segdash", "unet", "semantic-segmentation", "2d", "pytorch", "torchscript"],
+                    inputs=[inp],
+                    outputs=[out_desc],
+                    weights=bm.WeightsDescr(**weights),
+                    config=bm.Config(segdash=_segdash_config(ckpt, multiple)),
+                )
+        except Exception as exc:  # pydantic ValidationError: name the fields, in one message
+            raise SegDashError(f"the bioimage.io description does not validate: {_validation_text(exc)}") from None
+        built = tmp / "package.zip"
+        save_bioimageio_package(descr, output_path=built)
+        final = atomic_write(out, lambda fh: fh.write(built.read_bytes()))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return {"out": str(final), "name": name, "weights": ["torchscript"] + (["onnx"] if onnx_ok else []),
+            "onnx": onnx_ok, "onnx_note": onnx_note, "test_shape": list(x_raw.shape), "min_size": multiple,
+            "step": multiple, "classes": list(ckpt.class_names), "dataset": dataset, "license": license,
+            "authors": authors}
+
+
+def _channel_id(name: str, i: int) -> str:
+    """bioimage.io channel names are identifiers: letters, digits, ``_``, not starting with a digit."""
+    ident = re.sub(r"\W", "_", str(name)).strip("_")
+    if not ident or ident[0].isdigit():
+        ident = f"class{i}_{ident}".rstrip("_")
+    return ident[:32]
+
+
+def _validation_text(exc: BaseException) -> str:
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        try:
+            parts = [f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', '')}" for e in errors()]
+            return "; ".join(parts)[:800]
+        except Exception:  # noqa: BLE001
+            pass
+    return " ".join(str(exc).split())[:800]
+
+
+def _segdash_config(ckpt: Checkpoint, multiple: int) -> dict[str, Any]:
+    metrics = {k: v for k, v in (ckpt.metrics or {}).items()
+               if isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v)}
+    return {
+        "format": "segdash-bioimageio", "format_version": 1,
+        "model_config": ckpt.model_config.to_dict(), "class_names": list(ckpt.class_names),
+        "norm_window": [float(v) for v in ckpt.norm_window], "patch_size": int(ckpt.patch_size),
+        "run_id": ckpt.run_id, "epoch": int(ckpt.epoch), "training_dataset": str(ckpt.extra.get("dataset", "")),
+        "dataset_version": str(ckpt.extra.get("dataset_version", "")), "metrics": metrics,
+        "input_multiple": multiple, "output": "probabilities",
+        "exported_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def _bundle_config(ckpt: Checkpoint) -> dict[str, Any]:
+    """The run's reproducibility config: ``config.json`` of its ``bundle.zip`` when there is one, else
+    the same facts from the checkpoint."""
+    if ckpt.path is not None:
+        bundle = Path(ckpt.path).with_name("bundle.zip")
+        if bundle.is_file():
+            try:
+                with zipfile.ZipFile(bundle) as zf:
+                    return json.loads(zf.read("config.json"))
+            except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+                pass
+    extra = ckpt.extra
+    return {"run_id": ckpt.run_id, "dataset": extra.get("dataset", ""),
+            "dataset_version": extra.get("dataset_version", ""),
+            "class_names": list(ckpt.class_names), "norm_window": list(ckpt.norm_window),
+            "train_config": extra.get("train_config", {}), "train_slices": extra.get("train_names", []),
+            "val_slices": extra.get("val_names", []), "epoch": ckpt.epoch}
+
+
+def test_package(path: str | Path) -> dict[str, Any]:
+    """Run ``bioimageio.core``'s ``test_model`` on a package (loads it, runs the weights on the test
+    input, compares with the test output) and return ``{status, details}``; no network needed."""
+    from bioimageio.core import test_model
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # torch.jit.load's deprecation notice
+        summary = test_model(str(path))
+    failed = [f"{d.name}: {'; '.join(str(e.msg) for e in d.errors)}" for d in summary.details
+              if d.status == "failed"]
+    return {"status": summary.status, "failed": failed}
+
+
+test_package.__test__ = False  # not a pytest test despite its name
