@@ -25,8 +25,13 @@ def peak_rss_mb():
 
 
 def machine() -> dict:
-    info = {"python": platform.python_version(), "cpu_count": os.cpu_count(), "platform": platform.platform(),
-            "processor": platform.processor() or platform.machine(), "date": time.strftime("%Y-%m-%d %H:%M")}
+    info = {
+        "python": platform.python_version(),
+        "cpu_count": os.cpu_count(),
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+    }
     try:
         import torch
 

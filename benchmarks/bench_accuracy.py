@@ -11,8 +11,8 @@ What runs:
    (``--minutes``, training and scoring together): a short calibration job (two epochs of 6
    steps of the recipe; the second, warm one counts) measures the step time and the per-epoch
    validation and saving time, and when the recipe's epochs would not fit the budget they are
-   lowered so that they do (the cosine schedule then still ends on time); the job is also stopped at the deadline whatever happens
-   (``last.pt`` is kept, and scored when there is no ``best.pt``).
+   lowered so that they do (the cosine schedule then still ends on time); the job is also stopped
+   at the deadline whatever happens (``last.pt`` is kept, and scored when there is no ``best.pt``).
 3. ``best.pt`` (the best validation Dice; the checkpoint the dashboard offers) is scored on
    slices 24..29 with :func:`core.predict.inferer.predict_slice` at the default tiling (see
    :func:`core.predict.inferer.default_tile`; overlap 0.25, Gaussian blending), without and with
@@ -42,9 +42,8 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from _common import report
-
 import numpy as np
+from _common import report
 
 TRAIN_Z = range(0, 24)
 TEST_Z = range(24, 30)
@@ -54,6 +53,7 @@ SCORE_RESERVE_S = 60.0  # budget kept back for scoring (two passes over 6 slices
 
 
 # -- scores ------------------------------------------------------------------------------------
+
 
 def adapted_rand_error(truth_cells: np.ndarray, pred_cells: np.ndarray) -> float | None:
     """Foreground-restricted Rand error of two (Y, X) boolean cell maps; ``None`` without scipy.
@@ -84,10 +84,10 @@ def adapted_rand_error(truth_cells: np.ndarray, pred_cells: np.ndarray) -> float
 
 def score(ckpt, images: np.ndarray, truths: np.ndarray, tta: bool) -> dict:
     """Predict each (Y, X) slice whole (tiled, default overlap) and score it against its truth."""
-    from core.predict.config import PredictConfig
-    from core.predict.probabilities import labels_from_probs
-    from core.predict.inferer import predict_slice
     from core.nn.metrics import confusion_matrix, scores_from_confusion
+    from core.predict.config import PredictConfig
+    from core.predict.inferer import predict_slice
+    from core.predict.probabilities import labels_from_probs
 
     t = time.perf_counter()
     cm = np.zeros((2, 2), np.int64)
@@ -98,14 +98,18 @@ def score(ckpt, images: np.ndarray, truths: np.ndarray, tta: bool) -> dict:
         rand.append(adapted_rand_error(truth == 1, pred == 1))
     s = scores_from_confusion(cm)
     return {
-        "pixel_error": s["pixel_error"], "dice_membrane": s["dice"][0], "dice_cell": s["dice"][1],
-        "iou_membrane": s["iou"][0], "iou_cell": s["iou"][1],
+        "pixel_error": s["pixel_error"],
+        "dice_membrane": s["dice"][0],
+        "dice_cell": s["dice"][1],
+        "iou_membrane": s["iou"][0],
+        "iou_cell": s["iou"][1],
         "rand_error": None if rand[0] is None else float(np.mean(rand)),
         "score_s": time.perf_counter() - t,
     }
 
 
 # -- training under a budget -------------------------------------------------------------------
+
 
 def calibrate(ws, dataset: str, cfg, steps: int = 6) -> tuple[float, float]:
     """``(seconds per step, seconds per epoch besides steps)`` of ``cfg``, measured by a short
@@ -143,9 +147,11 @@ def train(ws, dataset: str, cfg, deadline: float, log) -> dict:
     while not job.join(1.0):
         snap = job.snapshot()
         for h in snap["history"][seen:]:
-            log(f"  epoch {h['epoch']:>3}  {time.time() - t0:6.0f} s  loss {h['train_loss']:.4f}  "
+            log(
+                f"  epoch {h['epoch']:>3}  {time.time() - t0:6.0f} s  loss {h['train_loss']:.4f}  "
                 f"val pixel error {h['val_pixel_error']:.4f}  val Dice cell {h['val_dice_fg']:.4f}  "
-                f"{h['images_per_s']:.2f} patches/s")
+                f"{h['images_per_s']:.2f} patches/s"
+            )
         seen = len(snap["history"])
         if time.time() > deadline and not stopped_at_deadline:
             log("  time is up: stopping the job (last.pt keeps the weights reached)")
@@ -159,12 +165,17 @@ def train(ws, dataset: str, cfg, deadline: float, log) -> dict:
 
 # -- main --------------------------------------------------------------------------------------
 
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--minutes", type=float, default=15.0, help="budget for training + scoring (default 15)")
     ap.add_argument("--set", default="{}", help="JSON overrides of the recipe, e.g. '{\"lr\": 0.003}'")
-    ap.add_argument("--steps", type=int, default=None,
-                    help="train this many steps (epochs = steps / steps_per_epoch) instead of fitting the budget")
+    ap.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="train this many steps (epochs = steps / steps_per_epoch) instead of fitting the budget",
+    )
     ap.add_argument("--workspace", default=None, help="workspace folder to keep (default: a temporary one)")
     ap.add_argument("--name", default="accuracy", help="result file name (benchmarks/results/<name>.json)")
     args = ap.parse_args()
@@ -174,9 +185,9 @@ def main() -> None:
     import torch
 
     from core.nn.checkpoint import load_checkpoint
-    from core.workflow.sample import ensure_sample
-    from core.train.config import default_config, TrainConfig
     from core.store.workspace import Workspace
+    from core.train.config import TrainConfig, default_config
+    from core.workflow.sample import ensure_sample
 
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
@@ -191,10 +202,15 @@ def main() -> None:
         stack = ws.read_images("isbi2012")
         _, train_masks = ws.read_masks("isbi2012", list(TRAIN_Z))
         _, test_masks = ws.read_masks("isbi2012", list(TEST_Z))
-        test_images = np.array(stack[TEST_Z.start:TEST_Z.stop])
+        test_images = np.array(stack[TEST_Z.start : TEST_Z.stop])
         dataset = f"isbi-train-{time.strftime('%H%M%S')}"
-        ws.create_dataset(dataset, np.array(stack[TRAIN_Z.start:TRAIN_Z.stop]), list(train_masks),
-                          list(src.class_names), [src.slice_names[z] for z in TRAIN_Z])
+        ws.create_dataset(
+            dataset,
+            np.array(stack[TRAIN_Z.start : TRAIN_Z.stop]),
+            list(train_masks),
+            list(src.class_names),
+            [src.slice_names[z] for z in TRAIN_Z],
+        )
 
         base = default_config(2)
         cfg = TrainConfig.from_dict(json.loads(args.set), base=base)
@@ -209,13 +225,16 @@ def main() -> None:
             train_budget = budget_s - (time.time() - t_start) - SCORE_RESERVE_S
             cfg = replace(cfg, epochs=fit_epochs(cfg, step_s, epoch_extra_s, train_budget))
         log(f"recipe: {json.dumps(cfg.to_dict())}")
-        log(f"calibrated step {step_s and round(step_s, 3)} s, per-epoch extra "
+        log(
+            f"calibrated step {step_s and round(step_s, 3)} s, per-epoch extra "
             f"{epoch_extra_s and round(epoch_extra_s, 1)} s; epochs {cfg.epochs} of {planned} planned; "
-            f"training budget {train_budget:.0f} s; load {os.getloadavg()[0]:.2f}")
+            f"training budget {train_budget:.0f} s; load {os.getloadavg()[0]:.2f}"
+        )
         load_before = os.getloadavg()
         t_train = time.time()
-        snap = train(ws, dataset, cfg, deadline=t_train + max(train_budget, 1.0) if not args.steps else math.inf,
-                     log=log)
+        snap = train(
+            ws, dataset, cfg, deadline=t_train + max(train_budget, 1.0) if not args.steps else math.inf, log=log
+        )
         train_s = time.time() - t_train
         which = "best" if snap["best_checkpoint"] else "last"
         ckpt = load_checkpoint(snap[f"{which}_checkpoint"])
@@ -230,30 +249,52 @@ def main() -> None:
 
     rows = []
     for name, s in (("tiled", plain), ("tiled + 4 flips (tta)", flips)):
-        rows.append({
-            "prediction": name, "pixel_error": s["pixel_error"], "dice_cell": s["dice_cell"],
-            "dice_membrane": s["dice_membrane"], "iou_cell": s["iou_cell"], "iou_membrane": s["iou_membrane"],
-            "rand_error": s["rand_error"], "score_s": s["score_s"],
-            "met": s["pixel_error"] <= TARGET_PIXEL_ERROR and s["dice_cell"] >= TARGET_DICE_CELL
-            and total_s <= budget_s + 30,
-            "gap_pixel_error": max(0.0, s["pixel_error"] - TARGET_PIXEL_ERROR),
-            "gap_dice_cell": max(0.0, TARGET_DICE_CELL - s["dice_cell"]),
-        })
+        rows.append(
+            {
+                "prediction": name,
+                "pixel_error": s["pixel_error"],
+                "dice_cell": s["dice_cell"],
+                "dice_membrane": s["dice_membrane"],
+                "iou_cell": s["iou_cell"],
+                "iou_membrane": s["iou_membrane"],
+                "rand_error": s["rand_error"],
+                "score_s": s["score_s"],
+                "met": s["pixel_error"] <= TARGET_PIXEL_ERROR
+                and s["dice_cell"] >= TARGET_DICE_CELL
+                and total_s <= budget_s + 30,
+                "gap_pixel_error": max(0.0, s["pixel_error"] - TARGET_PIXEL_ERROR),
+                "gap_dice_cell": max(0.0, TARGET_DICE_CELL - s["dice_cell"]),
+            }
+        )
     hist = snap["history"]
     extra = {
-        "recipe": cfg.to_dict(), "overrides": json.loads(args.set), "epochs_planned": planned,
-        "epochs_trained": snap["epoch"], "steps_trained": snap["epoch"] * cfg.steps_per_epoch,
-        "state": snap["state"], "stopped_at_deadline": snap["stopped_at_deadline"],
-        "checkpoint_scored": which, "checkpoint_epoch": ckpt_epoch, "calibrated_step_s": step_s,
+        "recipe": cfg.to_dict(),
+        "overrides": json.loads(args.set),
+        "epochs_planned": planned,
+        "epochs_trained": snap["epoch"],
+        "steps_trained": snap["epoch"] * cfg.steps_per_epoch,
+        "state": snap["state"],
+        "stopped_at_deadline": snap["stopped_at_deadline"],
+        "checkpoint_scored": which,
+        "checkpoint_epoch": ckpt_epoch,
+        "calibrated_step_s": step_s,
         "calibrated_epoch_extra_s": epoch_extra_s,
-        "train_s": train_s, "total_s": total_s, "budget_s": budget_s, "device": snap["device"],
-        "torch_threads": torch.get_num_threads(), "load_avg_before": load_before, "load_avg_after": load_after,
-        "train_slices": snap["train_slices"], "val_slices": snap["val_slices"], "test_slices": list(TEST_Z),
+        "train_s": train_s,
+        "total_s": total_s,
+        "budget_s": budget_s,
+        "device": snap["device"],
+        "torch_threads": torch.get_num_threads(),
+        "load_avg_before": load_before,
+        "load_avg_after": load_after,
+        "train_slices": snap["train_slices"],
+        "val_slices": snap["val_slices"],
+        "test_slices": list(TEST_Z),
         "mean_patches_per_s": float(np.mean([h["images_per_s"] for h in hist])) if hist else None,
-        "history": [{k: h[k] for k in ("epoch", "train_loss", "val_pixel_error", "val_dice_fg", "images_per_s",
-                                       "time_s")} for h in hist],
-        "targets": {"pixel_error_max": TARGET_PIXEL_ERROR, "dice_cell_min": TARGET_DICE_CELL,
-                    "minutes": args.minutes},
+        "history": [
+            {k: h[k] for k in ("epoch", "train_loss", "val_pixel_error", "val_dice_fg", "images_per_s", "time_s")}
+            for h in hist
+        ],
+        "targets": {"pixel_error_max": TARGET_PIXEL_ERROR, "dice_cell_min": TARGET_DICE_CELL, "minutes": args.minutes},
         "rand_error_definition": "adapted Rand error (1 - F) on 4-connected cell components, truth cells only",
     }
     report(args.name, rows, extra)

@@ -19,7 +19,9 @@ from pathlib import Path
 
 from _common import PEAK, ROOT, report
 
-CHILD = PEAK + r"""
+CHILD = (
+    PEAK
+    + r"""
 import json, sys, time
 t0 = time.perf_counter()
 from core.data.io import read_stack
@@ -32,6 +34,7 @@ print(json.dumps({"import_s": t1 - t0, "open_and_read_s": t2 - t1, "shape": list
                   "mmap": type(stack.data).__name__ == "memmap", "slice_mean": float(sl.mean()),
                   "peak_rss_mb": peak_rss_mb()}))
 """
+)
 
 
 def main() -> None:
@@ -52,16 +55,29 @@ def main() -> None:
         arr.flush()
         del arr
         write_s = time.perf_counter() - t
-        base = subprocess.run([sys.executable, "-c", PEAK + "import numpy, tifffile, PIL.Image; print(peak_rss_mb())"],
-                              capture_output=True, text=True, check=True)
-        out = subprocess.run([sys.executable, "-c", CHILD, str(path)], capture_output=True, text=True,
-                             cwd=ROOT, check=True)
+        base = subprocess.run(
+            [sys.executable, "-c", PEAK + "import numpy, tifffile, PIL.Image; print(peak_rss_mb())"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        out = subprocess.run(
+            [sys.executable, "-c", CHILD, str(path)], capture_output=True, text=True, cwd=ROOT, check=True
+        )
         res = json.loads(out.stdout.strip().splitlines()[-1])
     size_gb = path_size = z * 2048 * 2048 * 2 / 1024**3
-    rows = [{"what": "open + read middle slice", "stack": f"{z}x2048x2048 uint16 ({size_gb:.2f} GiB)",
-             "seconds": res["open_and_read_s"], "peak_rss_mb": res["peak_rss_mb"],
-             "python+numpy+tifffile_rss_mb": float(base.stdout.strip()), "memory_mapped": res["mmap"],
-             "target": "< 1 s, < 200 MB", "met": res["open_and_read_s"] < 1 and res["peak_rss_mb"] < 200}]
+    rows = [
+        {
+            "what": "open + read middle slice",
+            "stack": f"{z}x2048x2048 uint16 ({size_gb:.2f} GiB)",
+            "seconds": res["open_and_read_s"],
+            "peak_rss_mb": res["peak_rss_mb"],
+            "python+numpy+tifffile_rss_mb": float(base.stdout.strip()),
+            "memory_mapped": res["mmap"],
+            "target": "< 1 s, < 200 MB",
+            "met": res["open_and_read_s"] < 1 and res["peak_rss_mb"] < 200,
+        }
+    ]
     report("data", rows, {"write_stack_s": write_s, "size_gib": path_size})
 
 

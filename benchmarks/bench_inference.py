@@ -20,7 +20,8 @@
 2. **Peak memory.** A 165 x 768 x 1024 uint8 stack (124 MiB) is written to a temporary folder
    and predicted by :func:`core.predict.stack.predict_headless` (what ``python -m core predict``
    calls) in a fresh Python process, with the recipe's network at the default tiling (one
-   768 x 1024 tile; ``--memory-model small``: a classic U-Net of width 4, to see the fixed part). The child reports its own high-water RSS
+   768 x 1024 tile; ``--memory-model small``: a classic U-Net of width 4, to see the fixed part).
+   The child reports its own high-water RSS
    (``VmHWM`` from ``/proc/self/status``, read at the end; ``ru_maxrss`` could carry the parent's
    across fork). A second child that only imports torch and SegDash and loads the checkpoint gives
    the fixed part. Target: peak under 1.5 GB. The temporary folder is deleted afterwards.
@@ -40,23 +41,27 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import PEAK, ROOT, report
-
 import numpy as np
+from _common import PEAK, ROOT, report
 
 TARGET_RATIO = 1.3
 TARGET_PEAK_MB = 1536.0
 STACK_SHAPE = (165, 768, 1024)
 
-CHILD = PEAK + r"""
+CHILD = (
+    PEAK
+    + r"""
 import json, sys, time
 from core.predict.stack import predict_headless
 t = time.perf_counter()
 out = predict_headless(sys.argv[1], sys.argv[2], sys.argv[3], prob=sys.argv[4], device="cpu")
 print(json.dumps({"seconds": time.perf_counter() - t, "slices": out["slices"], "peak_rss_mb": peak_rss_mb()}))
 """
+)
 
-BASE_CHILD = PEAK + r"""
+BASE_CHILD = (
+    PEAK
+    + r"""
 import json, sys
 import torch
 from core.nn.checkpoint import load_checkpoint
@@ -64,6 +69,7 @@ import core.predict.stack
 ckpt = load_checkpoint(sys.argv[1])
 print(json.dumps({"peak_rss_mb": peak_rss_mb()}))
 """
+)
 
 
 def save_untrained(path: Path, model_cfg, patch_size: int, window=(0.0, 255.0)) -> Path:
@@ -76,8 +82,9 @@ def save_untrained(path: Path, model_cfg, patch_size: int, window=(0.0, 255.0)) 
     torch.manual_seed(0)
     model = build_model(model_cfg).eval()
     names = [f"class{i}" for i in range(model_cfg.n_classes)]
-    return save_checkpoint(path, model, model_cfg, class_names=names, norm_window=window, patch_size=patch_size,
-                           epoch=0, metrics={})
+    return save_checkpoint(
+        path, model, model_cfg, class_names=names, norm_window=window, patch_size=patch_size, epoch=0, metrics={}
+    )
 
 
 def bare_forward(model, images: np.ndarray, window, batch: int = 4) -> float:
@@ -91,7 +98,7 @@ def bare_forward(model, images: np.ndarray, window, batch: int = 4) -> float:
     t = time.perf_counter()
     with torch.inference_mode():
         for i in range(0, len(images), batch):
-            x = torch.from_numpy(normalize(images[i:i + batch], window))[:, None]
+            x = torch.from_numpy(normalize(images[i : i + batch], window))[:, None]
             torch.sigmoid(model(x.contiguous(memory_format=torch.channels_last)))
     return time.perf_counter() - t
 
@@ -99,15 +106,15 @@ def bare_forward(model, images: np.ndarray, window, batch: int = 4) -> float:
 def ratio_part(tmp: Path, n_slices: int, rounds: int, log) -> tuple[list[dict], dict]:
     import torch
 
+    from core.data.intensity import percentile_range
     from core.nn.checkpoint import load_checkpoint
+    from core.nn.device import select_device
     from core.predict.config import PredictConfig
     from core.predict.inferer import default_tile, predict_slice
     from core.predict.stack import predict_stack
-    from core.data.intensity import percentile_range
-    from core.workflow.sample import ensure_sample
-    from core.train.config import default_config
-    from core.nn.device import select_device
     from core.store.workspace import Workspace
+    from core.train.config import default_config
+    from core.workflow.sample import ensure_sample
 
     select_device("cpu")
     ws = Workspace(tmp / "ws")
@@ -119,11 +126,12 @@ def ratio_part(tmp: Path, n_slices: int, rounds: int, log) -> tuple[list[dict], 
     model, window = ckpt.model, ckpt.norm_window
     cfg = PredictConfig(device="cpu")
     sets = {  # the unlabeled test slices (content does not matter for time), and bigger random slices
-        "512x512": (np.array(stack[30:30 + n_slices]), 1),
+        "512x512": (np.array(stack[30 : 30 + n_slices]), 1),
         "768x1024": (np.random.default_rng(0).integers(0, 256, (2, 768, 1024), dtype=np.uint8), 1),
     }
     rows = []
     for size, (images, batch) in sets.items():
+
         def run_slice(images=images) -> float:
             t = time.perf_counter()
             for img in images:
@@ -135,28 +143,45 @@ def ratio_part(tmp: Path, n_slices: int, rounds: int, log) -> tuple[list[dict], 
             predict_stack(ckpt, images, out_masks=tmp / "m.tif", out_prob=tmp / "p.tif", cfg=cfg)
             return time.perf_counter() - t
 
-        arms = {f"bare forward (whole slices, batch {batch})": lambda images=images, batch=batch:
-                bare_forward(model, images, window, batch),
-                "predict_slice (tiled, default)": run_slice, "predict_stack (tiled, to TIFF)": run_stack}
+        arms = {
+            f"bare forward (whole slices, batch {batch})": lambda images=images, batch=batch: bare_forward(
+                model, images, window, batch
+            ),
+            "predict_slice (tiled, default)": run_slice,
+            "predict_stack (tiled, to TIFF)": run_stack,
+        }
         for fn in arms.values():  # warm-up: one-off allocations, lazy imports
             fn()
         times: dict[str, list[float]] = {k: [] for k in arms}
         for r in range(rounds):
-            for name in (list(arms) if r % 2 == 0 else list(arms)[::-1]):
+            for name in list(arms) if r % 2 == 0 else list(arms)[::-1]:
                 times[name].append(arms[name]())
             log(f"{size} round {r + 1}: " + ", ".join(f"{k.split(' ')[0]} {v[-1]:.2f} s" for k, v in times.items()))
         bare = statistics.median(times[next(iter(arms))])
         for name, ts in times.items():
             med = statistics.median(ts)
-            row = {"what": name, "slices": f"{len(images)} x {size}", "seconds": med, "ratio_to_bare": med / bare,
-                   "megapixels_per_s": images.size / med / 1e6, "runs_s": [round(t, 3) for t in ts]}
+            row = {
+                "what": name,
+                "slices": f"{len(images)} x {size}",
+                "seconds": med,
+                "ratio_to_bare": med / bare,
+                "megapixels_per_s": images.size / med / 1e6,
+                "runs_s": [round(t, 3) for t in ts],
+            }
             if name.startswith("predict_slice"):
-                row.update(target=f"<= {TARGET_RATIO}", met=med / bare <= TARGET_RATIO,
-                           gap=max(0.0, med / bare - TARGET_RATIO))
+                row.update(
+                    target=f"<= {TARGET_RATIO}", met=med / bare <= TARGET_RATIO, gap=max(0.0, med / bare - TARGET_RATIO)
+                )
             rows.append(row)
-    extra = {"model": rc.model.describe(), "patch_size": rc.patch_size, "max_tile": default_tile(ckpt),
-             "overlap": cfg.overlap, "tile_batch": cfg.batch_size, "rounds": rounds,
-             "torch_threads": torch.get_num_threads()}
+    extra = {
+        "model": rc.model.describe(),
+        "patch_size": rc.patch_size,
+        "max_tile": default_tile(ckpt),
+        "overlap": cfg.overlap,
+        "tile_batch": cfg.batch_size,
+        "rounds": rounds,
+        "torch_threads": torch.get_num_threads(),
+    }
     return rows, extra
 
 
@@ -180,28 +205,46 @@ def memory_part(tmp: Path, which: str, log) -> tuple[dict, dict]:
         arr[i] = rng.integers(0, 256, (h, w), dtype=np.uint8)
     arr.flush()
     del arr
-    base = subprocess.run([sys.executable, "-c", BASE_CHILD, str(ckpt)], capture_output=True, text=True,
-                          cwd=ROOT, check=True)
+    base = subprocess.run(
+        [sys.executable, "-c", BASE_CHILD, str(ckpt)], capture_output=True, text=True, cwd=ROOT, check=True
+    )
     log(f"predicting {z}x{h}x{w} with {mcfg.describe()} in a child process ...")
-    out = subprocess.run([sys.executable, "-c", CHILD, str(ckpt), str(stack_path), str(tmp / "masks.tif"),
-                          str(tmp / "prob.tif")], capture_output=True, text=True, cwd=ROOT)
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD, str(ckpt), str(stack_path), str(tmp / "masks.tif"), str(tmp / "prob.tif")],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     if out.returncode:
         raise SystemExit(f"prediction child failed:\n{out.stderr[-3000:]}")
     res = json.loads(out.stdout.strip().splitlines()[-1])
     base_mb = json.loads(base.stdout.strip().splitlines()[-1])["peak_rss_mb"]
-    row = {"what": f"predict_headless {z}x{h}x{w} uint8 (child process)", "seconds": res["seconds"],
-           "peak_rss_mb": res["peak_rss_mb"], "fixed_part_mb": base_mb, "target": f"< {TARGET_PEAK_MB:.0f} MB",
-           "met": res["peak_rss_mb"] < TARGET_PEAK_MB}
-    return row, {"memory_model": mcfg.describe(), "memory_patch_size": patch, "stack_mib": z * h * w / 2**20,
-                 "fixed_part": "python + torch + SegDash imported, checkpoint loaded (VmHWM)"}
+    row = {
+        "what": f"predict_headless {z}x{h}x{w} uint8 (child process)",
+        "seconds": res["seconds"],
+        "peak_rss_mb": res["peak_rss_mb"],
+        "fixed_part_mb": base_mb,
+        "target": f"< {TARGET_PEAK_MB:.0f} MB",
+        "met": res["peak_rss_mb"] < TARGET_PEAK_MB,
+    }
+    return row, {
+        "memory_model": mcfg.describe(),
+        "memory_patch_size": patch,
+        "stack_mib": z * h * w / 2**20,
+        "fixed_part": "python + torch + SegDash imported, checkpoint loaded (VmHWM)",
+    }
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--slices", type=int, default=8, help="512x512 slices for the ratio (default 8)")
     ap.add_argument("--rounds", type=int, default=3, help="alternating rounds for the ratio (default 3)")
-    ap.add_argument("--memory-model", choices=("small", "default"), default="default",
-                    help="network for the memory run: the recipe's (default) or a classic U-Net width 4")
+    ap.add_argument(
+        "--memory-model",
+        choices=("small", "default"),
+        default="default",
+        help="network for the memory run: the recipe's (default) or a classic U-Net width 4",
+    )
     ap.add_argument("--dir", default=None, help="where to write the temporary files")
     args = ap.parse_args()
 

@@ -35,9 +35,8 @@ import tempfile
 import time
 from dataclasses import replace
 
-from _common import report
-
 import numpy as np
+from _common import report
 
 TARGET_RATIO = 0.97
 DATASET = "isbi2012"
@@ -55,12 +54,11 @@ def bare_loop(ws, dataset: str, cfg, device_name: str = "cpu", channels_last: bo
     import segmentation_models_pytorch as smp
     import torch
 
-    from core.nn.augment import augment_batch
-    from core.nn.device import amp_dtype_for
     from core.data.intensity import normalize, percentile_range
+    from core.nn.augment import augment_batch
+    from core.nn.device import amp_dtype_for, select_device
     from core.nn.model import build_model
     from core.train.data import patch_coords, split_slices  # same sampler
-    from core.nn.device import select_device
 
     t0 = time.perf_counter()
     device = select_device(device_name)
@@ -86,13 +84,14 @@ def bare_loop(ws, dataset: str, cfg, device_name: str = "cpu", channels_last: bo
     p, bs, step, n = cfg.patch_size, cfg.batch_size, 0, 0
     model.train()
     for epoch in range(1, cfg.epochs + 1):
-        coords = patch_coords(masks, p, cfg.steps_per_epoch * bs, np.random.default_rng([cfg.seed, epoch]),
-                               cfg.skip_empty_patches)
+        coords = patch_coords(
+            masks, p, cfg.steps_per_epoch * bs, np.random.default_rng([cfg.seed, epoch]), cfg.skip_empty_patches
+        )
         gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
         for i in range(0, len(coords), bs):
-            rows = coords[i:i + bs]
-            x = torch.from_numpy(np.stack([normalize(images[s][y:y + p, x:x + p], window) for s, y, x in rows]))
-            t = torch.from_numpy(np.stack([masks[s][y:y + p, x:x + p] for s, y, x in rows]).astype(np.int64))
+            rows = coords[i : i + bs]
+            x = torch.from_numpy(np.stack([normalize(images[s][y : y + p, x : x + p], window) for s, y, x in rows]))
+            t = torch.from_numpy(np.stack([masks[s][y : y + p, x : x + p] for s, y, x in rows]).astype(np.int64))
             x, t = augment_batch(x[:, None].to(device), t.to(device), cfg.augment, generator=gen)
             if channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
@@ -129,11 +128,15 @@ def job_run(ws, dataset: str, cfg) -> dict:
         raise SystemExit(f"training job ended {snap['state']}: {snap['error']}")
     hist = snap["history"]
     shutil.rmtree(ws.run_dir(snap["run_id"]), ignore_errors=True)  # ~0.5 GB of checkpoints per run
-    return {"patches": snap["epoch"] * cfg.steps_per_epoch * cfg.batch_size, "seconds": seconds,
-            "steps_only_images_per_s": float(np.mean([h["images_per_s"] for h in hist])),
-            "val_and_save_s": float(sum(h["time_s"] for h in hist)
-                                    - sum(cfg.steps_per_epoch * cfg.batch_size / h["images_per_s"] for h in hist)),
-            "device": snap["device"]}
+    return {
+        "patches": snap["epoch"] * cfg.steps_per_epoch * cfg.batch_size,
+        "seconds": seconds,
+        "steps_only_images_per_s": float(np.mean([h["images_per_s"] for h in hist])),
+        "val_and_save_s": float(
+            sum(h["time_s"] for h in hist) - sum(cfg.steps_per_epoch * cfg.batch_size / h["images_per_s"] for h in hist)
+        ),
+        "device": snap["device"],
+    }
 
 
 def in_thread(fn):
@@ -146,6 +149,7 @@ def in_thread(fn):
         t.start()
         t.join()
         return out
+
     return run
 
 
@@ -156,12 +160,12 @@ def alternate(ws, cfg, rounds: int, bare, job, log, bare_thread=None) -> dict:
     the thread itself costs from what the job does on top."""
     arms = {"bare": bare, "job": job, **({"bare_thread": bare_thread} if bare_thread else {})}
     warm = replace(cfg, epochs=1, steps_per_epoch=3)  # lazy initialisation of kernels (training and
-    for fn in arms.values():                            # validation shapes), imports, first files
+    for fn in arms.values():  # validation shapes), imports, first files
         fn(warm)
     res: dict[str, list[dict]] = {arm: [] for arm in arms}
     names = ["bare", *(["bare_thread"] if bare_thread else []), "job"]
     for r in range(rounds):
-        for arm in (names if r % 2 == 0 else names[::-1]):
+        for arm in names if r % 2 == 0 else names[::-1]:
             out = arms[arm](cfg)
             out["images_per_s"] = out["patches"] / out["seconds"]
             res[arm].append(out)
@@ -174,13 +178,26 @@ def alternate(ws, cfg, rounds: int, bare, job, log, bare_thread=None) -> dict:
 def result_rows(out: dict, steps: int, labels: dict[str, str]) -> list[dict]:
     """Table rows of :func:`alternate`'s result: one per arm (``labels``: arm -> row name, in
     order), then the job / bare ratio with its target."""
-    rows = [{"arm": label, "images_per_s": out["median"][arm], "steps": steps,
-             "runs_images_per_s": [round(o["images_per_s"], 3) for o in out["runs"][arm]]}
-            for arm, label in labels.items()]
-    rows.append({"arm": "ratio job / bare", "images_per_s": out["ratio"], "steps": steps,
-                 "runs_images_per_s": [round(r, 3) for r in out["paired_ratios"]],
-                 "target": f">= {TARGET_RATIO}", "met": out["ratio"] >= TARGET_RATIO,
-                 "gap": max(0.0, TARGET_RATIO - out["ratio"])})
+    rows = [
+        {
+            "arm": label,
+            "images_per_s": out["median"][arm],
+            "steps": steps,
+            "runs_images_per_s": [round(o["images_per_s"], 3) for o in out["runs"][arm]],
+        }
+        for arm, label in labels.items()
+    ]
+    rows.append(
+        {
+            "arm": "ratio job / bare",
+            "images_per_s": out["ratio"],
+            "steps": steps,
+            "runs_images_per_s": [round(r, 3) for r in out["paired_ratios"]],
+            "target": f">= {TARGET_RATIO}",
+            "met": out["ratio"] >= TARGET_RATIO,
+            "gap": max(0.0, TARGET_RATIO - out["ratio"]),
+        }
+    )
     return rows
 
 
@@ -195,37 +212,64 @@ def main() -> None:
 
     import torch
 
-    from core.workflow.sample import ensure_sample
-    from core.train.config import TrainConfig, default_config
     from core.store.workspace import Workspace
+    from core.train.config import TrainConfig, default_config
+    from core.workflow.sample import ensure_sample
 
-    cfg = TrainConfig.from_dict({**json.loads(args.set), "epochs": args.epochs, "device": "cpu"},
-                                base=default_config(2))
+    cfg = TrainConfig.from_dict(
+        {**json.loads(args.set), "epochs": args.epochs, "device": "cpu"}, base=default_config(2)
+    )
     tmp = tempfile.mkdtemp(prefix="segdash-bench-trainer-")
     try:
         ws = Workspace(tmp)
         ensure_sample(ws)
         load = os.getloadavg()
-        out = alternate(ws, cfg, args.rounds, lambda c: bare_loop(ws, DATASET, c), lambda c: job_run(ws, DATASET, c),
-                        lambda m: print(m, file=sys.stderr, flush=True),
-                        bare_thread=in_thread(lambda c: bare_loop(ws, DATASET, c)))
+        out = alternate(
+            ws,
+            cfg,
+            args.rounds,
+            lambda c: bare_loop(ws, DATASET, c),
+            lambda c: job_run(ws, DATASET, c),
+            lambda m: print(m, file=sys.stderr, flush=True),
+            bare_thread=in_thread(lambda c: bare_loop(ws, DATASET, c)),
+        )
         load_after = os.getloadavg()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     steps = cfg.epochs * cfg.steps_per_epoch
     jobs = out["runs"]["job"]
-    rows = result_rows(out, steps, {"bare": "bare smp loop", "job": "TrainingJob (val + checkpoints + bundle)",
-                                    "bare_thread": "bare smp loop in a background thread"})
-    rows.append({"arm": "ratio job / bare in a thread",
-                 "images_per_s": out["median"]["job"] / out["median"]["bare_thread"], "steps": steps})
-    report("trainer", rows, {
-        "recipe": cfg.to_dict(), "rounds": args.rounds, "device": jobs[0]["device"],
-        "torch_threads": torch.get_num_threads(), "load_avg_before": load, "load_avg_after": load_after,
-        "job_steps_only_images_per_s": [o["steps_only_images_per_s"] for o in jobs],
-        "job_validation_and_checkpoint_s_per_run": [o["val_and_save_s"] for o in jobs],
-        "what": "same network, patches, augmentation, loss, optimizer, schedule; wall time from call to "
-                "end; the job's validation, checkpoints and bundle count as its cost",
-    })
+    rows = result_rows(
+        out,
+        steps,
+        {
+            "bare": "bare smp loop",
+            "job": "TrainingJob (val + checkpoints + bundle)",
+            "bare_thread": "bare smp loop in a background thread",
+        },
+    )
+    rows.append(
+        {
+            "arm": "ratio job / bare in a thread",
+            "images_per_s": out["median"]["job"] / out["median"]["bare_thread"],
+            "steps": steps,
+        }
+    )
+    report(
+        "trainer",
+        rows,
+        {
+            "recipe": cfg.to_dict(),
+            "rounds": args.rounds,
+            "device": jobs[0]["device"],
+            "torch_threads": torch.get_num_threads(),
+            "load_avg_before": load,
+            "load_avg_after": load_after,
+            "job_steps_only_images_per_s": [o["steps_only_images_per_s"] for o in jobs],
+            "job_validation_and_checkpoint_s_per_run": [o["val_and_save_s"] for o in jobs],
+            "what": "same network, patches, augmentation, loss, optimizer, schedule; wall time from call to "
+            "end; the job's validation, checkpoints and bundle count as its cost",
+        },
+    )
 
 
 if __name__ == "__main__":

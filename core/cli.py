@@ -32,8 +32,8 @@ EXIT_OK, EXIT_INTERNAL, EXIT_REFUSED, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 def _workspace(args: argparse.Namespace):
-    from .workflow.sample import ensure_sample
     from .store.workspace import Workspace
+    from .workflow.sample import ensure_sample
 
     ws = Workspace(args.workspace)
     ensure_sample(ws)
@@ -63,9 +63,9 @@ def _progress_printer(label: str) -> Callable[[float, float, float | None, str],
 
 
 def _cmd_import(args: argparse.Namespace) -> dict[str, Any]:
-    from .workflow.ingest import ImagesLookLikeMasks, TooManyClassNames, import_dataset
     from .data.io import StackOrColourNeeded
     from .data.masks import GappedMaskValues, ThresholdMergesClasses
+    from .workflow.ingest import ImagesLookLikeMasks, TooManyClassNames, import_dataset
 
     ws = _workspace(args)
     classes = [c.strip() for c in args.classes.split(",")] if args.classes else None
@@ -78,10 +78,20 @@ def _cmd_import(args: argparse.Namespace) -> dict[str, Any]:
         TooManyClassNames: " with --classes",
     }
     try:
-        report = import_dataset(ws, args.name, args.images, args.masks, channel=args.channel,
-                                mask_threshold=args.mask_threshold, class_names=classes,
-                                source=str(args.images), as_stack=as_stack, remap_classes=args.remap_classes,
-                                images_are_binary=args.images_are_binary, merge_classes=args.merge_classes)
+        report = import_dataset(
+            ws,
+            args.name,
+            args.images,
+            args.masks,
+            channel=args.channel,
+            mask_threshold=args.mask_threshold,
+            class_names=classes,
+            source=str(args.images),
+            as_stack=as_stack,
+            remap_classes=args.remap_classes,
+            images_are_binary=args.images_are_binary,
+            merge_classes=args.merge_classes,
+        )
     except tuple(hints) as exc:
         hint = next(h for cls, h in hints.items() if isinstance(exc, cls))
         raise SegDashError(f"{str(exc).rstrip('.')}{hint}") from None
@@ -102,14 +112,19 @@ def _cmd_export(args: argparse.Namespace) -> dict[str, Any]:
         out = export_dataset_omezarr(ws, args.dataset, Path(args.out), prediction=args.prediction)
         size = out.stat().st_size if out.is_file() else sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
         return {"dataset": args.dataset, "format": args.format, "out": str(out.resolve()), "bytes": size}
-    fn = {"zip": export.export_masks_zip, "tiff": export.export_masks_tiff,
-          "dataset": export.export_dataset_zip}[args.format]
+    fn = {"zip": export.export_masks_zip, "tiff": export.export_masks_tiff, "dataset": export.export_dataset_zip}[
+        args.format
+    ]
     if args.format == "tiff":
         fn(ws, args.dataset, Path(args.out), labeled_only=args.labeled_only)
     else:
         fn(ws, args.dataset, Path(args.out))
-    return {"dataset": args.dataset, "format": args.format, "out": str(Path(args.out).resolve()),
-            "bytes": Path(args.out).stat().st_size}
+    return {
+        "dataset": args.dataset,
+        "format": args.format,
+        "out": str(Path(args.out).resolve()),
+        "bytes": Path(args.out).stat().st_size,
+    }
 
 
 def _check_train(ws: Any, args: argparse.Namespace) -> dict[str, Any] | None:
@@ -128,8 +143,9 @@ def _check_train(ws: Any, args: argparse.Namespace) -> dict[str, Any] | None:
         run = ws.catalog.run(args.resume)
         if run is None and not Path(args.resume).is_file():
             known = ", ".join(r["run_id"] for r in ws.catalog.runs()[:5]) or "none"
-            raise SegDashError(f"cannot resume from {args.resume!r}: no run of that name in {ws.root} "
-                               f"(latest runs: {known})")
+            raise SegDashError(
+                f"cannot resume from {args.resume!r}: no run of that name in {ws.root} (latest runs: {known})"
+            )
     elif args.resume and not Path(args.resume).is_file():
         raise SegDashError(f"cannot resume from {args.resume!r}: no such checkpoint file")
     return config
@@ -154,8 +170,7 @@ def _cmd_train(args: argparse.Namespace) -> dict[str, Any]:
             extra += f" val_dice {hist[-1].get('val_dice', float('nan')):.4f}"
         bar(done, total, snap.get("eta_s"), extra)
 
-    summary = train_headless(ws, args.dataset, epochs=args.epochs, config=config, resume=args.resume,
-                             progress=progress)
+    summary = train_headless(ws, args.dataset, epochs=args.epochs, config=config, resume=args.resume, progress=progress)
     if summary.get("state") == "failed":
         why = summary.get("error") or "no reason given"
         raise _TrainingFailed(f"training run {summary.get('run_id')} failed: {why}")
@@ -171,11 +186,21 @@ def _cmd_predict(args: argparse.Namespace) -> dict[str, Any]:
 
     bar = _progress_printer("predict")
     try:
-        return predict_headless(args.checkpoint, args.input, args.out, prob=args.prob, tile=args.tile,
-                                overlap=args.overlap, batch_size=args.batch_size, tta=args.tta,
-                                threshold=args.threshold, channel=args.channel, as_stack=_planar_choice(args),
-                                progress=lambda done, total, eta: bar(done, total, eta),
-                                warn=lambda text: print(f"warning: {text}", file=sys.stderr, flush=True))
+        return predict_headless(
+            args.checkpoint,
+            args.input,
+            args.out,
+            prob=args.prob,
+            tile=args.tile,
+            overlap=args.overlap,
+            batch_size=args.batch_size,
+            tta=args.tta,
+            threshold=args.threshold,
+            channel=args.channel,
+            as_stack=_planar_choice(args),
+            progress=lambda done, total, eta: bar(done, total, eta),
+            warn=lambda text: print(f"warning: {text}", file=sys.stderr, flush=True),
+        )
     except StackOrColourNeeded as exc:
         raise SegDashError(f"{str(exc).rstrip('.')}{_PLANAR_HINT}") from None
 
@@ -190,8 +215,15 @@ def _cmd_export_model(args: argparse.Namespace) -> dict[str, Any]:
 
         authors = [getpass.getuser()]
         print(f"notice: no --authors given: the package names {authors[0]!r} as its author", file=sys.stderr)
-    summary = export_bioimageio(args.checkpoint, args.out, workspace=ws, authors=authors, license=args.license,
-                                name=args.name, onnx=not args.no_onnx)
+    summary = export_bioimageio(
+        args.checkpoint,
+        args.out,
+        workspace=ws,
+        authors=authors,
+        license=args.license,
+        name=args.name,
+        onnx=not args.no_onnx,
+    )
     if not summary["onnx"] and not args.no_onnx:
         print(f"notice: {summary['onnx_note']}", file=sys.stderr)
     if args.test:
@@ -200,8 +232,9 @@ def _cmd_export_model(args: argparse.Namespace) -> dict[str, Any]:
         result = test_package(summary["out"])
         summary["test"] = result["status"]
         if result["status"] != "passed":
-            raise RuntimeError(f"bioimageio.core test_model did not pass ({result['status']}): "
-                               + "; ".join(result["failed"])[:600])
+            raise RuntimeError(
+                f"bioimageio.core test_model did not pass ({result['status']}): " + "; ".join(result["failed"])[:600]
+            )
     return summary
 
 
@@ -211,16 +244,24 @@ def _cmd_list(args: argparse.Namespace) -> dict[str, Any]:
     listing = workspace_listing(_workspace(args))
     datasets, runs = listing["datasets"], listing["runs"]
     for d in datasets:
-        print(f"dataset {d['name']}: {d['slices']} slices {d['shape'][1]}x{d['shape'][2]} {d['dtype']}, "
-              f"{d['slices'] - d['unlabeled']} with masks, classes {', '.join(d['classes'])}", file=sys.stderr)
+        print(
+            f"dataset {d['name']}: {d['slices']} slices {d['shape'][1]}x{d['shape'][2]} {d['dtype']}, "
+            f"{d['slices'] - d['unlabeled']} with masks, classes {', '.join(d['classes'])}",
+            file=sys.stderr,
+        )
     for r in runs:
         dice = "" if r["best_dice"] is None else f", best Dice {r['best_dice']:.4f}"
-        hint = f" (resume: python -m core train --dataset {r['dataset']} --resume {r['run_id']})" \
-            if r["state"] == "interrupted" and r["resumable"] and not r["resumed_by"] else ""
+        hint = (
+            f" (resume: python -m core train --dataset {r['dataset']} --resume {r['run_id']})"
+            if r["state"] == "interrupted" and r["resumable"] and not r["resumed_by"]
+            else ""
+        )
         if r["resumed_by"]:
             hint = f" (resumed as {r['resumed_by']})"
-        print(f"run {r['run_id']} on {r['dataset']}: {r['state']}, epoch {r['epochs_done']}/{r['epochs']}"
-              f"{dice}{hint}", file=sys.stderr)
+        print(
+            f"run {r['run_id']} on {r['dataset']}: {r['state']}, epoch {r['epochs_done']}/{r['epochs']}{dice}{hint}",
+            file=sys.stderr,
+        )
     return listing
 
 
@@ -236,10 +277,14 @@ def _cmd_delete(args: argparse.Namespace) -> dict[str, Any]:
 def _add_planar_choice(p: argparse.ArgumentParser) -> None:
     """``--as-stack`` / ``--as-colour``: how to read a 3- or 4-plane TIFF stored as planar RGB."""
     reading = p.add_mutually_exclusive_group()
-    reading.add_argument("--as-stack", action="store_true",
-                         help="read a 3- or 4-plane TIFF stored as planar RGB as that many slices")
-    reading.add_argument("--as-colour", action="store_true",
-                         help="read a 3- or 4-plane TIFF stored as planar RGB as one colour image (to gray)")
+    reading.add_argument(
+        "--as-stack", action="store_true", help="read a 3- or 4-plane TIFF stored as planar RGB as that many slices"
+    )
+    reading.add_argument(
+        "--as-colour",
+        action="store_true",
+        help="read a 3- or 4-plane TIFF stored as planar RGB as one colour image (to gray)",
+    )
 
 
 def _planar_choice(args: argparse.Namespace) -> bool | None:
@@ -251,61 +296,101 @@ _PLANAR_HINT = ": --as-stack for slices, --as-colour for one colour image"
 
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--workspace", metavar="DIR", default=None,
-                        help="workspace folder (default: $SEGDASH_WORKSPACE or ./workspace)")
+    common.add_argument(
+        "--workspace", metavar="DIR", default=None, help="workspace folder (default: $SEGDASH_WORKSPACE or ./workspace)"
+    )
     parser = argparse.ArgumentParser(
-        prog="python -m core", description="SegDash headless: import, export, train and predict.",
-        epilog="Exit status: 0 ok, 2 refused input, 1 internal error. The last line of output is JSON.")
+        prog="python -m core",
+        description="SegDash headless: import, export, train and predict.",
+        epilog="Exit status: 0 ok, 2 refused input, 1 internal error. The last line of output is JSON.",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("import", parents=[common], help="import images (and masks) as a dataset",
-                       description="Import a TIFF stack, an image file, a ZIP or a folder as a new dataset.")
+    p = sub.add_parser(
+        "import",
+        parents=[common],
+        help="import images (and masks) as a dataset",
+        description="Import a TIFF stack, an image file, a ZIP or a folder as a new dataset.",
+    )
     p.add_argument("--name", required=True, help="new dataset name (letters, digits, . _ -)")
     p.add_argument("--images", required=True, metavar="PATH", help="TIFF stack, image file, ZIP or folder")
     p.add_argument("--masks", metavar="PATH", help="masks in the same forms, paired by slice or file name")
     p.add_argument("--channel", type=int, help="channel to keep for multi-channel images")
-    p.add_argument("--mask-threshold", type=float, metavar="T",
-                   help="binarise masks at T (for anti-aliased or JPEG masks)")
+    p.add_argument(
+        "--mask-threshold", type=float, metavar="T", help="binarise masks at T (for anti-aliased or JPEG masks)"
+    )
     p.add_argument("--classes", metavar="A,B,...", help="class names, comma separated (index order)")
     _add_planar_choice(p)
-    p.add_argument("--remap-classes", action="store_true",
-                   help="map mask values with gaps (e.g. 0,1,2,7) to classes 0..K-1 in sorted order")
-    p.add_argument("--merge-classes", action="store_true",
-                   help="let --mask-threshold merge masks of several classes into one foreground class")
-    p.add_argument("--images-are-binary", action="store_true",
-                   help="import images that hold only two values (refused by default: they look like masks)")
+    p.add_argument(
+        "--remap-classes",
+        action="store_true",
+        help="map mask values with gaps (e.g. 0,1,2,7) to classes 0..K-1 in sorted order",
+    )
+    p.add_argument(
+        "--merge-classes",
+        action="store_true",
+        help="let --mask-threshold merge masks of several classes into one foreground class",
+    )
+    p.add_argument(
+        "--images-are-binary",
+        action="store_true",
+        help="import images that hold only two values (refused by default: they look like masks)",
+    )
     p.set_defaults(func=_cmd_import)
 
-    p = sub.add_parser("export", parents=[common], help="export a dataset's masks",
-                       description="Export masks as a ZIP of PNGs named like their slices, a multipage "
-                                   "TIFF, or the whole dataset as a re-importable ZIP.")
+    p = sub.add_parser(
+        "export",
+        parents=[common],
+        help="export a dataset's masks",
+        description="Export masks as a ZIP of PNGs named like their slices, a multipage "
+        "TIFF, or the whole dataset as a re-importable ZIP.",
+    )
     p.add_argument("--dataset", required=True)
-    p.add_argument("--format", choices=["zip", "tiff", "dataset", "ome-zarr"], default="zip",
-                   help="tiff: an ImageJ stack with one page per image slice (unlabeled slices empty), "
-                        "slice names as its labels, so it lies on the image stack in Fiji; ome-zarr: images + "
-                        "masks as labels (a .zarr folder, or a ZIP of one if FILE ends in .zip)")
+    p.add_argument(
+        "--format",
+        choices=["zip", "tiff", "dataset", "ome-zarr"],
+        default="zip",
+        help="tiff: an ImageJ stack with one page per image slice (unlabeled slices empty), "
+        "slice names as its labels, so it lies on the image stack in Fiji; ome-zarr: images + "
+        "masks as labels (a .zarr folder, or a ZIP of one if FILE ends in .zip)",
+    )
     p.add_argument("--out", required=True, metavar="FILE")
-    p.add_argument("--labeled-only", action="store_true",
-                   help="tiff: write only the labeled slices (pages then do not line up with the images)")
+    p.add_argument(
+        "--labeled-only",
+        action="store_true",
+        help="tiff: write only the labeled slices (pages then do not line up with the images)",
+    )
     p.add_argument("--prediction", metavar="RUN", help="ome-zarr: add this stored prediction as a second labels image")
     p.set_defaults(func=_cmd_export)
 
-    p = sub.add_parser("train", parents=[common], help="train a model on a dataset",
-                       description="Train on the labeled slices of a dataset; checkpoints go to the workspace.")
+    p = sub.add_parser(
+        "train",
+        parents=[common],
+        help="train a model on a dataset",
+        description="Train on the labeled slices of a dataset; checkpoints go to the workspace.",
+    )
     p.add_argument("--dataset", required=True)
     p.add_argument("--epochs", type=int, help="number of epochs (default from the config)")
     p.add_argument("--config", metavar="FILE", help="JSON training config (partial: defaults + overrides)")
     p.add_argument("--resume", metavar="RUN", help="resume from this run's last checkpoint")
     p.set_defaults(func=_cmd_train)
 
-    p = sub.add_parser("predict", parents=[common], help="predict masks for a stack",
-                       description="Tiled prediction of a stack with a checkpoint, written slice by slice. "
-                                   "When the input does not fit the checkpoint (its intensities lie outside "
-                                   "the window the model was trained with, another bit depth), a 'warning: "
-                                   "...' line goes to standard error and the JSON lists it under warnings; "
-                                   "the exit status stays 0.")
-    p.add_argument("--checkpoint", required=True, metavar="FILE",
-                   help="a run's best.pt / last.pt, or its bundle.zip (the weights inside are read)")
+    p = sub.add_parser(
+        "predict",
+        parents=[common],
+        help="predict masks for a stack",
+        description="Tiled prediction of a stack with a checkpoint, written slice by slice. "
+        "When the input does not fit the checkpoint (its intensities lie outside "
+        "the window the model was trained with, another bit depth), a 'warning: "
+        "...' line goes to standard error and the JSON lists it under warnings; "
+        "the exit status stays 0.",
+    )
+    p.add_argument(
+        "--checkpoint",
+        required=True,
+        metavar="FILE",
+        help="a run's best.pt / last.pt, or its bundle.zip (the weights inside are read)",
+    )
     p.add_argument("--input", required=True, metavar="STACK", help="TIFF stack, image file, ZIP or folder")
     p.add_argument("--out", required=True, metavar="MASKS.tif")
     p.add_argument("--prob", metavar="PROB.tif", help="also write probabilities here")
@@ -318,11 +403,15 @@ def build_parser() -> argparse.ArgumentParser:
     _add_planar_choice(p)
     p.set_defaults(func=_cmd_predict)
 
-    p = sub.add_parser("export-model", parents=[common], help="export a checkpoint as a bioimage.io model",
-                       description="Write a checkpoint as a bioimage.io model package (ZIP: rdf.yaml, TorchScript "
-                                   "and ONNX weights, test tensors from the training data, cover) that Fiji "
-                                   "(deepImageJ), ilastik, napari and BiaPy run; python -m core predict reads "
-                                   "it back. The workspace must hold the training dataset (test input).")
+    p = sub.add_parser(
+        "export-model",
+        parents=[common],
+        help="export a checkpoint as a bioimage.io model",
+        description="Write a checkpoint as a bioimage.io model package (ZIP: rdf.yaml, TorchScript "
+        "and ONNX weights, test tensors from the training data, cover) that Fiji "
+        "(deepImageJ), ilastik, napari and BiaPy run; python -m core predict reads "
+        "it back. The workspace must hold the training dataset (test input).",
+    )
     p.add_argument("--checkpoint", required=True, metavar="FILE", help="SegDash checkpoint (best.pt, last.pt)")
     p.add_argument("--format", choices=["bioimageio"], default="bioimageio")
     p.add_argument("--out", required=True, metavar="MODEL.zip")
@@ -330,16 +419,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--license", default="CC-BY-4.0", help="SPDX licence identifier (default CC-BY-4.0)")
     p.add_argument("--name", help="model name (default: SegDash <dataset> <run>)")
     p.add_argument("--no-onnx", action="store_true", help="TorchScript weights only")
-    p.add_argument("--test", action="store_true",
-                   help="run bioimageio.core's test_model on the package (offline) and fail if it does not pass")
+    p.add_argument(
+        "--test",
+        action="store_true",
+        help="run bioimageio.core's test_model on the package (offline) and fail if it does not pass",
+    )
     p.set_defaults(func=_cmd_export_model)
 
     p = sub.add_parser("list", parents=[common], help="list datasets and runs (with their state)")
     p.set_defaults(func=_cmd_list)
 
-    p = sub.add_parser("delete", parents=[common], help="delete a dataset (asks for --yes)",
-                       description="Delete a dataset: its images and every mask version. Training runs and "
-                                   "their checkpoints are kept. Without --yes nothing is deleted (exit 2).")
+    p = sub.add_parser(
+        "delete",
+        parents=[common],
+        help="delete a dataset (asks for --yes)",
+        description="Delete a dataset: its images and every mask version. Training runs and "
+        "their checkpoints are kept. Without --yes nothing is deleted (exit 2).",
+    )
     p.add_argument("--dataset", required=True)
     p.add_argument("--yes", action="store_true", help="really delete")
     p.set_defaults(func=_cmd_delete)
@@ -369,17 +465,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .store.workspace import human_bytes
 
             where = Path(exc.filename).parent if exc.filename else Path.cwd()
-            print(f"error: not enough space to write {exc.filename or 'a file'}: "
-                  f"{human_bytes(shutil.disk_usage(where).free)} free there", file=sys.stderr)
+            print(
+                f"error: not enough space to write {exc.filename or 'a file'}: "
+                f"{human_bytes(shutil.disk_usage(where).free)} free there",
+                file=sys.stderr,
+            )
             return EXIT_REFUSED
-        print(f"error: {type(exc).__name__}: {_one_line(exc)} (set SEGDASH_DEBUG=1 for a traceback)",
-              file=sys.stderr)
+        print(f"error: {type(exc).__name__}: {_one_line(exc)} (set SEGDASH_DEBUG=1 for a traceback)", file=sys.stderr)
         return EXIT_INTERNAL
     except Exception as exc:  # noqa: BLE001 - the CLI promises one line, not a traceback
         if debug:
             raise
-        print(f"error: {type(exc).__name__}: {_one_line(exc)} (set SEGDASH_DEBUG=1 for a traceback)",
-              file=sys.stderr)
+        print(f"error: {type(exc).__name__}: {_one_line(exc)} (set SEGDASH_DEBUG=1 for a traceback)", file=sys.stderr)
         return EXIT_INTERNAL
     print(json.dumps(summary, default=str))
     return EXIT_OK

@@ -14,8 +14,8 @@ import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
 from core.errors import SegDashError
-from core.workflow.sample import ensure_sample
 from core.store.workspace import Workspace, WorkspaceError, default_root
+from core.workflow.sample import ensure_sample
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +106,9 @@ def user_errors() -> Iterator[None]:
         st.error(str(exc))
     except ValueError as exc:
         log.exception("internal error shown on the page")
-        st.error("Something went wrong inside SegDash: an internal error, not a problem with your input. "
-                 "Nothing saved was lost; the details are below and in the server log.")
+        st.error(
+            "Something went wrong inside SegDash: an internal error, not a problem with your input. "
+            "Nothing saved was lost; the details are below and in the server log."
+        )
         with st.expander("Details"):
             st.code(f"{type(exc).__name__}: {exc}")

@@ -28,7 +28,8 @@ _JS = r"""
 export default function (component) {
   const { data, setStateValue, setTriggerValue, parentElement } = component;
   const keymap = data.keys || {};
-  if (!window.__segdashKeyLog) window.__segdashKeyLog = { page: Math.random().toString(36).slice(2), seq: 0, items: [] };
+  if (!window.__segdashKeyLog)
+    window.__segdashKeyLog = { page: Math.random().toString(36).slice(2), seq: 0, items: [] };
   // parentElement is the component's shadow root (isolated styles): measure and draw in its div
   const root = parentElement.querySelector('.pan-map');
   let lastWidth = 0;
@@ -135,9 +136,15 @@ _CSS = """
 _component = st.components.v2.component("segdash_label_keys", html='<div class="pan-map"></div>', css=_CSS, js=_JS)
 
 
-def label_keys(keys: dict[str, str], *, key: str, on_action: Callable[[], None] = lambda: None,
-               on_pan: Callable[[], None] = lambda: None, overview: dict[str, Any] | None = None,
-               measure: bool = False) -> Any:
+def label_keys(
+    keys: dict[str, str],
+    *,
+    key: str,
+    on_action: Callable[[], None] = lambda: None,
+    on_pan: Callable[[], None] = lambda: None,
+    overview: dict[str, Any] | None = None,
+    measure: bool = False,
+) -> Any:
     """Render the component.
 
     Args:
@@ -147,9 +154,15 @@ def label_keys(keys: dict[str, str], *, key: str, on_action: Callable[[], None] 
             draggable overview.
         measure: report the column's width.
     """
-    return _component(data={"keys": keys, "overview": overview, "measure": measure}, key=key,
-                      on_action_change=on_action, on_pan_change=on_pan, on_width_change=lambda: None,
-                      width="stretch", height="content")
+    return _component(
+        data={"keys": keys, "overview": overview, "measure": measure},
+        key=key,
+        on_action_change=on_action,
+        on_pan_change=on_pan,
+        on_width_change=lambda: None,
+        width="stretch",
+        height="content",
+    )
 
 
 def value(key: str, name: str) -> Any:
@@ -177,5 +190,4 @@ def new_actions(key: str, seen_key: str) -> list[str]:
 def key_hint(keys: dict[str, str], action: str) -> str:
     """The key(s) bound to ``action``, written for a button label: ``Ctrl+S``, ``B``, ``]``."""
     names = [k for k, a in keys.items() if a == action]
-    return " / ".join("+".join(p.capitalize() if len(p) > 1 else p.upper() for p in k.split("+"))
-                      for k in names[:2])
+    return " / ".join("+".join(p.capitalize() if len(p) > 1 else p.upper() for p in k.split("+")) for k in names[:2])

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import streamlit as st
 
-from core.workflow.export import to_bytes
 from core.store.workspace import Workspace
+from core.workflow.export import to_bytes
 from pages._common import user_errors
 
 __all__ = ["tools_section", "model_export_section", "omezarr_section"]
@@ -31,9 +31,16 @@ def _download(key: str) -> None:
     if ready and ready["key"] == key:
         if ready["note"]:
             st.caption(ready["note"])
-        st.download_button(f"Download {ready['file_name']} ({len(ready['data']) / 1e6:.1f} MB)", ready["data"],
-                           file_name=ready["file_name"], mime=ready["mime"], key=f"tools_download_{key}",
-                           type="primary", icon=":material/download:", on_click="ignore")
+        st.download_button(
+            f"Download {ready['file_name']} ({len(ready['data']) / 1e6:.1f} MB)",
+            ready["data"],
+            file_name=ready["file_name"],
+            mime=ready["mime"],
+            key=f"tools_download_{key}",
+            type="primary",
+            icon=":material/download:",
+            on_click="ignore",
+        )
 
 
 def omezarr_section(ws: Workspace, dataset: str) -> None:
@@ -42,9 +49,11 @@ def omezarr_section(ws: Workspace, dataset: str) -> None:
 
     st.markdown("**Images and masks for napari: OME-Zarr**")
     px = ws.pixel_size(dataset)
-    st.caption("A ZIP of `" + dataset + ".zarr`: unzip it and open the folder in napari (napari-ome-zarr "
-               "plugin): the images, and the masks as a labels layer with the class names. "
-               + (f"Pixel size {px.describe()}." if px else "Pixel size unknown (the source did not state it)."))
+    st.caption(
+        "A ZIP of `" + dataset + ".zarr`: unzip it and open the folder in napari (napari-ome-zarr "
+        "plugin): the images, and the masks as a labels layer with the class names. "
+        + (f"Pixel size {px.describe()}." if px else "Pixel size unknown (the source did not state it).")
+    )
     from core.workflow.guide import prediction_ids
 
     preds = prediction_ids(ws, dataset)
@@ -69,32 +78,41 @@ def model_export_section(ws: Workspace, run_id: str) -> None:
     from core.workflow.model_export import export_bioimageio, test_package
 
     run = ws.catalog.run(run_id)
-    ckpt = next((Path(run[k]) for k in ("best_checkpoint", "last_checkpoint")
-                 if run and run.get(k) and Path(run[k]).is_file()), None)
+    ckpt = next(
+        (Path(run[k]) for k in ("best_checkpoint", "last_checkpoint") if run and run.get(k) and Path(run[k]).is_file()),
+        None,
+    )
     if ckpt is None:
         st.info(f"Run {run_id} has no checkpoint yet.")
         return
-    st.caption(f"Weights: `{ckpt.name}` of run {run_id}. The package holds TorchScript and ONNX weights, the "
-               "normalisation used in training, a test image from the training data with its expected output, a "
-               "cover image and the run's configuration; `python -m core predict --checkpoint MODEL.zip` reads it "
-               "back.")
+    st.caption(
+        f"Weights: `{ckpt.name}` of run {run_id}. The package holds TorchScript and ONNX weights, the "
+        "normalisation used in training, a test image from the training data with its expected output, a "
+        "cover image and the run's configuration; `python -m core predict --checkpoint MODEL.zip` reads it "
+        "back."
+    )
     c1, c2 = st.columns([2, 1])
     authors = c1.text_input("Authors (comma separated)", value=_default_author(), key=f"tools_authors_{run_id}")
     license = c2.selectbox("Licence", LICENSES, index=LICENSES.index(DEFAULT_LICENSE), key=f"tools_license_{run_id}")
     name = st.text_input("Model name", value=f"SegDash {run['dataset']} {run_id}", key=f"tools_name_{run_id}")
-    check = st.checkbox("Check the package with bioimageio.core's test (about 15 s more)", value=False,
-                        key=f"tools_test_{run_id}")
+    check = st.checkbox(
+        "Check the package with bioimageio.core's test (about 15 s more)", value=False, key=f"tools_test_{run_id}"
+    )
     if st.button("Prepare model package", key=f"tools_model_prepare_{run_id}", icon=":material/build:"):
         with user_errors(), st.spinner("Tracing the network and writing the package ..."):
             with tempfile.TemporaryDirectory(prefix="segdash-model-") as tmp:
                 out = Path(tmp) / "model.zip"
-                summary = export_bioimageio(ckpt, out, workspace=ws, authors=[a for a in authors.split(",")],
-                                            license=license, name=name)
+                summary = export_bioimageio(
+                    ckpt, out, workspace=ws, authors=[a for a in authors.split(",")], license=license, name=name
+                )
                 note = f"Weights: {', '.join(summary['weights'])}. {summary['onnx_note']}"
                 if check:
                     result = test_package(out)
-                    note += (" bioimageio.core test: passed." if result["status"] == "passed"
-                             else f" bioimageio.core test: {result['status']}: {'; '.join(result['failed'])}")
+                    note += (
+                        " bioimageio.core test: passed."
+                        if result["status"] == "passed"
+                        else f" bioimageio.core test: {result['status']}: {'; '.join(result['failed'])}"
+                    )
                 _keep(f"model:{run_id}", out.read_bytes(), f"{run_id}.bioimageio.zip", "application/zip", note)
     _download(f"model:{run_id}")
 
@@ -111,12 +129,17 @@ def tools_section(ws: Workspace, dataset: str) -> None:
     st.subheader("Model for Fiji / ilastik / napari")
     runs = _runs_with_weights(ws, dataset)
     if not runs:
-        st.info("No trained model of this dataset yet: train one on the Train page, then export it here as a "
-                "bioimage.io model.")
+        st.info(
+            "No trained model of this dataset yet: train one on the Train page, then export it here as a "
+            "bioimage.io model."
+        )
     else:
-        labels = {r["run_id"]: f"{r['run_id']} ({r['state']}, best Dice "
-                               f"{r['best_dice']:.3f})" if r.get("best_dice") is not None else r["run_id"]
-                  for r in runs}
+        labels = {
+            r["run_id"]: f"{r['run_id']} ({r['state']}, best Dice {r['best_dice']:.3f})"
+            if r.get("best_dice") is not None
+            else r["run_id"]
+            for r in runs
+        }
         run_id = st.selectbox("Run", list(labels), format_func=labels.get, key="tools_run")
         model_export_section(ws, run_id)
     omezarr_section(ws, dataset)

@@ -11,8 +11,8 @@ from dataclasses import fields
 
 import streamlit as st
 
-from core.nn.augment import AugmentConfig, preview
 from core.data.intensity import normalize, percentile_range
+from core.nn.augment import AugmentConfig, preview
 from core.view.render import overlay
 from pages._common import dataset_picker, init_state, user_errors, workspace
 
@@ -21,10 +21,22 @@ _GEOMETRY = {
     "flips": ("Flips (left-right, up-down)", "check", None, None, None, "Mirror the patch; exact, no blur."),
     "rot90": ("90-degree rotations", "check", None, None, None, "Rotate by 90, 180 or 270 degrees; exact."),
     "rotate_deg": ("Free rotation (± degrees)", "slider", 0.0, 180.0, 5.0, "Any angle up to this; 0 = off."),
-    "zoom": ("Zoom in (up to, fraction)", "slider", 0.0, 0.9, 0.05, "Random crop of at least 1 - zoom of the "
-             "side, resized back; 0 = off."),
-    "elastic": ("Elastic deformation", "slider", 0.0, 1.0, 0.05, "Smooth random warping as in the U-Net paper; "
-                "1 = displacements of 3% of the patch side; 0 = off."),
+    "zoom": (
+        "Zoom in (up to, fraction)",
+        "slider",
+        0.0,
+        0.9,
+        0.05,
+        "Random crop of at least 1 - zoom of the side, resized back; 0 = off.",
+    ),
+    "elastic": (
+        "Elastic deformation",
+        "slider",
+        0.0,
+        1.0,
+        0.05,
+        "Smooth random warping as in the U-Net paper; 1 = displacements of 3% of the patch side; 0 = off.",
+    ),
 }
 _INTENSITY = {
     "brightness": ("Brightness (±)", "slider", 0.0, 1.0, 0.05, "Random shift of the [0, 1] intensities; 0 = off."),
@@ -33,8 +45,14 @@ _INTENSITY = {
     "noise_std": ("Gaussian noise (std)", "slider", 0.0, 1.0, 0.01, "Noise on the [0, 1] image; 0 = off."),
 }
 _ALWAYS = {
-    "p": ("Probability of each transform", "slider", 0.0, 1.0, 0.05,
-          "Each enabled transform is applied to a training patch with this probability."),
+    "p": (
+        "Probability of each transform",
+        "slider",
+        0.0,
+        1.0,
+        0.05,
+        "Each enabled transform is applied to a training patch with this probability.",
+    ),
 }
 _WIDGETS = {**_GEOMETRY, **_INTENSITY, **_ALWAYS}
 assert set(_WIDGETS) == {f.name for f in fields(AugmentConfig)}, "a field of AugmentConfig has no widget"
@@ -80,8 +98,10 @@ def _widget(where, name: str) -> None:
 
 
 st.title("Augment")
-st.caption("Random changes to training patches, so the network learns from more than the few slices you "
-           "labeled. **These settings are what training uses**: the Train page starts its jobs with them.")
+st.caption(
+    "Random changes to training patches, so the network learns from more than the few slices you "
+    "labeled. **These settings are what training uses**: the Train page starts its jobs with them."
+)
 ws = workspace()
 dataset = dataset_picker(ws)
 if dataset is None:
@@ -97,8 +117,12 @@ with settings:
         _widget(st, name)
     for name in _ALWAYS:
         _widget(st, name)
-    st.button("Reset to the recipe", key="aug_reset", on_click=_reset,
-              help="Flips and 90-degree rotations, each with probability 0.5: the default of training.")
+    st.button(
+        "Reset to the recipe",
+        key="aug_reset",
+        on_click=_reset,
+        help="Flips and 90-degree rotations, each with probability 0.5: the default of training.",
+    )
 
 cfg = None
 with user_errors():
@@ -116,11 +140,21 @@ with grid:
         st.session_state.pop("aug_slice", None)
     z = c1.selectbox("Labeled slice", labeled, key="aug_slice", format_func=lambda i: f"{info.slice_names[i]} (z={i})")
     n = c2.select_slider("Examples", [3, 7, 11, 15], value=7, key="aug_n")
-    c3.button("Re-draw", key="aug_redraw", on_click=_redraw, icon=":material/casino:", type="primary",
-              help="Draw new random augmentations with the same settings.")
-    tint = st.toggle("Show the mask tint", True, key="aug_tint",
-                     help="Off: the plain augmented images, to judge contrast, gamma and noise without the "
-                          "colour of the mask over them.")
+    c3.button(
+        "Re-draw",
+        key="aug_redraw",
+        on_click=_redraw,
+        icon=":material/casino:",
+        type="primary",
+        help="Draw new random augmentations with the same settings.",
+    )
+    tint = st.toggle(
+        "Show the mask tint",
+        True,
+        key="aug_tint",
+        help="Off: the plain augmented images, to judge contrast, gamma and noise without the "
+        "colour of the mask over them.",
+    )
     if cfg is not None:
         if not cfg.enabled():
             st.warning("No augmentation is enabled (or its probability is 0): training sees the patches as they are.")
@@ -129,11 +163,13 @@ with grid:
         mask = ws.read_mask(dataset, z)
         pairs = preview(image, mask, cfg, n=n, seed=st.session_state["augment_seed"])
         cols = st.columns(4)
-        cols[0].image(overlay(image, mask if tint else None, window=(0.0, 1.0)), caption="original",
-                      width="stretch")
+        cols[0].image(overlay(image, mask if tint else None, window=(0.0, 1.0)), caption="original", width="stretch")
         for i, (img, m) in enumerate(pairs, start=1):
-            cols[i % 4].image(overlay(img, m if tint else None, window=(0.0, 1.0)), caption=f"example {i}",
-                              width="stretch")
+            cols[i % 4].image(
+                overlay(img, m if tint else None, window=(0.0, 1.0)), caption=f"example {i}", width="stretch"
+            )
         shown = "the image with its mask tinted" if tint else "the image alone (mask tint off)"
-        st.caption(f"Draw {st.session_state['augment_seed']}: {shown}; the same draw gives "
-                   "the same examples. Training applies these transforms to each patch, anew every epoch.")
+        st.caption(
+            f"Draw {st.session_state['augment_seed']}: {shown}; the same draw gives "
+            "the same examples. Training applies these transforms to each patch, anew every epoch."
+        )

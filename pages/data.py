@@ -12,24 +12,29 @@ import time
 
 import streamlit as st
 
-from core.workflow.ingest import ImagesLookLikeMasks, import_dataset, import_roots
 from core.data.io import ChannelChoiceNeeded, StackOrColourNeeded
 from core.data.masks import GappedMaskValues, StrayMaskValues, ThresholdMergesClasses
 from core.view.render import class_color, overlay
+from core.workflow.ingest import ImagesLookLikeMasks, import_dataset, import_roots
 from pages._common import dataset_picker, init_state, user_errors, workspace
 
 ACCEPTED = ["tif", "tiff", "png", "jpg", "jpeg", "bmp", "zip"]
 _FLASH = {"success": st.success, "info": st.info, "warning": st.warning, "error": st.error}
 # questions the import can ask: session key of the pending question -> its default (no question)
-_QUESTIONS = {"data_need_channel": None, "data_need_threshold": None, "data_need_planes": None,
-              "data_need_remap": None, "data_need_merge": None, "data_need_binary": None}
+_QUESTIONS = {
+    "data_need_channel": None,
+    "data_need_threshold": None,
+    "data_need_planes": None,
+    "data_need_remap": None,
+    "data_need_merge": None,
+    "data_need_binary": None,
+}
 _STAGES = {"images": "Reading images", "masks": "Reading masks", "writing": "Writing slices"}
 
 
 def _init() -> None:
     init_state()
-    defaults = {"data_select": None, "data_flash": [], "data_manage_for": None, "data_error": None,
-                **_QUESTIONS}
+    defaults = {"data_select": None, "data_flash": [], "data_manage_for": None, "data_error": None, **_QUESTIONS}
     for key, value in defaults.items():
         if key not in st.session_state:
             st.session_state[key] = value
@@ -61,8 +66,9 @@ def _progress_bar():
         left = ""
         if 0 < done < total and now - t0 > 0.5:
             left = f", about {(now - t0) / done * (total - done):.0f} s left"
-        bar.progress(min(1.0, done / max(total, 1)),
-                     text=f"{_STAGES.get(stage, stage)}: {done} of {total} {unit} done{left}")
+        bar.progress(
+            min(1.0, done / max(total, 1)), text=f"{_STAGES.get(stage, stage)}: {done} of {total} {unit} done{left}"
+        )
 
     return bar, update
 
@@ -110,14 +116,28 @@ def _run_import(ws) -> None:
     roots = import_roots(ws) if (path or mask_path) else None
     bar, progress = _progress_bar()
     try:
-        report = import_dataset(ws, name, images, masks, roots=roots, progress=progress,
-                                class_names=_class_list(st.session_state.get("data_classes", "")), **_answers())
+        report = import_dataset(
+            ws,
+            name,
+            images,
+            masks,
+            roots=roots,
+            progress=progress,
+            class_names=_class_list(st.session_state.get("data_classes", "")),
+            **_answers(),
+        )
     except ChannelChoiceNeeded as exc:
-        _ask("data_need_channel", exc.n_channels,
-             f"{str(exc).rstrip('.')}. Pick the channel below and press Import again.")
+        _ask(
+            "data_need_channel",
+            exc.n_channels,
+            f"{str(exc).rstrip('.')}. Pick the channel below and press Import again.",
+        )
     except StrayMaskValues as exc:
-        _ask("data_need_threshold", float(exc.suggested_threshold),
-             f"{exc} Set the threshold below and press Import again.")
+        _ask(
+            "data_need_threshold",
+            float(exc.suggested_threshold),
+            f"{exc} Set the threshold below and press Import again.",
+        )
     except StackOrColourNeeded as exc:
         _ask("data_need_planes", exc.n_planes, f"{exc}. Pick a reading below and press Import again.")
     except GappedMaskValues as exc:
@@ -132,9 +152,11 @@ def _run_import(ws) -> None:
         return
     bar.progress(1.0, text=f"Imported {report.dataset.name}")
     counts = report.dataset.counts()
-    _flash("success", f"Imported **{report.dataset.name}**: {counts['slices']} slices, "
-                      f"{counts['slices'] - counts['unlabeled']} with masks"
-                      + (" (see the notes below)." if report.notices else "."))
+    _flash(
+        "success",
+        f"Imported **{report.dataset.name}**: {counts['slices']} slices, "
+        f"{counts['slices'] - counts['unlabeled']} with masks" + (" (see the notes below)." if report.notices else "."),
+    )
     for key, value in _QUESTIONS.items():
         st.session_state[key] = value
     st.session_state["data_select"] = report.dataset.name
@@ -147,45 +169,73 @@ def _questions() -> None:
     ss = st.session_state
     n_channels = ss["data_need_channel"]
     if n_channels:
-        st.number_input(f"Channel to import (the images have {n_channels}: 0..{n_channels - 1})",
-                        min_value=0, max_value=n_channels - 1, value=0, step=1, key="data_channel")
+        st.number_input(
+            f"Channel to import (the images have {n_channels}: 0..{n_channels - 1})",
+            min_value=0,
+            max_value=n_channels - 1,
+            value=0,
+            step=1,
+            key="data_channel",
+        )
     suggested = ss["data_need_threshold"]
     if suggested is not None:
-        st.number_input("Mask threshold: mask values above it become class 1", value=suggested,
-                        key="data_threshold")
+        st.number_input("Mask threshold: mask values above it become class 1", value=suggested, key="data_threshold")
     planes = ss["data_need_planes"]
     if planes:
-        st.radio(f"The TIFF's {planes} planes are", ["slices", "colour"], key="data_as_stack", horizontal=True,
-                 format_func=lambda v: f"{planes} slices of a stack" if v == "slices"
-                 else "one colour image (imported as gray)")
+        st.radio(
+            f"The TIFF's {planes} planes are",
+            ["slices", "colour"],
+            key="data_as_stack",
+            horizontal=True,
+            format_func=lambda v: (
+                f"{planes} slices of a stack" if v == "slices" else "one colour image (imported as gray)"
+            ),
+        )
     if ss["data_need_remap"]:
         values = ss["data_need_remap"]
-        st.checkbox(f"Remap mask values {', '.join(map(str, values))} to classes 0..{len(values) - 1}",
-                    key="data_remap")
+        st.checkbox(
+            f"Remap mask values {', '.join(map(str, values))} to classes 0..{len(values) - 1}", key="data_remap"
+        )
     if ss["data_need_merge"]:
-        st.checkbox(f"Merge the {len(ss['data_need_merge'])} mask classes into one foreground class "
-                    "(the threshold does this)", key="data_merge")
+        st.checkbox(
+            f"Merge the {len(ss['data_need_merge'])} mask classes into one foreground class (the threshold does this)",
+            key="data_merge",
+        )
     if ss["data_need_binary"]:
-        st.checkbox("These two-valued files are the images (not masks): import them as images",
-                    key="data_binary_ok")
+        st.checkbox("These two-valued files are the images (not masks): import them as images", key="data_binary_ok")
 
 
 def _import_tab(ws) -> None:
-    st.text_input("Dataset name", key="data_name", placeholder="e.g. cells_2024",
-                  help="Letters, digits, '.', '_' or '-'.")
-    st.text_input("Class names, comma separated, background first (optional)", key="data_classes",
-                  placeholder="background, cell")
-    st.file_uploader("Images: TIFF stacks, PNG/JPEG/BMP slices, or a ZIP (with images/ and masks/ folders, "
-                     "or a SegDash dataset export)", type=ACCEPTED, accept_multiple_files=True, key="data_images")
-    st.file_uploader("Masks (optional): paired by file name, or slice by slice for a stack", type=ACCEPTED,
-                     accept_multiple_files=True, key="data_masks")
-    with st.expander("Or import from a path on the server (for stacks too big to upload)",
-                     expanded=bool(st.session_state.get("data_path"))):
-        st.text_input("Images: a file, folder or ZIP on the server", key="data_path",
-                      placeholder="/data/stack.tif")
+    st.text_input(
+        "Dataset name", key="data_name", placeholder="e.g. cells_2024", help="Letters, digits, '.', '_' or '-'."
+    )
+    st.text_input(
+        "Class names, comma separated, background first (optional)", key="data_classes", placeholder="background, cell"
+    )
+    st.file_uploader(
+        "Images: TIFF stacks, PNG/JPEG/BMP slices, or a ZIP (with images/ and masks/ folders, "
+        "or a SegDash dataset export)",
+        type=ACCEPTED,
+        accept_multiple_files=True,
+        key="data_images",
+    )
+    st.file_uploader(
+        "Masks (optional): paired by file name, or slice by slice for a stack",
+        type=ACCEPTED,
+        accept_multiple_files=True,
+        key="data_masks",
+    )
+    with st.expander(
+        "Or import from a path on the server (for stacks too big to upload)",
+        expanded=bool(st.session_state.get("data_path")),
+    ):
+        st.text_input("Images: a file, folder or ZIP on the server", key="data_path", placeholder="/data/stack.tif")
         st.text_input("Masks (optional): a file, folder or ZIP on the server", key="data_mask_path")
-        st.caption("Paths inside these folders only: " + ", ".join(f"`{r}`" for r in import_roots(ws))
-                   + " (set `SEGDASH_IMPORT_ROOTS` when starting the server to change them).")
+        st.caption(
+            "Paths inside these folders only: "
+            + ", ".join(f"`{r}`" for r in import_roots(ws))
+            + " (set `SEGDASH_IMPORT_ROOTS` when starting the server to change them)."
+        )
     _questions()
     if st.button("Import", key="data_import", type="primary", icon=":material/upload:"):
         _run_import(ws)
@@ -196,8 +246,10 @@ def _import_tab(ws) -> None:
 def _browse_tab(ws, dataset: str) -> None:
     info = ws.dataset(dataset)
     n = info.shape[0]
-    st.caption(f"{n} slices of {info.shape[1]} x {info.shape[2]} pixels, {info.dtype}"
-               + (f"; from {info.source}" if info.source else ""))
+    st.caption(
+        f"{n} slices of {info.shape[1]} x {info.shape[2]} pixels, {info.dtype}"
+        + (f"; from {info.source}" if info.source else "")
+    )
     for notice in info.notices:
         st.info(notice)
     if st.session_state.get("data_z", 0) > n - 1:
@@ -208,18 +260,27 @@ def _browse_tab(ws, dataset: str) -> None:
         alpha = st.slider("Mask opacity", 0.0, 1.0, 0.4, 0.05, key="data_alpha")
         mask = ws.read_mask(dataset, z)
         status = info.statuses[z]
-        st.image(overlay(ws.read_slice(dataset, z), mask, alpha),
-                 caption=f"{info.slice_names[z]} (slice {z}): {status}", width="stretch")
-        legend = " ".join(f"<span style='color:rgb{class_color(k)}'>&#9632;</span> {name}"
-                          for k, name in enumerate(info.class_names) if k > 0)
+        st.image(
+            overlay(ws.read_slice(dataset, z), mask, alpha),
+            caption=f"{info.slice_names[z]} (slice {z}): {status}",
+            width="stretch",
+        )
+        legend = " ".join(
+            f"<span style='color:rgb{class_color(k)}'>&#9632;</span> {name}"
+            for k, name in enumerate(info.class_names)
+            if k > 0
+        )
         st.markdown(f"Classes: {legend}", unsafe_allow_html=True)
         if st.button("Label this slice", key="data_to_label", icon=":material/brush:"):
             st.session_state["slice"] = z
             st.switch_page("pages/label.py")
     with right:
-        st.dataframe([{"z": s.z, "name": s.name, "status": s.status, "version": s.version}
-                      for s in ws.slices(dataset)], hide_index=True, height="auto" if n <= 12 else 460,
-                     key="data_table")
+        st.dataframe(
+            [{"z": s.z, "name": s.name, "status": s.status, "version": s.version} for s in ws.slices(dataset)],
+            hide_index=True,
+            height="auto" if n <= 12 else 460,
+            key="data_table",
+        )
 
 
 def _manage_tab(ws, dataset: str) -> None:
@@ -255,8 +316,13 @@ def _manage_tab(ws, dataset: str) -> None:
     what = ws.deletion_summary(dataset)
     st.caption(f"{what[0].upper()}{what[1:]}. Headless: `python -m core delete --dataset {dataset} --yes`.")
     st.checkbox(f"Yes, delete {dataset}", key="data_confirm_delete")
-    if st.button("Delete dataset", key="data_delete", type="primary", icon=":material/delete:",
-                 disabled=not st.session_state["data_confirm_delete"]):
+    if st.button(
+        "Delete dataset",
+        key="data_delete",
+        type="primary",
+        icon=":material/delete:",
+        disabled=not st.session_state["data_confirm_delete"],
+    ):
         with user_errors():
             ws.delete_dataset(dataset)
             st.session_state["data_select"] = ""
@@ -280,7 +346,9 @@ for kind, text in st.session_state["data_flash"]:
     _FLASH[kind](text)
 st.session_state["data_flash"] = []
 
-browse, imp, manage = st.tabs(["Browse", "Import", "Manage"], key="data_tab", on_change="rerun")  # stateful: can be switched
+browse, imp, manage = st.tabs(
+    ["Browse", "Import", "Manage"], key="data_tab", on_change="rerun"
+)  # stateful: can be switched
 with imp:
     _import_tab(ws)
 with browse:

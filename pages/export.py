@@ -7,15 +7,24 @@ the next one prepared.
 
 import streamlit as st
 
-from core.workflow.export import PREDICTION_FORMATS, export_dataset_zip, export_masks_tiff, export_masks_zip, \
-    export_prediction, to_bytes
+from core.workflow.export import (
+    PREDICTION_FORMATS,
+    export_dataset_zip,
+    export_masks_tiff,
+    export_masks_zip,
+    export_prediction,
+    to_bytes,
+)
 from core.workflow.guide import prediction_ids
 from pages._common import dataset_picker, init_state, user_errors, workspace
 
 MASK_FORMATS = {
     "Masks: ZIP of PNGs named like their slices": ("masks.zip", "application/zip", export_masks_zip),
-    "Masks: one multipage TIFF for Fiji/ImageJ (one page per image slice)": ("masks.tif", "image/tiff",
-                                                                             export_masks_tiff),
+    "Masks: one multipage TIFF for Fiji/ImageJ (one page per image slice)": (
+        "masks.tif",
+        "image/tiff",
+        export_masks_tiff,
+    ),
     "Whole dataset: ZIP that SegDash imports again": ("dataset.zip", "application/zip", export_dataset_zip),
 }
 PRED_FORMATS = ("Masks: ZIP of PNGs", "Masks: one multipage TIFF", "Per-slice metrics: CSV")
@@ -28,26 +37,40 @@ def _init() -> None:
 
 
 def _keep(dataset: str, section: str, data: bytes, file_name: str, mime: str) -> None:
-    st.session_state["export_ready"] = {"dataset": dataset, "section": section, "data": data,
-                                        "file_name": file_name, "mime": mime}
+    st.session_state["export_ready"] = {
+        "dataset": dataset,
+        "section": section,
+        "data": data,
+        "file_name": file_name,
+        "mime": mime,
+    }
 
 
 def _download(section: str) -> None:
     """The download button for a file prepared in ``section``, if there is one."""
     ready = st.session_state["export_ready"]
     if ready and ready["section"] == section:
-        st.download_button(f"Download {ready['file_name']} ({len(ready['data']) / 1e6:.1f} MB)", ready["data"],
-                           file_name=ready["file_name"], mime=ready["mime"], key=f"export_download_{section}",
-                           type="primary", icon=":material/download:", on_click="ignore")
+        st.download_button(
+            f"Download {ready['file_name']} ({len(ready['data']) / 1e6:.1f} MB)",
+            ready["data"],
+            file_name=ready["file_name"],
+            mime=ready["mime"],
+            key=f"export_download_{section}",
+            type="primary",
+            icon=":material/download:",
+            on_click="ignore",
+        )
 
 
 def _dataset_section(ws, dataset: str) -> None:
     info = ws.dataset(dataset)
     n_masks = info.counts()["slices"] - info.counts()["unlabeled"]
     st.subheader("Masks and dataset")
-    st.caption(f"{n_masks} of {info.shape[0]} slices have masks. Binary masks are written as 0/255, "
-               "multi-class masks as class indices 0..K-1. The TIFF has one page per image slice (unlabeled "
-               "slices are empty pages labelled '(unlabeled)'), so it lies on the image stack in Fiji.")
+    st.caption(
+        f"{n_masks} of {info.shape[0]} slices have masks. Binary masks are written as 0/255, "
+        "multi-class masks as class indices 0..K-1. The TIFF has one page per image slice (unlabeled "
+        "slices are empty pages labelled '(unlabeled)'), so it lies on the image stack in Fiji."
+    )
     choice = st.radio("What", list(MASK_FORMATS), key="export_format")
     suffix, mime, fn = MASK_FORMATS[choice]
     if st.button("Prepare", key="export_prepare", icon=":material/build:"):
@@ -66,8 +89,11 @@ def _prediction_section(ws, dataset: str) -> None:
     what = st.radio("What", PRED_FORMATS, key="export_pred_format")
     if st.button("Prepare", key="export_pred_prepare", icon=":material/build:"):
         with user_errors(), st.spinner(f"Writing the prediction {run_id} ..."):
-            fmt, mime = {PRED_FORMATS[0]: ("zip", "application/zip"), PRED_FORMATS[1]: ("tiff", "image/tiff"),
-                         PRED_FORMATS[2]: ("csv", "text/csv")}[what]
+            fmt, mime = {
+                PRED_FORMATS[0]: ("zip", "application/zip"),
+                PRED_FORMATS[1]: ("tiff", "image/tiff"),
+                PRED_FORMATS[2]: ("csv", "text/csv"),
+            }[what]
             data = to_bytes(export_prediction, ws, dataset, run_id, fmt)
             _keep(dataset, "pred", data, f"{dataset}_{run_id}_{PREDICTION_FORMATS[fmt]}", mime)
     _download("pred")

@@ -5,10 +5,11 @@ import streamlit as st
 from core.workflow.guide import last_run, next_steps
 from pages._common import dataset_picker, page_link, user_errors, workspace
 
-
 st.title("SegDash")
-st.markdown("From a raw microscopy or MRI stack to a trained U-Net and corrected masks: "
-            "**import, label, train, predict, correct, export**.")
+st.markdown(
+    "From a raw microscopy or MRI stack to a trained U-Net and corrected masks: "
+    "**import, label, train, predict, correct, export**."
+)
 
 ws = workspace()
 dataset = dataset_picker(ws)
@@ -18,11 +19,21 @@ with user_errors():
         info = ws.dataset(dataset)
         counts = info.counts()
         st.subheader(f"Dataset: {dataset}")
-        st.caption(f"{info.shape[0]} slices of {info.shape[1]} x {info.shape[2]} pixels, {info.dtype}; "
-                   f"classes: {', '.join(info.class_names)}")
+        st.caption(
+            f"{info.shape[0]} slices of {info.shape[1]} x {info.shape[2]} pixels, {info.dtype}; "
+            f"classes: {', '.join(info.class_names)}"
+        )
         cols = st.columns(5)
-        for col, (label, key) in zip(cols, [("Slices", "slices"), ("Labeled", "labeled"), ("Edited", "edited"),
-                                            ("From prediction", "from-prediction"), ("Unlabeled", "unlabeled")]):
+        for col, (label, key) in zip(
+            cols,
+            [
+                ("Slices", "slices"),
+                ("Labeled", "labeled"),
+                ("Edited", "edited"),
+                ("From prediction", "from-prediction"),
+                ("Unlabeled", "unlabeled"),
+            ],
+        ):
             col.metric(label, counts[key])
 
         run = last_run(ws, dataset)
@@ -36,11 +47,15 @@ with user_errors():
             c2.metric("State", run["state"])
             c3.metric("Best validation Dice", dice, help="Mean of the per-class Dice scores on the validation slices.")
             if run["state"] == "interrupted":
-                st.warning(f"Run {run['run_id']} was interrupted: the process training it ended (a server "
-                           "restart or a crash) before it finished. "
-                           + ("Its checkpoints are kept; resume it from the last one on the Train page."
-                              if run["last_checkpoint"] else "It had saved no checkpoint yet: start it again "
-                              "on the Train page."))
+                st.warning(
+                    f"Run {run['run_id']} was interrupted: the process training it ended (a server "
+                    "restart or a crash) before it finished. "
+                    + (
+                        "Its checkpoints are kept; resume it from the last one on the Train page."
+                        if run["last_checkpoint"]
+                        else "It had saved no checkpoint yet: start it again on the Train page."
+                    )
+                )
             elif run["state"] == "failed" and run["error"]:
                 st.error(f"Run {run['run_id']} failed: {run['error']}")
 

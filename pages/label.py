@@ -26,13 +26,14 @@ from PIL import Image
 from streamlit.errors import StreamlitAPIException
 
 from core.view import canvas as cv
-from core.workflow.assist import model_sources, model_suggestion
 from core.view.render import overlay
+from core.workflow.assist import model_sources, model_suggestion
 from pages._common import dataset_picker, init_state, user_errors, workspace
 from pages._keys import key_hint, label_keys, new_actions, value
 
 try:  # the component registers itself with the running Streamlit; it cannot load without one
     from streamlit_drawable_canvas import st_canvas
+
     _CANVAS_ERROR = None
 except (ImportError, StreamlitAPIException) as exc:
     st_canvas, _CANVAS_ERROR = None, exc
@@ -41,10 +42,28 @@ TOOLS = ("Brush", "Eraser", "Polygon fill")
 ZOOMS = (1, 2, 4, 8)
 DEFAULT_WIDTH = 900  # canvas width before the browser has told the column's width (and under AppTest)
 MAX_HEIGHT = 1024
-KEYS = {"ctrl+s": "save", "ctrl+z": "undo", "ctrl+y": "redo", "ctrl+shift+z": "redo",
-        "b": "Brush", "e": "Eraser", "p": "Polygon fill", "]": "bigger", "[": "smaller",
-        ".": "next", ",": "previous", "c": "class", "m": "mask", "+": "zoom_in", "=": "zoom_in", "-": "zoom_out",
-        "arrowleft": "left", "arrowright": "right", "arrowup": "up", "arrowdown": "down"}
+KEYS = {
+    "ctrl+s": "save",
+    "ctrl+z": "undo",
+    "ctrl+y": "redo",
+    "ctrl+shift+z": "redo",
+    "b": "Brush",
+    "e": "Eraser",
+    "p": "Polygon fill",
+    "]": "bigger",
+    "[": "smaller",
+    ".": "next",
+    ",": "previous",
+    "c": "class",
+    "m": "mask",
+    "+": "zoom_in",
+    "=": "zoom_in",
+    "-": "zoom_out",
+    "arrowleft": "left",
+    "arrowright": "right",
+    "arrowup": "up",
+    "arrowdown": "down",
+}
 _STATUS = {"success": st.success, "info": st.info, "warning": st.warning, "error": st.error}
 _KEYS_WIDGET = "label_keys"
 
@@ -55,9 +74,18 @@ def _k(action: str) -> str:
 
 def _init() -> None:
     init_state()
-    defaults = {"label_nonce": 0, "label_live": None, "label_pending": {}, "label_status": None, "label_log": [],
-                "label_tool": TOOLS[0], "label_brush": 8, "label_alpha": 0.4, "label_show_mask": True,
-                "label_zoom": 1}
+    defaults = {
+        "label_nonce": 0,
+        "label_live": None,
+        "label_pending": {},
+        "label_status": None,
+        "label_log": [],
+        "label_tool": TOOLS[0],
+        "label_brush": 8,
+        "label_alpha": 0.4,
+        "label_show_mask": True,
+        "label_zoom": 1,
+    }
     for key, val in defaults.items():
         if key not in st.session_state:
             st.session_state[key] = val
@@ -70,6 +98,7 @@ def _say(kind: str, text: str) -> None:
 
 
 # -- unsaved strokes ------------------------------------------------------------------------------
+
 
 def _live_drawing(live: dict) -> dict | None:
     """The newest drawing of the canvas ``live`` describes (its widget value, else the last seen)."""
@@ -103,8 +132,10 @@ def _fold() -> None:
             old = pending.get((live["dataset"], live["z"]))
             pending[(live["dataset"], live["z"])] = {
                 "paint": cv.merge_paint(None if old is None else old["paint"], paint),
-                "base": live["base"] if old is None else old["base"], "n": n + (0 if old is None else old["n"]),
-                "id": time.time_ns()}
+                "base": live["base"] if old is None else old["base"],
+                "n": n + (0 if old is None else old["n"]),
+                "id": time.time_ns(),
+            }
             st.session_state["label_pending"] = pending
     st.session_state["label_live"] = None
     st.session_state["label_nonce"] += 1
@@ -124,13 +155,15 @@ def _strokes(dataset: str, z: int) -> tuple[np.ndarray | None, int | None, int]:
 
 
 def _drop_strokes(dataset: str, z: int) -> None:
-    st.session_state["label_pending"] = {k: v for k, v in st.session_state["label_pending"].items()
-                                         if k != (dataset, z)}
+    st.session_state["label_pending"] = {
+        k: v for k, v in st.session_state["label_pending"].items() if k != (dataset, z)
+    }
     st.session_state["label_live"] = None
     st.session_state["label_nonce"] += 1
 
 
 # -- actions (callbacks: they run before the page, so it already shows their result) --------------
+
 
 def _go(z: int) -> None:
     st.session_state["slice"] = z
@@ -161,16 +194,19 @@ def _save(ws, dataset: str, z: int) -> None:
         return
     try:
         info = ws.dataset(dataset)
-        saved = ws.edit_mask(dataset, z, lambda m: cv.apply_paint(m, paint, info.shape[1:]), base_version=base,
-                             source="drawn")
+        saved = ws.edit_mask(
+            dataset, z, lambda m: cv.apply_paint(m, paint, info.shape[1:]), base_version=base, source="drawn"
+        )
     except ValueError as exc:
         _say("error", f"Not saved: {exc}")
         return
     _drop_strokes(dataset, z)
     text = f"Saved {info.slice_names[z]}: version {saved.version} ({saved.status}, {n} stroke(s))."
     if saved.merged:
-        text += (f" Someone saved version {saved.parent} of this slice meanwhile: your strokes were applied on "
-                 "top of it, so both are kept.")
+        text += (
+            f" Someone saved version {saved.parent} of this slice meanwhile: your strokes were applied on "
+            "top of it, so both are kept."
+        )
     _say("warning" if saved.merged else "success", text)
 
 
@@ -180,8 +216,11 @@ def _undo(ws, dataset: str, z: int) -> None:
     except ValueError as exc:
         _say("error", str(exc))
         return
-    _say("info", (f"Undone: back to version {version}." if version else "Undone: the slice shows no mask.")
-         + f" Redo ({_k('redo')}) or the history brings the undone version back.")
+    _say(
+        "info",
+        (f"Undone: back to version {version}." if version else "Undone: the slice shows no mask.")
+        + f" Redo ({_k('redo')}) or the history brings the undone version back.",
+    )
 
 
 def _redo(ws, dataset: str, z: int) -> None:
@@ -212,8 +251,9 @@ def _clear(dataset: str, z: int) -> None:
 def _from_model(ws, dataset: str, z: int, base: int) -> None:
     try:
         labels, source = model_suggestion(ws, dataset, z)
-        version = ws.save_mask(dataset, z, labels, status="from-prediction", source=f"model:{source}",
-                               base_version=base)
+        version = ws.save_mask(
+            dataset, z, labels, status="from-prediction", source=f"model:{source}", base_version=base
+        )
     except ValueError as exc:
         _say("warning", str(exc))
         return
@@ -253,8 +293,9 @@ def _on_key() -> None:
         _say("error", str(exc))
 
 
-def _act(ws, dataset: str, z: int, n: int, n_classes: int, shape: tuple[int, int], window: cv.ZoomWindow,
-         action: str) -> None:
+def _act(
+    ws, dataset: str, z: int, n: int, n_classes: int, shape: tuple[int, int], window: cv.ZoomWindow, action: str
+) -> None:
     if action == "save":
         _save(ws, dataset, z)
     elif action == "undo":
@@ -286,14 +327,24 @@ def _act(ws, dataset: str, z: int, n: int, n_classes: int, shape: tuple[int, int
 
 # ``root`` and ``stamp`` (the slice's last change) are cache keys: new picture after every save or undo
 
+
 @st.cache_data(max_entries=32, show_spinner=False)
-def _background(root: str, dataset: str, z: int, stamp: float, window: cv.ZoomWindow,
-                canvas_hw: tuple[int, int], alpha: float, pending_id: int, _pending: np.ndarray | None
-                ) -> Image.Image:
+def _background(
+    root: str,
+    dataset: str,
+    z: int,
+    stamp: float,
+    window: cv.ZoomWindow,
+    canvas_hw: tuple[int, int],
+    alpha: float,
+    pending_id: int,
+    _pending: np.ndarray | None,
+) -> Image.Image:
     """The canvas background: the shown region, the stored mask tinted, unsaved strokes striped."""
     ws = workspace()
-    return Image.fromarray(cv.background(ws.read_slice(dataset, z), ws.read_mask(dataset, z), window, canvas_hw,
-                                         alpha, pending=_pending))
+    return Image.fromarray(
+        cv.background(ws.read_slice(dataset, z), ws.read_mask(dataset, z), window, canvas_hw, alpha, pending=_pending)
+    )
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
@@ -321,8 +372,10 @@ def _chips(class_names: tuple[str, ...], current: int | None) -> str:
     for k, name in enumerate(class_names):
         r, g, b = cv.canvas_color(k)
         label = f"**{name}**" if k == current else name
-        out.append(f"<span style='display:inline-block;width:0.9em;height:0.9em;background:rgb({r},{g},{b});"
-                   f"border:1px solid #888;vertical-align:middle'></span> {label}" + (" (eraser)" if k == 0 else ""))
+        out.append(
+            f"<span style='display:inline-block;width:0.9em;height:0.9em;background:rgb({r},{g},{b});"
+            f"border:1px solid #888;vertical-align:middle'></span> {label}" + (" (eraser)" if k == 0 else "")
+        )
     return " &nbsp; ".join(out)
 
 
@@ -379,13 +432,17 @@ with user_errors():
     col_w = value(_KEYS_WIDGET, "width") or DEFAULT_WIDTH
     canvas_hw = cv.fit_canvas(window, int(col_w), MAX_HEIGHT)
     st.session_state["label_canvas_hw"] = canvas_hw
-    key = (f"label_canvas_{dataset}_{z}_{st.session_state['label_nonce']}_{zoom}_{window.y0}_{window.x0}_"
-           f"{canvas_hw[0]}x{canvas_hw[1]}")
+    key = (
+        f"label_canvas_{dataset}_{z}_{st.session_state['label_nonce']}_{zoom}_{window.y0}_{window.x0}_"
+        f"{canvas_hw[0]}x{canvas_hw[1]}"
+    )
     live = st.session_state["label_live"]
     if live and live["key"] != key:  # another slice, dataset, zoom, pan or width: keep the strokes
         _fold()
-        key = (f"label_canvas_{dataset}_{z}_{st.session_state['label_nonce']}_{zoom}_{window.y0}_{window.x0}_"
-               f"{canvas_hw[0]}x{canvas_hw[1]}")
+        key = (
+            f"label_canvas_{dataset}_{z}_{st.session_state['label_nonce']}_{zoom}_{window.y0}_{window.x0}_"
+            f"{canvas_hw[0]}x{canvas_hw[1]}"
+        )
     st.session_state["label_canvas_key"] = key
     pending_slices = sorted(k for d, k in st.session_state["label_pending"] if d == dataset)
 
@@ -394,86 +451,174 @@ with user_errors():
         _STATUS[status[0]](status[1])
 
     top = st.columns([4, 1, 1, 1.6, 3], vertical_alignment="bottom")
-    top[0].selectbox("Slice", list(range(n)), key="label_slice_pick", on_change=_on_pick,
-                     format_func=lambda k: f"{k}: {info.slice_names[k]} ({info.statuses[k]})"
-                     + (" - unsaved strokes" if k in pending_slices else ""))
+    top[0].selectbox(
+        "Slice",
+        list(range(n)),
+        key="label_slice_pick",
+        on_change=_on_pick,
+        format_func=lambda k: (
+            f"{k}: {info.slice_names[k]} ({info.statuses[k]})" + (" - unsaved strokes" if k in pending_slices else "")
+        ),
+    )
     top[1].button(f"Previous ({_k('previous')})", key="label_prev", on_click=_step, args=(n, -1), width="stretch")
     top[2].button(f"Next ({_k('next')})", key="label_next_slice", on_click=_step, args=(n, 1), width="stretch")
-    top[3].button("Next unlabeled", key="label_next", on_click=_next_unlabeled, args=(info.statuses,),
-                  icon=":material/skip_next:", width="stretch")
+    top[3].button(
+        "Next unlabeled",
+        key="label_next",
+        on_click=_next_unlabeled,
+        args=(info.statuses,),
+        icon=":material/skip_next:",
+        width="stretch",
+    )
     top[4].markdown(f"**{current.name}**: {current.status}, version {current.version or '-'}")
 
     # -- tools ---------------------------------------------------------------------------------
     bar = st.columns([2.2, 2.2, 1.6, 1.6, 1.4], vertical_alignment="bottom")
-    tool = bar[0].radio("Tool", TOOLS, key="label_tool", horizontal=True,
-                        format_func=lambda t: f"{t} ({_k(t)})")
+    tool = bar[0].radio("Tool", TOOLS, key="label_tool", horizontal=True, format_func=lambda t: f"{t} ({_k(t)})")
     k_saved = st.session_state.get("label_class")
     if not isinstance(k_saved, int) or not 1 <= k_saved < info.n_classes:
         st.session_state["label_class"] = 1  # the first class that is not background
-    k_pick = bar[1].selectbox(f"Class (next: {_k('class')})", list(range(1, info.n_classes)), key="label_class",
-                              format_func=lambda c: info.class_names[c], disabled=tool == "Eraser")
+    k_pick = bar[1].selectbox(
+        f"Class (next: {_k('class')})",
+        list(range(1, info.n_classes)),
+        key="label_class",
+        format_func=lambda c: info.class_names[c],
+        disabled=tool == "Eraser",
+    )
     k = 0 if tool == "Eraser" else k_pick
-    size = bar[2].slider(f"Brush size, image px ({_k('smaller')} {_k('bigger')})", 1, 64, key="label_brush",
-                         disabled=tool == "Polygon fill")
-    zoom = bar[3].select_slider(f"Zoom ({_k('zoom_out')} {_k('zoom_in')})", ZOOMS, key="label_zoom",
-                                format_func=lambda f: f"{f}x")
+    size = bar[2].slider(
+        f"Brush size, image px ({_k('smaller')} {_k('bigger')})",
+        1,
+        64,
+        key="label_brush",
+        disabled=tool == "Polygon fill",
+    )
+    zoom = bar[3].select_slider(
+        f"Zoom ({_k('zoom_out')} {_k('zoom_in')})", ZOOMS, key="label_zoom", format_func=lambda f: f"{f}x"
+    )
     show_mask = bar[4].toggle(f"Saved mask ({_k('mask')})", key="label_show_mask")
     st.markdown(f"Painting: {_chips(info.class_names, k)}", unsafe_allow_html=True)
 
     paint, base, pending = _strokes(dataset, z)
 
     acts = st.columns(5)
-    acts[0].button(f"Save ({_k('save')})", key="label_save", type="primary", icon=":material/save:", width="stretch",
-                   on_click=_save, args=(ws, dataset, z))
-    acts[1].button(f"Undo ({_k('undo')})", key="label_undo", icon=":material/undo:", width="stretch",
-                   on_click=_undo, args=(ws, dataset, z), disabled=not ws.can_undo(dataset, z))
-    acts[2].button(f"Redo ({_k('redo')})", key="label_redo", icon=":material/redo:", width="stretch",
-                   on_click=_redo, args=(ws, dataset, z), disabled=not ws.can_redo(dataset, z))
-    acts[3].button("Clear strokes", key="label_clear", icon=":material/ink_eraser:", width="stretch",
-                   on_click=_clear, args=(dataset, z), disabled=not pending)
+    acts[0].button(
+        f"Save ({_k('save')})",
+        key="label_save",
+        type="primary",
+        icon=":material/save:",
+        width="stretch",
+        on_click=_save,
+        args=(ws, dataset, z),
+    )
+    acts[1].button(
+        f"Undo ({_k('undo')})",
+        key="label_undo",
+        icon=":material/undo:",
+        width="stretch",
+        on_click=_undo,
+        args=(ws, dataset, z),
+        disabled=not ws.can_undo(dataset, z),
+    )
+    acts[2].button(
+        f"Redo ({_k('redo')})",
+        key="label_redo",
+        icon=":material/redo:",
+        width="stretch",
+        on_click=_redo,
+        args=(ws, dataset, z),
+        disabled=not ws.can_redo(dataset, z),
+    )
+    acts[3].button(
+        "Clear strokes",
+        key="label_clear",
+        icon=":material/ink_eraser:",
+        width="stretch",
+        on_click=_clear,
+        args=(dataset, z),
+        disabled=not pending,
+    )
     if current.status == "unlabeled":
         src = model_sources(ws, dataset)
         has_model = src["prediction_folder"] or src["checkpoint"] is not None
-        acts[4].button("Start from model prediction", key="label_from_model", icon=":material/auto_fix_high:",
-                       width="stretch", on_click=_from_model, args=(ws, dataset, z, current.version),
-                       disabled=not has_model)
+        acts[4].button(
+            "Start from model prediction",
+            key="label_from_model",
+            icon=":material/auto_fix_high:",
+            width="stretch",
+            on_click=_from_model,
+            args=(ws, dataset, z, current.version),
+            disabled=not has_model,
+        )
         if not has_model:
             st.caption("No model yet: train one on the Train page to start slices from its prediction.")
 
     # -- canvas ------------------------------------------------------------------------------------
     entry = st.session_state["label_pending"].get((dataset, z))
-    bg = _background(str(ws.root), dataset, z, current.updated, window, canvas_hw,
-                     st.session_state["label_alpha"] if show_mask else 0.0, 0 if entry is None else entry["id"],
-                     None if entry is None else entry["paint"])
+    bg = _background(
+        str(ws.root),
+        dataset,
+        z,
+        current.updated,
+        window,
+        canvas_hw,
+        st.session_state["label_alpha"] if show_mask else 0.0,
+        0 if entry is None else entry["id"],
+        None if entry is None else entry["paint"],
+    )
     if st_canvas is None:
-        st.warning(f"The drawing canvas cannot run here ({_CANVAS_ERROR}). The slice is shown read-only; "
-                   "Save, Undo and Start from model prediction still work.")
+        st.warning(
+            f"The drawing canvas cannot run here ({_CANVAS_ERROR}). The slice is shown read-only; "
+            "Save, Undo and Start from model prediction still work."
+        )
         st.image(bg)
     else:
         polygon = tool == "Polygon fill"
         result = st_canvas(
-            fill_color=cv.stroke_css(k, 0.5), stroke_color=cv.stroke_css(k, 0.9),
+            fill_color=cv.stroke_css(k, 0.5),
+            stroke_color=cv.stroke_css(k, 0.9),
             stroke_width=cv.brush_width(1 if polygon else size, window, canvas_hw),
-            background_image=bg, height=canvas_hw[0], width=canvas_hw[1],
-            drawing_mode="polygon" if polygon else "freedraw", update_streamlit=True, key=key)
+            background_image=bg,
+            height=canvas_hw[0],
+            width=canvas_hw[1],
+            drawing_mode="polygon" if polygon else "freedraw",
+            update_streamlit=True,
+            key=key,
+        )
         st.session_state["label_live"] = {
-            "key": key, "dataset": dataset, "z": z, "window": window, "canvas_hw": canvas_hw,
-            "shape": (height, width), "n_classes": info.n_classes, "base": current.version,
-            "drawing": result.json_data}
+            "key": key,
+            "dataset": dataset,
+            "z": z,
+            "window": window,
+            "canvas_hw": canvas_hw,
+            "shape": (height, width),
+            "n_classes": info.n_classes,
+            "base": current.version,
+            "drawing": result.json_data,
+        }
         paint, base, pending = _strokes(dataset, z)
     scale = canvas_hw[1] / window.width
     others = [s for s in pending_slices if s != z]
-    st.caption(("Polygon: click the corners, then the first corner again to close it. " if tool == "Polygon fill"
-                else "") + f"{pending} unsaved stroke(s) on this slice"
-               + (f", unsaved strokes on slice(s) {', '.join(map(str, others))}" if others else "")
-               + ". Unsaved strokes are solid on the canvas and striped once you change slice, zoom or pan; "
-               "the saved mask is the pale tint. "
-               + f"Showing rows {window.y0}-{window.y0 + window.height - 1}, columns {window.x0}-"
-               f"{window.x0 + window.width - 1} at {scale:g} screen px per image px"
-               + (" (1:1)" if scale == 1 else "") + ". Pan: arrow keys, or drag the box on the overview.")
+    st.caption(
+        ("Polygon: click the corners, then the first corner again to close it. " if tool == "Polygon fill" else "")
+        + f"{pending} unsaved stroke(s) on this slice"
+        + (f", unsaved strokes on slice(s) {', '.join(map(str, others))}" if others else "")
+        + ". Unsaved strokes are solid on the canvas and striped once you change slice, zoom or pan; "
+        "the saved mask is the pale tint. "
+        + f"Showing rows {window.y0}-{window.y0 + window.height - 1}, columns {window.x0}-"
+        f"{window.x0 + window.width - 1} at {scale:g} screen px per image px"
+        + (" (1:1)" if scale == 1 else "")
+        + ". Pan: arrow keys, or drag the box on the overview."
+    )
 
-    st.session_state["label_ctx"] = {"dataset": dataset, "z": z, "n": n, "n_classes": info.n_classes,
-                                     "shape": (height, width), "window": window}
+    st.session_state["label_ctx"] = {
+        "dataset": dataset,
+        "z": z,
+        "n": n,
+        "n_classes": info.n_classes,
+        "shape": (height, width),
+        "window": window,
+    }
 
     # -- overview, history ----------------------------------------------------------------------
     left, right = st.columns([1, 1.4])
@@ -481,9 +626,16 @@ with user_errors():
         st.slider("Mask opacity", 0.0, 1.0, step=0.05, key="label_alpha")
         if zoom > 1:
             st.markdown("**Overview** (drag the box to pan)")
-            label_keys({}, key="label_map", on_pan=lambda: _on_pan((height, width)), overview={
-                "src": _overview(str(ws.root), dataset, z, current.updated, 480), "shape": [height, width],
-                "window": [window.y0, window.x0, window.height, window.width]})
+            label_keys(
+                {},
+                key="label_map",
+                on_pan=lambda: _on_pan((height, width)),
+                overview={
+                    "src": _overview(str(ws.root), dataset, z, current.updated, 480),
+                    "shape": [height, width],
+                    "window": [window.y0, window.x0, window.height, window.width],
+                },
+            )
             st.slider("Window centre: row", 0, height - 1, key="label_cy")
             st.slider("Window centre: column", 0, width - 1, key="label_cx")
         log = st.session_state["label_log"]
@@ -498,17 +650,42 @@ with user_errors():
             st.caption("No version yet: draw and Save.")
         else:
             st.dataframe(
-                [{"version": v.version, "saved": _when(v.created), "source": _source(v.source), "status": v.status,
-                  "drawn on": f"v{v.parent}" if v.parent else "-", "shown": "current" if v.current else ""} for v in reversed(history)],
-                hide_index=True, width="stretch", height=min(36 * (len(history) + 1) + 2, 250))
+                [
+                    {
+                        "version": v.version,
+                        "saved": _when(v.created),
+                        "source": _source(v.source),
+                        "status": v.status,
+                        "drawn on": f"v{v.parent}" if v.parent else "-",
+                        "shown": "current" if v.current else "",
+                    }
+                    for v in reversed(history)
+                ],
+                hide_index=True,
+                width="stretch",
+                height=min(36 * (len(history) + 1) + 2, 250),
+            )
             view_key = f"label_view_{dataset}_{z}"
             versions = [v.version for v in reversed(history)]
             if st.session_state.get(view_key) not in versions:
                 st.session_state[view_key] = versions[0]
-            shown = st.selectbox("View version", versions, key=view_key,
-                                 format_func=lambda v: f"version {v}" + (" (current)" if v == current.version else ""))
-            st.image(_version_picture(str(ws.root), dataset, z, shown), width="stretch",
-                     caption=f"Version {shown} over the image")
-            st.button(f"Restore version {shown}", key="label_restore", icon=":material/history:",
-                      on_click=_restore, args=(ws, dataset, z, view_key), disabled=shown == current.version,
-                      help="Adds a new version with this content; every other version stays in the history.")
+            shown = st.selectbox(
+                "View version",
+                versions,
+                key=view_key,
+                format_func=lambda v: f"version {v}" + (" (current)" if v == current.version else ""),
+            )
+            st.image(
+                _version_picture(str(ws.root), dataset, z, shown),
+                width="stretch",
+                caption=f"Version {shown} over the image",
+            )
+            st.button(
+                f"Restore version {shown}",
+                key="label_restore",
+                icon=":material/history:",
+                on_click=_restore,
+                args=(ws, dataset, z, view_key),
+                disabled=shown == current.version,
+                help="Adds a new version with this content; every other version stays in the history.",
+            )

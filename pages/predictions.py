@@ -15,17 +15,17 @@ import pandas as pd
 import streamlit as st
 
 from core.errors import SegDashError
-from core.view import plots
-from core.workflow import review
-from core.nn.fit import fit_warnings
 from core.nn.checkpoint import read_checkpoint_info
-from core.predict.stored import GROUND_TRUTH_STATUSES, list_predictions, load_prediction, prob_path
+from core.nn.fit import fit_warnings
+from core.nn.metrics import slice_scores
 from core.predict.config import PredictConfig
 from core.predict.dataset import PredictionJob, prediction_jobs
 from core.predict.probabilities import relabel, uncertainty_map
-from core.workflow.ingest import import_dataset
-from core.nn.metrics import slice_scores
+from core.predict.stored import GROUND_TRUTH_STATUSES, list_predictions, load_prediction, prob_path
+from core.view import plots
 from core.view.render import ERROR_COLORS, class_color, error_map, heatmap, overlay
+from core.workflow import review
+from core.workflow.ingest import import_dataset
 from pages._common import dataset_picker, init_state, user_errors, workspace
 
 # -- session state (this page's keys, with the idiom of _common.init_state) -----------------------
@@ -36,12 +36,22 @@ if "pred_message" not in st.session_state:
 
 # -- cached review numbers: recomputed only when the prediction, threshold or masks change ------
 @st.cache_data(show_spinner="Scoring the prediction against the masks ...", max_entries=16)
-def _review(_ws, root: str, dataset: str, run_id: str, threshold: float | None, masks_version: str,
-            statuses: tuple[str, ...], created: float) -> tuple[list[dict], list[dict], np.ndarray]:
+def _review(
+    _ws,
+    root: str,
+    dataset: str,
+    run_id: str,
+    threshold: float | None,
+    masks_version: str,
+    statuses: tuple[str, ...],
+    created: float,
+) -> tuple[list[dict], list[dict], np.ndarray]:
     del root, masks_version, statuses, created  # cache key only: a new mask, status or prediction recomputes
-    return (review.per_slice_scores(_ws, dataset, run_id, threshold),
-            review.correction_queue(_ws, dataset, run_id, threshold),
-            review.dataset_confusion(_ws, dataset, run_id, threshold))
+    return (
+        review.per_slice_scores(_ws, dataset, run_id, threshold),
+        review.correction_queue(_ws, dataset, run_id, threshold),
+        review.dataset_confusion(_ws, dataset, run_id, threshold),
+    )
 
 
 def _import_upload() -> None:
@@ -55,8 +65,10 @@ def _import_upload() -> None:
         st.session_state["pred_message"] = ("error", str(exc))
         return
     st.session_state["dataset"] = report.dataset.name
-    st.session_state["pred_message"] = ("success", f"Imported {report.dataset.name}: "
-                                        f"{report.dataset.shape[0]} slices. " + " ".join(report.notices))
+    st.session_state["pred_message"] = (
+        "success",
+        f"Imported {report.dataset.name}: {report.dataset.shape[0]} slices. " + " ".join(report.notices),
+    )
 
 
 def _select_queue_row(key: str) -> None:
@@ -96,8 +108,11 @@ def _report(job: PredictionJob | None) -> None:
         return
     if snap["state"] == "cancelled":
         if result.n_done:
-            st.info(f"Cancelled after {result.n_done} of {result.n_total} slices: the predicted slices are kept "
-                    "and shown below.", icon=":material/cancel:")
+            st.info(
+                f"Cancelled after {result.n_done} of {result.n_total} slices: the predicted slices are kept "
+                "and shown below.",
+                icon=":material/cancel:",
+            )
         else:
             st.info("Cancelled before the first slice: nothing was predicted.", icon=":material/cancel:")
     else:
@@ -107,18 +122,21 @@ def _report(job: PredictionJob | None) -> None:
 
 
 def _badge(text: str, rgb: tuple[int, int, int]) -> str:
-    return (f"<span style='background:rgb{tuple(rgb)};color:black;padding:1px 6px;border-radius:4px;"
-            f"margin-right:6px'>{text}</span>")
+    return (
+        f"<span style='background:rgb{tuple(rgb)};color:black;padding:1px 6px;border-radius:4px;"
+        f"margin-right:6px'>{text}</span>"
+    )
 
 
 def _legend(class_names: tuple[str, ...]) -> str:
     """Class colours of the overlays and the error colours of :func:`core.view.render.error_map`."""
-    classes = f"{class_names[0]} untinted " + "".join(_badge(n, class_color(k)) for k, n in enumerate(class_names)
-                                                       if k > 0)
-    errors = "".join(_badge(name, rgb) for name, rgb in ERROR_COLORS.items()
-                     if len(class_names) > 2 or name != "wrong class")  # two classes: every error is FP or FN
-    return (f"Classes: {classes} &nbsp; Errors: {errors}"
-            "<span style='color:gray'>correct pixels: plain image</span>")
+    classes = f"{class_names[0]} untinted " + "".join(
+        _badge(n, class_color(k)) for k, n in enumerate(class_names) if k > 0
+    )
+    errors = "".join(
+        _badge(name, rgb) for name, rgb in ERROR_COLORS.items() if len(class_names) > 2 or name != "wrong class"
+    )  # two classes: every error is FP or FN
+    return f"Classes: {classes} &nbsp; Errors: {errors}<span style='color:gray'>correct pixels: plain image</span>"
 
 
 st.title("Predictions")
@@ -133,11 +151,19 @@ info = ws.dataset(dataset)
 st.subheader("1. Predict")
 runs = ws.runs_with_checkpoints()
 with st.expander("Predict on a new stack (upload)"):
-    st.file_uploader("Image stack: TIFF, PNG/JPEG files or a ZIP", accept_multiple_files=True,
-                     type=["tif", "tiff", "png", "jpg", "jpeg", "bmp", "zip"], key="pred_upload")
+    st.file_uploader(
+        "Image stack: TIFF, PNG/JPEG files or a ZIP",
+        accept_multiple_files=True,
+        type=["tif", "tiff", "png", "jpg", "jpeg", "bmp", "zip"],
+        key="pred_upload",
+    )
     st.text_input("Name of the new dataset", key="pred_upload_name", placeholder="e.g. new-stack-01")
-    st.button("Import", key="pred_import", on_click=_import_upload,
-              help="Imports the stack as a dataset (as the Data page does) and selects it; then press Predict.")
+    st.button(
+        "Import",
+        key="pred_import",
+        on_click=_import_upload,
+        help="Imports the stack as a dataset (as the Data page does) and selects it; then press Predict.",
+    )
 message = st.session_state["pred_message"]
 if message:
     getattr(st, message[0])(message[1])
@@ -149,27 +175,38 @@ else:
     run_by_id = {r["run_id"]: r for r in runs}
     left, right = st.columns([3, 2])
     run_id = left.selectbox(
-        "Model (run's best checkpoint)", list(run_by_id), key="pred_run",
-        format_func=lambda rid: (f"{rid}  ·  trained on {run_by_id[rid]['dataset']}  ·  best val. Dice (class mean) "
-                                 + (f"{run_by_id[rid]['best_dice']:.3f}" if run_by_id[rid]["best_dice"] is not None
-                                    else "n/a")))
+        "Model (run's best checkpoint)",
+        list(run_by_id),
+        key="pred_run",
+        format_func=lambda rid: (
+            f"{rid}  ·  trained on {run_by_id[rid]['dataset']}  ·  best val. Dice (class mean) "
+            + (f"{run_by_id[rid]['best_dice']:.3f}" if run_by_id[rid]["best_dice"] is not None else "n/a")
+        ),
+    )
     with right.popover("Options", width="stretch"):
         tta = st.checkbox("Test-time augmentation (4 flips, 4x slower)", key="pred_tta")
         overlap = st.slider("Tile overlap", 0.0, 0.75, 0.25, 0.05, key="pred_overlap")
-    left.caption(f"Predicts all {info.shape[0]} slices of **{dataset}** (the dataset in the sidebar). "
-                 "For big stacks use the command line: `python -m core predict --checkpoint BEST.pt "
-                 "--input STACK.tif --out MASKS.tif`.")
+    left.caption(
+        f"Predicts all {info.shape[0]} slices of **{dataset}** (the dataset in the sidebar). "
+        "For big stacks use the command line: `python -m core predict --checkpoint BEST.pt "
+        "--input STACK.tif --out MASKS.tif`."
+    )
     chosen = run_by_id[run_id]
     ckpt_path = Path(chosen["best_checkpoint"])
     with user_errors():
         fit = _model_warnings(ws, str(ws.root), dataset, tuple(info.shape), str(ckpt_path), ckpt_path.stat().st_mtime)
         if fit:
-            st.warning(f"This model may not fit **{dataset}**:\n\n" + "\n".join(f"- {w}" for w in fit),
-                       icon=":material/warning:")
+            st.warning(
+                f"This model may not fit **{dataset}**:\n\n" + "\n".join(f"- {w}" for w in fit),
+                icon=":material/warning:",
+            )
     if right.button("Predict", key="pred_predict", type="primary", width="stretch"):
         with user_errors():
-            prediction_jobs(ws, dataset, start=PredictionJob(ws, dataset, ckpt_path, PredictConfig(tta=tta, overlap=overlap),
-                                                            run_id=run_id))
+            prediction_jobs(
+                ws,
+                dataset,
+                start=PredictionJob(ws, dataset, ckpt_path, PredictConfig(tta=tta, overlap=overlap), run_id=run_id),
+            )
 
 job = prediction_jobs(ws, dataset)
 _report(job)
@@ -188,15 +225,24 @@ def _predict_progress() -> None:
         return
     snap = current.snapshot()
     total = max(1, int(snap["total"] or 0))
-    text = (f"Predicted {snap['done']}/{snap['total']} slices{_eta(snap['eta_s'])}" if snap["total"]
-            else "Loading the model ...")
+    text = (
+        f"Predicted {snap['done']}/{snap['total']} slices{_eta(snap['eta_s'])}"
+        if snap["total"]
+        else "Loading the model ..."
+    )
     if snap["cancel_requested"]:
         text = f"Cancelling ... after the slice being predicted ({snap['done']}/{snap['total']} done; they are kept)"
     c1, c2 = st.columns([5, 1], vertical_alignment="center")
     c1.progress(min(1.0, snap["done"] / total), text=text)
-    c2.button("Cancel", key="pred_cancel", on_click=current.cancel, icon=":material/cancel:", width="stretch",
-              disabled=snap["cancel_requested"], help="Stop after the slice being predicted; the finished slices "
-                                                       "are kept and can be reviewed.")
+    c2.button(
+        "Cancel",
+        key="pred_cancel",
+        on_click=current.cancel,
+        icon=":material/cancel:",
+        width="stretch",
+        disabled=snap["cancel_requested"],
+        help="Stop after the slice being predicted; the finished slices are kept and can be reviewed.",
+    )
 
 
 _predict_progress()
@@ -215,19 +261,39 @@ with user_errors():
     k = int(summary.get("n_classes", info.n_classes))
     threshold = None
     if k == 2 and probs is not None:
-        thr = st.slider("Threshold: a pixel is " + f"'{info.class_names[1]}' where its probability is above",
-                        0.0, 1.0, float(summary.get("threshold", 0.5)), 0.01, key="pred_threshold",
-                        help="Re-labels from the stored probabilities, without running the network again.")
+        thr = st.slider(
+            "Threshold: a pixel is " + f"'{info.class_names[1]}' where its probability is above",
+            0.0,
+            1.0,
+            float(summary.get("threshold", 0.5)),
+            0.01,
+            key="pred_threshold",
+            help="Re-labels from the stored probabilities, without running the network again.",
+        )
         threshold = None if abs(thr - float(summary.get("threshold", 0.5))) < 1e-9 else float(thr)
-    scores, queue, confusion = _review(ws, str(ws.root), dataset, view, threshold, ws.masks_version(dataset),
-                                       info.statuses, float(summary.get("created", 0)))
+    scores, queue, confusion = _review(
+        ws,
+        str(ws.root),
+        dataset,
+        view,
+        threshold,
+        ws.masks_version(dataset),
+        info.statuses,
+        float(summary.get("created", 0)),
+    )
     names = tuple(summary.get("class_names") or info.class_names)
     per_class, class_mean = review.class_dice(scores, k)
-    fmt = (lambda v: "n/a" if v is None else f"{v:.3f}")
+
+    def fmt(v: float | None) -> str:
+        return "n/a" if v is None else f"{v:.3f}"
+
     head = st.columns(min(k, 6) + 1)
-    head[0].metric("Dice, class mean", fmt(class_mean),
-                   help="Per-class Dice averaged over the slices that have a mask of their own (labeled or "
-                        "edited; accepted predictions are not scored), then averaged over the classes.")
+    head[0].metric(
+        "Dice, class mean",
+        fmt(class_mean),
+        help="Per-class Dice averaged over the slices that have a mask of their own (labeled or "
+        "edited; accepted predictions are not scored), then averaged over the classes.",
+    )
     order = [1, 0] + list(range(2, k)) if k == 2 else list(range(k))  # two classes: the foreground first
     for col, c in zip(head[1:], order[:6]):
         label = f"Dice of '{names[c]}'" + (" (foreground)" if k == 2 and c == 1 else "")
@@ -242,8 +308,11 @@ with user_errors():
     m2, m3, m4 = st.columns(3)
     m2.metric("Slices scored", len(scores))
     m3.metric("Slices predicted", f"{summary.get('n_done', masks.shape[0])}/{summary.get('n_total', info.shape[0])}")
-    m4.metric("Device, time", f"{summary.get('device', '?')} · {summary.get('seconds', 0):.0f} s",
-              help="Where the network ran and how long predicting the dataset took.")
+    m4.metric(
+        "Device, time",
+        f"{summary.get('device', '?')} · {summary.get('seconds', 0):.0f} s",
+        help="Where the network ran and how long predicting the dataset took.",
+    )
 
     # -- slice browser --------------------------------------------------------------------------
     n_pred = int(masks.shape[0])
@@ -252,8 +321,7 @@ with user_errors():
     z = st.slider("Slice", 0, n_pred - 1, key="pred_slice") if n_pred > 1 else 0
     image = ws.read_slice(dataset, z)
     truth = ws.read_mask(dataset, z)
-    pred = relabel(prob_path(ws, dataset, view), threshold, z=z) if threshold is not None \
-        else np.asarray(masks[z])
+    pred = relabel(prob_path(ws, dataset, view), threshold, z=z) if threshold is not None else np.asarray(masks[z])
     scale = float(summary.get("prob_scale", 255.0))
     unc = None
     if probs is not None:
@@ -261,9 +329,11 @@ with user_errors():
         unc = uncertainty_map(p[None] if p.ndim == 2 else p)
     status = info.statuses[z]
     scored = truth is not None and status in GROUND_TRUTH_STATUSES
-    about = {"from-prediction": " · its mask is an accepted prediction: not scored (edit it on the Label page to "
-                                "make it ground truth)",
-             "unlabeled": " · no mask: unlabeled slice, not scored"}.get(status, "")
+    about = {
+        "from-prediction": " · its mask is an accepted prediction: not scored (edit it on the Label page to "
+        "make it ground truth)",
+        "unlabeled": " · no mask: unlabeled slice, not scored",
+    }.get(status, "")
     st.markdown(f"**{info.slice_names[z]}** (z = {z}) · status **{status}**{about}")
     panels = [("Image", overlay(image, None))]
     if truth is not None:
@@ -273,68 +343,114 @@ with user_errors():
         panels.append(("Error map", error_map(image, pred, truth)))
     if unc is not None:
         panels.append(("Uncertainty (bright = unsure)", heatmap(unc, image)))
-    large = st.toggle("Large view", key="pred_large",
-                      help="Two pictures per row, big. In either view the pictures zoom and pan together: drag a "
-                           "box to zoom, double-click to reset.")
+    large = st.toggle(
+        "Large view",
+        key="pred_large",
+        help="Two pictures per row, big. In either view the pictures zoom and pan together: drag a "
+        "box to zoom, double-click to reset.",
+    )
     h, w = image.shape[-2:]
     per_row = 2 if large else len(panels)
     panel_px = int(min(560 if large else 300, (1000 / per_row) * h / w))  # about the width a picture gets
-    st.plotly_chart(plots.linked_images(panels, cols=per_row, panel_px=panel_px), key="pred_views",
-                    config={"displaylogo": False, "scrollZoom": True,
-                            "modeBarButtonsToRemove": ["select2d", "lasso2d", "autoScale2d"]})
+    st.plotly_chart(
+        plots.linked_images(panels, cols=per_row, panel_px=panel_px),
+        key="pred_views",
+        config={
+            "displaylogo": False,
+            "scrollZoom": True,
+            "modeBarButtonsToRemove": ["select2d", "lasso2d", "autoScale2d"],
+        },
+    )
     info_cols = st.columns(3)
     if scored:
         s = slice_scores(pred, truth, k)
-        info_cols[0].metric("Wrong pixels", f"{100 * s['pixel_error']:.2f} %",
-                            help="Share of pixels whose predicted class differs from the mask.")
-        info_cols[1].metric("Dice of this slice", fmt(s["dice_fg"] if k == 2 else s["mean_dice"]),
-                            help="Foreground Dice for two classes, the class mean otherwise.")
+        info_cols[0].metric(
+            "Wrong pixels",
+            f"{100 * s['pixel_error']:.2f} %",
+            help="Share of pixels whose predicted class differs from the mask.",
+        )
+        info_cols[1].metric(
+            "Dice of this slice",
+            fmt(s["dice_fg"] if k == 2 else s["mean_dice"]),
+            help="Foreground Dice for two classes, the class mean otherwise.",
+        )
     if unc is not None:
         info_cols[2].metric("Mean uncertainty", f"{float(unc.mean()):.3f}")
     st.markdown(_legend(info.class_names), unsafe_allow_html=True)
 
     b1, b2, _ = st.columns([1, 1, 2])
-    if b1.button("Accept as mask", key="pred_accept", type="primary",
-                 help="Save this prediction (at the current threshold) as the slice's mask, status "
-                      "'from-prediction'. Earlier versions are kept (undo on the Label page)."):
+    if b1.button(
+        "Accept as mask",
+        key="pred_accept",
+        type="primary",
+        help="Save this prediction (at the current threshold) as the slice's mask, status "
+        "'from-prediction'. Earlier versions are kept (undo on the Label page).",
+    ):
         version = review.accept_prediction(ws, dataset, view, z, threshold=threshold)
         st.toast(f"Saved the prediction as mask version {version} of {info.slice_names[z]}.")
         st.rerun()
-    if b2.button("Correct in Label page", key="pred_to_label",
-                 help="Open this slice on the Label page; there 'start from model prediction' loads it."):
+    if b2.button(
+        "Correct in Label page",
+        key="pred_to_label",
+        help="Open this slice on the Label page; there 'start from model prediction' loads it.",
+    ):
         st.session_state["slice"] = z
         st.switch_page("pages/label.py")
 
     # -- tables and charts ----------------------------------------------------------------------
     tab_queue, tab_scores, tab_conf = st.tabs(["Correction queue", "Per-slice scores", "Confusion matrix"])
     with tab_queue:
-        st.caption("What to look at next: unlabeled slices where the model is least sure first (label these "
-                   "next), then labeled slices with the lowest Dice. Click a row to open the slice above.")
+        st.caption(
+            "What to look at next: unlabeled slices where the model is least sure first (label these "
+            "next), then labeled slices with the lowest Dice. Click a row to open the slice above."
+        )
         st.session_state["pred_queue_z"] = [r["z"] for r in queue]
         # a new key whenever the order or the slice shown changes: a stale selection (a row index into an
         # older order) never marks another slice than the one shown; the shown slice is marked instead
         digest = hashlib.sha1(repr((view, [r["z"] for r in queue], z)).encode()).hexdigest()[:10]
         queue_key = f"pred_queue_{digest}"
-        table = [{"shown": "▶" if r["z"] == z else "", "z": r["z"], "slice": r["name"], "status": r["status"],
-                  "uncertainty": round(r["uncertainty"], 3),
-                  "Dice": None if r["dice"] is None else round(r["dice"], 3), "why": r["reason"]}
-                 for r in queue]
+        table = [
+            {
+                "shown": "▶" if r["z"] == z else "",
+                "z": r["z"],
+                "slice": r["name"],
+                "status": r["status"],
+                "uncertainty": round(r["uncertainty"], 3),
+                "Dice": None if r["dice"] is None else round(r["dice"], 3),
+                "why": r["reason"],
+            }
+            for r in queue
+        ]
         shown_style = "background-color: #fff3c4; font-weight: 600"
-        styled = pd.DataFrame(table, columns=["shown", "z", "slice", "status", "uncertainty", "Dice", "why"]).style.apply(
-            lambda row: [shown_style if row["shown"] else ""] * len(row), axis=1)
-        st.dataframe(styled,
-                     column_config={"shown": st.column_config.TextColumn("", width=30,
-                                                                         help="the slice shown above"),
-                                    "Dice": st.column_config.NumberColumn(format="%.3f"),
-                                    "uncertainty": st.column_config.NumberColumn(format="%.3f")},
-                     key=queue_key, on_select=functools.partial(_select_queue_row, queue_key), selection_mode="single-row",
-                     hide_index=True, width="stretch", height=320)
+        styled = pd.DataFrame(
+            table, columns=["shown", "z", "slice", "status", "uncertainty", "Dice", "why"]
+        ).style.apply(lambda row: [shown_style if row["shown"] else ""] * len(row), axis=1)
+        st.dataframe(
+            styled,
+            column_config={
+                "shown": st.column_config.TextColumn("", width=30, help="the slice shown above"),
+                "Dice": st.column_config.NumberColumn(format="%.3f"),
+                "uncertainty": st.column_config.NumberColumn(format="%.3f"),
+            },
+            key=queue_key,
+            on_select=functools.partial(_select_queue_row, queue_key),
+            selection_mode="single-row",
+            hide_index=True,
+            width="stretch",
+            height=320,
+        )
     with tab_scores:
         if scores:
-            st.caption("Labeled slices, worst Dice first (foreground Dice/IoU for two classes, mean over "
-                       "classes otherwise).")
-            st.dataframe(plots.slice_scores_rows(scores, keys=("dice", "iou", "pixel_error", "uncertainty")),
-                         key="pred_scores", hide_index=True, width="stretch", height=320)
+            st.caption(
+                "Labeled slices, worst Dice first (foreground Dice/IoU for two classes, mean over classes otherwise)."
+            )
+            st.dataframe(
+                plots.slice_scores_rows(scores, keys=("dice", "iou", "pixel_error", "uncertainty")),
+                key="pred_scores",
+                hide_index=True,
+                width="stretch",
+                height=320,
+            )
             st.plotly_chart(plots.slice_scores_figure(scores, "dice"), key="pred_scores_chart")
         else:
             st.info("No labeled slice to score against.")

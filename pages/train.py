@@ -13,19 +13,24 @@ from pathlib import Path
 
 import streamlit as st
 
-from core.view import plots
 from core.nn.augment import AugmentConfig
 from core.nn.model import ARCHITECTURES, ENCODERS
-from core.train.config import LOSSES, TrainConfig, default_config, model_label
-from core.train.job import TrainingJob
-from core.train.headless import job_progress
-from core.train.registry import registry
 from core.train.bundle import write_bundle
+from core.train.config import LOSSES, TrainConfig, default_config, model_label
+from core.train.headless import job_progress
+from core.train.job import TrainingJob
+from core.train.registry import registry
+from core.view import plots
 from pages._common import dataset_picker, init_state, page_link, user_errors, workspace
 
 _ACTIVE = ("queued", "running", "stopping")
-_LOSS_LABELS = {"bce+dice": "BCE + Dice (recommended)", "bce": "cross-entropy (BCE)", "dice": "Dice",
-                "jaccard": "Jaccard (IoU)", "focal": "focal"}
+_LOSS_LABELS = {
+    "bce+dice": "BCE + Dice (recommended)",
+    "bce": "cross-entropy (BCE)",
+    "dice": "Dice",
+    "jaccard": "Jaccard (IoU)",
+    "focal": "focal",
+}
 _NO_AUGMENT = AugmentConfig(flips=False, rot90=False)
 _PERSIST = "session"  # the form keeps its values when the user visits another page and comes back
 
@@ -63,14 +68,23 @@ def _form_values(config: dict, base: TrainConfig) -> dict:
     except (ValueError, TypeError):
         return {}
     m = cfg.model
-    values = {"train_arch": m.arch if m.arch in ARCHITECTURES else None, "train_width": int(m.classic_width),
-              "train_encoder": m.encoder if m.encoder in ENCODERS else None,
-              "train_pretrained": m.encoder_weights == "imagenet",
-              "train_loss": cfg.loss if cfg.loss in LOSSES else None, "train_epochs": int(cfg.epochs),
-              "train_batch": int(cfg.batch_size), "train_lr": float(cfg.lr), "train_patch": int(cfg.patch_size),
-              "train_val": float(cfg.val_fraction), "train_steps": int(cfg.steps_per_epoch),
-              "train_seed": int(cfg.seed), "train_skip_empty": bool(cfg.skip_empty_patches),
-              "train_amp": bool(cfg.amp), "train_augment": cfg.augment.enabled()}
+    values = {
+        "train_arch": m.arch if m.arch in ARCHITECTURES else None,
+        "train_width": int(m.classic_width),
+        "train_encoder": m.encoder if m.encoder in ENCODERS else None,
+        "train_pretrained": m.encoder_weights == "imagenet",
+        "train_loss": cfg.loss if cfg.loss in LOSSES else None,
+        "train_epochs": int(cfg.epochs),
+        "train_batch": int(cfg.batch_size),
+        "train_lr": float(cfg.lr),
+        "train_patch": int(cfg.patch_size),
+        "train_val": float(cfg.val_fraction),
+        "train_steps": int(cfg.steps_per_epoch),
+        "train_seed": int(cfg.seed),
+        "train_skip_empty": bool(cfg.skip_empty_patches),
+        "train_amp": bool(cfg.amp),
+        "train_augment": cfg.augment.enabled(),
+    }
     if cfg.augment.enabled():
         values["augment_config"] = cfg.augment.to_dict()
     return {k: v for k, v in values.items() if v is not None}
@@ -105,17 +119,24 @@ def _progress(snap: dict) -> tuple[float, str]:
     done, total = job_progress(snap)
     frac = done / total
     current = min(int(snap["epoch"]) + 1, epochs)
-    text = (f"Epoch {current}/{epochs} · step {snap['step']}/{spe} · about {_duration(snap['eta_s'])} left"
-            if snap["state"] in _ACTIVE else f"{snap['state']} after {snap['epoch']} of {epochs} epochs")
+    text = (
+        f"Epoch {current}/{epochs} · step {snap['step']}/{spe} · about {_duration(snap['eta_s'])} left"
+        if snap["state"] in _ACTIVE
+        else f"{snap['state']} after {snap['epoch']} of {epochs} epochs"
+    )
     if snap["state"] == "stopping":
-        text = (f"Stopping ... (epoch {current}/{epochs}, step {snap['step']}/{spe}): finishing the current step "
-                "and saving last.pt")
+        text = (
+            f"Stopping ... (epoch {current}/{epochs}, step {snap['step']}/{spe}): finishing the current step "
+            "and saving last.pt"
+        )
     return frac, text
 
 
 st.title("Train")
-st.caption("Train a U-Net on the labeled slices of the dataset. Training runs in the background: you can "
-           "leave this page (or reload it) and come back; the job keeps going.")
+st.caption(
+    "Train a U-Net on the labeled slices of the dataset. Training runs in the background: you can "
+    "leave this page (or reload it) and come back; the job keeps going."
+)
 ws = workspace()
 dataset = dataset_picker(ws)
 if dataset is None:
@@ -128,67 +149,139 @@ _load_form(ws, dataset, job, base)
 # -- configuration ------------------------------------------------------------------------------
 st.subheader("Configuration")
 if st.session_state.get("train_form_from"):
-    st.caption(f"Filled in with the settings of run `{st.session_state['train_form_from']}`, this dataset's last "
-               "run; change them for the next run.")
+    st.caption(
+        f"Filled in with the settings of run `{st.session_state['train_form_from']}`, this dataset's last "
+        "run; change them for the next run."
+    )
 labeled = ws.labeled_slices(dataset)
-st.markdown(f"**{dataset}**: {len(labeled)} labeled of {info.shape[0]} slices, {info.shape[1]}×{info.shape[2]} px · "
-            f"classes (from the dataset): " + ", ".join(f"`{c}`" for c in info.class_names))
+st.markdown(
+    f"**{dataset}**: {len(labeled)} labeled of {info.shape[0]} slices, {info.shape[1]}×{info.shape[2]} px · "
+    f"classes (from the dataset): " + ", ".join(f"`{c}`" for c in info.class_names)
+)
 c1, c2, c3, c4 = st.columns(4)
-arch = c1.selectbox("Architecture", ARCHITECTURES, index=ARCHITECTURES.index(base.model.arch), key="train_arch",
-                    format_func=lambda a: "classic U-Net (2015)" if a == "classic" else a,
-                    help="smp architectures with a pretrained-able encoder, or the original U-Net.",
-                    persist_state=_PERSIST)
+arch = c1.selectbox(
+    "Architecture",
+    ARCHITECTURES,
+    index=ARCHITECTURES.index(base.model.arch),
+    key="train_arch",
+    format_func=lambda a: "classic U-Net (2015)" if a == "classic" else a,
+    help="smp architectures with a pretrained-able encoder, or the original U-Net.",
+    persist_state=_PERSIST,
+)
 classic = arch == "classic"
 if classic:
-    width = c2.number_input("U-Net width", 2, 256, base.model.classic_width, step=2, key="train_width",
-                            persist_state=_PERSIST, help="Filters of the first level: 64 as in the paper; "
-                            "16 trains about 16x faster on a CPU.")
+    width = c2.number_input(
+        "U-Net width",
+        2,
+        256,
+        base.model.classic_width,
+        step=2,
+        key="train_width",
+        persist_state=_PERSIST,
+        help="Filters of the first level: 64 as in the paper; 16 trains about 16x faster on a CPU.",
+    )
     encoder, pretrained = base.model.encoder, False
 else:
-    encoder = c2.selectbox("Encoder", ENCODERS, index=ENCODERS.index(base.model.encoder), key="train_encoder",
-                           persist_state=_PERSIST)
-    pretrained = c2.checkbox("ImageNet weights", key="train_pretrained", persist_state=_PERSIST,
-                             help="Start from an encoder pretrained on ImageNet (downloaded once; needs internet).")
+    encoder = c2.selectbox(
+        "Encoder", ENCODERS, index=ENCODERS.index(base.model.encoder), key="train_encoder", persist_state=_PERSIST
+    )
+    pretrained = c2.checkbox(
+        "ImageNet weights",
+        key="train_pretrained",
+        persist_state=_PERSIST,
+        help="Start from an encoder pretrained on ImageNet (downloaded once; needs internet).",
+    )
     width = base.model.classic_width
-loss = c3.selectbox("Loss", LOSSES, index=LOSSES.index(base.loss), key="train_loss", format_func=_LOSS_LABELS.get,
-                    persist_state=_PERSIST)
+loss = c3.selectbox(
+    "Loss",
+    LOSSES,
+    index=LOSSES.index(base.loss),
+    key="train_loss",
+    format_func=_LOSS_LABELS.get,
+    persist_state=_PERSIST,
+)
 epochs = c4.number_input("Epochs", 1, 10_000, base.epochs, key="train_epochs", persist_state=_PERSIST)
 c1, c2, c3, c4 = st.columns(4)
 batch = c1.number_input("Batch size", 1, 512, base.batch_size, key="train_batch", persist_state=_PERSIST)
-lr = c2.number_input("Learning rate", 1e-6, 1.0, base.lr, format="%.5f", step=1e-4, key="train_lr",
-                     persist_state=_PERSIST)
-patch = c3.number_input("Patch size (px)", 16, 4096, base.patch_size, step=16, key="train_patch",
-                        persist_state=_PERSIST, help="Side of the square training patches; a multiple of 32 "
-                        "(16 for the classic U-Net).")
-val_fraction = c4.slider("Validation split", 0.0, 0.5, base.val_fraction, 0.05, key="train_val",
-                         persist_state=_PERSIST, help="Fraction of the labeled slices kept aside to score the model.")
+lr = c2.number_input(
+    "Learning rate", 1e-6, 1.0, base.lr, format="%.5f", step=1e-4, key="train_lr", persist_state=_PERSIST
+)
+patch = c3.number_input(
+    "Patch size (px)",
+    16,
+    4096,
+    base.patch_size,
+    step=16,
+    key="train_patch",
+    persist_state=_PERSIST,
+    help="Side of the square training patches; a multiple of 32 (16 for the classic U-Net).",
+)
+val_fraction = c4.slider(
+    "Validation split",
+    0.0,
+    0.5,
+    base.val_fraction,
+    0.05,
+    key="train_val",
+    persist_state=_PERSIST,
+    help="Fraction of the labeled slices kept aside to score the model.",
+)
 with st.expander("More settings"):
     a1, a2, a3 = st.columns(3)
-    steps = a1.number_input("Steps per epoch", 1, 100_000, base.steps_per_epoch, key="train_steps",
-                            persist_state=_PERSIST)
+    steps = a1.number_input(
+        "Steps per epoch", 1, 100_000, base.steps_per_epoch, key="train_steps", persist_state=_PERSIST
+    )
     seed = a2.number_input("Seed", 0, 2**31 - 1, base.seed, key="train_seed", persist_state=_PERSIST)
-    skip_empty = a3.checkbox("Skip patches without foreground", base.skip_empty_patches, key="train_skip_empty",
-                             persist_state=_PERSIST)
-    amp = a3.checkbox("Mixed precision", base.amp, key="train_amp", persist_state=_PERSIST,
-                      help="bfloat16 on GPUs and on CPUs that have it natively (about twice as fast there), "
-                           "float16 on older GPUs; weights stay float32. Off: float32 everywhere.")
+    skip_empty = a3.checkbox(
+        "Skip patches without foreground", base.skip_empty_patches, key="train_skip_empty", persist_state=_PERSIST
+    )
+    amp = a3.checkbox(
+        "Mixed precision",
+        base.amp,
+        key="train_amp",
+        persist_state=_PERSIST,
+        help="bfloat16 on GPUs and on CPUs that have it natively (about twice as fast there), "
+        "float16 on older GPUs; weights stay float32. Off: float32 everywhere.",
+    )
 augment_cfg = AugmentConfig.from_dict(st.session_state.get("augment_config") or base.augment.to_dict())
-use_augment = st.toggle("Augment training patches", True, key="train_augment", persist_state=_PERSIST,
-                        help="Uses the settings chosen on the Augment page.")
-st.caption(f"Augmentation, from the **Augment page**: {augment_cfg.describe()}"
-           + ("" if use_augment else " — **switched off** for this run."))
+use_augment = st.toggle(
+    "Augment training patches",
+    True,
+    key="train_augment",
+    persist_state=_PERSIST,
+    help="Uses the settings chosen on the Augment page.",
+)
+st.caption(
+    f"Augmentation, from the **Augment page**: {augment_cfg.describe()}"
+    + ("" if use_augment else " — **switched off** for this run.")
+)
 page_link("pages/augment.py", "Change the augmentations", ":material/auto_awesome:")
 
 
 def _config() -> TrainConfig:
-    return TrainConfig.from_dict({
-        "model": {"arch": arch, "encoder": encoder, "encoder_weights": "imagenet" if pretrained else None,
-                  "classic_width": int(width), "n_classes": info.n_classes},
-        "augment": augment_cfg if use_augment else _NO_AUGMENT,
-        "loss": loss, "epochs": int(epochs), "batch_size": int(batch), "lr": float(lr), "patch_size": int(patch),
-        "val_fraction": float(val_fraction), "steps_per_epoch": int(steps), "seed": int(seed),
-        "skip_empty_patches": bool(skip_empty), "amp": bool(amp),
-    }, base=base)
+    return TrainConfig.from_dict(
+        {
+            "model": {
+                "arch": arch,
+                "encoder": encoder,
+                "encoder_weights": "imagenet" if pretrained else None,
+                "classic_width": int(width),
+                "n_classes": info.n_classes,
+            },
+            "augment": augment_cfg if use_augment else _NO_AUGMENT,
+            "loss": loss,
+            "epochs": int(epochs),
+            "batch_size": int(batch),
+            "lr": float(lr),
+            "patch_size": int(patch),
+            "val_fraction": float(val_fraction),
+            "steps_per_epoch": int(steps),
+            "seed": int(seed),
+            "skip_empty_patches": bool(skip_empty),
+            "amp": bool(amp),
+        },
+        base=base,
+    )
 
 
 # -- start / stop / resume ----------------------------------------------------------------------
@@ -208,9 +301,15 @@ def _stop(run_id: str) -> None:
 
 
 stopping = job is not None and job.is_active() and job.snapshot()["state"] == "stopping"
-b2.button("Stop", key="train_stop", icon=":material/stop:", disabled=job is None or not job.is_active() or stopping,
-          on_click=_stop, args=(job.run_id if job is not None else "",),
-          help="Stops within one step and keeps the weights reached (last.pt); resume it below.")
+b2.button(
+    "Stop",
+    key="train_stop",
+    icon=":material/stop:",
+    disabled=job is None or not job.is_active() or stopping,
+    on_click=_stop,
+    args=(job.run_id if job is not None else "",),
+    help="Stops within one step and keeps the weights reached (last.pt); resume it below.",
+)
 
 # -- live progress ------------------------------------------------------------------------------
 running = job is not None and job.is_active()
@@ -220,24 +319,29 @@ running = job is not None and job.is_active()
 def _live() -> None:
     current = _current_job(ws)
     if current is None:
-        st.info("No training job since the dashboard started: set the configuration above and press Start. "
-                "Earlier runs are listed below.")
+        st.info(
+            "No training job since the dashboard started: set the configuration above and press Start. "
+            "Earlier runs are listed below."
+        )
         return
     snap = current.snapshot()
     frac, text = _progress(snap)
-    st.markdown(f"**Run `{snap['run_id']}`** on **{snap['dataset']}** · device: **{snap['device'] or '...'}**"
-                + (f" · resumed from `{snap['resumed_from']}`" if snap.get("resumed_from") else ""))
+    st.markdown(
+        f"**Run `{snap['run_id']}`** on **{snap['dataset']}** · device: **{snap['device'] or '...'}**"
+        + (f" · resumed from `{snap['resumed_from']}`" if snap.get("resumed_from") else "")
+    )
     st.progress(frac, text=text)
     if snap["state"] == "stopping":
-        st.info("Stopping ...: the job ends after the current step and keeps the weights reached (last.pt).",
-                icon=":material/hourglass_top:")
+        st.info(
+            "Stopping ...: the job ends after the current step and keeps the weights reached (last.pt).",
+            icon=":material/hourglass_top:",
+        )
     if snap["state"] == "failed":
         st.error(f"Training failed: {snap['error']}")
     elif snap["state"] == "stopped":
         st.warning(f"Stopped after epoch {snap['epoch']}; resume it below to continue.")
     elif snap["state"] == "done":
-        st.success(f"Done: best validation Dice {snap['best_dice']:.3f}." if snap["best_dice"] is not None
-                   else "Done.")
+        st.success(f"Done: best validation Dice {snap['best_dice']:.3f}." if snap["best_dice"] is not None else "Done.")
     for note in snap.get("notes", []):
         st.caption(note)
     if snap["history"]:
@@ -257,14 +361,19 @@ if not runs:
     st.info(f"No run on {dataset} yet.")
     st.stop()
 n_epochs = {r["run_id"]: len(ws.catalog.epochs(r["run_id"])) for r in runs}
-rows = [{
-    "run id": r["run_id"], "state": r["state"],
-    "best Dice (class mean)": None if r["best_dice"] is None else round(r["best_dice"], 4),
-    "epochs": f"{n_epochs[r['run_id']]}/{r['config'].get('epochs', '?')}",
-    "model": model_label(r["config"]),
-    "device": r["device"], "date": time.strftime("%Y-%m-%d %H:%M", time.localtime(r["created"])),
-    "error": r["error"],
-} for r in runs]
+rows = [
+    {
+        "run id": r["run_id"],
+        "state": r["state"],
+        "best Dice (class mean)": None if r["best_dice"] is None else round(r["best_dice"], 4),
+        "epochs": f"{n_epochs[r['run_id']]}/{r['config'].get('epochs', '?')}",
+        "model": model_label(r["config"]),
+        "device": r["device"],
+        "date": time.strftime("%Y-%m-%d %H:%M", time.localtime(r["created"])),
+        "error": r["error"],
+    }
+    for r in runs
+]
 if not any(r["error"] for r in rows):
     for r in rows:
         del r["error"]
@@ -273,11 +382,16 @@ resumed_ids = {r["extra"].get("resumed_from") for r in runs}
 interrupted = [r for r in runs if r["state"] == "interrupted" and r["run_id"] not in resumed_ids]
 if interrupted:
     gone = interrupted[0]
-    st.warning(f"Run `{gone['run_id']}` was interrupted: the process training it ended (a server restart or a crash) "
-               f"after {n_epochs[gone['run_id']]} epochs. "
-               + ("Its checkpoints are kept: resume it below from the last one." if gone["last_checkpoint"]
-                  and Path(gone["last_checkpoint"]).is_file() else
-                  "It had saved no checkpoint yet: start it again above."), icon=":material/warning:")
+    st.warning(
+        f"Run `{gone['run_id']}` was interrupted: the process training it ended (a server restart or a crash) "
+        f"after {n_epochs[gone['run_id']]} epochs. "
+        + (
+            "Its checkpoints are kept: resume it below from the last one."
+            if gone["last_checkpoint"] and Path(gone["last_checkpoint"]).is_file()
+            else "It had saved no checkpoint yet: start it again above."
+        ),
+        icon=":material/warning:",
+    )
 
 
 def _follow_newest(widget: str, newest: str) -> None:
@@ -293,19 +407,28 @@ if with_epochs:
     _follow_newest("train_compare", with_epochs[0])
     chosen = st.multiselect("Compare runs", with_epochs, default=with_epochs[:2], key="train_compare")
     if chosen:
-        st.plotly_chart(plots.compare_runs({rid: ws.catalog.epochs(rid) for rid in chosen},
-                                           metrics=("train_loss", "val_loss", "val_dice")), key="train_compare_chart")
+        st.plotly_chart(
+            plots.compare_runs(
+                {rid: ws.catalog.epochs(rid) for rid in chosen}, metrics=("train_loss", "val_loss", "val_dice")
+            ),
+            key="train_compare_chart",
+        )
 
 r1, r2 = st.columns(2)
 with r1:
     st.markdown("**Resume** a stopped, interrupted or finished run")
-    resumable = [r["run_id"] for r in runs if r["state"] not in _ACTIVE and r["last_checkpoint"]
-                 and Path(r["last_checkpoint"]).is_file()]
+    resumable = [
+        r["run_id"]
+        for r in runs
+        if r["state"] not in _ACTIVE and r["last_checkpoint"] and Path(r["last_checkpoint"]).is_file()
+    ]
     if resumable:
         first = next((i for i, r in enumerate(resumable) if r in {x["run_id"] for x in interrupted}), 0)
         rid = st.selectbox("Run to resume", resumable, index=first, key="train_resume_run")
-        st.caption(f"Continues from its last checkpoint up to epoch {int(epochs)} (the Epochs setting above), "
-                   "as a new run with that run's own settings, model and validation slices.")
+        st.caption(
+            f"Continues from its last checkpoint up to epoch {int(epochs)} (the Epochs setting above), "
+            "as a new run with that run's own settings, model and validation slices."
+        )
         if st.button("Resume", key="train_resume", icon=":material/resume:"):
             with user_errors():
                 own = TrainConfig.from_dict(ws.catalog.run(rid)["config"], base=base)
@@ -323,15 +446,26 @@ with r2:
         _follow_newest("train_dl_run", downloadable[0]["run_id"])
         rid = st.selectbox("Run to download", list(by_id), key="train_dl_run")
         d1, d2 = st.columns(2)
-        d1.download_button("Best checkpoint", lambda: Path(by_id[rid]["best_checkpoint"]).read_bytes(),
-                           file_name=f"{rid}-best.pt", mime="application/octet-stream", key="train_dl_best",
-                           icon=":material/download:", on_click="ignore",
-                           help="The weights of the epoch with the best validation Dice (SegDash checkpoint).")
-        d2.download_button("Reproducibility bundle", lambda: write_bundle(ws, rid).read_bytes(),
-                           file_name=f"{rid}-bundle.zip", mime="application/zip", key="train_dl_bundle",
-                           icon=":material/folder_zip:", on_click="ignore",
-                           help="ZIP with the config, per-epoch metrics, slice split, package versions "
-                                "and the best weights.")
+        d1.download_button(
+            "Best checkpoint",
+            lambda: Path(by_id[rid]["best_checkpoint"]).read_bytes(),
+            file_name=f"{rid}-best.pt",
+            mime="application/octet-stream",
+            key="train_dl_best",
+            icon=":material/download:",
+            on_click="ignore",
+            help="The weights of the epoch with the best validation Dice (SegDash checkpoint).",
+        )
+        d2.download_button(
+            "Reproducibility bundle",
+            lambda: write_bundle(ws, rid).read_bytes(),
+            file_name=f"{rid}-bundle.zip",
+            mime="application/zip",
+            key="train_dl_bundle",
+            icon=":material/folder_zip:",
+            on_click="ignore",
+            help="ZIP with the config, per-epoch metrics, slice split, package versions and the best weights.",
+        )
         with st.expander("Model package for Fiji (deepImageJ), ilastik, napari: bioimage.io"):
             from pages._model_export import model_export_section
 

@@ -35,8 +35,9 @@ class AtomicFile:
 
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.{Owner.current().token()}.", suffix=".tmp",
-                                   dir=self.path.parent)
+        fd, tmp = tempfile.mkstemp(
+            prefix=f".{self.path.name}.{Owner.current().token()}.", suffix=".tmp", dir=self.path.parent
+        )
         try:
             os.fchmod(fd, 0o666 & ~_umask())
         except OSError:
@@ -74,8 +75,10 @@ def atomic_write(path: str | Path, write: Any) -> Path:
         Path(tmp).unlink(missing_ok=True)
         if is_disk_full(exc):  # a message for the user (a ValueError), the old file untouched
             free = shutil.disk_usage(path.parent).free / 2**20
-            raise SegDashError(f"not enough space in {path.parent}: {free:.1f} MB free; {path.name} was not "
-                               "written (the previous version, if any, is kept)") from None
+            raise SegDashError(
+                f"not enough space in {path.parent}: {free:.1f} MB free; {path.name} was not "
+                "written (the previous version, if any, is kept)"
+            ) from None
         raise
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -120,14 +123,21 @@ def read_png(path: str | Path) -> np.ndarray:
         return np.array(im)
 
 
-def write_tiff(path: str | Path | BinaryIO, stack: np.ndarray | Iterable[np.ndarray], *,
-               shape: tuple[int, ...] | None = None, dtype: Any = None,
-               metadata: dict | None = None, compression: str | None = None) -> None:
+def write_tiff(
+    path: str | Path | BinaryIO,
+    stack: np.ndarray | Iterable[np.ndarray],
+    *,
+    shape: tuple[int, ...] | None = None,
+    dtype: Any = None,
+    metadata: dict | None = None,
+    compression: str | None = None,
+) -> None:
     """Write a (Z, Y, X) stack as a multipage TIFF; atomically when ``path`` is a path.
 
     ``stack`` may be an iterator of (Y, X) slices (then give ``shape`` and ``dtype``) so a large
     volume is written without holding it in memory.
     """
+
     def _write(fh: BinaryIO) -> None:
         kwargs: dict[str, Any] = {"photometric": "minisblack", "metadata": metadata or {}}
         if compression:

@@ -42,9 +42,21 @@ from .readers import _member_part, _read_one
 from .zips import ZIP_MAX_BYTES, ZIP_MAX_MEMBERS, ZipFolder, _expand_zip
 
 __all__ = [
-    "Stack", "ChannelChoiceNeeded", "StackOrColourNeeded", "ZipFolder", "read_stack", "memory_budget",
-    "check_import_path", "natural_key", "write_tiff", "write_png",
-    "read_png", "atomic_write", "IMAGE_SUFFIXES", "ZIP_MAX_BYTES", "ZIP_MAX_MEMBERS",
+    "Stack",
+    "ChannelChoiceNeeded",
+    "StackOrColourNeeded",
+    "ZipFolder",
+    "read_stack",
+    "memory_budget",
+    "check_import_path",
+    "natural_key",
+    "write_tiff",
+    "write_png",
+    "read_png",
+    "atomic_write",
+    "IMAGE_SUFFIXES",
+    "ZIP_MAX_BYTES",
+    "ZIP_MAX_MEMBERS",
 ]
 
 
@@ -84,9 +96,15 @@ def natural_key(name: str) -> list[Any]:
     return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", name)]
 
 
-def read_stack(source: Any, *, channel: int | None = None, mmap: bool = True, as_stack: bool | None = None,
-               roots: Sequence[str | Path] | None = None,
-               progress: Callable[[int, int], None] | None = None) -> Stack:
+def read_stack(
+    source: Any,
+    *,
+    channel: int | None = None,
+    mmap: bool = True,
+    as_stack: bool | None = None,
+    roots: Sequence[str | Path] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> Stack:
     """Read images from ``source`` as one (Z, Y, X) stack.
 
     Args:
@@ -123,8 +141,9 @@ def read_stack(source: Any, *, channel: int | None = None, mmap: bool = True, as
     budget = _Budget(memory_budget())
     parts: list[tuple[str, np.ndarray, bool, list[str]]] = []
     for k, (name, opener) in enumerate(items):
-        arr, multi, notes = _read_one(name, opener, channel=channel, mmap=mmap and len(items) == 1,
-                                      as_stack=as_stack, budget=budget)
+        arr, multi, notes = _read_one(
+            name, opener, channel=channel, mmap=mmap and len(items) == 1, as_stack=as_stack, budget=budget
+        )
         parts.append((name, arr, multi, notes))
         if progress is not None:
             progress(k + 1, len(items))
@@ -149,8 +168,10 @@ def check_import_path(path: str | Path, roots: Sequence[str | Path]) -> Path:
         if resolved is not None and (resolved == r or resolved.is_relative_to(r)):
             return resolved
     shown = ", ".join(str(r) for r in roots)
-    raise SegDashError(f"that path is outside the folders this server imports from ({shown}); copy the data "
-                       "into one of them, or set SEGDASH_IMPORT_ROOTS when starting the server")
+    raise SegDashError(
+        f"that path is outside the folders this server imports from ({shown}); copy the data "
+        "into one of them, or set SEGDASH_IMPORT_ROOTS when starting the server"
+    )
 
 
 def _describe(source: Any) -> str:
@@ -193,8 +214,11 @@ def _expand(source: Any, roots: Sequence[str | Path] | None = None) -> Iterable[
         if not path.exists():
             raise SegDashError(f"{source}: no such file or folder")
         if path.is_dir():
-            files = [p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-                     and not p.name.startswith(".")]
+            files = [
+                p
+                for p in path.rglob("*")
+                if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
+            ]
             for p in files:
                 if roots is not None:
                     check_import_path(p, roots)  # a link inside the folder may point anywhere
@@ -229,8 +253,10 @@ def _assemble(parts: list[tuple[str, np.ndarray, bool, list[str]]]) -> Stack:
     if len(shapes) > 1:
         first = parts[0]
         odd = next(p for p in parts if p[1].shape[1:] != first[1].shape[1:])
-        raise SegDashError(f"slices differ in shape: {first[0]} is {first[1].shape[1]}x{first[1].shape[2]}, "
-                           f"{odd[0]} is {odd[1].shape[1]}x{odd[1].shape[2]} (Y x X)")
+        raise SegDashError(
+            f"slices differ in shape: {first[0]} is {first[1].shape[1]}x{first[1].shape[2]}, "
+            f"{odd[0]} is {odd[1].shape[1]}x{odd[1].shape[2]} (Y x X)"
+        )
     notices = [n for p in parts for n in p[3]]
     dtypes = {p[1].dtype for p in parts}
     if len(dtypes) > 1:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import re
 
-
 from ..errors import SegDashError
 
 __all__ = ["IMAGE_SUFFIXES", "memory_budget", "ChannelChoiceNeeded", "StackOrColourNeeded"]
@@ -40,8 +39,10 @@ class StackOrColourNeeded(SegDashError):
 
     def __init__(self, source: str, n_planes: int):
         self.source, self.n_planes = source, n_planes
-        super().__init__(f"{source}: its {n_planes} planes can be read as {n_planes} slices of a stack or "
-                         f"as one colour image; choose which")
+        super().__init__(
+            f"{source}: its {n_planes} planes can be read as {n_planes} slices of a stack or "
+            f"as one colour image; choose which"
+        )
 
 
 def memory_budget() -> int:
@@ -54,6 +55,7 @@ def memory_budget() -> int:
         return int(float(env))
     try:
         import psutil
+
         available = int(psutil.virtual_memory().available)
     except Exception:  # noqa: BLE001 - no psutil or no /proc: assume a small machine
         available = 2 * 1024**3
@@ -76,17 +78,21 @@ class _Budget:
     def claim(self, name: str, nbytes: int, what: str) -> None:
         if self.used + nbytes > self.limit:
             held = f" (with {_gb(self.used)} of earlier files)" if self.used else ""
-            raise SegDashError(f"{name}: {what} needs {_gb(nbytes)} of memory to read{held}, more than this "
-                               f"machine can spare ({_gb(self.limit)}; SEGDASH_IMPORT_MEMORY sets it); "
-                               "nothing was imported")
+            raise SegDashError(
+                f"{name}: {what} needs {_gb(nbytes)} of memory to read{held}, more than this "
+                f"machine can spare ({_gb(self.limit)}; SEGDASH_IMPORT_MEMORY sets it); "
+                "nothing was imported"
+            )
         self.used += nbytes
 
 
 def _check_bomb(name: str, decoded: int, stored: int) -> None:
     """Refuse a file whose pixels expand far beyond its size: almost nothing but one value."""
     if decoded > _BOMB_MIN_BYTES and decoded > _ZIP_MAX_RATIO * max(stored, 1):
-        raise SegDashError(f"{name}: a file of {_gb(stored)} that decodes to {_gb(decoded)} "
-                           f"({decoded // max(stored, 1)}-fold) is refused as a decompression bomb")
+        raise SegDashError(
+            f"{name}: a file of {_gb(stored)} that decodes to {_gb(decoded)} "
+            f"({decoded // max(stored, 1)}-fold) is refused as a decompression bomb"
+        )
 
 
 def _reason(exc: BaseException) -> str:

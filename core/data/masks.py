@@ -18,8 +18,15 @@ import numpy as np
 
 from ..errors import SegDashError
 
-__all__ = ["StrayMaskValues", "GappedMaskValues", "ThresholdMergesClasses", "MaskLabels", "to_labels",
-           "default_class_names", "to_export_values"]
+__all__ = [
+    "StrayMaskValues",
+    "GappedMaskValues",
+    "ThresholdMergesClasses",
+    "MaskLabels",
+    "to_labels",
+    "default_class_names",
+    "to_export_values",
+]
 
 MAX_CLASSES = 32
 _MIN_CLASS_FRACTION = 0.0005  # a value on fewer pixels than this is noise, not a class
@@ -39,7 +46,8 @@ class StrayMaskValues(SegDashError):
         super().__init__(
             f"{source}: mask has {len(values)} distinct values ({shown}), not a clean set of classes "
             f"(anti-aliased or JPEG-compressed?). Threshold it (e.g. at {suggested_threshold:g}: "
-            "values above become class 1) or fix the mask file.")
+            "values above become class 1) or fix the mask file."
+        )
 
 
 class GappedMaskValues(SegDashError):
@@ -57,7 +65,8 @@ class GappedMaskValues(SegDashError):
         super().__init__(
             f"{source}: mask values {{{shown}}} leave gaps ({gaps} never occur), which would be "
             f"{len(missing)} empty classes; remap the {len(values)} values to classes 0..{len(values) - 1} "
-            "in sorted order, or fix the masks")
+            "in sorted order, or fix the masks"
+        )
 
 
 class ThresholdMergesClasses(SegDashError):
@@ -73,7 +82,8 @@ class ThresholdMergesClasses(SegDashError):
         super().__init__(
             f"{source}: the masks hold {len(values)} classes (values {shown}); a threshold at {threshold:g} "
             "merges every class above it into one foreground class. Confirm the merge, or import without "
-            "a threshold to keep the classes")
+            "a threshold to keep the classes"
+        )
 
 
 @dataclass
@@ -93,8 +103,15 @@ class MaskLabels:
     notice: str = ""
 
 
-def to_labels(mask: np.ndarray, *, threshold: float | None = None, source: str = "mask", remap: bool = False,
-              merge: bool = False, n_classes: int | None = None) -> MaskLabels:
+def to_labels(
+    mask: np.ndarray,
+    *,
+    threshold: float | None = None,
+    source: str = "mask",
+    remap: bool = False,
+    merge: bool = False,
+    n_classes: int | None = None,
+) -> MaskLabels:
     """Convert a mask (any shape, any dtype) to class indices.
 
     Accepted without question: bool, {0, 1}, {0, 255}, and integer label images 0..K-1 (K <= 32).
@@ -125,8 +142,7 @@ def to_labels(mask: np.ndarray, *, threshold: float | None = None, source: str =
                 clean = None
             if clean is not None and clean.n_classes > 2:
                 raise ThresholdMergesClasses(source, list(clean.value_of_class), threshold)
-        return MaskLabels((arr > threshold).astype(np.uint8), 2, (0, 255),
-                          f"{source}: thresholded at {threshold:g}")
+        return MaskLabels((arr > threshold).astype(np.uint8), 2, (0, 255), f"{source}: thresholded at {threshold:g}")
     values, counts = _unique_counts(arr)
     if np.any(~np.isfinite(values)):
         raise SegDashError(f"{source}: mask contains NaN or infinite values")
@@ -146,19 +162,29 @@ def to_labels(mask: np.ndarray, *, threshold: float | None = None, source: str =
             raise GappedMaskValues(source, found)
         lut = np.zeros(k, np.uint8)
         lut[found] = np.arange(len(found), dtype=np.uint8)
-        return MaskLabels(lut[arr.astype(np.intp)], max(len(found), 2), tuple(found),
-                          f"{source}: mask values {', '.join(map(str, found))} remapped to classes "
-                          f"0..{len(found) - 1}")
+        return MaskLabels(
+            lut[arr.astype(np.intp)],
+            max(len(found), 2),
+            tuple(found),
+            f"{source}: mask values {', '.join(map(str, found))} remapped to classes 0..{len(found) - 1}",
+        )
     frac = counts / counts.sum()
-    if (len(values) <= MAX_CLASSES and frac.min() >= _MIN_CLASS_FRACTION and _spread(values)
-            and _are_regions(arr, values)):
+    if (
+        len(values) <= MAX_CLASSES
+        and frac.min() >= _MIN_CLASS_FRACTION
+        and _spread(values)
+        and _are_regions(arr, values)
+    ):
         lut = {v: i for i, v in enumerate(values.tolist())}
         out = np.zeros(arr.shape, np.uint8)
         for v, i in lut.items():
             out[arr == v] = i
-        return MaskLabels(out, len(values), tuple(values.tolist()),
-                          f"{source}: mask values {', '.join(f'{v:g}' for v in values)} read as classes "
-                          f"0..{len(values) - 1}")
+        return MaskLabels(
+            out,
+            len(values),
+            tuple(values.tolist()),
+            f"{source}: mask values {', '.join(f'{v:g}' for v in values)} read as classes 0..{len(values) - 1}",
+        )
     lo, hi = float(values.min()), float(values.max())
     raise StrayMaskValues(source, values, float(np.floor((lo + hi) / 2)))
 

@@ -27,8 +27,7 @@ import numpy as np
 
 from ..errors import SegDashError
 
-__all__ = ["write_omezarr", "read_omezarr", "read_omezarr_stack",
-           "read_omezarr_metadata", "is_omezarr", "zip_folder"]
+__all__ = ["write_omezarr", "read_omezarr", "read_omezarr_stack", "read_omezarr_metadata", "is_omezarr", "zip_folder"]
 
 _MIN_LEVEL_SIDE = 128
 _PALETTE = [(255, 60, 60), (60, 200, 255), (255, 210, 0), (120, 255, 120), (220, 90, 255), (255, 140, 0)]
@@ -42,10 +41,18 @@ def _scale_factors(shape: Sequence[int]) -> list[int]:
     return out
 
 
-def write_omezarr(path: str | Path, images: np.ndarray, labels: np.ndarray | None = None, *,
-                  class_names: Sequence[str] = (), name: str = "image", labeled_slices: Sequence[int] | None = None,
-                  pixel_size: Sequence[float] | None = None, unit: str = "micrometer",
-                  extra_labels: dict[str, np.ndarray] | None = None) -> Path:
+def write_omezarr(
+    path: str | Path,
+    images: np.ndarray,
+    labels: np.ndarray | None = None,
+    *,
+    class_names: Sequence[str] = (),
+    name: str = "image",
+    labeled_slices: Sequence[int] | None = None,
+    pixel_size: Sequence[float] | None = None,
+    unit: str = "micrometer",
+    extra_labels: dict[str, np.ndarray] | None = None,
+) -> Path:
     """Write a (Z, Y, X) image and its (Z, Y, X) class-index labels as an OME-Zarr folder.
 
     Args:
@@ -95,14 +102,19 @@ def write_omezarr(path: str | Path, images: np.ndarray, labels: np.ndarray | Non
             if lab is None:
                 continue
             names = [str(c) for c in class_names] or [f"class {k}" for k in range(int(np.max(lab)) + 1)]
-            meta = {"colors": [{"label-value": k, "rgba": [*_PALETTE[(k - 1) % len(_PALETTE)], 255]}
-                               for k in range(1, len(names))],
-                    "properties": [{"label-value": k, "class": n} for k, n in enumerate(names)]}
-            write_labels(np.asarray(lab, dtype=np.uint8), root, name=key, label_metadata=meta, scaler=None,
-                         **kwargs)
-        root.attrs["segdash"] = {"class_names": list(class_names),
-                                 "labeled_slices": [int(z) for z in (labeled_slices if labeled_slices is not None
-                                                                      else range(images.shape[0]))]}
+            meta = {
+                "colors": [
+                    {"label-value": k, "rgba": [*_PALETTE[(k - 1) % len(_PALETTE)], 255]} for k in range(1, len(names))
+                ],
+                "properties": [{"label-value": k, "class": n} for k, n in enumerate(names)],
+            }
+            write_labels(np.asarray(lab, dtype=np.uint8), root, name=key, label_metadata=meta, scaler=None, **kwargs)
+        root.attrs["segdash"] = {
+            "class_names": list(class_names),
+            "labeled_slices": [
+                int(z) for z in (labeled_slices if labeled_slices is not None else range(images.shape[0]))
+            ],
+        }
         os.replace(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -160,8 +172,9 @@ def read_omezarr_metadata(path: str | Path) -> dict[str, Any]:
     return {"axes": axes, "pixel_size": pixel_size, "unit": units[0] if units else None}
 
 
-def read_omezarr(path: str | Path, *, channel: int | None = None,
-                 max_bytes: int | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+def read_omezarr(
+    path: str | Path, *, channel: int | None = None, max_bytes: int | None = None
+) -> tuple[np.ndarray, dict[str, Any]]:
     """The full-resolution image of an OME-Zarr folder as a (Z, Y, X) array.
 
     Args:
@@ -189,7 +202,7 @@ def read_omezarr(path: str | Path, *, channel: int | None = None,
     node = next((n for n in nodes if n.load(Multiscales) is not None), None)
     if node is None or not node.data:
         raise SegDashError(f"{path}: the OME-Zarr holds no image")
-    axes_meta = node.metadata.get("axes") or [{"name": a} for a in "tczyx"[-node.data[0].ndim:]]
+    axes_meta = node.metadata.get("axes") or [{"name": a} for a in "tczyx"[-node.data[0].ndim :]]
     axes = [a["name"] if isinstance(a, dict) else str(a) for a in axes_meta]
     arr = node.data[0]
     label_names = [str(n) for n in (node.metadata.get("labels") or [])]
@@ -216,8 +229,10 @@ def read_omezarr(path: str | Path, *, channel: int | None = None,
             kept.append(ax)
     view = arr[tuple(index)]
     if max_bytes is not None and view.nbytes > max_bytes:
-        raise SegDashError(f"{path}: the image needs {view.nbytes / 1e9:.1f} GB, more than the import's memory budget "
-                           f"({max_bytes / 1e9:.1f} GB; SEGDASH_IMPORT_MEMORY sets it)")
+        raise SegDashError(
+            f"{path}: the image needs {view.nbytes / 1e9:.1f} GB, more than the import's memory budget "
+            f"({max_bytes / 1e9:.1f} GB; SEGDASH_IMPORT_MEMORY sets it)"
+        )
     data = np.asarray(view)
     if data.ndim == 2:
         data, kept = data[None], ["z", *kept]
@@ -227,8 +242,9 @@ def read_omezarr(path: str | Path, *, channel: int | None = None,
     return data, {"axes": axes, "pixel_size": meta["pixel_size"], "unit": meta["unit"], "labels": label_names}
 
 
-def read_omezarr_stack(path: str | Path, *, channel: int | None = None,
-                       roots: Sequence[str | Path] | None = None) -> Any:
+def read_omezarr_stack(
+    path: str | Path, *, channel: int | None = None, roots: Sequence[str | Path] | None = None
+) -> Any:
     """:func:`read_omezarr` as a :class:`core.data.io.Stack` (what :func:`core.data.io.read_stack` returns for an
     OME-Zarr folder), within the import's memory budget (the importer keeps the pixel size, see
     :mod:`core.data.pixelsize`). With ``roots``, every file of the folder (links resolved) must lie inside them."""

@@ -59,13 +59,19 @@ def _alive(pid: int) -> bool:
         return False
     try:  # a killed process whose parent has not collected it yet (a zombie) is gone too
         stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat[stat.rindex(")") + 2:][:1] != "Z"
+        return stat[stat.rindex(")") + 2 :][:1] != "Z"
     except (OSError, ValueError):
         return True
 
 
-def is_gone(pid: int | None, host: str | None, heartbeat: float | None = None, *,
-            stale_s: float = STALE_HEARTBEAT_S, now: float | None = None) -> bool:
+def is_gone(
+    pid: int | None,
+    host: str | None,
+    heartbeat: float | None = None,
+    *,
+    stale_s: float = STALE_HEARTBEAT_S,
+    now: float | None = None,
+) -> bool:
     """True when the owner is certainly gone.
 
     Args:

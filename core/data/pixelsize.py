@@ -25,10 +25,23 @@ from typing import Any, NamedTuple
 __all__ = ["PixelSize", "pixel_size_of", "normalize_unit", "tiff_pixel_size", "imagej_tags", "from_manifest"]
 
 _UNITS = {
-    "micrometer": "micrometer", "micron": "micrometer", "microns": "micrometer", "um": "micrometer",
-    "µm": "micrometer", "\u03bcm": "micrometer", "\\u00b5m": "micrometer", "nanometer": "nanometer",
-    "nm": "nanometer", "millimeter": "millimeter", "mm": "millimeter", "centimeter": "centimeter",
-    "cm": "centimeter", "meter": "meter", "m": "meter", "angstrom": "angstrom", "å": "angstrom",
+    "micrometer": "micrometer",
+    "micron": "micrometer",
+    "microns": "micrometer",
+    "um": "micrometer",
+    "µm": "micrometer",
+    "\u03bcm": "micrometer",
+    "\\u00b5m": "micrometer",
+    "nanometer": "nanometer",
+    "nm": "nanometer",
+    "millimeter": "millimeter",
+    "mm": "millimeter",
+    "centimeter": "centimeter",
+    "cm": "centimeter",
+    "meter": "meter",
+    "m": "meter",
+    "angstrom": "angstrom",
+    "å": "angstrom",
 }
 
 
@@ -159,8 +172,10 @@ def imagej_tags(px: PixelSize | None) -> dict[str, Any]:
     """
     if px is None:
         return {}
-    return {"resolution": (1.0 / px.x, 1.0 / px.y),
-            "metadata": {"unit": _IMAGEJ_UNITS.get(px.unit, px.unit), "spacing": float(px.z)}}
+    return {
+        "resolution": (1.0 / px.x, 1.0 / px.y),
+        "metadata": {"unit": _IMAGEJ_UNITS.get(px.unit, px.unit), "spacing": float(px.z)},
+    }
 
 
 def from_manifest(manifest: Any) -> PixelSize | None:

@@ -28,8 +28,15 @@ __all__ = ["memory_budget"]
 _KIND = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF"}
 
 
-def _read_one(name: str, opener: Any, *, channel: int | None, mmap: bool, as_stack: bool | None = None,
-              budget: _Budget | None = None) -> tuple[np.ndarray, bool, list[str]]:
+def _read_one(
+    name: str,
+    opener: Any,
+    *,
+    channel: int | None,
+    mmap: bool,
+    as_stack: bool | None = None,
+    budget: _Budget | None = None,
+) -> tuple[np.ndarray, bool, list[str]]:
     """Read one file as (Z, Y, X); return the array, whether it had several slices, and notices."""
     suffix = Path(_member_part(name)).suffix.lower()
     kind = _KIND.get(suffix, suffix.lstrip(".").upper())
@@ -51,26 +58,39 @@ def _read_one(name: str, opener: Any, *, channel: int | None, mmap: bool, as_sta
     except ValueError as exc:
         if str(exc).startswith(name):
             raise
-        raise SegDashError(f"{name}: cannot read this {kind} image; it may be corrupt or truncated "
-                           f"({_reason(exc)})") from None
-    except (OSError, EOFError, KeyError, IndexError, SyntaxError, RuntimeError, TypeError, struct.error,
-            zlib.error, zipfile.BadZipFile) as exc:
-        raise SegDashError(f"{name}: cannot read this {kind} image; it may be corrupt or truncated "
-                           f"({_reason(exc)})") from None
+        raise SegDashError(
+            f"{name}: cannot read this {kind} image; it may be corrupt or truncated ({_reason(exc)})"
+        ) from None
+    except (
+        OSError,
+        EOFError,
+        KeyError,
+        IndexError,
+        SyntaxError,
+        RuntimeError,
+        TypeError,
+        struct.error,
+        zlib.error,
+        zipfile.BadZipFile,
+    ) as exc:
+        raise SegDashError(
+            f"{name}: cannot read this {kind} image; it may be corrupt or truncated ({_reason(exc)})"
+        ) from None
 
 
 def _member_part(name: str) -> str:
     """The member name of ``archive.zip:dir/member.png`` (or ``name`` itself)."""
     low = name.lower()
     cut = low.rfind(".zip:")
-    return name[cut + 5:] if cut >= 0 else name
+    return name[cut + 5 :] if cut >= 0 else name
 
 
 _BYTES_PER_SAMPLE = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16B": 2, "I;16L": 2, "I": 4, "F": 4}
 
 
-def _read_pil(name: str, opener: Any, *, channel: int | None,
-              budget: _Budget | None = None) -> tuple[np.ndarray, bool, list[str]]:
+def _read_pil(
+    name: str, opener: Any, *, channel: int | None, budget: _Budget | None = None
+) -> tuple[np.ndarray, bool, list[str]]:
     stored = len(opener) if isinstance(opener, (bytes, bytearray)) else Path(opener).stat().st_size
     src = io.BytesIO(opener) if isinstance(opener, (bytes, bytearray)) else opener
     with warnings.catch_warnings():
@@ -80,8 +100,9 @@ def _read_pil(name: str, opener: Any, *, channel: int | None,
         except Image.DecompressionBombError as exc:
             counts = [int(n) for n in re.findall(r"\d+", str(exc))]
             claim = f"{counts[0] / 1e6:,.0f} megapixels" if counts else "more pixels than SegDash reads"
-            raise SegDashError(f"{name}: its header claims {claim}, beyond any microscopy slice; refused as a "
-                               "decompression bomb") from None
+            raise SegDashError(
+                f"{name}: its header claims {claim}, beyond any microscopy slice; refused as a decompression bomb"
+            ) from None
     with im:
         w, h = im.size
         pixels = int(w) * int(h)
@@ -90,7 +111,8 @@ def _read_pil(name: str, opener: Any, *, channel: int | None,
         _check_bomb(name, decoded, stored)
         # decoded image + its array + a float32 gray copy of colour images
         (budget or _Budget(memory_budget())).claim(
-            name, decoded * 2 + (pixels * 4 if bands > 1 else 0), f"a {w} x {h} image")
+            name, decoded * 2 + (pixels * 4 if bands > 1 else 0), f"a {w} x {h} image"
+        )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             im.load()
@@ -122,24 +144,35 @@ class _TiffErrors(logging.Handler):
         self.messages.append(record.getMessage())
 
 
-def _read_tiff(name: str, opener: Any, *, channel: int | None, mmap: bool, as_stack: bool | None = None,
-               budget: _Budget | None = None) -> tuple[np.ndarray, bool, list[str]]:
+def _read_tiff(
+    name: str,
+    opener: Any,
+    *,
+    channel: int | None,
+    mmap: bool,
+    as_stack: bool | None = None,
+    budget: _Budget | None = None,
+) -> tuple[np.ndarray, bool, list[str]]:
     errors = _TiffErrors()
     logger = logging.getLogger("tifffile")
     logger.addHandler(errors)
     try:
-        result = _read_tiff_series(name, opener, channel=channel, mmap=mmap, as_stack=as_stack,
-                                   budget=budget or _Budget(memory_budget()))
+        result = _read_tiff_series(
+            name, opener, channel=channel, mmap=mmap, as_stack=as_stack, budget=budget or _Budget(memory_budget())
+        )
     finally:
         logger.removeHandler(errors)
     if errors.messages:  # e.g. a truncated file: tifffile returns the pages it could read, and logs
-        raise SegDashError(f"{name}: damaged TIFF, it may be truncated ({_reason(Exception(errors.messages[0]))}); "
-                           "nothing was imported")
+        raise SegDashError(
+            f"{name}: damaged TIFF, it may be truncated ({_reason(Exception(errors.messages[0]))}); "
+            "nothing was imported"
+        )
     return result
 
 
-def _read_tiff_series(name: str, opener: Any, *, channel: int | None, mmap: bool, as_stack: bool | None,
-                      budget: _Budget) -> tuple[np.ndarray, bool, list[str]]:
+def _read_tiff_series(
+    name: str, opener: Any, *, channel: int | None, mmap: bool, as_stack: bool | None, budget: _Budget
+) -> tuple[np.ndarray, bool, list[str]]:
     src = io.BytesIO(opener) if isinstance(opener, (bytes, bytearray)) else opener
     stored = len(opener) if isinstance(opener, (bytes, bytearray)) else Path(opener).stat().st_size
     with tifffile.TiffFile(src) as tif:
@@ -159,8 +192,9 @@ def _read_tiff_series(name: str, opener: Any, *, channel: int | None, mmap: bool
             dtype = dtype.newbyteorder(tif.byteorder)
             needed = series.dataoffset + nbytes
             if needed > stored:
-                raise SegDashError(f"{name}: file is truncated ({stored} bytes, "
-                                   f"the header describes {needed}); copy it again")
+                raise SegDashError(
+                    f"{name}: file is truncated ({stored} bytes, the header describes {needed}); copy it again"
+                )
             arr = np.memmap(opener, dtype=dtype, mode="r", offset=series.dataoffset, shape=shape, order="C")
         if arr is None:
             _check_bomb(name, nbytes, stored)

@@ -53,7 +53,6 @@ def known_keys(d: dict[str, Any] | None, cls: type, what: str) -> dict[str, Any]
     return d
 
 
-
 class Record:
     """Base of the dataclasses that replace the dicts records travelled as (a job's snapshot, ...): the
     keys are the fields, in one place; :meth:`to_dict` gives the JSON-able dict, and the record still

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Iterable
 
-
 from ..errors import SegDashError
 from .limits import _ZIP_MAX_RATIO, IMAGE_SUFFIXES, _gb, _reason, memory_budget
 
@@ -92,17 +91,25 @@ def _expand_zip(zip_name: str, src: Path | bytes, folder: str | None = None) -> 
         total += m.file_size
         packed += m.compress_size
         if m.file_size > _ZIP_MAX_RATIO * max(m.compress_size, 1) and m.file_size > 10_000_000:
-            raise SegDashError(f"{zip_name}: member {m.filename!r} expands {m.file_size // max(m.compress_size, 1)}"
-                               "-fold; refused as a ZIP bomb")
+            raise SegDashError(
+                f"{zip_name}: member {m.filename!r} expands {m.file_size // max(m.compress_size, 1)}"
+                "-fold; refused as a ZIP bomb"
+            )
         if m.file_size > budget:
-            raise SegDashError(f"{zip_name}:{m.filename}: {_gb(m.file_size)} uncompressed, more than this machine "
-                               f"can hold for an import ({_gb(budget)}; SEGDASH_IMPORT_MEMORY sets it)")
+            raise SegDashError(
+                f"{zip_name}:{m.filename}: {_gb(m.file_size)} uncompressed, more than this machine "
+                f"can hold for an import ({_gb(budget)}; SEGDASH_IMPORT_MEMORY sets it)"
+            )
     if total > ZIP_MAX_BYTES:
-        raise SegDashError(f"{zip_name}: uncompressed size {total / 1e9:.1f} GB exceeds the limit of "
-                           f"{ZIP_MAX_BYTES / 1e9:.1f} GB (set SEGDASH_ZIP_MAX_BYTES to raise it)")
+        raise SegDashError(
+            f"{zip_name}: uncompressed size {total / 1e9:.1f} GB exceeds the limit of "
+            f"{ZIP_MAX_BYTES / 1e9:.1f} GB (set SEGDASH_ZIP_MAX_BYTES to raise it)"
+        )
     if total > _ZIP_BOMB_TOTAL and total > _ZIP_TOTAL_RATIO * max(packed, 1):
-        raise SegDashError(f"{zip_name}: {_gb(packed)} of members that expand to {_gb(total)} "
-                           f"({total // max(packed, 1)}-fold); refused as a ZIP bomb")
+        raise SegDashError(
+            f"{zip_name}: {_gb(packed)} of members that expand to {_gb(total)} "
+            f"({total // max(packed, 1)}-fold); refused as a ZIP bomb"
+        )
     found = False
     shared = _ZipSource(zip_name, src)
     for m in members:

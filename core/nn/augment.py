@@ -40,14 +40,20 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..errors import SegDashError
 from ..data.records import known_keys
+from ..errors import SegDashError
 
 __all__ = ["AugmentConfig", "augment_batch", "preview"]
 
 _LIMITS = {  # field: (min, max)
-    "rotate_deg": (0.0, 180.0), "elastic": (0.0, 1.0), "noise_std": (0.0, 1.0), "zoom": (0.0, 0.9),
-    "brightness": (0.0, 1.0), "contrast": (0.0, 1.0), "gamma": (0.0, 1.0), "p": (0.0, 1.0),
+    "rotate_deg": (0.0, 180.0),
+    "elastic": (0.0, 1.0),
+    "noise_std": (0.0, 1.0),
+    "zoom": (0.0, 0.9),
+    "brightness": (0.0, 1.0),
+    "contrast": (0.0, 1.0),
+    "gamma": (0.0, 1.0),
+    "p": (0.0, 1.0),
 }
 _ELASTIC_SIGMA = 0.03  # displacement std as a fraction of the patch side, at elastic = 1.0
 
@@ -104,10 +110,19 @@ class AugmentConfig:
         if not self.enabled():
             return "none"
         parts = [name for name, on in (("flips", self.flips), ("90° rotations", self.rot90)) if on]
-        parts += [f"{label} {getattr(self, f):g}" for f, label in
-                  (("rotate_deg", "rotation ±"), ("zoom", "zoom"), ("elastic", "elastic"),
-                   ("brightness", "brightness"), ("contrast", "contrast"), ("gamma", "gamma"), ("noise_std", "noise"))
-                  if getattr(self, f) > 0]
+        parts += [
+            f"{label} {getattr(self, f):g}"
+            for f, label in (
+                ("rotate_deg", "rotation ±"),
+                ("zoom", "zoom"),
+                ("elastic", "elastic"),
+                ("brightness", "brightness"),
+                ("contrast", "contrast"),
+                ("gamma", "gamma"),
+                ("noise_std", "noise"),
+            )
+            if getattr(self, f) > 0
+        ]
         return ", ".join(parts) + f" (p = {self.p:g})"
 
     def enabled(self) -> bool:
@@ -121,8 +136,9 @@ class AugmentConfig:
         return self.brightness > 0 or self.contrast > 0 or self.gamma > 0 or self.noise_std > 0
 
 
-def augment_batch(images: torch.Tensor, masks: torch.Tensor, cfg: AugmentConfig,
-                  generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def augment_batch(
+    images: torch.Tensor, masks: torch.Tensor, cfg: AugmentConfig, generator: torch.Generator | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Augment a batch of images and their masks with per-sample random parameters.
 
     Args:
@@ -140,10 +156,16 @@ def augment_batch(images: torch.Tensor, masks: torch.Tensor, cfg: AugmentConfig,
         >>> y.shape, n.dtype
         (torch.Size([2, 1, 16, 16]), torch.int64)
     """
-    if images.ndim != 4 or masks.ndim != 3 or images.shape[0] != masks.shape[0] \
-            or images.shape[-2:] != masks.shape[-2:]:
-        raise SegDashError(f"expected images (N, C, H, W) and masks (N, H, W) of the same N, H, W; got "
-                           f"{tuple(images.shape)} and {tuple(masks.shape)}")
+    if (
+        images.ndim != 4
+        or masks.ndim != 3
+        or images.shape[0] != masks.shape[0]
+        or images.shape[-2:] != masks.shape[-2:]
+    ):
+        raise SegDashError(
+            f"expected images (N, C, H, W) and masks (N, H, W) of the same N, H, W; got "
+            f"{tuple(images.shape)} and {tuple(masks.shape)}"
+        )
     if not cfg.enabled() or images.shape[0] == 0:
         return images, masks
     n, _, h, w = images.shape
@@ -166,8 +188,9 @@ def augment_batch(images: torch.Tensor, masks: torch.Tensor, cfg: AugmentConfig,
     return images, masks
 
 
-def _dihedral(images: torch.Tensor, masks: torch.Tensor, hflip: list[bool], vflip: list[bool],
-              k: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+def _dihedral(
+    images: torch.Tensor, masks: torch.Tensor, hflip: list[bool], vflip: list[bool], k: list[int]
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Exact flips and 90-degree rotations, per sample."""
     if not any(hflip) and not any(vflip) and not any(k):
         return images, masks
@@ -185,8 +208,9 @@ def _dihedral(images: torch.Tensor, masks: torch.Tensor, hflip: list[bool], vfli
     return torch.stack(out_i), torch.stack(out_m)
 
 
-def _warp(images: torch.Tensor, masks: torch.Tensor, cfg: AugmentConfig,
-          g: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
+def _warp(
+    images: torch.Tensor, masks: torch.Tensor, cfg: AugmentConfig, g: torch.Generator | None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Free rotation + zoom + elastic deformation as one sampling grid, on the samples drawn."""
     n, _, h, w = images.shape
     rot = (torch.rand(n, generator=g) * 2 - 1) * cfg.rotate_deg * (torch.rand(n, generator=g) < cfg.p)
@@ -214,8 +238,7 @@ def _warp(images: torch.Tensor, masks: torch.Tensor, cfg: AugmentConfig,
         grid = grid + disp.permute(0, 2, 3, 1)
     idx = todo.to(dev)
     x = F.grid_sample(images[idx].float(), grid, mode="bilinear", padding_mode="reflection", align_corners=False)
-    m = F.grid_sample(masks[idx, None].float(), grid, mode="nearest", padding_mode="reflection",
-                      align_corners=False)
+    m = F.grid_sample(masks[idx, None].float(), grid, mode="nearest", padding_mode="reflection", align_corners=False)
     images, masks = images.clone(), masks.clone()
     images[idx] = x.clamp_(0.0, 1.0).to(images.dtype)
     masks[idx] = m[:, 0].round().to(masks.dtype)
@@ -254,8 +277,9 @@ def _photometric(images: torch.Tensor, cfg: AugmentConfig, g: torch.Generator | 
     return x.to(images.dtype)
 
 
-def preview(image: np.ndarray, mask: np.ndarray, cfg: AugmentConfig, n: int, seed: int
-            ) -> list[tuple[np.ndarray, np.ndarray]]:
+def preview(
+    image: np.ndarray, mask: np.ndarray, cfg: AugmentConfig, n: int, seed: int
+) -> list[tuple[np.ndarray, np.ndarray]]:
     """``n`` augmented versions of one image and its mask, as training would make them.
 
     Args:
@@ -270,8 +294,9 @@ def preview(image: np.ndarray, mask: np.ndarray, cfg: AugmentConfig, n: int, see
     """
     image, mask = np.asarray(image), np.asarray(mask)
     if image.ndim != 2 or image.shape != mask.shape:
-        raise SegDashError(f"preview needs a (Y, X) image and a mask of the same shape; got {image.shape} "
-                           f"and {mask.shape}")
+        raise SegDashError(
+            f"preview needs a (Y, X) image and a mask of the same shape; got {image.shape} and {mask.shape}"
+        )
     if n < 1:
         return []
     g = torch.Generator().manual_seed(int(seed))

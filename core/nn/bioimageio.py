@@ -137,8 +137,10 @@ def load_package(path: str | Path, device: str | torch.device = "cpu") -> Checkp
                 raise SegDashError(f"{path}: the bioimage.io package does not describe a model")
             seg = (rdf.get("config") or {}).get("segdash")
             if not isinstance(seg, dict) or "model_config" not in seg:
-                raise SegDashError(f"{path}: a bioimage.io model not exported by SegDash; SegDash predicts only with "
-                                   "packages it exported (it needs their normalisation window and classes)")
+                raise SegDashError(
+                    f"{path}: a bioimage.io model not exported by SegDash; SegDash predicts only with "
+                    "packages it exported (it needs their normalisation window and classes)"
+                )
             ts = (rdf.get("weights") or {}).get("torchscript")
             if not isinstance(ts, dict) or ts.get("source") not in names:
                 raise SegDashError(f"{path}: the package has no TorchScript weights")
@@ -164,7 +166,16 @@ def load_package(path: str | Path, device: str | torch.device = "cpu") -> Checkp
         raise SegDashError(f"{path}: cannot load the TorchScript weights ({type(exc).__name__})") from None
     model = _LogitsFromProbabilities(module, cfg.binary).to(device).eval()
     extra = {"dataset": seg.get("training_dataset", ""), "bioimageio": True, "package_name": rdf.get("name", "")}
-    return Checkpoint(model=model, model_config=cfg, class_names=class_names, norm_window=window,
-                      patch_size=int(seg.get("patch_size", 256)), epoch=int(seg.get("epoch", 0)),
-                      metrics=dict(seg.get("metrics") or {}), history=[], run_id=str(seg.get("run_id", "")),
-                      state={"extra": extra}, path=path)
+    return Checkpoint(
+        model=model,
+        model_config=cfg,
+        class_names=class_names,
+        norm_window=window,
+        patch_size=int(seg.get("patch_size", 256)),
+        epoch=int(seg.get("epoch", 0)),
+        metrics=dict(seg.get("metrics") or {}),
+        history=[],
+        run_id=str(seg.get("run_id", "")),
+        state={"extra": extra},
+        path=path,
+    )

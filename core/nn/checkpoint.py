@@ -44,8 +44,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import SegDashError
 from ..data.io import atomic_write
+from ..errors import SegDashError
 from .model import ModelConfig, build_model
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "Checkpoint", "save_checkpoint", "load_checkpoint", "read_checkpoint_info"]
@@ -55,8 +55,16 @@ _BUNDLE_MEMBER = "model.pt"  # where core.train.bundle.write_bundle puts the wei
 
 FORMAT = "segdash-checkpoint"
 FORMAT_VERSION = 1
-_REQUIRED = ("format", "format_version", "model_config", "model_state", "class_names", "norm_window",
-             "patch_size", "epoch")
+_REQUIRED = (
+    "format",
+    "format_version",
+    "model_config",
+    "model_state",
+    "class_names",
+    "norm_window",
+    "patch_size",
+    "epoch",
+)
 
 
 @dataclass
@@ -122,15 +130,30 @@ def _plain(obj: Any) -> Any:
 def _versions() -> dict[str, str]:
     import segmentation_models_pytorch as smp
 
-    return {"torch": str(torch.__version__), "segmentation_models_pytorch": str(smp.__version__),
-            "numpy": str(np.__version__)}
+    return {
+        "torch": str(torch.__version__),
+        "segmentation_models_pytorch": str(smp.__version__),
+        "numpy": str(np.__version__),
+    }
 
 
-def save_checkpoint(path: str | Path, model: nn.Module, model_config: ModelConfig, *,
-                    class_names: Sequence[str], norm_window: Sequence[float], patch_size: int, epoch: int,
-                    metrics: dict[str, Any], optimizer: Any = None, scheduler: Any = None, scaler: Any = None,
-                    history: Sequence[dict[str, Any]] | None = None, run_id: str = "",
-                    extra: dict[str, Any] | None = None) -> Path:
+def save_checkpoint(
+    path: str | Path,
+    model: nn.Module,
+    model_config: ModelConfig,
+    *,
+    class_names: Sequence[str],
+    norm_window: Sequence[float],
+    patch_size: int,
+    epoch: int,
+    metrics: dict[str, Any],
+    optimizer: Any = None,
+    scheduler: Any = None,
+    scaler: Any = None,
+    history: Sequence[dict[str, Any]] | None = None,
+    run_id: str = "",
+    extra: dict[str, Any] | None = None,
+) -> Path:
     """Write a checkpoint atomically (temporary file, fsync, rename).
 
     Args:
@@ -206,11 +229,17 @@ def _bundle_source(path: Path) -> tuple[Any, str] | None:
                     bundle = "config.json" in names
                     raise SegDashError(
                         f"{path}: a ZIP without a checkpoint inside"
-                        + (" (a reproducibility bundle of a run that had no checkpoint)" if bundle else
-                           f" (members: {', '.join(names[:8])}{' ...' if len(names) > 8 else ''})")
-                        + "; give a run's best.pt or last.pt, or a bundle.zip that holds model.pt")
-                raise SegDashError(f"{path}: a ZIP with several checkpoints inside ({', '.join(inside[:8])}): "
-                                   f"extract the one to use (unzip {path.name} {inside[0]}) and give that file")
+                        + (
+                            " (a reproducibility bundle of a run that had no checkpoint)"
+                            if bundle
+                            else f" (members: {', '.join(names[:8])}{' ...' if len(names) > 8 else ''})"
+                        )
+                        + "; give a run's best.pt or last.pt, or a bundle.zip that holds model.pt"
+                    )
+                raise SegDashError(
+                    f"{path}: a ZIP with several checkpoints inside ({', '.join(inside[:8])}): "
+                    f"extract the one to use (unzip {path.name} {inside[0]}) and give that file"
+                )
             return io.BytesIO(zf.read(member)), f"{path} ({member})"
     except (zipfile.BadZipFile, OSError) as exc:
         raise SegDashError(f"{path}: cannot read this ZIP ({exc})") from None
@@ -224,12 +253,15 @@ def _read_raw(path: Path) -> dict[str, Any]:
         obj = torch.load(source, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         why = next((ln.strip() for ln in str(exc).splitlines() if "Unsupported global" in ln), "")
-        raise SegDashError(f"{name}: not a SegDash checkpoint (it holds Python objects other than plain data "
-                           f"and tensors; refused for safety) {why[:200]}".rstrip()) from None
+        raise SegDashError(
+            f"{name}: not a SegDash checkpoint (it holds Python objects other than plain data "
+            f"and tensors; refused for safety) {why[:200]}".rstrip()
+        ) from None
     except Exception as exc:  # noqa: BLE001 - torch.load fails in many ways on damaged files (struct.error, ...)
-        raise SegDashError(f"{name}: cannot read this checkpoint; the file is corrupt, truncated or not a "
-                           f"PyTorch file ({type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''})"
-                           ) from None
+        raise SegDashError(
+            f"{name}: cannot read this checkpoint; the file is corrupt, truncated or not a "
+            f"PyTorch file ({type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''})"
+        ) from None
     path = Path(name)  # the messages below name the member of a bundle
     if not isinstance(obj, dict):
         raise SegDashError(f"{path}: not a SegDash checkpoint (it holds a {type(obj).__name__}, not a dict)")
@@ -237,8 +269,10 @@ def _read_raw(path: Path) -> dict[str, Any]:
     if missing or obj.get("format") != FORMAT:
         raise SegDashError(f"{path}: not a SegDash checkpoint: missing keys {missing or ['format']}")
     if not isinstance(obj["format_version"], int) or obj["format_version"] > FORMAT_VERSION:
-        raise SegDashError(f"{path}: checkpoint format version {obj['format_version']!r} is newer than this "
-                           f"SegDash reads ({FORMAT_VERSION}); update SegDash")
+        raise SegDashError(
+            f"{path}: checkpoint format version {obj['format_version']!r} is newer than this "
+            f"SegDash reads ({FORMAT_VERSION}); update SegDash"
+        )
     return obj
 
 
@@ -253,8 +287,10 @@ def read_checkpoint_info(path: str | Path) -> dict[str, Any]:
     from .bioimageio import is_package
 
     if is_package(path):  # predicts (load_checkpoint), but holds no SegDash checkpoint to resume or list
-        raise SegDashError(f"{path}: a bioimage.io model package, not a SegDash checkpoint: predict with it, or "
-                           "resume training from the run's own checkpoint")
+        raise SegDashError(
+            f"{path}: a bioimage.io model package, not a SegDash checkpoint: predict with it, or "
+            "resume training from the run's own checkpoint"
+        )
     return _info(_read_raw(path), path)
 
 
@@ -264,11 +300,18 @@ def _info(obj: dict[str, Any], path: Path) -> dict[str, Any]:
     except (ValueError, TypeError) as exc:
         raise SegDashError(f"{path}: invalid model config in checkpoint: {exc}") from None
     try:
-        info = {"model_config": cfg, "class_names": tuple(str(c) for c in obj["class_names"]),
-                "norm_window": tuple(float(v) for v in obj["norm_window"]), "patch_size": int(obj["patch_size"]),
-                "epoch": int(obj["epoch"]), "metrics": dict(obj.get("metrics") or {}),
-                "history": list(obj.get("history") or []), "run_id": str(obj.get("run_id", "")),
-                "extra": dict(obj.get("extra") or {}), "saved_at": obj.get("saved_at", math.nan)}
+        info = {
+            "model_config": cfg,
+            "class_names": tuple(str(c) for c in obj["class_names"]),
+            "norm_window": tuple(float(v) for v in obj["norm_window"]),
+            "patch_size": int(obj["patch_size"]),
+            "epoch": int(obj["epoch"]),
+            "metrics": dict(obj.get("metrics") or {}),
+            "history": list(obj.get("history") or []),
+            "run_id": str(obj.get("run_id", "")),
+            "extra": dict(obj.get("extra") or {}),
+            "saved_at": obj.get("saved_at", math.nan),
+        }
     except (TypeError, ValueError) as exc:
         raise SegDashError(f"{path}: malformed SegDash checkpoint ({exc})") from None
     if len(info["norm_window"]) != 2:
@@ -308,12 +351,21 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Che
     try:
         model.load_state_dict(obj["model_state"])
     except (RuntimeError, TypeError, AttributeError) as exc:
-        raise SegDashError(f"{path}: the stored weights do not fit the stored model config "
-                           f"({cfg.describe()}): {str(exc).splitlines()[0][:300]}") from None
+        raise SegDashError(
+            f"{path}: the stored weights do not fit the stored model config "
+            f"({cfg.describe()}): {str(exc).splitlines()[0][:300]}"
+        ) from None
     model.to(device).eval()
-    return Checkpoint(model=model, model_config=cfg, class_names=info["class_names"],
-                      norm_window=info["norm_window"], patch_size=info["patch_size"], epoch=info["epoch"],
-                      metrics=info["metrics"], history=info["history"], run_id=info["run_id"], state=obj,
-                      path=path)
-
-
+    return Checkpoint(
+        model=model,
+        model_config=cfg,
+        class_names=info["class_names"],
+        norm_window=info["norm_window"],
+        patch_size=info["patch_size"],
+        epoch=info["epoch"],
+        metrics=info["metrics"],
+        history=info["history"],
+        run_id=info["run_id"],
+        state=obj,
+        path=path,
+    )

@@ -18,8 +18,16 @@ import torch
 
 from ..errors import SegDashError
 
-__all__ = ["cpu_threads", "use_cpu_threads", "uses_channels_last", "cpu_has_bf16", "amp_dtype_for", "select_device",
-           "resolve_device", "device_label"]
+__all__ = [
+    "cpu_threads",
+    "use_cpu_threads",
+    "uses_channels_last",
+    "cpu_has_bf16",
+    "amp_dtype_for",
+    "select_device",
+    "resolve_device",
+    "device_label",
+]
 
 
 def cpu_threads() -> tuple[int, bool]:

@@ -9,7 +9,6 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..data.intensity import percentile_range
-
 from .checkpoint import Checkpoint
 
 __all__ = ["fit_warnings", "class_warning", "intensity_warning"]
@@ -36,13 +35,19 @@ def class_warning(model_classes: Sequence[str], data_classes: Sequence[str]) -> 
         return None
     m, d = ", ".join(model_classes), ", ".join(data_classes)
     if len(model_classes) != len(data_classes):
-        return (f"the model predicts {len(model_classes)} classes ({m}); the data has {len(data_classes)} "
-                f"({d}): its class indices do not mean the data's classes")
+        return (
+            f"the model predicts {len(model_classes)} classes ({m}); the data has {len(data_classes)} "
+            f"({d}): its class indices do not mean the data's classes"
+        )
     if sorted(model_classes) == sorted(data_classes):
-        return (f"the model's classes are in another order ({m}) than the data's ({d}): class index k of the "
-                "prediction is not class k of the masks")
-    return (f"the model's classes ({m}) are not the data's ({d}): it was trained for other structures, or the "
-            "classes were named differently; check the predictions before trusting the scores")
+        return (
+            f"the model's classes are in another order ({m}) than the data's ({d}): class index k of the "
+            "prediction is not class k of the masks"
+        )
+    return (
+        f"the model's classes ({m}) are not the data's ({d}): it was trained for other structures, or the "
+        "classes were named differently; check the predictions before trusting the scores"
+    )
 
 
 def intensity_warning(window: Sequence[float], images: np.ndarray) -> str | None:
@@ -79,14 +84,21 @@ def intensity_warning(window: Sequence[float], images: np.ndarray) -> str | None
         hint = " The model was trained on data beyond 8 bits; this input is 8-bit."
     elif np.issubdtype(dtype, np.integer) and whi <= 255 * 1.5 and hi > 255 * 1.5:
         hint = f" The model was trained on 8-bit-range data; this input is {dtype.name} with values up to {hi:g}."
-    return (f"the input's intensities (1-99 %: {lo:g} to {hi:g}, {dtype.name}) do not fit the window the model "
-            f"was trained with ({wlo:g} to {whi:g}): the network sees {seen} (normalised {nlo:.2f} to {nhi:.2f} "
-            f"instead of about 0 to 1), so the masks are likely poor.{hint} Rescale the data to the training "
-            "data's range, or train on this data.")
+    return (
+        f"the input's intensities (1-99 %: {lo:g} to {hi:g}, {dtype.name}) do not fit the window the model "
+        f"was trained with ({wlo:g} to {whi:g}): the network sees {seen} (normalised {nlo:.2f} to {nhi:.2f} "
+        f"instead of about 0 to 1), so the masks are likely poor.{hint} Rescale the data to the training "
+        "data's range, or train on this data."
+    )
 
 
-def fit_warnings(ckpt: Checkpoint | dict[str, Any], *, images: np.ndarray | None = None,
-                 class_names: Sequence[str] | None = None, dataset: str | None = None) -> list[str]:
+def fit_warnings(
+    ckpt: Checkpoint | dict[str, Any],
+    *,
+    images: np.ndarray | None = None,
+    class_names: Sequence[str] | None = None,
+    dataset: str | None = None,
+) -> list[str]:
     """What does not fit between a checkpoint and the data it is about to predict.
 
     Args:
@@ -104,8 +116,10 @@ def fit_warnings(ckpt: Checkpoint | dict[str, Any], *, images: np.ndarray | None
     extra = ckpt.get("extra") or {} if isinstance(ckpt, dict) else ckpt.extra
     trained_on = extra.get("dataset")
     if dataset is not None and trained_on and str(trained_on) != str(dataset):
-        out.append(f"the model was trained on dataset {trained_on!r}, not on {dataset!r}: fine for more data of "
-                   "the same kind (same microscope, staining and resolution); otherwise expect poor masks")
+        out.append(
+            f"the model was trained on dataset {trained_on!r}, not on {dataset!r}: fine for more data of "
+            "the same kind (same microscope, staining and resolution); otherwise expect poor masks"
+        )
     if images is not None:
         out.append(intensity_warning(_window_of(ckpt), images))
     return [w for w in out if w]

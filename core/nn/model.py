@@ -32,12 +32,20 @@ from urllib.parse import urlparse
 import torch
 from torch import nn
 
-from ..errors import SegDashError
 from ..data.records import known_keys
+from ..errors import SegDashError
 
 __all__ = [
-    "ARCHITECTURES", "ENCODERS", "ENCODER_WEIGHTS", "ModelConfig", "ClassicUNet", "build_model",
-    "probabilities", "labels_from_logits", "required_multiple", "count_parameters",
+    "ARCHITECTURES",
+    "ENCODERS",
+    "ENCODER_WEIGHTS",
+    "ModelConfig",
+    "ClassicUNet",
+    "build_model",
+    "probabilities",
+    "labels_from_logits",
+    "required_multiple",
+    "count_parameters",
 ]
 
 ARCHITECTURES = ("Unet", "UnetPlusPlus", "FPN", "DeepLabV3Plus", "classic")
@@ -136,11 +144,16 @@ def _check_int(value: Any, what: str, lo: int, hi: int) -> None:
 
 # -- the classic U-Net -------------------------------------------------------------------------
 
+
 class _DoubleConv(nn.Sequential):
     def __init__(self, cin: int, cout: int):
         super().__init__(
-            nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
-            nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
+            nn.Conv2d(cin, cout, 3, padding=1, bias=False),
+            nn.BatchNorm2d(cout),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(cout, cout, 3, padding=1, bias=False),
+            nn.BatchNorm2d(cout),
+            nn.ReLU(inplace=True),
         )
 
 
@@ -181,8 +194,9 @@ class ClassicUNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         m = 2 ** (self.levels - 1)
         if x.shape[-2] % m or x.shape[-1] % m:
-            raise RuntimeError(f"classic U-Net input height and width must be multiples of {m}; got "
-                               f"{tuple(x.shape[-2:])}")
+            raise RuntimeError(
+                f"classic U-Net input height and width must be multiples of {m}; got {tuple(x.shape[-2:])}"
+            )
         skips = []
         for i, block in enumerate(self.down):
             x = block(x if i == 0 else self.pool(x))
@@ -194,6 +208,7 @@ class ClassicUNet(nn.Module):
 
 
 # -- factory -----------------------------------------------------------------------------------
+
 
 def build_model(cfg: ModelConfig) -> nn.Module:
     """Build the network described by ``cfg`` (random init unless ``encoder_weights="imagenet"``).
@@ -216,17 +231,24 @@ def build_model(cfg: ModelConfig) -> nn.Module:
     if cfg.encoder_depth != 5:
         kwargs["encoder_depth"] = cfg.encoder_depth
         if cfg.arch in ("Unet", "UnetPlusPlus"):
-            kwargs["decoder_channels"] = (256, 128, 64, 32, 16)[-cfg.encoder_depth:]
+            kwargs["decoder_channels"] = (256, 128, 64, 32, 16)[-cfg.encoder_depth :]
     if cfg.encoder_weights is None:
-        return smp.create_model(cfg.arch, encoder_name=cfg.encoder, encoder_weights=None,
-                                in_channels=cfg.in_channels, classes=cfg.out_channels, **kwargs)
+        return smp.create_model(
+            cfg.arch,
+            encoder_name=cfg.encoder,
+            encoder_weights=None,
+            in_channels=cfg.in_channels,
+            classes=cfg.out_channels,
+            **kwargs,
+        )
     # Pretrained: fetch the file ourselves (fast failure offline), then load it the way smp does,
     # so that smp never makes a network call that retries for half a minute.
     weights_file = _pretrained_file(cfg.encoder, cfg.encoder_weights)
     from safetensors.torch import load_file
 
-    model = smp.create_model(cfg.arch, encoder_name=cfg.encoder, encoder_weights=None, in_channels=3,
-                             classes=cfg.out_channels, **kwargs)
+    model = smp.create_model(
+        cfg.arch, encoder_name=cfg.encoder, encoder_weights=None, in_channels=3, classes=cfg.out_channels, **kwargs
+    )
     state = load_file(weights_file, device="cpu")
     model.encoder.load_state_dict(state)
     if cfg.in_channels != 3:
@@ -246,8 +268,9 @@ def _pretrained_file(encoder: str, weights: str) -> str:
     cached = hf.try_to_load_from_cache(repo, "model.safetensors", revision=rev)
     if isinstance(cached, str):
         return cached
-    offline_msg = (f"pretrained weights for {encoder} ({weights}) cannot be downloaded (offline?); "
-                   "use encoder_weights=None")
+    offline_msg = (
+        f"pretrained weights for {encoder} ({weights}) cannot be downloaded (offline?); use encoder_weights=None"
+    )
     if hf.constants.HF_HUB_OFFLINE:
         raise SegDashError(offline_msg)
     host = urlparse(hf.constants.ENDPOINT).hostname or "huggingface.co"
@@ -273,6 +296,7 @@ def _pretrained_file(encoder: str, weights: str) -> str:
 
 
 # -- outputs -----------------------------------------------------------------------------------
+
 
 def probabilities(logits: torch.Tensor, n_classes: int) -> torch.Tensor:
     """Class probabilities with K channels whatever the head.

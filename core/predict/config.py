@@ -34,7 +34,8 @@ class PredictConfig:
         tta: average over four flips (identity, left-right, up-down, both): 4x the time.
         threshold: binary models: a pixel is foreground where P(class 1) > ``threshold``.
             Ignored for more than two classes (arg-max).
-        device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...; ``None``: :func:`core.nn.device.select_device`'s choice (CUDA, else MPS, else CPU).
+        device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...; ``None``: :func:`core.nn.device.select_device`'s
+            choice (CUDA, else MPS, else CPU).
     """
 
     tile: int | None = None

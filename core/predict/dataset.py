@@ -14,12 +14,12 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import SegDashError
 from ..data.io import atomic_write
 from ..data.records import Record, json_clean
+from ..errors import SegDashError
 from ..nn.checkpoint import Checkpoint, load_checkpoint
-from ..nn.fit import fit_warnings
 from ..nn.device import resolve_device
+from ..nn.fit import fit_warnings
 from .config import PredictConfig, PredictionResult, ProgressFn
 from .inferer import default_tile
 from .probabilities import read_prediction_tiff
@@ -35,9 +35,15 @@ def _run_id_for(ckpt: Checkpoint, checkpoint_path: Path) -> str:
     return rid or "prediction"
 
 
-def predict_dataset(ws: Any, dataset: str, checkpoint_path: str | Path, cfg: PredictConfig = PredictConfig(),
-                    run_id: str | None = None, progress: ProgressFn | None = None,
-                    cancel: threading.Event | None = None) -> PredictionResult:
+def predict_dataset(
+    ws: Any,
+    dataset: str,
+    checkpoint_path: str | Path,
+    cfg: PredictConfig = PredictConfig(),
+    run_id: str | None = None,
+    progress: ProgressFn | None = None,
+    cancel: threading.Event | None = None,
+) -> PredictionResult:
     """Predict a whole dataset of a workspace and store it for review.
 
     Writes into ``ws.predictions_dir(dataset, run_id)``: ``masks.tif`` (Z, Y, X) uint8,
@@ -60,36 +66,57 @@ def predict_dataset(ws: Any, dataset: str, checkpoint_path: str | Path, cfg: Pre
     ckpt = load_checkpoint(checkpoint_path, device="cpu")
     k = int(ckpt.model_config.n_classes)
     if k != info.n_classes:
-        raise SegDashError(f"the checkpoint predicts {k} classes ({', '.join(ckpt.class_names)}); dataset "
-                           f"{dataset!r} has {info.n_classes} ({', '.join(info.class_names)})")
+        raise SegDashError(
+            f"the checkpoint predicts {k} classes ({', '.join(ckpt.class_names)}); dataset "
+            f"{dataset!r} has {info.n_classes} ({', '.join(info.class_names)})"
+        )
     run_id = run_id or _run_id_for(ckpt, checkpoint_path)
     folder = ws.predictions_dir(dataset, run_id)
     images = ws.read_images(dataset)
     warnings = tuple(fit_warnings(ckpt, images=images, class_names=info.class_names, dataset=dataset))
-    result = predict_stack(ckpt, images, out_masks=folder / MASKS, out_prob=folder / PROB, cfg=cfg,
-                           progress=progress, cancel=cancel)
+    result = predict_stack(
+        ckpt, images, out_masks=folder / MASKS, out_prob=folder / PROB, cfg=cfg, progress=progress, cancel=cancel
+    )
     result = replace(result, warnings=warnings)
     if result.n_done == 0:
         return result
     masks = read_prediction_tiff(result.masks_path)
     rows, conf = score_prediction(ws, dataset, masks)
     del masks
-    slices = [{"z": z, "name": info.slice_names[z], "status": info.statuses[z], "uncertainty": u}
-              for z, u in enumerate(result.uncertainty)]
+    slices = [
+        {"z": z, "name": info.slice_names[z], "status": info.statuses[z], "uncertainty": u}
+        for z, u in enumerate(result.uncertainty)
+    ]
     for r in rows:
-        slices[r["z"]].update({key: r[key] for key in ("dice", "iou", "pixel_error", "accuracy",
-                                                       "dice_per_class", "iou_per_class")})
+        slices[r["z"]].update(
+            {key: r[key] for key in ("dice", "iou", "pixel_error", "accuracy", "dice_per_class", "iou_per_class")}
+        )
     summary = {
-        "dataset": dataset, "run_id": run_id, "checkpoint": str(checkpoint_path.resolve()),
-        "checkpoint_epoch": getattr(ckpt, "epoch", None), "class_names": list(info.class_names),
-        "n_classes": k, "threshold": cfg.threshold, "config": asdict(cfg), "tile": default_tile(ckpt, cfg.tile, resolve_device(cfg.device)),
-        "norm_window": list(ckpt.norm_window), "prob_dtype": "uint8", "prob_scale": 255.0,
-        "device": result.device, "created": time.time(), "seconds": result.seconds,
-        "n_done": result.n_done, "n_total": result.n_total, "cancelled": result.cancelled,
+        "dataset": dataset,
+        "run_id": run_id,
+        "checkpoint": str(checkpoint_path.resolve()),
+        "checkpoint_epoch": getattr(ckpt, "epoch", None),
+        "class_names": list(info.class_names),
+        "n_classes": k,
+        "threshold": cfg.threshold,
+        "config": asdict(cfg),
+        "tile": default_tile(ckpt, cfg.tile, resolve_device(cfg.device)),
+        "norm_window": list(ckpt.norm_window),
+        "prob_dtype": "uint8",
+        "prob_scale": 255.0,
+        "device": result.device,
+        "created": time.time(),
+        "seconds": result.seconds,
+        "n_done": result.n_done,
+        "n_total": result.n_total,
+        "cancelled": result.cancelled,
         "mean_uncertainty": float(np.mean(result.uncertainty)),
         "mean_dice": float(np.mean([r["dice"] for r in rows])) if rows else None,
-        "confusion": conf, "slices": slices, "warnings": list(warnings),
-        "trained_on": ckpt.extra.get("dataset"), "model_class_names": list(ckpt.class_names),
+        "confusion": conf,
+        "slices": slices,
+        "warnings": list(warnings),
+        "trained_on": ckpt.extra.get("dataset"),
+        "model_class_names": list(ckpt.class_names),
     }
     text = json.dumps(json_clean(summary), indent=1)
     atomic_write(folder / SUMMARY, lambda fh: fh.write(text.encode()))
@@ -136,8 +163,14 @@ class PredictionJob:
         'cancelled'
     """
 
-    def __init__(self, ws: Any, dataset: str, checkpoint_path: str | Path, cfg: PredictConfig = PredictConfig(),
-                 run_id: str | None = None):
+    def __init__(
+        self,
+        ws: Any,
+        dataset: str,
+        checkpoint_path: str | Path,
+        cfg: PredictConfig = PredictConfig(),
+        run_id: str | None = None,
+    ):
         self.ws, self.dataset, self.checkpoint_path, self.cfg = ws, dataset, Path(checkpoint_path), cfg
         self.run_id = run_id
         self._cancel = threading.Event()
@@ -156,10 +189,21 @@ class PredictionJob:
 
     def _run(self) -> None:
         try:
-            result = predict_dataset(self.ws, self.dataset, self.checkpoint_path, self.cfg, run_id=self.run_id,
-                                     progress=self._progress, cancel=self._cancel)
-            final = {"state": "cancelled" if result.cancelled else "done", "result": result,
-                     "done": result.n_done, "total": result.n_total}
+            result = predict_dataset(
+                self.ws,
+                self.dataset,
+                self.checkpoint_path,
+                self.cfg,
+                run_id=self.run_id,
+                progress=self._progress,
+                cancel=self._cancel,
+            )
+            final = {
+                "state": "cancelled" if result.cancelled else "done",
+                "result": result,
+                "done": result.n_done,
+                "total": result.n_total,
+            }
         except SegDashError as exc:  # a refusal, written for the user
             final = {"state": "failed", "error": str(exc)}
         except Exception as exc:  # noqa: BLE001 - every error becomes the job's failed state

@@ -28,8 +28,8 @@ import numpy as np
 import torch
 from monai.inferers import sliding_window_inference
 
-from ..errors import SegDashError
 from ..data.intensity import normalize
+from ..errors import SegDashError
 from ..nn.checkpoint import Checkpoint
 from ..nn.device import amp_dtype_for, resolve_device, use_cpu_threads, uses_channels_last
 from ..nn.model import probabilities, required_multiple
@@ -154,8 +154,10 @@ class _Runner:
             if image.ndim != 2:
                 raise SegDashError(f"expected a (Y, X) slice, got shape {image.shape}")
         elif image.ndim != 3 or image.shape[0] != self.in_channels:
-            raise SegDashError(f"the model takes {self.in_channels} channels: expected ({self.in_channels}, Y, X), "
-                               f"got shape {image.shape}")
+            raise SegDashError(
+                f"the model takes {self.in_channels} channels: expected ({self.in_channels}, Y, X), "
+                f"got shape {image.shape}"
+            )
         if min(image.shape[-2:]) < 1:
             raise SegDashError(f"empty slice of shape {image.shape}")
         return image
@@ -178,8 +180,9 @@ class _Runner:
             overlap = [_aligned_overlap(r, self.cfg.overlap, m) for r in roi]
         with torch.inference_mode():
             t = torch.from_numpy(np.ascontiguousarray(x[None])).to(self.device)
-            out = sliding_window_inference(t, roi, self.batch_size(roi), self._predictor,
-                                           overlap=overlap, mode="gaussian")
+            out = sliding_window_inference(
+                t, roi, self.batch_size(roi), self._predictor, overlap=overlap, mode="gaussian"
+            )
             probs = out[0, :, :h, :w].float().cpu().numpy()
         return np.ascontiguousarray(probs, dtype=np.float32)
 

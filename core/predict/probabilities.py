@@ -30,8 +30,16 @@ import tifffile
 
 from ..errors import SegDashError
 
-__all__ = ["labels_from_probs", "uncertainty_map", "slice_uncertainty", "quantize", "labels_from_stored",
-           "read_prediction_tiff", "relabel", "PROB_DTYPES"]
+__all__ = [
+    "labels_from_probs",
+    "uncertainty_map",
+    "slice_uncertainty",
+    "quantize",
+    "labels_from_stored",
+    "read_prediction_tiff",
+    "relabel",
+    "PROB_DTYPES",
+]
 
 PROB_DTYPES = {"uint8": 255.0, "float16": 1.0}  # stored dtype -> value that means probability 1
 

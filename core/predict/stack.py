@@ -21,9 +21,9 @@ from typing import Any, Callable
 import numpy as np
 import tifffile
 
-from ..errors import SegDashError
 from ..data.files import AtomicFile
 from ..data.io import read_stack
+from ..errors import SegDashError
 from ..nn.checkpoint import Checkpoint, load_checkpoint
 from ..nn.fit import fit_warnings
 from .config import PredictConfig, PredictionResult, ProgressFn
@@ -50,8 +50,13 @@ class _SliceReader:
         root = images
         while isinstance(root, np.ndarray) and not isinstance(root.base, mmap.mmap):
             root = root.base
-        if (isinstance(images, np.memmap) and isinstance(root, np.memmap) and root.filename
-                and images[0].flags.c_contiguous and images.strides[0] == images[0].nbytes):
+        if (
+            isinstance(images, np.memmap)
+            and isinstance(root, np.memmap)
+            and root.filename
+            and images[0].flags.c_contiguous
+            and images.strides[0] == images[0].nbytes
+        ):
             delta = images.__array_interface__["data"][0] - root.__array_interface__["data"][0]
             self.offset0 = int(root.offset) + delta
             self.fh = open(root.filename, "rb")
@@ -97,10 +102,18 @@ def _eta(t0: float, done: int, total: int) -> float:
     return (time.perf_counter() - t0) / max(done, 1) * (total - done)
 
 
-def predict_stack(ckpt: Checkpoint, images: np.ndarray, *, out_masks: str | Path, out_prob: str | Path | None = None,
-                  cfg: PredictConfig = PredictConfig(), progress: ProgressFn | None = None,
-                  cancel: threading.Event | None = None, channel: int | None = None,
-                  prob_dtype: str = "uint8") -> PredictionResult:
+def predict_stack(
+    ckpt: Checkpoint,
+    images: np.ndarray,
+    *,
+    out_masks: str | Path,
+    out_prob: str | Path | None = None,
+    cfg: PredictConfig = PredictConfig(),
+    progress: ProgressFn | None = None,
+    cancel: threading.Event | None = None,
+    channel: int | None = None,
+    prob_dtype: str = "uint8",
+) -> PredictionResult:
     """Predict every slice of a stack, writing masks (and probabilities) to TIFF slice by slice.
 
     Memory stays at a few slices whatever the depth: one slice is read, predicted and written at a
@@ -135,8 +148,10 @@ def predict_stack(ckpt: Checkpoint, images: np.ndarray, *, out_masks: str | Path
     elif channel is not None and images.ndim == 3:
         raise SegDashError("channel given, but the stack has no channel axis (expected (Z, C, Y, X))")
     if images.ndim != (3 if runner.in_channels == 1 else 4):
-        raise SegDashError(f"expected a (Z, Y, X) stack, got shape {images.shape}"
-                           + (" (choose a channel)" if images.ndim == 4 else ""))
+        raise SegDashError(
+            f"expected a (Z, Y, X) stack, got shape {images.shape}"
+            + (" (choose a channel)" if images.ndim == 4 else "")
+        )
     z_total, (h, w) = images.shape[0], images.shape[-2:]
     if z_total == 0:
         raise SegDashError("the stack has no slices")
@@ -184,15 +199,28 @@ def predict_stack(ckpt: Checkpoint, images: np.ndarray, *, out_masks: str | Path
         raise
     finally:
         reader.close()
-    return PredictionResult(masks_path, prob_path, done, z_total, cancelled, uncertainty,
-                            time.perf_counter() - t0, str(runner.device))
+    return PredictionResult(
+        masks_path, prob_path, done, z_total, cancelled, uncertainty, time.perf_counter() - t0, str(runner.device)
+    )
 
 
-def predict_headless(checkpoint: str | Path, input: Any, out: str | Path, *, prob: str | Path | None = None,
-                     tile: int | None = None, overlap: float = 0.25, batch_size: int = 4, tta: bool = False,
-                     threshold: float = 0.5, channel: int | None = None, progress: ProgressFn | None = None,
-                     device: str | None = None, warn: Callable[[str], None] | None = None,
-                     as_stack: bool | None = None) -> dict[str, Any]:
+def predict_headless(
+    checkpoint: str | Path,
+    input: Any,
+    out: str | Path,
+    *,
+    prob: str | Path | None = None,
+    tile: int | None = None,
+    overlap: float = 0.25,
+    batch_size: int = 4,
+    tta: bool = False,
+    threshold: float = 0.5,
+    channel: int | None = None,
+    progress: ProgressFn | None = None,
+    device: str | None = None,
+    warn: Callable[[str], None] | None = None,
+    as_stack: bool | None = None,
+) -> dict[str, Any]:
     """``python -m core predict``: predict a stack file (or folder, ZIP, PNGs) to a masks TIFF.
 
     The input is read with :func:`core.data.io.read_stack`: an uncompressed TIFF stack is
@@ -209,23 +237,31 @@ def predict_headless(checkpoint: str | Path, input: Any, out: str | Path, *, pro
         the checkpoint and the input (:func:`core.nn.fit.fit_warnings`: intensity window and
         bit depth), ``checkpoint`` its class names, intensity window and training dataset.
     """
-    cfg = PredictConfig(tile=tile, overlap=overlap, batch_size=batch_size, tta=tta, threshold=threshold,
-                        device=device)
+    cfg = PredictConfig(tile=tile, overlap=overlap, batch_size=batch_size, tta=tta, threshold=threshold, device=device)
     ckpt = load_checkpoint(Path(checkpoint), device="cpu")
     stack = read_stack(input, channel=channel, as_stack=as_stack)
     warnings = fit_warnings(ckpt, images=stack.data)
     if warn is not None:
         for w in warnings:
             warn(w)
-    result = predict_stack(ckpt, stack.data, out_masks=Path(out), out_prob=Path(prob) if prob else None,
-                           cfg=cfg, progress=progress)
+    result = predict_stack(
+        ckpt, stack.data, out_masks=Path(out), out_prob=Path(prob) if prob else None, cfg=cfg, progress=progress
+    )
     return {
-        "input": str(input), "out": str(result.masks_path) if result.masks_path else None,
-        "prob": str(result.prob_path) if result.prob_path else None, "slices": result.n_done,
+        "input": str(input),
+        "out": str(result.masks_path) if result.masks_path else None,
+        "prob": str(result.prob_path) if result.prob_path else None,
+        "slices": result.n_done,
         "seconds": round(result.seconds, 3),
         "slices_per_s": round(result.n_done / result.seconds, 3) if result.seconds > 0 else None,
         "mean_uncertainty": float(np.mean(result.uncertainty)) if result.uncertainty else None,
-        "device": result.device, "cancelled": result.cancelled, "warnings": warnings,
-        "checkpoint": {"class_names": list(ckpt.class_names), "norm_window": list(ckpt.norm_window),
-                       "trained_on": ckpt.extra.get("dataset"), "run_id": ckpt.run_id},
+        "device": result.device,
+        "cancelled": result.cancelled,
+        "warnings": warnings,
+        "checkpoint": {
+            "class_names": list(ckpt.class_names),
+            "norm_window": list(ckpt.norm_window),
+            "trained_on": ckpt.extra.get("dataset"),
+            "run_id": ckpt.run_id,
+        },
     }

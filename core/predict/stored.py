@@ -21,17 +21,25 @@ from ..store.layout import PRED_SUMMARY as SUMMARY
 from ..store.layout import prediction_dir, predictions_dir
 from .probabilities import read_prediction_tiff
 
-__all__ = ["GROUND_TRUTH_STATUSES", "score_prediction", "load_prediction", "list_predictions", "prob_path",
-           "SUMMARY", "MASKS", "PROB"]
+__all__ = [
+    "GROUND_TRUTH_STATUSES",
+    "score_prediction",
+    "load_prediction",
+    "list_predictions",
+    "prob_path",
+    "SUMMARY",
+    "MASKS",
+    "PROB",
+]
 
 #: Mask statuses that count as ground truth when a prediction is scored. ``from-prediction`` masks
 #: are accepted predictions, not independent truth, and are not scored.
 GROUND_TRUTH_STATUSES = ("labeled", "edited")
 
 
-
-def score_prediction(ws: Any, dataset: str, labels: np.ndarray | Callable[[int], np.ndarray],
-                     zs: Sequence[int] | None = None) -> tuple[list[dict[str, Any]], np.ndarray]:
+def score_prediction(
+    ws: Any, dataset: str, labels: np.ndarray | Callable[[int], np.ndarray], zs: Sequence[int] | None = None
+) -> tuple[list[dict[str, Any]], np.ndarray]:
     """Score predicted masks against the dataset's ground-truth masks.
 
     Ground truth is a slice with status ``labeled`` or ``edited`` (:data:`GROUND_TRUTH_STATUSES`).
@@ -53,8 +61,7 @@ def score_prediction(ws: Any, dataset: str, labels: np.ndarray | Callable[[int],
     get = labels if callable(labels) else (lambda z: np.asarray(labels[z]))
     n_pred = None if callable(labels) else labels.shape[0]
     if zs is None:
-        zs = [z for z, s in enumerate(info.statuses) if s in GROUND_TRUTH_STATUSES
-              and (n_pred is None or z < n_pred)]
+        zs = [z for z, s in enumerate(info.statuses) if s in GROUND_TRUTH_STATUSES and (n_pred is None or z < n_pred)]
     rows: list[dict[str, Any]] = []
     conf = np.zeros((k, k), np.int64)
     for z in zs:
@@ -64,13 +71,19 @@ def score_prediction(ws: Any, dataset: str, labels: np.ndarray | Callable[[int],
         pred = get(z)
         s = slice_scores(pred, truth, k)
         conf += np.asarray(confusion_matrix(pred, truth, k), dtype=np.int64)
-        rows.append({
-            "z": int(z), "name": info.slice_names[z], "status": info.statuses[z],
-            "dice": float(s["dice_fg"] if "dice_fg" in s else s["mean_dice"]),
-            "iou": float(s["iou_fg"] if "iou_fg" in s else s["mean_iou"]),
-            "pixel_error": float(s["pixel_error"]), "accuracy": float(s["accuracy"]),
-            "dice_per_class": [float(v) for v in s["dice"]], "iou_per_class": [float(v) for v in s["iou"]],
-        })
+        rows.append(
+            {
+                "z": int(z),
+                "name": info.slice_names[z],
+                "status": info.statuses[z],
+                "dice": float(s["dice_fg"] if "dice_fg" in s else s["mean_dice"]),
+                "iou": float(s["iou_fg"] if "iou_fg" in s else s["mean_iou"]),
+                "pixel_error": float(s["pixel_error"]),
+                "accuracy": float(s["accuracy"]),
+                "dice_per_class": [float(v) for v in s["dice"]],
+                "iou_per_class": [float(v) for v in s["iou"]],
+            }
+        )
     return rows, conf
 
 

@@ -16,8 +16,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-from ..errors import SegDashError
 from ..data.owner import Owner, is_gone
+from ..errors import SegDashError
 from .layout import mask_file
 from .records import RunRecord
 from .schema import _ADDED_COLUMNS, _PIXEL_SCHEMA, _SCHEMA, ACTIVE_RUN_STATES, RUN_STATES, SLICE_STATUSES
@@ -25,15 +25,27 @@ from .schema import _ADDED_COLUMNS, _PIXEL_SCHEMA, _SCHEMA, ACTIVE_RUN_STATES, R
 __all__ = ["Catalog", "WorkspaceError", "SLICE_STATUSES", "RUN_STATES", "ACTIVE_RUN_STATES"]
 
 
-
 class WorkspaceError(SegDashError):
     """The workspace cannot do what was asked, for a reason the user can act on: the disk is full,
     the folder is not writable, the name is taken. A ``ValueError``: pages show it, the CLI exits 2."""
 
 
-_RUN_FIELDS = ("state", "device", "dataset_version", "best_checkpoint", "last_checkpoint",
-               "best_dice", "wall_time", "error", "config", "extra", "owner_pid", "owner_host", "heartbeat",
-               "stop_requested")
+_RUN_FIELDS = (
+    "state",
+    "device",
+    "dataset_version",
+    "best_checkpoint",
+    "last_checkpoint",
+    "best_dice",
+    "wall_time",
+    "error",
+    "config",
+    "extra",
+    "owner_pid",
+    "owner_host",
+    "heartbeat",
+    "stop_requested",
+)
 
 
 class Catalog:
@@ -55,6 +67,7 @@ class Catalog:
 
     def _migrate(self) -> None:
         """Add the columns of :data:`_ADDED_COLUMNS` that an older workspace lacks."""
+
         def missing(con: sqlite3.Connection) -> list[tuple[str, str, str]]:
             have: dict[str, set[str]] = {}
             for table, _, _ in _ADDED_COLUMNS:
@@ -117,21 +130,25 @@ class Catalog:
         owner = owner or Owner.current()
         with self.transaction() as con:
             if con.execute("SELECT 1 FROM datasets WHERE name=?", (name,)).fetchone():
-                raise WorkspaceError(f"a dataset named {name!r} exists already; choose another name or delete "
-                                     "it first")
+                raise WorkspaceError(f"a dataset named {name!r} exists already; choose another name or delete it first")
             row = con.execute("SELECT * FROM dataset_claims WHERE name=?", (name,)).fetchone()
             if row is not None and not is_gone(row["owner_pid"], row["owner_host"]):
-                raise WorkspaceError(f"a dataset named {name!r} exists already: another session is importing "
-                                     "it now; choose another name")
-            con.execute("INSERT OR REPLACE INTO dataset_claims VALUES (?,?,?,?,?)",
-                        (name, owner.pid, owner.host, folder, time.time()))
+                raise WorkspaceError(
+                    f"a dataset named {name!r} exists already: another session is importing it now; choose another name"
+                )
+            con.execute(
+                "INSERT OR REPLACE INTO dataset_claims VALUES (?,?,?,?,?)",
+                (name, owner.pid, owner.host, folder, time.time()),
+            )
 
     def release_claim(self, name: str, owner: Owner | None = None) -> None:
         """Drop ``owner``'s claim on ``name`` (no-op when it holds none)."""
         owner = owner or Owner.current()
         with self.transaction() as con:
-            con.execute("DELETE FROM dataset_claims WHERE name=? AND owner_pid=? AND owner_host=?",
-                        (name, owner.pid, owner.host))
+            con.execute(
+                "DELETE FROM dataset_claims WHERE name=? AND owner_pid=? AND owner_host=?",
+                (name, owner.pid, owner.host),
+            )
 
     def claims(self) -> list[sqlite3.Row]:
         """Names reserved by imports in progress (or by crashed ones not yet cleaned)."""
@@ -139,27 +156,47 @@ class Catalog:
 
     def name_taken(self, name: str) -> bool:
         """A dataset or an import in progress has this name."""
-        return bool(self.query("SELECT 1 FROM datasets WHERE name=? UNION SELECT 1 FROM dataset_claims "
-                               "WHERE name=?", (name, name)))
+        return bool(
+            self.query(
+                "SELECT 1 FROM datasets WHERE name=? UNION SELECT 1 FROM dataset_claims WHERE name=?", (name, name)
+            )
+        )
 
-    def add_dataset(self, name: str, shape: tuple[int, int, int], dtype: str, class_names: list[str],
-                    slice_names: list[str], statuses: list[str], source: str, notices: list[str]) -> None:
+    def add_dataset(
+        self,
+        name: str,
+        shape: tuple[int, int, int],
+        dtype: str,
+        class_names: list[str],
+        slice_names: list[str],
+        statuses: list[str],
+        source: str,
+        notices: list[str],
+    ) -> None:
         """Record a dataset (and release this process's claim on its name, in the same transaction)."""
         now = time.time()
         owner = Owner.current()
         with self.transaction() as con:
-            con.execute("DELETE FROM dataset_claims WHERE name=? AND owner_pid=? AND owner_host=?",
-                        (name, owner.pid, owner.host))
-            con.execute("INSERT INTO datasets VALUES (?,?,?,?,?,?,?,?,?)",
-                        (name, now, shape[0], shape[1], shape[2], dtype, json.dumps(class_names),
-                         source, json.dumps(notices)))
-            con.executemany("INSERT INTO slices VALUES (?,?,?,?,?,?)",
-                            [(name, z, n, s, 1 if s != "unlabeled" else 0, now)
-                             for z, (n, s) in enumerate(zip(slice_names, statuses))])
-            con.executemany("INSERT INTO mask_versions (dataset, z, version, status, file, created, source, parent) "
-                            "VALUES (?,?,?,?,?,?,'imported',0)",
-                            [(name, z, 1, s, mask_file(z, 1), now)
-                             for z, s in enumerate(statuses) if s != "unlabeled"])
+            con.execute(
+                "DELETE FROM dataset_claims WHERE name=? AND owner_pid=? AND owner_host=?",
+                (name, owner.pid, owner.host),
+            )
+            con.execute(
+                "INSERT INTO datasets VALUES (?,?,?,?,?,?,?,?,?)",
+                (name, now, shape[0], shape[1], shape[2], dtype, json.dumps(class_names), source, json.dumps(notices)),
+            )
+            con.executemany(
+                "INSERT INTO slices VALUES (?,?,?,?,?,?)",
+                [
+                    (name, z, n, s, 1 if s != "unlabeled" else 0, now)
+                    for z, (n, s) in enumerate(zip(slice_names, statuses))
+                ],
+            )
+            con.executemany(
+                "INSERT INTO mask_versions (dataset, z, version, status, file, created, source, parent) "
+                "VALUES (?,?,?,?,?,?,'imported',0)",
+                [(name, z, 1, s, mask_file(z, 1), now) for z, s in enumerate(statuses) if s != "unlabeled"],
+            )
 
     def dataset_row(self, name: str) -> sqlite3.Row | None:
         rows = self.query("SELECT * FROM datasets WHERE name=?", (name,))
@@ -176,8 +213,9 @@ class Catalog:
         """Rename in every table (and release this process's claim on ``new``, if it holds one)."""
         owner = Owner.current()
         with self.transaction() as con:
-            con.execute("DELETE FROM dataset_claims WHERE name=? AND owner_pid=? AND owner_host=?",
-                        (new, owner.pid, owner.host))
+            con.execute(
+                "DELETE FROM dataset_claims WHERE name=? AND owner_pid=? AND owner_host=?", (new, owner.pid, owner.host)
+            )
             con.execute("UPDATE datasets SET name=? WHERE name=?", (new, old))
             con.execute("UPDATE runs SET dataset=? WHERE dataset=?", (new, old))
 
@@ -190,8 +228,10 @@ class Catalog:
         """Store a dataset's voxel size (``z`` slice step, ``y``, ``x``) in ``unit`` (``micrometer``...)."""
         with self.transaction() as con:
             con.execute(_PIXEL_SCHEMA)
-            con.execute("INSERT OR REPLACE INTO dataset_pixel_size VALUES (?,?,?,?,?)",
-                        (name, float(z), float(y), float(x), str(unit)))
+            con.execute(
+                "INSERT OR REPLACE INTO dataset_pixel_size VALUES (?,?,?,?,?)",
+                (name, float(z), float(y), float(x), str(unit)),
+            )
 
     def pixel_size(self, name: str) -> tuple[float, float, float, str] | None:
         """``(z, y, x, unit)`` of a dataset, or ``None`` when its source did not say."""
@@ -226,10 +266,12 @@ class Catalog:
             for column, decl in self._MASK_COLUMNS:
                 if column not in have:
                     con.execute(f"ALTER TABLE mask_versions ADD COLUMN {column} {decl}")
-            con.execute("UPDATE mask_versions SET source = CASE "
-                        "WHEN version = 1 AND created = (SELECT d.created FROM datasets d WHERE d.name = dataset) "
-                        "THEN 'imported' WHEN status = 'from-prediction' THEN 'accepted' ELSE 'drawn' END "
-                        "WHERE source = ''")
+            con.execute(
+                "UPDATE mask_versions SET source = CASE "
+                "WHEN version = 1 AND created = (SELECT d.created FROM datasets d WHERE d.name = dataset) "
+                "THEN 'imported' WHEN status = 'from-prediction' THEN 'accepted' ELSE 'drawn' END "
+                "WHERE source = ''"
+            )
             con.execute("UPDATE mask_versions SET parent = version - 1 WHERE parent IS NULL")
         except BaseException:
             con.execute("ROLLBACK")
@@ -240,36 +282,46 @@ class Catalog:
         return self.query("SELECT * FROM slices WHERE dataset=? ORDER BY z", (name,))
 
     def next_version(self, con: sqlite3.Connection, name: str, z: int) -> int:
-        row = con.execute("SELECT MAX(version) AS v FROM mask_versions WHERE dataset=? AND z=?",
-                          (name, z)).fetchone()
+        row = con.execute("SELECT MAX(version) AS v FROM mask_versions WHERE dataset=? AND z=?", (name, z)).fetchone()
         return int(row["v"] or 0) + 1
 
     def current_version(self, name: str, z: int, con: sqlite3.Connection | None = None) -> sqlite3.Row | None:
         """The mask version slice ``z`` shows now (``slices.version``), or ``None`` when unlabeled."""
-        rows = (con or self._connection()).execute(
-            "SELECT m.* FROM mask_versions m JOIN slices s ON s.dataset = m.dataset AND s.z = m.z "
-            "AND s.version = m.version WHERE m.dataset=? AND m.z=?", (name, z)).fetchall()
+        rows = (
+            (con or self._connection())
+            .execute(
+                "SELECT m.* FROM mask_versions m JOIN slices s ON s.dataset = m.dataset AND s.z = m.z "
+                "AND s.version = m.version WHERE m.dataset=? AND m.z=?",
+                (name, z),
+            )
+            .fetchall()
+        )
         return rows[0] if rows else None
 
-    def version_row(self, name: str, z: int, version: int, con: sqlite3.Connection | None = None
-                    ) -> sqlite3.Row | None:
-        rows = (con or self._connection()).execute(
-            "SELECT * FROM mask_versions WHERE dataset=? AND z=? AND version=?", (name, z, version)).fetchall()
+    def version_row(self, name: str, z: int, version: int, con: sqlite3.Connection | None = None) -> sqlite3.Row | None:
+        rows = (
+            (con or self._connection())
+            .execute("SELECT * FROM mask_versions WHERE dataset=? AND z=? AND version=?", (name, z, version))
+            .fetchall()
+        )
         return rows[0] if rows else None
 
     def history(self, name: str, z: int) -> list[sqlite3.Row]:
         return self.query("SELECT * FROM mask_versions WHERE dataset=? AND z=? ORDER BY version", (name, z))
 
     # -- runs --------------------------------------------------------------------------------
-    def create_run(self, run_id: str, dataset: str, config: dict[str, Any], state: str = "queued",
-                   owner: Owner | None = None) -> None:
+    def create_run(
+        self, run_id: str, dataset: str, config: dict[str, Any], state: str = "queued", owner: Owner | None = None
+    ) -> None:
         """Record a new run, owned by ``owner`` (default: this process), its heartbeat now."""
         owner = owner or Owner.current()
         now = time.time()
         with self.transaction() as con:
-            con.execute("INSERT INTO runs (run_id, dataset, created, state, config, owner_pid, owner_host, heartbeat) "
-                        "VALUES (?,?,?,?,?,?,?,?)",
-                        (run_id, dataset, now, state, json.dumps(config), owner.pid, owner.host, now))
+            con.execute(
+                "INSERT INTO runs (run_id, dataset, created, state, config, owner_pid, owner_host, heartbeat) "
+                "VALUES (?,?,?,?,?,?,?,?)",
+                (run_id, dataset, now, state, json.dumps(config), owner.pid, owner.host, now),
+            )
 
     def heartbeat(self, run_id: str) -> None:
         """The owner of ``run_id`` is alive now."""
@@ -284,14 +336,17 @@ class Catalog:
 
     def mark_interrupted(self) -> list[str]:
         """Write ``interrupted`` into active runs whose owner is gone; returns their ids."""
-        rows = self.query(f"SELECT * FROM runs WHERE state IN ({','.join('?' * len(ACTIVE_RUN_STATES))})",
-                          ACTIVE_RUN_STATES)
+        rows = self.query(
+            f"SELECT * FROM runs WHERE state IN ({','.join('?' * len(ACTIVE_RUN_STATES))})", ACTIVE_RUN_STATES
+        )
         gone = [r for r in rows if _owner_gone(r)]
         if gone:
             with self.transaction() as con:
                 for r in gone:  # only if nobody touched it since it was read
-                    con.execute("UPDATE runs SET state='interrupted' WHERE run_id=? AND state=? "
-                                "AND heartbeat IS ?", (r["run_id"], r["state"], r["heartbeat"]))
+                    con.execute(
+                        "UPDATE runs SET state='interrupted' WHERE run_id=? AND state=? AND heartbeat IS ?",
+                        (r["run_id"], r["state"], r["heartbeat"]),
+                    )
         return [r["run_id"] for r in gone]
 
     def update_run(self, run_id: str, **fields: Any) -> None:
@@ -357,9 +412,13 @@ def _user_error(exc: sqlite3.Error, path: Path) -> Exception:
             free = f"{shutil.disk_usage(folder).free / 2**20:.1f} MB free"
         except OSError:
             free = "no space free"
-        return WorkspaceError(f"not enough space in {folder}: {free}; the catalog cannot be written ({exc}); free "
-                              "some space and try again")
+        return WorkspaceError(
+            f"not enough space in {folder}: {free}; the catalog cannot be written ({exc}); free "
+            "some space and try again"
+        )
     if "readonly" in text or "read-only" in text or "unable to open" in text or "permission" in text:
-        return WorkspaceError(f"workspace folder {folder} is not writable: SegDash needs to write its catalog "
-                              f"there ({exc}); choose a writable folder with SEGDASH_WORKSPACE or --workspace")
+        return WorkspaceError(
+            f"workspace folder {folder} is not writable: SegDash needs to write its catalog "
+            f"there ({exc}); choose a writable folder with SEGDASH_WORKSPACE or --workspace"
+        )
     return exc

@@ -22,9 +22,30 @@ from pathlib import Path
 
 from ..errors import SegDashError
 
-__all__ = ["CATALOG", "IMAGES", "MASKS_DIR", "BEST", "LAST", "BUNDLE", "PRED_MASKS", "PRED_PROB", "PRED_SUMMARY",
-           "validate_name", "catalog_path", "datasets_dir", "dataset_dir", "images_path", "mask_file", "runs_dir",
-           "run_dir", "predictions_dir", "prediction_dir", "work_dir", "WORK_DIR_RE", "TMP_RE"]
+__all__ = [
+    "CATALOG",
+    "IMAGES",
+    "MASKS_DIR",
+    "BEST",
+    "LAST",
+    "BUNDLE",
+    "PRED_MASKS",
+    "PRED_PROB",
+    "PRED_SUMMARY",
+    "validate_name",
+    "catalog_path",
+    "datasets_dir",
+    "dataset_dir",
+    "images_path",
+    "mask_file",
+    "runs_dir",
+    "run_dir",
+    "predictions_dir",
+    "prediction_dir",
+    "work_dir",
+    "WORK_DIR_RE",
+    "TMP_RE",
+]
 
 CATALOG = "catalog.sqlite"
 _DATASETS, _RUNS, _PREDICTIONS = "datasets", "runs", "predictions"
@@ -43,8 +64,10 @@ TMP_RE = re.compile(r"^\..+?\.(?:(?P<host>[A-Za-z0-9]+)-(?P<pid>\d+)\.)?[A-Za-z0
 def validate_name(name: str) -> str:
     """Return ``name`` if it is a valid dataset name (letters, digits, ``._-``; 1-64 chars)."""
     if not isinstance(name, str) or not _NAME_RE.match(name):
-        raise SegDashError(f"dataset name {name!r} is not valid: use 1-64 letters, digits, '.', '_' or '-', "
-                           "starting with a letter or digit")
+        raise SegDashError(
+            f"dataset name {name!r} is not valid: use 1-64 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit"
+        )
     return name
 
 

@@ -32,8 +32,10 @@ def clean_leftovers(root: Path, catalog: Catalog) -> list[str]:
             if WORK_DIR_RE.match(row["folder"]):  # never a published dataset's folder
                 _remove(root, datasets_dir(root) / row["folder"], removed)
             with catalog.transaction() as con:
-                con.execute("DELETE FROM dataset_claims WHERE name=? AND owner_pid=? AND owner_host=?",
-                            (row["name"], row["owner_pid"], row["owner_host"]))
+                con.execute(
+                    "DELETE FROM dataset_claims WHERE name=? AND owner_pid=? AND owner_host=?",
+                    (row["name"], row["owner_pid"], row["owner_host"]),
+                )
     datasets = datasets_dir(root)
     if datasets.is_dir():
         for entry in datasets.iterdir():
@@ -61,8 +63,11 @@ def _recover_checkpoints(root: Path, catalog: Catalog, run_id: str) -> None:
     writing ``last.pt`` and updating the catalog), so it can be resumed from them."""
     run = catalog.run(run_id)
     folder = runs_dir(root) / run_id
-    found = {key: str(folder / name) for key, name in (("last_checkpoint", LAST), ("best_checkpoint", BEST))
-             if run is not None and not run[key] and (folder / name).is_file()}
+    found = {
+        key: str(folder / name)
+        for key, name in (("last_checkpoint", LAST), ("best_checkpoint", BEST))
+        if run is not None and not run[key] and (folder / name).is_file()
+    }
     if found:
         catalog.update_run(run_id, **found)
 

@@ -19,8 +19,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from ..errors import SegDashError
 from ..data.io import read_png, write_png
+from ..errors import SegDashError
 from .catalog import SLICE_STATUSES, Catalog
 from .layout import mask_file
 from .records import DatasetInfo, MaskConflict, MaskSave, MaskVersion, SliceInfo
@@ -77,17 +77,20 @@ class MaskHistory:
             raise SegDashError(f"mask values must be class indices 0..{info.n_classes - 1}")
         return mask.astype(np.uint8)
 
-    def _append_version(self, con, name: str, z: int, mask: np.ndarray, status: str, source: str,
-                        parent: int) -> int:
+    def _append_version(self, con, name: str, z: int, mask: np.ndarray, status: str, source: str, parent: int) -> int:
         """Write the next version's file and row and make it current; inside ``con``'s transaction."""
         now = time.time()
         version = self.catalog.next_version(con, name, z)
         file = mask_file(z, version)
         write_png(self.dataset_dir(name) / file, mask)
-        con.execute("INSERT INTO mask_versions (dataset, z, version, status, file, created, undone, source, parent) "
-                    "VALUES (?,?,?,?,?,?,0,?,?)", (name, z, version, status, file, now, source, parent))
-        con.execute("UPDATE slices SET status=?, version=?, updated=? WHERE dataset=? AND z=?",
-                    (status, version, now, name, z))
+        con.execute(
+            "INSERT INTO mask_versions (dataset, z, version, status, file, created, undone, source, parent) "
+            "VALUES (?,?,?,?,?,?,0,?,?)",
+            (name, z, version, status, file, now, source, parent),
+        )
+        con.execute(
+            "UPDATE slices SET status=?, version=?, updated=? WHERE dataset=? AND z=?", (status, version, now, name, z)
+        )
         return version
 
     @staticmethod
@@ -97,8 +100,16 @@ class MaskHistory:
             raise SegDashError(f"dataset {name!r} has no slice {z}")
         return int(row["version"])
 
-    def save_mask(self, name: str, z: int, mask: np.ndarray, status: str = "edited", *,
-                  source: str | None = None, base_version: int | None = None) -> int:
+    def save_mask(
+        self,
+        name: str,
+        z: int,
+        mask: np.ndarray,
+        status: str = "edited",
+        *,
+        source: str | None = None,
+        base_version: int | None = None,
+    ) -> int:
         """Save a new version of slice ``z``'s mask; returns its version number.
 
         Args:
@@ -121,8 +132,15 @@ class MaskHistory:
                 raise MaskConflict(name, z, base_version, current)
             return self._append_version(con, name, z, mask, status, source, current)
 
-    def edit_mask(self, name: str, z: int, edit: Callable[[np.ndarray | None], np.ndarray], *,
-                  base_version: int | None = None, source: str = "drawn") -> MaskSave:
+    def edit_mask(
+        self,
+        name: str,
+        z: int,
+        edit: Callable[[np.ndarray | None], np.ndarray],
+        *,
+        base_version: int | None = None,
+        source: str = "drawn",
+    ) -> MaskSave:
         """Apply ``edit`` to the newest mask of slice ``z`` and save the result, as one transaction.
 
         The read of the current mask, ``edit`` and the write happen while holding the catalog's write
@@ -167,8 +185,9 @@ class MaskHistory:
             if row is None:
                 raise SegDashError(f"slice {z} of {name!r} has no mask version to undo")
             parent = row["parent"] if row["parent"] is not None else row["version"] - 1
-            con.execute("UPDATE mask_versions SET undone=1 WHERE dataset=? AND z=? AND version=?",
-                        (name, z, row["version"]))
+            con.execute(
+                "UPDATE mask_versions SET undone=1 WHERE dataset=? AND z=? AND version=?", (name, z, row["version"])
+            )
             self._point(con, name, z, parent)
         return parent or None
 
@@ -178,8 +197,7 @@ class MaskHistory:
             target = self._redo_target(con, name, z)
             if target is None:
                 raise SegDashError(f"slice {z} of {name!r} has nothing to redo")
-            con.execute("UPDATE mask_versions SET undone=0 WHERE dataset=? AND z=? AND version=?",
-                        (name, z, target))
+            con.execute("UPDATE mask_versions SET undone=0 WHERE dataset=? AND z=? AND version=?", (name, z, target))
             self._point(con, name, z, target)
         return target
 
@@ -200,13 +218,17 @@ class MaskHistory:
         status = "unlabeled"
         if version:
             status = self.catalog.version_row(name, z, version, con)["status"]
-        con.execute("UPDATE slices SET status=?, version=?, updated=? WHERE dataset=? AND z=?",
-                    (status, version, time.time(), name, z))
+        con.execute(
+            "UPDATE slices SET status=?, version=?, updated=? WHERE dataset=? AND z=?",
+            (status, version, time.time(), name, z),
+        )
 
     def _redo_target(self, con, name: str, z: int) -> int | None:
         current = self._current(con, name, z)
-        row = con.execute("SELECT MAX(version) AS v FROM mask_versions WHERE dataset=? AND z=? AND parent=? "
-                          "AND version > ?", (name, z, current, current)).fetchone()
+        row = con.execute(
+            "SELECT MAX(version) AS v FROM mask_versions WHERE dataset=? AND z=? AND parent=? AND version > ?",
+            (name, z, current, current),
+        ).fetchone()
         return None if row["v"] is None else int(row["v"])
 
     def can_undo(self, name: str, z: int) -> bool:
@@ -222,10 +244,17 @@ class MaskHistory:
     def mask_history(self, name: str, z: int) -> list[MaskVersion]:
         """Every saved version of slice ``z``'s mask, oldest first; none is ever removed."""
         current = self.current_mask_version(name, z)
-        return [MaskVersion(r["version"], r["status"], r["source"] or "drawn", r["created"],
-                            r["parent"] if r["parent"] is not None else r["version"] - 1,
-                            r["version"] == current)
-                for r in self.catalog.history(name, z)]
+        return [
+            MaskVersion(
+                r["version"],
+                r["status"],
+                r["source"] or "drawn",
+                r["created"],
+                r["parent"] if r["parent"] is not None else r["version"] - 1,
+                r["version"] == current,
+            )
+            for r in self.catalog.history(name, z)
+        ]
 
     def masks_version(self, name: str, zs: Sequence[int] | None = None) -> str:
         """A short hash of the current masks of ``zs`` (default all labeled): the dataset version."""

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import SegDashError
 from ..data.records import Record
+from ..errors import SegDashError
 from .schema import SLICE_STATUSES
 
 __all__ = ["DatasetInfo", "SliceInfo", "MaskConflict", "MaskSave", "MaskVersion", "RunRecord"]
@@ -62,8 +62,10 @@ class MaskConflict(SegDashError):
 
     def __init__(self, name: str, z: int, base: int, current: int):
         self.base, self.current = base, current
-        super().__init__(f"someone saved slice {z} of {name!r} meanwhile (version {current}; your strokes were "
-                         f"drawn on version {base}): reload")
+        super().__init__(
+            f"someone saved slice {z} of {name!r} meanwhile (version {current}; your strokes were "
+            f"drawn on version {base}): reload"
+        )
 
 
 @dataclass(frozen=True)

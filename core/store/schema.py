@@ -70,9 +70,9 @@ CREATE TABLE IF NOT EXISTS epochs (
 # columns added after the first release: (table, column, declaration); added when missing, so a
 # workspace made by an older SegDash opens (and stays readable by it: only columns are added)
 _ADDED_COLUMNS = (
-    ("runs", "owner_pid", "INTEGER"),             # process that trains the run
-    ("runs", "owner_host", "TEXT"),               # and its host
-    ("runs", "heartbeat", "REAL"),                # last time that process said it was alive
+    ("runs", "owner_pid", "INTEGER"),  # process that trains the run
+    ("runs", "owner_host", "TEXT"),  # and its host
+    ("runs", "heartbeat", "REAL"),  # last time that process said it was alive
     ("runs", "stop_requested", "INTEGER NOT NULL DEFAULT 0"),  # a stop asked through the catalog
 )
 _PIXEL_SCHEMA = """

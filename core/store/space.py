@@ -32,8 +32,10 @@ def disk_full_error(folder: str | Path, needed: int | None = None) -> WorkspaceE
     except OSError:
         free = 0
     needs = f"needs {human_bytes(needed)}, " if needed else ""
-    return WorkspaceError(f"not enough space in {folder}: {needs}{human_bytes(free)} free; free some space "
-                          "(or choose another workspace) and try again")
+    return WorkspaceError(
+        f"not enough space in {folder}: {needs}{human_bytes(free)} free; free some space "
+        "(or choose another workspace) and try again"
+    )
 
 
 def reserve(fh, nbytes: int) -> None:

@@ -35,10 +35,10 @@ from typing import Sequence
 import numpy as np
 import tifffile
 
-from ..errors import SegDashError
 from ..data.io import write_png
 from ..data.owner import Owner
 from ..data.pixelsize import PixelSize
+from ..errors import SegDashError
 from . import layout
 from .catalog import Catalog, WorkspaceError
 from .layout import validate_name
@@ -47,8 +47,19 @@ from .mask_history import MaskHistory
 from .records import DatasetInfo, MaskConflict, MaskSave, MaskVersion, RunRecord, SliceInfo
 from .space import disk_full_error, human_bytes, reserve, space_for
 
-__all__ = ["Workspace", "WorkspaceError", "DatasetInfo", "SliceInfo", "MaskVersion", "MaskSave", "MaskConflict",
-           "default_root", "validate_name", "disk_full_error", "human_bytes"]
+__all__ = [
+    "Workspace",
+    "WorkspaceError",
+    "DatasetInfo",
+    "SliceInfo",
+    "MaskVersion",
+    "MaskSave",
+    "MaskConflict",
+    "default_root",
+    "validate_name",
+    "disk_full_error",
+    "human_bytes",
+]
 
 log = logging.getLogger(__name__)
 
@@ -70,11 +81,15 @@ class Workspace(MaskHistory):
         try:
             self.root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise WorkspaceError(f"workspace folder {self.root} cannot be created ({exc.strerror}); choose a "
-                                 "writable folder with SEGDASH_WORKSPACE or --workspace") from None
+            raise WorkspaceError(
+                f"workspace folder {self.root} cannot be created ({exc.strerror}); choose a "
+                "writable folder with SEGDASH_WORKSPACE or --workspace"
+            ) from None
         if not os.access(self.root, os.W_OK | os.X_OK):
-            raise WorkspaceError(f"workspace folder {self.root} is not writable; choose a writable folder with "
-                                 "SEGDASH_WORKSPACE or --workspace, or make it writable")
+            raise WorkspaceError(
+                f"workspace folder {self.root} is not writable; choose a writable folder with "
+                "SEGDASH_WORKSPACE or --workspace, or make it writable"
+            )
         self.catalog = Catalog(layout.catalog_path(self.root))
         self.cleaned = clean_leftovers(self.root, self.catalog)
 
@@ -122,18 +137,32 @@ class Workspace(MaskHistory):
             raise SegDashError(f"no dataset named {name!r} (datasets: {known})")
         slices = self.catalog.slices(name)
         return DatasetInfo(
-            name=row["name"], shape=(row["n_slices"], row["height"], row["width"]), dtype=row["dtype"],
+            name=row["name"],
+            shape=(row["n_slices"], row["height"], row["width"]),
+            dtype=row["dtype"],
             class_names=tuple(json.loads(row["class_names"])),
-            slice_names=tuple(s["name"] for s in slices), statuses=tuple(s["status"] for s in slices),
-            source=row["source"], notices=tuple(json.loads(row["notices"])))
+            slice_names=tuple(s["name"] for s in slices),
+            statuses=tuple(s["status"] for s in slices),
+            source=row["source"],
+            notices=tuple(json.loads(row["notices"])),
+        )
 
     def slices(self, name: str) -> list[SliceInfo]:
-        return [SliceInfo(r["z"], r["name"], r["status"], r["version"], r["updated"])
-                for r in self.catalog.slices(name)]
+        return [
+            SliceInfo(r["z"], r["name"], r["status"], r["version"], r["updated"]) for r in self.catalog.slices(name)
+        ]
 
-    def create_dataset(self, name: str, images: np.ndarray, masks: Sequence[np.ndarray | None] | np.ndarray | None,
-                       class_names: Sequence[str], slice_names: Sequence[str | None] | None = None, *,
-                       source: str = "", notices: Sequence[str] = ()) -> DatasetInfo:
+    def create_dataset(
+        self,
+        name: str,
+        images: np.ndarray,
+        masks: Sequence[np.ndarray | None] | np.ndarray | None,
+        class_names: Sequence[str],
+        slice_names: Sequence[str | None] | None = None,
+        *,
+        source: str = "",
+        notices: Sequence[str] = (),
+    ) -> DatasetInfo:
         """Store a new dataset.
 
         Args:
@@ -166,8 +195,10 @@ class Workspace(MaskHistory):
             if np.shape(m) != (h, w):
                 raise SegDashError(f"mask of slice {names[i]!r} is {np.shape(m)}, image is {(h, w)}")
             if np.asarray(m).max(initial=0) >= len(class_names):
-                raise SegDashError(f"mask of slice {names[i]!r} has class {int(np.asarray(m).max())} but only "
-                                   f"{len(class_names)} classes are named")
+                raise SegDashError(
+                    f"mask of slice {names[i]!r} has class {int(np.asarray(m).max())} but only "
+                    f"{len(class_names)} classes are named"
+                )
         # the name is ours first (one transaction), then everything is written under a private
         # folder that is published with one rename: a second import of the same name is refused
         # and cannot touch this one's files
@@ -184,8 +215,13 @@ class Workspace(MaskHistory):
                 # killing the process with SIGBUS
                 with open(tmp / layout.IMAGES, "wb") as fh:
                     reserve(fh, z * h * w * np.dtype(images.dtype).itemsize)
-                    tifffile.imwrite(fh, (np.asarray(images[i]) for i in range(z)), shape=(z, h, w),
-                                     dtype=images.dtype, photometric="minisblack")
+                    tifffile.imwrite(
+                        fh,
+                        (np.asarray(images[i]) for i in range(z)),
+                        shape=(z, h, w),
+                        dtype=images.dtype,
+                        photometric="minisblack",
+                    )
                     fh.truncate(fh.tell())
                     fh.flush()
                     os.fsync(fh.fileno())
@@ -201,8 +237,16 @@ class Workspace(MaskHistory):
                     shutil.rmtree(final)
                 os.replace(tmp, final)
                 published = True
-                self.catalog.add_dataset(name, (z, h, w), str(np.dtype(images.dtype)), list(class_names), names,
-                                         statuses, source, list(notices))
+                self.catalog.add_dataset(
+                    name,
+                    (z, h, w),
+                    str(np.dtype(images.dtype)),
+                    list(class_names),
+                    names,
+                    statuses,
+                    source,
+                    list(notices),
+                )
         except BaseException:
             shutil.rmtree(final if published else tmp, ignore_errors=True)
             try:
@@ -238,9 +282,11 @@ class Workspace(MaskHistory):
         n_versions = self.catalog.query("SELECT COUNT(*) AS n FROM mask_versions WHERE dataset=?", (name,))[0]["n"]
         masked = info.counts()["slices"] - info.counts()["unlabeled"]
         n_runs = len(self.catalog.runs(name))
-        return (f"deleting dataset {name!r} removes its {info.shape[0]} images, the masks of {masked} slices and "
-                f"all {n_versions} saved mask versions for good; its {n_runs} training run"
-                f"{'s' if n_runs != 1 else ''} and their checkpoints are kept")
+        return (
+            f"deleting dataset {name!r} removes its {info.shape[0]} images, the masks of {masked} slices and "
+            f"all {n_versions} saved mask versions for good; its {n_runs} training run"
+            f"{'s' if n_runs != 1 else ''} and their checkpoints are kept"
+        )
 
     def delete_dataset(self, name: str) -> None:
         """Delete a dataset and its masks (runs and their checkpoints are kept).
@@ -282,8 +328,9 @@ class Workspace(MaskHistory):
             raise SegDashError(f"slice {z} out of range 0..{stack.shape[0] - 1}")
         return np.array(stack[z])
 
-    def runs_with_checkpoints(self, dataset: str | None = None,
-                              keys: Sequence[str] = ("best_checkpoint",)) -> list[RunRecord]:
+    def runs_with_checkpoints(
+        self, dataset: str | None = None, keys: Sequence[str] = ("best_checkpoint",)
+    ) -> list[RunRecord]:
         """Runs (of ``dataset``, or all), newest first as the catalog lists them, that have at least one of
         the checkpoints named by ``keys`` (``best_checkpoint``, ``last_checkpoint``) on disk."""
         return [r for r in self.catalog.runs(dataset) if any(r[k] and Path(r[k]).is_file() for k in keys)]

@@ -12,8 +12,8 @@ from typing import Any
 
 import torch
 
-from ..errors import SegDashError
 from ..data.io import atomic_write
+from ..errors import SegDashError
 from ..store.layout import BUNDLE
 from ..store.workspace import Workspace
 
@@ -30,8 +30,20 @@ def _package_versions() -> dict[str, str]:
     return out
 
 
-_CSV_COLUMNS = ("epoch", "train_loss", "val_loss", "val_dice", "val_iou", "val_accuracy", "val_pixel_error",
-                "val_dice_fg", "val_iou_fg", "lr", "images_per_s", "time_s")
+_CSV_COLUMNS = (
+    "epoch",
+    "train_loss",
+    "val_loss",
+    "val_dice",
+    "val_iou",
+    "val_accuracy",
+    "val_pixel_error",
+    "val_dice_fg",
+    "val_iou_fg",
+    "lr",
+    "images_per_s",
+    "time_s",
+)
 
 
 def write_bundle(workspace: Workspace | str | Path, run_id: str) -> Path:
@@ -52,8 +64,9 @@ def write_bundle(workspace: Workspace | str | Path, run_id: str) -> Path:
         raise SegDashError(f"no run named {run_id!r} in {ws.root}")
     extra = run.get("extra") or {}
     epochs = ws.catalog.epochs(run_id)
-    ckpt_path = next((Path(run[k]) for k in ("best_checkpoint", "last_checkpoint")
-                      if run.get(k) and Path(run[k]).is_file()), None)
+    ckpt_path = next(
+        (Path(run[k]) for k in ("best_checkpoint", "last_checkpoint") if run.get(k) and Path(run[k]).is_file()), None
+    )
     class_names = list(extra.get("class_names") or [])
     model_bytes = b""
     if ckpt_path is not None:
@@ -65,22 +78,36 @@ def write_bundle(workspace: Workspace | str | Path, run_id: str) -> Path:
         model_bytes = buf.getvalue()
         class_names = class_names or list(obj.get("class_names") or [])
     config = {
-        "run_id": run_id, "dataset": run["dataset"], "dataset_version": run["dataset_version"],
-        "state": run["state"], "device": run["device"], "created": run["created"], "wall_time_s": run["wall_time"],
-        "best_dice": run["best_dice"], "class_names": class_names, "norm_window": extra.get("norm_window"),
-        "resumed_from": extra.get("resumed_from", ""), "checkpoint": ckpt_path.name if ckpt_path else "",
+        "run_id": run_id,
+        "dataset": run["dataset"],
+        "dataset_version": run["dataset_version"],
+        "state": run["state"],
+        "device": run["device"],
+        "created": run["created"],
+        "wall_time_s": run["wall_time"],
+        "best_dice": run["best_dice"],
+        "class_names": class_names,
+        "norm_window": extra.get("norm_window"),
+        "resumed_from": extra.get("resumed_from", ""),
+        "checkpoint": ckpt_path.name if ckpt_path else "",
         "train_config": run["config"],
     }
-    splits = {"train": extra.get("train_names", []), "val": extra.get("val_names", []),
-              "train_z": extra.get("train_slices", []), "val_z": extra.get("val_slices", [])}
+    splits = {
+        "train": extra.get("train_names", []),
+        "val": extra.get("val_names", []),
+        "train_z": extra.get("train_slices", []),
+        "val_z": extra.get("val_slices", []),
+    }
     csv_buf = io.StringIO()
     per_class = [f"val_dice_{c}" for c in class_names]
     writer = csv.writer(csv_buf)
     writer.writerow([*_CSV_COLUMNS, *per_class])
     for e in epochs:
         dice_pc = list(e.get("val_dice_per_class") or [])
-        writer.writerow([e.get(c, "") for c in _CSV_COLUMNS] +
-                        [dice_pc[i] if i < len(dice_pc) else "" for i in range(len(per_class))])
+        writer.writerow(
+            [e.get(c, "") for c in _CSV_COLUMNS]
+            + [dice_pc[i] if i < len(dice_pc) else "" for i in range(len(per_class))]
+        )
 
     def write(fh: Any) -> None:
         with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED) as zf:

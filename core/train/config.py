@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-from ..errors import SegDashError
 from ..data.records import known_keys
+from ..errors import SegDashError
 from ..nn.augment import AugmentConfig
 from ..nn.model import ModelConfig, required_multiple
 
@@ -77,15 +77,25 @@ class TrainConfig:
             raise SegDashError(f"model must be a ModelConfig, got {type(self.model).__name__}")
         if not isinstance(self.augment, AugmentConfig):
             raise SegDashError(f"augment must be an AugmentConfig, got {type(self.augment).__name__}")
-        for name, choices in (("loss", LOSSES), ("scheduler", SCHEDULERS), ("optimizer", OPTIMIZERS),
-                              ("device", DEVICES)):
+        for name, choices in (
+            ("loss", LOSSES),
+            ("scheduler", SCHEDULERS),
+            ("optimizer", OPTIMIZERS),
+            ("device", DEVICES),
+        ):
             v = getattr(self, name)
             if not isinstance(v, str) or v.lower() not in choices:
                 raise SegDashError(f"{name} must be one of {', '.join(choices)}; got {v!r}")
             object.__setattr__(self, name, v.lower())
-        for name, lo, hi in (("epochs", 1, 100_000), ("batch_size", 1, 4096), ("patch_size", 16, 8192),
-                             ("seed", 0, 2**31 - 1), ("steps_per_epoch", 1, 10_000_000), ("num_workers", 0, 256),
-                             ("val_crop", 0, 65536)):
+        for name, lo, hi in (
+            ("epochs", 1, 100_000),
+            ("batch_size", 1, 4096),
+            ("patch_size", 16, 8192),
+            ("seed", 0, 2**31 - 1),
+            ("steps_per_epoch", 1, 10_000_000),
+            ("num_workers", 0, 256),
+            ("val_crop", 0, 65536),
+        ):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
                 raise SegDashError(f"{name} must be an integer in {lo}..{hi}, got {v!r}")
@@ -99,8 +109,10 @@ class TrainConfig:
                 raise SegDashError(f"{name} must be true or false, got {getattr(self, name)!r}")
         m = required_multiple(self.model)
         if self.patch_size % m:
-            raise SegDashError(f"patch_size {self.patch_size} must be a multiple of {m} for "
-                               f"{self.model.describe()} (e.g. {max(m, self.patch_size // m * m)})")
+            raise SegDashError(
+                f"patch_size {self.patch_size} must be a multiple of {m} for "
+                f"{self.model.describe()} (e.g. {max(m, self.patch_size // m * m)})"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able dict; ``from_dict(to_dict())`` gives the same config."""
@@ -138,8 +150,12 @@ def default_config(n_classes: int = 2) -> TrainConfig:
     The dashboard's training form and ``python -m core train`` start from it; ``TrainConfig()``'s
     own field defaults are the generic ones (smp ``Unet``/``resnet18``, 15 x 50 steps, lr 1e-3).
     """
-    return TrainConfig(model=ModelConfig(arch="classic", classic_width=16, n_classes=n_classes),
-                       epochs=20, steps_per_epoch=100, lr=2e-3)
+    return TrainConfig(
+        model=ModelConfig(arch="classic", classic_width=16, n_classes=n_classes),
+        epochs=20,
+        steps_per_epoch=100,
+        lr=2e-3,
+    )
 
 
 def model_label(config: dict[str, Any] | None) -> str:

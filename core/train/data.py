@@ -12,8 +12,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from ..errors import SegDashError
 from ..data.intensity import normalize
+from ..errors import SegDashError
 
 __all__ = ["split_slices", "PatchDataset", "patch_coords", "pad_to", "center_crop", "validation_tensors"]
 
@@ -60,8 +60,14 @@ def pad_to(a: np.ndarray, h: int, w: int) -> np.ndarray:
 class PatchDataset(torch.utils.data.Dataset):
     """Patches at precomputed positions; images normalised on the fly (raw slices kept in memory)."""
 
-    def __init__(self, images: list[np.ndarray], masks: list[np.ndarray], coords: np.ndarray, patch: int,
-                 window: tuple[float, float]):
+    def __init__(
+        self,
+        images: list[np.ndarray],
+        masks: list[np.ndarray],
+        coords: np.ndarray,
+        patch: int,
+        window: tuple[float, float],
+    ):
         self.images, self.masks, self.coords, self.patch, self.window = images, masks, coords, patch, window
 
     def __len__(self) -> int:
@@ -70,13 +76,12 @@ class PatchDataset(torch.utils.data.Dataset):
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         s, y, x = (int(v) for v in self.coords[i])
         p = self.patch
-        img = normalize(self.images[s][y:y + p, x:x + p], self.window)
-        msk = self.masks[s][y:y + p, x:x + p].astype(np.int64)
+        img = normalize(self.images[s][y : y + p, x : x + p], self.window)
+        msk = self.masks[s][y : y + p, x : x + p].astype(np.int64)
         return torch.from_numpy(img)[None], torch.from_numpy(msk)
 
 
-def patch_coords(masks: list[np.ndarray], patch: int, n: int, rng: np.random.Generator,
-                  skip_empty: bool) -> np.ndarray:
+def patch_coords(masks: list[np.ndarray], patch: int, n: int, rng: np.random.Generator, skip_empty: bool) -> np.ndarray:
     """(n, 3) rows of (slice, y, x): slices in proportion to their area, positions uniform.
 
     With ``skip_empty`` a patch without foreground is redrawn; after :data:`_EMPTY_PATCH_TRIES`
@@ -93,7 +98,7 @@ def patch_coords(masks: list[np.ndarray], patch: int, n: int, rng: np.random.Gen
             s = int(rng.choice(len(masks), p=prob))
             h, w = masks[s].shape
             y, x = int(rng.integers(0, h - patch + 1)), int(rng.integers(0, w - patch + 1))
-            if not skip_empty or masks[s][y:y + patch, x:x + patch].any():
+            if not skip_empty or masks[s][y : y + patch, x : x + patch].any():
                 break
         else:
             if fg_slices:
@@ -113,11 +118,12 @@ def center_crop(a: np.ndarray, size: int) -> np.ndarray:
         return a
     h, w = a.shape
     y0, x0 = max(0, (h - size) // 2), max(0, (w - size) // 2)
-    return a[y0:y0 + size, x0:x0 + size]
+    return a[y0 : y0 + size, x0 : x0 + size]
 
 
-def validation_tensors(stack: np.ndarray, masks: list[np.ndarray], window: tuple[float, float], mult: int,
-                       val_crop: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+def validation_tensors(
+    stack: np.ndarray, masks: list[np.ndarray], window: tuple[float, float], mult: int, val_crop: int
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """(padded image (1, 1, H', W'), mask (1, H, W)) per validation slice, centre-cropped.
 
     Args:
@@ -133,6 +139,7 @@ def validation_tensors(stack: np.ndarray, masks: list[np.ndarray], window: tuple
         m = center_crop(m, val_crop)
         h, w = img.shape
         img = pad_to(img, -(-h // mult) * mult, -(-w // mult) * mult)
-        items.append((torch.from_numpy(np.ascontiguousarray(img))[None, None],
-                      torch.from_numpy(m.astype(np.int64))[None]))
+        items.append(
+            (torch.from_numpy(np.ascontiguousarray(img))[None, None], torch.from_numpy(m.astype(np.int64))[None])
+        )
     return items

@@ -27,9 +27,15 @@ def job_progress(snapshot: TrainingSnapshot | dict[str, Any]) -> tuple[int, int]
     return min(total, max(0, done)), total
 
 
-def train_headless(workspace: Workspace | str | Path, dataset: str, *, epochs: int | None = None,
-                   config: TrainConfig | dict[str, Any] | None = None, resume: str | None = None,
-                   progress: Callable[[TrainingSnapshot], None] | None = None) -> dict[str, Any]:
+def train_headless(
+    workspace: Workspace | str | Path,
+    dataset: str,
+    *,
+    epochs: int | None = None,
+    config: TrainConfig | dict[str, Any] | None = None,
+    resume: str | None = None,
+    progress: Callable[[TrainingSnapshot], None] | None = None,
+) -> dict[str, Any]:
     """Train without the UI, through the same :class:`TrainingJob` the dashboard uses, and wait.
 
     Args:
@@ -89,10 +95,18 @@ def train_headless(workspace: Workspace | str | Path, dataset: str, *, epochs: i
 def _summary(snap: TrainingSnapshot) -> dict[str, Any]:
     last = snap.history[-1] if snap.history else {}
     return {
-        "run_id": snap.run_id, "state": snap.state, "epochs": snap.epoch,
-        "val_dice": finite_or_none(last.get("val_dice")), "val_iou": finite_or_none(last.get("val_iou")),
-        "val_accuracy": finite_or_none(last.get("val_accuracy")), "val_dice_fg": finite_or_none(last.get("val_dice_fg")),
-        "best_dice": finite_or_none(snap.best_dice), "best_checkpoint": snap.best_checkpoint,
-        "last_checkpoint": snap.last_checkpoint, "bundle": snap.bundle, "device": snap.device,
-        "wall_time_s": round(float(snap.wall_time_s), 3), "error": snap.error,
+        "run_id": snap.run_id,
+        "state": snap.state,
+        "epochs": snap.epoch,
+        "val_dice": finite_or_none(last.get("val_dice")),
+        "val_iou": finite_or_none(last.get("val_iou")),
+        "val_accuracy": finite_or_none(last.get("val_accuracy")),
+        "val_dice_fg": finite_or_none(last.get("val_dice_fg")),
+        "best_dice": finite_or_none(snap.best_dice),
+        "best_checkpoint": snap.best_checkpoint,
+        "last_checkpoint": snap.last_checkpoint,
+        "bundle": snap.bundle,
+        "device": snap.device,
+        "wall_time_s": round(float(snap.wall_time_s), 3),
+        "error": snap.error,
     }

@@ -18,10 +18,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import SegDashError
+from ..data.files import is_disk_full
 from ..data.intensity import percentile_range
 from ..data.records import Record, finite_or_none
-from ..data.files import is_disk_full
+from ..errors import SegDashError
 from ..nn.checkpoint import load_checkpoint, read_checkpoint_info
 from ..nn.device import amp_dtype_for, device_label, select_device
 from ..nn.model import required_multiple
@@ -39,7 +39,6 @@ log = logging.getLogger(__name__)
 JOB_STATES = ("queued", "running", "stopping", "done", "failed", "stopped")
 _ACTIVE_STATES = ("queued", "running", "stopping")
 _HEARTBEAT_S = 5.0  # the worker's process writes its heartbeat into the run's catalog row this often
-
 
 
 @dataclass
@@ -95,14 +94,18 @@ def _resolve_checkpoint(ws: Workspace, resume: str | Path) -> tuple[Path, str]:
     run = ws.catalog.run(text) if "/" not in text and "\\" not in text else None
     if run is not None:
         if run["state"] in _ACTIVE_STATES:
-            raise SegDashError(f"run {text!r} is still {run['state']} (process {run['owner_pid']} on "
-                               f"{run['owner_host']}); stop it first, or resume it once it has stopped")
+            raise SegDashError(
+                f"run {text!r} is still {run['state']} (process {run['owner_pid']} on "
+                f"{run['owner_host']}); stop it first, or resume it once it has stopped"
+            )
         for key in ("last_checkpoint", "best_checkpoint"):
             if run.get(key) and Path(run[key]).is_file():
                 return Path(run[key]), text
         if run["state"] == "interrupted":
-            raise SegDashError(f"run {text!r} was interrupted before its first epoch ended: it has no checkpoint "
-                               "to resume from; start a new training")
+            raise SegDashError(
+                f"run {text!r} was interrupted before its first epoch ended: it has no checkpoint "
+                "to resume from; start a new training"
+            )
         raise SegDashError(f"run {text!r} has no checkpoint to resume from")
     path = Path(text)
     if path.is_file():
@@ -116,8 +119,9 @@ def _disk_full(exc: BaseException, folder: Path) -> bool:
     if is_disk_full(exc) or (isinstance(exc, ValueError) and str(exc).startswith("not enough space")):
         return True
     text = str(exc).lower()
-    if isinstance(exc, RuntimeError) and ("write failed" in text or "inline_container" in text
-                                          or "unexpected pos" in text):
+    if isinstance(exc, RuntimeError) and (
+        "write failed" in text or "inline_container" in text or "unexpected pos" in text
+    ):
         try:
             return shutil.disk_usage(folder).free < 64 << 20
         except OSError:
@@ -133,8 +137,10 @@ def _oom_hint(exc: BaseException, cfg: TrainConfig, folder: Path | None = None) 
     text = f"{type(exc).__name__}: {exc}".strip()
     oom = isinstance(exc, getattr(torch.cuda, "OutOfMemoryError", ())) or "out of memory" in text.lower()
     if oom:
-        return (f"the GPU ran out of memory: lower the batch size (now {cfg.batch_size}) or the patch size "
-                f"(now {cfg.patch_size}). ({text.splitlines()[0][:300]})")
+        return (
+            f"the GPU ran out of memory: lower the batch size (now {cfg.batch_size}) or the patch size "
+            f"(now {cfg.patch_size}). ({text.splitlines()[0][:300]})"
+        )
     if isinstance(exc, SegDashError) and str(exc):
         return str(exc)  # our own messages are written for the user already
     return text
@@ -154,12 +160,19 @@ class TrainingJob:
         ValueError: unknown dataset, no labeled slices, unusable checkpoint, or a checkpoint that
             has already reached ``config.epochs``.
 
-    Start it through :func:`~core.train.registry.registry` (``registry().start(job)``), which refuses a second running job
+    Start it through :func:`~core.train.registry.registry` (``registry().start(job)``), which refuses a
+    second running job
     in the same workspace; then poll :meth:`snapshot`.
     """
 
-    def __init__(self, workspace: Workspace | str | Path, dataset: str, config: TrainConfig | None = None,
-                 run_id: str | None = None, resume_from: str | Path | None = None):
+    def __init__(
+        self,
+        workspace: Workspace | str | Path,
+        dataset: str,
+        config: TrainConfig | None = None,
+        run_id: str | None = None,
+        resume_from: str | Path | None = None,
+    ):
         self.workspace = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
         info = self.workspace.dataset(dataset)
         self.dataset = dataset
@@ -173,12 +186,16 @@ class TrainingJob:
             self.resume_path, self.resumed_from = _resolve_checkpoint(self.workspace, resume_from)
             meta = read_checkpoint_info(self.resume_path)
             if len(meta["class_names"]) != info.n_classes:
-                raise SegDashError(f"checkpoint {self.resume_path} has {len(meta['class_names'])} classes, dataset "
-                                   f"{dataset!r} has {info.n_classes}")
+                raise SegDashError(
+                    f"checkpoint {self.resume_path} has {len(meta['class_names'])} classes, dataset "
+                    f"{dataset!r} has {info.n_classes}"
+                )
             start_epoch = int(meta["epoch"])
             if start_epoch >= config.epochs:
-                raise SegDashError(f"the checkpoint has reached epoch {start_epoch} of {config.epochs}; "
-                                   f"set epochs above {start_epoch} to train longer")
+                raise SegDashError(
+                    f"the checkpoint has reached epoch {start_epoch} of {config.epochs}; "
+                    f"set epochs above {start_epoch} to train longer"
+                )
             self.resumed_from = self.resumed_from or str(meta["run_id"] or self.resume_path)
             config = replace(config, model=meta["model_config"])
         self.config = replace(config, model=replace(config.model, n_classes=info.n_classes))
@@ -189,9 +206,15 @@ class TrainingJob:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._snap = TrainingSnapshot(run_id=self.run_id, dataset=dataset, epoch=start_epoch, start_epoch=start_epoch,
-                                      epochs=self.config.epochs, steps_per_epoch=self.config.steps_per_epoch,
-                                      resumed_from=self.resumed_from)
+        self._snap = TrainingSnapshot(
+            run_id=self.run_id,
+            dataset=dataset,
+            epoch=start_epoch,
+            start_epoch=start_epoch,
+            epochs=self.config.epochs,
+            steps_per_epoch=self.config.steps_per_epoch,
+            resumed_from=self.resumed_from,
+        )
 
     def __repr__(self) -> str:
         return f"TrainingJob({self.run_id!r}, state={self.state!r})"
@@ -237,8 +260,13 @@ class TrainingJob:
         :class:`TrainingSnapshot` for its fields (it reads like a dict too: ``snap["state"]``)."""
         with self._lock:
             s = self._snap
-            return replace(s, history=[dict(h) for h in s.history], notes=list(s.notes),
-                           train_slices=list(s.train_slices), val_slices=list(s.val_slices))
+            return replace(
+                s,
+                history=[dict(h) for h in s.history],
+                notes=list(s.notes),
+                train_slices=list(s.train_slices),
+                val_slices=list(s.val_slices),
+            )
 
     # -- worker ----------------------------------------------------------------------------
     def _set(self, **values: Any) -> None:
@@ -261,8 +289,9 @@ class TrainingJob:
         cat = self.workspace.catalog
         final: dict[str, Any] = {}
         heartbeat = threading.Event()  # set: stop beating
-        threading.Thread(target=self._beat, args=(heartbeat,), name=f"segdash-heartbeat-{self.run_id}",
-                         daemon=True).start()
+        threading.Thread(
+            target=self._beat, args=(heartbeat,), name=f"segdash-heartbeat-{self.run_id}", daemon=True
+        ).start()
         try:
             self._set(state="running")
             cat.update_run(self.run_id, state="running")
@@ -283,8 +312,12 @@ class TrainingJob:
         wall = time.time() - t0
         snap = self.snapshot()
         bundle = ""
-        record = {"wall_time": wall, "best_checkpoint": snap.best_checkpoint,
-                  "last_checkpoint": snap.last_checkpoint, "best_dice": finite_or_none(snap.best_dice)}
+        record = {
+            "wall_time": wall,
+            "best_checkpoint": snap.best_checkpoint,
+            "last_checkpoint": snap.last_checkpoint,
+            "best_dice": finite_or_none(snap.best_dice),
+        }
         try:
             cat.update_run(self.run_id, state=final["state"], error=final.get("error", ""), **record)
             if snap.last_checkpoint or snap.best_checkpoint:
@@ -296,8 +329,9 @@ class TrainingJob:
                 final = {"state": "failed", "error": f"finishing the run failed: {why}"}
             if _disk_full(exc, self.workspace.root):  # the catalog too: write the outcome once there is room
                 record.update(state=final["state"], error=final.get("error", ""))
-                threading.Thread(target=self._record_later, args=(record,), daemon=True,
-                                 name=f"segdash-record-{self.run_id}").start()
+                threading.Thread(
+                    target=self._record_later, args=(record,), daemon=True, name=f"segdash-record-{self.run_id}"
+                ).start()
         self._set(wall_time_s=wall, bundle=bundle, eta_s=0.0, **final)
 
     def _record_later(self, record: dict[str, Any]) -> None:
@@ -352,9 +386,15 @@ class TrainingJob:
         names = info.slice_names
         self._set(train_slices=list(train_zs), val_slices=list(val_zs), notes=notes)
         dataset_version = ws.masks_version(ds, sorted(set(train_zs) | set(val_zs)))
-        extra = {"resumed_from": self.resumed_from, "train_slices": train_zs, "val_slices": val_zs,
-                 "train_names": [names[z] for z in train_zs], "val_names": [names[z] for z in val_zs],
-                 "norm_window": list(window), "class_names": list(self.class_names)}
+        extra = {
+            "resumed_from": self.resumed_from,
+            "train_slices": train_zs,
+            "val_slices": val_zs,
+            "train_names": [names[z] for z in train_zs],
+            "val_names": [names[z] for z in val_zs],
+            "norm_window": list(window),
+            "class_names": list(self.class_names),
+        }
         if not self.resumed_from:
             extra.pop("resumed_from")
 
@@ -373,14 +413,26 @@ class TrainingJob:
         _, tr_masks_arr = ws.read_masks(ds, train_zs)
         tr_masks = [pad_to(m, ps, ps) for m in tr_masks_arr]
         _, val_masks = ws.read_masks(ds, val_zs)
-        val_items = validation_tensors([stack[z] for z in val_zs], val_masks, window, required_multiple(cfg.model),
-                                       cfg.val_crop)
+        val_items = validation_tensors(
+            [stack[z] for z in val_zs], val_masks, window, required_multiple(cfg.model), cfg.val_crop
+        )
         self._check_stop()
 
         # model and optimisation, then the loop, recorded as it goes
         state = build_training(cfg, n_classes, device, amp_dtype, resume=ckpt)
-        recorder = RunRecorder(ws, self.run_id, ds, cfg, self.class_names, window, extra, dataset_version,
-                               publish=self._set, check_stop=self._check_stop, started=self._t0)
+        recorder = RunRecorder(
+            ws,
+            self.run_id,
+            ds,
+            cfg,
+            self.class_names,
+            window,
+            extra,
+            dataset_version,
+            publish=self._set,
+            check_stop=self._check_stop,
+            started=self._t0,
+        )
         if ckpt is not None:
             recorder.resumed(ckpt, state)
             del ckpt

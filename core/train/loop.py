@@ -25,8 +25,20 @@ from ..nn.model import build_model, labels_from_logits
 from .config import TrainConfig
 from .data import PatchDataset, patch_coords
 
-__all__ = ["Stopped", "FitState", "TrainingData", "Callbacks", "fit", "validate", "eta", "Loss", "lr_at",
-           "make_optimizer", "autocast", "build_training"]
+__all__ = [
+    "Stopped",
+    "FitState",
+    "TrainingData",
+    "Callbacks",
+    "fit",
+    "validate",
+    "eta",
+    "Loss",
+    "lr_at",
+    "make_optimizer",
+    "autocast",
+    "build_training",
+]
 
 _FINAL_LR_RATIO = 0.01  # cosine decays to this fraction of lr
 
@@ -131,8 +143,13 @@ def autocast(device: torch.device, dtype: torch.dtype | None) -> Any:
     return torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
 
 
-def build_training(cfg: TrainConfig, n_classes: int, device: torch.device, amp_dtype: torch.dtype | None,
-                   resume: Checkpoint | None = None) -> FitState:
+def build_training(
+    cfg: TrainConfig,
+    n_classes: int,
+    device: torch.device,
+    amp_dtype: torch.dtype | None,
+    resume: Checkpoint | None = None,
+) -> FitState:
     """Network, optimizer, scaler and loss for ``cfg`` on ``device`` (seeded with ``cfg.seed``).
 
     A resumed network gets its weights, optimizer and scaler state from ``resume`` (the new config's
@@ -163,8 +180,15 @@ def build_training(cfg: TrainConfig, n_classes: int, device: torch.device, amp_d
     return state
 
 
-def fit(state: FitState, cfg: TrainConfig, data: TrainingData, n_classes: int, device: torch.device,
-        amp_dtype: torch.dtype | None, callbacks: Callbacks) -> None:
+def fit(
+    state: FitState,
+    cfg: TrainConfig,
+    data: TrainingData,
+    n_classes: int,
+    device: torch.device,
+    amp_dtype: torch.dtype | None,
+    callbacks: Callbacks,
+) -> None:
     """Train from ``state.epoch + 1`` to ``cfg.epochs``, validating after every epoch.
 
     Each epoch draws ``cfg.steps_per_epoch * cfg.batch_size`` patches (seeded by ``cfg.seed`` and
@@ -174,8 +198,13 @@ def fit(state: FitState, cfg: TrainConfig, data: TrainingData, n_classes: int, d
     """
     cuda = device.type == "cuda"
     channels_last = uses_channels_last(device)
-    model, optimizer, scaler, loss_fn, history = state.model, state.optimizer, state.scaler, state.loss_fn, \
-        state.history
+    model, optimizer, scaler, loss_fn, history = (
+        state.model,
+        state.optimizer,
+        state.scaler,
+        state.loss_fn,
+        state.history,
+    )
     ps = cfg.patch_size
     step_times: list[float] = []
     val_times: list[float] = []
@@ -187,8 +216,13 @@ def fit(state: FitState, cfg: TrainConfig, data: TrainingData, n_classes: int, d
             rng = np.random.default_rng([cfg.seed, epoch])
             coords = patch_coords(data.masks, ps, cfg.steps_per_epoch * cfg.batch_size, rng, cfg.skip_empty_patches)
             loader = torch.utils.data.DataLoader(
-                PatchDataset(data.images, data.masks, coords, ps, data.window), batch_size=cfg.batch_size,
-                shuffle=False, num_workers=cfg.num_workers, pin_memory=cuda, drop_last=False)
+                PatchDataset(data.images, data.masks, coords, ps, data.window),
+                batch_size=cfg.batch_size,
+                shuffle=False,
+                num_workers=cfg.num_workers,
+                pin_memory=cuda,
+                drop_last=False,
+            )
             aug_gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
             model.train()
             loss_sum, n_seen, t_train = 0.0, 0, 0.0
@@ -207,8 +241,9 @@ def fit(state: FitState, cfg: TrainConfig, data: TrainingData, n_classes: int, d
                     logits = model(x)
                 loss = loss_fn(logits, y)
                 if not torch.isfinite(loss):
-                    raise SegDashError(f"the loss became {loss.item()} at epoch {epoch}, step {step}; "
-                                       "lower the learning rate")
+                    raise SegDashError(
+                        f"the loss became {loss.item()} at epoch {epoch}, step {step}; lower the learning rate"
+                    )
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
                 scaler.step(optimizer)
@@ -224,11 +259,17 @@ def fit(state: FitState, cfg: TrainConfig, data: TrainingData, n_classes: int, d
             scores = validate(model, data.val_items, loss_fn, n_classes, device, amp_dtype, callbacks.check_stop)
             val_times.append(time.time() - t_val)
             row = {
-                "epoch": epoch, "train_loss": loss_sum / max(n_seen, 1), "val_loss": scores["loss"],
-                "val_dice": scores["mean_dice"], "val_iou": scores["mean_iou"],
-                "val_accuracy": scores["accuracy"], "val_pixel_error": scores["pixel_error"],
-                "val_dice_per_class": scores["dice"], "val_iou_per_class": scores["iou"],
-                "lr": optimizer.param_groups[0]["lr"], "images_per_s": n_seen / max(t_train, 1e-9),
+                "epoch": epoch,
+                "train_loss": loss_sum / max(n_seen, 1),
+                "val_loss": scores["loss"],
+                "val_dice": scores["mean_dice"],
+                "val_iou": scores["mean_iou"],
+                "val_accuracy": scores["accuracy"],
+                "val_pixel_error": scores["pixel_error"],
+                "val_dice_per_class": scores["dice"],
+                "val_iou_per_class": scores["iou"],
+                "lr": optimizer.param_groups[0]["lr"],
+                "images_per_s": n_seen / max(t_train, 1e-9),
                 "time_s": time.time() - t_epoch,
             }
             if n_classes == 2:
@@ -241,8 +282,7 @@ def fit(state: FitState, cfg: TrainConfig, data: TrainingData, n_classes: int, d
         raise
 
 
-def eta(cfg: TrainConfig, step_times: list[float], val_times: list[float], epoch: int, step: int,
-        n_val: int) -> float:
+def eta(cfg: TrainConfig, step_times: list[float], val_times: list[float], epoch: int, step: int, n_val: int) -> float:
     """Seconds left at ``step`` of ``epoch``: the mean of the last 50 steps' times and of the validations'."""
     recent = step_times[-50:]
     per_step = sum(recent) / len(recent) if recent else 0.0
@@ -252,8 +292,15 @@ def eta(cfg: TrainConfig, step_times: list[float], val_times: list[float], epoch
     return max(0.0, remaining_steps * per_step + remaining_vals * per_val)
 
 
-def validate(model: nn.Module, items: list[tuple[torch.Tensor, torch.Tensor]], loss_fn: nn.Module, n_classes: int,
-             device: torch.device, amp_dtype: torch.dtype | None, check_stop: Any = None) -> dict[str, Any]:
+def validate(
+    model: nn.Module,
+    items: list[tuple[torch.Tensor, torch.Tensor]],
+    loss_fn: nn.Module,
+    n_classes: int,
+    device: torch.device,
+    amp_dtype: torch.dtype | None,
+    check_stop: Any = None,
+) -> dict[str, Any]:
     """Loss and scores (:class:`~core.nn.metrics.ConfusionAccumulator`) over the validation tensors,
     summed over all their pixels; ``check_stop`` is called before each slice."""
     model.eval()
@@ -270,7 +317,7 @@ def validate(model: nn.Module, items: list[tuple[torch.Tensor, torch.Tensor]], l
             y = mask.to(device, non_blocking=cuda)
             with autocast(device, amp_dtype):
                 logits = model(x)
-            logits = logits[..., :y.shape[-2], :y.shape[-1]].float()
+            logits = logits[..., : y.shape[-2], : y.shape[-1]].float()
             loss_sum += float(loss_fn(logits, y)) * y.numel()
             n += y.numel()
             acc.update(labels_from_logits(logits, n_classes), y)

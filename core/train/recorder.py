@@ -38,14 +38,28 @@ class RunRecorder(Callbacks):
         started: ``time.time()`` at the run's start (for ``wall_time``).
     """
 
-    def __init__(self, workspace: Workspace, run_id: str, dataset: str, config: TrainConfig,
-                 class_names: tuple[str, ...], window: tuple[float, float], extra: dict[str, Any],
-                 dataset_version: str, publish: Callable[..., None], check_stop: Callable[[], None],
-                 started: float):
+    def __init__(
+        self,
+        workspace: Workspace,
+        run_id: str,
+        dataset: str,
+        config: TrainConfig,
+        class_names: tuple[str, ...],
+        window: tuple[float, float],
+        extra: dict[str, Any],
+        dataset_version: str,
+        publish: Callable[..., None],
+        check_stop: Callable[[], None],
+        started: float,
+    ):
         self.workspace, self.run_id, self.dataset, self.config = workspace, run_id, dataset, config
         self.class_names, self.window, self.extra = class_names, window, extra
-        self.dataset_version, self.publish, self._check_stop, self.started = dataset_version, publish, check_stop, \
-            started
+        self.dataset_version, self.publish, self._check_stop, self.started = (
+            dataset_version,
+            publish,
+            check_stop,
+            started,
+        )
         run_dir = workspace.run_dir(run_id)
         self.best_path, self.last_path = run_dir / BEST, run_dir / LAST
         self.best = -math.inf
@@ -67,14 +81,32 @@ class RunRecorder(Callbacks):
     def save(self, state: FitState, path: Path, epoch: int, metrics: dict[str, Any], partial: bool) -> None:
         """Write a checkpoint of ``state`` at ``path`` (atomic)."""
         cfg = self.config
-        save_checkpoint(path, state.model, cfg.model, class_names=self.class_names, norm_window=self.window,
-                        patch_size=cfg.patch_size, epoch=epoch, metrics=metrics, optimizer=state.optimizer,
-                        scheduler={"name": cfg.scheduler, "step": state.global_step,
-                                   "total_steps": cfg.epochs * cfg.steps_per_epoch},
-                        scaler=state.scaler if state.scaler.is_enabled() else None, history=state.history,
-                        run_id=self.run_id,
-                        extra={**self.extra, "train_config": cfg.to_dict(), "dataset": self.dataset,
-                               "dataset_version": self.dataset_version, "partial_epoch": partial})
+        save_checkpoint(
+            path,
+            state.model,
+            cfg.model,
+            class_names=self.class_names,
+            norm_window=self.window,
+            patch_size=cfg.patch_size,
+            epoch=epoch,
+            metrics=metrics,
+            optimizer=state.optimizer,
+            scheduler={
+                "name": cfg.scheduler,
+                "step": state.global_step,
+                "total_steps": cfg.epochs * cfg.steps_per_epoch,
+            },
+            scaler=state.scaler if state.scaler.is_enabled() else None,
+            history=state.history,
+            run_id=self.run_id,
+            extra={
+                **self.extra,
+                "train_config": cfg.to_dict(),
+                "dataset": self.dataset,
+                "dataset_version": self.dataset_version,
+                "partial_epoch": partial,
+            },
+        )
 
     # -- callbacks ---------------------------------------------------------------------------
     def check_stop(self) -> None:

@@ -48,14 +48,30 @@ from ..errors import SegDashError
 from .fabric import _object_shapes, _paint
 from .render import CLASS_COLORS, overlay
 
-__all__ = ["ZoomWindow", "zoom_window", "canvas_size", "fit_canvas", "brush_width", "paint_layer", "merge_paint",
-           "apply_paint", "canvas_color", "stroke_css",
-           "class_of_color", "rasterize", "apply_drawing", "background", "outline", "count_objects"]
+__all__ = [
+    "ZoomWindow",
+    "zoom_window",
+    "canvas_size",
+    "fit_canvas",
+    "brush_width",
+    "paint_layer",
+    "merge_paint",
+    "apply_paint",
+    "canvas_color",
+    "stroke_css",
+    "class_of_color",
+    "rasterize",
+    "apply_drawing",
+    "background",
+    "outline",
+    "count_objects",
+]
 
 ERASER_COLOR = (255, 255, 255)
 
 
 # -- zoom ------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class ZoomWindow:
@@ -121,7 +137,7 @@ def fit_canvas(window: ZoomWindow, max_width: int, max_height: int | None = None
         >>> fit_canvas(ZoomWindow(0, 0, 768, 1024), 1100), fit_canvas(ZoomWindow(0, 0, 100, 100), 350)
         ((768, 1024), (300, 300))
     """
-    max_height = max_height or 10 ** 9
+    max_height = max_height or 10**9
     scale = min(max_width / window.width, max_height / window.height)
     if scale >= 1:
         scale = math.floor(scale)
@@ -135,6 +151,7 @@ def brush_width(size_px: float, window: ZoomWindow, canvas_hw: Sequence[int]) ->
 
 
 # -- colours ---------------------------------------------------------------------------------
+
 
 def canvas_color(k: int) -> tuple[int, int, int]:
     """RGB colour of class ``k`` on the canvas; unique per class so strokes can be read back.
@@ -174,7 +191,7 @@ def _parse_rgb(css: str) -> tuple[int, int, int] | None:
     if s.startswith("#") and len(s) in (4, 5):
         return tuple(int(c * 2, 16) for c in s[1:4])  # type: ignore[return-value]
     if s.startswith("#") and len(s) in (7, 9):
-        return tuple(int(s[i:i + 2], 16) for i in (1, 3, 5))  # type: ignore[return-value]
+        return tuple(int(s[i : i + 2], 16) for i in (1, 3, 5))  # type: ignore[return-value]
     return None
 
 
@@ -188,8 +205,10 @@ def class_of_color(css: str, n_classes: int) -> int:
     for k in range(n_classes):
         if rgb == canvas_color(k):
             return k
-    raise SegDashError(f"a stroke has colour {css!r}, which is not the colour of any of the {n_classes} classes; "
-                       "clear the canvas and draw again")
+    raise SegDashError(
+        f"a stroke has colour {css!r}, which is not the colour of any of the {n_classes} classes; "
+        "clear the canvas and draw again"
+    )
 
 
 # -- Fabric JSON to points -------------------------------------------------------------------
@@ -202,8 +221,10 @@ def count_objects(drawing: dict[str, Any] | None) -> int:
 
 # -- rasterising -----------------------------------------------------------------------------
 
-def rasterize(drawing: dict[str, Any] | None, n_classes: int, canvas_hw: Sequence[int],
-              out_hw: Sequence[int]) -> np.ndarray:
+
+def rasterize(
+    drawing: dict[str, Any] | None, n_classes: int, canvas_hw: Sequence[int], out_hw: Sequence[int]
+) -> np.ndarray:
     """Paint a Fabric JSON drawing at ``out_hw`` resolution.
 
     Args:
@@ -233,9 +254,14 @@ def rasterize(drawing: dict[str, Any] | None, n_classes: int, canvas_hw: Sequenc
     return out
 
 
-def apply_drawing(mask: np.ndarray | None, drawing: dict[str, Any] | None, n_classes: int,
-                  canvas_hw: Sequence[int], window: ZoomWindow | None = None,
-                  shape: Sequence[int] | None = None) -> np.ndarray:
+def apply_drawing(
+    mask: np.ndarray | None,
+    drawing: dict[str, Any] | None,
+    n_classes: int,
+    canvas_hw: Sequence[int],
+    window: ZoomWindow | None = None,
+    shape: Sequence[int] | None = None,
+) -> np.ndarray:
     """Composite a canvas drawing onto a mask at full resolution.
 
     Args:
@@ -267,8 +293,9 @@ def apply_drawing(mask: np.ndarray | None, drawing: dict[str, Any] | None, n_cla
     return out
 
 
-def paint_layer(drawing: dict[str, Any] | None, n_classes: int, canvas_hw: Sequence[int], window: ZoomWindow,
-                shape: Sequence[int]) -> np.ndarray:
+def paint_layer(
+    drawing: dict[str, Any] | None, n_classes: int, canvas_hw: Sequence[int], window: ZoomWindow, shape: Sequence[int]
+) -> np.ndarray:
     """A canvas drawing as a full-image paint layer: (Y, X) int16, the class painted, ``-1`` elsewhere.
 
     Unsaved strokes are kept this way when the canvas goes (another slice, zoom or pan), so they
@@ -307,9 +334,16 @@ def apply_paint(mask: np.ndarray | None, paint: np.ndarray | None, shape: Sequen
 
 # -- pictures for the canvas -----------------------------------------------------------------
 
-def background(image: np.ndarray, mask: np.ndarray | None, window: ZoomWindow, canvas_hw: Sequence[int],
-               alpha: float = 0.4, display_window: tuple[float, float] | None = None,
-               pending: np.ndarray | None = None) -> np.ndarray:
+
+def background(
+    image: np.ndarray,
+    mask: np.ndarray | None,
+    window: ZoomWindow,
+    canvas_hw: Sequence[int],
+    alpha: float = 0.4,
+    display_window: tuple[float, float] | None = None,
+    pending: np.ndarray | None = None,
+) -> np.ndarray:
     """The canvas background: the shown region with the mask overlaid, resized to the canvas.
 
     Args:
@@ -337,8 +371,9 @@ def background(image: np.ndarray, mask: np.ndarray | None, window: ZoomWindow, c
         big = rgb.shape[1] < size[0]
         rgb = np.asarray(Image.fromarray(rgb).resize(size, Image.NEAREST if big else Image.BILINEAR))
     if pending is not None and (np.asarray(pending)[window.slices] >= 0).any():
-        layer = np.asarray(Image.fromarray(np.asarray(pending, np.int16)[window.slices].astype(np.int32))
-                           .resize(size, Image.NEAREST))
+        layer = np.asarray(
+            Image.fromarray(np.asarray(pending, np.int16)[window.slices].astype(np.int32)).resize(size, Image.NEAREST)
+        )
         rows, cols = np.indices(layer.shape)
         stripe = ((rows + cols) // 3) % 2 == 0
         rgb = rgb.copy()
@@ -349,11 +384,13 @@ def background(image: np.ndarray, mask: np.ndarray | None, window: ZoomWindow, c
     return rgb
 
 
-def outline(rgb: np.ndarray, window: ZoomWindow, color: tuple[int, int, int] = (255, 60, 60),
-            width: int | None = None) -> np.ndarray:
+def outline(
+    rgb: np.ndarray, window: ZoomWindow, color: tuple[int, int, int] = (255, 60, 60), width: int | None = None
+) -> np.ndarray:
     """A copy of a full-image RGB picture with the zoom window's rectangle drawn on it (an overview)."""
     img = Image.fromarray(np.ascontiguousarray(rgb))
     width = width or max(1, round(max(img.size) / 150))
-    ImageDraw.Draw(img).rectangle([window.x0, window.y0, window.x0 + window.width - 1,
-                                   window.y0 + window.height - 1], outline=color, width=width)
+    ImageDraw.Draw(img).rectangle(
+        [window.x0, window.y0, window.x0 + window.width - 1, window.y0 + window.height - 1], outline=color, width=width
+    )
     return np.asarray(img)

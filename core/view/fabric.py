@@ -10,7 +10,6 @@ from typing import Any
 
 import numpy as np
 
-
 from ..errors import SegDashError
 
 __all__: list[str] = []  # helpers of core.view.canvas
@@ -21,12 +20,12 @@ _ORIGIN = {"left": 0.0, "top": 0.0, "center": 0.5, "right": 1.0, "bottom": 1.0}
 
 def _quad(p0, p1, p2, n=_CURVE_STEPS):
     t = np.linspace(0, 1, n + 1)[1:, None]
-    return list(map(tuple, (1 - t) ** 2 * p0 + 2 * (1 - t) * t * p1 + t ** 2 * p2))
+    return list(map(tuple, (1 - t) ** 2 * p0 + 2 * (1 - t) * t * p1 + t**2 * p2))
 
 
 def _cubic(p0, p1, p2, p3, n=_CURVE_STEPS):
     t = np.linspace(0, 1, n + 1)[1:, None]
-    return list(map(tuple, (1 - t) ** 3 * p0 + 3 * (1 - t) ** 2 * t * p1 + 3 * (1 - t) * t ** 2 * p2 + t ** 3 * p3))
+    return list(map(tuple, (1 - t) ** 3 * p0 + 3 * (1 - t) ** 2 * t * p1 + 3 * (1 - t) * t**2 * p2 + t**3 * p3))
 
 
 def _path_polylines(commands: list) -> list[list[tuple[float, float]]]:
@@ -118,8 +117,9 @@ def _object_shapes(obj: dict[str, Any]) -> tuple[str, list[np.ndarray]]:
     if kind in ("polygon", "polyline"):
         pts = np.asarray([[float(p["x"]), float(p["y"])] for p in obj.get("points") or []], float).reshape(-1, 2)
         return ("fill" if kind == "polygon" else "stroke"), _to_scene(obj, [pts])
-    raise SegDashError(f"the drawing holds a {obj.get('type')!r} object; only brush strokes and polygons are "
-                       "turned into masks")
+    raise SegDashError(
+        f"the drawing holds a {obj.get('type')!r} object; only brush strokes and polygons are turned into masks"
+    )
 
 
 def _paint(out: np.ndarray, mode: str, shapes: list[np.ndarray], width: float, k: int) -> None:
@@ -168,7 +168,7 @@ def _fill(bits: np.ndarray, pts: np.ndarray) -> None:
         for a, b in zip(xs[0::2], xs[1::2]):
             c0, c1 = max(math.ceil(a), 0), min(math.floor(b), w - 1)
             if c1 >= c0:
-                bits[row, c0:c1 + 1] = True
+                bits[row, c0 : c1 + 1] = True
 
 
 def _stroke(bits: np.ndarray, pts: np.ndarray, r: float) -> None:
@@ -190,4 +190,4 @@ def _stroke(bits: np.ndarray, pts: np.ndarray, r: float) -> None:
         gx, gy = xs[None, :] - a[0], ys[:, None] - a[1]
         t = np.clip((gx * d[0] + gy * d[1]) / length2, 0.0, 1.0) if length2 > 0 else 0.0
         dist2 = (gx - t * d[0]) ** 2 + (gy - t * d[1]) ** 2
-        bits[ys[0]:ys[-1] + 1, xs[0]:xs[-1] + 1] |= dist2 <= r * r + 1e-9
+        bits[ys[0] : ys[-1] + 1, xs[0] : xs[-1] + 1] |= dist2 <= r * r + 1e-9

@@ -20,18 +20,35 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from ..errors import SegDashError
 from ..data.records import finite_or_none
+from ..errors import SegDashError
 
-__all__ = ["METRIC_LABELS", "training_curves", "compare_runs", "confusion_figure", "slice_scores_figure",
-           "slice_scores_rows", "linked_images"]
+__all__ = [
+    "METRIC_LABELS",
+    "training_curves",
+    "compare_runs",
+    "confusion_figure",
+    "slice_scores_figure",
+    "slice_scores_rows",
+    "linked_images",
+]
 
-METRIC_LABELS = {"train_loss": "train loss", "val_loss": "val loss", "val_dice": "val Dice", "val_iou": "val IoU",
-                 "val_accuracy": "val accuracy", "dice": "Dice", "iou": "IoU", "lr": "learning rate"}
-_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
-           "#bcbd22", "#17becf")
-_LAYOUT = dict(margin=dict(l=10, r=10, t=40, b=10), template="plotly_white",
-               legend=dict(orientation="h", yanchor="top", y=-0.22, x=0))  # below the x axis titles
+METRIC_LABELS = {
+    "train_loss": "train loss",
+    "val_loss": "val loss",
+    "val_dice": "val Dice",
+    "val_iou": "val IoU",
+    "val_accuracy": "val accuracy",
+    "dice": "Dice",
+    "iou": "IoU",
+    "lr": "learning rate",
+}
+_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
+_LAYOUT = dict(
+    margin=dict(l=10, r=10, t=40, b=10),
+    template="plotly_white",
+    legend=dict(orientation="h", yanchor="top", y=-0.22, x=0),
+)  # below the x axis titles
 
 
 def _series(history: Sequence[Mapping[str, Any]], key: str) -> tuple[list[int], list[float | None]]:
@@ -62,9 +79,17 @@ def training_curves(history: Sequence[Mapping[str, Any]], title: str = "") -> go
         for key in keys:
             xs, ys = _series(history, key)
             color = _COLORS[("train_loss", "val_loss", "val_dice", "val_iou").index(key)]
-            fig.add_trace(go.Scatter(x=xs, y=ys, name=METRIC_LABELS[key], mode="lines+markers",
-                                     line=dict(color=color, dash="dot" if key == "val_iou" else None)),
-                          row=1, col=col)
+            fig.add_trace(
+                go.Scatter(
+                    x=xs,
+                    y=ys,
+                    name=METRIC_LABELS[key],
+                    mode="lines+markers",
+                    line=dict(color=color, dash="dot" if key == "val_iou" else None),
+                ),
+                row=1,
+                col=col,
+            )
     fig.update_xaxes(title_text="epoch", rangemode="tozero")
     fig.update_yaxes(title_text="loss", rangemode="tozero", row=1, col=1)
     fig.update_yaxes(title_text="score", range=[0, 1.02], row=1, col=2)
@@ -72,8 +97,9 @@ def training_curves(history: Sequence[Mapping[str, Any]], title: str = "") -> go
     return fig
 
 
-def compare_runs(histories: Mapping[str, Sequence[Mapping[str, Any]]],
-                 metrics: Sequence[str] = ("val_loss", "val_dice")) -> go.Figure:
+def compare_runs(
+    histories: Mapping[str, Sequence[Mapping[str, Any]]], metrics: Sequence[str] = ("val_loss", "val_dice")
+) -> go.Figure:
     """Curves of several runs overlaid, one subplot per metric, one colour per run.
 
     Args:
@@ -85,14 +111,26 @@ def compare_runs(histories: Mapping[str, Sequence[Mapping[str, Any]]],
         legend hides it in every subplot).
     """
     metrics = list(metrics) or ["val_dice"]
-    fig = make_subplots(rows=1, cols=len(metrics), subplot_titles=[METRIC_LABELS.get(m, m) for m in metrics],
-                        horizontal_spacing=0.08)
+    fig = make_subplots(
+        rows=1, cols=len(metrics), subplot_titles=[METRIC_LABELS.get(m, m) for m in metrics], horizontal_spacing=0.08
+    )
     for i, (run_id, history) in enumerate(histories.items()):
         color = _COLORS[i % len(_COLORS)]
         for col, key in enumerate(metrics, start=1):
             xs, ys = _series(history, key)
-            fig.add_trace(go.Scatter(x=xs, y=ys, name=str(run_id), legendgroup=str(run_id), showlegend=col == 1,
-                                     mode="lines+markers", line=dict(color=color)), row=1, col=col)
+            fig.add_trace(
+                go.Scatter(
+                    x=xs,
+                    y=ys,
+                    name=str(run_id),
+                    legendgroup=str(run_id),
+                    showlegend=col == 1,
+                    mode="lines+markers",
+                    line=dict(color=color),
+                ),
+                row=1,
+                col=col,
+            )
     for col, key in enumerate(metrics, start=1):
         if key.startswith("val_") and key != "val_loss":
             fig.update_yaxes(range=[0, 1.02], row=1, col=col)
@@ -128,14 +166,25 @@ def confusion_figure(matrix: np.ndarray, class_names: Sequence[str] | None = Non
     rows = m.sum(axis=1, keepdims=True)
     pct = np.divide(m * 100.0, rows, out=np.zeros_like(m), where=rows > 0)
     text = [[f"{pct[t, p]:.1f}%<br>{int(m[t, p]):,}" for p in range(k)] for t in range(k)]
-    fig = go.Figure(go.Heatmap(
-        z=pct, x=names, y=names, text=text, texttemplate="%{text}", colorscale="Blues", zmin=0, zmax=100,
-        colorbar=dict(title="% of true"),
-        hovertemplate="true %{y}<br>predicted %{x}<br>%{text}<extra></extra>"))
+    fig = go.Figure(
+        go.Heatmap(
+            z=pct,
+            x=names,
+            y=names,
+            text=text,
+            texttemplate="%{text}",
+            colorscale="Blues",
+            zmin=0,
+            zmax=100,
+            colorbar=dict(title="% of true"),
+            hovertemplate="true %{y}<br>predicted %{x}<br>%{text}<extra></extra>",
+        )
+    )
     fig.update_xaxes(title_text="predicted class", side="bottom", type="category")
     fig.update_yaxes(title_text="true class", autorange="reversed", type="category")
-    fig.update_layout(height=max(280, 90 * k + 120), showlegend=False,
-                      **{k_: v for k_, v in _LAYOUT.items() if k_ != "legend"})
+    fig.update_layout(
+        height=max(280, 90 * k + 120), showlegend=False, **{k_: v for k_, v in _LAYOUT.items() if k_ != "legend"}
+    )
     return fig
 
 
@@ -143,8 +192,9 @@ def _score(row: Mapping[str, Any], key: str) -> float | None:
     return finite_or_none(row.get(key))
 
 
-def slice_scores_rows(scores: Sequence[Mapping[str, Any]],
-                      keys: Sequence[str] = ("dice", "iou", "wrong_pct")) -> list[dict[str, Any]]:
+def slice_scores_rows(
+    scores: Sequence[Mapping[str, Any]], keys: Sequence[str] = ("dice", "iou", "wrong_pct")
+) -> list[dict[str, Any]]:
     """Rows for a per-slice score table: ``z``, ``slice`` name and the chosen score keys, rounded.
 
     Missing keys are left out of a row; NaN becomes ``None`` (an empty cell). Order is kept (pass
@@ -172,11 +222,20 @@ def slice_scores_figure(scores: Sequence[Mapping[str, Any]], metric: str = "dice
     """
     labels = [str(r.get("name") or r.get("slice") or f"z={r.get('z')}") for r in scores]
     values = [_score(r, metric) for r in scores]
-    colors = ["#d62728" if v is not None and v < 0.5 else "#ff7f0e" if v is not None and v < 0.8 else "#2ca02c"
-              for v in values]
-    fig = go.Figure(go.Bar(x=labels, y=values, name=METRIC_LABELS.get(metric, metric), marker_color=colors,
-                           customdata=[r.get("z") for r in scores],
-                           hovertemplate="%{x} (z=%{customdata})<br>%{y:.3f}<extra></extra>"))
+    colors = [
+        "#d62728" if v is not None and v < 0.5 else "#ff7f0e" if v is not None and v < 0.8 else "#2ca02c"
+        for v in values
+    ]
+    fig = go.Figure(
+        go.Bar(
+            x=labels,
+            y=values,
+            name=METRIC_LABELS.get(metric, metric),
+            marker_color=colors,
+            customdata=[r.get("z") for r in scores],
+            hovertemplate="%{x} (z=%{customdata})<br>%{y:.3f}<extra></extra>",
+        )
+    )
     fig.update_xaxes(title_text="slice", type="category")
     fig.update_yaxes(title_text=METRIC_LABELS.get(metric, metric), range=[0, 1.02])
     fig.update_layout(height=300, **_LAYOUT)
@@ -191,8 +250,7 @@ def _png_uri(rgb: np.ndarray) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
-def linked_images(panels: Sequence[tuple[str, np.ndarray]], cols: int | None = None,
-                  panel_px: int = 215) -> go.Figure:
+def linked_images(panels: Sequence[tuple[str, np.ndarray]], cols: int | None = None, panel_px: int = 215) -> go.Figure:
     """Pictures side by side that zoom and pan together: one subplot per panel, axes matched.
 
     Each picture is a ``go.Image`` whose source is a PNG (not a list of pixel values), so a
@@ -223,18 +281,37 @@ def linked_images(panels: Sequence[tuple[str, np.ndarray]], cols: int | None = N
     n = len(panels)
     cols = max(1, min(int(cols or n), n))
     rows = -(-n // cols)
-    fig = make_subplots(rows=rows, cols=cols, subplot_titles=[t for t, _ in panels],
-                        horizontal_spacing=0.01, vertical_spacing=0.06 if rows > 1 else 0.0)
+    fig = make_subplots(
+        rows=rows,
+        cols=cols,
+        subplot_titles=[t for t, _ in panels],
+        horizontal_spacing=0.01,
+        vertical_spacing=0.06 if rows > 1 else 0.0,
+    )
     for i, (title, img) in enumerate(panels):
-        fig.add_trace(go.Image(source=_png_uri(np.asarray(img)), name=title, hoverinfo="x+y",
-                               hovertemplate=f"{title}<br>x %{{x}}, y %{{y}}<extra></extra>"),
-                      row=i // cols + 1, col=i % cols + 1)
-    fig.update_xaxes(matches="x", showticklabels=False, showgrid=False, zeroline=False, range=[-0.5, w - 0.5],
-                     constrain="domain")
-    fig.update_yaxes(matches="y", showticklabels=False, showgrid=False, zeroline=False, range=[h - 0.5, -0.5],
-                     constrain="domain")
+        fig.add_trace(
+            go.Image(
+                source=_png_uri(np.asarray(img)),
+                name=title,
+                hoverinfo="x+y",
+                hovertemplate=f"{title}<br>x %{{x}}, y %{{y}}<extra></extra>",
+            ),
+            row=i // cols + 1,
+            col=i % cols + 1,
+        )
+    fig.update_xaxes(
+        matches="x", showticklabels=False, showgrid=False, zeroline=False, range=[-0.5, w - 0.5], constrain="domain"
+    )
+    fig.update_yaxes(
+        matches="y", showticklabels=False, showgrid=False, zeroline=False, range=[h - 0.5, -0.5], constrain="domain"
+    )
     fig.update_layout(yaxis_scaleanchor="x")  # square pixels; the other axes follow through matches
-    fig.update_layout(height=int(rows * (panel_px + 30) + 10), margin=dict(l=0, r=0, t=24, b=0),
-                      template="plotly_white", dragmode="zoom", showlegend=False)
+    fig.update_layout(
+        height=int(rows * (panel_px + 30) + 10),
+        margin=dict(l=0, r=0, t=24, b=0),
+        template="plotly_white",
+        dragmode="zoom",
+        showlegend=False,
+    )
     fig.update_annotations(font_size=13)
     return fig

@@ -6,7 +6,8 @@ legend on the page and the picture agree (:data:`ERROR_COLORS`).
 Example:
     >>> import numpy as np
     >>> img = np.zeros((2, 2), np.uint8)
-    >>> error_map(img, np.array([[1, 0], [1, 1]]), np.array([[1, 1], [0, 1]]), alpha=1.0)[1, 0].tolist()  # predicted 1, truth 0: false positive
+    >>> # pixel (1, 0): predicted 1, truth 0, a false positive
+    >>> error_map(img, np.array([[1, 0], [1, 1]]), np.array([[1, 1], [0, 1]]), alpha=1.0)[1, 0].tolist()
     [255, 0, 255]
 """
 
@@ -14,14 +15,24 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import SegDashError
 from ..data.intensity import to_uint8
+from ..errors import SegDashError
 
 __all__ = ["CLASS_COLORS", "ERROR_COLORS", "class_color", "overlay", "error_map", "heatmap", "gray_rgb"]
 
 # class 0 is usually background: it gets no tint in overlays unless asked for
-CLASS_COLORS = ((0, 0, 0), (255, 200, 0), (0, 170, 255), (255, 60, 60), (60, 220, 90), (190, 90, 255),
-                (255, 130, 200), (0, 200, 190), (160, 120, 60), (120, 120, 255))
+CLASS_COLORS = (
+    (0, 0, 0),
+    (255, 200, 0),
+    (0, 170, 255),
+    (255, 60, 60),
+    (60, 220, 90),
+    (190, 90, 255),
+    (255, 130, 200),
+    (0, 200, 190),
+    (160, 120, 60),
+    (120, 120, 255),
+)
 ERROR_COLORS = {"false positive": (255, 0, 255), "false negative": (0, 255, 255), "wrong class": (255, 140, 0)}
 
 
@@ -36,8 +47,13 @@ def gray_rgb(image: np.ndarray, window: tuple[float, float] | None = None) -> np
     return np.repeat(g[..., None], 3, axis=2)
 
 
-def overlay(image: np.ndarray, labels: np.ndarray | None, alpha: float = 0.4,
-            window: tuple[float, float] | None = None, skip_background: bool = True) -> np.ndarray:
+def overlay(
+    image: np.ndarray,
+    labels: np.ndarray | None,
+    alpha: float = 0.4,
+    window: tuple[float, float] | None = None,
+    skip_background: bool = True,
+) -> np.ndarray:
     """Tint ``image`` with the class colours of ``labels``.
 
     Args:
@@ -58,8 +74,13 @@ def overlay(image: np.ndarray, labels: np.ndarray | None, alpha: float = 0.4,
     return np.clip(rgb + 0.5, 0, 255).astype(np.uint8)
 
 
-def error_map(image: np.ndarray, pred: np.ndarray, truth: np.ndarray, alpha: float = 0.7,
-              window: tuple[float, float] | None = None) -> np.ndarray:
+def error_map(
+    image: np.ndarray,
+    pred: np.ndarray,
+    truth: np.ndarray,
+    alpha: float = 0.7,
+    window: tuple[float, float] | None = None,
+) -> np.ndarray:
     """Per-pixel errors over the image: false positives magenta, false negatives cyan.
 
     For binary masks (classes 0/1) a false positive is predicted 1 where the truth is 0, a false

@@ -85,17 +85,21 @@ def model_suggestion(ws: Workspace, dataset: str, z: int, threshold: float = 0.5
             if z < masks.shape[0] and masks.shape[1:] == info.shape[1:]:
                 return _checked(np.array(masks[z]), info.n_classes), f"stored prediction {run_id}"
     if sources["checkpoint"] is None:
-        raise SegDashError(f"no model for {dataset!r} yet: no stored prediction covers slice {z} and no finished "
-                           "training run has a checkpoint. Train one on the Train page, or label this slice by hand.")
+        raise SegDashError(
+            f"no model for {dataset!r} yet: no stored prediction covers slice {z} and no finished "
+            "training run has a checkpoint. Train one on the Train page, or label this slice by hand."
+        )
     from ..nn.checkpoint import load_checkpoint
     from ..predict.config import PredictConfig
-    from ..predict.probabilities import labels_from_probs
     from ..predict.inferer import predict_slice
+    from ..predict.probabilities import labels_from_probs
 
     ckpt = load_checkpoint(sources["checkpoint"], device="cpu")
     if int(ckpt.model_config.n_classes) != info.n_classes:
-        raise SegDashError(f"the model of run {sources['run']['run_id']} predicts {ckpt.model_config.n_classes} classes; "
-                           f"{dataset!r} has {info.n_classes}")
+        raise SegDashError(
+            f"the model of run {sources['run']['run_id']} predicts {ckpt.model_config.n_classes} classes; "
+            f"{dataset!r} has {info.n_classes}"
+        )
     probs = predict_slice(ckpt, ws.read_slice(dataset, z), PredictConfig(threshold=threshold))
     labels = labels_from_probs(probs, threshold)
     return _checked(labels, info.n_classes), f"model of run {sources['run']['run_id']}"

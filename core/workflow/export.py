@@ -22,19 +22,28 @@ import numpy as np
 import tifffile
 from PIL import Image
 
-from ..errors import SegDashError
 from ..data.io import atomic_write, write_tiff
 from ..data.masks import to_export_values
 from ..data.omezarr import write_omezarr, zip_folder
 from ..data.pixelsize import PixelSize, imagej_tags
+from ..errors import SegDashError
 from ..predict.stored import load_prediction
 from ..store.workspace import Workspace
 from .review import per_slice_scores
 
-__all__ = ["export_masks_zip", "export_masks_tiff", "export_dataset_zip", "export_labels_zip",
-           "export_labels_tiff", "to_bytes", "FORMATS",
-           "export_dataset_omezarr",
-           "export_prediction", "scores_csv", "PREDICTION_FORMATS"]
+__all__ = [
+    "export_masks_zip",
+    "export_masks_tiff",
+    "export_dataset_zip",
+    "export_labels_zip",
+    "export_labels_tiff",
+    "to_bytes",
+    "FORMATS",
+    "export_dataset_omezarr",
+    "export_prediction",
+    "scores_csv",
+    "PREDICTION_FORMATS",
+]
 
 FORMATS = ("zip", "tiff", "dataset")
 
@@ -59,19 +68,29 @@ def _png_bytes(arr: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def export_labels_zip(names: Iterable[str], labels: Iterable[np.ndarray], n_classes: int,
-                      out: str | Path | BinaryIO) -> None:
+def export_labels_zip(
+    names: Iterable[str], labels: Iterable[np.ndarray], n_classes: int, out: str | Path | BinaryIO
+) -> None:
     """Write (Y, X) label images as ``<name>.png`` members of a ZIP (binary as 0/255)."""
+
     def write(fh: BinaryIO) -> None:
         with zipfile.ZipFile(fh, "w", zipfile.ZIP_DEFLATED) as zf:
             for name, lab in zip(names, labels):
                 zf.writestr(f"{name}.png", _png_bytes(to_export_values(lab, n_classes)))
+
     _sink(out, write)
 
 
-def export_labels_tiff(names: list[str], labels: Iterable[np.ndarray], shape: tuple[int, int, int], n_classes: int,
-                       out: str | Path | BinaryIO, *, info: dict | None = None,
-                       pixel_size: PixelSize | None = None) -> None:
+def export_labels_tiff(
+    names: list[str],
+    labels: Iterable[np.ndarray],
+    shape: tuple[int, int, int],
+    n_classes: int,
+    out: str | Path | BinaryIO,
+    *,
+    info: dict | None = None,
+    pixel_size: PixelSize | None = None,
+) -> None:
     """Write (Y, X) label images as one multipage uint8 ImageJ TIFF, one page per name.
 
     Fiji opens it as a stack whose slice labels are ``names`` (``imagej_metadata["Labels"]`` in
@@ -82,11 +101,26 @@ def export_labels_tiff(names: list[str], labels: Iterable[np.ndarray], shape: tu
         raise SegDashError(f"{len(names)} slice names for {shape[0]} pages")
     frames = (to_export_values(lab, n_classes) for lab in labels)
     calibration = imagej_tags(pixel_size)
-    meta = {"axes": "ZYX", "Labels": [str(n) for n in names], **calibration.get("metadata", {}),
-            "Info": json.dumps({"segdash": "masks", "slice_names": list(names), **(info or {})})}
+    meta = {
+        "axes": "ZYX",
+        "Labels": [str(n) for n in names],
+        **calibration.get("metadata", {}),
+        "Info": json.dumps({"segdash": "masks", "slice_names": list(names), **(info or {})}),
+    }
     resolution = calibration.get("resolution")
-    _sink(out, lambda fh: tifffile.imwrite(fh, frames, shape=tuple(shape), dtype=np.uint8, imagej=True,
-                                           metadata=meta, resolution=resolution, compression="zlib"))
+    _sink(
+        out,
+        lambda fh: tifffile.imwrite(
+            fh,
+            frames,
+            shape=tuple(shape),
+            dtype=np.uint8,
+            imagej=True,
+            metadata=meta,
+            resolution=resolution,
+            compression="zlib",
+        ),
+    )
 
 
 def _labeled(ws: Workspace, dataset: str) -> tuple[list[str], list[int]]:
@@ -131,10 +165,16 @@ def export_masks_tiff(ws: Workspace, dataset: str, out: str | Path | BinaryIO, *
             mask = ws.read_mask(dataset, z) if z in has else None
             yield empty if mask is None else mask
 
-    meta = {"dataset": info.name, "slice_names": [info.slice_names[z] for z in zs], "class_names": list(info.class_names), "labeled": labeled,
-            "unlabeled": [z for z in range(info.shape[0]) if z not in has]}
-    export_labels_tiff(names, frames(), (len(zs), *info.shape[1:]), info.n_classes, out, info=meta,
-                       pixel_size=ws.pixel_size(dataset))
+    meta = {
+        "dataset": info.name,
+        "slice_names": [info.slice_names[z] for z in zs],
+        "class_names": list(info.class_names),
+        "labeled": labeled,
+        "unlabeled": [z for z in range(info.shape[0]) if z not in has],
+    }
+    export_labels_tiff(
+        names, frames(), (len(zs), *info.shape[1:]), info.n_classes, out, info=meta, pixel_size=ws.pixel_size(dataset)
+    )
 
 
 def export_dataset_zip(ws: Workspace, dataset: str, out: str | Path | BinaryIO) -> None:
@@ -150,9 +190,19 @@ def export_dataset_zip(ws: Workspace, dataset: str, out: str | Path | BinaryIO) 
 
     def write(fh: BinaryIO) -> None:
         with zipfile.ZipFile(fh, "w", zipfile.ZIP_DEFLATED) as zf:
-            zf.writestr("segdash.json", json.dumps({"dataset": info.name, "class_names": list(info.class_names),
-                                                    "shape": list(info.shape), "dtype": info.dtype,
-                                                    **({"pixel_size": list(px)} if px else {})}, indent=1))
+            zf.writestr(
+                "segdash.json",
+                json.dumps(
+                    {
+                        "dataset": info.name,
+                        "class_names": list(info.class_names),
+                        "shape": list(info.shape),
+                        "dtype": info.dtype,
+                        **({"pixel_size": list(px)} if px else {}),
+                    },
+                    indent=1,
+                ),
+            )
             for z, name in enumerate(info.slice_names):
                 img = np.asarray(stack[z])
                 if img.dtype == np.uint8:
@@ -164,11 +214,13 @@ def export_dataset_zip(ws: Workspace, dataset: str, out: str | Path | BinaryIO) 
                 mask = ws.read_mask(dataset, z)
                 if mask is not None:
                     zf.writestr(f"masks/{name}.png", _png_bytes(to_export_values(mask, info.n_classes)))
+
     _sink(out, write)
 
 
-def export_dataset_omezarr(ws: Any, dataset: str, out: str | Path | BinaryIO, *,
-                           prediction: str | None = None) -> Path | None:
+def export_dataset_omezarr(
+    ws: Any, dataset: str, out: str | Path | BinaryIO, *, prediction: str | None = None
+) -> Path | None:
     """A dataset's images and current masks (none without masks) as OME-Zarr: a ``.zarr`` folder, or a ZIP of one when
     ``out`` ends in ``.zip`` or is an open binary file (for downloading; unzip it, then open the
     ``<dataset>.zarr`` folder). Returns the path written (``None`` for an open file).
@@ -220,8 +272,9 @@ def scores_csv(rows: list[dict[str, Any]]) -> bytes:
     writer = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore")
     writer.writeheader()
     for r in rows:
-        writer.writerow({k: json.dumps(v) if isinstance(v, (list, tuple)) else ("" if v is None else v)
-                         for k, v in r.items()})
+        writer.writerow(
+            {k: json.dumps(v) if isinstance(v, (list, tuple)) else ("" if v is None else v) for k, v in r.items()}
+        )
     return buf.getvalue().encode()
 
 
@@ -243,9 +296,15 @@ def export_prediction(ws: Workspace, dataset: str, run_id: str, fmt: str, out: s
         return
     info = ws.dataset(dataset)
     masks, _, _ = load_prediction(ws, dataset, run_id)
-    names = list(info.slice_names[:masks.shape[0]])
+    names = list(info.slice_names[: masks.shape[0]])
     if fmt == "zip":
         export_labels_zip(names, (masks[z] for z in range(len(names))), info.n_classes, out)
     else:
-        export_labels_tiff(names, (masks[z] for z in range(len(names))), tuple(masks.shape), info.n_classes, out,
-                           pixel_size=ws.pixel_size(dataset))
+        export_labels_tiff(
+            names,
+            (masks[z] for z in range(len(names))),
+            tuple(masks.shape),
+            info.n_classes,
+            out,
+            pixel_size=ws.pixel_size(dataset),
+        )

@@ -60,41 +60,89 @@ def next_steps(ws: Workspace, dataset: str | None) -> list[Step]:
     counts = ws.dataset(dataset).counts()
     masked = counts["slices"] - counts["unlabeled"]
     if masked == 0:
-        return [Step("pages/label.py", "Label a few slices",
-                     "no slice has a mask yet; a handful of labeled slices is enough to train a first model",
-                     ":material/brush:"),
-                Step("pages/data.py", "Or import masks you already have", "masks are imported with their images",
-                     ":material/upload:")]
+        return [
+            Step(
+                "pages/label.py",
+                "Label a few slices",
+                "no slice has a mask yet; a handful of labeled slices is enough to train a first model",
+                ":material/brush:",
+            ),
+            Step(
+                "pages/data.py",
+                "Or import masks you already have",
+                "masks are imported with their images",
+                ":material/upload:",
+            ),
+        ]
     steps: list[Step] = []
     runs = ws.catalog.runs(dataset)
     done = [r for r in runs if r["state"] in ("done", "stopped") and r.get("best_checkpoint")]
     active = [r for r in runs if r["state"] in _ACTIVE]
     if runs and runs[0]["state"] == "interrupted" and runs[0].get("last_checkpoint"):
-        steps.append(Step("pages/train.py", "Resume the interrupted training",
-                          f"run {runs[0]['run_id']} stopped when its process ended (a restart or a crash); "
-                          "resume it from its last checkpoint", ":material/resume:"))
+        steps.append(
+            Step(
+                "pages/train.py",
+                "Resume the interrupted training",
+                f"run {runs[0]['run_id']} stopped when its process ended (a restart or a crash); "
+                "resume it from its last checkpoint",
+                ":material/resume:",
+            )
+        )
     if active:
-        steps.append(Step("pages/train.py", "Watch the training", f"run {active[0]['run_id']} is {active[0]['state']}",
-                          ":material/model_training:"))
+        steps.append(
+            Step(
+                "pages/train.py",
+                "Watch the training",
+                f"run {active[0]['run_id']} is {active[0]['state']}",
+                ":material/model_training:",
+            )
+        )
     elif not done and not steps:
-        steps.append(Step("pages/train.py", "Train a first model",
-                          f"{masked} slice{'s' if masked != 1 else ''} have masks and no model is trained yet",
-                          ":material/model_training:"))
+        steps.append(
+            Step(
+                "pages/train.py",
+                "Train a first model",
+                f"{masked} slice{'s' if masked != 1 else ''} have masks and no model is trained yet",
+                ":material/model_training:",
+            )
+        )
     if done:
         preds = prediction_ids(ws, dataset)
         if not preds:
-            steps.append(Step("pages/predictions.py", "Predict the dataset",
-                              f"run {done[0]['run_id']} is trained; predict to see where it fails",
-                              ":material/insights:"))
+            steps.append(
+                Step(
+                    "pages/predictions.py",
+                    "Predict the dataset",
+                    f"run {done[0]['run_id']} is trained; predict to see where it fails",
+                    ":material/insights:",
+                )
+            )
         else:
-            steps.append(Step("pages/predictions.py", "Review the predictions",
-                              "the correction queue lists the slices worth fixing first", ":material/insights:"))
+            steps.append(
+                Step(
+                    "pages/predictions.py",
+                    "Review the predictions",
+                    "the correction queue lists the slices worth fixing first",
+                    ":material/insights:",
+                )
+            )
         if counts["unlabeled"]:
-            steps.append(Step("pages/label.py", "Label unlabeled slices from the model's prediction",
-                              f"{counts['unlabeled']} slices are unlabeled; start them from the prediction and correct",
-                              ":material/brush:"))
+            steps.append(
+                Step(
+                    "pages/label.py",
+                    "Label unlabeled slices from the model's prediction",
+                    f"{counts['unlabeled']} slices are unlabeled; start them from the prediction and correct",
+                    ":material/brush:",
+                )
+            )
     elif counts["unlabeled"] and not active:
-        steps.append(Step("pages/label.py", "Label more slices",
-                          f"{counts['unlabeled']} slices are still unlabeled", ":material/brush:"))
+        steps.append(
+            Step(
+                "pages/label.py",
+                "Label more slices",
+                f"{counts['unlabeled']} slices are still unlabeled",
+                ":material/brush:",
+            )
+        )
     steps.append(Step("pages/export.py", "Export the masks", f"{masked} slices have masks", ":material/download:"))
     return steps

@@ -29,13 +29,20 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ..errors import SegDashError
 from ..data.io import Stack, ZipFolder, check_import_path, read_stack
 from ..data.masks import default_class_names, to_labels
+from ..errors import SegDashError
 from ..store.workspace import DatasetInfo, Workspace, validate_name
 
-__all__ = ["ImportReport", "pair_masks", "import_dataset", "split_bundle", "ImagesLookLikeMasks",
-           "TooManyClassNames", "import_roots"]
+__all__ = [
+    "ImportReport",
+    "pair_masks",
+    "import_dataset",
+    "split_bundle",
+    "ImagesLookLikeMasks",
+    "TooManyClassNames",
+    "import_roots",
+]
 
 _MASK_SUFFIXES = ("_mask", "_masks", "-mask", "_label", "_labels", "-label", "_gt", "_seg", "_segmentation")
 _MASK_DIRS = ("masks", "mask", "labels", "label", "gt")
@@ -52,9 +59,16 @@ class ImportReport:
 
     def summary(self) -> dict[str, Any]:
         counts = self.dataset.counts()
-        return {"dataset": self.dataset.name, "slices": counts["slices"], "labeled": counts["labeled"],
-                "unlabeled": counts["unlabeled"], "shape": list(self.dataset.shape), "dtype": self.dataset.dtype,
-                "classes": list(self.dataset.class_names), "notices": self.notices}
+        return {
+            "dataset": self.dataset.name,
+            "slices": counts["slices"],
+            "labeled": counts["labeled"],
+            "unlabeled": counts["unlabeled"],
+            "shape": list(self.dataset.shape),
+            "dtype": self.dataset.dtype,
+            "classes": list(self.dataset.class_names),
+            "notices": self.notices,
+        }
 
 
 def import_roots(ws: Workspace) -> list[Path]:
@@ -95,13 +109,17 @@ def pair_masks(images: Stack, masks: Stack | None, *, one_file_each: bool = Fals
     if masks is None:
         return [None] * z
     if images.shape[1:] != masks.shape[1:]:
-        raise SegDashError(f"images ({_where(images)}) are {images.shape[1]}x{images.shape[2]} but masks "
-                           f"({_where(masks)}) are {masks.shape[1]}x{masks.shape[2]} (Y x X)")
+        raise SegDashError(
+            f"images ({_where(images)}) are {images.shape[1]}x{images.shape[2]} but masks "
+            f"({_where(masks)}) are {masks.shape[1]}x{masks.shape[2]} (Y x X)"
+        )
     one_file_each = one_file_each and len(set(images.sources)) == 1 and len(set(masks.sources)) == 1
     if images.from_single_stack or masks.from_single_stack or one_file_each:
         if images.shape[0] != masks.shape[0]:
-            raise SegDashError(f"images ({_where(images)}) have {images.shape[0]} slices but masks "
-                               f"({_where(masks)}) have {masks.shape[0]}; a stack pairs slice by slice")
+            raise SegDashError(
+                f"images ({_where(images)}) have {images.shape[0]} slices but masks "
+                f"({_where(masks)}) have {masks.shape[0]}; a stack pairs slice by slice"
+            )
         return list(range(z))
     index = {name: i for i, name in enumerate(images.names)}
     out: list[int | None] = [None] * z
@@ -148,8 +166,9 @@ def split_bundle(source: Any) -> tuple[Any, Any | None, dict[str, Any]]:
     if zsrc is None:
         return source, None, {}
     try:
-        zf = zipfile.ZipFile(Path(zsrc[1]) if isinstance(zsrc, tuple) and isinstance(zsrc[1], Path)
-                             else io.BytesIO(zsrc[1]))
+        zf = zipfile.ZipFile(
+            Path(zsrc[1]) if isinstance(zsrc, tuple) and isinstance(zsrc[1], Path) else io.BytesIO(zsrc[1])
+        )
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
         raise SegDashError(f"{name}: not a readable ZIP file ({' '.join(str(exc).split())[:120]})") from None
     with zf:
@@ -204,9 +223,11 @@ class ImagesLookLikeMasks(SegDashError):
 
     def __init__(self, source: str, values: list[float]):
         self.values = values
-        super().__init__(f"{source}: the images hold only two values ({values[0]:g} and {values[1]:g}), like a "
-                         "mask; were images and masks swapped? Confirm that these are the images to import "
-                         "them anyway")
+        super().__init__(
+            f"{source}: the images hold only two values ({values[0]:g} and {values[1]:g}), like a "
+            "mask; were images and masks swapped? Confirm that these are the images to import "
+            "them anyway"
+        )
 
 
 class TooManyClassNames(SegDashError):
@@ -249,12 +270,23 @@ class _Reporting(np.ndarray):
         return out
 
 
-def import_dataset(ws: Workspace, name: str, images: Any, masks: Any = None, *, channel: int | None = None,
-                   mask_threshold: float | None = None, class_names: Sequence[str] | None = None,
-                   source: str = "", as_stack: bool | None = None, remap_classes: bool = False,
-                   images_are_binary: bool = False, merge_classes: bool = False,
-                   roots: Sequence[str | Path] | None = None,
-                   progress: Callable[[int, int, str], None] | None = None) -> ImportReport:
+def import_dataset(
+    ws: Workspace,
+    name: str,
+    images: Any,
+    masks: Any = None,
+    *,
+    channel: int | None = None,
+    mask_threshold: float | None = None,
+    class_names: Sequence[str] | None = None,
+    source: str = "",
+    as_stack: bool | None = None,
+    remap_classes: bool = False,
+    images_are_binary: bool = False,
+    merge_classes: bool = False,
+    roots: Sequence[str | Path] | None = None,
+    progress: Callable[[int, int, str], None] | None = None,
+) -> ImportReport:
     """Read images (and masks), pair them and store them as dataset ``name``.
 
     Args:
@@ -302,8 +334,11 @@ def import_dataset(ws: Workspace, name: str, images: Any, masks: Any = None, *, 
         two = _two_values(stack.data)
         if two is not None:
             raise ImagesLookLikeMasks(_where(stack), two)
-    mask_stack = (read_stack(masks, channel=None, as_stack=True, roots=roots, progress=stage("masks"))
-                  if masks is not None else None)
+    mask_stack = (
+        read_stack(masks, channel=None, as_stack=True, roots=roots, progress=stage("masks"))
+        if masks is not None
+        else None
+    )
     pairing = pair_masks(stack, mask_stack, one_file_each=_one_file(images) and _one_file(masks))
     labels_list: list[np.ndarray | None] = [None] * stack.shape[0]
     n_classes = 2
@@ -312,8 +347,14 @@ def import_dataset(ws: Workspace, name: str, images: Any, masks: Any = None, *, 
         notices += mask_stack.notices
         used = sorted({j for j in pairing if j is not None})
         values = np.asarray(mask_stack.data[used]) if used else np.zeros((0, 1, 1), np.uint8)
-        labels = to_labels(values, threshold=mask_threshold, source=_where(mask_stack), remap=remap_classes,
-                           merge=merge_classes, n_classes=known or None)
+        labels = to_labels(
+            values,
+            threshold=mask_threshold,
+            source=_where(mask_stack),
+            remap=remap_classes,
+            merge=merge_classes,
+            n_classes=known or None,
+        )
         if labels.notice:
             notices.append(labels.notice)
         n_classes = labels.n_classes
@@ -326,7 +367,8 @@ def import_dataset(ws: Workspace, name: str, images: Any, masks: Any = None, *, 
             raise TooManyClassNames(
                 f"{len(class_names)} class names were given ({', '.join(class_names)}) but the masks "
                 f"({_where(mask_stack)}) hold {n_classes} classes; a class with no pixels cannot be "
-                f"trained: give {n_classes} names")
+                f"trained: give {n_classes} names"
+            )
     names = list(class_names) if class_names else list(manifest.get("class_names") or [])
     if not names:
         names = default_class_names(n_classes)
@@ -338,8 +380,9 @@ def import_dataset(ws: Workspace, name: str, images: Any, masks: Any = None, *, 
         data = stack.data.view(_Reporting)
         data._report = lambda done: progress(done, z, "writing")
     px = _pixel_size(images, manifest, notices)
-    info = ws.create_dataset(name, data, labels_list, names, stack.names,
-                             source=source or _where(stack), notices=notices)
+    info = ws.create_dataset(
+        name, data, labels_list, names, stack.names, source=source or _where(stack), notices=notices
+    )
     if px is not None:
         ws.catalog.set_pixel_size(name, *px)
     return ImportReport(info, notices)

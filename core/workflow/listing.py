@@ -22,17 +22,41 @@ def workspace_listing(ws: Workspace) -> dict[str, Any]:
     datasets = []
     for name in ws.dataset_names():
         info = ws.dataset(name)
-        datasets.append({"name": name, "shape": list(info.shape), "dtype": info.dtype,
-                         "classes": list(info.class_names), **info.counts()})
+        datasets.append(
+            {
+                "name": name,
+                "shape": list(info.shape),
+                "dtype": info.dtype,
+                "classes": list(info.class_names),
+                **info.counts(),
+            }
+        )
     runs = []
     all_runs = ws.catalog.runs()
-    resumed_by = {r["extra"].get("resumed_from"): r["run_id"] for r in reversed(all_runs)
-                  if r["extra"].get("resumed_from")}
+    resumed_by = {
+        r["extra"].get("resumed_from"): r["run_id"] for r in reversed(all_runs) if r["extra"].get("resumed_from")
+    }
     for r in all_runs:
-        runs.append({**{k: r[k] for k in ("run_id", "dataset", "state", "best_dice", "best_checkpoint",
-                                          "last_checkpoint", "device", "error")},
-                     "epochs_done": len(ws.catalog.epochs(r["run_id"])), "epochs": r["config"].get("epochs"),
-                     "resumed_by": resumed_by.get(r["run_id"], ""),
-                     "resumable": r["state"] not in ("queued", "running", "stopping")
-                     and bool(r["last_checkpoint"] and Path(r["last_checkpoint"]).is_file())})
+        runs.append(
+            {
+                **{
+                    k: r[k]
+                    for k in (
+                        "run_id",
+                        "dataset",
+                        "state",
+                        "best_dice",
+                        "best_checkpoint",
+                        "last_checkpoint",
+                        "device",
+                        "error",
+                    )
+                },
+                "epochs_done": len(ws.catalog.epochs(r["run_id"])),
+                "epochs": r["config"].get("epochs"),
+                "resumed_by": resumed_by.get(r["run_id"], ""),
+                "resumable": r["state"] not in ("queued", "running", "stopping")
+                and bool(r["last_checkpoint"] and Path(r["last_checkpoint"]).is_file()),
+            }
+        )
     return {"workspace": str(ws.root), "datasets": datasets, "runs": runs}

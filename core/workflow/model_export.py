@@ -21,13 +21,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import SegDashError
-from ..nn.checkpoint import Checkpoint, load_checkpoint
 from ..data.intensity import normalize
 from ..data.io import atomic_write
-from ..nn.model import required_multiple
-
+from ..errors import SegDashError
 from ..nn.bioimageio import DEFAULT_LICENSE, LICENSES, Probabilities, is_package
+from ..nn.checkpoint import Checkpoint, load_checkpoint
+from ..nn.model import required_multiple
 
 __all__ = ["export_bioimageio", "test_package"]
 
@@ -51,9 +50,11 @@ def _test_image(ckpt: Checkpoint, workspace: Any, multiple: int) -> tuple[np.nda
     dataset = str(ckpt.extra.get("dataset") or "")
     if not dataset or not ws.has_dataset(dataset):
         where = f"dataset {dataset!r}" if dataset else "a dataset the checkpoint does not name"
-        raise SegDashError(f"{ckpt.path}: the test input is cut from the training data, but the model was trained on "
-                           f"{where}, which is not in the workspace {ws.root}; export from the workspace it was "
-                           "trained in (--workspace)")
+        raise SegDashError(
+            f"{ckpt.path}: the test input is cut from the training data, but the model was trained on "
+            f"{where}, which is not in the workspace {ws.root}; export from the workspace it was "
+            "trained in (--workspace)"
+        )
     zs = [int(z) for z in (ckpt.extra.get("val_slices") or []) + (ckpt.extra.get("train_slices") or [])]
     n = ws.dataset(dataset).shape[0]
     z = next((z for z in zs if 0 <= z < n), 0)
@@ -66,7 +67,7 @@ def _test_image(ckpt: Checkpoint, workspace: Any, multiple: int) -> tuple[np.nda
             image = np.pad(image, ((0, max(0, side - h)), (0, max(0, side - w))), mode="reflect")
             h, w = image.shape
     y0, x0 = (h - side) // 2, (w - side) // 2
-    return np.ascontiguousarray(image[y0:y0 + side, x0:x0 + side]), f"{dataset} slice {z}", ws
+    return np.ascontiguousarray(image[y0 : y0 + side, x0 : x0 + side]), f"{dataset} slice {z}", ws
 
 
 def _cover(image: np.ndarray, probs: np.ndarray, window: tuple[float, float]) -> np.ndarray:
@@ -75,8 +76,9 @@ def _cover(image: np.ndarray, probs: np.ndarray, window: tuple[float, float]) ->
 
     gray = to_uint8(image, window)
     labels = probs.argmax(axis=0)
-    palette = np.array([[0, 0, 0], [255, 60, 60], [60, 200, 255], [255, 210, 0], [120, 255, 120], [220, 90, 255]],
-                       np.float32)
+    palette = np.array(
+        [[0, 0, 0], [255, 60, 60], [60, 200, 255], [255, 210, 0], [120, 255, 120], [220, 90, 255]], np.float32
+    )
     rgb = np.repeat(gray[..., None], 3, axis=2).astype(np.float32)
     colour = palette[1 + (labels - 1) % (len(palette) - 1)]
     fg = labels > 0
@@ -85,17 +87,19 @@ def _cover(image: np.ndarray, probs: np.ndarray, window: tuple[float, float]) ->
     return np.concatenate([left, rgb.astype(np.uint8)], axis=1)
 
 
-def _readme(name: str, ckpt: Checkpoint, dataset_label: str, lo: float, hi: float, multiple: int,
-            onnx_note: str) -> str:
+def _readme(
+    name: str, ckpt: Checkpoint, dataset_label: str, lo: float, hi: float, multiple: int, onnx_note: str
+) -> str:
     classes = ", ".join(f"{i} = {c}" for i, c in enumerate(ckpt.class_names))
     metrics = {k: v for k, v in (ckpt.metrics or {}).items() if isinstance(v, (int, float))}
     dice = metrics.get("val_dice")
-    two_class = (f"; for this two-class model, foreground is `P({ckpt.class_names[1]}) > 0.5`"
-                 if ckpt.n_classes == 2 else "")
+    two_class = (
+        f"; for this two-class model, foreground is `P({ckpt.class_names[1]}) > 0.5`" if ckpt.n_classes == 2 else ""
+    )
     return f"""# {name}
 
 A {ckpt.model_config.describe()} trained in SegDash (run `{ckpt.run_id}`, {ckpt.epoch} epochs) on the
-dataset `{ckpt.extra.get('dataset', '?')}` for semantic segmentation into {ckpt.n_classes} classes: {classes}.
+dataset `{ckpt.extra.get("dataset", "?")}` for semantic segmentation into {ckpt.n_classes} classes: {classes}.
 
 ## Input
 
@@ -117,7 +121,7 @@ TorchScript (traced). {onnx_note}
 ## Validation
 
 Validation Dice of the exported checkpoint on held-out slices of the training dataset:
-{f'{dice:.4f}' if isinstance(dice, float) else 'not recorded'}. The test input is a crop of {dataset_label}; its
+{f"{dice:.4f}" if isinstance(dice, float) else "not recorded"}. The test input is a crop of {dataset_label}; its
 expected output was computed by these weights. `segdash_config.json` holds the training run's
 configuration (reproducibility bundle), so the training can be repeated in SegDash.
 """
@@ -138,18 +142,34 @@ def _export_onnx(module: nn.Module, example: torch.Tensor, path: Path) -> str | 
     try:
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            torch.onnx.export(module, (example,), str(path), input_names=[_INPUT_ID], output_names=[_OUTPUT_ID],
-                              opset_version=17, dynamo=False,
-                              dynamic_axes={_INPUT_ID: {0: "b", 2: "y", 3: "x"}, _OUTPUT_ID: {0: "b", 2: "y", 3: "x"}})
+            torch.onnx.export(
+                module,
+                (example,),
+                str(path),
+                input_names=[_INPUT_ID],
+                output_names=[_OUTPUT_ID],
+                opset_version=17,
+                dynamo=False,
+                dynamic_axes={_INPUT_ID: {0: "b", 2: "y", 3: "x"}, _OUTPUT_ID: {0: "b", 2: "y", 3: "x"}},
+            )
     except Exception as exc:  # noqa: BLE001 - any exporter failure just means no ONNX weights
         return f"torch.onnx export failed ({type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''})"
     return None
 
 
-def export_bioimageio(checkpoint: str | Path, out: str | Path, *, workspace: Any,
-                      authors: Sequence[str] = ("SegDash user",), license: str = DEFAULT_LICENSE,
-                      name: str | None = None, description: str | None = None, onnx: bool = True,
-                      pixel_size: float | None = None, pixel_unit: str = "micrometer") -> dict[str, Any]:
+def export_bioimageio(
+    checkpoint: str | Path,
+    out: str | Path,
+    *,
+    workspace: Any,
+    authors: Sequence[str] = ("SegDash user",),
+    license: str = DEFAULT_LICENSE,
+    name: str | None = None,
+    description: str | None = None,
+    onnx: bool = True,
+    pixel_size: float | None = None,
+    pixel_unit: str = "micrometer",
+) -> dict[str, Any]:
     """Write a SegDash checkpoint as a bioimage.io model package (ZIP), validated by ``bioimageio.spec``.
 
     Args:
@@ -188,8 +208,9 @@ def export_bioimageio(checkpoint: str | Path, out: str | Path, *, workspace: Any
     try:
         bm.LicenseId(license)
     except Exception:  # noqa: BLE001 - pydantic's error lists all ~700 identifiers
-        raise SegDashError(f"unknown licence {license!r}: give an SPDX identifier such as "
-                           f"{', '.join(LICENSES)}") from None
+        raise SegDashError(
+            f"unknown licence {license!r}: give an SPDX identifier such as {', '.join(LICENSES)}"
+        ) from None
     cfg = ckpt.model_config
     if cfg.in_channels != 1:
         raise SegDashError(f"{checkpoint}: only one-channel models are exported ({cfg.in_channels} channels)")
@@ -214,8 +235,10 @@ def export_bioimageio(checkpoint: str | Path, out: str | Path, *, workspace: Any
     other = torch.rand(1, 1, x.shape[2] + multiple, x.shape[3] + 2 * multiple)
     with torch.no_grad():
         if not torch.allclose(traced(other), net(other), atol=1e-4):
-            raise SegDashError(f"{checkpoint}: the TorchScript trace of {cfg.describe()} does not generalise to "
-                               "other input sizes; this network cannot be exported")
+            raise SegDashError(
+                f"{checkpoint}: the TorchScript trace of {cfg.describe()} does not generalise to "
+                "other input sizes; this network cannot be exported"
+            )
 
     tmp = Path(tempfile.mkdtemp(prefix="segdash-bioimageio-"))
     try:
@@ -232,8 +255,7 @@ def export_bioimageio(checkpoint: str | Path, out: str | Path, *, workspace: Any
         if onnx:
             why = _export_onnx(net, x, onnx_path)
             onnx_ok = why is None
-            onnx_note = ("ONNX (opset 17), converted from the same network." if onnx_ok
-                         else f"No ONNX weights: {why}.")
+            onnx_note = "ONNX (opset 17), converted from the same network." if onnx_ok else f"No ONNX weights: {why}."
         (tmp / "README.md").write_text(_readme(name, ckpt, dataset_label, lo, hi, multiple, onnx_note))
         (tmp / "segdash_config.json").write_text(json.dumps(_bundle_config(ckpt), indent=2, default=str))
 
@@ -244,9 +266,12 @@ def export_bioimageio(checkpoint: str | Path, out: str | Path, *, workspace: Any
                 inp = bm.InputTensorDescr(
                     id=bm.TensorId(_INPUT_ID),
                     description="grayscale image, raw intensities (normalised by the preprocessing)",
-                    axes=[bm.BatchAxis(), bm.ChannelAxis(channel_names=[bm.Identifier("raw")]),
-                          bm.SpaceInputAxis(id=bm.AxisId("y"), size=size_in, **space),
-                          bm.SpaceInputAxis(id=bm.AxisId("x"), size=size_in, **space)],
+                    axes=[
+                        bm.BatchAxis(),
+                        bm.ChannelAxis(channel_names=[bm.Identifier("raw")]),
+                        bm.SpaceInputAxis(id=bm.AxisId("y"), size=size_in, **space),
+                        bm.SpaceInputAxis(id=bm.AxisId("x"), size=size_in, **space),
+                    ],
                     test_tensor=bm.FileDescr(source=tmp / "test_input.npy"),
                     data=bm.IntervalOrRatioDataDescr(type="float32"),
                     preprocessing=[
@@ -259,25 +284,45 @@ def export_bioimageio(checkpoint: str | Path, out: str | Path, *, workspace: Any
                 out_desc = bm.OutputTensorDescr(
                     id=bm.TensorId(_OUTPUT_ID),
                     description="class probabilities, one channel per class; labels = argmax over channels",
-                    axes=[bm.BatchAxis(), bm.ChannelAxis(channel_names=channel_ids),
-                          bm.SpaceOutputAxis(id=bm.AxisId("y"), size=bm.SizeReference(
-                              tensor_id=bm.TensorId(_INPUT_ID), axis_id=bm.AxisId("y")), **space),
-                          bm.SpaceOutputAxis(id=bm.AxisId("x"), size=bm.SizeReference(
-                              tensor_id=bm.TensorId(_INPUT_ID), axis_id=bm.AxisId("x")), **space)],
+                    axes=[
+                        bm.BatchAxis(),
+                        bm.ChannelAxis(channel_names=channel_ids),
+                        bm.SpaceOutputAxis(
+                            id=bm.AxisId("y"),
+                            size=bm.SizeReference(tensor_id=bm.TensorId(_INPUT_ID), axis_id=bm.AxisId("y")),
+                            **space,
+                        ),
+                        bm.SpaceOutputAxis(
+                            id=bm.AxisId("x"),
+                            size=bm.SizeReference(tensor_id=bm.TensorId(_INPUT_ID), axis_id=bm.AxisId("x")),
+                            **space,
+                        ),
+                    ],
                     test_tensor=bm.FileDescr(source=tmp / "test_output.npy"),
                     data=bm.IntervalOrRatioDataDescr(type="float32", range=(0.0, 1.0)),
                 )
-                weights = {"torchscript": bm.TorchscriptWeightsDescr(
-                    source=ts_path, pytorch_version=bm.Version(torch.__version__.split("+")[0]))}
+                weights = {
+                    "torchscript": bm.TorchscriptWeightsDescr(
+                        source=ts_path, pytorch_version=bm.Version(torch.__version__.split("+")[0])
+                    )
+                }
                 if onnx_ok:
                     weights["onnx"] = bm.OnnxWeightsDescr(source=onnx_path, opset_version=17, parent="torchscript")
                 descr = bm.ModelDescr(
                     name=name,
-                    description=(description or f"U-Net segmentation of {dataset or 'images'} into "
-                                 f"{', '.join(ckpt.class_names)}, trained in SegDash")[:1024],
+                    description=(
+                        description
+                        or f"U-Net segmentation of {dataset or 'images'} into "
+                        f"{', '.join(ckpt.class_names)}, trained in SegDash"
+                    )[:1024],
                     authors=[bm.Author(name=a) for a in authors],
-                    cite=[bm.CiteEntry(text="Ronneberger, Fischer, Brox: U-Net: Convolutional Networks for "
-                                            "Biomedical Image Segmentation (MICCAI 2015)", doi=bm.Doi(_UNET_DOI))],
+                    cite=[
+                        bm.CiteEntry(
+                            text="Ronneberger, Fischer, Brox: U-Net: Convolutional Networks for "
+                            "Biomedical Image Segmentation (MICCAI 2015)",
+                            doi=bm.Doi(_UNET_DOI),
+                        )
+                    ],
                     license=license,
                     documentation=bm.FileDescr(source=tmp / "README.md"),
                     covers=[bm.FileDescr(source=tmp / "cover.png")],
@@ -295,10 +340,20 @@ def export_bioimageio(checkpoint: str | Path, out: str | Path, *, workspace: Any
         final = atomic_write(out, lambda fh: fh.write(built.read_bytes()))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return {"out": str(final), "name": name, "weights": ["torchscript"] + (["onnx"] if onnx_ok else []),
-            "onnx": onnx_ok, "onnx_note": onnx_note, "test_shape": list(x_raw.shape), "min_size": multiple,
-            "step": multiple, "classes": list(ckpt.class_names), "dataset": dataset, "license": license,
-            "authors": authors}
+    return {
+        "out": str(final),
+        "name": name,
+        "weights": ["torchscript"] + (["onnx"] if onnx_ok else []),
+        "onnx": onnx_ok,
+        "onnx_note": onnx_note,
+        "test_shape": list(x_raw.shape),
+        "min_size": multiple,
+        "step": multiple,
+        "classes": list(ckpt.class_names),
+        "dataset": dataset,
+        "license": license,
+        "authors": authors,
+    }
 
 
 def _channel_id(name: str, i: int) -> str:
@@ -321,15 +376,25 @@ def _validation_text(exc: BaseException) -> str:
 
 
 def _segdash_config(ckpt: Checkpoint, multiple: int) -> dict[str, Any]:
-    metrics = {k: v for k, v in (ckpt.metrics or {}).items()
-               if isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v)}
+    metrics = {
+        k: v
+        for k, v in (ckpt.metrics or {}).items()
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v)
+    }
     return {
-        "format": "segdash-bioimageio", "format_version": 1,
-        "model_config": ckpt.model_config.to_dict(), "class_names": list(ckpt.class_names),
-        "norm_window": [float(v) for v in ckpt.norm_window], "patch_size": int(ckpt.patch_size),
-        "run_id": ckpt.run_id, "epoch": int(ckpt.epoch), "training_dataset": str(ckpt.extra.get("dataset", "")),
-        "dataset_version": str(ckpt.extra.get("dataset_version", "")), "metrics": metrics,
-        "input_multiple": multiple, "output": "probabilities",
+        "format": "segdash-bioimageio",
+        "format_version": 1,
+        "model_config": ckpt.model_config.to_dict(),
+        "class_names": list(ckpt.class_names),
+        "norm_window": [float(v) for v in ckpt.norm_window],
+        "patch_size": int(ckpt.patch_size),
+        "run_id": ckpt.run_id,
+        "epoch": int(ckpt.epoch),
+        "training_dataset": str(ckpt.extra.get("dataset", "")),
+        "dataset_version": str(ckpt.extra.get("dataset_version", "")),
+        "metrics": metrics,
+        "input_multiple": multiple,
+        "output": "probabilities",
         "exported_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
 
@@ -346,11 +411,17 @@ def _bundle_config(ckpt: Checkpoint) -> dict[str, Any]:
             except (OSError, KeyError, ValueError, zipfile.BadZipFile):
                 pass
     extra = ckpt.extra
-    return {"run_id": ckpt.run_id, "dataset": extra.get("dataset", ""),
-            "dataset_version": extra.get("dataset_version", ""),
-            "class_names": list(ckpt.class_names), "norm_window": list(ckpt.norm_window),
-            "train_config": extra.get("train_config", {}), "train_slices": extra.get("train_names", []),
-            "val_slices": extra.get("val_names", []), "epoch": ckpt.epoch}
+    return {
+        "run_id": ckpt.run_id,
+        "dataset": extra.get("dataset", ""),
+        "dataset_version": extra.get("dataset_version", ""),
+        "class_names": list(ckpt.class_names),
+        "norm_window": list(ckpt.norm_window),
+        "train_config": extra.get("train_config", {}),
+        "train_slices": extra.get("train_names", []),
+        "val_slices": extra.get("val_names", []),
+        "epoch": ckpt.epoch,
+    }
 
 
 def test_package(path: str | Path) -> dict[str, Any]:
@@ -361,8 +432,7 @@ def test_package(path: str | Path) -> dict[str, Any]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # torch.jit.load's deprecation notice
         summary = test_model(str(path))
-    failed = [f"{d.name}: {'; '.join(str(e.msg) for e in d.errors)}" for d in summary.details
-              if d.status == "failed"]
+    failed = [f"{d.name}: {'; '.join(str(e.msg) for e in d.errors)}" for d in summary.details if d.status == "failed"]
     return {"status": summary.status, "failed": failed}
 
 

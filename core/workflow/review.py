@@ -36,17 +36,24 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..errors import SegDashError
 from ..data.records import finite_or_none
+from ..errors import SegDashError
 from ..predict.probabilities import relabel
 from ..predict.stored import GROUND_TRUTH_STATUSES, load_prediction, prob_path, score_prediction
 
-__all__ = ["correction_queue", "per_slice_scores", "dataset_confusion", "accept_prediction", "class_dice",
-           "collapse_warning"]
+__all__ = [
+    "correction_queue",
+    "per_slice_scores",
+    "dataset_confusion",
+    "accept_prediction",
+    "class_dice",
+    "collapse_warning",
+]
 
 
-def _labels_getter(ws: Any, dataset: str, run_id: str, threshold: float | None
-                   ) -> tuple[Callable[[int], np.ndarray], int, dict[str, Any]]:
+def _labels_getter(
+    ws: Any, dataset: str, run_id: str, threshold: float | None
+) -> tuple[Callable[[int], np.ndarray], int, dict[str, Any]]:
     """``(labels(z), slices predicted, summary)`` at the prediction's threshold or a new one."""
     masks, probs, summary = load_prediction(ws, dataset, run_id)
     n = masks.shape[0]
@@ -116,8 +123,15 @@ def correction_queue(ws: Any, dataset: str, run_id: str, threshold: float | None
             continue
         status = info.statuses[z]
         u = float(s.get("uncertainty") or 0.0)
-        row = {"z": z, "name": info.slice_names[z], "status": status, "dice": None, "iou": None,
-               "pixel_error": None, "uncertainty": u}
+        row = {
+            "z": z,
+            "name": info.slice_names[z],
+            "status": status,
+            "dice": None,
+            "iou": None,
+            "pixel_error": None,
+            "uncertainty": u,
+        }
         if z in scored:
             r = scored[z]
             row.update(dice=r["dice"], iou=r["iou"], pixel_error=r["pixel_error"])
@@ -172,15 +186,22 @@ def class_dice(scores: list[dict[str, Any]], n_classes: int) -> tuple[list[float
     """
     per_class: list[float | None] = []
     for k in range(n_classes):
-        vals = [float(r["dice_per_class"][k]) for r in scores
-                if len(r.get("dice_per_class") or ()) > k and math.isfinite(float(r["dice_per_class"][k]))]
+        vals = [
+            float(r["dice_per_class"][k])
+            for r in scores
+            if len(r.get("dice_per_class") or ()) > k and math.isfinite(float(r["dice_per_class"][k]))
+        ]
         per_class.append(round(float(np.mean(vals)), 12) if vals else None)
     defined = [v for v in per_class if v is not None]
     return per_class, (round(float(np.mean(defined)), 12) if defined else None)
 
 
-def collapse_warning(confusion: np.ndarray, class_names: tuple[str, ...] | list[str],
-                     min_share: float = 0.01, min_recall_ratio: float = 0.1) -> str | None:
+def collapse_warning(
+    confusion: np.ndarray,
+    class_names: tuple[str, ...] | list[str],
+    min_share: float = 0.01,
+    min_recall_ratio: float = 0.1,
+) -> str | None:
     """A sentence when the model (nearly) never predicts a class that the masks have.
 
     A class that holds at least ``min_share`` of the true pixels but is predicted on fewer than
@@ -200,14 +221,18 @@ def collapse_warning(confusion: np.ndarray, class_names: tuple[str, ...] | list[
     if total <= 0:
         return None
     true_px, pred_px = cm.sum(axis=1), cm.sum(axis=0)
-    missing = [k for k in range(cm.shape[0]) if true_px[k] >= min_share * total
-               and pred_px[k] < min_recall_ratio * true_px[k]]
+    missing = [
+        k for k in range(cm.shape[0]) if true_px[k] >= min_share * total and pred_px[k] < min_recall_ratio * true_px[k]
+    ]
     if not missing:
         return None
     names = ", ".join(f"'{class_names[k]}'" for k in missing)
-    pct = ", ".join(f"{100 * pred_px[k] / total:.1f} % predicted vs {100 * true_px[k] / total:.1f} % in the masks"
-                    for k in missing)
+    pct = ", ".join(
+        f"{100 * pred_px[k] / total:.1f} % predicted vs {100 * true_px[k] / total:.1f} % in the masks" for k in missing
+    )
     few = "no" if all(pred_px[k] == 0 for k in missing) else "almost no"
-    return (f"the model predicts {few} {names} pixels: it has collapsed onto the other "
-            f"class{'es' if cm.shape[0] > 2 else ''} ({pct}). Its Dice for the classes it does predict looks "
-            "good but means little: train longer, with more labeled slices, or with the Dice loss.")
+    return (
+        f"the model predicts {few} {names} pixels: it has collapsed onto the other "
+        f"class{'es' if cm.shape[0] > 2 else ''} ({pct}). Its Dice for the classes it does predict looks "
+        "good but means little: train longer, with more labeled slices, or with the Dice loss."
+    )

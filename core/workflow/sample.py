@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import SegDashError
 from ..data.io import read_stack
 from ..data.masks import to_labels
+from ..errors import SegDashError
 from ..store.workspace import DatasetInfo, Workspace
 
 __all__ = ["SAMPLE_DIR", "SAMPLE_NAME", "SAMPLE_CLASSES", "import_sample", "ensure_sample"]
@@ -35,8 +35,14 @@ def import_sample(ws: Workspace, name: str = SAMPLE_NAME, sample_dir: Path = SAM
     images = np.concatenate([train.data, test.data])
     names = [f"train-{n}" for n in train.names] + [f"test-{n}" for n in test.names]
     mask_list = list(masks) + [None] * test.shape[0]
-    return ws.create_dataset(name, images, mask_list, list(SAMPLE_CLASSES), names,
-                             source="bundled sample: ISBI 2012 EM segmentation challenge (data/sample/isbi2012)")
+    return ws.create_dataset(
+        name,
+        images,
+        mask_list,
+        list(SAMPLE_CLASSES),
+        names,
+        source="bundled sample: ISBI 2012 EM segmentation challenge (data/sample/isbi2012)",
+    )
 
 
 def ensure_sample(ws: Workspace) -> DatasetInfo | None:

@@ -57,11 +57,11 @@ def main(argv: list[str]) -> int:
     import torch
 
     torch.set_num_threads(1)
+    from core.data.io import read_stack
     from core.nn.checkpoint import load_checkpoint
     from core.predict.config import PredictConfig
     from core.predict.inferer import predict_slice
     from core.predict.stack import predict_stack
-    from core.data.io import read_stack
 
     ckpt = load_checkpoint(checkpoint)
     stack = read_stack(stack_path)
@@ -73,12 +73,24 @@ def main(argv: list[str]) -> int:
     warm_peak = _peak(method)
     baseline = rss().rss
     _reset_peak()
-    result = predict_stack(ckpt, stack.data, out_masks=out_dir / "masks.tif", out_prob=out_dir / "prob.tif",
-                           cfg=cfg)
+    result = predict_stack(ckpt, stack.data, out_masks=out_dir / "masks.tif", out_prob=out_dir / "prob.tif", cfg=cfg)
     peak = _peak(method)
-    print(json.dumps({"cold": cold, "one_slice_peak": warm_peak, "baseline": baseline, "peak": peak,
-                      "growth": peak - baseline, "extra": peak - warm_peak, "memmap": isinstance(stack.data, np.memmap),
-                      "slices": result.n_done, "seconds": round(result.seconds, 2), "method": method}))
+    print(
+        json.dumps(
+            {
+                "cold": cold,
+                "one_slice_peak": warm_peak,
+                "baseline": baseline,
+                "peak": peak,
+                "growth": peak - baseline,
+                "extra": peak - warm_peak,
+                "memmap": isinstance(stack.data, np.memmap),
+                "slices": result.n_done,
+                "seconds": round(result.seconds, 2),
+                "method": method,
+            }
+        )
+    )
     return 0
 
 

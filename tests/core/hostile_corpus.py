@@ -47,6 +47,7 @@ class Case:
 
 # -- PNG -----------------------------------------------------------------------------------------
 
+
 def _chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
@@ -79,11 +80,21 @@ def png_of_zeros(side: int, rows_per_block: int = 1000) -> bytes:
 
 # -- TIFF and JPEG --------------------------------------------------------------------------------
 
+
 def tiff_header(width: int, height: int) -> bytes:
     """A little-endian deflate-compressed gray TIFF claiming ``width`` x ``height`` with one tiny strip."""
     strip = zlib.compress(bytes(64))
-    tags = [(256, 4, 1, width), (257, 4, 1, height), (258, 3, 1, 8), (259, 3, 1, 8), (262, 3, 1, 1),
-            (273, 4, 1, 0), (277, 3, 1, 1), (278, 4, 1, height), (279, 4, 1, len(strip))]
+    tags = [
+        (256, 4, 1, width),
+        (257, 4, 1, height),
+        (258, 3, 1, 8),
+        (259, 3, 1, 8),
+        (262, 3, 1, 1),
+        (273, 4, 1, 0),
+        (277, 3, 1, 1),
+        (278, 4, 1, height),
+        (279, 4, 1, len(strip)),
+    ]
     ifd_offset = 8
     data_offset = ifd_offset + 2 + 12 * len(tags) + 4
     entries = b""
@@ -92,8 +103,9 @@ def tiff_header(width: int, height: int) -> bytes:
             value = data_offset
         packed = struct.pack("<H", value) + b"\0\0" if typ == 3 else struct.pack("<I", value)
         entries += struct.pack("<HHI", tag, typ, count) + packed
-    return (b"II*\0" + struct.pack("<I", ifd_offset) + struct.pack("<H", len(tags)) + entries
-            + struct.pack("<I", 0) + strip)
+    return (
+        b"II*\0" + struct.pack("<I", ifd_offset) + struct.pack("<H", len(tags)) + entries + struct.pack("<I", 0) + strip
+    )
 
 
 def jpeg_header(width: int, height: int) -> bytes:
@@ -102,7 +114,7 @@ def jpeg_header(width: int, height: int) -> bytes:
     Image.fromarray(np.zeros((8, 8), np.uint8)).save(buf, format="JPEG")
     data = bytearray(buf.getvalue())
     sof = data.index(b"\xff\xc0")
-    data[sof + 5:sof + 9] = struct.pack(">HH", height, width)
+    data[sof + 5 : sof + 9] = struct.pack(">HH", height, width)
     return bytes(data)
 
 
@@ -115,6 +127,7 @@ def truncated_tiff(slices: int = 4, side: int = 512) -> bytes:
 
 
 # -- ZIP ------------------------------------------------------------------------------------------
+
 
 def zip_of_zeros(path: Path, members: int = 150, size: int = 9_900_000, suffix: str = ".tif") -> Path:
     """A ZIP of ``members`` deflated members of ``size`` zero bytes each, written without inflating them.
@@ -130,10 +143,34 @@ def zip_of_zeros(path: Path, members: int = 150, size: int = 9_900_000, suffix: 
     for i in range(members):
         name = f"zeros{i:03d}{suffix}".encode()
         offset = out.tell()
-        out.write(struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, 0, 8, 0, 0, crc, len(packed), size, len(name), 0)
-                  + name + packed)
-        central += struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 20, 20, 0, 8, 0, 0, crc, len(packed), size,
-                               len(name), 0, 0, 0, 0, 0, offset) + name
+        out.write(
+            struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, 0, 8, 0, 0, crc, len(packed), size, len(name), 0)
+            + name
+            + packed
+        )
+        central += (
+            struct.pack(
+                "<IHHHHHHIIIHHHHHII",
+                0x02014B50,
+                20,
+                20,
+                0,
+                8,
+                0,
+                0,
+                crc,
+                len(packed),
+                size,
+                len(name),
+                0,
+                0,
+                0,
+                0,
+                0,
+                offset,
+            )
+            + name
+        )
     cd_offset = out.tell()
     out.write(central + struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, members, members, len(central), cd_offset, 0))
     path.write_bytes(out.getvalue())
@@ -154,6 +191,7 @@ def _tif(path: Path, arr: np.ndarray, **kwargs) -> Path:
 
 # -- the corpus -----------------------------------------------------------------------------------
 
+
 def build(folder: Path) -> dict[str, Case]:
     """Write every hostile input into ``folder``; return the cases by name."""
     d = Path(folder)
@@ -169,10 +207,12 @@ def build(folder: Path) -> dict[str, Case]:
     cases["tiff-header-100000"] = Case(d / "wide.tif", "wide.tif")
     (d / "tall.jpg").write_bytes(jpeg_header(65_000, 65_000))
     cases["jpeg-header-65000"] = Case(d / "tall.jpg", "tall.jpg")
-    cases["zip-member-png-bomb"] = Case(_zip(d / "bombs.zip", {"a/huge.png": png_header(200_000, 200_000)}),
-                                        "bombs.zip:a/huge.png")
-    cases["zip-member-tiff-bomb"] = Case(_zip(d / "tbomb.zip", {"wide.tif": tiff_header(100_000, 100_000)}),
-                                         "tbomb.zip:wide.tif")
+    cases["zip-member-png-bomb"] = Case(
+        _zip(d / "bombs.zip", {"a/huge.png": png_header(200_000, 200_000)}), "bombs.zip:a/huge.png"
+    )
+    cases["zip-member-tiff-bomb"] = Case(
+        _zip(d / "tbomb.zip", {"wide.tif": tiff_header(100_000, 100_000)}), "tbomb.zip:wide.tif"
+    )
 
     cut = truncated_tiff()
     cases["zip-member-truncated-tiff"] = Case(_zip(d / "cut.zip", {"stack.tif": cut}), "cut.zip:stack.tif")
@@ -200,15 +240,19 @@ def build(folder: Path) -> dict[str, Case]:
     cases["mask-gapped-values"] = Case(img, "gapped.tif", _tif(d / "gapped.tif", gapped), also="--remap-classes")
     three = np.zeros((3, 32, 32), np.uint8)
     three[:, 2:12, 2:12], three[:, 14:20, 14:20] = 1, 2
-    cases["threshold-merges-classes"] = Case(img, "three.tif", _tif(d / "three.tif", three),
-                                             ["--mask-threshold", "0.5"], also="--merge-classes")
-    cases["too-many-class-names"] = Case(img, "three.tif", d / "three.tif", ["--classes", "bg,a,b,c,d"],
-                                         also="--classes")
+    cases["threshold-merges-classes"] = Case(
+        img, "three.tif", _tif(d / "three.tif", three), ["--mask-threshold", "0.5"], also="--merge-classes"
+    )
+    cases["too-many-class-names"] = Case(
+        img, "three.tif", d / "three.tif", ["--classes", "bg,a,b,c,d"], also="--classes"
+    )
     binary = (rng.random((3, 32, 32)) > 0.5).astype(np.uint8) * 255
-    cases["images-look-like-masks"] = Case(_tif(d / "binary.tif", binary), "binary.tif", img,
-                                           also="--images-are-binary")
-    planar = _tif(d / "planar.tif", rng.integers(0, 255, (3, 32, 32), dtype=np.uint8), photometric="rgb",
-                  planarconfig="separate")
+    cases["images-look-like-masks"] = Case(
+        _tif(d / "binary.tif", binary), "binary.tif", img, also="--images-are-binary"
+    )
+    planar = _tif(
+        d / "planar.tif", rng.integers(0, 255, (3, 32, 32), dtype=np.uint8), photometric="rgb", planarconfig="separate"
+    )
     cases["planar-rgb-or-stack"] = Case(planar, "planar.tif", also="--as-stack")
     return cases
 

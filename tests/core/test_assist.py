@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import tifffile
 
-from core.workflow.assist import model_sources, model_suggestion
 from core.store.workspace import Workspace
+from core.workflow.assist import model_sources, model_suggestion
 
 
 @pytest.fixture
@@ -43,8 +43,17 @@ def test_checkpoint_of_finished_run_predicts_the_slice(ws):
     from core.nn.model import ModelConfig, build_model
 
     cfg = ModelConfig(arch="classic", classic_width=4)
-    path = save_checkpoint(ws.run_dir("run-a") / "best.pt", build_model(cfg), cfg, class_names=["background", "cell"],
-                           norm_window=(0.0, 255.0), patch_size=32, epoch=1, metrics={}, run_id="run-a")
+    path = save_checkpoint(
+        ws.run_dir("run-a") / "best.pt",
+        build_model(cfg),
+        cfg,
+        class_names=["background", "cell"],
+        norm_window=(0.0, 255.0),
+        patch_size=32,
+        epoch=1,
+        metrics={},
+        run_id="run-a",
+    )
     ws.catalog.create_run("run-a", "tiny", {}, state="done")
     ws.catalog.update_run("run-a", best_checkpoint=str(path))
     assert model_sources(ws, "tiny")["checkpoint"] == path

@@ -17,15 +17,15 @@ import tifffile
 import torch
 import yaml
 
-from core.nn.bioimageio import is_package, load_package
-from core.workflow.model_export import export_bioimageio, test_package
-from core.nn.checkpoint import load_checkpoint, read_checkpoint_info, save_checkpoint
 from core.data.intensity import normalize
+from core.nn.bioimageio import is_package, load_package
+from core.nn.checkpoint import load_checkpoint, read_checkpoint_info, save_checkpoint
+from core.nn.model import ModelConfig, build_model
 from core.predict.config import PredictConfig
 from core.predict.inferer import predict_slice
 from core.predict.stack import predict_stack
-from core.nn.model import ModelConfig, build_model
 from core.store.workspace import Workspace
+from core.workflow.model_export import export_bioimageio, test_package
 from tests.synthetic import discs
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -41,10 +41,18 @@ def _checkpoint(ws: Workspace, path: Path, n_classes: int, seed: int = 0) -> Pat
     with torch.no_grad():  # centre the logits on the data so that every class is predicted somewhere
         x = torch.from_numpy(normalize(ws.read_slice("toy", 0)[:96, :96], (40.0, 220.0)))[None, None]
         model.head.bias -= model(x).median(dim=-1).values.median(dim=-1).values[0]
-    return save_checkpoint(path, model, cfg, class_names=names, norm_window=(40.0, 220.0),
-                           patch_size=32, epoch=2, metrics={"val_dice": 0.5}, run_id="toy-run",
-                           extra={"dataset": "toy", "val_slices": [1], "train_slices": [0, 2],
-                                  "train_config": {"epochs": 2}})
+    return save_checkpoint(
+        path,
+        model,
+        cfg,
+        class_names=names,
+        norm_window=(40.0, 220.0),
+        patch_size=32,
+        epoch=2,
+        metrics={"val_dice": 0.5},
+        run_id="toy-run",
+        extra={"dataset": "toy", "val_slices": [1], "train_slices": [0, 2], "train_config": {"epochs": 2}},
+    )
 
 
 @pytest.fixture(scope="module")
@@ -60,8 +68,9 @@ def ws(tmp_path_factory):
 def binary(ws, tmp_path_factory):
     d = tmp_path_factory.mktemp("binary")
     ck = _checkpoint(ws, d / "best.pt", 2)
-    summary = export_bioimageio(ck, d / "model.zip", workspace=ws, authors=["Ann Example", "Bo Example"],
-                                license="MIT", name="toy cells")
+    summary = export_bioimageio(
+        ck, d / "model.zip", workspace=ws, authors=["Ann Example", "Bo Example"], license="MIT", name="toy cells"
+    )
     return ck, Path(summary["out"]), summary
 
 
@@ -86,8 +95,14 @@ def test_package_describes_model_normalisation_and_data(binary):
         x = np.load(zf.open("test_input.npy"))
         y = np.load(zf.open("test_output.npy"))
         config = json.loads(zf.read("segdash_config.json"))
-    assert {"rdf.yaml", "cover.png", "README.md", "segdash_config.json", "weights_torchscript.pt",
-            "weights.onnx"} <= names
+    assert {
+        "rdf.yaml",
+        "cover.png",
+        "README.md",
+        "segdash_config.json",
+        "weights_torchscript.pt",
+        "weights.onnx",
+    } <= names
     assert rdf["type"] == "model" and rdf["name"] == "toy cells" and rdf["license"] == "MIT"
     assert [a["name"] for a in rdf["authors"]] == ["Ann Example", "Bo Example"]
     (inp,), (out,) = rdf["inputs"], rdf["outputs"]
@@ -101,8 +116,11 @@ def test_package_describes_model_normalisation_and_data(binary):
     assert out["axes"][1]["channel_names"] == ["background", "cell"]
     assert "argmax" in out["description"]
     seg = rdf["config"]["segdash"]
-    assert seg["norm_window"] == [lo, hi] and seg["training_dataset"] == "toy" and seg["class_names"] == [
-        "background", "cell"]
+    assert (
+        seg["norm_window"] == [lo, hi]
+        and seg["training_dataset"] == "toy"
+        and seg["class_names"] == ["background", "cell"]
+    )
     assert config["dataset"] == "toy" and config["train_config"] == {"epochs": 2}
     # the test input is a crop of the training data (a validation slice), raw intensities
     assert x.shape == (1, 1, 96, 96) and x.dtype == np.float32 and 0 <= x.min() and x.max() <= 255
@@ -116,7 +134,7 @@ def test_test_input_is_cut_from_a_training_slice(binary, ws):
         x = np.load(zf.open("test_input.npy"))[0, 0]
     img = ws.read_slice("toy", 1)  # the checkpoint's validation slice, centre crop
     y0, x0 = (img.shape[0] - 96) // 2, (img.shape[1] - 96) // 2
-    assert np.array_equal(x, img[y0:y0 + 96, x0:x0 + 96].astype(np.float32))
+    assert np.array_equal(x, img[y0 : y0 + 96, x0 : x0 + 96].astype(np.float32))
 
 
 @pytest.mark.parametrize("n_classes", [2, 3])
@@ -191,29 +209,54 @@ def _zip_without_rdf(tmp_path):
 def _cli(*args, ws):
     env = {**os.environ, "SEGDASH_WORKSPACE": str(ws), "PYTHONPATH": str(ROOT)}
     env.pop("SEGDASH_DEBUG", None)
-    return subprocess.run([sys.executable, "-m", "core", *args], capture_output=True, text=True, env=env,
-                          cwd=ROOT, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "core", *args], capture_output=True, text=True, env=env, cwd=ROOT, timeout=300
+    )
 
 
 @pytest.mark.slow  # four subprocesses, each importing torch
 def test_cli_export_model_then_predict_with_the_package(ws, tmp_path):
     ck = _checkpoint(ws, tmp_path / "best.pt", 2)
     assert _cli("export-model", "--help", ws=ws.root).returncode == 0
-    out = _cli("export-model", "--checkpoint", str(ck), "--format", "bioimageio", "--out", str(tmp_path / "m.zip"),
-               "--authors", "Ann Example", "--license", "CC0-1.0", "--name", "cli model", "--no-onnx", ws=ws.root)
+    out = _cli(
+        "export-model",
+        "--checkpoint",
+        str(ck),
+        "--format",
+        "bioimageio",
+        "--out",
+        str(tmp_path / "m.zip"),
+        "--authors",
+        "Ann Example",
+        "--license",
+        "CC0-1.0",
+        "--name",
+        "cli model",
+        "--no-onnx",
+        ws=ws.root,
+    )
     assert out.returncode == 0, out.stderr
     summary = json.loads(out.stdout.strip().splitlines()[-1])
     assert summary["name"] == "cli model" and summary["weights"] == ["torchscript"] and summary["license"] == "CC0-1.0"
     tifffile.imwrite(tmp_path / "in.tif", ws.read_images("toy"), photometric="minisblack")
     for src, dst in ((ck, "a.tif"), (tmp_path / "m.zip", "b.tif")):
-        out = _cli("predict", "--checkpoint", str(src), "--input", str(tmp_path / "in.tif"), "--out",
-                   str(tmp_path / dst), ws=ws.root)
+        out = _cli(
+            "predict",
+            "--checkpoint",
+            str(src),
+            "--input",
+            str(tmp_path / "in.tif"),
+            "--out",
+            str(tmp_path / dst),
+            ws=ws.root,
+        )
         assert out.returncode == 0, out.stderr
         assert json.loads(out.stdout.strip().splitlines()[-1])["slices"] == 3
     assert np.array_equal(tifffile.imread(tmp_path / "a.tif"), tifffile.imread(tmp_path / "b.tif"))
 
-    out = _cli("export-model", "--checkpoint", str(ck), "--out", str(tmp_path / "x.zip"), "--license", "nope",
-               ws=ws.root)
+    out = _cli(
+        "export-model", "--checkpoint", str(ck), "--out", str(tmp_path / "x.zip"), "--license", "nope", ws=ws.root
+    )
     assert out.returncode == 2 and out.stderr.strip().splitlines()[-1].startswith("error: unknown licence")
     assert "Traceback" not in out.stderr and not (tmp_path / "x.zip").exists()
 

@@ -13,8 +13,14 @@ def _path(points, k=1, sw=1.0, **extra):
 
 
 def _poly(points, k=1, sw=0.0, **extra):
-    return {"type": "Polygon", "stroke": cv.stroke_css(k), "fill": cv.stroke_css(k, 0.3), "strokeWidth": sw,
-            "points": [{"x": x, "y": y} for x, y in points], **extra}
+    return {
+        "type": "Polygon",
+        "stroke": cv.stroke_css(k),
+        "fill": cv.stroke_css(k, 0.3),
+        "strokeWidth": sw,
+        "points": [{"x": x, "y": y} for x, y in points],
+        **extra,
+    }
 
 
 def test_stroke_on_smaller_canvas_lands_at_full_resolution():
@@ -78,13 +84,16 @@ def test_zoom_window_maps_strokes_into_its_region():
     assert np.argwhere(m).tolist() == [[68 + 3, 8 + 7]]
 
 
-@pytest.mark.parametrize("shape,zoom,center,expect", [
-    ((100, 200), 1, None, (0, 0, 100, 200)),
-    ((100, 200), 2, None, (25, 50, 50, 100)),
-    ((100, 200), 4, (0, 0), (0, 0, 25, 50)),          # clamped at the top-left corner
-    ((100, 200), 4, (99, 199), (75, 150, 25, 50)),    # and at the bottom-right
-    ((7, 5), 8, (3, 2), (3, 2, 1, 1)),                # never smaller than one pixel
-])
+@pytest.mark.parametrize(
+    "shape,zoom,center,expect",
+    [
+        ((100, 200), 1, None, (0, 0, 100, 200)),
+        ((100, 200), 2, None, (25, 50, 50, 100)),
+        ((100, 200), 4, (0, 0), (0, 0, 25, 50)),  # clamped at the top-left corner
+        ((100, 200), 4, (99, 199), (75, 150, 25, 50)),  # and at the bottom-right
+        ((7, 5), 8, (3, 2), (3, 2, 1, 1)),  # never smaller than one pixel
+    ],
+)
 def test_zoom_window(shape, zoom, center, expect):
     w = cv.zoom_window(shape, zoom, center)
     assert (w.y0, w.x0, w.height, w.width) == expect
@@ -107,8 +116,9 @@ def test_canvas_size_keeps_aspect_and_magnifies_small_images():
 
 def test_moved_object_is_placed_where_fabric_shows_it():
     # Fabric 7 JSON of a stroke drawn from (50, 40) to (150, 70), then dragged by (+60, +80) in edit mode
-    drawn = _path([(50, 40), (150, 70)], sw=2, originX="center", originY="center", left=100, top=55,
-                  width=100, height=30)
+    drawn = _path(
+        [(50, 40), (150, 70)], sw=2, originX="center", originY="center", left=100, top=55, width=100, height=30
+    )
     moved = dict(drawn, left=160, top=135)
     a = cv.rasterize({"objects": [drawn]}, 2, (300, 400), (300, 400))
     b = cv.rasterize({"objects": [moved]}, 2, (300, 400), (300, 400))
@@ -118,8 +128,17 @@ def test_moved_object_is_placed_where_fabric_shows_it():
 
 def test_scaled_object():
     # a 10 x 10 square polygon centred at (20, 20), scaled 2x about its centre by the user
-    poly = _poly([(15, 15), (25, 15), (25, 25), (15, 25)], originX="center", originY="center",
-                 left=20, top=20, width=10, height=10, scaleX=2, scaleY=2)
+    poly = _poly(
+        [(15, 15), (25, 15), (25, 25), (15, 25)],
+        originX="center",
+        originY="center",
+        left=20,
+        top=20,
+        width=10,
+        height=10,
+        scaleX=2,
+        scaleY=2,
+    )
     m = cv.apply_drawing(None, {"objects": [poly]}, 2, (40, 40), shape=(40, 40))
     assert m[10:30, 10:30].all() and m.sum() <= 21 * 21
 
@@ -167,8 +186,13 @@ def test_fit_canvas_uses_whole_pixels_when_they_fit():
 def test_paint_layer_keeps_pending_strokes_at_full_resolution():
     window = cv.zoom_window((32, 48), 4, (8, 8))  # rows 4-11, columns 2-13
     hw = cv.fit_canvas(window, 120)  # 10x
-    poly = {"type": "Polygon", "stroke": cv.stroke_css(2), "fill": cv.stroke_css(2), "strokeWidth": 0,
-            "points": [{"x": 0, "y": 0}, {"x": hw[1], "y": 0}, {"x": hw[1], "y": hw[0]}, {"x": 0, "y": hw[0]}]}
+    poly = {
+        "type": "Polygon",
+        "stroke": cv.stroke_css(2),
+        "fill": cv.stroke_css(2),
+        "strokeWidth": 0,
+        "points": [{"x": 0, "y": 0}, {"x": hw[1], "y": 0}, {"x": hw[1], "y": hw[0]}, {"x": 0, "y": hw[0]}],
+    }
     layer = cv.paint_layer({"objects": [poly]}, 3, hw, window, (32, 48))
     assert layer.shape == (32, 48) and (layer[window.slices] == 2).all() and (layer >= 0).sum() == 8 * 12
     later = np.full((32, 48), -1, np.int16)
@@ -183,7 +207,12 @@ def test_paint_layer_keeps_pending_strokes_at_full_resolution():
 
 def test_polygon_fills_only_pixel_centres_inside_off_grid_edges():
     # rows 10.2 .. 11.8 in image coordinates hold the centres of rows 10 and 11 only
-    poly = {"type": "Polygon", "stroke": cv.stroke_css(1), "fill": cv.stroke_css(1), "strokeWidth": 0,
-            "points": [{"x": 0, "y": 10.2}, {"x": 48, "y": 10.2}, {"x": 48, "y": 11.8}, {"x": 0, "y": 11.8}]}
+    poly = {
+        "type": "Polygon",
+        "stroke": cv.stroke_css(1),
+        "fill": cv.stroke_css(1),
+        "strokeWidth": 0,
+        "points": [{"x": 0, "y": 10.2}, {"x": 48, "y": 10.2}, {"x": 48, "y": 11.8}, {"x": 0, "y": 11.8}],
+    }
     out = cv.rasterize({"objects": [poly]}, 2, (32, 48), (32, 48))
     assert np.unique(np.where(out >= 0)[0]).tolist() == [10, 11] and (out >= 0).sum() == 96

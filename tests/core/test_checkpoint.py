@@ -15,8 +15,15 @@ CFG = ModelConfig(arch="classic", classic_width=4, n_classes=3)
 
 def _save(path, model=None, **kw):
     model = model or build_model(CFG)
-    args = dict(class_names=["bg", "a", "b"], norm_window=(10.0, 200.0), patch_size=64, epoch=3,
-                metrics={"val_dice": 0.5}, history=[{"epoch": 1}, {"epoch": 2}, {"epoch": 3}], run_id="r1")
+    args = dict(
+        class_names=["bg", "a", "b"],
+        norm_window=(10.0, 200.0),
+        patch_size=64,
+        epoch=3,
+        metrics={"val_dice": 0.5},
+        history=[{"epoch": 1}, {"epoch": 2}, {"epoch": 3}],
+        run_id="r1",
+    )
     args.update(kw)
     return save_checkpoint(path, model, CFG, **args)
 
@@ -29,8 +36,13 @@ def test_round_trip_gives_same_outputs(tmp_path):
     model(x).mean().backward()
     opt.step()
     model.eval()
-    path = _save(tmp_path / "ck.pt", model, optimizer=opt, scheduler={"name": "cosine", "step": 7},
-                 extra={"train_slices": [0, 2]})
+    path = _save(
+        tmp_path / "ck.pt",
+        model,
+        optimizer=opt,
+        scheduler={"name": "cosine", "step": 7},
+        extra={"train_slices": [0, 2]},
+    )
     assert [p.name for p in tmp_path.iterdir()] == ["ck.pt"]  # no temporary file left
     ck = load_checkpoint(path)
     assert isinstance(ck, Checkpoint) and not ck.model.training
@@ -84,6 +96,7 @@ def test_weights_that_do_not_fit_the_config(tmp_path):
 
 # -- bundle.zip as a checkpoint, and fit warnings --------------------------------------------------
 
+
 def test_a_bundle_zip_is_read_for_its_model_pt(tmp_path):
     import zipfile
 
@@ -114,7 +127,9 @@ def test_a_zip_without_one_checkpoint_is_refused_with_a_hint(tmp_path):
     with zipfile.ZipFile(two, "w") as zf:
         zf.write(good, "run/best.pt")
         zf.write(good, "run/last.pt")
-    with pytest.raises(ValueError, match=r"two\.zip: a ZIP with several checkpoints inside \(run/best\.pt, run/last\.pt\)"):
+    with pytest.raises(
+        ValueError, match=r"two\.zip: a ZIP with several checkpoints inside \(run/best\.pt, run/last\.pt\)"
+    ):
         load_checkpoint(two)
     one = tmp_path / "one.zip"
     with zipfile.ZipFile(one, "w") as zf:

@@ -17,8 +17,9 @@ ROOT = Path(__file__).resolve().parents[2]
 def run(*args, ws):
     env = {**os.environ, "SEGDASH_WORKSPACE": str(ws), "PYTHONPATH": str(ROOT)}
     env.pop("SEGDASH_DEBUG", None)
-    return subprocess.run([sys.executable, "-m", "core", *args], capture_output=True, text=True, env=env,
-                          cwd=ROOT, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "core", *args], capture_output=True, text=True, env=env, cwd=ROOT, timeout=120
+    )
 
 
 @pytest.fixture
@@ -47,16 +48,27 @@ def test_fresh_workspace_has_the_sample_and_export_names_match(ws, tmp_path):
     assert out.returncode == 0 and tifffile.imread(tmp_path / "m.tif").shape == (60, 512, 512)
     labels = tifffile.TiffFile(tmp_path / "m.tif").imagej_metadata["Labels"]
     assert labels[0] == "train-00" and labels[30].endswith("(unlabeled)")  # one page per image slice
-    out = run("export", "--dataset", "isbi2012", "--format", "tiff", "--labeled-only", "--out",
-              str(tmp_path / "l.tif"), ws=ws)
+    out = run(
+        "export", "--dataset", "isbi2012", "--format", "tiff", "--labeled-only", "--out", str(tmp_path / "l.tif"), ws=ws
+    )
     assert out.returncode == 0 and tifffile.imread(tmp_path / "l.tif").shape == (30, 512, 512)
 
 
 def test_import_stack_with_masks(ws, tmp_path):
     tifffile.imwrite(tmp_path / "v.tif", np.zeros((3, 8, 8), np.uint16), photometric="minisblack")
     tifffile.imwrite(tmp_path / "m.tif", np.full((3, 8, 8), 255, np.uint8), photometric="minisblack")
-    out = run("import", "--name", "vol", "--images", str(tmp_path / "v.tif"), "--masks", str(tmp_path / "m.tif"),
-              "--classes", "bg,mito", ws=ws)
+    out = run(
+        "import",
+        "--name",
+        "vol",
+        "--images",
+        str(tmp_path / "v.tif"),
+        "--masks",
+        str(tmp_path / "m.tif"),
+        "--classes",
+        "bg,mito",
+        ws=ws,
+    )
     assert out.returncode == 0, out.stderr
     last = json.loads(out.stdout.strip().splitlines()[-1])
     assert last["dataset"] == "vol" and last["labeled"] == 3 and last["classes"] == ["bg", "mito"]
@@ -96,19 +108,42 @@ def test_train_then_predict_headless(ws, tmp_path):
     imgs[masks == 1] += 150
     tifffile.imwrite(tmp_path / "v.tif", imgs, photometric="minisblack")
     tifffile.imwrite(tmp_path / "m.tif", masks, photometric="minisblack")
-    assert run("import", "--name", "toy", "--images", str(tmp_path / "v.tif"), "--masks", str(tmp_path / "m.tif"),
-               ws=ws).returncode == 0
+    assert (
+        run(
+            "import", "--name", "toy", "--images", str(tmp_path / "v.tif"), "--masks", str(tmp_path / "m.tif"), ws=ws
+        ).returncode
+        == 0
+    )
     cfg = tmp_path / "cfg.json"
-    cfg.write_text(json.dumps({"model": {"arch": "classic", "classic_width": 4}, "patch_size": 32,
-                               "batch_size": 2, "steps_per_epoch": 2, "epochs": 5}))
+    cfg.write_text(
+        json.dumps(
+            {
+                "model": {"arch": "classic", "classic_width": 4},
+                "patch_size": 32,
+                "batch_size": 2,
+                "steps_per_epoch": 2,
+                "epochs": 5,
+            }
+        )
+    )
     out = run("train", "--dataset", "toy", "--epochs", "1", "--config", str(cfg), ws=ws)
     assert out.returncode == 0, out.stderr
     summary = json.loads(out.stdout.strip().splitlines()[-1])
     assert summary["state"] == "done" and summary["epochs"] == 1 and 0 <= summary["val_dice"] <= 1
     assert Path(summary["best_checkpoint"]).is_file()
 
-    out = run("predict", "--checkpoint", summary["best_checkpoint"], "--input", str(tmp_path / "v.tif"),
-              "--out", str(tmp_path / "pred.tif"), "--prob", str(tmp_path / "prob.tif"), ws=ws)
+    out = run(
+        "predict",
+        "--checkpoint",
+        summary["best_checkpoint"],
+        "--input",
+        str(tmp_path / "v.tif"),
+        "--out",
+        str(tmp_path / "pred.tif"),
+        "--prob",
+        str(tmp_path / "prob.tif"),
+        ws=ws,
+    )
     assert out.returncode == 0, out.stderr
     pred = json.loads(out.stdout.strip().splitlines()[-1])
     assert pred["slices"] == 4
@@ -119,19 +154,35 @@ def test_train_then_predict_headless(ws, tmp_path):
     from core.train.bundle import write_bundle  # the run's reproducibility bundle works as --checkpoint too
 
     bundle = write_bundle(ws, summary["run_id"])
-    out = run("predict", "--checkpoint", str(bundle), "--input", str(tmp_path / "v.tif"),
-              "--out", str(tmp_path / "pred_bundle.tif"), ws=ws)
+    out = run(
+        "predict",
+        "--checkpoint",
+        str(bundle),
+        "--input",
+        str(tmp_path / "v.tif"),
+        "--out",
+        str(tmp_path / "pred_bundle.tif"),
+        ws=ws,
+    )
     assert out.returncode == 0, out.stderr
     np.testing.assert_array_equal(tifffile.imread(tmp_path / "pred_bundle.tif"), tifffile.imread(tmp_path / "pred.tif"))
 
-    wide = (imgs.astype(np.uint16) * 250)  # a 16-bit stack on a model trained on 8-bit data: warned, still exit 0
+    wide = imgs.astype(np.uint16) * 250  # a 16-bit stack on a model trained on 8-bit data: warned, still exit 0
     tifffile.imwrite(tmp_path / "v16.tif", wide, photometric="minisblack")
-    out = run("predict", "--checkpoint", summary["best_checkpoint"], "--input", str(tmp_path / "v16.tif"),
-              "--out", str(tmp_path / "pred16.tif"), ws=ws)
+    out = run(
+        "predict",
+        "--checkpoint",
+        summary["best_checkpoint"],
+        "--input",
+        str(tmp_path / "v16.tif"),
+        "--out",
+        str(tmp_path / "pred16.tif"),
+        ws=ws,
+    )
     assert out.returncode == 0, out.stderr
     warned = [ln for ln in out.stderr.splitlines() if ln.startswith("warning: ")]
     assert len(warned) == 1 and "uint16" in warned[0] and "8-bit" in warned[0]
-    assert json.loads(out.stdout.strip().splitlines()[-1])["warnings"] == [warned[0][len("warning: "):]]
+    assert json.loads(out.stdout.strip().splitlines()[-1])["warnings"] == [warned[0][len("warning: ") :]]
 
     out = run("train", "--dataset", "toy", "--resume", summary["run_id"], "--epochs", "2", "--config", str(cfg), ws=ws)
     assert out.returncode == 0, out.stderr
@@ -139,16 +190,25 @@ def test_train_then_predict_headless(ws, tmp_path):
 
     bad = tmp_path / "foreign.pt"
     bad.write_bytes(b"not a checkpoint")
-    out = run("predict", "--checkpoint", str(bad), "--input", str(tmp_path / "v.tif"), "--out",
-              str(tmp_path / "x.tif"), ws=ws)
+    out = run(
+        "predict", "--checkpoint", str(bad), "--input", str(tmp_path / "v.tif"), "--out", str(tmp_path / "x.tif"), ws=ws
+    )
     assert out.returncode == 2 and out.stderr.startswith("error: ") and "Traceback" not in out.stderr
     assert not (tmp_path / "x.tif").exists()
 
     with zipfile.ZipFile(tmp_path / "two.zip", "w") as zf:  # a ZIP that is no bundle: refused, naming what is inside
         zf.write(summary["best_checkpoint"], "a/best.pt")
         zf.write(summary["best_checkpoint"], "a/last.pt")
-    out = run("predict", "--checkpoint", str(tmp_path / "two.zip"), "--input", str(tmp_path / "v.tif"), "--out",
-              str(tmp_path / "x.tif"), ws=ws)
+    out = run(
+        "predict",
+        "--checkpoint",
+        str(tmp_path / "two.zip"),
+        "--input",
+        str(tmp_path / "v.tif"),
+        "--out",
+        str(tmp_path / "x.tif"),
+        ws=ws,
+    )
     assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1 and "Traceback" not in out.stderr
     assert "two.zip" in out.stderr and "a/best.pt" in out.stderr and "a/last.pt" in out.stderr
     assert not (tmp_path / "x.tif").exists()
@@ -162,8 +222,11 @@ def test_only_a_segdash_error_is_a_refusal(tmp_path, monkeypatch, capsys, error,
     from core.errors import SegDashError
     from core.store.workspace import Workspace
 
-    exc = SegDashError("a message for the user") if error == "SegDashError" else ValueError("operands could not be "
-                                                                                            "broadcast together")
+    exc = (
+        SegDashError("a message for the user")
+        if error == "SegDashError"
+        else ValueError("operands could not be broadcast together")
+    )
 
     def boom(self):
         raise exc
@@ -188,8 +251,16 @@ def test_predict_asks_how_to_read_a_planar_tiff_and_takes_either_answer(ws, tmp_
 
     cfg = ModelConfig(arch="classic", classic_width=2)
     torch.manual_seed(0)
-    ckpt = save_checkpoint(tmp_path / "m.pt", build_model(cfg), cfg, class_names=["bg", "fg"],
-                           norm_window=(0.0, 255.0), patch_size=32, epoch=0, metrics={})
+    ckpt = save_checkpoint(
+        tmp_path / "m.pt",
+        build_model(cfg),
+        cfg,
+        class_names=["bg", "fg"],
+        norm_window=(0.0, 255.0),
+        patch_size=32,
+        epoch=0,
+        metrics={},
+    )
     planar = tmp_path / "planar.tif"
     tifffile.imwrite(planar, np.random.default_rng(0).integers(0, 256, (3, 32, 32), dtype=np.uint8))
     out = tmp_path / "m.tif"

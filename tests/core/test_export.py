@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import tifffile
 
-from core.workflow.export import export_labels_tiff, export_masks_tiff, to_bytes
 from core.store.workspace import Workspace
+from core.workflow.export import export_labels_tiff, export_masks_tiff, to_bytes
 
 
 @pytest.fixture

@@ -25,9 +25,9 @@ import numpy as np
 import pytest
 
 import core.store.workspace as workspace_mod
-from core.store.catalog import Catalog
 from core.data.io import write_png
 from core.data.owner import Owner, host_token
+from core.store.catalog import Catalog
 from core.store.workspace import Workspace, WorkspaceError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -65,6 +65,7 @@ def _nothing_left(ws: Workspace) -> None:
 
 # -- 1. disk full ------------------------------------------------------------------------------
 
+
 def test_import_onto_a_full_tmpfs_is_refused_before_writing(tmp_path):
     with _tmpfs(tmp_path / "small", "2m") as mnt:
         ws = Workspace(mnt / "ws")
@@ -95,8 +96,14 @@ def test_disk_full_while_writing_is_a_message_not_sigbus(tmp_path):
     """The pre-check lies (another writer filled the disk): the write meets ENOSPC. A memory-mapped
     write would kill the process with SIGBUS (exit -7); the plain writes raise and clean up."""
     with _tmpfs(tmp_path / "small", "2m") as mnt:
-        out = subprocess.run([sys.executable, "-c", _FILL_AND_IMPORT, str(mnt)], capture_output=True, text=True,
-                             cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=60)
+        out = subprocess.run(
+            [sys.executable, "-c", _FILL_AND_IMPORT, str(mnt)],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            timeout=60,
+        )
         assert out.returncode == 0, (out.returncode, out.stderr)
         assert "REFUSED not enough space in" in out.stdout
         assert "LEFT [] []" in out.stdout
@@ -156,6 +163,7 @@ def test_pre_check_counts_the_bytes_of_the_stack(tmp_path, monkeypatch):
 
 # -- read-only workspace -----------------------------------------------------------------------
 
+
 def test_read_only_workspace_is_one_clear_message(tmp_path, monkeypatch):
     root = tmp_path / "ws"
     root.mkdir()
@@ -180,12 +188,20 @@ def test_read_only_mount_in_cli_and_core(tmp_path):
             Workspace(mnt / "other")
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         env.pop("SEGDASH_DEBUG", None)
-        out = subprocess.run([sys.executable, "-m", "core", "list", "--workspace", str(mnt / "ws")],
-                             capture_output=True, text=True, env=env, cwd=ROOT, timeout=60)
+        out = subprocess.run(
+            [sys.executable, "-m", "core", "list", "--workspace", str(mnt / "ws")],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=ROOT,
+            timeout=60,
+        )
         assert out.returncode == 2
-        assert out.stderr.strip().splitlines() == [f"error: workspace folder {mnt / 'ws'} is not writable; choose a "
-                                                  "writable folder with SEGDASH_WORKSPACE or --workspace, or make "
-                                                  "it writable"]
+        assert out.stderr.strip().splitlines() == [
+            f"error: workspace folder {mnt / 'ws'} is not writable; choose a "
+            "writable folder with SEGDASH_WORKSPACE or --workspace, or make "
+            "it writable"
+        ]
 
 
 def test_catalog_errors_become_workspace_errors(tmp_path):
@@ -196,6 +212,7 @@ def test_catalog_errors_become_workspace_errors(tmp_path):
 
 
 # -- 2. two imports of one name ----------------------------------------------------------------
+
 
 def _import_worker(root: str, value: int, barrier, results) -> None:
     ws = Workspace(root)
@@ -220,6 +237,7 @@ def test_two_imports_of_one_name_one_wins_intact(tmp_path, kind):
     else:
         import queue
         import threading
+
         barrier, results = threading.Barrier(2), queue.Queue()
         procs = [threading.Thread(target=_import_worker, args=(root, v, barrier, results)) for v in (1, 2)]
     for p in procs:
@@ -290,6 +308,7 @@ def test_delete_dataset_leaves_no_folder_and_allows_the_name_again(tmp_path):
 
 # -- 3. runs whose process is gone -------------------------------------------------------------
 
+
 def test_a_run_whose_owner_died_reads_interrupted_and_is_fixed_at_open(tmp_path):
     ws = Workspace(tmp_path / "ws")
     host = socket.gethostname()
@@ -300,8 +319,13 @@ def test_a_run_whose_owner_died_reads_interrupted_and_is_fixed_at_open(tmp_path)
     ws.catalog.update_run("far-stale", heartbeat=time.time() - 3600)
     ws.catalog.create_run("finished", "d", {}, state="done", owner=Owner(_dead_pid(), host))
     states = {r["run_id"]: r["state"] for r in ws.catalog.runs()}
-    assert states == {"dead": "interrupted", "live": "running", "far": "running", "far-stale": "interrupted",
-                      "finished": "done"}
+    assert states == {
+        "dead": "interrupted",
+        "live": "running",
+        "far": "running",
+        "far-stale": "interrupted",
+        "finished": "done",
+    }
     (ws.root / "runs" / "dead").mkdir(parents=True)
     (ws.root / "runs" / "dead" / "last.pt").write_bytes(b"saved, not yet recorded when killed")
     Workspace(ws.root)  # opening writes it down
@@ -336,16 +360,19 @@ def test_a_workspace_of_the_previous_schema_opens(tmp_path):
     root = tmp_path / "ws"
     (root / "datasets" / "old" / "masks").mkdir(parents=True)
     import tifffile
-    tifffile.imwrite(root / "datasets" / "old" / "images.tif", np.full((1, 4, 4), 7, np.uint8),
-                     photometric="minisblack")
+
+    tifffile.imwrite(
+        root / "datasets" / "old" / "images.tif", np.full((1, 4, 4), 7, np.uint8), photometric="minisblack"
+    )
     write_png(root / "datasets" / "old" / "masks" / "00000.v1.png", np.eye(4, dtype=np.uint8))
     con = sqlite3.connect(root / "catalog.sqlite")
     con.executescript(_OLD_SCHEMA)
     con.execute("INSERT INTO datasets VALUES ('old', 0, 1, 4, 4, 'uint8', '[\"a\", \"b\"]', '', '[]')")
     con.execute("INSERT INTO slices VALUES ('old', 0, 's0', 'labeled', 1, 0)")
     con.execute("INSERT INTO mask_versions VALUES ('old', 0, 1, 'labeled', 'masks/00000.v1.png', 0, 0)")
-    con.execute("INSERT INTO runs (run_id, dataset, created, state, config) "
-                "VALUES ('stuck', 'old', 0, 'running', '{}')")
+    con.execute(
+        "INSERT INTO runs (run_id, dataset, created, state, config) VALUES ('stuck', 'old', 0, 'running', '{}')"
+    )
     con.commit()
     con.close()
     ws = Workspace(root)
@@ -358,6 +385,7 @@ def test_a_workspace_of_the_previous_schema_opens(tmp_path):
 
 # -- 9. permissions ----------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
 def test_written_files_follow_the_umask(tmp_path, umask):
     old = os.umask(umask)
@@ -366,11 +394,17 @@ def test_written_files_follow_the_umask(tmp_path, umask):
         ws.create_dataset("d", np.zeros((1, 4, 4), np.uint8), [np.eye(4, dtype=np.uint8)], ["a", "b"])
         ws.save_mask("d", 0, np.zeros((4, 4), np.uint8))
         from core.workflow.export import export_dataset_zip, export_masks_tiff, export_masks_zip
+
         export_masks_zip(ws, "d", tmp_path / "masks.zip")
         export_masks_tiff(ws, "d", tmp_path / "masks.tif")
         export_dataset_zip(ws, "d", tmp_path / "dataset.zip")
-        files = [ws.images_path("d"), *sorted((ws.dataset_dir("d") / "masks").iterdir()),
-                 tmp_path / "masks.zip", tmp_path / "masks.tif", tmp_path / "dataset.zip"]
+        files = [
+            ws.images_path("d"),
+            *sorted((ws.dataset_dir("d") / "masks").iterdir()),
+            tmp_path / "masks.zip",
+            tmp_path / "masks.tif",
+            tmp_path / "dataset.zip",
+        ]
     finally:
         os.umask(old)
     for f in files:
@@ -387,21 +421,30 @@ print("TORCH" if "torch" in sys.modules else "NO-TORCH", rc)
 """
 
 
-@pytest.mark.parametrize("args", [
-    ["train", "--dataset", "luchi"],
-    ["train", "--dataset", "bare"],
-    ["train", "--dataset", "d", "--resume", "no-such-run"],
-    ["export", "--dataset", "luchi", "--out", "x.zip"],
-    ["predict", "--checkpoint", "missing.pt", "--input", "x.tif", "--out", "y.tif"],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["train", "--dataset", "luchi"],
+        ["train", "--dataset", "bare"],
+        ["train", "--dataset", "d", "--resume", "no-such-run"],
+        ["export", "--dataset", "luchi", "--out", "x.zip"],
+        ["predict", "--checkpoint", "missing.pt", "--input", "x.tif", "--out", "y.tif"],
+    ],
+)
 def test_refusals_that_need_no_model_come_before_torch(tmp_path, args):
     ws = Workspace(tmp_path / "ws")
     ws.create_dataset("d", np.zeros((1, 16, 16), np.uint8), [np.eye(16, dtype=np.uint8)], ["a", "b"])
     ws.create_dataset("bare", np.zeros((1, 16, 16), np.uint8), None, ["a", "b"])
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     env.pop("SEGDASH_DEBUG", None)
-    out = subprocess.run([sys.executable, "-c", _NO_TORCH, *args, "--workspace", str(ws.root)], capture_output=True,
-                         text=True, env=env, cwd=tmp_path, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-c", _NO_TORCH, *args, "--workspace", str(ws.root)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=60,
+    )
     assert out.stdout.split() == ["NO-TORCH", "2"], (out.stdout, out.stderr)
     assert out.stderr.startswith("error: ") and len(out.stderr.strip().splitlines()) == 1
 
@@ -409,8 +452,14 @@ def test_refusals_that_need_no_model_come_before_torch(tmp_path, args):
 def _cli(*args, ws):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     env.pop("SEGDASH_DEBUG", None)
-    return subprocess.run([sys.executable, "-m", "core", *args, "--workspace", str(ws)], capture_output=True,
-                          text=True, env=env, cwd=ROOT, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "core", *args, "--workspace", str(ws)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=120,
+    )
 
 
 def test_cli_delete_asks_for_yes(tmp_path):
@@ -429,8 +478,15 @@ def test_cli_delete_asks_for_yes(tmp_path):
 
 # -- training: killed, interrupted, resumed; a full disk ---------------------------------------
 
-_TINY_TRAIN = {"model": {"arch": "classic", "classic_width": 4}, "patch_size": 32, "batch_size": 2,
-               "steps_per_epoch": 2, "epochs": 2, "val_fraction": 0.25, "amp": False}
+_TINY_TRAIN = {
+    "model": {"arch": "classic", "classic_width": 4},
+    "patch_size": 32,
+    "batch_size": 2,
+    "steps_per_epoch": 2,
+    "epochs": 2,
+    "val_fraction": 0.25,
+    "amp": False,
+}
 
 
 def _labeled(ws: Workspace, name: str = "toy") -> None:
@@ -446,6 +502,7 @@ def _labeled(ws: Workspace, name: str = "toy") -> None:
 def one_thread(monkeypatch):
     monkeypatch.setenv("SEGDASH_THREADS", "1")
     import torch
+
     old = torch.get_num_threads()
     yield
     torch.set_num_threads(old)
@@ -482,8 +539,10 @@ def test_training_on_a_full_disk_fails_with_a_message(tmp_path, one_thread, monk
     _labeled(ws)
 
     def full(*args, **kwargs):
-        raise RuntimeError("[enforce fail at inline_container.cc:778] . PytorchStreamWriter failed writing file "
-                           "data/3: file write failed")
+        raise RuntimeError(
+            "[enforce fail at inline_container.cc:778] . PytorchStreamWriter failed writing file "
+            "data/3: file write failed"
+        )
 
     usage = shutil_mod.disk_usage(tmp_path)
     monkeypatch.setattr(recorder, "save_checkpoint", full)
@@ -550,9 +609,13 @@ def test_cli_training_killed_shows_interrupted_and_resumes(tmp_path):
     cfg.write_text(json.dumps({**_TINY_TRAIN, "epochs": 200}))
     env = {**os.environ, "PYTHONPATH": str(ROOT), "SEGDASH_THREADS": "1"}
     env.pop("SEGDASH_DEBUG", None)
-    proc = subprocess.Popen([sys.executable, "-m", "core", "train", "--dataset", "toy", "--config", str(cfg),
-                             "--workspace", str(ws.root)], env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "core", "train", "--dataset", "toy", "--config", str(cfg), "--workspace", str(ws.root)],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 120
         while not list((ws.root / "runs").glob("*/last.pt")) and time.monotonic() < deadline:
@@ -566,8 +629,9 @@ def test_cli_training_killed_shows_interrupted_and_resumes(tmp_path):
     run = json.loads(out.stdout.strip().splitlines()[-1])["runs"][0]
     assert run["state"] == "interrupted" and run["resumable"] and run["epochs_done"] >= 1
     assert f"run {run['run_id']} on toy: interrupted" in out.stderr and "--resume" in out.stderr
-    out = _cli("train", "--dataset", "toy", "--resume", run["run_id"], "--epochs", str(run["epochs_done"] + 1),
-               ws=ws.root)
+    out = _cli(
+        "train", "--dataset", "toy", "--resume", run["run_id"], "--epochs", str(run["epochs_done"] + 1), ws=ws.root
+    )
     assert out.returncode == 0, out.stderr
     summary = json.loads(out.stdout.strip().splitlines()[-1])
     assert summary["state"] == "done" and summary["epochs"] == run["epochs_done"] + 1
@@ -582,8 +646,11 @@ def test_a_stop_requested_through_the_catalog_stops_the_run(tmp_path, one_thread
     monkeypatch.setattr(training_job, "_HEARTBEAT_S", 0.2)
     ws = Workspace(tmp_path / "ws")
     _labeled(ws)
-    job = registry().start(training_job.TrainingJob(ws, "toy", TrainConfig.from_dict(
-        {**_TINY_TRAIN, "steps_per_epoch": 1000, "epochs": 50})))
+    job = registry().start(
+        training_job.TrainingJob(
+            ws, "toy", TrainConfig.from_dict({**_TINY_TRAIN, "steps_per_epoch": 1000, "epochs": 50})
+        )
+    )
     t0 = time.time()
     while ws.catalog.run(job.run_id)["state"] != "running" and time.time() - t0 < 30:
         time.sleep(0.05)
@@ -605,9 +672,28 @@ def test_two_cli_imports_of_one_name(tmp_path):
         tifffile.imwrite(tmp_path / f"s{v}.tif", np.full((20, 256, 256), v, np.uint8), photometric="minisblack")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     env.pop("SEGDASH_DEBUG", None)
-    procs = [subprocess.Popen([sys.executable, "-m", "core", "import", "--name", "same", "--images",
-                               str(tmp_path / f"s{v}.tif"), "--workspace", str(ws.root)], env=env, cwd=ROOT,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for v in (1, 2)]
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "core",
+                "import",
+                "--name",
+                "same",
+                "--images",
+                str(tmp_path / f"s{v}.tif"),
+                "--workspace",
+                str(ws.root),
+            ],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for v in (1, 2)
+    ]
     outs = [(p.wait(60), *p.communicate()) for p in procs]
     codes = sorted(rc for rc, _, _ in outs)
     assert codes == [0, 2], outs

@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from core.workflow.guide import last_run, next_steps
 from core.store.workspace import Workspace
+from core.workflow.guide import last_run, next_steps
 
 
 def _pages(ws, ds):

@@ -18,19 +18,37 @@ from pathlib import Path
 
 import pytest
 
-from core.workflow.sample import _MARKER
 from core.store.workspace import Workspace
+from core.workflow.sample import _MARKER
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from hostile_corpus import build  # noqa: E402 - a script beside this file, not a package
 
 ROOT = Path(__file__).resolve().parents[2]
 MAX_RSS = 500 * 1024**2
-CASES = ["zip-many-zeros", "png-header-200000", "png-30000-zeros", "tiff-header-100000", "jpeg-header-65000",
-         "zip-member-png-bomb", "zip-member-tiff-bomb", "zip-member-truncated-tiff", "folder-truncated-tiff",
-         "truncated-tiff", "text-as-png", "empty-tiff", "empty-zip", "zip-of-text", "not-a-zip",
-         "zip-unsafe-name", "mask-gapped-values", "threshold-merges-classes", "too-many-class-names",
-         "images-look-like-masks", "planar-rgb-or-stack"]
+CASES = [
+    "zip-many-zeros",
+    "png-header-200000",
+    "png-30000-zeros",
+    "tiff-header-100000",
+    "jpeg-header-65000",
+    "zip-member-png-bomb",
+    "zip-member-tiff-bomb",
+    "zip-member-truncated-tiff",
+    "folder-truncated-tiff",
+    "truncated-tiff",
+    "text-as-png",
+    "empty-tiff",
+    "empty-zip",
+    "zip-of-text",
+    "not-a-zip",
+    "zip-unsafe-name",
+    "mask-gapped-values",
+    "threshold-merges-classes",
+    "too-many-class-names",
+    "images-look-like-masks",
+    "planar-rgb-or-stack",
+]
 
 
 @pytest.fixture(scope="module")
@@ -45,8 +63,9 @@ def run_import(args: list[str], ws: Path, tmp: Path) -> tuple[int, str, str, int
     env.pop("SEGDASH_IMPORT_MEMORY", None)
     out, err, hwm = tmp / "stdout.txt", tmp / "stderr.txt", tmp / "status.txt"
     with open(out, "w") as o, open(err, "w") as e:
-        proc = subprocess.run([sys.executable, "-c", _CHILD, str(hwm), "import", *args], stdout=o, stderr=e,
-                              env=env, cwd=ROOT)
+        proc = subprocess.run(
+            [sys.executable, "-c", _CHILD, str(hwm), "import", *args], stdout=o, stderr=e, env=env, cwd=ROOT
+        )
     return proc.returncode, out.read_text(), err.read_text(), _peak_rss(hwm)
 
 
@@ -107,10 +126,15 @@ def test_corpus_holds_every_case(corpus):
     assert sorted(corpus) == sorted(CASES)
 
 
-@pytest.mark.parametrize("case, option", [("mask-gapped-values", "--remap-classes"),
-                                          ("threshold-merges-classes", "--merge-classes"),
-                                          ("images-look-like-masks", "--images-are-binary"),
-                                          ("planar-rgb-or-stack", "--as-stack")])
+@pytest.mark.parametrize(
+    "case, option",
+    [
+        ("mask-gapped-values", "--remap-classes"),
+        ("threshold-merges-classes", "--merge-classes"),
+        ("images-look-like-masks", "--images-are-binary"),
+        ("planar-rgb-or-stack", "--as-stack"),
+    ],
+)
 def test_each_question_has_an_option_that_answers_it(corpus, case, option, tmp_path):
     c = corpus[case]
     ws = empty_workspace(tmp_path)

@@ -26,15 +26,20 @@ import pytest
 import tifffile
 import torch
 
-from core.nn.checkpoint import load_checkpoint, save_checkpoint
 from core.data.intensity import normalize
 from core.data.io import read_stack
+from core.nn.checkpoint import load_checkpoint, save_checkpoint
 from core.nn.model import ModelConfig, build_model, probabilities, required_multiple
 from core.predict.config import PredictConfig
-from core.predict.probabilities import (labels_from_probs, read_prediction_tiff, relabel, slice_uncertainty,
-                                        uncertainty_map)
-from core.predict.stack import predict_headless, predict_stack
 from core.predict.inferer import predict_slice
+from core.predict.probabilities import (
+    labels_from_probs,
+    read_prediction_tiff,
+    relabel,
+    slice_uncertainty,
+    uncertainty_map,
+)
+from core.predict.stack import predict_headless, predict_stack
 from tests.synthetic import discs
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,8 +48,6 @@ ONE_TILE_TOL = 1e-5
 TILED_MAX_TOL = 0.25
 TILED_MEAN_TOL = 1e-3
 LABEL_AGREEMENT = 0.999
-
-
 
 
 def train_tiny(cfg: ModelConfig, steps: int, lr: float, seed: int = 0) -> torch.nn.Module:
@@ -87,9 +90,17 @@ def trained(tmp_path_factory, one_thread):
     paths = {}
     for name, (cfg, steps, lr) in MODELS.items():
         model = train_tiny(cfg, steps, lr)
-        paths[name] = save_checkpoint(folder / f"{name}.pt", model, cfg, class_names=["bg", "disc"],
-                                      norm_window=(0.0, 255.0), patch_size=PATCH, epoch=1, metrics={},
-                                      run_id=f"tiny-{name}")
+        paths[name] = save_checkpoint(
+            folder / f"{name}.pt",
+            model,
+            cfg,
+            class_names=["bg", "disc"],
+            norm_window=(0.0, 255.0),
+            patch_size=PATCH,
+            epoch=1,
+            metrics={},
+            run_id=f"tiny-{name}",
+        )
     return paths
 
 
@@ -104,6 +115,7 @@ def whole_slice_forward(ckpt, image: np.ndarray) -> np.ndarray:
 
 
 # -- one slice ---------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("name", sorted(MODELS))
 @pytest.mark.parametrize("shape", [(40, 44), (PATCH, PATCH), (7, 30)])
@@ -183,6 +195,7 @@ def test_bad_inputs_are_refused_with_value_errors(trained):
 
 # -- stacks ------------------------------------------------------------------------------------
 
+
 def write_stack(path: Path, stack: np.ndarray) -> Path:
     tifffile.imwrite(path, stack, photometric="minisblack")
     return path
@@ -195,8 +208,13 @@ def test_stack_is_written_slice_by_slice_and_relabel_reproduces_the_masks(traine
     src = read_stack(write_stack(tmp_path / "in.tif", stack))
     assert isinstance(src.data, np.memmap)
     calls = []
-    res = predict_stack(ckpt, src.data, out_masks=tmp_path / "out" / "masks.tif", out_prob=tmp_path / "out" / "prob.tif",
-                        progress=lambda d, t, eta: calls.append((d, t, eta)))
+    res = predict_stack(
+        ckpt,
+        src.data,
+        out_masks=tmp_path / "out" / "masks.tif",
+        out_prob=tmp_path / "out" / "prob.tif",
+        progress=lambda d, t, eta: calls.append((d, t, eta)),
+    )
     assert (res.n_done, res.n_total, res.cancelled, len(res.uncertainty)) == (3, 3, False, 3)
     assert [c[:2] for c in calls] == [(1, 3), (2, 3), (3, 3)] and calls[-1][2] == 0.0
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["masks.tif", "prob.tif"]  # no temp left
@@ -222,8 +240,9 @@ def test_cancel_keeps_the_completed_slices_as_valid_tiffs(trained, tmp_path):
         if done == 2:
             cancel.set()
 
-    res = predict_stack(ckpt, stack, out_masks=tmp_path / "m.tif", out_prob=tmp_path / "p.tif",
-                        progress=progress, cancel=cancel)
+    res = predict_stack(
+        ckpt, stack, out_masks=tmp_path / "m.tif", out_prob=tmp_path / "p.tif", progress=progress, cancel=cancel
+    )
     assert (res.n_done, res.n_total, res.cancelled) == (2, 5, True)
     assert tifffile.imread(res.masks_path).shape == (2, 32, 32)
     assert read_stack(res.masks_path).data.shape == (2, 32, 32)
@@ -240,12 +259,19 @@ def test_cancel_keeps_the_completed_slices_as_valid_tiffs(trained, tmp_path):
 def test_multiclass_probabilities_are_stored_per_class(tmp_path, z):
     cfg = ModelConfig(arch="classic", classic_width=2, n_classes=3)
     torch.manual_seed(0)
-    path = save_checkpoint(tmp_path / "k3.pt", build_model(cfg), cfg, class_names=["a", "b", "c"],
-                           norm_window=(0.0, 255.0), patch_size=32, epoch=0, metrics={})
+    path = save_checkpoint(
+        tmp_path / "k3.pt",
+        build_model(cfg),
+        cfg,
+        class_names=["a", "b", "c"],
+        norm_window=(0.0, 255.0),
+        patch_size=32,
+        epoch=0,
+        metrics={},
+    )
     ckpt = load_checkpoint(path)
     stack = np.random.default_rng(0).integers(0, 256, (z, 20, 24)).astype(np.uint8)
-    res = predict_stack(ckpt, stack, out_masks=tmp_path / "m.tif", out_prob=tmp_path / "p.tif",
-                        prob_dtype="float16")
+    res = predict_stack(ckpt, stack, out_masks=tmp_path / "m.tif", out_prob=tmp_path / "p.tif", prob_dtype="float16")
     prob = read_prediction_tiff(res.prob_path)
     masks = read_prediction_tiff(res.masks_path)
     assert prob.shape == (z, 3, 20, 24) and prob.dtype == np.float16 and masks.shape == (z, 20, 24)
@@ -256,10 +282,26 @@ def test_multiclass_probabilities_are_stored_per_class(tmp_path, z):
 
 def test_predict_headless_returns_the_summary(trained, tmp_path):
     stack = np.stack([discs(np.random.default_rng(z), 48, 60)[0] for z in range(2)])
-    out = predict_headless(trained["classic"], write_stack(tmp_path / "s.tif", stack), tmp_path / "masks.tif",
-                           prob=tmp_path / "prob.tif", tta=True)
-    assert set(out) == {"input", "out", "prob", "slices", "seconds", "slices_per_s", "mean_uncertainty",
-                        "device", "cancelled", "warnings", "checkpoint"}
+    out = predict_headless(
+        trained["classic"],
+        write_stack(tmp_path / "s.tif", stack),
+        tmp_path / "masks.tif",
+        prob=tmp_path / "prob.tif",
+        tta=True,
+    )
+    assert set(out) == {
+        "input",
+        "out",
+        "prob",
+        "slices",
+        "seconds",
+        "slices_per_s",
+        "mean_uncertainty",
+        "device",
+        "cancelled",
+        "warnings",
+        "checkpoint",
+    }
     assert out["warnings"] == []  # discs in [0, 1] on a model trained on them: nothing to warn about
     assert out["slices"] == 2 and out["device"] == "cpu" and out["cancelled"] is False
     assert 0.0 <= out["mean_uncertainty"] <= 1.0
@@ -268,6 +310,7 @@ def test_predict_headless_returns_the_summary(trained, tmp_path):
 
 
 # -- memory ------------------------------------------------------------------------------------
+
 
 def test_a_stack_bigger_than_the_memory_bound_is_predicted_in_a_few_slices_of_memory(tmp_path):
     """48 x 512 x 512 uint8 (12 MB; 48 MB as float32 images, 96 MB more as two-class float
@@ -286,10 +329,23 @@ def test_a_stack_bigger_than_the_memory_bound_is_predicted_in_a_few_slices_of_me
             tw.write(rng.integers(0, 256, (h, w), dtype=np.uint8), contiguous=True, photometric="minisblack")
     cfg = ModelConfig(arch="classic", classic_width=2)
     torch.manual_seed(0)
-    ckpt = save_checkpoint(tmp_path / "m.pt", build_model(cfg), cfg, class_names=["bg", "fg"],
-                           norm_window=(0.0, 255.0), patch_size=256, epoch=0, metrics={})
-    out = subprocess.run([sys.executable, str(ROOT / "tests" / "core" / "_predict_rss.py"), str(ckpt),
-                          str(stack_path), str(tmp_path)], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    ckpt = save_checkpoint(
+        tmp_path / "m.pt",
+        build_model(cfg),
+        cfg,
+        class_names=["bg", "fg"],
+        norm_window=(0.0, 255.0),
+        patch_size=256,
+        epoch=0,
+        metrics={},
+    )
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "tests" / "core" / "_predict_rss.py"), str(ckpt), str(stack_path), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     m = json.loads(out.stdout.strip().splitlines()[-1])
     assert m["memmap"] and m["slices"] == z

@@ -9,10 +9,10 @@ import pytest
 import tifffile
 from PIL import Image
 
-from core.workflow.export import export_dataset_zip, export_masks_tiff, export_masks_zip, to_bytes
-from core.workflow.ingest import import_dataset
 from core.data.masks import StrayMaskValues
 from core.store.workspace import Workspace
+from core.workflow.export import export_dataset_zip, export_masks_tiff, export_masks_zip, to_bytes
+from core.workflow.ingest import import_dataset
 
 
 @pytest.fixture
@@ -94,8 +94,13 @@ def test_multiclass_mri_labels(ws, tmp_path):
     lab[:, 5:7, 5:7] = 3
     tifffile.imwrite(tmp_path / "mri.tif", np.ones((2, 12, 12), np.int16) * 300, photometric="minisblack")
     tifffile.imwrite(tmp_path / "lab.tif", lab, photometric="minisblack")
-    rep = import_dataset(ws, "mri", tmp_path / "mri.tif", tmp_path / "lab.tif",
-                         class_names=["background", "white matter", "grey matter", "CSF"])
+    rep = import_dataset(
+        ws,
+        "mri",
+        tmp_path / "mri.tif",
+        tmp_path / "lab.tif",
+        class_names=["background", "white matter", "grey matter", "CSF"],
+    )
     assert rep.dataset.n_classes == 4 and rep.dataset.dtype == "int16"
     np.testing.assert_array_equal(ws.read_mask("mri", 1), lab[1])
     with pytest.raises(ValueError, match="4 classes but 2 class names"):
@@ -116,7 +121,10 @@ def test_export_names_and_reimport_round_trip(ws, tmp_path):
     assert tif.series[0].shape == (2, 8, 8)  # one page per image slice: lines up with the images in Fiji
     assert tif.imagej_metadata["Labels"] == ["s1 (unlabeled)", "s2"]
     tif = tifffile.TiffFile(io.BytesIO(to_bytes(export_masks_tiff, ws, "orig", labeled_only=True)))
-    assert tif.series[0].shape in ((8, 8), (1, 8, 8)) and tif.imagej_metadata["Labels"] in (["s2"], "s2")  # tifffile reads one label as a str
+    assert tif.series[0].shape in ((8, 8), (1, 8, 8)) and tif.imagej_metadata["Labels"] in (
+        ["s2"],
+        "s2",
+    )  # tifffile reads one label as a str
 
     bundle = tmp_path / "orig.zip"
     export_dataset_zip(ws, "orig", bundle)
@@ -153,6 +161,7 @@ def test_export_without_masks_is_refused(ws, tmp_path):
 
 # -- data sanity and uploads (issue 10 point 7, issue 11 point 3) -------------------------------
 
+
 class _Upload(io.BytesIO):
     def __init__(self, name, data):
         super().__init__(data)
@@ -168,30 +177,45 @@ def test_one_image_file_and_one_mask_file_pair_whatever_their_names(ws, tmp_path
     tifffile.imwrite(tmp_path / "x.tif", np.stack([img, img]), photometric="minisblack")
     tifffile.imwrite(tmp_path / "y.tif", np.ones((2, 8, 8), np.uint8), photometric="minisblack")
     assert import_dataset(ws, "xy", tmp_path / "x.tif", tmp_path / "y.tif").dataset.counts()["labeled"] == 2
-    up = import_dataset(ws, "up", [_Upload("c.png", (tmp_path / "a.png").read_bytes())],
-                        [_Upload("d.png", (tmp_path / "b.png").read_bytes())])
+    up = import_dataset(
+        ws,
+        "up",
+        [_Upload("c.png", (tmp_path / "a.png").read_bytes())],
+        [_Upload("d.png", (tmp_path / "b.png").read_bytes())],
+    )
     assert up.dataset.statuses == ("labeled",)
 
 
 def test_too_many_class_names_are_refused(ws, tmp_path):
     from core.workflow.ingest import TooManyClassNames
+
     lab = np.zeros((2, 12, 12), np.uint8)
     lab[:, 2:6, 2:6], lab[:, 7:10, 7:10] = 1, 2
-    tifffile.imwrite(tmp_path / "i.tif", np.random.default_rng(0).integers(0, 255, (2, 12, 12), dtype=np.uint8),
-                     photometric="minisblack")
+    tifffile.imwrite(
+        tmp_path / "i.tif",
+        np.random.default_rng(0).integers(0, 255, (2, 12, 12), dtype=np.uint8),
+        photometric="minisblack",
+    )
     tifffile.imwrite(tmp_path / "l.tif", lab, photometric="minisblack")
     with pytest.raises(TooManyClassNames, match=r"4 class names .* hold 3 classes"):
         import_dataset(ws, "x", tmp_path / "i.tif", tmp_path / "l.tif", class_names=["bg", "a", "b", "c"])
     assert not ws.has_dataset("x")
-    assert import_dataset(ws, "x", tmp_path / "i.tif", tmp_path / "l.tif", class_names=["bg", "a", "b"]).dataset.n_classes == 3
+    assert (
+        import_dataset(ws, "x", tmp_path / "i.tif", tmp_path / "l.tif", class_names=["bg", "a", "b"]).dataset.n_classes
+        == 3
+    )
 
 
 def test_gapped_mask_values_ask_then_remap(ws, tmp_path):
     from core.data.masks import GappedMaskValues
+
     lab = np.zeros((2, 12, 12), np.uint8)
     lab[:, 2:6, 2:6], lab[:, 7:10, 7:10] = 1, 7
-    tifffile.imwrite(tmp_path / "i.tif", np.random.default_rng(0).integers(0, 255, (2, 12, 12), dtype=np.uint8),
-                     photometric="minisblack")
+    tifffile.imwrite(
+        tmp_path / "i.tif",
+        np.random.default_rng(0).integers(0, 255, (2, 12, 12), dtype=np.uint8),
+        photometric="minisblack",
+    )
     tifffile.imwrite(tmp_path / "l.tif", lab, photometric="minisblack")
     with pytest.raises(GappedMaskValues, match="l.tif"):
         import_dataset(ws, "g", tmp_path / "i.tif", tmp_path / "l.tif")
@@ -201,6 +225,7 @@ def test_gapped_mask_values_ask_then_remap(ws, tmp_path):
 
 def test_images_that_look_like_masks_are_a_question(ws, tmp_path):
     from core.workflow.ingest import ImagesLookLikeMasks
+
     binary = np.zeros((2, 8, 8), np.uint8)
     binary[:, 2:5, 2:5] = 255
     tifffile.imwrite(tmp_path / "m.tif", binary, photometric="minisblack")
@@ -213,10 +238,14 @@ def test_images_that_look_like_masks_are_a_question(ws, tmp_path):
 
 def test_threshold_on_multiclass_masks_asks_before_merging(ws, tmp_path):
     from core.data.masks import ThresholdMergesClasses
+
     lab = np.zeros((2, 12, 12), np.uint8)
     lab[:, 2:6, 2:6], lab[:, 7:10, 7:10] = 1, 2
-    tifffile.imwrite(tmp_path / "i.tif", np.random.default_rng(0).integers(0, 255, (2, 12, 12), dtype=np.uint8),
-                     photometric="minisblack")
+    tifffile.imwrite(
+        tmp_path / "i.tif",
+        np.random.default_rng(0).integers(0, 255, (2, 12, 12), dtype=np.uint8),
+        photometric="minisblack",
+    )
     tifffile.imwrite(tmp_path / "l.tif", lab, photometric="minisblack")
     with pytest.raises(ThresholdMergesClasses, match="merges"):
         import_dataset(ws, "t", tmp_path / "i.tif", tmp_path / "l.tif", mask_threshold=0.5)
@@ -226,6 +255,7 @@ def test_threshold_on_multiclass_masks_asks_before_merging(ws, tmp_path):
 
 def test_planar_tiff_as_stack_or_colour(ws, tmp_path):
     from core.data.io import StackOrColourNeeded
+
     data = np.random.default_rng(0).integers(0, 255, (3, 8, 8), dtype=np.uint8)
     tifffile.imwrite(tmp_path / "p.tif", data, photometric="rgb", planarconfig="separate")
     with pytest.raises(StackOrColourNeeded):
@@ -255,8 +285,11 @@ def test_uploaded_dataset_export_zip_imports_like_a_path(ws, tmp_path):
 
 
 def test_progress_reports_files_read_and_slices_written(ws, tmp_path):
-    tifffile.imwrite(tmp_path / "v.tif", np.random.default_rng(0).integers(0, 255, (5, 8, 8), dtype=np.uint8),
-                     photometric="minisblack")
+    tifffile.imwrite(
+        tmp_path / "v.tif",
+        np.random.default_rng(0).integers(0, 255, (5, 8, 8), dtype=np.uint8),
+        photometric="minisblack",
+    )
     seen = []
     import_dataset(ws, "v", tmp_path / "v.tif", progress=lambda done, total, stage: seen.append((stage, done, total)))
     assert seen[0] == ("images", 1, 1)
@@ -282,7 +315,9 @@ def test_import_roots_limit_paths_with_one_message(ws, tmp_path):
 
 def test_default_import_roots_are_cwd_and_inbox(ws, monkeypatch, tmp_path):
     import os
+
     from core.workflow.ingest import import_roots
+
     monkeypatch.delenv("SEGDASH_IMPORT_ROOTS", raising=False)
     monkeypatch.chdir(tmp_path)
     assert import_roots(ws) == [tmp_path.resolve(), (ws.root / "inbox").resolve()]

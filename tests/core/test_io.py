@@ -162,6 +162,7 @@ def test_zip_of_images_and_uploaded_bytes(tmp_path):
 
     class Upload(io.BytesIO):  # what Streamlit's UploadedFile looks like
         name = "upload.zip"
+
     assert read_stack(Upload(buf.getvalue())).shape == (2, 5, 5)
 
 
@@ -286,6 +287,7 @@ def test_env_override_of_zip_limit_is_read_at_import():
 
 # -- hostile input (issue 10, points 4-7) ------------------------------------------------------
 
+
 class _Upload(io.BytesIO):
     """What Streamlit's UploadedFile looks like: bytes with a ``name``."""
 
@@ -306,8 +308,9 @@ def test_image_size_is_checked_against_the_memory_budget_before_decoding(tmp_pat
 
 
 def test_tiff_pages_are_checked_before_reading(tmp_path, monkeypatch):
-    tifffile.imwrite(tmp_path / "z.tif", np.ones((4, 300, 300), np.uint16), compression="zlib",
-                     photometric="minisblack")
+    tifffile.imwrite(
+        tmp_path / "z.tif", np.ones((4, 300, 300), np.uint16), compression="zlib", photometric="minisblack"
+    )
     monkeypatch.setenv("SEGDASH_IMPORT_MEMORY", "100000")
     monkeypatch.setattr(tifffile.TiffPageSeries, "asarray", lambda *a, **k: pytest.fail("read before the check"))
     with pytest.raises(ValueError, match=r"z.tif: a 4 x 300 x 300 uint16 TIFF needs"):
@@ -320,8 +323,13 @@ def test_decompression_bomb_error_of_pil_names_the_file():
 
     def chunk(kind, data):
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-    png = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 200_000, 200_000, 8, 0, 0, 0, 0))
-           + chunk(b"IDAT", zlib.compress(b"\0" * 10)) + chunk(b"IEND", b""))
+
+    png = (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", 200_000, 200_000, 8, 0, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(b"\0" * 10))
+        + chunk(b"IEND", b"")
+    )
     with pytest.raises(ValueError, match=r"^huge.png: its header claims 40,000 megapixels.*bomb"):
         read_stack([_Upload("huge.png", png)])
 
@@ -335,8 +343,11 @@ def test_zip_members_are_not_decompressed_until_read(monkeypatch):
             zf.writestr(f"s{i}.png", b.getvalue())
     reads = []
     real_open = zipfile.ZipFile.open
-    monkeypatch.setattr(zipfile.ZipFile, "open", lambda self, m, *a, **k: reads.append(m) or real_open(self, m, *a, **k))
+    monkeypatch.setattr(
+        zipfile.ZipFile, "open", lambda self, m, *a, **k: reads.append(m) or real_open(self, m, *a, **k)
+    )
     from core.data.io import _expand
+
     items = list(_expand(("z.zip", buf.getvalue())))
     assert [n for n, _ in items] == ["z.zip:s0.png", "z.zip:s1.png", "z.zip:s2.png"] and reads == []
     assert read_stack(("z.zip", buf.getvalue())).shape == (3, 5, 5) and len(reads) == 3
@@ -344,9 +355,12 @@ def test_zip_members_are_not_decompressed_until_read(monkeypatch):
 
 def test_zip_whose_members_together_expand_too_far_is_refused_from_its_directory():
     import sys
+
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from hostile_corpus import zip_of_zeros
     import tempfile
+
+    from hostile_corpus import zip_of_zeros
+
     with tempfile.TemporaryDirectory() as d:
         path = zip_of_zeros(Path(d) / "zeros.zip", members=60)  # 60 x 9.9 MB of zeros, each under the member check
         with pytest.raises(ValueError, match=r"^zeros.zip: .*refused as a ZIP bomb"):
@@ -381,6 +395,7 @@ def test_bytes_messages_name_the_file_and_hold_no_bytes(tmp_path):
 
 def test_planar_rgb_tiff_offers_both_readings(tmp_path):
     from core.data.io import StackOrColourNeeded
+
     data = np.random.default_rng(0).integers(0, 255, (3, 6, 7), dtype=np.uint8)
     tifffile.imwrite(tmp_path / "p.tif", data, photometric="rgb", planarconfig="separate")
     with pytest.raises(StackOrColourNeeded, match=r"p.tif: its 3 planes") as err:
@@ -397,6 +412,7 @@ def test_planar_rgb_tiff_offers_both_readings(tmp_path):
 
 def test_import_roots_resolve_links_and_dots(tmp_path):
     from core.data.io import check_import_path
+
     root, outside = tmp_path / "root", tmp_path / "secret"
     root.mkdir(), outside.mkdir()
     _png(outside / "s.png", np.zeros((4, 4), np.uint8))
@@ -405,8 +421,14 @@ def test_import_roots_resolve_links_and_dots(tmp_path):
     (root / "dirlink").symlink_to(outside)
     assert check_import_path(root / "ok.png", [root]) == (root / "ok.png").resolve()
     messages = set()
-    for p in [outside / "s.png", outside / "missing.png", root / "link.png", root / ".." / "secret" / "s.png",
-              root / "dirlink" / "s.png", "/etc/passwd"]:
+    for p in [
+        outside / "s.png",
+        outside / "missing.png",
+        root / "link.png",
+        root / ".." / "secret" / "s.png",
+        root / "dirlink" / "s.png",
+        "/etc/passwd",
+    ]:
         with pytest.raises(ValueError) as err:
             check_import_path(p, [root])
         messages.add(str(err.value))

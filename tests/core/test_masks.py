@@ -6,12 +6,15 @@ import pytest
 from core.data.masks import StrayMaskValues, default_class_names, to_export_values, to_labels
 
 
-@pytest.mark.parametrize("mask, expected", [
-    (np.array([[0, 1], [1, 0]], np.uint8), [[0, 1], [1, 0]]),
-    (np.array([[0, 255], [255, 0]], np.uint8), [[0, 1], [1, 0]]),
-    (np.array([[False, True], [True, False]]), [[0, 1], [1, 0]]),
-    (np.array([[0, 1], [1, 0]], np.float32), [[0, 1], [1, 0]]),
-])
+@pytest.mark.parametrize(
+    "mask, expected",
+    [
+        (np.array([[0, 1], [1, 0]], np.uint8), [[0, 1], [1, 0]]),
+        (np.array([[0, 255], [255, 0]], np.uint8), [[0, 1], [1, 0]]),
+        (np.array([[False, True], [True, False]]), [[0, 1], [1, 0]]),
+        (np.array([[0, 1], [1, 0]], np.float32), [[0, 1], [1, 0]]),
+    ],
+)
 def test_binary_forms(mask, expected):
     out = to_labels(mask)
     assert out.labels.dtype == np.uint8 and out.n_classes == 2
@@ -68,6 +71,7 @@ def test_export_values_and_names():
 
 def test_gapped_values_are_a_question_remap_answers_it():
     from core.data.masks import GappedMaskValues
+
     m = np.zeros((2, 12, 12), np.uint8)
     m[:, 1:4, 1:4], m[:, 5:8, 5:8], m[:, 9:11, 9:11] = 1, 2, 7
     with pytest.raises(GappedMaskValues, match=r"values \{0, 1, 2, 7\} leave gaps \(3, 4, 5, 6") as err:
@@ -82,6 +86,7 @@ def test_gapped_values_are_a_question_remap_answers_it():
 
 def test_threshold_over_several_classes_asks_before_merging():
     from core.data.masks import ThresholdMergesClasses
+
     m = np.zeros((12, 12), np.uint8)
     m[1:5, 1:5], m[6:10, 6:10] = 1, 2
     with pytest.raises(ThresholdMergesClasses, match=r"lab.tif: the masks hold 3 classes \(values 0, 1, 2\)"):

@@ -10,12 +10,8 @@ import torch
 
 from core.nn.metrics import ConfusionAccumulator, confusion_matrix, scores_from_confusion, slice_scores
 
-TRUTH = np.array([[0, 0, 1, 1],
-                  [0, 0, 1, 1],
-                  [0, 0, 1, 1]], np.uint8)
-PRED = np.array([[0, 1, 1, 1],
-                 [0, 0, 1, 0],
-                 [0, 0, 1, 1]], np.uint8)
+TRUTH = np.array([[0, 0, 1, 1], [0, 0, 1, 1], [0, 0, 1, 1]], np.uint8)
+PRED = np.array([[0, 1, 1, 1], [0, 0, 1, 0], [0, 0, 1, 1]], np.uint8)
 
 
 def test_binary_by_hand():

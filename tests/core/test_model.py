@@ -8,8 +8,17 @@ import time
 import pytest
 import torch
 
-from core.nn.model import (ARCHITECTURES, ENCODERS, ClassicUNet, ModelConfig, build_model, count_parameters,
-                           labels_from_logits, probabilities, required_multiple)
+from core.nn.model import (
+    ARCHITECTURES,
+    ENCODERS,
+    ClassicUNet,
+    ModelConfig,
+    build_model,
+    count_parameters,
+    labels_from_logits,
+    probabilities,
+    required_multiple,
+)
 
 SMP_ARCHS = [a for a in ARCHITECTURES if a != "classic"]
 
@@ -62,9 +71,17 @@ def test_config_validation_and_round_trip():
     assert ModelConfig.from_dict(cfg.to_dict()) == cfg
     assert ModelConfig(n_classes=2).out_channels == 1
     assert ModelConfig.from_dict({}) == ModelConfig()
-    for bad in ({"arch": "segformer"}, {"encoder": "vgg16"}, {"n_classes": 1}, {"in_channels": 0},
-                {"encoder_weights": "ssl"}, {"arch": "classic", "encoder_weights": "imagenet"},
-                {"encoder_depth": 2}, {"arch": "DeepLabV3Plus", "encoder_depth": 4}, {"colour": "red"}):
+    for bad in (
+        {"arch": "segformer"},
+        {"encoder": "vgg16"},
+        {"n_classes": 1},
+        {"in_channels": 0},
+        {"encoder_weights": "ssl"},
+        {"arch": "classic", "encoder_weights": "imagenet"},
+        {"encoder_depth": 2},
+        {"arch": "DeepLabV3Plus", "encoder_depth": 4},
+        {"colour": "red"},
+    ):
         with pytest.raises(ValueError):
             ModelConfig.from_dict(bad)
 

@@ -17,8 +17,8 @@ from ome_zarr.reader import Label, Multiscales, Reader
 
 from core.data.io import ChannelChoiceNeeded, read_stack
 from core.data.omezarr import is_omezarr, read_omezarr, write_omezarr
-from core.workflow.export import export_dataset_omezarr
 from core.store.workspace import Workspace
+from core.workflow.export import export_dataset_omezarr
 from tests.synthetic import discs
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -62,8 +62,14 @@ def test_export_reads_back_as_image_with_labels(ws, tmp_path):
 
 def test_pixel_size_is_the_axes_scale(tmp_path):
     img = np.zeros((2, 40, 50), np.uint16)
-    write_omezarr(tmp_path / "a.zarr", img, np.zeros(img.shape, np.uint8), class_names=["bg", "fg"],
-                  pixel_size=(2.0, 0.25, 0.25), unit="micrometer")
+    write_omezarr(
+        tmp_path / "a.zarr",
+        img,
+        np.zeros(img.shape, np.uint8),
+        class_names=["bg", "fg"],
+        pixel_size=(2.0, 0.25, 0.25),
+        unit="micrometer",
+    )
     data, info = read_omezarr(tmp_path / "a.zarr")
     assert data.shape == (2, 40, 50) and data.dtype == np.uint16
     assert info["pixel_size"] == (2.0, 0.25, 0.25) and info["unit"] == "micrometer" and info["labels"] == ["masks"]
@@ -116,15 +122,30 @@ def test_cli_export_and_import_omezarr(ws, tmp_path):
     env.pop("SEGDASH_DEBUG", None)
 
     def cli(*args):
-        return subprocess.run([sys.executable, "-m", "core", *args, "--workspace", str(ws.root)], capture_output=True,
-                              text=True, env=env, cwd=ROOT, timeout=120)
+        return subprocess.run(
+            [sys.executable, "-m", "core", *args, "--workspace", str(ws.root)],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=ROOT,
+            timeout=120,
+        )
 
     out = cli("export", "--dataset", "cells", "--format", "ome-zarr", "--out", str(tmp_path / "c.zarr"))
     assert out.returncode == 0, out.stderr
     summary = json.loads(out.stdout.strip().splitlines()[-1])
     assert summary["format"] == "ome-zarr" and summary["bytes"] > 0 and is_omezarr(summary["out"])
-    out = cli("import", "--name", "again", "--images", str(tmp_path / "c.zarr"),
-              "--masks", str(tmp_path / "c.zarr" / "labels" / "masks"), "--classes", "bg,cell,nucleus")
+    out = cli(
+        "import",
+        "--name",
+        "again",
+        "--images",
+        str(tmp_path / "c.zarr"),
+        "--masks",
+        str(tmp_path / "c.zarr" / "labels" / "masks"),
+        "--classes",
+        "bg,cell,nucleus",
+    )
     assert out.returncode == 0, out.stderr
     again = Workspace(ws.root)
     assert np.array_equal(again.read_images("again"), ws.read_images("cells"))

@@ -89,14 +89,18 @@ def test_no_core_module_imports_streamlit():
 
 
 def test_importing_core_and_data_layer_is_light():
-    code = "import sys, core, core.data.io, core.store.workspace, core.workflow.ingest, core.workflow.export, " \
-           "core.cli; print('torch' in sys.modules, 'streamlit' in sys.modules)"
+    code = (
+        "import sys, core, core.data.io, core.store.workspace, core.workflow.ingest, core.workflow.export, "
+        "core.cli; print('torch' in sys.modules, 'streamlit' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert out.stdout.strip() == "False False", out.stderr
 
 
 def test_review_and_view_import_neither_torch_nor_monai():
-    code = "import sys, core.workflow.review, core.workflow.guide, core.workflow.assist, core.view.plots, " \
-           "core.view.canvas; print('torch' in sys.modules, 'monai' in sys.modules)"
+    code = (
+        "import sys, core.workflow.review, core.workflow.guide, core.workflow.assist, core.view.plots, "
+        "core.view.canvas; print('torch' in sys.modules, 'monai' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert out.stdout.strip() == "False False", out.stderr

@@ -3,18 +3,16 @@ workspaces open), written to OME-Zarr and bioimage.io exports."""
 
 from __future__ import annotations
 
-import json
 import sqlite3
 
 import numpy as np
-import pytest
 import tifffile
 
-from core.workflow.ingest import import_dataset
 from core.data.omezarr import read_omezarr, write_omezarr
-from core.workflow.export import export_dataset_omezarr
 from core.data.pixelsize import PixelSize, normalize_unit, pixel_size_of
 from core.store.workspace import Workspace
+from core.workflow.export import export_dataset_omezarr
+from core.workflow.ingest import import_dataset
 
 
 def _stack():
@@ -24,17 +22,31 @@ def _stack():
 
 def test_imagej_tiff(tmp_path):
     path = tmp_path / "ij.tif"
-    tifffile.imwrite(path, _stack(), imagej=True, resolution=(1 / 0.125, 1 / 0.25),
-                     metadata={"unit": "\\u00B5m", "spacing": 2.5, "axes": "ZYX"})
+    tifffile.imwrite(
+        path,
+        _stack(),
+        imagej=True,
+        resolution=(1 / 0.125, 1 / 0.25),
+        metadata={"unit": "\\u00B5m", "spacing": 2.5, "axes": "ZYX"},
+    )
     assert pixel_size_of(path) == PixelSize(2.5, 0.25, 0.125, "micrometer")
     assert pixel_size_of((path.name, path.read_bytes())) == PixelSize(2.5, 0.25, 0.125, "micrometer")
 
 
 def test_ome_tiff(tmp_path):
     path = tmp_path / "a.ome.tif"
-    tifffile.imwrite(path, _stack(), metadata={"axes": "ZYX", "PhysicalSizeX": 0.2, "PhysicalSizeY": 0.2,
-                                              "PhysicalSizeZ": 1.5, "PhysicalSizeXUnit": "nm",
-                                              "PhysicalSizeYUnit": "nm"})
+    tifffile.imwrite(
+        path,
+        _stack(),
+        metadata={
+            "axes": "ZYX",
+            "PhysicalSizeX": 0.2,
+            "PhysicalSizeY": 0.2,
+            "PhysicalSizeZ": 1.5,
+            "PhysicalSizeXUnit": "nm",
+            "PhysicalSizeYUnit": "nm",
+        },
+    )
     assert pixel_size_of(path) == PixelSize(1.5, 0.2, 0.2, "nanometer")
 
 
@@ -49,8 +61,13 @@ def test_no_size_without_unit_or_metadata(tmp_path):
 
 def test_import_keeps_it_and_exports_write_it(tmp_path):
     ws = Workspace(tmp_path / "ws")
-    tifffile.imwrite(tmp_path / "ij.tif", _stack(), imagej=True, resolution=(2.0, 2.0),
-                     metadata={"unit": "micron", "spacing": 3.0, "axes": "ZYX"})
+    tifffile.imwrite(
+        tmp_path / "ij.tif",
+        _stack(),
+        imagej=True,
+        resolution=(2.0, 2.0),
+        metadata={"unit": "micron", "spacing": 3.0, "axes": "ZYX"},
+    )
     report = import_dataset(ws, "em", tmp_path / "ij.tif")
     assert ws.pixel_size("em") == PixelSize(3.0, 0.5, 0.5, "micrometer")
     assert any("pixel size 0.5 x 0.5 micrometer" in n for n in report.notices)
@@ -84,8 +101,13 @@ def test_masks_tiff_and_dataset_zip_carry_it(tmp_path):
 
     ws = Workspace(tmp_path / "ws")
     masks = (_stack() > 125).astype(np.uint8)
-    tifffile.imwrite(tmp_path / "ij.tif", _stack(), imagej=True, resolution=(4.0, 4.0),
-                     metadata={"unit": "nm", "spacing": 5.0, "axes": "ZYX"})
+    tifffile.imwrite(
+        tmp_path / "ij.tif",
+        _stack(),
+        imagej=True,
+        resolution=(4.0, 4.0),
+        metadata={"unit": "nm", "spacing": 5.0, "axes": "ZYX"},
+    )
     tifffile.imwrite(tmp_path / "m.tif", masks, photometric="minisblack")
     import_dataset(ws, "em", tmp_path / "ij.tif", tmp_path / "m.tif")
     size = PixelSize(5.0, 0.25, 0.25, "nanometer")

@@ -70,9 +70,11 @@ def test_confusion_figure_refuses_bad_input():
 
 
 def test_slice_scores_figure_and_rows_keep_order():
-    scores = [{"z": 4, "name": "s4", "dice": 0.2, "iou": 0.11, "wrong_pct": 30.0},
-              {"z": 1, "name": "s1", "dice": 0.9, "iou": 0.82, "wrong_pct": 2.0},
-              {"z": 2, "name": "s2", "dice": float("nan"), "iou": float("nan")}]
+    scores = [
+        {"z": 4, "name": "s4", "dice": 0.2, "iou": 0.11, "wrong_pct": 30.0},
+        {"z": 1, "name": "s1", "dice": 0.9, "iou": 0.82, "wrong_pct": 2.0},
+        {"z": 2, "name": "s2", "dice": float("nan"), "iou": float("nan")},
+    ]
     fig = plots.slice_scores_figure(scores, "dice")
     (bar,) = fig.data
     assert isinstance(bar, go.Bar)
@@ -86,8 +88,12 @@ def test_slice_scores_figure_and_rows_keep_order():
 
 
 def test_figures_serialise_to_json():
-    for fig in (plots.training_curves(HISTORY), plots.compare_runs({"a": HISTORY}),
-                plots.confusion_figure(np.eye(2)), plots.slice_scores_figure([{"z": 0, "dice": 0.5}])):
+    for fig in (
+        plots.training_curves(HISTORY),
+        plots.compare_runs({"a": HISTORY}),
+        plots.confusion_figure(np.eye(2)),
+        plots.slice_scores_figure([{"z": 0, "dice": 0.5}]),
+    ):
         assert "NaN" not in fig.to_json()  # valid JSON for the browser
 
 

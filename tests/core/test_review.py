@@ -16,20 +16,24 @@ import pytest
 import torch
 
 from core.nn.checkpoint import save_checkpoint
-from core.predict.config import PredictConfig
-from core.predict.stored import list_predictions, load_prediction
-from core.predict.dataset import predict_dataset
-from core.predict.probabilities import relabel
 from core.nn.metrics import confusion_matrix
 from core.nn.model import ModelConfig, build_model
-from core.workflow.review import (accept_prediction, class_dice, collapse_warning, correction_queue, dataset_confusion,
-                                  per_slice_scores)
+from core.predict.config import PredictConfig
+from core.predict.dataset import predict_dataset
+from core.predict.probabilities import relabel
+from core.predict.stored import list_predictions, load_prediction
 from core.store.workspace import Workspace
+from core.workflow.review import (
+    accept_prediction,
+    class_dice,
+    collapse_warning,
+    correction_queue,
+    dataset_confusion,
+    per_slice_scores,
+)
 from tests.synthetic import discs
 
 H, W = 64, 80
-
-
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -57,8 +61,17 @@ def checkpoint(tmp_path_factory, one_thread):
         opt.zero_grad()
         loss.backward()
         opt.step()
-    return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.pt", model, cfg, class_names=["bg", "cell"],
-                           norm_window=(0.0, 255.0), patch_size=48, epoch=3, metrics={}, run_id="run-tiny")
+    return save_checkpoint(
+        tmp_path_factory.mktemp("ckpt") / "tiny.pt",
+        model,
+        cfg,
+        class_names=["bg", "cell"],
+        norm_window=(0.0, 255.0),
+        patch_size=48,
+        epoch=3,
+        metrics={},
+        run_id="run-tiny",
+    )
 
 
 @pytest.fixture(scope="module")
@@ -151,8 +164,16 @@ def test_accept_prediction_saves_a_from_prediction_version(predicted):
 def test_wrong_checkpoint_or_run_is_refused(predicted, tmp_path):
     ws, _, run_id = predicted
     cfg = ModelConfig(arch="classic", classic_width=2, n_classes=3)
-    k3 = save_checkpoint(tmp_path / "k3.pt", build_model(cfg), cfg, class_names=["a", "b", "c"],
-                         norm_window=(0.0, 255.0), patch_size=32, epoch=0, metrics={})
+    k3 = save_checkpoint(
+        tmp_path / "k3.pt",
+        build_model(cfg),
+        cfg,
+        class_names=["a", "b", "c"],
+        norm_window=(0.0, 255.0),
+        patch_size=32,
+        epoch=0,
+        metrics={},
+    )
     with pytest.raises(ValueError, match="3 classes"):
         predict_dataset(ws, "cells", k3)
     with pytest.raises(ValueError, match="no prediction 'nope'"):
@@ -165,11 +186,18 @@ def test_wrong_checkpoint_or_run_is_refused(predicted, tmp_path):
 def test_run_id_defaults_to_the_checkpoint_file_stem_and_cancel_keeps_done_slices(predicted, tmp_path):
     ws, _, _ = predicted
     cfg = ModelConfig(arch="classic", classic_width=2)
-    path = save_checkpoint(tmp_path / "my model v2.pt", build_model(cfg), cfg, class_names=["bg", "cell"],
-                           norm_window=(0.0, 255.0), patch_size=32, epoch=0, metrics={})
+    path = save_checkpoint(
+        tmp_path / "my model v2.pt",
+        build_model(cfg),
+        cfg,
+        class_names=["bg", "cell"],
+        norm_window=(0.0, 255.0),
+        patch_size=32,
+        epoch=0,
+        metrics={},
+    )
     cancel = threading.Event()
-    res = predict_dataset(ws, "cells", path, progress=lambda d, t, e: cancel.set() if d == 2 else None,
-                          cancel=cancel)
+    res = predict_dataset(ws, "cells", path, progress=lambda d, t, e: cancel.set() if d == 2 else None, cancel=cancel)
     assert (res.n_done, res.cancelled) == (2, True)
     assert "my_model_v2" in list_predictions(ws, "cells")
     masks, _, summary = load_prediction(ws, "cells", "my_model_v2")
@@ -198,9 +226,18 @@ def test_predict_dataset_records_fit_warnings_and_a_job_can_be_cancelled(tmp_pat
     images = np.full((3, 32, 32), 200, np.uint16) + np.arange(32, dtype=np.uint16)[None, None] * 100
     ws.create_dataset("u16", images, [np.zeros((32, 32), np.uint8), None, None], ["bg", "mito"])
     cfg = ModelConfig(arch="classic", classic_width=4)
-    ckpt = save_checkpoint(tmp_path / "best.pt", build_model(cfg), cfg, class_names=["bg", "cell"],
-                           norm_window=(0.0, 255.0), patch_size=32, epoch=1, metrics={}, run_id="r8",
-                           extra={"dataset": "isbi"})
+    ckpt = save_checkpoint(
+        tmp_path / "best.pt",
+        build_model(cfg),
+        cfg,
+        class_names=["bg", "cell"],
+        norm_window=(0.0, 255.0),
+        patch_size=32,
+        epoch=1,
+        metrics={},
+        run_id="r8",
+        extra={"dataset": "isbi"},
+    )
     result = predict_dataset(ws, "u16", ckpt)
     assert len(result.warnings) == 3  # other classes, other dataset, 16-bit data on an 8-bit window
     _, _, summary = load_prediction(ws, "u16", "r8")

@@ -1,7 +1,7 @@
 """The bundled ISBI 2012 sample: shipped with attribution, imported once on first start."""
 
-from core.workflow.sample import SAMPLE_DIR, ensure_sample
 from core.store.workspace import Workspace
+from core.workflow.sample import SAMPLE_DIR, ensure_sample
 
 
 def test_sample_ships_with_source_note():

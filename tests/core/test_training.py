@@ -19,16 +19,23 @@ import torch
 
 from core.nn.checkpoint import load_checkpoint
 from core.nn.model import ModelConfig
-from core.train.config import TrainConfig, default_config
-from core.train.job import TrainingJob
-from core.train.data import patch_coords, split_slices
-from core.train.registry import registry
-from core.train.headless import train_headless
-from core.train.bundle import write_bundle
 from core.store.workspace import Workspace
+from core.train.bundle import write_bundle
+from core.train.config import TrainConfig, default_config
+from core.train.data import patch_coords, split_slices
+from core.train.headless import train_headless
+from core.train.job import TrainingJob
+from core.train.registry import registry
 
-TINY = {"model": {"arch": "classic", "classic_width": 4}, "patch_size": 64, "batch_size": 8, "steps_per_epoch": 8,
-        "epochs": 4, "lr": 1e-2, "val_fraction": 0.25}
+TINY = {
+    "model": {"arch": "classic", "classic_width": 4},
+    "patch_size": 64,
+    "batch_size": 8,
+    "steps_per_epoch": 8,
+    "epochs": 4,
+    "lr": 1e-2,
+    "val_fraction": 0.25,
+}
 
 
 @pytest.fixture(autouse=True)
@@ -76,14 +83,23 @@ def _wait_for(cond, timeout=60.0):
 
 # -- config and split ----------------------------------------------------------------------
 
+
 def test_config_dict_round_trip_partial_and_unknown_keys():
     cfg = TrainConfig.from_dict(TINY)
     assert cfg.model.arch == "classic" and cfg.model.classic_width == 4 and cfg.epochs == 4
     assert cfg.loss == TrainConfig().loss  # untouched keys keep the recipe
     assert TrainConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
     assert TrainConfig.from_dict({"augment": {"rotate_deg": 10}}).augment.flips is True
-    for bad in ({"epochz": 3}, {"model": {"depth": 3}}, {"augment": {"blur": 1}}, {"loss": "mse"},
-                {"patch_size": 100}, {"batch_size": 0}, {"lr": "fast"}, {"scheduler": "step"}):
+    for bad in (
+        {"epochz": 3},
+        {"model": {"depth": 3}},
+        {"augment": {"blur": 1}},
+        {"loss": "mse"},
+        {"patch_size": 100},
+        {"batch_size": 0},
+        {"lr": "fast"},
+        {"scheduler": "step"},
+    ):
         with pytest.raises(ValueError):
             TrainConfig.from_dict(bad)
 
@@ -110,11 +126,12 @@ def test_skip_empty_patches_draws_foreground():
     masks = [np.zeros((64, 64), np.uint8) for _ in range(3)]
     masks[1][40:44, 10:14] = 1
     coords = patch_coords(masks, 16, 50, np.random.default_rng(0), skip_empty=True)
-    hits = [masks[s][y:y + 16, x:x + 16].any() for s, y, x in coords]
+    hits = [masks[s][y : y + 16, x : x + 16].any() for s, y, x in coords]
     assert all(hits)
 
 
 # -- training ------------------------------------------------------------------------------
+
 
 def test_training_improves_dice_and_records_everything(ws):
     seen = []
@@ -163,8 +180,7 @@ def test_training_improves_dice_and_records_everything(ws):
 
 
 def test_same_seed_same_history(ws):
-    cfg = {**TINY, "epochs": 2, "steps_per_epoch": 4,
-           "augment": {"rotate_deg": 20, "noise_std": 0.05, "p": 0.5}}
+    cfg = {**TINY, "epochs": 2, "steps_per_epoch": 4, "augment": {"rotate_deg": 20, "noise_std": 0.05, "p": 0.5}}
     a = train_headless(ws, "discs", config=cfg)
     b = train_headless(ws, "discs", config=cfg)
     ha, hb = ws.catalog.epochs(a["run_id"]), ws.catalog.epochs(b["run_id"])

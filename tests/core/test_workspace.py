@@ -75,8 +75,11 @@ def test_two_sessions_saving_at_once_lose_nothing(ws):
         except Exception as exc:  # noqa: BLE001
             errors.append(exc)
 
-    threads = [threading.Thread(target=save, args=(ws, 1, 1)), threading.Thread(target=save, args=(other, 1, 0)),
-               threading.Thread(target=save, args=(other, 2, 1))]
+    threads = [
+        threading.Thread(target=save, args=(ws, 1, 1)),
+        threading.Thread(target=save, args=(other, 1, 0)),
+        threading.Thread(target=save, args=(other, 2, 1)),
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -133,6 +136,7 @@ def test_masks_version_changes_with_edits(ws):
 
 # -- versions: history, undo/redo along it, restore, never lost --------------------------------
 
+
 def test_undo_past_imported_mask_keeps_it_reachable(ws):
     imported = ws.read_mask("d", 0)
     assert [(v.version, v.source, v.current) for v in ws.mask_history("d", 0)] == [(1, "imported", True)]
@@ -144,8 +148,10 @@ def test_undo_past_imported_mask_keeps_it_reachable(ws):
     assert ws.save_mask("d", 0, drawn, status="labeled") == 2
     # the imported version is still listed, viewable and restorable
     hist = ws.mask_history("d", 0)
-    assert [(v.version, v.source, v.parent, v.current) for v in hist] == [(1, "imported", 0, False),
-                                                                        (2, "drawn", 0, True)]
+    assert [(v.version, v.source, v.parent, v.current) for v in hist] == [
+        (1, "imported", 0, False),
+        (2, "drawn", 0, True),
+    ]
     np.testing.assert_array_equal(ws.read_mask("d", 0, version=1), imported)
     assert ws.restore_mask("d", 0, 1) == 3
     np.testing.assert_array_equal(ws.read_mask("d", 0), imported)
@@ -180,8 +186,7 @@ def test_save_names_its_base_version_and_refuses_a_stale_one(ws):
     np.testing.assert_array_equal(ws.read_mask("d", 1), np.ones((6, 8), np.uint8))
     assert len(ws.mask_history("d", 1)) == 1
     # D's Accept keeps working with the old signature, and a source of its own
-    assert ws.save_mask("d", 1, np.zeros((6, 8), np.uint8), status="from-prediction",
-                        source="accepted:run-0001") == 2
+    assert ws.save_mask("d", 1, np.zeros((6, 8), np.uint8), status="from-prediction", source="accepted:run-0001") == 2
     assert ws.mask_history("d", 1)[-1].source == "accepted:run-0001"
 
 
@@ -190,6 +195,7 @@ def _stroke(rows):
         out = np.zeros((6, 8), np.uint8) if mask is None else mask
         out[rows] = 1
         return out
+
     return edit
 
 
@@ -206,8 +212,10 @@ def test_two_overlapping_saves_keep_both_strokes(ws):
         except Exception as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
 
-    threads = [threading.Thread(target=writer, args=("a", slice(0, 2))),
-               threading.Thread(target=writer, args=("b", slice(4, 6)))]
+    threads = [
+        threading.Thread(target=writer, args=("a", slice(0, 2))),
+        threading.Thread(target=writer, args=("b", slice(4, 6))),
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -227,6 +235,7 @@ def test_read_modify_write_holds_the_lock_while_the_other_writer_waits(ws):
         a_has_read.set()
         assert b_started.wait(10)
         import time
+
         time.sleep(0.3)  # B is now trying to save
         return _stroke(slice(0, 2))(mask)
 
@@ -262,7 +271,9 @@ def test_workspace_from_before_version_sources_opens_and_keeps_its_history(tmp_p
     con.close()
     w = Workspace(tmp_path / "old")
     assert [(v.version, v.source, v.parent, v.current) for v in w.mask_history("d", 0)] == [
-        (1, "imported", 0, False), (2, "drawn", 1, True)]
+        (1, "imported", 0, False),
+        (2, "drawn", 1, True),
+    ]
     assert [v.source for v in w.mask_history("d", 1)] == ["accepted"]
     assert w.undo_mask("d", 0) == 1 and w.read_mask("d", 0).all()
     assert w.save_mask("d", 0, np.zeros((4, 4), np.uint8)) == 3  # new rows insert into the migrated table

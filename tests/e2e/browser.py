@@ -27,8 +27,14 @@ IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 def need_browser() -> None:
     """Skip without chromium or playwright; fail instead under ``CI=true``."""
-    missing = [what for what, ok in (("Debian chromium at /usr/bin/chromium", Path(CHROMIUM).exists()),
-                                     ("python playwright", _has_playwright())) if not ok]
+    missing = [
+        what
+        for what, ok in (
+            ("Debian chromium at /usr/bin/chromium", Path(CHROMIUM).exists()),
+            ("python playwright", _has_playwright()),
+        )
+        if not ok
+    ]
     if missing:
         if IN_CI:
             pytest.fail(f"CI=true but {', '.join(missing)} is missing: scripts/test.sh installs it")
@@ -55,10 +61,27 @@ def streamlit_server(workspace: Path, log_dir: Path) -> Iterator[str]:
     port = free_port()
     env = {**os.environ, "SEGDASH_WORKSPACE": str(workspace), "PYTHONUNBUFFERED": "1"}
     log = open(Path(log_dir) / "streamlit.log", "w+")
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-                             "--server.address", "127.0.0.1", "--server.headless", "true",
-                             "--browser.gatherUsageStats", "false"],
-                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            "app.py",
+            "--server.port",
+            str(port),
+            "--server.address",
+            "127.0.0.1",
+            "--server.headless",
+            "true",
+            "--browser.gatherUsageStats",
+            "false",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline, up = time.time() + 120, False
     while not up and proc.poll() is None and time.time() < deadline:
@@ -98,7 +121,8 @@ def settle(page, quiet_s: float = 1.0, timeout_s: float = 120) -> None:
 
 def no_exception(page) -> None:
     assert page.locator("[data-testid='stException']").count() == 0, page.locator(
-        "[data-testid='stException']").first.inner_text()
+        "[data-testid='stException']"
+    ).first.inner_text()
 
 
 def choose(page, select_box, option: str, tries: int = 3) -> None:

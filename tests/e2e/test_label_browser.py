@@ -15,8 +15,7 @@ import time
 import numpy as np
 import pytest
 
-from tests.e2e.browser import ARTIFACTS, CHROMIUM, ROOT, choose, need_browser, no_exception, settle, \
-    streamlit_server
+from tests.e2e.browser import ARTIFACTS, CHROMIUM, ROOT, choose, need_browser, no_exception, settle, streamlit_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -30,9 +29,13 @@ def _datasets(ws) -> None:
     ws.create_dataset("em", images.astype(np.uint8), [imported, None, None], ["background", "mitochondria"])
     five = np.zeros((200, 240), np.uint8)
     for k in range(1, 5):
-        five[40 * k - 30:40 * k, 20:200] = k
-    ws.create_dataset("mri", rng.integers(0, 255, (2, 200, 240), dtype=np.uint8), [five, None],
-                      ["background", "white", "grey", "csf", "lesion"])
+        five[40 * k - 30 : 40 * k, 20:200] = k
+    ws.create_dataset(
+        "mri",
+        rng.integers(0, 255, (2, 200, 240), dtype=np.uint8),
+        [five, None],
+        ["background", "white", "grey", "csf", "lesion"],
+    )
 
 
 @pytest.fixture  # a fresh server and workspace for each run of the test, a rerun too
@@ -128,9 +131,12 @@ def _solid_at(page, point) -> bool:
     """Whether the canvas's drawing layer is opaque at ``point`` (CSS px from its corner): a brush
     stroke is, a hairline drawn with the wrong width is not."""
     drawing = page.locator("canvas").nth(page.locator("canvas").count() - 2)  # fabric's lower canvas
-    alpha = drawing.evaluate("(e, p) => { const r = e.getBoundingClientRect(), s = e.width / r.width;"
-                             " return e.getContext('2d').getImageData(Math.round(p[0] * s), Math.round(p[1] * s),"
-                             " 1, 1).data[3]; }", list(point))
+    alpha = drawing.evaluate(
+        "(e, p) => { const r = e.getBoundingClientRect(), s = e.width / r.width;"
+        " return e.getContext('2d').getImageData(Math.round(p[0] * s), Math.round(p[1] * s),"
+        " 1, 1).data[3]; }",
+        list(point),
+    )
     return alpha >= 200
 
 
@@ -156,9 +162,16 @@ def test_label_keyboard_versions_and_dataset_switch(label_server):
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     imported = ws.read_mask("em", 0)
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-dev-shm-usage"])
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-dev-shm-usage",
+            ],
+        )
         page = browser.new_page(viewport={"width": 1700, "height": 1500})  # the whole canvas on screen
         page.set_default_timeout(60_000)
         page.goto(f"{url}/label")

@@ -48,8 +48,14 @@ def make_dataset(ws_env):
     return lambda *args, **kwargs: _make_dataset(ws_env, *args, **kwargs)
 
 
-def _make_dataset(ws: Workspace, name: str = "tiny", z: int = 3, shape: tuple[int, int] = (32, 48),
-                 labeled: tuple[int, ...] = (0,), class_names: tuple[str, ...] = ("background", "cell")):
+def _make_dataset(
+    ws: Workspace,
+    name: str = "tiny",
+    z: int = 3,
+    shape: tuple[int, int] = (32, 48),
+    labeled: tuple[int, ...] = (0,),
+    class_names: tuple[str, ...] = ("background", "cell"),
+):
     """A small synthetic dataset: a gradient stack, slices in ``labeled`` with a square mask."""
     images = (np.indices((z, *shape)).sum(0) * 3 % 256).astype(np.uint8)
     masks = []

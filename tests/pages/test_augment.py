@@ -55,7 +55,6 @@ def test_dataset_without_labels_says_so(ws_env, page, make_dataset):
     assert at.session_state["augment_config"] == AugmentConfig().to_dict()
 
 
-
 def test_mask_tint_can_be_switched_off(ws_env, page, make_dataset):
     """The switch shows the plain augmented images: other pictures, same draw, back on gives the tint again."""
     make_dataset("tiny", z=1, shape=(32, 48), labeled=(0,))

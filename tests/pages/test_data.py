@@ -109,6 +109,7 @@ def test_browse_rename_classes_and_delete(ws_env, page, make_dataset):
 
 # -- refusals on the page, questions, uploads (issue 10 points 5-7, issue 11 point 3) ------------
 
+
 def _png_bytes(arr) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(arr).save(buf, format="PNG")
@@ -145,12 +146,16 @@ def test_server_path_outside_the_roots_gets_one_message(ws_env, page, make_datas
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     monkeypatch.setenv("SEGDASH_IMPORT_ROOTS", str(inbox))
-    tifffile.imwrite(tmp_path / "secret.tif", np.arange(64, dtype=np.uint8).reshape(1, 8, 8),
-                     photometric="minisblack")
+    tifffile.imwrite(tmp_path / "secret.tif", np.arange(64, dtype=np.uint8).reshape(1, 8, 8), photometric="minisblack")
     (inbox / "link.tif").symlink_to(tmp_path / "secret.tif")
     messages = []
-    for p in (tmp_path / "secret.tif", tmp_path / "missing.tif", inbox / ".." / "secret.tif", inbox / "link.tif",
-              "/etc/passwd"):
+    for p in (
+        tmp_path / "secret.tif",
+        tmp_path / "missing.tif",
+        inbox / ".." / "secret.tif",
+        inbox / "link.tif",
+        "/etc/passwd",
+    ):
         at = _import(_open(page), "peek", p)
         messages.append(_errors(at))
     assert len(set(messages)) == 1 and "outside the folders" in messages[0]
@@ -164,6 +169,7 @@ def test_server_path_outside_the_roots_gets_one_message(ws_env, page, make_datas
 
 def test_uploaded_dataset_export_zip_imports_with_its_masks(ws_env, page, make_dataset, tmp_path):
     from core.workflow.export import export_dataset_zip
+
     make_dataset("tiny", z=3, labeled=(0, 2), class_names=("bg", "nucleus"))
     export_dataset_zip(ws_env, "tiny", tmp_path / "tiny.zip")
     at = _open(page)

@@ -3,7 +3,6 @@
 from streamlit.testing.v1 import AppTest
 
 
-
 def _metrics(at: AppTest) -> dict[str, str]:
     return {m.label: m.value for m in at.metric}
 
@@ -49,8 +48,9 @@ def test_home_says_a_run_was_interrupted(ws_env, page, make_dataset):
     make_dataset("tiny", z=2, labeled=(0,))
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    ws_env.catalog.create_run("run-killed", "tiny", {"epochs": 3}, state="running",
-                              owner=Owner(dead.pid, socket.gethostname()))
+    ws_env.catalog.create_run(
+        "run-killed", "tiny", {"epochs": 3}, state="running", owner=Owner(dead.pid, socket.gethostname())
+    )
     at = AppTest.from_file(page("home.py"), default_timeout=60).run()
     assert not at.exception
     assert _metrics(at)["State"] == "interrupted"
@@ -72,5 +72,7 @@ def test_home_on_a_workspace_that_is_not_writable(ws_env, page, monkeypatch):
     monkeypatch.setattr(os, "access", lambda p, m: False if str(p) == str(root) else real(p, m))
     at = AppTest.from_file(page("home.py"), default_timeout=60).run()
     assert not at.exception
-    assert [e.value for e in at.error] == [f"workspace folder {root} is not writable; choose a writable folder "
-                                           "with SEGDASH_WORKSPACE or --workspace, or make it writable"]
+    assert [e.value for e in at.error] == [
+        f"workspace folder {root} is not writable; choose a writable folder "
+        "with SEGDASH_WORKSPACE or --workspace, or make it writable"
+    ]

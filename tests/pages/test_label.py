@@ -47,8 +47,12 @@ def test_brush_save_writes_full_resolution_mask_and_undo_restores(ws_env, page, 
     ch, cw = at.session_state["label_canvas_hw"]
     assert (ch, cw) == cv.fit_canvas(cv.zoom_window((32, 48)), 900, 1024) and cw % 48 == 0
     sy, sx = ch / 32, cw / 48
-    stroke = {"type": "Path", "stroke": cv.stroke_css(1), "strokeWidth": 3 * sx,
-              "path": [["M", 10.5 * sx, 16.5 * sy], ["L", 30.5 * sx, 16.5 * sy]]}
+    stroke = {
+        "type": "Path",
+        "stroke": cv.stroke_css(1),
+        "strokeWidth": 3 * sx,
+        "path": [["M", 10.5 * sx, 16.5 * sy], ["L", 30.5 * sx, 16.5 * sy]],
+    }
     _draw(at, {"objects": [stroke]})
     at.button(key="label_save").click().run()
     assert not at.exception
@@ -59,8 +63,12 @@ def test_brush_save_writes_full_resolution_mask_and_undo_restores(ws_env, page, 
     assert mask[15:18, 9:32].all() and mask.sum() == 3 * 23
     assert ws_env.slices("tiny")[1].status == "labeled" and any("version 1" in s.value for s in at.success)
     # erase part of it: slice now "edited"
-    eraser = {"type": "Path", "stroke": cv.stroke_css(0), "strokeWidth": 1 * sx,
-              "path": [["M", 20.5 * sx, 10 * sy], ["L", 20.5 * sx, 22 * sy]]}
+    eraser = {
+        "type": "Path",
+        "stroke": cv.stroke_css(0),
+        "strokeWidth": 1 * sx,
+        "path": [["M", 20.5 * sx, 10 * sy], ["L", 20.5 * sx, 22 * sy]],
+    }
     _draw(at, {"objects": [eraser]})
     at.button(key="label_save").click().run()
     mask2 = ws_env.read_mask("tiny", 1)
@@ -85,8 +93,13 @@ def test_zoomed_polygon_lands_in_window(ws_env, page, make_dataset):
     assert (ch, cw) == cv.fit_canvas(window, 900, 1024)
     s = cw / window.width
     # the whole canvas as one polygon: fills exactly the window
-    poly = {"type": "Polygon", "stroke": cv.stroke_css(1), "fill": cv.stroke_css(1, 0.35), "strokeWidth": 1,
-            "points": [{"x": 0, "y": 0}, {"x": cw, "y": 0}, {"x": cw, "y": ch}, {"x": 0, "y": ch}]}
+    poly = {
+        "type": "Polygon",
+        "stroke": cv.stroke_css(1),
+        "fill": cv.stroke_css(1, 0.35),
+        "strokeWidth": 1,
+        "points": [{"x": 0, "y": 0}, {"x": cw, "y": 0}, {"x": cw, "y": ch}, {"x": 0, "y": ch}],
+    }
     _draw(at, {"objects": [poly]})
     at.button(key="label_save").click().run()
     mask = ws_env.read_mask("tiny", 0)
@@ -125,9 +138,17 @@ def _band(at: AppTest, rows: tuple[float, float], k: int = 1, shape: tuple[int, 
     ch, cw = at.session_state["label_canvas_hw"]
     sy = ch / shape[0]
     y0, y1 = (rows[0] + 0.2) * sy, (rows[1] - 0.2) * sy  # inside the rows' pixel centres, off their edges
-    return {"objects": [{"type": "Polygon", "stroke": cv.stroke_css(k), "fill": cv.stroke_css(k, 0.35),
-                         "strokeWidth": 0, "points": [{"x": 0, "y": y0}, {"x": cw, "y": y0}, {"x": cw, "y": y1},
-                                                      {"x": 0, "y": y1}]}]}
+    return {
+        "objects": [
+            {
+                "type": "Polygon",
+                "stroke": cv.stroke_css(k),
+                "fill": cv.stroke_css(k, 0.35),
+                "strokeWidth": 0,
+                "points": [{"x": 0, "y": y0}, {"x": cw, "y": y0}, {"x": cw, "y": y1}, {"x": 0, "y": y1}],
+            }
+        ]
+    }
 
 
 def test_switching_datasets_with_other_class_counts(ws_env, page, make_dataset):

@@ -43,9 +43,18 @@ def test_model_package_download(ws_env, page, make_dataset, tmp_path):
     make_dataset("tiny", z=3, shape=(64, 64), labeled=(0, 2))
     cfg = ModelConfig(arch="classic", classic_width=4)
     torch.manual_seed(0)
-    ck = save_checkpoint(ws_env.run_dir("run-1") / "best.pt", build_model(cfg).eval(), cfg,
-                         class_names=["background", "cell"], norm_window=(0.0, 255.0), patch_size=32, epoch=1,
-                         metrics={"val_dice": 0.7}, run_id="run-1", extra={"dataset": "tiny", "val_slices": [2]})
+    ck = save_checkpoint(
+        ws_env.run_dir("run-1") / "best.pt",
+        build_model(cfg).eval(),
+        cfg,
+        class_names=["background", "cell"],
+        norm_window=(0.0, 255.0),
+        patch_size=32,
+        epoch=1,
+        metrics={"val_dice": 0.7},
+        run_id="run-1",
+        extra={"dataset": "tiny", "val_slices": [2]},
+    )
     ws_env.catalog.create_run("run-1", "tiny", {}, state="done")
     ws_env.catalog.update_run("run-1", best_checkpoint=str(ck), best_dice=0.7)
     at = _open(page)

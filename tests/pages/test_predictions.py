@@ -6,8 +6,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core.nn.checkpoint import save_checkpoint
-from core.predict.dataset import prediction_jobs
 from core.nn.model import ModelConfig, build_model
+from core.predict.dataset import prediction_jobs
 
 
 @pytest.fixture
@@ -15,9 +15,17 @@ def tiny_run(ws_env, make_dataset):
     """A 4-slice dataset (slices 0 and 1 labeled) and a run whose best checkpoint is an untrained tiny U-Net."""
     make_dataset("tiny", z=4, shape=(32, 48), labeled=(0, 1))
     cfg = ModelConfig(arch="classic", classic_width=4)
-    path = save_checkpoint(ws_env.run_dir("run-tiny") / "best.pt", build_model(cfg), cfg,
-                           class_names=["background", "cell"], norm_window=(0.0, 255.0), patch_size=32, epoch=1,
-                           metrics={}, run_id="run-tiny")
+    path = save_checkpoint(
+        ws_env.run_dir("run-tiny") / "best.pt",
+        build_model(cfg),
+        cfg,
+        class_names=["background", "cell"],
+        norm_window=(0.0, 255.0),
+        patch_size=32,
+        epoch=1,
+        metrics={},
+        run_id="run-tiny",
+    )
     ws_env.catalog.create_run("run-tiny", "tiny", {"model": cfg.to_dict()}, state="done")
     ws_env.catalog.update_run("run-tiny", best_checkpoint=str(path), best_dice=0.5, device="cpu")
     return "run-tiny"
@@ -124,10 +132,21 @@ def _stored_prediction(ws, dataset: str, run_id: str, pred, slices_status=None) 
     folder = ws.predictions_dir(dataset, run_id)
     tifffile.imwrite(folder / "masks.tif", pred, photometric="minisblack")
     info = ws.dataset(dataset)
-    (folder / "summary.json").write_text(json.dumps({
-        "threshold": 0.5, "n_classes": info.n_classes, "class_names": list(info.class_names), "created": 1.0,
-        "n_done": int(pred.shape[0]), "n_total": info.shape[0], "device": "cpu", "seconds": 1.0,
-        "slices": [{"z": z, "uncertainty": 0.1 * z} for z in range(pred.shape[0])]}))
+    (folder / "summary.json").write_text(
+        json.dumps(
+            {
+                "threshold": 0.5,
+                "n_classes": info.n_classes,
+                "class_names": list(info.class_names),
+                "created": 1.0,
+                "n_done": int(pred.shape[0]),
+                "n_total": info.shape[0],
+                "device": "cpu",
+                "seconds": 1.0,
+                "slices": [{"z": z, "uncertainty": 0.1 * z} for z in range(pred.shape[0])],
+            }
+        )
+    )
 
 
 def test_headline_shows_each_class_and_calls_out_a_collapsed_model(ws_env, page, make_dataset):
@@ -177,9 +196,18 @@ def test_accepted_slice_is_not_scored_and_the_queue_marks_the_slice_shown(ws_env
 def test_model_of_another_dataset_and_classes_is_warned(ws_env, page, make_dataset):
     make_dataset("tiny", z=2, shape=(32, 48), labeled=(0,))
     cfg = ModelConfig(arch="classic", classic_width=4)
-    path = save_checkpoint(ws_env.run_dir("run-other") / "best.pt", build_model(cfg), cfg,
-                           class_names=["background", "mito"], norm_window=(0.0, 60000.0), patch_size=32, epoch=1,
-                           metrics={}, run_id="run-other", extra={"dataset": "epfl"})
+    path = save_checkpoint(
+        ws_env.run_dir("run-other") / "best.pt",
+        build_model(cfg),
+        cfg,
+        class_names=["background", "mito"],
+        norm_window=(0.0, 60000.0),
+        patch_size=32,
+        epoch=1,
+        metrics={},
+        run_id="run-other",
+        extra={"dataset": "epfl"},
+    )
     ws_env.catalog.create_run("run-other", "tiny", {"model": cfg.to_dict()}, state="done")
     ws_env.catalog.update_run("run-other", best_checkpoint=str(path), best_dice=0.5, device="cpu")
     at = AppTest.from_file(page("predictions.py"), default_timeout=60).run()
@@ -204,6 +232,7 @@ def test_prediction_can_be_cancelled_from_the_page(tiny_run, ws_env, page, monke
             progress(done, total, eta)
             first_done.set()
             gate.wait(30)  # hold the job after each slice until the test lets it go
+
         return real(*args, progress=slow, **kwargs)
 
     monkeypatch.setattr(inference, "predict_stack", held)

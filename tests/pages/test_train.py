@@ -165,8 +165,14 @@ def test_interrupted_run_is_shown_and_resumed(ws_env, page, make_dataset):
     from core.train.headless import train_headless
 
     make_dataset("tiny", z=3, labeled=(0, 1))
-    tiny = {"model": {"arch": "classic", "classic_width": 4}, "patch_size": 32, "batch_size": 2,
-            "steps_per_epoch": 2, "epochs": 1, "amp": False}
+    tiny = {
+        "model": {"arch": "classic", "classic_width": 4},
+        "patch_size": 32,
+        "batch_size": 2,
+        "steps_per_epoch": 2,
+        "epochs": 1,
+        "amp": False,
+    }
     first = train_headless(ws_env, "tiny", config=tiny)["run_id"]
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
