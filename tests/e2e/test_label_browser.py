@@ -191,6 +191,8 @@ def test_label_keyboard_versions_and_dataset_switch(label_server):
         _stroke(page, [(100, 600), (300, 600)])
         page.keyboard.press("Control+s")
         mask = _wait_version(page, ws, "em", 0, 3)
+        if not (mask[597:604, 100:300] == 1).all():
+            page.screenshot(path=str(ARTIFACTS / "label-failed-brush.png"), full_page=True)
         assert (mask[597:604, 100:300] == 1).all() and mask[560, 200] == 0
         page.screenshot(path=str(ARTIFACTS / "label-02-saved.png"), full_page=True)
 
@@ -205,7 +207,11 @@ def test_label_keyboard_versions_and_dataset_switch(label_server):
         page.screenshot(path=str(ARTIFACTS / "label-03-five-classes.png"), full_page=True)
         _pick_dataset(page, "em")
         no_exception(page)
-        page.get_by_text("1 unsaved stroke(s) on this slice", exact=False).first.wait_for()
+        try:
+            page.get_by_text("1 unsaved stroke(s) on this slice", exact=False).first.wait_for()
+        except Exception:  # noqa: BLE001 - playwright's TimeoutError: keep what the page showed, then fail
+            page.screenshot(path=str(ARTIFACTS / "label-failed-switch-back.png"), full_page=True)
+            raise
 
         # restore the imported version (1) from the history: a new version 4 with its pixels
         history = page.locator("[data-testid='stSelectbox']").filter(has_text="View version")
