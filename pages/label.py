@@ -66,6 +66,7 @@ KEYS = {
 }
 _STATUS = {"success": st.success, "info": st.info, "warning": st.warning, "error": st.error}
 _KEYS_WIDGET = "label_keys"
+_KEPT = ("label_brush", "label_show_mask")  # see _init (the others keep their own)
 
 
 def _k(action: str) -> str:
@@ -89,6 +90,32 @@ def _init() -> None:
     for key, val in defaults.items():
         if key not in st.session_state:
             st.session_state[key] = val
+    # The settings their widgets show live in ``label_kept``, a key no widget owns, and are handed to
+    # the widgets on every run (allowed: before they render). Streamlit sends a widget's value to the
+    # browser only in a run that set its key; a widget the browser mounts afresh in a later run (seen
+    # on a busy machine around the first key press) starts at its own default (brush 1, saved mask
+    # off) and sends that back. A run that ends without rendering a widget drops its state too.
+    kept = dict(st.session_state.get("label_kept") or {})
+    for key in _KEPT:
+        kept.setdefault(key, st.session_state[key])
+        st.session_state[key] = kept[key]
+    st.session_state["label_kept"] = kept
+
+
+def _set(key: str, val) -> None:
+    """Change a setting of ``_KEPT``: its widget's key and the kept copy."""
+    st.session_state[key] = val
+    st.session_state["label_kept"] = {**st.session_state.get("label_kept", {}), key: val}
+
+
+def _get(key: str):
+    """A setting of ``_KEPT`` as kept (callbacks run before ``_init`` hands it to the widget)."""
+    return st.session_state.get("label_kept", {}).get(key, st.session_state.get(key))
+
+
+def _keep(key: str) -> None:
+    """``on_change`` of a ``_KEPT`` widget: keep what the user set."""
+    _set(key, st.session_state[key])
 
 
 def _say(kind: str, text: str) -> None:
@@ -261,7 +288,7 @@ def _from_model(ws, dataset: str, z: int, base: int) -> None:
 
 
 def _pan(dy: float, dx: float, shape: tuple[int, int], window: cv.ZoomWindow) -> None:
-    if st.session_state.get("label_zoom", 1) == 1:
+    if _get("label_zoom") in (None, 1):
         return
     cy, cx = st.session_state.get("label_cy", window.center[0]), st.session_state.get("label_cx", window.center[1])
     st.session_state["label_cy"] = int(min(max(cy + dy * window.height, 0), shape[0] - 1))
@@ -303,21 +330,21 @@ def _act(
     elif action == "redo":
         _redo(ws, dataset, z)
     elif action in TOOLS:
-        st.session_state["label_tool"] = action
+        _set("label_tool", action)
     elif action in ("bigger", "smaller"):
-        size = st.session_state["label_brush"]
+        size = _get("label_brush")
         step = max(1, round(size * 0.25))
-        st.session_state["label_brush"] = int(min(64, size + step) if action == "bigger" else max(1, size - step))
+        _set("label_brush", int(min(64, size + step) if action == "bigger" else max(1, size - step)))
     elif action in ("next", "previous"):
         _step(n, 1 if action == "next" else -1)
     elif action == "class":
         k = st.session_state.get("label_class", 1)
         st.session_state["label_class"] = k % (n_classes - 1) + 1  # cycles 1 .. K-1
     elif action == "mask":
-        st.session_state["label_show_mask"] = not st.session_state["label_show_mask"]
+        _set("label_show_mask", not _get("label_show_mask"))
     elif action in ("zoom_in", "zoom_out"):
-        i = ZOOMS.index(st.session_state.get("label_zoom", 1)) + (1 if action == "zoom_in" else -1)
-        st.session_state["label_zoom"] = ZOOMS[min(max(i, 0), len(ZOOMS) - 1)]
+        i = ZOOMS.index(_get("label_zoom") if _get("label_zoom") in ZOOMS else 1) + (1 if action == "zoom_in" else -1)
+        _set("label_zoom", ZOOMS[min(max(i, 0), len(ZOOMS) - 1)])
     elif action in ("left", "right", "up", "down"):
         dy, dx = {"left": (0, -0.25), "right": (0, 0.25), "up": (-0.25, 0), "down": (0.25, 0)}[action]
         _pan(dy, dx, shape, window)
@@ -420,7 +447,7 @@ with user_errors():
     st.session_state["label_slice_pick"] = z
     current = ws.slices(dataset)[z]
     if st.session_state.get("label_zoom") not in ZOOMS:
-        st.session_state["label_zoom"] = 1
+        _set("label_zoom", 1)
     zoom = st.session_state["label_zoom"]
     center = (height // 2, width // 2)
     if zoom > 1:
@@ -474,7 +501,15 @@ with user_errors():
 
     # -- tools ---------------------------------------------------------------------------------
     bar = st.columns([2.2, 2.2, 1.6, 1.6, 1.4], vertical_alignment="bottom")
-    tool = bar[0].radio("Tool", TOOLS, key="label_tool", horizontal=True, format_func=lambda t: f"{t} ({_k(t)})")
+    tool = bar[0].radio(
+        "Tool",
+        TOOLS,
+        key="label_tool",
+        horizontal=True,
+        on_change=_keep,
+        args=("label_tool",),
+        format_func=lambda t: f"{t} ({_k(t)})",
+    )
     k_saved = st.session_state.get("label_class")
     if not isinstance(k_saved, int) or not 1 <= k_saved < info.n_classes:
         st.session_state["label_class"] = 1  # the first class that is not background
@@ -491,12 +526,21 @@ with user_errors():
         1,
         64,
         key="label_brush",
+        on_change=_keep,
+        args=("label_brush",),
         disabled=tool == "Polygon fill",
     )
     zoom = bar[3].select_slider(
-        f"Zoom ({_k('zoom_out')} {_k('zoom_in')})", ZOOMS, key="label_zoom", format_func=lambda f: f"{f}x"
+        f"Zoom ({_k('zoom_out')} {_k('zoom_in')})",
+        ZOOMS,
+        key="label_zoom",
+        on_change=_keep,
+        args=("label_zoom",),
+        format_func=lambda f: f"{f}x",
     )
-    show_mask = bar[4].toggle(f"Saved mask ({_k('mask')})", key="label_show_mask")
+    show_mask = bar[4].toggle(
+        f"Saved mask ({_k('mask')})", key="label_show_mask", on_change=_keep, args=("label_show_mask",)
+    )
     st.markdown(f"Painting: {_chips(info.class_names, k)}", unsafe_allow_html=True)
 
     paint, base, pending = _strokes(dataset, z)
@@ -623,7 +667,7 @@ with user_errors():
     # -- overview, history ----------------------------------------------------------------------
     left, right = st.columns([1, 1.4])
     with left:
-        st.slider("Mask opacity", 0.0, 1.0, step=0.05, key="label_alpha")
+        st.slider("Mask opacity", 0.0, 1.0, step=0.05, key="label_alpha", on_change=_keep, args=("label_alpha",))
         if zoom > 1:
             st.markdown("**Overview** (drag the box to pan)")
             label_keys(

@@ -248,3 +248,28 @@ def test_save_after_someone_else_saved_keeps_both(ws_env, page, make_dataset):
     assert mask[0:2].all() and mask[30:32].all() and mask.sum() == 4 * 48
     assert any("meanwhile" in w.value for w in at.warning)
     assert [v.version for v in ws_env.mask_history("tiny", 0)] == [1, 2]
+
+
+def test_settings_sent_to_the_browser_on_every_run(ws_env, page, make_dataset):
+    """Brush size and the saved-mask toggle carry the page's value in every run's message, not only
+    the first: a widget the browser mounts afresh (e.g. while a key press reruns the
+    page on a busy machine) otherwise starts at its own default (brush 1, mask off) and sends that back.
+    A run that renders none of them (here: no dataset) loses nothing either."""
+    make_dataset("tiny", z=3, labeled=(0,))
+    at = _open(page)
+    at.slider(key="label_brush").set_value(12).run()
+    at.toggle(key="label_show_mask").set_value(False).run()
+    at.slider(key="label_alpha").set_value(0.7).run()
+    at.run()  # an unrelated rerun: nothing set the widgets' keys in it
+    for widget, value in ((at.slider(key="label_brush"), 12), (at.toggle(key="label_show_mask"), False)):
+        assert widget.value == value and widget.proto.set_value, (widget.key, widget.value, widget.proto.set_value)
+    ws_env.delete_dataset("tiny")  # a run without the widgets: Streamlit drops their state
+    at.run()
+    make_dataset("tiny", z=3, labeled=(0,))
+    at.run()
+    assert not at.exception
+    assert (
+        at.slider(key="label_brush").value,
+        at.toggle(key="label_show_mask").value,
+        at.slider(key="label_alpha").value,
+    ) == (12, False, 0.7)
