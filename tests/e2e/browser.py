@@ -49,6 +49,20 @@ def _has_playwright() -> bool:
     return True
 
 
+def launch(playwright):
+    """Debian's chromium, headless, as every browser test here starts it (never a downloaded browser)."""
+    return playwright.chromium.launch(
+        executable_path=CHROMIUM,
+        args=[
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-dev-shm-usage",
+        ],
+    )
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -18,7 +18,7 @@ import zipfile
 
 import pytest
 
-from tests.e2e.browser import ARTIFACTS, CHROMIUM, ROOT, need_browser, no_exception, settle, streamlit_server
+from tests.e2e.browser import ARTIFACTS, ROOT, launch, need_browser, no_exception, settle, streamlit_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -37,16 +37,7 @@ def page(server):
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-dev-shm-usage",
-            ],
-        )
+        browser = launch(p)
         context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
         pg = context.new_page()
         pg.set_default_timeout(60_000)

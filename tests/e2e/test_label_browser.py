@@ -15,7 +15,7 @@ import time
 import numpy as np
 import pytest
 
-from tests.e2e.browser import ARTIFACTS, CHROMIUM, ROOT, choose, need_browser, no_exception, settle, streamlit_server
+from tests.e2e.browser import ARTIFACTS, ROOT, choose, launch, need_browser, no_exception, settle, streamlit_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -163,16 +163,7 @@ def test_label_keyboard_versions_and_dataset_switch(label_server):
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     imported = ws.read_mask("em", 0)
     with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-dev-shm-usage",
-            ],
-        )
+        browser = launch(p)
         page = browser.new_page(viewport={"width": 1700, "height": 1500})  # the whole canvas on screen
         page.set_default_timeout(60_000)
         page.goto(f"{url}/label")
