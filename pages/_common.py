@@ -95,6 +95,20 @@ def page_link(page: str, label: str, icon: str | None = None) -> None:
         st.markdown(f"**{label}**: see the {Path(page).stem.title()} page")
 
 
+def prepared_download(ready: dict, key: str) -> None:
+    """The download button for a file prepared earlier (``ready``: ``data``, ``file_name``, ``mime``)."""
+    st.download_button(
+        f"Download {ready['file_name']} ({len(ready['data']) / 1e6:.1f} MB)",
+        ready["data"],
+        file_name=ready["file_name"],
+        mime=ready["mime"],
+        key=key,
+        type="primary",
+        icon=":material/download:",
+        on_click="ignore",
+    )
+
+
 @contextlib.contextmanager
 def user_errors() -> Iterator[None]:
     """Show a :class:`~core.errors.SegDashError` (a user's mistake) as ``st.error`` instead of a

@@ -15,7 +15,7 @@ import streamlit as st
 
 from core.store.workspace import Workspace
 from core.workflow.export import to_bytes
-from pages._common import user_errors
+from pages._common import prepared_download, user_errors
 
 __all__ = ["tools_section", "model_export_section", "omezarr_section"]
 
@@ -31,16 +31,7 @@ def _download(key: str) -> None:
     if ready and ready["key"] == key:
         if ready["note"]:
             st.caption(ready["note"])
-        st.download_button(
-            f"Download {ready['file_name']} ({len(ready['data']) / 1e6:.1f} MB)",
-            ready["data"],
-            file_name=ready["file_name"],
-            mime=ready["mime"],
-            key=f"tools_download_{key}",
-            type="primary",
-            icon=":material/download:",
-            on_click="ignore",
-        )
+        prepared_download(ready, f"tools_download_{key}")
 
 
 def omezarr_section(ws: Workspace, dataset: str) -> None:

@@ -16,7 +16,7 @@ from core.workflow.export import (
     to_bytes,
 )
 from core.workflow.guide import prediction_ids
-from pages._common import dataset_picker, init_state, user_errors, workspace
+from pages._common import dataset_picker, init_state, prepared_download, user_errors, workspace
 
 MASK_FORMATS = {
     "Masks: ZIP of PNGs named like their slices": ("masks.zip", "application/zip", export_masks_zip),
@@ -50,16 +50,7 @@ def _download(section: str) -> None:
     """The download button for a file prepared in ``section``, if there is one."""
     ready = st.session_state["export_ready"]
     if ready and ready["section"] == section:
-        st.download_button(
-            f"Download {ready['file_name']} ({len(ready['data']) / 1e6:.1f} MB)",
-            ready["data"],
-            file_name=ready["file_name"],
-            mime=ready["mime"],
-            key=f"export_download_{section}",
-            type="primary",
-            icon=":material/download:",
-            on_click="ignore",
-        )
+        prepared_download(ready, f"export_download_{section}")
 
 
 def _dataset_section(ws, dataset: str) -> None:
