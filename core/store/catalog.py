@@ -61,12 +61,16 @@ class Catalog:
         try:
             self._connection().executescript(_SCHEMA)  # idempotent; executescript manages its own commit
             self._migrate()
-            self._migrate_mask_versions()
         except sqlite3.Error as exc:
             raise _user_error(exc, self.path) from None
 
     def _migrate(self) -> None:
-        """Add the columns of :data:`_ADDED_COLUMNS` that an older workspace lacks."""
+        """Add the columns of :data:`_ADDED_COLUMNS` that an older workspace lacks.
+
+        Mask versions saved before versions had a source and a parent get ``imported`` (version 1
+        written with the dataset), ``accepted`` (from-prediction) or ``drawn``, and the previous
+        version number as parent, in the transaction that adds those columns.
+        """
 
         def missing(con: sqlite3.Connection) -> list[tuple[str, str, str]]:
             have: dict[str, set[str]] = {}
@@ -78,8 +82,17 @@ class Catalog:
         if not missing(self._connection()):
             return
         with self.transaction() as con:  # checked again inside: another process may have just done it
-            for table, column, decl in missing(con):
+            added = missing(con)
+            for table, column, decl in added:
                 con.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
+            if any(table == "mask_versions" for table, _, _ in added):
+                con.execute(
+                    "UPDATE mask_versions SET source = CASE "
+                    "WHEN version = 1 AND created = (SELECT d.created FROM datasets d WHERE d.name = dataset) "
+                    "THEN 'imported' WHEN status = 'from-prediction' THEN 'accepted' ELSE 'drawn' END "
+                    "WHERE source = ''"
+                )
+                con.execute("UPDATE mask_versions SET parent = version - 1 WHERE parent IS NULL")
 
     # -- connections -------------------------------------------------------------------------
     def _connection(self) -> sqlite3.Connection:
@@ -247,37 +260,6 @@ class Catalog:
     # model:<what>, restored:v<n>) and ``parent`` (the version current when it was saved: what it was
     # drawn on; 0 = an unlabeled slice). The slice's current version is ``slices.version`` (0 =
     # unlabeled): undo and redo move that pointer along ``parent``, so no version is ever dropped.
-    _MASK_COLUMNS = (("source", "TEXT NOT NULL DEFAULT ''"), ("parent", "INTEGER"))
-
-    def _migrate_mask_versions(self) -> None:
-        """Add the columns a workspace made before versions had a source and a parent lacks.
-
-        Old rows get ``imported`` (version 1 written with the dataset), ``accepted`` (from-prediction)
-        or ``drawn``, and the previous version number as parent.
-        """
-        con = self._connection()
-        have = {r["name"] for r in con.execute("PRAGMA table_info(mask_versions)")}
-        missing = [(c, t) for c, t in self._MASK_COLUMNS if c not in have]
-        if not missing:
-            return
-        con.execute("BEGIN IMMEDIATE")
-        try:
-            have = {r["name"] for r in con.execute("PRAGMA table_info(mask_versions)")}  # another process?
-            for column, decl in self._MASK_COLUMNS:
-                if column not in have:
-                    con.execute(f"ALTER TABLE mask_versions ADD COLUMN {column} {decl}")
-            con.execute(
-                "UPDATE mask_versions SET source = CASE "
-                "WHEN version = 1 AND created = (SELECT d.created FROM datasets d WHERE d.name = dataset) "
-                "THEN 'imported' WHEN status = 'from-prediction' THEN 'accepted' ELSE 'drawn' END "
-                "WHERE source = ''"
-            )
-            con.execute("UPDATE mask_versions SET parent = version - 1 WHERE parent IS NULL")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
-        con.execute("COMMIT")
-
     def slices(self, name: str) -> list[sqlite3.Row]:
         return self.query("SELECT * FROM slices WHERE dataset=? ORDER BY z", (name,))
 

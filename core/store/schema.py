@@ -74,6 +74,8 @@ _ADDED_COLUMNS = (
     ("runs", "owner_host", "TEXT"),  # and its host
     ("runs", "heartbeat", "REAL"),  # last time that process said it was alive
     ("runs", "stop_requested", "INTEGER NOT NULL DEFAULT 0"),  # a stop asked through the catalog
+    ("mask_versions", "source", "TEXT NOT NULL DEFAULT ''"),  # imported, drawn, accepted:<run>, restored:v<n>
+    ("mask_versions", "parent", "INTEGER"),  # the version it was drawn on (0: an unlabeled slice)
 )
 _PIXEL_SCHEMA = """
 CREATE TABLE IF NOT EXISTS dataset_pixel_size (
