@@ -2,6 +2,7 @@
 
 Owns the workspace root (datasets, versioned masks with their history, runs, prediction folders,
 locks and the clean-up of what dead processes left, :mod:`~core.store.workspace`) and all SQL with
-its schema migrations and state names (:mod:`~core.store.catalog`). May import: :mod:`core.data`;
+its schema migrations and state names (:mod:`~core.store.catalog`, runs and epochs in
+:mod:`~core.store.run_rows`). May import: :mod:`core.data`;
 never torch, the learning layers or streamlit.
 """

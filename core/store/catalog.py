@@ -14,15 +14,15 @@ import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Iterator
 
 from ..data.owner import Owner, is_gone
 from ..errors import SegDashError
 from .layout import mask_file
-from .records import RunRecord
-from .schema import _ADDED_COLUMNS, _PIXEL_SCHEMA, _SCHEMA, ACTIVE_RUN_STATES, RUN_STATES, SLICE_STATUSES
+from .run_rows import RunRows
+from .schema import _ADDED_COLUMNS, _PIXEL_SCHEMA, _SCHEMA, ACTIVE_RUN_STATES, RUN_ORIGINS, RUN_STATES, SLICE_STATUSES
 
-__all__ = ["Catalog", "WorkspaceError", "SLICE_STATUSES", "RUN_STATES", "ACTIVE_RUN_STATES"]
+__all__ = ["Catalog", "WorkspaceError", "SLICE_STATUSES", "RUN_STATES", "ACTIVE_RUN_STATES", "RUN_ORIGINS"]
 
 
 class WorkspaceError(SegDashError):
@@ -30,26 +30,9 @@ class WorkspaceError(SegDashError):
     the folder is not writable, the name is taken. A ``ValueError``: pages show it, the CLI exits 2."""
 
 
-_RUN_FIELDS = (
-    "state",
-    "device",
-    "dataset_version",
-    "best_checkpoint",
-    "last_checkpoint",
-    "best_dice",
-    "wall_time",
-    "error",
-    "config",
-    "extra",
-    "owner_pid",
-    "owner_host",
-    "heartbeat",
-    "stop_requested",
-)
-
-
-class Catalog:
-    """Thread-safe access to ``<workspace>/catalog.sqlite``.
+class Catalog(RunRows):
+    """Thread-safe access to ``<workspace>/catalog.sqlite``: datasets, claims, slices and mask
+    versions here; runs and epochs in :class:`~core.store.run_rows.RunRows`.
 
     Args:
         path: the SQLite file; created with its schema when missing.
@@ -290,99 +273,6 @@ class Catalog:
 
     def history(self, name: str, z: int) -> list[sqlite3.Row]:
         return self.query("SELECT * FROM mask_versions WHERE dataset=? AND z=? ORDER BY version", (name, z))
-
-    # -- runs --------------------------------------------------------------------------------
-    def create_run(
-        self, run_id: str, dataset: str, config: dict[str, Any], state: str = "queued", owner: Owner | None = None
-    ) -> None:
-        """Record a new run, owned by ``owner`` (default: this process), its heartbeat now."""
-        owner = owner or Owner.current()
-        now = time.time()
-        with self.transaction() as con:
-            con.execute(
-                "INSERT INTO runs (run_id, dataset, created, state, config, owner_pid, owner_host, heartbeat) "
-                "VALUES (?,?,?,?,?,?,?,?)",
-                (run_id, dataset, now, state, json.dumps(config), owner.pid, owner.host, now),
-            )
-
-    def heartbeat(self, run_id: str) -> None:
-        """The owner of ``run_id`` is alive now."""
-        with self.transaction() as con:
-            con.execute("UPDATE runs SET heartbeat=? WHERE run_id=?", (time.time(), run_id))
-
-    def request_stop(self, run_id: str) -> None:
-        """Ask the process that trains ``run_id`` to stop it (whichever process that is: it reads
-        the request with its heartbeat, within seconds, and stops as its Stop button would)."""
-        with self.transaction() as con:
-            con.execute("UPDATE runs SET stop_requested=1 WHERE run_id=?", (run_id,))
-
-    def mark_interrupted(self) -> list[str]:
-        """Write ``interrupted`` into active runs whose owner is gone; returns their ids."""
-        rows = self.query(
-            f"SELECT * FROM runs WHERE state IN ({','.join('?' * len(ACTIVE_RUN_STATES))})", ACTIVE_RUN_STATES
-        )
-        gone = [r for r in rows if _owner_gone(r)]
-        if gone:
-            with self.transaction() as con:
-                for r in gone:  # only if nobody touched it since it was read
-                    con.execute(
-                        "UPDATE runs SET state='interrupted' WHERE run_id=? AND state=? AND heartbeat IS ?",
-                        (r["run_id"], r["state"], r["heartbeat"]),
-                    )
-        return [r["run_id"] for r in gone]
-
-    def update_run(self, run_id: str, **fields: Any) -> None:
-        """Set columns of a run: any of state, device, dataset_version, best_checkpoint,
-        last_checkpoint, best_dice, wall_time, error, config (dict), extra (dict)."""
-        unknown = set(fields) - set(_RUN_FIELDS)
-        if unknown:
-            raise SegDashError(f"unknown run fields: {sorted(unknown)}")
-        if not fields:
-            return
-        values = [json.dumps(v) if k in ("config", "extra") else v for k, v in fields.items()]
-        sets = ", ".join(f"{k}=?" for k in fields)
-        with self.transaction() as con:
-            con.execute(f"UPDATE runs SET {sets} WHERE run_id=?", (*values, run_id))
-
-    def add_epoch(self, run_id: str, epoch: int, metrics: dict[str, float]) -> None:
-        with self.transaction() as con:
-            con.execute("INSERT OR REPLACE INTO epochs VALUES (?,?,?)", (run_id, epoch, json.dumps(metrics)))
-
-    def run(self, run_id: str) -> RunRecord | None:
-        rows = self.query("SELECT * FROM runs WHERE run_id=?", (run_id,))
-        return _run_dict(rows[0]) if rows else None
-
-    def runs(self, dataset: str | None = None) -> list[RunRecord]:
-        """Runs, newest first, optionally of one dataset."""
-        if dataset is None:
-            rows = self.query("SELECT * FROM runs ORDER BY created DESC")
-        else:
-            rows = self.query("SELECT * FROM runs WHERE dataset=? ORDER BY created DESC", (dataset,))
-        return [_run_dict(r) for r in rows]
-
-    def epochs(self, run_id: str) -> list[dict[str, float]]:
-        """Per-epoch metrics of a run, in epoch order, each with its ``epoch`` key."""
-        rows = self.query("SELECT epoch, metrics FROM epochs WHERE run_id=? ORDER BY epoch", (run_id,))
-        return [{"epoch": r["epoch"], **json.loads(r["metrics"])} for r in rows]
-
-    def delete_run(self, run_id: str) -> None:
-        with self.transaction() as con:
-            con.execute("DELETE FROM runs WHERE run_id=?", (run_id,))
-
-
-def _owner_gone(row: sqlite3.Row | dict[str, Any]) -> bool:
-    return is_gone(row["owner_pid"], row["owner_host"], row["heartbeat"])
-
-
-def _run_dict(row: sqlite3.Row) -> RunRecord:
-    """A run as a :class:`~core.store.records.RunRecord`; an active run whose owner process is gone
-    reads as ``interrupted``."""
-    out = dict(row)
-    out["config"] = json.loads(out["config"])
-    out["extra"] = json.loads(out["extra"])
-    if out["state"] in ACTIVE_RUN_STATES and _owner_gone(out):
-        out["state"] = "interrupted"
-    return RunRecord(**out)
 
 
 def _user_error(exc: sqlite3.Error, path: Path) -> Exception:

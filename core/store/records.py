@@ -115,6 +115,9 @@ class RunRecord(Record):
         best_checkpoint, last_checkpoint, best_dice, wall_time: its outcome so far.
         owner_pid, owner_host, heartbeat: the process that trains it and when it last said so.
         stop_requested: a stop asked through the catalog (1) or not (0).
+        origin: where it was started (:data:`~core.store.schema.RUN_ORIGINS`; ``""``: not recorded).
+        progress: what its owner last wrote with its heartbeat: ``epoch, start_epoch, epochs, step,
+            steps_per_epoch, eta_s, notes, at`` (``{}`` before its first beat).
     """
 
     run_id: str
@@ -134,3 +137,5 @@ class RunRecord(Record):
     owner_host: str | None = None
     heartbeat: float | None = None
     stop_requested: int = 0
+    origin: str = ""
+    progress: dict[str, Any] = field(default_factory=dict)

@@ -6,6 +6,9 @@ SLICE_STATUSES = ("unlabeled", "labeled", "edited", "from-prediction")
 # process is gone (killed, server restarted) reads as
 RUN_STATES = ("queued", "running", "stopping", "done", "failed", "stopped", "interrupted")
 ACTIVE_RUN_STATES = ("queued", "running", "stopping")
+# where a run was started: the dashboard, ``python -m core train``, a Python script, torchrun ("" for
+# runs recorded before origins were)
+RUN_ORIGINS = ("app", "cli", "python", "torchrun")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS datasets (
@@ -74,6 +77,8 @@ _ADDED_COLUMNS = (
     ("runs", "owner_host", "TEXT"),  # and its host
     ("runs", "heartbeat", "REAL"),  # last time that process said it was alive
     ("runs", "stop_requested", "INTEGER NOT NULL DEFAULT 0"),  # a stop asked through the catalog
+    ("runs", "origin", "TEXT NOT NULL DEFAULT ''"),  # one of RUN_ORIGINS
+    ("runs", "progress", "TEXT NOT NULL DEFAULT '{}'"),  # JSON: epoch, step, ETA at the last heartbeat
     ("mask_versions", "source", "TEXT NOT NULL DEFAULT ''"),  # imported, drawn, accepted:<run>, restored:v<n>
     ("mask_versions", "parent", "INTEGER"),  # the version it was drawn on (0: an unlabeled slice)
 )

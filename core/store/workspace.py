@@ -328,6 +328,29 @@ class Workspace(MaskHistory):
             raise SegDashError(f"slice {z} out of range 0..{stack.shape[0] - 1}")
         return np.array(stack[z])
 
+    # -- training runs (the pages read runs here, never the catalog) --------------------------
+    def run(self, run_id: str) -> RunRecord | None:
+        """The run ``run_id`` (an active run whose process is gone reads ``interrupted``), or ``None``."""
+        return self.catalog.run(run_id)
+
+    def runs(self, dataset: str | None = None, active: bool = False) -> list[RunRecord]:
+        """Runs of ``dataset`` (or all), newest first; ``active``: only those queued, running or stopping."""
+        return self.catalog.runs(dataset, active=active)
+
+    def run_epochs(self, run_id: str) -> list[dict[str, float]]:
+        """Per-epoch metrics of a run, in epoch order, each with its ``epoch`` key."""
+        return self.catalog.epochs(run_id)
+
+    def epochs_done(self, run_ids: list[str]) -> dict[str, int]:
+        """Number of recorded epochs of each of ``run_ids``."""
+        return self.catalog.epoch_counts(run_ids)
+
+    def request_stop(self, run_id: str) -> None:
+        """Ask whichever process trains ``run_id`` to stop it (it reads the request within seconds)."""
+        if self.catalog.run(run_id) is None:
+            raise SegDashError(f"no run named {run_id!r} in {self.root}")
+        self.catalog.request_stop(run_id)
+
     def runs_with_checkpoints(
         self, dataset: str | None = None, keys: Sequence[str] = ("best_checkpoint",)
     ) -> list[RunRecord]:
