@@ -35,6 +35,7 @@ def train_headless(
     config: TrainConfig | dict[str, Any] | None = None,
     resume: str | None = None,
     progress: Callable[[TrainingSnapshot], None] | None = None,
+    origin: str = "cli",
 ) -> dict[str, Any]:
     """Train without the UI, through the same :class:`TrainingJob` the dashboard uses, and wait.
 
@@ -46,6 +47,8 @@ def train_headless(
             on the resumed run's config).
         resume: run id (or checkpoint path) to continue from.
         progress: called with :meth:`TrainingJob.snapshot` whenever the step, epoch or state changes.
+        origin: recorded with the run (shown on the Train page): ``cli``, as ``python -m core train``
+            uses it, or ``python``, ``torchrun``.
 
     Returns:
         JSON-able summary: ``run_id, state, epochs, val_dice, val_iou, val_accuracy, val_dice_fg,
@@ -69,7 +72,7 @@ def train_headless(
         cfg = TrainConfig.from_dict(config or {}, base=base)
     if epochs is not None:
         cfg = replace(cfg, epochs=epochs)
-    job = registry().start(TrainingJob(ws, dataset, cfg, resume_from=resume))
+    job = registry().start(TrainingJob(ws, dataset, cfg, resume_from=resume, origin=origin))
     last_key = None
     try:
         while not job.join(0.2):

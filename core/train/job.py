@@ -8,80 +8,39 @@ from __future__ import annotations
 
 import logging
 import secrets
-import shutil
 import threading
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from ..data.files import is_disk_full
 from ..data.intensity import percentile_range
-from ..data.records import Record, finite_or_none
+from ..data.records import finite_or_none
 from ..errors import SegDashError
 from ..nn.checkpoint import load_checkpoint, read_checkpoint_info
 from ..nn.device import amp_dtype_for, device_label, select_device
 from ..nn.model import required_multiple
-from ..store.workspace import Workspace, disk_full_error, validate_name
+from ..store.schema import ACTIVE_RUN_STATES
+from ..store.workspace import Workspace, validate_name
 from .bundle import write_bundle
 from .config import TrainConfig, default_config
 from .data import pad_to, split_slices, validation_tensors
+from .eta import EtaClock
+from .failures import failure_message, is_disk_full_error
 from .loop import Stopped, TrainingData, build_training, fit
 from .recorder import RunRecorder
+from .snapshot import JOB_STATES, TrainingSnapshot, progress_record
 
 __all__ = ["JOB_STATES", "TrainingJob", "TrainingSnapshot"]
 
 log = logging.getLogger(__name__)
 
-JOB_STATES = ("queued", "running", "stopping", "done", "failed", "stopped")
-_ACTIVE_STATES = ("queued", "running", "stopping")
-_HEARTBEAT_S = 5.0  # the worker's process writes its heartbeat into the run's catalog row this often
-
-
-@dataclass
-class TrainingSnapshot(Record):
-    """A training job's progress, as :meth:`TrainingJob.snapshot` copies it (``to_dict()`` for JSON).
-
-    Attributes:
-        run_id, dataset: the run and the dataset it trains on.
-        state: one of :data:`JOB_STATES`; ``error`` its message when ``failed``.
-        epoch: last completed epoch (``start_epoch`` for a resumed run at its start); ``epochs`` the
-            final one; ``step`` the step within the current epoch, of ``steps_per_epoch``.
-        eta_s: estimated seconds left (``None`` before the first step).
-        device: where it trains, in words.
-        history: per-epoch dicts: ``epoch, train_loss, val_loss, val_dice, val_iou, val_accuracy,
-            val_pixel_error, val_dice_per_class, val_iou_per_class, lr, images_per_s, time_s`` and
-            for binary data ``val_dice_fg, val_iou_fg``.
-        best_dice, best_checkpoint, last_checkpoint: the best validation Dice and the checkpoints.
-        resumed_from: the run (or checkpoint) it continues, if any.
-        train_slices, val_slices: the split; notes: what the user should know about it.
-        wall_time_s: seconds from start to end; bundle: the reproducibility bundle's path.
-    """
-
-    run_id: str
-    dataset: str
-    state: str = "queued"
-    error: str = ""
-    epoch: int = 0
-    start_epoch: int = 0
-    epochs: int = 0
-    step: int = 0
-    steps_per_epoch: int = 0
-    eta_s: float | None = None
-    device: str = ""
-    history: list[dict[str, Any]] = field(default_factory=list)
-    best_dice: float | None = None
-    best_checkpoint: str = ""
-    last_checkpoint: str = ""
-    resumed_from: str = ""
-    train_slices: list[int] = field(default_factory=list)
-    val_slices: list[int] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    wall_time_s: float = 0.0
-    bundle: str = ""
+# the worker's process writes its heartbeat, progress and state into the run's catalog row this often, and
+# reads a stop requested there: what other processes show of the run is this old at most
+_HEARTBEAT_S = 2.0
 
 
 def _new_run_id(dataset: str) -> str:
@@ -93,7 +52,7 @@ def _resolve_checkpoint(ws: Workspace, resume: str | Path) -> tuple[Path, str]:
     text = str(resume)
     run = ws.catalog.run(text) if "/" not in text and "\\" not in text else None
     if run is not None:
-        if run["state"] in _ACTIVE_STATES:
+        if run["state"] in ACTIVE_RUN_STATES:
             raise SegDashError(
                 f"run {text!r} is still {run['state']} (process {run['owner_pid']} on "
                 f"{run['owner_host']}); stop it first, or resume it once it has stopped"
@@ -113,39 +72,6 @@ def _resolve_checkpoint(ws: Workspace, resume: str | Path) -> tuple[Path, str]:
     raise SegDashError(f"cannot resume from {text!r}: neither a run id of this workspace nor a checkpoint file")
 
 
-def _disk_full(exc: BaseException, folder: Path) -> bool:
-    """``exc`` comes from a full disk: ENOSPC, or torch's ``inline_container`` write failure (which
-    does not keep the errno) while the folder has little space left."""
-    if is_disk_full(exc) or (isinstance(exc, ValueError) and str(exc).startswith("not enough space")):
-        return True
-    text = str(exc).lower()
-    if isinstance(exc, RuntimeError) and (
-        "write failed" in text or "inline_container" in text or "unexpected pos" in text
-    ):
-        try:
-            return shutil.disk_usage(folder).free < 64 << 20
-        except OSError:
-            return False
-    return False
-
-
-def _oom_hint(exc: BaseException, cfg: TrainConfig, folder: Path | None = None) -> str:
-    if folder is not None and _disk_full(exc, folder):
-        if str(exc).startswith("not enough space"):
-            return str(exc)
-        return f"{disk_full_error(folder)} (a checkpoint of this run could not be saved)"
-    text = f"{type(exc).__name__}: {exc}".strip()
-    oom = isinstance(exc, getattr(torch.cuda, "OutOfMemoryError", ())) or "out of memory" in text.lower()
-    if oom:
-        return (
-            f"the GPU ran out of memory: lower the batch size (now {cfg.batch_size}) or the patch size "
-            f"(now {cfg.patch_size}). ({text.splitlines()[0][:300]})"
-        )
-    if isinstance(exc, SegDashError) and str(exc):
-        return str(exc)  # our own messages are written for the user already
-    return text
-
-
 class TrainingJob:
     """One training run in a background thread.
 
@@ -155,6 +81,8 @@ class TrainingJob:
         config: the training config (its model's ``n_classes`` is replaced by the dataset's).
         run_id: run id; default ``<dataset>-<date>-<time>-<random>``.
         resume_from: a run id or a checkpoint path to continue from (see module docstring).
+        origin: where it is started from, recorded with the run (``app``, ``cli``, ``python``,
+            ``torchrun``: :data:`~core.store.schema.RUN_ORIGINS`).
 
     Raises:
         ValueError: unknown dataset, no labeled slices, unusable checkpoint, or a checkpoint that
@@ -172,7 +100,9 @@ class TrainingJob:
         config: TrainConfig | None = None,
         run_id: str | None = None,
         resume_from: str | Path | None = None,
+        origin: str = "python",
     ):
+        self.origin = origin
         self.workspace = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
         info = self.workspace.dataset(dataset)
         self.dataset = dataset
@@ -214,6 +144,7 @@ class TrainingJob:
             epochs=self.config.epochs,
             steps_per_epoch=self.config.steps_per_epoch,
             resumed_from=self.resumed_from,
+            origin="this server",
         )
 
     def __repr__(self) -> str:
@@ -230,7 +161,9 @@ class TrainingJob:
         if self._thread is not None:
             raise SegDashError(f"job {self.run_id} was started already")
         extra = {"resumed_from": self.resumed_from} if self.resumed_from else {}
-        self.workspace.catalog.create_run(self.run_id, self.dataset, self.config.to_dict(), state="queued")
+        self.workspace.catalog.create_run(
+            self.run_id, self.dataset, self.config.to_dict(), state="queued", origin=self.origin
+        )
         if extra:
             self.workspace.catalog.update_run(self.run_id, extra=extra)
         self._thread = threading.Thread(target=self._run, name=f"segdash-train-{self.run_id}", daemon=True)
@@ -247,7 +180,7 @@ class TrainingJob:
     def join(self, timeout: float | None = None) -> bool:
         """Wait for the worker; returns True when it has finished."""
         if self._thread is None:
-            return self.state not in _ACTIVE_STATES
+            return self.state not in ACTIVE_RUN_STATES
         self._thread.join(timeout)
         return not self._thread.is_alive()
 
@@ -300,11 +233,11 @@ class TrainingJob:
         except Stopped:
             final = {"state": "stopped"}
         except Exception as exc:  # noqa: BLE001 - every error becomes the job's failed state
-            if _disk_full(exc, self.workspace.root):  # the user's to fix: no traceback in the server log
+            if is_disk_full_error(exc, self.workspace.root):  # the user's to fix: no traceback in the server log
                 log.warning("training run %s failed: the disk is full (%s)", self.run_id, exc)
             else:
                 log.exception("training run %s failed", self.run_id)
-            final = {"state": "failed", "error": _oom_hint(exc, self.config, self.workspace.root)}
+            final = {"state": "failed", "error": failure_message(exc, self.config, self.workspace.root)}
         finally:
             heartbeat.set()
             if torch.cuda.is_available():
@@ -325,9 +258,9 @@ class TrainingJob:
         except Exception as exc:  # noqa: BLE001
             log.exception("finishing run %s", self.run_id)
             if final["state"] != "failed":
-                why = _oom_hint(exc, self.config, self.workspace.root)
+                why = failure_message(exc, self.config, self.workspace.root)
                 final = {"state": "failed", "error": f"finishing the run failed: {why}"}
-            if _disk_full(exc, self.workspace.root):  # the catalog too: write the outcome once there is room
+            if is_disk_full_error(exc, self.workspace.root):  # the catalog too: write the outcome once there is room
                 record.update(state=final["state"], error=final.get("error", ""))
                 threading.Thread(
                     target=self._record_later, args=(record,), daemon=True, name=f"segdash-record-{self.run_id}"
@@ -346,16 +279,19 @@ class TrainingJob:
                 continue
 
     def _beat(self, done: threading.Event) -> None:
-        """Write the run's heartbeat until ``done``: while it beats, the run is not interrupted.
-        A stop requested through the catalog (:meth:`~core.store.catalog.Catalog.request_stop`, from
-        another process) is read here too."""
-        while not done.wait(_HEARTBEAT_S):
+        """Write the run's heartbeat, progress and state until ``done``: while it beats, the run is not
+        interrupted, and other processes show it live. A stop requested through the catalog
+        (:meth:`~core.store.run_rows.RunRows.request_stop`, from another process) is read here too."""
+        while True:
             try:
-                self.workspace.catalog.heartbeat(self.run_id)
-                if (self.workspace.catalog.run(self.run_id) or {}).get("stop_requested"):
+                snap = self.snapshot()
+                state = snap.state if snap.state in ACTIVE_RUN_STATES else None
+                if self.workspace.catalog.beat(self.run_id, progress_record(snap), state=state):
                     self.stop()
             except Exception:  # noqa: BLE001 - a busy or full catalog: try again at the next beat
                 log.debug("heartbeat of %s failed", self.run_id, exc_info=True)
+            if done.wait(_HEARTBEAT_S):
+                return
 
     def _train(self) -> None:
         cfg, ws, ds = self.config, self.workspace, self.dataset
@@ -432,6 +368,7 @@ class TrainingJob:
             publish=self._set,
             check_stop=self._check_stop,
             started=self._t0,
+            clock=EtaClock(epoch_end_steps=max(1, len(val_items)) / 4),
         )
         if ckpt is not None:
             recorder.resumed(ckpt, state)

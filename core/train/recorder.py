@@ -15,6 +15,7 @@ from ..nn.checkpoint import Checkpoint, save_checkpoint
 from ..store.layout import BEST, LAST
 from ..store.workspace import Workspace
 from .config import TrainConfig
+from .eta import EtaClock
 from .loop import Callbacks, FitState
 
 __all__ = ["RunRecorder"]
@@ -36,6 +37,8 @@ class RunRecorder(Callbacks):
         publish: called with snapshot fields (``epoch``, ``step``, ``eta_s``, ``history``, checkpoints).
         check_stop: raises :class:`~core.train.loop.Stopped` when a stop was asked for.
         started: ``time.time()`` at the run's start (for ``wall_time``).
+        clock: times the steps and epoch ends for the ETA it publishes (default: a new
+            :class:`~core.train.eta.EtaClock`).
     """
 
     def __init__(
@@ -51,6 +54,7 @@ class RunRecorder(Callbacks):
         publish: Callable[..., None],
         check_stop: Callable[[], None],
         started: float,
+        clock: EtaClock | None = None,
     ):
         self.workspace, self.run_id, self.dataset, self.config = workspace, run_id, dataset, config
         self.class_names, self.window, self.extra = class_names, window, extra
@@ -63,6 +67,7 @@ class RunRecorder(Callbacks):
         run_dir = workspace.run_dir(run_id)
         self.best_path, self.last_path = run_dir / BEST, run_dir / LAST
         self.best = -math.inf
+        self.clock = clock or EtaClock()
 
     def resumed(self, ckpt: Checkpoint, state: FitState) -> None:
         """A resumed run: its source's epochs go into this run's catalog rows, and its ``best.pt``
@@ -113,10 +118,18 @@ class RunRecorder(Callbacks):
         self._check_stop()
 
     def on_epoch_start(self, state: FitState, epoch: int) -> None:
+        self.clock.epoch_start(time.time())
         self.publish(epoch=epoch - 1, step=0)
 
+    def _eta(self, epoch: int, step: int, epoch_ends: int) -> float | None:
+        """Seconds left after ``step`` of ``epoch``, from the clock of recent steps (the loop's own
+        estimate, a mean since the start, is not used: it recovers slowly from a slow period)."""
+        spe = self.config.steps_per_epoch
+        return self.clock.eta((self.config.epochs - epoch) * spe + (spe - step), epoch_ends)
+
     def on_step(self, state: FitState, epoch: int, step: int, eta_s: float) -> None:
-        self.publish(step=step, eta_s=eta_s)
+        self.clock.step(time.time())
+        self.publish(step=step, eta_s=self._eta(epoch, step, self.config.epochs - epoch + 1))
 
     def on_epoch_end(self, state: FitState, row: dict[str, Any], eta_s: float) -> None:
         cat = self.workspace.catalog
@@ -129,7 +142,9 @@ class RunRecorder(Callbacks):
             self.save(state, self.best_path, epoch, row, partial=False)
             updates.update(best_checkpoint=str(self.best_path), best_dice=self.best)
         cat.update_run(self.run_id, wall_time=time.time() - self.started, **updates)
-        self.publish(epoch=epoch, history=[dict(h) for h in state.history], eta_s=eta_s, **updates)
+        self.clock.epoch_end(time.time())
+        eta = self._eta(epoch, self.config.steps_per_epoch, self.config.epochs - epoch)
+        self.publish(epoch=epoch, history=[dict(h) for h in state.history], eta_s=eta, **updates)
 
     def on_stop(self, state: FitState) -> None:
         # keep the weights reached: last.pt with the last completed epoch's count

@@ -1,4 +1,6 @@
-"""The process-wide record of training jobs: at most one running job per workspace (:func:`registry`)."""
+"""The process-wide record of training jobs: at most one running job per workspace (:func:`registry`);
+and every run of a workspace as the Train page shows it, whichever process trains it
+(:func:`live_runs`, :func:`run_snapshot`, :func:`stop_run`)."""
 
 from __future__ import annotations
 
@@ -8,8 +10,9 @@ from pathlib import Path
 from ..errors import SegDashError
 from ..store.workspace import Workspace
 from .job import TrainingJob
+from .snapshot import TrainingSnapshot, snapshot_of_run
 
-__all__ = ["JobRegistry", "registry"]
+__all__ = ["JobRegistry", "registry", "live_runs", "run_snapshot", "stop_run"]
 
 
 def _root_of(workspace: Workspace | str | Path) -> Path:
@@ -73,3 +76,34 @@ _REGISTRY = JobRegistry()
 def registry() -> JobRegistry:
     """The process-wide :class:`JobRegistry`."""
     return _REGISTRY
+
+
+def run_snapshot(ws: Workspace, run_id: str) -> TrainingSnapshot | None:
+    """The progress of ``run_id``: the live snapshot of this process's job, else what its process
+    last wrote into the catalog (:func:`~core.train.snapshot.snapshot_of_run`); ``None``: no such run."""
+    job = _REGISTRY.get(run_id)
+    if job is not None and _root_of(job.workspace) == _root_of(ws):
+        return job.snapshot()
+    run = ws.run(run_id)
+    return None if run is None else snapshot_of_run(run, ws.run_epochs(run_id))
+
+
+def live_runs(ws: Workspace) -> list[TrainingSnapshot]:
+    """Every active run of the workspace (queued, running, stopping), newest first, whichever
+    process trains it: this server, another one, ``python -m core train``, torchrun."""
+    out = []
+    for run in ws.runs(active=True):
+        snap = run_snapshot(ws, run.run_id)
+        if snap is not None and snap.state in ("queued", "running", "stopping"):
+            out.append(snap)
+    return out
+
+
+def stop_run(ws: Workspace, run_id: str) -> None:
+    """Stop ``run_id``: this process's job at once (within one step), another process's through the
+    catalog (its heartbeat reads the request within seconds)."""
+    job = _REGISTRY.get(run_id)
+    if job is not None and _root_of(job.workspace) == _root_of(ws) and job.is_active():
+        job.stop()
+    else:
+        ws.request_stop(run_id)
