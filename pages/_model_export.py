@@ -68,7 +68,7 @@ def model_export_section(ws: Workspace, run_id: str) -> None:
     from core.nn.bioimageio import DEFAULT_LICENSE, LICENSES
     from core.workflow.model_export import export_bioimageio, test_package
 
-    run = ws.catalog.run(run_id)
+    run = ws.run(run_id)
     ckpt = next(
         (Path(run[k]) for k in ("best_checkpoint", "last_checkpoint") if run and run.get(k) and Path(run[k]).is_file()),
         None,

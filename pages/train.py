@@ -1,9 +1,12 @@
 """Train: configure and start a training job, watch it live, compare and download runs.
 
 UI only: training is :class:`core.train.job.TrainingJob` in a background thread (it never calls
-``st.*``); this page starts it through :func:`core.train.registry.registry` and polls its snapshot from a
-fragment every 2 seconds while it runs. The job survives a page refresh: it is found again through
-the registry (one running job per workspace) or the run id kept in session state.
+``st.*``); this page starts it through :func:`core.train.registry.registry`. A fragment shows every
+active run of the workspace (:func:`core.train.registry.live_runs`: this server's jobs from their
+snapshots, those of ``python -m core train`` or another server from the catalog, with who trains
+them) and the runs table, every 2 seconds while a run is active (every 10 to notice a new one), and
+stops any of them (:func:`core.train.registry.stop_run`). The job survives a page refresh: it is
+found again through the registry (one running job per workspace) or the run id kept in session state.
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ from core.train.bundle import write_bundle
 from core.train.config import LOSSES, TrainConfig, default_config, model_label
 from core.train.headless import job_progress
 from core.train.job import TrainingJob
-from core.train.registry import registry
+from core.train.registry import live_runs, registry, stop_run
+from core.train.snapshot import TrainingSnapshot, origin_label
 from core.view import plots
 from pages._common import dataset_picker, init_state, page_link, user_errors, workspace
 
@@ -102,9 +106,9 @@ def _load_form(ws, dataset: str, job: TrainingJob | None, base: TrainConfig) -> 
     first = "train_form_for" not in st.session_state
     st.session_state["train_form_for"] = dataset
     st.session_state["train_form_from"] = None
-    run = ws.catalog.run(job.run_id) if job is not None and job.dataset == dataset else None
+    run = ws.run(job.run_id) if job is not None and job.dataset == dataset else None
     if run is None:
-        runs = ws.catalog.runs(dataset)
+        runs = ws.runs(dataset)
         run = runs[0] if runs else None
     if run is None:
         return
@@ -284,100 +288,128 @@ def _config() -> TrainConfig:
     )
 
 
-# -- start / stop / resume ----------------------------------------------------------------------
-b1, b2, _ = st.columns([1, 1, 4])
-if b1.button("Start training", key="train_start", type="primary", icon=":material/play_arrow:"):
+# -- start ------------------------------------------------------------------------------------
+if st.button("Start training", key="train_start", type="primary", icon=":material/play_arrow:"):
     with user_errors():
-        new = registry().start(TrainingJob(ws, dataset, _config()))
+        new = registry().start(TrainingJob(ws, dataset, _config(), origin="app"))
         st.session_state["train_run_id"] = new.run_id
-        job = new
 
 
 def _stop(run_id: str) -> None:
-    """Stop callback: runs before the page, so this very run already shows "Stopping ..."."""
-    stopped = registry().get(run_id)
-    if stopped is not None:
-        stopped.stop()
+    """Stop callback: runs before the page, so this very run already shows "Stopping ..." (a run of
+    another process is asked through the catalog and says so within seconds)."""
+    with user_errors():
+        stop_run(ws, run_id)
 
 
-stopping = job is not None and job.is_active() and job.snapshot()["state"] == "stopping"
-b2.button(
-    "Stop",
-    key="train_stop",
-    icon=":material/stop:",
-    disabled=job is None or not job.is_active() or stopping,
-    on_click=_stop,
-    args=(job.run_id if job is not None else "",),
-    help="Stops within one step and keeps the weights reached (last.pt); resume it below.",
-)
-
-# -- live progress ------------------------------------------------------------------------------
-running = job is not None and job.is_active()
-
-
-@st.fragment(run_every=2 if running else None)
-def _live() -> None:
+def _focus(live: list[TrainingSnapshot]) -> TrainingSnapshot | None:
+    """The run the page follows: this server's active job, else the newest active run of any
+    process (the CLI, another server), else the last job of this server (its outcome)."""
     current = _current_job(ws)
-    if current is None:
-        st.info(
-            "No training job since the dashboard started: set the configuration above and press Start. "
-            "Earlier runs are listed below."
-        )
-        return
-    snap = current.snapshot()
+    if current is not None and current.is_active():
+        return current.snapshot()
+    if live:
+        return live[0]
+    return current.snapshot() if current is not None else None
+
+
+def _run_block(snap: TrainingSnapshot, stop_key: str) -> None:
+    """One run's live view: who trains it, progress and ETA, Stop, its outcome, its curves."""
     frac, text = _progress(snap)
     st.markdown(
         f"**Run `{snap['run_id']}`** on **{snap['dataset']}** · device: **{snap['device'] or '...'}**"
+        f" · trained by **{snap['origin'] or 'this server'}**"
         + (f" · resumed from `{snap['resumed_from']}`" if snap.get("resumed_from") else "")
     )
-    st.progress(frac, text=text)
+    p1, p2 = st.columns([6, 1], vertical_alignment="bottom")
+    p1.progress(frac, text=text)
+    p2.button(
+        "Stop",
+        key=stop_key,
+        icon=":material/stop:",
+        disabled=snap["state"] not in ("queued", "running"),
+        on_click=_stop,
+        args=(snap["run_id"],),
+        help="Stops within one step (a run of another process within seconds) and keeps the weights "
+        "reached (last.pt); resume it below.",
+    )
     if snap["state"] == "stopping":
         st.info(
             "Stopping ...: the job ends after the current step and keeps the weights reached (last.pt).",
             icon=":material/hourglass_top:",
         )
-    if snap["state"] == "failed":
-        st.error(f"Training failed: {snap['error']}")
-    elif snap["state"] == "stopped":
-        st.warning(f"Stopped after epoch {snap['epoch']}; resume it below to continue.")
-    elif snap["state"] == "done":
-        st.success(f"Done: best validation Dice {snap['best_dice']:.3f}." if snap["best_dice"] is not None else "Done.")
-    for note in snap.get("notes", []):
-        st.caption(note)
-    if snap["history"]:
-        st.plotly_chart(plots.training_curves(snap["history"]), key="train_live_chart")
-    elif snap["state"] in _ACTIVE:
-        st.caption("The loss and Dice curves appear here after the first epoch.")
-    if running and not current.is_active():
-        st.rerun()  # the job just ended: redraw the page once (runs table, buttons) and stop polling
+
+
+# -- live progress: every active run of the workspace, whichever process trains it ---------------
+_shown = tuple(s.run_id for s in live_runs(ws))
+
+
+@st.fragment(run_every=2 if _shown else 10)
+def _live() -> None:
+    live = live_runs(ws)
+    if tuple(s.run_id for s in live) != _shown:
+        st.rerun()  # a run started or ended: redraw the page once (resume and download lists)
+    snap = _focus(live)
+    if snap is None:
+        st.button("Stop", key="train_stop", icon=":material/stop:", disabled=True)
+        st.info(
+            "No training job since the dashboard started: set the configuration above and press Start. "
+            "Earlier runs are listed below."
+        )
+    else:
+        _run_block(snap, "train_stop")
+        if snap["state"] == "failed":
+            st.error(f"Training failed: {snap['error']}")
+        elif snap["state"] == "stopped":
+            st.warning(f"Stopped after epoch {snap['epoch']}; resume it below to continue.")
+        elif snap["state"] == "done":
+            best = snap["best_dice"]
+            st.success(f"Done: best validation Dice {best:.3f}." if best is not None else "Done.")
+        for note in snap.get("notes", []):
+            st.caption(note)
+        if snap["history"]:
+            st.plotly_chart(plots.training_curves(snap["history"]), key="train_live_chart")
+        elif snap["state"] in _ACTIVE:
+            st.caption("The loss and Dice curves appear here after the first epoch.")
+    others = [s for s in live if snap is None or s.run_id != snap.run_id]
+    if others:
+        st.markdown("**Also training in this workspace**")
+        for other in others:
+            _run_block(other, f"train_stop_{other.run_id}")
+
+    st.subheader("Runs")
+    runs = ws.runs(dataset)
+    if not runs:
+        st.info(f"No run on {dataset} yet.")
+        return
+    n_epochs = ws.epochs_done([r.run_id for r in runs])
+    rows = [
+        {
+            "run id": r.run_id,
+            "state": r.state,
+            "best Dice (class mean)": None if r.best_dice is None else round(r.best_dice, 4),
+            "epochs": f"{n_epochs[r.run_id]}/{r.config.get('epochs', '?')}",
+            "model": model_label(r.config),
+            "device": r.device,
+            "trained by": origin_label(r),
+            "date": time.strftime("%Y-%m-%d %H:%M", time.localtime(r.created)),
+            "error": r.error,
+        }
+        for r in runs
+    ]
+    if not any(r["error"] for r in rows):
+        for r in rows:
+            del r["error"]
+    st.dataframe(rows, hide_index=True, width="stretch")
 
 
 _live()
 
-# -- past runs ----------------------------------------------------------------------------------
-st.subheader("Runs")
-runs = ws.catalog.runs(dataset)
+# -- past runs: compare, resume, download ---------------------------------------------------------
+runs = ws.runs(dataset)
 if not runs:
-    st.info(f"No run on {dataset} yet.")
     st.stop()
-n_epochs = {r["run_id"]: len(ws.catalog.epochs(r["run_id"])) for r in runs}
-rows = [
-    {
-        "run id": r["run_id"],
-        "state": r["state"],
-        "best Dice (class mean)": None if r["best_dice"] is None else round(r["best_dice"], 4),
-        "epochs": f"{n_epochs[r['run_id']]}/{r['config'].get('epochs', '?')}",
-        "model": model_label(r["config"]),
-        "device": r["device"],
-        "date": time.strftime("%Y-%m-%d %H:%M", time.localtime(r["created"])),
-        "error": r["error"],
-    }
-    for r in runs
-]
-if not any(r["error"] for r in rows):
-    for r in rows:
-        del r["error"]
-st.dataframe(rows, hide_index=True, width="stretch")
+n_epochs = ws.epochs_done([r.run_id for r in runs])
 resumed_ids = {r["extra"].get("resumed_from") for r in runs}
 interrupted = [r for r in runs if r["state"] == "interrupted" and r["run_id"] not in resumed_ids]
 if interrupted:
@@ -409,7 +441,7 @@ if with_epochs:
     if chosen:
         st.plotly_chart(
             plots.compare_runs(
-                {rid: ws.catalog.epochs(rid) for rid in chosen}, metrics=("train_loss", "val_loss", "val_dice")
+                {rid: ws.run_epochs(rid) for rid in chosen}, metrics=("train_loss", "val_loss", "val_dice")
             ),
             key="train_compare_chart",
         )
@@ -431,9 +463,9 @@ with r1:
         )
         if st.button("Resume", key="train_resume", icon=":material/resume:"):
             with user_errors():
-                own = TrainConfig.from_dict(ws.catalog.run(rid)["config"], base=base)
+                own = TrainConfig.from_dict(ws.run(rid).config, base=base)
                 resumed = TrainConfig.from_dict({"epochs": int(epochs)}, base=own)
-                new = registry().start(TrainingJob(ws, dataset, resumed, resume_from=rid))
+                new = registry().start(TrainingJob(ws, dataset, resumed, resume_from=rid, origin="app"))
                 st.session_state["train_run_id"] = new.run_id
                 st.rerun()
     else:
