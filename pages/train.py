@@ -22,7 +22,7 @@ from core.train.bundle import write_bundle
 from core.train.config import LOSSES, TrainConfig, default_config, model_label
 from core.train.headless import job_progress
 from core.train.job import TrainingJob
-from core.train.registry import live_runs, registry, stop_run
+from core.train.registry import live_runs, registry, run_snapshot, stop_run
 from core.train.snapshot import TrainingSnapshot, origin_label
 from core.view import plots
 from pages._common import dataset_picker, init_state, page_link, user_errors, workspace
@@ -304,13 +304,20 @@ def _stop(run_id: str) -> None:
 
 def _focus(live: list[TrainingSnapshot]) -> TrainingSnapshot | None:
     """The run the page follows: this server's active job, else the newest active run of any
-    process (the CLI, another server), else the last job of this server (its outcome)."""
+    process (the CLI, another server); once none is active, the last one it followed (its outcome),
+    else the last job of this server."""
     current = _current_job(ws)
     if current is not None and current.is_active():
-        return current.snapshot()
-    if live:
-        return live[0]
-    return current.snapshot() if current is not None else None
+        snap = current.snapshot()
+    elif live:
+        snap = live[0]
+    elif st.session_state.get("train_followed"):
+        snap = run_snapshot(ws, st.session_state["train_followed"])
+    else:
+        snap = current.snapshot() if current is not None else None
+    if snap is not None and snap.state in _ACTIVE:
+        st.session_state["train_followed"] = snap.run_id
+    return snap
 
 
 def _run_block(snap: TrainingSnapshot, stop_key: str) -> None:
@@ -353,7 +360,7 @@ def _live() -> None:
     if snap is None:
         st.button("Stop", key="train_stop", icon=":material/stop:", disabled=True)
         st.info(
-            "No training job since the dashboard started: set the configuration above and press Start. "
+            "No training is running in this workspace: set the configuration above and press Start. "
             "Earlier runs are listed below."
         )
     else:

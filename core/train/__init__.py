@@ -3,9 +3,12 @@
 Modules: :mod:`~core.train.config` (:class:`~core.train.config.TrainConfig`, the recipe),
 :mod:`~core.train.data` (split, patches, validation tensors), :mod:`~core.train.loop` (``fit()``:
 the loop, reporting through callbacks; no threads, no catalog), :mod:`~core.train.recorder` (the
-callbacks that write catalog rows and checkpoints), :mod:`~core.train.job` (the thread, its
-snapshot, heartbeat and outcome), :mod:`~core.train.registry` (one running job per workspace),
-:mod:`~core.train.headless` and :mod:`~core.train.bundle`. May import: :mod:`core.data`,
+callbacks that write catalog rows and checkpoints), :mod:`~core.train.eta` (the ETA from recent
+steps), :mod:`~core.train.job` (the thread, its heartbeat and outcome), :mod:`~core.train.snapshot`
+(the typed progress record, also read from the catalog for a run of another process),
+:mod:`~core.train.failures` (a failure in the user's words), :mod:`~core.train.registry` (one
+running job per workspace; every process's active runs), :mod:`~core.train.headless` and
+:mod:`~core.train.bundle`. May import: :mod:`core.data`,
 :mod:`core.store`, :mod:`core.nn`; not prediction, workflow, view or streamlit.
 
 The same code path serves the dashboard and the command line: a

@@ -105,3 +105,15 @@ def test_run_records_keep_their_keys_and_a_workspace_of_the_previous_layout_open
     assert snap.run_id == "old-live" and snap.origin == f"process {other_process.pid}@{other_process.host}"
     again.catalog.create_run("new", "d", {}, origin="cli")
     assert again.run("new").origin == "cli"
+
+
+def test_origin_labels():
+    me = Owner(100, "here")
+    run = RunRecord("r", "d", 0.0, "running", owner_pid=100, owner_host="here", origin="app")
+    assert origin_label(run, me) == "this server"
+    run.owner_pid = 7
+    assert origin_label(run, me) == "other server 7@here"
+    run.origin = "torchrun"
+    assert origin_label(run, me) == "torchrun 7@here"
+    run.state = "done"
+    assert origin_label(run, me) == "torchrun"

@@ -119,3 +119,5 @@ def test_a_cli_training_is_listed_running_and_stopped_from_the_page(ws_env, page
     assert ws_env.run(run.run_id).state == "stopped"
     at.run()
     assert not at.exception and list(at.dataframe[0].value["state"]) == ["stopped"]
+    assert any("Stopped after epoch" in w.value for w in at.warning)  # the outcome of the run it followed
+    assert at.button(key="train_stop").disabled
