@@ -12,8 +12,9 @@ hyperstacks (axes ZCYX), so Fiji opens them with a slice and a channel slider. E
 
 Pages go to the file as they come (tifffile's contiguous mode rewrites the ImageJ description with
 the final number of slices on close), so memory stays at one slice whatever the depth. A file over
-2 GiB is a BigTIFF, which ImageJ's format does not allow: it is then a plain page stack with the
-same ``Info`` values in tifffile's own metadata (Fiji opens it with Bio-Formats).
+2 GiB is a BigTIFF, which ImageJ's format does not allow, and ImageJ holds no float16: such a file
+is a plain page stack with the same ``Info`` values in tifffile's own metadata (Fiji opens it with
+Bio-Formats; :func:`core.workflow.export.export_prediction` writes float16 probabilities as float32).
 """
 
 from __future__ import annotations
@@ -26,9 +27,10 @@ import tifffile
 
 from ..data.pixelsize import PixelSize, imagej_tags
 
-__all__ = ["HyperstackWriter", "read_info", "BIGTIFF_BYTES"]
+__all__ = ["HyperstackWriter", "read_info", "BIGTIFF_BYTES", "IMAGEJ_DTYPES"]
 
 BIGTIFF_BYTES = 2**31  # beyond this a classic TIFF's 32-bit offsets are too tight
+IMAGEJ_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.float32))  # what ImageJ stacks hold
 
 
 class HyperstackWriter:
@@ -65,25 +67,31 @@ class HyperstackWriter:
     ):
         names = [str(n) for n in names]
         self.channels = None if channel_names is None else len(channel_names)
-        labels = names if channel_names is None else [f"{n} {c}" for n in names for c in channel_names]
-        info = {**info, "slice_names": names}
-        self.imagej = nbytes <= BIGTIFF_BYTES
+        self.labels = names if channel_names is None else [f"{n} {c}" for n in names for c in channel_names]
+        self.info = {**info, "slice_names": names}
+        self.calibration = imagej_tags(pixel_size)
+        self.target, self.nbytes = target, nbytes
+        self.tw: tifffile.TiffWriter | None = None
+
+    def _open(self, dtype: np.dtype) -> None:
+        """Open the TIFF on the first page: ImageJ unless it is too big or of a type ImageJ lacks."""
+        self.imagej = self.nbytes <= BIGTIFF_BYTES and dtype in IMAGEJ_DTYPES
         if self.imagej:
-            calibration = imagej_tags(pixel_size)
-            self.resolution = calibration.get("resolution")
+            self.resolution = self.calibration.get("resolution")
             self.metadata: dict[str, Any] = {
-                "Labels": labels,
-                **calibration.get("metadata", {}),
-                "Info": json.dumps(info),
+                "Labels": self.labels,
+                **self.calibration.get("metadata", {}),
+                "Info": json.dumps(self.info),
             }
         else:
-            self.resolution = None
-            self.metadata = info
-        self.tw = tifffile.TiffWriter(target, bigtiff=not self.imagej, imagej=self.imagej)
+            self.resolution, self.metadata = None, self.info
+        self.tw = tifffile.TiffWriter(self.target, bigtiff=self.nbytes > BIGTIFF_BYTES, imagej=self.imagej)
 
     def write(self, page: np.ndarray) -> None:
         """Append one slice: (Y, X), or (C, Y, X) when the writer has channel names."""
         page = np.asarray(page)
+        if self.tw is None:
+            self._open(page.dtype)
         if self.imagej and self.channels is None:
             page = page[None]  # (1, Y, X) pages add up to (Z, 1, Y, X): ImageJ slices, not channels
         self.tw.write(
@@ -95,7 +103,8 @@ class HyperstackWriter:
         )
 
     def close(self) -> None:
-        self.tw.close()
+        if self.tw is not None:
+            self.tw.close()
 
     def __enter__(self) -> HyperstackWriter:
         return self

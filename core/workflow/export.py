@@ -326,6 +326,6 @@ def export_prediction(ws: Workspace, dataset: str, run_id: str, fmt: str, out: s
         def write(fh: BinaryIO) -> None:
             with HyperstackWriter(fh, meta, names, channel_names=channels, pixel_size=px, nbytes=probs.nbytes) as w:
                 for z in range(len(names)):
-                    w.write(np.asarray(probs[z]))
+                    w.write(np.asarray(probs[z], np.float32 if probs.dtype == np.float16 else probs.dtype))
 
         _sink(out, write)
