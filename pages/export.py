@@ -27,7 +27,12 @@ MASK_FORMATS = {
     ),
     "Whole dataset: ZIP that SegDash imports again": ("dataset.zip", "application/zip", export_dataset_zip),
 }
-PRED_FORMATS = ("Masks: ZIP of PNGs", "Masks: one multipage TIFF", "Per-slice metrics: CSV")
+PRED_FORMATS = (
+    "Masks: ZIP of PNGs",
+    "Masks: one multipage TIFF",
+    "Per-slice metrics: CSV",
+    "Probabilities: one multipage TIFF (x 255; one channel per class beyond two)",
+)
 
 
 def _init() -> None:
@@ -84,6 +89,7 @@ def _prediction_section(ws, dataset: str) -> None:
                 PRED_FORMATS[0]: ("zip", "application/zip"),
                 PRED_FORMATS[1]: ("tiff", "image/tiff"),
                 PRED_FORMATS[2]: ("csv", "text/csv"),
+                PRED_FORMATS[3]: ("prob-tiff", "image/tiff"),
             }[what]
             data = to_bytes(export_prediction, ws, dataset, run_id, fmt)
             _keep(dataset, "pred", data, f"{dataset}_{run_id}_{PREDICTION_FORMATS[fmt]}", mime)

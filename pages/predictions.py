@@ -25,8 +25,9 @@ from core.predict.stored import GROUND_TRUTH_STATUSES, list_predictions, load_pr
 from core.view import plots
 from core.view.render import ERROR_COLORS, class_color, error_map, heatmap, overlay
 from core.workflow import review
+from core.workflow.export import PREDICTION_FORMATS, export_prediction, to_bytes
 from core.workflow.ingest import import_dataset
-from pages._common import dataset_picker, init_state, user_errors, workspace
+from pages._common import dataset_picker, init_state, prepared_download, user_errors, workspace
 
 # -- session state (this page's keys, with the idiom of _common.init_state) -----------------------
 init_state()
@@ -119,6 +120,22 @@ def _report(job: PredictionJob | None) -> None:
         st.success(f"Predicted {result.n_done} slices on {result.device} in {result.seconds:.1f} s.")
     if result.n_done:
         st.session_state["pred_shown"] = snap["run_id"]  # review the prediction just made (widget not drawn yet)
+
+
+def _downloads(ws, dataset: str, run_id: str) -> None:
+    """The reviewed prediction's masks and probabilities as TIFFs for Fiji / napari (ImageJ
+    hyperstacks, :func:`core.workflow.export.export_prediction`), prepared on request."""
+    with st.expander("Download for Fiji / napari"):
+        cols = st.columns(2)
+        for col, (fmt, what) in zip(cols, (("tiff", "masks"), ("prob-tiff", "probabilities"))):
+            if col.button(f"Prepare the {what} TIFF", key=f"pred_prepare_{fmt}", icon=":material/build:"):
+                with user_errors(), st.spinner(f"Writing the {what} of {run_id} ..."):
+                    data = to_bytes(export_prediction, ws, dataset, run_id, fmt)
+                    name = f"{dataset}_{run_id}_{PREDICTION_FORMATS[fmt]}"
+                    st.session_state["pred_download"] = {"for": (dataset, run_id), "data": data, "file_name": name}
+        ready = st.session_state.get("pred_download")
+        if ready and ready["for"] == (dataset, run_id):
+            prepared_download({**ready, "mime": "image/tiff"}, "pred_download_button")
 
 
 def _badge(text: str, rgb: tuple[int, int, int]) -> str:
@@ -256,6 +273,7 @@ if not predictions:
 if st.session_state.get("pred_shown") not in predictions:  # another dataset's, or deleted
     st.session_state.pop("pred_shown", None)
 view = st.selectbox("Prediction to review", predictions, key="pred_shown")
+_downloads(ws, dataset, view)
 with user_errors():
     masks, probs, summary = load_prediction(ws, dataset, view)
     k = int(summary.get("n_classes", info.n_classes))

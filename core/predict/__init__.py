@@ -7,7 +7,8 @@ class (two for a binary model: background, foreground).
 
 Modules: :mod:`~core.predict.config` (settings and results), :mod:`~core.predict.inferer` (tiled,
 blended inference of one slice), :mod:`~core.predict.probabilities` (labels, uncertainty, stored
-probability TIFFs; numpy), :mod:`~core.predict.stack` (stacks slice by slice, ``python -m core
+probability TIFFs; numpy), :mod:`~core.predict.hyperstack` (prediction TIFFs as ImageJ hyperstacks;
+numpy), :mod:`~core.predict.stack` (stacks slice by slice, ``python -m core
 predict``), :mod:`~core.predict.stored` (a dataset's stored predictions and their scores; numpy),
 :mod:`~core.predict.dataset` (predicting a dataset, in the background too). May import:
 :mod:`core.data`, :mod:`core.store`, :mod:`core.nn`; not training, workflow, view or streamlit.

@@ -75,7 +75,15 @@ def predict_dataset(
     images = ws.read_images(dataset)
     warnings = tuple(fit_warnings(ckpt, images=images, class_names=info.class_names, dataset=dataset))
     result = predict_stack(
-        ckpt, images, out_masks=folder / MASKS, out_prob=folder / PROB, cfg=cfg, progress=progress, cancel=cancel
+        ckpt,
+        images,
+        out_masks=folder / MASKS,
+        out_prob=folder / PROB,
+        cfg=cfg,
+        progress=progress,
+        cancel=cancel,
+        slice_names=list(info.slice_names),
+        pixel_size=ws.pixel_size(dataset),
     )
     result = replace(result, warnings=warnings)
     if result.n_done == 0:

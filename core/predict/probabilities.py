@@ -29,6 +29,7 @@ import numpy as np
 import tifffile
 
 from ..errors import SegDashError
+from .hyperstack import read_info
 
 __all__ = [
     "labels_from_probs",
@@ -111,7 +112,7 @@ def read_prediction_tiff(path: str | Path) -> np.ndarray:
         raise SegDashError(f"{path}: no such prediction file")
     try:
         with tifffile.TiffFile(path) as tif:
-            meta = dict(tif.shaped_metadata[0]) if tif.shaped_metadata else {}
+            meta = read_info(tif)
         try:
             arr = tifffile.memmap(path, mode="r")
         except ValueError:  # compressed or not contiguous: read it

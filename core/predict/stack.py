@@ -3,7 +3,8 @@
 
 Stacks (:func:`predict_stack`) are read one slice at a time (a memory-mapped TIFF is read with
 plain file reads, so its pages do not pile up in the process) and written slice by slice to
-multipage TIFFs, so peak memory is a few slices whatever the depth of the stack:
+ImageJ hyperstacks (:mod:`core.predict.hyperstack`: slice names as labels, the pixel size when
+known), so peak memory is a few slices whatever the depth of the stack:
 
 - masks: uint8 class indices, (Z, Y, X);
 - probabilities: as :mod:`core.predict.probabilities` describes.
@@ -19,20 +20,19 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
-import tifffile
 
 from ..data.files import AtomicFile
 from ..data.io import read_stack
+from ..data.pixelsize import PixelSize, pixel_size_of
 from ..errors import SegDashError
 from ..nn.checkpoint import Checkpoint, load_checkpoint
 from ..nn.fit import fit_warnings
 from .config import PredictConfig, PredictionResult, ProgressFn
+from .hyperstack import HyperstackWriter
 from .inferer import _Runner
 from .probabilities import PROB_DTYPES, labels_from_stored, quantize, slice_uncertainty
 
 __all__ = ["predict_stack", "predict_headless"]
-
-_BIGTIFF_BYTES = 2**31  # beyond this a classic TIFF's 32-bit offsets are too tight
 
 
 class _SliceReader:
@@ -76,25 +76,24 @@ class _SliceReader:
 
 
 class _PageWriter:
-    """Append equal-shaped pages to a TIFF under a temporary name (:class:`~core.data.files.AtomicFile`);
-    :meth:`commit` moves it in place."""
+    """Append equal-shaped pages to an ImageJ hyperstack (:class:`~core.predict.hyperstack.HyperstackWriter`)
+    under a temporary name (:class:`~core.data.files.AtomicFile`); :meth:`commit` moves it in place."""
 
-    def __init__(self, path: Path, nbytes: int, metadata: dict[str, Any]):
+    def __init__(self, path: Path, nbytes: int, info: dict[str, Any], names: list[str], **kwargs: Any):
         self.file = AtomicFile(path)
         self.path = self.file.path
-        self.metadata = metadata
-        self.tw = tifffile.TiffWriter(self.file.tmp, bigtiff=nbytes > _BIGTIFF_BYTES)
+        self.hw = HyperstackWriter(self.file.tmp, info, names, nbytes=nbytes, **kwargs)
 
     def write(self, page: np.ndarray) -> None:
-        self.tw.write(page, contiguous=True, photometric="minisblack", metadata=self.metadata)
+        self.hw.write(page)
 
     def commit(self) -> Path:
-        self.tw.close()
+        self.hw.close()
         return self.file.commit()
 
     def discard(self) -> None:
         with contextlib.suppress(Exception):
-            self.tw.close()
+            self.hw.close()
         self.file.discard()
 
 
@@ -113,6 +112,8 @@ def predict_stack(
     cancel: threading.Event | None = None,
     channel: int | None = None,
     prob_dtype: str = "uint8",
+    slice_names: list[str] | None = None,
+    pixel_size: PixelSize | None = None,
 ) -> PredictionResult:
     """Predict every slice of a stack, writing masks (and probabilities) to TIFF slice by slice.
 
@@ -134,6 +135,11 @@ def predict_stack(
             nothing is written and existing files are left alone (paths ``None``).
         channel: channel of a (Z, C, Y, X) stack to predict.
         prob_dtype: ``"uint8"`` (probability x 255, the default) or ``"float16"``.
+        slice_names: one name per slice, the files' slice labels (default ``slice_0000`` ...).
+        pixel_size: the stack's pixel size, written to the files when known.
+
+    Both files are ImageJ hyperstacks (:mod:`core.predict.hyperstack`): masks ZYX, probabilities
+    ZYX (binary) or ZCYX (K classes), with the slice names as labels and the pixel size.
 
     Returns:
         :class:`PredictionResult`.
@@ -157,8 +163,12 @@ def predict_stack(
         raise SegDashError("the stack has no slices")
     k = runner.n_classes
     binary = k == 2
-    meta = {"segdash": "masks", "classes": k}
-    pmeta = {"segdash": "prob", "classes": k, "scale": PROB_DTYPES[prob_dtype]}
+    names = list(slice_names) if slice_names is not None else [f"slice_{z:04d}" for z in range(z_total)]
+    if len(names) != z_total:
+        raise SegDashError(f"{len(names)} slice names for {z_total} slices")
+    class_names = list(ckpt.class_names) if len(ckpt.class_names) == k else [f"class {i}" for i in range(k)]
+    meta = {"segdash": "masks", "classes": k, "class_names": class_names}
+    pmeta = {**meta, "segdash": "prob", "scale": PROB_DTYPES[prob_dtype]}
     p_bytes = z_total * h * w * (1 if binary else k) * np.dtype(prob_dtype).itemsize
     reader = _SliceReader(images)
     writers: list[_PageWriter] = []
@@ -167,9 +177,12 @@ def predict_stack(
     done = 0
     cancelled = False
     try:
-        mw = _PageWriter(Path(out_masks), z_total * h * w, meta)
+        mw = _PageWriter(Path(out_masks), z_total * h * w, meta, names, pixel_size=pixel_size)
         writers.append(mw)
-        pw = _PageWriter(Path(out_prob), p_bytes, pmeta) if out_prob is not None else None
+        pw = None
+        if out_prob is not None:
+            channels = None if binary else [f"P({c})" for c in class_names]
+            pw = _PageWriter(Path(out_prob), p_bytes, pmeta, names, channel_names=channels, pixel_size=pixel_size)
         if pw is not None:
             writers.append(pw)
         for z in range(z_total):
@@ -244,8 +257,16 @@ def predict_headless(
     if warn is not None:
         for w in warnings:
             warn(w)
+    stem = Path(str(input)).stem
     result = predict_stack(
-        ckpt, stack.data, out_masks=Path(out), out_prob=Path(prob) if prob else None, cfg=cfg, progress=progress
+        ckpt,
+        stack.data,
+        out_masks=Path(out),
+        out_prob=Path(prob) if prob else None,
+        cfg=cfg,
+        progress=progress,
+        slice_names=[n or f"{stem}_{z:04d}" for z, n in enumerate(stack.names)],
+        pixel_size=pixel_size_of(input),
     )
     return {
         "input": str(input),

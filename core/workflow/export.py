@@ -27,6 +27,7 @@ from ..data.masks import to_export_values
 from ..data.omezarr import write_omezarr, zip_folder
 from ..data.pixelsize import PixelSize, imagej_tags
 from ..errors import SegDashError
+from ..predict.hyperstack import HyperstackWriter
 from ..predict.stored import load_prediction
 from ..store.workspace import Workspace
 from .review import per_slice_scores
@@ -259,7 +260,7 @@ def export_dataset_omezarr(
 
 
 #: what :func:`export_prediction` writes, by ``fmt``: the end of the suggested file name
-PREDICTION_FORMATS = {"zip": "masks.zip", "tiff": "masks.tif", "csv": "metrics.csv"}
+PREDICTION_FORMATS = {"zip": "masks.zip", "tiff": "masks.tif", "prob-tiff": "prob.tif", "csv": "metrics.csv"}
 
 
 def scores_csv(rows: list[dict[str, Any]]) -> bytes:
@@ -280,8 +281,15 @@ def scores_csv(rows: list[dict[str, Any]]) -> bytes:
 
 def export_prediction(ws: Workspace, dataset: str, run_id: str, fmt: str, out: str | Path | BinaryIO) -> None:
     """A stored prediction of ``dataset``: its masks as a ZIP of PNGs (``fmt="zip"``) or one multipage
-    TIFF (``"tiff"``), named by the source slices; or its per-slice scores against the ground-truth
-    masks as CSV (``"csv"``; refused when no slice has a labeled or edited mask)."""
+    TIFF (``"tiff"``), named by the source slices; its probabilities as a TIFF (``"prob-tiff"``);
+    or its per-slice scores against the ground-truth masks as CSV (``"csv"``; refused when no slice
+    has a labeled or edited mask).
+
+    Both TIFFs are ImageJ hyperstacks with the slice names as labels and the dataset's pixel size:
+    masks (Z, Y, X); probabilities as stored (x 255 in uint8, see
+    :mod:`core.predict.probabilities`): (Z, Y, X) P(class 1) for a binary model, (Z, K, Y, X)
+    (axes ZCYX, one channel per class) otherwise. Written slice by slice.
+    """
     if fmt not in PREDICTION_FORMATS:
         raise SegDashError(f"prediction export format must be one of {', '.join(PREDICTION_FORMATS)}, got {fmt!r}")
     if fmt == "csv":
@@ -289,22 +297,35 @@ def export_prediction(ws: Workspace, dataset: str, run_id: str, fmt: str, out: s
         if not rows:
             raise SegDashError("no slice with a labeled or edited mask to score the prediction against")
         data = scores_csv(rows)
-        if isinstance(out, (str, Path)):
-            atomic_write(out, lambda fh: fh.write(data))
-        else:
-            out.write(data)
+        _sink(out, lambda fh: fh.write(data))
         return
     info = ws.dataset(dataset)
-    masks, _, _ = load_prediction(ws, dataset, run_id)
+    masks, probs, summary = load_prediction(ws, dataset, run_id)
     names = list(info.slice_names[: masks.shape[0]])
+    about = {"dataset": dataset, "run_id": run_id, "class_names": list(info.class_names)}
     if fmt == "zip":
         export_labels_zip(names, (masks[z] for z in range(len(names))), info.n_classes, out)
-    else:
+    elif fmt == "tiff":
         export_labels_tiff(
             names,
             (masks[z] for z in range(len(names))),
             tuple(masks.shape),
             info.n_classes,
             out,
+            info=about,
             pixel_size=ws.pixel_size(dataset),
         )
+    else:
+        if probs is None:
+            raise SegDashError(f"prediction {run_id!r} of dataset {dataset!r} kept no probabilities")
+        names = list(info.slice_names[: probs.shape[0]])
+        meta = {**about, "segdash": "prob", "classes": info.n_classes, "scale": float(summary.get("prob_scale", 255.0))}
+        channels = None if probs.ndim == 3 else [f"P({c})" for c in info.class_names]
+        px = ws.pixel_size(dataset)
+
+        def write(fh: BinaryIO) -> None:
+            with HyperstackWriter(fh, meta, names, channel_names=channels, pixel_size=px, nbytes=probs.nbytes) as w:
+                for z in range(len(names)):
+                    w.write(np.asarray(probs[z], np.float32 if probs.dtype == np.float16 else probs.dtype))
+
+        _sink(out, write)

@@ -276,3 +276,51 @@ def test_predict_asks_how_to_read_a_planar_tiff_and_takes_either_answer(ws, tmp_
         assert done.returncode == 0, done.stderr
         assert json.loads(done.stdout.strip().splitlines()[-1])["slices"] == slices
         assert tifffile.imread(out).reshape(-1, 32, 32).shape[0] == slices
+
+
+def test_export_a_stored_prediction(ws, tmp_path):
+    """export --stored-prediction RUN writes what the Export page offers for a stored prediction;
+    --prediction keeps meaning the OME-Zarr labels image; wrong combinations exit 2."""
+    from core.store.workspace import Workspace
+
+    w = Workspace(ws)
+    w.create_dataset(
+        "d", np.zeros((2, 8, 8), np.uint8), [np.eye(8, dtype=np.uint8), None], ["bg", "a", "b"], ["s1", "s2"]
+    )
+    folder = w.predictions_dir("d", "r1")
+    prob = np.random.default_rng(0).integers(0, 256, (2, 3, 8, 8), dtype=np.uint8)
+    tifffile.imwrite(folder / "masks.tif", prob.argmax(1).astype(np.uint8), metadata={"segdash": "masks", "classes": 3})
+    tifffile.imwrite(folder / "prob.tif", prob, metadata={"segdash": "prob", "classes": 3, "scale": 255.0})
+    (folder / "summary.json").write_text(json.dumps({"threshold": 0.5, "prob_scale": 255.0}))
+
+    for fmt, name in (("zip", "m.zip"), ("tiff", "m.tif"), ("prob-tiff", "p.tif"), ("csv", "s.csv")):
+        out = run(
+            "export",
+            "--dataset",
+            "d",
+            "--stored-prediction",
+            "r1",
+            "--format",
+            fmt,
+            "--out",
+            str(tmp_path / name),
+            ws=ws,
+        )
+        assert out.returncode == 0, out.stderr
+        summary = json.loads(out.stdout.strip().splitlines()[-1])
+        assert summary["stored_prediction"] == "r1" and summary["bytes"] == (tmp_path / name).stat().st_size > 0
+    assert zipfile.ZipFile(tmp_path / "m.zip").namelist() == ["s1.png", "s2.png"]
+    with tifffile.TiffFile(tmp_path / "p.tif") as tif:
+        np.testing.assert_array_equal(tif.asarray(), prob)
+        assert tif.imagej_metadata["channels"] == 3 and len(tif.imagej_metadata["Labels"]) == 6
+    assert (tmp_path / "s.csv").read_text().splitlines()[1].startswith("0,s1,")
+
+    refused = {
+        "prob-tiff without a prediction": ["--format", "prob-tiff"],
+        "ome-zarr with --stored-prediction": ["--format", "ome-zarr", "--stored-prediction", "r1"],
+        "no such prediction": ["--format", "tiff", "--stored-prediction", "nope"],
+    }
+    for why, args in refused.items():
+        out = run("export", "--dataset", "d", "--out", str(tmp_path / "x"), *args, ws=ws)
+        assert out.returncode == 2 and out.stderr.startswith("error: ") and len(out.stderr.splitlines()) == 1, why
+    assert not (tmp_path / "x").exists()

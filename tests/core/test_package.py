@@ -20,7 +20,8 @@ ALLOWED = {
     "predict": {"errors", "data", "store", "nn"},
     "workflow": {"errors", "data", "store", "nn", "train", "predict"},
     "view": {"errors", "data"},
-    "cli": {"errors", "data", "store", "nn", "train", "predict", "workflow"},
+    "commands": {"errors", "data", "store", "nn", "train", "predict", "workflow"},
+    "cli": {"errors", "data", "store", "nn", "train", "predict", "workflow", "commands"},
 }
 
 CODE = """

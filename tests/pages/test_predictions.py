@@ -252,3 +252,22 @@ def test_prediction_can_be_cancelled_from_the_page(tiny_run, ws_env, page, monke
     assert any("Cancelled after 1 of 4 slices" in i.value for i in at.info)
     assert at.selectbox(key="pred_shown").value == tiny_run
     assert any(m.label == "Slices predicted" and m.value == "1/4" for m in at.metric)
+
+
+def test_reviewed_prediction_downloads_as_imagej_tiffs(tiny_run, ws_env, page):
+    """The prediction under review downloads as masks and probabilities TIFFs (ImageJ hyperstacks
+    with the slice names as labels), prepared on request."""
+    import io
+
+    import tifffile
+
+    at = _predicted(page, ws_env)
+    assert not at.get("download_button")  # nothing is built before it is asked for
+    at.button(key="pred_prepare_prob-tiff").click().run()
+    assert not at.exception and not at.error, (at.exception, [e.value for e in at.error])
+    assert at.get("download_button")
+    ready = at.session_state["pred_download"]
+    assert ready["file_name"].endswith("prob.tif")
+    with tifffile.TiffFile(io.BytesIO(ready["data"])) as tif:
+        assert tif.is_imagej and tif.imagej_metadata["Labels"] == list(ws_env.dataset("tiny").slice_names)
+        assert tif.asarray().shape == (4, 32, 48)

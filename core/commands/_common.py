@@ -1,0 +1,63 @@
+"""What several commands share: the workspace, progress lines, notices and the planar-TIFF choice."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+__all__ = ["workspace", "progress_printer", "notice", "planar_choice", "PLANAR_HINT", "file_summary"]
+
+#: added to the message of a planar TIFF read without ``--as-stack`` / ``--as-colour``
+PLANAR_HINT = ": --as-stack for slices, --as-colour for one colour image"
+
+
+def workspace(args: argparse.Namespace):
+    """The workspace of ``--workspace`` (a new, empty one first receives the bundled sample)."""
+    from ..store.workspace import Workspace
+    from ..workflow.sample import ensure_sample
+
+    ws = Workspace(args.workspace)
+    ensure_sample(ws)
+    return ws
+
+
+def notice(text: str, kind: str = "notice") -> None:
+    """One ``notice: ...`` (or ``warning: ...``) line on standard error."""
+    print(f"{kind}: {text}", file=sys.stderr, flush=True)
+
+
+def planar_choice(args: argparse.Namespace) -> bool | None:
+    """``--as-stack`` -> True, ``--as-colour`` -> False, neither -> None (ask)."""
+    return True if args.as_stack else (False if args.as_colour else None)
+
+
+def file_summary(out: str | Path, **fields: Any) -> dict[str, Any]:
+    """``{**fields, out, bytes}`` for a file or a folder (the total size of its files)."""
+    out = Path(out)
+    size = out.stat().st_size if out.is_file() else sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
+    return {**fields, "out": str(out.resolve()), "bytes": size}
+
+
+def progress_printer(label: str) -> Callable[[float, float, float | None, str], None]:
+    """A progress line on standard error: ``label [#####     ] 12/30 ETA 4s``."""
+    tty = sys.stderr.isatty()
+    last = [0.0]
+
+    def show(done: float, total: float, eta_s: float | None = None, extra: str = "") -> None:
+        now = time.monotonic()
+        if not tty and now - last[0] < 2.0 and done < total:
+            return
+        last[0] = now
+        frac = 0.0 if total <= 0 else min(1.0, done / total)
+        bar = "#" * int(frac * 30)
+        eta = f" ETA {eta_s:.0f}s" if eta_s is not None else ""
+        line = f"{label} [{bar:<30}] {done:g}/{total:g}{eta} {extra}".rstrip()
+        sys.stderr.write(("\r" + line) if tty else (line + "\n"))
+        if tty and done >= total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+    return show

@@ -1,0 +1,126 @@
+"""Commands that train or run a model: ``train``, ``predict``, ``export-model``. Each checks its
+input first and imports torch only then, so a refusal answers at once."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from ..errors import SegDashError
+from ._common import PLANAR_HINT, notice, planar_choice, progress_printer, workspace
+
+__all__ = ["run_train", "run_predict", "run_export_model", "TrainingFailed"]
+
+
+class TrainingFailed(Exception):
+    """The training job ended in the ``failed`` state; its message is written for the user (exit 1)."""
+
+
+def _check_train(ws: Any, args: argparse.Namespace) -> dict[str, Any] | None:
+    """Refusals of ``train`` that need no model (so no torch): the dataset, its masks, the config
+    file, the run to resume. Returns the JSON config (or ``None``)."""
+    ws.dataset(args.dataset)
+    if not ws.labeled_slices(args.dataset):
+        raise SegDashError(f"dataset {args.dataset!r} has no labeled slices; label at least one slice first")
+    config = None
+    if args.config:
+        try:
+            config = json.loads(Path(args.config).read_text())
+        except (OSError, ValueError) as exc:
+            raise SegDashError(f"{args.config}: cannot read the JSON config ({exc})") from None
+    if args.resume and "/" not in args.resume and "\\" not in args.resume:
+        run = ws.catalog.run(args.resume)
+        if run is None and not Path(args.resume).is_file():
+            known = ", ".join(r["run_id"] for r in ws.catalog.runs()[:5]) or "none"
+            raise SegDashError(
+                f"cannot resume from {args.resume!r}: no run of that name in {ws.root} (latest runs: {known})"
+            )
+    elif args.resume and not Path(args.resume).is_file():
+        raise SegDashError(f"cannot resume from {args.resume!r}: no such checkpoint file")
+    return config
+
+
+def run_train(args: argparse.Namespace) -> dict[str, Any]:
+    """``train``: a run on a dataset's labeled slices, with a progress line; a failed run raises
+    :class:`TrainingFailed`."""
+    ws = workspace(args)
+    config = _check_train(ws, args)
+    from ..train.headless import job_progress, train_headless  # torch: only now that the input is fine
+
+    bar = progress_printer("train")
+
+    def progress(snap: dict[str, Any]) -> None:
+        done, total = job_progress(snap)
+        hist = snap.get("history") or []
+        extra = f"epoch {snap.get('epoch')}/{snap.get('epochs')}"
+        if hist:
+            extra += f" val_dice {hist[-1].get('val_dice', float('nan')):.4f}"
+        bar(done, total, snap.get("eta_s"), extra)
+
+    summary = train_headless(ws, args.dataset, epochs=args.epochs, config=config, resume=args.resume, progress=progress)
+    if summary.get("state") == "failed":
+        why = summary.get("error") or "no reason given"
+        raise TrainingFailed(f"training run {summary.get('run_id')} failed: {why}")
+    return summary
+
+
+def run_predict(args: argparse.Namespace) -> dict[str, Any]:
+    """``predict``: a stack to a masks TIFF (and probabilities), warning when the input does not
+    fit the checkpoint."""
+    for what, path in (("checkpoint", args.checkpoint), ("input", args.input)):  # before torch is imported
+        if not Path(path).exists():
+            raise SegDashError(f"{path}: no such {what} file or folder")
+    from ..data.limits import StackOrColourNeeded
+    from ..predict.stack import predict_headless
+
+    bar = progress_printer("predict")
+    options = {k: getattr(args, k) for k in ("tile", "overlap", "batch_size", "tta", "threshold", "channel")}
+    try:
+        return predict_headless(
+            args.checkpoint,
+            args.input,
+            args.out,
+            prob=args.prob,
+            as_stack=planar_choice(args),
+            progress=lambda done, total, eta: bar(done, total, eta),
+            warn=lambda text: notice(text, "warning"),
+            **options,
+        )
+    except StackOrColourNeeded as exc:
+        raise SegDashError(f"{str(exc).rstrip('.')}{PLANAR_HINT}") from None
+
+
+def run_export_model(args: argparse.Namespace) -> dict[str, Any]:
+    """``export-model``: a checkpoint as a bioimage.io package, tested on request."""
+    from ..workflow.model_export import export_bioimageio
+
+    ws = workspace(args)
+    authors = [a.strip() for a in (args.authors or "").split(",") if a.strip()]
+    if not authors:
+        import getpass
+
+        authors = [getpass.getuser()]
+        notice(f"no --authors given: the package names {authors[0]!r} as its author")
+    summary = export_bioimageio(
+        args.checkpoint,
+        args.out,
+        workspace=ws,
+        authors=authors,
+        license=args.license,
+        name=args.name,
+        onnx=not args.no_onnx,
+    )
+    if not summary["onnx"] and not args.no_onnx:
+        notice(summary["onnx_note"])
+    if args.test:
+        from ..workflow.model_export import test_package
+
+        result = test_package(summary["out"])
+        summary["test"] = result["status"]
+        if result["status"] != "passed":
+            raise RuntimeError(
+                f"bioimageio.core test_model did not pass ({result['status']}): " + "; ".join(result["failed"])[:600]
+            )
+    return summary
