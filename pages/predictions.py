@@ -26,12 +26,7 @@ from core.view import plots
 from core.view.render import ERROR_COLORS, class_color, error_map, heatmap, overlay
 from core.workflow import review
 from core.workflow.ingest import import_dataset
-from pages._common import dataset_picker, init_state, user_errors, workspace
-
-# -- session state (this page's keys, with the idiom of _common.init_state) -----------------------
-init_state()
-if "pred_message" not in st.session_state:
-    st.session_state["pred_message"] = None  # (kind, text) left by the import callback
+from pages._common import dataset_picker, flash, user_errors, workspace
 
 
 # -- cached review numbers: recomputed only when the prediction, threshold or masks change ------
@@ -62,13 +57,10 @@ def _import_upload() -> None:
             raise SegDashError("choose the stack's file(s) first")
         report = import_dataset(workspace(), name, files, source="uploaded on the Predictions page")
     except ValueError as exc:
-        st.session_state["pred_message"] = ("error", str(exc))
+        flash("error", str(exc))
         return
     st.session_state["dataset"] = report.dataset.name
-    st.session_state["pred_message"] = (
-        "success",
-        f"Imported {report.dataset.name}: {report.dataset.shape[0]} slices. " + " ".join(report.notices),
-    )
+    flash("success", f"Imported {report.dataset.name}: {report.dataset.shape[0]} slices. " + " ".join(report.notices))
 
 
 def _select_queue_row(key: str) -> None:
@@ -164,11 +156,6 @@ with st.expander("Predict on a new stack (upload)"):
         on_click=_import_upload,
         help="Imports the stack as a dataset (as the Data page does) and selects it; then press Predict.",
     )
-message = st.session_state["pred_message"]
-if message:
-    getattr(st, message[0])(message[1])
-    st.session_state["pred_message"] = None
-
 if not runs:
     st.info("No trained model yet: train one on the Train page (a run with a best checkpoint appears here).")
 else:
@@ -387,7 +374,7 @@ with user_errors():
         "'from-prediction'. Earlier versions are kept (undo on the Label page).",
     ):
         version = review.accept_prediction(ws, dataset, view, z, threshold=threshold)
-        st.toast(f"Saved the prediction as mask version {version} of {info.slice_names[z]}.")
+        flash("toast", f"Saved the prediction as mask version {version} of {info.slice_names[z]}.")
         st.rerun()
     if b2.button(
         "Correct in Label page",
