@@ -81,6 +81,11 @@ def _model_warnings(_ws, root: str, dataset: str, shape: tuple[int, ...], checkp
     return fit_warnings(info, images=_ws.read_images(dataset), class_names=data.class_names, dataset=dataset)
 
 
+def _or(value, default):
+    """``value``, or ``default`` where an older summary did not record it (``None``)."""
+    return default if value is None else value
+
+
 def _eta(seconds: float | None) -> str:
     return "" if seconds is None else f", about {seconds:.0f} s left"
 
@@ -245,19 +250,19 @@ if st.session_state.get("pred_shown") not in predictions:  # another dataset's, 
 view = st.selectbox("Prediction to review", predictions, key="pred_shown")
 with user_errors():
     masks, probs, summary = load_prediction(ws, dataset, view)
-    k = int(summary.get("n_classes", info.n_classes))
+    k = int(summary.n_classes or info.n_classes)
     threshold = None
     if k == 2 and probs is not None:
         thr = st.slider(
             "Threshold: a pixel is " + f"'{info.class_names[1]}' where its probability is above",
             0.0,
             1.0,
-            float(summary.get("threshold", 0.5)),
+            float(summary.threshold),
             0.01,
             key="pred_threshold",
             help="Re-labels from the stored probabilities, without running the network again.",
         )
-        threshold = None if abs(thr - float(summary.get("threshold", 0.5))) < 1e-9 else float(thr)
+        threshold = None if abs(thr - float(summary.threshold)) < 1e-9 else float(thr)
     scores, queue, confusion = _review(
         ws,
         str(ws.root),
@@ -266,9 +271,9 @@ with user_errors():
         threshold,
         ws.masks_version(dataset),
         info.statuses,
-        float(summary.get("created", 0)),
+        float(summary.created),
     )
-    names = tuple(summary.get("class_names") or info.class_names)
+    names = tuple(summary.class_names or info.class_names)
     per_class, class_mean = review.class_dice(scores, k)
 
     def fmt(v: float | None) -> str:
@@ -290,14 +295,14 @@ with user_errors():
     collapsed = review.collapse_warning(confusion, names)
     if collapsed:
         st.warning(f"Collapsed model: {collapsed}", icon=":material/report:")
-    for w in summary.get("warnings") or []:
+    for w in summary.warnings:
         st.warning(f"When this prediction was made: {w}", icon=":material/warning:")
     m2, m3, m4 = st.columns(3)
     m2.metric("Slices scored", len(scores))
-    m3.metric("Slices predicted", f"{summary.get('n_done', masks.shape[0])}/{summary.get('n_total', info.shape[0])}")
+    m3.metric("Slices predicted", f"{_or(summary.n_done, masks.shape[0])}/{_or(summary.n_total, info.shape[0])}")
     m4.metric(
         "Device, time",
-        f"{summary.get('device', '?')} · {summary.get('seconds', 0):.0f} s",
+        f"{summary.device or '?'} · {summary.seconds:.0f} s",
         help="Where the network ran and how long predicting the dataset took.",
     )
 
@@ -309,7 +314,7 @@ with user_errors():
     image = ws.read_slice(dataset, z)
     truth = ws.read_mask(dataset, z)
     pred = relabel(prob_path(ws, dataset, view), threshold, z=z) if threshold is not None else np.asarray(masks[z])
-    scale = float(summary.get("prob_scale", 255.0))
+    scale = float(summary.prob_scale)
     unc = None
     if probs is not None:
         p = np.asarray(probs[z], np.float32) / scale
