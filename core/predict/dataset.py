@@ -183,16 +183,9 @@ class PredictionJob:
             self._snap.done, self._snap.total, self._snap.eta_s = done, total, eta
 
     def _run(self) -> None:
+        what = (self.ws, self.dataset, self.checkpoint_path, self.cfg)
         try:
-            result = predict_dataset(
-                self.ws,
-                self.dataset,
-                self.checkpoint_path,
-                self.cfg,
-                run_id=self.run_id,
-                progress=self._progress,
-                cancel=self._cancel,
-            )
+            result = predict_dataset(*what, run_id=self.run_id, progress=self._progress, cancel=self._cancel)
             final = {
                 "state": "cancelled" if result.cancelled else "done",
                 "result": result,
