@@ -1,10 +1,13 @@
 """SegDash: from a raw microscopy or MRI stack to a trained U-Net and corrected masks.
 
-Start with ``streamlit run app.py``. This file only builds the navigation; each page is a file in
-``pages/`` and all logic is in ``core``.
+Start with ``streamlit run app.py``. This file builds the navigation and sets up the frame every
+page shares, once per run (session-state defaults, the workspace, flash messages:
+:func:`pages._common.frame`); each page is a file in ``pages/`` and all logic is in ``core``.
 """
 
 import streamlit as st
+
+from pages._common import frame
 
 st.set_page_config(page_title="SegDash", page_icon=":microscope:", layout="wide")
 
@@ -18,4 +21,6 @@ PAGES = [
     st.Page("pages/export.py", title="Export", icon=":material/download:"),
 ]
 
-st.navigation(PAGES).run()
+page = st.navigation(PAGES)
+frame()
+page.run()

@@ -1,4 +1,5 @@
-"""Shared UI plumbing for the pages: the workspace, the current dataset, error display.
+"""Shared UI plumbing for the pages: the frame ``app.py`` sets up (session-state defaults, the
+workspace, flash messages), the current dataset, downloads, error display.
 
 UI only (no logic): everything computed lives in ``core``.
 """
@@ -44,9 +45,26 @@ def _leave_pages_folder_mode() -> None:
         st.rerun()
 
 
-def workspace() -> Workspace:
-    """The process-wide workspace (``$SEGDASH_WORKSPACE`` or ``./workspace``), sample imported."""
-    _leave_pages_folder_mode()
+#: Session-state keys every page shares, with their defaults (set by :func:`frame`).
+STATE_DEFAULTS = {"dataset": None, "slice": 0}
+_FLASHES = "_flashes"  # (kind, text) messages waiting for the next render, see flash()
+_FRAMED_BY_APP = "_framed_by_app"  # app.py sets the frame up before every page of this session
+_SHOW = {"success": st.success, "info": st.info, "warning": st.warning, "error": st.error, "toast": st.toast}
+
+
+def flash(kind: str, text: str) -> None:
+    """A message for the next render of the page, which :func:`frame` shows once.
+
+    For what an action says before ``st.rerun()`` or ``st.switch_page()`` (whatever a run draws
+    after its rerun is requested is lost). ``kind``: ``success``, ``info``, ``warning``, ``error``
+    or ``toast``.
+    """
+    if kind not in _SHOW:
+        raise ValueError(f"unknown flash kind {kind!r}; known: {sorted(_SHOW)}")
+    st.session_state[_FLASHES] = [*st.session_state.get(_FLASHES, []), (kind, text)]
+
+
+def _open() -> Workspace:
     try:
         return _open_workspace(str(default_root()))
     except WorkspaceError as exc:  # not writable, disk full: say so and what to do, no traceback
@@ -54,13 +72,34 @@ def workspace() -> Workspace:
         st.stop()
 
 
-def init_state() -> None:
-    """Session-state defaults, set in one place."""
+def _set_up() -> Workspace:
     _leave_pages_folder_mode()
-    defaults = {"dataset": None, "slice": 0}
-    for key, value in defaults.items():
+    for key, value in STATE_DEFAULTS.items():
         if key not in st.session_state:
             st.session_state[key] = value
+    ws = _open()
+    for kind, text in st.session_state.pop(_FLASHES, []):
+        _SHOW[kind](text)
+    return ws
+
+
+def frame() -> Workspace:
+    """Set up what every page shares, in one place: the session-state defaults
+    (:data:`STATE_DEFAULTS`), the workspace, and the :func:`flash` messages left by the last run.
+
+    ``app.py`` calls it once per run, before the page; the messages show at the top of the page.
+    """
+    st.session_state[_FRAMED_BY_APP] = True
+    return _set_up()
+
+
+def workspace() -> Workspace:
+    """The process-wide workspace (``$SEGDASH_WORKSPACE`` or ``./workspace``), sample imported.
+
+    Where ``app.py`` did not set the frame up (a page run alone, as under ``AppTest``, or a fresh
+    server's first request for a page), this does it (see :func:`frame`), so a page works either way.
+    """
+    return _open() if st.session_state.get(_FRAMED_BY_APP) else _set_up()
 
 
 def dataset_picker(ws: Workspace, *, where=st.sidebar, key: str = "dataset") -> str | None:
@@ -69,7 +108,6 @@ def dataset_picker(ws: Workspace, *, where=st.sidebar, key: str = "dataset") -> 
     Streamlit drops a widget's state when the page changes, so the choice lives in plain session
     state and the box (its own key) is filled from it and writes back to it.
     """
-    init_state()
     names = ws.dataset_names()
     if not names:
         where.info("No dataset yet: import one on the Data page.")

@@ -14,7 +14,7 @@ import streamlit as st
 from core.data.intensity import normalize, percentile_range
 from core.nn.augment import AugmentConfig, preview
 from core.view.render import overlay
-from pages._common import dataset_picker, init_state, user_errors, workspace
+from pages._common import dataset_picker, user_errors, workspace
 
 # -- widgets: field -> (label, kind, min, max, step, help) ------------------------------------
 _GEOMETRY = {
@@ -62,8 +62,7 @@ def _key(name: str) -> str:
     return f"aug_{name}"
 
 
-# -- session state: this page's keys, with the idiom of _common.init_state ------------------------
-init_state()
+# -- session state: this page's keys (app.py sets the shared ones: _common.frame) ----------------
 if "augment_config" not in st.session_state:
     st.session_state["augment_config"] = AugmentConfig().to_dict()
 if "augment_seed" not in st.session_state:

@@ -16,10 +16,9 @@ from core.data.io import ChannelChoiceNeeded, StackOrColourNeeded
 from core.data.masks import GappedMaskValues, StrayMaskValues, ThresholdMergesClasses
 from core.view.render import class_color, overlay
 from core.workflow.ingest import ImagesLookLikeMasks, import_dataset, import_roots
-from pages._common import dataset_picker, init_state, user_errors, workspace
+from pages._common import dataset_picker, flash, user_errors, workspace
 
 ACCEPTED = ["tif", "tiff", "png", "jpg", "jpeg", "bmp", "zip"]
-_FLASH = {"success": st.success, "info": st.info, "warning": st.warning, "error": st.error}
 # questions the import can ask: session key of the pending question -> its default (no question)
 _QUESTIONS = {
     "data_need_channel": None,
@@ -33,16 +32,10 @@ _STAGES = {"images": "Reading images", "masks": "Reading masks", "writing": "Wri
 
 
 def _init() -> None:
-    init_state()
-    defaults = {"data_select": None, "data_flash": [], "data_manage_for": None, "data_error": None, **_QUESTIONS}
+    defaults = {"data_select": None, "data_manage_for": None, "data_error": None, **_QUESTIONS}
     for key, value in defaults.items():
         if key not in st.session_state:
             st.session_state[key] = value
-
-
-def _flash(kind: str, text: str) -> None:
-    """A message shown once, after the rerun that an action triggers."""
-    st.session_state["data_flash"] = st.session_state["data_flash"] + [(kind, text)]
 
 
 def _class_list(text: str) -> list[str] | None:
@@ -94,7 +87,7 @@ def _answers() -> dict:
 
 def _ask(key: str, value, text: str) -> None:
     st.session_state[key] = value
-    _flash("warning", text)
+    flash("warning", text)
     st.rerun()
 
 
@@ -152,7 +145,7 @@ def _run_import(ws) -> None:
         return
     bar.progress(1.0, text=f"Imported {report.dataset.name}")
     counts = report.dataset.counts()
-    _flash(
+    flash(
         "success",
         f"Imported **{report.dataset.name}**: {counts['slices']} slices, "
         f"{counts['slices'] - counts['unlabeled']} with masks" + (" (see the notes below)." if report.notices else "."),
@@ -298,7 +291,7 @@ def _manage_tab(ws, dataset: str) -> None:
         with user_errors():
             ws.set_class_names(dataset, _class_list(st.session_state["data_edit_classes"]) or [])
             st.session_state["data_manage_for"] = None
-            _flash("success", "Class names saved.")
+            flash("success", "Class names saved.")
             st.rerun()
 
     st.markdown("**Rename**")
@@ -309,7 +302,7 @@ def _manage_tab(ws, dataset: str) -> None:
         with user_errors():
             ws.rename_dataset(dataset, new)
             st.session_state["data_select"] = new
-            _flash("success", f"Renamed {dataset} to **{new}**.")
+            flash("success", f"Renamed {dataset} to **{new}**.")
             st.rerun()
 
     st.markdown("**Delete**")
@@ -326,7 +319,7 @@ def _manage_tab(ws, dataset: str) -> None:
         with user_errors():
             ws.delete_dataset(dataset)
             st.session_state["data_select"] = ""
-            _flash("success", f"Deleted {dataset}.")
+            flash("success", f"Deleted {dataset}.")
             st.rerun()
 
 
@@ -342,24 +335,19 @@ if st.session_state.pop("data_imported", False):  # show the new dataset, and an
 dataset = dataset_picker(ws)
 
 st.title("Data")
-for kind, text in st.session_state["data_flash"]:
-    _FLASH[kind](text)
-st.session_state["data_flash"] = []
 
 browse, imp, manage = st.tabs(
     ["Browse", "Import", "Manage"], key="data_tab", on_change="rerun"
 )  # stateful: can be switched
 with imp:
     _import_tab(ws)
-with browse:
-    if dataset:
-        with user_errors():
-            _browse_tab(ws, dataset)
-    else:
-        st.info("No dataset yet: import one in the Import tab.")
-with manage:
-    if dataset:
-        with user_errors():
-            _manage_tab(ws, dataset)
-    else:
-        st.info("No dataset to manage.")
+for tab, show, empty in (
+    (browse, _browse_tab, "No dataset yet: import one in the Import tab."),
+    (manage, _manage_tab, "No dataset to manage."),
+):
+    with tab:
+        if dataset:
+            with user_errors():
+                show(ws, dataset)
+        else:
+            st.info(empty)

@@ -16,7 +16,7 @@ from core.workflow.export import (
     to_bytes,
 )
 from core.workflow.guide import prediction_ids
-from pages._common import dataset_picker, init_state, prepared_download, user_errors, workspace
+from pages._common import dataset_picker, prepared_download, user_errors, workspace
 
 MASK_FORMATS = {
     "Masks: ZIP of PNGs named like their slices": ("masks.zip", "application/zip", export_masks_zip),
@@ -36,7 +36,6 @@ PRED_FORMATS = (
 
 
 def _init() -> None:
-    init_state()
     if "export_ready" not in st.session_state:
         st.session_state["export_ready"] = None
 

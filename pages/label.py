@@ -28,7 +28,7 @@ from streamlit.errors import StreamlitAPIException
 from core.view import canvas as cv
 from core.view.render import overlay
 from core.workflow.assist import model_sources, model_suggestion
-from pages._common import dataset_picker, init_state, user_errors, workspace
+from pages._common import dataset_picker, user_errors, workspace
 from pages._keys import key_hint, label_keys, new_actions, value
 
 try:  # the component registers itself with the running Streamlit; it cannot load without one
@@ -74,7 +74,6 @@ def _k(action: str) -> str:
 
 
 def _init() -> None:
-    init_state()
     defaults = {
         "label_nonce": 0,
         "label_live": None,

@@ -27,12 +27,7 @@ from core.view.render import ERROR_COLORS, class_color, error_map, heatmap, over
 from core.workflow import review
 from core.workflow.export import PREDICTION_FORMATS, export_prediction, to_bytes
 from core.workflow.ingest import import_dataset
-from pages._common import dataset_picker, init_state, prepared_download, user_errors, workspace
-
-# -- session state (this page's keys, with the idiom of _common.init_state) -----------------------
-init_state()
-if "pred_message" not in st.session_state:
-    st.session_state["pred_message"] = None  # (kind, text) left by the import callback
+from pages._common import dataset_picker, flash, prepared_download, user_errors, workspace
 
 
 # -- cached review numbers: recomputed only when the prediction, threshold or masks change ------
@@ -63,13 +58,10 @@ def _import_upload() -> None:
             raise SegDashError("choose the stack's file(s) first")
         report = import_dataset(workspace(), name, files, source="uploaded on the Predictions page")
     except ValueError as exc:
-        st.session_state["pred_message"] = ("error", str(exc))
+        flash("error", str(exc))
         return
     st.session_state["dataset"] = report.dataset.name
-    st.session_state["pred_message"] = (
-        "success",
-        f"Imported {report.dataset.name}: {report.dataset.shape[0]} slices. " + " ".join(report.notices),
-    )
+    flash("success", f"Imported {report.dataset.name}: {report.dataset.shape[0]} slices. " + " ".join(report.notices))
 
 
 def _select_queue_row(key: str) -> None:
@@ -88,6 +80,11 @@ def _model_warnings(_ws, root: str, dataset: str, shape: tuple[int, ...], checkp
     info = read_checkpoint_info(checkpoint)
     data = _ws.dataset(dataset)
     return fit_warnings(info, images=_ws.read_images(dataset), class_names=data.class_names, dataset=dataset)
+
+
+def _or(value, default):
+    """``value``, or ``default`` where an older summary did not record it (``None``)."""
+    return default if value is None else value
 
 
 def _eta(seconds: float | None) -> str:
@@ -181,11 +178,6 @@ with st.expander("Predict on a new stack (upload)"):
         on_click=_import_upload,
         help="Imports the stack as a dataset (as the Data page does) and selects it; then press Predict.",
     )
-message = st.session_state["pred_message"]
-if message:
-    getattr(st, message[0])(message[1])
-    st.session_state["pred_message"] = None
-
 if not runs:
     st.info("No trained model yet: train one on the Train page (a run with a best checkpoint appears here).")
 else:
@@ -276,19 +268,19 @@ view = st.selectbox("Prediction to review", predictions, key="pred_shown")
 _downloads(ws, dataset, view)
 with user_errors():
     masks, probs, summary = load_prediction(ws, dataset, view)
-    k = int(summary.get("n_classes", info.n_classes))
+    k = int(summary.n_classes or info.n_classes)
     threshold = None
     if k == 2 and probs is not None:
         thr = st.slider(
             "Threshold: a pixel is " + f"'{info.class_names[1]}' where its probability is above",
             0.0,
             1.0,
-            float(summary.get("threshold", 0.5)),
+            float(summary.threshold),
             0.01,
             key="pred_threshold",
             help="Re-labels from the stored probabilities, without running the network again.",
         )
-        threshold = None if abs(thr - float(summary.get("threshold", 0.5))) < 1e-9 else float(thr)
+        threshold = None if abs(thr - float(summary.threshold)) < 1e-9 else float(thr)
     scores, queue, confusion = _review(
         ws,
         str(ws.root),
@@ -297,9 +289,9 @@ with user_errors():
         threshold,
         ws.masks_version(dataset),
         info.statuses,
-        float(summary.get("created", 0)),
+        float(summary.created),
     )
-    names = tuple(summary.get("class_names") or info.class_names)
+    names = tuple(summary.class_names or info.class_names)
     per_class, class_mean = review.class_dice(scores, k)
 
     def fmt(v: float | None) -> str:
@@ -321,14 +313,14 @@ with user_errors():
     collapsed = review.collapse_warning(confusion, names)
     if collapsed:
         st.warning(f"Collapsed model: {collapsed}", icon=":material/report:")
-    for w in summary.get("warnings") or []:
+    for w in summary.warnings:
         st.warning(f"When this prediction was made: {w}", icon=":material/warning:")
     m2, m3, m4 = st.columns(3)
     m2.metric("Slices scored", len(scores))
-    m3.metric("Slices predicted", f"{summary.get('n_done', masks.shape[0])}/{summary.get('n_total', info.shape[0])}")
+    m3.metric("Slices predicted", f"{_or(summary.n_done, masks.shape[0])}/{_or(summary.n_total, info.shape[0])}")
     m4.metric(
         "Device, time",
-        f"{summary.get('device', '?')} · {summary.get('seconds', 0):.0f} s",
+        f"{summary.device or '?'} · {summary.seconds:.0f} s",
         help="Where the network ran and how long predicting the dataset took.",
     )
 
@@ -340,7 +332,7 @@ with user_errors():
     image = ws.read_slice(dataset, z)
     truth = ws.read_mask(dataset, z)
     pred = relabel(prob_path(ws, dataset, view), threshold, z=z) if threshold is not None else np.asarray(masks[z])
-    scale = float(summary.get("prob_scale", 255.0))
+    scale = float(summary.prob_scale)
     unc = None
     if probs is not None:
         p = np.asarray(probs[z], np.float32) / scale
@@ -405,7 +397,7 @@ with user_errors():
         "'from-prediction'. Earlier versions are kept (undo on the Label page).",
     ):
         version = review.accept_prediction(ws, dataset, view, z, threshold=threshold)
-        st.toast(f"Saved the prediction as mask version {version} of {info.slice_names[z]}.")
+        flash("toast", f"Saved the prediction as mask version {version} of {info.slice_names[z]}.")
         st.rerun()
     if b2.button(
         "Correct in Label page",

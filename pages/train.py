@@ -25,7 +25,7 @@ from core.train.job import TrainingJob
 from core.train.registry import live_runs, registry, run_snapshot, stop_run
 from core.train.snapshot import TrainingSnapshot, origin_label
 from core.view import plots
-from pages._common import dataset_picker, init_state, page_link, user_errors, workspace
+from pages._common import dataset_picker, page_link, user_errors, workspace
 
 _ACTIVE = ("queued", "running", "stopping")
 _LOSS_LABELS = {
@@ -38,8 +38,7 @@ _LOSS_LABELS = {
 _NO_AUGMENT = AugmentConfig(flips=False, rot90=False)
 _PERSIST = "session"  # the form keeps its values when the user visits another page and comes back
 
-# -- session state: this page's keys, with the idiom of _common.init_state ------------------------
-init_state()
+# -- session state: this page's keys (app.py sets the shared ones: _common.frame) ----------------
 for _key, _value in {"train_run_id": None, "train_message": None}.items():
     if _key not in st.session_state:
         st.session_state[_key] = _value

@@ -1,4 +1,4 @@
-"""Small synthetic images shared by tests: bright discs on noise, with their masks."""
+"""Small synthetic data shared by tests: bright discs on noise with their masks, and a tiny checkpoint."""
 
 from __future__ import annotations
 
@@ -14,3 +14,39 @@ def discs(rng: np.random.Generator, h: int, w: int, n: int | None = None) -> tup
         mask[(yy - cy) ** 2 + (xx - cx) ** 2 < r * r] = 1
     img = 60 + 120 * mask + rng.normal(0, 20, (h, w))
     return np.clip(img, 0, 255).astype(np.uint8), mask
+
+
+def tiny_checkpoint(
+    path,
+    class_names=("bg", "fg"),
+    *,
+    width: int = 2,
+    patch_size: int = 32,
+    epoch: int = 0,
+    norm_window: tuple[float, float] = (0.0, 255.0),
+    seed: int | None = None,
+    model=None,
+    **kwargs,
+):
+    """A classic U-Net of ``width`` for ``class_names``, untrained unless ``model`` is given, saved as a
+    SegDash checkpoint at ``path`` (``torch.manual_seed(seed)`` first, when given); returns its path.
+    ``kwargs`` (``run_id``, ``extra``, ``metrics``) go to :func:`core.nn.checkpoint.save_checkpoint`."""
+    import torch
+
+    from core.nn.checkpoint import save_checkpoint
+    from core.nn.model import ModelConfig, build_model
+
+    cfg = ModelConfig(arch="classic", classic_width=width, n_classes=len(class_names))
+    if seed is not None:
+        torch.manual_seed(seed)
+    kwargs.setdefault("metrics", {})
+    return save_checkpoint(
+        path,
+        model if model is not None else build_model(cfg),
+        cfg,
+        class_names=list(class_names),
+        norm_window=norm_window,
+        patch_size=patch_size,
+        epoch=epoch,
+        **kwargs,
+    )

@@ -4,7 +4,6 @@ to poll and cancel (:func:`prediction_jobs` finds it again after a rerun)."""
 
 from __future__ import annotations
 
-import json
 import re
 import threading
 import time
@@ -15,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..data.io import atomic_write
-from ..data.records import Record, json_clean
+from ..data.records import Record
 from ..errors import SegDashError
 from ..nn.checkpoint import Checkpoint, load_checkpoint
 from ..nn.device import resolve_device
@@ -24,7 +23,7 @@ from .config import PredictConfig, PredictionResult, ProgressFn
 from .inferer import default_tile
 from .probabilities import read_prediction_tiff
 from .stack import predict_stack
-from .stored import MASKS, PROB, SUMMARY, score_prediction
+from .stored import MASKS, PROB, SCORE_KEYS, SUMMARY, PredictionSummary, score_prediction
 
 __all__ = ["predict_dataset", "PredictionJob", "PredictionSnapshot", "prediction_jobs"]
 
@@ -96,37 +95,33 @@ def predict_dataset(
         for z, u in enumerate(result.uncertainty)
     ]
     for r in rows:
-        slices[r["z"]].update(
-            {key: r[key] for key in ("dice", "iou", "pixel_error", "accuracy", "dice_per_class", "iou_per_class")}
-        )
-    summary = {
-        "dataset": dataset,
-        "run_id": run_id,
-        "checkpoint": str(checkpoint_path.resolve()),
-        "checkpoint_epoch": getattr(ckpt, "epoch", None),
-        "class_names": list(info.class_names),
-        "n_classes": k,
-        "threshold": cfg.threshold,
-        "config": asdict(cfg),
-        "tile": default_tile(ckpt, cfg.tile, resolve_device(cfg.device)),
-        "norm_window": list(ckpt.norm_window),
-        "prob_dtype": "uint8",
-        "prob_scale": 255.0,
-        "device": result.device,
-        "created": time.time(),
-        "seconds": result.seconds,
-        "n_done": result.n_done,
-        "n_total": result.n_total,
-        "cancelled": result.cancelled,
-        "mean_uncertainty": float(np.mean(result.uncertainty)),
-        "mean_dice": float(np.mean([r["dice"] for r in rows])) if rows else None,
-        "confusion": conf,
-        "slices": slices,
-        "warnings": list(warnings),
-        "trained_on": ckpt.extra.get("dataset"),
-        "model_class_names": list(ckpt.class_names),
-    }
-    text = json.dumps(json_clean(summary), indent=1)
+        slices[r["z"]].update({key: r[key] for key in SCORE_KEYS})
+    summary = PredictionSummary(
+        dataset=dataset,
+        run_id=run_id,
+        checkpoint=str(checkpoint_path.resolve()),
+        checkpoint_epoch=getattr(ckpt, "epoch", None),
+        class_names=list(info.class_names),
+        n_classes=k,
+        threshold=cfg.threshold,
+        config=asdict(cfg),
+        tile=default_tile(ckpt, cfg.tile, resolve_device(cfg.device)),
+        norm_window=list(ckpt.norm_window),
+        device=result.device,
+        created=time.time(),
+        seconds=result.seconds,
+        n_done=result.n_done,
+        n_total=result.n_total,
+        cancelled=result.cancelled,
+        mean_uncertainty=float(np.mean(result.uncertainty)),
+        mean_dice=float(np.mean([r["dice"] for r in rows])) if rows else None,
+        confusion=conf.tolist(),
+        slices=slices,
+        warnings=list(warnings),
+        trained_on=ckpt.extra.get("dataset"),
+        model_class_names=list(ckpt.class_names),
+    )
+    text = summary.to_json()
     atomic_write(folder / SUMMARY, lambda fh: fh.write(text.encode()))
     return result
 
@@ -196,16 +191,9 @@ class PredictionJob:
             self._snap.done, self._snap.total, self._snap.eta_s = done, total, eta
 
     def _run(self) -> None:
+        what = (self.ws, self.dataset, self.checkpoint_path, self.cfg)
         try:
-            result = predict_dataset(
-                self.ws,
-                self.dataset,
-                self.checkpoint_path,
-                self.cfg,
-                run_id=self.run_id,
-                progress=self._progress,
-                cancel=self._cancel,
-            )
+            result = predict_dataset(*what, run_id=self.run_id, progress=self._progress, cancel=self._cancel)
             final = {
                 "state": "cancelled" if result.cancelled else "done",
                 "result": result,

@@ -35,7 +35,7 @@ from ..nn.device import amp_dtype_for, resolve_device, use_cpu_threads, uses_cha
 from ..nn.model import probabilities, required_multiple
 from .config import PredictConfig
 
-__all__ = ["predict_slice", "default_tile"]
+__all__ = ["predict_slice", "default_tile", "spread_tiles"]
 
 #: On CPU a forward pass sees at most this many pixels (4 tiles of 256 x 256): activations of an smp
 #: ResNet-18 U-Net then stay near 300 MB. CPU convolutions are parallel within a tile, so bigger
@@ -64,14 +64,14 @@ def default_tile(ckpt: Checkpoint, tile: int | None = None, device: str | torch.
     return max(m, int(round(int(tile) / m)) * m)
 
 
-def _spread_tiles(length: int, max_tile: int, overlap: float, multiple: int) -> tuple[int, float]:
+def spread_tiles(length: int, max_tile: int, overlap: float, multiple: int) -> tuple[int, float]:
     """``(tile, overlap fraction)`` along one axis: the fewest tiles of at most ``max_tile`` that
     cover ``length`` (a multiple of ``multiple``) with at least ``overlap`` shared between
     neighbours, each tile starting on the pooling grid.
 
-    >>> _spread_tiles(512, 512, 0.25, 32)
+    >>> spread_tiles(512, 512, 0.25, 32)
     (512, 0.0)
-    >>> _spread_tiles(1024, 512, 0.25, 32)[0]
+    >>> spread_tiles(1024, 512, 0.25, 32)[0]
     416
     """
     if length <= max_tile:
@@ -173,7 +173,7 @@ class _Runner:
         if ph or pw:
             x = np.pad(x, ((0, 0), (0, ph), (0, pw)), mode="reflect" if min(h, w) > 1 else "edge")
         if self.spread:
-            plan = [_spread_tiles(n, self.tile, self.cfg.overlap, m) for n in (h + ph, w + pw)]
+            plan = [spread_tiles(n, self.tile, self.cfg.overlap, m) for n in (h + ph, w + pw)]
             roi, overlap = (plan[0][0], plan[1][0]), [plan[0][1], plan[1][1]]
         else:
             roi = (min(self.tile, h + ph), min(self.tile, w + pw))

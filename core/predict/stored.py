@@ -8,11 +8,13 @@ A prediction lives in ``predictions/<dataset>/<run_id>/``: ``masks.tif``, ``prob
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from ..data.records import Record, json_clean
 from ..errors import SegDashError
 from ..nn.metrics import confusion_matrix, slice_scores
 from ..store.layout import PRED_MASKS as MASKS
@@ -23,6 +25,8 @@ from .probabilities import read_prediction_tiff
 
 __all__ = [
     "GROUND_TRUTH_STATUSES",
+    "SCORE_KEYS",
+    "PredictionSummary",
     "score_prediction",
     "load_prediction",
     "list_predictions",
@@ -35,6 +39,78 @@ __all__ = [
 #: Mask statuses that count as ground truth when a prediction is scored. ``from-prediction`` masks
 #: are accepted predictions, not independent truth, and are not scored.
 GROUND_TRUTH_STATUSES = ("labeled", "edited")
+
+#: A slice's scores against its ground truth, as :func:`score_prediction` rows and the scored
+#: entries of :attr:`PredictionSummary.slices` carry them (``dice``/``iou``: of the foreground for
+#: two classes, the mean over classes otherwise).
+SCORE_KEYS = ("dice", "iou", "pixel_error", "accuracy", "dice_per_class", "iou_per_class")
+
+
+@dataclass
+class PredictionSummary(Record):
+    """A stored prediction's ``summary.json``: its keys are these fields (``to_dict()`` for JSON).
+
+    :func:`~core.predict.dataset.predict_dataset` writes every field; a summary written by an older
+    SegDash may lack some, which then hold the defaults below (``None``: unknown).
+
+    Attributes:
+        dataset, run_id: what was predicted, and the prediction's name.
+        checkpoint: the checkpoint file (absolute); checkpoint_epoch: its epoch.
+        class_names, n_classes: the dataset's classes when predicted; model_class_names: the model's.
+        threshold: binary models: P(class 1) above it is foreground; config: the
+            :class:`~core.predict.config.PredictConfig` as a dict; tile: tile side used.
+        norm_window: the checkpoint's intensity window; prob_dtype, prob_scale: how ``prob.tif``
+            stores probabilities (uint8, probability x 255).
+        device, seconds, created: where the network ran, how long it took, ``time.time()`` at the end.
+        n_done, n_total, cancelled: slices predicted, of the stack's; whether it was cancelled.
+        mean_uncertainty, mean_dice: over the predicted slices, and over the scored ones.
+        confusion: (K, K) pixel counts over the scored slices (rows: truth, columns: prediction).
+        slices: per predicted slice ``{z, name, status, uncertainty}``, plus :data:`SCORE_KEYS`
+            where the slice had ground truth.
+        warnings: what did not fit between the checkpoint and the dataset; trained_on: the
+            dataset the model was trained on.
+
+    Example:
+        >>> s = PredictionSummary.from_dict({"dataset": "cells", "run_id": "r1", "threshold": 0.4, "new": 1})
+        >>> s.threshold, s["run_id"], s.n_done is None
+        (0.4, 'r1', True)
+    """
+
+    dataset: str = ""
+    run_id: str = ""
+    checkpoint: str = ""
+    checkpoint_epoch: int | None = None
+    class_names: list[str] = field(default_factory=list)
+    n_classes: int | None = None
+    threshold: float = 0.5
+    config: dict[str, Any] = field(default_factory=dict)
+    tile: int | None = None
+    norm_window: list[float] = field(default_factory=list)
+    prob_dtype: str = "uint8"
+    prob_scale: float = 255.0
+    device: str | None = None
+    created: float = 0.0
+    seconds: float = 0.0
+    n_done: int | None = None
+    n_total: int | None = None
+    cancelled: bool = False
+    mean_uncertainty: float | None = None
+    mean_dice: float | None = None
+    confusion: list[list[int]] = field(default_factory=list)
+    slices: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    trained_on: str | None = None
+    model_class_names: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "PredictionSummary":
+        """From a ``summary.json`` dict; keys of a newer SegDash that this one does not know are ignored."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+    def to_json(self) -> str:
+        """The ``summary.json`` text (NaN and infinity as ``null``, numpy values as Python's)."""
+        return json.dumps(json_clean(self.to_dict()), indent=1)
 
 
 def score_prediction(
@@ -71,35 +147,35 @@ def score_prediction(
         pred = get(z)
         s = slice_scores(pred, truth, k)
         conf += np.asarray(confusion_matrix(pred, truth, k), dtype=np.int64)
+        scores = (
+            float(s["dice_fg"] if "dice_fg" in s else s["mean_dice"]),
+            float(s["iou_fg"] if "iou_fg" in s else s["mean_iou"]),
+            float(s["pixel_error"]),
+            float(s["accuracy"]),
+            [float(v) for v in s["dice"]],
+            [float(v) for v in s["iou"]],
+        )
         rows.append(
-            {
-                "z": int(z),
-                "name": info.slice_names[z],
-                "status": info.statuses[z],
-                "dice": float(s["dice_fg"] if "dice_fg" in s else s["mean_dice"]),
-                "iou": float(s["iou_fg"] if "iou_fg" in s else s["mean_iou"]),
-                "pixel_error": float(s["pixel_error"]),
-                "accuracy": float(s["accuracy"]),
-                "dice_per_class": [float(v) for v in s["dice"]],
-                "iou_per_class": [float(v) for v in s["iou"]],
-            }
+            {"z": int(z), "name": info.slice_names[z], "status": info.statuses[z], **dict(zip(SCORE_KEYS, scores))}
         )
     return rows, conf
 
 
-def load_prediction(ws: Any, dataset: str, run_id: str) -> tuple[np.ndarray, np.ndarray | None, dict[str, Any]]:
+def load_prediction(ws: Any, dataset: str, run_id: str) -> tuple[np.ndarray, np.ndarray | None, PredictionSummary]:
     """A stored prediction: ``(masks, probs, summary)``.
 
     Returns:
         masks: (Z', Y, X) uint8 memmap, Z' = slices predicted (all unless cancelled);
         probs: as stored (uint8 = probability x 255): (Z', Y, X) P(class 1) for binary,
             (Z', K, Y, X) otherwise; ``None`` if absent. Re-threshold with :func:`~core.predict.probabilities.relabel`;
-        summary: the ``summary.json`` dict (see :func:`~core.predict.dataset.predict_dataset`).
+        summary: its ``summary.json`` (:class:`PredictionSummary`; written by
+            :func:`~core.predict.dataset.predict_dataset`).
     """
     folder = _prediction_folder(ws, dataset, run_id)
     try:
-        summary = json.loads((folder / SUMMARY).read_text())
-    except (OSError, ValueError):
+        raw = json.loads((folder / SUMMARY).read_text())
+        summary = PredictionSummary.from_dict({"dataset": dataset, "run_id": run_id, **raw})
+    except (OSError, ValueError, TypeError):
         known = ", ".join(list_predictions(ws, dataset)) or "none"
         raise SegDashError(f"no prediction {run_id!r} for dataset {dataset!r} (predictions: {known})") from None
     masks = read_prediction_tiff(folder / MASKS)

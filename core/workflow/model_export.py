@@ -7,13 +7,11 @@ Example:
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import re
 import shutil
 import tempfile
 import warnings
-import zipfile
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -25,13 +23,13 @@ from ..data.intensity import normalize
 from ..data.io import atomic_write
 from ..errors import SegDashError
 from ..nn.bioimageio import DEFAULT_LICENSE, LICENSES, Probabilities, is_package
-from ..nn.checkpoint import Checkpoint, load_checkpoint
+from ..nn.checkpoint import load_checkpoint
 from ..nn.model import required_multiple
+from .model_contents import bundle_config, cover_image, input_crop, readme_text, segdash_config
 
 __all__ = ["export_bioimageio", "test_package"]
 
 _INPUT_ID, _OUTPUT_ID = "raw", "probabilities"
-_TEST_SIDE = 128  # test tensors: a crop of about this side, enough to see structure, fast to test
 _UNET_DOI = "10.1007/978-3-319-24574-4_28"
 
 
@@ -39,92 +37,6 @@ def _safe_name(name: str) -> str:
     """bioimage.io names allow letters, digits and ``_+- ()``."""
     out = re.sub(r"[^A-Za-z0-9_+\- ()]", "-", name).strip(" -") or "SegDash model"
     return out[:128]
-
-
-def _test_image(ckpt: Checkpoint, workspace: Any, multiple: int) -> tuple[np.ndarray, str, Any]:
-    """A (S, S) crop of a training slice (validation slice first), S a multiple of ``multiple``; its
-    description; the workspace."""
-    from ..store.workspace import Workspace
-
-    ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
-    dataset = str(ckpt.extra.get("dataset") or "")
-    if not dataset or not ws.has_dataset(dataset):
-        where = f"dataset {dataset!r}" if dataset else "a dataset the checkpoint does not name"
-        raise SegDashError(
-            f"{ckpt.path}: the test input is cut from the training data, but the model was trained on "
-            f"{where}, which is not in the workspace {ws.root}; export from the workspace it was "
-            "trained in (--workspace)"
-        )
-    zs = [int(z) for z in (ckpt.extra.get("val_slices") or []) + (ckpt.extra.get("train_slices") or [])]
-    n = ws.dataset(dataset).shape[0]
-    z = next((z for z in zs if 0 <= z < n), 0)
-    image = np.asarray(ws.read_slice(dataset, z))
-    side = max(multiple, (_TEST_SIDE // multiple) * multiple)
-    h, w = image.shape[-2:]
-    if h < side or w < side:  # small slices: the largest multiple that fits, or reflect-padded up to one
-        side = max(multiple, (min(h, w) // multiple) * multiple)
-        if h < side or w < side:
-            image = np.pad(image, ((0, max(0, side - h)), (0, max(0, side - w))), mode="reflect")
-            h, w = image.shape
-    y0, x0 = (h - side) // 2, (w - side) // 2
-    return np.ascontiguousarray(image[y0 : y0 + side, x0 : x0 + side]), f"{dataset} slice {z}", ws
-
-
-def _cover(image: np.ndarray, probs: np.ndarray, window: tuple[float, float]) -> np.ndarray:
-    """(S, 2S, 3) uint8: the image, and the image with the predicted classes tinted (2:1, as bioimage.io asks)."""
-    from ..data.intensity import to_uint8
-
-    gray = to_uint8(image, window)
-    labels = probs.argmax(axis=0)
-    palette = np.array(
-        [[0, 0, 0], [255, 60, 60], [60, 200, 255], [255, 210, 0], [120, 255, 120], [220, 90, 255]], np.float32
-    )
-    rgb = np.repeat(gray[..., None], 3, axis=2).astype(np.float32)
-    colour = palette[1 + (labels - 1) % (len(palette) - 1)]
-    fg = labels > 0
-    rgb[fg] = 0.5 * rgb[fg] + 0.5 * colour[fg]
-    left = np.repeat(gray[..., None], 3, axis=2)
-    return np.concatenate([left, rgb.astype(np.uint8)], axis=1)
-
-
-def _readme(
-    name: str, ckpt: Checkpoint, dataset_label: str, lo: float, hi: float, multiple: int, onnx_note: str
-) -> str:
-    classes = ", ".join(f"{i} = {c}" for i, c in enumerate(ckpt.class_names))
-    metrics = {k: v for k, v in (ckpt.metrics or {}).items() if isinstance(v, (int, float))}
-    dice = metrics.get("val_dice")
-    two_class = (
-        f"; for this two-class model, foreground is `P({ckpt.class_names[1]}) > 0.5`" if ckpt.n_classes == 2 else ""
-    )
-    return f"""# {name}
-
-A {ckpt.model_config.describe()} trained in SegDash (run `{ckpt.run_id}`, {ckpt.epoch} epochs) on the
-dataset `{ckpt.extra.get("dataset", "?")}` for semantic segmentation into {ckpt.n_classes} classes: {classes}.
-
-## Input
-
-One grayscale channel, axes `b, c, y, x`; height and width are multiples of {multiple} (at least
-{multiple}). Raw intensities are normalised with the fixed window used in training (the 1-99 % percentile
-range of the training dataset): `x = clip((raw - {lo:g}) / ({hi:g} - {lo:g}), 0, 1)`. Consumers apply this from
-the `preprocessing` of `rdf.yaml` (`scale_linear`, then `clip`).
-
-## Output
-
-`probabilities`: one channel per class (axes `b, c, y, x`), summing to 1. The label image is the
-arg-max over channels{two_class}.
-Large images are best predicted in overlapping tiles (SegDash uses Gaussian-blended tiles).
-
-## Weights
-
-TorchScript (traced). {onnx_note}
-
-## Validation
-
-Validation Dice of the exported checkpoint on held-out slices of the training dataset:
-{f"{dice:.4f}" if isinstance(dice, float) else "not recorded"}. The test input is a crop of {dataset_label}; its
-expected output was computed by these weights. `segdash_config.json` holds the training run's
-configuration (reproducibility bundle), so the training can be repeated in SegDash.
-"""
 
 
 def _trace(module: Probabilities, example: torch.Tensor) -> torch.jit.ScriptModule:
@@ -217,7 +129,7 @@ def export_bioimageio(
     multiple = required_multiple(cfg)
     lo, hi = (float(v) for v in ckpt.norm_window)
     span = max(hi - lo, 1e-12)
-    image, dataset_label, ws = _test_image(ckpt, workspace, multiple)
+    image, dataset_label, ws = input_crop(ckpt, workspace, multiple)
     dataset = str(ckpt.extra.get("dataset") or "")
     if pixel_size is None and ws.pixel_size(dataset) is not None:  # the training data's, as the axes' scale
         px = ws.pixel_size(dataset)
@@ -248,7 +160,7 @@ def export_bioimageio(
         np.save(tmp / "test_output.npy", expected.astype(np.float32))
         from PIL import Image
 
-        Image.fromarray(_cover(image, expected[0], (lo, hi))).save(tmp / "cover.png")
+        Image.fromarray(cover_image(image, expected[0], (lo, hi))).save(tmp / "cover.png")
         onnx_note = "ONNX weights not asked for."
         onnx_path = tmp / "weights.onnx"
         onnx_ok = False
@@ -256,8 +168,8 @@ def export_bioimageio(
             why = _export_onnx(net, x, onnx_path)
             onnx_ok = why is None
             onnx_note = "ONNX (opset 17), converted from the same network." if onnx_ok else f"No ONNX weights: {why}."
-        (tmp / "README.md").write_text(_readme(name, ckpt, dataset_label, lo, hi, multiple, onnx_note))
-        (tmp / "segdash_config.json").write_text(json.dumps(_bundle_config(ckpt), indent=2, default=str))
+        (tmp / "README.md").write_text(readme_text(name, ckpt, dataset_label, lo, hi, multiple, onnx_note))
+        (tmp / "segdash_config.json").write_text(json.dumps(bundle_config(ckpt), indent=2, default=str))
 
         try:
             with ValidationContext(perform_io_checks=True):
@@ -331,7 +243,7 @@ def export_bioimageio(
                     inputs=[inp],
                     outputs=[out_desc],
                     weights=bm.WeightsDescr(**weights),
-                    config=bm.Config(segdash=_segdash_config(ckpt, multiple)),
+                    config=bm.Config(segdash=segdash_config(ckpt, multiple)),
                 )
         except Exception as exc:  # pydantic ValidationError: name the fields, in one message
             raise SegDashError(f"the bioimage.io description does not validate: {_validation_text(exc)}") from None
@@ -373,55 +285,6 @@ def _validation_text(exc: BaseException) -> str:
         except Exception:  # noqa: BLE001
             pass
     return " ".join(str(exc).split())[:800]
-
-
-def _segdash_config(ckpt: Checkpoint, multiple: int) -> dict[str, Any]:
-    metrics = {
-        k: v
-        for k, v in (ckpt.metrics or {}).items()
-        if isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v)
-    }
-    return {
-        "format": "segdash-bioimageio",
-        "format_version": 1,
-        "model_config": ckpt.model_config.to_dict(),
-        "class_names": list(ckpt.class_names),
-        "norm_window": [float(v) for v in ckpt.norm_window],
-        "patch_size": int(ckpt.patch_size),
-        "run_id": ckpt.run_id,
-        "epoch": int(ckpt.epoch),
-        "training_dataset": str(ckpt.extra.get("dataset", "")),
-        "dataset_version": str(ckpt.extra.get("dataset_version", "")),
-        "metrics": metrics,
-        "input_multiple": multiple,
-        "output": "probabilities",
-        "exported_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-    }
-
-
-def _bundle_config(ckpt: Checkpoint) -> dict[str, Any]:
-    """The run's reproducibility config: ``config.json`` of its ``bundle.zip`` when there is one, else
-    the same facts from the checkpoint."""
-    if ckpt.path is not None:
-        bundle = Path(ckpt.path).with_name("bundle.zip")
-        if bundle.is_file():
-            try:
-                with zipfile.ZipFile(bundle) as zf:
-                    return json.loads(zf.read("config.json"))
-            except (OSError, KeyError, ValueError, zipfile.BadZipFile):
-                pass
-    extra = ckpt.extra
-    return {
-        "run_id": ckpt.run_id,
-        "dataset": extra.get("dataset", ""),
-        "dataset_version": extra.get("dataset_version", ""),
-        "class_names": list(ckpt.class_names),
-        "norm_window": list(ckpt.norm_window),
-        "train_config": extra.get("train_config", {}),
-        "train_slices": extra.get("train_names", []),
-        "val_slices": extra.get("val_names", []),
-        "epoch": ckpt.epoch,
-    }
 
 
 def test_package(path: str | Path) -> dict[str, Any]:

@@ -39,7 +39,13 @@ import numpy as np
 from ..data.records import finite_or_none
 from ..errors import SegDashError
 from ..predict.probabilities import relabel
-from ..predict.stored import GROUND_TRUTH_STATUSES, load_prediction, prob_path, score_prediction
+from ..predict.stored import (
+    GROUND_TRUTH_STATUSES,
+    PredictionSummary,
+    load_prediction,
+    prob_path,
+    score_prediction,
+)
 
 __all__ = [
     "correction_queue",
@@ -53,11 +59,11 @@ __all__ = [
 
 def _labels_getter(
     ws: Any, dataset: str, run_id: str, threshold: float | None
-) -> tuple[Callable[[int], np.ndarray], int, dict[str, Any]]:
+) -> tuple[Callable[[int], np.ndarray], int, PredictionSummary]:
     """``(labels(z), slices predicted, summary)`` at the prediction's threshold or a new one."""
     masks, probs, summary = load_prediction(ws, dataset, run_id)
     n = masks.shape[0]
-    if threshold is None or float(threshold) == float(summary.get("threshold", 0.5)) or probs is None:
+    if threshold is None or float(threshold) == float(summary.threshold) or probs is None:
         return (lambda z: np.asarray(masks[z])), n, summary
     path = prob_path(ws, dataset, run_id)
     return (lambda z: relabel(path, threshold, z=z)), n, summary
@@ -85,7 +91,7 @@ def per_slice_scores(ws: Any, dataset: str, run_id: str, threshold: float | None
     info = ws.dataset(dataset)
     zs = [z for z in range(min(n, len(info.statuses))) if info.statuses[z] in GROUND_TRUTH_STATUSES]
     rows, _ = score_prediction(ws, dataset, labels, zs)
-    unc = {s["z"]: s.get("uncertainty") for s in summary.get("slices", [])}
+    unc = {s["z"]: s.get("uncertainty") for s in summary.slices}
     for r in rows:
         r["uncertainty"] = unc.get(r["z"])
         r["dice"], r["iou"] = finite_or_none(r["dice"]), finite_or_none(r["iou"])
@@ -117,7 +123,7 @@ def correction_queue(ws: Any, dataset: str, run_id: str, threshold: float | None
     scored = {r["z"]: r for r in per_slice_scores(ws, dataset, run_id, threshold)}
     _, _, summary = load_prediction(ws, dataset, run_id)
     rows: list[dict[str, Any]] = []
-    for s in summary.get("slices", []):
+    for s in summary.slices:
         z = int(s["z"])
         if z >= len(info.statuses):
             continue

@@ -16,12 +16,12 @@ from ..data.masks import to_labels
 from ..errors import SegDashError
 from ..store.workspace import DatasetInfo, Workspace
 
-__all__ = ["SAMPLE_DIR", "SAMPLE_NAME", "SAMPLE_CLASSES", "import_sample", "ensure_sample"]
+__all__ = ["SAMPLE_DIR", "SAMPLE_NAME", "SAMPLE_CLASSES", "SAMPLE_MARKER", "import_sample", "ensure_sample"]
 
 SAMPLE_DIR = Path(__file__).resolve().parents[2] / "data" / "sample" / "isbi2012"
 SAMPLE_NAME = "isbi2012"
 SAMPLE_CLASSES = ("membrane", "cell")
-_MARKER = ".sample-imported"
+SAMPLE_MARKER = ".sample-imported"  # in the workspace root: the sample was imported once (never again)
 
 
 def import_sample(ws: Workspace, name: str = SAMPLE_NAME, sample_dir: Path = SAMPLE_DIR) -> DatasetInfo:
@@ -50,7 +50,7 @@ def ensure_sample(ws: Workspace) -> DatasetInfo | None:
 
     A marker file remembers the import, so a user who deletes the sample does not get it back.
     """
-    marker = ws.root / _MARKER
+    marker = ws.root / SAMPLE_MARKER
     if marker.exists() or ws.dataset_names():
         return None
     try:

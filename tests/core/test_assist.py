@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 import tifffile
 
-from core.store.workspace import Workspace
 from core.workflow.assist import model_sources, model_suggestion
+from tests.synthetic import tiny_checkpoint
 
 
 @pytest.fixture
-def ws(tmp_path):
-    ws = Workspace(tmp_path / "ws")
+def ws(ws):
+    """The shared empty workspace (conftest) with a dataset 'tiny' of 3 unlabeled slices."""
     images = np.random.default_rng(0).integers(0, 255, (3, 32, 32), dtype=np.uint8)
     ws.create_dataset("tiny", images, None, ["background", "cell"])
     return ws
@@ -39,21 +39,8 @@ def test_stored_prediction_is_used(ws):
 
 
 def test_checkpoint_of_finished_run_predicts_the_slice(ws):
-    from core.nn.checkpoint import save_checkpoint
-    from core.nn.model import ModelConfig, build_model
 
-    cfg = ModelConfig(arch="classic", classic_width=4)
-    path = save_checkpoint(
-        ws.run_dir("run-a") / "best.pt",
-        build_model(cfg),
-        cfg,
-        class_names=["background", "cell"],
-        norm_window=(0.0, 255.0),
-        patch_size=32,
-        epoch=1,
-        metrics={},
-        run_id="run-a",
-    )
+    path = tiny_checkpoint(ws.run_dir("run-a") / "best.pt", ["background", "cell"], width=4, epoch=1, run_id="run-a")
     ws.catalog.create_run("run-a", "tiny", {}, state="done")
     ws.catalog.update_run("run-a", best_checkpoint=str(path))
     assert model_sources(ws, "tiny")["checkpoint"] == path

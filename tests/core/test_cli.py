@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 import tifffile
 
+from tests.synthetic import tiny_checkpoint
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -244,23 +246,8 @@ def test_only_a_segdash_error_is_a_refusal(tmp_path, monkeypatch, capsys, error,
 
 def test_predict_asks_how_to_read_a_planar_tiff_and_takes_either_answer(ws, tmp_path):
     """A 3-plane TIFF written without photometric is 3 slices or one colour image: never guessed."""
-    import torch
 
-    from core.nn.checkpoint import save_checkpoint
-    from core.nn.model import ModelConfig, build_model
-
-    cfg = ModelConfig(arch="classic", classic_width=2)
-    torch.manual_seed(0)
-    ckpt = save_checkpoint(
-        tmp_path / "m.pt",
-        build_model(cfg),
-        cfg,
-        class_names=["bg", "fg"],
-        norm_window=(0.0, 255.0),
-        patch_size=32,
-        epoch=0,
-        metrics={},
-    )
+    ckpt = tiny_checkpoint(tmp_path / "m.pt", ["bg", "fg"], seed=0)
     planar = tmp_path / "planar.tif"
     tifffile.imwrite(planar, np.random.default_rng(0).integers(0, 256, (3, 32, 32), dtype=np.uint8))
     out = tmp_path / "m.tif"

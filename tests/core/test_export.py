@@ -12,8 +12,9 @@ from core.workflow.export import export_labels_tiff, export_masks_tiff, to_bytes
 
 
 @pytest.fixture
-def ws(tmp_path):
-    w = Workspace(tmp_path / "ws")
+def ws(ws):
+    """The shared empty workspace (conftest) with a dataset 'vol' of 4 slices, 1 and 3 labeled."""
+    w = ws
     images = np.arange(4 * 6 * 7, dtype=np.uint16).reshape(4, 6, 7)
     m1 = np.zeros((6, 7), np.uint8)
     m1[1:3, 2:5] = 2

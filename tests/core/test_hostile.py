@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from core.store.workspace import Workspace
-from core.workflow.sample import _MARKER
+from core.workflow.sample import SAMPLE_MARKER
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from hostile_corpus import build  # noqa: E402 - a script beside this file, not a package
@@ -89,13 +89,13 @@ def _peak_rss(status_file: Path) -> int:
 def empty_workspace(tmp: Path) -> Path:
     ws = tmp / "ws"
     ws.mkdir()
-    (ws / _MARKER).write_text("no sample in these tests\n")  # nothing in the workspace but what an import adds
+    (ws / SAMPLE_MARKER).write_text("no sample in these tests\n")  # nothing in the workspace but what an import adds
     return ws
 
 
 def left_in(ws: Path) -> list[str]:
     """Everything under ``ws`` but the catalog and the sample marker."""
-    keep = {_MARKER, "catalog.sqlite", "catalog.sqlite-wal", "catalog.sqlite-shm", "inbox", "datasets"}
+    keep = {SAMPLE_MARKER, "catalog.sqlite", "catalog.sqlite-wal", "catalog.sqlite-shm", "inbox", "datasets"}
     out = [str(p.relative_to(ws)) for p in ws.rglob("*") if p.relative_to(ws).parts[0] not in keep]
     datasets = ws / "datasets"
     if datasets.is_dir():

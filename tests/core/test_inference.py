@@ -40,7 +40,7 @@ from core.predict.probabilities import (
     uncertainty_map,
 )
 from core.predict.stack import predict_headless, predict_stack
-from tests.synthetic import discs
+from tests.synthetic import discs, tiny_checkpoint
 
 ROOT = Path(__file__).resolve().parents[2]
 PATCH = 48
@@ -68,13 +68,7 @@ def train_tiny(cfg: ModelConfig, steps: int, lr: float, seed: int = 0) -> torch.
     return model
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Small convolutions run faster on one thread than on two busy cores."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/core/conftest.py
 
 
 MODELS = {
@@ -257,18 +251,7 @@ def test_cancel_keeps_the_completed_slices_as_valid_tiffs(trained, tmp_path):
 
 @pytest.mark.parametrize("z", [1, 3])
 def test_multiclass_probabilities_are_stored_per_class(tmp_path, z):
-    cfg = ModelConfig(arch="classic", classic_width=2, n_classes=3)
-    torch.manual_seed(0)
-    path = save_checkpoint(
-        tmp_path / "k3.pt",
-        build_model(cfg),
-        cfg,
-        class_names=["a", "b", "c"],
-        norm_window=(0.0, 255.0),
-        patch_size=32,
-        epoch=0,
-        metrics={},
-    )
+    path = tiny_checkpoint(tmp_path / "k3.pt", ["a", "b", "c"], seed=0)
     ckpt = load_checkpoint(path)
     stack = np.random.default_rng(0).integers(0, 256, (z, 20, 24)).astype(np.uint8)
     res = predict_stack(ckpt, stack, out_masks=tmp_path / "m.tif", out_prob=tmp_path / "p.tif", prob_dtype="float16")
@@ -327,18 +310,7 @@ def test_a_stack_bigger_than_the_memory_bound_is_predicted_in_a_few_slices_of_me
     with tifffile.TiffWriter(stack_path) as tw:  # written slice by slice: this process stays small too
         for _ in range(z):
             tw.write(rng.integers(0, 256, (h, w), dtype=np.uint8), contiguous=True, photometric="minisblack")
-    cfg = ModelConfig(arch="classic", classic_width=2)
-    torch.manual_seed(0)
-    ckpt = save_checkpoint(
-        tmp_path / "m.pt",
-        build_model(cfg),
-        cfg,
-        class_names=["bg", "fg"],
-        norm_window=(0.0, 255.0),
-        patch_size=256,
-        epoch=0,
-        metrics={},
-    )
+    ckpt = tiny_checkpoint(tmp_path / "m.pt", ["bg", "fg"], patch_size=256, seed=0)
     out = subprocess.run(
         [sys.executable, str(ROOT / "tests" / "core" / "_predict_rss.py"), str(ckpt), str(stack_path), str(tmp_path)],
         capture_output=True,
@@ -359,9 +331,9 @@ def test_default_tiles_are_spread_to_cover_with_the_least_overlap(length):
     """tile=None: fewest tiles of at most 512 px, each on the pooling grid, neighbours sharing >= 25 %."""
     from monai.data.utils import dense_patch_slices
 
-    from core.predict.inferer import _spread_tiles
+    from core.predict.inferer import spread_tiles
 
-    tile, frac = _spread_tiles(length, 512, 0.25, 32)
+    tile, frac = spread_tiles(length, 512, 0.25, 32)
     assert tile <= 512 and tile % 32 == 0
     step = int(tile * (1 - frac)) if tile < length else tile
     starts = [s[0].start for s in dense_patch_slices((length,), (tile,), (step,))]

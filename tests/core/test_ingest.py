@@ -10,14 +10,8 @@ import tifffile
 from PIL import Image
 
 from core.data.masks import StrayMaskValues
-from core.store.workspace import Workspace
 from core.workflow.export import export_dataset_zip, export_masks_tiff, export_masks_zip, to_bytes
 from core.workflow.ingest import import_dataset
-
-
-@pytest.fixture
-def ws(tmp_path):
-    return Workspace(tmp_path / "ws")
 
 
 def _save(path, arr):

@@ -23,12 +23,7 @@ from core.nn.model import (
 SMP_ARCHS = [a for a in ARCHITECTURES if a != "classic"]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)  # the test machine is shared; one thread is the fastest there
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/core/conftest.py
 
 
 @pytest.mark.parametrize("encoder", ENCODERS)

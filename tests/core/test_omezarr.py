@@ -25,8 +25,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def ws(tmp_path):
-    ws = Workspace(tmp_path / "ws")
+def ws(ws):
+    """The shared empty workspace (conftest) with a dataset 'cells' of 3 disc slices, 3 classes."""
     rng = np.random.default_rng(1)
     pairs = [discs(rng, 300, 260) for _ in range(3)]
     masks = [pairs[0][1], None, pairs[2][1] * 2]  # slice 1 unlabeled; classes 0..2

@@ -31,18 +31,12 @@ from core.workflow.review import (
     dataset_confusion,
     per_slice_scores,
 )
-from tests.synthetic import discs
+from tests.synthetic import discs, tiny_checkpoint
 
 H, W = 64, 80
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Small convolutions run faster on one thread than on two busy cores."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/core/conftest.py
 
 
 @pytest.fixture(scope="module")
@@ -163,17 +157,7 @@ def test_accept_prediction_saves_a_from_prediction_version(predicted):
 
 def test_wrong_checkpoint_or_run_is_refused(predicted, tmp_path):
     ws, _, run_id = predicted
-    cfg = ModelConfig(arch="classic", classic_width=2, n_classes=3)
-    k3 = save_checkpoint(
-        tmp_path / "k3.pt",
-        build_model(cfg),
-        cfg,
-        class_names=["a", "b", "c"],
-        norm_window=(0.0, 255.0),
-        patch_size=32,
-        epoch=0,
-        metrics={},
-    )
+    k3 = tiny_checkpoint(tmp_path / "k3.pt", ["a", "b", "c"])
     with pytest.raises(ValueError, match="3 classes"):
         predict_dataset(ws, "cells", k3)
     with pytest.raises(ValueError, match="no prediction 'nope'"):
@@ -185,17 +169,7 @@ def test_wrong_checkpoint_or_run_is_refused(predicted, tmp_path):
 
 def test_run_id_defaults_to_the_checkpoint_file_stem_and_cancel_keeps_done_slices(predicted, tmp_path):
     ws, _, _ = predicted
-    cfg = ModelConfig(arch="classic", classic_width=2)
-    path = save_checkpoint(
-        tmp_path / "my model v2.pt",
-        build_model(cfg),
-        cfg,
-        class_names=["bg", "cell"],
-        norm_window=(0.0, 255.0),
-        patch_size=32,
-        epoch=0,
-        metrics={},
-    )
+    path = tiny_checkpoint(tmp_path / "my model v2.pt", ["bg", "cell"])
     cancel = threading.Event()
     res = predict_dataset(ws, "cells", path, progress=lambda d, t, e: cancel.set() if d == 2 else None, cancel=cancel)
     assert (res.n_done, res.cancelled) == (2, True)
@@ -225,18 +199,8 @@ def test_predict_dataset_records_fit_warnings_and_a_job_can_be_cancelled(tmp_pat
     ws = Workspace(tmp_path / "ws")
     images = np.full((3, 32, 32), 200, np.uint16) + np.arange(32, dtype=np.uint16)[None, None] * 100
     ws.create_dataset("u16", images, [np.zeros((32, 32), np.uint8), None, None], ["bg", "mito"])
-    cfg = ModelConfig(arch="classic", classic_width=4)
-    ckpt = save_checkpoint(
-        tmp_path / "best.pt",
-        build_model(cfg),
-        cfg,
-        class_names=["bg", "cell"],
-        norm_window=(0.0, 255.0),
-        patch_size=32,
-        epoch=1,
-        metrics={},
-        run_id="r8",
-        extra={"dataset": "isbi"},
+    ckpt = tiny_checkpoint(
+        tmp_path / "best.pt", ["bg", "cell"], width=4, epoch=1, run_id="r8", extra={"dataset": "isbi"}
     )
     result = predict_dataset(ws, "u16", ckpt)
     assert len(result.warnings) == 3  # other classes, other dataset, 16-bit data on an 8-bit window

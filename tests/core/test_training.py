@@ -38,13 +38,7 @@ TINY = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _one_thread(monkeypatch):
-    # the test machine is shared by other processes: one torch thread is the fastest there
-    monkeypatch.setenv("SEGDASH_THREADS", "1")
-    old = torch.get_num_threads()
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/core/conftest.py
 
 
 def _discs(n: int, size: int, k: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -66,8 +60,8 @@ def _discs(n: int, size: int, k: int, seed: int) -> tuple[np.ndarray, np.ndarray
 
 
 @pytest.fixture
-def ws(tmp_path) -> Workspace:
-    ws = Workspace(tmp_path / "ws")
+def ws(ws: Workspace) -> Workspace:
+    """The shared empty workspace (conftest) with a dataset 'discs' of 8 labeled slices."""
     imgs, masks = _discs(8, 64, 2, seed=0)
     ws.create_dataset("discs", imgs, masks, ["background", "disc"])
     return ws
@@ -307,7 +301,6 @@ def test_registry_single_job_per_workspace(ws, tmp_path):
 
 def test_mixed_precision_choice_per_device(monkeypatch):
     """bf16 autocast on a CPU only where it is native (else it is slower than float32), never with amp off."""
-    import torch
 
     from core.nn import device
 

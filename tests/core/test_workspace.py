@@ -9,8 +9,9 @@ from core.store.workspace import Workspace, default_root
 
 
 @pytest.fixture
-def ws(tmp_path):
-    w = Workspace(tmp_path / "ws")
+def ws(ws):
+    """The shared empty workspace (conftest) with a dataset 'd': 3 slices, slice 0 labeled."""
+    w = ws
     images = np.arange(3 * 6 * 8, dtype=np.uint16).reshape(3, 6, 8)
     masks = [np.eye(6, 8, dtype=np.uint8), None, None]
     w.create_dataset("d", images, masks, ["bg", "fg"], ["a", None, "c"])
