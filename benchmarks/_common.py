@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -22,6 +23,15 @@ def peak_rss_mb():
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
 """
+
+
+def arm_args(doc: str, epochs: int) -> argparse.Namespace:
+    """The options of the side-by-side trainer comparisons (``bench_trainer``, ``bench_gpu``)."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=3, help="runs of each arm, alternating (default 3)")
+    ap.add_argument("--epochs", type=int, default=epochs, help=f"epochs per run (default {epochs})")
+    ap.add_argument("--set", default="{}", help="JSON overrides of the recipe")
+    return ap.parse_args()
 
 
 def machine() -> dict:

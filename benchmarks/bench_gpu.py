@@ -11,22 +11,17 @@ device it prints one row saying it was skipped, writes that to ``results/gpu.jso
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
 import sys
 import tempfile
 
-from _common import report
+from _common import arm_args, report
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rounds", type=int, default=3, help="runs of each arm, alternating (default 3)")
-    ap.add_argument("--epochs", type=int, default=3, help="epochs per run (default 3)")
-    ap.add_argument("--set", default="{}", help="JSON overrides of the recipe")
-    args = ap.parse_args()
+    args = arm_args(__doc__, epochs=3)
     import torch
 
     if not torch.cuda.is_available():

@@ -27,7 +27,6 @@ thread is what the job's own work costs.
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import statistics
@@ -36,7 +35,7 @@ import time
 from dataclasses import replace
 
 import numpy as np
-from _common import report
+from _common import arm_args, report
 
 TARGET_RATIO = 0.97
 DATASET = "isbi2012"
@@ -202,11 +201,7 @@ def result_rows(out: dict, steps: int, labels: dict[str, str]) -> list[dict]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rounds", type=int, default=3, help="runs of each arm, alternating (default 3)")
-    ap.add_argument("--epochs", type=int, default=2, help="epochs per run (default 2)")
-    ap.add_argument("--set", default="{}", help="JSON overrides of the recipe")
-    args = ap.parse_args()
+    args = arm_args(__doc__, epochs=2)
     import os
     import sys
 

@@ -483,27 +483,37 @@ with r2:
         by_id = {r["run_id"]: r for r in downloadable}  # newest first: the default
         _follow_newest("train_dl_run", downloadable[0]["run_id"])
         rid = st.selectbox("Run to download", list(by_id), key="train_dl_run")
-        d1, d2 = st.columns(2)
-        d1.download_button(
-            "Best checkpoint",
-            lambda: Path(by_id[rid]["best_checkpoint"]).read_bytes(),
-            file_name=f"{rid}-best.pt",
-            mime="application/octet-stream",
-            key="train_dl_best",
-            icon=":material/download:",
-            on_click="ignore",
-            help="The weights of the epoch with the best validation Dice (SegDash checkpoint).",
+        files = (
+            (
+                "Best checkpoint",
+                lambda: Path(by_id[rid]["best_checkpoint"]).read_bytes(),
+                "best.pt",
+                "application/octet-stream",
+                "best",
+                ":material/download:",
+                "The weights of the epoch with the best validation Dice (SegDash checkpoint).",
+            ),
+            (
+                "Reproducibility bundle",
+                lambda: write_bundle(ws, rid).read_bytes(),
+                "bundle.zip",
+                "application/zip",
+                "bundle",
+                ":material/folder_zip:",
+                "ZIP with the config, per-epoch metrics, slice split, package versions and the best weights.",
+            ),
         )
-        d2.download_button(
-            "Reproducibility bundle",
-            lambda: write_bundle(ws, rid).read_bytes(),
-            file_name=f"{rid}-bundle.zip",
-            mime="application/zip",
-            key="train_dl_bundle",
-            icon=":material/folder_zip:",
-            on_click="ignore",
-            help="ZIP with the config, per-epoch metrics, slice split, package versions and the best weights.",
-        )
+        for col, (label, data, suffix, mime, key, icon, tip) in zip(st.columns(2), files):
+            col.download_button(
+                label,
+                data,
+                file_name=f"{rid}-{suffix}",
+                mime=mime,
+                key=f"train_dl_{key}",
+                icon=icon,
+                on_click="ignore",
+                help=tip,
+            )
         with st.expander("Model package for Fiji (deepImageJ), ilastik, napari: bioimage.io"):
             from pages._model_export import model_export_section
 

@@ -145,21 +145,15 @@ class _TiffErrors(logging.Handler):
 
 
 def _read_tiff(
-    name: str,
-    opener: Any,
-    *,
-    channel: int | None,
-    mmap: bool,
-    as_stack: bool | None = None,
-    budget: _Budget | None = None,
+    name: str, opener: Any, *, budget: _Budget | None = None, **options: Any
 ) -> tuple[np.ndarray, bool, list[str]]:
+    """:func:`_read_tiff_series` (``channel``, ``mmap``, ``as_stack`` as in :func:`_read_one`), with
+    what tifffile logs about a damaged file turned into a refusal."""
     errors = _TiffErrors()
     logger = logging.getLogger("tifffile")
     logger.addHandler(errors)
     try:
-        result = _read_tiff_series(
-            name, opener, channel=channel, mmap=mmap, as_stack=as_stack, budget=budget or _Budget(memory_budget())
-        )
+        result = _read_tiff_series(name, opener, budget=budget or _Budget(memory_budget()), **options)
     finally:
         logger.removeHandler(errors)
     if errors.messages:  # e.g. a truncated file: tifffile returns the pages it could read, and logs
@@ -171,7 +165,7 @@ def _read_tiff(
 
 
 def _read_tiff_series(
-    name: str, opener: Any, *, channel: int | None, mmap: bool, as_stack: bool | None, budget: _Budget
+    name: str, opener: Any, *, channel: int | None, mmap: bool, as_stack: bool | None = None, budget: _Budget
 ) -> tuple[np.ndarray, bool, list[str]]:
     src = io.BytesIO(opener) if isinstance(opener, (bytes, bytearray)) else opener
     stored = len(opener) if isinstance(opener, (bytes, bytearray)) else Path(opener).stat().st_size

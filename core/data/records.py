@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import math
 import numbers
-from dataclasses import fields
-from typing import Any, Iterator
+from dataclasses import asdict, fields
+from typing import Any, ClassVar, Iterator
 
 import numpy as np
 
 from ..errors import SegDashError
 
-__all__ = ["finite_or_none", "json_clean", "known_keys", "Record"]
+__all__ = ["finite_or_none", "json_clean", "known_keys", "Record", "Settings"]
 
 
 def finite_or_none(v: Any) -> float | None:
@@ -51,6 +51,22 @@ def known_keys(d: dict[str, Any] | None, cls: type, what: str) -> dict[str, Any]
     if unknown:
         raise SegDashError(f"unknown {what} setting(s) {unknown}; known: {sorted(known)}")
     return d
+
+
+class Settings:
+    """Base of the settings dataclasses (model, augmentation): :meth:`to_dict` for JSON and checkpoints,
+    :meth:`from_dict` that takes a partial dict and refuses unknown keys, naming ``WHAT``."""
+
+    WHAT: ClassVar[str] = "settings"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain, JSON-able dict of the fields."""
+        return asdict(self)  # type: ignore[call-overload]
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any] | None):
+        """Build from a (possibly partial) dict; missing keys take defaults, unknown keys are refused."""
+        return cls(**known_keys(d, cls, cls.WHAT))
 
 
 class Record:

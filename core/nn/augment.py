@@ -33,14 +33,14 @@ Example:
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..data.records import known_keys
+from ..data.records import Settings
 from ..errors import SegDashError
 
 __all__ = ["AugmentConfig", "augment_batch", "preview"]
@@ -59,7 +59,7 @@ _ELASTIC_SIGMA = 0.03  # displacement std as a fraction of the patch side, at el
 
 
 @dataclass(frozen=True)
-class AugmentConfig:
+class AugmentConfig(Settings):
     """Which augmentations to apply and how strongly.
 
     Args:
@@ -74,6 +74,8 @@ class AugmentConfig:
         gamma: gamma range 0..1: gamma in [1/(1+g), 1+g] (0 = off).
         p: probability with which each enabled transform is applied to a sample.
     """
+
+    WHAT: ClassVar[str] = "augment"
 
     flips: bool = True
     rot90: bool = True
@@ -96,14 +98,6 @@ class AugmentConfig:
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not lo <= float(v) <= hi:
                 raise SegDashError(f"augment {name} must be a number in {lo:g}..{hi:g}, got {v!r}")
             object.__setattr__(self, name, float(v))
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any] | None) -> AugmentConfig:
-        """Build from a (possibly partial) dict; missing keys take defaults, unknown keys are refused."""
-        return cls(**known_keys(d, cls, "augment"))
 
     def describe(self) -> str:
         """Short human label, e.g. ``flips, 90° rotations (p = 0.5)``, or ``none``."""

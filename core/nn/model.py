@@ -25,14 +25,14 @@ from __future__ import annotations
 
 import socket
 import threading
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 from urllib.parse import urlparse
 
 import torch
 from torch import nn
 
-from ..data.records import known_keys
+from ..data.records import Settings
 from ..errors import SegDashError
 
 __all__ = [
@@ -57,7 +57,7 @@ _CONNECT_TIMEOUT_S = 3.0
 
 
 @dataclass(frozen=True)
-class ModelConfig:
+class ModelConfig(Settings):
     """Which network to build.
 
     Args:
@@ -77,6 +77,8 @@ class ModelConfig:
         >>> ModelConfig(n_classes=3).out_channels
         3
     """
+
+    WHAT: ClassVar[str] = "model"
 
     arch: str = "Unet"
     encoder: str = "resnet18"
@@ -110,15 +112,6 @@ class ModelConfig:
     @property
     def binary(self) -> bool:
         return self.n_classes == 2
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain, JSON-able dict of the fields."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any] | None) -> ModelConfig:
-        """Build from a (possibly partial) dict; missing keys take defaults, unknown keys are refused."""
-        return cls(**known_keys(d, cls, "model"))
 
     def describe(self) -> str:
         """Short human label, e.g. ``Unet / resnet18`` or ``classic U-Net (width 64)``."""
