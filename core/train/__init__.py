@@ -5,7 +5,8 @@ Modules: :mod:`~core.train.config` (:class:`~core.train.config.TrainConfig`, the
 the loop, reporting through callbacks; no threads, no catalog), :mod:`~core.train.recorder` (the
 callbacks that write catalog rows and checkpoints), :mod:`~core.train.job` (the thread, its
 snapshot, heartbeat and outcome), :mod:`~core.train.registry` (one running job per workspace),
-:mod:`~core.train.headless` and :mod:`~core.train.bundle`. May import: :mod:`core.data`,
+:mod:`~core.train.headless`, :mod:`~core.train.bundle` and :mod:`~core.train.distributed` (the same
+job on every rank under ``torchrun``, with DDP). May import: :mod:`core.data`,
 :mod:`core.store`, :mod:`core.nn`; not prediction, workflow, view or streamlit.
 
 The same code path serves the dashboard and the command line: a

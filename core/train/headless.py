@@ -10,9 +10,9 @@ from typing import Any, Callable
 from ..data.records import finite_or_none
 from ..nn.checkpoint import read_checkpoint_info
 from ..store.workspace import Workspace
+from . import distributed
 from .config import TrainConfig, default_config
 from .job import TrainingJob, TrainingSnapshot, _resolve_checkpoint
-from .registry import registry
 
 __all__ = ["train_headless", "job_progress"]
 
@@ -50,7 +50,10 @@ def train_headless(
     Returns:
         JSON-able summary: ``run_id, state, epochs, val_dice, val_iou, val_accuracy, val_dice_fg,
         best_dice, best_checkpoint, last_checkpoint, bundle, device, wall_time_s, error``.
-        Ctrl-C stops the job cleanly (state ``stopped``).
+        Ctrl-C stops the job cleanly (state ``stopped``). Under torchrun (``torchrun
+        --nproc_per_node=N -m core train ...``) every rank trains (:mod:`core.train.distributed`),
+        rank 0 records the run and reports progress; the summary adds ``rank`` and ``world_size``
+        (the scores are rank 0's).
 
     Raises:
         ValueError: bad config, unknown dataset, nothing to resume, a job already running.
@@ -69,7 +72,9 @@ def train_headless(
         cfg = TrainConfig.from_dict(config or {}, base=base)
     if epochs is not None:
         cfg = replace(cfg, epochs=epochs)
-    job = registry().start(TrainingJob(ws, dataset, cfg, resume_from=resume))
+    job = distributed.start_job(ws, lambda w, run_id: TrainingJob(w, dataset, cfg, run_id=run_id, resume_from=resume))
+    if not distributed.is_main():
+        progress = None
     last_key = None
     try:
         while not job.join(0.2):
@@ -89,6 +94,8 @@ def train_headless(
     snap = job.snapshot()
     if progress is not None:
         progress(snap)
+    if distributed.active():
+        return {**_summary(snap), "rank": distributed.rank(), "world_size": distributed.world_size()}
     return _summary(snap)
 
 
