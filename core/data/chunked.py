@@ -27,15 +27,24 @@ import numpy as np
 from ..errors import SegDashError
 from .omezarr import is_omezarr, read_omezarr_metadata
 
-__all__ = ["Volume", "is_chunked", "open_volume", "create_volume", "blocks", "sample_slices"]
+__all__ = ["Volume", "is_chunked", "open_volume", "create_volume", "blocks", "sample_slices", "as_array"]
 
 _SAMPLE_SIDE = 512  # sample_slices: at most this many pixels a side per sampled slice
+IN_MEMORY_BYTES = 256 << 20  # as_array: volumes up to this size are read into memory
 
 
 def is_chunked(path: str | Path) -> bool:
     """True for a folder holding a Zarr array or group (format 2 or 3) or an N5 container."""
     p = Path(path)
-    return p.is_dir() and any((p / f).is_file() for f in ("zarr.json", ".zarray", ".zgroup", "attributes.json"))
+    return p.is_dir() and (any((p / f).is_file() for f in ("zarr.json", ".zarray", ".zgroup")) or _is_n5(p))
+
+
+def _is_n5(path: Path) -> bool:
+    """An N5 container's root: ``attributes.json`` with its ``n5`` version."""
+    try:
+        return "n5" in json.loads((path / "attributes.json").read_text())
+    except (OSError, ValueError, TypeError):
+        return False
 
 
 @dataclass(frozen=True)
@@ -115,7 +124,7 @@ def open_volume(path: str | Path, *, channel: int | None = None) -> Volume:
     path = Path(path)
     if not is_chunked(path):
         raise SegDashError(f"{path}: not a Zarr folder (no zarr.json, .zarray or .zgroup)")
-    if (path / "attributes.json").is_file() and not any((path / f).is_file() for f in ("zarr.json", ".zarray")):
+    if _is_n5(path) and not any((path / f).is_file() for f in ("zarr.json", ".zarray", ".zgroup")):
         raise SegDashError(
             f"{path}: an N5 container; SegDash reads Zarr (format 2 or 3): convert it (BigDataViewer, n5-utils)"
         )
@@ -141,7 +150,9 @@ def open_volume(path: str | Path, *, channel: int | None = None) -> Volume:
             index.append(0)
         elif ax == "c":
             if n > 1 and channel is None:
-                raise SegDashError(f"{path}: {n} channels; choose one (--channel)")
+                from .limits import ChannelChoiceNeeded
+
+                raise ChannelChoiceNeeded(path.name, int(n))
             c = 0 if channel is None else int(channel)
             if not 0 <= c < n:
                 raise SegDashError(f"{path}: channel {c} asked for, the image has {n}")
@@ -221,3 +232,44 @@ def sample_slices(volume: Volume, n: int = 4) -> np.ndarray:
     zs = sorted({int(round(v)) for v in np.linspace(0, z_total - 1, min(n, z_total))})
     step = max(1, math.ceil(max(h, w) / _SAMPLE_SIDE))
     return np.stack([volume.read(slice(z, z + 1), slice(None, None, step), slice(None, None, step))[0] for z in zs])
+
+
+def as_array(volume: Volume, *, in_memory_bytes: int = IN_MEMORY_BYTES, folder: str | Path | None = None) -> np.ndarray:
+    """The whole volume as a (Z, Y, X) numpy array, for an import: read into memory up to
+    ``in_memory_bytes``; a larger one is copied a chunk slab at a time (plain file writes) into an
+    uncompressed TIFF in ``folder`` (default: the system's temporary folder), removed when the
+    process exits, and returned memory-mapped, so memory stays at one slab of chunks.
+
+    Raises:
+        ValueError: not enough free space in ``folder`` for the copy.
+    """
+    z_total, h, w = volume.shape
+    nbytes = z_total * h * w * volume.dtype.itemsize
+    everything = slice(None)
+    if nbytes <= in_memory_bytes:
+        return volume.read(everything, everything, everything)
+    import atexit
+    import os
+    import shutil
+    import tempfile
+
+    import tifffile
+
+    folder = Path(folder or tempfile.gettempdir())
+    free = shutil.disk_usage(folder).free
+    if free < nbytes + (64 << 20):
+        raise SegDashError(
+            f"{volume.path}: copying it needs {nbytes / 1e9:.1f} GB in {folder}, {free / 1e9:.1f} GB are free "
+            "(TMPDIR chooses the folder)"
+        )
+    fd, name = tempfile.mkstemp(prefix="segdash-volume-", suffix=".tif", dir=folder)
+    os.close(fd)
+    atexit.register(lambda: Path(name).unlink(missing_ok=True))
+    step = max(1, volume.chunks[0])
+
+    def slices() -> Iterator[np.ndarray]:
+        for z0 in range(0, z_total, step):
+            yield from volume.read(slice(z0, min(z_total, z0 + step)), everything, everything)
+
+    tifffile.imwrite(name, slices(), shape=(z_total, h, w), dtype=volume.dtype, photometric="minisblack")
+    return tifffile.memmap(name, mode="r")

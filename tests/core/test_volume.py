@@ -180,3 +180,19 @@ def test_torchrun_sharded_prediction_writes_what_one_process_writes(tmp_path, st
         zarr.open_array(str(tmp_path / "two.zarr"))[:], zarr.open_array(str(tmp_path / "one.zarr"))[:]
     )
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.endswith(".zarr")) == ["in.zarr", "one.zarr", "two.zarr"]
+
+
+def test_import_copies_a_zarr_volume_slab_by_slab(tmp_path, stack):
+    from core.data.chunked import as_array
+    from core.data.io import read_stack
+    from core.store.workspace import Workspace
+
+    src = _zarr(tmp_path / "plain.zarr", stack, (2, 40, 48))
+    assert np.array_equal(read_stack(src).data, stack)  # small: read into memory
+    copy = as_array(open_volume(src), in_memory_bytes=0, folder=tmp_path)  # large: a temporary TIFF
+    assert isinstance(copy, np.memmap) and Path(copy.filename).parent == tmp_path
+    np.testing.assert_array_equal(copy, stack)
+    ws = Workspace(tmp_path / "ws")
+    info = ws.create_dataset("vol", copy, None, ["background", "cell"])
+    assert info.shape == stack.shape
+    np.testing.assert_array_equal(ws.read_images("vol"), stack)
