@@ -9,6 +9,7 @@ Modules: :mod:`~core.predict.config` (settings and results), :mod:`~core.predict
 blended inference of one slice), :mod:`~core.predict.probabilities` (labels, uncertainty, stored
 probability TIFFs; numpy), :mod:`~core.predict.stack` (stacks slice by slice, ``python -m core
 predict``), :mod:`~core.predict.stored` (a dataset's stored predictions and their scores; numpy),
-:mod:`~core.predict.dataset` (predicting a dataset, in the background too). May import:
+:mod:`~core.predict.dataset` (predicting a dataset, in the background too), :mod:`~core.predict.volume`
+(a Zarr volume chunk by chunk, shared among torchrun ranks). May import:
 :mod:`core.data`, :mod:`core.store`, :mod:`core.nn`; not training, workflow, view or streamlit.
 """
