@@ -104,3 +104,44 @@ def test_global_batch_must_divide_among_the_ranks(monkeypatch):
     assert distributed.local_batch(8) == 2
     with pytest.raises(SegDashError, match="multiple of the 4 processes"):
         distributed.local_batch(6)
+
+
+def test_a_stop_on_any_rank_stops_every_rank(monkeypatch):
+    from core.train.loop import Callbacks, Stopped
+
+    votes = []
+
+    def reduce_sum(*values):  # this rank's vote, plus the other rank's (given by the test)
+        votes.append(values[0])
+        return (values[0] + other[0],)
+
+    monkeypatch.setattr(distributed, "active", lambda: True)
+    monkeypatch.setattr(distributed, "reduce_sum", reduce_sum)
+    other = [0.0]
+    asked = []
+    together = distributed.stop_together(lambda: asked.append(1))
+    together()  # nobody stops
+    other[0] = 1.0
+    with pytest.raises(Stopped):  # the other rank stops: so does this one
+        together()
+
+    def stop():
+        raise Stopped()
+
+    other[0] = 0.0
+    with pytest.raises(Stopped):  # this rank stops, after voting so that the others stop too
+        distributed.stop_together(stop)()
+    assert votes == [0.0, 0.0, 1.0] and len(asked) == 2
+
+    # only rank 0 records: the others get callbacks that check for a stop and do nothing else
+    class Recorder(Callbacks):
+        def check_stop(self):
+            asked.append("recorder")
+
+    rec = Recorder()
+    assert distributed.callbacks_for_rank(rec) is rec
+    monkeypatch.setattr(distributed, "is_main", lambda: False)
+    follower = distributed.callbacks_for_rank(rec)
+    assert type(follower) is Callbacks
+    follower.check_stop()
+    assert asked[-1] == "recorder"
