@@ -196,3 +196,16 @@ def test_import_copies_a_zarr_volume_slab_by_slab(tmp_path, stack):
     info = ws.create_dataset("vol", copy, None, ["background", "cell"])
     assert info.shape == stack.shape
     np.testing.assert_array_equal(ws.read_images("vol"), stack)
+
+
+def test_cli_block_and_halo_go_with_a_zarr_output(tmp_path, stack, ckpt_path, capsys):
+    from core.cli import main
+
+    src = _zarr(tmp_path / "in.zarr", stack, (2, 40, 48))
+    base = ["predict", "--checkpoint", str(ckpt_path), "--input", str(src), "--tile", "32"]
+    assert main([*base, "--out", str(tmp_path / "m.tif"), "--block", "64"]) == 2
+    assert "go with a Zarr output" in capsys.readouterr().err
+    assert main([*base, "--out", str(tmp_path / "m.zarr"), "--block", "48"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["chunks"] == [2, 48, 48] and summary["world_size"] == 1 and summary["warnings"] == []
+    assert zarr.open_array(str(tmp_path / "m.zarr")).shape == stack.shape
