@@ -3,6 +3,7 @@ and waits; :func:`job_progress` turns a snapshot into a progress count."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
@@ -15,6 +16,8 @@ from .config import TrainConfig, default_config
 from .job import TrainingJob, TrainingSnapshot, _resolve_checkpoint
 
 __all__ = ["train_headless", "job_progress"]
+
+_END_STATES = ("done", "failed", "stopped")
 
 
 def job_progress(snapshot: TrainingSnapshot | dict[str, Any]) -> tuple[int, int]:
@@ -86,10 +89,10 @@ def train_headless(
                     progress(snap)
     except KeyboardInterrupt:
         job.stop()
-        job.join()
+        _wait_for_end(job)
     except BaseException:
         job.stop()
-        job.join()
+        _wait_for_end(job)
         raise
     snap = job.snapshot()
     if progress is not None:
@@ -97,6 +100,15 @@ def train_headless(
     if distributed.active():
         return {**_summary(snap), "rank": distributed.rank(), "world_size": distributed.world_size()}
     return _summary(snap)
+
+
+def _wait_for_end(job: TrainingJob) -> None:
+    """Wait until ``job`` has recorded how it ended (``last.pt``, catalog row, bundle). Polls its state
+    instead of joining its thread: on Python 3.11 a ``Thread.join`` interrupted by Ctrl-C marks the
+    thread finished while it still runs (bpo-45274's fix), so a later join returns at once and the
+    process would exit, killing the thread before it saved anything."""
+    while job.state not in _END_STATES:
+        time.sleep(0.05)
 
 
 def _summary(snap: TrainingSnapshot) -> dict[str, Any]:
