@@ -171,8 +171,16 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="a run's best.pt / last.pt, or its bundle.zip (the weights inside are read)",
     )
-    p.add_argument("--input", required=True, metavar="STACK", help="TIFF stack, image file, ZIP or folder")
-    p.add_argument("--out", required=True, metavar="MASKS.tif")
+    p.add_argument(
+        "--input", required=True, metavar="STACK", help="TIFF stack, image file, ZIP or folder; Zarr or OME-Zarr folder"
+    )
+    p.add_argument(
+        "--out",
+        required=True,
+        metavar="MASKS.tif",
+        help="masks TIFF; a NAME.zarr folder is written chunk by chunk (any volume size; under torchrun "
+        "the ranks share the chunks)",
+    )
     p.add_argument("--prob", metavar="PROB.tif", help="also write probabilities here")
     p.add_argument("--tile", type=int, help="tile size (default: the checkpoint's patch size)")
     p.add_argument("--overlap", type=float, default=0.25, help="tile overlap fraction (default 0.25)")
@@ -180,6 +188,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tta", action="store_true", help="average over flips (4x the time)")
     p.add_argument("--threshold", type=float, default=0.5, help="probability threshold for binary models")
     p.add_argument("--channel", type=int, help="channel to keep for multi-channel input")
+    p.add_argument("--block", type=int, metavar="N", help="Zarr output: y/x side of its chunks, a block each (1024)")
+    p.add_argument("--halo", type=int, metavar="N", help="Zarr output: context around a block (a quarter tile)")
     _add_planar_choice(p)
 
     p = _command(

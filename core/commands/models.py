@@ -73,10 +73,27 @@ def run_predict(args: argparse.Namespace) -> dict[str, Any]:
         if not Path(path).exists():
             raise SegDashError(f"{path}: no such {what} file or folder")
     from ..data.limits import StackOrColourNeeded
-    from ..predict.stack import predict_headless
 
     bar = progress_printer("predict")
     options = {k: getattr(args, k) for k in ("tile", "overlap", "batch_size", "tta", "threshold", "channel")}
+    if str(args.out).rstrip("/\\").lower().endswith(".zarr"):  # chunk by chunk, on every torchrun rank
+        from ..predict.volume import DEFAULT_BLOCK, predict_volume_headless
+
+        return predict_volume_headless(
+            args.checkpoint,
+            args.input,
+            args.out,
+            block=args.block or DEFAULT_BLOCK,
+            halo=args.halo,
+            as_stack=planar_choice(args),
+            progress=lambda done, total, eta: bar(done, total, eta),
+            warn=lambda text: notice(text, "warning"),
+            **options,
+        )
+    if args.block or args.halo is not None:
+        raise SegDashError("--block and --halo go with a Zarr output (--out NAME.zarr)")
+    from ..predict.stack import predict_headless
+
     try:
         return predict_headless(
             args.checkpoint,

@@ -108,7 +108,7 @@ def read_stack(
     """Read images from ``source`` as one (Z, Y, X) stack.
 
     Args:
-        source: a path (TIFF stack, image file, ZIP, folder, OME-Zarr folder); a file-like object with ``.name``
+        source: a path (TIFF stack, image file, ZIP, folder, OME-Zarr or Zarr folder); a file-like object with ``.name``
             (such as a Streamlit upload); a ``(name, bytes)`` pair; a :class:`ZipFolder`; or a list
             of any of these.
         channel: channel to keep for multi-channel images (RGB is turned to gray unless given).
@@ -129,10 +129,11 @@ def read_stack(
             for hyperstacks without ``channel``; :class:`StackOrColourNeeded` (see ``as_stack``).
     """
     if isinstance(source, (str, Path)):  # an OME-Zarr folder is one image
-        from .omezarr import is_omezarr, read_omezarr_stack
+        from .chunked import is_chunked
+        from .omezarr import read_omezarr_stack
 
         path = check_import_path(source, roots) if roots is not None else Path(source)
-        if is_omezarr(path):
+        if is_chunked(path):  # OME-Zarr or a plain Zarr array
             return read_omezarr_stack(path, channel=channel, roots=roots)
     items = list(_expand(source, roots))
     if not items:

@@ -245,14 +245,17 @@ def read_omezarr(
 def read_omezarr_stack(
     path: str | Path, *, channel: int | None = None, roots: Sequence[str | Path] | None = None
 ) -> Any:
-    """:func:`read_omezarr` as a :class:`core.data.io.Stack` (what :func:`core.data.io.read_stack` returns for an
-    OME-Zarr folder), within the import's memory budget (the importer keeps the pixel size, see
-    :mod:`core.data.pixelsize`). With ``roots``, every file of the folder (links resolved) must lie inside them."""
-    from .io import Stack, check_import_path, memory_budget
+    """An OME-Zarr image, or a plain Zarr array (format 2 or 3), as a :class:`core.data.io.Stack` (what
+    :func:`core.data.io.read_stack` returns for such a folder). Read through
+    :func:`core.data.chunked.open_volume` and :func:`~core.data.chunked.as_array`: into memory when
+    small, else copied a chunk slab at a time into a memory-mapped temporary TIFF, so a volume of any
+    size is imported in bounded memory (the importer keeps the pixel size, see :mod:`core.data.pixelsize`).
+    With ``roots``, every file of the folder (links resolved) must lie inside them."""
+    from .chunked import as_array, open_volume
+    from .io import Stack, check_import_path
 
     if roots is not None:
         for p in Path(path).rglob("*"):
             check_import_path(p, roots)
-
-    data, _ = read_omezarr(path, channel=channel, max_bytes=memory_budget())
+    data = as_array(open_volume(path, channel=channel))
     return Stack(data=data, names=[None] * data.shape[0], sources=[Path(path).name] * data.shape[0])

@@ -7,8 +7,8 @@ callbacks that write catalog rows and checkpoints), :mod:`~core.train.eta` (the 
 steps), :mod:`~core.train.job` (the thread, its heartbeat and outcome), :mod:`~core.train.snapshot`
 (the typed progress record, also read from the catalog for a run of another process),
 :mod:`~core.train.failures` (a failure in the user's words), :mod:`~core.train.registry` (one
-running job per workspace; every process's active runs), :mod:`~core.train.headless` and
-:mod:`~core.train.bundle`. May import: :mod:`core.data`,
+running job per workspace; every process's active runs), :mod:`~core.train.headless`, :mod:`~core.train.bundle` and
+:mod:`~core.train.distributed` (the same job on every rank under ``torchrun``, with DDP). May import: :mod:`core.data`,
 :mod:`core.store`, :mod:`core.nn`; not prediction, workflow, view or streamlit.
 
 The same code path serves the dashboard and the command line: a

@@ -3,6 +3,7 @@ and waits; :func:`job_progress` turns a snapshot into a progress count."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
@@ -10,11 +11,13 @@ from typing import Any, Callable
 from ..data.records import finite_or_none
 from ..nn.checkpoint import read_checkpoint_info
 from ..store.workspace import Workspace
+from . import distributed
 from .config import TrainConfig, default_config
 from .job import TrainingJob, TrainingSnapshot, _resolve_checkpoint
-from .registry import registry
 
 __all__ = ["train_headless", "job_progress"]
+
+_END_STATES = ("done", "failed", "stopped")
 
 
 def job_progress(snapshot: TrainingSnapshot | dict[str, Any]) -> tuple[int, int]:
@@ -53,7 +56,10 @@ def train_headless(
     Returns:
         JSON-able summary: ``run_id, state, epochs, val_dice, val_iou, val_accuracy, val_dice_fg,
         best_dice, best_checkpoint, last_checkpoint, bundle, device, wall_time_s, error``.
-        Ctrl-C stops the job cleanly (state ``stopped``).
+        Ctrl-C stops the job cleanly (state ``stopped``). Under torchrun (``torchrun
+        --nproc_per_node=N -m core train ...``) every rank trains (:mod:`core.train.distributed`),
+        rank 0 records the run and reports progress; the summary adds ``rank`` and ``world_size``
+        (the scores are rank 0's).
 
     Raises:
         ValueError: bad config, unknown dataset, nothing to resume, a job already running.
@@ -72,7 +78,13 @@ def train_headless(
         cfg = TrainConfig.from_dict(config or {}, base=base)
     if epochs is not None:
         cfg = replace(cfg, epochs=epochs)
-    job = registry().start(TrainingJob(ws, dataset, cfg, resume_from=resume, origin=origin))
+    if distributed.active() and origin == "cli":
+        origin = "torchrun"
+    job = distributed.start_job(
+        ws, lambda w, run_id: TrainingJob(w, dataset, cfg, run_id=run_id, resume_from=resume, origin=origin)
+    )
+    if not distributed.is_main():
+        progress = None
     last_key = None
     try:
         while not job.join(0.2):
@@ -84,15 +96,26 @@ def train_headless(
                     progress(snap)
     except KeyboardInterrupt:
         job.stop()
-        job.join()
+        _wait_for_end(job)
     except BaseException:
         job.stop()
-        job.join()
+        _wait_for_end(job)
         raise
     snap = job.snapshot()
     if progress is not None:
         progress(snap)
+    if distributed.active():
+        return {**_summary(snap), "rank": distributed.rank(), "world_size": distributed.world_size()}
     return _summary(snap)
+
+
+def _wait_for_end(job: TrainingJob) -> None:
+    """Wait until ``job`` has recorded how it ended (``last.pt``, catalog row, bundle). Polls its state
+    instead of joining its thread: on Python 3.11 a ``Thread.join`` interrupted by Ctrl-C marks the
+    thread finished while it still runs (bpo-45274's fix), so a later join returns at once and the
+    process would exit, killing the thread before it saved anything."""
+    while job.state not in _END_STATES:
+        time.sleep(0.05)
 
 
 def _summary(snap: TrainingSnapshot) -> dict[str, Any]:

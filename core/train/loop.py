@@ -20,8 +20,9 @@ from ..errors import SegDashError
 from ..nn.augment import augment_batch
 from ..nn.checkpoint import Checkpoint
 from ..nn.device import uses_channels_last
-from ..nn.metrics import ConfusionAccumulator
+from ..nn.metrics import ConfusionAccumulator, scores_from_confusion
 from ..nn.model import build_model, labels_from_logits
+from . import distributed
 from .config import TrainConfig
 from .data import PatchDataset, patch_coords
 
@@ -195,6 +196,9 @@ def fit(
     the epoch), augments them on ``device`` and takes one optimisation step per batch with the
     per-step learning rate (:func:`lr_at`). Raises :class:`Stopped` (after ``callbacks.on_stop``)
     when ``callbacks.check_stop`` does, and ``ValueError`` when the loss stops being finite.
+
+    Under torchrun every rank calls it: the ranks share each batch and reduce the metrics, and only
+    rank 0's callbacks record (:mod:`core.train.distributed`; in one process its hooks do nothing).
     """
     cuda = device.type == "cuda"
     channels_last = uses_channels_last(device)
@@ -209,25 +213,31 @@ def fit(
     step_times: list[float] = []
     val_times: list[float] = []
     n_val = len(data.val_items)
+    # several processes (torchrun): a DDP wrapper for the step, rank 0's callbacks, a joint stop
+    callbacks = distributed.callbacks_for_rank(callbacks)
+    check_stop = distributed.stop_together(callbacks.check_stop)
+    net = distributed.wrap(model, device)
     try:
         for epoch in range(state.epoch + 1, cfg.epochs + 1):
             t_epoch = time.time()
             callbacks.on_epoch_start(state, epoch)
             rng = np.random.default_rng([cfg.seed, epoch])
             coords = patch_coords(data.masks, ps, cfg.steps_per_epoch * cfg.batch_size, rng, cfg.skip_empty_patches)
+            patches = PatchDataset(data.images, data.masks, coords, ps, data.window)
             loader = torch.utils.data.DataLoader(
-                PatchDataset(data.images, data.masks, coords, ps, data.window),
-                batch_size=cfg.batch_size,
+                patches,
+                batch_size=distributed.local_batch(cfg.batch_size),
+                sampler=distributed.sampler(patches),
                 shuffle=False,
                 num_workers=cfg.num_workers,
                 pin_memory=cuda,
                 drop_last=False,
             )
-            aug_gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
-            model.train()
+            aug_gen = torch.Generator().manual_seed(distributed.rank_seed(cfg.seed * 100_003 + epoch))
+            net.train()
             loss_sum, n_seen, t_train = 0.0, 0, 0.0
             for step, (x, y) in enumerate(loader, start=1):
-                callbacks.check_stop()
+                check_stop()
                 t_step = time.time()
                 x = x.to(device, non_blocking=cuda)
                 y = y.to(device, non_blocking=cuda)
@@ -238,7 +248,7 @@ def fit(
                 for g in optimizer.param_groups:
                     g["lr"] = lr
                 with autocast(device, amp_dtype):
-                    logits = model(x)
+                    logits = net(x)
                 loss = loss_fn(logits, y)
                 if not torch.isfinite(loss):
                     raise SegDashError(
@@ -255,6 +265,7 @@ def fit(
                 t_train += dt
                 step_times.append(dt)
                 callbacks.on_step(state, epoch, step, eta(cfg, step_times, val_times, epoch, step, n_val))
+            loss_sum, n_seen = distributed.reduce_sum(loss_sum, n_seen)
             t_val = time.time()
             scores = validate(model, data.val_items, loss_fn, n_classes, device, amp_dtype, callbacks.check_stop)
             val_times.append(time.time() - t_val)
@@ -302,7 +313,15 @@ def validate(
     check_stop: Any = None,
 ) -> dict[str, Any]:
     """Loss and scores (:class:`~core.nn.metrics.ConfusionAccumulator`) over the validation tensors,
-    summed over all their pixels; ``check_stop`` is called before each slice."""
+    summed over all their pixels; ``check_stop`` is called before each slice.
+
+    Under torchrun each rank validates its share of ``items`` and the sums are reduced over the
+    ranks; ``check_stop`` is then not called (a rank stopping alone would leave the others waiting).
+    """
+    items = distributed.shard(items)
+    if distributed.active():
+        check_stop = None
+    distributed.sync_buffers(model)
     model.eval()
     acc = ConfusionAccumulator(n_classes)
     loss_sum, n = 0.0, 0
@@ -322,4 +341,5 @@ def validate(
             n += y.numel()
             acc.update(labels_from_logits(logits, n_classes), y)
     model.train()
-    return {**acc.compute(), "loss": loss_sum / max(n, 1)}
+    cm, loss_sum, n = distributed.reduce_sum(acc.matrix, loss_sum, n)
+    return {**scores_from_confusion(cm), "loss": loss_sum / max(n, 1)}

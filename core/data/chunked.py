@@ -1,0 +1,275 @@
+"""Chunked volumes: Zarr arrays (format 2 and 3) and OME-Zarr images opened by reference, read a block
+at a time, and Zarr outputs written a chunk at a time, so memory is a few chunks whatever the
+volume's size. zarr-python does the chunking and the codecs; nothing here decodes a chunk.
+
+A volume is (Z, Y, X): an OME-Zarr image's full resolution level with one time point and one
+channel chosen, or a plain Zarr array of 2 or 3 dimensions (a 2-D array is one slice). N5 is not
+read (zarr-python 3 dropped its N5 store): convert it to Zarr first (BigDataViewer, ``n5-utils``).
+
+Example:
+    >>> vol = open_volume("brain.zarr")                         # doctest: +SKIP
+    >>> vol.shape, vol.chunks                                   # doctest: +SKIP
+    ((400, 1024, 1024), (16, 256, 256))
+    >>> block = vol.read(slice(0, 16), slice(0, 256), slice(0, 256))  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from itertools import product
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from ..errors import SegDashError
+from .omezarr import is_omezarr, read_omezarr_metadata
+
+__all__ = ["Volume", "is_chunked", "open_volume", "create_volume", "blocks", "sample_slices", "as_array"]
+
+_SAMPLE_SIDE = 512  # sample_slices: at most this many pixels a side per sampled slice
+IN_MEMORY_BYTES = 256 << 20  # as_array: volumes up to this size are read into memory
+
+
+def is_chunked(path: str | Path) -> bool:
+    """True for a folder holding a Zarr array or group (format 2 or 3) or an N5 container."""
+    p = Path(path)
+    return p.is_dir() and (any((p / f).is_file() for f in ("zarr.json", ".zarray", ".zgroup")) or _is_n5(p))
+
+
+def _is_n5(path: Path) -> bool:
+    """An N5 container's root: ``attributes.json`` with its ``n5`` version."""
+    try:
+        return "n5" in json.loads((path / "attributes.json").read_text())
+    except (OSError, ValueError, TypeError):
+        return False
+
+
+@dataclass(frozen=True)
+class Volume:
+    """A (Z, Y, X) view of a chunked array, read on demand.
+
+    Attributes:
+        array: the zarr array (or any array with numpy indexing, e.g. a ``np.memmap``).
+        index: how the stored axes map to (Z, Y, X): an int picks a time point or channel, ``None``
+            keeps the axis, ``"new"`` adds a Z axis of one (2-D arrays).
+        shape, chunks: (Z, Y, X) shape and chunk shape.
+        dtype: the stored dtype.
+        path: where it was opened (``""`` for an in-memory array).
+        pixel_size: ``(z, y, x)`` from OME-Zarr metadata, or ``None``.
+    """
+
+    array: Any
+    index: tuple[Any, ...]
+    shape: tuple[int, int, int]
+    chunks: tuple[int, int, int]
+    dtype: np.dtype
+    path: str = ""
+    pixel_size: tuple[float, float, float] | None = None
+
+    @classmethod
+    def from_array(cls, array: Any, chunks: tuple[int, int, int] | None = None) -> Volume:
+        """A (Z, Y, X) numpy array or memmap as a volume (chunks: one slice by default)."""
+        if array.ndim != 3:
+            raise SegDashError(f"expected a (Z, Y, X) stack, got shape {array.shape}")
+        shape = tuple(int(n) for n in array.shape)
+        return cls(array, (None, None, None), shape, chunks or (1, shape[1], shape[2]), np.dtype(array.dtype))
+
+    def read(self, z: slice, y: slice, x: slice) -> np.ndarray:
+        """The (Z, Y, X) block ``[z, y, x]`` (slices with steps allowed) as a numpy array; only the
+        chunks it touches are read."""
+        if self.index[-1] == "new":  # a 2-D array: Z is an added axis of one
+            return np.asarray(self.array[y, x])[None][z]
+        wanted = iter((z, y, x))
+        return np.asarray(self.array[tuple(next(wanted) if i is None else i for i in self.index)])
+
+
+def _array_of_group(path: Path) -> tuple[Any, list[str], tuple[float, float, float] | None]:
+    """The full-resolution array of an OME-Zarr image (or the single array of a plain group), its
+    axis names and the pixel size."""
+    import zarr
+
+    group = zarr.open_group(str(path), mode="r")
+    if is_omezarr(path):
+        attrs = dict(group.attrs)
+        ms = (attrs.get("ome", attrs).get("multiscales") or [{}])[0]
+        level = (ms.get("datasets") or [{}])[0].get("path", "0")
+        meta = read_omezarr_metadata(path)
+        return group[level], meta["axes"], meta["pixel_size"]
+    arrays = sorted(name for name, _ in group.arrays())
+    if len(arrays) != 1:
+        raise SegDashError(
+            f"{path}: a Zarr group of {len(arrays)} arrays ({', '.join(arrays[:5]) or 'none'}) without OME "
+            "metadata; give the array's own folder"
+        )
+    return group[arrays[0]], [], None
+
+
+def open_volume(path: str | Path, *, channel: int | None = None) -> Volume:
+    """Open a Zarr array, a Zarr group of one array, or an OME-Zarr image as a (Z, Y, X) :class:`Volume`
+    without reading its pixels.
+
+    Args:
+        path: the folder (``.zarr``; format 2 or 3).
+        channel: channel to keep when the image has a ``c`` axis of several channels.
+
+    Raises:
+        ValueError: not Zarr (or N5), several time points, several channels without ``channel``,
+            or a shape that is not (Z, Y, X).
+    """
+    import zarr
+
+    path = Path(path)
+    if not is_chunked(path):
+        raise SegDashError(f"{path}: not a Zarr folder (no zarr.json, .zarray or .zgroup)")
+    if _is_n5(path) and not any((path / f).is_file() for f in ("zarr.json", ".zarray", ".zgroup")):
+        raise SegDashError(
+            f"{path}: an N5 container; SegDash reads Zarr (format 2 or 3): convert it (BigDataViewer, n5-utils)"
+        )
+    try:
+        kind = _node_kind(path)
+        if kind == "array":
+            arr, axes, pixel_size = zarr.open_array(str(path), mode="r"), [], None
+        else:
+            arr, axes, pixel_size = _array_of_group(path)
+    except (OSError, ValueError, KeyError) as exc:
+        if isinstance(exc, SegDashError):
+            raise
+        raise SegDashError(f"{path}: cannot open the Zarr ({type(exc).__name__}: {exc})") from None
+    if not axes:
+        axes = ["z", "y", "x"][-arr.ndim :] if arr.ndim in (2, 3) else []
+    if len(axes) != arr.ndim:
+        raise SegDashError(f"{path}: an array of shape {arr.shape} without axis names; expected (Z, Y, X)")
+    index: list[Any] = []
+    for ax, n in zip(axes, arr.shape):
+        if ax == "t":
+            if n > 1:
+                raise SegDashError(f"{path}: {n} time points; SegDash reads one (Z, Y, X) volume")
+            index.append(0)
+        elif ax == "c":
+            if n > 1 and channel is None:
+                from .limits import ChannelChoiceNeeded
+
+                raise ChannelChoiceNeeded(path.name, int(n))
+            c = 0 if channel is None else int(channel)
+            if not 0 <= c < n:
+                raise SegDashError(f"{path}: channel {c} asked for, the image has {n}")
+            index.append(c)
+        elif ax in ("z", "y", "x"):
+            index.append(None)
+        else:
+            raise SegDashError(f"{path}: axis {ax!r} is not one of t, c, z, y, x")
+    kept = [ax for ax, i in zip(axes, index) if i is None]
+    sizes = {ax: int(n) for ax, n, i in zip(axes, arr.shape, index) if i is None}
+    chunk = {ax: int(c) for ax, c, i in zip(axes, arr.chunks, index) if i is None}
+    if kept == ["y", "x"]:
+        index.append("new")
+        sizes["z"], chunk["z"] = 1, 1
+    elif kept != ["z", "y", "x"]:
+        raise SegDashError(f"{path}: axes {axes} do not make a (Z, Y, X) volume")
+    return Volume(
+        arr,
+        tuple(index),
+        (sizes["z"], sizes["y"], sizes["x"]),
+        (chunk["z"], chunk["y"], chunk["x"]),
+        np.dtype(arr.dtype),
+        str(path),
+        pixel_size,
+    )
+
+
+def _node_kind(path: Path) -> str:
+    """``"array"`` or ``"group"``, from the folder's metadata file."""
+    if (path / ".zarray").is_file():
+        return "array"
+    if (path / "zarr.json").is_file():
+        meta = json.loads((path / "zarr.json").read_text())
+        return "array" if meta.get("node_type") == "array" else "group"
+    return "group"
+
+
+def create_volume(
+    path: str | Path, shape: tuple[int, int, int], dtype: Any, chunks: tuple[int, int, int], zarr_format: int = 3
+) -> Any:
+    """Create an empty (Z, Y, X) Zarr array at ``path`` (a new folder; fill value 0) and return it,
+    ready to be written a chunk at a time (by several processes, each writing its own chunks)."""
+    import zarr
+
+    path = Path(path)
+    if path.exists():
+        raise SegDashError(f"{path}: already exists; choose a new name or remove it first")
+    if zarr_format not in (2, 3):
+        raise SegDashError(f"zarr_format must be 2 or 3, got {zarr_format}")
+    return zarr.create_array(
+        str(path),
+        shape=tuple(int(n) for n in shape),
+        chunks=tuple(int(c) for c in chunks),
+        dtype=dtype,
+        fill_value=0,
+        zarr_format=zarr_format,
+        dimension_names=("z", "y", "x") if zarr_format == 3 else None,
+    )
+
+
+def blocks(shape: tuple[int, ...], chunks: tuple[int, ...]) -> Iterator[tuple[slice, ...]]:
+    """The chunk grid of ``shape``: one tuple of slices per chunk, in C order (edge chunks cut short).
+
+    Example:
+        >>> [tuple((s.start, s.stop) for s in b) for b in blocks((3, 5), (2, 4))]
+        [((0, 2), (0, 4)), ((0, 2), (4, 5)), ((2, 3), (0, 4)), ((2, 3), (4, 5))]
+    """
+    grids = [range(math.ceil(n / c)) for n, c in zip(shape, chunks)]
+    for ids in product(*grids):
+        yield tuple(slice(i * c, min(n, (i + 1) * c)) for i, c, n in zip(ids, chunks, shape))
+
+
+def sample_slices(volume: Volume, n: int = 4) -> np.ndarray:
+    """Up to ``n`` evenly spaced slices, each subsampled to at most 512 pixels a side: enough for an
+    intensity window or a fit check, reading only those slices' chunks. (n', Y', X')."""
+    z_total, h, w = volume.shape
+    zs = sorted({int(round(v)) for v in np.linspace(0, z_total - 1, min(n, z_total))})
+    step = max(1, math.ceil(max(h, w) / _SAMPLE_SIDE))
+    return np.stack([volume.read(slice(z, z + 1), slice(None, None, step), slice(None, None, step))[0] for z in zs])
+
+
+def as_array(volume: Volume, *, in_memory_bytes: int = IN_MEMORY_BYTES, folder: str | Path | None = None) -> np.ndarray:
+    """The whole volume as a (Z, Y, X) numpy array, for an import: read into memory up to
+    ``in_memory_bytes``; a larger one is copied a chunk slab at a time (plain file writes) into an
+    uncompressed TIFF in ``folder`` (default: the system's temporary folder), removed when the
+    process exits, and returned memory-mapped, so memory stays at one slab of chunks.
+
+    Raises:
+        ValueError: not enough free space in ``folder`` for the copy.
+    """
+    z_total, h, w = volume.shape
+    nbytes = z_total * h * w * volume.dtype.itemsize
+    everything = slice(None)
+    if nbytes <= in_memory_bytes:
+        return volume.read(everything, everything, everything)
+    import atexit
+    import os
+    import shutil
+    import tempfile
+
+    import tifffile
+
+    folder = Path(folder or tempfile.gettempdir())
+    free = shutil.disk_usage(folder).free
+    if free < nbytes + (64 << 20):
+        raise SegDashError(
+            f"{volume.path}: copying it needs {nbytes / 1e9:.1f} GB in {folder}, {free / 1e9:.1f} GB are free "
+            "(TMPDIR chooses the folder)"
+        )
+    fd, name = tempfile.mkstemp(prefix="segdash-volume-", suffix=".tif", dir=folder)
+    os.close(fd)
+    atexit.register(lambda: Path(name).unlink(missing_ok=True))
+    step = max(1, volume.chunks[0])
+
+    def slices() -> Iterator[np.ndarray]:
+        for z0 in range(0, z_total, step):
+            yield from volume.read(slice(z0, min(z_total, z0 + step)), everything, everything)
+
+    tifffile.imwrite(name, slices(), shape=(z_total, h, w), dtype=volume.dtype, photometric="minisblack")
+    return tifffile.memmap(name, mode="r")

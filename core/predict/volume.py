@@ -1,0 +1,203 @@
+"""Volumes of any size, chunk by chunk: :func:`predict_volume` reads a (Z, Y, X) volume (Zarr,
+OME-Zarr, or a TIFF stack) a block at a time and writes the class indices to a Zarr array chunk
+by chunk, so memory is a few blocks whatever the volume's size; under torchrun the blocks are
+shared among the ranks (``torchrun --nproc_per_node=N -m core predict --input VOL.zarr --out
+OUT.zarr``).
+
+How a volume is cut (the same whatever the number of processes, so N processes write the very
+bytes one process writes):
+
+- The output's chunks are the blocks: ``(cz, block, block)`` with ``cz`` the input's chunk depth (at
+  most 16) and ``block`` (1024 by default) cut to the slice. Rank ``r`` of ``W`` predicts blocks
+  ``r, r + W, ...`` of the chunk grid and writes each as one whole chunk: no two ranks write the same
+  chunk, and no lock is needed.
+- Each slice of a block is predicted with :mod:`core.predict.inferer` (tiles blended with MONAI's
+  Gaussian ``sliding_window_inference``) on the block grown by ``halo`` pixels on every side (cut at
+  the volume's edges), then cropped back, so block borders see context; a block that covers the
+  whole slice has no halo and is predicted exactly as :func:`~core.predict.stack.predict_stack` does.
+- Written under a temporary name beside ``out`` and renamed into place at the end (rank 0, after
+  every rank is done), so a reader never sees a half-written output.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from ..data.chunked import Volume, blocks, create_volume, is_chunked, open_volume, sample_slices
+from ..data.io import read_stack
+from ..errors import SegDashError
+from ..nn import distributed
+from ..nn.checkpoint import Checkpoint, load_checkpoint
+from ..nn.fit import fit_warnings
+from .config import PredictConfig, ProgressFn
+from .inferer import _Runner
+from .probabilities import labels_from_stored, quantize
+
+__all__ = ["predict_volume", "predict_volume_headless", "DEFAULT_BLOCK", "MAX_CHUNK_DEPTH"]
+
+DEFAULT_BLOCK = 1024  # y/x side of an output chunk (one block predicted at a time)
+MAX_CHUNK_DEPTH = 16  # slices in an output chunk, at most
+
+
+def _halo(runner: _Runner, halo: int | None) -> int:
+    """Context added around a block: ``halo`` or a quarter tile, on the model's pooling grid."""
+    m = runner.multiple
+    h = runner.tile // 4 if halo is None else int(halo)
+    return max(0, -(-h // m) * m)
+
+
+def predict_volume(
+    ckpt: Checkpoint,
+    volume: Volume,
+    out: str | Path,
+    *,
+    cfg: PredictConfig = PredictConfig(),
+    block: int = DEFAULT_BLOCK,
+    halo: int | None = None,
+    zarr_format: int = 3,
+    progress: ProgressFn | None = None,
+) -> dict[str, Any]:
+    """Predict every slice of ``volume`` into a new Zarr array of uint8 class indices at ``out``.
+
+    Args:
+        ckpt: loaded checkpoint of a one-channel model.
+        volume: the (Z, Y, X) input (:func:`core.data.chunked.open_volume`, or ``Volume.from_array``).
+        out: the ``.zarr`` folder to create (must not exist).
+        cfg: tiling, TTA, threshold and device, as for a stack.
+        block: y/x side of the output chunks, each predicted as one block.
+        halo: context in pixels around a block (default: a quarter of the tile); unused when a
+            block covers the whole slice.
+        zarr_format: 2 or 3.
+        progress: ``progress(blocks done, blocks of this rank, eta_seconds)`` after each block.
+
+    Returns:
+        ``{out, shape, chunks, halo, blocks, blocks_here, seconds, device, rank, world_size}``.
+
+    Under torchrun every rank must call it with the same arguments (see the module docstring).
+    """
+    runner = _Runner(ckpt, cfg)
+    if runner.in_channels != 1:
+        raise SegDashError(
+            f"the model takes {runner.in_channels} channels; volumes are predicted with 1-channel models"
+        )
+    out = Path(out)
+    z_total, h, w = volume.shape
+    if min(volume.shape) < 1:
+        raise SegDashError(f"the volume is empty: shape {volume.shape}")
+    if int(block) < runner.multiple:
+        raise SegDashError(f"block must be at least {runner.multiple} pixels, got {block}")
+    chunks = (min(z_total, volume.chunks[0], MAX_CHUNK_DEPTH), min(h, int(block)), min(w, int(block)))
+    pad = 0 if chunks[1:] == (h, w) else _halo(runner, halo)
+    grid = list(blocks(volume.shape, chunks))
+    mine = grid[distributed.rank() :: distributed.world_size()]
+    binary = runner.n_classes == 2
+    error = None
+    tmp = None
+    if distributed.is_main():
+        if out.exists():
+            error = f"{out}: already exists; choose a new name or remove it first"
+        else:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}-{secrets.token_hex(3)}")
+            arr = create_volume(tmp, volume.shape, np.uint8, chunks, zarr_format)
+            arr.attrs["segdash"] = {"kind": "masks", "classes": runner.n_classes, "run_id": ckpt.run_id}
+    error, tmp = distributed.broadcast_object((error, tmp))
+    if error:
+        raise SegDashError(error)
+    import zarr
+
+    arr = zarr.open_array(str(tmp), mode="r+")
+    t0 = time.perf_counter()
+    try:
+        for done, (bz, by, bx) in enumerate(mine, start=1):
+            ys = slice(max(0, by.start - pad), min(h, by.stop + pad))
+            xs = slice(max(0, bx.start - pad), min(w, bx.stop + pad))
+            region = volume.read(bz, ys, xs)
+            crop = (slice(by.start - ys.start, by.stop - ys.start), slice(bx.start - xs.start, bx.stop - xs.start))
+            labels = np.empty((bz.stop - bz.start, by.stop - by.start, bx.stop - bx.start), np.uint8)
+            for i, image in enumerate(region):
+                stored = quantize(runner(image), "uint8")
+                labels[i] = labels_from_stored(stored, cfg.threshold, binary)[crop]
+            arr[bz, by, bx] = labels
+            if progress is not None:
+                elapsed = time.perf_counter() - t0
+                progress(done, len(mine), elapsed / done * (len(mine) - done))
+        distributed.barrier()
+        if distributed.is_main():
+            os.replace(tmp, out)
+    except BaseException:
+        if distributed.is_main():
+            shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return {
+        "out": str(out),
+        "shape": list(volume.shape),
+        "chunks": list(chunks),
+        "halo": pad,
+        "blocks": len(grid),
+        "blocks_here": len(mine),
+        "seconds": round(time.perf_counter() - t0, 3),
+        "device": str(runner.device),
+        "rank": distributed.rank(),
+        "world_size": distributed.world_size(),
+    }
+
+
+def predict_volume_headless(
+    checkpoint: str | Path,
+    input: str | Path,
+    out: str | Path,
+    *,
+    tile: int | None = None,
+    overlap: float = 0.25,
+    batch_size: int = 4,
+    tta: bool = False,
+    threshold: float = 0.5,
+    channel: int | None = None,
+    block: int = DEFAULT_BLOCK,
+    halo: int | None = None,
+    as_stack: bool | None = None,
+    device: str | None = None,
+    progress: ProgressFn | None = None,
+    warn: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """``python -m core predict --out OUT.zarr`` (also under torchrun): a Zarr / OME-Zarr folder is opened
+    by reference (:func:`core.data.chunked.open_volume`), anything else is read as a stack
+    (:func:`core.data.io.read_stack`: a TIFF is memory-mapped); then :func:`predict_volume`.
+
+    Returns:
+        :func:`predict_volume`'s summary with ``input``, ``warnings`` (what does not fit between the
+        checkpoint and a sample of the volume) and ``checkpoint`` (class names, window, run).
+    """
+    distributed.init()
+    cfg = PredictConfig(tile=tile, overlap=overlap, batch_size=batch_size, tta=tta, threshold=threshold, device=device)
+    ckpt = load_checkpoint(Path(checkpoint), device="cpu")
+    if is_chunked(input):
+        volume = open_volume(input, channel=channel)
+    else:
+        volume = Volume.from_array(read_stack(input, channel=channel, as_stack=as_stack).data)
+    warnings = fit_warnings(ckpt, images=sample_slices(volume))
+    if warn is not None and distributed.is_main():
+        for text in warnings:
+            warn(text)
+    if not distributed.is_main():
+        progress = None
+    summary = predict_volume(ckpt, volume, out, cfg=cfg, block=block, halo=halo, progress=progress)
+    return {
+        "input": str(input),
+        **summary,
+        "warnings": warnings,
+        "checkpoint": {
+            "class_names": list(ckpt.class_names),
+            "norm_window": list(ckpt.norm_window),
+            "trained_on": ckpt.extra.get("dataset"),
+            "run_id": ckpt.run_id,
+        },
+    }

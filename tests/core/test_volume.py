@@ -1,0 +1,211 @@
+"""Chunked volumes (core.data.chunked) and their prediction chunk by chunk into Zarr
+(core.predict.volume), in one process and sharded over two torchrun processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+import torch
+import zarr
+
+from core.data.chunked import Volume, blocks, create_volume, open_volume, sample_slices
+from core.data.omezarr import write_omezarr
+from core.errors import SegDashError
+from core.nn.checkpoint import load_checkpoint, save_checkpoint
+from core.nn.model import ModelConfig
+from core.predict.config import PredictConfig
+from core.predict.stack import predict_stack
+from core.predict.volume import predict_volume
+from tests.core.test_inference import train_tiny
+from tests.synthetic import discs
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def stack() -> np.ndarray:
+    rng = np.random.default_rng(0)
+    return np.stack([discs(rng, 80, 96)[0] for _ in range(5)])
+
+
+@pytest.fixture(scope="module")
+def ckpt_path(tmp_path_factory) -> Path:
+    """A tiny classic U-Net trained a little on discs (so its masks are not all one class)."""
+    cfg = ModelConfig(arch="classic", classic_width=4)
+    path = tmp_path_factory.mktemp("ckpt") / "m.pt"
+    return save_checkpoint(
+        path,
+        train_tiny(cfg, 40, 1e-2),
+        cfg,
+        class_names=["bg", "disc"],
+        norm_window=(0.0, 255.0),
+        patch_size=32,
+        epoch=1,
+        metrics={},
+    )
+
+
+def _zarr(path: Path, data: np.ndarray, chunks, fmt: int = 3) -> Path:
+    arr = zarr.create_array(str(path), shape=data.shape, chunks=chunks, dtype=data.dtype, zarr_format=fmt)
+    arr[:] = data
+    return path
+
+
+@pytest.mark.parametrize("fmt", [2, 3])
+def test_open_volume_reads_blocks_of_zarr_v2_and_v3(tmp_path, stack, fmt):
+    vol = open_volume(_zarr(tmp_path / "v.zarr", stack, (2, 32, 32), fmt))
+    assert vol.shape == stack.shape and vol.chunks == (2, 32, 32) and vol.dtype == np.uint8
+    np.testing.assert_array_equal(vol.read(slice(1, 4), slice(10, 70), slice(None, None, 3)), stack[1:4, 10:70, ::3])
+    assert sample_slices(vol, 3).shape == (3, 80, 96)
+
+
+def test_open_volume_ome_zarr_plain_arrays_and_refusals(tmp_path, stack):
+    write_omezarr(tmp_path / "ome.zarr", stack, pixel_size=(0.5, 0.1, 0.1))
+    vol = open_volume(tmp_path / "ome.zarr")
+    assert vol.shape == stack.shape and vol.pixel_size == (0.5, 0.1, 0.1)
+    np.testing.assert_array_equal(vol.read(slice(0, 5), slice(0, 80), slice(0, 96)), stack)
+    flat = open_volume(_zarr(tmp_path / "2d.zarr", stack[0], (40, 40)))
+    assert flat.shape == (1, 80, 96)
+    np.testing.assert_array_equal(flat.read(slice(0, 1), slice(5, 9), slice(0, 96)), stack[:1, 5:9])
+    group = zarr.open_group(str(tmp_path / "g.zarr"), mode="w")
+    group.create_array("raw", shape=stack.shape, chunks=(1, 80, 96), dtype="uint8")[:] = stack
+    assert open_volume(tmp_path / "g.zarr").shape == stack.shape
+    group.create_array("labels", shape=stack.shape, dtype="uint8")
+    with pytest.raises(SegDashError, match="2 arrays"):
+        open_volume(tmp_path / "g.zarr")
+    n5 = tmp_path / "v.n5"
+    n5.mkdir()
+    (n5 / "attributes.json").write_text(json.dumps({"n5": "2.0.0"}))
+    with pytest.raises(SegDashError, match="N5"):
+        open_volume(n5)
+    with pytest.raises(SegDashError, match="not a Zarr"):
+        open_volume(tmp_path)
+    _zarr(tmp_path / "4d.zarr", np.zeros((2, 3, 8, 8), np.uint8), (1, 1, 8, 8))
+    with pytest.raises(SegDashError, match="axis names"):
+        open_volume(tmp_path / "4d.zarr")
+    with pytest.raises(SegDashError, match="exists"):
+        create_volume(tmp_path / "v.n5", (1, 2, 2), np.uint8, (1, 2, 2))
+
+
+def test_blocks_cover_the_grid_once():
+    grid = list(blocks((5, 80, 96), (2, 32, 32)))
+    assert len(grid) == 3 * 3 * 3
+    hits = np.zeros((5, 80, 96), np.int64)
+    for b in grid:
+        hits[b] += 1
+    assert (hits == 1).all()
+
+
+class _Spy:
+    """A zarr array that records the largest read."""
+
+    def __init__(self, arr):
+        self.arr, self.largest = arr, 0
+
+    def __getitem__(self, key):
+        out = self.arr[key]
+        self.largest = max(self.largest, out.size)
+        return out
+
+
+def test_predict_volume_matches_the_stack_and_reads_a_block_at_a_time(tmp_path, stack, ckpt_path):
+    ckpt = load_checkpoint(ckpt_path)
+    cfg = PredictConfig(tile=32)
+    predict_stack(ckpt, stack, out_masks=tmp_path / "ref.tif", cfg=cfg)
+    ref = tifffile.imread(tmp_path / "ref.tif")
+    assert 0.05 < ref.mean() < 0.95  # the masks are not trivial
+    vol = open_volume(_zarr(tmp_path / "in.zarr", stack, (2, 40, 48)))
+
+    # blocks as large as the slice: no halo, exactly the stack's prediction
+    whole = predict_volume(ckpt, vol, tmp_path / "whole.zarr", cfg=cfg)
+    assert whole["halo"] == 0 and whole["chunks"] == [2, 80, 96] and whole["blocks"] == 3
+    out = zarr.open_array(str(tmp_path / "whole.zarr"))
+    assert out.chunks == (2, 80, 96)
+    np.testing.assert_array_equal(out[:], ref)
+
+    # smaller blocks: each read is one block and its halo, and the halo hides the block borders
+    spy = _Spy(vol.array)
+    small = Volume(spy, vol.index, vol.shape, vol.chunks, vol.dtype)
+    summary = predict_volume(ckpt, small, tmp_path / "blocks.zarr", cfg=cfg, block=32, halo=16)
+    assert summary["halo"] == 16 and summary["blocks"] == 3 * 3 * 3
+    assert spy.largest <= 2 * (32 + 2 * 16) ** 2
+    blocked = zarr.open_array(str(tmp_path / "blocks.zarr"))[:]
+    assert (blocked == ref).mean() > 0.97
+    assert not list(tmp_path.glob(".*tmp*"))
+    with pytest.raises(SegDashError, match="exists"):
+        predict_volume(ckpt, vol, tmp_path / "blocks.zarr", cfg=cfg)
+
+
+def test_torchrun_sharded_prediction_writes_what_one_process_writes(tmp_path, stack, ckpt_path):
+    src = _zarr(tmp_path / "in.zarr", stack, (2, 40, 48), fmt=2)
+    opts = ["--checkpoint", str(ckpt_path), "--input", str(src), "--tile", "32", "--block", "32", "--halo", "16"]
+    env = {**os.environ, "SEGDASH_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "core"]
+    proc = subprocess.run(
+        [*cmd, "predict", *opts, "--out", str(tmp_path / "two.zarr")],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    assert sorted(s["rank"] for s in lines) == [0, 1] and sum(s["blocks_here"] for s in lines) == 27
+    one = predict_volume(
+        load_checkpoint(ckpt_path),
+        open_volume(src),
+        tmp_path / "one.zarr",
+        cfg=PredictConfig(tile=32),
+        block=32,
+        halo=16,
+    )
+    assert one["world_size"] == 1
+    np.testing.assert_array_equal(
+        zarr.open_array(str(tmp_path / "two.zarr"))[:], zarr.open_array(str(tmp_path / "one.zarr"))[:]
+    )
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.endswith(".zarr")) == ["in.zarr", "one.zarr", "two.zarr"]
+
+
+def test_import_copies_a_zarr_volume_slab_by_slab(tmp_path, stack):
+    from core.data.chunked import as_array
+    from core.data.io import read_stack
+    from core.store.workspace import Workspace
+
+    src = _zarr(tmp_path / "plain.zarr", stack, (2, 40, 48))
+    assert np.array_equal(read_stack(src).data, stack)  # small: read into memory
+    copy = as_array(open_volume(src), in_memory_bytes=0, folder=tmp_path)  # large: a temporary TIFF
+    assert isinstance(copy, np.memmap) and Path(copy.filename).parent == tmp_path
+    np.testing.assert_array_equal(copy, stack)
+    ws = Workspace(tmp_path / "ws")
+    info = ws.create_dataset("vol", copy, None, ["background", "cell"])
+    assert info.shape == stack.shape
+    np.testing.assert_array_equal(ws.read_images("vol"), stack)
+
+
+def test_cli_block_and_halo_go_with_a_zarr_output(tmp_path, stack, ckpt_path, capsys):
+    from core.cli import main
+
+    src = _zarr(tmp_path / "in.zarr", stack, (2, 40, 48))
+    base = ["predict", "--checkpoint", str(ckpt_path), "--input", str(src), "--tile", "32"]
+    assert main([*base, "--out", str(tmp_path / "m.tif"), "--block", "64"]) == 2
+    assert "go with a Zarr output" in capsys.readouterr().err
+    assert main([*base, "--out", str(tmp_path / "m.zarr"), "--block", "48"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["chunks"] == [2, 48, 48] and summary["world_size"] == 1 and summary["warnings"] == []
+    assert zarr.open_array(str(tmp_path / "m.zarr")).shape == stack.shape
