@@ -4,7 +4,11 @@ Start with ``streamlit run app.py``. This file only builds the navigation; each 
 ``pages/`` and all logic is in ``core``.
 """
 
-import streamlit as st
+import os
+
+if os.environ.get("SEGDASH_SHARE_CPU", "1") != "0":  # before torch loads OpenMP: see core/nn/device.py
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+import streamlit as st  # noqa: E402
 
 st.set_page_config(page_title="SegDash", page_icon=":microscope:", layout="wide")
 

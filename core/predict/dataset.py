@@ -18,7 +18,7 @@ from ..data.io import atomic_write
 from ..data.records import Record, json_clean
 from ..errors import SegDashError
 from ..nn.checkpoint import Checkpoint, load_checkpoint
-from ..nn.device import resolve_device
+from ..nn.device import resolve_device, share_cpu_for_background
 from ..nn.fit import fit_warnings
 from .config import PredictConfig, PredictionResult, ProgressFn
 from .inferer import default_tile
@@ -188,6 +188,7 @@ class PredictionJob:
             self._snap.done, self._snap.total, self._snap.eta_s = done, total, eta
 
     def _run(self) -> None:
+        share_cpu_for_background()  # first, so the OpenMP threads started here inherit it
         try:
             result = predict_dataset(
                 self.ws,

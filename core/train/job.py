@@ -23,7 +23,7 @@ from ..data.intensity import percentile_range
 from ..data.records import Record, finite_or_none
 from ..errors import SegDashError
 from ..nn.checkpoint import load_checkpoint, read_checkpoint_info
-from ..nn.device import amp_dtype_for, device_label, select_device
+from ..nn.device import amp_dtype_for, device_label, select_device, share_cpu_for_background
 from ..nn.model import required_multiple
 from ..store.workspace import Workspace, disk_full_error, validate_name
 from .bundle import write_bundle
@@ -284,6 +284,7 @@ class TrainingJob:
             raise Stopped()
 
     def _run(self) -> None:
+        share_cpu_for_background()  # first, so the OpenMP threads started here inherit it
         t0 = time.time()
         self._t0 = t0
         cat = self.workspace.catalog
