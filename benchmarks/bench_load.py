@@ -32,9 +32,15 @@ the server's and the CLI job's (``ours_cores``) and everyone else's (``others_co
 tenants of the machine, from /proc/stat).
 Render times include the browser's own work at that lowest priority: an upper bound.
 
+First, with no server, the default recipe's training step runs alone on a background thread in
+a child process per policy (``off``, ``passive``: passive waiting at normal priority, ``on``, and
+``1 thread``), alternating, with the CPU seconds it costs a step: spinning shows as CPU burnt
+without progress, which stays visible however busy the machine is (``--steps-only``: just this).
+
 The server is started through this file (``--serve``): a sampler thread in the server's process
 records the job's progress and the process's RSS, then ``streamlit run`` goes on as usual.
-Internal modes: ``--serve WORKSPACE CONTROL_DIR PORT``, ``--user URL OUT SECONDS OFFSET THINK``.
+Internal modes: ``--serve WORKSPACE CONTROL_DIR PORT``, ``--user URL OUT SECONDS OFFSET THINK``,
+``--steps SECONDS``.
 """
 
 from __future__ import annotations
@@ -44,6 +50,7 @@ import json
 import os
 import re
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -212,6 +219,85 @@ def _settled(page, title: str, t0: float) -> float:
             quiet_since = None
         time.sleep(0.1)
     return RENDER_TIMEOUT_S
+
+
+# -- training steps alone on a background thread, per policy (contention-robust: CPU per step) -------
+STEP_ARMS = {  # name: environment of the child that trains
+    "off": {"SEGDASH_SHARE_CPU": "0"},
+    "passive": {"SEGDASH_NICE": "0", "OMP_WAIT_POLICY": "PASSIVE"},
+    "on": {"OMP_WAIT_POLICY": "PASSIVE"},
+    "1 thread": {"SEGDASH_SHARE_CPU": "0", "SEGDASH_THREADS": "1"},
+}
+
+
+def steps_child(seconds: float) -> None:
+    """The default recipe's training step on random 4 x 256 x 256 patches, on a background thread set
+    up as the training worker sets it up; prints steps/s and CPU seconds per step as JSON."""
+    import torch
+
+    from core.nn.device import amp_dtype_for, select_device, share_cpu_for_background, sharing_cpu
+    from core.train.config import default_config
+    from core.train.loop import autocast, build_training
+
+    out: dict = {}
+
+    def work() -> None:
+        if sharing_cpu():
+            out["share"] = share_cpu_for_background()
+        cfg, dev = default_config(2), select_device("cpu")
+        amp = amp_dtype_for(dev, True)
+        st = build_training(cfg, 2, dev, amp)
+        x = torch.randn(4, 1, 256, 256).contiguous(memory_format=torch.channels_last)
+        y = torch.randint(0, 2, (4, 256, 256))
+
+        def step() -> None:
+            with autocast(dev, amp):
+                loss = st.loss_fn(st.model(x), y)
+            st.optimizer.zero_grad()
+            loss.backward()
+            st.optimizer.step()
+
+        step(), step()
+        c0, t0, n = time.process_time(), time.time(), 0
+        while time.time() - t0 < seconds:
+            step()
+            n += 1
+        out.update(steps_per_s=n / (time.time() - t0), cpu_s_per_step=(time.process_time() - c0) / n)
+        out["threads"] = torch.get_num_threads()
+
+    t = threading.Thread(target=work)
+    t.start()
+    t.join()
+    print(json.dumps(out))
+
+
+def bench_steps(rounds: int, seconds: float) -> list[dict]:
+    """Each arm of :data:`STEP_ARMS` in its own process, alternating, ``rounds`` times; medians."""
+    runs: dict[str, list[dict]] = {arm: [] for arm in STEP_ARMS}
+    for r in range(rounds):
+        for arm in list(STEP_ARMS) if r % 2 == 0 else list(STEP_ARMS)[::-1]:
+            env = {k: v for k, v in os.environ.items() if not k.startswith(("SEGDASH_", "OMP_WAIT"))}
+            env.update(PYTHONPATH=str(ROOT), **STEP_ARMS[arm])
+            load = os.getloadavg()[0]
+            res = subprocess.run(
+                [sys.executable, __file__, "--steps", str(seconds)],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=600,
+            )
+            runs[arm].append({**json.loads(res.stdout.strip().splitlines()[-1]), "load_avg": load})
+    return [
+        {
+            "arm": arm,
+            "steps_per_s": statistics.median(x["steps_per_s"] for x in xs),
+            "cpu_s_per_step": statistics.median(x["cpu_s_per_step"] for x in xs),
+            "threads": xs[0]["threads"],
+            "load_avg": round(statistics.median(x["load_avg"] for x in xs), 1),
+            "per_round_steps_per_s": [round(x["steps_per_s"], 3) for x in xs],
+        }
+        for arm, xs in runs.items()
+    ]
 
 
 # -- the benchmark ------------------------------------------------------------------------------------
@@ -500,6 +586,7 @@ def main() -> None:
     ap.add_argument("--browser-nice", type=int, default=19, help="nice value of the users' browsers")
     ap.add_argument("--wait-quiet", type=float, help="before each arm, wait for a 1-min load average <= this")
     ap.add_argument("--wait-most", type=float, default=600, help="at most this many seconds per wait")
+    ap.add_argument("--steps-only", action="store_true", help="only training steps alone, per policy (no server)")
     ap.add_argument("--no-baseline", action="store_true", help="skip the users-only rows (no background work)")
     args = ap.parse_args()
     users = [int(n) for n in args.users.split(",")]
@@ -510,6 +597,12 @@ def main() -> None:
     args.seconds = args.seconds or (25 if args.quick else 40)
     load_before = os.getloadavg()
     t_start = time.time()
+    steps = bench_steps(2 if args.quick else 3, 10 if args.quick else 15)
+    for row in steps:
+        print(json.dumps(row), flush=True)
+    if args.steps_only:
+        report("load_steps", steps, {"load_avg_before": load_before, "load_avg_after": os.getloadavg()})
+        return
     rows: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="segdash-load-") as tmp_name:
         tmp = Path(tmp_name)
@@ -532,6 +625,7 @@ def main() -> None:
             "load_avg_after": os.getloadavg(),
             "minutes": round((time.time() - t_start) / 60, 1),
             "work_unit": {"server": "training steps", "cli": "training steps", "predict": "slices predicted"},
+            "steps_alone": steps,
         },
     )
 
@@ -540,6 +634,9 @@ if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--serve":
         sys.path.insert(0, str(ROOT))
         serve(*sys.argv[2:5])
+    elif len(sys.argv) > 1 and sys.argv[1] == "--steps":
+        sys.path.insert(0, str(ROOT))
+        steps_child(float(sys.argv[2]))
     elif len(sys.argv) > 1 and sys.argv[1] == "--user":
         sys.path.insert(0, str(ROOT))
         a = sys.argv[2:7]
