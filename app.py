@@ -5,7 +5,11 @@ page shares, once per run (session-state defaults, the workspace, flash messages
 :func:`pages._common.frame`); each page is a file in ``pages/`` and all logic is in ``core``.
 """
 
-import streamlit as st
+import os
+
+if os.environ.get("SEGDASH_SHARE_CPU", "1") != "0":  # before torch loads OpenMP: see core/nn/device.py
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+import streamlit as st  # noqa: E402
 
 from pages._common import frame
 

@@ -8,11 +8,23 @@ Streamlit's script thread for prediction. torch's OpenMP thread count is per cal
 called *on that thread* its parallel regions run slower (measured on a 2-core VM: a training step
 of the default network 20% slower in float32, 5-10% in bf16, than on the main thread). So every
 entry point that computes on a CPU calls :func:`use_cpu_threads` first, on its own thread.
+
+Background work shares the machine: :func:`share_cpu_for_background`, called first thing on the
+training worker's thread and on a dataset prediction's thread, lowers that thread's priority (nice
+10, per thread on Linux; the OpenMP team it starts inherits it) and, from 4 cores on, leaves one
+core to the app (:func:`background_threads`). The entry points (``app.py``, ``python -m core``)
+also set ``OMP_WAIT_POLICY=PASSIVE`` before torch loads OpenMP, so idle OpenMP threads sleep
+instead of spinning on cores the server needs. Measured on a 2-core VM with 4 browser users
+(``benchmarks/bench_load.py``): see ``benchmarks/README.md``. ``SEGDASH_SHARE_CPU=0`` turns it all
+off; ``SEGDASH_NICE`` and ``SEGDASH_THREADS`` set the priority and the thread count.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import sys
+import threading
 
 import torch
 
@@ -21,6 +33,9 @@ from ..errors import SegDashError
 __all__ = [
     "cpu_threads",
     "use_cpu_threads",
+    "sharing_cpu",
+    "background_threads",
+    "share_cpu_for_background",
     "uses_channels_last",
     "cpu_has_bf16",
     "amp_dtype_for",
@@ -28,6 +43,8 @@ __all__ = [
     "resolve_device",
     "device_label",
 ]
+
+log = logging.getLogger(__name__)
 
 
 def cpu_threads() -> tuple[int, bool]:
@@ -44,11 +61,86 @@ def cpu_threads() -> tuple[int, bool]:
     return max(1, os.cpu_count() or 1, torch.get_num_threads()), False
 
 
+_THREAD = threading.local()  # .background: share_cpu_for_background was called on this thread
+
+
 def use_cpu_threads() -> int:
-    """Set torch's CPU thread count on the calling thread (see the module docstring); returns it."""
-    n, _ = cpu_threads()
+    """Set torch's CPU thread count on the calling thread (see the module docstring); returns it:
+    :func:`background_threads` on a thread marked by :func:`share_cpu_for_background`, else
+    :func:`cpu_threads`."""
+    n, _ = background_threads() if getattr(_THREAD, "background", False) else cpu_threads()
     torch.set_num_threads(n)
     return n
+
+
+def _env_int(name: str) -> int | None:
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise SegDashError(f"{name} must be a whole number, got {text!r}") from None
+
+
+def sharing_cpu() -> bool:
+    """Whether background computations share the CPU (:func:`share_cpu_for_background`); off with
+    ``SEGDASH_SHARE_CPU=0``."""
+    return os.environ.get("SEGDASH_SHARE_CPU", "1").strip() != "0"
+
+
+def background_threads(cores: int | None = None) -> tuple[int, bool]:
+    """``(CPU threads for a background computation, whether $SEGDASH_THREADS forced it)``.
+
+    ``$SEGDASH_THREADS`` when given; with ``SEGDASH_SHARE_CPU=0``, :func:`cpu_threads`'s count;
+    else every core up to 3 cores and all but one from 4 on (``cores`` defaults to
+    ``os.cpu_count()``), so the app's server, whose Python work runs on one core at a time, always
+    finds one. On 2 cores both stay with training: there the lowered priority alone makes room for
+    the app, and one thread would cost a third of the speed whenever nobody uses the app.
+
+    Example:
+        >>> background_threads(64)[0], background_threads(2)[0]  # doctest: +SKIP
+        (63, 2)
+    """
+    forced = _env_int("SEGDASH_THREADS")
+    if forced is not None:
+        return max(1, forced), True
+    if not sharing_cpu():
+        return cpu_threads()
+    n = max(1, cores if cores is not None else os.cpu_count() or 1)
+    return (n if n <= 3 else n - 1), False
+
+
+def share_cpu_for_background() -> dict[str, int]:
+    """Make the calling thread a good neighbour of the app: call it first thing on a background
+    thread that computes (the training worker, a dataset prediction), before any torch work there.
+
+    On Linux the thread's nice value is raised by ``$SEGDASH_NICE`` (default 10; 0 keeps it): it is
+    per thread, and the OpenMP threads it starts afterwards inherit it, so the app's own threads
+    and other processes win the CPU when they need it and training takes the rest. torch's CPU
+    thread count on this thread becomes :func:`background_threads`. ``SEGDASH_SHARE_CPU=0``
+    turns both off (all cores, normal priority). Returns ``{"threads": n, "nice": added}``.
+    """
+    _THREAD.background = True
+    try:
+        threads = use_cpu_threads()
+        want = _env_int("SEGDASH_NICE")
+    except SegDashError as exc:  # a bad variable: the computation reports it when it selects its device
+        log.warning("%s", exc)
+        return {"threads": torch.get_num_threads(), "nice": 0}
+    added = 0
+    if sharing_cpu() and sys.platform.startswith("linux"):
+        want = 10 if want is None else max(0, min(19, want))
+        try:
+            tid = threading.get_native_id()
+            now = os.getpriority(os.PRIO_PROCESS, tid)
+            target = min(19, max(now, now + want))
+            if target != now:
+                os.setpriority(os.PRIO_PROCESS, tid, target)
+                added = target - now
+        except OSError:  # not allowed here (a sandbox): keep the priority
+            added = 0
+    return {"threads": threads, "nice": added}
 
 
 def uses_channels_last(device: torch.device) -> bool:

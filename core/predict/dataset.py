@@ -17,7 +17,7 @@ from ..data.io import atomic_write
 from ..data.records import Record
 from ..errors import SegDashError
 from ..nn.checkpoint import Checkpoint, load_checkpoint
-from ..nn.device import resolve_device
+from ..nn.device import resolve_device, share_cpu_for_background
 from ..nn.fit import fit_warnings
 from .config import PredictConfig, PredictionResult, ProgressFn
 from .inferer import default_tile
@@ -191,6 +191,7 @@ class PredictionJob:
             self._snap.done, self._snap.total, self._snap.eta_s = done, total, eta
 
     def _run(self) -> None:
+        share_cpu_for_background()  # first, so the OpenMP threads started here inherit it
         what = (self.ws, self.dataset, self.checkpoint_path, self.cfg)
         try:
             result = predict_dataset(*what, run_id=self.run_id, progress=self._progress, cancel=self._cancel)

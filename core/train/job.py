@@ -21,7 +21,7 @@ from ..data.intensity import percentile_range
 from ..data.records import finite_or_none
 from ..errors import SegDashError
 from ..nn.checkpoint import load_checkpoint, read_checkpoint_info
-from ..nn.device import amp_dtype_for, device_label, select_device
+from ..nn.device import amp_dtype_for, device_label, select_device, share_cpu_for_background
 from ..nn.model import required_multiple
 from ..store.schema import ACTIVE_RUN_STATES
 from ..store.workspace import Workspace, validate_name
@@ -217,6 +217,7 @@ class TrainingJob:
             raise Stopped()
 
     def _run(self) -> None:
+        share_cpu_for_background()  # first, so the OpenMP threads started here inherit it
         t0 = time.time()
         self._t0 = t0
         cat = self.workspace.catalog
