@@ -153,8 +153,12 @@ def test_training_improves_dice_and_records_everything(ws):
     assert run["state"] == "done" and run["dataset_version"] and run["wall_time"] > 0
     assert run["best_checkpoint"].endswith("best.pt") and run["last_checkpoint"].endswith("last.pt")
     assert run["config"]["model"]["classic_width"] == 4
-    assert sorted(run["extra"]["train_slices"] + run["extra"]["val_slices"]) == list(range(8))
-    assert run["dataset_version"] == ws.masks_version("discs", list(range(8)))
+    split = run["extra"]["split"]
+    assert split["mode"] == "block" and split["gap"] == 2  # a stack: a validation block, a gap of 2
+    assert sorted(run["extra"]["train_slices"] + run["extra"]["val_slices"] + split["left_out"]) == list(range(8))
+    assert min(abs(t - v) for t in run["extra"]["train_slices"] for v in run["extra"]["val_slices"]) > 2
+    used = sorted(run["extra"]["train_slices"] + run["extra"]["val_slices"])
+    assert run["dataset_version"] == ws.masks_version("discs", used)
     # checkpoints carry what inference needs
     best = load_checkpoint(run["best_checkpoint"])
     assert best.class_names == ("background", "disc") and best.patch_size == 64
