@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from .data.zrange import parse_slices
 from .errors import SegDashError
 
 __all__ = ["main", "build_parser"]
@@ -148,7 +149,16 @@ def _check_train(ws: Any, args: argparse.Namespace) -> dict[str, Any] | None:
             )
     elif args.resume and not Path(args.resume).is_file():
         raise SegDashError(f"cannot resume from {args.resume!r}: no such checkpoint file")
-    return config
+    overrides = {
+        key: value
+        for key, value in (
+            ("val_slices", parse_slices(args.val_slices)),
+            ("test_slices", parse_slices(args.test_slices)),
+            ("context", args.context),
+        )
+        if value or (key == "context" and value is not None)
+    }
+    return {**(config or {}), **overrides} if overrides else config
 
 
 class _TrainingFailed(Exception):
@@ -196,6 +206,8 @@ def _cmd_predict(args: argparse.Namespace) -> dict[str, Any]:
             batch_size=args.batch_size,
             tta=args.tta,
             threshold=args.threshold,
+            dihedral=args.dihedral,
+            cleanup=not args.no_cleanup,
             channel=args.channel,
             as_stack=_planar_choice(args),
             progress=lambda done, total, eta: bar(done, total, eta),
@@ -373,6 +385,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, help="number of epochs (default from the config)")
     p.add_argument("--config", metavar="FILE", help="JSON training config (partial: defaults + overrides)")
     p.add_argument("--resume", metavar="RUN", help="resume from this run's last checkpoint")
+    p.add_argument("--val-slices", metavar="Z", help="validation slices, e.g. 100-119 (default: a block at the end)")
+    p.add_argument("--test-slices", metavar="Z", help="test slices, never trained on, e.g. 130-164")
+    p.add_argument("--context", type=int, metavar="N", help="2.5D: feed N neighbours each side as channels")
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser(
@@ -398,7 +413,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overlap", type=float, default=0.25, help="tile overlap fraction (default 0.25)")
     p.add_argument("--batch-size", type=int, default=4, help="tiles per forward pass")
     p.add_argument("--tta", action="store_true", help="average over flips (4x the time)")
-    p.add_argument("--threshold", type=float, default=0.5, help="probability threshold for binary models")
+    p.add_argument("--dihedral", action="store_true", help="with --tta: the 8 dihedral transforms (8x the time)")
+    p.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        help="probability threshold for binary models (default: the checkpoint's, tuned on validation; else 0.5)",
+    )
+    p.add_argument("--no-cleanup", action="store_true", help="skip the checkpoint's small-object / hole cleanup")
     p.add_argument("--channel", type=int, help="channel to keep for multi-channel input")
     _add_planar_choice(p)
     p.set_defaults(func=_cmd_predict)

@@ -23,6 +23,7 @@ import tifffile
 
 from ..data.files import AtomicFile
 from ..data.io import read_stack
+from ..data.neighbours import context_indices
 from ..errors import SegDashError
 from ..nn.checkpoint import Checkpoint, load_checkpoint
 from ..nn.fit import fit_warnings
@@ -147,7 +148,7 @@ def predict_stack(
         images = images[:, channel]
     elif channel is not None and images.ndim == 3:
         raise SegDashError("channel given, but the stack has no channel axis (expected (Z, C, Y, X))")
-    if images.ndim != (3 if runner.in_channels == 1 else 4):
+    if images.ndim != (3 if runner.in_channels == 1 or runner.context else 4):
         raise SegDashError(
             f"expected a (Z, Y, X) stack, got shape {images.shape}"
             + (" (choose a channel)" if images.ndim == 4 else "")
@@ -161,6 +162,12 @@ def predict_stack(
     pmeta = {"segdash": "prob", "classes": k, "scale": PROB_DTYPES[prob_dtype]}
     p_bytes = z_total * h * w * (1 if binary else k) * np.dtype(prob_dtype).itemsize
     reader = _SliceReader(images)
+    read = (
+        (lambda z: np.stack([reader(i) for i in context_indices(z, runner.context, z_total)]))
+        if runner.context
+        else reader
+    )
+    decision = runner.decision
     writers: list[_PageWriter] = []
     uncertainty: list[float] = []
     t0 = time.perf_counter()
@@ -176,9 +183,9 @@ def predict_stack(
             if cancel is not None and cancel.is_set():
                 cancelled = True
                 break
-            probs = runner(reader(z))
+            probs = runner(read(z))
             stored = quantize(probs, prob_dtype)
-            mw.write(labels_from_stored(stored, cfg.threshold, binary))
+            mw.write(labels_from_stored(stored, decision.threshold, binary, decision))
             if pw is not None:
                 pw.write(stored)
             uncertainty.append(slice_uncertainty(probs))
@@ -214,12 +221,13 @@ def predict_headless(
     overlap: float = 0.25,
     batch_size: int = 4,
     tta: bool = False,
-    threshold: float = 0.5,
+    threshold: float | None = None,
     channel: int | None = None,
     progress: ProgressFn | None = None,
     device: str | None = None,
     warn: Callable[[str], None] | None = None,
     as_stack: bool | None = None,
+    **options: Any,
 ) -> dict[str, Any]:
     """``python -m core predict``: predict a stack file (or folder, ZIP, PNGs) to a masks TIFF.
 
@@ -237,7 +245,9 @@ def predict_headless(
         the checkpoint and the input (:func:`core.nn.fit.fit_warnings`: intensity window and
         bit depth), ``checkpoint`` its class names, intensity window and training dataset.
     """
-    cfg = PredictConfig(tile=tile, overlap=overlap, batch_size=batch_size, tta=tta, threshold=threshold, device=device)
+    cfg = PredictConfig(
+        tile=tile, overlap=overlap, batch_size=batch_size, tta=tta, threshold=threshold, device=device, **options
+    )
     ckpt = load_checkpoint(Path(checkpoint), device="cpu")
     stack = read_stack(input, channel=channel, as_stack=as_stack)
     warnings = fit_warnings(ckpt, images=stack.data)

@@ -25,6 +25,7 @@ import torch
 
 from ..data.intensity import normalize
 from ..data.neighbours import neighbourhood
+from ..data.zrange import format_slices
 from ..errors import SegDashError
 
 __all__ = [
@@ -83,27 +84,13 @@ class Split:
 
     def describe(self) -> str:
         """One line for the user, e.g. ``block split: train 0-19 (20), gap 2, validation 22-23 (2)``."""
-        parts = [f"train {_ranges(self.train)} ({len(self.train)})"]
+        parts = [f"train {format_slices(self.train)} ({len(self.train)})"]
         if self.left_out:
-            parts.append(f"left out {_ranges(self.left_out)} (gap {self.gap})")
-        parts.append(f"validation {_ranges(self.val)} ({len(self.val)})")
+            parts.append(f"left out {format_slices(self.left_out)} (gap {self.gap})")
+        parts.append(f"validation {format_slices(self.val)} ({len(self.val)})")
         if self.test:
-            parts.append(f"test {_ranges(self.test)} ({len(self.test)})")
+            parts.append(f"test {format_slices(self.test)} ({len(self.test)})")
         return f"{self.mode} split: " + ", ".join(parts)
-
-
-def _ranges(zs: Sequence[int]) -> str:
-    """``[0, 1, 2, 5, 7, 8]`` -> ``"0-2, 5, 7-8"`` (slice indices)."""
-    out: list[str] = []
-    zs = sorted(zs)
-    i = 0
-    while i < len(zs):
-        j = i
-        while j + 1 < len(zs) and zs[j + 1] == zs[j] + 1:
-            j += 1
-        out.append(str(zs[i]) if i == j else f"{zs[i]}-{zs[j]}")
-        i = j + 1
-    return ", ".join(out) or "none"
 
 
 def looks_like_stack(slice_names: Sequence[str]) -> bool:
