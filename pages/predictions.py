@@ -27,6 +27,7 @@ from core.view.render import ERROR_COLORS, class_color, error_map, heatmap, over
 from core.workflow import review
 from core.workflow.ingest import import_dataset
 from pages._common import dataset_picker, init_state, user_errors, workspace
+from pages._split import prediction_parts_table
 
 # -- session state (this page's keys, with the idiom of _common.init_state) -----------------------
 init_state()
@@ -185,6 +186,7 @@ else:
     )
     with right.popover("Options", width="stretch"):
         tta = st.checkbox("Test-time augmentation (4 flips, 4x slower)", key="pred_tta")
+        dihedral = st.checkbox("... with all 8 flips and rotations (8x slower)", key="pred_dihedral", disabled=not tta)
         overlap = st.slider("Tile overlap", 0.0, 0.75, 0.25, 0.05, key="pred_overlap")
     left.caption(
         f"Predicts all {info.shape[0]} slices of **{dataset}** (the dataset in the sidebar). "
@@ -205,7 +207,9 @@ else:
             prediction_jobs(
                 ws,
                 dataset,
-                start=PredictionJob(ws, dataset, ckpt_path, PredictConfig(tta=tta, overlap=overlap), run_id=run_id),
+                start=PredictionJob(
+                    ws, dataset, ckpt_path, PredictConfig(tta=tta, dihedral=dihedral, overlap=overlap), run_id=run_id
+                ),
             )
 
 job = prediction_jobs(ws, dataset)
@@ -313,6 +317,7 @@ with user_errors():
         f"{summary.get('device', '?')} · {summary.get('seconds', 0):.0f} s",
         help="Where the network ran and how long predicting the dataset took.",
     )
+    prediction_parts_table(summary)
 
     # -- slice browser --------------------------------------------------------------------------
     n_pred = int(masks.shape[0])

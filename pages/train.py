@@ -22,6 +22,7 @@ from core.train.job import TrainingJob
 from core.train.registry import registry
 from core.view import plots
 from pages._common import dataset_picker, init_state, page_link, user_errors, workspace
+from pages._split import finish_report, split_form
 
 _ACTIVE = ("queued", "running", "stopping")
 _LOSS_LABELS = {
@@ -226,6 +227,7 @@ val_fraction = c4.slider(
     persist_state=_PERSIST,
     help="Fraction of the labeled slices kept aside to score the model.",
 )
+split_overrides = split_form(info, labeled, base, float(val_fraction))
 with st.expander("More settings"):
     a1, a2, a3 = st.columns(3)
     steps = a1.number_input(
@@ -279,6 +281,7 @@ def _config() -> TrainConfig:
             "seed": int(seed),
             "skip_empty_patches": bool(skip_empty),
             "amp": bool(amp),
+            **split_overrides,
         },
         base=base,
     )
@@ -344,6 +347,8 @@ def _live() -> None:
         st.success(f"Done: best validation Dice {snap['best_dice']:.3f}." if snap["best_dice"] is not None else "Done.")
     for note in snap.get("notes", []):
         st.caption(note)
+    if snap.get("train_slices"):
+        finish_report(snap)
     if snap["history"]:
         st.plotly_chart(plots.training_curves(snap["history"]), key="train_live_chart")
     elif snap["state"] in _ACTIVE:
