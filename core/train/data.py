@@ -94,9 +94,10 @@ class Split:
 
 
 def looks_like_stack(slice_names: Sequence[str]) -> bool:
-    """Whether slices are sections of one stack (neighbours in z) rather than separate images: their
-    names are one prefix with consecutive numbers (``train-00``, ``train-01`` ...; ``001.png`` ...;
-    slices of one multi-page file, named ``<dataset>_<zzzz>``).
+    """Whether slices are sections of a stack (neighbours in z) rather than separate images: their
+    names are a prefix with consecutive numbers (``train-00``, ``train-01`` ...; ``001.png`` ...;
+    slices of one multi-page file, named ``<dataset>_<zzzz>``), or several such runs one after
+    the other (``train-00`` .. ``train-29``, ``test-00`` .. ``test-29``).
 
     >>> looks_like_stack(["vol_0000", "vol_0001", "vol_0002"]), looks_like_stack(["cellA", "cellB"])
     (True, False)
@@ -106,9 +107,19 @@ def looks_like_stack(slice_names: Sequence[str]) -> bool:
     parsed = [_NUMBERED.match(str(n)) for n in slice_names]
     if not all(parsed):
         return False
-    prefixes = {m.group(1) for m in parsed if m}
-    numbers = [int(m.group(2)) for m in parsed if m]
-    return len(prefixes) == 1 and all(b - a == 1 for a, b in zip(numbers, numbers[1:]))
+    runs: list[str] = []
+    last = None
+    for m in parsed:
+        prefix, number = m.group(1), int(m.group(2))
+        if runs and prefix == runs[-1]:
+            if number != last + 1:
+                return False
+        elif prefix in runs:
+            return False
+        else:
+            runs.append(prefix)
+        last = number
+    return len(runs) < len(slice_names)
 
 
 def _n_val(n: int, val_fraction: float) -> int:

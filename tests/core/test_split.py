@@ -81,6 +81,8 @@ def test_split_for_takes_the_config_and_widens_the_gap_to_the_context():
 
 def test_stack_detection_and_slice_text():
     assert looks_like_stack(STACK) and looks_like_stack(["001", "002", "003"])
+    assert looks_like_stack(["train-00", "train-01", "test-00", "test-01"])  # the ISBI sample
+    assert not looks_like_stack(["a-1", "b-1", "c-1"]) and not looks_like_stack(["s1", "t1", "s2"])
     assert not looks_like_stack(FILES) and not looks_like_stack(["img_3", "img_7"])
     assert parse_slices("130-164") == list(range(130, 165)) and parse_slices("") == []
     assert format_slices(parse_slices("0-2, 5, 7-8")) == "0-2, 5, 7-8"
