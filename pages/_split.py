@@ -19,7 +19,7 @@ from core.train.data import looks_like_stack, plan_split
 __all__ = ["split_form", "finish_report", "prediction_parts_table"]
 
 _MODE_LABELS = {
-    "auto": "automatic (a block at the end for a stack, random for separate images)",
+    "auto": "automatic (block for a stack)",
     "block": "a contiguous block at the end",
     "random": "random slices",
 }
