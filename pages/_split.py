@@ -118,7 +118,9 @@ def finish_report(snap: Any) -> None:
         split += f" · test {format_slices(snap['test_slices'])}"
     st.caption(f"Slices: {split}")
     fin = snap.get("test_scores") or {}
-    if not fin:
+    if fin.get("error"):
+        st.warning(f"{fin['error']}; predictions use threshold 0.5.", icon=":material/warning:")
+    if not fin.get("decision"):
         return
     d = fin.get("decision") or {}
     cleanup = [f"objects < {d['min_size']} px removed"] if d.get("min_size") else []

@@ -441,6 +441,10 @@ class TrainingJob:
         del tr_imgs, tr_masks, state
         test = (context_images(stack, test_zs, cfg.context), list(ws.read_masks(ds, test_zs)[1]) if test_zs else [])
         ckpts = [recorder.best_path, recorder.last_path]
-        outcome = finish_run(ckpts, cfg, val_items, test, window, n_classes, device, amp_dtype, self._check_stop)
+        try:
+            outcome = finish_run(ckpts, cfg, val_items, test, window, n_classes, device, amp_dtype, self._check_stop)
+        except (MemoryError, OSError, RuntimeError) as exc:  # the trained weights stand: keep the run done
+            log.exception("tuning / testing run %s failed", self.run_id)
+            outcome = {"error": f"tuning the decision or scoring the test slices failed: {exc}"}
         self._set(test_scores=outcome)
         cat.update_run(self.run_id, extra={**extra, "finish": outcome})
