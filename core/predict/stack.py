@@ -28,7 +28,7 @@ from ..errors import SegDashError
 from ..nn.checkpoint import Checkpoint, load_checkpoint
 from ..nn.fit import fit_warnings
 from .config import PredictConfig, PredictionResult, ProgressFn
-from .inferer import _Runner
+from .inferer import _Runner, decision_for
 from .probabilities import PROB_DTYPES, labels_from_stored, quantize, slice_uncertainty
 
 __all__ = ["predict_stack", "predict_headless"]
@@ -241,9 +241,10 @@ def predict_headless(
 
     Returns:
         JSON-ready summary ``{input, out, prob, slices, seconds, slices_per_s, mean_uncertainty,
-        device, cancelled, warnings, checkpoint}``; ``warnings`` lists what does not fit between
+        device, cancelled, warnings, checkpoint, decision}``; ``warnings`` lists what does not fit between
         the checkpoint and the input (:func:`core.nn.fit.fit_warnings`: intensity window and
-        bit depth), ``checkpoint`` its class names, intensity window and training dataset.
+        bit depth), ``checkpoint`` its class names, intensity window and training dataset,
+        ``decision`` the threshold / class weights / cleanup used (the checkpoint's unless overridden).
     """
     cfg = PredictConfig(
         tile=tile, overlap=overlap, batch_size=batch_size, tta=tta, threshold=threshold, device=device, **options
@@ -274,4 +275,5 @@ def predict_headless(
             "trained_on": ckpt.extra.get("dataset"),
             "run_id": ckpt.run_id,
         },
+        "decision": decision_for(ckpt, cfg).to_dict(),
     }
