@@ -70,6 +70,9 @@ TRAIN_Z = range(0, 24)
 TEST_Z = range(24, 30)
 TARGET_PIXEL_ERROR = 0.055
 TARGET_DICE_CELL = 0.96
+# the safety stop comes this long after the planned end, so that it does not cut the run's own end
+# (the decision tuned on validation, test slices scored: core.train.finish)
+FINISH_GRACE_S = 120.0
 SCORE_RESERVE_S = 90.0  # kept back for tuning the decision and scoring (three passes over 6 slices, one with 4 flips)
 
 
@@ -366,7 +369,7 @@ def multiclass(args, arms: list[dict], log) -> None:
             step_s, extra_s = calibrate(ws, "mc", cfg)
             cfg = replace(cfg, epochs=fit_epochs(cfg, step_s, extra_s + 2.0, args.minutes * 60.0 - 30.0))
             t0 = time.time()
-            snap = train(ws, "mc", cfg, deadline=t0 + args.minutes * 60.0, log=log, fg_key=None)
+            snap = train(ws, "mc", cfg, deadline=t0 + args.minutes * 60.0 + FINISH_GRACE_S, log=log, fg_key=None)
             fin = snap["test_scores"]
             rows.append(
                 {
@@ -458,7 +461,11 @@ def main() -> None:
         load_before = os.getloadavg()
         t_train = time.time()
         snap = train(
-            ws, dataset, cfg, deadline=t_train + max(train_budget, 1.0) if not args.steps else math.inf, log=log
+            ws,
+            dataset,
+            cfg,
+            deadline=t_train + max(train_budget, 1.0) + FINISH_GRACE_S if not args.steps else math.inf,
+            log=log,
         )
         train_s = time.time() - t_train
         which = "best" if snap["best_checkpoint"] else "last"
