@@ -152,6 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, help="number of epochs (default from the config)")
     p.add_argument("--config", metavar="FILE", help="JSON training config (partial: defaults + overrides)")
     p.add_argument("--resume", metavar="RUN", help="resume from this run's last checkpoint")
+    p.add_argument("--val-slices", metavar="Z", help="validation slices, e.g. 100-119 (default: a block at the end)")
+    p.add_argument("--test-slices", metavar="Z", help="test slices, never trained on, e.g. 130-164")
+    p.add_argument("--context", type=int, metavar="N", help="2.5D: feed N neighbours each side as channels")
 
     p = _command(
         sub,
@@ -186,7 +189,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overlap", type=float, default=0.25, help="tile overlap fraction (default 0.25)")
     p.add_argument("--batch-size", type=int, default=4, help="tiles per forward pass")
     p.add_argument("--tta", action="store_true", help="average over flips (4x the time)")
-    p.add_argument("--threshold", type=float, default=0.5, help="probability threshold for binary models")
+    p.add_argument("--dihedral", action="store_true", help="with --tta: the 8 dihedral transforms (8x the time)")
+    p.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        help="probability threshold for binary models (default: the checkpoint's, tuned on validation; else 0.5)",
+    )
+    p.add_argument("--no-cleanup", action="store_true", help="skip the checkpoint's small-object / hole cleanup")
     p.add_argument("--channel", type=int, help="channel to keep for multi-channel input")
     p.add_argument("--block", type=int, metavar="N", help="Zarr output: y/x side of its chunks, a block each (1024)")
     p.add_argument("--halo", type=int, metavar="N", help="Zarr output: context around a block (a quarter tile)")

@@ -28,6 +28,7 @@ from core.workflow import review
 from core.workflow.export import PREDICTION_FORMATS, export_prediction, to_bytes
 from core.workflow.ingest import import_dataset
 from pages._common import dataset_picker, flash, prepared_download, user_errors, workspace
+from pages._split import prediction_parts_table
 
 
 # -- cached review numbers: recomputed only when the prediction, threshold or masks change ------
@@ -194,6 +195,7 @@ else:
     )
     with right.popover("Options", width="stretch"):
         tta = st.checkbox("Test-time augmentation (4 flips, 4x slower)", key="pred_tta")
+        dihedral = st.checkbox("... with all 8 flips and rotations (8x slower)", key="pred_dihedral", disabled=not tta)
         overlap = st.slider("Tile overlap", 0.0, 0.75, 0.25, 0.05, key="pred_overlap")
     left.caption(
         f"Predicts all {info.shape[0]} slices of **{dataset}** (the dataset in the sidebar). "
@@ -214,7 +216,9 @@ else:
             prediction_jobs(
                 ws,
                 dataset,
-                start=PredictionJob(ws, dataset, ckpt_path, PredictConfig(tta=tta, overlap=overlap), run_id=run_id),
+                start=PredictionJob(
+                    ws, dataset, ckpt_path, PredictConfig(tta=tta, dihedral=dihedral, overlap=overlap), run_id=run_id
+                ),
             )
 
 job = prediction_jobs(ws, dataset)
@@ -323,6 +327,7 @@ with user_errors():
         f"{summary.device or '?'} · {summary.seconds:.0f} s",
         help="Where the network ran and how long predicting the dataset took.",
     )
+    prediction_parts_table(summary)
 
     # -- slice browser --------------------------------------------------------------------------
     n_pred = int(masks.shape[0])

@@ -26,6 +26,7 @@ from core.train.registry import live_runs, registry, run_snapshot, stop_run
 from core.train.snapshot import TrainingSnapshot, origin_label
 from core.view import plots
 from pages._common import dataset_picker, page_link, user_errors, workspace
+from pages._split import finish_report, split_form
 
 _ACTIVE = ("queued", "running", "stopping")
 _LOSS_LABELS = {
@@ -229,6 +230,7 @@ val_fraction = c4.slider(
     persist_state=_PERSIST,
     help="Fraction of the labeled slices kept aside to score the model.",
 )
+split_overrides = split_form(info, labeled, base, float(val_fraction))
 with st.expander("More settings"):
     a1, a2, a3 = st.columns(3)
     steps = a1.number_input(
@@ -282,6 +284,7 @@ def _config() -> TrainConfig:
             "seed": int(seed),
             "skip_empty_patches": bool(skip_empty),
             "amp": bool(amp),
+            **split_overrides,
         },
         base=base,
     )
@@ -373,6 +376,8 @@ def _live() -> None:
             st.success(f"Done: best validation Dice {best:.3f}." if best is not None else "Done.")
         for note in snap.get("notes", []):
             st.caption(note)
+        if snap.get("train_slices"):
+            finish_report(snap)
         if snap["history"]:
             st.plotly_chart(plots.training_curves(snap["history"]), key="train_live_chart")
         elif snap["state"] in _ACTIVE:

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ..data.zrange import parse_slices
 from ..errors import SegDashError
 from ._common import PLANAR_HINT, notice, planar_choice, progress_printer, workspace
 
@@ -39,7 +40,16 @@ def _check_train(ws: Any, args: argparse.Namespace) -> dict[str, Any] | None:
             )
     elif args.resume and not Path(args.resume).is_file():
         raise SegDashError(f"cannot resume from {args.resume!r}: no such checkpoint file")
-    return config
+    overrides = {
+        key: value
+        for key, value in (
+            ("val_slices", parse_slices(args.val_slices)),
+            ("test_slices", parse_slices(args.test_slices)),
+            ("context", args.context),
+        )
+        if value or (key == "context" and value is not None)
+    }
+    return {**(config or {}), **overrides} if overrides else config
 
 
 def run_train(args: argparse.Namespace) -> dict[str, Any]:
@@ -92,6 +102,7 @@ def run_predict(args: argparse.Namespace) -> dict[str, Any]:
         )
     if args.block or args.halo is not None:
         raise SegDashError("--block and --halo go with a Zarr output (--out NAME.zarr)")
+    options.update(dihedral=args.dihedral, cleanup=not args.no_cleanup)
     from ..predict.stack import predict_headless
 
     try:

@@ -8,7 +8,11 @@ runs code from it. Keys:
 :class:`~core.nn.model.ModelConfig`), ``model_state`` (state dict), ``class_names``, ``norm_window``
 (the intensity window the network was trained with), ``patch_size``, ``epoch`` (epochs completed),
 ``metrics`` (of that epoch), ``history`` (one dict per epoch), ``run_id``, ``optimizer``,
-``scheduler``, ``scaler`` (state dicts or ``None``), ``extra`` (free dict), ``versions``, ``saved_at``.
+``scheduler``, ``scaler`` (state dicts or ``None``), ``extra`` (free dict), ``versions``, ``saved_at``;
+optional (absent from older files, which load with the defaults): ``decision`` (how probabilities
+become labels, :class:`~core.nn.decision.Decision` as a dict, tuned on the validation slices;
+default threshold 0.5, plain arg-max, no cleanup) and ``context`` (2.5D: neighbours each side fed as
+channels, :mod:`core.data.neighbours`; default 0).
 
 A run's reproducibility ``bundle.zip`` (:func:`core.train.bundle.write_bundle`) holds such a file as
 ``model.pt``: :func:`load_checkpoint` reads the weights from it; another ZIP is refused with the
@@ -46,6 +50,7 @@ from torch import nn
 
 from ..data.io import atomic_write
 from ..errors import SegDashError
+from .decision import Decision
 from .model import ModelConfig, build_model
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "Checkpoint", "save_checkpoint", "load_checkpoint", "read_checkpoint_info"]
@@ -105,6 +110,16 @@ class Checkpoint:
     def extra(self) -> dict[str, Any]:
         return dict(self.state.get("extra") or {})
 
+    @property
+    def decision(self) -> Decision:
+        """How its probabilities become labels (tuned on validation; defaults for older files)."""
+        return Decision.from_dict(self.state.get("decision"))
+
+    @property
+    def context(self) -> int:
+        """2.5D context: neighbours each side fed as channels (0: the slice alone)."""
+        return int(self.state.get("context") or 0)
+
 
 def _plain(obj: Any) -> Any:
     """Turn numpy scalars/arrays, tuples and paths into types that ``weights_only`` loading accepts."""
@@ -153,6 +168,8 @@ def save_checkpoint(
     history: Sequence[dict[str, Any]] | None = None,
     run_id: str = "",
     extra: dict[str, Any] | None = None,
+    decision: dict[str, Any] | None = None,
+    context: int = 0,
 ) -> Path:
     """Write a checkpoint atomically (temporary file, fsync, rename).
 
@@ -171,6 +188,8 @@ def save_checkpoint(
         history: per-epoch metric dicts.
         run_id: the training run.
         extra: any further plain values (train config, slice split, ...).
+        decision: :meth:`Decision.to_dict() <core.nn.decision.Decision.to_dict>` (default: threshold 0.5).
+        context: 2.5D context of the model's input (neighbours each side).
 
     Returns:
         the path written.
@@ -195,6 +214,8 @@ def save_checkpoint(
         "scheduler": _plain(_state_of(scheduler)),
         "scaler": _plain(_state_of(scaler)),
         "extra": _plain(dict(extra or {})),
+        "decision": Decision.from_dict(decision).to_dict(),
+        "context": int(context),
         "versions": _versions(),
         "saved_at": time.time(),
     }
@@ -281,7 +302,8 @@ def read_checkpoint_info(path: str | Path) -> dict[str, Any]:
 
     Returns:
         dict with ``model_config`` (:class:`ModelConfig`), ``class_names``, ``norm_window``,
-        ``patch_size``, ``epoch``, ``metrics``, ``history``, ``run_id``, ``extra``, ``saved_at``.
+        ``patch_size``, ``epoch``, ``metrics``, ``history``, ``run_id``, ``extra``, ``decision``
+        (:class:`~core.nn.decision.Decision`), ``context``, ``saved_at``.
     """
     path = Path(path)
     from .bioimageio import is_package
@@ -310,6 +332,8 @@ def _info(obj: dict[str, Any], path: Path) -> dict[str, Any]:
             "history": list(obj.get("history") or []),
             "run_id": str(obj.get("run_id", "")),
             "extra": dict(obj.get("extra") or {}),
+            "decision": Decision.from_dict(obj.get("decision")),
+            "context": int(obj.get("context") or 0),
             "saved_at": obj.get("saved_at", math.nan),
         }
     except (TypeError, ValueError) as exc:

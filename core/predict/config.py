@@ -32,8 +32,14 @@ class PredictConfig:
         batch_size: tiles per forward pass (on CPU lowered for tiles above 256 x 256 so that a
             batch holds at most 4 x 256 x 256 pixels, which bounds memory at no cost in speed).
         tta: average over four flips (identity, left-right, up-down, both): 4x the time.
-        threshold: binary models: a pixel is foreground where P(class 1) > ``threshold``.
-            Ignored for more than two classes (arg-max).
+        dihedral: with ``tta``, average over the 8 dihedral transforms instead (the four flips
+            and their transposes, i.e. also the 90-degree rotations): 8x the time.
+        threshold: binary models: a pixel is foreground where P(class 1) > ``threshold``;
+            ``None`` (default): the checkpoint's threshold, tuned on the run's validation slices
+            (0.5 for checkpoints without one). Ignored for more than two classes (arg-max with the
+            checkpoint's class weights).
+        cleanup: apply the checkpoint's cleanup (small objects removed, small holes filled,
+            when its run chose one on validation); ``False``: none.
         device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...; ``None``: :func:`core.nn.device.select_device`'s
             choice (CUDA, else MPS, else CPU).
     """
@@ -42,8 +48,10 @@ class PredictConfig:
     overlap: float = 0.25
     batch_size: int = 4
     tta: bool = False
-    threshold: float = 0.5
+    threshold: float | None = None
     device: str | None = None
+    dihedral: bool = False
+    cleanup: bool = True
 
     def __post_init__(self) -> None:
         if self.tile is not None and int(self.tile) < 1:
@@ -52,7 +60,7 @@ class PredictConfig:
             raise SegDashError(f"overlap must be in [0, 1), got {self.overlap}")
         if int(self.batch_size) < 1:
             raise SegDashError(f"batch_size must be at least 1, got {self.batch_size}")
-        if not 0.0 <= float(self.threshold) <= 1.0:
+        if self.threshold is not None and not 0.0 <= float(self.threshold) <= 1.0:
             raise SegDashError(f"threshold must be in [0, 1], got {self.threshold}")
 
 

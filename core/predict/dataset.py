@@ -20,7 +20,7 @@ from ..nn.checkpoint import Checkpoint, load_checkpoint
 from ..nn.device import resolve_device, share_cpu_for_background
 from ..nn.fit import fit_warnings
 from .config import PredictConfig, PredictionResult, ProgressFn
-from .inferer import default_tile
+from .inferer import decision_for, default_tile
 from .probabilities import read_prediction_tiff
 from .stack import predict_stack
 from .stored import MASKS, PROB, SCORE_KEYS, SUMMARY, PredictionSummary, score_prediction
@@ -73,6 +73,7 @@ def predict_dataset(
     folder = ws.predictions_dir(dataset, run_id)
     images = ws.read_images(dataset)
     warnings = tuple(fit_warnings(ckpt, images=images, class_names=info.class_names, dataset=dataset))
+    decision = decision_for(ckpt, cfg)
     result = predict_stack(
         ckpt,
         images,
@@ -103,7 +104,9 @@ def predict_dataset(
         checkpoint_epoch=getattr(ckpt, "epoch", None),
         class_names=list(info.class_names),
         n_classes=k,
-        threshold=cfg.threshold,
+        threshold=decision.threshold,
+        decision=decision.to_dict(),
+        split=ckpt.extra.get("split"),
         config=asdict(cfg),
         tile=default_tile(ckpt, cfg.tile, resolve_device(cfg.device)),
         norm_window=list(ckpt.norm_window),

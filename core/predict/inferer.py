@@ -17,7 +17,16 @@ How a slice is predicted (:func:`predict_slice`):
 4. On CUDA the forward runs under ``torch.autocast`` (bfloat16 where supported, else float16) with
    channels-last tensors; everywhere under ``torch.inference_mode``. Blending is float32.
 5. With ``tta=True`` each tile is also predicted flipped left-right, up-down and both, and the four
-   probability maps are averaged: four forward passes, so 4x the time of a plain prediction.
+   probability maps are averaged: four forward passes, so 4x the time of a plain prediction. With
+   ``dihedral=True`` too, the 8 dihedral transforms (the four flips and their transposes) are
+   averaged: 8x the time. Each transform is undone on the output before averaging, so the result
+   is equivariant: predicting a transformed slice gives the transformed prediction.
+6. A model trained with 2.5D context (``ckpt.context`` = c) takes the slice with its c neighbours each
+   side as channels: :func:`slice_input` reads them from the stack (mirrored at its ends), as
+   training did.
+
+Labels: :meth:`_Runner.decision` is the checkpoint's :class:`~core.nn.decision.Decision` (tuned on
+the run's validation slices) unless the config sets a threshold or turns cleanup off.
 """
 
 from __future__ import annotations
@@ -29,13 +38,19 @@ import torch
 from monai.inferers import sliding_window_inference
 
 from ..data.intensity import normalize
+from ..data.neighbours import neighbourhood
 from ..errors import SegDashError
 from ..nn.checkpoint import Checkpoint
+from ..nn.decision import Decision
 from ..nn.device import amp_dtype_for, resolve_device, use_cpu_threads, uses_channels_last
 from ..nn.model import probabilities, required_multiple
 from .config import PredictConfig
 
-__all__ = ["predict_slice", "default_tile", "spread_tiles"]
+__all__ = ["predict_slice", "default_tile", "slice_input", "decision_for", "DIHEDRAL", "spread_tiles"]
+
+#: The 8 dihedral transforms of a (…, Y, X) tensor as ``(transpose, flip dims)``: applied as
+#: transpose then flip, undone as flip then transpose.
+DIHEDRAL = tuple((t, d) for t in (False, True) for d in ((), (-1,), (-2,), (-2, -1)))
 
 #: On CPU a forward pass sees at most this many pixels (4 tiles of 256 x 256): activations of an smp
 #: ResNet-18 U-Net then stay near 300 MB. CPU convolutions are parallel within a tile, so bigger
@@ -110,6 +125,8 @@ class _Runner:
             use_cpu_threads()  # on the thread that predicts (Streamlit's script thread): see core.nn.device
         self.n_classes = int(ckpt.model_config.n_classes)
         self.in_channels = int(getattr(ckpt.model_config, "in_channels", 1))
+        self.context = int(getattr(ckpt, "context", 0) or 0)
+        self.decision = decision_for(ckpt, cfg)
         self.window = tuple(float(v) for v in ckpt.norm_window)
         self.multiple = required_multiple(ckpt.model_config)
         self.tile = default_tile(ckpt, cfg.tile, self.device)
@@ -143,10 +160,14 @@ class _Runner:
     def _predictor(self, x: torch.Tensor) -> torch.Tensor:
         if not self.cfg.tta:
             return self._forward(x)
+        transforms = DIHEDRAL if self.cfg.dihedral else DIHEDRAL[:4]
         acc = self._forward(x)
-        for dims in ((-1,), (-2,), (-2, -1)):
-            acc += torch.flip(self._forward(torch.flip(x, dims)), dims)
-        return acc / 4.0
+        for transpose, dims in transforms[1:]:
+            t = x.transpose(-2, -1) if transpose else x
+            y = self._forward(torch.flip(t, dims) if dims else t)
+            y = torch.flip(y, dims) if dims else y
+            acc += y.transpose(-2, -1) if transpose else y
+        return acc / len(transforms)
 
     def check_image(self, image: np.ndarray) -> np.ndarray:
         image = np.asarray(image)
@@ -187,13 +208,33 @@ class _Runner:
         return np.ascontiguousarray(probs, dtype=np.float32)
 
 
+def decision_for(ckpt: Checkpoint, cfg: PredictConfig) -> Decision:
+    """The checkpoint's decision (:attr:`Checkpoint.decision <core.nn.checkpoint.Checkpoint.decision>`),
+    with ``cfg.threshold`` instead of its threshold when set, and no cleanup when ``cfg.cleanup`` is off."""
+    d = getattr(ckpt, "decision", None) or Decision()
+    return Decision(
+        threshold=d.threshold if cfg.threshold is None else float(cfg.threshold),
+        class_weights=d.class_weights,
+        min_size=d.min_size if cfg.cleanup else 0,
+        hole_size=d.hole_size if cfg.cleanup else 0,
+    )
+
+
+def slice_input(ckpt: Checkpoint, stack: np.ndarray, z: int) -> np.ndarray:
+    """What the network takes for slice ``z`` of a (Z, Y, X) stack: the (Y, X) slice, or for a model
+    with 2.5D context c the (2c + 1, Y, X) neighbourhood (:func:`core.data.neighbours.neighbourhood`)."""
+    context = int(getattr(ckpt, "context", 0) or 0)
+    return neighbourhood(stack, z, context) if context else np.array(stack[z])
+
+
 def predict_slice(ckpt: Checkpoint, image: np.ndarray, cfg: PredictConfig = PredictConfig()) -> np.ndarray:
     """Class probabilities of one slice, tiled and Gaussian-blended.
 
     Args:
         ckpt: a loaded checkpoint (:func:`core.nn.checkpoint.load_checkpoint`). Its model is moved to
             ``cfg.device`` (and to channels-last) in place.
-        image: (Y, X) slice in its stored dtype, any size (or (C, Y, X) for a C-channel model).
+        image: (Y, X) slice in its stored dtype, any size (or (C, Y, X) for a C-channel model, such
+            as :func:`slice_input` gives for a model with 2.5D context).
         cfg: tiling, TTA and device options.
 
     Shape:

@@ -29,6 +29,7 @@ import numpy as np
 import tifffile
 
 from ..errors import SegDashError
+from ..nn.decision import Decision, cleanup
 from .hyperstack import read_info
 
 __all__ = [
@@ -93,12 +94,25 @@ def quantize(probs: np.ndarray, prob_dtype: str) -> np.ndarray:
     return p.astype(np.float16)
 
 
-def labels_from_stored(stored: np.ndarray, threshold: float, binary: bool) -> np.ndarray:
-    """Class indices from stored probabilities ((Y, X) P(class 1) if binary, else (K, Y, X))."""
+def labels_from_stored(
+    stored: np.ndarray, threshold: float, binary: bool, decision: Decision | None = None
+) -> np.ndarray:
+    """Class indices from stored probabilities ((Y, X) P(class 1) if binary, else (K, Y, X)).
+
+    ``decision`` (:class:`~core.nn.decision.Decision`, its threshold ignored for ``threshold``) adds
+    the class weights of a multi-class model and the cleanup of small objects and holes.
+    """
     if binary:
         scale = 255.0 if stored.dtype == np.uint8 else 1.0
-        return (stored.astype(np.float32) > np.float32(threshold * scale)).astype(np.uint8)
-    return np.argmax(stored, axis=0).astype(np.uint8)
+        labels = (stored.astype(np.float32) > np.float32(threshold * scale)).astype(np.uint8)
+    elif decision is not None and decision.class_weights:
+        w = np.asarray(decision.class_weights, np.float32)[:, None, None]
+        labels = np.argmax(stored.astype(np.float32) * w, axis=0).astype(np.uint8)
+    else:
+        labels = np.argmax(stored, axis=0).astype(np.uint8)
+    if decision is not None and (decision.min_size or decision.hole_size):
+        labels = cleanup(labels, decision.min_size, decision.hole_size)
+    return labels
 
 
 def read_prediction_tiff(path: str | Path) -> np.ndarray:

@@ -23,13 +23,14 @@ import numpy as np
 
 from ..data.files import AtomicFile
 from ..data.io import read_stack
+from ..data.neighbours import context_indices
 from ..data.pixelsize import PixelSize, pixel_size_of
 from ..errors import SegDashError
 from ..nn.checkpoint import Checkpoint, load_checkpoint
 from ..nn.fit import fit_warnings
 from .config import PredictConfig, PredictionResult, ProgressFn
 from .hyperstack import HyperstackWriter
-from .inferer import _Runner
+from .inferer import _Runner, decision_for
 from .probabilities import PROB_DTYPES, labels_from_stored, quantize, slice_uncertainty
 
 __all__ = ["predict_stack", "predict_headless"]
@@ -153,7 +154,7 @@ def predict_stack(
         images = images[:, channel]
     elif channel is not None and images.ndim == 3:
         raise SegDashError("channel given, but the stack has no channel axis (expected (Z, C, Y, X))")
-    if images.ndim != (3 if runner.in_channels == 1 else 4):
+    if images.ndim != (3 if runner.in_channels == 1 or runner.context else 4):
         raise SegDashError(
             f"expected a (Z, Y, X) stack, got shape {images.shape}"
             + (" (choose a channel)" if images.ndim == 4 else "")
@@ -171,6 +172,12 @@ def predict_stack(
     pmeta = {**meta, "segdash": "prob", "scale": PROB_DTYPES[prob_dtype]}
     p_bytes = z_total * h * w * (1 if binary else k) * np.dtype(prob_dtype).itemsize
     reader = _SliceReader(images)
+    read = (
+        (lambda z: np.stack([reader(i) for i in context_indices(z, runner.context, z_total)]))
+        if runner.context
+        else reader
+    )
+    decision = runner.decision
     writers: list[_PageWriter] = []
     uncertainty: list[float] = []
     t0 = time.perf_counter()
@@ -189,9 +196,9 @@ def predict_stack(
             if cancel is not None and cancel.is_set():
                 cancelled = True
                 break
-            probs = runner(reader(z))
+            probs = runner(read(z))
             stored = quantize(probs, prob_dtype)
-            mw.write(labels_from_stored(stored, cfg.threshold, binary))
+            mw.write(labels_from_stored(stored, decision.threshold, binary, decision))
             if pw is not None:
                 pw.write(stored)
             uncertainty.append(slice_uncertainty(probs))
@@ -227,12 +234,13 @@ def predict_headless(
     overlap: float = 0.25,
     batch_size: int = 4,
     tta: bool = False,
-    threshold: float = 0.5,
+    threshold: float | None = None,
     channel: int | None = None,
     progress: ProgressFn | None = None,
     device: str | None = None,
     warn: Callable[[str], None] | None = None,
     as_stack: bool | None = None,
+    **options: Any,
 ) -> dict[str, Any]:
     """``python -m core predict``: predict a stack file (or folder, ZIP, PNGs) to a masks TIFF.
 
@@ -246,11 +254,14 @@ def predict_headless(
 
     Returns:
         JSON-ready summary ``{input, out, prob, slices, seconds, slices_per_s, mean_uncertainty,
-        device, cancelled, warnings, checkpoint}``; ``warnings`` lists what does not fit between
+        device, cancelled, warnings, checkpoint, decision}``; ``warnings`` lists what does not fit between
         the checkpoint and the input (:func:`core.nn.fit.fit_warnings`: intensity window and
-        bit depth), ``checkpoint`` its class names, intensity window and training dataset.
+        bit depth), ``checkpoint`` its class names, intensity window and training dataset,
+        ``decision`` the threshold / class weights / cleanup used (the checkpoint's unless overridden).
     """
-    cfg = PredictConfig(tile=tile, overlap=overlap, batch_size=batch_size, tta=tta, threshold=threshold, device=device)
+    cfg = PredictConfig(
+        tile=tile, overlap=overlap, batch_size=batch_size, tta=tta, threshold=threshold, device=device, **options
+    )
     ckpt = load_checkpoint(Path(checkpoint), device="cpu")
     stack = read_stack(input, channel=channel, as_stack=as_stack)
     warnings = fit_warnings(ckpt, images=stack.data)
@@ -285,4 +296,5 @@ def predict_headless(
             "trained_on": ckpt.extra.get("dataset"),
             "run_id": ckpt.run_id,
         },
+        "decision": decision_for(ckpt, cfg).to_dict(),
     }

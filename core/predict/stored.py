@@ -57,7 +57,9 @@ class PredictionSummary(Record):
         dataset, run_id: what was predicted, and the prediction's name.
         checkpoint: the checkpoint file (absolute); checkpoint_epoch: its epoch.
         class_names, n_classes: the dataset's classes when predicted; model_class_names: the model's.
-        threshold: binary models: P(class 1) above it is foreground; config: the
+        threshold: binary models: P(class 1) above it is foreground; decision: the whole decision
+            used (:class:`~core.nn.decision.Decision` as a dict: threshold, class weights, cleanup);
+            split: the model's training split (which slices were validation, test); config: the
             :class:`~core.predict.config.PredictConfig` as a dict; tile: tile side used.
         norm_window: the checkpoint's intensity window; prob_dtype, prob_scale: how ``prob.tif``
             stores probabilities (uint8, probability x 255).
@@ -83,6 +85,8 @@ class PredictionSummary(Record):
     class_names: list[str] = field(default_factory=list)
     n_classes: int | None = None
     threshold: float = 0.5
+    decision: dict[str, Any] | None = None
+    split: dict[str, Any] | None = None
     config: dict[str, Any] = field(default_factory=dict)
     tile: int | None = None
     norm_window: list[float] = field(default_factory=list)

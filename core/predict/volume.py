@@ -37,7 +37,7 @@ from ..nn import distributed
 from ..nn.checkpoint import Checkpoint, load_checkpoint
 from ..nn.fit import fit_warnings
 from .config import PredictConfig, ProgressFn
-from .inferer import _Runner
+from .inferer import _Runner, decision_for
 from .probabilities import labels_from_stored, quantize
 
 __all__ = ["predict_volume", "predict_volume_headless", "DEFAULT_BLOCK", "MAX_CHUNK_DEPTH"]
@@ -98,6 +98,7 @@ def predict_volume(
     grid = list(blocks(volume.shape, chunks))
     mine = grid[distributed.rank() :: distributed.world_size()]
     binary = runner.n_classes == 2
+    decision = decision_for(ckpt, cfg)  # the checkpoint's tuned threshold and cleanup unless overridden
     error = None
     tmp = None
     if distributed.is_main():
@@ -124,7 +125,7 @@ def predict_volume(
             labels = np.empty((bz.stop - bz.start, by.stop - by.start, bx.stop - bx.start), np.uint8)
             for i, image in enumerate(region):
                 stored = quantize(runner(image), "uint8")
-                labels[i] = labels_from_stored(stored, cfg.threshold, binary)[crop]
+                labels[i] = labels_from_stored(stored, decision.threshold, binary, decision)[crop]
             arr[bz, by, bx] = labels
             if progress is not None:
                 elapsed = time.perf_counter() - t0
@@ -159,7 +160,7 @@ def predict_volume_headless(
     overlap: float = 0.25,
     batch_size: int = 4,
     tta: bool = False,
-    threshold: float = 0.5,
+    threshold: float | None = None,
     channel: int | None = None,
     block: int = DEFAULT_BLOCK,
     halo: int | None = None,

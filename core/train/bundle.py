@@ -50,10 +50,12 @@ def write_bundle(workspace: Workspace | str | Path, run_id: str) -> Path:
     """Write ``bundle.zip`` in the run folder: everything needed to reproduce or reuse the run.
 
     Members: ``config.json`` (training config, dataset, dataset version, device, class names,
-    normalisation window, resumed_from), ``metrics.csv`` (one row per epoch, per-class Dice as
+    normalisation window, resumed_from, ``finish``: the decision tuned on validation and the
+    validation and test scores with it), ``metrics.csv`` (one row per epoch, per-class Dice as
     ``val_dice_<class>``), ``model.pt`` (best weights as a SegDash checkpoint without optimizer
-    state; :func:`~core.nn.checkpoint.load_checkpoint` reads it), ``splits.json`` (training and
-    validation slice names and indices), ``versions.json`` (Python and package versions).
+    state; :func:`~core.nn.checkpoint.load_checkpoint` reads it), ``splits.json`` (training,
+    validation and test slice names and indices, the split's mode and gap, the slices left out
+    for the gap), ``versions.json`` (Python and package versions).
 
     Returns:
         path of the bundle.
@@ -91,12 +93,18 @@ def write_bundle(workspace: Workspace | str | Path, run_id: str) -> Path:
         "resumed_from": extra.get("resumed_from", ""),
         "checkpoint": ckpt_path.name if ckpt_path else "",
         "train_config": run["config"],
+        "finish": extra.get("finish") or {},
     }
     splits = {
         "train": extra.get("train_names", []),
         "val": extra.get("val_names", []),
         "train_z": extra.get("train_slices", []),
         "val_z": extra.get("val_slices", []),
+        "test": extra.get("test_names", []),
+        "test_z": extra.get("test_slices", []),
+        "mode": (extra.get("split") or {}).get("mode", "random"),
+        "gap": (extra.get("split") or {}).get("gap", 0),
+        "left_out_z": (extra.get("split") or {}).get("left_out", []),
     }
     csv_buf = io.StringIO()
     per_class = [f"val_dice_{c}" for c in class_names]

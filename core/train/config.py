@@ -10,8 +10,9 @@ from ..data.records import known_keys
 from ..errors import SegDashError
 from ..nn.augment import AugmentConfig
 from ..nn.model import ModelConfig, required_multiple
+from .data import SPLITS
 
-__all__ = ["LOSSES", "SCHEDULERS", "OPTIMIZERS", "DEVICES", "TrainConfig", "default_config", "model_label"]
+__all__ = ["LOSSES", "SCHEDULERS", "OPTIMIZERS", "DEVICES", "SPLITS", "TrainConfig", "default_config", "model_label"]
 
 LOSSES = ("bce", "dice", "jaccard", "focal", "bce+dice")
 SCHEDULERS = ("cosine", "none")
@@ -46,6 +47,17 @@ class TrainConfig:
             CPU with native bf16 (AVX512-BF16 or AMX) bf16, about twice as fast; ignored
             elsewhere (see :func:`core.nn.device.amp_dtype_for`). Weights, optimizer and loss stay float32.
         val_crop: validation slices are centre-cropped to at most this side (0 = whole slices).
+        val_split: ``auto`` (a contiguous block at the end of z for a stack, random for separate
+            files), ``block`` or ``random`` (see :func:`core.train.data.plan_split`).
+        val_gap: for stacks, training slices within this many slices of a validation or test slice
+            are left out, so neighbours never straddle the split (raised to ``context`` if lower).
+        val_slices: the validation slices (indices z) chosen by the user; empty: by ``val_split``.
+        test_slices: slices (indices z) never trained nor validated on; labeled ones are scored
+            with the tuned decisions when the run ends.
+        context: 2.5D input: each slice is fed with ``context`` neighbours each side as channels
+            (``model.in_channels`` becomes ``2 * context + 1``); 0: the slice alone.
+        tune: choose the decision (binary threshold, per-class weights, small-object cleanup) on
+            the validation slices when the run ends, and store it in the checkpoints.
         device: ``auto`` (CUDA, else MPS, else CPU), ``cpu``, ``cuda`` or ``mps``.
 
     Example:
@@ -70,6 +82,12 @@ class TrainConfig:
     num_workers: int = 0
     amp: bool = True
     val_crop: int = 512
+    val_split: str = "auto"
+    val_gap: int = 2
+    val_slices: tuple[int, ...] = ()
+    test_slices: tuple[int, ...] = ()
+    context: int = 0
+    tune: bool = True
     device: str = "auto"
 
     def __post_init__(self) -> None:
@@ -82,6 +100,7 @@ class TrainConfig:
             ("scheduler", SCHEDULERS),
             ("optimizer", OPTIMIZERS),
             ("device", DEVICES),
+            ("val_split", SPLITS),
         ):
             v = getattr(self, name)
             if not isinstance(v, str) or v.lower() not in choices:
@@ -95,6 +114,8 @@ class TrainConfig:
             ("steps_per_epoch", 1, 10_000_000),
             ("num_workers", 0, 256),
             ("val_crop", 0, 65536),
+            ("val_gap", 0, 1000),
+            ("context", 0, 8),
         ):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
@@ -104,7 +125,16 @@ class TrainConfig:
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not lo <= v <= hi:
                 raise SegDashError(f"{name} must be a number in {lo:g}..{hi:g}, got {v!r}")
             object.__setattr__(self, name, float(v))
-        for name in ("skip_empty_patches", "amp"):
+        for name in ("val_slices", "test_slices"):
+            v = getattr(self, name)
+            if isinstance(v, (str, bytes)) or not isinstance(v, (list, tuple)):
+                raise SegDashError(f"{name} must be a list of slice indices, got {v!r}")
+            if any(isinstance(z, bool) or not isinstance(z, int) or z < 0 for z in v):
+                raise SegDashError(f"{name} must hold slice indices (integers from 0), got {list(v)!r}")
+            object.__setattr__(self, name, tuple(sorted(set(v))))
+        if self.model.in_channels != 2 * self.context + 1:
+            object.__setattr__(self, "model", replace(self.model, in_channels=2 * self.context + 1))
+        for name in ("skip_empty_patches", "amp", "tune"):
             if not isinstance(getattr(self, name), bool):
                 raise SegDashError(f"{name} must be true or false, got {getattr(self, name)!r}")
         m = required_multiple(self.model)
@@ -119,6 +149,7 @@ class TrainConfig:
         out = {f.name: getattr(self, f.name) for f in fields(self)}
         out["model"] = self.model.to_dict()
         out["augment"] = self.augment.to_dict()
+        out["val_slices"], out["test_slices"] = list(self.val_slices), list(self.test_slices)
         return out
 
     @classmethod

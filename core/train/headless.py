@@ -55,7 +55,9 @@ def train_headless(
 
     Returns:
         JSON-able summary: ``run_id, state, epochs, val_dice, val_iou, val_accuracy, val_dice_fg,
-        best_dice, best_checkpoint, last_checkpoint, bundle, device, wall_time_s, error``.
+        best_dice, best_checkpoint, last_checkpoint, bundle, device, wall_time_s, error, split``,
+        and from the run's end (:func:`~core.train.finish.finish_run`) ``decision`` (tuned on
+        validation), ``val_scores`` and ``test_scores`` (with that decision; ``None`` without test slices).
         Ctrl-C stops the job cleanly (state ``stopped``). Under torchrun (``torchrun
         --nproc_per_node=N -m core train ...``) every rank trains (:mod:`core.train.distributed`),
         rank 0 records the run and reports progress; the summary adds ``rank`` and ``world_size``
@@ -135,4 +137,8 @@ def _summary(snap: TrainingSnapshot) -> dict[str, Any]:
         "device": snap.device,
         "wall_time_s": round(float(snap.wall_time_s), 3),
         "error": snap.error,
+        "split": {"train": snap.train_slices, "val": snap.val_slices, "test": snap.test_slices},
+        "decision": snap.test_scores.get("decision"),
+        "val_scores": snap.test_scores.get("val"),
+        "test_scores": snap.test_scores.get("test"),
     }

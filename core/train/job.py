@@ -14,7 +14,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from ..data.intensity import percentile_range
@@ -27,9 +26,10 @@ from ..store.schema import ACTIVE_RUN_STATES
 from ..store.workspace import Workspace, validate_name
 from .bundle import write_bundle
 from .config import TrainConfig, default_config
-from .data import pad_to, split_slices, validation_tensors
+from .data import context_images, pad_to, split_for, validation_tensors
 from .eta import EtaClock
 from .failures import failure_message, is_disk_full_error
+from .finish import finish_run
 from .loop import Stopped, TrainingData, build_training, fit
 from .recorder import RunRecorder
 from .snapshot import JOB_STATES, TrainingSnapshot, progress_record
@@ -127,7 +127,7 @@ class TrainingJob:
                     f"set epochs above {start_epoch} to train longer"
                 )
             self.resumed_from = self.resumed_from or str(meta["run_id"] or self.resume_path)
-            config = replace(config, model=meta["model_config"])
+            config = replace(config, model=meta["model_config"], context=int(meta.get("context") or 0))
         self.config = replace(config, model=replace(config.model, n_classes=info.n_classes))
         self.class_names = info.class_names
         self.run_id = validate_name(run_id) if run_id else _new_run_id(dataset)
@@ -199,6 +199,7 @@ class TrainingJob:
                 notes=list(s.notes),
                 train_slices=list(s.train_slices),
                 val_slices=list(s.val_slices),
+                test_slices=list(s.test_slices),
             )
 
     # -- worker ----------------------------------------------------------------------------
@@ -305,30 +306,24 @@ class TrainingJob:
         ckpt = load_checkpoint(self.resume_path) if self.resume_path else None
         notes: list[str] = []
 
-        # split and normalisation window
-        if ckpt is not None:
-            old_val = [z for z in ckpt.extra.get("val_slices", []) if z in labeled]
-            if old_val and len(old_val) < len(labeled):
-                val_zs = old_val
-                train_zs = [z for z in labeled if z not in set(old_val)]
-            else:
-                train_zs, val_zs = split_slices(labeled, cfg.val_fraction, cfg.seed)
-            window = ckpt.norm_window
-        else:
-            train_zs, val_zs = split_slices(labeled, cfg.val_fraction, cfg.seed)
-            window = percentile_range(ws.read_images(ds))
-        if not val_zs:
-            val_zs = list(train_zs)
-            notes.append("only one labeled slice: validation uses the training slice")
+        # split (a resumed run keeps its validation slices) and normalisation window
         names = info.slice_names
-        self._set(train_slices=list(train_zs), val_slices=list(val_zs), notes=notes)
-        dataset_version = ws.masks_version(ds, sorted(set(train_zs) | set(val_zs)))
+        old_val = [z for z in ckpt.extra.get("val_slices", []) if z in labeled] if ckpt is not None else []
+        split = split_for(labeled, names, cfg, old_val if old_val and len(old_val) < len(labeled) else None)
+        train_zs, val_zs, test_zs = split.train, split.val, split.test
+        notes.extend(split.notes)
+        window = ckpt.norm_window if ckpt is not None else percentile_range(ws.read_images(ds))
+        self._set(train_slices=list(train_zs), val_slices=list(val_zs), test_slices=list(test_zs), notes=notes)
+        dataset_version = ws.masks_version(ds, sorted(set(train_zs) | set(val_zs) | set(test_zs)))
         extra = {
             "resumed_from": self.resumed_from,
             "train_slices": train_zs,
             "val_slices": val_zs,
             "train_names": [names[z] for z in train_zs],
             "val_names": [names[z] for z in val_zs],
+            "test_slices": test_zs,
+            "test_names": [names[z] for z in test_zs],
+            "split": split.to_dict(),
             "norm_window": list(window),
             "class_names": list(self.class_names),
         }
@@ -346,12 +341,12 @@ class TrainingJob:
         # data in memory: raw slices (normalised per patch), padded to at least one patch
         stack = ws.read_images(ds)
         ps = cfg.patch_size
-        tr_imgs = [pad_to(np.array(stack[z]), ps, ps) for z in train_zs]
+        tr_imgs = [pad_to(a, ps, ps) for a in context_images(stack, train_zs, cfg.context)]
         _, tr_masks_arr = ws.read_masks(ds, train_zs)
         tr_masks = [pad_to(m, ps, ps) for m in tr_masks_arr]
         _, val_masks = ws.read_masks(ds, val_zs)
         val_items = validation_tensors(
-            [stack[z] for z in val_zs], val_masks, window, required_multiple(cfg.model), cfg.val_crop
+            context_images(stack, val_zs, cfg.context), val_masks, window, required_multiple(cfg.model), cfg.val_crop
         )
         self._check_stop()
 
@@ -376,3 +371,13 @@ class TrainingJob:
             del ckpt
         self._set(history=[dict(h) for h in state.history], epoch=state.epoch)
         fit(state, cfg, TrainingData(tr_imgs, tr_masks, window, val_items), n_classes, device, amp_dtype, recorder)
+        del tr_imgs, tr_masks, state
+        test = (context_images(stack, test_zs, cfg.context), list(ws.read_masks(ds, test_zs)[1]) if test_zs else [])
+        ckpts = [recorder.best_path, recorder.last_path]
+        try:
+            outcome = finish_run(ckpts, cfg, val_items, test, window, n_classes, device, amp_dtype, self._check_stop)
+        except (MemoryError, OSError, RuntimeError) as exc:  # the trained weights stand: keep the run done
+            log.exception("tuning / testing run %s failed", self.run_id)
+            outcome = {"error": f"tuning the decision or scoring the test slices failed: {exc}"}
+        self._set(test_scores=outcome)
+        cat.update_run(self.run_id, extra={**extra, "finish": outcome})

@@ -104,6 +104,7 @@ class RunRecorder(Callbacks):
             scaler=state.scaler if state.scaler.is_enabled() else None,
             history=state.history,
             run_id=self.run_id,
+            context=cfg.context,
             extra={
                 **self.extra,
                 "train_config": cfg.to_dict(),

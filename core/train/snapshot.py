@@ -39,7 +39,10 @@ class TrainingSnapshot(Record):
             for binary data ``val_dice_fg, val_iou_fg``.
         best_dice, best_checkpoint, last_checkpoint: the best validation Dice and the checkpoints.
         resumed_from: the run (or checkpoint) it continues, if any.
-        train_slices, val_slices: the split; notes: what the user should know about it.
+        train_slices, val_slices, test_slices: the split (:func:`~core.train.data.plan_split`);
+            notes: what the user should know about it.
+        test_scores: the decision tuned on validation, and the scores with it of the validation
+            and test slices when the run ended (:func:`~core.train.finish.finish_run`).
         wall_time_s: seconds from start to end; bundle: the reproducibility bundle's path.
         origin: who trains it, in words (:func:`origin_label`): ``this server``, ``CLI 4242@host``.
     """
@@ -62,6 +65,8 @@ class TrainingSnapshot(Record):
     resumed_from: str = ""
     train_slices: list[int] = field(default_factory=list)
     val_slices: list[int] = field(default_factory=list)
+    test_slices: list[int] = field(default_factory=list)
+    test_scores: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     wall_time_s: float = 0.0
     bundle: str = ""
@@ -123,6 +128,8 @@ def snapshot_of_run(run: RunRecord, history: list[dict[str, Any]], now: float | 
         resumed_from=str(extra.get("resumed_from") or ""),
         train_slices=list(extra.get("train_slices") or []),
         val_slices=list(extra.get("val_slices") or []),
+        test_slices=list(extra.get("test_slices") or []),
+        test_scores=dict(extra.get("finish") or {}),
         notes=list(p.get("notes") or []),
         wall_time_s=float(run.wall_time or 0.0),
         origin=origin_label(run),

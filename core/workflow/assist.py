@@ -91,7 +91,7 @@ def model_suggestion(ws: Workspace, dataset: str, z: int, threshold: float = 0.5
         )
     from ..nn.checkpoint import load_checkpoint
     from ..predict.config import PredictConfig
-    from ..predict.inferer import predict_slice
+    from ..predict.inferer import predict_slice, slice_input
     from ..predict.probabilities import labels_from_probs
 
     ckpt = load_checkpoint(sources["checkpoint"], device="cpu")
@@ -100,7 +100,7 @@ def model_suggestion(ws: Workspace, dataset: str, z: int, threshold: float = 0.5
             f"the model of run {sources['run']['run_id']} predicts {ckpt.model_config.n_classes} classes; "
             f"{dataset!r} has {info.n_classes}"
         )
-    probs = predict_slice(ckpt, ws.read_slice(dataset, z), PredictConfig(threshold=threshold))
+    probs = predict_slice(ckpt, slice_input(ckpt, ws.read_images(dataset), z), PredictConfig(threshold=threshold))
     labels = labels_from_probs(probs, threshold)
     return _checked(labels, info.n_classes), f"model of run {sources['run']['run_id']}"
 

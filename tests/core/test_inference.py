@@ -284,7 +284,9 @@ def test_predict_headless_returns_the_summary(trained, tmp_path):
         "cancelled",
         "warnings",
         "checkpoint",
+        "decision",
     }
+    assert out["decision"] == {"threshold": 0.5, "class_weights": [], "min_size": 0, "hole_size": 0}  # none stored
     assert out["warnings"] == []  # discs in [0, 1] on a model trained on them: nothing to warn about
     assert out["slices"] == 2 and out["device"] == "cpu" and out["cancelled"] is False
     assert 0.0 <= out["mean_uncertainty"] <= 1.0

@@ -147,8 +147,12 @@ def test_training_improves_dice_and_records_everything(ws):
     assert run["state"] == "done" and run["dataset_version"] and run["wall_time"] > 0
     assert run["best_checkpoint"].endswith("best.pt") and run["last_checkpoint"].endswith("last.pt")
     assert run["config"]["model"]["classic_width"] == 4
-    assert sorted(run["extra"]["train_slices"] + run["extra"]["val_slices"]) == list(range(8))
-    assert run["dataset_version"] == ws.masks_version("discs", list(range(8)))
+    split = run["extra"]["split"]
+    assert split["mode"] == "block" and split["gap"] == 2  # a stack: a validation block, a gap of 2
+    assert sorted(run["extra"]["train_slices"] + run["extra"]["val_slices"] + split["left_out"]) == list(range(8))
+    assert min(abs(t - v) for t in run["extra"]["train_slices"] for v in run["extra"]["val_slices"]) > 2
+    used = sorted(run["extra"]["train_slices"] + run["extra"]["val_slices"])
+    assert run["dataset_version"] == ws.masks_version("discs", used)
     # checkpoints carry what inference needs
     best = load_checkpoint(run["best_checkpoint"])
     assert best.class_names == ("background", "disc") and best.patch_size == 64
@@ -320,3 +324,24 @@ def test_training_runs_in_float32_when_mixed_precision_is_off(ws):
     s = train_headless(ws, "discs", config={**TINY, "epochs": 1, "steps_per_epoch": 2, "amp": False})
     assert s["state"] == "done", s["error"]
     assert "autocast" not in s["device"]
+
+
+def test_test_slices_are_scored_with_the_decision_tuned_on_validation(ws):
+    cfg = {**TINY, "epochs": 2, "context": 1, "test_slices": [7], "val_gap": 1}
+    summary = train_headless(ws, "discs", config=cfg)
+    assert summary["state"] == "done", summary["error"]
+    assert summary["split"]["test"] == [7] and 7 not in summary["split"]["train"] + summary["split"]["val"]
+    assert all(abs(t - v) > 1 for t in summary["split"]["train"] for v in summary["split"]["val"] + [7])
+    test = summary["test_scores"]
+    assert test is not None and 0.0 <= test["iou_fg"] <= 1.0 and "pixel_error" in test
+    best = load_checkpoint(summary["best_checkpoint"])
+    assert best.context == 1 and best.model_config.in_channels == 3
+    assert (
+        best.decision.to_dict() == summary["decision"] == load_checkpoint(summary["last_checkpoint"]).decision.to_dict()
+    )
+    run = ws.catalog.run(summary["run_id"])
+    assert run["extra"]["finish"]["test"] == test and run["extra"]["test_slices"] == [7]
+    with zipfile.ZipFile(summary["bundle"]) as zf:
+        splits = json.loads(zf.read("splits.json"))
+        assert splits["test_z"] == [7] and splits["mode"] == "block" and splits["gap"] == 1
+        assert json.loads(zf.read("config.json"))["finish"]["decision"] == summary["decision"]
