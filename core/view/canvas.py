@@ -47,6 +47,7 @@ from PIL import Image, ImageDraw
 from ..errors import SegDashError
 from .fabric import _object_shapes, _paint
 from .render import CLASS_COLORS, overlay
+from .strokes import apply_paint, merge_paint
 
 __all__ = [
     "ZoomWindow",
@@ -303,32 +304,6 @@ def paint_layer(
     """
     out = np.full(tuple(int(v) for v in shape[-2:]), -1, np.int16)
     out[window.slices] = rasterize(drawing, n_classes, canvas_hw, (window.height, window.width))
-    return out
-
-
-def merge_paint(under: np.ndarray | None, over: np.ndarray) -> np.ndarray:
-    """Paint layer ``over`` on top of ``under`` (later strokes win where both painted)."""
-    if under is None:
-        return over.copy()
-    out = under.copy()
-    hit = over >= 0
-    out[hit] = over[hit]
-    return out
-
-
-def apply_paint(mask: np.ndarray | None, paint: np.ndarray | None, shape: Sequence[int] | None = None) -> np.ndarray:
-    """A new uint8 mask: ``mask`` (or all background of ``shape``) with the painted pixels set."""
-    if mask is None:
-        base_shape = paint.shape if paint is not None else shape
-        if base_shape is None:
-            raise SegDashError("give the image shape for a slice without a mask")
-        mask = np.zeros(tuple(int(v) for v in base_shape[-2:]), np.uint8)
-    out = np.array(mask, dtype=np.uint8, copy=True)
-    if paint is not None:
-        if paint.shape != out.shape:
-            raise SegDashError(f"unsaved strokes are {paint.shape}, the mask is {out.shape}")
-        hit = paint >= 0
-        out[hit] = paint[hit]
     return out
 
 

@@ -1,0 +1,75 @@
+"""Label page pictures: the canvas background, the pan overview, a version's picture, class chips.
+
+UI only (Streamlit caches around :mod:`core.view`). ``root`` and ``stamp`` (the slice's last change)
+are cache keys: a new picture after every save or undo.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import time
+
+import numpy as np
+import streamlit as st
+from PIL import Image
+
+from core.view import canvas as cv
+from core.view.render import overlay
+from pages._common import workspace
+
+__all__ = ["background", "overview", "version_picture", "chips", "when"]
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def background(
+    root: str,
+    dataset: str,
+    z: int,
+    stamp: float,
+    window: cv.ZoomWindow,
+    canvas_hw: tuple[int, int],
+    alpha: float,
+    pending_id: int,
+    _pending: np.ndarray | None,
+) -> Image.Image:
+    """The canvas background: the shown region, the stored mask tinted, unsaved strokes striped."""
+    ws = workspace()
+    return Image.fromarray(
+        cv.background(ws.read_slice(dataset, z), ws.read_mask(dataset, z), window, canvas_hw, alpha, pending=_pending)
+    )
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def overview(root: str, dataset: str, z: int, stamp: float, width: int) -> str:
+    """The whole slice with its mask, as a data URL at most ``width`` pixels wide (for the pan map)."""
+    ws = workspace()
+    img = Image.fromarray(overlay(ws.read_slice(dataset, z), ws.read_mask(dataset, z), 0.4))
+    if img.width > width:
+        img = img.resize((width, max(1, round(img.height * width / img.width))), Image.BILINEAR)
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def version_picture(root: str, dataset: str, z: int, version: int) -> np.ndarray:
+    ws = workspace()
+    return overlay(ws.read_slice(dataset, z), ws.read_mask(dataset, z, version=version), 0.5)
+
+
+def chips(class_names: tuple[str, ...], current: int | None) -> str:
+    """Each class's canvas colour beside its name, the class being painted in bold."""
+    out = []
+    for k, name in enumerate(class_names):
+        r, g, b = cv.canvas_color(k)
+        label = f"**{name}**" if k == current else name
+        out.append(
+            f"<span style='display:inline-block;width:0.9em;height:0.9em;background:rgb({r},{g},{b});"
+            f"border:1px solid #888;vertical-align:middle'></span> {label}" + (" (eraser)" if k == 0 else "")
+        )
+    return " &nbsp; ".join(out)
+
+
+def when(t: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t))
