@@ -21,7 +21,7 @@ from streamlit.errors import StreamlitAPIException
 
 from core.view import canvas as cv
 from core.workflow.assist import model_sources
-from core.workflow.labeling import source_words
+from core.workflow.labeling import source_words, status_words
 from pages import _label_actions as act
 from pages import _label_pictures as pic
 from pages._common import dataset_picker, init_state, user_errors, workspace
@@ -112,7 +112,8 @@ with user_errors():
         key="label_slice_pick",
         on_change=act.on_pick,
         format_func=lambda k: (
-            f"{k}: {info.slice_names[k]} ({info.statuses[k]})" + (" - unsaved strokes" if k in pending_slices else "")
+            f"{k}: {info.slice_names[k]} ({status_words(info.statuses[k], info.coverage[k])})"
+            + (" - unsaved strokes" if k in pending_slices else "")
         ),
     )
     top[1].button(f"Previous ({hint('previous')})", key="label_prev", on_click=act.step, args=(n, -1), width="stretch")
@@ -125,7 +126,10 @@ with user_errors():
         icon=":material/skip_next:",
         width="stretch",
     )
-    top[4].markdown(f"**{current.name}**: {current.status}, version {current.version or '-'}")
+    top[4].markdown(
+        f"**{current.name}**: {status_words(current.status, current.coverage, current.labeled)}, "
+        f"version {current.version or '-'}"
+    )
 
     # -- tools ---------------------------------------------------------------------------------
     bar = st.columns([2.2, 2.2, 1.6, 1.6, 1.4], vertical_alignment="bottom")

@@ -20,6 +20,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from ..data.io import read_png, write_png
+from ..data.masks import UNLABELED, labeled_fraction
 from ..errors import SegDashError
 from .catalog import SLICE_STATUSES, Catalog
 from .layout import mask_file
@@ -73,8 +74,10 @@ class MaskHistory:
         mask = np.asarray(mask)
         if mask.shape != info.shape[1:]:
             raise SegDashError(f"mask shape {mask.shape} does not match the image {info.shape[1:]}")
-        if mask.size and (mask.min() < 0 or mask.max() >= info.n_classes):
-            raise SegDashError(f"mask values must be class indices 0..{info.n_classes - 1}")
+        if mask.size and (mask.min() < 0 or mask[mask != UNLABELED].max(initial=0) >= info.n_classes):
+            raise SegDashError(
+                f"mask values must be class indices 0..{info.n_classes - 1}, or {UNLABELED} for not labeled"
+            )
         return mask.astype(np.uint8)
 
     def _append_version(self, con, name: str, z: int, mask: np.ndarray, status: str, source: str, parent: int) -> int:
@@ -84,9 +87,9 @@ class MaskHistory:
         file = mask_file(z, version)
         write_png(self.dataset_dir(name) / file, mask)
         con.execute(
-            "INSERT INTO mask_versions (dataset, z, version, status, file, created, undone, source, parent) "
-            "VALUES (?,?,?,?,?,?,0,?,?)",
-            (name, z, version, status, file, now, source, parent),
+            "INSERT INTO mask_versions (dataset, z, version, status, file, created, undone, source, parent, labeled) "
+            "VALUES (?,?,?,?,?,?,0,?,?,?)",
+            (name, z, version, status, file, now, source, parent, labeled_fraction(mask)),
         )
         con.execute(
             "UPDATE slices SET status=?, version=?, updated=? WHERE dataset=? AND z=?", (status, version, now, name, z)

@@ -6,13 +6,15 @@ Example:
     3
     >>> next_class(2, 3), source_words("accepted:run-7")
     (1, 'accepted from run run-7')
+    >>> status_words("edited", "partial", 0.021), status_words("labeled", "complete")
+    ('edited, partial: 2.1% labeled', 'labeled, complete')
 """
 
 from __future__ import annotations
 
 from typing import Sequence
 
-__all__ = ["next_unlabeled", "next_class", "source_words"]
+__all__ = ["next_unlabeled", "next_class", "source_words", "status_words"]
 
 
 def next_unlabeled(statuses: Sequence[str], z: int) -> int | None:
@@ -41,3 +43,12 @@ def source_words(source: str) -> str:
     if what and kind == "model":
         return f"started from the {what}"
     return {"accepted": "accepted prediction"}.get(source, source)
+
+
+def status_words(status: str, coverage: str, labeled: float | None = None) -> str:
+    """A slice's status and what its mask covers (complete, partial strokes, unlabeled), in words."""
+    if status == "unlabeled" or coverage == "unlabeled":
+        return status if status == "unlabeled" else f"{status}, no pixel labeled"
+    if coverage == "partial" and labeled is not None:
+        return f"{status}, partial: {100 * labeled:.2g}% labeled"
+    return f"{status}, {coverage}"
