@@ -65,8 +65,8 @@ class MaskHistory:
         return zs, out
 
     def labeled_slices(self, name: str) -> list[int]:
-        """Indices of slices that have a mask (labeled, edited or from-prediction)."""
-        return [s.z for s in self.slices(name) if s.status != "unlabeled"]
+        """Indices of slices that have a mask (labeled, edited or from-prediction) with a labeled pixel."""
+        return [s.z for s in self.slices(name) if s.coverage != "unlabeled"]
 
     def _check_mask(self, info: DatasetInfo, z: int, mask: np.ndarray) -> np.ndarray:
         if not 0 <= z < info.shape[0]:

@@ -383,6 +383,11 @@ class TrainingJob:
         if not val_zs:
             val_zs = list(train_zs)
             notes.append("only one labeled slice: validation uses the training slice")
+        partial = [z for z in sorted(set(train_zs) | set(val_zs)) if info.coverage[z] == "partial"]
+        if partial:
+            notes.append(
+                f"{len(partial)} slice(s) have partial masks: loss and validation scores count labeled pixels only"
+            )
         names = info.slice_names
         self._set(train_slices=list(train_zs), val_slices=list(val_zs), notes=notes)
         dataset_version = ws.masks_version(ds, sorted(set(train_zs) | set(val_zs)))
