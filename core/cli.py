@@ -91,6 +91,7 @@ def _cmd_import(args: argparse.Namespace) -> dict[str, Any]:
             remap_classes=args.remap_classes,
             images_are_binary=args.images_are_binary,
             merge_classes=args.merge_classes,
+            unlabeled_value=args.unlabeled_value,
         )
     except tuple(hints) as exc:
         hint = next(h for cls, h in hints.items() if isinstance(exc, cls))
@@ -330,6 +331,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--merge-classes",
         action="store_true",
         help="let --mask-threshold merge masks of several classes into one foreground class",
+    )
+    p.add_argument(
+        "--unlabeled-value",
+        type=float,
+        metavar="V",
+        help="mask pixels equal to V are not labeled (sparse labels, e.g. from napari or ilastik); "
+        "stored and exported as 255",
     )
     p.add_argument(
         "--images-are-binary",
