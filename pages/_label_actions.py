@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import streamlit as st
 
+from core.data.masks import UNLABELED
 from core.view import canvas as cv
 from core.view.strokes import next_brush, next_zoom, pan_center
 from core.workflow.assist import model_suggestion
 from core.workflow.labeling import next_class, next_unlabeled
 from pages._common import workspace
 from pages._keys import new_actions, value
-from pages._label_state import KEYS_WIDGET, TOOLS, ZOOMS, drop_strokes, hint, kept, put, say, strokes
+from pages._label_state import KEYS_WIDGET, TOOLS, ZOOMS, drop_strokes, hint, kept, put, say, scribbling, strokes
 
 __all__ = ["go", "on_pick", "step", "to_next_unlabeled", "save", "undo", "redo", "restore", "clear"]
 __all__ += ["from_model", "on_pan", "on_key"]
@@ -43,7 +44,11 @@ def save(ws, dataset: str, z: int) -> None:
     try:
         info = ws.dataset(dataset)
         saved = ws.edit_mask(
-            dataset, z, lambda m: cv.apply_paint(m, paint, info.shape[1:]), base_version=base, source="drawn"
+            dataset,
+            z,
+            lambda m: cv.apply_paint(m, paint, info.shape[1:], fill=UNLABELED if scribbling() else 0),
+            base_version=base,
+            source="drawn",
         )
     except ValueError as exc:
         say("error", f"Not saved: {exc}")
@@ -163,7 +168,8 @@ def _act(ws, ctx: dict, z: int, action: str) -> None:
     elif action in ("next", "previous"):
         step(ctx["n"], 1 if action == "next" else -1)
     elif action == "class":
-        st.session_state["label_class"] = next_class(st.session_state.get("label_class", 1), ctx["n_classes"])
+        k = st.session_state.get("label_class", 1)
+        st.session_state["label_class"] = next_class(k, ctx["n_classes"], ctx.get("first", 1))
     elif action == "mask":
         put("label_show_mask", not kept("label_show_mask"))
     elif action in ("zoom_in", "zoom_out"):

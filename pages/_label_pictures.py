@@ -14,6 +14,7 @@ import numpy as np
 import streamlit as st
 from PIL import Image
 
+from core.data.masks import UNLABELED
 from core.view import canvas as cv
 from core.view.render import overlay
 from pages._common import workspace
@@ -58,15 +59,18 @@ def version_picture(root: str, dataset: str, z: int, version: int) -> np.ndarray
     return overlay(ws.read_slice(dataset, z), ws.read_mask(dataset, z, version=version), 0.5)
 
 
-def chips(class_names: tuple[str, ...], current: int | None) -> str:
-    """Each class's canvas colour beside its name, the class being painted in bold."""
+def chips(class_names: tuple[str, ...], current: int | None, scribble: bool = False) -> str:
+    """Each class's canvas colour beside its name, the class being painted in bold; in scribble mode
+    the eraser's colour (back to not labeled) too."""
+    names = {k: name + ("" if scribble or k else " (eraser)") for k, name in enumerate(class_names)}
+    if scribble:
+        names[UNLABELED] = "not labeled (eraser)"
     out = []
-    for k, name in enumerate(class_names):
+    for k, name in names.items():
         r, g, b = cv.canvas_color(k)
-        label = f"**{name}**" if k == current else name
         out.append(
             f"<span style='display:inline-block;width:0.9em;height:0.9em;background:rgb({r},{g},{b});"
-            f"border:1px solid #888;vertical-align:middle'></span> {label}" + (" (eraser)" if k == 0 else "")
+            f"border:1px solid #888;vertical-align:middle'></span> " + (f"**{name}**" if k == current else name)
         )
     return " &nbsp; ".join(out)
 

@@ -15,9 +15,25 @@ import streamlit as st
 from core.view import canvas as cv
 from pages._keys import key_hint
 
-__all__ = ["TOOLS", "ZOOMS", "KEYS", "KEYS_WIDGET", "hint", "init", "put", "kept", "keep", "say"]
+__all__ = [
+    "TOOLS",
+    "MODES",
+    "SCRIBBLES",
+    "ZOOMS",
+    "KEYS",
+    "KEYS_WIDGET",
+    "hint",
+    "init",
+    "put",
+    "kept",
+    "keep",
+    "say",
+    "scribbling",
+]
 
 TOOLS = ("Brush", "Eraser", "Polygon fill")
+SCRIBBLES = "Scribbles"
+MODES = ("Complete mask", SCRIBBLES)
 ZOOMS = (1, 2, 4, 8)
 KEYS = {
     "ctrl+s": "save",
@@ -54,6 +70,7 @@ _DEFAULTS = {
     "label_alpha": 0.4,
     "label_show_mask": True,
     "label_zoom": 1,
+    "label_mode": MODES[0],
 }
 
 
@@ -93,6 +110,11 @@ def kept(key: str):
 def keep(key: str) -> None:
     """``on_change`` of a ``_KEPT`` widget: keep what the user set."""
     put(key, st.session_state[key])
+
+
+def scribbling() -> bool:
+    """Scribble mode: strokes label only what they cover; the eraser returns pixels to not labeled."""
+    return st.session_state.get("label_mode") == SCRIBBLES
 
 
 def say(kind: str, text: str) -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
+from core.data.masks import UNLABELED
 from core.view import canvas as cv
 from core.workflow.assist import model_sources
 from core.workflow.labeling import source_words, status_words
@@ -26,7 +27,7 @@ from pages import _label_actions as act
 from pages import _label_pictures as pic
 from pages._common import dataset_picker, init_state, user_errors, workspace
 from pages._keys import label_keys, value
-from pages._label_state import KEYS, KEYS_WIDGET, TOOLS, ZOOMS, fold, hint, keep, put, strokes
+from pages._label_state import KEYS, KEYS_WIDGET, MODES, SCRIBBLES, TOOLS, ZOOMS, fold, hint, keep, put, strokes
 from pages._label_state import init as init_label_state
 
 try:  # the component registers itself with the running Streamlit; it cannot load without one
@@ -132,6 +133,19 @@ with user_errors():
     )
 
     # -- tools ---------------------------------------------------------------------------------
+    scribble = (
+        st.radio(
+            "Labels",
+            MODES,
+            key="label_mode",
+            horizontal=True,
+            help="Complete mask: every pixel gets a class, the eraser paints background. Scribbles: strokes "
+            "label only the pixels drawn, the rest stays not labeled (training ignores it), the eraser "
+            "returns pixels to not labeled.",
+        )
+        == SCRIBBLES
+    )
+    first = 0 if scribble else 1  # scribbles label background too; in a complete mask it is the eraser
     bar = st.columns([2.2, 2.2, 1.6, 1.6, 1.4], vertical_alignment="bottom")
     tool = bar[0].radio(
         "Tool",
@@ -143,16 +157,16 @@ with user_errors():
         format_func=lambda t: f"{t} ({hint(t)})",
     )
     k_saved = st.session_state.get("label_class")
-    if not isinstance(k_saved, int) or not 1 <= k_saved < info.n_classes:
+    if not isinstance(k_saved, int) or not first <= k_saved < info.n_classes:
         st.session_state["label_class"] = 1  # the first class that is not background
     k_pick = bar[1].selectbox(
         f"Class (next: {hint('class')})",
-        list(range(1, info.n_classes)),
+        list(range(first, info.n_classes)),
         key="label_class",
         format_func=lambda c: info.class_names[c],
         disabled=tool == "Eraser",
     )
-    k = 0 if tool == "Eraser" else k_pick
+    k = (UNLABELED if scribble else 0) if tool == "Eraser" else k_pick
     size = bar[2].slider(
         f"Brush size, image px ({hint('smaller')} {hint('bigger')})",
         1,
@@ -173,7 +187,7 @@ with user_errors():
     show_mask = bar[4].toggle(
         f"Saved mask ({hint('mask')})", key="label_show_mask", on_change=keep, args=("label_show_mask",)
     )
-    st.markdown(f"Painting: {pic.chips(info.class_names, k)}", unsafe_allow_html=True)
+    st.markdown(f"Painting: {pic.chips(info.class_names, k, scribble)}", unsafe_allow_html=True)
 
     paint, base, pending = strokes(dataset, z)
 
@@ -277,6 +291,7 @@ with user_errors():
         "n_classes": info.n_classes,
         "shape": (height, width),
         "window": window,
+        "first": first,
     }
 
     # -- overview, history ----------------------------------------------------------------------
