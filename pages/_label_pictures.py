@@ -33,11 +33,15 @@ def background(
     alpha: float,
     pending_id: int,
     _pending: np.ndarray | None,
+    prediction_id: str = "",
+    _prediction: np.ndarray | None = None,
 ) -> Image.Image:
-    """The canvas background: the shown region, the stored mask tinted, unsaved strokes striped."""
+    """The canvas background: the shown region, a live round's prediction pale, the stored mask tinted,
+    unsaved strokes striped."""
     ws = workspace()
+    image, mask = ws.read_slice(dataset, z), ws.read_mask(dataset, z)
     return Image.fromarray(
-        cv.background(ws.read_slice(dataset, z), ws.read_mask(dataset, z), window, canvas_hw, alpha, pending=_pending)
+        cv.background(image, mask, window, canvas_hw, alpha, pending=_pending, prediction=_prediction)
     )
 
 

@@ -27,6 +27,7 @@ from pages import _label_actions as act
 from pages import _label_pictures as pic
 from pages._common import dataset_picker, init_state, user_errors, workspace
 from pages._keys import label_keys, value
+from pages._label_live import live_panel, shown_prediction
 from pages._label_state import KEYS, KEYS_WIDGET, MODES, SCRIBBLES, TOOLS, ZOOMS, fold, hint, keep, put, strokes
 from pages._label_state import init as init_label_state
 
@@ -226,6 +227,9 @@ with user_errors():
         if not has_model:
             st.caption("No model yet: train one on the Train page to start slices from its prediction.")
 
+    live_panel(ws, dataset, z)
+    pred = shown_prediction(ws, dataset, z)
+
     # -- canvas ------------------------------------------------------------------------------------
     entry = st.session_state["label_pending"].get((dataset, z))
     bg = pic.background(
@@ -238,6 +242,7 @@ with user_errors():
         st.session_state["label_alpha"] if show_mask else 0.0,
         0 if entry is None else entry["id"],
         None if entry is None else entry["paint"],
+        *(pred if st.session_state.get("label_show_pred", True) else ("", None)),
     )
     if st_canvas is None:
         st.warning(

@@ -25,8 +25,8 @@ def split_slices(zs: Sequence[int], val_fraction: float, seed: int) -> tuple[lis
 
     Args:
         zs: slice indices (labeled slices).
-        val_fraction: fraction for validation; rounded, at least 1 when ``len(zs) >= 2``, and at
-            least one slice always stays for training.
+        val_fraction: fraction for validation; rounded, at least 1 when ``len(zs) >= 2`` (none when
+            0), and at least one slice always stays for training.
         seed: random seed.
 
     Returns:
@@ -39,7 +39,7 @@ def split_slices(zs: Sequence[int], val_fraction: float, seed: int) -> tuple[lis
     zs = [int(z) for z in zs]
     if len(set(zs)) != len(zs):
         raise SegDashError("slice indices must be unique")
-    if len(zs) < 2:
+    if len(zs) < 2 or val_fraction <= 0:
         return sorted(zs), []
     n_val = min(len(zs) - 1, max(1, int(round(len(zs) * val_fraction))))
     perm = np.random.default_rng(seed).permutation(len(zs))

@@ -382,7 +382,7 @@ class TrainingJob:
             window = percentile_range(ws.read_images(ds))
         if not val_zs:
             val_zs = list(train_zs)
-            notes.append("only one labeled slice: validation uses the training slice")
+            notes.append("no slice held out for validation: validation uses the training slices")
         partial = [z for z in sorted(set(train_zs) | set(val_zs)) if info.coverage[z] == "partial"]
         if partial:
             notes.append(

@@ -325,6 +325,7 @@ def background(
     display_window: tuple[float, float] | None = None,
     pending: np.ndarray | None = None,
     prediction: np.ndarray | None = None,
+    prediction_alpha: float = 0.3,
 ) -> np.ndarray:
     """The canvas background: the shown region with the mask overlaid, resized to the canvas.
 
@@ -337,8 +338,8 @@ def background(
         display_window: intensity window (default the whole slice's, so zooming keeps the contrast).
         pending: unsaved strokes as a full-image paint layer (:func:`paint_layer`), drawn apart
             from the saved mask: diagonal stripes of the class colour over the image.
-        prediction: (Y, X) class indices a model predicted, tinted under the mask (pale, half
-            ``alpha``), so strokes go where it is wrong.
+        prediction: (Y, X) class indices a model predicted, tinted under the mask (with
+            ``prediction_alpha``), so strokes go where it is wrong.
 
     A partial mask (some pixels :data:`~core.data.masks.UNLABELED`) is tinted in the canvas colours,
     background strokes white too, so labeled and not-labeled pixels differ.
@@ -354,7 +355,7 @@ def background(
     crop_mask = None if mask is None else np.asarray(mask)[window.slices]
     rgb = overlay(crop, None, window=display_window)
     if prediction is not None:
-        rgb = tint(rgb, np.asarray(prediction)[window.slices], alpha / 2)
+        rgb = tint(rgb, np.asarray(prediction)[window.slices], prediction_alpha)
     if crop_mask is not None:
         partial = mask is not None and bool((np.asarray(mask) == UNLABELED).any())
         rgb = tint(rgb, crop_mask, alpha, not partial, canvas_color if partial else class_color)

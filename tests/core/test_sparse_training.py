@@ -17,15 +17,7 @@ from core.train.config import LOSSES
 from core.train.headless import train_headless
 from core.train.loop import Loss
 from core.train.sparse import labeled_patch_coords, simulate_strokes
-from tests.core.test_training import _discs
-
-
-@pytest.fixture(autouse=True)
-def _one_thread(monkeypatch):
-    monkeypatch.setenv("SEGDASH_THREADS", "1")
-    old = torch.get_num_threads()
-    yield
-    torch.set_num_threads(old)
+from tests.core.test_training import _discs, _one_thread  # noqa: F401 - autouse: one torch thread
 
 
 def _case(n_classes: int, seed: int = 0):

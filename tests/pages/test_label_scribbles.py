@@ -49,3 +49,29 @@ def test_complete_mode_stays_as_before(ws_env, page, make_dataset):
     at.button(key="label_save").click().run()
     mask = ws_env.read_mask("tiny", 2)
     assert mask[16, 20] == 1 and mask[25, 20] == 0 and ws_env.slices("tiny")[2].coverage == "complete"
+
+
+def test_train_on_my_strokes_shows_a_prediction(ws_env, page, make_dataset, monkeypatch):
+    import core.workflow.live as live
+
+    monkeypatch.setattr(live, "FIRST_BUDGET_S", 2.0)
+    monkeypatch.setattr(live, "MIN_STEPS", 2)
+    monkeypatch.setenv("SEGDASH_THREADS", "1")
+    make_dataset("tiny", z=3, shape=(32, 48), labeled=())
+    at = _open(page)
+    assert at.button(key="label_live_train") is not None
+    at.radio(key="label_mode").set_value("Scribbles").run()
+    at.selectbox(key="label_class").set_value(1).run()
+    _draw(at, {"objects": [_line(1, 16.5, 10.5, 30.5, 3, at)]})
+    at.selectbox(key="label_class").set_value(0).run()
+    _draw(at, {"objects": [_line(1, 16.5, 10.5, 30.5, 3, at), _line(0, 4.5, 2.5, 40.5, 2, at)]})
+    at.button(key="label_live_train").click().run()
+    assert not at.exception
+    assert ws_env.slices("tiny")[0].coverage == "partial"  # the strokes were saved first
+    r = live.current_round(ws_env, "tiny")
+    assert r is not None and r.join(180), r.snapshot()
+    assert r.state == "done", r.error
+    at.run()
+    assert not at.exception
+    assert any("Prediction of slice 0" in c.value for c in at.caption)
+    assert at.toggle(key="label_show_pred").value is True
