@@ -49,6 +49,7 @@ def save(ws, dataset: str, z: int) -> None:
             lambda m: cv.apply_paint(m, paint, info.shape[1:], fill=UNLABELED if scribbling() else 0),
             base_version=base,
             source="drawn",
+            drawn=paint >= 0,
         )
     except ValueError as exc:
         say("error", f"Not saved: {exc}")

@@ -14,9 +14,10 @@ import numpy as np
 import streamlit as st
 from PIL import Image
 
+from core.data import provenance
 from core.data.masks import UNLABELED
 from core.view import canvas as cv
-from core.view.render import overlay
+from core.view.render import gray_rgb, overlay, tint
 from pages._common import workspace
 
 __all__ = ["background", "overview", "version_picture", "chips", "when"]
@@ -61,6 +62,25 @@ def overview(root: str, dataset: str, z: int, stamp: float, width: int) -> str:
 def version_picture(root: str, dataset: str, z: int, version: int) -> np.ndarray:
     ws = workspace()
     return overlay(ws.read_slice(dataset, z), ws.read_mask(dataset, z, version=version), 0.5)
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def provenance_picture(root: str, dataset: str, z: int, stamp: float) -> tuple[np.ndarray, str] | None:
+    """The slice tinted by where each label came from (drawn, imported, accepted), and the legend."""
+    ws = workspace()
+    found = ws.read_provenance(dataset, z)
+    if found is None:
+        return None
+    codes, run = found
+    rgb = tint(gray_rgb(ws.read_slice(dataset, z)), codes, 0.55, color=lambda k: provenance.COLORS[k])
+    legend = []
+    colours = {provenance.DRAWN: "green", provenance.IMPORTED: "blue", provenance.ACCEPTED: "orange"}
+    for code, colour in colours.items():
+        share = float(np.mean(codes == code))
+        if share:
+            name = provenance.NAMES[code] + (f" (run {run})" if code == provenance.ACCEPTED and run else "")
+            legend.append(f"{colour}: {name}, {100 * share:.1f} % of the pixels")
+    return rgb, " · ".join(legend) or "no pixel labeled"
 
 
 def chips(class_names: tuple[str, ...], current: int | None, scribble: bool = False) -> str:

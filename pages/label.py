@@ -317,6 +317,12 @@ with user_errors():
             )
             st.slider("Window centre: row", 0, height - 1, key="label_cy")
             st.slider("Window centre: column", 0, width - 1, key="label_cx")
+        if st.toggle("Where the labels came from", key="label_show_prov"):
+            shown_prov = pic.provenance_picture(str(ws.root), dataset, z, current.updated)
+            if shown_prov is None:
+                st.caption("No mask on this slice yet.")
+            else:
+                st.image(shown_prov[0], caption=shown_prov[1], width="stretch")
         log = st.session_state["label_log"]
         if log:
             with st.expander("Recent actions", expanded=False):

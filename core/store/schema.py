@@ -76,7 +76,8 @@ _ADDED_COLUMNS = (
     ("runs", "stop_requested", "INTEGER NOT NULL DEFAULT 0"),  # a stop asked through the catalog
     ("mask_versions", "source", "TEXT NOT NULL DEFAULT ''"),  # imported, drawn, accepted:<run>, restored:v<n>
     ("mask_versions", "parent", "INTEGER"),  # the version it was drawn on (0: an unlabeled slice)
-    ("mask_versions", "labeled", "REAL"),  # share of pixels labeled (NULL: complete, saved before sparse labels)
+    ("mask_versions", "labeled", "REAL"),  # share of pixels labeled (NULL: complete, before sparse labels)
+    ("mask_versions", "accepted_from", "TEXT"),  # the run its accepted pixels came from (core.data.provenance)
 )
 _PIXEL_SCHEMA = """
 CREATE TABLE IF NOT EXISTS dataset_pixel_size (

@@ -124,3 +124,40 @@ def test_scores_and_pictures_leave_not_labeled_pixels_out():
     assert (em[3] == img[3, :, None]).all()  # not labeled: no error colour
     assert (em[6, :4] != 100).any()  # labeled background predicted 1: a false positive
     assert (overlay(img, truth, 0.5)[3] == 100).all()  # not labeled: no tint
+
+
+def test_provenance_survives_save_undo_accept_restore_and_scores_count_a_persons_pixels(ws):
+    from core.data import provenance as pv
+
+    prov, run = ws.read_provenance("d", 0)
+    assert run == "" and (prov[np.eye(8, dtype=bool)] == pv.IMPORTED).all()  # derived from the source
+    accepted = np.zeros((8, 8), np.uint8)
+    accepted[:, :4] = 1
+    ws.save_mask("d", 0, accepted, status="from-prediction", source="accepted:run-9")
+    prov, run = ws.read_provenance("d", 0)
+    assert run == "run-9" and (prov == pv.ACCEPTED).all()
+    paint = np.full((8, 8), -1, np.int16)
+    paint[2, :] = 0  # a stroke of background across the accepted prediction
+    saved = ws.edit_mask("d", 0, lambda m: np.where(paint >= 0, paint, m).astype(np.uint8), drawn=paint >= 0)
+    prov, run = ws.read_provenance("d", 0)
+    assert run == "run-9" and (prov[2] == pv.DRAWN).all() and (prov[3] == pv.ACCEPTED).all()
+    truth = ws.read_truth("d", 0)  # only the drawn row counts as truth
+    assert (truth[2] == 0).all() and (truth[3] == UNLABELED).all()
+    pred = np.ones((8, 8), np.uint8)
+    assert confusion_matrix(pred, truth, 2).sum() == 8
+    ws.undo_mask("d", 0)
+    assert (ws.read_provenance("d", 0)[0] == pv.ACCEPTED).all()
+    ws.redo_mask("d", 0)
+    assert (ws.read_provenance("d", 0)[0][2] == pv.DRAWN).all()
+    v = ws.restore_mask("d", 0, 1)  # the imported version: its provenance comes back with it
+    prov, run = ws.read_provenance("d", 0)
+    assert v == saved.version + 1 and run == "" and (prov[np.eye(8, dtype=bool)] == pv.IMPORTED).all()
+    ws.restore_mask("d", 0, saved.version)
+    prov, run = ws.read_provenance("d", 0)
+    assert run == "run-9" and (prov[2] == pv.DRAWN).all() and (prov[3] == pv.ACCEPTED).all()
+    # exports write the mask itself (provenance stays in the workspace); a scribble eraser unlabels
+    paint[:] = -1
+    paint[2, :3] = UNLABELED
+    ws.edit_mask("d", 0, lambda m: np.where(paint >= 0, paint, m).astype(np.uint8), drawn=paint >= 0)
+    prov, _ = ws.read_provenance("d", 0)
+    assert (prov[2, :3] == pv.NONE).all() and (ws.read_mask("d", 0)[2, :3] == UNLABELED).all()

@@ -1,0 +1,110 @@
+"""The live loop in a real browser: scribbles on a 512 x 512 ISBI slice, "Train on my strokes", a
+prediction under the strokes, then a second round. The seconds from the first stroke to each
+prediction are written to ``test-artifacts/label-live-times.json`` (a shared, loaded machine makes
+them longer than on a quiet one); the screenshots go to ``test-artifacts/``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.e2e.browser import ARTIFACTS, ROOT, choose, launch, need_browser, no_exception, settle, streamlit_server
+from tests.e2e.test_label_browser import _pick_dataset, _stroke
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+SAMPLE = ROOT / "data" / "sample" / "isbi2012" / "train"
+
+
+@pytest.fixture
+def live_server(tmp_path_factory):
+    need_browser()
+    sys.path.insert(0, str(ROOT))
+    from core.store.workspace import Workspace
+
+    root = tmp_path_factory.mktemp("live-ws")
+    ws = Workspace(root)
+    images = np.stack([np.asarray(Image.open(SAMPLE / "images" / f"{i:02d}.png").convert("L")) for i in (0, 1)])
+    ws.create_dataset("em", images, None, ["membrane", "cell"])
+    with streamlit_server(root, tmp_path_factory.mktemp("log")) as url:
+        yield url, ws
+
+
+def _runs(truth: np.ndarray, k: int, length: int, thick: int) -> list[tuple[int, int]]:
+    """(row, first col) of horizontal runs of class ``k`` at least ``length`` long and ``thick`` rows deep."""
+    ok = truth == k
+    for d in range(1, thick + 1):
+        ok = ok & np.roll(ok, d, 0) & np.roll(ok, -d, 0)
+    out = []
+    for y in range(20, truth.shape[0] - 20, 37):
+        row = np.concatenate([[False], ok[y], [False]]).astype(int)
+        starts, ends = np.flatnonzero(np.diff(row) == 1), np.flatnonzero(np.diff(row) == -1)
+        out += [(y, int(s)) for s, e in zip(starts, ends) if e - s >= length]
+    return out
+
+
+def _wait_prediction(page, timeout: float = 300) -> None:
+    text = page.get_by_text("Prediction of slice 0", exact=False).first
+    text.wait_for(timeout=timeout * 1000)
+
+
+def test_scribble_train_and_see_a_prediction(live_server):
+    from playwright.sync_api import sync_playwright
+
+    url, ws = live_server
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    truth = (np.asarray(Image.open(SAMPLE / "labels" / "00.png")) > 127).astype(np.uint8)  # 1 = cell
+    with sync_playwright() as p:
+        browser = launch(p)
+        page = browser.new_page(viewport={"width": 1700, "height": 1600})
+        page.set_default_timeout(60_000)
+        page.goto(f"{url}/label")
+        page.get_by_role("heading", name="Label").first.wait_for()
+        settle(page, 2)
+        _pick_dataset(page, "em")
+        page.get_by_text("Scribbles", exact=True).first.click()
+        settle(page)
+        box = page.locator("canvas").last.bounding_box()
+        s = box["width"] / 512
+        t_first = None
+        for k, length, thick, n in ((1, 60, 5, 3), (0, 14, 1, 3)):
+            choose(page, page.locator("[data-testid='stSelectbox']").filter(has_text="Class"), ["membrane", "cell"][k])
+            for y, x in _runs(truth, k, length, thick)[:n]:
+                _stroke(page, [((x + 4) * s, (y + 0.5) * s), ((x + length - 4) * s, (y + 0.5) * s)])
+                t_first = t_first or time.time()
+        no_exception(page)
+        page.get_by_role("button", name="Train on my strokes").click()
+        settle(page)
+        _wait_prediction(page)
+        t1 = time.time() - t_first
+        settle(page)
+        no_exception(page)
+        mask = ws.read_mask("em", 0)
+        labeled = mask != 255
+        assert 0 < labeled.mean() < 0.05 and set(np.unique(mask[labeled])) == {0, 1}
+        assert (mask[labeled] == truth[labeled]).mean() > 0.9  # the strokes went where they were aimed
+        assert page.get_by_text("Prediction under the strokes").count() == 1
+        page.screenshot(path=str(ARTIFACTS / "label-live-01-prediction.png"), full_page=True)
+
+        # a correction and a second round, from the first one's network
+        y, x = _runs(truth, 1, 60, 5)[3]
+        choose(page, page.locator("[data-testid='stSelectbox']").filter(has_text="Class"), "cell")
+        _stroke(page, [((x + 4) * s, (y + 0.5) * s), ((x + 56) * s, (y + 0.5) * s)])
+        t_second = time.time()
+        page.get_by_role("button", name="Train on my strokes").click()
+        settle(page)
+        page.get_by_text(re.compile(r"Prediction of slice 0 .* from live run")).first.wait_for(timeout=300_000)
+        t2 = time.time() - t_second
+        settle(page)
+        no_exception(page)
+        page.screenshot(path=str(ARTIFACTS / "label-live-02-second-round.png"), full_page=True)
+        browser.close()
+    (ARTIFACTS / "label-live-times.json").write_text(
+        json.dumps({"first_prediction_s": round(t1, 1), "second_round_s": round(t2, 1)})
+    )
