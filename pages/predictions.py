@@ -341,7 +341,7 @@ with user_errors():
         panels.append(("Mask (ground truth)" if scored else "Mask (accepted prediction)", overlay(image, mask)))
     panels.append(("Prediction", overlay(image, pred)))
     if scored:
-        panels.append(("Error map (drawn or imported pixels)", error_map(image, pred, truth)))
+        panels.append(("Error map", error_map(image, pred, truth)))  # counts drawn or imported pixels
     if unc is not None:
         panels.append(("Uncertainty (bright = unsure)", heatmap(unc, image)))
     large = st.toggle(
