@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 from _common import report
-from bench_accuracy import TEST_Z, TRAIN_Z, score, train
+from bench_accuracy import TRAIN_Z, isbi_split, score, train
 
 TARGET_GAP = 0.02
 TARGET_FRACTION = 0.03
@@ -55,7 +55,6 @@ def main() -> None:
     from core.store.workspace import Workspace
     from core.train.config import TrainConfig, default_config
     from core.train.sparse import simulate_strokes
-    from core.workflow.sample import ensure_sample
 
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
@@ -69,12 +68,7 @@ def main() -> None:
     load_before = os.getloadavg()
     try:
         ws = Workspace(Path(tmp))
-        ensure_sample(ws)
-        src = ws.dataset("isbi2012")
-        stack = ws.read_images("isbi2012")
-        _, truth = ws.read_masks("isbi2012", list(TRAIN_Z))
-        _, test_masks = ws.read_masks("isbi2012", list(TEST_Z))
-        test_images = np.array(stack[TEST_Z.start : TEST_Z.stop])
+        src, stack, truth, test_images, test_masks = isbi_split(ws)
         images = np.array(stack[TRAIN_Z.start : TRAIN_Z.stop])
         for fraction in fractions:
             rng = np.random.default_rng(args.seed)
