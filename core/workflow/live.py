@@ -39,7 +39,7 @@ __all__ = ["LiveRound", "live_config", "start_round", "current_round", "FIRST_BU
 
 FIRST_BUDGET_S = 40.0  # a fresh network: the first prediction should show within a minute of the press
 LATER_BUDGET_S = 20.0  # a warm one: each later round within half a minute
-MIN_STEPS = 10  # a round stops at its deadline only once it has taken this many steps
+MIN_STEPS = 3  # a round stops at its deadline only once it has taken this many steps
 MARK = "-live-"
 _ROUNDS: dict[tuple[str, str], LiveRound] = {}
 _LOCK = threading.Lock()

@@ -49,9 +49,19 @@ def _runs(truth: np.ndarray, k: int, length: int, thick: int) -> list[tuple[int,
     return out
 
 
-def _wait_prediction(page, timeout: float = 300) -> None:
-    text = page.get_by_text("Prediction of slice 0", exact=False).first
-    text.wait_for(timeout=timeout * 1000)
+def _wait_prediction(page, pattern: str, shot: str, timeout: float = 900) -> None:
+    """Wait for the round's caption matching ``pattern``; fail at once when the round failed."""
+    end = time.time() + timeout
+    while time.time() < end:
+        if page.get_by_text(re.compile(pattern)).count():
+            return
+        failed = page.get_by_text("The round failed", exact=False)
+        if failed.count():
+            page.screenshot(path=str(ARTIFACTS / shot), full_page=True)
+            raise AssertionError(failed.first.inner_text())
+        time.sleep(1.0)
+    page.screenshot(path=str(ARTIFACTS / shot), full_page=True)
+    raise AssertionError(f"no prediction after {timeout} s")
 
 
 def test_scribble_train_and_see_a_prediction(live_server):
@@ -79,9 +89,10 @@ def test_scribble_train_and_see_a_prediction(live_server):
                 _stroke(page, [((x + 4) * s, (y + 0.5) * s), ((x + length - 4) * s, (y + 0.5) * s)])
                 t_first = t_first or time.time()
         no_exception(page)
+        page.screenshot(path=str(ARTIFACTS / "label-live-00-strokes.png"), full_page=True)
         page.get_by_role("button", name="Train on my strokes").click()
         settle(page)
-        _wait_prediction(page)
+        _wait_prediction(page, r"Prediction of slice 0", "label-live-failed-1.png")
         t1 = time.time() - t_first
         settle(page)
         no_exception(page)
@@ -99,7 +110,7 @@ def test_scribble_train_and_see_a_prediction(live_server):
         t_second = time.time()
         page.get_by_role("button", name="Train on my strokes").click()
         settle(page)
-        page.get_by_text(re.compile(r"Prediction of slice 0 .* from live run")).first.wait_for(timeout=300_000)
+        _wait_prediction(page, r"Prediction of slice 0 .* from live run", "label-live-failed-2.png")
         t2 = time.time() - t_second
         settle(page)
         no_exception(page)
