@@ -49,6 +49,25 @@ def _runs(truth: np.ndarray, k: int, length: int, thick: int) -> list[tuple[int,
     return out
 
 
+def _scribble(page, scale: float, k: int, starts: list[tuple[int, int]], length: int) -> None:
+    """Pick class ``k`` and draw a horizontal stroke ``length`` px long (less 4 px each end) at each start."""
+    choose(page, page.locator("[data-testid='stSelectbox']").filter(has_text="Class"), ["membrane", "cell"][k])
+    for y, x in starts:
+        _stroke(page, [((x + 4) * scale, (y + 0.5) * scale), ((x + length - 4) * scale, (y + 0.5) * scale)])
+
+
+def _train_round(page, pattern: str, shot: str, since: float) -> float:
+    """Press Train on my strokes, wait for the prediction; seconds from ``since``, screenshot ``shot``."""
+    page.get_by_role("button", name="Train on my strokes").click()
+    settle(page)
+    _wait_prediction(page, pattern, shot.replace(".png", "-failed.png"))
+    took = time.time() - since
+    settle(page)
+    no_exception(page)
+    page.screenshot(path=str(ARTIFACTS / shot), full_page=True)
+    return took
+
+
 def _wait_prediction(page, pattern: str, shot: str, timeout: float = 900) -> None:
     """Wait for the round's caption matching ``pattern``; fail at once when the round failed."""
     end = time.time() + timeout
@@ -82,39 +101,23 @@ def test_scribble_train_and_see_a_prediction(live_server):
         settle(page)
         box = page.locator("canvas").last.bounding_box()
         s = box["width"] / 512
-        t_first = None
-        for k, length, thick, n in ((1, 60, 5, 3), (0, 14, 1, 3)):
-            choose(page, page.locator("[data-testid='stSelectbox']").filter(has_text="Class"), ["membrane", "cell"][k])
-            for y, x in _runs(truth, k, length, thick)[:n]:
-                _stroke(page, [((x + 4) * s, (y + 0.5) * s), ((x + length - 4) * s, (y + 0.5) * s)])
-                t_first = t_first or time.time()
+        t_first = time.time()  # the first stroke starts: the first prediction should show within a minute
+        for k, length, thick in ((1, 60, 5), (0, 14, 1)):
+            _scribble(page, s, k, _runs(truth, k, length, thick)[:3], length)
         no_exception(page)
         page.screenshot(path=str(ARTIFACTS / "label-live-00-strokes.png"), full_page=True)
-        page.get_by_role("button", name="Train on my strokes").click()
-        settle(page)
-        _wait_prediction(page, r"Prediction of slice 0", "label-live-failed-1.png")
-        t1 = time.time() - t_first
-        settle(page)
-        no_exception(page)
+        t1 = _train_round(page, r"Prediction of slice 0", "label-live-01-prediction.png", t_first)
         mask = ws.read_mask("em", 0)
         labeled = mask != 255
         assert 0 < labeled.mean() < 0.05 and set(np.unique(mask[labeled])) == {0, 1}
         assert (mask[labeled] == truth[labeled]).mean() > 0.9  # the strokes went where they were aimed
         assert page.get_by_text("Prediction under the strokes").count() == 1
-        page.screenshot(path=str(ARTIFACTS / "label-live-01-prediction.png"), full_page=True)
 
         # a correction and a second round, from the first one's network
-        y, x = _runs(truth, 1, 60, 5)[3]
-        choose(page, page.locator("[data-testid='stSelectbox']").filter(has_text="Class"), "cell")
-        _stroke(page, [((x + 4) * s, (y + 0.5) * s), ((x + 56) * s, (y + 0.5) * s)])
-        t_second = time.time()
-        page.get_by_role("button", name="Train on my strokes").click()
-        settle(page)
-        _wait_prediction(page, r"Prediction of slice 0 .* from live run", "label-live-failed-2.png")
-        t2 = time.time() - t_second
-        settle(page)
-        no_exception(page)
-        page.screenshot(path=str(ARTIFACTS / "label-live-02-second-round.png"), full_page=True)
+        _scribble(page, s, 1, _runs(truth, 1, 60, 5)[3:4], 60)
+        t2 = _train_round(
+            page, r"Prediction of slice 0 .* from live run", "label-live-02-second-round.png", time.time()
+        )
         browser.close()
     (ARTIFACTS / "label-live-times.json").write_text(
         json.dumps({"first_prediction_s": round(t1, 1), "second_round_s": round(t2, 1)})
