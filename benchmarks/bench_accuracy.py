@@ -134,6 +134,19 @@ def score(ckpt, images: np.ndarray, truths: np.ndarray, tta: bool, tuned: bool =
     }
 
 
+def isbi_split(ws) -> tuple:
+    """``(sample's DatasetInfo, its image stack, masks of slices 0..23, images and masks of 24..29)``;
+    the bundled sample is imported into ``ws`` first when missing."""
+    from core.workflow.sample import ensure_sample
+
+    if not ws.has_dataset("isbi2012"):
+        ensure_sample(ws)
+    stack = ws.read_images("isbi2012")
+    _, train_masks = ws.read_masks("isbi2012", list(TRAIN_Z))
+    _, test_masks = ws.read_masks("isbi2012", list(TEST_Z))
+    return ws.dataset("isbi2012"), stack, train_masks, np.array(stack[TEST_Z.start : TEST_Z.stop]), test_masks
+
+
 # -- training under a budget -------------------------------------------------------------------
 
 
@@ -418,19 +431,12 @@ def main() -> None:
     from core.nn.checkpoint import load_checkpoint
     from core.store.workspace import Workspace
     from core.train.config import TrainConfig, default_config
-    from core.workflow.sample import ensure_sample
 
     tmp = None if args.workspace else tempfile.mkdtemp(prefix="segdash-bench-acc-")
     root = Path(args.workspace or tmp)
     try:
         ws = Workspace(root)
-        if not ws.has_dataset("isbi2012"):
-            ensure_sample(ws)
-        src = ws.dataset("isbi2012")
-        stack = ws.read_images("isbi2012")
-        _, train_masks = ws.read_masks("isbi2012", list(TRAIN_Z))
-        _, test_masks = ws.read_masks("isbi2012", list(TEST_Z))
-        test_images = np.array(stack[TEST_Z.start : TEST_Z.stop])
+        src, stack, train_masks, test_images, test_masks = isbi_split(ws)
         dataset = f"isbi-train-{time.strftime('%H%M%S')}"
         ws.create_dataset(
             dataset,

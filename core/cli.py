@@ -89,6 +89,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--mask-threshold", type=float, metavar="T", help="binarise masks at T (for anti-aliased or JPEG masks)"
     )
     p.add_argument("--classes", metavar="A,B,...", help="class names, comma separated (index order)")
+    p.add_argument(
+        "--unlabeled-value",
+        type=float,
+        metavar="V",
+        help="mask pixels equal to V are not labeled (sparse labels, e.g. from napari or ilastik); "
+        "stored and exported as 255",
+    )
     _add_planar_choice(p)
     p.add_argument(
         "--remap-classes",

@@ -16,6 +16,7 @@ from core.data.io import ChannelChoiceNeeded, StackOrColourNeeded
 from core.data.masks import GappedMaskValues, StrayMaskValues, ThresholdMergesClasses
 from core.view.render import class_color, overlay
 from core.workflow.ingest import ImagesLookLikeMasks, import_dataset, import_roots
+from core.workflow.labeling import status_words
 from pages._common import dataset_picker, flash, user_errors, workspace
 
 ACCEPTED = ["tif", "tiff", "png", "jpg", "jpeg", "bmp", "zip"]
@@ -255,7 +256,7 @@ def _browse_tab(ws, dataset: str) -> None:
         status = info.statuses[z]
         st.image(
             overlay(ws.read_slice(dataset, z), mask, alpha),
-            caption=f"{info.slice_names[z]} (slice {z}): {status}",
+            caption=f"{info.slice_names[z]} (slice {z}): {status_words(status, info.coverage[z], info.labeled[z])}",
             width="stretch",
         )
         legend = " ".join(
@@ -269,7 +270,10 @@ def _browse_tab(ws, dataset: str) -> None:
             st.switch_page("pages/label.py")
     with right:
         st.dataframe(
-            [{"z": s.z, "name": s.name, "status": s.status, "version": s.version} for s in ws.slices(dataset)],
+            [
+                {"z": s.z, "name": s.name, "status": s.status, "labels": s.coverage, "version": s.version}
+                for s in ws.slices(dataset)
+            ],
             hide_index=True,
             height="auto" if n <= 12 else 460,
             key="data_table",

@@ -35,6 +35,9 @@ with user_errors():
             ],
         ):
             col.metric(label, counts[key])
+        partial = info.coverage.count("partial")
+        if partial:
+            st.caption(f"{partial} of the slices with a mask have partial masks (strokes): the rest is not labeled.")
 
         run = last_run(ws, dataset)
         st.subheader("Last training run")

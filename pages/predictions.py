@@ -335,7 +335,8 @@ with user_errors():
         st.session_state["pred_slice"] = 0
     z = st.slider("Slice", 0, n_pred - 1, key="pred_slice") if n_pred > 1 else 0
     image = ws.read_slice(dataset, z)
-    truth = ws.read_mask(dataset, z)
+    mask = ws.read_mask(dataset, z)
+    truth = ws.read_truth(dataset, z)  # what a person drew or imported: not pixels accepted from a model
     pred = relabel(prob_path(ws, dataset, view), threshold, z=z) if threshold is not None else np.asarray(masks[z])
     scale = float(summary.prob_scale)
     unc = None
@@ -352,10 +353,10 @@ with user_errors():
     st.markdown(f"**{info.slice_names[z]}** (z = {z}) · status **{status}**{about}")
     panels = [("Image", overlay(image, None))]
     if truth is not None:
-        panels.append(("Mask (ground truth)" if scored else "Mask (accepted prediction)", overlay(image, truth)))
+        panels.append(("Mask (ground truth)" if scored else "Mask (accepted prediction)", overlay(image, mask)))
     panels.append(("Prediction", overlay(image, pred)))
     if scored:
-        panels.append(("Error map", error_map(image, pred, truth)))
+        panels.append(("Error map", error_map(image, pred, truth)))  # counts drawn or imported pixels
     if unc is not None:
         panels.append(("Uncertainty (bright = unsure)", heatmap(unc, image)))
     large = st.toggle(

@@ -1,6 +1,7 @@
 """Masks: turning what users bring ({0,1}, {0,255}, bool, label images) into class labels 0..K-1.
 
-A stored mask is a (Y, X) or (Z, Y, X) uint8 array of class indices. Masks whose values are not a
+A stored mask is a (Y, X) or (Z, Y, X) uint8 array of class indices, where :data:`UNLABELED` (255)
+marks pixels nobody labeled (sparse labels: strokes, not a complete mask). Masks whose values are not a
 clean label set (anti-aliased PNG edges, JPEG noise) are never silently rounded: :func:`to_labels`
 raises :class:`StrayMaskValues` with a suggested threshold, and the caller asks the user.
 
@@ -26,7 +27,17 @@ __all__ = [
     "to_labels",
     "default_class_names",
     "to_export_values",
+    "UNLABELED",
+    "labeled_fraction",
+    "coverage",
+    "COVERAGES",
 ]
+
+#: The value of "not labeled" pixels in stored masks and in exports of partial masks (never a class:
+#: at most :data:`MAX_CLASSES` classes).
+UNLABELED = 255
+#: What a slice's mask covers: every pixel, some (strokes), or none.
+COVERAGES = ("complete", "partial", "unlabeled")
 
 MAX_CLASSES = 32
 _MIN_CLASS_FRACTION = 0.0005  # a value on fewer pixels than this is noise, not a class
@@ -111,6 +122,7 @@ def to_labels(
     remap: bool = False,
     merge: bool = False,
     n_classes: int | None = None,
+    unlabeled_value: float | None = None,
 ) -> MaskLabels:
     """Convert a mask (any shape, any dtype) to class indices.
 
@@ -130,8 +142,18 @@ def to_labels(
         merge: allow a threshold to merge several classes into one.
         n_classes: the number of classes the masks are known to have (a SegDash export): integer
             values below it are class indices as they are, gaps allowed.
+        unlabeled_value: pixels of this value are "not labeled" (sparse labels made elsewhere): they
+            become :data:`UNLABELED` and take no part in reading the classes.
+
+    Example:
+        >>> to_labels(np.array([[0, 7], [1, 7]]), unlabeled_value=7).labels.tolist()
+        [[0, 255], [1, 255]]
     """
     arr = np.asarray(mask)
+    if unlabeled_value is not None:
+        hole = arr == unlabeled_value
+        if hole.any():
+            return _with_holes(arr, hole, unlabeled_value, source, n_classes, **_options(threshold, remap, merge))
     if arr.dtype == np.bool_:
         return MaskLabels(arr.astype(np.uint8), 2, (0, 1))
     if threshold is not None:
@@ -189,6 +211,47 @@ def to_labels(
     raise StrayMaskValues(source, values, float(np.floor((lo + hi) / 2)))
 
 
+def _options(threshold: float | None, remap: bool, merge: bool) -> dict:
+    return {"threshold": threshold, "remap": remap, "merge": merge}
+
+
+def _with_holes(
+    arr: np.ndarray, hole: np.ndarray, value: float, source: str, n_classes: int | None, **opts
+) -> MaskLabels:
+    """:func:`to_labels` of the labeled pixels of ``arr``; the pixels of ``hole`` become :data:`UNLABELED`."""
+    rest = arr[~hole]
+    if rest.size:
+        filled = np.where(hole, rest.flat[0], arr)  # a value the labeled pixels hold: reads no new class
+        out = to_labels(filled, source=source, n_classes=n_classes, **opts)
+    else:
+        k = max(n_classes or 2, 2)
+        out = MaskLabels(np.zeros(arr.shape, np.uint8), k, tuple(range(k)))
+    labels = out.labels.copy()
+    labels[hole] = UNLABELED
+    note = f"{source}: {int(hole.sum())} pixels of value {value:g} read as not labeled"
+    return MaskLabels(labels, out.n_classes, out.value_of_class, "; ".join(filter(None, (out.notice, note))))
+
+
+def labeled_fraction(mask: np.ndarray | None) -> float:
+    """The share of pixels of ``mask`` that hold a class (not :data:`UNLABELED`); 0 for ``None``."""
+    if mask is None or np.size(mask) == 0:
+        return 0.0
+    return float(np.count_nonzero(np.asarray(mask) != UNLABELED)) / np.size(mask)
+
+
+def coverage(fraction: float | None) -> str:
+    """``complete``, ``partial`` or ``unlabeled`` for a labeled fraction (``None``: a mask saved before
+    sparse labels, complete).
+
+    Example:
+        >>> coverage(None), coverage(0.02), coverage(0.0)
+        ('complete', 'partial', 'unlabeled')
+    """
+    if fraction is None or fraction >= 1.0:
+        return "complete"
+    return "partial" if fraction > 0 else "unlabeled"
+
+
 def _unique_counts(arr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if arr.dtype == np.uint8:
         counts = np.bincount(arr.ravel(), minlength=256)
@@ -230,8 +293,14 @@ def default_class_names(n_classes: int) -> list[str]:
     return ["background"] + [f"class {i}" for i in range(1, n_classes)]
 
 
-def to_export_values(labels: np.ndarray, n_classes: int) -> np.ndarray:
-    """Class indices as written to PNG/TIFF files: binary masks as 0/255, multi-class as 0..K-1."""
+def to_export_values(labels: np.ndarray, n_classes: int, sparse: bool = False) -> np.ndarray:
+    """Class indices as written to PNG/TIFF files: binary masks as 0/255, multi-class as 0..K-1.
+
+    ``sparse`` (a dataset with partial masks): every mask as class indices 0..K-1 and not-labeled
+    pixels as :data:`UNLABELED`, binary ones too (0/255 would mix foreground with not labeled).
+    """
+    if sparse:
+        return labels.astype(np.uint8)
     if n_classes == 2:
-        return (labels > 0).astype(np.uint8) * 255
+        return ((labels > 0) & (labels != UNLABELED)).astype(np.uint8) * 255
     return labels.astype(np.uint8)

@@ -7,7 +7,9 @@ average), not as a mean of per-slice scores.
 
 Conventions:
 
-- Inputs are class-index label images of equal shape (any leading axes), numpy or torch.
+- Inputs are class-index label images of equal shape (any leading axes), numpy or torch. Pixels
+  whose truth is ``ignore_index`` (default :data:`~core.data.masks.UNLABELED`: not labeled) are not
+  counted: scores of partial masks are scores on their labeled pixels only.
 - The confusion matrix has rows = truth, columns = prediction.
 - A class absent from both truth and prediction has Dice/IoU ``nan`` (nothing to score) and is left
   out of ``mean_dice`` / ``mean_iou``, which average over the classes present.
@@ -32,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from ..data.masks import UNLABELED
 from ..errors import SegDashError
 
 __all__ = ["confusion_matrix", "scores_from_confusion", "slice_scores", "ConfusionAccumulator"]
@@ -43,13 +46,18 @@ def _as_numpy(a: Any) -> np.ndarray:
     return np.asarray(a)
 
 
-def confusion_matrix(pred: Any, target: Any, n_classes: int) -> np.ndarray:
+def confusion_matrix(pred: Any, target: Any, n_classes: int, ignore_index: int | None = UNLABELED) -> np.ndarray:
     """Count pixels by (true class, predicted class).
 
     Args:
         pred: predicted class indices, any shape, integer (numpy array or torch tensor).
         target: true class indices, same shape as ``pred``.
         n_classes: number of classes K.
+        ignore_index: pixels whose target is this value are left out (``None``: none).
+
+    Example:
+        >>> confusion_matrix(np.array([1, 1, 0]), np.array([1, 255, 0]), 2).tolist()
+        [[1, 0], [0, 1]]
 
     Returns:
         (K, K) int64 matrix, rows = truth, columns = prediction.
@@ -58,24 +66,30 @@ def confusion_matrix(pred: Any, target: Any, n_classes: int) -> np.ndarray:
         ValueError: shapes differ or values fall outside 0..K-1.
     """
     if hasattr(pred, "detach") and hasattr(target, "detach") and pred.device == target.device:
-        return _confusion_torch(pred, target, n_classes)
+        return _confusion_torch(pred, target, n_classes, ignore_index)
     p, t = _as_numpy(pred), _as_numpy(target)
     if p.shape != t.shape:
         raise SegDashError(f"prediction shape {p.shape} differs from target shape {t.shape}")
     p = p.astype(np.int64, copy=False).ravel()
     t = t.astype(np.int64, copy=False).ravel()
+    if ignore_index is not None:
+        keep = t != ignore_index
+        p, t = p[keep], t[keep]
     if p.size and (min(p.min(), t.min()) < 0 or max(p.max(), t.max()) >= n_classes):
         raise SegDashError(f"labels must be class indices 0..{n_classes - 1}")
     return np.bincount(t * n_classes + p, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
 
 
-def _confusion_torch(pred: Any, target: Any, n_classes: int) -> np.ndarray:
+def _confusion_torch(pred: Any, target: Any, n_classes: int, ignore_index: int | None) -> np.ndarray:
     """Same as :func:`confusion_matrix`, computed on the tensors' device (no big copy off a GPU)."""
     import torch
 
     if pred.shape != target.shape:
         raise SegDashError(f"prediction shape {tuple(pred.shape)} differs from target shape {tuple(target.shape)}")
     p, t = pred.reshape(-1).long(), target.reshape(-1).long()
+    if ignore_index is not None:
+        keep = t != ignore_index
+        p, t = p[keep], t[keep]
     if p.numel() and (min(p.min(), t.min()) < 0 or max(p.max(), t.max()) >= n_classes):
         raise SegDashError(f"labels must be class indices 0..{n_classes - 1}")
     cm = torch.bincount(t * n_classes + p, minlength=n_classes * n_classes)

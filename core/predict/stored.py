@@ -145,7 +145,7 @@ def score_prediction(
     rows: list[dict[str, Any]] = []
     conf = np.zeros((k, k), np.int64)
     for z in zs:
-        truth = ws.read_mask(dataset, z)
+        truth = ws.read_truth(dataset, z)  # a person's pixels only (core.data.provenance)
         if truth is None:
             continue
         pred = get(z)

@@ -168,8 +168,11 @@ class Catalog(RunRows):
         statuses: list[str],
         source: str,
         notices: list[str],
+        labeled: list[float | None] | None = None,
     ) -> None:
-        """Record a dataset (and release this process's claim on its name, in the same transaction)."""
+        """Record a dataset (and release this process's claim on its name, in the same transaction);
+        ``labeled``: per slice the share of pixels its mask labels."""
+        labeled = labeled or [None] * len(statuses)
         now = time.time()
         owner = Owner.current()
         with self.transaction() as con:
@@ -189,9 +192,9 @@ class Catalog(RunRows):
                 ],
             )
             con.executemany(
-                "INSERT INTO mask_versions (dataset, z, version, status, file, created, source, parent) "
-                "VALUES (?,?,?,?,?,?,'imported',0)",
-                [(name, z, 1, s, mask_file(z, 1), now) for z, s in enumerate(statuses) if s != "unlabeled"],
+                "INSERT INTO mask_versions (dataset, z, version, status, file, created, source, parent, labeled) "
+                "VALUES (?,?,?,?,?,?,'imported',0,?)",
+                [(name, z, 1, s, mask_file(z, 1), now, labeled[z]) for z, s in enumerate(statuses) if s != "unlabeled"],
             )
 
     def dataset_row(self, name: str) -> sqlite3.Row | None:
@@ -244,7 +247,12 @@ class Catalog(RunRows):
     # drawn on; 0 = an unlabeled slice). The slice's current version is ``slices.version`` (0 =
     # unlabeled): undo and redo move that pointer along ``parent``, so no version is ever dropped.
     def slices(self, name: str) -> list[sqlite3.Row]:
-        return self.query("SELECT * FROM slices WHERE dataset=? ORDER BY z", (name,))
+        """The slices of ``name`` with ``labeled``, the share of pixels their current mask labels."""
+        return self.query(
+            "SELECT s.*, m.labeled AS labeled FROM slices s LEFT JOIN mask_versions m ON m.dataset = s.dataset "
+            "AND m.z = s.z AND m.version = s.version WHERE s.dataset=? ORDER BY s.z",
+            (name,),
+        )
 
     def next_version(self, con: sqlite3.Connection, name: str, z: int) -> int:
         row = con.execute("SELECT MAX(version) AS v FROM mask_versions WHERE dataset=? AND z=?", (name, z)).fetchone()

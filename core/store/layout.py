@@ -92,6 +92,11 @@ def mask_file(z: int, version: int) -> str:
     return f"{MASKS_DIR}/{int(z):05d}.v{int(version)}.png"
 
 
+def provenance_file(mask_path: str) -> str:
+    """The per-pixel provenance beside a mask version file (:mod:`core.data.provenance`)."""
+    return mask_path.removesuffix(".png") + ".src.png"
+
+
 def runs_dir(root: str | Path) -> Path:
     return Path(root) / _RUNS
 

@@ -19,10 +19,13 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from ..data import provenance
 from ..data.io import read_png, write_png
+from ..data.masks import UNLABELED, labeled_fraction
+from ..data.provenance import accepted_run
 from ..errors import SegDashError
 from .catalog import SLICE_STATUSES, Catalog
-from .layout import mask_file
+from .layout import mask_file, provenance_file
 from .records import DatasetInfo, MaskConflict, MaskSave, MaskVersion, SliceInfo
 
 __all__ = ["MaskHistory"]
@@ -64,8 +67,8 @@ class MaskHistory:
         return zs, out
 
     def labeled_slices(self, name: str) -> list[int]:
-        """Indices of slices that have a mask (labeled, edited or from-prediction)."""
-        return [s.z for s in self.slices(name) if s.status != "unlabeled"]
+        """Indices of slices that have a mask (labeled, edited or from-prediction) with a labeled pixel."""
+        return [s.z for s in self.slices(name) if s.coverage != "unlabeled"]
 
     def _check_mask(self, info: DatasetInfo, z: int, mask: np.ndarray) -> np.ndarray:
         if not 0 <= z < info.shape[0]:
@@ -73,20 +76,47 @@ class MaskHistory:
         mask = np.asarray(mask)
         if mask.shape != info.shape[1:]:
             raise SegDashError(f"mask shape {mask.shape} does not match the image {info.shape[1:]}")
-        if mask.size and (mask.min() < 0 or mask.max() >= info.n_classes):
-            raise SegDashError(f"mask values must be class indices 0..{info.n_classes - 1}")
+        if mask.size and (mask.min() < 0 or mask[mask != UNLABELED].max(initial=0) >= info.n_classes):
+            raise SegDashError(
+                f"mask values must be class indices 0..{info.n_classes - 1}, or {UNLABELED} for not labeled"
+            )
         return mask.astype(np.uint8)
 
-    def _append_version(self, con, name: str, z: int, mask: np.ndarray, status: str, source: str, parent: int) -> int:
-        """Write the next version's file and row and make it current; inside ``con``'s transaction."""
+    def _append_version(
+        self,
+        con,
+        name: str,
+        z: int,
+        mask: np.ndarray,
+        status: str,
+        source: str,
+        parent: int,
+        provenance: np.ndarray | None = None,
+        accepted_from: str | None = None,
+    ) -> int:
+        """Write the next version's file (and its provenance when it is not its source's alone) and row
+        and make it current; inside ``con``'s transaction."""
         now = time.time()
         version = self.catalog.next_version(con, name, z)
         file = mask_file(z, version)
+        if provenance is not None:  # first: a version row never names a missing provenance
+            write_png(self.dataset_dir(name) / provenance_file(file), provenance.astype(np.uint8))
         write_png(self.dataset_dir(name) / file, mask)
         con.execute(
-            "INSERT INTO mask_versions (dataset, z, version, status, file, created, undone, source, parent) "
-            "VALUES (?,?,?,?,?,?,0,?,?)",
-            (name, z, version, status, file, now, source, parent),
+            "INSERT INTO mask_versions (dataset, z, version, status, file, created, undone, source, parent, labeled, "
+            "accepted_from) VALUES (?,?,?,?,?,?,0,?,?,?,?)",
+            (
+                name,
+                z,
+                version,
+                status,
+                file,
+                now,
+                source,
+                parent,
+                labeled_fraction(mask),
+                accepted_run(source) if accepted_from is None else accepted_from,
+            ),
         )
         con.execute(
             "UPDATE slices SET status=?, version=?, updated=? WHERE dataset=? AND z=?", (status, version, now, name, z)
@@ -140,6 +170,7 @@ class MaskHistory:
         *,
         base_version: int | None = None,
         source: str = "drawn",
+        drawn: np.ndarray | None = None,
     ) -> MaskSave:
         """Apply ``edit`` to the newest mask of slice ``z`` and save the result, as one transaction.
 
@@ -152,6 +183,8 @@ class MaskHistory:
                 the workspace's write lock).
             base_version: the version the strokes were drawn on (0 = unlabeled), to tell a merge.
             source: the history's source of the new version.
+            drawn: (Y, X) bool, the pixels the strokes covered: their provenance becomes ``drawn``
+                (default: the pixels whose class changed); the others keep theirs.
 
         Example:
             >>> import tempfile
@@ -168,7 +201,11 @@ class MaskHistory:
             base = None if row is None else read_png(self.dataset_dir(name) / row["file"])
             mask = self._check_mask(info, z, edit(None if base is None else base.copy()))
             status = "labeled" if base is None else "edited"
-            version = self._append_version(con, name, z, mask, status, source, current)
+            old = np.zeros(mask.shape, np.uint8) if base is None else self._provenance(name, row, base)
+            touched = (mask != (UNLABELED if base is None else base)) if drawn is None else np.asarray(drawn, bool)
+            prov = provenance.stroke(old, mask, touched)
+            run = None if row is None else (row["accepted_from"] or "")
+            version = self._append_version(con, name, z, mask, status, source, current, prov, run)
         merged = base_version is not None and base_version != current
         return MaskSave(version, status, current, merged)
 
@@ -211,7 +248,32 @@ class MaskHistory:
                 raise SegDashError(f"slice {z} of {name!r} has no mask version {version}")
             mask = self._check_mask(info, z, read_png(self.dataset_dir(name) / row["file"]))
             current = self._current(con, name, z)
-            return self._append_version(con, name, z, mask, row["status"], f"restored:v{int(version)}", current)
+            prov, run = self._provenance(name, row, mask), row["accepted_from"] or ""
+            return self._append_version(
+                con, name, z, mask, row["status"], f"restored:v{int(version)}", current, prov, run
+            )
+
+    def _provenance(self, name: str, row, mask: np.ndarray) -> np.ndarray:
+        path = self.dataset_dir(name) / provenance_file(row["file"])
+        return read_png(path) if path.is_file() else provenance.from_source(row["source"] or "drawn", mask)
+
+    def read_provenance(self, name: str, z: int, version: int | None = None) -> tuple[np.ndarray, str] | None:
+        """``((Y, X) uint8 codes of :mod:`core.data.provenance`, the run accepted pixels came from)`` of
+        slice ``z``'s current mask (or ``version``); ``None`` when unlabeled."""
+        row = self.catalog.current_version(name, z) if version is None else self.catalog.version_row(name, z, version)
+        if row is None:
+            return None
+        mask = read_png(self.dataset_dir(name) / row["file"])
+        return self._provenance(name, row, mask), row["accepted_from"] or ""
+
+    def read_truth(self, name: str, z: int) -> np.ndarray | None:
+        """Slice ``z``'s mask as truth to score a prediction against: the pixels a person drew or
+        imported, every other pixel not labeled (:func:`core.data.provenance.person_labeled`)."""
+        mask = self.read_mask(name, z)
+        if mask is None:
+            return None
+        prov, _ = self.read_provenance(name, z)
+        return provenance.person_labeled(mask, prov)
 
     def _point(self, con, name: str, z: int, version: int) -> None:
         """Make ``version`` (0 = none) the current version of slice ``z``."""

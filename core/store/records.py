@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..data.masks import coverage
 from ..data.records import Record
 from ..errors import SegDashError
 from .schema import SLICE_STATUSES
@@ -24,6 +25,7 @@ class DatasetInfo:
         slice_names: one name per slice (file stems, or ``<dataset>_<zzzz>`` for stack slices).
         statuses: per slice, one of ``unlabeled``, ``labeled``, ``edited``, ``from-prediction``.
         notices: what the import converted, as told to the user then.
+        labeled: per slice, the share of pixels its mask labels (``None``: complete; 0 when unlabeled).
     """
 
     name: str
@@ -34,10 +36,17 @@ class DatasetInfo:
     statuses: tuple[str, ...]
     source: str = ""
     notices: tuple[str, ...] = ()
+    labeled: tuple[float | None, ...] = ()
 
     @property
     def n_classes(self) -> int:
         return len(self.class_names)
+
+    @property
+    def coverage(self) -> tuple[str, ...]:
+        """Per slice ``complete``, ``partial`` (strokes) or ``unlabeled`` (:func:`~core.data.masks.coverage`)."""
+        fractions = self.labeled or (None,) * len(self.statuses)
+        return tuple("unlabeled" if s == "unlabeled" else coverage(f) for s, f in zip(self.statuses, fractions))
 
     def counts(self) -> dict[str, int]:
         """Number of slices of each status, plus ``slices`` (total)."""
@@ -50,11 +59,20 @@ class DatasetInfo:
 
 @dataclass(frozen=True)
 class SliceInfo:
+    """A slice: its status, current mask version, last change, and the share of pixels its mask labels
+    (``labeled``: ``None`` for a complete mask saved before sparse labels)."""
+
     z: int
     name: str
     status: str
     version: int
     updated: float
+    labeled: float | None = None
+
+    @property
+    def coverage(self) -> str:
+        """``complete``, ``partial`` (strokes) or ``unlabeled``."""
+        return "unlabeled" if self.status == "unlabeled" else coverage(self.labeled)
 
 
 class MaskConflict(SegDashError):

@@ -81,6 +81,8 @@ _ADDED_COLUMNS = (
     ("runs", "progress", "TEXT NOT NULL DEFAULT '{}'"),  # JSON: epoch, step, ETA at the last heartbeat
     ("mask_versions", "source", "TEXT NOT NULL DEFAULT ''"),  # imported, drawn, accepted:<run>, restored:v<n>
     ("mask_versions", "parent", "INTEGER"),  # the version it was drawn on (0: an unlabeled slice)
+    ("mask_versions", "labeled", "REAL"),  # share of pixels labeled (NULL: complete, before sparse labels)
+    ("mask_versions", "accepted_from", "TEXT"),  # the run its accepted pixels came from (core.data.provenance)
 )
 _PIXEL_SCHEMA = """
 CREATE TABLE IF NOT EXISTS dataset_pixel_size (

@@ -36,6 +36,7 @@ import numpy as np
 import tifffile
 
 from ..data.io import write_png
+from ..data.masks import UNLABELED, labeled_fraction
 from ..data.owner import Owner
 from ..data.pixelsize import PixelSize
 from ..errors import SegDashError
@@ -145,11 +146,13 @@ class Workspace(MaskHistory):
             statuses=tuple(s["status"] for s in slices),
             source=row["source"],
             notices=tuple(json.loads(row["notices"])),
+            labeled=tuple(s["labeled"] for s in slices),
         )
 
     def slices(self, name: str) -> list[SliceInfo]:
         return [
-            SliceInfo(r["z"], r["name"], r["status"], r["version"], r["updated"]) for r in self.catalog.slices(name)
+            SliceInfo(r["z"], r["name"], r["status"], r["version"], r["updated"], r["labeled"])
+            for r in self.catalog.slices(name)
         ]
 
     def create_dataset(
@@ -194,10 +197,10 @@ class Workspace(MaskHistory):
                 continue
             if np.shape(m) != (h, w):
                 raise SegDashError(f"mask of slice {names[i]!r} is {np.shape(m)}, image is {(h, w)}")
-            if np.asarray(m).max(initial=0) >= len(class_names):
+            top = np.asarray(m)[np.asarray(m) != UNLABELED].max(initial=0)
+            if top >= len(class_names):
                 raise SegDashError(
-                    f"mask of slice {names[i]!r} has class {int(np.asarray(m).max())} but only "
-                    f"{len(class_names)} classes are named"
+                    f"mask of slice {names[i]!r} has class {int(top)} but only {len(class_names)} classes are named"
                 )
         # the name is ours first (one transaction), then everything is written under a private
         # folder that is published with one rename: a second import of the same name is refused
@@ -225,8 +228,9 @@ class Workspace(MaskHistory):
                     fh.truncate(fh.tell())
                     fh.flush()
                     os.fsync(fh.fileno())
-                statuses = []
+                statuses, fractions = [], []
                 for i, m in enumerate(mask_list):
+                    fractions.append(None if m is None else labeled_fraction(m))
                     if m is None:
                         statuses.append("unlabeled")
                         continue
@@ -246,6 +250,7 @@ class Workspace(MaskHistory):
                     statuses,
                     source,
                     list(notices),
+                    fractions,
                 )
         except BaseException:
             shutil.rmtree(final if published else tmp, ignore_errors=True)

@@ -123,7 +123,7 @@ def looks_like_stack(slice_names: Sequence[str]) -> bool:
 
 
 def _n_val(n: int, val_fraction: float) -> int:
-    return min(n - 1, max(1, int(round(n * val_fraction)))) if n >= 2 else 0
+    return min(n - 1, max(1, int(round(n * val_fraction)))) if n >= 2 and val_fraction > 0 else 0
 
 
 def block_split(zs: Sequence[int], val_fraction: float, gap: int) -> tuple[list[int], list[int], list[int]]:
@@ -238,7 +238,7 @@ def plan_split(
         notes.append(f"too few slices for a gap of {gap}: training slices neighbour validation or test slices")
     if not val:
         val = list(train)
-        notes.append("only one labeled slice: validation uses the training slice")
+        notes.append("no slice held out for validation: validation uses the training slices")
     if test and not [z for z in test if z in known]:
         notes.append("no test slice has a mask: there is nothing to score them against")
     return Split(train, val, [z for z in test if z in known], left, mode, gap, notes)
@@ -265,8 +265,8 @@ def split_slices(zs: Sequence[int], val_fraction: float, seed: int) -> tuple[lis
 
     Args:
         zs: slice indices (labeled slices).
-        val_fraction: fraction for validation; rounded, at least 1 when ``len(zs) >= 2``, and at
-            least one slice always stays for training.
+        val_fraction: fraction for validation; rounded, at least 1 when ``len(zs) >= 2`` (none when
+            0), and at least one slice always stays for training.
         seed: random seed.
 
     Returns:
@@ -279,7 +279,7 @@ def split_slices(zs: Sequence[int], val_fraction: float, seed: int) -> tuple[lis
     zs = [int(z) for z in zs]
     if len(set(zs)) != len(zs):
         raise SegDashError("slice indices must be unique")
-    if len(zs) < 2:
+    if len(zs) < 2 or val_fraction <= 0:
         return sorted(zs), []
     n_val = min(len(zs) - 1, max(1, int(round(len(zs) * val_fraction))))
     perm = np.random.default_rng(seed).permutation(len(zs))

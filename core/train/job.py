@@ -312,6 +312,11 @@ class TrainingJob:
         split = split_for(labeled, names, cfg, old_val if old_val and len(old_val) < len(labeled) else None)
         train_zs, val_zs, test_zs = split.train, split.val, split.test
         notes.extend(split.notes)
+        partial = [z for z in sorted(set(train_zs) | set(val_zs)) if info.coverage[z] == "partial"]
+        if partial:
+            notes.append(
+                f"{len(partial)} slice(s) have partial masks: loss and validation scores count labeled pixels only"
+            )
         window = ckpt.norm_window if ckpt is not None else percentile_range(ws.read_images(ds))
         self._set(train_slices=list(train_zs), val_slices=list(val_zs), test_slices=list(test_zs), notes=notes)
         dataset_version = ws.masks_version(ds, sorted(set(train_zs) | set(val_zs) | set(test_zs)))

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..data.masks import UNLABELED
 from ..errors import SegDashError
 from ..nn.augment import augment_batch
 from ..nn.checkpoint import Checkpoint
@@ -24,7 +25,8 @@ from ..nn.metrics import ConfusionAccumulator, scores_from_confusion
 from ..nn.model import build_model, labels_from_logits
 from . import distributed
 from .config import TrainConfig
-from .data import PatchDataset, patch_coords
+from .data import PatchDataset
+from .sparse import labeled_patch_coords
 
 __all__ = [
     "Stopped",
@@ -94,7 +96,13 @@ class Callbacks:
 
 
 class Loss(nn.Module):
-    """smp losses behind one call: ``loss(logits, target (N, H, W) long)``, binary or multi-class."""
+    """smp losses behind one call: ``loss(logits, target (N, H, W) long)``, binary or multi-class.
+
+    Pixels whose target is :data:`~core.data.masks.UNLABELED` (not labeled: strokes instead of a
+    complete mask) take no part: every loss gets it as its ``ignore_index``. The binary BCE, which
+    zeroes ignored pixels but averages over all, is summed and divided by the labeled pixels, so it
+    keeps its weight beside Dice however few pixels are labeled (the mean, for complete masks).
+    """
 
     def __init__(self, name: str, n_classes: int):
         super().__init__()
@@ -102,23 +110,33 @@ class Loss(nn.Module):
 
         self.binary = n_classes == 2
         mode = "binary" if self.binary else "multiclass"
+        ignore = UNLABELED
         self.parts = nn.ModuleList()
+        self.per_labeled: list[bool] = []
         for part in name.split("+"):
-            if part == "bce":
-                self.parts.append(L.SoftBCEWithLogitsLoss() if self.binary else nn.CrossEntropyLoss())
+            if part == "bce" and self.binary:
+                self.parts.append(L.SoftBCEWithLogitsLoss(ignore_index=ignore, reduction="sum"))
+            elif part == "bce":
+                self.parts.append(nn.CrossEntropyLoss(ignore_index=ignore))
             elif part == "dice":
-                self.parts.append(L.DiceLoss(mode, from_logits=True))
+                self.parts.append(L.DiceLoss(mode, from_logits=True, ignore_index=ignore))
             elif part == "jaccard":
-                self.parts.append(L.JaccardLoss(mode, from_logits=True))
+                self.parts.append(L.JaccardLoss(mode, from_logits=True, ignore_index=ignore))
             elif part == "focal":
-                self.parts.append(L.FocalLoss(mode))
+                self.parts.append(L.FocalLoss(mode, ignore_index=ignore))
             else:
                 raise SegDashError(f"unknown loss {part!r}")
+            self.per_labeled.append(part == "bce" and self.binary)
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         logits = logits.float()
+        n_labeled = (target != UNLABELED).sum()
+        if not n_labeled:  # nothing labeled in the batch: no loss, no gradient (CE would give NaN)
+            return logits.sum() * 0.0
         t = target[:, None].float() if self.binary else target
-        return sum(part(logits, t) for part in self.parts)
+        return sum(
+            part(logits, t) / n_labeled if per else part(logits, t) for part, per in zip(self.parts, self.per_labeled)
+        )
 
 
 def lr_at(cfg: TrainConfig, step: int) -> float:
@@ -222,7 +240,8 @@ def fit(
             t_epoch = time.time()
             callbacks.on_epoch_start(state, epoch)
             rng = np.random.default_rng([cfg.seed, epoch])
-            coords = patch_coords(data.masks, ps, cfg.steps_per_epoch * cfg.batch_size, rng, cfg.skip_empty_patches)
+            n_patches = cfg.steps_per_epoch * cfg.batch_size
+            coords = labeled_patch_coords(data.masks, ps, n_patches, rng, cfg.skip_empty_patches)
             patches = PatchDataset(data.images, data.masks, coords, ps, data.window)
             loader = torch.utils.data.DataLoader(
                 patches,
@@ -277,6 +296,7 @@ def fit(
                 "val_iou": scores["mean_iou"],
                 "val_accuracy": scores["accuracy"],
                 "val_pixel_error": scores["pixel_error"],
+                "val_labeled": scores["labeled"],  # share of validation pixels scored (labeled ones)
                 "val_dice_per_class": scores["dice"],
                 "val_iou_per_class": scores["iou"],
                 "lr": optimizer.param_groups[0]["lr"],
@@ -313,7 +333,8 @@ def validate(
     check_stop: Any = None,
 ) -> dict[str, Any]:
     """Loss and scores (:class:`~core.nn.metrics.ConfusionAccumulator`) over the validation tensors,
-    summed over all their pixels; ``check_stop`` is called before each slice.
+    summed over all their labeled pixels (not-labeled ones are left out: ``labeled`` is their share);
+    ``check_stop`` is called before each slice.
 
     Under torchrun each rank validates its share of ``items`` and the sums are reduced over the
     ranks; ``check_stop`` is then not called (a rank stopping alone would leave the others waiting).
@@ -324,7 +345,7 @@ def validate(
     distributed.sync_buffers(model)
     model.eval()
     acc = ConfusionAccumulator(n_classes)
-    loss_sum, n = 0.0, 0
+    loss_sum, n, total = 0.0, 0, 0
     cuda = device.type == "cuda"
     with torch.inference_mode():
         for img, mask in items:
@@ -337,9 +358,11 @@ def validate(
             with autocast(device, amp_dtype):
                 logits = model(x)
             logits = logits[..., : y.shape[-2], : y.shape[-1]].float()
-            loss_sum += float(loss_fn(logits, y)) * y.numel()
-            n += y.numel()
+            n_labeled = int((y != UNLABELED).sum())
+            loss_sum += float(loss_fn(logits, y)) * n_labeled
+            n += n_labeled
+            total += y.numel()
             acc.update(labels_from_logits(logits, n_classes), y)
     model.train()
-    cm, loss_sum, n = distributed.reduce_sum(acc.matrix, loss_sum, n)
-    return {**scores_from_confusion(cm), "loss": loss_sum / max(n, 1)}
+    cm, loss_sum, n, total = distributed.reduce_sum(acc.matrix, loss_sum, n, total)
+    return {**scores_from_confusion(cm), "loss": loss_sum / max(n, 1), "labeled": n / max(total, 1)}

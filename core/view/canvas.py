@@ -44,9 +44,11 @@ from typing import Any, Sequence
 import numpy as np
 from PIL import Image, ImageDraw
 
+from ..data.masks import UNLABELED
 from ..errors import SegDashError
 from .fabric import _object_shapes, _paint
-from .render import CLASS_COLORS, overlay
+from .render import CLASS_COLORS, class_color, overlay, tint
+from .strokes import apply_paint, merge_paint
 
 __all__ = [
     "ZoomWindow",
@@ -68,6 +70,7 @@ __all__ = [
 ]
 
 ERASER_COLOR = (255, 255, 255)
+UNLABEL_COLOR = (255, 0, 255)  # the scribble-mode eraser: paints "not labeled" (UNLABELED)
 
 
 # -- zoom ------------------------------------------------------------------------------------
@@ -156,7 +159,8 @@ def brush_width(size_px: float, window: ZoomWindow, canvas_hw: Sequence[int]) ->
 def canvas_color(k: int) -> tuple[int, int, int]:
     """RGB colour of class ``k`` on the canvas; unique per class so strokes can be read back.
 
-    Class 0 (background) is the eraser's white; classes 1..9 use the overlay colours of
+    Class 0 (background) is the eraser's white; :data:`~core.data.masks.UNLABELED` (the scribble-mode
+    eraser, back to not labeled) is magenta; classes 1..9 use the overlay colours of
     :data:`core.view.render.CLASS_COLORS`; further classes get evenly spaced hues.
 
     Example:
@@ -167,6 +171,8 @@ def canvas_color(k: int) -> tuple[int, int, int]:
         raise SegDashError(f"class index must be >= 0, got {k}")
     if k == 0:
         return ERASER_COLOR
+    if k == UNLABELED:
+        return UNLABEL_COLOR
     if k < len(CLASS_COLORS):
         return CLASS_COLORS[k]
     hue = ((k - len(CLASS_COLORS)) * 0.618034) % 1.0  # golden-ratio hues stay apart
@@ -196,13 +202,14 @@ def _parse_rgb(css: str) -> tuple[int, int, int] | None:
 
 
 def class_of_color(css: str, n_classes: int) -> int:
-    """The class whose :func:`canvas_color` is ``css`` (``#rrggbb``, ``rgb()`` or ``rgba()``).
+    """The class whose :func:`canvas_color` is ``css`` (``#rrggbb``, ``rgb()`` or ``rgba()``);
+    :data:`~core.data.masks.UNLABELED` for the scribble-mode eraser's colour.
 
     Raises:
         ValueError: the colour is no class colour of an ``n_classes``-class dataset.
     """
     rgb = _parse_rgb(css)
-    for k in range(n_classes):
+    for k in (*range(n_classes), UNLABELED):
         if rgb == canvas_color(k):
             return k
     raise SegDashError(
@@ -306,32 +313,6 @@ def paint_layer(
     return out
 
 
-def merge_paint(under: np.ndarray | None, over: np.ndarray) -> np.ndarray:
-    """Paint layer ``over`` on top of ``under`` (later strokes win where both painted)."""
-    if under is None:
-        return over.copy()
-    out = under.copy()
-    hit = over >= 0
-    out[hit] = over[hit]
-    return out
-
-
-def apply_paint(mask: np.ndarray | None, paint: np.ndarray | None, shape: Sequence[int] | None = None) -> np.ndarray:
-    """A new uint8 mask: ``mask`` (or all background of ``shape``) with the painted pixels set."""
-    if mask is None:
-        base_shape = paint.shape if paint is not None else shape
-        if base_shape is None:
-            raise SegDashError("give the image shape for a slice without a mask")
-        mask = np.zeros(tuple(int(v) for v in base_shape[-2:]), np.uint8)
-    out = np.array(mask, dtype=np.uint8, copy=True)
-    if paint is not None:
-        if paint.shape != out.shape:
-            raise SegDashError(f"unsaved strokes are {paint.shape}, the mask is {out.shape}")
-        hit = paint >= 0
-        out[hit] = paint[hit]
-    return out
-
-
 # -- pictures for the canvas -----------------------------------------------------------------
 
 
@@ -343,6 +324,8 @@ def background(
     alpha: float = 0.4,
     display_window: tuple[float, float] | None = None,
     pending: np.ndarray | None = None,
+    prediction: np.ndarray | None = None,
+    prediction_alpha: float = 0.3,
 ) -> np.ndarray:
     """The canvas background: the shown region with the mask overlaid, resized to the canvas.
 
@@ -355,6 +338,11 @@ def background(
         display_window: intensity window (default the whole slice's, so zooming keeps the contrast).
         pending: unsaved strokes as a full-image paint layer (:func:`paint_layer`), drawn apart
             from the saved mask: diagonal stripes of the class colour over the image.
+        prediction: (Y, X) class indices a model predicted, tinted under the mask (with
+            ``prediction_alpha``), so strokes go where it is wrong.
+
+    A partial mask (some pixels :data:`~core.data.masks.UNLABELED`) is tinted in the canvas colours,
+    background strokes white too, so labeled and not-labeled pixels differ.
 
     Returns:
         (canvas_h, canvas_w, 3) uint8; magnified with nearest neighbour, so pixels stay square.
@@ -365,7 +353,12 @@ def background(
         display_window = percentile_range(image)
     crop = np.asarray(image)[window.slices]
     crop_mask = None if mask is None else np.asarray(mask)[window.slices]
-    rgb = overlay(crop, crop_mask, alpha, window=display_window)
+    rgb = overlay(crop, None, window=display_window)
+    if prediction is not None:
+        rgb = tint(rgb, np.asarray(prediction)[window.slices], prediction_alpha)
+    if crop_mask is not None:
+        partial = mask is not None and bool((np.asarray(mask) == UNLABELED).any())
+        rgb = tint(rgb, crop_mask, alpha, not partial, canvas_color if partial else class_color)
     size = (int(canvas_hw[1]), int(canvas_hw[0]))
     if rgb.shape[1::-1] != size:
         big = rgb.shape[1] < size[0]

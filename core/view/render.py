@@ -16,9 +16,10 @@ from __future__ import annotations
 import numpy as np
 
 from ..data.intensity import to_uint8
+from ..data.masks import UNLABELED
 from ..errors import SegDashError
 
-__all__ = ["CLASS_COLORS", "ERROR_COLORS", "class_color", "overlay", "error_map", "heatmap", "gray_rgb"]
+__all__ = ["CLASS_COLORS", "ERROR_COLORS", "class_color", "overlay", "tint", "error_map", "heatmap", "gray_rgb"]
 
 # class 0 is usually background: it gets no tint in overlays unless asked for
 CLASS_COLORS = (
@@ -62,16 +63,23 @@ def overlay(
         alpha: opacity of the tint in [0, 1].
         skip_background: leave class 0 untinted.
     """
-    rgb = gray_rgb(image, window).astype(np.float32)
-    if labels is None:
-        return rgb.astype(np.uint8)
+    rgb = gray_rgb(image, window)
+    return rgb if labels is None else tint(rgb, labels, alpha, skip_background)
+
+
+def tint(
+    rgb: np.ndarray, labels: np.ndarray, alpha: float, skip_background: bool = True, color=class_color
+) -> np.ndarray:
+    """A copy of (Y, X, 3) uint8 ``rgb`` tinted with ``color(k)`` where ``labels`` is ``k``; pixels not
+    labeled (:data:`~core.data.masks.UNLABELED`) and, with ``skip_background``, class 0 keep their colour."""
+    out = np.asarray(rgb, np.float32).copy()
     labels = np.asarray(labels)
     for k in np.unique(labels):
-        if skip_background and k == 0:
+        if (skip_background and k == 0) or k == UNLABELED:
             continue
         sel = labels == k
-        rgb[sel] = (1 - alpha) * rgb[sel] + alpha * np.array(class_color(int(k)), np.float32)
-    return np.clip(rgb + 0.5, 0, 255).astype(np.uint8)
+        out[sel] = (1 - alpha) * out[sel] + alpha * np.array(color(int(k)), np.float32)
+    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
 
 
 def error_map(
@@ -84,7 +92,8 @@ def error_map(
     """Per-pixel errors over the image: false positives magenta, false negatives cyan.
 
     For binary masks (classes 0/1) a false positive is predicted 1 where the truth is 0, a false
-    negative the reverse. For multi-class masks, pixels of the wrong non-background class are
+    negative the reverse; pixels the truth leaves not labeled (:data:`~core.data.masks.UNLABELED`) are
+    no error. For multi-class masks, pixels of the wrong non-background class are
     orange; predicted background on a true class is a false negative, and the reverse a false
     positive. Correct pixels show the plain image.
     """
@@ -92,9 +101,10 @@ def error_map(
     if pred.shape != truth.shape:
         raise SegDashError(f"prediction {pred.shape} and ground truth {truth.shape} differ in shape")
     rgb = gray_rgb(image, window).astype(np.float32)
-    fp = (pred != truth) & (truth == 0)
-    fn = (pred != truth) & (pred == 0)
-    wrong = (pred != truth) & ~fp & ~fn
+    wrong = (pred != truth) & (truth != UNLABELED)  # pixels nobody labeled are no error
+    fp = wrong & (truth == 0)
+    fn = wrong & (pred == 0)
+    wrong = wrong & ~fp & ~fn
     for sel, name in ((fp, "false positive"), (fn, "false negative"), (wrong, "wrong class")):
         rgb[sel] = (1 - alpha) * rgb[sel] + alpha * np.array(ERROR_COLORS[name], np.float32)
     return np.clip(rgb + 0.5, 0, 255).astype(np.uint8)

@@ -23,7 +23,7 @@ import tifffile
 from PIL import Image
 
 from ..data.io import atomic_write, write_tiff
-from ..data.masks import to_export_values
+from ..data.masks import UNLABELED, to_export_values
 from ..data.omezarr import write_omezarr, zip_folder
 from ..data.pixelsize import PixelSize, imagej_tags
 from ..errors import SegDashError
@@ -70,14 +70,19 @@ def _png_bytes(arr: np.ndarray) -> bytes:
 
 
 def export_labels_zip(
-    names: Iterable[str], labels: Iterable[np.ndarray], n_classes: int, out: str | Path | BinaryIO
+    names: Iterable[str],
+    labels: Iterable[np.ndarray],
+    n_classes: int,
+    out: str | Path | BinaryIO,
+    sparse: bool = False,
 ) -> None:
-    """Write (Y, X) label images as ``<name>.png`` members of a ZIP (binary as 0/255)."""
+    """Write (Y, X) label images as ``<name>.png`` members of a ZIP (binary as 0/255; with ``sparse``
+    class indices and 255 for not labeled, :func:`~core.data.masks.to_export_values`)."""
 
     def write(fh: BinaryIO) -> None:
         with zipfile.ZipFile(fh, "w", zipfile.ZIP_DEFLATED) as zf:
             for name, lab in zip(names, labels):
-                zf.writestr(f"{name}.png", _png_bytes(to_export_values(lab, n_classes)))
+                zf.writestr(f"{name}.png", _png_bytes(to_export_values(lab, n_classes, sparse)))
 
     _sink(out, write)
 
@@ -91,6 +96,7 @@ def export_labels_tiff(
     *,
     info: dict | None = None,
     pixel_size: PixelSize | None = None,
+    sparse: bool = False,
 ) -> None:
     """Write (Y, X) label images as one multipage uint8 ImageJ TIFF, one page per name.
 
@@ -100,7 +106,7 @@ def export_labels_tiff(
     """
     if len(names) != shape[0]:
         raise SegDashError(f"{len(names)} slice names for {shape[0]} pages")
-    frames = (to_export_values(lab, n_classes) for lab in labels)
+    frames = (to_export_values(lab, n_classes, sparse) for lab in labels)
     calibration = imagej_tags(pixel_size)
     meta = {
         "axes": "ZYX",
@@ -135,8 +141,13 @@ def _labeled(ws: Workspace, dataset: str) -> tuple[list[str], list[int]]:
 def export_masks_zip(ws: Workspace, dataset: str, out: str | Path | BinaryIO) -> None:
     """Masks of every labeled slice of ``dataset`` as a ZIP of PNGs named like their source slices."""
     names, zs = _labeled(ws, dataset)
-    k = ws.dataset(dataset).n_classes
-    export_labels_zip(names, (ws.read_mask(dataset, z) for z in zs), k, out)
+    info = ws.dataset(dataset)
+    export_labels_zip(names, (ws.read_mask(dataset, z) for z in zs), info.n_classes, out, _sparse(info))
+
+
+def _sparse(info) -> bool:
+    """The dataset has partial masks: its exports write class indices and 255 for not labeled."""
+    return "partial" in info.coverage
 
 
 def export_masks_tiff(ws: Workspace, dataset: str, out: str | Path | BinaryIO, *, labeled_only: bool = False) -> None:
@@ -172,9 +183,17 @@ def export_masks_tiff(ws: Workspace, dataset: str, out: str | Path | BinaryIO, *
         "class_names": list(info.class_names),
         "labeled": labeled,
         "unlabeled": [z for z in range(info.shape[0]) if z not in has],
+        **({"unlabeled_value": UNLABELED} if _sparse(info) else {}),
     }
     export_labels_tiff(
-        names, frames(), (len(zs), *info.shape[1:]), info.n_classes, out, info=meta, pixel_size=ws.pixel_size(dataset)
+        names,
+        frames(),
+        (len(zs), *info.shape[1:]),
+        info.n_classes,
+        out,
+        info=meta,
+        pixel_size=ws.pixel_size(dataset),
+        sparse=_sparse(info),
     )
 
 
@@ -200,6 +219,7 @@ def export_dataset_zip(ws: Workspace, dataset: str, out: str | Path | BinaryIO) 
                         "shape": list(info.shape),
                         "dtype": info.dtype,
                         **({"pixel_size": list(px)} if px else {}),
+                        **({"unlabeled_value": UNLABELED} if _sparse(info) else {}),
                     },
                     indent=1,
                 ),
@@ -214,7 +234,7 @@ def export_dataset_zip(ws: Workspace, dataset: str, out: str | Path | BinaryIO) 
                     zf.writestr(f"images/{name}.tif", buf.getvalue())
                 mask = ws.read_mask(dataset, z)
                 if mask is not None:
-                    zf.writestr(f"masks/{name}.png", _png_bytes(to_export_values(mask, info.n_classes)))
+                    zf.writestr(f"masks/{name}.png", _png_bytes(to_export_values(mask, info.n_classes, _sparse(info))))
 
     _sink(out, write)
 

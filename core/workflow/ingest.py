@@ -284,6 +284,7 @@ def import_dataset(
     remap_classes: bool = False,
     images_are_binary: bool = False,
     merge_classes: bool = False,
+    unlabeled_value: float | None = None,
     roots: Sequence[str | Path] | None = None,
     progress: Callable[[int, int, str], None] | None = None,
 ) -> ImportReport:
@@ -303,6 +304,7 @@ def import_dataset(
         remap_classes: map gapped mask values ({0, 1, 2, 7}) to classes 0..K-1.
         images_are_binary: import images that hold only two values (else :class:`ImagesLookLikeMasks`).
         merge_classes: let ``mask_threshold`` merge several mask classes into one.
+        unlabeled_value: mask pixels of this value are not labeled (default: a SegDash ZIP manifest's).
         roots: paths must lie inside these folders (the web page's server-path import).
         progress: ``progress(done, total, stage)``: files read (stage ``"images"``, ``"masks"``),
             then slices written (stage ``"writing"``).
@@ -334,11 +336,9 @@ def import_dataset(
         two = _two_values(stack.data)
         if two is not None:
             raise ImagesLookLikeMasks(_where(stack), two)
-    mask_stack = (
-        read_stack(masks, channel=None, as_stack=True, roots=roots, progress=stage("masks"))
-        if masks is not None
-        else None
-    )
+    mask_stack = None
+    if masks is not None:
+        mask_stack = read_stack(masks, channel=None, as_stack=True, roots=roots, progress=stage("masks"))
     pairing = pair_masks(stack, mask_stack, one_file_each=_one_file(images) and _one_file(masks))
     labels_list: list[np.ndarray | None] = [None] * stack.shape[0]
     n_classes = 2
@@ -354,6 +354,7 @@ def import_dataset(
             remap=remap_classes,
             merge=merge_classes,
             n_classes=known or None,
+            unlabeled_value=manifest.get("unlabeled_value", unlabeled_value),
         )
         if labels.notice:
             notices.append(labels.notice)

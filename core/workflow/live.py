@@ -1,0 +1,197 @@
+"""The live label-train-correct loop: "Train on my strokes" on the Label page.
+
+A :class:`LiveRound` fine-tunes a U-Net on the dataset's labels as they are (partial masks: strokes;
+complete ones too) for a bounded time, then predicts one slice, all in a background thread, so
+the page polls it and stays usable. It runs the dashboard's own :class:`~core.train.job.TrainingJob`
+through :func:`~core.train.registry.registry` (one job per workspace; its run is recorded like any
+other, with ``-live-`` in its id) and stops it at the round's deadline: the job keeps the weights
+reached in ``last.pt`` (:class:`~core.train.recorder.RunRecorder`), which the round predicts with.
+
+Each round continues from the newest live run of the dataset; the first from the dataset's current
+model (the newest finished run with a checkpoint) when there is one, else from a small fresh
+network (:func:`live_config`). The time budget counts from the press of the button: the job's
+start-up, the steps and the stop; the prediction of the slice comes after (a second or two).
+
+Example:
+    >>> r = start_round(ws, "cells", z=3)                          # doctest: +SKIP
+    >>> r.join(); r.snapshot()["state"], r.prediction.shape          # doctest: +SKIP
+    ('done', (512, 512))
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import SegDashError
+from ..store.workspace import Workspace
+from ..train.config import TrainConfig, default_config
+from ..train.job import TrainingJob
+from ..train.registry import registry
+from .assist import model_sources
+
+__all__ = ["LiveRound", "live_config", "start_round", "current_round", "FIRST_BUDGET_S", "LATER_BUDGET_S"]
+
+FIRST_BUDGET_S = 40.0  # a fresh network: the first prediction should show within a minute of the press
+LATER_BUDGET_S = 20.0  # a warm one: each later round within half a minute
+MIN_STEPS = 3  # a round stops at its deadline only once it has taken this many steps
+MARK = "-live-"
+_ROUNDS: dict[tuple[str, str], LiveRound] = {}
+_LOCK = threading.Lock()
+
+
+def live_config(n_classes: int) -> TrainConfig:
+    """The short-round recipe: the default U-Net at half width on 128-px patches, constant learning
+    rate (the round is cut by time, not by a schedule), every labeled slice trained on (no slice held
+    out; the quick validation after each short epoch scores a 128-px crop of the training slices)."""
+    base = default_config(n_classes)
+    return replace(
+        base,
+        model=replace(base.model, classic_width=8),
+        patch_size=128,
+        batch_size=8,
+        lr=2e-3,
+        scheduler="none",
+        epochs=10_000,
+        steps_per_epoch=25,  # short epochs: patches are drawn per epoch, and each end saves the weights
+        val_fraction=0.0,
+        val_crop=128,
+    )
+
+
+def _live_runs(ws: Workspace, dataset: str) -> list[dict[str, Any]]:
+    """Live runs of ``dataset`` with a checkpoint on disk, newest first."""
+    runs = ws.runs_with_checkpoints(dataset, keys=("last_checkpoint", "best_checkpoint"))
+    return [r for r in runs if MARK in r["run_id"] and r["state"] not in ("queued", "running", "stopping")]
+
+
+@dataclass
+class LiveRound:
+    """One round: train until ``budget_s`` after :meth:`start`, then predict slice ``z``.
+
+    Attributes:
+        state: ``training``, ``predicting``, ``done`` or ``failed`` (``error`` says why).
+        source: what it continued from, in words; ``run_id`` its training run.
+        prediction: (Y, X) uint8 class indices of slice ``z`` once ``done``.
+        steps: optimisation steps taken; ``trained_s``, ``total_s``: seconds to the stop and to the prediction.
+    """
+
+    ws: Workspace
+    dataset: str
+    z: int
+    budget_s: float
+    resume_from: str | None = None
+    source: str = "a fresh network"
+    run_id: str = ""
+    state: str = "training"
+    error: str = ""
+    prediction: np.ndarray | None = None
+    steps: int = 0
+    started: float = field(default_factory=time.time)
+    trained_s: float = 0.0
+    total_s: float = 0.0
+    _thread: threading.Thread | None = None
+
+    def start(self) -> LiveRound:
+        info = self.ws.dataset(self.dataset)
+        cfg = live_config(info.n_classes)
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        self.run_id = f"{self.dataset[:30]}{MARK}{stamp}-{int(time.time_ns() % 10_000):04d}"
+        # a resumed run keeps its network (TrainingJob takes the checkpoint's model) with this recipe
+        job = registry().start(
+            TrainingJob(self.ws, self.dataset, cfg, run_id=self.run_id, resume_from=self.resume_from)
+        )
+        self._thread = threading.Thread(target=self._run, args=(job,), name=f"segdash-live-{self.run_id}", daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self, job: TrainingJob) -> None:
+        try:
+            while not job.join(0.2):
+                self.steps = _steps(job.snapshot())
+                if time.time() - self.started >= self.budget_s and self.steps >= MIN_STEPS:
+                    job.stop()
+            snap = job.snapshot()
+            self.trained_s = time.time() - self.started
+            self.steps = max(self.steps, _steps(snap))
+            ckpt = snap.last_checkpoint or snap.best_checkpoint
+            if snap.state == "failed" or not ckpt:
+                raise SegDashError(snap.error or "the round stopped before the network could be saved")
+            self.state = "predicting"
+            self.prediction = _predict(self.ws, self.dataset, self.z, Path(ckpt))
+            self.state = "done"
+        except Exception as exc:  # noqa: BLE001 - the page shows it
+            self.error, self.state = str(exc), "failed"
+        self.total_s = time.time() - self.started
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the round; True once it has ended (done or failed)."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+        return self.state in ("done", "failed")
+
+    def snapshot(self) -> dict[str, Any]:
+        """Its progress as plain values (the prediction apart)."""
+        return {
+            "state": self.state,
+            "error": self.error,
+            "z": self.z,
+            "run_id": self.run_id,
+            "source": self.source,
+            "budget_s": self.budget_s,
+            "elapsed_s": (self.total_s or time.time() - self.started),
+            "trained_s": self.trained_s,
+            "steps": self.steps,
+        }
+
+
+def _steps(snap: Any) -> int:
+    """Optimisation steps a job snapshot has taken since its start."""
+    return int(snap.step) + max(0, int(snap.epoch) - int(snap.start_epoch)) * int(snap.steps_per_epoch)
+
+
+def _predict(ws: Workspace, dataset: str, z: int, checkpoint: Path) -> np.ndarray:
+    from ..nn.checkpoint import load_checkpoint
+    from ..predict.config import PredictConfig
+    from ..predict.inferer import predict_slice
+    from ..predict.probabilities import labels_from_probs
+
+    ckpt = load_checkpoint(checkpoint, device="cpu")
+    return labels_from_probs(predict_slice(ckpt, ws.read_slice(dataset, z), PredictConfig(device="cpu")), 0.5)
+
+
+def start_round(ws: Workspace, dataset: str, z: int, budget_s: float | None = None) -> LiveRound:
+    """Start a round on ``dataset`` that predicts slice ``z``; it continues from the newest live run.
+
+    Raises:
+        ValueError: no slice has a labeled pixel, a round or a training job is running already.
+    """
+    key = (str(ws.root), dataset)
+    with _LOCK:
+        running = _ROUNDS.get(key)
+        if running is not None and running.state in ("training", "predicting"):
+            raise SegDashError("a round is running already: wait for its prediction")
+        live = _live_runs(ws, dataset)
+        if live:
+            resume, source = live[0]["run_id"], f"live run {live[0]['run_id']}"
+        else:
+            current = model_sources(ws, dataset)["run"]
+            resume = None if current is None else current["run_id"]
+            source = "a fresh network" if current is None else f"the model of run {resume}"
+        first = not live
+        budget = budget_s if budget_s is not None else (FIRST_BUDGET_S if first else LATER_BUDGET_S)
+        r = LiveRound(ws, dataset, int(z), float(budget), resume_from=resume, source=source)
+        r.start()
+        _ROUNDS[key] = r
+    return r
+
+
+def current_round(ws: Workspace, dataset: str) -> LiveRound | None:
+    """The newest round of ``dataset`` in this process (running or ended), if any."""
+    with _LOCK:
+        return _ROUNDS.get((str(ws.root), dataset))

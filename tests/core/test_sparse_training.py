@@ -1,0 +1,119 @@
+"""Training on sparse labels: the loss ignores not-labeled pixels, patches hold labeled pixels, and a
+tiny U-Net trained on strokes of synthetic discs segments the pixels nobody labeled."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from core.data.masks import UNLABELED
+from core.nn.checkpoint import load_checkpoint
+from core.predict.config import PredictConfig
+from core.predict.inferer import predict_slice
+from core.predict.probabilities import labels_from_probs
+from core.store.workspace import Workspace
+from core.train.config import LOSSES
+from core.train.headless import train_headless
+from core.train.loop import Loss
+from core.train.sparse import labeled_patch_coords, simulate_strokes
+from tests.core.test_training import _discs, _one_thread  # noqa: F401 - autouse: one torch thread
+
+
+def _case(n_classes: int, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    logits = torch.randn(2, 1 if n_classes == 2 else n_classes, 16, 16, generator=g)
+    truth = torch.randint(0, n_classes, (2, 16, 16), generator=g)
+    labeled = torch.zeros(2, 16, 16, dtype=torch.bool)
+    labeled[:, 3:6, :] = True
+    labeled[1, 10:12, 4:9] = True
+    return logits, truth, labeled
+
+
+def _grad(loss_fn, logits, target):
+    x = logits.clone().requires_grad_(True)
+    loss = loss_fn(x, target)
+    loss.backward()
+    return float(loss), x.grad
+
+
+@pytest.mark.parametrize("n_classes", [2, 3])
+@pytest.mark.parametrize("name", LOSSES)
+def test_loss_ignores_not_labeled_pixels(name, n_classes):
+    loss_fn = Loss(name, n_classes)
+    logits, truth, labeled = _case(n_classes)
+    target = torch.where(labeled, truth, torch.full_like(truth, UNLABELED))
+    loss, grad = _grad(loss_fn, logits, target)
+    assert np.isfinite(loss) and grad.abs().sum() > 0
+    assert torch.all(grad.permute(0, 2, 3, 1)[~labeled] == 0)  # no gradient where nothing is labeled
+    # whatever the network says there, and whatever the truth there would have been, nothing changes
+    other = logits.clone()
+    other.permute(0, 2, 3, 1)[~labeled] = torch.randn(int((~labeled).sum()), other.shape[1]) * 5
+    loss2, grad2 = _grad(loss_fn, other, target)
+    assert loss2 == pytest.approx(loss, rel=1e-5) and torch.allclose(grad2, grad, atol=1e-6)
+    relabeled = torch.where(labeled, truth, (truth + 1) % n_classes)  # other values on those pixels ...
+    loss3, grad3 = _grad(loss_fn, logits, torch.where(labeled, relabeled, torch.full_like(truth, UNLABELED)))
+    assert loss3 == pytest.approx(loss, rel=1e-6) and torch.equal(grad3, grad)  # ... once not labeled
+
+
+def test_bce_on_complete_masks_is_the_plain_mean():
+    from segmentation_models_pytorch.losses import SoftBCEWithLogitsLoss
+
+    logits, truth, _ = _case(2)
+    ours = Loss("bce", 2)(logits, truth)
+    assert float(ours) == pytest.approx(float(SoftBCEWithLogitsLoss()(logits, truth[:, None].float())), rel=1e-5)
+
+
+def test_nothing_labeled_gives_zero_loss_not_nan():
+    logits, truth, _ = _case(3)
+    loss, grad = _grad(Loss("bce+dice", 3), logits, torch.full_like(truth, UNLABELED))
+    assert loss == 0.0 and torch.all(grad == 0)
+
+
+def test_patches_of_partial_slices_hold_labeled_pixels():
+    partial = np.full((100, 120), UNLABELED, np.uint8)
+    partial[70:72, 90:100] = 1
+    partial[10, 5:9] = 0
+    empty = np.full((100, 120), UNLABELED, np.uint8)
+    complete = np.zeros((100, 120), np.uint8)
+    rows = labeled_patch_coords([partial, empty, complete], 32, 200, np.random.default_rng(1), skip_empty=False)
+    masks = [partial, empty, complete]
+    assert 1 not in set(rows[:, 0].tolist()) and {0, 2} <= set(rows[:, 0].tolist())
+    for s, y, x in rows:
+        assert (masks[s][y : y + 32, x : x + 32] != UNLABELED).any()
+
+
+def test_tiny_model_trained_on_strokes_segments_unlabeled_pixels(tmp_path):
+    ws = Workspace(tmp_path / "ws")
+    imgs, truth = _discs(8, 64, 2, seed=0)
+    rng = np.random.default_rng(0)
+    strokes = np.stack([simulate_strokes(t, 0.08, rng, width=3, length=12, margin=1) for t in truth])
+    assert (strokes != UNLABELED).mean() <= 0.1
+    ws.create_dataset("discs", imgs, strokes, ["background", "disc"])
+    assert set(ws.dataset("discs").coverage) == {"partial"}
+    config = {
+        "model": {"arch": "classic", "classic_width": 4},
+        "patch_size": 64,
+        "batch_size": 8,
+        "steps_per_epoch": 10,
+        "epochs": 10,
+        "lr": 1e-2,
+        "val_fraction": 0.25,
+    }
+    out = train_headless(ws, "discs", config=config)
+    assert out["state"] == "done", out["error"]
+    ckpt = load_checkpoint(out["best_checkpoint"], device="cpu")
+    hits = tp = fp = fn = n = 0
+    for z in range(8):
+        pred = labels_from_probs(predict_slice(ckpt, imgs[z], PredictConfig()), 0.5)
+        unl = strokes[z] == UNLABELED
+        hits += int((pred[unl] == truth[z][unl]).sum())
+        n += int(unl.sum())
+        tp += int(((pred == 1) & (truth[z] == 1) & unl).sum())
+        fp += int(((pred == 1) & (truth[z] == 0) & unl).sum())
+        fn += int(((pred == 0) & (truth[z] == 1) & unl).sum())
+    fg = truth[strokes == UNLABELED].mean()
+    dice = 2 * tp / max(2 * tp + fp + fn, 1)
+    # chance: predicting disc at random with its prior gives Dice = prior (about 0.1-0.2 here)
+    assert dice > max(0.4, 3 * fg), (dice, fg)
+    assert hits / n > max(fg, 1 - fg), (hits / n, fg)
