@@ -13,7 +13,9 @@ from core.store.workspace import Workspace
 from core.train.registry import registry
 from core.train.sparse import simulate_strokes
 from core.workflow.live import MIN_STEPS, current_round, start_round
-from tests.core.test_training import _discs, _one_thread  # noqa: F401 - autouse: one torch thread
+from tests.core.test_training import _discs
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/core/conftest.py
 
 
 def test_rounds_train_for_their_budget_predict_and_continue(tmp_path):

@@ -17,7 +17,9 @@ from core.train.config import LOSSES
 from core.train.headless import train_headless
 from core.train.loop import Loss
 from core.train.sparse import labeled_patch_coords, simulate_strokes
-from tests.core.test_training import _discs, _one_thread  # noqa: F401 - autouse: one torch thread
+from tests.core.test_training import _discs
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/core/conftest.py
 
 
 def _case(n_classes: int, seed: int = 0):
