@@ -238,7 +238,11 @@ def plan_split(
         notes.append(f"too few slices for a gap of {gap}: training slices neighbour validation or test slices")
     if not val:
         val = list(train)
-        notes.append("no slice held out for validation: validation uses the training slices")
+        notes.append(
+            "only one labeled slice: validation uses the training slice"
+            if len(pool) == 1
+            else "no slice held out for validation: validation uses the training slices"
+        )
     if test and not [z for z in test if z in known]:
         notes.append("no test slice has a mask: there is nothing to score them against")
     return Split(train, val, [z for z in test if z in known], left, mode, gap, notes)

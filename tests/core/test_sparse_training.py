@@ -101,6 +101,7 @@ def test_tiny_model_trained_on_strokes_segments_unlabeled_pixels(tmp_path):
         "epochs": 10,
         "lr": 1e-2,
         "val_fraction": 0.25,
+        "val_split": "random",  # independent synthetic images, not adjacent sections: no block, no gap
     }
     out = train_headless(ws, "discs", config=config)
     assert out["state"] == "done", out["error"]
