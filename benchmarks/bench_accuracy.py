@@ -408,12 +408,8 @@ def main() -> None:
     ap.add_argument("--arms", default="[{}]", help="JSON list of override sets to train in turn (epfl, multiclass)")
     ap.add_argument("--minutes", type=float, default=15.0, help="budget for training + scoring (default 15)")
     ap.add_argument("--set", default="{}", help="JSON overrides of the recipe, e.g. '{\"lr\": 0.003}'")
-    ap.add_argument(
-        "--steps",
-        type=int,
-        default=None,
-        help="train this many steps (epochs = steps / steps_per_epoch) instead of fitting the budget",
-    )
+    steps_help = "train this many steps (epochs = steps / steps_per_epoch) instead of fitting the budget"
+    ap.add_argument("--steps", type=int, help=steps_help)
     ap.add_argument("--workspace", default=None, help="workspace folder to keep (default: a temporary one)")
     ap.add_argument("--name", default="accuracy", help="result file name (benchmarks/results/<name>.json)")
     args = ap.parse_args()

@@ -71,20 +71,9 @@ def _volume(path: Path, depth: int) -> None:
 
 
 def memory_part(tmp: Path, depths: list[int]) -> list[dict]:
-    from core.nn.checkpoint import save_checkpoint
-    from core.nn.model import ModelConfig, build_model
+    from tests.synthetic import tiny_checkpoint  # the test suite's untrained classic U-Net, here of width 4
 
-    cfg = ModelConfig(arch="classic", classic_width=4)
-    ckpt = save_checkpoint(
-        tmp / "tiny.pt",
-        build_model(cfg),
-        cfg,
-        class_names=["bg", "fg"],
-        norm_window=(0.0, 255.0),
-        patch_size=256,
-        epoch=0,
-        metrics={},
-    )
+    ckpt = tiny_checkpoint(tmp / "tiny.pt", width=4, patch_size=256)
     rows = []
     for depth in depths:
         src = tmp / f"vol{depth}.zarr"

@@ -64,20 +64,15 @@ def split_form(info: Any, labeled: list[int], base: TrainConfig, val_fraction: f
             help="Feed each slice with this many neighbours on each side as extra channels "
             "(for stacks of adjacent sections). 0: the slice alone.",
         )
-        t1, t2 = st.columns(2)
-        val_text = t1.text_input(
-            "Choose validation slices (optional)",
-            key="train_val_slices",
-            placeholder="e.g. 100-119",
-            persist_state=_PERSIST,
-            help="Slice indices from 0; overrides the automatic choice.",
-        )
-        test_text = t2.text_input(
-            "Test slices, never trained on (optional)",
-            key="train_test_slices",
-            placeholder="e.g. 130-164",
-            persist_state=_PERSIST,
-            help="Kept out of training and validation; scored once when the run ends.",
+        fields = (
+            ("Choose validation slices (optional)", "val", "e.g. 100-119",
+             "Slice indices from 0; overrides the automatic choice."),
+            ("Test slices, never trained on (optional)", "test", "e.g. 130-164",
+             "Kept out of training and validation; scored once when the run ends."),
+        )  # fmt: skip
+        val_text, test_text = (
+            col.text_input(label, key=f"train_{key}_slices", placeholder=eg, persist_state=_PERSIST, help=tip)
+            for col, (label, key, eg, tip) in zip(st.columns(2), fields)
         )
         out: dict[str, Any] = {"val_split": mode, "val_gap": int(gap), "context": int(context)}
         try:

@@ -86,6 +86,7 @@ def run_predict(args: argparse.Namespace) -> dict[str, Any]:
 
     bar = progress_printer("predict")
     options = {k: getattr(args, k) for k in ("tile", "overlap", "batch_size", "tta", "threshold", "channel")}
+    options.update(dihedral=args.dihedral, cleanup=not args.no_cleanup)
     if str(args.out).rstrip("/\\").lower().endswith(".zarr"):  # chunk by chunk, on every torchrun rank
         from ..predict.volume import DEFAULT_BLOCK, predict_volume_headless
 
@@ -102,7 +103,6 @@ def run_predict(args: argparse.Namespace) -> dict[str, Any]:
         )
     if args.block or args.halo is not None:
         raise SegDashError("--block and --halo go with a Zarr output (--out NAME.zarr)")
-    options.update(dihedral=args.dihedral, cleanup=not args.no_cleanup)
     from ..predict.stack import predict_headless
 
     try:

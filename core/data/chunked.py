@@ -25,7 +25,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from ..errors import SegDashError
-from .omezarr import is_omezarr, read_omezarr_metadata
+from .omezarr import axis_index, is_omezarr, read_omezarr_metadata
 
 __all__ = ["Volume", "is_chunked", "open_volume", "create_volume", "blocks", "sample_slices", "as_array"]
 
@@ -142,25 +142,7 @@ def open_volume(path: str | Path, *, channel: int | None = None) -> Volume:
         axes = ["z", "y", "x"][-arr.ndim :] if arr.ndim in (2, 3) else []
     if len(axes) != arr.ndim:
         raise SegDashError(f"{path}: an array of shape {arr.shape} without axis names; expected (Z, Y, X)")
-    index: list[Any] = []
-    for ax, n in zip(axes, arr.shape):
-        if ax == "t":
-            if n > 1:
-                raise SegDashError(f"{path}: {n} time points; SegDash reads one (Z, Y, X) volume")
-            index.append(0)
-        elif ax == "c":
-            if n > 1 and channel is None:
-                from .limits import ChannelChoiceNeeded
-
-                raise ChannelChoiceNeeded(path.name, int(n))
-            c = 0 if channel is None else int(channel)
-            if not 0 <= c < n:
-                raise SegDashError(f"{path}: channel {c} asked for, the image has {n}")
-            index.append(c)
-        elif ax in ("z", "y", "x"):
-            index.append(None)
-        else:
-            raise SegDashError(f"{path}: axis {ax!r} is not one of t, c, z, y, x")
+    index: list[Any] = axis_index(path, axes, arr.shape, channel, "volume")
     kept = [ax for ax, i in zip(axes, index) if i is None]
     sizes = {ax: int(n) for ax, n, i in zip(axes, arr.shape, index) if i is None}
     chunk = {ax: int(c) for ax, c, i in zip(axes, arr.chunks, index) if i is None}

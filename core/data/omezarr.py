@@ -208,25 +208,9 @@ def read_omezarr(
     label_names = [str(n) for n in (node.metadata.get("labels") or [])]
     if not label_names and (path / "labels").is_dir():
         label_names = sorted(p.name for p in (path / "labels").iterdir() if p.is_dir())
-    index: list[Any] = []
-    kept: list[str] = []
-    for ax, n in zip(axes, arr.shape):
-        if ax == "t":
-            if n > 1:
-                raise SegDashError(f"{path}: {n} time points; SegDash reads one (Z, Y, X) stack")
-            index.append(0)
-        elif ax == "c":
-            if n > 1 and channel is None:
-                from .io import ChannelChoiceNeeded
-
-                raise ChannelChoiceNeeded(path.name, int(n))
-            c = 0 if channel is None else int(channel)
-            if not 0 <= c < n:
-                raise SegDashError(f"{path}: channel {c} asked for, the image has {n}")
-            index.append(c)
-        else:
-            index.append(slice(None))
-            kept.append(ax)
+    picked = axis_index(path, axes, arr.shape, channel, "stack")
+    index: list[Any] = [slice(None) if i is None else i for i in picked]
+    kept = [ax for ax, i in zip(axes, picked) if i is None]
     view = arr[tuple(index)]
     if max_bytes is not None and view.nbytes > max_bytes:
         raise SegDashError(
@@ -240,6 +224,35 @@ def read_omezarr(
         raise SegDashError(f"{path}: axes {axes} do not make a (Z, Y, X) stack")
     meta = read_omezarr_metadata(path)
     return data, {"axes": axes, "pixel_size": meta["pixel_size"], "unit": meta["unit"], "labels": label_names}
+
+
+def axis_index(
+    path: Path, axes: Sequence[str], shape: Sequence[int], channel: int | None, what: str
+) -> list[int | None]:
+    """Per axis of an OME-Zarr / Zarr array (axis names t, c, z, y, x): the index that reads one
+    ``what`` (``stack``, ``volume``) from it: ``0`` for the single time point, the ``channel`` for
+    ``c``, ``None`` for a spatial axis kept. Refuses several time points, an unknown axis, and a
+    channel out of range; several channels without ``channel`` is :class:`ChannelChoiceNeeded`."""
+    index: list[int | None] = []
+    for ax, n in zip(axes, shape):
+        if ax == "t":
+            if n > 1:
+                raise SegDashError(f"{path}: {n} time points; SegDash reads one (Z, Y, X) {what}")
+            index.append(0)
+        elif ax == "c":
+            if n > 1 and channel is None:
+                from .limits import ChannelChoiceNeeded
+
+                raise ChannelChoiceNeeded(path.name, int(n))
+            c = 0 if channel is None else int(channel)
+            if not 0 <= c < n:
+                raise SegDashError(f"{path}: channel {c} asked for, the image has {n}")
+            index.append(c)
+        elif ax in ("z", "y", "x"):
+            index.append(None)
+        else:
+            raise SegDashError(f"{path}: axis {ax!r} is not one of t, c, z, y, x")
+    return index
 
 
 def read_omezarr_stack(

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from ..errors import SegDashError
 
-__all__ = ["PredictConfig", "PredictionResult", "ProgressFn"]
+__all__ = ["PredictConfig", "PredictionResult", "ProgressFn", "checkpoint_facts"]
 
 #: ``progress(done, total, eta_seconds)`` after each slice.
 ProgressFn = Callable[[int, int, "float | None"], None]
@@ -90,3 +90,14 @@ class PredictionResult:
     seconds: float
     device: str = "cpu"
     warnings: tuple[str, ...] = ()
+
+
+def checkpoint_facts(ckpt: Any) -> dict[str, Any]:
+    """What a prediction's JSON says of its checkpoint (:class:`~core.nn.checkpoint.Checkpoint`): class
+    names, intensity window, the dataset it was trained on, its run."""
+    return {
+        "class_names": list(ckpt.class_names),
+        "norm_window": list(ckpt.norm_window),
+        "trained_on": ckpt.extra.get("dataset"),
+        "run_id": ckpt.run_id,
+    }

@@ -28,7 +28,7 @@ from ..data.pixelsize import PixelSize, pixel_size_of
 from ..errors import SegDashError
 from ..nn.checkpoint import Checkpoint, load_checkpoint
 from ..nn.fit import fit_warnings
-from .config import PredictConfig, PredictionResult, ProgressFn
+from .config import PredictConfig, PredictionResult, ProgressFn, checkpoint_facts
 from .hyperstack import HyperstackWriter
 from .inferer import _Runner, decision_for
 from .probabilities import PROB_DTYPES, labels_from_stored, quantize, slice_uncertainty
@@ -290,11 +290,6 @@ def predict_headless(
         "device": result.device,
         "cancelled": result.cancelled,
         "warnings": warnings,
-        "checkpoint": {
-            "class_names": list(ckpt.class_names),
-            "norm_window": list(ckpt.norm_window),
-            "trained_on": ckpt.extra.get("dataset"),
-            "run_id": ckpt.run_id,
-        },
+        "checkpoint": checkpoint_facts(ckpt),
         "decision": decision_for(ckpt, cfg).to_dict(),
     }

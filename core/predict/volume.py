@@ -36,7 +36,7 @@ from ..errors import SegDashError
 from ..nn import distributed
 from ..nn.checkpoint import Checkpoint, load_checkpoint
 from ..nn.fit import fit_warnings
-from .config import PredictConfig, ProgressFn
+from .config import PredictConfig, ProgressFn, checkpoint_facts
 from .inferer import _Runner, decision_for
 from .probabilities import labels_from_stored, quantize
 
@@ -156,29 +156,26 @@ def predict_volume_headless(
     input: str | Path,
     out: str | Path,
     *,
-    tile: int | None = None,
-    overlap: float = 0.25,
-    batch_size: int = 4,
-    tta: bool = False,
-    threshold: float | None = None,
     channel: int | None = None,
     block: int = DEFAULT_BLOCK,
     halo: int | None = None,
     as_stack: bool | None = None,
-    device: str | None = None,
     progress: ProgressFn | None = None,
     warn: Callable[[str], None] | None = None,
+    **options: Any,
 ) -> dict[str, Any]:
     """``python -m core predict --out OUT.zarr`` (also under torchrun): a Zarr / OME-Zarr folder is opened
     by reference (:func:`core.data.chunked.open_volume`), anything else is read as a stack
     (:func:`core.data.io.read_stack`: a TIFF is memory-mapped); then :func:`predict_volume`.
+    ``options`` are :class:`~core.predict.config.PredictConfig`'s (tile, overlap, batch_size, tta,
+    dihedral, threshold, cleanup, device), as for :func:`core.predict.stack.predict_headless`.
 
     Returns:
         :func:`predict_volume`'s summary with ``input``, ``warnings`` (what does not fit between the
         checkpoint and a sample of the volume) and ``checkpoint`` (class names, window, run).
     """
     distributed.init()
-    cfg = PredictConfig(tile=tile, overlap=overlap, batch_size=batch_size, tta=tta, threshold=threshold, device=device)
+    cfg = PredictConfig(**options)
     ckpt = load_checkpoint(Path(checkpoint), device="cpu")
     if is_chunked(input):
         volume = open_volume(input, channel=channel)
@@ -195,10 +192,5 @@ def predict_volume_headless(
         "input": str(input),
         **summary,
         "warnings": warnings,
-        "checkpoint": {
-            "class_names": list(ckpt.class_names),
-            "norm_window": list(ckpt.norm_window),
-            "trained_on": ckpt.extra.get("dataset"),
-            "run_id": ckpt.run_id,
-        },
+        "checkpoint": checkpoint_facts(ckpt),
     }

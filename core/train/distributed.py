@@ -43,7 +43,7 @@ import torch.distributed as dist
 from torch import nn
 
 from ..errors import SegDashError
-from ..nn.distributed import (
+from ..nn.distributed import (  # noqa: F401  (re-exported with the verbs below)
     RankInfo,
     active,
     barrier,
@@ -60,18 +60,12 @@ from ..store.workspace import Workspace
 if TYPE_CHECKING:  # the job imports the loop, which imports this module
     from .job import TrainingJob
 
+# the process group's own verbs (RankInfo, torchrun_env, init, active, rank, world_size, is_main, barrier,
+# broadcast_object, reduce_sum) come from core.nn.distributed and are used here under the same names
 __all__ = [
-    "RankInfo",
-    "torchrun_env",
-    "init",
-    "active",
-    "rank",
-    "world_size",
-    "is_main",
     "local_batch",
     "sampler",
     "wrap",
-    "reduce_sum",
     "shard",
     "sync_buffers",
     "rank_seed",

@@ -75,9 +75,19 @@ def readme_text(
     classes = ", ".join(f"{i} = {c}" for i, c in enumerate(ckpt.class_names))
     metrics = {k: v for k, v in (ckpt.metrics or {}).items() if isinstance(v, (int, float))}
     dice = metrics.get("val_dice")
-    two_class = (
-        f"; for this two-class model, foreground is `P({ckpt.class_names[1]}) > 0.5`" if ckpt.n_classes == 2 else ""
-    )
+    d = ckpt.decision  # tuned on the run's validation slices (0.5, plain arg-max and no cleanup if not tuned)
+    if ckpt.n_classes == 2:
+        two_class = f"; for this two-class model, foreground is `P({ckpt.class_names[1]}) > {d.threshold:g}`"
+    elif d.class_weights:
+        weights = ", ".join(f"{w:g}" for w in d.class_weights)
+        two_class = f" of the probabilities multiplied by the class weights ({weights})"
+    else:
+        two_class = ""
+    if d.min_size or d.hole_size:
+        two_class += (
+            f". SegDash then removes objects smaller than {d.min_size} pixels and fills holes smaller than "
+            f"{d.hole_size} pixels (a cleanup chosen on the validation slices; not part of these weights)"
+        )
     return f"""# {name}
 
 A {ckpt.model_config.describe()} trained in SegDash (run `{ckpt.run_id}`, {ckpt.epoch} epochs) on the
