@@ -124,7 +124,8 @@ def _progress(snap: dict) -> tuple[float, str]:
     frac = done / total
     current = min(int(snap["epoch"]) + 1, epochs)
     text = (
-        f"Epoch {current}/{epochs} · step {snap['step']}/{spe} · about {_duration(snap['eta_s'])} left"
+        f"Epoch {current}/{epochs} · step {snap['step']}/{spe} · "
+        + (f"about {_duration(snap['eta_s'])} left" if snap["eta_s"] is not None else "estimating the time left")
         if snap["state"] in _ACTIVE
         else f"{snap['state']} after {snap['epoch']} of {epochs} epochs"
     )
