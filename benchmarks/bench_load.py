@@ -331,6 +331,15 @@ def _machine_busy_s() -> float:
     return (sum(f[:8]) - f[3] - f[4]) / os.sysconf("SC_CLK_TCK")  # all but idle and iowait
 
 
+def _stop(proc: subprocess.Popen, sig: int, wait_s: float) -> None:
+    """Ask a child to end with ``sig``; kill it when it has not within ``wait_s`` seconds."""
+    proc.send_signal(sig)
+    try:
+        proc.wait(wait_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
 class Server:
     """``bench_load.py --serve`` as a subprocess on a free port, with a given environment."""
 
@@ -367,11 +376,7 @@ class Server:
         return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
     def close(self) -> str:
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+        _stop(self.proc, signal.SIGTERM, 20)
         return (self.ctrl / "server.log").read_text()
 
 
@@ -397,11 +402,7 @@ class CliJob:
                 self.points.append((time.time(), int(m.group(1))))
 
     def close(self) -> None:
-        self.proc.send_signal(signal.SIGINT)
-        try:
-            self.proc.wait(60)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+        _stop(self.proc, signal.SIGINT, 60)
 
 
 def _rate(points: list[tuple[float, float]], t0: float, t1: float) -> float | None:
