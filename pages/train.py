@@ -45,11 +45,16 @@ for _key, _value in {"train_run_id": None, "train_message": None}.items():
         st.session_state[_key] = _value
 
 
-def _duration(seconds: float | None) -> str:
+def _time_left(seconds: float | None) -> str:
+    """``about 3 min 05 s left``, or what to say before the job has timed recent steps."""
     if seconds is None:
-        return "estimating ..."
+        return "estimating the time left"
     s = int(round(seconds))
-    return f"{s // 3600} h {s % 3600 // 60:02d} min" if s >= 3600 else f"{s // 60} min {s % 60:02d} s"
+    return (
+        "about "
+        + (f"{s // 3600} h {s % 3600 // 60:02d} min" if s >= 3600 else f"{s // 60} min {s % 60:02d} s")
+        + " left"
+    )
 
 
 def _current_job(ws) -> TrainingJob | None:
@@ -124,8 +129,7 @@ def _progress(snap: dict) -> tuple[float, str]:
     frac = done / total
     current = min(int(snap["epoch"]) + 1, epochs)
     text = (
-        f"Epoch {current}/{epochs} · step {snap['step']}/{spe} · "
-        + (f"about {_duration(snap['eta_s'])} left" if snap["eta_s"] is not None else "estimating the time left")
+        f"Epoch {current}/{epochs} · step {snap['step']}/{spe} · {_time_left(snap['eta_s'])}"
         if snap["state"] in _ACTIVE
         else f"{snap['state']} after {snap['epoch']} of {epochs} epochs"
     )
