@@ -275,6 +275,23 @@ class MaskHistory:
         prov, _ = self.read_provenance(name, z)
         return provenance.person_labeled(mask, prov)
 
+    def read_truths(self, name: str, zs: Sequence[int]) -> tuple[list[np.ndarray], list[int]]:
+        """Masks of slices ``zs`` to score a model against (validation, test): each as
+        :meth:`read_truth` (a person's pixels only), except a slice with no pixel a person drew or
+        imported, which keeps its whole mask; ``(masks, zs of those slices)``."""
+        out, whole = [], []
+        for z in zs:
+            row = self.catalog.current_version(name, z)
+            if row is None:
+                raise SegDashError(f"slice {z} of {name!r} has no mask")
+            mask = read_png(self.dataset_dir(name) / row["file"])
+            truth = provenance.person_labeled(mask, self._provenance(name, row, mask))
+            if (truth == UNLABELED).all() and (mask != UNLABELED).any():
+                truth = mask
+                whole.append(int(z))
+            out.append(truth)
+        return out, whole
+
     def _point(self, con, name: str, z: int, version: int) -> None:
         """Make ``version`` (0 = none) the current version of slice ``z``."""
         status = "unlabeled"

@@ -18,6 +18,7 @@ import torch
 
 from ..data.intensity import percentile_range
 from ..data.records import finite_or_none
+from ..data.zrange import format_slices
 from ..errors import SegDashError
 from ..nn.checkpoint import load_checkpoint, read_checkpoint_info
 from ..nn.device import amp_dtype_for, device_label, select_device, share_cpu_for_background
@@ -349,7 +350,13 @@ class TrainingJob:
         tr_imgs = [pad_to(a, ps, ps) for a in context_images(stack, train_zs, cfg.context)]
         _, tr_masks_arr = ws.read_masks(ds, train_zs)
         tr_masks = [pad_to(m, ps, ps) for m in tr_masks_arr]
-        _, val_masks = ws.read_masks(ds, val_zs)
+        val_masks, whole = ws.read_truths(ds, val_zs)
+        if whole:
+            notes.append(
+                f"validation slice(s) {format_slices(whole)} hold only labels accepted from a model:"
+                " scored against them"
+            )
+        self._set(notes=notes)
         val_items = validation_tensors(
             context_images(stack, val_zs, cfg.context), val_masks, window, required_multiple(cfg.model), cfg.val_crop
         )
@@ -377,7 +384,7 @@ class TrainingJob:
         self._set(history=[dict(h) for h in state.history], epoch=state.epoch)
         fit(state, cfg, TrainingData(tr_imgs, tr_masks, window, val_items), n_classes, device, amp_dtype, recorder)
         del tr_imgs, tr_masks, state
-        test = (context_images(stack, test_zs, cfg.context), list(ws.read_masks(ds, test_zs)[1]) if test_zs else [])
+        test = (context_images(stack, test_zs, cfg.context), ws.read_truths(ds, test_zs)[0] if test_zs else [])
         ckpts = [recorder.best_path, recorder.last_path]
         try:
             outcome = finish_run(ckpts, cfg, val_items, test, window, n_classes, device, amp_dtype, self._check_stop)

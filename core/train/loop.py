@@ -35,7 +35,6 @@ __all__ = [
     "Callbacks",
     "fit",
     "validate",
-    "eta",
     "Loss",
     "lr_at",
     "make_optimizer",
@@ -85,10 +84,10 @@ class Callbacks:
     def on_epoch_start(self, state: FitState, epoch: int) -> None:
         """Epoch ``epoch`` (1-based) begins."""
 
-    def on_step(self, state: FitState, epoch: int, step: int, eta_s: float) -> None:
-        """Step ``step`` (1-based) of ``epoch`` is done; ``eta_s``: estimated seconds left."""
+    def on_step(self, state: FitState, epoch: int, step: int) -> None:
+        """Step ``step`` (1-based) of ``epoch`` is done."""
 
-    def on_epoch_end(self, state: FitState, row: dict[str, Any], eta_s: float) -> None:
+    def on_epoch_end(self, state: FitState, row: dict[str, Any]) -> None:
         """``row`` (appended to ``state.history``) holds the epoch's losses and validation scores."""
 
     def on_stop(self, state: FitState) -> None:
@@ -228,9 +227,6 @@ def fit(
         state.history,
     )
     ps = cfg.patch_size
-    step_times: list[float] = []
-    val_times: list[float] = []
-    n_val = len(data.val_items)
     # several processes (torchrun): a DDP wrapper for the step, rank 0's callbacks, a joint stop
     callbacks = distributed.callbacks_for_rank(callbacks)
     check_stop = distributed.stop_together(callbacks.check_stop)
@@ -280,14 +276,10 @@ def fit(
                 state.global_step += 1
                 loss_sum += float(loss.detach()) * x.shape[0]
                 n_seen += x.shape[0]
-                dt = time.time() - t_step
-                t_train += dt
-                step_times.append(dt)
-                callbacks.on_step(state, epoch, step, eta(cfg, step_times, val_times, epoch, step, n_val))
+                t_train += time.time() - t_step
+                callbacks.on_step(state, epoch, step)
             loss_sum, n_seen = distributed.reduce_sum(loss_sum, n_seen)
-            t_val = time.time()
             scores = validate(model, data.val_items, loss_fn, n_classes, device, amp_dtype, callbacks.check_stop)
-            val_times.append(time.time() - t_val)
             row = {
                 "epoch": epoch,
                 "train_loss": loss_sum / max(n_seen, 1),
@@ -307,20 +299,10 @@ def fit(
                 row["val_dice_fg"], row["val_iou_fg"] = scores["dice_fg"], scores["iou_fg"]
             history.append(row)
             state.epoch = epoch
-            callbacks.on_epoch_end(state, row, eta(cfg, step_times, val_times, epoch + 1, 0, n_val))
+            callbacks.on_epoch_end(state, row)
     except Stopped:
         callbacks.on_stop(state)
         raise
-
-
-def eta(cfg: TrainConfig, step_times: list[float], val_times: list[float], epoch: int, step: int, n_val: int) -> float:
-    """Seconds left at ``step`` of ``epoch``: the mean of the last 50 steps' times and of the validations'."""
-    recent = step_times[-50:]
-    per_step = sum(recent) / len(recent) if recent else 0.0
-    per_val = (sum(val_times) / len(val_times)) if val_times else per_step * max(1, n_val) / 4
-    remaining_steps = (cfg.epochs - epoch) * cfg.steps_per_epoch + (cfg.steps_per_epoch - step)
-    remaining_vals = cfg.epochs - epoch + 1
-    return max(0.0, remaining_steps * per_step + remaining_vals * per_val)
 
 
 def validate(

@@ -123,16 +123,16 @@ class RunRecorder(Callbacks):
         self.publish(epoch=epoch - 1, step=0)
 
     def _eta(self, epoch: int, step: int, epoch_ends: int) -> float | None:
-        """Seconds left after ``step`` of ``epoch``, from the clock of recent steps (the loop's own
-        estimate, a mean since the start, is not used: it recovers slowly from a slow period)."""
+        """Seconds left after ``step`` of ``epoch``, from the clock of recent steps (so that the
+        estimate recovers after a slow period)."""
         spe = self.config.steps_per_epoch
         return self.clock.eta((self.config.epochs - epoch) * spe + (spe - step), epoch_ends)
 
-    def on_step(self, state: FitState, epoch: int, step: int, eta_s: float) -> None:
+    def on_step(self, state: FitState, epoch: int, step: int) -> None:
         self.clock.step(time.time())
         self.publish(step=step, eta_s=self._eta(epoch, step, self.config.epochs - epoch + 1))
 
-    def on_epoch_end(self, state: FitState, row: dict[str, Any], eta_s: float) -> None:
+    def on_epoch_end(self, state: FitState, row: dict[str, Any]) -> None:
         cat = self.workspace.catalog
         epoch = int(row["epoch"])
         cat.add_epoch(self.run_id, epoch, {k: v for k, v in row.items() if k != "epoch"})

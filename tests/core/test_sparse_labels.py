@@ -161,3 +161,20 @@ def test_provenance_survives_save_undo_accept_restore_and_scores_count_a_persons
     ws.edit_mask("d", 0, lambda m: np.where(paint >= 0, paint, m).astype(np.uint8), drawn=paint >= 0)
     prov, _ = ws.read_provenance("d", 0)
     assert (prov[2, :3] == pv.NONE).all() and (ws.read_mask("d", 0)[2, :3] == UNLABELED).all()
+
+
+def test_validation_truth_leaves_out_what_a_model_labeled_unless_nothing_else_is_there(ws):
+    """Training validates and tests on a person's pixels: a prediction accepted from a model is no
+    truth about a model; a slice holding only accepted pixels is scored against them (and said so)."""
+    accepted = np.zeros((8, 8), np.uint8)
+    accepted[:, :4] = 1
+    ws.save_mask("d", 1, accepted, status="from-prediction", source="accepted:run-9")
+    ws.save_mask("d", 2, accepted, status="from-prediction", source="accepted:run-9")
+    paint = np.full((8, 8), -1, np.int16)
+    paint[5, :] = 0
+    ws.edit_mask("d", 1, lambda m: np.where(paint >= 0, paint, m).astype(np.uint8), drawn=paint >= 0)
+    masks, whole = ws.read_truths("d", [0, 1, 2])
+    assert whole == [2]
+    np.testing.assert_array_equal(masks[0], np.eye(8, dtype=np.uint8))  # imported: all of it
+    assert (masks[1][5] == 0).all() and (np.delete(masks[1], 5, axis=0) == UNLABELED).all()
+    np.testing.assert_array_equal(masks[2], accepted)
