@@ -44,7 +44,11 @@ def _scores(pred: np.ndarray, truth: np.ndarray) -> dict:
     from core.nn.metrics import confusion_matrix, scores_from_confusion
 
     s = scores_from_confusion(confusion_matrix(pred, truth, 2))
-    return {"slice_accuracy": 1 - s["pixel_error"], "slice_dice_cell": s["dice"][1], "slice_dice_membrane": s["dice"][0]}
+    return {
+        "slice_accuracy": 1 - s["pixel_error"],
+        "slice_dice_cell": s["dice"][1],
+        "slice_dice_membrane": s["dice"][0],
+    }
 
 
 def main() -> None:

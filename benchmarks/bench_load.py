@@ -123,11 +123,10 @@ def _command(cmd: dict, ws_root: Path, state: dict) -> None:
     ws = Workspace(ws_root)
     if cmd["do"] == "train":
         from core.train.config import default_config
-        from core.train.job import TrainingJob
-        from core.train.registry import registry
+        from core.train.process import start_training
 
         cfg = replace(default_config(ws.dataset(DATASET).n_classes), epochs=10_000)
-        state["train"] = registry().start(TrainingJob(ws, DATASET, cfg))
+        state["train"] = start_training(ws, DATASET, cfg)  # as the Train page starts it
     elif cmd["do"] == "predict":
         state["ckpt"] = cmd["checkpoint"]
     elif cmd["do"] == "stop":
@@ -589,6 +588,7 @@ def main() -> None:
     ap.add_argument("--wait-most", type=float, default=600, help="at most this many seconds per wait")
     ap.add_argument("--steps-only", action="store_true", help="only training steps alone, per policy (no server)")
     ap.add_argument("--no-baseline", action="store_true", help="skip the users-only rows (no background work)")
+    ap.add_argument("--no-steps", action="store_true", help="skip the training steps alone per policy")
     args = ap.parse_args()
     users = [int(n) for n in args.users.split(",")]
     kinds = args.kinds.split(",")
@@ -598,7 +598,7 @@ def main() -> None:
     args.seconds = args.seconds or (25 if args.quick else 40)
     load_before = os.getloadavg()
     t_start = time.time()
-    steps = bench_steps(2 if args.quick else 3, 10 if args.quick else 15)
+    steps = [] if args.no_steps else bench_steps(2 if args.quick else 3, 10 if args.quick else 15)
     for row in steps:
         print(json.dumps(row), flush=True)
     if args.steps_only:

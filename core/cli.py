@@ -162,6 +162,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--val-slices", metavar="Z", help="validation slices, e.g. 100-119 (default: a block at the end)")
     p.add_argument("--test-slices", metavar="Z", help="test slices, never trained on, e.g. 130-164")
     p.add_argument("--context", type=int, metavar="N", help="2.5D: feed N neighbours each side as channels")
+    p.add_argument(
+        "--minutes",
+        type=float,
+        metavar="M",
+        help="train for M minutes: the epochs are planned from their measured time (0: --epochs)",
+    )
 
     p = _command(
         sub,

@@ -71,6 +71,8 @@ def _answers() -> dict:
     """The options that answer the questions asked so far."""
     ss = st.session_state
     out = {}
+    if ss.get("data_unlabeled") is not None:
+        out["unlabeled_value"] = ss["data_unlabeled"]
     if ss["data_need_channel"]:
         out["channel"] = ss.get("data_channel")
     if ss["data_need_threshold"] is not None:
@@ -218,6 +220,18 @@ def _import_tab(ws) -> None:
         type=ACCEPTED,
         accept_multiple_files=True,
         key="data_masks",
+    )
+    st.number_input(
+        "Mask value that means 'not labeled' (optional)",
+        min_value=0,
+        max_value=65535,
+        value=None,
+        step=1,
+        key="data_unlabeled",
+        placeholder="none: the masks are complete",
+        help="For sparse labels made elsewhere (strokes in napari, ilastik's label exports): mask pixels of "
+        "this value are imported as not labeled, and training and scores leave them out. SegDash stores "
+        "them as 255.",
     )
     with st.expander(
         "Or import from a path on the server (for stacks too big to upload)",

@@ -1,7 +1,8 @@
 """Train: configure and start a training job, watch it live, compare and download runs.
 
-UI only: training is :class:`core.train.job.TrainingJob` in a background thread (it never calls
-``st.*``); this page starts it through :func:`core.train.registry.registry`. A fragment shows every
+UI only: training is :class:`core.train.job.TrainingJob`, run by a worker process
+(:func:`core.train.process.start_training`; it never calls ``st.*``) and kept in
+:func:`core.train.registry.registry` as a :class:`core.train.process.ProcessJob`. A fragment shows every
 active run of the workspace (:func:`core.train.registry.live_runs`: this server's jobs from their
 snapshots, those of ``python -m core train`` or another server from the catalog, with who trains
 them) and the runs table, every 2 seconds while a run is active (every 10 to notice a new one), and
@@ -22,6 +23,7 @@ from core.train.bundle import write_bundle
 from core.train.config import LOSSES, TrainConfig, default_config, model_label
 from core.train.headless import job_progress
 from core.train.job import TrainingJob
+from core.train.process import ProcessJob, start_training
 from core.train.registry import live_runs, registry, run_snapshot, stop_run
 from core.train.snapshot import TrainingSnapshot, origin_label
 from core.view import plots
@@ -57,7 +59,7 @@ def _time_left(seconds: float | None) -> str:
     )
 
 
-def _current_job(ws) -> TrainingJob | None:
+def _current_job(ws) -> TrainingJob | ProcessJob | None:
     """The workspace's running job, else the one this session started, else the last one of this server."""
     job = registry().active(ws.root)
     if job is None and st.session_state["train_run_id"]:
@@ -92,6 +94,7 @@ def _form_values(config: dict, base: TrainConfig) -> dict:
         "train_seed": int(cfg.seed),
         "train_skip_empty": bool(cfg.skip_empty_patches),
         "train_amp": bool(cfg.amp),
+        "train_minutes": float(cfg.minutes),
         "train_augment": cfg.augment.enabled(),
     }
     if cfg.augment.enabled():
@@ -99,7 +102,7 @@ def _form_values(config: dict, base: TrainConfig) -> dict:
     return {k: v for k, v in values.items() if v is not None}
 
 
-def _load_form(ws, dataset: str, job: TrainingJob | None, base: TrainConfig) -> None:
+def _load_form(ws, dataset: str, job: TrainingJob | ProcessJob | None, base: TrainConfig) -> None:
     """Once per session and dataset (a reload is a new session): fill the form with the settings of
     the run the page is attached to, else of the dataset's last run, instead of the recipe's defaults.
 
@@ -253,6 +256,17 @@ with st.expander("More settings"):
         help="bfloat16 on GPUs and on CPUs that have it natively (about twice as fast there), "
         "float16 on older GPUs; weights stay float32. Off: float32 everywhere.",
     )
+    minutes = a1.number_input(
+        "Time budget (min)",
+        0.0,
+        100_000.0,
+        float(base.minutes),
+        step=5.0,
+        key="train_minutes",
+        persist_state=_PERSIST,
+        help="0: train for the Epochs above. Above 0: train for about this many minutes; the epochs are "
+        "planned from their measured time, so the learning-rate schedule ends with the time.",
+    )
 augment_cfg = AugmentConfig.from_dict(st.session_state.get("augment_config") or base.augment.to_dict())
 use_augment = st.toggle(
     "Augment training patches",
@@ -289,6 +303,7 @@ def _config() -> TrainConfig:
             "seed": int(seed),
             "skip_empty_patches": bool(skip_empty),
             "amp": bool(amp),
+            "minutes": float(minutes),
             **split_overrides,
         },
         base=base,
@@ -298,7 +313,7 @@ def _config() -> TrainConfig:
 # -- start ------------------------------------------------------------------------------------
 if st.button("Start training", key="train_start", type="primary", icon=":material/play_arrow:"):
     with user_errors():
-        new = registry().start(TrainingJob(ws, dataset, _config(), origin="app"))
+        new = start_training(ws, dataset, _config())
         st.session_state["train_run_id"] = new.run_id
 
 
@@ -473,15 +488,20 @@ with r1:
     if resumable:
         first = next((i for i, r in enumerate(resumable) if r in {x["run_id"] for x in interrupted}), 0)
         rid = st.selectbox("Run to resume", resumable, index=first, key="train_resume_run")
+        until = (
+            f"for about {minutes:g} min (the time budget above)"
+            if minutes
+            else f"up to epoch {int(epochs)} (the Epochs setting above)"
+        )
         st.caption(
-            f"Continues from its last checkpoint up to epoch {int(epochs)} (the Epochs setting above), "
+            f"Continues from its last checkpoint {until}, "
             "as a new run with that run's own settings, model and validation slices."
         )
         if st.button("Resume", key="train_resume", icon=":material/resume:"):
             with user_errors():
                 own = TrainConfig.from_dict(ws.run(rid).config, base=base)
-                resumed = TrainConfig.from_dict({"epochs": int(epochs)}, base=own)
-                new = registry().start(TrainingJob(ws, dataset, resumed, resume_from=rid, origin="app"))
+                resumed = TrainConfig.from_dict({"epochs": int(epochs), "minutes": float(minutes)}, base=own)
+                new = start_training(ws, dataset, resumed, resume_from=rid)
                 st.session_state["train_run_id"] = new.run_id
                 st.rerun()
     else:

@@ -46,8 +46,9 @@ def _check_train(ws: Any, args: argparse.Namespace) -> dict[str, Any] | None:
             ("val_slices", parse_slices(args.val_slices)),
             ("test_slices", parse_slices(args.test_slices)),
             ("context", args.context),
+            ("minutes", args.minutes),
         )
-        if value or (key == "context" and value is not None)
+        if value or (key in ("context", "minutes") and value is not None)
     }
     return {**(config or {}), **overrides} if overrides else config
 

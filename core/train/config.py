@@ -59,6 +59,10 @@ class TrainConfig:
         tune: choose the decision (binary threshold, per-class weights, small-object cleanup) on
             the validation slices when the run ends, and store it in the checkpoints.
         device: ``auto`` (CUDA, else MPS, else CPU), ``cpu``, ``cuda`` or ``mps``.
+        minutes: a time budget for the optimisation and the validations; when above 0 the run's
+            epochs are planned from the measured epoch times so that the learning-rate schedule
+            ends with the budget (:class:`~core.train.budget.TimeBudget`), and ``epochs`` is only
+            the first plan; 0: train ``epochs``.
 
     Example:
         >>> TrainConfig.from_dict({"epochs": 3, "model": {"arch": "classic"}}).model.arch
@@ -89,6 +93,7 @@ class TrainConfig:
     context: int = 0
     tune: bool = True
     device: str = "auto"
+    minutes: float = 0.0
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, ModelConfig):
@@ -120,7 +125,12 @@ class TrainConfig:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
                 raise SegDashError(f"{name} must be an integer in {lo}..{hi}, got {v!r}")
-        for name, lo, hi in (("lr", 1e-8, 10.0), ("weight_decay", 0.0, 10.0), ("val_fraction", 0.0, 0.9)):
+        for name, lo, hi in (
+            ("lr", 1e-8, 10.0),
+            ("weight_decay", 0.0, 10.0),
+            ("val_fraction", 0.0, 0.9),
+            ("minutes", 0.0, 100_000.0),
+        ):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not lo <= v <= hi:
                 raise SegDashError(f"{name} must be a number in {lo:g}..{hi:g}, got {v!r}")

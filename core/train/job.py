@@ -84,14 +84,15 @@ class TrainingJob:
         resume_from: a run id or a checkpoint path to continue from (see module docstring).
         origin: where it is started from, recorded with the run (``app``, ``cli``, ``python``,
             ``torchrun``: :data:`~core.store.schema.RUN_ORIGINS`).
+        recorded: the run's row was recorded already (queued, owned by this process) by the process
+            that launched this one (:mod:`core.train.process`); :meth:`start` then does not record it.
 
     Raises:
         ValueError: unknown dataset, no labeled slices, unusable checkpoint, or a checkpoint that
             has already reached ``config.epochs``.
 
     Start it through :func:`~core.train.registry.registry` (``registry().start(job)``), which refuses a
-    second running job
-    in the same workspace; then poll :meth:`snapshot`.
+    second running job in the same workspace; then poll :meth:`snapshot`.
     """
 
     def __init__(
@@ -102,8 +103,9 @@ class TrainingJob:
         run_id: str | None = None,
         resume_from: str | Path | None = None,
         origin: str = "python",
+        recorded: bool = False,
     ):
-        self.origin = origin
+        self.origin, self._recorded = origin, recorded
         self.workspace = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
         info = self.workspace.dataset(dataset)
         self.dataset = dataset
@@ -122,7 +124,7 @@ class TrainingJob:
                     f"{dataset!r} has {info.n_classes}"
                 )
             start_epoch = int(meta["epoch"])
-            if start_epoch >= config.epochs:
+            if start_epoch >= config.epochs and not config.minutes:  # a time budget plans its own epochs
                 raise SegDashError(
                     f"the checkpoint has reached epoch {start_epoch} of {config.epochs}; "
                     f"set epochs above {start_epoch} to train longer"
@@ -132,8 +134,10 @@ class TrainingJob:
         self.config = replace(config, model=replace(config.model, n_classes=info.n_classes))
         self.class_names = info.class_names
         self.run_id = validate_name(run_id) if run_id else _new_run_id(dataset)
-        if self.workspace.catalog.run(self.run_id) is not None:
-            raise SegDashError(f"a run named {self.run_id!r} exists already")
+        if (self.workspace.catalog.run(self.run_id) is not None) != recorded:
+            raise SegDashError(
+                f"a run named {self.run_id!r} exists already" if not recorded else f"no run {self.run_id!r} to train"
+            )
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -162,9 +166,10 @@ class TrainingJob:
         if self._thread is not None:
             raise SegDashError(f"job {self.run_id} was started already")
         extra = {"resumed_from": self.resumed_from} if self.resumed_from else {}
-        self.workspace.catalog.create_run(
-            self.run_id, self.dataset, self.config.to_dict(), state="queued", origin=self.origin
-        )
+        if not self._recorded:
+            self.workspace.catalog.create_run(
+                self.run_id, self.dataset, self.config.to_dict(), state="queued", origin=self.origin
+            )
         if extra:
             self.workspace.catalog.update_run(self.run_id, extra=extra)
         self._thread = threading.Thread(target=self._run, name=f"segdash-train-{self.run_id}", daemon=True)

@@ -24,6 +24,7 @@ from ..nn.device import uses_channels_last
 from ..nn.metrics import ConfusionAccumulator, scores_from_confusion
 from ..nn.model import build_model, labels_from_logits
 from . import distributed
+from .budget import TimeBudget
 from .config import TrainConfig
 from .data import PatchDataset
 from .sparse import labeled_patch_coords
@@ -86,6 +87,9 @@ class Callbacks:
 
     def on_step(self, state: FitState, epoch: int, step: int) -> None:
         """Step ``step`` (1-based) of ``epoch`` is done."""
+
+    def on_plan(self, state: FitState, epochs: int) -> None:
+        """A time budget (``minutes``) planned the run anew: it now ends at epoch ``epochs``."""
 
     def on_epoch_end(self, state: FitState, row: dict[str, Any]) -> None:
         """``row`` (appended to ``state.history``) holds the epoch's losses and validation scores."""
@@ -207,7 +211,9 @@ def fit(
     amp_dtype: torch.dtype | None,
     callbacks: Callbacks,
 ) -> None:
-    """Train from ``state.epoch + 1`` to ``cfg.epochs``, validating after every epoch.
+    """Train from ``state.epoch + 1`` to ``cfg.epochs``, validating after every epoch; with a time
+    budget (``cfg.minutes``) the last epoch is planned again after every epoch
+    (:class:`~core.train.budget.TimeBudget`, ``callbacks.on_plan``) and the schedule follows it.
 
     Each epoch draws ``cfg.steps_per_epoch * cfg.batch_size`` patches (seeded by ``cfg.seed`` and
     the epoch), augments them on ``device`` and takes one optimisation step per batch with the
@@ -231,8 +237,13 @@ def fit(
     callbacks = distributed.callbacks_for_rank(callbacks)
     check_stop = distributed.stop_together(callbacks.check_stop)
     net = distributed.wrap(model, device)
+    budget, first = (TimeBudget(cfg.minutes), state.epoch) if cfg.minutes > 0 else (None, 0)
+    if budget is not None and cfg.epochs <= state.epoch:
+        cfg = replace(cfg, epochs=state.epoch + 1)
+    epoch = state.epoch
     try:
-        for epoch in range(state.epoch + 1, cfg.epochs + 1):
+        while epoch < cfg.epochs:
+            epoch += 1
             t_epoch = time.time()
             callbacks.on_epoch_start(state, epoch)
             rng = np.random.default_rng([cfg.seed, epoch])
@@ -299,6 +310,11 @@ def fit(
                 row["val_dice_fg"], row["val_iou_fg"] = scores["dice_fg"], scores["iou_fg"]
             history.append(row)
             state.epoch = epoch
+            if budget is not None:  # rank 0's plan on every rank, so that all stop at the same epoch
+                planned = max(epoch, first + int(distributed.broadcast_object(budget.epoch_ended())))
+                if planned != cfg.epochs:
+                    cfg = replace(cfg, epochs=planned)
+                    callbacks.on_plan(state, planned)
             callbacks.on_epoch_end(state, row)
     except Stopped:
         callbacks.on_stop(state)

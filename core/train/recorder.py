@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 import shutil
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -131,6 +132,10 @@ class RunRecorder(Callbacks):
     def on_step(self, state: FitState, epoch: int, step: int) -> None:
         self.clock.step(time.time())
         self.publish(step=step, eta_s=self._eta(epoch, step, self.config.epochs - epoch + 1))
+
+    def on_plan(self, state: FitState, epochs: int) -> None:
+        self.config = replace(self.config, epochs=epochs)  # checkpoints store the plan; the ETA follows it
+        self.publish(epochs=epochs)
 
     def on_epoch_end(self, state: FitState, row: dict[str, Any]) -> None:
         cat = self.workspace.catalog

@@ -14,7 +14,15 @@ from ..data.records import Record
 from ..store.records import RunRecord
 from ..store.schema import ACTIVE_RUN_STATES
 
-__all__ = ["JOB_STATES", "ORIGIN_NAMES", "TrainingSnapshot", "progress_record", "snapshot_of_run", "origin_label"]
+__all__ = [
+    "JOB_STATES",
+    "ORIGIN_NAMES",
+    "TrainingSnapshot",
+    "progress_record",
+    "snapshot_of_run",
+    "origin_label",
+    "mark_worker",
+]
 
 JOB_STATES = ("queued", "running", "stopping", "done", "failed", "stopped")
 _PROGRESS_KEYS = ("epoch", "start_epoch", "epochs", "step", "steps_per_epoch", "eta_s", "notes")
@@ -82,6 +90,14 @@ def progress_record(snap: TrainingSnapshot, now: float | None = None) -> dict[st
     return out
 
 
+_WORKERS: set[int] = set()  # process ids of this server's training workers (core.train.process)
+
+
+def mark_worker(pid: int) -> None:
+    """Record ``pid`` as a worker process of this server: its runs read as trained by this server."""
+    _WORKERS.add(int(pid))
+
+
 def origin_label(run: RunRecord, me: Owner | None = None) -> str:
     """Who trains ``run``, in words. An active run: ``this server`` (this process), else where it
     was started from and its process: ``CLI 4242@host``, ``other server 77@host``. A finished one:
@@ -91,7 +107,8 @@ def origin_label(run: RunRecord, me: Owner | None = None) -> str:
     me = me or Owner.current()
     if run.owner_pid is None:
         return "unknown process"
-    if run.owner_pid == me.pid and host_token(run.owner_host or "") == host_token(me.host):
+    here = host_token(run.owner_host or "") == host_token(me.host)
+    if here and (run.owner_pid == me.pid or run.owner_pid in _WORKERS):
         return "this server"
     word = "other server" if run.origin == "app" else ORIGIN_NAMES.get(run.origin, "process")
     return f"{word} {run.owner_pid}@{run.owner_host}"

@@ -230,3 +230,26 @@ def test_binary_images_and_planar_tiff_are_questions_on_the_page(ws_env, page, m
     at.radio(key="data_as_stack").set_value("colour")
     at.button(key="data_import").click().run()
     assert not at.exception and ws_env.dataset("pl_colour").shape == (1, 16, 16)
+
+
+def test_masks_with_a_not_labeled_value_import_as_partial(ws_env, page, make_dataset, tmp_path):
+    """Strokes made elsewhere (here: 0 = not labeled, 1 = background, 2 = cell, as ilastik exports
+    them) come in as partial masks when the page is told which value means "not labeled"."""
+    make_dataset("tiny")
+    imgs = np.random.default_rng(0).integers(0, 255, (2, 16, 16), dtype=np.uint8)
+    lab = np.zeros((2, 16, 16), np.uint8)
+    lab[:, 2, 2:10], lab[:, 9, 3:12] = 1, 2
+    tifffile.imwrite(tmp_path / "i.tif", imgs, photometric="minisblack")
+    tifffile.imwrite(tmp_path / "l.tif", lab, photometric="minisblack")
+    at = _open(page)
+    at.number_input(key="data_unlabeled").set_value(0)
+    _import(at, "strokes", tmp_path / "i.tif", tmp_path / "l.tif")
+    assert any("1, 2" in w.value and "gaps" in w.value for w in at.warning)  # classes 1 and 2, no 0: asked
+    at.checkbox(key="data_remap").check()
+    at.button(key="data_import").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    info = ws_env.dataset("strokes")
+    assert info.coverage == ("partial", "partial")
+    mask = ws_env.read_mask("strokes", 0)
+    assert (mask == 255).sum() == 16 * 16 - 8 - 9  # everything but the strokes is not labeled
+    assert set(np.unique(mask[mask != 255]).tolist()) == {0, 1}  # 1 -> background, 2 -> cell

@@ -35,28 +35,18 @@ def test_omezarr_download(ws_env, page, make_dataset, tmp_path):
 
 @pytest.mark.slow  # traces a (tiny) network and writes ONNX
 def test_model_package_download(ws_env, page, make_dataset, tmp_path):
-    import torch
-
-    from core.nn.checkpoint import save_checkpoint
-    from core.nn.model import ModelConfig, build_model
+    from tests.synthetic import add_tiny_run
 
     make_dataset("tiny", z=3, shape=(64, 64), labeled=(0, 2))
-    cfg = ModelConfig(arch="classic", classic_width=4)
-    torch.manual_seed(0)
-    ck = save_checkpoint(
-        ws_env.run_dir("run-1") / "best.pt",
-        build_model(cfg).eval(),
-        cfg,
-        class_names=["background", "cell"],
-        norm_window=(0.0, 255.0),
-        patch_size=32,
-        epoch=1,
+    add_tiny_run(
+        ws_env,
+        "run-1",
+        "tiny",
+        best_dice=0.7,
+        seed=0,
         metrics={"val_dice": 0.7},
-        run_id="run-1",
         extra={"dataset": "tiny", "val_slices": [2]},
     )
-    ws_env.catalog.create_run("run-1", "tiny", {}, state="done")
-    ws_env.catalog.update_run("run-1", best_checkpoint=str(ck), best_dice=0.7)
     at = _open(page)
     assert at.selectbox(key="tools_run").value == "run-1"
     at.text_input(key="tools_authors_run-1").set_value("Ann Example, Bo Example").run()

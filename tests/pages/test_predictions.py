@@ -5,29 +5,15 @@ from __future__ import annotations
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core.nn.checkpoint import save_checkpoint
-from core.nn.model import ModelConfig, build_model
 from core.predict.dataset import prediction_jobs
+from tests.synthetic import add_tiny_run
 
 
 @pytest.fixture
 def tiny_run(ws_env, make_dataset):
     """A 4-slice dataset (slices 0 and 1 labeled) and a run whose best checkpoint is an untrained tiny U-Net."""
     make_dataset("tiny", z=4, shape=(32, 48), labeled=(0, 1))
-    cfg = ModelConfig(arch="classic", classic_width=4)
-    path = save_checkpoint(
-        ws_env.run_dir("run-tiny") / "best.pt",
-        build_model(cfg),
-        cfg,
-        class_names=["background", "cell"],
-        norm_window=(0.0, 255.0),
-        patch_size=32,
-        epoch=1,
-        metrics={},
-        run_id="run-tiny",
-    )
-    ws_env.catalog.create_run("run-tiny", "tiny", {"model": cfg.to_dict()}, state="done")
-    ws_env.catalog.update_run("run-tiny", best_checkpoint=str(path), best_dice=0.5, device="cpu")
+    add_tiny_run(ws_env, "run-tiny", "tiny")
     return "run-tiny"
 
 
@@ -195,21 +181,8 @@ def test_accepted_slice_is_not_scored_and_the_queue_marks_the_slice_shown(ws_env
 
 def test_model_of_another_dataset_and_classes_is_warned(ws_env, page, make_dataset):
     make_dataset("tiny", z=2, shape=(32, 48), labeled=(0,))
-    cfg = ModelConfig(arch="classic", classic_width=4)
-    path = save_checkpoint(
-        ws_env.run_dir("run-other") / "best.pt",
-        build_model(cfg),
-        cfg,
-        class_names=["background", "mito"],
-        norm_window=(0.0, 60000.0),
-        patch_size=32,
-        epoch=1,
-        metrics={},
-        run_id="run-other",
-        extra={"dataset": "epfl"},
-    )
-    ws_env.catalog.create_run("run-other", "tiny", {"model": cfg.to_dict()}, state="done")
-    ws_env.catalog.update_run("run-other", best_checkpoint=str(path), best_dice=0.5, device="cpu")
+    window, extra = (0.0, 60000.0), {"dataset": "epfl"}
+    add_tiny_run(ws_env, "run-other", "tiny", ["background", "mito"], norm_window=window, extra=extra)
     at = AppTest.from_file(page("predictions.py"), default_timeout=60).run()
     assert not at.exception
     warned = " ".join(w.value for w in at.warning)

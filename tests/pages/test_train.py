@@ -35,6 +35,16 @@ def _wait(run_id: str) -> dict:
     return job.snapshot()
 
 
+def _stepping(run_id: str) -> None:
+    """Wait until the run has taken a step (its worker process starts first: a stop before that
+    stops a run with no weights to keep or resume)."""
+    job = registry().get(run_id)
+    deadline = time.monotonic() + TIMEOUT_S
+    while job.is_active() and not (job.snapshot().step or job.snapshot().epoch) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert job.snapshot().step or job.snapshot().epoch, f"{run_id} took no step in {TIMEOUT_S} s"
+
+
 def _tiny(at: AppTest, epochs: int = 1, steps: int = 2) -> AppTest:
     """Set the form to a tiny classic U-Net that trains in about a second."""
     at.selectbox(key="train_arch").set_value("classic").run()
@@ -121,6 +131,7 @@ def test_second_start_refused_then_stop_and_resume(ws_env, page, make_dataset):
     assert any("already running" in e.value for e in at.error)
     assert at.session_state["train_run_id"] == first
 
+    _stepping(first)
     at.button(key="train_stop").click().run()
     assert _wait(first)["state"] == "stopped"
     at.run()

@@ -1,0 +1,306 @@
+"""Training in a worker process: the dashboard's jobs compute outside the server's process.
+
+Why: a training thread inside the Streamlit server shares the server's interpreter lock (the GIL)
+with every page being rendered. Each optimisation step dispatches hundreds of operations from
+Python, so while a few users click through the pages the step waits for the lock, not for a core:
+measured on 2 cores with 4 users, training in the server kept 12 % of its speed while the server
+process as a whole used less than one core (``benchmarks/bench_load.py``, README "Load"). A process
+of its own has its own interpreter; the operating system shares the cores by priority
+(:func:`~core.nn.device.share_cpu_for_background`, inherited environment included).
+
+:class:`ProcessJob` is what the pages hold: the same interface as
+:class:`~core.train.job.TrainingJob` (``start``, ``stop``, ``join``, ``is_active``, ``snapshot``,
+``state``, ``run_id``, ``dataset``, ``workspace``), kept in the same process-wide registry
+(:func:`~core.train.registry.registry`), so a page refresh or a second tab finds it. The work itself
+is a plain :class:`TrainingJob` in ``python -m core.train.process`` (:func:`main`): the run's row is
+recorded (queued, owned by the worker) as the worker starts, so every page lists it at once, and
+the worker's job writes it as any job does (epochs, checkpoints, heartbeat with progress every
+2 s); the :class:`ProcessJob` reads its snapshot from there (:func:`~core.train.snapshot.snapshot_of_run`).
+Stop: a signal to the worker (``SIGUSR1``: it stops within one step), and the catalog's stop request
+as well (what other processes use). A worker that dies without recording an end (killed, out of
+memory) leaves its run ``failed`` with the exit status and the end of its log
+(``runs/<id>/worker.log``). Ctrl-C on the server reaches the worker too (same process group): it
+stops cleanly, keeping ``last.pt``; a server killed outright leaves the worker training, and the
+next server shows the run live from the catalog.
+
+Where training runs is :func:`start_training`'s choice: a worker process by default,
+``SEGDASH_TRAIN_PROCESS=0`` keeps it in a thread of this process (what scripts and tests that
+want the job's live object use directly: ``registry().start(TrainingJob(...))``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from ..data.owner import Owner
+from ..errors import SegDashError
+from ..nn.device import sharing_cpu
+from ..store.schema import ACTIVE_RUN_STATES
+from ..store.workspace import Workspace
+from .config import TrainConfig
+from .job import TrainingJob
+from .registry import registry
+from .snapshot import TrainingSnapshot, mark_worker, snapshot_of_run
+
+__all__ = ["ProcessJob", "start_training", "in_worker_process", "main"]
+
+log = logging.getLogger(__name__)
+_POLL_S = 0.5  # how often the job reads its run's row (the worker's heartbeat writes it every 2 s)
+_LOG_TAIL = 1500  # characters of the worker's log quoted when it dies
+
+
+def in_worker_process() -> bool:
+    """True unless ``SEGDASH_TRAIN_PROCESS=0``: the dashboard's training computes in a worker process."""
+    return os.environ.get("SEGDASH_TRAIN_PROCESS", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def start_training(
+    workspace: Workspace,
+    dataset: str,
+    config: TrainConfig,
+    *,
+    resume_from: str | None = None,
+    origin: str = "app",
+) -> TrainingJob | ProcessJob:
+    """Check and start a training run of ``dataset`` the way the dashboard does: in a worker process
+    (:class:`ProcessJob`) unless ``SEGDASH_TRAIN_PROCESS=0``, registered in the process-wide
+    registry either way.
+
+    Raises:
+        ValueError: what :class:`~core.train.job.TrainingJob` refuses (checked here, before any
+            process starts), or a job already running in the workspace.
+    """
+    job = TrainingJob(workspace, dataset, config, resume_from=resume_from, origin=origin)
+    if in_worker_process():
+        return registry().start(ProcessJob(job, resume_from=resume_from))
+    return registry().start(job)
+
+
+class ProcessJob:
+    """A :class:`~core.train.job.TrainingJob` run by a worker process (see the module docstring).
+
+    Args:
+        job: the job, built (and so checked) in this process, not started.
+        resume_from: what ``job`` was given to resume from (a run id or a checkpoint path).
+    """
+
+    def __init__(self, job: TrainingJob, resume_from: str | Path | None = None):
+        self.run_id, self.dataset, self.workspace = job.run_id, job.dataset, job.workspace
+        self.config, self.origin, self.resumed_from = job.config, job.origin, job.resumed_from
+        self._resume = None if resume_from is None else str(resume_from)
+        self._lock = threading.Lock()
+        self._snap = replace(job.snapshot(), origin="this server")
+        self._proc: subprocess.Popen | None = None
+        self._thread: threading.Thread | None = None
+        self._stop_asked = False
+
+    def __repr__(self) -> str:
+        return f"ProcessJob({self.run_id!r}, state={self.state!r})"
+
+    @property
+    def state(self) -> str:
+        with self._lock:
+            return self._snap.state
+
+    @property
+    def pid(self) -> int | None:
+        """The worker's process id, once started."""
+        return None if self._proc is None else self._proc.pid
+
+    def start(self) -> ProcessJob:
+        """Launch the worker process and the thread that follows it (once)."""
+        if self._proc is not None:
+            raise SegDashError(f"job {self.run_id} was started already")
+        run_dir = self.workspace.run_dir(self.run_id)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        spec = {
+            "workspace": str(self.workspace.root),
+            "dataset": self.dataset,
+            "config": self.config.to_dict(),
+            "run_id": self.run_id,
+            "resume_from": self._resume,
+            "origin": self.origin,
+        }
+        root = str(Path(__file__).resolve().parents[2])
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+        if sharing_cpu():  # before the worker's torch loads OpenMP, as app.py does (core/nn/device.py)
+            env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+        with open(run_dir / "worker.log", "ab") as log_file:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-m", "core.train.process"],
+                stdin=subprocess.PIPE,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=root,
+            )
+        mark_worker(self._proc.pid)
+        try:  # the run's row now, owned by the worker, so that every page lists it at once
+            self.workspace.catalog.create_run(
+                self.run_id,
+                self.dataset,
+                self.config.to_dict(),
+                state="queued",
+                owner=Owner(self._proc.pid, socket.gethostname()),
+                origin=self.origin,
+            )
+            if self.resumed_from:
+                self.workspace.catalog.update_run(self.run_id, extra={"resumed_from": self.resumed_from})
+        except BaseException:
+            self._proc.kill()
+            raise
+        assert self._proc.stdin is not None
+        self._proc.stdin.write(json.dumps(spec).encode())
+        self._proc.stdin.close()
+        self._thread = threading.Thread(target=self._follow, name=f"segdash-worker-{self.run_id}", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Ask the worker to stop: it does so within one step and keeps ``last.pt``."""
+        with self._lock:
+            self._stop_asked = True
+            if self._snap.state in ("queued", "running"):
+                self._snap.state = "stopping"
+        self._signal_stop()  # and again from the follower until the worker could be signalled
+
+    def _signal_stop(self) -> bool:
+        """Record the stop request (the worker's heartbeat reads it on any platform) and, once the
+        worker runs its job (it handles the signal from then on), signal it; True once signalled."""
+        try:
+            run = self.workspace.catalog.run(self.run_id)
+            if run is None:
+                return False
+            self.workspace.request_stop(self.run_id)
+            if run["state"] == "queued":  # still starting: the signal would kill it
+                return False
+        except Exception:  # noqa: BLE001 - a busy catalog: the follower asks again
+            log.debug("stop request of %s not recorded", self.run_id, exc_info=True)
+            return False
+        proc = self._proc
+        if proc is not None and proc.poll() is None and hasattr(signal, "SIGUSR1"):
+            try:
+                os.kill(proc.pid, signal.SIGUSR1)  # within one step
+            except OSError:
+                pass
+        return True
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the worker and its outcome; True when it has finished."""
+        if self._thread is None:
+            return self.state not in ACTIVE_RUN_STATES
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def is_active(self) -> bool:
+        """True while the worker runs (or its outcome is being read)."""
+        return self._thread is not None and self._thread.is_alive()
+
+    def snapshot(self) -> TrainingSnapshot:
+        """The run's progress as the worker last recorded it (a copy, like TrainingJob.snapshot)."""
+        with self._lock:
+            s = self._snap
+            return replace(
+                s,
+                history=[dict(h) for h in s.history],
+                notes=list(s.notes),
+                train_slices=list(s.train_slices),
+                val_slices=list(s.val_slices),
+                test_slices=list(s.test_slices),
+                test_scores=dict(s.test_scores),
+            )
+
+    # -- following the worker --------------------------------------------------------------
+    def _refresh(self) -> bool:
+        """Read the run's row into the snapshot; False while the worker has not recorded it yet."""
+        run = self.workspace.run(self.run_id)
+        if run is None:
+            return False
+        snap = replace(snapshot_of_run(run, self.workspace.run_epochs(self.run_id)), origin="this server")
+        with self._lock:
+            if self._stop_asked and snap.state in ("queued", "running"):
+                snap = replace(snap, state="stopping")
+            self._snap = snap
+        return True
+
+    def _follow(self) -> None:
+        proc = self._proc
+        assert proc is not None
+        signalled = False
+        while proc.poll() is None:
+            try:
+                self._refresh()
+                if self._stop_asked and not signalled:  # a stop asked while the worker was starting
+                    signalled = self._signal_stop()
+            except Exception:  # noqa: BLE001 - a busy catalog: read again at the next poll
+                log.debug("reading run %s", self.run_id, exc_info=True)
+            time.sleep(_POLL_S)
+        code = proc.returncode
+        try:
+            seen = self._refresh()
+        except Exception:  # noqa: BLE001
+            seen = False
+        if seen and self.state not in ACTIVE_RUN_STATES and self.state != "interrupted":
+            return
+        why = f"the training process ended unexpectedly (exit status {code}"
+        why += ", killed: out of memory?)" if code in (-9, 137) else ")"
+        tail = self._log_tail()
+        error = why + (f"; its last output: {tail}" if tail else "")
+        log.error("training run %s: %s", self.run_id, error)
+        try:
+            if seen:
+                self.workspace.catalog.update_run(self.run_id, state="failed", error=error)
+        except Exception:  # noqa: BLE001
+            log.exception("recording the end of run %s", self.run_id)
+        with self._lock:
+            self._snap = replace(self._snap, state="failed", error=error)
+
+    def _log_tail(self) -> str:
+        try:
+            text = (self.workspace.run_dir(self.run_id) / "worker.log").read_text(errors="replace")
+        except OSError:
+            return ""
+        return text.strip()[-_LOG_TAIL:]
+
+
+def main() -> int:
+    """The worker: read the job's spec (JSON) from standard input, train, exit 0 once the run's
+    outcome (done, stopped or failed) is in the catalog; ``SIGUSR1`` or Ctrl-C stop it cleanly."""
+    spec: dict[str, Any] = json.loads(sys.stdin.read())
+    ws = Workspace(spec["workspace"])
+    job = TrainingJob(
+        ws,
+        spec["dataset"],
+        TrainConfig.from_dict(spec["config"]),
+        run_id=spec["run_id"],
+        resume_from=spec.get("resume_from"),
+        origin=spec.get("origin") or "app",
+        recorded=True,
+    )
+    if hasattr(signal, "SIGUSR1"):
+        signal.signal(signal.SIGUSR1, lambda *_: job.stop())
+    registry().start(job)
+    try:
+        while not job.join(0.5):
+            pass
+    except KeyboardInterrupt:
+        job.stop()
+        job.join()
+    snap = job.snapshot()
+    print(f"run {job.run_id}: {snap.state} {snap.error}".strip(), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,107 @@
+"""Training in a worker process (core.train.process): what the dashboard starts."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import numpy as np
+import pytest
+
+from core.errors import SegDashError
+from core.store.workspace import Workspace
+from core.train.config import TrainConfig
+from core.train.job import TrainingJob
+from core.train.process import ProcessJob, start_training
+from core.train.registry import live_runs, registry
+from core.train.snapshot import origin_label
+from tests.synthetic import discs
+
+pytestmark = [pytest.mark.usefixtures("one_thread"), pytest.mark.skipif(os.name != "posix", reason="POSIX signals")]
+
+TINY = {
+    "model": {"arch": "classic", "classic_width": 4},
+    "patch_size": 64,
+    "batch_size": 8,
+    "steps_per_epoch": 4,
+    "epochs": 2,
+    "lr": 1e-2,
+    "val_fraction": 0.25,
+}
+
+
+@pytest.fixture
+def ws(ws: Workspace) -> Workspace:
+    rng = np.random.default_rng(0)
+    imgs, masks = (np.stack(a) for a in zip(*(discs(rng, 64, 64) for _ in range(6))))
+    ws.create_dataset("discs", imgs, masks, ["background", "disc"])
+    ws.create_dataset("bare", imgs, None, ["background", "disc"])
+    return ws
+
+
+def _wait(cond, timeout=120.0):
+    t = time.monotonic()
+    while not cond():
+        assert time.monotonic() - t < timeout, "timed out"
+        time.sleep(0.1)
+
+
+def test_a_run_trains_in_a_worker_and_the_job_follows_it(ws):
+    job = start_training(ws, "discs", TrainConfig.from_dict(TINY))
+    assert isinstance(job, ProcessJob) and registry().active(ws.root) is job
+    assert job.pid is not None and job.pid != os.getpid()
+    _wait(lambda: ws.run(job.run_id) is not None)
+    assert job.join(180)
+    snap = job.snapshot()
+    assert snap.state == "done", snap.error
+    assert [h["epoch"] for h in snap.history] == [1, 2] and snap.epoch == 2
+    assert snap.best_checkpoint and os.path.isfile(snap.last_checkpoint)
+    run = ws.run(job.run_id)
+    assert run.state == "done" and run.origin == "app"
+    assert origin_label(run) == "dashboard" and registry().active(ws.root) is None
+
+
+def test_stop_reaches_the_worker_and_keeps_the_weights(ws):
+    job = start_training(ws, "discs", TrainConfig.from_dict({**TINY, "epochs": 500}))
+    _wait(lambda: job.snapshot().state == "running" and (job.snapshot().step or job.snapshot().epoch))
+    live = live_runs(ws)
+    assert [s.run_id for s in live] == [job.run_id] and live[0].origin == "this server"
+    run = ws.run(job.run_id)
+    assert run.owner_pid == job.pid and origin_label(run) == "this server"  # the Runs table: this server's worker
+    job.stop()
+    assert job.snapshot().state == "stopping"
+    assert job.join(60)
+    snap = job.snapshot()
+    assert snap.state == "stopped" and snap.epoch < 500 and os.path.isfile(snap.last_checkpoint)
+
+
+def test_a_worker_that_dies_leaves_its_run_failed_with_the_reason(ws):
+    job = start_training(ws, "discs", TrainConfig.from_dict({**TINY, "epochs": 500}))
+    _wait(lambda: job.snapshot().state == "running")
+    os.kill(job.pid, signal.SIGKILL)
+    assert job.join(60)
+    snap = job.snapshot()
+    assert snap.state == "failed" and "ended unexpectedly" in snap.error and "out of memory" in snap.error
+    assert ws.run(job.run_id).state == "failed"
+
+
+def test_refusals_come_before_any_process_and_the_thread_mode_stays(ws, monkeypatch):
+    with pytest.raises(SegDashError, match="no labeled slices"):
+        start_training(ws, "bare", TrainConfig.from_dict(TINY))
+    assert ws.runs() == []
+    monkeypatch.setenv("SEGDASH_TRAIN_PROCESS", "0")
+    job = start_training(ws, "discs", TrainConfig.from_dict(TINY))
+    assert isinstance(job, TrainingJob)
+    assert job.join(120) and job.snapshot().state == "done"
+
+
+def test_the_run_is_listed_at_once_and_a_stop_while_the_worker_starts_is_kept(ws):
+    job = start_training(ws, "discs", TrainConfig.from_dict({**TINY, "epochs": 500}))
+    run = ws.run(job.run_id)  # recorded before the worker has even imported torch
+    assert run is not None and run.state == "queued" and run.owner_pid == job.pid
+    job.stop()  # no signal yet (it would kill a worker still starting): the catalog carries it
+    assert job.join(120)
+    snap = job.snapshot()
+    assert snap.state == "stopped", snap.error
+    assert ws.run(job.run_id).state == "stopped"
