@@ -6,6 +6,8 @@ page shares, once per run (session-state defaults, the workspace, flash messages
 """
 
 import os
+import sys
+import time
 
 if os.environ.get("SEGDASH_SHARE_CPU", "1") != "0":  # before torch loads OpenMP: see core/nn/device.py
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -26,5 +28,10 @@ PAGES = [
 ]
 
 page = st.navigation(PAGES)
-frame()
-page.run()
+_started = time.perf_counter()
+try:
+    frame()
+    page.run()
+finally:
+    if os.environ.get("SEGDASH_LOG_RUNS"):  # how long the server took for each page run (benchmarks/bench_load.py)
+        print(f"segdash-run {time.time():.3f} {page.title} {time.perf_counter() - _started:.3f}", file=sys.stderr)

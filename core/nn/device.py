@@ -25,6 +25,7 @@ import logging
 import os
 import sys
 import threading
+from pathlib import Path
 
 import torch
 
@@ -34,6 +35,8 @@ __all__ = [
     "cpu_threads",
     "use_cpu_threads",
     "sharing_cpu",
+    "use_worker_process",
+    "worker_env",
     "background_threads",
     "share_cpu_for_background",
     "uses_channels_last",
@@ -87,6 +90,24 @@ def sharing_cpu() -> bool:
     """Whether background computations share the CPU (:func:`share_cpu_for_background`); off with
     ``SEGDASH_SHARE_CPU=0``."""
     return os.environ.get("SEGDASH_SHARE_CPU", "1").strip() != "0"
+
+
+def use_worker_process() -> bool:
+    """Whether the dashboard's background computations (training, a dataset prediction) run in a
+    worker process of their own (the default: in the server's process they would wait for its
+    interpreter lock while pages render) rather than a thread; ``SEGDASH_WORKER_PROCESS=0``: a thread."""
+    return os.environ.get("SEGDASH_WORKER_PROCESS", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def worker_env() -> dict[str, str]:
+    """The environment for ``python -m core...`` as a worker process: this process's, with the
+    repository on ``PYTHONPATH`` and OpenMP's passive waiting set before its torch loads (as
+    ``app.py`` sets it) while background work shares the CPU."""
+    root = str(Path(__file__).resolve().parents[2])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+    if sharing_cpu():
+        env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    return env
 
 
 def background_threads(cores: int | None = None) -> tuple[int, bool]:

@@ -4,7 +4,12 @@ to poll and cancel (:func:`prediction_jobs` finds it again after a rerun)."""
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import signal
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import asdict, dataclass, replace
@@ -17,7 +22,7 @@ from ..data.io import atomic_write
 from ..data.records import Record
 from ..errors import SegDashError
 from ..nn.checkpoint import Checkpoint, load_checkpoint
-from ..nn.device import resolve_device, share_cpu_for_background
+from ..nn.device import resolve_device, share_cpu_for_background, use_worker_process, worker_env
 from ..nn.fit import fit_warnings
 from .config import PredictConfig, PredictionResult, ProgressFn
 from .inferer import decision_for, default_tile
@@ -163,6 +168,11 @@ class PredictionJob:
     States: ``running``, then ``done``, ``cancelled`` or ``failed`` (``error`` holds the message of
     a refusal such as a class-count mismatch, or of an internal error).
 
+    Where it computes: a worker process (:mod:`core.predict.worker`; its thread here reads the
+    worker's progress) unless ``process=False`` or ``SEGDASH_WORKER_PROCESS=0``
+    (:func:`~core.nn.device.use_worker_process`): in the server's process it would wait for the
+    interpreter lock while pages render.
+
     Example:
         >>> job = PredictionJob(ws, "isbi2012", "runs/r1/best.pt").start()    # doctest: +SKIP
         >>> job.cancel(); job.join(); job.snapshot()["state"]                 # doctest: +SKIP
@@ -176,9 +186,13 @@ class PredictionJob:
         checkpoint_path: str | Path,
         cfg: PredictConfig = PredictConfig(),
         run_id: str | None = None,
+        process: bool | None = None,
     ):
         self.ws, self.dataset, self.checkpoint_path, self.cfg = ws, dataset, Path(checkpoint_path), cfg
         self.run_id = run_id
+        self.process = use_worker_process() if process is None else process
+        self._proc: subprocess.Popen | None = None
+        self._worker_ready = False
         self._cancel = threading.Event()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -194,6 +208,58 @@ class PredictionJob:
             self._snap.done, self._snap.total, self._snap.eta_s = done, total, eta
 
     def _run(self) -> None:
+        if self.process:
+            final = self._in_worker()
+        else:
+            final = self._here()
+        with self._lock:
+            self._snap = replace(self._snap, **final)
+
+    def _finished(self, result: PredictionResult) -> dict[str, Any]:
+        return {
+            "state": "cancelled" if result.cancelled else "done",
+            "result": result,
+            "done": result.n_done,
+            "total": result.n_total,
+        }
+
+    def _in_worker(self) -> dict[str, Any]:
+        """:mod:`core.predict.worker` in a process of its own; its progress lines read here."""
+        from .worker import result_of, spec_of
+
+        self._proc = proc = subprocess.Popen(
+            [sys.executable, "-m", "core.predict.worker"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=worker_env(),
+            text=True,
+        )
+        spec = json.loads(spec_of(self.ws.root, self.dataset, self.checkpoint_path, self.cfg, self.run_id))
+        proc.stdin.write(json.dumps({**spec, "cancelled": self._cancel.is_set()}))
+        proc.stdin.close()
+        final: dict[str, Any] | None = None
+        for line in proc.stdout:
+            kind, _, payload = line.strip().partition(" ")
+            if kind == "ready":  # it handles the cancel signal from now on
+                self._worker_ready = True
+                if self._cancel.is_set():
+                    self.cancel()
+            elif kind == "progress":
+                self._progress(*json.loads(payload))
+            elif kind == "result":
+                final = self._finished(result_of(json.loads(payload)))
+            elif kind in ("refused", "error"):
+                final = {"state": "failed", "error": json.loads(payload)}
+        err = proc.stderr.read()
+        code = proc.wait()
+        if final is None:
+            tail = err.strip()[-1500:]
+            final = {"state": "failed", "error": f"the prediction process ended unexpectedly (exit status {code})"}
+            final["error"] += f": {tail}" if tail else ""
+        return final
+
+    def _here(self) -> dict[str, Any]:
         share_cpu_for_background()  # first, so the OpenMP threads started here inherit it
         what = (self.ws, self.dataset, self.checkpoint_path, self.cfg)
         try:
@@ -208,14 +274,19 @@ class PredictionJob:
             final = {"state": "failed", "error": str(exc)}
         except Exception as exc:  # noqa: BLE001 - every error becomes the job's failed state
             final = {"state": "failed", "error": f"{type(exc).__name__}: {exc}"}
-        with self._lock:
-            self._snap = replace(self._snap, **final)
+        return final
 
     def cancel(self) -> None:
         """Stop after the slice being predicted; the finished ones are kept."""
         self._cancel.set()
         with self._lock:
             self._snap.cancel_requested = True
+        proc = self._proc  # a worker signalled once it said it is ready (before, the signal would kill it)
+        if proc is not None and self._worker_ready and proc.poll() is None and hasattr(signal, "SIGUSR1"):
+            try:
+                os.kill(proc.pid, signal.SIGUSR1)
+            except OSError:
+                pass
 
     def is_active(self) -> bool:
         return self._thread is not None and self._thread.is_alive()

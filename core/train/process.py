@@ -24,7 +24,7 @@ stops cleanly, keeping ``last.pt``; a server killed outright leaves the worker t
 next server shows the run live from the catalog.
 
 Where training runs is :func:`start_training`'s choice: a worker process by default,
-``SEGDASH_TRAIN_PROCESS=0`` keeps it in a thread of this process (what scripts and tests that
+``SEGDASH_WORKER_PROCESS=0`` keeps it in a thread of this process (what scripts and tests that
 want the job's live object use directly: ``registry().start(TrainingJob(...))``).
 """
 
@@ -45,7 +45,7 @@ from typing import Any
 
 from ..data.owner import Owner
 from ..errors import SegDashError
-from ..nn.device import sharing_cpu
+from ..nn.device import use_worker_process, worker_env
 from ..store.schema import ACTIVE_RUN_STATES
 from ..store.workspace import Workspace
 from .config import TrainConfig
@@ -53,16 +53,11 @@ from .job import TrainingJob
 from .registry import registry
 from .snapshot import TrainingSnapshot, mark_worker, snapshot_of_run
 
-__all__ = ["ProcessJob", "start_training", "in_worker_process", "main"]
+__all__ = ["ProcessJob", "start_training", "main"]
 
 log = logging.getLogger(__name__)
 _POLL_S = 0.5  # how often the job reads its run's row (the worker's heartbeat writes it every 2 s)
 _LOG_TAIL = 1500  # characters of the worker's log quoted when it dies
-
-
-def in_worker_process() -> bool:
-    """True unless ``SEGDASH_TRAIN_PROCESS=0``: the dashboard's training computes in a worker process."""
-    return os.environ.get("SEGDASH_TRAIN_PROCESS", "1").strip().lower() not in ("0", "false", "no", "off")
 
 
 def start_training(
@@ -74,7 +69,7 @@ def start_training(
     origin: str = "app",
 ) -> TrainingJob | ProcessJob:
     """Check and start a training run of ``dataset`` the way the dashboard does: in a worker process
-    (:class:`ProcessJob`) unless ``SEGDASH_TRAIN_PROCESS=0``, registered in the process-wide
+    (:class:`ProcessJob`) unless ``SEGDASH_WORKER_PROCESS=0``, registered in the process-wide
     registry either way.
 
     Raises:
@@ -82,7 +77,7 @@ def start_training(
             process starts), or a job already running in the workspace.
     """
     job = TrainingJob(workspace, dataset, config, resume_from=resume_from, origin=origin)
-    if in_worker_process():
+    if use_worker_process():
         return registry().start(ProcessJob(job, resume_from=resume_from))
     return registry().start(job)
 
@@ -132,10 +127,8 @@ class ProcessJob:
             "resume_from": self._resume,
             "origin": self.origin,
         }
+        env = worker_env()
         root = str(Path(__file__).resolve().parents[2])
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
-        if sharing_cpu():  # before the worker's torch loads OpenMP, as app.py does (core/nn/device.py)
-            env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         with open(run_dir / "worker.log", "ab") as log_file:
             self._proc = subprocess.Popen(
                 [sys.executable, "-m", "core.train.process"],

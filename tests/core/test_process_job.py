@@ -90,7 +90,7 @@ def test_refusals_come_before_any_process_and_the_thread_mode_stays(ws, monkeypa
     with pytest.raises(SegDashError, match="no labeled slices"):
         start_training(ws, "bare", TrainConfig.from_dict(TINY))
     assert ws.runs() == []
-    monkeypatch.setenv("SEGDASH_TRAIN_PROCESS", "0")
+    monkeypatch.setenv("SEGDASH_WORKER_PROCESS", "0")
     job = start_training(ws, "discs", TrainConfig.from_dict(TINY))
     assert isinstance(job, TrainingJob)
     assert job.join(120) and job.snapshot().state == "done"

@@ -209,6 +209,7 @@ def test_prediction_can_be_cancelled_from_the_page(tiny_run, ws_env, page, monke
         return real(*args, progress=slow, **kwargs)
 
     monkeypatch.setattr(inference, "predict_stack", held)
+    monkeypatch.setenv("SEGDASH_WORKER_PROCESS", "0")  # the job in a thread here, so that the hook holds it
     at = AppTest.from_file(page("predictions.py"), default_timeout=60).run()
     at.button(key="pred_predict").click().run()
     assert first_done.wait(30)
