@@ -236,7 +236,7 @@ class PredictionJob:
             text=True,
         )
         spec = json.loads(spec_of(self.ws.root, self.dataset, self.checkpoint_path, self.cfg, self.run_id))
-        proc.stdin.write(json.dumps({**spec, "cancelled": self._cancel.is_set()}))
+        proc.stdin.write(json.dumps({**spec, "cancelled": self._cancel.is_set(), "parent": os.getpid()}))
         proc.stdin.close()
         final: dict[str, Any] | None = None
         for line in proc.stdout:

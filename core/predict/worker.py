@@ -16,6 +16,7 @@ standard input as JSON. ``SIGUSR1`` cancels: the slices done are kept, as with t
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 import threading
@@ -63,6 +64,14 @@ def main() -> int:
     from .dataset import predict_dataset
 
     share_cpu_for_background()
+    parent = spec.get("parent")
+
+    def watch() -> None:  # the server that started it ended: cancel (the slices done are kept)
+        while not cancel.wait(0.5):
+            if parent and os.getppid() != parent:
+                cancel.set()
+
+    threading.Thread(target=watch, daemon=True).start()
     try:
         result = predict_dataset(
             Workspace(spec["workspace"]),

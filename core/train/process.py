@@ -19,9 +19,9 @@ the worker's job writes it as any job does (epochs, checkpoints, heartbeat with 
 Stop: a signal to the worker (``SIGUSR1``: it stops within one step), and the catalog's stop request
 as well (what other processes use). A worker that dies without recording an end (killed, out of
 memory) leaves its run ``failed`` with the exit status and the end of its log
-(``runs/<id>/worker.log``). Ctrl-C on the server reaches the worker too (same process group): it
-stops cleanly, keeping ``last.pt``; a server killed outright leaves the worker training, and the
-next server shows the run live from the catalog.
+(``runs/<id>/worker.log``). A worker whose server ends (Ctrl-C reaches it too, in the same process
+group; a server stopped or killed is noticed within half a second) stops cleanly, keeping
+``last.pt``: the run reads ``stopped`` and resumes from there.
 
 Where training runs is :func:`start_training`'s choice: a worker process by default,
 ``SEGDASH_WORKER_PROCESS=0`` keeps it in a thread of this process (what scripts and tests that
@@ -120,6 +120,7 @@ class ProcessJob:
         run_dir = self.workspace.run_dir(self.run_id)
         run_dir.mkdir(parents=True, exist_ok=True)
         spec = {
+            "parent": os.getpid(),
             "workspace": str(self.workspace.root),
             "dataset": self.dataset,
             "config": self.config.to_dict(),
@@ -284,9 +285,12 @@ def main() -> int:
     if hasattr(signal, "SIGUSR1"):
         signal.signal(signal.SIGUSR1, lambda *_: job.stop())
     registry().start(job)
+    parent = spec.get("parent")
     try:
         while not job.join(0.5):
-            pass
+            if parent and os.getppid() != parent and job.state in ("queued", "running"):
+                print(f"run {job.run_id}: the server that started it ended: stopping", flush=True)
+                job.stop()  # its server is gone (stopped, killed): stop cleanly, last.pt kept to resume
     except KeyboardInterrupt:
         job.stop()
         job.join()

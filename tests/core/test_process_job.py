@@ -105,3 +105,35 @@ def test_the_run_is_listed_at_once_and_a_stop_while_the_worker_starts_is_kept(ws
     snap = job.snapshot()
     assert snap.state == "stopped", snap.error
     assert ws.run(job.run_id).state == "stopped"
+
+
+def test_a_worker_stops_cleanly_when_its_server_ends(ws, tmp_path):
+    """The server (here a plain Python process) is killed outright: its worker notices within a
+    second and stops as Stop would, keeping last.pt; nothing keeps training in the background."""
+    import subprocess
+    import sys
+
+    started = tmp_path / "run_id"
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from core.store.workspace import Workspace; "
+            "from core.train.config import TrainConfig; from core.train.process import start_training; "
+            f"cfg = TrainConfig.from_dict({dict(TINY, epochs=500)!r}); "
+            f"job = start_training(Workspace({str(ws.root)!r}), 'discs', cfg); "
+            f"open({str(started)!r}, 'w').write(job.run_id); time.sleep(600)",
+        ],
+        cwd=os.getcwd(),
+        env={**os.environ, "PYTHONPATH": os.getcwd()},
+    )
+    try:
+        _wait(lambda: started.exists() and started.read_text())
+        run_id = started.read_text()
+        _wait(lambda: ws.run(run_id).progress.get("step") or ws.run(run_id).progress.get("epoch"))
+    finally:
+        server.kill()
+        server.wait()
+    _wait(lambda: ws.run(run_id).state not in ("queued", "running", "stopping"), timeout=60)
+    run = ws.run(run_id)
+    assert run.state == "stopped" and os.path.isfile(run.last_checkpoint)
