@@ -20,7 +20,16 @@ from ..data.owner import Owner, is_gone
 from ..errors import SegDashError
 from .layout import mask_file
 from .run_rows import RunRows
-from .schema import _ADDED_COLUMNS, _PIXEL_SCHEMA, _SCHEMA, _VOLUME_SCHEMA, ACTIVE_RUN_STATES, RUN_ORIGINS, RUN_STATES, SLICE_STATUSES
+from .schema import (
+    _ADDED_COLUMNS,
+    _PIXEL_SCHEMA,
+    _SCHEMA,
+    _VOLUME_SCHEMA,
+    ACTIVE_RUN_STATES,
+    RUN_ORIGINS,
+    RUN_STATES,
+    SLICE_STATUSES,
+)
 
 __all__ = ["Catalog", "WorkspaceError", "SLICE_STATUSES", "RUN_STATES", "ACTIVE_RUN_STATES", "RUN_ORIGINS"]
 

@@ -286,7 +286,9 @@ class Workspace(MaskHistory):
         n_versions = self.catalog.query("SELECT COUNT(*) AS n FROM mask_versions WHERE dataset=?", (name,))[0]["n"]
         masked = info.counts()["slices"] - info.counts()["unlabeled"]
         n_runs = len(self.catalog.runs(name))
-        images = f"its reference to {info.volume} (the volume is kept)" if info.volume else f"its {info.shape[0]} images"
+        images = f"its {info.shape[0]} images"
+        if info.volume:
+            images = f"its reference to {info.volume} (the volume is kept)"
         return (
             f"deleting dataset {name!r} removes {images}, the masks of {masked} slices and "
             f"all {n_versions} saved mask versions for good; its {n_runs} training run"

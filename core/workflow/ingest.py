@@ -315,7 +315,14 @@ def import_dataset(
         data._report = lambda done: progress(done, z, "writing")
     px = _pixel_size(images, manifest, notices)
     info = ws.create_dataset(
-        name, data, labels_list, names, stack.names, source=source or _where(stack), notices=notices, by_reference=by_reference
+        name,
+        data,
+        labels_list,
+        names,
+        stack.names,
+        source=source or _where(stack),
+        notices=notices,
+        by_reference=by_reference,
     )
     if px is not None:
         ws.catalog.set_pixel_size(name, *px)

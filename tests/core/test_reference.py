@@ -101,8 +101,8 @@ def test_moved_or_replaced_volume_is_a_clear_error_and_keeps_the_masks(ws, tmp_p
         with pytest.raises(SegDashError, match="missing or moved.*masks are kept"):
             read()
     assert (ws.read_mask("ref", 2) == np.eye(64)).all() and ws.labeled_slices("ref") == [2]
-    out = tmp_path / "d.zip"
-    assert main(["export", "--workspace", str(ws.root), "--dataset", "ref", "--format", "dataset"] + ["--out", str(out)]) == 2
+    export = ["export", "--workspace", str(ws.root), "--dataset", "ref", "--format", "dataset"]
+    assert main([*export, "--out", str(tmp_path / "d.zip")]) == 2
     assert main(["train", "--workspace", str(ws.root), "--dataset", "ref"]) == 2  # refused before a run starts
     assert ws.runs("ref") == []
     shutil.move(tmp_path / "elsewhere.zarr", tmp_path / "vol.zarr")  # put back: readable again
