@@ -1,5 +1,6 @@
 """Scale beyond one process: (a) peak RSS of predicting a Zarr volume chunk by chunk as it gets deeper,
-(b) DDP training on the CPU, 2 processes (torchrun, gloo) against 1, (c) a GPU row when CUDA is there.
+(b) DDP training on the CPU, 2 processes (torchrun, gloo) against 1, (c) a GPU row when CUDA is there,
+(d) peak RSS of training on a dataset that references a Zarr volume as it gets deeper.
 
 (a) ``python -m core predict --input VOL.zarr --out OUT.zarr`` in a child process (its own ``VmHWM``)
 on synthetic uint8 volumes of 100 and 400 slices of 1024 x 1024 (chunks 8 x 512 x 512), with a tiny
@@ -11,7 +12,14 @@ config (classic U-Net width 8, 128 px patches, global batch 8) in one process us
 under ``torchrun --nproc_per_node=2`` (one thread each, as ``core.nn.distributed.init`` sets them);
 images/s is the epoch row's (optimisation steps only), alternating the arms for ``--rounds`` rounds.
 
+(d) ``python -m core train`` in a child process (its own ``VmHWM``, one thread) on a dataset imported
+with ``--by-reference`` from the same synthetic volumes as (a), 4 slices labeled (evenly spaced), with
+a tiny network (classic U-Net width 4, 256 px patches, batch 2, 5 steps). Target: the peak does not
+grow with the depth (< 50 MB between 100 and 400 slices): training reads the labeled slices and a few
+sampled ones, never the volume.
+
 Usage: python benchmarks/bench_scale.py [--depths 100 400] [--rounds 2] [--steps 30] [--skip-ddp]
+       [--skip-memory] [--skip-reference] [--quick]   (--quick: a smoke test at small sizes)
 """
 
 from __future__ import annotations
@@ -60,25 +68,26 @@ def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def _volume(path: Path, depth: int) -> None:
+def _volume(path: Path, depth: int, side: int = SIDE) -> None:
     import zarr
 
-    arr = zarr.create_array(str(path), shape=(depth, SIDE, SIDE), chunks=CHUNKS, dtype="uint8")
+    chunks = (CHUNKS[0], min(side, CHUNKS[1]), min(side, CHUNKS[2]))
+    arr = zarr.create_array(str(path), shape=(depth, side, side), chunks=chunks, dtype="uint8")
     rng = np.random.default_rng(0)
     for z0 in range(0, depth, CHUNKS[0]):
         n = min(CHUNKS[0], depth - z0)
-        arr[z0 : z0 + n] = rng.integers(0, 256, (n, SIDE, SIDE), dtype=np.uint8)
+        arr[z0 : z0 + n] = rng.integers(0, 256, (n, side, side), dtype=np.uint8)
 
 
-def memory_part(tmp: Path, depths: list[int]) -> list[dict]:
+def memory_part(tmp: Path, depths: list[int], side: int = SIDE) -> list[dict]:
     from tests.synthetic import tiny_checkpoint  # the test suite's untrained classic U-Net, here of width 4
 
     ckpt = tiny_checkpoint(tmp / "tiny.pt", width=4, patch_size=256)
     rows = []
     for depth in depths:
         src = tmp / f"vol{depth}.zarr"
-        log(f"writing a {depth}x{SIDE}x{SIDE} Zarr ...")
-        _volume(src, depth)
+        log(f"writing a {depth}x{side}x{side} Zarr ...")
+        _volume(src, depth, side)
         log("predicting it chunk by chunk in a child process ...")
         t0 = time.perf_counter()
         out = subprocess.run(  # one thread: the fastest on a busy shared machine; RSS does not depend on it
@@ -95,7 +104,7 @@ def memory_part(tmp: Path, depths: list[int]) -> list[dict]:
         summary, res = json.loads(lines[-2]), json.loads(lines[-1])
         rows.append(
             {
-                "what": f"predict {depth}x{SIDE}x{SIDE} Zarr -> Zarr (child process)",
+                "what": f"predict {depth}x{side}x{side} Zarr -> Zarr (child process)",
                 "slices": depth,
                 "seconds": round(time.perf_counter() - t0, 1),
                 "slices_per_s": round(depth / summary["seconds"], 2),
@@ -111,6 +120,71 @@ def memory_part(tmp: Path, depths: list[int]) -> list[dict]:
         rows.append(
             {
                 "what": f"peak RSS growth, {rows[0]['slices']} -> {rows[-1]['slices']} slices",
+                "peak_rss_mb": round(growth, 1),
+                "target": f"< {TARGET_GROWTH_MB:.0f} MB",
+                "met": growth < TARGET_GROWTH_MB,
+            }
+        )
+    return rows
+
+
+REF_CONFIG = {  # (d): a few steps of a tiny network; memory is the volume's part, not the model's
+    "model": {"arch": "classic", "classic_width": 4},
+    "patch_size": 256,
+    "batch_size": 2,
+    "steps_per_epoch": 5,
+    "epochs": 1,
+    "device": "cpu",
+}
+REF_LABELED = 4
+
+
+def reference_part(tmp: Path, depths: list[int], side: int = SIDE) -> list[dict]:
+    """(d) Peak RSS of ``python -m core train`` (child process) on a dataset that references a
+    synthetic Zarr volume of each depth (imported with ``--by-reference``), 4 slices labeled."""
+    from core.store.workspace import Workspace
+    from core.workflow.ingest import import_dataset
+
+    cfg_file = tmp / "ref_cfg.json"
+    cfg_file.write_text(json.dumps(REF_CONFIG))
+    rows = []
+    for depth in depths:
+        src, ws_root = tmp / f"ref{depth}.zarr", tmp / f"ws_ref{depth}"
+        log(f"writing a {depth}x{side}x{side} Zarr and importing it by reference ...")
+        _volume(src, depth, side)
+        ws = Workspace(ws_root)
+        import_dataset(ws, "ref", str(src), by_reference=True)
+        vol = ws.read_images("ref")
+        for z in np.linspace(0, depth - 1, REF_LABELED).round().astype(int):
+            ws.save_mask("ref", int(z), (vol[int(z)] > 127).astype(np.uint8))
+        log("training on it in a child process ...")
+        t0 = time.perf_counter()
+        out = subprocess.run(
+            [sys.executable, "-c", CHILD, "train", "--workspace", str(ws_root), "--dataset", "ref"]
+            + ["--config", str(cfg_file)],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            env={**os.environ, "SEGDASH_THREADS": "1"},
+        )
+        if out.returncode:
+            raise SystemExit(f"training child failed:\n{out.stderr[-3000:]}")
+        res = json.loads(out.stdout.strip().splitlines()[-1])
+        rows.append(
+            {
+                "what": f"train on a dataset referencing a {depth}x{side}x{side} Zarr, {REF_LABELED} labeled (child)",
+                "slices": depth,
+                "seconds": round(time.perf_counter() - t0, 1),
+                "peak_rss_mb": round(res["peak_rss_mb"], 1),
+            }
+        )
+        shutil.rmtree(src, ignore_errors=True)
+        shutil.rmtree(ws_root, ignore_errors=True)
+    if len(rows) >= 2:
+        growth = rows[-1]["peak_rss_mb"] - rows[0]["peak_rss_mb"]
+        rows.append(
+            {
+                "what": f"(d) peak RSS growth, {rows[0]['slices']} -> {rows[-1]['slices']} referenced slices",
                 "peak_rss_mb": round(growth, 1),
                 "target": f"< {TARGET_GROWTH_MB:.0f} MB",
                 "met": growth < TARGET_GROWTH_MB,
@@ -182,8 +256,17 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=30, help="optimisation steps of the DDP epoch (default 30)")
     ap.add_argument("--skip-ddp", action="store_true")
     ap.add_argument("--skip-memory", action="store_true")
+    ap.add_argument("--skip-reference", action="store_true", help="skip (d), training on a referenced Zarr")
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke test: volumes of 8 and 24 slices of 128 x 128, 1 DDP round of 3 steps (scale_quick.json)",
+    )
     ap.add_argument("--dir", default=None, help="where to write the temporary files")
     args = ap.parse_args()
+    side = SIDE
+    if args.quick:
+        side, args.depths, args.rounds, args.steps = 128, [8, 24], 1, 3
     tmp = Path(tempfile.mkdtemp(prefix="segdash-bench-scale-", dir=args.dir))
     load = os.getloadavg()[0]
     rows, extra = [], {}
@@ -192,7 +275,9 @@ def main() -> None:
             ddp_rows, extra = ddp_part(tmp, args.rounds, args.steps)
             rows += ddp_rows
         if not args.skip_memory:
-            rows += memory_part(tmp, args.depths)
+            rows += memory_part(tmp, args.depths, side)
+        if not args.skip_reference:
+            rows += reference_part(tmp, args.depths, side)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     gpu = {"what": "GPU", "note": "not measured: no CUDA device here (see benchmarks/README.md for the plan)"}
@@ -205,12 +290,13 @@ def main() -> None:
         pass
     rows.append(gpu)
     report(
-        "scale",
+        "scale_quick" if args.quick else "scale",
         rows,
         {
             **extra,
             "memory_model": "classic U-Net width 4 (untrained)",
             "volume_chunks": list(CHUNKS),
+            "reference_config": REF_CONFIG,
             "load_avg_before": load,
             "load_avg_after": os.getloadavg()[0],
         },

@@ -79,10 +79,21 @@ def build_parser() -> argparse.ArgumentParser:
         "import",
         commands.run_import,
         help="import images (and masks) as a dataset",
-        description="Import a TIFF stack, an image file, a ZIP or a folder as a new dataset.",
+        description="Import a TIFF stack, an image file, a ZIP, a folder, or a Zarr / OME-Zarr volume as a new "
+        "dataset. The images are copied into the workspace (a Zarr volume a slab of chunks at a time), "
+        "unless --by-reference: then a Zarr volume is read where it is, and must stay there.",
     )
     p.add_argument("--name", required=True, help="new dataset name (letters, digits, . _ -)")
-    p.add_argument("--images", required=True, metavar="PATH", help="TIFF stack, image file, ZIP or folder")
+    p.add_argument(
+        "--images", required=True, metavar="PATH", help="TIFF stack, image file, ZIP, folder, or Zarr / OME-Zarr folder"
+    )
+    p.add_argument(
+        "--by-reference",
+        action="store_true",
+        help="Zarr / OME-Zarr only: record the volume's path instead of copying it (no copy, no extra disk; "
+        "the volume must stay where it is: moved or deleted, the dataset's images cannot be read, its masks "
+        "are kept). Without it the volume is copied into the workspace as an uncompressed TIFF (its full size)",
+    )
     p.add_argument("--masks", metavar="PATH", help="masks in the same forms, paired by slice or file name")
     p.add_argument("--channel", type=int, help="channel to keep for multi-channel images")
     p.add_argument(

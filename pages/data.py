@@ -30,6 +30,7 @@ _QUESTIONS = {
     "data_need_binary": None,
 }
 _STAGES = {"images": "Reading images", "masks": "Reading masks", "writing": "Writing slices"}
+_ZARR_MODES = {"copy": "copied into the workspace", "reference": "read where it is (by reference, no copy)"}
 
 
 def _init() -> None:
@@ -110,6 +111,7 @@ def _run_import(ws) -> None:
         return
     masks = mask_uploads or mask_path or None
     roots = import_roots(ws) if (path or mask_path) else None
+    by_reference = bool(path) and st.session_state.get("data_zarr_mode") == "reference"
     bar, progress = _progress_bar()
     try:
         report = import_dataset(
@@ -119,6 +121,7 @@ def _run_import(ws) -> None:
             masks,
             roots=roots,
             progress=progress,
+            by_reference=by_reference,
             class_names=_class_list(st.session_state.get("data_classes", "")),
             **_answers(),
         )
@@ -237,8 +240,22 @@ def _import_tab(ws) -> None:
         "Or import from a path on the server (for stacks too big to upload)",
         expanded=bool(st.session_state.get("data_path")),
     ):
-        st.text_input("Images: a file, folder or ZIP on the server", key="data_path", placeholder="/data/stack.tif")
+        st.text_input(
+            "Images: a file, folder, ZIP or Zarr / OME-Zarr folder on the server",
+            key="data_path",
+            placeholder="/data/stack.tif",
+        )
         st.text_input("Masks (optional): a file, folder or ZIP on the server", key="data_mask_path")
+        st.radio(
+            "A Zarr / OME-Zarr volume is",
+            ["copy", "reference"],
+            key="data_zarr_mode",
+            horizontal=True,
+            format_func=lambda v: _ZARR_MODES[v],
+            help="By reference the dataset reads the volume where it is (no copy, no extra disk), so it must "
+            "stay there: moved or deleted, its images cannot be read (its masks are kept). A copy is an "
+            "uncompressed TIFF in the workspace, the volume's full size.",
+        )
         st.caption(
             "Paths inside these folders only: "
             + ", ".join(f"`{r}`" for r in import_roots(ws))
@@ -256,7 +273,8 @@ def _browse_tab(ws, dataset: str) -> None:
     n = info.shape[0]
     st.caption(
         f"{n} slices of {info.shape[1]} x {info.shape[2]} pixels, {info.dtype}"
-        + (f"; from {info.source}" if info.source else "")
+        + (f"; read in place from `{info.volume}` (by reference)" if info.volume else "")
+        + (f"; from {info.source}" if info.source and not info.volume else "")
     )
     for notice in info.notices:
         st.info(notice)

@@ -47,6 +47,7 @@ def run_import(args: argparse.Namespace) -> dict[str, Any]:
             images_are_binary=args.images_are_binary,
             merge_classes=args.merge_classes,
             unlabeled_value=args.unlabeled_value,
+            by_reference=args.by_reference,
         )
     except tuple(hints) as exc:
         hint = next(h for cls, h in hints.items() if isinstance(exc, cls))

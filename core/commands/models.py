@@ -20,9 +20,10 @@ class TrainingFailed(Exception):
 
 
 def _check_train(ws: Any, args: argparse.Namespace) -> dict[str, Any] | None:
-    """Refusals of ``train`` that need no model (so no torch): the dataset, its masks, the config
-    file, the run to resume. Returns the JSON config (or ``None``)."""
+    """Refusals of ``train`` that need no model (so no torch): the dataset, its images (a volume imported by
+    reference that moved), its masks, the config file, the run to resume. Returns the JSON config (or ``None``)."""
     ws.dataset(args.dataset)
+    ws.read_images(args.dataset)  # opened, not read
     if not ws.labeled_slices(args.dataset):
         raise SegDashError(f"dataset {args.dataset!r} has no labeled slices; label at least one slice first")
     config = None

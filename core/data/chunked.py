@@ -59,6 +59,16 @@ class Volume:
         dtype: the stored dtype.
         path: where it was opened (``""`` for an in-memory array).
         pixel_size: ``(z, y, x)`` from OME-Zarr metadata, or ``None``.
+        channel: the channel chosen when opened (``None``: the image has one).
+
+    It also reads like a read-only (Z, Y, X) numpy array, so what takes a stack (a memory-mapped
+    TIFF) takes a volume: ``shape``, ``dtype``, ``ndim``, ``len()`` and indexing with ints, slices
+    (and a list of z) read only the chunks the selection touches; ``np.asarray(volume)`` reads it all.
+
+    Example:
+        >>> vol = Volume.from_array(np.arange(24, dtype=np.uint8).reshape(2, 3, 4))
+        >>> vol[1, 2].tolist(), vol[:, 0, ::3].tolist(), len(vol), vol.ndim
+        ([20, 21, 22, 23], [[0, 3], [12, 15]], 2, 3)
     """
 
     array: Any
@@ -68,6 +78,7 @@ class Volume:
     dtype: np.dtype
     path: str = ""
     pixel_size: tuple[float, float, float] | None = None
+    channel: int | None = None
 
     @classmethod
     def from_array(cls, array: Any, chunks: tuple[int, int, int] | None = None) -> Volume:
@@ -84,6 +95,54 @@ class Volume:
             return np.asarray(self.array[y, x])[None][z]
         wanted = iter((z, y, x))
         return np.asarray(self.array[tuple(next(wanted) if i is None else i for i in self.index)])
+
+    @property
+    def ndim(self) -> int:
+        return 3
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+        everything = slice(None)
+        out = self.read(everything, everything, everything)
+        return out if dtype is None else out.astype(dtype, copy=False)
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        """numpy indexing with ints and slices on each axis (a list or array of z on the first), read
+        on demand; an int drops its axis as numpy does."""
+        key = _full_key(key if isinstance(key, tuple) else (key,))
+        if not isinstance(key[0], (int, np.integer, slice)):  # several z: one read each
+            zs = np.arange(self.shape[0])[key[0]]
+            if zs.ndim != 1:
+                raise IndexError(f"z index of shape {zs.shape}: give a list of slice numbers")
+            if not len(zs):
+                return np.asarray(self.read(slice(0, 0), slice(None), slice(None))[(slice(None), *key[1:])])
+            return np.stack([self[(int(z), *key[1:])] for z in zs])
+        picks, dropped = [], []
+        for axis, (k, n) in enumerate(zip(key, self.shape)):
+            if isinstance(k, slice):
+                picks.append(k)
+                continue
+            if not isinstance(k, (int, np.integer)):
+                raise IndexError(f"a volume takes ints and slices on axis {axis}, got {type(k).__name__}")
+            i = int(k) + n if k < 0 else int(k)
+            if not 0 <= i < n:
+                raise IndexError(f"index {int(k)} is out of bounds for axis {axis} with size {n}")
+            picks.append(slice(i, i + 1))
+            dropped.append(axis)
+        out = self.read(*picks)
+        return out[tuple(0 if axis in dropped else slice(None) for axis in range(3))]
+
+
+def _full_key(key: tuple[Any, ...]) -> tuple[Any, Any, Any]:
+    """An index tuple of up to 3 entries (an ``...`` allowed) as exactly (z, y, x)."""
+    if any(k is Ellipsis for k in key):
+        i = next(j for j, k in enumerate(key) if k is Ellipsis)
+        key = key[:i] + (slice(None),) * (4 - len(key)) + key[i + 1 :]
+    if len(key) > 3:
+        raise IndexError(f"too many indices for a (Z, Y, X) volume: {len(key)}")
+    return tuple(key) + (slice(None),) * (3 - len(key))  # type: ignore[return-value]
 
 
 def _array_of_group(path: Path) -> tuple[Any, list[str], tuple[float, float, float] | None]:
@@ -159,6 +218,7 @@ def open_volume(path: str | Path, *, channel: int | None = None) -> Volume:
         np.dtype(arr.dtype),
         str(path),
         pixel_size,
+        channel,
     )
 
 

@@ -26,7 +26,9 @@ def percentile_range(stack: np.ndarray, lower: float = 1.0, upper: float = 99.0)
     """Return the ``(lower, upper)`` percentiles of a (Z, Y, X) or (Y, X) array as floats.
 
     Large stacks are subsampled on a regular grid of slices and pixels, so a memory-mapped 2 GB
-    stack is not read whole. A constant image returns ``(v, v + 1)`` so that dividing is safe.
+    stack is not read whole; a chunked :class:`~core.data.chunked.Volume` (a Zarr dataset imported
+    by reference) is measured on :func:`~core.data.chunked.sample_slices` (8 slices, each read alone).
+    A constant image returns ``(v, v + 1)`` so that dividing is safe.
 
     Args:
         stack: image or stack, any real dtype; axis order (Z, Y, X) or (Y, X).
@@ -35,6 +37,10 @@ def percentile_range(stack: np.ndarray, lower: float = 1.0, upper: float = 99.0)
     """
     if not 0.0 <= lower < upper <= 100.0:
         raise SegDashError(f"percentiles must satisfy 0 <= lower < upper <= 100, got {lower}, {upper}")
+    from .chunked import Volume, sample_slices
+
+    if isinstance(stack, Volume):
+        stack = sample_slices(stack, 8)
     arr = np.asarray(stack) if not isinstance(stack, np.memmap) else stack
     if arr.ndim == 2:
         arr = arr[None]

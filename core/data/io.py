@@ -104,6 +104,7 @@ def read_stack(
     as_stack: bool | None = None,
     roots: Sequence[str | Path] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    reference: bool = False,
 ) -> Stack:
     """Read images from ``source`` as one (Z, Y, X) stack.
 
@@ -119,6 +120,8 @@ def read_stack(
         roots: when given, every file read (after resolving links) must lie inside one of these
             folders (see :func:`check_import_path`).
         progress: called as ``progress(done, total)`` after each file read.
+        reference: open a Zarr or OME-Zarr folder without reading it: the stack's data is then a
+            :class:`~core.data.chunked.Volume` (read on demand); any other source is refused.
 
     Returns:
         Stack with slices in natural order of their file names (pages of a file keep their order).
@@ -134,7 +137,12 @@ def read_stack(
 
         path = check_import_path(source, roots) if roots is not None else Path(source)
         if is_chunked(path):  # OME-Zarr or a plain Zarr array
-            return read_omezarr_stack(path, channel=channel, roots=roots)
+            return read_omezarr_stack(path, channel=channel, roots=roots, reference=reference)
+    if reference:
+        raise SegDashError(
+            f"{_describe(source)}: only a Zarr or OME-Zarr folder (format 2 or 3) is imported by reference; "
+            "import this as a copy"
+        )
     items = list(_expand(source, roots))
     if not items:
         raise SegDashError(f"{_describe(source)}: no images found (accepted: {', '.join(IMAGE_SUFFIXES)}, .zip)")

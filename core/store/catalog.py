@@ -20,7 +20,16 @@ from ..data.owner import Owner, is_gone
 from ..errors import SegDashError
 from .layout import mask_file
 from .run_rows import RunRows
-from .schema import _ADDED_COLUMNS, _PIXEL_SCHEMA, _SCHEMA, ACTIVE_RUN_STATES, RUN_ORIGINS, RUN_STATES, SLICE_STATUSES
+from .schema import (
+    _ADDED_COLUMNS,
+    _PIXEL_SCHEMA,
+    _SCHEMA,
+    _VOLUME_SCHEMA,
+    ACTIVE_RUN_STATES,
+    RUN_ORIGINS,
+    RUN_STATES,
+    SLICE_STATUSES,
+)
 
 __all__ = ["Catalog", "WorkspaceError", "SLICE_STATUSES", "RUN_STATES", "ACTIVE_RUN_STATES", "RUN_ORIGINS"]
 
@@ -169,9 +178,11 @@ class Catalog(RunRows):
         source: str,
         notices: list[str],
         labeled: list[float | None] | None = None,
+        volume: tuple[str, int | None] | None = None,
     ) -> None:
         """Record a dataset (and release this process's claim on its name, in the same transaction);
-        ``labeled``: per slice the share of pixels its mask labels."""
+        ``labeled``: per slice the share of pixels its mask labels; ``volume``: ``(path, channel)`` of the
+        Zarr volume its images are read from, for a dataset imported by reference."""
         labeled = labeled or [None] * len(statuses)
         now = time.time()
         owner = Owner.current()
@@ -196,6 +207,9 @@ class Catalog(RunRows):
                 "VALUES (?,?,?,?,?,?,'imported',0,?)",
                 [(name, z, 1, s, mask_file(z, 1), now, labeled[z]) for z, s in enumerate(statuses) if s != "unlabeled"],
             )
+            if volume is not None:
+                con.execute(_VOLUME_SCHEMA)
+                con.execute("INSERT INTO dataset_volumes VALUES (?,?,?)", (name, str(volume[0]), volume[1]))
 
     def dataset_row(self, name: str) -> sqlite3.Row | None:
         rows = self.query("SELECT * FROM datasets WHERE name=?", (name,))
@@ -239,6 +253,14 @@ class Catalog(RunRows):
         except sqlite3.OperationalError:  # no such table: nothing stored yet in this workspace
             return None
         return (rows[0]["z"], rows[0]["y"], rows[0]["x"], rows[0]["unit"]) if rows else None
+
+    def volume(self, name: str) -> tuple[str, int | None] | None:
+        """``(path, channel)`` of the Zarr volume a dataset imported by reference reads, or ``None``."""
+        try:
+            rows = self.query("SELECT path, channel FROM dataset_volumes WHERE dataset=?", (name,))
+        except sqlite3.OperationalError:  # no such table: no dataset was imported by reference here
+            return None
+        return (rows[0]["path"], rows[0]["channel"]) if rows else None
 
     # -- slices and mask versions ------------------------------------------------------------
     # A slice's mask versions are append-only rows (one file each, never overwritten). Besides the

@@ -3,7 +3,8 @@
 Layout::
 
     catalog.sqlite                      datasets, slices, mask versions, runs, epoch metrics
-    datasets/<name>/images.tif          (Z, Y, X) uncompressed TIFF in the original dtype (memory-mapped)
+    datasets/<name>/images.tif          (Z, Y, X) uncompressed TIFF in the original dtype (memory-mapped);
+                                        none for a Zarr imported by reference (core.store.volumes)
     datasets/<name>/masks/<z>.v<n>.png  version n of slice z's mask: uint8 class indices 0..K-1
     runs/<run_id>/                      best.pt, last.pt, bundle.zip of a training run
     predictions/<name>/<run_id>/        masks.tif, prob.tif, summary.json of a stored prediction

@@ -26,6 +26,7 @@ class DatasetInfo:
         statuses: per slice, one of ``unlabeled``, ``labeled``, ``edited``, ``from-prediction``.
         notices: what the import converted, as told to the user then.
         labeled: per slice, the share of pixels its mask labels (``None``: complete; 0 when unlabeled).
+        volume: for a dataset imported by reference, the Zarr volume its images are read from (else ``""``).
     """
 
     name: str
@@ -37,6 +38,7 @@ class DatasetInfo:
     source: str = ""
     notices: tuple[str, ...] = ()
     labeled: tuple[float | None, ...] = ()
+    volume: str = ""
 
     @property
     def n_classes(self) -> int:

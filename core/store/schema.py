@@ -92,3 +92,11 @@ CREATE TABLE IF NOT EXISTS dataset_pixel_size (
     x REAL NOT NULL,
     unit TEXT NOT NULL
 )"""
+# a dataset imported by reference: its images are read from a Zarr / OME-Zarr volume outside the
+# workspace (no images.tif); own table, created on first use, so older workspaces open unchanged
+_VOLUME_SCHEMA = """
+CREATE TABLE IF NOT EXISTS dataset_volumes (
+    dataset TEXT PRIMARY KEY REFERENCES datasets(name) ON DELETE CASCADE ON UPDATE CASCADE,
+    path TEXT NOT NULL,
+    channel INTEGER
+)"""

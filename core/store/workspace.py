@@ -35,6 +35,7 @@ from typing import Sequence
 import numpy as np
 import tifffile
 
+from ..data.chunked import Volume
 from ..data.io import write_png
 from ..data.masks import UNLABELED, labeled_fraction
 from ..data.owner import Owner
@@ -47,6 +48,7 @@ from .leftovers import clean_leftovers
 from .mask_history import MaskHistory
 from .records import DatasetInfo, MaskConflict, MaskSave, MaskVersion, RunRecord, SliceInfo
 from .space import disk_full_error, human_bytes, reserve, space_for
+from .volumes import open_referenced
 
 __all__ = [
     "Workspace",
@@ -147,6 +149,7 @@ class Workspace(MaskHistory):
             source=row["source"],
             notices=tuple(json.loads(row["notices"])),
             labeled=tuple(s["labeled"] for s in slices),
+            volume=(self.catalog.volume(name) or ("",))[0],
         )
 
     def slices(self, name: str) -> list[SliceInfo]:
@@ -165,6 +168,7 @@ class Workspace(MaskHistory):
         *,
         source: str = "",
         notices: Sequence[str] = (),
+        by_reference: bool = False,
     ) -> DatasetInfo:
         """Store a new dataset.
 
@@ -177,6 +181,8 @@ class Workspace(MaskHistory):
             slice_names: per slice a name or ``None`` (then ``<name>_<zzzz>``).
             source: where the data came from, for the record.
             notices: conversion notices from reading.
+            by_reference: ``images`` is a Zarr :class:`~core.data.chunked.Volume` that stays where it is: its
+                path and channel are recorded, no image is written (:mod:`core.store.volumes`).
         """
         validate_name(name)
         if self.has_dataset(name):
@@ -208,26 +214,18 @@ class Workspace(MaskHistory):
         final = self.dataset_dir(name)
         tmp = self._work_dir(name, "importing")
         n_masks = sum(m is not None for m in mask_list)
-        needed = z * (h * w * np.dtype(images.dtype).itemsize + 512) + n_masks * (h * w // 8 + 1024)
+        volume = (str(getattr(images, "path", "")), getattr(images, "channel", None)) if by_reference else None
+        if volume is not None and not volume[0]:
+            raise SegDashError("only a Zarr volume opened from a path (core.data.chunked.open_volume) is referenced")
+        image_bytes = 0 if by_reference else z * h * w * np.dtype(images.dtype).itemsize
+        needed = image_bytes + z * 512 + n_masks * (h * w // 8 + 1024)
         self.catalog.claim_dataset(name, tmp.name)
         published = False
         try:
             with space_for(self.root, needed):
                 (tmp / layout.MASKS_DIR).mkdir(parents=True)
-                # plain file writes, not a memory map: a full disk then raises ENOSPC instead of
-                # killing the process with SIGBUS
-                with open(tmp / layout.IMAGES, "wb") as fh:
-                    reserve(fh, z * h * w * np.dtype(images.dtype).itemsize)
-                    tifffile.imwrite(
-                        fh,
-                        (np.asarray(images[i]) for i in range(z)),
-                        shape=(z, h, w),
-                        dtype=images.dtype,
-                        photometric="minisblack",
-                    )
-                    fh.truncate(fh.tell())
-                    fh.flush()
-                    os.fsync(fh.fileno())
+                if not by_reference:
+                    _write_stack(tmp / layout.IMAGES, images, image_bytes)
                 statuses, fractions = [], []
                 for i, m in enumerate(mask_list):
                     fractions.append(None if m is None else labeled_fraction(m))
@@ -251,6 +249,7 @@ class Workspace(MaskHistory):
                     source,
                     list(notices),
                     fractions,
+                    volume,
                 )
         except BaseException:
             shutil.rmtree(final if published else tmp, ignore_errors=True)
@@ -287,8 +286,11 @@ class Workspace(MaskHistory):
         n_versions = self.catalog.query("SELECT COUNT(*) AS n FROM mask_versions WHERE dataset=?", (name,))[0]["n"]
         masked = info.counts()["slices"] - info.counts()["unlabeled"]
         n_runs = len(self.catalog.runs(name))
+        images = f"its {info.shape[0]} images"
+        if info.volume:
+            images = f"its reference to {info.volume} (the volume is kept)"
         return (
-            f"deleting dataset {name!r} removes its {info.shape[0]} images, the masks of {masked} slices and "
+            f"deleting dataset {name!r} removes {images}, the masks of {masked} slices and "
             f"all {n_versions} saved mask versions for good; its {n_runs} training run"
             f"{'s' if n_runs != 1 else ''} and their checkpoints are kept"
         )
@@ -319,8 +321,14 @@ class Workspace(MaskHistory):
         self.catalog.set_class_names(name, [str(c).strip() for c in class_names])
 
     # -- images ------------------------------------------------------------------------------
-    def read_images(self, name: str) -> np.ndarray:
-        """The (Z, Y, X) image stack, memory-mapped read-only, in its stored dtype."""
+    def read_images(self, name: str) -> np.ndarray | Volume:
+        """The (Z, Y, X) image stack, memory-mapped read-only, in its stored dtype; for a dataset imported
+        by reference its Zarr :class:`~core.data.chunked.Volume`, which reads like a read-only array and
+        reads only the chunks indexed (a missing or moved volume: ``ValueError``, masks untouched)."""
+        ref = self.catalog.volume(name)
+        if ref is not None:
+            row = self.catalog.dataset_row(name)
+            return open_referenced(name, ref[0], ref[1], (row["n_slices"], row["height"], row["width"]), row["dtype"])
         path = self.images_path(name)
         if not path.exists():
             raise SegDashError(f"dataset {name!r} has no image file at {path}")
@@ -367,3 +375,20 @@ class Workspace(MaskHistory):
         """The dataset's :class:`~core.data.pixelsize.PixelSize` (read from its source on import), or ``None``."""
         row = self.catalog.pixel_size(name)
         return PixelSize(*row) if row else None
+
+
+def _write_stack(path: Path, images: np.ndarray, nbytes: int) -> None:
+    """``images`` (Z, Y, X) as an uncompressed TIFF at ``path``, a slice at a time, with plain file writes,
+    not a memory map: a full disk then raises ENOSPC instead of killing the process with SIGBUS."""
+    with open(path, "wb") as fh:
+        reserve(fh, nbytes)
+        tifffile.imwrite(
+            fh,
+            (np.asarray(images[i]) for i in range(images.shape[0])),
+            shape=tuple(images.shape),
+            dtype=images.dtype,
+            photometric="minisblack",
+        )
+        fh.truncate(fh.tell())
+        fh.flush()
+        os.fsync(fh.fileno())

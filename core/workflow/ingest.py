@@ -13,26 +13,26 @@ default the folder the app was started in and the workspace's ``inbox/``); the c
 by the user on their own machine, is not limited.
 
 A ZIP or folder with ``images/`` and ``masks/`` (or ``labels/``) sub-folders, as SegDash's own
-dataset export writes, is split into images and masks automatically, and its ``segdash.json``
-supplies the class names.
+dataset export writes, is split into images and masks automatically (:mod:`core.workflow.bundles`),
+and its ``segdash.json`` supplies the class names. A Zarr or OME-Zarr folder is copied into the
+workspace, or, ``by_reference``, read where it is (:mod:`core.store.volumes`).
 """
 
 from __future__ import annotations
 
-import io
-import json
 import os
-import zipfile
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ..data.io import Stack, ZipFolder, check_import_path, read_stack
+from ..data.chunked import sample_slices
+from ..data.io import Stack, check_import_path, read_stack
 from ..data.masks import default_class_names, to_labels
 from ..errors import SegDashError
 from ..store.workspace import DatasetInfo, Workspace, validate_name
+from .bundles import split_bundle
 
 __all__ = [
     "ImportReport",
@@ -45,9 +45,6 @@ __all__ = [
 ]
 
 _MASK_SUFFIXES = ("_mask", "_masks", "-mask", "_label", "_labels", "-label", "_gt", "_seg", "_segmentation")
-_MASK_DIRS = ("masks", "mask", "labels", "label", "gt")
-_IMAGE_DIRS = ("images", "image", "imgs", "raw")
-MANIFEST = "segdash.json"
 
 
 @dataclass
@@ -68,6 +65,7 @@ class ImportReport:
             "dtype": self.dataset.dtype,
             "classes": list(self.dataset.class_names),
             "notices": self.notices,
+            "by_reference": bool(self.dataset.volume),
         }
 
 
@@ -140,78 +138,6 @@ def pair_masks(images: Stack, masks: Stack | None, *, one_file_each: bool = Fals
 def _where(stack: Stack) -> str:
     srcs = sorted(set(stack.sources))
     return srcs[0] if len(srcs) == 1 else f"{len(srcs)} files"
-
-
-def split_bundle(source: Any) -> tuple[Any, Any | None, dict[str, Any]]:
-    """Split a folder or ZIP holding ``images/`` and ``masks/`` sub-folders.
-
-    Returns ``(images_source, masks_source_or_None, manifest)``; a source without that layout is
-    returned unchanged with ``(source, None, {})``. A list of one upload counts as that upload. A
-    ZIP is not decompressed here: its halves are :class:`core.data.io.ZipFolder` views read member by
-    member later.
-    """
-    if isinstance(source, (list, tuple)) and len(source) == 1:
-        inner = source[0]
-        images, masks, manifest = split_bundle(inner)
-        return (source, None, {}) if images is inner else (images, masks, manifest)
-    if isinstance(source, (str, Path)) and Path(source).is_dir():
-        root = Path(source)
-        img = next((root / d for d in _IMAGE_DIRS if (root / d).is_dir()), None)
-        msk = next((root / d for d in _MASK_DIRS if (root / d).is_dir()), None)
-        manifest = _manifest_text(root / MANIFEST) if (root / MANIFEST).is_file() else {}
-        if img is not None:
-            return img, msk, manifest
-        return source, None, {}
-    zsrc, name = _zip_source(source)
-    if zsrc is None:
-        return source, None, {}
-    try:
-        zf = zipfile.ZipFile(
-            Path(zsrc[1]) if isinstance(zsrc, tuple) and isinstance(zsrc[1], Path) else io.BytesIO(zsrc[1])
-        )
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
-        raise SegDashError(f"{name}: not a readable ZIP file ({' '.join(str(exc).split())[:120]})") from None
-    with zf:
-        tops: dict[str, str] = {}
-        manifest: dict[str, Any] = {}
-        for m in zf.infolist():
-            parts = PurePosixPath(m.filename).parts
-            if len(parts) == 1 and parts[0] == MANIFEST and m.file_size < 1_000_000:
-                try:
-                    manifest = json.loads(zf.read(m))
-                except (ValueError, zipfile.BadZipFile, OSError):
-                    manifest = {}
-            if len(parts) >= 2 and not m.is_dir():
-                tops.setdefault(parts[0].lower(), parts[0])
-        img_dir = next((d for d in _IMAGE_DIRS if d in tops), None)
-        if img_dir is None:
-            return source, None, {}
-        msk_dir = next((d for d in _MASK_DIRS if d in tops), None)
-    whole = zsrc[1] if isinstance(zsrc[1], Path) else (name, zsrc[1])
-    manifest = manifest if isinstance(manifest, dict) else {}
-    return (ZipFolder(whole, tops[img_dir]), ZipFolder(whole, tops[msk_dir]) if msk_dir else None, manifest)
-
-
-def _manifest_text(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text()) if path.stat().st_size < 1_000_000 else {}
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def _zip_source(source: Any) -> tuple[tuple[str, Any] | None, str]:
-    """``((name, Path or bytes), name)`` for a ZIP path, ``(name, bytes)`` pair or upload, else ``(None, "")``."""
-    if isinstance(source, (str, Path)):
-        p = Path(source)
-        return ((p.name, p), p.name) if p.suffix.lower() == ".zip" and p.is_file() else (None, "")
-    if isinstance(source, tuple) and len(source) == 2 and str(source[0]).lower().endswith(".zip"):
-        return (str(source[0]), bytes(source[1])), str(source[0])
-    name = str(getattr(source, "name", ""))
-    if name.lower().endswith(".zip") and hasattr(source, "read"):
-        data = source.getvalue() if hasattr(source, "getvalue") else source.read()
-        return (Path(name).name, data), Path(name).name
-    return None, ""
 
 
 class ImagesLookLikeMasks(SegDashError):
@@ -287,6 +213,7 @@ def import_dataset(
     unlabeled_value: float | None = None,
     roots: Sequence[str | Path] | None = None,
     progress: Callable[[int, int, str], None] | None = None,
+    by_reference: bool = False,
 ) -> ImportReport:
     """Read images (and masks), pair them and store them as dataset ``name``.
 
@@ -308,6 +235,8 @@ def import_dataset(
         roots: paths must lie inside these folders (the web page's server-path import).
         progress: ``progress(done, total, stage)``: files read (stage ``"images"``, ``"masks"``),
             then slices written (stage ``"writing"``).
+        by_reference: ``images`` is a Zarr or OME-Zarr folder that stays where it is: the dataset reads it
+            in place (no copy; :mod:`core.store.volumes`); else it is copied into the workspace.
 
     Raises:
         ValueError: every refusal, with a message for the user (see :mod:`core.data.io`, :mod:`core.data.masks`):
@@ -330,10 +259,12 @@ def import_dataset(
     def stage(what: str):
         return None if progress is None else (lambda done, total: progress(done, total, what))
 
-    stack = read_stack(images, channel=channel, as_stack=as_stack, roots=roots, progress=stage("images"))
+    stack = read_stack(
+        images, channel=channel, as_stack=as_stack, roots=roots, progress=stage("images"), reference=by_reference
+    )
     notices = list(stack.notices)
     if not images_are_binary:
-        two = _two_values(stack.data)
+        two = _two_values(sample_slices(stack.data, 8) if by_reference else stack.data)
         if two is not None:
             raise ImagesLookLikeMasks(_where(stack), two)
     mask_stack = None
@@ -376,13 +307,22 @@ def import_dataset(
     if len(names) < n_classes:
         raise SegDashError(f"the masks have {n_classes} classes but {len(names)} class names were given")
     data = stack.data
-    if progress is not None:
+    if by_reference:
+        notices.append(f"images read in place from {data.path} (not copied): the volume must stay there")
+    elif progress is not None:
         z = stack.shape[0]
         data = stack.data.view(_Reporting)
         data._report = lambda done: progress(done, z, "writing")
     px = _pixel_size(images, manifest, notices)
     info = ws.create_dataset(
-        name, data, labels_list, names, stack.names, source=source or _where(stack), notices=notices
+        name,
+        data,
+        labels_list,
+        names,
+        stack.names,
+        source=source or _where(stack),
+        notices=notices,
+        by_reference=by_reference,
     )
     if px is not None:
         ws.catalog.set_pixel_size(name, *px)
