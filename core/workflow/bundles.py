@@ -89,4 +89,3 @@ def _zip_source(source: Any) -> tuple[tuple[str, Any] | None, str]:
         data = source.getvalue() if hasattr(source, "getvalue") else source.read()
         return (Path(name).name, data), Path(name).name
     return None, ""
-
