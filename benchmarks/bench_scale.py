@@ -64,6 +64,21 @@ DDP_CONFIG = {
 }
 
 
+def _child(what: str, *args: str) -> list[str]:
+    """``python -m core ARGS`` through :data:`CHILD` in a child process of one thread (the fastest on a
+    busy shared machine; RSS does not depend on it); its standard output's lines."""
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD, *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "SEGDASH_THREADS": "1"},
+    )
+    if out.returncode:
+        raise SystemExit(f"{what} child failed:\n{out.stderr[-3000:]}")
+    return out.stdout.strip().splitlines()
+
+
 def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
@@ -90,17 +105,8 @@ def memory_part(tmp: Path, depths: list[int], side: int = SIDE) -> list[dict]:
         _volume(src, depth, side)
         log("predicting it chunk by chunk in a child process ...")
         t0 = time.perf_counter()
-        out = subprocess.run(  # one thread: the fastest on a busy shared machine; RSS does not depend on it
-            [sys.executable, "-c", CHILD, "predict", "--checkpoint", str(ckpt), "--input", str(src)]
-            + ["--out", str(tmp / f"out{depth}.zarr")],
-            capture_output=True,
-            text=True,
-            cwd=ROOT,
-            env={**os.environ, "SEGDASH_THREADS": "1"},
-        )
-        if out.returncode:
-            raise SystemExit(f"prediction child failed:\n{out.stderr[-3000:]}")
-        lines = out.stdout.strip().splitlines()
+        out_zarr = str(tmp / f"out{depth}.zarr")
+        lines = _child("prediction", "predict", "--checkpoint", str(ckpt), "--input", str(src), "--out", out_zarr)
         summary, res = json.loads(lines[-2]), json.loads(lines[-1])
         rows.append(
             {
@@ -159,17 +165,8 @@ def reference_part(tmp: Path, depths: list[int], side: int = SIDE) -> list[dict]
             ws.save_mask("ref", int(z), (vol[int(z)] > 127).astype(np.uint8))
         log("training on it in a child process ...")
         t0 = time.perf_counter()
-        out = subprocess.run(
-            [sys.executable, "-c", CHILD, "train", "--workspace", str(ws_root), "--dataset", "ref"]
-            + ["--config", str(cfg_file)],
-            capture_output=True,
-            text=True,
-            cwd=ROOT,
-            env={**os.environ, "SEGDASH_THREADS": "1"},
-        )
-        if out.returncode:
-            raise SystemExit(f"training child failed:\n{out.stderr[-3000:]}")
-        res = json.loads(out.stdout.strip().splitlines()[-1])
+        lines = _child("training", "train", "--workspace", str(ws_root), "--dataset", "ref", "--config", str(cfg_file))
+        res = json.loads(lines[-1])
         rows.append(
             {
                 "what": f"train on a dataset referencing a {depth}x{side}x{side} Zarr, {REF_LABELED} labeled (child)",

@@ -23,9 +23,12 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -37,6 +40,9 @@ __all__ = [
     "sharing_cpu",
     "use_worker_process",
     "worker_env",
+    "on_stop_signal",
+    "signal_stop",
+    "server_gone",
     "background_threads",
     "share_cpu_for_background",
     "uses_channels_last",
@@ -108,6 +114,32 @@ def worker_env() -> dict[str, str]:
     if sharing_cpu():
         env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     return env
+
+
+_STOP_SIGNAL = getattr(signal, "SIGUSR1", None)  # what a worker process takes as "stop"; None on Windows
+
+
+def on_stop_signal(stop: Callable[[], None]) -> None:
+    """In a worker process: call ``stop`` when the server asks it to stop (:func:`signal_stop`).
+    Install it before telling the server the worker is ready: until then the signal would kill it."""
+    if _STOP_SIGNAL is not None:
+        signal.signal(_STOP_SIGNAL, lambda *_: stop())
+
+
+def signal_stop(proc: subprocess.Popen) -> None:
+    """Ask a running worker process to stop (it must have called :func:`on_stop_signal`); nothing
+    where the platform has no such signal (the catalog's stop request still reaches a training)."""
+    if _STOP_SIGNAL is not None and proc.poll() is None:
+        try:
+            os.kill(proc.pid, _STOP_SIGNAL)
+        except OSError:  # it ended meanwhile
+            pass
+
+
+def server_gone(parent: int | None) -> bool:
+    """In a worker process started by the server ``parent``: True once that server has ended (the
+    worker was handed to another parent)."""
+    return bool(parent) and os.getppid() != parent
 
 
 def background_threads(cores: int | None = None) -> tuple[int, bool]:

@@ -5,9 +5,7 @@ to poll and cancel (:func:`prediction_jobs` finds it again after a rerun)."""
 from __future__ import annotations
 
 import json
-import os
 import re
-import signal
 import subprocess
 import sys
 import threading
@@ -22,7 +20,7 @@ from ..data.io import atomic_write
 from ..data.records import Record
 from ..errors import SegDashError
 from ..nn.checkpoint import Checkpoint, load_checkpoint
-from ..nn.device import resolve_device, share_cpu_for_background, use_worker_process, worker_env
+from ..nn.device import resolve_device, share_cpu_for_background, signal_stop, use_worker_process, worker_env
 from ..nn.fit import fit_warnings
 from .config import PredictConfig, PredictionResult, ProgressFn
 from .inferer import decision_for, default_tile
@@ -235,8 +233,8 @@ class PredictionJob:
             env=worker_env(),
             text=True,
         )
-        spec = json.loads(spec_of(self.ws.root, self.dataset, self.checkpoint_path, self.cfg, self.run_id))
-        proc.stdin.write(json.dumps({**spec, "cancelled": self._cancel.is_set(), "parent": os.getpid()}))
+        what = (self.ws.root, self.dataset, self.checkpoint_path, self.cfg, self.run_id)
+        proc.stdin.write(spec_of(*what, cancelled=self._cancel.is_set()))
         proc.stdin.close()
         final: dict[str, Any] | None = None
         for line in proc.stdout:
@@ -281,12 +279,8 @@ class PredictionJob:
         self._cancel.set()
         with self._lock:
             self._snap.cancel_requested = True
-        proc = self._proc  # a worker signalled once it said it is ready (before, the signal would kill it)
-        if proc is not None and self._worker_ready and proc.poll() is None and hasattr(signal, "SIGUSR1"):
-            try:
-                os.kill(proc.pid, signal.SIGUSR1)
-            except OSError:
-                pass
+        if self._proc is not None and self._worker_ready:  # before it is ready, the signal would kill it
+            signal_stop(self._proc)
 
     def is_active(self) -> bool:
         return self._thread is not None and self._thread.is_alive()

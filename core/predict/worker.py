@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import sys
 import threading
 from dataclasses import asdict, fields
@@ -30,10 +29,13 @@ from .config import PredictConfig, PredictionResult
 __all__ = ["spec_of", "result_of", "main"]
 
 
-def spec_of(ws_root: str | Path, dataset: str, checkpoint: str | Path, cfg: PredictConfig, run_id: str | None) -> str:
-    """The JSON a worker reads to predict ``dataset`` of the workspace at ``ws_root``."""
+def spec_of(
+    ws_root: str | Path, dataset: str, checkpoint: str | Path, cfg: PredictConfig, run_id: str | None, cancelled: bool
+) -> str:
+    """The JSON a worker reads to predict ``dataset`` of the workspace at ``ws_root``; ``cancelled``:
+    cancelled before it started; ``parent``: this process, the server it stops with."""
     spec = {"workspace": str(ws_root), "dataset": dataset, "checkpoint": str(checkpoint), "run_id": run_id}
-    return json.dumps({**spec, "cfg": asdict(cfg)})
+    return json.dumps({**spec, "cfg": asdict(cfg), "cancelled": cancelled, "parent": os.getpid()})
 
 
 def result_of(payload: dict[str, Any]) -> PredictionResult:
@@ -51,15 +53,15 @@ def _say(kind: str, payload: Any) -> None:
 
 
 def main() -> int:
+    from ..nn.device import on_stop_signal, server_gone, share_cpu_for_background
+
     cancel = threading.Event()
-    if hasattr(signal, "SIGUSR1"):  # first: from the "ready" line on, the job may signal
-        signal.signal(signal.SIGUSR1, lambda *_: cancel.set())
+    on_stop_signal(cancel.set)  # first: from the "ready" line on, the job may signal
     _say("ready", None)
     spec = json.loads(sys.stdin.read())
     if spec.get("cancelled"):  # cancelled before the worker started
         cancel.set()
 
-    from ..nn.device import share_cpu_for_background
     from ..store.workspace import Workspace
     from .dataset import predict_dataset
 
@@ -68,7 +70,7 @@ def main() -> int:
 
     def watch() -> None:  # the server that started it ended: cancel (the slices done are kept)
         while not cancel.wait(0.5):
-            if parent and os.getppid() != parent:
+            if server_gone(parent):
                 cancel.set()
 
     threading.Thread(target=watch, daemon=True).start()

@@ -33,7 +33,7 @@ from .failures import failure_message, is_disk_full_error
 from .finish import finish_run
 from .loop import Stopped, TrainingData, build_training, fit
 from .recorder import RunRecorder
-from .snapshot import JOB_STATES, TrainingSnapshot, progress_record
+from .snapshot import JOB_STATES, JobHandle, TrainingSnapshot, progress_record
 
 __all__ = ["JOB_STATES", "TrainingJob", "TrainingSnapshot"]
 
@@ -73,7 +73,7 @@ def _resolve_checkpoint(ws: Workspace, resume: str | Path) -> tuple[Path, str]:
     raise SegDashError(f"cannot resume from {text!r}: neither a run id of this workspace nor a checkpoint file")
 
 
-class TrainingJob:
+class TrainingJob(JobHandle):
     """One training run in a background thread.
 
     Args:
@@ -155,12 +155,7 @@ class TrainingJob:
     def __repr__(self) -> str:
         return f"TrainingJob({self.run_id!r}, state={self.state!r})"
 
-    # -- control (any thread) --------------------------------------------------------------
-    @property
-    def state(self) -> str:
-        with self._lock:
-            return self._snap.state
-
+    # -- control (any thread; state, join, is_active, snapshot: JobHandle) ----------------------
     def start(self) -> TrainingJob:
         """Record the run in the catalog and launch the worker thread (once)."""
         if self._thread is not None:
@@ -182,31 +177,6 @@ class TrainingJob:
         with self._lock:
             if self._snap.state in ("queued", "running"):
                 self._snap.state = "stopping"
-
-    def join(self, timeout: float | None = None) -> bool:
-        """Wait for the worker; returns True when it has finished."""
-        if self._thread is None:
-            return self.state not in ACTIVE_RUN_STATES
-        self._thread.join(timeout)
-        return not self._thread.is_alive()
-
-    def is_active(self) -> bool:
-        """True while the worker thread runs."""
-        return self._thread is not None and self._thread.is_alive()
-
-    def snapshot(self) -> TrainingSnapshot:
-        """A copy of the job's progress (safe to keep and to read from any thread); see
-        :class:`TrainingSnapshot` for its fields (it reads like a dict too: ``snap["state"]``)."""
-        with self._lock:
-            s = self._snap
-            return replace(
-                s,
-                history=[dict(h) for h in s.history],
-                notes=list(s.notes),
-                train_slices=list(s.train_slices),
-                val_slices=list(s.val_slices),
-                test_slices=list(s.test_slices),
-            )
 
     # -- worker ----------------------------------------------------------------------------
     def _set(self, **values: Any) -> None:

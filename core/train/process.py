@@ -33,7 +33,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -45,13 +44,13 @@ from typing import Any
 
 from ..data.owner import Owner
 from ..errors import SegDashError
-from ..nn.device import use_worker_process, worker_env
+from ..nn.device import on_stop_signal, server_gone, signal_stop, use_worker_process, worker_env
 from ..store.schema import ACTIVE_RUN_STATES
 from ..store.workspace import Workspace
 from .config import TrainConfig
 from .job import TrainingJob
 from .registry import registry
-from .snapshot import TrainingSnapshot, mark_worker, snapshot_of_run
+from .snapshot import JobHandle, mark_worker, snapshot_of_run
 
 __all__ = ["ProcessJob", "start_training", "main"]
 
@@ -82,7 +81,7 @@ def start_training(
     return registry().start(job)
 
 
-class ProcessJob:
+class ProcessJob(JobHandle):
     """A :class:`~core.train.job.TrainingJob` run by a worker process (see the module docstring).
 
     Args:
@@ -104,11 +103,6 @@ class ProcessJob:
         return f"ProcessJob({self.run_id!r}, state={self.state!r})"
 
     @property
-    def state(self) -> str:
-        with self._lock:
-            return self._snap.state
-
-    @property
     def pid(self) -> int | None:
         """The worker's process id, once started."""
         return None if self._proc is None else self._proc.pid
@@ -128,16 +122,13 @@ class ProcessJob:
             "resume_from": self._resume,
             "origin": self.origin,
         }
-        env = worker_env()
-        root = str(Path(__file__).resolve().parents[2])
-        with open(run_dir / "worker.log", "ab") as log_file:
+        with open(run_dir / "worker.log", "ab") as log_file:  # the server's directory, as paths are given
             self._proc = subprocess.Popen(
                 [sys.executable, "-m", "core.train.process"],
                 stdin=subprocess.PIPE,
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
-                env=env,
-                cwd=root,
+                env=worker_env(),
             )
         mark_worker(self._proc.pid)
         try:  # the run's row now, owned by the worker, so that every page lists it at once
@@ -182,38 +173,9 @@ class ProcessJob:
         except Exception:  # noqa: BLE001 - a busy catalog: the follower asks again
             log.debug("stop request of %s not recorded", self.run_id, exc_info=True)
             return False
-        proc = self._proc
-        if proc is not None and proc.poll() is None and hasattr(signal, "SIGUSR1"):
-            try:
-                os.kill(proc.pid, signal.SIGUSR1)  # within one step
-            except OSError:
-                pass
+        if self._proc is not None:
+            signal_stop(self._proc)  # within one step
         return True
-
-    def join(self, timeout: float | None = None) -> bool:
-        """Wait for the worker and its outcome; True when it has finished."""
-        if self._thread is None:
-            return self.state not in ACTIVE_RUN_STATES
-        self._thread.join(timeout)
-        return not self._thread.is_alive()
-
-    def is_active(self) -> bool:
-        """True while the worker runs (or its outcome is being read)."""
-        return self._thread is not None and self._thread.is_alive()
-
-    def snapshot(self) -> TrainingSnapshot:
-        """The run's progress as the worker last recorded it (a copy, like TrainingJob.snapshot)."""
-        with self._lock:
-            s = self._snap
-            return replace(
-                s,
-                history=[dict(h) for h in s.history],
-                notes=list(s.notes),
-                train_slices=list(s.train_slices),
-                val_slices=list(s.val_slices),
-                test_slices=list(s.test_slices),
-                test_scores=dict(s.test_scores),
-            )
 
     # -- following the worker --------------------------------------------------------------
     def _refresh(self) -> bool:
@@ -282,13 +244,11 @@ def main() -> int:
         origin=spec.get("origin") or "app",
         recorded=True,
     )
-    if hasattr(signal, "SIGUSR1"):
-        signal.signal(signal.SIGUSR1, lambda *_: job.stop())
+    on_stop_signal(job.stop)
     registry().start(job)
-    parent = spec.get("parent")
     try:
         while not job.join(0.5):
-            if parent and os.getppid() != parent and job.state in ("queued", "running"):
+            if server_gone(spec.get("parent")) and job.state in ("queued", "running"):
                 print(f"run {job.run_id}: the server that started it ended: stopping", flush=True)
                 job.stop()  # its server is gone (stopped, killed): stop cleanly, last.pt kept to resume
     except KeyboardInterrupt:

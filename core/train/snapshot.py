@@ -5,8 +5,9 @@ catalog for the others to read (:func:`progress_record`)."""
 
 from __future__ import annotations
 
+import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..data.owner import Owner, host_token
@@ -18,6 +19,7 @@ __all__ = [
     "JOB_STATES",
     "ORIGIN_NAMES",
     "TrainingSnapshot",
+    "JobHandle",
     "progress_record",
     "snapshot_of_run",
     "origin_label",
@@ -79,6 +81,48 @@ class TrainingSnapshot(Record):
     wall_time_s: float = 0.0
     bundle: str = ""
     origin: str = ""
+
+
+class JobHandle:
+    """What a page holds of a training job, whichever way it computes: its progress in ``_snap``
+    (guarded by ``_lock``), kept up by a background thread ``_thread`` (the job's worker thread, or
+    the thread following a worker process). Subclasses: :class:`~core.train.job.TrainingJob`,
+    :class:`~core.train.process.ProcessJob`."""
+
+    _lock: threading.Lock
+    _snap: TrainingSnapshot
+    _thread: threading.Thread | None
+
+    @property
+    def state(self) -> str:
+        with self._lock:
+            return self._snap.state
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the background thread; returns True when it has finished."""
+        if self._thread is None:
+            return self.state not in ACTIVE_RUN_STATES
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def is_active(self) -> bool:
+        """True while the background thread runs."""
+        return self._thread is not None and self._thread.is_alive()
+
+    def snapshot(self) -> TrainingSnapshot:
+        """A copy of the job's progress (safe to keep and to read from any thread); see
+        :class:`TrainingSnapshot` for its fields (it reads like a dict too: ``snap["state"]``)."""
+        with self._lock:
+            s = self._snap
+            return replace(
+                s,
+                history=[dict(h) for h in s.history],
+                notes=list(s.notes),
+                train_slices=list(s.train_slices),
+                val_slices=list(s.val_slices),
+                test_slices=list(s.test_slices),
+                test_scores=dict(s.test_scores),
+            )
 
 
 def progress_record(snap: TrainingSnapshot, now: float | None = None) -> dict[str, Any]:
