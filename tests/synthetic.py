@@ -16,6 +16,23 @@ def discs(rng: np.random.Generator, h: int, w: int, n: int | None = None) -> tup
     return np.clip(img, 0, 255).astype(np.uint8), mask
 
 
+def disc_stack(rng: np.random.Generator, z: int, h: int, w: int, n: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``z`` slices of :func:`discs`: a (Z, h, w) uint8 stack and its 0/1 masks."""
+    pairs = [discs(rng, h, w, n) for _ in range(z)]
+    return np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
+
+
+#: a classic U-Net of width 4 trained on 64-px patches: a run of the discs takes seconds
+TINY_TRAIN = {
+    "model": {"arch": "classic", "classic_width": 4},
+    "patch_size": 64,
+    "batch_size": 8,
+    "steps_per_epoch": 4,
+    "lr": 1e-2,
+    "val_fraction": 0.25,
+}
+
+
 def tiny_checkpoint(
     path,
     class_names=("bg", "fg"),

@@ -10,24 +10,15 @@ from core.store.workspace import Workspace
 from core.train.budget import TimeBudget
 from core.train.config import TrainConfig
 from core.train.headless import train_headless
-from tests.synthetic import discs
+from tests.synthetic import TINY_TRAIN, disc_stack
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/core/conftest.py
-
-TINY = {
-    "model": {"arch": "classic", "classic_width": 4},
-    "patch_size": 64,
-    "batch_size": 8,
-    "steps_per_epoch": 4,
-    "lr": 1e-2,
-    "val_fraction": 0.25,
-}
 
 
 @pytest.fixture
 def ws(ws: Workspace) -> Workspace:
     rng = np.random.default_rng(0)
-    imgs, masks = (np.stack(a) for a in zip(*(discs(rng, 64, 64) for _ in range(8))))
+    imgs, masks = disc_stack(rng, 8, 64, 64)
     ws.create_dataset("discs", imgs, masks, ["background", "disc"])
     return ws
 
@@ -48,14 +39,14 @@ def test_minutes_must_be_a_number_from_zero():
 
 
 def test_a_time_budget_plans_the_epochs_and_the_schedule_ends_with_it(ws):
-    out = train_headless(ws, "discs", config={**TINY, "epochs": 1000, "minutes": 0.05})  # 3 s
+    out = train_headless(ws, "discs", config={**TINY_TRAIN, "epochs": 1000, "minutes": 0.05})  # 3 s
     assert out["state"] == "done", out["error"]
     hist = ws.run_epochs(out["run_id"])
     n = len(hist)
     assert 2 <= n < 1000 and out["epochs"] == n
     last = load_checkpoint(out["last_checkpoint"])
     assert last.epoch == n and last.extra["train_config"]["epochs"] == n  # the plan is what is stored
-    assert hist[-1]["lr"] < 0.5 * TINY["lr"] < hist[0]["lr"]  # the cosine decayed over the planned run
+    assert hist[-1]["lr"] < 0.5 * TINY_TRAIN["lr"] < hist[0]["lr"]  # the cosine decayed over the planned run
     # a budget resumes a run past its stored epochs (it plans its own)
     again = train_headless(ws, "discs", config={"minutes": 0.02}, resume=out["run_id"])
     assert again["state"] == "done", again["error"]

@@ -16,25 +16,17 @@ from core.train.job import TrainingJob
 from core.train.process import ProcessJob, start_training
 from core.train.registry import live_runs, registry
 from core.train.snapshot import origin_label
-from tests.synthetic import discs
+from tests.synthetic import TINY_TRAIN, disc_stack
 
 pytestmark = [pytest.mark.usefixtures("one_thread"), pytest.mark.skipif(os.name != "posix", reason="POSIX signals")]
 
-TINY = {
-    "model": {"arch": "classic", "classic_width": 4},
-    "patch_size": 64,
-    "batch_size": 8,
-    "steps_per_epoch": 4,
-    "epochs": 2,
-    "lr": 1e-2,
-    "val_fraction": 0.25,
-}
+TINY = {**TINY_TRAIN, "epochs": 2}
 
 
 @pytest.fixture
 def ws(ws: Workspace) -> Workspace:
     rng = np.random.default_rng(0)
-    imgs, masks = (np.stack(a) for a in zip(*(discs(rng, 64, 64) for _ in range(6))))
+    imgs, masks = disc_stack(rng, 6, 64, 64)
     ws.create_dataset("discs", imgs, masks, ["background", "disc"])
     ws.create_dataset("bare", imgs, None, ["background", "disc"])
     return ws

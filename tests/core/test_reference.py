@@ -21,7 +21,7 @@ from core.data.omezarr import write_omezarr
 from core.errors import SegDashError
 from core.store.workspace import Workspace
 from core.workflow.ingest import import_dataset
-from tests.synthetic import discs
+from tests.synthetic import disc_stack
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/core/conftest.py
 
@@ -38,8 +38,7 @@ TINY = {
 def _volume(path: Path, z: int, side: int = 64, zarr_format: int = 3, chunks_z: int = 4, seed: int = 0):
     """A (z, side, side) uint8 Zarr array of discs at ``path``; returns its data and masks."""
     rng = np.random.default_rng(seed)
-    pairs = [discs(rng, side, side, 3) for _ in range(z)]
-    data, masks = np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
+    data, masks = disc_stack(rng, z, side, side, 3)
     arr = zarr.create_array(
         str(path), shape=data.shape, chunks=(chunks_z, side, side), dtype="uint8", zarr_format=zarr_format
     )
