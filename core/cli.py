@@ -302,8 +302,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"error: {type(exc).__name__}: {_one_line(exc)} (set SEGDASH_DEBUG=1 for a traceback)", file=sys.stderr)
         return EXIT_INTERNAL
-    print(json.dumps(summary, default=str))
+    _write_line(json.dumps(summary, default=str))
     return EXIT_OK
+
+
+def _write_line(line: str) -> None:
+    """Write the summary line to stdout in one write, so that ranks of one torchrun sharing a pipe
+    never interleave their lines (a pipe write up to 4096 bytes is atomic; print() is two writes)."""
+    sys.stdout.flush()
+    data = (line + "\n").encode()
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # a captured stdout (tests, notebooks)
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+        return
+    while data:
+        data = data[os.write(fd, data) :]
 
 
 def _one_line(exc: BaseException) -> str:
