@@ -79,18 +79,18 @@ def build_parser() -> argparse.ArgumentParser:
         "import",
         commands.run_import,
         help="import images (and masks) as a dataset",
-        description="Import a TIFF stack, an image file, a ZIP, a folder, or a Zarr / OME-Zarr volume as a new "
+        description="Import a TIFF stack, an image file, a ZIP, a folder, or a Zarr / OME-Zarr / N5 volume as a new "
         "dataset. The images are copied into the workspace (a Zarr volume a slab of chunks at a time), "
-        "unless --by-reference: then a Zarr volume is read where it is, and must stay there.",
+        "unless --by-reference: then a Zarr or N5 volume is read where it is, and must stay there.",
     )
     p.add_argument("--name", required=True, help="new dataset name (letters, digits, . _ -)")
     p.add_argument(
-        "--images", required=True, metavar="PATH", help="TIFF stack, image file, ZIP, folder, or Zarr / OME-Zarr folder"
+        "--images", required=True, metavar="PATH", help="TIFF stack, image file, ZIP, folder, or Zarr / OME-Zarr / N5 folder"
     )
     p.add_argument(
         "--by-reference",
         action="store_true",
-        help="Zarr / OME-Zarr only: record the volume's path instead of copying it (no copy, no extra disk; "
+        help="Zarr / OME-Zarr / N5 only: record the volume's path instead of copying it (no copy, no extra disk; "
         "the volume must stay where it is: moved or deleted, the dataset's images cannot be read, its masks "
         "are kept). Without it the volume is copied into the workspace as an uncompressed TIFF (its full size)",
     )
@@ -199,7 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="a run's best.pt / last.pt, or its bundle.zip (the weights inside are read)",
     )
     p.add_argument(
-        "--input", required=True, metavar="STACK", help="TIFF stack, image file, ZIP or folder; Zarr or OME-Zarr folder"
+        "--input", required=True, metavar="STACK", help="TIFF stack, image file, ZIP or folder; Zarr, OME-Zarr or N5 folder"
     )
     p.add_argument(
         "--out",

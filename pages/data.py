@@ -241,13 +241,13 @@ def _import_tab(ws) -> None:
         expanded=bool(st.session_state.get("data_path")),
     ):
         st.text_input(
-            "Images: a file, folder, ZIP or Zarr / OME-Zarr folder on the server",
+            "Images: a file, folder, ZIP, or Zarr / OME-Zarr / N5 folder on the server",
             key="data_path",
             placeholder="/data/stack.tif",
         )
         st.text_input("Masks (optional): a file, folder or ZIP on the server", key="data_mask_path")
         st.radio(
-            "A Zarr / OME-Zarr volume is",
+            "A Zarr / OME-Zarr / N5 volume is",
             ["copy", "reference"],
             key="data_zarr_mode",
             horizontal=True,

@@ -1,10 +1,13 @@
-"""Chunked volumes: Zarr arrays (format 2 and 3) and OME-Zarr images opened by reference, read a block
-at a time, and Zarr outputs written a chunk at a time, so memory is a few chunks whatever the
-volume's size. zarr-python does the chunking and the codecs; nothing here decodes a chunk.
+"""Chunked volumes: Zarr arrays (format 2 and 3), OME-Zarr images and N5 datasets opened by
+reference, read a block at a time, and Zarr outputs written a chunk at a time, so memory is a few
+chunks whatever the volume's size. zarr-python (Zarr) and TensorStore (N5: zarr-python 3 dropped its
+N5 store) do the chunking and the codecs; nothing here decodes a chunk.
 
 A volume is (Z, Y, X): an OME-Zarr image's full resolution level with one time point and one
-channel chosen, or a plain Zarr array of 2 or 3 dimensions (a 2-D array is one slice). N5 is not
-read (zarr-python 3 dropped its N5 store): convert it to Zarr first (BigDataViewer, ``n5-utils``).
+channel chosen, a plain Zarr array of 2 or 3 dimensions (a 2-D array is one slice), or an N5 dataset
+(N5 lists its dimensions fastest first, x, y, z, as BigDataViewer and n5-imglib2 write them; they
+are reversed here to (Z, Y, X)). A group of N5 datasets is opened at its one dataset, or at its
+full-resolution ``s0`` (BigDataViewer's ``setup0/timepoint0/s0``).
 
 Example:
     >>> vol = open_volume("brain.zarr")                         # doctest: +SKIP
@@ -34,17 +37,28 @@ IN_MEMORY_BYTES = 256 << 20  # as_array: volumes up to this size are read into m
 
 
 def is_chunked(path: str | Path) -> bool:
-    """True for a folder holding a Zarr array or group (format 2 or 3) or an N5 container."""
+    """True for a folder holding a Zarr array or group (format 2 or 3), or an N5 container or dataset."""
     p = Path(path)
-    return p.is_dir() and (any((p / f).is_file() for f in ("zarr.json", ".zarray", ".zgroup")) or _is_n5(p))
+    return p.is_dir() and (_is_zarr(p) or _is_n5(p))
+
+
+def _is_zarr(path: Path) -> bool:
+    return any((path / f).is_file() for f in ("zarr.json", ".zarray", ".zgroup"))
+
+
+def _n5_attributes(path: Path) -> dict[str, Any]:
+    try:
+        attrs = json.loads((path / "attributes.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return attrs if isinstance(attrs, dict) else {}
 
 
 def _is_n5(path: Path) -> bool:
-    """An N5 container's root: ``attributes.json`` with its ``n5`` version."""
-    try:
-        return "n5" in json.loads((path / "attributes.json").read_text())
-    except (OSError, ValueError, TypeError):
-        return False
+    """An N5 container's root (``attributes.json`` with its ``n5`` version) or an N5 dataset
+    (``attributes.json`` with ``dimensions`` and ``dataType``)."""
+    attrs = _n5_attributes(path)
+    return "n5" in attrs or {"dimensions", "dataType"} <= attrs.keys()
 
 
 @dataclass(frozen=True)
@@ -175,18 +189,18 @@ def open_volume(path: str | Path, *, channel: int | None = None) -> Volume:
         channel: channel to keep when the image has a ``c`` axis of several channels.
 
     Raises:
-        ValueError: not Zarr (or N5), several time points, several channels without ``channel``,
+        ValueError: not Zarr or N5, several time points, several channels without ``channel``,
             or a shape that is not (Z, Y, X).
     """
     import zarr
 
     path = Path(path)
     if not is_chunked(path):
-        raise SegDashError(f"{path}: not a Zarr folder (no zarr.json, .zarray or .zgroup)")
-    if _is_n5(path) and not any((path / f).is_file() for f in ("zarr.json", ".zarray", ".zgroup")):
         raise SegDashError(
-            f"{path}: an N5 container; SegDash reads Zarr (format 2 or 3): convert it (BigDataViewer, n5-utils)"
+            f"{path}: not a Zarr or N5 folder (no zarr.json, .zarray, .zgroup, or N5 attributes.json)"
         )
+    if not _is_zarr(path):
+        return _volume(path, *_open_n5(path), channel)
     try:
         kind = _node_kind(path)
         if kind == "array":
@@ -197,6 +211,14 @@ def open_volume(path: str | Path, *, channel: int | None = None) -> Volume:
         if isinstance(exc, SegDashError):
             raise
         raise SegDashError(f"{path}: cannot open the Zarr ({type(exc).__name__}: {exc})") from None
+    return _volume(path, arr, axes, pixel_size, channel)
+
+
+def _volume(
+    path: Path, arr: Any, axes: list[str], pixel_size: tuple[float, float, float] | None, channel: int | None
+) -> Volume:
+    """The (Z, Y, X) :class:`Volume` of an opened array with C-order ``shape`` and ``chunks`` and its
+    axis names (none: z, y, x by the number of dimensions)."""
     if not axes:
         axes = ["z", "y", "x"][-arr.ndim :] if arr.ndim in (2, 3) else []
     if len(axes) != arr.ndim:
@@ -220,6 +242,91 @@ def open_volume(path: str | Path, *, channel: int | None = None) -> Volume:
         pixel_size,
         channel,
     )
+
+
+def _open_n5(path: Path) -> tuple[Any, list[str], tuple[float, float, float] | None]:
+    """The N5 dataset at ``path`` (or the one dataset, or ``s0``, of the group there) opened read-only
+    with TensorStore, its dimensions reversed to C order (z, y, x), with its axis names and pixel size
+    when the attributes give them (``axes``; ``resolution`` or ``pixelResolution``)."""
+    try:
+        import tensorstore as ts
+    except ImportError:
+        raise SegDashError(f"{path}: reading N5 needs the tensorstore package (pip install tensorstore)") from None
+    dataset = _n5_dataset(path)
+    attrs = _n5_attributes(dataset)
+    try:
+        store = ts.open(
+            {"driver": "n5", "kvstore": {"driver": "file", "path": str(dataset)}, "open": True}, read=True
+        ).result()
+    except (ValueError, OSError, RuntimeError) as exc:
+        raise SegDashError(f"{dataset}: cannot open the N5 dataset ({_first_line(exc)})") from None
+    arr = _CArray(store.T)
+    axes = attrs.get("axes")
+    names = [str(a).lower() for a in reversed(axes)] if isinstance(axes, list) and len(axes) == arr.ndim else []
+    spatial = names or ["z", "y", "x"][-arr.ndim :]
+    pixel_size, _ = n5_resolution(attrs, arr.ndim) if spatial[-3:] == ["z", "y", "x"] else (None, None)
+    return arr, names, pixel_size  # type: ignore[return-value]
+
+
+def n5_resolution(attrs: dict[str, Any], ndim: int = 3) -> tuple[tuple[float, float, float] | None, str | None]:
+    """The (z, y, x) pixel size and its unit from an N5 dataset's attributes (``pixelResolution``
+    ``{"dimensions": [x, y, z], "unit": ...}`` as n5-viewer writes it, or ``resolution`` ``[x, y, z]``
+    with ``units``), for a 3-D dataset whose last axes are z, y, x; ``(None, None)`` when absent."""
+    px = attrs.get("pixelResolution") if isinstance(attrs.get("pixelResolution"), dict) else {}
+    res = px.get("dimensions") or attrs.get("resolution")
+    units = attrs.get("units")
+    unit = px.get("unit") or (units[0] if isinstance(units, list) and units else units)
+    if not isinstance(res, list) or len(res) != ndim or ndim < 3:
+        return None, None
+    try:
+        sizes = tuple(float(v) for v in list(reversed(res))[-3:])
+    except (TypeError, ValueError):
+        return None, None
+    return (sizes if all(v > 0 for v in sizes) else None), (str(unit) if unit else None)  # type: ignore[return-value]
+
+
+def n5_pixel_size(path: str | Path) -> tuple[tuple[float, float, float] | None, str | None]:
+    """:func:`n5_resolution` of the N5 dataset that :func:`open_volume` opens at ``path``."""
+    dataset = _n5_dataset(Path(path))
+    attrs = _n5_attributes(dataset)
+    return n5_resolution(attrs, len(attrs.get("dimensions") or []))
+
+
+def _n5_dataset(path: Path) -> Path:
+    """``path`` when it is an N5 dataset; else the one dataset under it (up to 3 folders down), or
+    its one full-resolution ``s0``."""
+    if "dimensions" in _n5_attributes(path):
+        return path
+    found = sorted(
+        p.parent
+        for depth in ("*", "*/*", "*/*/*")
+        for p in path.glob(f"{depth}/attributes.json")
+        if "dimensions" in _n5_attributes(p.parent)
+    )
+    full = [p for p in found if p.name == "s0"]
+    if len(found) == 1 or len(full) == 1:
+        return found[0] if len(found) == 1 else full[0]
+    names = ", ".join(str(p.relative_to(path)) for p in found[:5]) or "none"
+    raise SegDashError(f"{path}: an N5 container of {len(found)} datasets ({names}); give the dataset's own folder")
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+class _CArray:
+    """A TensorStore array read like a numpy array: ``shape``, ``ndim``, ``dtype``, ``chunks`` and
+    indexing with ints and slices, which reads (synchronously) only the chunks it touches."""
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+        self.shape = tuple(int(n) for n in store.shape)
+        self.ndim = len(self.shape)
+        self.dtype = np.dtype(store.dtype.numpy_dtype)
+        self.chunks = tuple(int(c) for c in store.chunk_layout.read_chunk.shape)
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        return self.store[key].read().result()
 
 
 def _node_kind(path: Path) -> str:

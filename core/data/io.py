@@ -140,7 +140,7 @@ def read_stack(
             return read_omezarr_stack(path, channel=channel, roots=roots, reference=reference)
     if reference:
         raise SegDashError(
-            f"{_describe(source)}: only a Zarr or OME-Zarr folder (format 2 or 3) is imported by reference; "
+            f"{_describe(source)}: only a Zarr (format 2 or 3), OME-Zarr or N5 folder is imported by reference; "
             "import this as a copy"
         )
     items = list(_expand(source, roots))

@@ -113,7 +113,7 @@ def _per_pixel(resolution: Any) -> float | None:
 
 
 def pixel_size_of(source: Any) -> PixelSize | None:
-    """Pixel size of an import source (a TIFF path, bytes, upload or OME-Zarr folder), else ``None``.
+    """Pixel size of an import source (a TIFF path, bytes, upload, OME-Zarr or N5 folder), else ``None``.
 
     A list of one source is that source; several files, ZIPs and non-TIFF images give ``None``.
     Never raises for unreadable input: the import reports those itself.
@@ -133,6 +133,12 @@ def pixel_size_of(source: Any) -> PixelSize | None:
                     unit = normalize_unit(info.get("unit"))
                     ps = info.get("pixel_size")
                     return PixelSize(*ps, unit) if ps and unit else None
+                from .chunked import _is_n5, _is_zarr, n5_pixel_size
+
+                if _is_n5(path) and not _is_zarr(path):
+                    sizes, n5_unit = n5_pixel_size(path)
+                    unit = normalize_unit(n5_unit)
+                    return PixelSize(*sizes, unit) if sizes and unit else None
                 return None
             if path.suffix.lower() not in (".tif", ".tiff"):
                 return None

@@ -79,6 +79,34 @@ def test_import_by_reference_writes_no_image_and_reads_in_place(ws, tmp_path, za
     assert copy.volume == "" and np.array_equal(ws.read_images("copy"), data)
 
 
+def test_n5_by_reference_reads_in_place_and_trains(ws, tmp_path, capsys):
+    from tests.core.test_volume import write_n5
+
+    data, masks = disc_stack(np.random.default_rng(3), 6, 64, 64, 3)
+    n5 = tmp_path / "em.n5"
+    write_n5(
+        n5 / "setup0" / "timepoint0" / "s0", data, (2, 32, 32), pixelResolution={"dimensions": [10, 10, 50], "unit": "nm"}
+    )
+    (n5 / "attributes.json").write_text(json.dumps({"n5": "2.2.0"}))
+    tifffile.imwrite(tmp_path / "masks.tif", masks)
+    cli = ["import", "--workspace", str(ws.root), "--name", "em", "--images", str(n5)]
+    assert main([*cli, "--masks", str(tmp_path / "masks.tif"), "--by-reference"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["by_reference"] is True and summary["shape"] == [6, 64, 64]
+    info = ws.dataset("em")
+    assert info.volume == str(n5.resolve()) and not ws.images_path("em").exists()
+    assert ws.pixel_size("em").z == 50 and ws.pixel_size("em").x == 10 and ws.pixel_size("em").unit == "nanometer"
+    images = ws.read_images("em")
+    assert isinstance(images, Volume) and np.array_equal(images[2:5, 3, ::2], data[2:5, 3, ::2])
+    assert np.array_equal(ws.read_slice("em", 5), data[5]) and (ws.read_mask("em", 1) == masks[1]).all()
+    from core.train.headless import train_headless
+
+    run = train_headless(ws, "em", config=TINY)
+    assert run["state"] == "done", run.get("error")
+    assert main([*cli[:3], "--name", "em-copy", "--images", str(n5)]) == 0  # without: a copy
+    assert np.array_equal(ws.read_images("em-copy"), data)
+
+
 def test_omezarr_by_reference_and_refusals(ws, tmp_path):
     img = np.arange(3 * 40 * 50, dtype=np.uint16).reshape(3, 40, 50)
     write_omezarr(tmp_path / "o.zarr", img, None, class_names=["bg", "fg"], pixel_size=(2.0, 0.5, 0.5))
@@ -86,7 +114,7 @@ def test_omezarr_by_reference_and_refusals(ws, tmp_path):
     assert info.shape == (3, 40, 50) and info.dtype == "uint16" and ws.pixel_size("ome").y == 0.5
     assert np.array_equal(ws.read_slice("ome", 1), img[1])
     tifffile.imwrite(tmp_path / "s.tif", img)
-    with pytest.raises(SegDashError, match="only a Zarr or OME-Zarr folder"):
+    with pytest.raises(SegDashError, match="only a Zarr .*, OME-Zarr or N5 folder"):
         import_dataset(ws, "tif", str(tmp_path / "s.tif"), by_reference=True)
     assert not ws.has_dataset("tif")
 
@@ -132,7 +160,7 @@ def test_cli_import_by_reference(tmp_path, capsys):
     assert ws.images_path("c").exists()
     tifffile.imwrite(tmp_path / "s.tif", np.zeros((2, 8, 8), np.uint8))
     bad = ["import", "--workspace", str(ws.root), "--name", "t", "--images", str(tmp_path / "s.tif"), "--by-reference"]
-    assert main(bad) == 2 and "only a Zarr or OME-Zarr folder" in capsys.readouterr().err
+    assert main(bad) == 2 and "only a Zarr (format 2 or 3), OME-Zarr or N5 folder" in capsys.readouterr().err
 
 
 def test_a_workspace_without_the_reference_table_opens_and_takes_one(tmp_path):

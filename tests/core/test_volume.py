@@ -15,7 +15,7 @@ import tifffile
 import torch
 import zarr
 
-from core.data.chunked import Volume, blocks, create_volume, open_volume, sample_slices
+from core.data.chunked import Volume, blocks, create_volume, is_chunked, open_volume, sample_slices
 from core.data.omezarr import write_omezarr
 from core.errors import SegDashError
 from core.nn.checkpoint import load_checkpoint, save_checkpoint
@@ -91,7 +91,7 @@ def test_open_volume_ome_zarr_plain_arrays_and_refusals(tmp_path, stack):
     n5 = tmp_path / "v.n5"
     n5.mkdir()
     (n5 / "attributes.json").write_text(json.dumps({"n5": "2.0.0"}))
-    with pytest.raises(SegDashError, match="N5"):
+    with pytest.raises(SegDashError, match="N5 container of 0 datasets"):
         open_volume(n5)
     with pytest.raises(SegDashError, match="not a Zarr"):
         open_volume(tmp_path)
@@ -100,6 +100,58 @@ def test_open_volume_ome_zarr_plain_arrays_and_refusals(tmp_path, stack):
         open_volume(tmp_path / "4d.zarr")
     with pytest.raises(SegDashError, match="exists"):
         create_volume(tmp_path / "v.n5", (1, 2, 2), np.uint8, (1, 2, 2))
+
+
+def write_n5(path: Path, data: np.ndarray, chunks, **attrs) -> Path:
+    """An N5 dataset as Java tools (n5-imglib2, BigDataViewer) write it: dimensions fastest first
+    (x, y, z), gzip blocks; extra ``attrs`` go into its attributes.json."""
+    ts = pytest.importorskip("tensorstore")
+    spec = {
+        "driver": "n5",
+        "kvstore": {"driver": "file", "path": str(path)},
+        "metadata": {
+            "dimensions": list(data.shape[::-1]),
+            "blockSize": list(chunks[::-1]),
+            "dataType": data.dtype.name,
+            "compression": {"type": "gzip"},
+        },
+        "create": True,
+    }
+    store = ts.open(spec).result()
+    store.write(data.T).result()
+    if attrs:
+        meta = json.loads((path / "attributes.json").read_text())
+        (path / "attributes.json").write_text(json.dumps({**meta, **attrs}))
+    return path
+
+
+def test_open_volume_reads_n5_datasets_and_bigdataviewer_containers(tmp_path, stack):
+    raw = write_n5(tmp_path / "v.n5" / "raw", stack.astype(np.uint16) * 7, (2, 32, 48), resolution=[0.1, 0.2, 0.5])
+    (tmp_path / "v.n5" / "attributes.json").write_text(json.dumps({"n5": "4.0.0"}))
+    for where in (raw, tmp_path / "v.n5"):  # the dataset, or the container of one dataset
+        assert is_chunked(where)
+        vol = open_volume(where)
+        assert vol.shape == stack.shape and vol.chunks == (2, 32, 48) and vol.dtype == np.uint16
+        assert vol.pixel_size == (0.5, 0.2, 0.1)  # resolution is listed x, y, z
+        np.testing.assert_array_equal(vol.read(slice(1, 4), slice(10, 70), slice(None, None, 3)), 7 * stack[1:4, 10:70, ::3].astype(np.uint16))
+        np.testing.assert_array_equal(vol[4], 7 * stack[4].astype(np.uint16))
+    # BigDataViewer: setup0/timepoint0/s0 (full resolution) beside coarser levels
+    bdv = tmp_path / "bdv.n5"
+    write_n5(bdv / "setup0" / "timepoint0" / "s0", stack, (1, 80, 96))
+    write_n5(bdv / "setup0" / "timepoint0" / "s1", stack[:, ::2, ::2], (1, 40, 48))
+    (bdv / "attributes.json").write_text(json.dumps({"n5": "2.2.0"}))
+    np.testing.assert_array_equal(np.asarray(open_volume(bdv)), stack)
+    flat = open_volume(write_n5(tmp_path / "2d.n5", stack[0], (40, 40)))
+    assert flat.shape == (1, 80, 96)
+    np.testing.assert_array_equal(flat[0], stack[0])
+    write_n5(bdv / "setup1" / "timepoint0" / "s0", stack, (1, 80, 96))
+    with pytest.raises(SegDashError, match="3 datasets .*setup1/timepoint0/s0"):
+        open_volume(bdv)
+    bad = tmp_path / "bad.n5"
+    bad.mkdir()
+    (bad / "attributes.json").write_text(json.dumps({"dimensions": [4, 4], "dataType": "complex7"}))
+    with pytest.raises(SegDashError, match="cannot open the N5 dataset"):
+        open_volume(bad)
 
 
 def test_blocks_cover_the_grid_once():
