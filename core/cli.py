@@ -85,7 +85,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--name", required=True, help="new dataset name (letters, digits, . _ -)")
     p.add_argument(
-        "--images", required=True, metavar="PATH", help="TIFF stack, image file, ZIP, folder, or Zarr / OME-Zarr / N5 folder"
+        "--images",
+        required=True,
+        metavar="PATH",
+        help="TIFF stack, image file, ZIP, folder, or Zarr / OME-Zarr / N5 folder",
     )
     p.add_argument(
         "--by-reference",
@@ -199,7 +202,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="a run's best.pt / last.pt, or its bundle.zip (the weights inside are read)",
     )
     p.add_argument(
-        "--input", required=True, metavar="STACK", help="TIFF stack, image file, ZIP or folder; Zarr, OME-Zarr or N5 folder"
+        "--input",
+        required=True,
+        metavar="STACK",
+        help="TIFF stack, image file, ZIP or folder; Zarr, OME-Zarr or N5 folder",
     )
     p.add_argument(
         "--out",

@@ -196,9 +196,7 @@ def open_volume(path: str | Path, *, channel: int | None = None) -> Volume:
 
     path = Path(path)
     if not is_chunked(path):
-        raise SegDashError(
-            f"{path}: not a Zarr or N5 folder (no zarr.json, .zarray, .zgroup, or N5 attributes.json)"
-        )
+        raise SegDashError(f"{path}: not a Zarr or N5 folder (no zarr.json, .zarray, .zgroup, or N5 attributes.json)")
     if not _is_zarr(path):
         return _volume(path, *_open_n5(path), channel)
     try:

@@ -58,8 +58,9 @@ def write_omezarr(
     Args:
         path: the ``.zarr`` folder to create; must not exist (written under a temporary name, then
             renamed, so a failure leaves nothing half-written).
-        images: (Z, Y, X) stack in its stored dtype.
-        labels: (Z, Y, X) uint8 class indices, or ``None`` for the image alone.
+        images: (Z, Y, X) stack in its stored dtype (a numpy array, or a dask array: written a chunk
+            at a time, by dask's scheduler of the moment).
+        labels: (Z, Y, X) uint8 class indices (numpy or dask), or ``None`` for the image alone.
         class_names: one name per class index (0 is the background).
         name: the image's name in the metadata.
         labeled_slices: slices whose labels are real masks (others are 0 for "not labeled").
@@ -78,7 +79,9 @@ def write_omezarr(
     path = Path(path)
     if path.exists():
         raise SegDashError(f"{path}: already exists; choose a new name or remove it first")
-    images = np.asarray(images)
+    lazy = hasattr(images, "dask")  # a dask array: written a chunk at a time
+    if not lazy:
+        images = np.asarray(images)
     if images.ndim == 2:
         images = images[None]
     if images.ndim != 3:
@@ -108,7 +111,8 @@ def write_omezarr(
                 ],
                 "properties": [{"label-value": k, "class": n} for k, n in enumerate(names)],
             }
-            write_labels(np.asarray(lab, dtype=np.uint8), root, name=key, label_metadata=meta, scaler=None, **kwargs)
+            lab = lab.astype(np.uint8) if hasattr(lab, "dask") else np.asarray(lab, dtype=np.uint8)
+            write_labels(lab, root, name=key, label_metadata=meta, scaler=None, **kwargs)
         root.attrs["segdash"] = {
             "class_names": list(class_names),
             "labeled_slices": [

@@ -22,6 +22,7 @@ import numpy as np
 import tifffile
 from PIL import Image
 
+from ..data.chunked import Volume
 from ..data.io import atomic_write, write_tiff
 from ..data.masks import UNLABELED, to_export_values
 from ..data.omezarr import write_omezarr, zip_folder
@@ -253,19 +254,63 @@ def export_dataset_omezarr(
     info = ws.dataset(dataset)
     images = ws.read_images(dataset)
     labeled = ws.labeled_slices(dataset)
+    kwargs: dict[str, Any] = {"class_names": list(info.class_names), "name": dataset, "labeled_slices": labeled}
+    pred_masks = load_prediction(ws, dataset, prediction)[0] if prediction else None
+    if isinstance(images, Volume):  # read where it is: chunk by chunk, never the whole volume at once
+        return _omezarr_lazily(ws, dataset, images, labeled, pred_masks, prediction, out, kwargs)
     labels = np.zeros(images.shape, np.uint8) if labeled else None  # no masks: the image alone
     for z in labeled:
         mask = ws.read_mask(dataset, z)
         if mask is not None:
             labels[z] = mask
-    px = ws.pixel_size(dataset)
-    kwargs: dict[str, Any] = {"class_names": list(info.class_names), "name": dataset, "labeled_slices": labeled}
-    if prediction:
-        pred_masks, _, _ = load_prediction(ws, dataset, prediction)
+    if pred_masks is not None:
         pred = np.zeros(images.shape, np.uint8)
         n = min(pred_masks.shape[0], images.shape[0])
         pred[:n] = pred_masks[:n]
         kwargs["extra_labels"] = {f"prediction_{prediction}": pred}
+    return _write_omezarr_out(ws, dataset, images, labels, out, kwargs)
+
+
+def _omezarr_lazily(
+    ws: Any,
+    dataset: str,
+    volume: Volume,
+    labeled: list[int],
+    pred_masks: np.ndarray | None,
+    prediction: str | None,
+    out: str | Path | BinaryIO,
+    kwargs: dict[str, Any],
+) -> Path | None:
+    """:func:`export_dataset_omezarr` of a dataset read by reference: the image, its masks and the
+    prediction as dask arrays of the volume's chunks, computed one chunk at a time (one thread: the
+    workspace's readers are not shared across threads), so memory is a few chunks, not the volume."""
+    import dask
+    import dask.array as da
+
+    shape, chunks = volume.shape, volume.chunks
+    images = da.from_array(volume, chunks=chunks, asarray=True, fancy=False)
+    labeled_set = set(labeled)
+
+    def planes(read: Callable[[int], np.ndarray | None]) -> Any:
+        def one(z: int) -> np.ndarray:
+            plane = read(z) if z < shape[0] else None
+            return np.zeros(shape[1:], np.uint8) if plane is None else np.asarray(plane, np.uint8)
+
+        parts = [da.from_delayed(dask.delayed(one)(z), shape=shape[1:], dtype=np.uint8) for z in range(shape[0])]
+        return da.stack(parts).rechunk(chunks)
+
+    labels = planes(lambda z: ws.read_mask(dataset, z) if z in labeled_set else None) if labeled else None
+    if pred_masks is not None:
+        n = pred_masks.shape[0]
+        kwargs["extra_labels"] = {f"prediction_{prediction}": planes(lambda z: pred_masks[z] if z < n else None)}
+    with dask.config.set(scheduler="synchronous"):
+        return _write_omezarr_out(ws, dataset, images, labels, out, kwargs)
+
+
+def _write_omezarr_out(
+    ws: Any, dataset: str, images: Any, labels: Any, out: str | Path | BinaryIO, kwargs: dict[str, Any]
+) -> Path | None:
+    px = ws.pixel_size(dataset)
     if px is not None:
         kwargs["pixel_size"] = (px.z, px.y, px.x)
         kwargs["unit"] = px.unit

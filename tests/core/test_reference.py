@@ -85,7 +85,10 @@ def test_n5_by_reference_reads_in_place_and_trains(ws, tmp_path, capsys):
     data, masks = disc_stack(np.random.default_rng(3), 6, 64, 64, 3)
     n5 = tmp_path / "em.n5"
     write_n5(
-        n5 / "setup0" / "timepoint0" / "s0", data, (2, 32, 32), pixelResolution={"dimensions": [10, 10, 50], "unit": "nm"}
+        n5 / "setup0" / "timepoint0" / "s0",
+        data,
+        (2, 32, 32),
+        pixelResolution={"dimensions": [10, 10, 50], "unit": "nm"},
     )
     (n5 / "attributes.json").write_text(json.dumps({"n5": "2.2.0"}))
     tifffile.imwrite(tmp_path / "masks.tif", masks)
@@ -105,6 +108,45 @@ def test_n5_by_reference_reads_in_place_and_trains(ws, tmp_path, capsys):
     assert run["state"] == "done", run.get("error")
     assert main([*cli[:3], "--name", "em-copy", "--images", str(n5)]) == 0  # without: a copy
     assert np.array_equal(ws.read_images("em-copy"), data)
+
+
+_READS: list[int] = []  # module level: dask copies what its graph holds, a class of a test by value
+
+
+class _ReadSpy:
+    """A zarr array that records the size of each read in ``_READS``."""
+
+    def __init__(self, arr):
+        self.arr = arr
+
+    def __getitem__(self, key):
+        out = self.arr[key]
+        _READS.append(np.asarray(out).size)
+        return out
+
+
+def test_omezarr_export_of_a_referenced_volume_reads_a_chunk_at_a_time(ws, tmp_path, monkeypatch):
+    from dataclasses import replace
+
+    import core.store.volumes as volumes
+    from core.data.omezarr import read_omezarr
+    from core.workflow.export import export_dataset_omezarr
+
+    data, masks = _volume(tmp_path / "vol.zarr", 12, chunks_z=2)
+    import_dataset(ws, "ref", str(tmp_path / "vol.zarr"), by_reference=True)
+    for z in (2, 7):
+        ws.save_mask("ref", z, masks[z])
+    _READS.clear()
+    opened = volumes.open_volume
+    monkeypatch.setattr(
+        volumes, "open_volume", lambda *a, **k: replace(opened(*a, **k), array=_ReadSpy(opened(*a, **k).array))
+    )
+    export_dataset_omezarr(ws, "ref", tmp_path / "out.zarr")
+    assert _READS and max(_READS) <= 2 * 64 * 64  # one chunk (2 slices) at a time, never the volume
+    image, info = read_omezarr(tmp_path / "out.zarr")
+    assert np.array_equal(image, data)
+    labels, _ = read_omezarr(tmp_path / "out.zarr" / "labels" / "masks")
+    assert np.array_equal(labels[[2, 7]], masks[[2, 7]]) and not labels[[0, 1, 3, 11]].any()
 
 
 def test_omezarr_by_reference_and_refusals(ws, tmp_path):

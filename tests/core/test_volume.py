@@ -133,7 +133,9 @@ def test_open_volume_reads_n5_datasets_and_bigdataviewer_containers(tmp_path, st
         vol = open_volume(where)
         assert vol.shape == stack.shape and vol.chunks == (2, 32, 48) and vol.dtype == np.uint16
         assert vol.pixel_size == (0.5, 0.2, 0.1)  # resolution is listed x, y, z
-        np.testing.assert_array_equal(vol.read(slice(1, 4), slice(10, 70), slice(None, None, 3)), 7 * stack[1:4, 10:70, ::3].astype(np.uint16))
+        np.testing.assert_array_equal(
+            vol.read(slice(1, 4), slice(10, 70), slice(None, None, 3)), 7 * stack[1:4, 10:70, ::3].astype(np.uint16)
+        )
         np.testing.assert_array_equal(vol[4], 7 * stack[4].astype(np.uint16))
     # BigDataViewer: setup0/timepoint0/s0 (full resolution) beside coarser levels
     bdv = tmp_path / "bdv.n5"
