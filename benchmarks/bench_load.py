@@ -326,6 +326,84 @@ def _cpu_ticks(pids: set[int]) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
+def _tree(pids: set[int]) -> dict[int, list[int]]:
+    """``pids`` and all their descendants alive now, each with its parent chain's root in ``pids``."""
+    children: dict[int, list[int]] = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                ppid = int(open(f"/proc/{d}/stat").read().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            children.setdefault(ppid, []).append(int(d))
+    out: dict[int, list[int]] = {}
+    for root in pids:
+        todo, seen = [root], []
+        while todo:
+            pid = todo.pop()
+            if pid not in seen:
+                seen.append(pid)
+                todo += children.get(pid, [])
+        out[root] = seen
+    return out
+
+
+def _sched(pids: set[int]) -> dict[str, dict[int, tuple[float, float, int, int]]]:
+    """Per thread of ``pids`` (``"server"``) and of their descendants (``"worker"``: the training or
+    prediction worker process): seconds on a CPU, seconds runnable but waiting for one (the
+    kernel's schedstat), voluntary and involuntary context switches."""
+    out: dict[str, dict[int, tuple[float, float, int, int]]] = {"server": {}, "worker": {}}
+    for root, procs in _tree(pids).items():
+        for pid in procs:
+            group = out["server" if pid == root else "worker"]
+            try:
+                tids = os.listdir(f"/proc/{pid}/task")
+            except OSError:
+                continue
+            for tid in tids:
+                try:
+                    run, wait, _ = open(f"/proc/{pid}/task/{tid}/schedstat").read().split()
+                    status = open(f"/proc/{pid}/task/{tid}/status").read()
+                except (OSError, ValueError):
+                    continue
+                ctx = dict(re.findall(r"^(\w+_ctxt_switches):\s+(\d+)", status, re.M))
+                group[int(tid)] = (
+                    int(run) / 1e9,
+                    int(wait) / 1e9,
+                    int(ctx.get("voluntary_ctxt_switches", 0)),
+                    int(ctx.get("nonvoluntary_ctxt_switches", 0)),
+                )
+    return out
+
+
+def _sched_window(before: dict, after: dict, seconds: float) -> dict:
+    """What the threads did between two :func:`_sched` snapshots, as shares of the window: for the
+    server and the worker, cores running and cores runnable-but-waiting; for the worker's 2 busiest
+    threads (its compute threads), each one's share running, waiting for a CPU, and asleep (blocked:
+    on a lock, a barrier, I/O), with their switches per second."""
+    res: dict = {}
+    for group in ("server", "worker"):
+        rows = []
+        for tid, (run, wait, vcs, ivcs) in after[group].items():
+            r0, w0, v0, i0 = before[group].get(tid, (0.0, 0.0, 0, 0))
+            rows.append((run - r0, wait - w0, vcs - v0, ivcs - i0))
+        res[f"{group}_run_cores"] = round(sum(r[0] for r in rows) / seconds, 3)
+        res[f"{group}_wait_cores"] = round(sum(r[1] for r in rows) / seconds, 3)
+        if group == "worker":
+            busiest = sorted(rows, key=lambda r: -r[0])[:2]
+            res["worker_threads"] = [
+                {
+                    "run": round(r / seconds, 3),
+                    "wait": round(w / seconds, 3),
+                    "asleep": round(max(0.0, 1 - (r + w) / seconds), 3),
+                    "voluntary_per_s": round(v / seconds, 1),
+                    "preempted_per_s": round(i / seconds, 1),
+                }
+                for r, w, v, i in busiest
+            ]
+    return res
+
+
 def _machine_busy_s() -> float:
     f = [int(x) for x in open("/proc/stat").readline().split()[1:]]
     return (sum(f[:8]) - f[3] - f[4]) / os.sysconf("SC_CLK_TCK")  # all but idle and iowait
@@ -438,27 +516,12 @@ def _nice_autogroups(nice: int) -> None:
     processes by session (``sched_autogroup_enabled``) and shares the CPU fairly between the groups,
     whatever the nice values inside them; the browser starts in sessions of its own, so without
     this each browser would weigh as much as the whole server (and its training) together."""
-    todo, seen = [os.getpid()], set()
-    children: dict[int, list[int]] = {}
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            try:
-                ppid = int(open(f"/proc/{d}/stat").read().rsplit(")", 1)[1].split()[1])
-            except (OSError, ValueError, IndexError):
-                continue
-            children.setdefault(ppid, []).append(int(d))
-    while todo:
-        pid = todo.pop()
-        if pid in seen:
-            continue
-        seen.add(pid)
-        todo += children.get(pid, [])
-        if pid != os.getpid():
-            try:
-                with open(f"/proc/{pid}/autogroup", "w") as f:
-                    f.write(str(nice))
-            except OSError:
-                pass
+    for pid in _tree({os.getpid()})[os.getpid()][1:]:
+        try:
+            with open(f"/proc/{pid}/autogroup", "w") as f:
+                f.write(str(nice))
+        except OSError:
+            pass
 
 
 def run_users(url: str, n: int, seconds: float, think: float, browser_nice: int, tmp: Path, watch: set[int]) -> dict:
@@ -472,6 +535,7 @@ def run_users(url: str, n: int, seconds: float, think: float, browser_nice: int,
             subprocess.Popen(cmd, cwd=ROOT, env=env, preexec_fn=lambda: _lower_priority(browser_nice))  # noqa: PLW1509
         )
     users = {p.pid for p in procs}
+    sched0 = _sched(watch)
     cpu0 = {"users": _cpu_ticks(users), "watch": _cpu_ticks(watch), "machine": _machine_busy_s(), "t": time.time()}
     cpu_users_last = cpu0["users"]
     deadline = time.time() + seconds + 240
@@ -482,6 +546,7 @@ def run_users(url: str, n: int, seconds: float, think: float, browser_nice: int,
         if p.poll() is None:
             p.kill()
     elapsed = time.time() - cpu0["t"]
+    sched = _sched_window(sched0, _sched(watch), elapsed) if watch else {}
     browsers, ours = cpu_users_last - cpu0["users"], _cpu_ticks(watch) - cpu0["watch"]
     cpu = {  # cores busy on average while the users ran (first loads included)
         "browsers_cores": browsers / elapsed,
@@ -506,6 +571,7 @@ def run_users(url: str, n: int, seconds: float, think: float, browser_nice: int,
         "errors": [e for rec in recs for e in rec["errors"]][:5],
         "window": window,
         "per_page_p95_s": {p: _pct([r[1] for r in renders if r[0] == p], 0.95) for p in PAGES},
+        "sched_load": sched,
         **cpu,
     }
 
@@ -569,14 +635,16 @@ def bench_arm(kind: str, policy: str, args, ws: Path, ckpt: str, tmp: Path, user
         time.sleep(15)  # start-up: imports, model, first steps
         watch = {server.proc.pid} | ({cli.proc.pid} if cli else set())
         for n in users:
-            t0 = time.time()
+            t0, sched0 = time.time(), _sched(watch)
             time.sleep(args.seconds)
+            sched_idle = _sched_window(sched0, _sched(watch), time.time() - t0)
             points = cli.points if cli else [(s["t"], s["done"]) for s in server.samples()]
             idle = _rate(points, t0, time.time())
             res = run_users(server.url, n, args.seconds, args.think, args.browser_nice, tmp, watch)
             points = cli.points if cli else [(s["t"], s["done"]) for s in server.samples()]
             busy = _rate(points, *res["window"])
-            rows.append({"kind": kind, "policy": policy, **_row(res, server, idle, busy), "waited_s": round(waited)})
+            row = {"kind": kind, "policy": policy, **_row(res, server, idle, busy), "waited_s": round(waited)}
+            rows.append({**row, "sched_idle": sched_idle, "sched_load": res["sched_load"]})
     finally:
         if cli is not None:
             cli.close()
