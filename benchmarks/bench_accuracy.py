@@ -8,11 +8,10 @@ What runs:
    validation slices itself (``val_fraction`` of the recipe).
 2. :func:`core.train.config.default_config` (or it with ``--set`` overrides) is trained through the
    same :class:`core.train.job.TrainingJob` the dashboard uses, under a time budget
-   (``--minutes``, training and scoring together): a short calibration job (two epochs of 6
-   steps of the recipe; the second, warm one counts) measures the step time and the per-epoch
-   validation and saving time, and when the recipe's epochs would not fit the budget they are
-   lowered so that they do (the cosine schedule then still ends on time); the job is also stopped
-   at the deadline whatever happens (``last.pt`` is kept, and scored when there is no ``best.pt``).
+   (``--minutes``, training and scoring together): the trainer's own budget (``"minutes"`` in the
+   config, :mod:`core.train.budget`: epochs replanned from their measured times, so the learning
+   rate schedule ends with the time), the scoring's reserve taken off; the job is also stopped at
+   the deadline whatever happens (``last.pt`` is kept, and scored when there is no ``best.pt``).
 3. ``best.pt`` (the best validation Dice; the checkpoint the dashboard offers) is scored on
    slices 24..29 with :func:`core.predict.inferer.predict_slice` at the default tiling (see
    :func:`core.predict.inferer.default_tile`; overlap 0.25, Gaussian blending), without and with
@@ -151,31 +150,6 @@ def isbi_split(ws) -> tuple:
 
 
 # -- training under a budget -------------------------------------------------------------------
-
-
-def calibrate(ws, dataset: str, cfg, steps: int = 6) -> tuple[float, float]:
-    """``(seconds per step, seconds per epoch besides steps)`` of ``cfg``, measured by a short
-    :class:`TrainingJob` (two epochs of ``steps`` steps), so whatever the trainer does (threads,
-    precision, memory format, validation, checkpoints) is in the numbers. The second epoch is
-    used: the first includes one-off warm-up (kernel selection), up to 1.5x a step's time."""
-    from core.train.job import TrainingJob
-    from core.train.registry import registry
-
-    job = registry().start(TrainingJob(ws, dataset, replace(cfg, epochs=2, steps_per_epoch=steps)))
-    job.join()
-    snap = job.snapshot()
-    shutil.rmtree(ws.run_dir(snap["run_id"]), ignore_errors=True)
-    if snap["state"] != "done":
-        raise SystemExit(f"calibration run ended {snap['state']}: {snap['error']}")
-    h = snap["history"][-1]
-    step_s = cfg.batch_size / h["images_per_s"]
-    return step_s, max(0.0, h["time_s"] - steps * step_s)
-
-
-def fit_epochs(cfg, step_s: float, epoch_extra_s: float, budget_s: float) -> int:
-    """Epochs of ``cfg`` that fit ``budget_s`` (10 s kept for starting and finishing the job)."""
-    per_epoch = cfg.steps_per_epoch * step_s + epoch_extra_s
-    return max(1, min(cfg.epochs, int((budget_s - 10.0) // per_epoch)))
 
 
 def train(ws, dataset: str, cfg, deadline: float, log, fg_key: str | None = "val_dice_fg") -> dict:
@@ -376,9 +350,8 @@ def multiclass(args, arms: list[dict], log) -> None:
         ws.create_dataset("mc", images, list(masks), ["background", "round", "long"])
         for arm in arms:
             over = {**json.loads(args.set), **arm, "test_slices": test, "patch_size": 128, "device": "cpu"}
+            over.setdefault("minutes", max(0.5, args.minutes - 0.5))  # the trainer's budget; scoring after
             cfg = TrainConfig.from_dict(over, base=default_config(3))
-            step_s, extra_s = calibrate(ws, "mc", cfg)
-            cfg = replace(cfg, epochs=fit_epochs(cfg, step_s, extra_s + 2.0, args.minutes * 60.0 - 30.0))
             t0 = time.time()
             snap = train(ws, "mc", cfg, deadline=t0 + args.minutes * 60.0 + FINISH_GRACE_S, log=log, fg_key=None)
             fin = snap["test_scores"]
@@ -444,20 +417,13 @@ def main() -> None:
         cfg = TrainConfig.from_dict(json.loads(args.set), base=base)
         cfg = replace(cfg, device="cpu")
         planned = cfg.epochs
-        step_s = epoch_extra_s = None
+        train_budget = budget_s - (time.time() - t_start) - SCORE_RESERVE_S
         if args.steps:
-            cfg = replace(cfg, epochs=max(1, -(-args.steps // cfg.steps_per_epoch)))
-            train_budget = budget_s - (time.time() - t_start) - SCORE_RESERVE_S
-        else:
-            step_s, epoch_extra_s = calibrate(ws, dataset, cfg)
-            train_budget = budget_s - (time.time() - t_start) - SCORE_RESERVE_S
-            cfg = replace(cfg, epochs=fit_epochs(cfg, step_s, epoch_extra_s, train_budget))
+            cfg = replace(cfg, epochs=max(1, -(-args.steps // cfg.steps_per_epoch)), minutes=0.0)
+        else:  # the trainer's own budget (core.train.budget): epochs planned from their measured times
+            cfg = replace(cfg, minutes=max(train_budget, 60.0) / 60.0)
         log(f"recipe: {json.dumps(cfg.to_dict())}")
-        log(
-            f"calibrated step {step_s and round(step_s, 3)} s, per-epoch extra "
-            f"{epoch_extra_s and round(epoch_extra_s, 1)} s; epochs {cfg.epochs} of {planned} planned; "
-            f"training budget {train_budget:.0f} s; load {os.getloadavg()[0]:.2f}"
-        )
+        log(f"up to {cfg.epochs} epochs; training budget {train_budget:.0f} s; load {os.getloadavg()[0]:.2f}")
         load_before = os.getloadavg()
         t_train = time.time()
         snap = train(
@@ -505,13 +471,12 @@ def main() -> None:
         "overrides": json.loads(args.set),
         "epochs_planned": planned,
         "epochs_trained": snap["epoch"],
+        "epochs_at_the_end": snap.get("epochs"),
         "steps_trained": snap["epoch"] * cfg.steps_per_epoch,
         "state": snap["state"],
         "stopped_at_deadline": snap["stopped_at_deadline"],
         "checkpoint_scored": which,
         "checkpoint_epoch": ckpt_epoch,
-        "calibrated_step_s": step_s,
-        "calibrated_epoch_extra_s": epoch_extra_s,
         "train_s": train_s,
         "total_s": total_s,
         "budget_s": budget_s,
