@@ -2,6 +2,7 @@
 reference, and the Label page showing a slice read from the volume (its chunks only)."""
 
 import numpy as np
+import pytest
 import zarr
 from streamlit.testing.v1 import AppTest
 
@@ -16,20 +17,30 @@ def _zarr(path, z=6, shape=(32, 48)) -> np.ndarray:
     return data
 
 
-def test_data_page_imports_a_zarr_by_reference_or_as_a_copy(ws_env, page, make_dataset, tmp_path, monkeypatch):
+def _n5(path, z=6, shape=(32, 48)) -> np.ndarray:
+    from tests.core.test_volume import write_n5
+
+    data = (np.indices((z, *shape)).sum(0) * 5 % 251).astype(np.uint8)
+    write_n5(path, data, (2, *shape))
+    return data
+
+
+@pytest.mark.parametrize("suffix", ["zarr", "n5"])
+def test_data_page_imports_a_zarr_by_reference_or_as_a_copy(ws_env, page, make_dataset, tmp_path, monkeypatch, suffix):
     monkeypatch.setenv("SEGDASH_IMPORT_ROOTS", str(tmp_path))
     make_dataset("tiny")  # not empty: no sample import
-    data = _zarr(tmp_path / "vol.zarr")
+    vol = tmp_path / f"vol.{suffix}"
+    data = (_zarr if suffix == "zarr" else _n5)(vol)
     at = AppTest.from_file(page("data.py"), default_timeout=60).run()
     assert not at.exception
     assert at.radio(key="data_zarr_mode").value == "copy"
     for name, mode in (("byref", "reference"), ("copied", "copy")):
         at.text_input(key="data_name").input(name)
-        at.text_input(key="data_path").input(str(tmp_path / "vol.zarr"))
+        at.text_input(key="data_path").input(str(vol))
         at.radio(key="data_zarr_mode").set_value(mode)
         at.button(key="data_import").click().run()
         assert not at.exception and not at.error, [e.value for e in at.error]
-    assert ws_env.dataset("byref").volume == str((tmp_path / "vol.zarr").resolve())
+    assert ws_env.dataset("byref").volume == str(vol.resolve())
     assert not ws_env.images_path("byref").exists()
     assert ws_env.dataset("copied").volume == "" and ws_env.images_path("copied").exists()
     assert np.array_equal(ws_env.read_slice("byref", 3), data[3])
