@@ -8,6 +8,13 @@ become background, holes (components of class 0 not touching the border) smaller
 slices (best mean IoU over classes), :func:`apply_decision` applies it; the run stores it in its
 checkpoints and prediction uses it unless told otherwise.
 
+Partial labels (strokes) hold the classes in the shares the annotator drew them (about equal), not
+in the image's: a model trained on them over-predicts the rarer class, and a decision tuned on
+the strokes alone makes it worse. :func:`estimate_priors` estimates the classes' shares in the
+whole validation slices from the model's probabilities (Saerens, Latinne & Decaestecker 2002,
+"Adjusting the outputs of a classifier to new a priori probabilities"), and :func:`tune_decision`
+then weighs each true class's pixels to that share.
+
 Example:
     >>> import numpy as np
     >>> p = np.array([[[0.3, 0.45, 0.6]]], dtype=np.float32)  # (K=1: P(class 1), Y=1, X=3)
@@ -25,10 +32,10 @@ import numpy as np
 from ..errors import SegDashError
 from .metrics import confusion_matrix, scores_from_confusion
 
-__all__ = ["Decision", "apply_decision", "cleanup", "tune_decision", "THRESHOLDS", "SIZES"]
+__all__ = ["Decision", "apply_decision", "cleanup", "tune_decision", "estimate_priors", "THRESHOLDS", "SIZES"]
 
 #: Thresholds tried by :func:`tune_decision` (binary), and object / hole sizes in pixels.
-THRESHOLDS = tuple(round(0.2 + 0.05 * i, 2) for i in range(13))
+THRESHOLDS = tuple(round(0.1 + 0.05 * i, 2) for i in range(17))
 SIZES = (0, 16, 64, 256, 1024)
 _WEIGHTS = (0.5, 0.7, 1.0, 1.4, 2.0)
 
@@ -153,13 +160,68 @@ def apply_decision(probs: np.ndarray, decision: Decision = Decision()) -> np.nda
     return labels
 
 
-def _mean_iou(preds: Sequence[np.ndarray], truths: Sequence[np.ndarray], k: int) -> float:
-    cm = sum(confusion_matrix(p, t, k) for p, t in zip(preds, truths))
+def _mean_iou(
+    preds: Sequence[np.ndarray], truths: Sequence[np.ndarray], k: int, priors: np.ndarray | None = None
+) -> float:
+    cm = sum(confusion_matrix(p, t, k) for p, t in zip(preds, truths)).astype(np.float64)
+    if priors is not None:  # each true class's row weighed to its estimated share of the slices
+        rows = cm.sum(axis=1, keepdims=True)
+        cm = np.divide(cm, rows, out=np.zeros_like(cm), where=rows > 0) * priors[:, None]
     return float(scores_from_confusion(cm)["mean_iou"])
 
 
+def estimate_priors(
+    probs: Sequence[np.ndarray], truths: Sequence[np.ndarray], n_classes: int, iterations: int = 200
+) -> np.ndarray | None:
+    """The classes' shares in the whole slices, when their labels are partial; ``None`` when every
+    pixel is labeled (or none is).
+
+    The model's probabilities reflect the shares of the labeled pixels it learnt from (taken here
+    as those of the labeled pixels of these slices); the EM of Saerens et al. (2002) adjusts them
+    to the shares that make the adjusted probabilities, averaged over every pixel, agree with
+    themselves. Uses every 4th pixel of each slice.
+
+    Args:
+        probs: per slice, (K, Y, X) probabilities (or (1, Y, X): P(class 1)).
+        truths: their (Y, X) class indices, ``UNLABELED`` (255) where not labeled.
+        n_classes: K.
+
+    Example:
+        >>> p = np.full((2, 4, 4), 0.5, np.float32); t = np.full((4, 4), 255, np.uint8); t[0, :2] = (0, 1)
+        >>> estimate_priors([p], [t], 2).round(2).tolist()  # as sure of either class: the shares drawn
+        [0.5, 0.5]
+    """
+    labeled = [t[t < n_classes] for t in truths]
+    counts = np.bincount(np.concatenate(labeled).astype(np.int64), minlength=n_classes)[:n_classes] if labeled else []
+    total_pixels = sum(t.size for t in truths)
+    if not len(counts) or counts.sum() in (0, total_pixels):
+        return None
+    drawn = np.maximum(counts / counts.sum(), 1e-6)
+    flat = []
+    for p in probs:
+        p = np.asarray(p, np.float64)
+        if p.shape[0] == 1:
+            p = np.concatenate([1.0 - p, p])
+        flat.append(p.reshape(p.shape[0], -1)[:, ::4])
+    post = np.concatenate(flat, axis=1)  # (K, pixels)
+    priors = drawn.copy()
+    for _ in range(iterations):
+        adjusted = post * (priors / drawn)[:, None]
+        adjusted /= np.maximum(adjusted.sum(axis=0, keepdims=True), 1e-12)
+        new = adjusted.mean(axis=1)
+        done = np.abs(new - priors).max() < 1e-6
+        priors = new
+        if done:
+            break
+    return priors
+
+
 def tune_decision(
-    probs: Sequence[np.ndarray], truths: Sequence[np.ndarray], n_classes: int, cleanup_sizes: Sequence[int] = SIZES
+    probs: Sequence[np.ndarray],
+    truths: Sequence[np.ndarray],
+    n_classes: int,
+    cleanup_sizes: Sequence[int] = SIZES,
+    priors: Sequence[float] | None = None,
 ) -> tuple[Decision, dict[str, float]]:
     """The decision with the best mean IoU over classes on validation slices.
 
@@ -171,15 +233,19 @@ def tune_decision(
         probs: per validation slice, (K, Y, X) probabilities (or (1, Y, X): P(class 1)).
         truths: their (Y, X) class indices.
         n_classes: K.
+        priors: the classes' shares of the slices (:func:`estimate_priors`, for partial labels):
+            the labeled pixels of each true class are weighed to add up to its share, so the mean
+            IoU is that of the whole slices, not of the strokes. ``None``: pixels count as they are.
 
     Returns:
         ``(decision, {"mean_iou_default": ..., "mean_iou_tuned": ...})``.
     """
     if not probs:
         return Decision(), {}
+    shares = None if priors is None else np.asarray(priors, np.float64)
 
     def score(d: Decision) -> float:
-        return _mean_iou([apply_decision(p, d) for p in probs], truths, n_classes)
+        return _mean_iou([apply_decision(p, d) for p in probs], truths, n_classes, shares)
 
     best = Decision()
     base = best_score = score(best)

@@ -2,7 +2,9 @@
 
 :func:`finish_run` takes the run's best checkpoint (else its last), predicts the validation slices
 (as validation does: centre-cropped, one forward each), tunes the :class:`~core.nn.decision.Decision`
-on them (:func:`~core.nn.decision.tune_decision`) and stores it in ``best.pt`` and ``last.pt``, so
+on them (:func:`~core.nn.decision.tune_decision`; with partial labels, each class weighed to its
+share of the slices estimated by :func:`~core.nn.decision.estimate_priors`, since strokes hold the
+classes in the shares they were drawn) and stores it in ``best.pt`` and ``last.pt``, so
 prediction uses it by default. Then it predicts the labeled test slices whole (they were never
 trained nor validated on) and scores them with that decision. The scores say how the model does on
 slices it has never seen; the validation scores, being what chose the checkpoint and the decision,
@@ -19,7 +21,7 @@ import torch
 
 from ..data.files import atomic_write
 from ..nn.checkpoint import load_checkpoint
-from ..nn.decision import Decision, apply_decision, tune_decision
+from ..nn.decision import Decision, apply_decision, estimate_priors, tune_decision
 from ..nn.device import uses_channels_last
 from ..nn.metrics import confusion_matrix, scores_from_confusion
 from ..nn.model import probabilities, required_multiple
@@ -100,7 +102,8 @@ def finish_run(
 
     Returns:
         ``{"decision": {...}, "val": scores, "val_default": scores, "test": scores,
-        "test_default": scores, "n_test": n}`` (``test*`` only with test slices); scores as
+        "test_default": scores, "n_test": n}`` (``class_priors`` too when the validation labels are
+        partial; ``test*`` only with test slices); scores as
         :func:`~core.nn.metrics.scores_from_confusion` (``*_default``: threshold 0.5, no cleanup).
     """
     paths = [Path(p) for p in checkpoints if p and Path(p).is_file()]
@@ -108,9 +111,11 @@ def finish_run(
         return {}
     ckpt = load_checkpoint(paths[0], device=device)
     val = slice_probabilities(ckpt.model, val_items, n_classes, device, amp_dtype, check_stop)
-    decision = Decision()
+    decision, priors = Decision(), None
     if cfg.tune and val:
-        decision, _ = tune_decision([p for p, _ in val], [t for _, t in val], n_classes)
+        probs, truths = [p for p, _ in val], [t for _, t in val]
+        priors = estimate_priors(probs, truths, n_classes)  # partial labels: the strokes' shares are not the slices'
+        decision, _ = tune_decision(probs, truths, n_classes, priors=priors)
     for path in dict.fromkeys(paths):
         _store_decision(path, decision)
     out: dict[str, Any] = {
@@ -119,6 +124,8 @@ def finish_run(
         "val": _scores(val, decision, n_classes),
         "val_default": _scores(val, Decision(), n_classes),
     }
+    if priors is not None:
+        out["class_priors"] = [round(float(v), 4) for v in priors]
     images, masks = test_slices
     if images:
         items = validation_tensors(images, masks, window, required_multiple(ckpt.model_config), TEST_CROP)

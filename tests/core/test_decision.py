@@ -10,7 +10,7 @@ import torch
 
 from core.data.neighbours import context_indices, mirrored_index, neighbourhood
 from core.nn.checkpoint import load_checkpoint, save_checkpoint
-from core.nn.decision import Decision, apply_decision, cleanup, tune_decision
+from core.nn.decision import Decision, apply_decision, cleanup, estimate_priors, tune_decision
 from core.nn.model import ModelConfig, build_model
 from core.predict.config import PredictConfig
 from core.predict.inferer import decision_for, predict_slice, slice_input
@@ -66,6 +66,35 @@ def test_tuning_weights_classes_and_chooses_cleanup_only_when_it_helps():
     assert np.array_equal(apply_decision(noisy, d), truth)
     clean, _ = tune_decision([probs], [truth], 3)
     assert clean.min_size == 0, "no cleanup when it does not help"
+
+
+def test_strokes_drawn_in_equal_shares_are_reweighed_to_the_slices_class_shares():
+    """A model that learnt from strokes of both classes in equal shares (its P(class 1) is the
+    posterior under a 50/50 prior) on slices that are 80 % class 1: the priors come back near 0.8,
+    and the decision tuned with them beats the one tuned on the strokes as they are, on every pixel."""
+    rng = np.random.default_rng(1)
+    truths, probs, strokes = [], [], []
+    for _ in range(3):
+        t = (rng.random((64, 64)) < 0.8).astype(np.uint8)
+        x = rng.normal(np.where(t == 1, 0.6, -0.6), 1.0)
+        probs.append((1 / (1 + np.exp(-2 * 0.6 * x)))[None].astype(np.float32))  # posterior under 50/50
+        s = np.full_like(t, 255)
+        for k in (0, 1):  # 150 pixels of each class: equal shares, as strokes are drawn
+            idx = rng.choice(np.flatnonzero(t.ravel() == k), 150, replace=False)
+            s.ravel()[idx] = k
+        truths.append(t)
+        strokes.append(s)
+    priors = estimate_priors(probs, strokes, 2)
+    assert priors is not None and priors[1] == pytest.approx(0.8, abs=0.04)
+    assert estimate_priors(probs, truths, 2) is None  # complete labels: nothing to estimate
+    plain, _ = tune_decision(probs, strokes, 2, cleanup_sizes=(0,))
+    weighed, _ = tune_decision(probs, strokes, 2, cleanup_sizes=(0,), priors=priors)
+    assert weighed.threshold < 0.4 < plain.threshold
+
+    def accuracy(d):
+        return np.mean([(apply_decision(p, d) == t).mean() for p, t in zip(probs, truths)])
+
+    assert accuracy(weighed) > accuracy(plain) + 0.03
 
 
 def test_cleanup_removes_small_objects_and_fills_small_holes():
