@@ -713,6 +713,7 @@ def main() -> None:
     ap.add_argument("--steps-only", action="store_true", help="only training steps alone, per policy (no server)")
     ap.add_argument("--no-baseline", action="store_true", help="skip the users-only rows (no background work)")
     ap.add_argument("--no-steps", action="store_true", help="skip the training steps alone per policy")
+    ap.add_argument("--name", default="load", help="result file name (benchmarks/results/<name>.json)")
     args = ap.parse_args()
     users = [int(n) for n in args.users.split(",")]
     kinds = args.kinds.split(",")
@@ -739,9 +740,10 @@ def main() -> None:
                 for policy in policies if r % 2 == 0 else policies[::-1]:
                     rows += bench_arm(kind, policy, args, ws, ckpt, tmp, users if kind == "server" else [4])
                     print(json.dumps(rows[-1], default=str), flush=True)
-    table = [{k: v for k, v in row.items() if k not in ("per_page_p95_s", "errors")} for row in rows]
+    nested = ("per_page_p95_s", "errors", "sched_idle", "sched_load")
+    table = [{k: v for k, v in row.items() if k not in nested} for row in rows]
     report(
-        "load",
+        args.name,
         table,
         {
             "detail": rows,
