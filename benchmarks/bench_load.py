@@ -434,6 +434,7 @@ class Server:
             env=env,
             stdout=self.log,
             stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own autogroup, at nice 0 as a server started from a shell
         )
         self.n_cmd = 0
         deadline = time.time() + 120
@@ -470,6 +471,7 @@ class CliJob:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
+            start_new_session=True,  # its own autogroup, as a job started from a shell
         )
         threading.Thread(target=self._read, daemon=True).start()
 
@@ -512,16 +514,32 @@ def _lower_priority(nice: int) -> None:
 
 
 def _nice_autogroups(nice: int) -> None:
-    """Give this process's descendants' scheduling autogroups the nice value ``nice``. Linux groups
-    processes by session (``sched_autogroup_enabled``) and shares the CPU fairly between the groups,
-    whatever the nice values inside them; the browser starts in sessions of its own, so without
-    this each browser would weigh as much as the whole server (and its training) together."""
+    """Give the scheduling autogroups of this process's descendants that run in sessions of their
+    own (the browser's) the nice value ``nice``. Linux groups processes by session
+    (``sched_autogroup_enabled``) and shares the CPU fairly between the groups, whatever the nice
+    values inside them; the browser starts sessions of its own, so without this each browser would
+    weigh as much as the whole server (and its training) together. Descendants in this process's
+    own session (playwright's driver) are left alone: their autogroup is the benchmark's, and
+    renicing it once reniced every process of the session, a server started without a session of
+    its own included (seen: the server and its training at autogroup nice 19 during the users'
+    windows, as low as the browsers)."""
+    mine = os.getsid(0)
     for pid in _tree({os.getpid()})[os.getpid()][1:]:
         try:
+            if os.getsid(pid) == mine:
+                continue
             with open(f"/proc/{pid}/autogroup", "w") as f:
                 f.write(str(nice))
         except OSError:
             pass
+
+
+def _autogroup_nice(pid: int) -> int | None:
+    """The nice value of ``pid``'s scheduling autogroup (``None`` where there is none)."""
+    try:
+        return int(open(f"/proc/{pid}/autogroup").read().split()[-1])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def run_users(url: str, n: int, seconds: float, think: float, browser_nice: int, tmp: Path, watch: set[int]) -> dict:
@@ -644,6 +662,7 @@ def bench_arm(kind: str, policy: str, args, ws: Path, ckpt: str, tmp: Path, user
             points = cli.points if cli else [(s["t"], s["done"]) for s in server.samples()]
             busy = _rate(points, *res["window"])
             row = {"kind": kind, "policy": policy, **_row(res, server, idle, busy), "waited_s": round(waited)}
+            row["server_autogroup_nice"] = _autogroup_nice(server.proc.pid)
             rows.append({**row, "sched_idle": sched_idle, "sched_load": res["sched_load"]})
     finally:
         if cli is not None:
