@@ -303,26 +303,13 @@ def bench_steps(rounds: int, seconds: float) -> list[dict]:
 # -- the benchmark ------------------------------------------------------------------------------------
 def _cpu_ticks(pids: set[int]) -> float:
     """CPU seconds (user + system) of ``pids`` and all their descendants, alive now."""
-    parent: dict[int, int] = {}
-    ticks: dict[int, int] = {}
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            try:
-                f = open(f"/proc/{d}/stat").read().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            parent[int(d)], ticks[int(d)] = int(f[1]), int(f[11]) + int(f[12])
-    total, todo, seen = 0, list(pids), set()
-    children: dict[int, list[int]] = {}
-    for pid, pp in parent.items():
-        children.setdefault(pp, []).append(pid)
-    while todo:
-        pid = todo.pop()
-        if pid in seen:
+    total = 0
+    for pid in {p for procs in _tree(pids).values() for p in procs}:
+        try:
+            f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+        except OSError:
             continue
-        seen.add(pid)
-        total += ticks.get(pid, 0)
-        todo += children.get(pid, [])
+        total += int(f[11]) + int(f[12])
     return total / os.sysconf("SC_CLK_TCK")
 
 

@@ -94,6 +94,17 @@ def _volume(path: Path, depth: int, side: int = SIDE) -> None:
         arr[z0 : z0 + n] = rng.integers(0, 256, (n, side, side), dtype=np.uint8)
 
 
+def _growth(rows: list[dict], what: str) -> dict:
+    """The row comparing the peak RSS of the last row with the first's (``what`` takes their slices)."""
+    growth = rows[-1]["peak_rss_mb"] - rows[0]["peak_rss_mb"]
+    return {
+        "what": what.format(rows[0]["slices"], rows[-1]["slices"]),
+        "peak_rss_mb": round(growth, 1),
+        "target": f"< {TARGET_GROWTH_MB:.0f} MB",
+        "met": growth < TARGET_GROWTH_MB,
+    }
+
+
 def memory_part(tmp: Path, depths: list[int], side: int = SIDE) -> list[dict]:
     from tests.synthetic import tiny_checkpoint  # the test suite's untrained classic U-Net, here of width 4
 
@@ -122,15 +133,7 @@ def memory_part(tmp: Path, depths: list[int], side: int = SIDE) -> list[dict]:
         shutil.rmtree(src, ignore_errors=True)
         shutil.rmtree(tmp / f"out{depth}.zarr", ignore_errors=True)
     if len(rows) >= 2:
-        growth = rows[-1]["peak_rss_mb"] - rows[0]["peak_rss_mb"]
-        rows.append(
-            {
-                "what": f"peak RSS growth, {rows[0]['slices']} -> {rows[-1]['slices']} slices",
-                "peak_rss_mb": round(growth, 1),
-                "target": f"< {TARGET_GROWTH_MB:.0f} MB",
-                "met": growth < TARGET_GROWTH_MB,
-            }
-        )
+        rows.append(_growth(rows, "peak RSS growth, {} -> {} slices"))
     return rows
 
 
@@ -178,15 +181,7 @@ def reference_part(tmp: Path, depths: list[int], side: int = SIDE) -> list[dict]
         shutil.rmtree(src, ignore_errors=True)
         shutil.rmtree(ws_root, ignore_errors=True)
     if len(rows) >= 2:
-        growth = rows[-1]["peak_rss_mb"] - rows[0]["peak_rss_mb"]
-        rows.append(
-            {
-                "what": f"(d) peak RSS growth, {rows[0]['slices']} -> {rows[-1]['slices']} referenced slices",
-                "peak_rss_mb": round(growth, 1),
-                "target": f"< {TARGET_GROWTH_MB:.0f} MB",
-                "met": growth < TARGET_GROWTH_MB,
-            }
-        )
+        rows.append(_growth(rows, "(d) peak RSS growth, {} -> {} referenced slices"))
     return rows
 
 

@@ -284,8 +284,12 @@ def n5_resolution(attrs: dict[str, Any], ndim: int = 3) -> tuple[tuple[float, fl
 
 
 def n5_pixel_size(path: str | Path) -> tuple[tuple[float, float, float] | None, str | None]:
-    """:func:`n5_resolution` of the N5 dataset that :func:`open_volume` opens at ``path``."""
-    dataset = _n5_dataset(Path(path))
+    """:func:`n5_resolution` of the N5 dataset that :func:`open_volume` opens at ``path``;
+    ``(None, None)`` where it opens no N5 (a Zarr folder, or no volume)."""
+    path = Path(path)
+    if not path.is_dir() or _is_zarr(path) or not _is_n5(path):
+        return None, None
+    dataset = _n5_dataset(path)
     attrs = _n5_attributes(dataset)
     return n5_resolution(attrs, len(attrs.get("dimensions") or []))
 

@@ -133,13 +133,11 @@ def pixel_size_of(source: Any) -> PixelSize | None:
                     unit = normalize_unit(info.get("unit"))
                     ps = info.get("pixel_size")
                     return PixelSize(*ps, unit) if ps and unit else None
-                from .chunked import _is_n5, _is_zarr, n5_pixel_size
+                from .chunked import n5_pixel_size
 
-                if _is_n5(path) and not _is_zarr(path):
-                    sizes, n5_unit = n5_pixel_size(path)
-                    unit = normalize_unit(n5_unit)
-                    return PixelSize(*sizes, unit) if sizes and unit else None
-                return None
+                sizes, n5_unit = n5_pixel_size(path)
+                unit = normalize_unit(n5_unit)
+                return PixelSize(*sizes, unit) if sizes and unit else None
             if path.suffix.lower() not in (".tif", ".tiff"):
                 return None
             with tifffile.TiffFile(path) as tif:

@@ -191,10 +191,11 @@ def estimate_priors(
         >>> estimate_priors([p], [t], 2).round(2).tolist()  # as sure of either class: the shares drawn
         [0.5, 0.5]
     """
-    labeled = [t[t < n_classes] for t in truths]
-    counts = np.bincount(np.concatenate(labeled).astype(np.int64), minlength=n_classes)[:n_classes] if labeled else []
-    total_pixels = sum(t.size for t in truths)
-    if not len(counts) or counts.sum() in (0, total_pixels):
+    if not truths:
+        return None
+    labeled = np.concatenate([t[t < n_classes].ravel() for t in truths]).astype(np.int64)
+    counts = np.bincount(labeled, minlength=n_classes)[:n_classes]
+    if counts.sum() in (0, sum(t.size for t in truths)):
         return None
     drawn = np.maximum(counts / counts.sum(), 1e-6)
     flat = []

@@ -10,8 +10,12 @@ from core.data.chunked import Volume
 from core.workflow.ingest import import_dataset
 
 
+def _planes(z: int, shape: tuple[int, int]) -> np.ndarray:
+    return (np.indices((z, *shape)).sum(0) * 5 % 251).astype(np.uint8)
+
+
 def _zarr(path, z=6, shape=(32, 48)) -> np.ndarray:
-    data = (np.indices((z, *shape)).sum(0) * 5 % 251).astype(np.uint8)
+    data = _planes(z, shape)
     arr = zarr.create_array(str(path), shape=data.shape, chunks=(2, *shape), dtype="uint8")
     arr[:] = data
     return data
@@ -20,7 +24,7 @@ def _zarr(path, z=6, shape=(32, 48)) -> np.ndarray:
 def _n5(path, z=6, shape=(32, 48)) -> np.ndarray:
     from tests.core.test_volume import write_n5
 
-    data = (np.indices((z, *shape)).sum(0) * 5 % 251).astype(np.uint8)
+    data = _planes(z, shape)
     write_n5(path, data, (2, *shape))
     return data
 
