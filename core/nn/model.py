@@ -51,6 +51,7 @@ __all__ = [
 ARCHITECTURES = ("Unet", "UnetPlusPlus", "FPN", "DeepLabV3Plus", "classic")
 ENCODERS = ("resnet18", "resnet34", "efficientnet-b0", "mobilenet_v2")
 ENCODER_WEIGHTS = (None, "imagenet")
+ATTENTIONS = (None, "scse")  # smp's decoder attention (Roy et al. 2018), Unet and UnetPlusPlus only
 
 _DOWNLOAD_TIMEOUT_S = 120.0  # whole pretrained-weights download, once the host answered
 _CONNECT_TIMEOUT_S = 3.0
@@ -70,6 +71,8 @@ class ModelConfig(Settings):
         classic_width: base width of the classic U-Net (64 as in the paper; 16 is a reduced one).
         encoder_depth: smp encoder stages, 3..5; fewer stages make a smaller, faster network
             (``DeepLabV3Plus`` needs 5).
+        attention: ``None`` or ``"scse"``: spatial and channel squeeze-and-excitation in each
+            decoder block (smp's ``decoder_attention_type``; ``Unet`` and ``UnetPlusPlus`` only).
 
     Example:
         >>> ModelConfig.from_dict({"arch": "unet"}).arch
@@ -87,6 +90,7 @@ class ModelConfig(Settings):
     n_classes: int = 2
     classic_width: int = 64
     encoder_depth: int = 5
+    attention: str | None = None
 
     def __post_init__(self) -> None:
         arch = _canonical(self.arch, ARCHITECTURES, "arch")
@@ -103,6 +107,10 @@ class ModelConfig(Settings):
         _check_int(self.encoder_depth, "encoder_depth", 3, 5)
         if arch == "DeepLabV3Plus" and self.encoder_depth != 5:
             raise SegDashError("DeepLabV3Plus needs encoder_depth=5")
+        if self.attention not in ATTENTIONS:
+            raise SegDashError(f"attention must be None or 'scse', got {self.attention!r}")
+        if self.attention and arch not in ("Unet", "UnetPlusPlus"):
+            raise SegDashError(f"attention {self.attention!r} needs arch Unet or UnetPlusPlus, not {arch}")
 
     @property
     def out_channels(self) -> int:
@@ -119,7 +127,8 @@ class ModelConfig(Settings):
             return f"classic U-Net (width {self.classic_width})"
         depth = "" if self.encoder_depth == 5 else f", depth {self.encoder_depth}"
         weights = ", imagenet" if self.encoder_weights else ""
-        return f"{self.arch} / {self.encoder}{depth}{weights}"
+        attention = f", {self.attention}" if self.attention else ""
+        return f"{self.arch} / {self.encoder}{depth}{weights}{attention}"
 
 
 def _canonical(value: Any, choices: tuple[str, ...], what: str) -> str:
@@ -225,6 +234,8 @@ def build_model(cfg: ModelConfig) -> nn.Module:
         kwargs["encoder_depth"] = cfg.encoder_depth
         if cfg.arch in ("Unet", "UnetPlusPlus"):
             kwargs["decoder_channels"] = (256, 128, 64, 32, 16)[-cfg.encoder_depth :]
+    if cfg.attention:
+        kwargs["decoder_attention_type"] = cfg.attention
     if cfg.encoder_weights is None:
         return smp.create_model(
             cfg.arch,

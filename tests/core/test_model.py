@@ -60,6 +60,18 @@ def test_multiclass_head_and_shallow_encoder():
     assert out.shape == (1, 3, 24, 24)
 
 
+def test_scse_attention_is_in_every_decoder_block_and_an_old_config_has_none():
+    cfg = ModelConfig.from_dict({"arch": "Unet", "encoder_depth": 3, "attention": "scse"})
+    model = build_model(cfg).eval()
+    kinds = {type(m).__name__ for m in model.decoder.modules()}
+    assert "SCSEModule" in kinds and cfg.describe() == "Unet / resnet18, depth 3, scse"
+    with torch.no_grad():
+        assert model(torch.rand(1, 1, 32, 32)).shape == (1, 1, 32, 32)
+    old = {k: v for k, v in cfg.to_dict().items() if k != "attention"}  # a checkpoint from before
+    assert ModelConfig.from_dict(old).attention is None
+    assert "SCSEModule" not in {type(m).__name__ for m in build_model(ModelConfig.from_dict(old)).modules()}
+
+
 def test_config_validation_and_round_trip():
     cfg = ModelConfig.from_dict({"arch": "unetplusplus", "encoder": "MOBILENET_V2", "n_classes": 4})
     assert (cfg.arch, cfg.encoder, cfg.out_channels) == ("UnetPlusPlus", "mobilenet_v2", 4)
@@ -75,6 +87,8 @@ def test_config_validation_and_round_trip():
         {"arch": "classic", "encoder_weights": "imagenet"},
         {"encoder_depth": 2},
         {"arch": "DeepLabV3Plus", "encoder_depth": 4},
+        {"attention": "cbam"},
+        {"arch": "classic", "attention": "scse"},
         {"colour": "red"},
     ):
         with pytest.raises(ValueError):
