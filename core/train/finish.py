@@ -1,7 +1,9 @@
 """The end of a run: the decision tuned on the validation slices, and the test slices scored.
 
 :func:`finish_run` takes the run's best checkpoint (else its last), predicts the validation slices
-(as validation does: centre-cropped, one forward each), tunes the :class:`~core.nn.decision.Decision`
+whole (one forward each, as the test slices; the epochs' validation scored their centre crops
+only, ``val_crop``, and a crop is not the slice: measured on EPFL, benchmarks/README.md), tunes the
+:class:`~core.nn.decision.Decision`
 on them (:func:`~core.nn.decision.tune_decision`; with partial labels, each class weighed to its
 share of the slices estimated by :func:`~core.nn.decision.estimate_priors`, since strokes hold the
 classes in the shares they were drawn) and stores it in ``best.pt`` and ``last.pt``, so
@@ -79,7 +81,7 @@ def _scores(preds: Sequence[tuple[np.ndarray, np.ndarray]], decision: Decision, 
 def finish_run(
     checkpoints: Sequence[Path],
     cfg: Any,
-    val_items: Sequence[tuple[torch.Tensor, torch.Tensor]],
+    val_slices: tuple[list[np.ndarray], list[np.ndarray]],
     test_slices: tuple[list[np.ndarray], list[np.ndarray]],
     window: tuple[float, float],
     n_classes: int,
@@ -93,8 +95,8 @@ def finish_run(
         checkpoints: the run's checkpoint files, the one to use first (``best.pt``, ``last.pt``);
             missing ones are skipped; the decision goes into each.
         cfg: the run's :class:`~core.train.config.TrainConfig` (``tune``: whether to tune).
-        val_items: the validation tensors the run validated on.
-        test_slices: ``(images, masks)`` of the labeled test slices ((Y, X) or (C, Y, X) each).
+        val_slices: ``(images, masks)`` of the validation slices ((Y, X) or (C, Y, X) each).
+        test_slices: ``(images, masks)`` of the labeled test slices, the same way.
         window: normalisation window.
         n_classes: classes.
         device, amp_dtype: where and how to run the network.
@@ -110,7 +112,13 @@ def finish_run(
     if not paths:
         return {}
     ckpt = load_checkpoint(paths[0], device=device)
-    val = slice_probabilities(ckpt.model, val_items, n_classes, device, amp_dtype, check_stop)
+    mult = required_multiple(ckpt.model_config)
+
+    def predict(slices: tuple[list[np.ndarray], list[np.ndarray]]) -> list[tuple[np.ndarray, np.ndarray]]:
+        items = validation_tensors(slices[0], slices[1], window, mult, TEST_CROP)
+        return slice_probabilities(ckpt.model, items, n_classes, device, amp_dtype, check_stop)
+
+    val = predict(val_slices) if val_slices[0] else []
     decision, priors = Decision(), None
     if cfg.tune and val:
         probs, truths = [p for p, _ in val], [t for _, t in val]
@@ -128,8 +136,7 @@ def finish_run(
         out["class_priors"] = [round(float(v), 4) for v in priors]
     images, masks = test_slices
     if images:
-        items = validation_tensors(images, masks, window, required_multiple(ckpt.model_config), TEST_CROP)
-        test = slice_probabilities(ckpt.model, items, n_classes, device, amp_dtype, check_stop)
+        test = predict(test_slices)
         out.update(test=_scores(test, decision, n_classes), test_default=_scores(test, Decision(), n_classes))
         out["n_test"] = len(images)
     return out

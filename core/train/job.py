@@ -360,9 +360,10 @@ class TrainingJob(JobHandle):
         fit(state, cfg, TrainingData(tr_imgs, tr_masks, window, val_items), n_classes, device, amp_dtype, recorder)
         del tr_imgs, tr_masks, state
         test = (context_images(stack, test_zs, cfg.context), ws.read_truths(ds, test_zs)[0] if test_zs else [])
+        val = (context_images(stack, val_zs, cfg.context), val_masks)  # whole slices, as the test ones
         ckpts = [recorder.best_path, recorder.last_path]
         try:
-            outcome = finish_run(ckpts, cfg, val_items, test, window, n_classes, device, amp_dtype, self._check_stop)
+            outcome = finish_run(ckpts, cfg, val, test, window, n_classes, device, amp_dtype, self._check_stop)
         except (MemoryError, OSError, RuntimeError) as exc:  # the trained weights stand: keep the run done
             log.exception("tuning / testing run %s failed", self.run_id)
             outcome = {"error": f"tuning the decision or scoring the test slices failed: {exc}"}

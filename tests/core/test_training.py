@@ -326,6 +326,39 @@ def test_training_runs_in_float32_when_mixed_precision_is_off(ws):
     assert "autocast" not in s["device"]
 
 
+def test_the_run_end_scores_validation_slices_whole_not_their_centre_crop(tmp_path):
+    # the epochs validate on centre crops (val_crop); the reported validation score, set beside the
+    # test score, must come from the whole slices as the test one does (on EPFL the centre of a
+    # slice scored 0.90 foreground IoU where the whole slice scored 0.75)
+    from core.nn.checkpoint import save_checkpoint
+    from core.nn.model import build_model
+    from core.train.finish import finish_run
+
+    mc = ModelConfig(arch="classic", classic_width=2)
+    model = build_model(mc).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.zero_()
+        model.head.bias.fill_(5.0)  # says "foreground" everywhere
+    path = save_checkpoint(
+        tmp_path / "best.pt",
+        model,
+        mc,
+        class_names=["bg", "fg"],
+        norm_window=(0.0, 255.0),
+        patch_size=32,
+        epoch=1,
+        metrics={},
+    )
+    truth = np.ones((64, 64), np.uint8)
+    truth[16:48, 16:48] = 0  # the centre 32 x 32 crop holds background only
+    image = np.zeros((64, 64), np.uint8)
+    cfg = TrainConfig.from_dict({"tune": False, "val_crop": 32})
+    out = finish_run([path], cfg, ([image], [truth]), ([], []), (0.0, 255.0), 2, torch.device("cpu"), None)
+    assert out["val"]["iou_fg"] == pytest.approx(0.75)  # 3072 of 4096 pixels; the crop alone: 0
+    assert out["val"]["pixel_error"] == pytest.approx(0.25)
+
+
 def test_test_slices_are_scored_with_the_decision_tuned_on_validation(ws):
     cfg = {**TINY, "epochs": 2, "context": 1, "test_slices": [7], "val_gap": 1}
     summary = train_headless(ws, "discs", config=cfg)
