@@ -36,7 +36,9 @@ test block itself. The budget is the trainer's own (``"minutes"`` in the config,
 :mod:`core.train.budget`: epochs planned from their measured times, the schedule ends with the
 time; the end of the run, tuning and test scoring, comes after it). Reported: foreground IoU on
 the test block (the run's own score, and by ``predict_slice`` with 4 flips, with ``--tta``), the
-validation foreground IoU beside it (the gap between the two is the honesty measure), time.
+validation foreground IoU beside it, of whole slices as the test one (the run's end scores them so
+since 2026-11-30; before, the centre 512 px crops the epochs validate on: see ``epfl_regions.py``);
+the gap between the two is the honesty measure; time.
 Targets: test IoU >= 0.87, |validation - test| <= 0.03.
 (``--tta``: the test block is also predicted with 4 flips, 4x the scoring time.)
 
