@@ -25,7 +25,7 @@ from core.train.headless import job_progress
 from core.train.job import TrainingJob
 from core.train.process import ProcessJob, start_training
 from core.train.registry import live_runs, registry, run_snapshot, stop_run
-from core.train.snapshot import TrainingSnapshot, origin_label
+from core.train.snapshot import TrainingSnapshot, held_out_ious, origin_label
 from core.view import plots
 from pages._common import dataset_picker, page_link, user_errors, workspace
 from pages._split import finish_report, split_form
@@ -414,11 +414,16 @@ def _live() -> None:
         st.info(f"No run on {dataset} yet.")
         return
     n_epochs = ws.epochs_done([r.run_id for r in runs])
+    held_out = {r.run_id: held_out_ious(r) for r in runs}
     rows = [
         {
             "run id": r.run_id,
             "state": r.state,
             "best Dice (class mean)": None if r.best_dice is None else round(r.best_dice, 4),
+            **{
+                f"{word} IoU": None if held_out[r.run_id][part] is None else round(held_out[r.run_id][part], 4)
+                for part, word in (("val", "validation"), ("test", "test"))
+            },
             "epochs": f"{n_epochs[r.run_id]}/{r.config.get('epochs', '?')}",
             "model": model_label(r.config),
             "device": r.device,

@@ -23,6 +23,7 @@ __all__ = [
     "progress_record",
     "snapshot_of_run",
     "origin_label",
+    "held_out_ious",
     "mark_worker",
 ]
 
@@ -140,6 +141,28 @@ _WORKERS: set[int] = set()  # process ids of this server's training workers (cor
 def mark_worker(pid: int) -> None:
     """Record ``pid`` as a worker process of this server: its runs read as trained by this server."""
     _WORKERS.add(int(pid))
+
+
+def held_out_ious(run: RunRecord) -> dict[str, float | None]:
+    """``{"val": IoU, "test": IoU}`` of a finished run, as its end scored them with the decision it
+    tuned (:func:`~core.train.finish.finish_run`: whole slices both): foreground IoU of a binary
+    run, mean IoU over classes of a multi-class one; ``None`` where not scored (no test slices, a
+    run from before, one still going).
+
+    Example:
+        >>> from core.store.records import RunRecord
+        >>> r = RunRecord(run_id="r", dataset="d", created=0.0, state="done",
+        ...               extra={"finish": {"val": {"iou_fg": 0.75, "mean_iou": 0.8}, "test": {"iou_fg": 0.81}}})
+        >>> held_out_ious(r)
+        {'val': 0.75, 'test': 0.81}
+    """
+    finish = (run.extra or {}).get("finish") or {}
+    out: dict[str, float | None] = {}
+    for part in ("val", "test"):
+        scores = finish.get(part) or {}
+        value = scores.get("iou_fg", scores.get("mean_iou"))
+        out[part] = None if value is None else float(value)
+    return out
 
 
 def origin_label(run: RunRecord, me: Owner | None = None) -> str:

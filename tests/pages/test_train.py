@@ -98,6 +98,10 @@ def test_tiny_job_runs_with_the_augment_page_settings_and_is_listed(ws_env, page
     table = at.dataframe[0].value
     assert list(table["run id"]) == [run_id] and list(table["state"]) == ["done"]
     assert list(table["epochs"]) == ["1/1"] and table["device"].iloc[0].startswith("cpu")
+    # the run's end scored its validation slices (whole, with the tuned decision): beside its Dice
+    val_iou = ws_env.catalog.run(run_id)["extra"]["finish"]["val"]
+    assert table["validation IoU"].iloc[0] == pytest.approx(val_iou.get("iou_fg", val_iou.get("mean_iou")), abs=1e-4)
+    assert "test IoU" in table.columns  # no test slices in this run: the column is there, empty
     assert at.multiselect(key="train_compare").value == [run_id]
     assert at.get_by_key("train_compare_chart")
     assert at.download_button(key="train_dl_best") and at.download_button(key="train_dl_bundle")
