@@ -40,66 +40,63 @@ def main() -> None:
     from bench_accuracy import _read_epfl
 
     from core.nn.checkpoint import load_checkpoint
+    from core.nn.decision import apply_decision, tune_decision
+    from core.nn.metrics import confusion_matrix, scores_from_confusion
     from core.nn.model import required_multiple
     from core.train.data import context_images, validation_tensors
     from core.train.finish import slice_probabilities
 
     ckpt = load_checkpoint(args.checkpoint)
-    context = ckpt.context
     images, masks = _read_epfl()
     window, mult, cpu = tuple(ckpt.norm_window), required_multiple(ckpt.model_config), torch.device("cpu")
-    threshold = ckpt.decision.threshold
 
     def probs(zs: list[int], crop: int) -> list[tuple[np.ndarray, np.ndarray]]:
-        items = validation_tensors(context_images(images, zs, context), [masks[z] for z in zs], window, mult, crop)
+        items = validation_tensors(context_images(images, zs, ckpt.context), [masks[z] for z in zs], window, mult, crop)
         return slice_probabilities(ckpt.model, items, 2, cpu, None)
 
-    def predict(zs: list[int], crop: int) -> list[tuple[np.ndarray, np.ndarray]]:
-        return [(p[1] >= threshold, t.astype(bool)) for p, t in probs(zs, crop)]
+    def iou(preds, decision, region: np.ndarray | None = None) -> float:
+        """Foreground IoU of ``(probabilities, truth)`` pairs under ``decision``, in ``region`` only."""
+        sel = slice(None) if region is None else region
+        cm = sum(confusion_matrix(apply_decision(p, decision)[sel], t[sel], 2) for p, t in preds)
+        return scores_from_confusion(cm)["iou_fg"]
 
-    rows = []
+    h, w = masks[0].shape
+    centre = np.zeros((h, w), bool)
+    centre[(h - CROP) // 2 : (h - CROP) // 2 + CROP, (w - CROP) // 2 : (w - CROP) // 2 + CROP] = True
+    edge = np.ones((h, w), bool)
+    edge[EDGE:-EDGE, EDGE:-EDGE] = False
+    regions = {"whole": None, "centre_of_whole": centre, "ring": ~centre, "edge": edge}
+    rows, whole = [], {}  # whole: the validation and test blocks' probabilities, for the re-tuning
     for name, zs in BLOCKS.items():
         zs = list(zs)
-        h, w = masks[0].shape
-        centre = np.zeros((h, w), bool)
-        centre[(h - CROP) // 2 : (h - CROP) // 2 + CROP, (w - CROP) // 2 : (w - CROP) // 2 + CROP] = True
-        edge = np.ones((h, w), bool)
-        edge[EDGE:-EDGE, EDGE:-EDGE] = False
-        regions = {"whole": np.ones((h, w), bool), "centre_of_whole": centre, "ring": ~centre, "edge": edge}
-        inter = dict.fromkeys(regions, 0)
-        union = dict.fromkeys(regions, 0)
-        whole = predict(zs, 0)
-        for pred, truth in whole:
-            for k, sel in regions.items():
-                inter[k] += int((pred & truth)[sel].sum())
-                union[k] += int((pred | truth)[sel].sum())
-        crop = predict(zs, CROP)
-        ci = sum(int((p & t).sum()) for p, t in crop)
-        cu = sum(int((p | t).sum()) for p, t in crop)
+        block = probs(zs, 0)
+        if name in ("val", "test"):
+            whole[name] = block
         rows.append(
             {
                 "block": name,
                 "z": f"{zs[0]}-{zs[-1]}",
-                "iou_crop_alone": ci / cu,
-                **{f"iou_{k}": inter[k] / union[k] for k in regions},
+                "iou_crop_alone": iou(probs(zs, CROP), ckpt.decision),
+                **{f"iou_{k}": iou(block, ckpt.decision, sel) for k, sel in regions.items()},
                 "fg_share_centre": float(np.mean([m[centre].mean() for m in masks[zs]])),
                 "fg_share_ring": float(np.mean([m[~centre].mean() for m in masks[zs]])),
             }
         )
-    from core.nn.decision import apply_decision, tune_decision
-    from core.nn.metrics import confusion_matrix, scores_from_confusion
 
-    val, test = probs(list(BLOCKS["val"]), 0), probs(list(BLOCKS["test"]), 0)
-    decision, _ = tune_decision([p for p, _ in val], [t for _, t in val], 2)
-    cm = sum(confusion_matrix(apply_decision(p, decision), t, 2) for p, t in test)
-    vm = sum(confusion_matrix(apply_decision(p, decision), t, 2) for p, t in val)
+    decision, _ = tune_decision([p for p, _ in whole["val"]], [t for _, t in whole["val"]], 2)
     retuned = {
         "decision_whole_val": decision.to_dict(),
-        "val_iou_whole_at_it": scores_from_confusion(vm)["iou_fg"],
-        "test_iou_whole_at_it": scores_from_confusion(cm)["iou_fg"],
+        "val_iou_whole_at_it": iou(whole["val"], decision),
+        "test_iou_whole_at_it": iou(whole["test"], decision),
     }
     print(retuned)
-    extra = {"checkpoint": args.checkpoint, "threshold": threshold, "crop": CROP, "edge_px": EDGE, "retuned": retuned}
+    extra = {
+        "checkpoint": args.checkpoint,
+        "threshold": ckpt.decision.threshold,
+        "crop": CROP,
+        "edge_px": EDGE,
+        "retuned": retuned,
+    }
     report(args.name, rows, extra)
 
 

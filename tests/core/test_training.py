@@ -330,26 +330,16 @@ def test_the_run_end_scores_validation_slices_whole_not_their_centre_crop(tmp_pa
     # the epochs validate on centre crops (val_crop); the reported validation score, set beside the
     # test score, must come from the whole slices as the test one does (on EPFL the centre of a
     # slice scored 0.90 foreground IoU where the whole slice scored 0.75)
-    from core.nn.checkpoint import save_checkpoint
     from core.nn.model import build_model
     from core.train.finish import finish_run
+    from tests.synthetic import tiny_checkpoint
 
-    mc = ModelConfig(arch="classic", classic_width=2)
-    model = build_model(mc).eval()
+    model = build_model(ModelConfig(arch="classic", classic_width=2)).eval()
     with torch.no_grad():
         for p in model.parameters():
             p.zero_()
         model.head.bias.fill_(5.0)  # says "foreground" everywhere
-    path = save_checkpoint(
-        tmp_path / "best.pt",
-        model,
-        mc,
-        class_names=["bg", "fg"],
-        norm_window=(0.0, 255.0),
-        patch_size=32,
-        epoch=1,
-        metrics={},
-    )
+    path = tiny_checkpoint(tmp_path / "best.pt", model=model)
     truth = np.ones((64, 64), np.uint8)
     truth[16:48, 16:48] = 0  # the centre 32 x 32 crop holds background only
     image = np.zeros((64, 64), np.uint8)
