@@ -73,6 +73,9 @@ class ModelConfig(Settings):
             (``DeepLabV3Plus`` needs 5).
         attention: ``None`` or ``"scse"``: spatial and channel squeeze-and-excitation in each
             decoder block (smp's ``decoder_attention_type``; ``Unet`` and ``UnetPlusPlus`` only).
+        deep_supervision: the classic U-Net also predicts from its decoder's 1/4 and 1/2 levels
+            while training, and the loss takes them in (weights 1/4 and 1/2 of the output's, as
+            nnU-Net); prediction uses the output alone. ``classic`` only.
 
     Example:
         >>> ModelConfig.from_dict({"arch": "unet"}).arch
@@ -91,6 +94,7 @@ class ModelConfig(Settings):
     classic_width: int = 64
     encoder_depth: int = 5
     attention: str | None = None
+    deep_supervision: bool = False
 
     def __post_init__(self) -> None:
         arch = _canonical(self.arch, ARCHITECTURES, "arch")
@@ -111,6 +115,10 @@ class ModelConfig(Settings):
             raise SegDashError(f"attention must be None or 'scse', got {self.attention!r}")
         if self.attention and arch not in ("Unet", "UnetPlusPlus"):
             raise SegDashError(f"attention {self.attention!r} needs arch Unet or UnetPlusPlus, not {arch}")
+        if not isinstance(self.deep_supervision, bool):
+            raise SegDashError(f"deep_supervision must be true or false, got {self.deep_supervision!r}")
+        if self.deep_supervision and arch != "classic":
+            raise SegDashError(f"deep_supervision needs arch classic, not {arch}")
 
     @property
     def out_channels(self) -> int:
@@ -124,7 +132,8 @@ class ModelConfig(Settings):
     def describe(self) -> str:
         """Short human label, e.g. ``Unet / resnet18`` or ``classic U-Net (width 64)``."""
         if self.arch == "classic":
-            return f"classic U-Net (width {self.classic_width})"
+            deep = ", deep supervision" if self.deep_supervision else ""
+            return f"classic U-Net (width {self.classic_width}{deep})"
         depth = "" if self.encoder_depth == 5 else f", depth {self.encoder_depth}"
         weights = ", imagenet" if self.encoder_weights else ""
         attention = f", {self.attention}" if self.attention else ""
@@ -170,6 +179,9 @@ class ClassicUNet(nn.Module):
         in_channels: input channels.
         out_channels: output channels (logits).
         width: base width ``w`` (64 in the paper).
+        deep_supervision: 1x1 heads on the decoder's 1/4 and 1/2 levels too; in training mode
+            the forward then returns ``(logits, [logits at 1/4, logits at 1/2])`` (see
+            :func:`core.train.loop.Loss`), in eval mode the logits alone.
 
     Shape:
         x: (N, in_channels, H, W), H and W multiples of 16 -> (N, out_channels, H, W)
@@ -177,7 +189,7 @@ class ClassicUNet(nn.Module):
 
     levels = 5
 
-    def __init__(self, in_channels: int = 1, out_channels: int = 1, width: int = 64):
+    def __init__(self, in_channels: int = 1, out_channels: int = 1, width: int = 64, deep_supervision: bool = False):
         super().__init__()
         widths = [width * 2**i for i in range(self.levels)]
         self.down = nn.ModuleList()
@@ -192,8 +204,12 @@ class ClassicUNet(nn.Module):
             self.up.append(nn.ConvTranspose2d(w_low, w, 2, stride=2))
             self.up_conv.append(_DoubleConv(2 * w, w))
         self.head = nn.Conv2d(widths[0], out_channels, 1)
+        # decoder levels 1 and 2 (of 0..3: 1/8, 1/4, 1/2, 1) get their own heads
+        self.aux_heads = (
+            nn.ModuleList(nn.Conv2d(widths[2 - i], out_channels, 1) for i in range(2)) if deep_supervision else None
+        )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
         m = 2 ** (self.levels - 1)
         if x.shape[-2] % m or x.shape[-1] % m:
             raise RuntimeError(
@@ -204,9 +220,12 @@ class ClassicUNet(nn.Module):
             x = block(x if i == 0 else self.pool(x))
             skips.append(x)
         x = skips.pop()
-        for up, conv in zip(self.up, self.up_conv):
+        aux = []
+        for level, (up, conv) in enumerate(zip(self.up, self.up_conv)):
             x = conv(torch.cat([skips.pop(), up(x)], dim=1))
-        return self.head(x)
+            if self.aux_heads is not None and self.training and level in (1, 2):
+                aux.append(self.aux_heads[level - 1](x))
+        return (self.head(x), aux) if aux else self.head(x)
 
 
 # -- factory -----------------------------------------------------------------------------------
@@ -226,7 +245,7 @@ def build_model(cfg: ModelConfig) -> nn.Module:
         ValueError: pretrained weights requested but not cached and not downloadable.
     """
     if cfg.arch == "classic":
-        return ClassicUNet(cfg.in_channels, cfg.out_channels, cfg.classic_width)
+        return ClassicUNet(cfg.in_channels, cfg.out_channels, cfg.classic_width, cfg.deep_supervision)
     import segmentation_models_pytorch as smp
 
     kwargs: dict[str, Any] = {}

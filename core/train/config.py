@@ -29,6 +29,9 @@ class TrainConfig:
         augment: augmentation of training patches.
         loss: ``bce``, ``dice``, ``jaccard``, ``focal`` or ``bce+dice`` (``bce`` is cross-entropy for
             more than two classes); smp losses.
+        edge_weight: the cross-entropy of pixels within 2 pixels of another class weighs
+            ``1 + edge_weight`` (0: all alike; see :class:`core.train.loop.Loss`); needs ``bce`` in
+            ``loss``.
         epochs: final epoch number.
         batch_size: patches per optimisation step.
         lr: peak learning rate.
@@ -72,6 +75,7 @@ class TrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     loss: str = "bce+dice"
+    edge_weight: float = 0.0
     epochs: int = 15
     batch_size: int = 4
     lr: float = 1e-3
@@ -128,6 +132,7 @@ class TrainConfig:
         for name, lo, hi in (
             ("lr", 1e-8, 10.0),
             ("weight_decay", 0.0, 10.0),
+            ("edge_weight", 0.0, 100.0),
             ("val_fraction", 0.0, 0.9),
             ("minutes", 0.0, 100_000.0),
         ):
@@ -147,6 +152,8 @@ class TrainConfig:
         for name in ("skip_empty_patches", "amp", "tune"):
             if not isinstance(getattr(self, name), bool):
                 raise SegDashError(f"{name} must be true or false, got {getattr(self, name)!r}")
+        if self.edge_weight and "bce" not in self.loss.split("+"):
+            raise SegDashError(f"edge_weight weighs the cross-entropy: use a loss with bce (not {self.loss!r})")
         m = required_multiple(self.model)
         if self.patch_size % m:
             raise SegDashError(

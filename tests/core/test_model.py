@@ -72,6 +72,24 @@ def test_scse_attention_is_in_every_decoder_block_and_an_old_config_has_none():
     assert "SCSEModule" not in {type(m).__name__ for m in build_model(ModelConfig.from_dict(old)).modules()}
 
 
+def test_deep_supervision_heads_train_on_coarser_levels_and_predict_the_output_alone():
+    cfg = ModelConfig.from_dict({"arch": "classic", "classic_width": 4, "deep_supervision": True})
+    model = build_model(cfg)
+    assert cfg.describe() == "classic U-Net (width 4, deep supervision)"
+    out, aux = model(torch.rand(2, 1, 64, 64))
+    assert out.shape == (2, 1, 64, 64) and [a.shape for a in aux] == [(2, 1, 16, 16), (2, 1, 32, 32)]
+    model.eval()
+    with torch.no_grad():
+        assert model(torch.rand(1, 1, 32, 32)).shape == (1, 1, 32, 32)
+    plain = build_model(ModelConfig(arch="classic", classic_width=4)).eval()
+    # the heads are extra: the plain network's weights load into it, and it predicts the same
+    missing, unexpected = model.load_state_dict(plain.state_dict(), strict=False)
+    assert not unexpected and missing and all(k.startswith("aux_heads.") for k in missing)
+    x = torch.rand(1, 1, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(model(x), plain(x))
+
+
 def test_config_validation_and_round_trip():
     cfg = ModelConfig.from_dict({"arch": "unetplusplus", "encoder": "MOBILENET_V2", "n_classes": 4})
     assert (cfg.arch, cfg.encoder, cfg.out_channels) == ("UnetPlusPlus", "mobilenet_v2", 4)
@@ -89,6 +107,8 @@ def test_config_validation_and_round_trip():
         {"arch": "DeepLabV3Plus", "encoder_depth": 4},
         {"attention": "cbam"},
         {"arch": "classic", "attention": "scse"},
+        {"arch": "Unet", "deep_supervision": True},
+        {"arch": "classic", "deep_supervision": "yes"},
         {"colour": "red"},
     ):
         with pytest.raises(ValueError):

@@ -58,6 +58,60 @@ def test_loss_ignores_not_labeled_pixels(name, n_classes):
     assert loss3 == pytest.approx(loss, rel=1e-6) and torch.equal(grad3, grad)  # ... once not labeled
 
 
+@pytest.mark.parametrize("n_classes", [2, 3])
+@pytest.mark.parametrize("name", ["bce", "bce+dice"])
+def test_edge_weighted_loss_ignores_not_labeled_pixels(name, n_classes):
+    loss_fn = Loss(name, n_classes, edge_weight=4.0)
+    logits, truth, labeled = _case(n_classes)
+    target = torch.where(labeled, truth, torch.full_like(truth, UNLABELED))
+    loss, grad = _grad(loss_fn, logits, target)
+    assert np.isfinite(loss) and torch.all(grad.permute(0, 2, 3, 1)[~labeled] == 0)
+    other = logits.clone()
+    other.permute(0, 2, 3, 1)[~labeled] = torch.randn(int((~labeled).sum()), other.shape[1]) * 5
+    loss2, _ = _grad(loss_fn, other, target)
+    assert loss2 == pytest.approx(loss, rel=1e-5)
+
+
+def test_edge_weight_weighs_pixels_near_another_class():
+    from core.train.loop import EDGE_RADIUS
+
+    target = torch.zeros(1, 12, 12, dtype=torch.long)
+    target[0, :, 6:] = 1
+    target[0, 0, 0] = UNLABELED
+    w = Loss("bce+dice", 2, edge_weight=4.0).edge_weights(target)[0]
+    near = torch.zeros(12, 12, dtype=torch.bool)
+    near[:, 6 - EDGE_RADIUS : 6 + EDGE_RADIUS] = True  # within EDGE_RADIUS columns of the boundary
+    assert torch.all(w[near] == 5.0) and w[0, 0] == 0.0
+    rest = ~near
+    rest[0, 0] = False
+    assert torch.all(w[rest] == 1.0)
+    # a weighted mean: with every weight alike it is the plain BCE; near the edge, errors cost more
+    logits = torch.zeros(1, 1, 12, 12)
+    assert float(Loss("bce", 2, edge_weight=0.0)(logits, target)) == pytest.approx(
+        float(Loss("bce", 2)(logits, target))
+    )
+    wrong_far, wrong_near = torch.zeros(1, 1, 12, 12), torch.zeros(1, 1, 12, 12)
+    wrong_far[0, 0, 5, 11] = -8.0  # class 1 pixel far from the edge, called class 0
+    wrong_near[0, 0, 5, 6] = -8.0  # class 1 pixel at the edge, called class 0
+    weighted = Loss("bce", 2, edge_weight=4.0)
+    base = float(weighted(logits, target))
+    extra_near, extra_far = float(weighted(wrong_near, target)) - base, float(weighted(wrong_far, target)) - base
+    assert extra_near == pytest.approx(5 * extra_far, rel=0.02)  # the same mistake, 1 + 4 times the cost
+    with pytest.raises(ValueError, match="bce"):
+        Loss("dice", 2, edge_weight=1.0)
+
+
+def test_deep_supervised_loss_upsamples_and_weighs_the_coarser_outputs():
+    logits, truth, _ = _case(2)
+    loss_fn = Loss("bce+dice", 2)
+    h, w = truth.shape[-2:]
+    assert float(loss_fn((logits, []), truth)) == pytest.approx(float(loss_fn(logits, truth)))
+    coarse = torch.nn.functional.interpolate(logits, size=(h // 2, w // 2), mode="bilinear", align_corners=False)
+    up = torch.nn.functional.interpolate(coarse, size=(h, w), mode="bilinear", align_corners=False)
+    expected = (0.5 * float(loss_fn(up, truth)) + float(loss_fn(logits, truth))) / 1.5
+    assert float(loss_fn((logits, [coarse]), truth)) == pytest.approx(expected, rel=1e-5)
+
+
 def test_bce_on_complete_masks_is_the_plain_mean():
     from segmentation_models_pytorch.losses import SoftBCEWithLogitsLoss
 
