@@ -126,11 +126,6 @@ def finish_report(snap: Any) -> None:
         + (f", {', '.join(cleanup)}" if cleanup else "")
         + ". Predictions use it unless you set a threshold."
     )
-    if fin.get("decision_rejected"):
-        st.caption(
-            f"Left at the default: {', '.join(fin['decision_rejected'])}: tuned on half the validation "
-            "slices, it did not help the other half, so it would not hold on new slices either."
-        )
     lines = ["| slices | mean IoU | foreground IoU | mean Dice | pixel error |", "|---|---|---|---|---|"]
     for part, label in (("val", "validation (chose the checkpoint and decision)"), ("test", "test (never seen)")):
         s = fin.get(part)

@@ -223,19 +223,12 @@ def tune_decision(
     n_classes: int,
     cleanup_sizes: Sequence[int] = SIZES,
     priors: Sequence[float] | None = None,
-    cross_check: bool = True,
-) -> tuple[Decision, dict[str, Any]]:
-    """The decision with the best mean IoU over classes on validation slices, kept only where it
-    holds on validation slices it was not tuned on.
+) -> tuple[Decision, dict[str, float]]:
+    """The decision with the best mean IoU over classes on validation slices.
 
-    Two stages: the threshold (binary) or the class weights (coordinate search, two rounds); then
-    ``min_size`` and ``hole_size`` among ``cleanup_sizes`` (a cleanup counts only when it raises
-    the mean IoU by more than 0.001, so noise does not pick it). With two or more slices each stage
-    is cross-checked: the slices are split into two folds (every other slice), the stage is tuned on
-    each fold and scored on the other, and its choice on all slices is kept only when both held-out
-    folds score better with it than without it; else the stage keeps the default (threshold 0.5 /
-    plain arg-max; no cleanup). A choice that only fits the slices it was picked on (seen on ISBI:
-    a threshold and hole fill tuned on 2 slices cost 0.003 of test pixel error) is so left out.
+    The threshold (binary) or the class weights (coordinate search, two rounds) first, then
+    ``min_size`` and then ``hole_size`` among ``cleanup_sizes``; a cleanup is kept only when it
+    raises the mean IoU by more than 0.001, so noise does not pick it.
 
     Args:
         probs: per validation slice, (K, Y, X) probabilities (or (1, Y, X): P(class 1)).
@@ -244,82 +237,38 @@ def tune_decision(
         priors: the classes' shares of the slices (:func:`estimate_priors`, for partial labels):
             the labeled pixels of each true class are weighed to add up to its share, so the mean
             IoU is that of the whole slices, not of the strokes. ``None``: pixels count as they are.
-        cross_check: ``False``: keep whatever scores best on all the slices.
 
     Returns:
-        ``(decision, {"mean_iou_default": ..., "mean_iou_tuned": ...,
-        "rejected": [stages whose choice did not hold out]})``.
+        ``(decision, {"mean_iou_default": ..., "mean_iou_tuned": ...})``.
     """
     if not probs:
         return Decision(), {}
     shares = None if priors is None else np.asarray(priors, np.float64)
-    probs, truths = list(probs), list(truths)
 
-    def score(d: Decision, idx: Sequence[int]) -> float:
-        return _mean_iou([apply_decision(probs[i], d) for i in idx], [truths[i] for i in idx], n_classes, shares)
+    def score(d: Decision) -> float:
+        return _mean_iou([apply_decision(p, d) for p in probs], truths, n_classes, shares)
 
-    def stage_one(idx: Sequence[int]) -> Decision:
-        best, best_score = Decision(), score(Decision(), idx)
+    best = Decision()
+    base = best_score = score(best)
 
-        def consider(d: Decision, margin: float) -> None:
-            nonlocal best, best_score
-            s = score(d, idx)
-            if s > best_score + margin:
-                best, best_score = d, s
+    def consider(d: Decision, margin: float) -> None:
+        nonlocal best, best_score
+        s = score(d)
+        if s > best_score + margin:
+            best, best_score = d, s
 
-        if n_classes <= 2:  # the best threshold; ties go to the one nearest 0.5
-            for t in sorted(THRESHOLDS, key=lambda t: abs(t - 0.5)):
-                consider(Decision(threshold=t), 0.0)
-        else:
-            for _ in range(2):
-                for k in range(1, n_classes):
-                    for w in _WEIGHTS:
-                        weights = list(best.class_weights or [1.0] * n_classes)
-                        weights[k] = w
-                        consider(Decision(class_weights=tuple(weights)), 1e-4)
-        return best
-
-    def stage_two(base: Decision) -> Any:
-        def tune(idx: Sequence[int]) -> Decision:
-            best, best_score = base, score(base, idx)
-            for field in ("min_size", "hole_size"):
-                for size in (s for s in cleanup_sizes if s):
-                    d = Decision(best.threshold, best.class_weights, **{**_sizes(best), field: size})
-                    s = score(d, idx)
-                    if s > best_score + 1e-3:
-                        best, best_score = d, s
-            return best
-
-        return tune
-
-    everything = list(range(len(probs)))
-    folds = [everything[0::2], everything[1::2]]
-    rejected: list[str] = []
-
-    def holds_out(tune: Any, base: Decision, chosen: Decision) -> bool:
-        if chosen == base or not cross_check or len(probs) < 2:
-            return True
-        for held, other in ((folds[0], folds[1]), (folds[1], folds[0])):
-            if not score(tune(other), held) > score(base, held):
-                return False
-        return True
-
-    default = Decision()
-    first = stage_one(everything)
-    if not holds_out(stage_one, default, first):
-        rejected.append("threshold" if n_classes <= 2 else "class weights")
-        first = default
-    tune_cleanup = stage_two(first)
-    best = tune_cleanup(everything)
-    if not holds_out(tune_cleanup, first, best):
-        rejected.append("cleanup")
-        best = first
-    return best, {
-        "mean_iou_default": score(default, everything),
-        "mean_iou_tuned": score(best, everything),
-        "rejected": rejected,
-    }
-
-
-def _sizes(d: Decision) -> dict[str, int]:
-    return {"min_size": d.min_size, "hole_size": d.hole_size}
+    if n_classes <= 2:  # the best threshold; ties go to the one nearest 0.5
+        for t in sorted(THRESHOLDS, key=lambda t: abs(t - 0.5)):
+            consider(Decision(threshold=t), 0.0)
+    else:
+        for _ in range(2):
+            for k in range(1, n_classes):
+                for w in _WEIGHTS:
+                    weights = list(best.class_weights or [1.0] * n_classes)
+                    weights[k] = w
+                    consider(Decision(class_weights=tuple(weights)), 1e-4)
+    for size in (s for s in cleanup_sizes if s):
+        consider(Decision(best.threshold, best.class_weights, size, 0), 1e-3)
+    for size in (s for s in cleanup_sizes if s):
+        consider(Decision(best.threshold, best.class_weights, best.min_size, size), 1e-3)
+    return best, {"mean_iou_default": base, "mean_iou_tuned": best_score}

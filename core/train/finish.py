@@ -105,9 +105,7 @@ def finish_run(
     Returns:
         ``{"decision": {...}, "val": scores, "val_default": scores, "test": scores,
         "test_default": scores, "n_test": n}`` (``class_priors`` too when the validation labels are
-        partial; ``decision_rejected``: the stages of the decision whose tuning did not hold on
-        the validation slices it was not tuned on, left at their defaults; ``test*`` only with
-        test slices); scores as
+        partial; ``test*`` only with test slices); scores as
         :func:`~core.nn.metrics.scores_from_confusion` (``*_default``: threshold 0.5, no cleanup).
     """
     paths = [Path(p) for p in checkpoints if p and Path(p).is_file()]
@@ -121,12 +119,11 @@ def finish_run(
         return slice_probabilities(ckpt.model, items, n_classes, device, amp_dtype, check_stop)
 
     val = predict(val_slices) if val_slices[0] else []
-    decision, priors, rejected = Decision(), None, []
+    decision, priors = Decision(), None
     if cfg.tune and val:
         probs, truths = [p for p, _ in val], [t for _, t in val]
         priors = estimate_priors(probs, truths, n_classes)  # partial labels: the strokes' shares are not the slices'
-        decision, info = tune_decision(probs, truths, n_classes, priors=priors)
-        rejected = list(info.get("rejected", []))
+        decision, _ = tune_decision(probs, truths, n_classes, priors=priors)
     for path in dict.fromkeys(paths):
         _store_decision(path, decision)
     out: dict[str, Any] = {
@@ -135,8 +132,6 @@ def finish_run(
         "val": _scores(val, decision, n_classes),
         "val_default": _scores(val, Decision(), n_classes),
     }
-    if rejected:  # tuned on half the validation slices, it did not help the other half: not used
-        out["decision_rejected"] = rejected
     if priors is not None:
         out["class_priors"] = [round(float(v), 4) for v in priors]
     images, masks = test_slices

@@ -45,27 +45,3 @@ def test_split_preview_follows_the_form_and_the_run_reports_test_beside_validati
     text = " ".join(m.value for m in at.markdown)
     assert "test (never seen)" in text and "validation (chose the checkpoint and decision)" in text
     assert "Decision tuned on the validation slices" in _captions(at)
-
-
-def test_a_decision_that_did_not_hold_out_is_reported_as_left_at_the_default():
-    def show():
-        import sys
-
-        sys.path.insert(0, "pages")
-        from _split import finish_report
-
-        finish_report(
-            {
-                "train_slices": [0, 1, 2],
-                "val_slices": [5, 6],
-                "test_scores": {
-                    "decision": {"threshold": 0.5},
-                    "decision_rejected": ["threshold", "cleanup"],
-                    "val": {"mean_iou": 0.8, "iou_fg": 0.7, "mean_dice": 0.85, "pixel_error": 0.1},
-                },
-            }
-        )
-
-    at = AppTest.from_function(show).run()
-    assert not at.exception
-    assert "Left at the default: threshold, cleanup" in _captions(at)
