@@ -30,8 +30,8 @@ class TrainConfig:
         loss: ``bce``, ``dice``, ``jaccard``, ``focal`` or ``bce+dice`` (``bce`` is cross-entropy for
             more than two classes); smp losses.
         edge_weight: the cross-entropy of pixels within 2 pixels of another class weighs
-            ``1 + edge_weight`` (0: all alike; see :class:`core.train.loop.Loss`); needs ``bce`` in
-            ``loss``.
+            ``1 + edge_weight`` (0: all alike; see :class:`core.train.loop.Loss`); a ``loss``
+            without ``bce`` has nothing for it to weigh.
         epochs: final epoch number.
         batch_size: patches per optimisation step.
         lr: peak learning rate.
@@ -152,8 +152,6 @@ class TrainConfig:
         for name in ("skip_empty_patches", "amp", "tune"):
             if not isinstance(getattr(self, name), bool):
                 raise SegDashError(f"{name} must be true or false, got {getattr(self, name)!r}")
-        if self.edge_weight and "bce" not in self.loss.split("+"):
-            raise SegDashError(f"edge_weight weighs the cross-entropy: use a loss with bce (not {self.loss!r})")
         m = required_multiple(self.model)
         if self.patch_size % m:
             raise SegDashError(
@@ -200,6 +198,7 @@ def default_config(n_classes: int = 2) -> TrainConfig:
     """
     return TrainConfig(
         model=ModelConfig(arch="classic", classic_width=16, n_classes=n_classes),
+        edge_weight=4.0,
         epochs=20,
         steps_per_epoch=100,
         lr=2e-3,

@@ -111,7 +111,8 @@ class Loss(nn.Module):
     ``edge_weight`` > 0 weighs the cross-entropy (``bce``) of labeled pixels within
     :data:`EDGE_RADIUS` pixels of another class's labeled pixel by ``1 + edge_weight`` (a weighted
     mean: the term keeps its scale beside Dice), after the U-Net paper's border weights: thin
-    structures (membranes) and small objects are mostly such pixels.
+    structures (membranes) and small objects are mostly such pixels. Losses without ``bce`` are
+    not weighed.
 
     ``logits`` may be a deep-supervised network's ``(logits, [coarser logits, ...])`` (coarsest
     first, each level half the size of the next): each is upsampled to the target and its loss
@@ -145,8 +146,6 @@ class Loss(nn.Module):
                 raise SegDashError(f"unknown loss {part!r}")
             self.per_labeled.append(part == "bce" and self.binary)
             self.kinds.append(part)
-        if self.edge_weight and "bce" not in self.kinds:
-            raise SegDashError(f"edge_weight weighs the cross-entropy: use a loss with bce (not {name!r})")
 
     def edge_weights(self, target: torch.Tensor) -> torch.Tensor:
         """(N, H, W) float pixel weights: ``1 + edge_weight`` near a class boundary, else 1; 0 where
@@ -172,7 +171,7 @@ class Loss(nn.Module):
         if logits.shape[-2:] != target.shape[-2:]:
             logits = nn.functional.interpolate(logits, size=target.shape[-2:], mode="bilinear", align_corners=False)
         t = target[:, None].float() if self.binary else target
-        w = self.edge_weights(target) if self.edge_weight else None
+        w = self.edge_weights(target) if self.edge_weight and "bce" in self.kinds else None
         total = logits.new_zeros(())
         for part, per, kind in zip(self.parts, self.per_labeled, self.kinds):
             if kind == "bce" and w is not None:

@@ -35,6 +35,10 @@ TINY = {
     "epochs": 4,
     "lr": 1e-2,
     "val_fraction": 0.25,
+    # the plain loss: the learning bar below (Dice > 0.85 in 32 steps) was set for it; in so few
+    # steps either loss lands anywhere in 0.81-0.97 with the seed (measured, seeds 0 and 1). The
+    # recipe's border weight is tested in test_sparse_training.py and measured in bench_accuracy.
+    "edge_weight": 0.0,
 }
 
 

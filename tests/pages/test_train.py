@@ -73,6 +73,10 @@ def test_form_defaults_come_from_the_recipe_on_the_sample(ws_env, page):
     assert at.button(key="train_start") and at.button(key="train_stop").disabled
     assert any("`membrane`" in m.value and "`cell`" in m.value for m in at.markdown)  # classes from the dataset
     assert at.checkbox(key="train_amp").value is base.amp
+    assert at.number_input(key="train_edge_weight").value == pytest.approx(base.edge_weight)
+    at.selectbox(key="train_loss").set_value("dice").run()
+    assert at.number_input(key="train_edge_weight").disabled  # it weighs the cross-entropy: none here
+    at.selectbox(key="train_loss").set_value(base.loss).run()
     at.selectbox(key="train_arch").set_value("Unet").run()
     assert at.selectbox(key="train_encoder").value == base.model.encoder  # replaces the width
     assert not [n for n in at.number_input if n.key == "train_width"]
@@ -84,6 +88,7 @@ def test_tiny_job_runs_with_the_augment_page_settings_and_is_listed(ws_env, page
     aug = AugmentConfig(rotate_deg=10.0, brightness=0.1)
     at.session_state["augment_config"] = aug.to_dict()  # as the Augment page leaves it
     _tiny(at.run())
+    at.number_input(key="train_edge_weight").set_value(2.0).run()
     assert "rotation ± 10" in " ".join(c.value for c in at.caption)
     at.button(key="train_start").click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
@@ -91,6 +96,7 @@ def test_tiny_job_runs_with_the_augment_page_settings_and_is_listed(ws_env, page
     snap = _wait(run_id)
     assert snap["state"] == "done", snap["error"]
     assert ws_env.catalog.run(run_id)["config"]["augment"] == aug.to_dict()
+    assert ws_env.catalog.run(run_id)["config"]["edge_weight"] == 2.0
 
     at.run()  # the page after the job: final state, runs table, comparison, downloads
     assert not at.exception
@@ -117,6 +123,7 @@ def test_tiny_job_runs_with_the_augment_page_settings_and_is_listed(ws_env, page
     assert again.number_input(key="train_batch").value == 2
     assert again.number_input(key="train_patch").value == 32
     assert again.number_input(key="train_steps").value == 2
+    assert again.number_input(key="train_edge_weight").value == 2.0
     assert again.session_state["augment_config"] == aug.to_dict()
     assert any(run_id in c.value and "settings of run" in c.value for c in again.caption)  # says where from
 
