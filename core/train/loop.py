@@ -129,7 +129,6 @@ class Loss(nn.Module):
         mode = "binary" if self.binary else "multiclass"
         ignore = UNLABELED
         self.parts = nn.ModuleList()
-        self.per_labeled: list[bool] = []
         self.kinds: list[str] = []
         for part in name.split("+"):
             if part == "bce" and self.binary:
@@ -144,7 +143,6 @@ class Loss(nn.Module):
                 self.parts.append(L.FocalLoss(mode, ignore_index=ignore))
             else:
                 raise SegDashError(f"unknown loss {part!r}")
-            self.per_labeled.append(part == "bce" and self.binary)
             self.kinds.append(part)
 
     def edge_weights(self, target: torch.Tensor) -> torch.Tensor:
@@ -167,17 +165,21 @@ class Loss(nn.Module):
             per_pixel = f.cross_entropy(logits, target, ignore_index=UNLABELED, reduction="none")
         return (per_pixel * w).sum() / w.sum()
 
-    def _one(self, logits: torch.Tensor, target: torch.Tensor, n_labeled: torch.Tensor) -> torch.Tensor:
+    def _one(
+        self, logits: torch.Tensor, target: torch.Tensor, n_labeled: torch.Tensor, w: torch.Tensor | None
+    ) -> torch.Tensor:
+        """The loss of one output (upsampled to the target when coarser); ``w``: the edge weights."""
         if logits.shape[-2:] != target.shape[-2:]:
             logits = nn.functional.interpolate(logits, size=target.shape[-2:], mode="bilinear", align_corners=False)
         t = target[:, None].float() if self.binary else target
-        w = self.edge_weights(target) if self.edge_weight and "bce" in self.kinds else None
         total = logits.new_zeros(())
-        for part, per, kind in zip(self.parts, self.per_labeled, self.kinds):
+        for part, kind in zip(self.parts, self.kinds):
             if kind == "bce" and w is not None:
                 total = total + self._weighted_ce(logits, target, w)
+            elif kind == "bce" and self.binary:  # summed: divided by the labeled pixels
+                total = total + part(logits, t) / n_labeled
             else:
-                total = total + (part(logits, t) / n_labeled if per else part(logits, t))
+                total = total + part(logits, t)
         return total
 
     def forward(
@@ -188,9 +190,10 @@ class Loss(nn.Module):
         n_labeled = (target != UNLABELED).sum()
         if not n_labeled:  # nothing labeled in the batch: no loss, no gradient (CE would give NaN)
             return main.sum() * 0.0 + sum(a.float().sum() * 0.0 for a in aux)
+        w = self.edge_weights(target) if self.edge_weight and "bce" in self.kinds else None  # once for every output
         weights = [0.5 ** (len(aux) - i) for i in range(len(aux))] + [1.0]
         outputs = [a.float() for a in aux] + [main]
-        return sum(wt * self._one(o, target, n_labeled) for wt, o in zip(weights, outputs)) / sum(weights)
+        return sum(wt * self._one(o, target, n_labeled, w) for wt, o in zip(weights, outputs)) / sum(weights)
 
 
 def lr_at(cfg: TrainConfig, step: int) -> float:
