@@ -1,4 +1,4 @@
-"""The headless command line: ``python -m core import|export|export-model|train|predict|list|delete``.
+"""The headless command line: ``python -m core import|export|export-model|train|predict|measure|list|delete``.
 
 A public interface: options, exit codes and the last line of output are relied on by scripts.
 
@@ -255,6 +255,31 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="run bioimageio.core's test_model on the package (offline) and fail if it does not pass",
     )
+
+    p = _command(
+        sub,
+        common,
+        "measure",
+        commands.run_measure,
+        help="measure the objects of masks or a prediction (CSV, Excel)",
+        description="Objects of each foreground class (connected components; 2D: per slice, 8-connected; "
+        "3D: through consecutive slices, 26-connected) of a dataset's saved masks, a stored prediction "
+        "(--prediction) or a masks TIFF/Zarr from predict (--masks), measured per object (pixels and, "
+        "when the pixel size is known, physical units), per slice and per dataset. With --prediction "
+        "the JSON also holds the trust figures: the prediction against human truth on its model's test "
+        "(else validation) slices.",
+    )
+    p.add_argument("--dataset", required=True)
+    source = p.add_mutually_exclusive_group()
+    source.add_argument("--prediction", metavar="RUN", help="a stored prediction (as the Predictions page names it)")
+    source.add_argument("--masks", metavar="FILE", help="a masks TIFF or Zarr written by python -m core predict")
+    p.add_argument("--mode", choices=["2d", "3d"], default="2d", help="objects per slice (2d) or through the stack")
+    p.add_argument("--connectivity", type=int, metavar="C", help="neighbours: 1 faces .. 2 (2d) / 3 (3d, default)")
+    p.add_argument("--split", action="store_true", help="split touching objects (watershed)")
+    p.add_argument("--min-distance", type=int, default=5, metavar="PX", help="--split: seeds at least PX apart (5)")
+    p.add_argument("--pixel-size", metavar="Z,Y,X,UNIT", help="override the dataset's pixel size (or SIZE,UNIT)")
+    p.add_argument("--out", required=True, metavar="objects.csv|objects.xlsx")
+    p.add_argument("--labels-out", metavar="LABELS.tif", help="also write the instance label image (ImageJ TIFF)")
 
     p = _command(sub, common, "list", commands.run_list, help="list datasets and runs (with their state)")
 
