@@ -31,7 +31,7 @@ from ..errors import SegDashError
 from .objects import label_class, split_touching
 from .props import add_physical, measure_2d, measure_3d, unit_symbol
 
-__all__ = ["Measurement", "measure_masks", "write_table", "write_labels"]
+__all__ = ["Measurement", "measure_masks", "table_bytes", "write_table", "write_labels"]
 
 
 @dataclass
@@ -171,19 +171,27 @@ def _per_dataset(masks, objects, class_names, px, mode) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def write_table(result: Measurement, out: str | Path) -> Path:
-    """``objects.csv`` (the objects) or ``objects.xlsx`` (sheets objects, slices, dataset), atomically."""
-    out = Path(out)
-    suffix = out.suffix.lower()
+def table_bytes(result: Measurement, suffix: str) -> bytes:
+    """The objects as CSV (``.csv``) or an Excel workbook with the sheets objects, slices, dataset (``.xlsx``)."""
+    suffix = suffix.lower()
     if suffix == ".csv":
-        return atomic_write(out, lambda fh: fh.write(result.objects.to_csv(index=False).encode()))
+        return result.objects.to_csv(index=False).encode()
     if suffix == ".xlsx":
         buf = io.BytesIO()
         with pd.ExcelWriter(buf, engine="openpyxl") as xw:
             for name in ("objects", "slices", "dataset"):
                 getattr(result, name).to_excel(xw, sheet_name=name, index=False)
-        return atomic_write(out, lambda fh: fh.write(buf.getvalue()))
-    raise SegDashError(f"{out.name}: write objects to a .csv or .xlsx file")
+        return buf.getvalue()
+    raise SegDashError(f"write objects to a .csv or .xlsx file, not {suffix or 'a file without suffix'}")
+
+
+def write_table(result: Measurement, out: str | Path) -> Path:
+    """``objects.csv`` (the objects) or ``objects.xlsx`` (sheets objects, slices, dataset), atomically."""
+    out = Path(out)
+    if out.suffix.lower() not in (".csv", ".xlsx"):
+        raise SegDashError(f"{out.name}: write objects to a .csv or .xlsx file")
+    data = table_bytes(result, out.suffix)
+    return atomic_write(out, lambda fh: fh.write(data))
 
 
 def write_labels(result: Measurement, out: str | Path | None = None) -> bytes | Path:

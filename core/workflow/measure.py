@@ -21,7 +21,7 @@ from ..errors import SegDashError
 from ..measure.tables import Measurement, measure_masks
 from ..measure.trust import trust_figures, trust_sentence
 
-__all__ = ["Source", "measure", "trust", "Trust", "parse_pixel_size", "load_source"]
+__all__ = ["Source", "measure", "trust", "Trust", "parse_pixel_size", "load_source", "object_view", "downloads"]
 
 
 @dataclass(frozen=True)
@@ -186,3 +186,39 @@ def trust(
     p = measure_masks(pred, None, names, probability=prob, **kw)
     rows = trust_figures(t, p)
     return Trust(part, zs, rows, trust_sentence(rows, f"held-out {part}"), notes)
+
+
+def object_view(ws: Any, dataset: str, result: Measurement, obj: int, pad: int = 24) -> tuple[np.ndarray, int]:
+    """Object ``obj`` (the ``object`` column) outlined in red on its slice (its centre slice in 3D):
+    ``(RGB crop around it, z)``."""
+    from skimage.segmentation import find_boundaries
+
+    rows = result.objects[result.objects["object"] == int(obj)]
+    if not len(rows):
+        raise SegDashError(f"no object {obj} in this table")
+    row = rows.iloc[0]
+    z = int(row["z"])
+    if z not in result.zs:
+        raise SegDashError(f"slice {z} was not measured")
+    h, w = result.labels.shape[1:]
+    y0, x0 = max(0, int(row["bbox_y0"]) - pad), max(0, int(row["bbox_x0"]) - pad)
+    y1, x1 = min(h, int(row["bbox_y1"]) + pad), min(w, int(row["bbox_x1"]) + pad)
+    mine = result.labels[result.zs.index(z), y0:y1, x0:x1] == int(row["label"])
+    img = np.asarray(ws.read_slice(dataset, z)[y0:y1, x0:x1], np.float32)
+    lo, hi = np.percentile(img, (1, 99)) if img.size else (0.0, 1.0)
+    gray = (np.clip((img - lo) / max(hi - lo, 1e-6), 0, 1) * 255).astype(np.uint8)
+    rgb = np.repeat(gray[..., None], 3, axis=2)
+    rgb[find_boundaries(mine, mode="inner")] = (255, 40, 40)
+    return rgb, z
+
+
+def downloads(result: Measurement, stem: str) -> dict[str, tuple[bytes, str, str]]:
+    """The measurement as files: ``{label: (data, file name, mime)}`` for CSV, Excel and the label TIFF."""
+    from ..measure.tables import table_bytes, write_labels
+
+    xlsx = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    return {
+        "CSV": (table_bytes(result, ".csv"), f"{stem}_objects.csv", "text/csv"),
+        "Excel": (table_bytes(result, ".xlsx"), f"{stem}_objects.xlsx", xlsx),
+        "Label TIFF": (bytes(write_labels(result)), f"{stem}_labels.tif", "image/tiff"),
+    }

@@ -44,7 +44,7 @@ def test_a_rectangle_measures_as_counted_by_hand():
     img = np.full((1, 30, 40), 7, np.uint8)
     img[0, 5:10, 10:30] = 9
     row = measure_masks(m, img, CLASSES).objects.iloc[0]
-    assert row["area"] == 200 and row["solidity"] == 1.0
+    assert row["area"] == 200 and row["solidity"] == pytest.approx(1.0)
     assert row["feret_min"] == pytest.approx(10) and row["feret_max"] == pytest.approx(math.hypot(10, 20), abs=0.5)
     assert row["intensity_mean"] == 8 and row["intensity_min"] == 7 and row["intensity_max"] == 9
     assert row["intensity_std"] == pytest.approx(1.0)
