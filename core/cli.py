@@ -110,6 +110,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="mask pixels equal to V are not labeled (sparse labels, e.g. from napari or ilastik); "
         "stored and exported as 255",
     )
+    p.add_argument(
+        "--pixel-size",
+        metavar="Z,Y,X,UNIT",
+        help="physical voxel size (or SIZE,UNIT for square pixels), when the files do not state it or "
+        "state it wrongly; measurements use it",
+    )
     _add_planar_choice(p)
     p.add_argument(
         "--remap-classes",

@@ -22,7 +22,9 @@ def run_import(args: argparse.Namespace) -> dict[str, Any]:
     from ..data.io import StackOrColourNeeded
     from ..data.masks import GappedMaskValues, ThresholdMergesClasses
     from ..workflow.ingest import ImagesLookLikeMasks, TooManyClassNames, import_dataset
+    from ..workflow.measure import parse_pixel_size, set_pixel_size
 
+    px = parse_pixel_size(args.pixel_size) if getattr(args, "pixel_size", None) else None
     ws = workspace(args)
     classes = [c.strip() for c in args.classes.split(",")] if args.classes else None
     hints = {  # a question the import asks, and the option that answers it
@@ -52,6 +54,9 @@ def run_import(args: argparse.Namespace) -> dict[str, Any]:
     except tuple(hints) as exc:
         hint = next(h for cls, h in hints.items() if isinstance(exc, cls))
         raise SegDashError(f"{str(exc).rstrip('.')}{hint}") from None
+    if px is not None:
+        px = set_pixel_size(ws, args.name, px)
+        report.notices.append(f"pixel size {px.describe()} set by --pixel-size")
     for note in report.notices:
         notice(note)
     return report.summary()

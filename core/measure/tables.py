@@ -99,7 +99,7 @@ def measure_masks(
     if mode == "3d" and n and zs != list(range(zs[0], zs[0] + n)):
         raise SegDashError("3D objects need consecutive slices; measure these per slice (--mode 2d)")
     z_step = 1.0 if pixel_size is None else pixel_size.z / (pixel_size.x * pixel_size.y) ** 0.5
-    labels = np.zeros((n, h, w), np.uint32)
+    labels: np.ndarray | None = None
     frames, offset, notes = [], 0, []
     partial = [zs[i] for i in range(n) if (masks[i] == UNLABELED).any()]
     if partial:
@@ -114,14 +114,20 @@ def measure_masks(
         else:
             parts = [measure_2d(lab[i], None if image is None else np.asarray(image[i]), zs[i]) for i in range(n)]
             df = pd.concat([p for p in parts if not p.empty] or [pd.DataFrame()], ignore_index=True)
+        lab = lab.view(np.uint32)  # labels are >= 0: the same bits, no copy
+        if labels is None and offset == 0:
+            labels = lab  # the first class's labels are the image (one foreground class: no copy at all)
+        elif not df.empty:
+            np.add(lab, np.uint32(offset), out=labels, where=lab > 0)
+        del lab
         if not df.empty:
-            fg = lab > 0
-            labels[fg] = lab[fg].astype(np.uint32) + offset
             df["label"] = df["label"].astype(np.int64) + offset
             df.insert(0, "class", k)
             df.insert(1, "class_name", class_names[k])
             frames.append(df)
-            offset = int(labels.max())
+            offset = int(df["label"].max())
+    if labels is None:
+        labels = np.zeros((n, h, w), np.uint32)
     objects = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["class", "class_name", "label"])
     objects.insert(0, "object", np.arange(1, len(objects) + 1))
     objects = add_physical(objects, pixel_size)

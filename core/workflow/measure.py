@@ -21,7 +21,18 @@ from ..errors import SegDashError
 from ..measure.tables import Measurement, measure_masks
 from ..measure.trust import trust_figures, trust_sentence
 
-__all__ = ["Source", "measure", "trust", "Trust", "parse_pixel_size", "load_source", "object_view", "downloads"]
+__all__ = [
+    "Source",
+    "measure",
+    "trust",
+    "Trust",
+    "parse_pixel_size",
+    "load_source",
+    "object_view",
+    "downloads",
+    "set_pixel_size",
+    "UNITS",
+]
 
 
 @dataclass(frozen=True)
@@ -59,6 +70,22 @@ def parse_pixel_size(text: str) -> PixelSize:
     if unit is None or len(nums) not in (1, 3) or not all(n > 0 and np.isfinite(n) for n in nums):
         raise SegDashError(f"pixel size {text!r}: give Z,Y,X,UNIT (e.g. 0.05,0.005,0.005,um) or SIZE,UNIT")
     return PixelSize(1.0, nums[0], nums[0], unit) if len(nums) == 1 else PixelSize(*nums, unit)
+
+
+#: the units the Data page offers for a pixel size (``--pixel-size`` takes any :mod:`~core.data.pixelsize` unit)
+UNITS = ("nanometer", "micrometer", "millimeter")
+
+
+def set_pixel_size(ws: Any, dataset: str, px: PixelSize) -> PixelSize:
+    """Store ``dataset``'s pixel size (Data page, ``import --pixel-size``); refuses sizes that are not
+    positive numbers and units it does not know."""
+    ws.dataset(dataset)  # an unknown dataset is refused in words
+    unit = normalize_unit(px.unit)
+    sizes = (px.z, px.y, px.x)
+    if unit is None or not all(isinstance(v, (int, float)) and np.isfinite(v) and v > 0 for v in sizes):
+        raise SegDashError(f"pixel size {px.describe()}: sizes must be positive numbers in a known unit")
+    ws.catalog.set_pixel_size(dataset, *(float(v) for v in sizes), unit)
+    return PixelSize(*(float(v) for v in sizes), unit)
 
 
 def load_source(ws: Any, dataset: str, source: Source) -> tuple[Any, list[int], Any, list[str]]:

@@ -102,3 +102,18 @@ def test_refusals_exit_2_with_one_line(ws, capsys, tmp_path):
     code, err = _run(ws, capsys, "--masks", str(tmp_path / "none.tif"), "--out", str(tmp_path / "o.csv"))
     assert code == 2 and "no such file" in err
     assert parse_pixel_size("3,0.5,0.5,nm").z == 3.0
+
+
+def test_import_pixel_size_is_stored_and_used(ws, capsys, tmp_path):
+    images, masks = tmp_path / "i.tif", tmp_path / "m.tif"
+    noise = np.random.default_rng(0).integers(0, 30, (2, 48, 48))
+    tifffile.imwrite(images, (40 + 100 * _discs(2) + noise).astype(np.uint8), photometric="minisblack")
+    tifffile.imwrite(masks, _discs(2), photometric="minisblack")
+    args = ["import", "--workspace", str(ws.root), "--name", "cal", "--images", str(images), "--masks", str(masks)]
+    assert main([*args, "--pixel-size", "0.1,0.02,0.02,um"]) == 0
+    assert "set by --pixel-size" in capsys.readouterr().err
+    assert tuple(ws.pixel_size("cal")) == (0.1, 0.02, 0.02, "micrometer")
+    r = measure(ws, "cal")
+    assert r.objects["area_um2"].iloc[0] == pytest.approx(r.objects["area"].iloc[0] * 0.02**2)
+    assert main([*args[:4], "bad", *args[5:], "--pixel-size=-1,um"]) == 2
+    assert "pixel size" in capsys.readouterr().err and not ws.has_dataset("bad")

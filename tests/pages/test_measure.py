@@ -58,3 +58,14 @@ def test_3d_of_slices_with_gaps_is_refused_in_words(ws_env, page, make_dataset):
     at.radio(key="measure_mode").set_value(at.radio(key="measure_mode").options[1]).run()
     at.button(key="measure_go").click().run()
     assert not at.exception and "consecutive" in at.error[0].value
+
+
+def test_pixel_size_set_on_the_data_page(ws_env, page, make_dataset):
+    make_dataset("tiny", z=1)
+    at = AppTest.from_file(page("data.py"), default_timeout=60).run()
+    at.number_input(key="data_px_xy_tiny").set_value(0.25)
+    at.number_input(key="data_px_z_tiny").set_value(2.0)
+    at.selectbox(key="data_px_u_tiny").set_value("nanometer")
+    at.button(key="data_px_save").click().run()
+    assert not at.exception and not at.error
+    assert tuple(ws_env.pixel_size("tiny")) == (2.0, 0.25, 0.25, "nanometer")
