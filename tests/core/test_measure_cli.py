@@ -117,3 +117,16 @@ def test_import_pixel_size_is_stored_and_used(ws, capsys, tmp_path):
     assert r.objects["area_um2"].iloc[0] == pytest.approx(r.objects["area"].iloc[0] * 0.02**2)
     assert main([*args[:4], "bad", *args[5:], "--pixel-size=-1,um"]) == 2
     assert "pixel size" in capsys.readouterr().err and not ws.has_dataset("bad")
+
+
+def test_object_view_outlines_the_object_on_its_slice(ws):
+    from core.workflow.measure import object_view
+
+    r = measure(ws, "cells")
+    obj = r.objects[(r.objects["z"] == 2) & (r.objects["centroid_x"] > 24)].iloc[0]
+    crop, z = object_view(ws, "cells", r, int(obj["object"]), pad=3)
+    assert z == 2 and crop.shape == (11 + 6, 11 + 6, 3)  # the disc's 11 px box, 3 px around it
+    red = (crop == (255, 40, 40)).all(axis=2)
+    assert red.sum() > 20 and not red[0].any() and red[8, 3] and not red[8, 8]  # its edge, not the padding
+    with pytest.raises(ValueError, match="no object 999"):
+        object_view(ws, "cells", r, 999)
