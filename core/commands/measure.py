@@ -38,7 +38,8 @@ def run_measure(args: argparse.Namespace) -> dict[str, Any]:
     )
     settings = {"mode": args.mode, "split": args.split, "min_distance": args.min_distance}
     settings["connectivity"] = args.connectivity
-    result = measure(ws, args.dataset, source, pixel_size=px, **settings)
+    keep = bool(args.labels_out) or args.mode == "3d"  # 2D without a label image: memory flat in depth
+    result = measure(ws, args.dataset, source, pixel_size=px, keep_labels=keep, **settings)
     for line in result.notes:
         notice(line)
     write_table(result, out)

@@ -3,8 +3,8 @@ Excel (one sheet per level) and an instance label TIFF.
 
 :func:`measure_masks` is the entry point: class index masks (0 background, 255 not labeled) and the
 raw image in, a :class:`Measurement` out. Each foreground class is labeled on its own
-(:mod:`~core.measure.objects`), its objects numbered after the previous class's, so one instance
-label image holds every object and the ``label`` column names its pixels there.
+(:mod:`~core.measure.objects`); objects are numbered on (in 2D slice after slice, in 3D class after
+class), so one instance label image holds every object and the ``label`` column names its pixels there.
 
 Example:
     >>> import numpy as np
@@ -43,7 +43,8 @@ class Measurement:
         slices: per measured slice and class: ``count``, ``area_fraction``, ``density_per_mpx``
             (objects per million pixels; and per unit^2 when the pixel size is known).
         dataset: per class: ``count``, ``border``, mean size, ``area_fraction``, density.
-        labels: (Z, Y, X) uint32 instance labels of the measured slices (``zs``), 0 background.
+        labels: (Z, Y, X) uint32 instance labels of the measured slices (``zs``), 0 background;
+            ``None`` when not kept (``keep_labels=False``).
         zs: the stack indices of the measured slices; mode, connectivity, split: how.
         notes: what the user should know (slices with not-labeled pixels ...).
     """
@@ -51,7 +52,7 @@ class Measurement:
     objects: pd.DataFrame
     slices: pd.DataFrame
     dataset: pd.DataFrame
-    labels: np.ndarray
+    labels: np.ndarray | None
     zs: list[int]
     mode: str = "2d"
     pixel_size: PixelSize | None = None
@@ -75,6 +76,7 @@ def measure_masks(
     probability: np.ndarray | None = None,
     pixel_size: PixelSize | None = None,
     zs: Sequence[int] | None = None,
+    keep_labels: bool = True,
 ) -> Measurement:
     """Objects of every foreground class of ``masks`` and their measurements.
 
@@ -88,9 +90,12 @@ def measure_masks(
             on ``probability`` when given: (Z, Y, X) foreground probability of a binary model).
         pixel_size: adds physical-unit columns; its z step is used in 3D.
         zs: the stack index of each slice of ``masks`` (default 0..Z-1).
+        keep_labels: keep the instance label image (``labels``); without it, 2D objects are found
+            and measured a slice at a time in memory that does not grow with the depth (``masks``
+            and ``image`` may then be anything that gives a slice for ``[i]``: a Zarr volume).
     """
     masks = np.asarray(masks) if not hasattr(masks, "shape") else masks
-    if masks.ndim == 2:
+    if len(masks.shape) == 2:
         masks = masks[None]
     n, h, w = masks.shape
     zs = list(range(n)) if zs is None else [int(z) for z in zs]
@@ -99,41 +104,83 @@ def measure_masks(
     if mode == "3d" and n and zs != list(range(zs[0], zs[0] + n)):
         raise SegDashError("3D objects need consecutive slices; measure these per slice (--mode 2d)")
     z_step = 1.0 if pixel_size is None else pixel_size.z / (pixel_size.x * pixel_size.y) ** 0.5
-    labels: np.ndarray | None = None
-    frames, offset, notes = [], 0, []
-    partial = [zs[i] for i in range(n) if (masks[i] == UNLABELED).any()]
+    notes = []
+    partial = [zs[i] for i in range(n) if (np.asarray(masks[i]) == UNLABELED).any()]
     if partial:
         notes.append(f"{len(partial)} slices have not-labeled pixels: they count as neither object nor background")
-    for k in range(1, len(class_names)):
-        lab = label_class(masks == k, mode, connectivity)
-        if split:
-            prob = probability if (probability is not None and len(class_names) == 2) else None
-            lab = split_touching(lab, mode, min_distance, prob, (z_step, 1.0, 1.0), connectivity)
-        if mode == "3d":
-            df = measure_3d(lab, None if image is None else np.asarray(image), zs[0] if zs else 0, z_step)
-        else:
-            parts = [measure_2d(lab[i], None if image is None else np.asarray(image[i]), zs[i]) for i in range(n)]
-            df = pd.concat([p for p in parts if not p.empty] or [pd.DataFrame()], ignore_index=True)
-        lab = lab.view(np.uint32)  # labels are >= 0: the same bits, no copy
-        if labels is None and offset == 0:
-            labels = lab  # the first class's labels are the image (one foreground class: no copy at all)
-        elif not df.empty:
-            np.add(lab, np.uint32(offset), out=labels, where=lab > 0)
-        del lab
-        if not df.empty:
-            df["label"] = df["label"].astype(np.int64) + offset
-            df.insert(0, "class", k)
-            df.insert(1, "class_name", class_names[k])
-            frames.append(df)
-            offset = int(df["label"].max())
-    if labels is None:
-        labels = np.zeros((n, h, w), np.uint32)
+    prob = probability if (split and probability is not None and len(class_names) == 2) else None
+    args = (masks, image, class_names, connectivity, split, min_distance, prob, zs)
+    if mode == "3d":
+        frames, labels = _objects_3d(*args, z_step)
+    else:
+        frames, labels = _objects_2d(*args, keep_labels)
     objects = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["class", "class_name", "label"])
     objects.insert(0, "object", np.arange(1, len(objects) + 1))
     objects = add_physical(objects, pixel_size)
     slices = _per_slice(masks, labels, objects, zs, class_names, pixel_size, mode)
     dataset = _per_dataset(masks, objects, class_names, pixel_size, mode)
     return Measurement(objects, slices, dataset, labels, zs, mode, pixel_size, split, notes)
+
+
+def _tag(df: pd.DataFrame, k: int, name: str, offset: int) -> pd.DataFrame:
+    df["label"] = df["label"].astype(np.int64) + offset
+    df.insert(0, "class", k)
+    df.insert(1, "class_name", name)
+    return df
+
+
+def _objects_2d(masks, image, class_names, connectivity, split, min_distance, prob, zs, keep_labels):
+    """Objects slice by slice, numbered slice after slice (class after class within a slice)."""
+    n, h, w = masks.shape
+    labels = np.zeros((n, h, w), np.uint32) if keep_labels else None
+    frames, offset = [], 0
+    for i in range(n):
+        m = np.asarray(masks[i])
+        img = None if image is None else np.asarray(image[i])
+        for k in range(1, len(class_names)):
+            if not (m == k).any():
+                continue
+            lab = label_class(m == k, "2d", connectivity)
+            if split:
+                p = None if prob is None else np.asarray(prob[i])[None]
+                lab = split_touching(lab, "2d", min_distance, p, connectivity=connectivity)
+            df = measure_2d(lab[0], img, zs[i])
+            if df.empty:
+                continue
+            if labels is not None:
+                np.add(lab[0].view(np.uint32), np.uint32(offset), out=labels[i], where=lab[0] > 0)
+            frames.append(_tag(df, k, class_names[k], offset))
+            offset = int(frames[-1]["label"].max())
+    return frames, labels
+
+
+def _objects_3d(masks, image, class_names, connectivity, split, min_distance, prob, zs, z_step):
+    """Objects through the stack, numbered class after class; the whole stack in memory."""
+    n = masks.shape[0]
+    full = masks if isinstance(masks, np.ndarray) else np.stack([np.asarray(masks[i]) for i in range(n)])
+    img = (
+        None
+        if image is None
+        else np.asarray(image)
+        if isinstance(image, np.ndarray)
+        else np.stack([np.asarray(image[i]) for i in range(n)])
+    )
+    labels, frames, offset = None, [], 0
+    for k in range(1, len(class_names)):
+        lab = label_class(full == k, "3d", connectivity)
+        if split:
+            lab = split_touching(lab, "3d", min_distance, prob, (z_step, 1.0, 1.0), connectivity)
+        df = measure_3d(lab, img, zs[0] if zs else 0, z_step)
+        lab = lab.view(np.uint32)  # labels are >= 0: the same bits, no copy
+        if labels is None:
+            labels = lab  # the first class's labels are the image (one foreground class: no copy at all)
+        elif not df.empty:
+            np.add(lab, np.uint32(offset), out=labels, where=lab > 0)
+        del lab
+        if not df.empty:
+            frames.append(_tag(df, k, class_names[k], offset))
+            offset = int(frames[-1]["label"].max())
+    return frames, labels if labels is not None else np.zeros(full.shape, np.uint32)
 
 
 def _per_slice(masks, labels, objects, zs, class_names, px, mode) -> pd.DataFrame:
@@ -203,6 +250,8 @@ def write_table(result: Measurement, out: str | Path) -> Path:
 def write_labels(result: Measurement, out: str | Path | None = None) -> bytes | Path:
     """The instance label image as an ImageJ TIFF (uint16 when the labels fit, else float32, which
     ImageJ reads exactly up to 2^24 objects), with the pixel size; bytes when ``out`` is ``None``."""
+    if result.labels is None:
+        raise SegDashError("this measurement kept no label image (measure again with the label image asked for)")
     top = int(result.labels.max()) if result.labels.size else 0
     if top >= 2**24:
         raise SegDashError(f"{top} objects do not fit an ImageJ label TIFF (at most 16,777,215)")

@@ -59,6 +59,23 @@ class Trust:
     notes: list[str] = field(default_factory=list)
 
 
+class _Slices:
+    """A (Z, Y, X) stack read a slice at a time: ``stack[i]`` calls ``get(i)``."""
+
+    ndim = 3
+
+    def __init__(self, get: Any, n: int, shape: tuple[int, ...]):
+        self._get, self.shape = get, (int(n), *(int(v) for v in shape))
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        if not isinstance(i, (int, np.integer)):
+            raise TypeError("a stack read slice by slice takes one slice index")
+        return np.asarray(self._get(int(i)))
+
+
 def parse_pixel_size(text: str) -> PixelSize:
     """``"0.005,0.005,0.005,um"`` (z, y, x, unit) or ``"0.5,um"`` (square pixels, z step 1) as a PixelSize."""
     parts = [p.strip() for p in str(text).split(",")]
@@ -95,7 +112,7 @@ def load_source(ws: Any, dataset: str, source: Source) -> tuple[Any, list[int], 
         zs = ws.labeled_slices(dataset)
         if not zs:
             raise SegDashError(f"dataset {dataset!r} has no saved masks to measure")
-        return ws.read_masks(dataset, zs)[1], zs, None, []
+        return _Slices(lambda i: ws.read_mask(dataset, zs[i]), len(zs), info.shape[1:]), zs, None, []
     if source.kind == "prediction":
         from ..predict.stored import load_prediction
 
@@ -137,10 +154,13 @@ def measure(
     connectivity: int | None = None,
     pixel_size: PixelSize | None = None,
     intensities: bool = True,
+    keep_labels: bool = True,
 ) -> Measurement:
     """Objects of ``source`` and their measurements (intensities on the dataset's raw images).
 
-    ``pixel_size``: overrides the dataset's (``None``: the dataset's, when known).
+    ``pixel_size``: overrides the dataset's (``None``: the dataset's, when known). Masks and images
+    are read a slice at a time; ``keep_labels=False`` (2D) keeps no label image either, so the
+    memory does not grow with the depth.
     """
     info = ws.dataset(dataset)
     masks, zs, prob, notes = load_source(ws, dataset, source)
@@ -152,7 +172,7 @@ def measure(
     image = None
     if intensities:
         stack = ws.read_images(dataset)
-        image = stack[zs[0] : zs[-1] + 1] if zs == list(range(zs[0], zs[0] + len(zs))) else stack[zs]
+        image = _Slices(lambda i: stack[zs[i]], len(zs), info.shape[1:])
     px = pixel_size or ws.pixel_size(dataset)
     result = measure_masks(
         masks,
@@ -165,6 +185,7 @@ def measure(
         probability=prob,
         pixel_size=px,
         zs=zs,
+        keep_labels=keep_labels,
     )
     result.notes[:0] = notes
     return result

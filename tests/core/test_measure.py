@@ -149,3 +149,15 @@ def test_trust_figures_count_error_size_bias_and_f1():
     assert r["size_bias_pct"] == pytest.approx(100 * (a11 - a10) / a10, abs=0.01)
     assert r["area_fraction_bias_pct"] == pytest.approx(100 * (a11 - 2 * a10) / (2 * a10), abs=0.01)
     assert "counts 50 % too few cell objects (1 vs 2)" in trust_sentence(rows, "held-out test")
+
+
+def test_a_volume_read_slice_by_slice_without_labels_measures_the_same():
+    from core.data.chunked import Volume
+
+    m = _disc((3, 60, 60), (30, 30), 9) | _disc((3, 60, 60), (10, 45), 5)
+    img = (m * 50 + 20).astype(np.uint8)
+    whole = measure_masks(m, img, CLASSES)
+    lazy = measure_masks(Volume.from_array(m), Volume.from_array(img), CLASSES, keep_labels=False)
+    assert lazy.labels is None and lazy.objects.equals(whole.objects) and lazy.slices.equals(whole.slices)
+    with pytest.raises(SegDashError, match="no label image"):
+        write_labels(lazy)
