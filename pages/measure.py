@@ -96,7 +96,9 @@ if inner and len(shown):
 event = st.dataframe(
     shown, hide_index=True, on_select="rerun", selection_mode="single-row", key="measure_table", height=320
 )
-picked = event.selection.rows if event is not None and hasattr(event, "selection") else []
+picked = [
+    i for i in (event.selection.rows if event is not None and hasattr(event, "selection") else []) if i < len(shown)
+]
 
 # -- plots ----------------------------------------------------------------------------------------------
 numeric = [c for c in shown.columns if c not in ("object", "class", "label", "z") and shown[c].dtype.kind in "fi"]
