@@ -211,10 +211,11 @@ def trust(
         part, zs = ("validation", list(parts.get("val") or []))
     if not zs:
         return Trust("", [], notes=["the model stored no test or validation slices: nothing to compare with"])
-    zs = sorted(z for z in zs if z < masks.shape[0])
+    labeled = set(ws.labeled_slices(dataset))
+    notes = [] if all(z in labeled for z in zs) else [f"{part} slices without a mask are left out"]
+    zs = sorted(z for z in zs if z < masks.shape[0] and z in labeled)
     truths, _ = ws.read_truths(dataset, zs) if zs else ([], [])
     keep = [i for i, t in enumerate(truths) if not (t == UNLABELED).any()]
-    notes = []
     if len(keep) < len(zs):
         notes.append(f"{len(zs) - len(keep)} {part} slices with pixels nobody labeled are left out")
     if not keep:

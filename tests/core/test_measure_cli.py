@@ -90,6 +90,9 @@ def test_trust_without_a_split_says_so(ws):
     assert t.rows == [] and "no test or validation slices" in t.notes[0]
     t = trust(ws, "cells", "run-1", mode="3d")  # test slices 3, 4 are consecutive: 3D objects
     assert t.rows[0]["n_true"] == 2 and t.rows[0]["slices"] == 2
+    (folder / "summary.json").write_text(json.dumps({"split": {"test": [4, 5]}}))  # slice 5 has no mask
+    t = trust(ws, "cells", "run-2")
+    assert t.zs == [4] and "without a mask are left out" in t.notes[0] and t.rows[0]["f1"] == 1.0
 
 
 def test_refusals_exit_2_with_one_line(ws, capsys, tmp_path):
