@@ -283,6 +283,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--connectivity", type=int, metavar="C", help="neighbours: 1 faces .. 2 (2d) / 3 (3d, default)")
     p.add_argument("--split", action="store_true", help="split touching objects (watershed)")
     p.add_argument("--min-distance", type=int, default=5, metavar="PX", help="--split: seeds at least PX apart (5)")
+    p.add_argument(
+        "--block",
+        type=int,
+        metavar="N",
+        help="3d: N slices at a time, objects crossing blocks merged (memory flat in depth; no surface/axes)",
+    )
     p.add_argument("--pixel-size", metavar="Z,Y,X,UNIT", help="override the dataset's pixel size (or SIZE,UNIT)")
     p.add_argument("--out", required=True, metavar="objects.csv|objects.xlsx")
     p.add_argument("--labels-out", metavar="LABELS.tif", help="also write the instance label image (ImageJ TIFF)")

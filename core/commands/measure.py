@@ -38,8 +38,11 @@ def run_measure(args: argparse.Namespace) -> dict[str, Any]:
     )
     settings = {"mode": args.mode, "split": args.split, "min_distance": args.min_distance}
     settings["connectivity"] = args.connectivity
-    keep = bool(args.labels_out) or args.mode == "3d"  # 2D without a label image: memory flat in depth
-    result = measure(ws, args.dataset, source, pixel_size=px, keep_labels=keep, **settings)
+    block = getattr(args, "block", None)
+    if block is not None and (args.mode != "3d" or block < 1 or args.split or args.labels_out):
+        raise SegDashError("--block N (N >= 1) is for --mode 3d, without --split and --labels-out")
+    keep = bool(args.labels_out) or (args.mode == "3d" and block is None)  # else: memory flat in depth
+    result = measure(ws, args.dataset, source, pixel_size=px, keep_labels=keep, block=block, **settings)
     for line in result.notes:
         notice(line)
     write_table(result, out)
@@ -49,6 +52,7 @@ def run_measure(args: argparse.Namespace) -> dict[str, Any]:
         "mode": args.mode,
         "connectivity": args.connectivity,
         "split": args.split,
+        "block": block,
         "slices": len(result.zs),
         "objects": len(result.objects),
         "counts": result.counts(),

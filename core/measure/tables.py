@@ -77,6 +77,7 @@ def measure_masks(
     pixel_size: PixelSize | None = None,
     zs: Sequence[int] | None = None,
     keep_labels: bool = True,
+    block: int | None = None,
 ) -> Measurement:
     """Objects of every foreground class of ``masks`` and their measurements.
 
@@ -93,6 +94,9 @@ def measure_masks(
         keep_labels: keep the instance label image (``labels``); without it, 2D objects are found
             and measured a slice at a time in memory that does not grow with the depth (``masks``
             and ``image`` may then be anything that gives a slice for ``[i]``: a Zarr volume).
+        block: 3D only: label and measure ``block`` slices at a time, objects crossing blocks merged
+            (:mod:`~core.measure.blocks`; no label image, no split), in memory that does not grow
+            with the depth.
     """
     masks = np.asarray(masks) if not hasattr(masks, "shape") else masks
     if len(masks.shape) == 2:
@@ -110,7 +114,10 @@ def measure_masks(
         notes.append(f"{len(partial)} slices have not-labeled pixels: they count as neither object nor background")
     prob = probability if (split and probability is not None and len(class_names) == 2) else None
     args = (masks, image, class_names, connectivity, split, min_distance, prob, zs)
-    if mode == "3d":
+    if mode == "3d" and block:
+        frames, labels = _objects_3d_blocks(masks, image, class_names, connectivity, zs, z_step, int(block)), None
+        notes.append(f"measured {block} slices at a time: surface, axes, solidity and sphericity need objects whole")
+    elif mode == "3d":
         frames, labels = _objects_3d(*args, z_step)
     else:
         frames, labels = _objects_2d(*args, keep_labels)
@@ -154,6 +161,20 @@ def _objects_2d(masks, image, class_names, connectivity, split, min_distance, pr
     return frames, labels
 
 
+def _objects_3d_blocks(masks, image, class_names, connectivity, zs, z_step, block):
+    from .blocks import objects_3d_blocks
+
+    frames, offset = [], 0
+    for k in range(1, len(class_names)):
+        df = objects_3d_blocks(masks, image, k, block=block, connectivity=connectivity, z_step=z_step)
+        if not df.empty:
+            for c in ("z", "z_first", "z_last", "centroid_z"):
+                df[c] = df[c] + (zs[0] if zs else 0)
+            frames.append(_tag(df, k, class_names[k], offset))
+            offset = int(frames[-1]["label"].max())
+    return frames
+
+
 def _objects_3d(masks, image, class_names, connectivity, split, min_distance, prob, zs, z_step):
     """Objects through the stack, numbered class after class; the whole stack in memory."""
     n = masks.shape[0]
@@ -190,8 +211,9 @@ def _per_slice(masks, labels, objects, zs, class_names, px, mode) -> pd.DataFram
         labeled = int((masks[i] != UNLABELED).sum())
         for k in range(1, len(class_names)):
             sel = masks[i] == k
-            if mode == "3d":
-                count = int(len(np.unique(labels[i][sel])))
+            if mode == "3d":  # a 3D object is on every slice of its range (connected through z)
+                on = (objects["z_first"] <= z) & (objects["z_last"] >= z) if len(objects) else []
+                count = int((on & (objects["class"] == k)).sum()) if len(objects) else 0
             else:
                 count = int(((objects["z"] == z) & (objects["class"] == k)).sum()) if len(objects) else 0
             row = {"z": z, "class": k, "class_name": class_names[k], "count": count, "labeled_pixels": labeled}

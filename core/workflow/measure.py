@@ -155,12 +155,14 @@ def measure(
     pixel_size: PixelSize | None = None,
     intensities: bool = True,
     keep_labels: bool = True,
+    block: int | None = None,
 ) -> Measurement:
     """Objects of ``source`` and their measurements (intensities on the dataset's raw images).
 
     ``pixel_size``: overrides the dataset's (``None``: the dataset's, when known). Masks and images
     are read a slice at a time; ``keep_labels=False`` (2D) keeps no label image either, so the
-    memory does not grow with the depth.
+    memory does not grow with the depth; ``block`` (3D) does the same for 3D objects, ``block``
+    slices at a time (:mod:`core.measure.blocks`).
     """
     info = ws.dataset(dataset)
     masks, zs, prob, notes = load_source(ws, dataset, source)
@@ -186,6 +188,7 @@ def measure(
         pixel_size=px,
         zs=zs,
         keep_labels=keep_labels,
+        block=block,
     )
     result.notes[:0] = notes
     return result

@@ -161,3 +161,32 @@ def test_a_volume_read_slice_by_slice_without_labels_measures_the_same():
     assert lazy.labels is None and lazy.objects.equals(whole.objects) and lazy.slices.equals(whole.slices)
     with pytest.raises(SegDashError, match="no label image"):
         write_labels(lazy)
+
+
+@pytest.mark.parametrize("connectivity", [1, 3])
+def test_3d_block_by_block_merges_objects_across_blocks_as_the_whole_volume_does(connectivity):
+    from core.data.chunked import Volume
+
+    rng = np.random.default_rng(3)
+    m = (rng.random((9, 24, 24)) < (0.3 if connectivity == 1 else 0.05)).astype(np.uint8)  # many, some across blocks
+    m[:, 10:14, 10:14] = 1  # one through all 9 slices
+    img = rng.integers(0, 255, m.shape).astype(np.uint8)
+    keys = ["volume", "z_first", "z_last", "bbox_y0", "bbox_x1", "centroid_z", "centroid_x", "border"]
+    keys += ["intensity_mean", "intensity_std", "intensity_min", "intensity_max"]
+    whole = measure_masks(m, img, CLASSES, mode="3d", connectivity=connectivity, zs=range(5, 14))
+    blocks = measure_masks(
+        Volume.from_array(m),
+        Volume.from_array(img),
+        CLASSES,
+        mode="3d",
+        connectivity=connectivity,
+        zs=range(5, 14),
+        block=2,
+    )
+    assert len(blocks.objects) == len(whole.objects) > 20 and blocks.labels is None
+    a = whole.objects.sort_values(keys[:6]).reset_index(drop=True)
+    b = blocks.objects.sort_values(keys[:6]).reset_index(drop=True)
+    for k in keys:
+        assert np.allclose(a[k].astype(float), b[k].astype(float)), k
+    assert blocks.slices["count"].tolist() == whole.slices["count"].tolist()
+    assert "slices at a time" in blocks.notes[-1]

@@ -133,3 +133,10 @@ def test_object_view_outlines_the_object_on_its_slice(ws):
     assert red.sum() > 20 and not red[0].any() and red[8, 3] and not red[8, 8]  # its edge, not the padding
     with pytest.raises(ValueError, match="no object 999"):
         object_view(ws, "cells", r, 999)
+
+
+def test_3d_block_by_block_from_the_command_line(ws, capsys, tmp_path):
+    code, s = _run(ws, capsys, "--mode", "3d", "--block", "2", "--out", str(tmp_path / "o.csv"))
+    assert code == 0 and s["objects"] == 2 and s["block"] == 2
+    code, err = _run(ws, capsys, "--block", "2", "--out", str(tmp_path / "o.csv"))
+    assert code == 2 and "--block N" in err
