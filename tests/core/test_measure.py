@@ -190,3 +190,15 @@ def test_3d_block_by_block_merges_objects_across_blocks_as_the_whole_volume_does
         assert np.allclose(a[k].astype(float), b[k].astype(float)), k
     assert blocks.slices["count"].tolist() == whole.slices["count"].tolist()
     assert "slices at a time" in blocks.notes[-1]
+
+
+def test_split_on_the_models_probability_follows_its_two_peaks():
+    m = _disc((1, 60, 100), (30, 35), 16) | _disc((1, 60, 100), (30, 62), 16)
+    yy, xx = np.mgrid[:60, :100]
+    prob = np.maximum(
+        np.exp(-((yy - 30) ** 2 + (xx - 35) ** 2) / 200), np.exp(-((yy - 30) ** 2 + (xx - 62) ** 2) / 200)
+    )
+    r = measure_masks(m, None, CLASSES, split=True, min_distance=8, probability=prob[None])
+    assert len(r.objects) == 2
+    left = r.objects.sort_values("centroid_x").iloc[0]
+    assert left["centroid_x"] < 48 and left["bbox_x1"] <= 50  # the cut lies between the peaks
