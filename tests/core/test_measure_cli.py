@@ -140,3 +140,15 @@ def test_3d_block_by_block_from_the_command_line(ws, capsys, tmp_path):
     assert code == 0 and s["objects"] == 2 and s["block"] == 2
     code, err = _run(ws, capsys, "--block", "2", "--out", str(tmp_path / "o.csv"))
     assert code == 2 and "--block N" in err
+
+
+def test_a_zarr_masks_volume_from_predict_is_measured(ws, tmp_path):
+    from core.data.chunked import create_volume
+
+    arr = create_volume(tmp_path / "pred.zarr", (6, 48, 48), np.uint8, (2, 48, 48))
+    arr[:] = _discs(6)
+    r = measure(ws, "cells", Source("file", str(tmp_path / "pred.zarr")), keep_labels=False)
+    assert r.counts() == {"cell": 12} and r.labels is None
+    (tmp_path / "junk.zarr").mkdir()
+    with pytest.raises(ValueError, match="junk.zarr"):
+        measure(ws, "cells", Source("file", str(tmp_path / "junk.zarr")))
