@@ -214,7 +214,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="masks TIFF; a NAME.zarr folder is written chunk by chunk (any volume size; under torchrun "
         "the ranks share the chunks)",
     )
-    p.add_argument("--prob", metavar="PROB.tif", help="also write probabilities here")
+    p.add_argument(
+        "--prob",
+        metavar="PROB.tif",
+        help="also write probabilities here (uint8, 255 = 1); with --out NAME.zarr a PROB.zarr folder, chunk by chunk",
+    )
     p.add_argument("--tile", type=int, help="tile size (default: the checkpoint's patch size)")
     p.add_argument("--overlap", type=float, default=0.25, help="tile overlap fraction (default 0.25)")
     p.add_argument("--batch-size", type=int, default=4, help="tiles per forward pass")
