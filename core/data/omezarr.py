@@ -6,8 +6,9 @@ Written as OME-NGFF 0.4 (Zarr format 2), the version most viewers read: the imag
 the masks as ``labels/masks`` (uint8 class indices, 0 = background, the class names as
 ``image-label`` properties, a colour for every value, ``source`` pointing at the image), the
 physical pixel size as the axes' scale when known. Every level is chunked one slice deep and at
-most 1024 x 1024 (:data:`CHUNK_SIDE`), and the pyramid is built by dask a chunk at a time, so
-writing takes a few chunks of memory and reading one slice back reads only that slice's chunks.
+most 1024 x 1024 (:data:`CHUNK_SIDE`), and the pyramid is built one level, a chunk at a time
+(:mod:`core.data.pyramid`), so writing takes a few chunks of memory and reading one slice back
+reads only that slice's chunks.
 
 What SegDash needs to read its masks back (:func:`labels_manifest`; the importer uses it): slices
 without a mask are 0 in the labels and are not in ``labeled_slices``; pixels not labeled in a
@@ -27,11 +28,12 @@ import shutil
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import Any, BinaryIO, Sequence
+from typing import Any, BinaryIO, Callable, Sequence
 
 import numpy as np
 
 from ..errors import SegDashError
+from .pyramid import CHUNK_SIDE, lazy_stack, write_multiscale
 
 __all__ = [
     "write_omezarr",
@@ -44,51 +46,8 @@ __all__ = [
     "zip_folder",
 ]
 
-_MIN_LEVEL_SIDE = 128
-CHUNK_SIDE = 1024  # y/x side of a chunk at every level (one slice deep)
 NOT_LABELED_NAME = "not labeled"
 _PALETTE = [(255, 60, 60), (60, 200, 255), (255, 210, 0), (120, 255, 120), (220, 90, 255), (255, 140, 0)]
-
-
-def _scale_factors(shape: Sequence[int]) -> list[int]:
-    side, f, out = min(shape[-2:]), 2, []
-    while side // f >= _MIN_LEVEL_SIDE and len(out) < 4:
-        out.append(f)
-        f *= 2
-    return out
-
-
-def _chunks(shape: Sequence[int]) -> tuple[int, int, int]:
-    return (1, min(int(shape[1]), CHUNK_SIDE), min(int(shape[2]), CHUNK_SIDE))
-
-
-def _level_chunks(shape: Sequence[int], n_factors: int) -> list[dict[str, Any]]:
-    """Storage options of each level (halved in y and x, as ome-zarr does): one-slice chunks of at
-    most :data:`CHUNK_SIDE` a side, cut to the level."""
-    out, (z, h, w) = [], (int(n) for n in shape)
-    for _ in range(n_factors + 1):
-        out.append({"chunks": _chunks((z, h, w))})
-        h, w = max(1, h // 2), max(1, w // 2)
-    return out
-
-
-def _lazy(arr: Any, dtype: Any = None) -> Any:
-    """``arr`` (numpy, a memory map, a dask array) as a dask array of one-slice chunks of at most
-    :data:`CHUNK_SIDE` a side: read and written a chunk at a time."""
-    import dask.array as da
-
-    if not hasattr(arr, "dask"):
-        arr = np.asarray(arr) if not isinstance(arr, np.ndarray) else arr
-        if arr.ndim == 2:
-            arr = arr[None]
-        if arr.ndim != 3:
-            raise SegDashError(f"expected a (Z, Y, X) stack, got shape {arr.shape}")
-        arr = da.from_array(arr, chunks=_chunks(arr.shape))
-    elif arr.ndim != 3:
-        raise SegDashError(f"expected a (Z, Y, X) stack, got shape {arr.shape}")
-    if dtype is not None and arr.dtype != dtype:
-        arr = arr.astype(dtype)
-    return arr.rechunk(_chunks(arr.shape))
 
 
 def _label_metadata(names: Sequence[str], unlabeled_value: int | None) -> dict[str, Any]:
@@ -115,6 +74,7 @@ def write_omezarr(
     pixel_size: Sequence[float] | None = None,
     unit: str = "micrometer",
     extra_labels: dict[str, Any] | None = None,
+    progress: Callable[[int, int, str], None] | None = None,
 ) -> Path:
     """Write a (Z, Y, X) image and its (Z, Y, X) class-index labels as an OME-Zarr folder.
 
@@ -133,28 +93,25 @@ def write_omezarr(
         unit: unit of ``pixel_size`` (an OME-NGFF space unit: ``micrometer``, ``nanometer``, ...).
         extra_labels: further (Z, Y, X) class-index images by name (a prediction), written beside
             ``masks`` as ``labels/<name>`` with the same classes.
+        progress: ``progress(done, total, stage)``: dask tasks done of each write (stage ``images``,
+            ``masks``, or the extra labels' names).
 
     Returns:
         the folder written.
     """
     import zarr
     from ome_zarr.format import FormatV04
-    from ome_zarr.writer import write_image, write_labels
+    from ome_zarr.writer import write_label_metadata
 
     path = Path(path)
     if path.exists():
         raise SegDashError(f"{path}: already exists; choose a new name or remove it first")
-    images = _lazy(images)
+    images = lazy_stack(images)
     extra_labels = dict(extra_labels or {})
     for key, lab in [("masks", labels), *extra_labels.items()]:
         if lab is not None and tuple(np.shape(lab)) != images.shape:
             raise SegDashError(f"labels {key!r} of shape {np.shape(lab)} do not match the images {images.shape}")
-    fmt = FormatV04()
-    kwargs: dict[str, Any] = {"fmt": fmt, "axes": ["z", "y", "x"], "scale_factors": _scale_factors(images.shape)}
-    kwargs["storage_options"] = _level_chunks(images.shape, len(kwargs["scale_factors"]))
-    if pixel_size is not None:
-        kwargs["scale"] = dict(zip("zyx", (float(v) for v in pixel_size)))
-        kwargs["axes_units"] = {a: unit for a in "zyx"}
+    where = {"pixel_size": pixel_size, "unit": unit, "progress": progress}
     labeled = [int(z) for z in (labeled_slices if labeled_slices is not None else range(images.shape[0]))]
     segdash = {"class_names": [str(c) for c in class_names], "labeled_slices": labeled}
     if unlabeled_value is not None:
@@ -163,22 +120,30 @@ def write_omezarr(
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:
         root = zarr.open_group(str(tmp), mode="w", zarr_format=2)
-        write_image(images, root, name=name, **kwargs)
+        write_multiscale(root, images, labels=False, name=name, stage="images", **where)
         for key, lab in [("masks", labels), *extra_labels.items()]:
             if lab is None:
                 continue
-            lab = _lazy(lab, np.uint8)
-            names = [str(c) for c in class_names] or [f"class {k}" for k in range(int(lab.max().compute()) + 1)]
-            meta = _label_metadata(names, unlabeled_value if key == "masks" else None)
-            write_labels(lab, root, name=key, label_metadata=meta, scaler=None, **kwargs)
+            group = root.require_group(f"labels/{key}")
+            write_multiscale(group, lab, labels=True, name=key, stage=key, **where)
+            names = [str(c) for c in class_names] or [f"class {k}" for k in range(_max_label(group) + 1)]
             if key == "masks":
-                root["labels"][key].attrs["segdash"] = segdash
+                group.attrs["segdash"] = segdash
+            meta = _label_metadata(names, unlabeled_value if key == "masks" else None)
+            write_label_metadata(root["labels"], key, fmt=FormatV04(), **meta)  # after: it adds to the attributes
         root.attrs["segdash"] = segdash
         os.replace(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return path
+
+
+def _max_label(group: Any) -> int:
+    """The largest value of a labels image as written (its full level, a chunk at a time)."""
+    import dask.array as da
+
+    return int(da.from_zarr(group["s0"]).max().compute())
 
 
 def labels_manifest(path: str | Path) -> dict[str, Any]:

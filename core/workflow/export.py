@@ -241,7 +241,12 @@ def export_dataset_zip(ws: Workspace, dataset: str, out: str | Path | BinaryIO) 
 
 
 def export_dataset_omezarr(
-    ws: Any, dataset: str, out: str | Path | BinaryIO, *, prediction: str | None = None
+    ws: Any,
+    dataset: str,
+    out: str | Path | BinaryIO,
+    *,
+    prediction: str | None = None,
+    progress: Callable[[int, int, str], None] | None = None,
 ) -> Path | None:
     """A dataset's images and current masks (none without masks) as OME-Zarr: a ``.zarr`` folder, or a ZIP of one when
     ``out`` ends in ``.zip`` or is an open binary file (for downloading; unzip it, then open the
@@ -251,7 +256,8 @@ def export_dataset_omezarr(
     class names and (for partial masks) the not-labeled value 255 are recorded so that an import of
     ``X.zarr`` with ``X.zarr/labels/masks`` gives back the same dataset (:mod:`core.data.omezarr`).
     ``prediction`` (a stored prediction's run id) adds its masks as a second labels image,
-    ``labels/prediction_<run id>`` (slices it did not reach are 0).
+    ``labels/prediction_<run id>`` (slices it did not reach are 0). ``progress(done, total, stage)``
+    follows the writing (:func:`core.data.omezarr.write_omezarr`).
 
     The image, its masks and the prediction are dask arrays read a chunk (one slice, at most 1024 x
     1024) at a time and written with the pyramid by dask's synchronous scheduler (one thread: the
@@ -264,22 +270,24 @@ def export_dataset_omezarr(
     images = ws.read_images(dataset)
     labeled = ws.labeled_slices(dataset)
     kwargs: dict[str, Any] = {"class_names": list(info.class_names), "name": dataset, "labeled_slices": labeled}
+    kwargs["progress"] = progress
     if _sparse(info):
         kwargs["unlabeled_value"] = UNLABELED
     pred_masks = load_prediction(ws, dataset, prediction)[0] if prediction else None
-    shape = tuple(images.shape)
-    if isinstance(images, Volume):  # read where it is: a chunk of the volume at a time
-        images = da.from_array(images, chunks=images.chunks, asarray=True, fancy=False)
+    shape, dtype = tuple(images.shape), images.dtype
     labeled_set = set(labeled)
 
-    def planes(read: Callable[[int], np.ndarray | None]) -> Any:
+    def planes(read: Callable[[int], np.ndarray | None], dtype: Any = np.uint8) -> Any:
         def one(z: int) -> np.ndarray:
             plane = read(z)
-            return np.zeros(shape[1:], np.uint8) if plane is None else np.asarray(plane, np.uint8)
+            return np.zeros(shape[1:], dtype) if plane is None else np.asarray(plane, dtype)
 
-        return da.stack(
-            [da.from_delayed(dask.delayed(one)(z), shape=shape[1:], dtype=np.uint8) for z in range(shape[0])]
-        )
+        return da.stack([da.from_delayed(dask.delayed(one)(z), shape=shape[1:], dtype=dtype) for z in range(shape[0])])
+
+    if isinstance(images, Volume):  # read where it is: a chunk of the volume at a time
+        images = da.from_array(images, chunks=images.chunks, asarray=True, fancy=False)
+    else:  # a slice at a time from a memory map opened for it, so the stack never stays mapped (RSS)
+        images = planes(lambda z: ws.read_slice(dataset, z), dtype)
 
     labels = planes(lambda z: ws.read_mask(dataset, z) if z in labeled_set else None) if labeled else None
     if pred_masks is not None:
