@@ -61,7 +61,7 @@ def run_train(args: argparse.Namespace) -> dict[str, Any]:
     config = _check_train(ws, args)
     from ..train.headless import job_progress, train_headless  # torch: only now that the input is fine
 
-    bar = progress_printer("train")
+    bar = progress_printer("train", quiet=getattr(args, "quiet", False))
 
     def progress(snap: dict[str, Any]) -> None:
         done, total = job_progress(snap)
@@ -86,7 +86,7 @@ def run_predict(args: argparse.Namespace) -> dict[str, Any]:
             raise SegDashError(f"{path}: no such {what} file or folder")
     from ..data.limits import StackOrColourNeeded
 
-    bar = progress_printer("predict")
+    bar = progress_printer("predict", quiet=getattr(args, "quiet", False))
     options = {k: getattr(args, k) for k in ("tile", "overlap", "batch_size", "tta", "threshold", "channel")}
     options.update(dihedral=args.dihedral, cleanup=not args.no_cleanup)
     zarr_prob = bool(args.prob) and _is_zarr_name(args.prob)
