@@ -308,3 +308,24 @@ def test_cli_prob_with_a_zarr_output_writes_a_zarr_of_probabilities(tmp_path, st
         assert says in capsys.readouterr().err
         assert not (tmp_path / "x.zarr").exists() and not (tmp_path / "x.tif").exists()
     assert not list(tmp_path.glob(".*tmp*"))
+
+
+def test_prob_zarr_of_a_three_class_model_holds_one_channel_per_class(tmp_path, stack):
+    """K classes: PROB.zarr is (Z, K, Y, X), chunked (cz, K, block, block), and equals the stack's
+    probability TIFF; its arg-max gives the masks written beside it."""
+    from tests.synthetic import tiny_checkpoint
+
+    ckpt = load_checkpoint(tiny_checkpoint(tmp_path / "k3.pt", ("bg", "a", "b"), seed=0))
+    cfg = PredictConfig(tile=32)
+    predict_stack(ckpt, stack, out_masks=tmp_path / "ref.tif", out_prob=tmp_path / "refp.tif", cfg=cfg)
+    vol = open_volume(_zarr(tmp_path / "in.zarr", stack, (2, 40, 48)))
+    summary = predict_volume(ckpt, vol, tmp_path / "m.zarr", cfg=cfg, prob=tmp_path / "p.zarr")
+    prob = zarr.open_array(str(tmp_path / "p.zarr"))
+    assert summary["prob"] == str(tmp_path / "p.zarr")
+    assert prob.shape == (5, 3, 80, 96) and prob.chunks == (2, 3, 80, 96)
+    assert prob.attrs["segdash"]["classes"] == 3 and prob.attrs["segdash"]["class_names"] == ["bg", "a", "b"]
+    np.testing.assert_array_equal(prob[:], tifffile.imread(tmp_path / "refp.tif").reshape(prob.shape))
+    np.testing.assert_array_equal(zarr.open_array(str(tmp_path / "m.zarr"))[:], tifffile.imread(tmp_path / "ref.tif"))
+    with pytest.raises(SegDashError, match="another name"):
+        predict_volume(ckpt, vol, tmp_path / "same.zarr", cfg=cfg, prob=tmp_path / "same.zarr")
+    assert not (tmp_path / "same.zarr").exists()
