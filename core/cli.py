@@ -29,7 +29,7 @@ from typing import Any, Callable, Sequence
 from . import commands
 from .errors import SegDashError
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "run", "version"]
 
 EXIT_OK, EXIT_INTERNAL, EXIT_REFUSED, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -61,16 +61,34 @@ def _command(
     return p
 
 
-def build_parser() -> argparse.ArgumentParser:
+def version() -> str:
+    """SegDash's version: the installed package's metadata (``pip install .``), else ``core.__version__``
+    (a checkout run with ``python -m core``)."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as dist_version
+
+    from . import __version__
+
+    try:
+        return dist_version("segdash")
+    except PackageNotFoundError:
+        return __version__
+
+
+def build_parser(prog: str = "python -m core") -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--workspace", metavar="DIR", default=None, help="workspace folder (default: $SEGDASH_WORKSPACE or ./workspace)"
     )
+    common.add_argument(
+        "-q", "--quiet", action="store_true", help="no progress bars on standard error (notices and errors stay)"
+    )
     parser = argparse.ArgumentParser(
-        prog="python -m core",
+        prog=prog,
         description="SegDash headless: import, export, train and predict.",
         epilog="Exit status: 0 ok, 2 refused input, 1 internal error. The last line of output is JSON.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = _command(
@@ -220,7 +238,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="masks TIFF; a NAME.zarr folder is written chunk by chunk (any volume size; under torchrun "
         "the ranks share the chunks)",
     )
-    p.add_argument("--prob", metavar="PROB.tif", help="also write probabilities here")
+    p.add_argument(
+        "--prob",
+        metavar="PROB.tif",
+        help="also write probabilities here (uint8, 255 = 1); with --out NAME.zarr a PROB.zarr folder, chunk by chunk",
+    )
     p.add_argument("--tile", type=int, help="tile size (default: the checkpoint's patch size)")
     p.add_argument("--overlap", type=float, default=0.25, help="tile overlap fraction (default 0.25)")
     p.add_argument("--batch-size", type=int, default=4, help="tiles per forward pass")
@@ -309,8 +331,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def run() -> None:
+    """The ``segdash`` console command (``pip install .``): ``python -m core`` under another name."""
+    if os.environ.get("SEGDASH_SHARE_CPU", "1") != "0":  # before torch loads OpenMP, as core/__main__.py
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    sys.exit(main(prog="segdash"))
+
+
+def main(argv: Sequence[str] | None = None, prog: str = "python -m core") -> int:
+    args = build_parser(prog).parse_args(argv)
     debug = bool(os.environ.get("SEGDASH_DEBUG"))
     try:
         summary = args.func(args)

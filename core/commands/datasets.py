@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SegDashError
-from ._common import PLANAR_HINT, file_summary, notice, planar_choice, workspace
+from ._common import PLANAR_HINT, file_summary, notice, planar_choice, stage_progress, workspace
 
 __all__ = ["run_import", "run_export", "run_list", "run_delete", "STORED_PREDICTION_FORMATS"]
 
@@ -50,6 +50,7 @@ def run_import(args: argparse.Namespace) -> dict[str, Any]:
             merge_classes=args.merge_classes,
             unlabeled_value=args.unlabeled_value,
             by_reference=args.by_reference,
+            progress=stage_progress("import", quiet=getattr(args, "quiet", False)),
         )
     except tuple(hints) as exc:
         hint = next(h for cls, h in hints.items() if isinstance(exc, cls))
@@ -87,7 +88,8 @@ def run_export(args: argparse.Namespace) -> dict[str, Any]:
         export.export_prediction(ws, args.dataset, args.stored_prediction, args.format, out)
         fields["stored_prediction"] = args.stored_prediction
     elif args.format == "ome-zarr":
-        out = export.export_dataset_omezarr(ws, args.dataset, out, prediction=args.prediction)
+        progress = stage_progress("export", quiet=getattr(args, "quiet", False))
+        out = export.export_dataset_omezarr(ws, args.dataset, out, prediction=args.prediction, progress=progress)
     elif args.format == "tiff":
         export.export_masks_tiff(ws, args.dataset, out, labeled_only=args.labeled_only)
     else:
