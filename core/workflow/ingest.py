@@ -172,6 +172,16 @@ def _two_values(data: np.ndarray) -> list[float] | None:
     return sorted(seen) if len(seen) == 2 else None
 
 
+def _refuse_no_numbers(stack: Stack, data: Any) -> None:
+    """Refuse images that hold no number (every pixel NaN or infinite): nothing to normalise, label
+    or train on. Floating-point data only, a slice at a time, stopping at the first slice with one."""
+    if not np.issubdtype(np.dtype(data.dtype), np.floating):
+        return
+    if not any(np.isfinite(np.asarray(data[z])).any() for z in range(data.shape[0])):
+        which = f"all {stack.shape[0]} slices hold" if stack.shape[0] > 1 else "the image holds"
+        raise SegDashError(f"{_where(stack)}: {which} no number (every pixel is NaN or infinite); nothing was imported")
+
+
 def _one_file(source: Any) -> bool:
     """``source`` is one image file (a path, an upload or a ``(name, bytes)`` pair), not a folder or ZIP."""
     if isinstance(source, (list, tuple)) and len(source) == 1 and not isinstance(source[0], (bytes, bytearray)):
@@ -214,6 +224,7 @@ def import_dataset(
     roots: Sequence[str | Path] | None = None,
     progress: Callable[[int, int, str], None] | None = None,
     by_reference: bool = False,
+    series: int | None = None,
 ) -> ImportReport:
     """Read images (and masks), pair them and store them as dataset ``name``.
 
@@ -227,7 +238,10 @@ def import_dataset(
         mask_threshold: binarise masks at this value (for anti-aliased or JPEG masks).
         class_names: one per class; default from the bundle manifest or ``background, foreground``.
         source: description stored with the dataset.
-        as_stack: how to read a 3- or 4-plane planar TIFF (see :func:`core.data.io.read_stack`).
+        as_stack: how to read a 3- or 4-plane planar TIFF, or one with an unnamed axis of one such as
+            ``(5, 100, 1)`` (see :func:`core.data.io.read_stack`); masks follow the same reading
+            (slices when not given).
+        series: which series of a TIFF of several to import (see :func:`core.data.io.read_stack`).
         remap_classes: map gapped mask values ({0, 1, 2, 7}) to classes 0..K-1.
         images_are_binary: import images that hold only two values (else :class:`ImagesLookLikeMasks`).
         merge_classes: let ``mask_threshold`` merge several mask classes into one.
@@ -241,6 +255,7 @@ def import_dataset(
     Raises:
         ValueError: every refusal, with a message for the user (see :mod:`core.data.io`, :mod:`core.data.masks`):
             :class:`~core.data.io.ChannelChoiceNeeded`, :class:`~core.data.io.StackOrColourNeeded`,
+            :class:`~core.data.io.SingletonAxisNeeded`, :class:`~core.data.io.SeriesChoiceNeeded`,
             :class:`~core.data.masks.StrayMaskValues`, :class:`~core.data.masks.GappedMaskValues`,
             :class:`~core.data.masks.ThresholdMergesClasses`, :class:`ImagesLookLikeMasks` and
             :class:`TooManyClassNames` ask a question the caller can answer with an option.
@@ -260,16 +275,25 @@ def import_dataset(
         return None if progress is None else (lambda done, total: progress(done, total, what))
 
     stack = read_stack(
-        images, channel=channel, as_stack=as_stack, roots=roots, progress=stage("images"), reference=by_reference
+        images,
+        channel=channel,
+        as_stack=as_stack,
+        roots=roots,
+        progress=stage("images"),
+        reference=by_reference,
+        series=series,
     )
     notices = list(stack.notices)
+    _refuse_no_numbers(stack, sample_slices(stack.data, 8) if by_reference else stack.data)
     if not images_are_binary:
         two = _two_values(sample_slices(stack.data, 8) if by_reference else stack.data)
         if two is not None:
             raise ImagesLookLikeMasks(_where(stack), two)
     mask_stack = None
     if masks is not None:
-        mask_stack = read_stack(masks, channel=None, as_stack=True, roots=roots, progress=stage("masks"))
+        mask_stack = read_stack(
+            masks, channel=None, as_stack=as_stack is not False, roots=roots, progress=stage("masks")
+        )
     pairing = pair_masks(stack, mask_stack, one_file_each=_one_file(images) and _one_file(masks))
     labels_list: list[np.ndarray | None] = [None] * stack.shape[0]
     n_classes = 2
