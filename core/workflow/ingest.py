@@ -284,9 +284,10 @@ def import_dataset(
         series=series,
     )
     notices = list(stack.notices)
-    _refuse_no_numbers(stack, sample_slices(stack.data, 8) if by_reference else stack.data)
+    looked_at = sample_slices(stack.data, 8) if by_reference else stack.data  # a volume: 8 slices, read once
+    _refuse_no_numbers(stack, looked_at)
     if not images_are_binary:
-        two = _two_values(sample_slices(stack.data, 8) if by_reference else stack.data)
+        two = _two_values(looked_at)
         if two is not None:
             raise ImagesLookLikeMasks(_where(stack), two)
     mask_stack = None
