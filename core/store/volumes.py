@@ -3,7 +3,9 @@ workspace, which the catalog records as its path and channel (no ``images.tif``,
 
 Opening one checks that the volume is still there and still the one imported (its (Z, Y, X) shape
 and dtype), with a message that says what to do when it moved. Masks live in the workspace as for
-any dataset: a missing volume stops what needs the images, never touches the masks.
+any dataset: a missing volume stops what needs the images, never touches the masks. No link
+inside the volume is followed at any read (:mod:`core.data.nolinks`): a chunk replaced after the
+import by a link to another file is refused, not shown as pixels.
 """
 
 from __future__ import annotations

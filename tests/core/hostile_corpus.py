@@ -265,6 +265,17 @@ def build(folder: Path) -> dict[str, Case]:
     cases["tiff-trailing-axis-of-one"] = Case(single, "singleton.tif", also="--as-image")
     nan = _tif(d / "nan.tif", np.full((3, 32, 32), np.nan, np.float32))
     cases["tiff-all-nan"] = Case(nan, "nan.tif", also="no number")
+
+    # a link inside a Zarr to a file outside it: refused, never read as pixels
+    import zarr
+
+    linked = d / "linked.zarr"
+    if not linked.exists():
+        zarr.create_array(str(linked), shape=(2, 32, 32), chunks=(1, 32, 32), dtype="uint8", compressors=None)[:] = 1
+        (d / "secret.bin").write_bytes(bytes(range(256)) * 4)
+        (linked / "c" / "1" / "0" / "0").unlink()
+        (linked / "c" / "1" / "0" / "0").symlink_to(d / "secret.bin")
+    cases["zarr-linked-chunk"] = Case(linked, "linked.zarr", also="c/1/0/0 is a link")
     return cases
 
 

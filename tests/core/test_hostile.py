@@ -51,6 +51,7 @@ CASES = [
     "tiff-several-series",
     "tiff-trailing-axis-of-one",
     "tiff-all-nan",
+    "zarr-linked-chunk",
 ]
 
 
