@@ -28,7 +28,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from ..data.chunked import sample_slices
-from ..data.io import Stack, check_import_path, read_stack
+from ..data.io import SingletonAxisNeeded, Stack, StackOrColourNeeded, check_import_path, read_stack
 from ..data.masks import default_class_names, to_labels
 from ..errors import SegDashError
 from ..store.workspace import DatasetInfo, Workspace, validate_name
@@ -172,6 +172,23 @@ def _two_values(data: np.ndarray) -> list[float] | None:
     return sorted(seen) if len(seen) == 2 else None
 
 
+def _read_masks(masks: Any, as_stack: bool | None, image_yx: tuple[int, ...], **options: Any) -> Stack:
+    """The mask stack, read as the images were (``as_stack``) or, not asked, planar planes as slices
+    and an unnamed trailing axis of one the way that gives the images' Y x X (a mask saved as
+    ``(Y, X, 1)`` beside ``(Y, X)`` images)."""
+    if as_stack is not None:
+        return read_stack(masks, channel=None, as_stack=as_stack, **options)
+    try:
+        return read_stack(masks, channel=None, **options)
+    except SingletonAxisNeeded:
+        stored = read_stack(masks, channel=None, as_stack=False, **options)
+        return (
+            stored if stored.shape[1:] == tuple(image_yx) else read_stack(masks, channel=None, as_stack=True, **options)
+        )
+    except StackOrColourNeeded:
+        return read_stack(masks, channel=None, as_stack=True, **options)
+
+
 def _refuse_no_numbers(stack: Stack, data: Any) -> None:
     """Refuse images that hold no number (every pixel NaN or infinite): nothing to normalise, label
     or train on. Floating-point data only, a slice at a time, stopping at the first slice with one."""
@@ -240,7 +257,7 @@ def import_dataset(
         source: description stored with the dataset.
         as_stack: how to read a 3- or 4-plane planar TIFF, or one with an unnamed axis of one such as
             ``(5, 100, 1)`` (see :func:`core.data.io.read_stack`); masks follow the same reading
-            (slices when not given).
+            (when not given: planar planes as slices, a trailing axis of one as the images' Y x X).
         series: which series of a TIFF of several to import (see :func:`core.data.io.read_stack`).
         remap_classes: map gapped mask values ({0, 1, 2, 7}) to classes 0..K-1.
         images_are_binary: import images that hold only two values (else :class:`ImagesLookLikeMasks`).
@@ -292,9 +309,7 @@ def import_dataset(
             raise ImagesLookLikeMasks(_where(stack), two)
     mask_stack = None
     if masks is not None:
-        mask_stack = read_stack(
-            masks, channel=None, as_stack=as_stack is not False, roots=roots, progress=stage("masks")
-        )
+        mask_stack = _read_masks(masks, as_stack, stack.shape[1:], roots=roots, progress=stage("masks"))
     pairing = pair_masks(stack, mask_stack, one_file_each=_one_file(images) and _one_file(masks))
     labels_list: list[np.ndarray | None] = [None] * stack.shape[0]
     n_classes = 2

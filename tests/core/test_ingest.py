@@ -295,6 +295,15 @@ def test_a_trailing_axis_of_one_reads_images_and_masks_alike(ws, tmp_path):
     assert import_dataset(ws, "t", tmp_path / "i.tif", tmp_path / "m.tif", as_stack=False).dataset.shape == (1, 5, 16)
 
 
+def test_a_mask_saved_with_a_trailing_axis_of_one_pairs_with_its_image(ws, tmp_path):
+    img = np.random.default_rng(0).integers(0, 255, (16, 24), dtype=np.uint8)
+    tifffile.imwrite(tmp_path / "i.tif", img)
+    tifffile.imwrite(tmp_path / "m.tif", (img > 128).astype(np.uint8)[..., None])  # (16, 24, 1)
+    info = import_dataset(ws, "m", tmp_path / "i.tif", tmp_path / "m.tif").dataset
+    assert info.shape == (1, 16, 24) and info.counts()["labeled"] == 1
+    assert np.array_equal(ws.read_mask("m", 0), (img > 128).astype(np.uint8))
+
+
 def test_uploaded_dataset_export_zip_imports_like_a_path(ws, tmp_path):
     for n in ("s1", "s2"):
         _save(tmp_path / "i" / f"{n}.png", np.random.default_rng(1).integers(0, 255, (8, 8), dtype=np.uint8))
