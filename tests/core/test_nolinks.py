@@ -113,3 +113,20 @@ def test_read_no_links_reads_files_and_refuses_leaving_the_root(tmp_path):
     with pytest.raises(LinkInVolume):
         check_no_links(tmp_path, ["a/b", "a/c"])
     check_no_links(tmp_path, ["a/b", "a/missing/deeper"])  # missing files are no links
+
+
+def test_a_volume_folder_that_became_a_link_is_refused(ws, tmp_path):
+    vol = tmp_path / "vol.zarr"
+    data = _zarr(vol, 3)
+    import_dataset(ws, "ref", str(vol), by_reference=True)
+    other = tmp_path / "other.zarr"  # another volume of the same shape and dtype, someone else's
+    _zarr(other, 3)
+    zarr.open_array(str(other), mode="r+")[:] = 9
+    shutil.rmtree(vol)
+    vol.symlink_to(other, target_is_directory=True)
+    with pytest.raises(SegDashError, match="is now a link"):
+        ws.read_slice("ref", 0)
+    vol.unlink()
+    shutil.copytree(other, vol)
+    zarr.open_array(str(vol), mode="r+")[:] = data
+    assert np.array_equal(ws.read_slice("ref", 0), data[0])  # put back: read again
