@@ -45,6 +45,12 @@ def _add_planar_choice(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="read a 3- or 4-plane TIFF stored as planar RGB as one colour image (to gray)",
     )
+    reading.add_argument(
+        "--as-image",
+        action="store_true",
+        help="read a TIFF whose array ends in an unnamed axis of one, such as (5, 100, 1), as its pages are "
+        "stored (one 5 x 100 image); --as-stack reads its last two axes as Y and X (5 slices of 100 x 1)",
+    )
 
 
 def _command(
@@ -135,6 +141,12 @@ def build_parser(prog: str = "python -m core") -> argparse.ArgumentParser:
         "state it wrongly; measurements use it",
     )
     _add_planar_choice(p)
+    p.add_argument(
+        "--series",
+        type=int,
+        metavar="N",
+        help="a TIFF of several image series of different shapes: import series N (0 is the first)",
+    )
     p.add_argument(
         "--remap-classes",
         action="store_true",

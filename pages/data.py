@@ -3,16 +3,16 @@
 UI only: reading, pairing and storing are :func:`core.workflow.ingest.import_dataset`; the workspace does
 the rest. When the data layer needs a decision (which channel of a multi-channel image, where to
 threshold anti-aliased masks, whether three planes are slices or colours, whether to remap gapped
-class values, merge classes or import two-valued images) the page offers the choice and the user
-imports again. A refusal is shown as an error on the page, with its reason. Paths on the server
-are limited to :func:`core.workflow.ingest.import_roots`.
+class values, merge classes or import two-valued images, which series of a TIFF to take) the page
+offers the choice and the user imports again. A refusal is shown as an error on the page, with its
+reason. Paths on the server are limited to :func:`core.workflow.ingest.import_roots`.
 """
 
 import time
 
 import streamlit as st
 
-from core.data.io import ChannelChoiceNeeded, StackOrColourNeeded
+from core.data.io import ChannelChoiceNeeded, SeriesChoiceNeeded, StackOrColourNeeded
 from core.data.masks import GappedMaskValues, StrayMaskValues, ThresholdMergesClasses
 from core.view.render import class_color, overlay
 from core.workflow.ingest import ImagesLookLikeMasks, import_dataset, import_roots
@@ -26,6 +26,7 @@ _QUESTIONS = {
     "data_need_channel": None,
     "data_need_threshold": None,
     "data_need_planes": None,
+    "data_need_series": None,
     "data_need_remap": None,
     "data_need_merge": None,
     "data_need_binary": None,
@@ -81,6 +82,8 @@ def _answers() -> dict:
         out["mask_threshold"] = ss.get("data_threshold")
     if ss["data_need_planes"]:
         out["as_stack"] = ss.get("data_as_stack", "slices") == "slices"
+    if ss["data_need_series"]:
+        out["series"] = ss.get("data_series")
     if ss["data_need_remap"]:
         out["remap_classes"] = bool(ss.get("data_remap"))
     if ss["data_need_merge"]:
@@ -139,7 +142,13 @@ def _run_import(ws) -> None:
             f"{exc} Set the threshold below and press Import again.",
         )
     except StackOrColourNeeded as exc:
-        _ask("data_need_planes", exc.n_planes, f"{exc}. Pick a reading below and press Import again.")
+        _ask(
+            "data_need_planes",
+            [exc.stack_reading, exc.image_reading],
+            f"{exc}. Pick a reading below and press Import again.",
+        )
+    except SeriesChoiceNeeded as exc:
+        _ask("data_need_series", exc.series, f"{exc}. Pick the series below and press Import again.")
     except GappedMaskValues as exc:
         _ask("data_need_remap", exc.values, f"{exc}. Tick the remap below and press Import again.")
     except ThresholdMergesClasses as exc:
@@ -180,17 +189,13 @@ def _questions() -> None:
     suggested = ss["data_need_threshold"]
     if suggested is not None:
         st.number_input("Mask threshold: mask values above it become class 1", value=suggested, key="data_threshold")
-    planes = ss["data_need_planes"]
+    planes = ss["data_need_planes"]  # [the stack reading, the image reading], as the import named them
     if planes:
-        st.radio(
-            f"The TIFF's {planes} planes are",
-            ["slices", "colour"],
-            key="data_as_stack",
-            horizontal=True,
-            format_func=lambda v: (
-                f"{planes} slices of a stack" if v == "slices" else "one colour image (imported as gray)"
-            ),
-        )
+        st.radio("Read the TIFF as", ["slices", "colour"], key="data_as_stack", horizontal=True,
+                 format_func=lambda v: planes[0] if v == "slices" else planes[1])  # fmt: skip
+    if ss["data_need_series"]:
+        shown = ss["data_need_series"]
+        st.selectbox("Series to import", range(len(shown)), key="data_series", format_func=lambda i: f"{i}: {shown[i]}")
     if ss["data_need_remap"]:
         values = ss["data_need_remap"]
         st.checkbox(

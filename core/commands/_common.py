@@ -8,10 +8,21 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-__all__ = ["workspace", "progress_printer", "stage_progress", "notice", "planar_choice", "PLANAR_HINT", "file_summary"]
+__all__ = [
+    "workspace",
+    "progress_printer",
+    "stage_progress",
+    "notice",
+    "planar_choice",
+    "PLANAR_HINT",
+    "SINGLETON_HINT",
+    "file_summary",
+]
 
 #: added to the message of a planar TIFF read without ``--as-stack`` / ``--as-colour``
 PLANAR_HINT = ": --as-stack for slices, --as-colour for one colour image"
+#: added to the message of a TIFF with an unnamed axis of one read without ``--as-stack`` / ``--as-image``
+SINGLETON_HINT = ": --as-stack for the slices, --as-image for the pages as stored"
 
 
 def workspace(args: argparse.Namespace):
@@ -30,8 +41,8 @@ def notice(text: str, kind: str = "notice") -> None:
 
 
 def planar_choice(args: argparse.Namespace) -> bool | None:
-    """``--as-stack`` -> True, ``--as-colour`` -> False, neither -> None (ask)."""
-    return True if args.as_stack else (False if args.as_colour else None)
+    """``--as-stack`` -> True, ``--as-colour`` or ``--as-image`` -> False, none of them -> None (ask)."""
+    return True if args.as_stack else (False if args.as_colour or getattr(args, "as_image", False) else None)
 
 
 def file_summary(out: str | Path, **fields: Any) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SegDashError
-from ._common import PLANAR_HINT, file_summary, notice, planar_choice, stage_progress, workspace
+from ._common import PLANAR_HINT, SINGLETON_HINT, file_summary, notice, planar_choice, stage_progress, workspace
 
 __all__ = ["run_import", "run_export", "run_list", "run_delete", "STORED_PREDICTION_FORMATS"]
 
@@ -19,7 +19,7 @@ STORED_PREDICTION_FORMATS = ("zip", "tiff", "prob-tiff", "csv")
 def run_import(args: argparse.Namespace) -> dict[str, Any]:
     """``import``: images (and masks) as a new dataset; a question the import asks is refused with
     the option that answers it."""
-    from ..data.io import StackOrColourNeeded
+    from ..data.io import SeriesChoiceNeeded, SingletonAxisNeeded, StackOrColourNeeded
     from ..data.masks import GappedMaskValues, ThresholdMergesClasses
     from ..workflow.ingest import ImagesLookLikeMasks, TooManyClassNames, import_dataset
     from ..workflow.measure import parse_pixel_size, set_pixel_size
@@ -28,7 +28,9 @@ def run_import(args: argparse.Namespace) -> dict[str, Any]:
     ws = workspace(args)
     classes = [c.strip() for c in args.classes.split(",")] if args.classes else None
     hints = {  # a question the import asks, and the option that answers it
+        SingletonAxisNeeded: SINGLETON_HINT,  # before StackOrColourNeeded, its base
         StackOrColourNeeded: PLANAR_HINT,
+        SeriesChoiceNeeded: " with --series N",
         GappedMaskValues: " (--remap-classes remaps them)",
         ThresholdMergesClasses: " (--merge-classes confirms the merge)",
         ImagesLookLikeMasks: " (--images-are-binary confirms)",
@@ -51,6 +53,7 @@ def run_import(args: argparse.Namespace) -> dict[str, Any]:
             unlabeled_value=args.unlabeled_value,
             by_reference=args.by_reference,
             progress=stage_progress("import", quiet=getattr(args, "quiet", False)),
+            series=args.series,
         )
     except tuple(hints) as exc:
         hint = next(h for cls, h in hints.items() if isinstance(exc, cls))

@@ -7,7 +7,11 @@ A volume is (Z, Y, X): an OME-Zarr image's full resolution level with one time p
 channel chosen, a plain Zarr array of 2 or 3 dimensions (a 2-D array is one slice), or an N5 dataset
 (N5 lists its dimensions fastest first, x, y, z, as BigDataViewer and n5-imglib2 write them; they
 are reversed here to (Z, Y, X)). A group of N5 datasets is opened at its one dataset, or at its
-full-resolution ``s0`` (BigDataViewer's ``setup0/timepoint0/s0``).
+full-resolution ``s0`` (BigDataViewer's ``setup0/timepoint0/s0``; :mod:`core.data.n5`).
+
+No link inside a volume is followed (:mod:`core.data.nolinks`): a Zarr is read through a store that
+opens every key a component at a time without following links, an N5 read first checks the chunk
+files it touches; a link is refused with the volume's path and the linked key.
 
 Example:
     >>> vol = open_volume("brain.zarr")                         # doctest: +SKIP
@@ -28,6 +32,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from ..errors import SegDashError
+from .n5 import _is_n5, _n5_attributes, _n5_dataset, _open_n5, n5_resolution
 from .omezarr import axis_index, is_omezarr, read_omezarr_metadata
 
 __all__ = ["Volume", "is_chunked", "open_volume", "create_volume", "blocks", "sample_slices", "as_array"]
@@ -44,21 +49,6 @@ def is_chunked(path: str | Path) -> bool:
 
 def _is_zarr(path: Path) -> bool:
     return any((path / f).is_file() for f in ("zarr.json", ".zarray", ".zgroup"))
-
-
-def _n5_attributes(path: Path) -> dict[str, Any]:
-    try:
-        attrs = json.loads((path / "attributes.json").read_text())
-    except (OSError, ValueError):
-        return {}
-    return attrs if isinstance(attrs, dict) else {}
-
-
-def _is_n5(path: Path) -> bool:
-    """An N5 container's root (``attributes.json`` with its ``n5`` version) or an N5 dataset
-    (``attributes.json`` with ``dimensions`` and ``dataType``)."""
-    attrs = _n5_attributes(path)
-    return "n5" in attrs or {"dimensions", "dataType"} <= attrs.keys()
 
 
 @dataclass(frozen=True)
@@ -164,7 +154,9 @@ def _array_of_group(path: Path) -> tuple[Any, list[str], tuple[float, float, flo
     axis names and the pixel size."""
     import zarr
 
-    group = zarr.open_group(str(path), mode="r")
+    from .nolinks import NoLinkStore
+
+    group = zarr.open_group(store=NoLinkStore(path), mode="r")
     if is_omezarr(path):
         attrs = dict(group.attrs)
         ms = (attrs.get("ome", attrs).get("multiscales") or [{}])[0]
@@ -194,6 +186,8 @@ def open_volume(path: str | Path, *, channel: int | None = None) -> Volume:
     """
     import zarr
 
+    from .nolinks import NoLinkStore
+
     path = Path(path)
     if not is_chunked(path):
         raise SegDashError(f"{path}: not a Zarr or N5 folder (no zarr.json, .zarray, .zgroup, or N5 attributes.json)")
@@ -202,7 +196,7 @@ def open_volume(path: str | Path, *, channel: int | None = None) -> Volume:
     try:
         kind = _node_kind(path)
         if kind == "array":
-            arr, axes, pixel_size = zarr.open_array(str(path), mode="r"), [], None
+            arr, axes, pixel_size = zarr.open_array(store=NoLinkStore(path), mode="r"), [], None
         else:
             arr, axes, pixel_size = _array_of_group(path)
     except (OSError, ValueError, KeyError) as exc:
@@ -242,47 +236,6 @@ def _volume(
     )
 
 
-def _open_n5(path: Path) -> tuple[Any, list[str], tuple[float, float, float] | None]:
-    """The N5 dataset at ``path`` (or the one dataset, or ``s0``, of the group there) opened read-only
-    with TensorStore, its dimensions reversed to C order (z, y, x), with its axis names and pixel size
-    when the attributes give them (``axes``; ``resolution`` or ``pixelResolution``)."""
-    try:
-        import tensorstore as ts
-    except ImportError:
-        raise SegDashError(f"{path}: reading N5 needs the tensorstore package (pip install tensorstore)") from None
-    dataset = _n5_dataset(path)
-    attrs = _n5_attributes(dataset)
-    try:
-        store = ts.open(
-            {"driver": "n5", "kvstore": {"driver": "file", "path": str(dataset)}, "open": True}, read=True
-        ).result()
-    except (ValueError, OSError, RuntimeError) as exc:
-        raise SegDashError(f"{dataset}: cannot open the N5 dataset ({_first_line(exc)})") from None
-    arr = _CArray(store.T)
-    axes = attrs.get("axes")
-    names = [str(a).lower() for a in reversed(axes)] if isinstance(axes, list) and len(axes) == arr.ndim else []
-    spatial = names or ["z", "y", "x"][-arr.ndim :]
-    pixel_size, _ = n5_resolution(attrs, arr.ndim) if spatial[-3:] == ["z", "y", "x"] else (None, None)
-    return arr, names, pixel_size  # type: ignore[return-value]
-
-
-def n5_resolution(attrs: dict[str, Any], ndim: int = 3) -> tuple[tuple[float, float, float] | None, str | None]:
-    """The (z, y, x) pixel size and its unit from an N5 dataset's attributes (``pixelResolution``
-    ``{"dimensions": [x, y, z], "unit": ...}`` as n5-viewer writes it, or ``resolution`` ``[x, y, z]``
-    with ``units``), for a 3-D dataset whose last axes are z, y, x; ``(None, None)`` when absent."""
-    px = attrs.get("pixelResolution") if isinstance(attrs.get("pixelResolution"), dict) else {}
-    res = px.get("dimensions") or attrs.get("resolution")
-    units = attrs.get("units")
-    unit = px.get("unit") or (units[0] if isinstance(units, list) and units else units)
-    if not isinstance(res, list) or len(res) != ndim or ndim < 3:
-        return None, None
-    try:
-        sizes = tuple(float(v) for v in list(reversed(res))[-3:])
-    except (TypeError, ValueError):
-        return None, None
-    return (sizes if all(v > 0 for v in sizes) else None), (str(unit) if unit else None)  # type: ignore[return-value]
-
-
 def n5_pixel_size(path: str | Path) -> tuple[tuple[float, float, float] | None, str | None]:
     """:func:`n5_resolution` of the N5 dataset that :func:`open_volume` opens at ``path``;
     ``(None, None)`` where it opens no N5 (a Zarr folder, or no volume)."""
@@ -292,43 +245,6 @@ def n5_pixel_size(path: str | Path) -> tuple[tuple[float, float, float] | None, 
     dataset = _n5_dataset(path)
     attrs = _n5_attributes(dataset)
     return n5_resolution(attrs, len(attrs.get("dimensions") or []))
-
-
-def _n5_dataset(path: Path) -> Path:
-    """``path`` when it is an N5 dataset; else the one dataset under it (up to 3 folders down), or
-    its one full-resolution ``s0``."""
-    if "dimensions" in _n5_attributes(path):
-        return path
-    found = sorted(
-        p.parent
-        for depth in ("*", "*/*", "*/*/*")
-        for p in path.glob(f"{depth}/attributes.json")
-        if "dimensions" in _n5_attributes(p.parent)
-    )
-    full = [p for p in found if p.name == "s0"]
-    if len(found) == 1 or len(full) == 1:
-        return found[0] if len(found) == 1 else full[0]
-    names = ", ".join(str(p.relative_to(path)) for p in found[:5]) or "none"
-    raise SegDashError(f"{path}: an N5 container of {len(found)} datasets ({names}); give the dataset's own folder")
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-
-
-class _CArray:
-    """A TensorStore array read like a numpy array: ``shape``, ``ndim``, ``dtype``, ``chunks`` and
-    indexing with ints and slices, which reads (synchronously) only the chunks it touches."""
-
-    def __init__(self, store: Any) -> None:
-        self.store = store
-        self.shape = tuple(int(n) for n in store.shape)
-        self.ndim = len(self.shape)
-        self.dtype = np.dtype(store.dtype.numpy_dtype)
-        self.chunks = tuple(int(c) for c in store.chunk_layout.read_chunk.shape)
-
-    def __getitem__(self, key: Any) -> np.ndarray:
-        return self.store[key].read().result()
 
 
 def _node_kind(path: Path) -> str:

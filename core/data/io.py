@@ -20,7 +20,11 @@ Rules:
   any pixel is decoded: against :func:`memory_budget`, and against its file size (a file that
   decodes to over 1000 times its size is a decompression bomb).
 - A TIFF of 3 or 4 planes stored as planar RGB is ambiguous: ``as_stack=`` chooses between slices
-  and one colour image, else :class:`StackOrColourNeeded` asks.
+  and one colour image, else :class:`StackOrColourNeeded` asks; so is an unnamed axis of one after
+  Y (``(5, 100, 1)``: :class:`SingletonAxisNeeded`).
+- Every page of a TIFF is read: pages written one by one (a series each) are the slices of one
+  stack; several series of different shapes are a question (``series=``, else
+  :class:`SeriesChoiceNeeded`). See :mod:`core.data.tiffpages`.
 - Every refusal is a :class:`ValueError` whose message names the file (``archive.zip:member`` for
   a ZIP member) and never quotes its bytes.
 - :func:`check_import_path` limits paths to configured folders (the web page's server import).
@@ -37,7 +41,15 @@ import numpy as np
 
 from ..errors import SegDashError
 from .files import atomic_write, read_png, write_png, write_tiff
-from .limits import IMAGE_SUFFIXES, ChannelChoiceNeeded, StackOrColourNeeded, _Budget, memory_budget
+from .limits import (
+    IMAGE_SUFFIXES,
+    ChannelChoiceNeeded,
+    SeriesChoiceNeeded,
+    SingletonAxisNeeded,
+    StackOrColourNeeded,
+    _Budget,
+    memory_budget,
+)
 from .readers import _member_part, _read_one
 from .zips import ZIP_MAX_BYTES, ZIP_MAX_MEMBERS, ZipFolder, _expand_zip
 
@@ -45,6 +57,8 @@ __all__ = [
     "Stack",
     "ChannelChoiceNeeded",
     "StackOrColourNeeded",
+    "SingletonAxisNeeded",
+    "SeriesChoiceNeeded",
     "ZipFolder",
     "read_stack",
     "memory_budget",
@@ -65,7 +79,8 @@ class Stack:
     """An image stack read from a source.
 
     Attributes:
-        data: (Z, Y, X) array in the stored dtype; a read-only ``np.memmap`` for large TIFFs.
+        data: (Z, Y, X) array in the stored dtype; read-only and memory-mapped for uncompressed TIFFs
+            (a ``np.memmap``, or a strided view of one for pages written one by one).
         names: one name per slice: the file stem for single-image files, ``None`` for a slice of a
             multi-slice file (the importer names those ``<dataset>_<zzzz>``).
         sources: the file each slice came from.
@@ -105,6 +120,7 @@ def read_stack(
     roots: Sequence[str | Path] | None = None,
     progress: Callable[[int, int], None] | None = None,
     reference: bool = False,
+    series: int | None = None,
 ) -> Stack:
     """Read images from ``source`` as one (Z, Y, X) stack.
 
@@ -116,10 +132,15 @@ def read_stack(
         mmap: memory-map uncompressed TIFF files instead of reading them.
         as_stack: how to read a TIFF of 3 or 4 planes stored as planar RGB(A) (as tifffile writes a
             (3, Y, X) array without ``photometric``): ``True`` as that many slices, ``False`` as one
-            colour image (turned to gray); ``None`` raises :class:`StackOrColourNeeded`.
+            colour image (turned to gray); ``None`` raises :class:`StackOrColourNeeded`. The same choice
+            for an array with an unnamed axis of one after Y, such as ``(5, 100, 1)``: ``True`` reads
+            its last two axes as Y and X (5 slices of 100 x 1), ``False`` its pages as stored (one
+            5 x 100 image); ``None`` raises :class:`SingletonAxisNeeded`.
         roots: when given, every file read (after resolving links) must lie inside one of these
             folders (see :func:`check_import_path`).
         progress: called as ``progress(done, total)`` after each file read.
+        series: which series of a TIFF holding several of different shapes to read (``None``: all of
+            a stack written a page at a time, else :class:`SeriesChoiceNeeded`).
         reference: open a Zarr or OME-Zarr folder without reading it: the stack's data is then a
             :class:`~core.data.chunked.Volume` (read on demand); any other source is refused.
 
@@ -129,7 +150,8 @@ def read_stack(
     Raises:
         ValueError: unreadable or corrupt files, unsafe ZIPs, images too large for the memory
             budget (:func:`memory_budget`), slices of different shapes; :class:`ChannelChoiceNeeded`
-            for hyperstacks without ``channel``; :class:`StackOrColourNeeded` (see ``as_stack``).
+            for hyperstacks without ``channel``; :class:`StackOrColourNeeded` and
+            :class:`SingletonAxisNeeded` (see ``as_stack``); :class:`SeriesChoiceNeeded` (``series``).
     """
     if isinstance(source, (str, Path)):  # an OME-Zarr folder is one image
         from .chunked import is_chunked
@@ -151,7 +173,13 @@ def read_stack(
     parts: list[tuple[str, np.ndarray, bool, list[str]]] = []
     for k, (name, opener) in enumerate(items):
         arr, multi, notes = _read_one(
-            name, opener, channel=channel, mmap=mmap and len(items) == 1, as_stack=as_stack, budget=budget
+            name,
+            opener,
+            channel=channel,
+            mmap=mmap and len(items) == 1,
+            as_stack=as_stack,
+            budget=budget,
+            series=series,
         )
         parts.append((name, arr, multi, notes))
         if progress is not None:

@@ -7,9 +7,18 @@ from __future__ import annotations
 import os
 import re
 
+import numpy as np
+
 from ..errors import SegDashError
 
-__all__ = ["IMAGE_SUFFIXES", "memory_budget", "ChannelChoiceNeeded", "StackOrColourNeeded"]
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "memory_budget",
+    "ChannelChoiceNeeded",
+    "StackOrColourNeeded",
+    "SingletonAxisNeeded",
+    "SeriesChoiceNeeded",
+]
 
 IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp")
 _ZIP_MAX_RATIO = 1000  # uncompressed / compressed, per member: beyond it is a bomb, not an image
@@ -37,11 +46,62 @@ class StackOrColourNeeded(SegDashError):
         n_planes: how many planes it holds.
     """
 
-    def __init__(self, source: str, n_planes: int):
+    #: how the two readings are named to the user (``as_stack=True`` and ``as_stack=False``)
+    stack_reading, image_reading = "{n} slices of a stack", "one colour image (imported as gray)"
+
+    def __init__(self, source: str, n_planes: int, text: str = ""):
         self.source, self.n_planes = source, n_planes
+        self.stack_reading = self.stack_reading.format(n=n_planes)
         super().__init__(
-            f"{source}: its {n_planes} planes can be read as {n_planes} slices of a stack or "
+            text
+            or f"{source}: its {n_planes} planes can be read as {n_planes} slices of a stack or "
             f"as one colour image; choose which"
+        )
+
+
+class SingletonAxisNeeded(StackOrColourNeeded):
+    """A TIFF whose array has an unnamed axis of one after its Y axis, as ``(5, 100, 1)``: ``5``
+    slices of ``100 x 1`` (its last two axes as Y and X, ``as_stack=True``) or one ``5 x 100`` image
+    (its pages as stored, ``as_stack=False``). Asked only when the file's axes metadata does not say.
+
+    Attributes:
+        source: the file.
+        shape: the array's shape as its metadata gives it.
+        n_planes: how many slices the stack reading makes.
+    """
+
+    def __init__(self, source: str, shape: tuple[int, ...], pages: int, page: tuple[int, int]):
+        self.shape = tuple(int(n) for n in shape)
+        n = int(np.prod(self.shape[:-2], dtype=np.int64))
+        self.stack_reading = f"{n} slices of {self.shape[-2]} x {self.shape[-1]}"
+        self.image_reading = (
+            f"one {page[0]} x {page[1]} image" if pages == 1 else f"{pages} slices of {page[0]} x {page[1]}"
+        )
+        super().__init__(
+            source,
+            n,
+            f"{source}: its array of shape {self.shape} has an axis of one that its metadata does not name; "
+            f"it can be read as {self.stack_reading} or as {self.image_reading}; choose which",
+        )
+
+
+class SeriesChoiceNeeded(SegDashError):
+    """A TIFF holds several image series of different shapes (a multi-image OME-TIFF, a thumbnail
+    beside the stack, pages written one by one with different shapes); ``series=`` picks one.
+
+    Attributes:
+        source: the file.
+        series: one description per series (shape, dtype, axes).
+    """
+
+    def __init__(self, source: str, series: list[str]):
+        self.source, self.series = source, list(series)
+        self.n_series = len(self.series)
+        listed = "; ".join(f"{i}: {d}" for i, d in enumerate(self.series[:6]))
+        more = f"; and {self.n_series - 6} more" if self.n_series > 6 else ""
+        super().__init__(
+            f"{source}: holds {self.n_series} image series of different shapes ({listed}{more}); "
+            f"choose which to import (series 0..{self.n_series - 1})"
         )
 
 

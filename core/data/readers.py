@@ -19,7 +19,16 @@ import tifffile
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import SegDashError
-from .limits import ChannelChoiceNeeded, StackOrColourNeeded, _Budget, _check_bomb, _reason, memory_budget
+from .limits import (
+    ChannelChoiceNeeded,
+    SeriesChoiceNeeded,
+    StackOrColourNeeded,
+    _Budget,
+    _check_bomb,
+    _reason,
+    memory_budget,
+)
+from .tiffpages import pick_series, singleton_reading, stack_series
 from .zips import _Member
 
 __all__ = ["memory_budget"]
@@ -36,6 +45,7 @@ def _read_one(
     mmap: bool,
     as_stack: bool | None = None,
     budget: _Budget | None = None,
+    series: int | None = None,
 ) -> tuple[np.ndarray, bool, list[str]]:
     """Read one file as (Z, Y, X); return the array, whether it had several slices, and notices."""
     suffix = Path(_member_part(name)).suffix.lower()
@@ -45,9 +55,9 @@ def _read_one(
         if isinstance(opener, _Member):
             opener = opener.read()
         if suffix in (".tif", ".tiff"):
-            return _read_tiff(name, opener, channel=channel, mmap=mmap, as_stack=as_stack, budget=budget)
+            return _read_tiff(name, opener, channel=channel, mmap=mmap, as_stack=as_stack, series=series, budget=budget)
         return _read_pil(name, opener, channel=channel, budget=budget)
-    except (ChannelChoiceNeeded, StackOrColourNeeded):
+    except (ChannelChoiceNeeded, StackOrColourNeeded, SeriesChoiceNeeded):
         raise
     except tifffile.TiffFileError as exc:  # a ValueError subclass that does not name the file
         raise SegDashError(f"{name}: not a valid TIFF image, or a corrupt or truncated one ({_reason(exc)})") from None
@@ -165,39 +175,57 @@ def _read_tiff(
 
 
 def _read_tiff_series(
-    name: str, opener: Any, *, channel: int | None, mmap: bool, as_stack: bool | None = None, budget: _Budget
+    name: str,
+    opener: Any,
+    *,
+    channel: int | None,
+    mmap: bool,
+    as_stack: bool | None = None,
+    series: int | None = None,
+    budget: _Budget,
 ) -> tuple[np.ndarray, bool, list[str]]:
     src = io.BytesIO(opener) if isinstance(opener, (bytes, bytearray)) else opener
     stored = len(opener) if isinstance(opener, (bytes, bytearray)) else Path(opener).stat().st_size
+    notes: list[str] = []
     with tifffile.TiffFile(src) as tif:
-        if not tif.series:
-            raise SegDashError(f"{name}: TIFF holds no image data")
-        series = tif.series[0]
-        axes = series.axes.upper()
-        shape = series.shape
-        dtype = np.dtype(series.dtype)
+        found = pick_series(name, tif, series)  # every series counted from the pages' headers, none decoded
+        if len(found) > 1:  # a stack written a page at a time: one series per page
+            arr = stack_series(name, opener, tif, found, mmap=mmap, stored=stored, budget=budget)
+            notes.append(
+                f"{name}: its {len(found)} pages, each a series of its own (written one by one), read as slices"
+            )
+            zyx, multi, more = _to_zyx(name, arr, "Z" + found[0].axes.upper(), channel)
+            return zyx, multi, notes + more
+        chosen = found[0]
+        if series is not None and len(tif.series) > 1:
+            notes.append(f"{name}: kept series {series} of {len(tif.series)}")
+        axes = chosen.axes.upper()
+        shape = chosen.shape
+        dtype = np.dtype(chosen.dtype)
         nbytes = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize  # from the header: nothing read yet
         planar = axes.startswith("S") and len(shape) == 3 and shape[0] in (3, 4)
         if planar and as_stack is None and channel is None:
             raise StackOrColourNeeded(name, int(shape[0]))
+        axes = singleton_reading(name, axes, tuple(shape), as_stack)
         arr = None
-        if mmap and isinstance(opener, Path) and series.dataoffset is not None:
+        if mmap and isinstance(opener, Path) and chosen.dataoffset is not None:
             # contiguous, uncompressed pixel data: map it instead of reading it
             dtype = dtype.newbyteorder(tif.byteorder)
-            needed = series.dataoffset + nbytes
+            needed = chosen.dataoffset + nbytes
             if needed > stored:
                 raise SegDashError(
                     f"{name}: file is truncated ({stored} bytes, the header describes {needed}); copy it again"
                 )
-            arr = np.memmap(opener, dtype=dtype, mode="r", offset=series.dataoffset, shape=shape, order="C")
+            arr = np.memmap(opener, dtype=dtype, mode="r", offset=chosen.dataoffset, shape=shape, order="C")
         if arr is None:
             _check_bomb(name, nbytes, stored)
             dims = " x ".join(str(d) for d in shape)
             budget.claim(name, nbytes * 2, f"a {dims} {dtype} TIFF")
-            arr = series.asarray()
+            arr = chosen.asarray()
     if planar and as_stack:
         axes = "Z" + axes[1:]
-    return _to_zyx(name, arr, axes, channel)
+    zyx, multi, more = _to_zyx(name, arr, axes, channel)
+    return zyx, multi, notes + more
 
 
 def _to_zyx(name: str, arr: np.ndarray, axes: str, channel: int | None) -> tuple[np.ndarray, bool, list[str]]:

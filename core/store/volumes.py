@@ -3,7 +3,10 @@ workspace, which the catalog records as its path and channel (no ``images.tif``,
 
 Opening one checks that the volume is still there and still the one imported (its (Z, Y, X) shape
 and dtype), with a message that says what to do when it moved. Masks live in the workspace as for
-any dataset: a missing volume stops what needs the images, never touches the masks.
+any dataset: a missing volume stops what needs the images, never touches the masks. No link
+inside the volume is followed at any read (:mod:`core.data.nolinks`): a chunk replaced after the
+import by a link to another file is refused, not shown as pixels, and so is a volume folder (or a
+folder above it) that has become a link since the import (the catalog holds the resolved path).
 """
 
 from __future__ import annotations
@@ -30,6 +33,15 @@ def open_referenced(
     keep = f"its masks are kept in the workspace; put the volume back at {path} (or import it again, as another name)"
     if not is_chunked(Path(path)):
         raise SegDashError(f"dataset {dataset!r} reads its images from {path}, which is missing or moved: {keep}")
+    try:
+        linked = Path(path).resolve() != Path(path)  # recorded resolved at import: now reached through a link
+    except (OSError, RuntimeError):
+        linked = True
+    if linked:
+        raise SegDashError(
+            f"dataset {dataset!r} reads its images from {path}, which is now a link (or inside one) to another "
+            f"folder; a volume read by reference is not followed through links: {keep}"
+        )
     try:
         volume = open_volume(path, channel=channel)
     except SegDashError as exc:

@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from ..data.csvcells import safe_row
 from ..data.io import atomic_write
 from ..errors import SegDashError
 from ..store.layout import BUNDLE
@@ -109,12 +110,14 @@ def write_bundle(workspace: Workspace | str | Path, run_id: str) -> Path:
     csv_buf = io.StringIO()
     per_class = [f"val_dice_{c}" for c in class_names]
     writer = csv.writer(csv_buf)
-    writer.writerow([*_CSV_COLUMNS, *per_class])
+    writer.writerow(safe_row([*_CSV_COLUMNS, *per_class]))  # class names are the user's text
     for e in epochs:
         dice_pc = list(e.get("val_dice_per_class") or [])
         writer.writerow(
-            [e.get(c, "") for c in _CSV_COLUMNS]
-            + [dice_pc[i] if i < len(dice_pc) else "" for i in range(len(per_class))]
+            safe_row(
+                [e.get(c, "") for c in _CSV_COLUMNS]
+                + [dice_pc[i] if i < len(dice_pc) else "" for i in range(len(per_class))]
+            )
         )
 
     def write(fh: Any) -> None:

@@ -23,6 +23,7 @@ import tifffile
 from PIL import Image
 
 from ..data.chunked import Volume
+from ..data.csvcells import safe_row
 from ..data.io import atomic_write, write_tiff
 from ..data.masks import UNLABELED, to_export_values
 from ..data.omezarr import write_omezarr, zip_folder
@@ -320,7 +321,8 @@ PREDICTION_FORMATS = {"zip": "masks.zip", "tiff": "masks.tif", "prob-tiff": "pro
 
 def scores_csv(rows: list[dict[str, Any]]) -> bytes:
     """Rows (e.g. :func:`~core.workflow.review.per_slice_scores`) as CSV; list values (per-class
-    scores) as JSON lists in one cell, ``None`` as an empty cell."""
+    scores) as JSON lists in one cell, ``None`` as an empty cell, text that a spreadsheet would run
+    as a formula (a slice named ``=HYPERLINK(...)``) escaped (:mod:`core.data.csvcells`)."""
     if not rows:
         return b""
     buf = io.StringIO()
@@ -328,9 +330,8 @@ def scores_csv(rows: list[dict[str, Any]]) -> bytes:
     writer = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore")
     writer.writeheader()
     for r in rows:
-        writer.writerow(
-            {k: json.dumps(v) if isinstance(v, (list, tuple)) else ("" if v is None else v) for k, v in r.items()}
-        )
+        cells = {k: json.dumps(v) if isinstance(v, (list, tuple)) else ("" if v is None else v) for k, v in r.items()}
+        writer.writerow(safe_row(cells))
     return buf.getvalue().encode()
 
 

@@ -28,7 +28,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from ..data.chunked import sample_slices
-from ..data.io import Stack, check_import_path, read_stack
+from ..data.io import SingletonAxisNeeded, Stack, StackOrColourNeeded, check_import_path, read_stack
 from ..data.masks import default_class_names, to_labels
 from ..data.omezarr import labels_manifest
 from ..errors import SegDashError
@@ -173,6 +173,33 @@ def _two_values(data: np.ndarray) -> list[float] | None:
     return sorted(seen) if len(seen) == 2 else None
 
 
+def _read_masks(masks: Any, as_stack: bool | None, image_yx: tuple[int, ...], **options: Any) -> Stack:
+    """The mask stack, read as the images were (``as_stack``) or, not asked, planar planes as slices
+    and an unnamed trailing axis of one the way that gives the images' Y x X (a mask saved as
+    ``(Y, X, 1)`` beside ``(Y, X)`` images)."""
+    if as_stack is not None:
+        return read_stack(masks, channel=None, as_stack=as_stack, **options)
+    try:
+        return read_stack(masks, channel=None, **options)
+    except SingletonAxisNeeded:
+        stored = read_stack(masks, channel=None, as_stack=False, **options)
+        return (
+            stored if stored.shape[1:] == tuple(image_yx) else read_stack(masks, channel=None, as_stack=True, **options)
+        )
+    except StackOrColourNeeded:
+        return read_stack(masks, channel=None, as_stack=True, **options)
+
+
+def _refuse_no_numbers(stack: Stack, data: Any) -> None:
+    """Refuse images that hold no number (every pixel NaN or infinite): nothing to normalise, label
+    or train on. Floating-point data only, a slice at a time, stopping at the first slice with one."""
+    if not np.issubdtype(np.dtype(data.dtype), np.floating):
+        return
+    if not any(np.isfinite(np.asarray(data[z])).any() for z in range(data.shape[0])):
+        which = f"all {stack.shape[0]} slices hold" if stack.shape[0] > 1 else "the image holds"
+        raise SegDashError(f"{_where(stack)}: {which} no number (every pixel is NaN or infinite); nothing was imported")
+
+
 def _one_file(source: Any) -> bool:
     """``source`` is one image file (a path, an upload or a ``(name, bytes)`` pair), not a folder or ZIP."""
     if isinstance(source, (list, tuple)) and len(source) == 1 and not isinstance(source[0], (bytes, bytearray)):
@@ -215,6 +242,7 @@ def import_dataset(
     roots: Sequence[str | Path] | None = None,
     progress: Callable[[int, int, str], None] | None = None,
     by_reference: bool = False,
+    series: int | None = None,
 ) -> ImportReport:
     """Read images (and masks), pair them and store them as dataset ``name``.
 
@@ -228,7 +256,10 @@ def import_dataset(
         mask_threshold: binarise masks at this value (for anti-aliased or JPEG masks).
         class_names: one per class; default from the bundle manifest or ``background, foreground``.
         source: description stored with the dataset.
-        as_stack: how to read a 3- or 4-plane planar TIFF (see :func:`core.data.io.read_stack`).
+        as_stack: how to read a 3- or 4-plane planar TIFF, or one with an unnamed axis of one such as
+            ``(5, 100, 1)`` (see :func:`core.data.io.read_stack`); masks follow the same reading
+            (when not given: planar planes as slices, a trailing axis of one as the images' Y x X).
+        series: which series of a TIFF of several to import (see :func:`core.data.io.read_stack`).
         remap_classes: map gapped mask values ({0, 1, 2, 7}) to classes 0..K-1.
         images_are_binary: import images that hold only two values (else :class:`ImagesLookLikeMasks`).
         merge_classes: let ``mask_threshold`` merge several mask classes into one.
@@ -242,6 +273,7 @@ def import_dataset(
     Raises:
         ValueError: every refusal, with a message for the user (see :mod:`core.data.io`, :mod:`core.data.masks`):
             :class:`~core.data.io.ChannelChoiceNeeded`, :class:`~core.data.io.StackOrColourNeeded`,
+            :class:`~core.data.io.SingletonAxisNeeded`, :class:`~core.data.io.SeriesChoiceNeeded`,
             :class:`~core.data.masks.StrayMaskValues`, :class:`~core.data.masks.GappedMaskValues`,
             :class:`~core.data.masks.ThresholdMergesClasses`, :class:`ImagesLookLikeMasks` and
             :class:`TooManyClassNames` ask a question the caller can answer with an option.
@@ -263,16 +295,24 @@ def import_dataset(
         return None if progress is None else (lambda done, total: progress(done, total, what))
 
     stack = read_stack(
-        images, channel=channel, as_stack=as_stack, roots=roots, progress=stage("images"), reference=by_reference
+        images,
+        channel=channel,
+        as_stack=as_stack,
+        roots=roots,
+        progress=stage("images"),
+        reference=by_reference,
+        series=series,
     )
     notices = list(stack.notices)
+    looked_at = sample_slices(stack.data, 8) if by_reference else stack.data  # a volume: 8 slices, read once
+    _refuse_no_numbers(stack, looked_at)
     if not images_are_binary:
-        two = _two_values(sample_slices(stack.data, 8) if by_reference else stack.data)
+        two = _two_values(looked_at)
         if two is not None:
             raise ImagesLookLikeMasks(_where(stack), two)
     mask_stack = None
     if masks is not None:
-        mask_stack = read_stack(masks, channel=None, as_stack=True, roots=roots, progress=stage("masks"))
+        mask_stack = _read_masks(masks, as_stack, stack.shape[1:], roots=roots, progress=stage("masks"))
     pairing = pair_masks(stack, mask_stack, one_file_each=_one_file(images) and _one_file(masks))
     if "labeled_slices" in manifest:  # the other slices of the labels image are 0 for "no mask"
         listed = set(manifest["labeled_slices"])

@@ -185,7 +185,8 @@ def _zip(path: Path, members: dict[str, bytes]) -> Path:
 
 
 def _tif(path: Path, arr: np.ndarray, **kwargs) -> Path:
-    tifffile.imwrite(path, arr, **({"photometric": "minisblack"} | kwargs))
+    kwargs = {"photometric": "minisblack"} | kwargs
+    tifffile.imwrite(path, arr, **{k: v for k, v in kwargs.items() if v is not None})
     return path
 
 
@@ -254,7 +255,37 @@ def build(folder: Path) -> dict[str, Case]:
         d / "planar.tif", rng.integers(0, 255, (3, 32, 32), dtype=np.uint8), photometric="rgb", planarconfig="separate"
     )
     cases["planar-rgb-or-stack"] = Case(planar, "planar.tif", also="--as-stack")
+
+    # every page of a TIFF is read, or the import says why not
+    with tifffile.TiffWriter(d / "series.tif") as tif:  # a stack and a thumbnail: which one?
+        tif.write(rng.integers(0, 255, (4, 32, 32), dtype=np.uint8), photometric="minisblack")
+        tif.write(np.zeros((8, 8), np.uint16))
+    cases["tiff-several-series"] = Case(d / "series.tif", "series.tif", also="--series")
+    single = _tif(d / "singleton.tif", rng.random((5, 100, 1)).astype(np.float32), photometric=None)
+    cases["tiff-trailing-axis-of-one"] = Case(single, "singleton.tif", also="--as-image")
+    nan = _tif(d / "nan.tif", np.full((3, 32, 32), np.nan, np.float32))
+    cases["tiff-all-nan"] = Case(nan, "nan.tif", also="no number")
+
+    # a link inside a Zarr to a file outside it: refused, never read as pixels
+    import zarr
+
+    linked = d / "linked.zarr"
+    if not linked.exists():
+        zarr.create_array(str(linked), shape=(2, 32, 32), chunks=(1, 32, 32), dtype="uint8", compressors=None)[:] = 1
+        (d / "secret.bin").write_bytes(bytes(range(256)) * 4)
+        (linked / "c" / "1" / "0" / "0").unlink()
+        (linked / "c" / "1" / "0" / "0").symlink_to(d / "secret.bin")
+    cases["zarr-linked-chunk"] = Case(linked, "linked.zarr", also="c/1/0/0 is a link")
     return cases
+
+
+def page_by_page(path: Path, pages: int = 20, side: int = 64) -> Path:
+    """A stack written a page at a time (``contiguous=False``): each page a series of its own."""
+    rng = np.random.default_rng(1)
+    with tifffile.TiffWriter(path) as tif:
+        for _ in range(pages):
+            tif.write(rng.integers(0, 255, (side, side), dtype=np.uint8), contiguous=False)
+    return path
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ from core.store.workspace import Workspace
 from core.workflow.sample import SAMPLE_MARKER
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from hostile_corpus import build  # noqa: E402 - a script beside this file, not a package
+from hostile_corpus import build, page_by_page  # noqa: E402 - a script beside this file, not a package
 
 ROOT = Path(__file__).resolve().parents[2]
 MAX_RSS = 500 * 1024**2
@@ -48,6 +48,10 @@ CASES = [
     "too-many-class-names",
     "images-look-like-masks",
     "planar-rgb-or-stack",
+    "tiff-several-series",
+    "tiff-trailing-axis-of-one",
+    "tiff-all-nan",
+    "zarr-linked-chunk",
 ]
 
 
@@ -133,13 +137,16 @@ def test_corpus_holds_every_case(corpus):
         ("threshold-merges-classes", "--merge-classes"),
         ("images-look-like-masks", "--images-are-binary"),
         ("planar-rgb-or-stack", "--as-stack"),
+        ("tiff-several-series", "--series 0"),
+        ("tiff-trailing-axis-of-one", "--as-image"),
+        ("tiff-trailing-axis-of-one", "--as-stack"),
     ],
 )
 def test_each_question_has_an_option_that_answers_it(corpus, case, option, tmp_path):
     c = corpus[case]
     ws = empty_workspace(tmp_path)
     args = ["--images", str(c.images)] if case == "images-look-like-masks" else c.args()  # binary images alone
-    status, stdout, stderr, _ = run_import(["--name", "answered", *args, option], ws, tmp_path)
+    status, stdout, stderr, _ = run_import(["--name", "answered", *args, *option.split()], ws, tmp_path)
     assert status == 0, stderr
     summary = json.loads(stdout.strip().splitlines()[-1])
     assert summary["dataset"] == "answered"
@@ -147,3 +154,16 @@ def test_each_question_has_an_option_that_answers_it(corpus, case, option, tmp_p
         assert summary["classes"] == ["background", "class 1", "class 2", "class 3"]
     if case == "planar-rgb-or-stack":
         assert summary["slices"] == 3
+    if case == "tiff-several-series":
+        assert summary["slices"] == 4 and summary["shape"] == [4, 32, 32]
+    if case == "tiff-trailing-axis-of-one":
+        assert summary["shape"] == ([1, 5, 100] if option == "--as-image" else [5, 100, 1])
+
+
+def test_a_tiff_written_page_by_page_imports_every_page(tmp_path):
+    ws = empty_workspace(tmp_path)
+    path = page_by_page(tmp_path / "pages.tif")
+    status, stdout, stderr, _ = run_import(["--name", "pages", "--images", str(path)], ws, tmp_path)
+    assert status == 0, stderr
+    assert json.loads(stdout.strip().splitlines()[-1])["slices"] == 20
+    assert "notice: pages.tif: its 20 pages" in stderr

@@ -258,6 +258,52 @@ def test_planar_tiff_as_stack_or_colour(ws, tmp_path):
     assert import_dataset(ws, "c", tmp_path / "p.tif", as_stack=False).dataset.shape == (1, 8, 8)
 
 
+def test_all_nan_images_are_refused_with_their_own_message(ws, tmp_path):
+    tifffile.imwrite(tmp_path / "nan.tif", np.full((3, 8, 8), np.nan, np.float32), photometric="minisblack")
+    with pytest.raises(ValueError, match=r"nan.tif: all 3 slices hold no number \(every pixel is NaN") as err:
+        import_dataset(ws, "n", tmp_path / "nan.tif", images_are_binary=True)
+    assert "two values" not in str(err.value) and not ws.has_dataset("n")
+    tifffile.imwrite(tmp_path / "one.tif", np.full((8, 8), np.inf, np.float32))
+    with pytest.raises(ValueError, match="one.tif: the image holds no number"):
+        import_dataset(ws, "n", tmp_path / "one.tif")
+    partly = np.random.default_rng(0).random((3, 8, 8)).astype(np.float32)
+    partly[1] = np.nan  # a blank slice among others is data
+    tifffile.imwrite(tmp_path / "partly.tif", partly, photometric="minisblack")
+    assert import_dataset(ws, "p", tmp_path / "partly.tif").dataset.shape == (3, 8, 8)
+
+
+def test_page_by_page_images_and_masks_pair_slice_by_slice(ws, tmp_path):
+    rng = np.random.default_rng(0)
+    for name, page in (("img.tif", lambda: rng.integers(0, 255, (8, 8), dtype=np.uint8)), ("m.tif", None)):
+        with tifffile.TiffWriter(tmp_path / name) as tif:
+            for z in range(6):
+                tif.write(page() if page else np.full((8, 8), z % 2, np.uint8), contiguous=False)
+    report = import_dataset(ws, "pp", tmp_path / "img.tif", tmp_path / "m.tif")
+    assert report.dataset.shape == (6, 8, 8) and report.dataset.counts()["labeled"] == 6
+    assert any("6 pages" in n for n in report.notices)
+
+
+def test_a_trailing_axis_of_one_reads_images_and_masks_alike(ws, tmp_path):
+    from core.data.io import SingletonAxisNeeded
+
+    img = np.random.default_rng(0).integers(0, 255, (5, 16, 1), dtype=np.uint8)
+    tifffile.imwrite(tmp_path / "i.tif", img)
+    tifffile.imwrite(tmp_path / "m.tif", (img > 128).astype(np.uint8))
+    with pytest.raises(SingletonAxisNeeded):
+        import_dataset(ws, "s", tmp_path / "i.tif", tmp_path / "m.tif")
+    assert import_dataset(ws, "s", tmp_path / "i.tif", tmp_path / "m.tif", as_stack=True).dataset.shape == (5, 16, 1)
+    assert import_dataset(ws, "t", tmp_path / "i.tif", tmp_path / "m.tif", as_stack=False).dataset.shape == (1, 5, 16)
+
+
+def test_a_mask_saved_with_a_trailing_axis_of_one_pairs_with_its_image(ws, tmp_path):
+    img = np.random.default_rng(0).integers(0, 255, (16, 24), dtype=np.uint8)
+    tifffile.imwrite(tmp_path / "i.tif", img)
+    tifffile.imwrite(tmp_path / "m.tif", (img > 128).astype(np.uint8)[..., None])  # (16, 24, 1)
+    info = import_dataset(ws, "m", tmp_path / "i.tif", tmp_path / "m.tif").dataset
+    assert info.shape == (1, 16, 24) and info.counts()["labeled"] == 1
+    assert np.array_equal(ws.read_mask("m", 0), (img > 128).astype(np.uint8))
+
+
 def test_uploaded_dataset_export_zip_imports_like_a_path(ws, tmp_path):
     for n in ("s1", "s2"):
         _save(tmp_path / "i" / f"{n}.png", np.random.default_rng(1).integers(0, 255, (8, 8), dtype=np.uint8))

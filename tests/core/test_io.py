@@ -438,3 +438,65 @@ def test_import_roots_resolve_links_and_dots(tmp_path):
     (root / "link.png").unlink()
     (root / "dirlink").unlink()
     assert read_stack(root, roots=[root]).shape == (1, 4, 4)
+
+
+def _page_by_page(path: Path, pages: list[np.ndarray], **kwargs) -> Path:
+    """A TIFF written a page at a time (each page a series of its own, as tifffile writes them)."""
+    with tifffile.TiffWriter(path) as tif:
+        for page in pages:
+            tif.write(page, contiguous=False, **kwargs)
+    return path
+
+
+def test_a_tiff_written_page_by_page_is_read_whole_and_memory_mapped(tmp_path, rng, monkeypatch):
+    pages = [rng.integers(0, 65535, (40, 30), dtype=np.uint16) for _ in range(20)]
+    path = _page_by_page(tmp_path / "pages.tif", pages)
+    with tifffile.TiffFile(path) as tif:
+        assert len(tif.series) == 20  # the case that read as one slice
+    monkeypatch.setenv("SEGDASH_IMPORT_MEMORY", "1000")  # far less than the stack: it must not be read
+    stack = read_stack(path)
+    assert stack.shape == (20, 40, 30) and np.array_equal(stack.data, np.stack(pages))
+    assert stack.names == [None] * 20 and "20 pages" in stack.notices[0]
+    base = stack.data
+    while not isinstance(base, np.memmap):
+        base = base.base
+    assert not stack.data.flags.writeable
+    zlib_path = _page_by_page(tmp_path / "zpages.tif", pages[:5], compression="zlib")
+    monkeypatch.delenv("SEGDASH_IMPORT_MEMORY")
+    assert np.array_equal(read_stack(zlib_path).data, np.stack(pages[:5]))  # compressed: read page by page
+
+
+def test_a_tiff_of_several_series_asks_which(tmp_path, rng):
+    from core.data.io import SeriesChoiceNeeded
+
+    big, thumb = rng.integers(0, 255, (4, 32, 32), dtype=np.uint8), np.zeros((8, 8), np.uint16)
+    with tifffile.TiffWriter(tmp_path / "two.tif") as tif:
+        tif.write(big, photometric="minisblack")
+        tif.write(thumb)
+    with pytest.raises(SeriesChoiceNeeded, match=r"two.tif: holds 2 image series .*4 x 32 x 32 uint8.*8 x 8") as err:
+        read_stack(tmp_path / "two.tif")
+    assert err.value.n_series == 2
+    first = read_stack(tmp_path / "two.tif", series=0)
+    assert first.shape == (4, 32, 32) and np.array_equal(first.data, big) and "series 0 of 2" in first.notices[0]
+    assert read_stack(tmp_path / "two.tif", series=1).shape == (1, 8, 8)
+    with pytest.raises(ValueError, match="series 2 out of range 0..1"):
+        read_stack(tmp_path / "two.tif", series=2)
+
+
+def test_a_trailing_axis_of_one_is_a_question_unless_the_axes_say(tmp_path, rng):
+    from core.data.io import SingletonAxisNeeded, StackOrColourNeeded
+
+    data = rng.random((5, 100, 1)).astype(np.float32)
+    tifffile.imwrite(tmp_path / "s.tif", data)  # tifffile stores one 5 x 100 page
+    with pytest.raises(SingletonAxisNeeded, match=r"s.tif: its array of shape \(5, 100, 1\)") as err:
+        read_stack(tmp_path / "s.tif")
+    assert isinstance(err.value, StackOrColourNeeded)  # answered the same way: as_stack
+    assert "5 slices of 100 x 1" in str(err.value) and "one 5 x 100 image" in str(err.value)
+    slices = read_stack(tmp_path / "s.tif", as_stack=True)
+    assert slices.shape == (5, 100, 1) and np.array_equal(slices.data, data)
+    image = read_stack(tmp_path / "s.tif", as_stack=False)
+    assert image.shape == (1, 5, 100) and np.array_equal(image.data[0], data[..., 0])
+    tifffile.imwrite(tmp_path / "zyx.tif", data, metadata={"axes": "ZYX"})  # the axes say: no question
+    assert read_stack(tmp_path / "zyx.tif").shape == (5, 100, 1)
+    tifffile.imwrite(tmp_path / "lead.tif", data.reshape(1, 5, 100))  # a leading axis of one: one reading
+    assert read_stack(tmp_path / "lead.tif").shape == (1, 5, 100)

@@ -232,6 +232,26 @@ def test_binary_images_and_planar_tiff_are_questions_on_the_page(ws_env, page, m
     assert not at.exception and ws_env.dataset("pl_colour").shape == (1, 16, 16)
 
 
+def test_several_series_and_a_trailing_axis_of_one_are_questions_on_the_page(ws_env, page, make_dataset, tmp_path):
+    make_dataset("tiny")
+    with tifffile.TiffWriter(tmp_path / "two.tif") as tif:
+        tif.write(np.zeros((8, 8), np.uint16))
+        tif.write(np.random.default_rng(0).integers(0, 255, (3, 16, 16), dtype=np.uint8), photometric="minisblack")
+    at = _import(_open(page), "two", tmp_path / "two.tif")
+    assert any("2 image series" in w.value for w in at.warning) and not ws_env.has_dataset("two")
+    at.selectbox(key="data_series").set_value(1)
+    at.button(key="data_import").click().run()
+    assert not at.exception and ws_env.dataset("two").shape == (3, 16, 16)
+    tifffile.imwrite(tmp_path / "one.tif", np.random.default_rng(0).random((5, 40, 1)).astype(np.float32))
+    at = _import(_open(page), "one", tmp_path / "one.tif")
+    assert any("shape (5, 40, 1)" in w.value for w in at.warning) and not ws_env.has_dataset("one")
+    radio = at.radio(key="data_as_stack")
+    assert list(radio.options) == ["5 slices of 40 x 1", "one 5 x 40 image"]
+    radio.set_value("colour")
+    at.button(key="data_import").click().run()
+    assert not at.exception and ws_env.dataset("one").shape == (1, 5, 40)
+
+
 def test_masks_with_a_not_labeled_value_import_as_partial(ws_env, page, make_dataset, tmp_path):
     """Strokes made elsewhere (here: 0 = not labeled, 1 = background, 2 = cell, as ilastik exports
     them) come in as partial masks when the page is told which value means "not labeled"."""
