@@ -1,4 +1,4 @@
-"""The headless command line: ``python -m core import|export|export-model|train|predict|list|delete``.
+"""The headless command line: ``python -m core import|export|export-model|train|predict|list|delete|repair``.
 
 A public interface: options, exit codes and the last line of output are relied on by scripts.
 
@@ -269,6 +269,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--dataset", required=True)
     p.add_argument("--yes", action="store_true", help="really delete")
+
+    p = _command(
+        sub,
+        common,
+        "repair",
+        commands.run_repair,
+        help="rebuild the catalog from the dataset and run folders",
+        description="Rebuild the workspace's catalog (catalog.sqlite) from its folders after it was lost, emptied, "
+        "its WAL deleted or its file damaged: datasets (images, dataset.json, every mask version and its "
+        "provenance) and training runs (from their checkpoints). Only adds what is missing; a damaged catalog is "
+        "moved aside (catalog.sqlite.corrupt-<time>), never deleted; no dataset or run file is changed. Lists "
+        "what it recovered, what it could not, and the catalog copies in backups/.",
+    )
+    p.add_argument(
+        "--from-backup",
+        metavar="FILE",
+        help="start from this catalog copy (backups/catalog-<time>.sqlite; the current catalog is moved aside as "
+        "catalog.sqlite.replaced-<time>), then add what the folders hold beyond it",
+    )
     return parser
 
 

@@ -6,13 +6,13 @@ and returning the JSON summary that ``main()`` prints as the last line. Commands
 ``notice:``, ``warning:`` and progress lines to standard error, raise
 :class:`~core.errors.SegDashError` for a user's mistake (exit 2), and import torch only inside the
 commands that run a model, after their input has been checked. ``datasets`` holds the commands on
-the workspace's data (import, export, list, delete), ``models`` those that train or run a model
+the workspace's data (import, export, list, delete, repair), ``models`` those that train or run a model
 (train, predict, export-model).
 
 May import: errors, data, store, nn, train, predict, workflow (not view).
 """
 
-from .datasets import run_delete, run_export, run_import, run_list
+from .datasets import run_delete, run_export, run_import, run_list, run_repair
 from .models import TrainingFailed, run_export_model, run_predict, run_train
 
 __all__ = [
@@ -20,6 +20,7 @@ __all__ = [
     "run_export",
     "run_list",
     "run_delete",
+    "run_repair",
     "run_train",
     "run_predict",
     "run_export_model",

@@ -1,4 +1,5 @@
-"""Commands on the workspace's data: ``import``, ``export``, ``list`` and ``delete`` (no torch)."""
+"""Commands on the workspace's data: ``import``, ``export``, ``list``, ``delete`` and ``repair`` (no torch,
+but for ``repair`` reading the checkpoints of runs the catalog lost)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 from ..errors import SegDashError
 from ._common import PLANAR_HINT, file_summary, notice, planar_choice, workspace
 
-__all__ = ["run_import", "run_export", "run_list", "run_delete", "STORED_PREDICTION_FORMATS"]
+__all__ = ["run_import", "run_export", "run_list", "run_delete", "run_repair", "STORED_PREDICTION_FORMATS"]
 
 #: ``export --stored-prediction RUN --format F``: the formats it takes
 STORED_PREDICTION_FORMATS = ("zip", "tiff", "prob-tiff", "csv")
@@ -75,7 +76,7 @@ def run_export(args: argparse.Namespace) -> dict[str, Any]:
     from ..workflow import export
 
     _export_check(args)
-    ws = workspace(args)
+    ws = workspace(args, writes=False)
     out = Path(args.out)
     fields: dict[str, Any] = {"dataset": args.dataset, "format": args.format}
     if args.stored_prediction:
@@ -94,7 +95,7 @@ def run_list(args: argparse.Namespace) -> dict[str, Any]:
     """``list``: datasets and runs, one line each on standard error, all of it as JSON."""
     from ..workflow.listing import workspace_listing
 
-    listing = workspace_listing(workspace(args))
+    listing = workspace_listing(workspace(args, writes=False))
     for d in listing["datasets"]:
         print(
             f"dataset {d['name']}: {d['slices']} slices {d['shape'][1]}x{d['shape'][2]} {d['dtype']}, "
@@ -125,3 +126,28 @@ def run_delete(args: argparse.Namespace) -> dict[str, Any]:
         raise SegDashError(f"{what}. Nothing was deleted: add --yes to delete it")
     ws.delete_dataset(args.dataset)
     return {"deleted": args.dataset, "workspace": str(ws.root)}
+
+
+def run_repair(args: argparse.Namespace) -> dict[str, Any]:
+    """``repair``: the catalog rebuilt from the folders; one line on standard error for each thing
+    recovered or not, the report as JSON."""
+    from ..workflow.repair import repair_workspace
+
+    report = repair_workspace(args.workspace, from_backup=args.from_backup)
+    notice(f"catalog {report['catalog']}")
+    for d in report["details"]:
+        what = f"{d['slices']} slices, " if "slices" in d else ""
+        notes = f" ({'; '.join(d['notes'])})" if d["notes"] else ""
+        notice(f"recovered dataset {d['dataset']}: {what}{d['mask_versions']} mask versions{notes}")
+    for run in report["runs"]:
+        notice(f"recovered run {run}")
+    for item in report["not_recovered"]:
+        notice(f"not recovered: {item['path']}: {item['why']}", "warning")
+    if not report["details"] and not report["runs"]:
+        notice("the catalog lists everything the folders hold: nothing to recover")
+    if report["backups"]:
+        notice(
+            f"catalog copies in backups/ (newest first): {', '.join(report['backups'][:3])}"
+            f"{' ...' if len(report['backups']) > 3 else ''}; python -m core repair --from-backup FILE starts from one"
+        )
+    return report
