@@ -27,7 +27,16 @@ from ..data.masks import UNLABELED, labeled_fraction
 from ..errors import SegDashError
 from .backups import backup_catalog
 from .catalog import Catalog, CatalogDamaged, WorkspaceError, catalog_damage, copy_catalog
-from .layout import DATASET_META, IMAGES, MASK_FILE_RE, MASKS_DIR, catalog_path, datasets_dir, provenance_file
+from .layout import (
+    DATASET_META,
+    IMAGES,
+    MASK_FILE_RE,
+    MASKS_DIR,
+    catalog_path,
+    datasets_dir,
+    provenance_file,
+    validate_name,
+)
 from .meta import read_meta, write_meta
 
 __all__ = ["Recovery", "Unlisted", "set_aside_damaged", "restore_backup"]
@@ -99,7 +108,7 @@ class Recovery:
         listed = set(self.catalog.dataset_names())
         claimed = {r["name"] for r in self.catalog.claims()}
         for entry in sorted(folder.iterdir()):
-            if entry.name.startswith(".") or not entry.is_dir():
+            if not _is_name(entry.name) or not entry.is_dir():  # work folders, names SegDash never makes
                 continue
             if entry.name in listed:
                 n = len(set(_version_files(entry)) - self.catalog.version_files(entry.name))
@@ -177,6 +186,13 @@ class Recovery:
             if len(names) >= max(2, n_min):
                 return names
         return None
+
+
+def _is_name(name: str) -> bool:
+    try:
+        return bool(validate_name(name))
+    except SegDashError:
+        return False
 
 
 def _version_files(folder: Path) -> list[str]:
