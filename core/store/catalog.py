@@ -19,7 +19,8 @@ from typing import Iterator
 
 from ..data.owner import Owner, is_gone
 from ..errors import SegDashError
-from .layout import mask_file
+from .layout import dataset_dir, mask_file
+from .meta import update_meta
 from .recovered_rows import RecoveredRows
 from .run_rows import RunRows
 from .schema import (
@@ -265,13 +266,13 @@ class Catalog(RunRows, RecoveredRows):
 
     # -- physical pixel size (own table, created on first use: older workspaces open unchanged) --
     def set_pixel_size(self, name: str, z: float, y: float, x: float, unit: str) -> None:
-        """Store a dataset's voxel size (``z`` slice step, ``y``, ``x``) in ``unit`` (``micrometer``...)."""
+        """Store a dataset's voxel size (``z`` slice step, ``y``, ``x``) in ``unit`` (``micrometer``...), also
+        in its ``dataset.json`` (:mod:`core.store.meta`), which repair rebuilds from."""
+        row = (float(z), float(y), float(x), str(unit))
         with self.transaction() as con:
             con.execute(_PIXEL_SCHEMA)
-            con.execute(
-                "INSERT OR REPLACE INTO dataset_pixel_size VALUES (?,?,?,?,?)",
-                (name, float(z), float(y), float(x), str(unit)),
-            )
+            con.execute("INSERT OR REPLACE INTO dataset_pixel_size VALUES (?,?,?,?,?)", (name, *row))
+        update_meta(dataset_dir(self.path.parent, name), pixel_size=list(row))
 
     def pixel_size(self, name: str) -> tuple[float, float, float, str] | None:
         """``(z, y, x, unit)`` of a dataset, or ``None`` when its source did not say."""

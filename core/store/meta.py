@@ -1,7 +1,7 @@
 """A dataset's ``dataset.json``: what the catalog records of it (shape, dtype, class and slice names,
 source, notices, the path of a volume read by reference, the pixel size), kept beside its files so
 that ``python -m core repair`` (:mod:`core.store.recovery`) rebuilds its catalog entry when the
-catalog is lost. Written at import, rewritten when the class names change; the catalog stays the
+catalog is lost. Written at import, rewritten when the class names or pixel size change; the catalog stays the
 authority while it is there. Without one (a dataset imported before SegDash wrote it) repair
 rebuilds what ``images.tif`` and the masks tell.
 

@@ -79,6 +79,7 @@ def full(tmp_path) -> Workspace:
     from core.data.chunked import open_volume
 
     ws.create_dataset("ref", open_volume(tmp_path / "vol.zarr"), [None, _square()], ["bg", "fg"], by_reference=True)
+    ws.catalog.set_pixel_size("ref", 0.5, 0.25, 0.25, "micrometer")
     history = [{"epoch": e, "train_loss": 1.0 / e, "val_dice": 0.5 + e / 10} for e in (1, 2, 3)]
     extra = {"dataset": "cells", "train_config": {"epochs": 3, "lr": 0.01}, "val_slices": [0], "dataset_version": "x"}
     for ckpt, epoch in (("best.pt", 3), ("last.pt", 3)):
@@ -133,6 +134,7 @@ def test_catalog_and_wal_deleted_repair_brings_back_every_dataset_version_and_ru
             info.volume,
         )
     assert (ws.read_images("ref")[:] == 7).all() and ws.read_mask("ref", 1) is not None
+    assert ws.catalog.pixel_size("ref") == (0.5, 0.25, 0.25, "micrometer")
     assert ws.dataset("cells").statuses == before["cells"].statuses
     after = _history(ws, "cells")
     assert {z: [v[0] for v in vs] for z, vs in after.items()} == {z: [v[0] for v in vs] for z, vs in history.items()}
