@@ -146,8 +146,9 @@ def run_repair(args: argparse.Namespace) -> dict[str, Any]:
     if not report["details"] and not report["runs"]:
         notice("the catalog lists everything the folders hold: nothing to recover")
     if report["backups"]:
+        names = ", ".join(Path(b).name for b in report["backups"][:3]) + (" ..." if len(report["backups"]) > 3 else "")
         notice(
-            f"catalog copies in backups/ (newest first): {', '.join(report['backups'][:3])}"
-            f"{' ...' if len(report['backups']) > 3 else ''}; python -m core repair --from-backup FILE starts from one"
+            f"catalog copies in backups/ (newest first): {names}; "
+            f"python -m core repair --from-backup {report['backups'][0]} starts from the newest"
         )
     return report

@@ -221,11 +221,11 @@ class Workspace(MaskHistory, Recovery):
             raise SegDashError("only a Zarr volume opened from a path (core.data.chunked.open_volume) is referenced")
         image_bytes = 0 if by_reference else z * h * w * np.dtype(images.dtype).itemsize
         needed = image_bytes + z * 512 + n_masks * (h * w // 8 + 1024)
-        if final.exists():
-            raise self._unlisted_folder(name)
         self.catalog.claim_dataset(name, tmp.name)
         published = False
         try:
+            if final.exists():  # checked holding the name: no import of it is publishing now
+                raise self._unlisted_folder(name)
             with space_for(self.root, needed):
                 (tmp / layout.MASKS_DIR).mkdir(parents=True)
                 if not by_reference:

@@ -37,7 +37,7 @@ def repair_workspace(root: str | Path | None = None, *, from_backup: str | Path 
 
     Returns the report: ``catalog`` (what was done with the file), ``datasets`` and ``runs``
     recovered, ``mask_versions`` (their number), ``not_recovered`` (``path`` and ``why``), ``backups``
-    (the catalog copies there are, newest first).
+    (the paths of the catalog copies there are, newest first).
     """
     root = Path(root).resolve() if root is not None else default_root()
     report: dict[str, Any] = {"workspace": str(root), "catalog": "kept: it reads well"}
@@ -61,7 +61,7 @@ def repair_workspace(root: str | Path | None = None, *, from_backup: str | Path 
         runs=runs,
         details=datasets,
         not_recovered=failed + failed_data,
-        backups=[p.name for p in list_backups(root)],
+        backups=[str(p) for p in list_backups(root)],
     )
     return report
 
