@@ -134,8 +134,9 @@ class Recovery:
                 done.append(item)
         for name in found.versions:
             folder = self.dataset_dir(name)
-            n = self.catalog.dataset_row(name)["n_slices"]
-            versions = _versions(folder, n, self.catalog.version_files(name), failed, name)
+            row = self.catalog.dataset_row(name)
+            shape = (row["n_slices"], row["height"], row["width"])
+            versions = _versions(folder, shape, self.catalog.version_files(name), failed, name)
             self.catalog.recover_versions(name, versions)
             done.append({"dataset": name, "mask_versions": len(versions), "notes": ["mask versions the catalog lost"]})
         return done, failed
@@ -155,7 +156,7 @@ class Recovery:
                 raise SegDashError(f"{IMAGES} holds {shape} {dtype}, {DATASET_META} says {tuple(meta['shape'])}")
         else:
             shape, dtype = tuple(meta["shape"]), meta["dtype"]
-        versions = _versions(folder, shape[0], set(), failed, name)
+        versions = _versions(folder, shape, set(), failed, name)
         if meta is None:
             top = max((_top_class(folder / v["file"]) for v in versions), default=1)
             classes = self._class_names_from_runs(name, top + 1) or ["background"] + [
@@ -173,6 +174,8 @@ class Recovery:
                 "volume": None,
                 "pixel_size": None,
             }
+        if len(meta["slice_names"]) != shape[0] or len(meta["class_names"]) < 2:
+            raise SegDashError(f"{DATASET_META} does not fit the {shape[0]} slices of {IMAGES}")
         if not self.catalog.recover_dataset(name, meta, versions):
             return None  # listed meanwhile (an import or a rename that was in progress)
         if not (folder / DATASET_META).is_file():
@@ -205,7 +208,7 @@ def _version_files(folder: Path) -> list[str]:
 
 
 def _versions(
-    folder: Path, n_slices: int, known: set[str], failed: list[dict[str, str]], name: str
+    folder: Path, shape: tuple[int, ...], known: set[str], failed: list[dict[str, str]], name: str
 ) -> list[dict[str, Any]]:
     """Catalog rows for the mask version files of ``folder`` not in ``known``: source from their
     provenance file (else ``imported`` for a version 1 written with the images, ``drawn`` otherwise)."""
@@ -221,15 +224,20 @@ def _versions(
         parent, previous[z] = previous.get(z, 0), version
         if file in known:
             continue
-        if z >= n_slices:
+        if z >= shape[0]:
             failed.append(
-                {"path": f"datasets/{name}/{file}", "why": f"slice {z} beyond the dataset's {n_slices} slices"}
+                {"path": f"datasets/{name}/{file}", "why": f"slice {z} beyond the dataset's {shape[0]} slices"}
             )
             continue
         try:
             mask = read_png(folder / file)
         except (OSError, ValueError) as exc:
             failed.append({"path": f"datasets/{name}/{file}", "why": str(exc)})
+            continue
+        if mask.shape != tuple(shape[1:]):
+            failed.append(
+                {"path": f"datasets/{name}/{file}", "why": f"a {mask.shape} mask for {tuple(shape[1:])} images"}
+            )
             continue
         created = (folder / file).stat().st_mtime
         source = _source(folder / provenance_file(file), mask)

@@ -22,6 +22,7 @@ import tifffile
 import zarr
 
 from core.cli import main
+from core.data.io import write_png
 from core.store.backups import KEEP_ENV, backup_catalog, list_backups
 from core.store.catalog import Catalog, CatalogDamaged
 from core.store.workspace import Workspace, WorkspaceError
@@ -164,12 +165,20 @@ def test_repair_rebuilds_a_dataset_without_its_record_from_images_and_masks(ws, 
     (ws.dataset_dir("old") / "dataset.json").unlink()
     (ws.dataset_dir("broken")).mkdir(parents=True)  # neither images nor a record: reported, left alone
     (ws.dataset_dir("broken") / "notes.txt").write_text("mine")
+    masks = ws.dataset_dir("old") / "masks"
+    write_png(masks / "00009.v1.png", np.zeros((8, 8), np.uint8))  # a slice the stack lacks
+    write_png(masks / "00002.v1.png", np.zeros((4, 4), np.uint8))  # not the images' size
     _lose_catalog(ws.root)
     rc, out, err = _cli(capsys, "repair", "--workspace", str(ws.root))
     assert rc == 0, err
     report = json.loads(out.splitlines()[-1])
     assert report["datasets"] == ["old"]
-    assert [i["path"] for i in report["not_recovered"]] == ["datasets/broken"]
+    assert sorted(i["path"] for i in report["not_recovered"]) == [
+        "datasets/broken",
+        "datasets/old/masks/00002.v1.png",
+        "datasets/old/masks/00009.v1.png",
+    ]
+    assert "not recovered: datasets/old/masks/00009.v1.png: slice 9 beyond the dataset's 3 slices" in err
     info = Workspace(ws.root).dataset("old")
     assert info.shape == (3, 8, 8) and info.dtype == "uint16" and info.n_classes == 3
     assert info.slice_names == ("old_0000", "old_0001", "old_0002") and info.statuses[1] == "labeled"
