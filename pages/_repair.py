@@ -11,8 +11,7 @@ import streamlit as st
 from core.errors import SegDashError
 from core.store.workspace import Workspace, default_root
 from core.workflow.repair import repair_needed, repair_workspace
-
-_FLASHES = "_flashes"  # pages._common.flash's queue (imported lazily there: _common imports this module)
+from pages._common import flash
 
 
 def repair_button(on_done: Callable[[], None] = lambda: None, key: str = "repair_workspace") -> None:
@@ -37,7 +36,7 @@ def _repair(on_done: Callable[[], None]) -> None:
     except SegDashError as exc:
         message = ("error", str(exc))
     on_done()
-    st.session_state[_FLASHES] = [*st.session_state.get(_FLASHES, []), message]
+    flash(*message)
 
 
 def summary(report: dict) -> str:
@@ -49,7 +48,7 @@ def summary(report: dict) -> str:
     )
     if report["not_recovered"]:
         text += " Not recovered: " + "; ".join(f"{i['path']} ({i['why']})" for i in report["not_recovered"][:5])
-    return text
+    return text.replace(report["workspace"], "the workspace")  # no server path in a browser
 
 
 def repair_banner(ws: Workspace) -> None:
