@@ -12,6 +12,7 @@ adds it: only adds, never changes a file. A damaged catalog file is moved aside
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import time
 from dataclasses import dataclass, field
@@ -40,6 +41,8 @@ from .layout import (
 from .meta import read_meta, write_meta
 
 __all__ = ["Recovery", "Unlisted", "set_aside_damaged", "restore_backup"]
+
+log = logging.getLogger(__name__)
 
 _SAME_IMPORT_S = 120  # a version 1 written this close to images.tif came with the import
 
@@ -93,9 +96,7 @@ class Recovery:
         except CatalogDamaged:
             raise
         except Exception:  # noqa: BLE001 - a backup is a precaution, never what stops the user
-            import logging
-
-            logging.getLogger(__name__).warning("could not copy the catalog into backups/", exc_info=True)
+            log.warning("could not copy the catalog into backups/", exc_info=True)
             return None
 
     def unlisted(self) -> Unlisted:

@@ -316,3 +316,14 @@ def test_a_writing_command_copies_the_catalog_once_a_day(ws, capsys, tmp_path):
     assert len(first) == 1 and sqlite3.connect(first[0]).execute("SELECT name FROM datasets").fetchall() == [("a",)]
     assert _cli(capsys, "delete", "--dataset", "a", "--yes", "--workspace", str(ws.root))[0] == 0
     assert list_backups(ws.root) == first  # at most one a day
+
+
+def test_a_backup_that_cannot_be_made_never_stops_the_user(ws, monkeypatch, caplog):
+    ws.create_dataset("a", np.zeros((1, 8, 8), np.uint8), None, ["bg", "fg"])
+    monkeypatch.setenv(KEEP_ENV, "0")
+    assert ws.backup_if_due() is None and not (ws.root / "backups").exists()  # 0: no copies
+    monkeypatch.setenv(KEEP_ENV, "7")
+    (ws.root / "backups").write_text("a file where the folder should be")
+    assert ws.backup_if_due() is None
+    assert "could not copy the catalog" in caplog.text
+    assert ws.dataset_names() == ["a"]
