@@ -24,6 +24,7 @@ PAGES = [
     st.Page("pages/augment.py", title="Augment", icon=":material/auto_awesome:"),
     st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
     st.Page("pages/predictions.py", title="Predictions", icon=":material/insights:"),
+    st.Page("pages/measure.py", title="Measure", icon=":material/straighten:"),
     st.Page("pages/export.py", title="Export", icon=":material/download:"),
 ]
 

@@ -1,4 +1,4 @@
-"""The headless command line: ``python -m core import|export|export-model|train|predict|list|delete|repair``.
+"""The headless command line: ``python -m core import|export|export-model|train|predict|measure|list|delete|repair``.
 
 A public interface: options, exit codes and the last line of output are relied on by scripts.
 
@@ -29,7 +29,7 @@ from typing import Any, Callable, Sequence
 from . import commands
 from .errors import SegDashError
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "run", "version"]
 
 EXIT_OK, EXIT_INTERNAL, EXIT_REFUSED, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -61,16 +61,34 @@ def _command(
     return p
 
 
-def build_parser() -> argparse.ArgumentParser:
+def version() -> str:
+    """SegDash's version: the installed package's metadata (``pip install .``), else ``core.__version__``
+    (a checkout run with ``python -m core``)."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as dist_version
+
+    from . import __version__
+
+    try:
+        return dist_version("segdash")
+    except PackageNotFoundError:
+        return __version__
+
+
+def build_parser(prog: str = "python -m core") -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--workspace", metavar="DIR", default=None, help="workspace folder (default: $SEGDASH_WORKSPACE or ./workspace)"
     )
+    common.add_argument(
+        "-q", "--quiet", action="store_true", help="no progress bars on standard error (notices and errors stay)"
+    )
     parser = argparse.ArgumentParser(
-        prog="python -m core",
+        prog=prog,
         description="SegDash headless: import, export, train and predict.",
         epilog="Exit status: 0 ok, 2 refused input, 1 internal error. The last line of output is JSON.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = _command(
@@ -109,6 +127,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="V",
         help="mask pixels equal to V are not labeled (sparse labels, e.g. from napari or ilastik); "
         "stored and exported as 255",
+    )
+    p.add_argument(
+        "--pixel-size",
+        metavar="Z,Y,X,UNIT",
+        help="physical voxel size (or SIZE,UNIT for square pixels), when the files do not state it or "
+        "state it wrongly; measurements use it",
     )
     _add_planar_choice(p)
     p.add_argument(
@@ -214,7 +238,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="masks TIFF; a NAME.zarr folder is written chunk by chunk (any volume size; under torchrun "
         "the ranks share the chunks)",
     )
-    p.add_argument("--prob", metavar="PROB.tif", help="also write probabilities here")
+    p.add_argument(
+        "--prob",
+        metavar="PROB.tif",
+        help="also write probabilities here (uint8, 255 = 1); with --out NAME.zarr a PROB.zarr folder, chunk by chunk",
+    )
     p.add_argument("--tile", type=int, help="tile size (default: the checkpoint's patch size)")
     p.add_argument("--overlap", type=float, default=0.25, help="tile overlap fraction (default 0.25)")
     p.add_argument("--batch-size", type=int, default=4, help="tiles per forward pass")
@@ -256,6 +284,37 @@ def build_parser() -> argparse.ArgumentParser:
         help="run bioimageio.core's test_model on the package (offline) and fail if it does not pass",
     )
 
+    p = _command(
+        sub,
+        common,
+        "measure",
+        commands.run_measure,
+        help="measure the objects of masks or a prediction (CSV, Excel)",
+        description="Objects of each foreground class (connected components; 2D: per slice, 8-connected; "
+        "3D: through consecutive slices, 26-connected) of a dataset's saved masks, a stored prediction "
+        "(--prediction) or a masks TIFF/Zarr from predict (--masks), measured per object (pixels and, "
+        "when the pixel size is known, physical units), per slice and per dataset. With --prediction "
+        "the JSON also holds the trust figures: the prediction against human truth on its model's test "
+        "(else validation) slices.",
+    )
+    p.add_argument("--dataset", required=True)
+    source = p.add_mutually_exclusive_group()
+    source.add_argument("--prediction", metavar="RUN", help="a stored prediction (as the Predictions page names it)")
+    source.add_argument("--masks", metavar="FILE", help="a masks TIFF or Zarr written by python -m core predict")
+    p.add_argument("--mode", choices=["2d", "3d"], default="2d", help="objects per slice (2d) or through the stack")
+    p.add_argument("--connectivity", type=int, metavar="C", help="neighbours: 1 faces .. 2 (2d) / 3 (3d, default)")
+    p.add_argument("--split", action="store_true", help="split touching objects (watershed)")
+    p.add_argument("--min-distance", type=int, default=5, metavar="PX", help="--split: seeds at least PX apart (5)")
+    p.add_argument(
+        "--block",
+        type=int,
+        metavar="N",
+        help="3d: N slices at a time, objects crossing blocks merged (memory flat in depth; no surface/axes)",
+    )
+    p.add_argument("--pixel-size", metavar="Z,Y,X,UNIT", help="override the dataset's pixel size (or SIZE,UNIT)")
+    p.add_argument("--out", required=True, metavar="objects.csv|objects.xlsx")
+    p.add_argument("--labels-out", metavar="LABELS.tif", help="also write the instance label image (ImageJ TIFF)")
+
     p = _command(sub, common, "list", commands.run_list, help="list datasets and runs (with their state)")
 
     p = _command(
@@ -270,29 +329,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", required=True)
     p.add_argument("--yes", action="store_true", help="really delete")
 
-    p = _command(
-        sub,
-        common,
-        "repair",
-        commands.run_repair,
-        help="rebuild the catalog from the dataset and run folders",
-        description="Rebuild the workspace's catalog (catalog.sqlite) from its folders after it was lost, emptied, "
-        "its WAL deleted or its file damaged: datasets (images, dataset.json, every mask version and its "
-        "provenance) and training runs (from their checkpoints). Only adds what is missing; a damaged catalog is "
-        "moved aside (catalog.sqlite.corrupt-<time>), never deleted; no dataset or run file is changed. Lists "
-        "what it recovered, what it could not, and the catalog copies in backups/.",
-    )
-    p.add_argument(
-        "--from-backup",
-        metavar="FILE",
-        help="start from this catalog copy (backups/catalog-<time>.sqlite; the current catalog is moved aside as "
-        "catalog.sqlite.replaced-<time>), then add what the folders hold beyond it",
-    )
+    p = _command(sub, common, "repair", commands.run_repair, **commands.REPAIR_PARSER)
+    p.add_argument("--from-backup", metavar="FILE", help=commands.FROM_BACKUP_HELP)
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def run() -> None:
+    """The ``segdash`` console command (``pip install .``): ``python -m core`` under another name."""
+    if os.environ.get("SEGDASH_SHARE_CPU", "1") != "0":  # before torch loads OpenMP, as core/__main__.py
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    sys.exit(main(prog="segdash"))
+
+
+def main(argv: Sequence[str] | None = None, prog: str = "python -m core") -> int:
+    args = build_parser(prog).parse_args(argv)
     debug = bool(os.environ.get("SEGDASH_DEBUG"))
     try:
         summary = args.func(args)

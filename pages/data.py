@@ -18,6 +18,7 @@ from core.view.render import class_color, overlay
 from core.workflow.ingest import ImagesLookLikeMasks, import_dataset, import_roots
 from core.workflow.labeling import status_words
 from pages._common import dataset_picker, flash, user_errors, workspace
+from pages._pixel_size import pixel_size_editor
 
 ACCEPTED = ["tif", "tiff", "png", "jpg", "jpeg", "bmp", "zip"]
 # questions the import can ask: session key of the pending question -> its default (no question)
@@ -329,6 +330,8 @@ def _manage_tab(ws, dataset: str) -> None:
             st.session_state["data_manage_for"] = None
             flash("success", "Class names saved.")
             st.rerun()
+
+    pixel_size_editor(ws, dataset)
 
     st.markdown("**Rename**")
     st.text_input("New name", key="data_new_name")

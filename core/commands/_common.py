@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-__all__ = ["workspace", "progress_printer", "notice", "planar_choice", "PLANAR_HINT", "file_summary"]
+__all__ = ["workspace", "progress_printer", "stage_progress", "notice", "planar_choice", "PLANAR_HINT", "file_summary"]
 
 #: added to the message of a planar TIFF read without ``--as-stack`` / ``--as-colour``
 PLANAR_HINT = ": --as-stack for slices, --as-colour for one colour image"
@@ -44,23 +44,44 @@ def file_summary(out: str | Path, **fields: Any) -> dict[str, Any]:
     return {**fields, "out": str(out.resolve()), "bytes": size}
 
 
-def progress_printer(label: str) -> Callable[[float, float, float | None, str], None]:
-    """A progress line on standard error: ``label [#####     ] 12/30 ETA 4s``."""
+def progress_printer(
+    label: str, *, quiet: bool = False, piped: bool = True
+) -> Callable[[float, float, float | None, str], None]:
+    """A progress line on standard error: ``label [#####     ] 12/30 ETA 4s``, redrawn in place on a
+    terminal (at most 5 times a second). Piped, a line every 2 s, or nothing with ``piped=False``;
+    nothing at all with ``quiet`` (``-q``). Standard output keeps only the JSON summary."""
     tty = sys.stderr.isatty()
     last = [0.0]
+    if quiet or not (tty or piped):
+        return lambda done, total, eta_s=None, extra="": None
 
     def show(done: float, total: float, eta_s: float | None = None, extra: str = "") -> None:
         now = time.monotonic()
-        if not tty and now - last[0] < 2.0 and done < total:
+        if now - last[0] < (0.2 if tty else 2.0) and done < total:
             return
         last[0] = now
         frac = 0.0 if total <= 0 else min(1.0, done / total)
         bar = "#" * int(frac * 30)
         eta = f" ETA {eta_s:.0f}s" if eta_s is not None else ""
         line = f"{label} [{bar:<30}] {done:g}/{total:g}{eta} {extra}".rstrip()
-        sys.stderr.write(("\r" + line) if tty else (line + "\n"))
+        sys.stderr.write(("\r" + line + "\033[K") if tty else (line + "\n"))
         if tty and done >= total:
             sys.stderr.write("\n")
         sys.stderr.flush()
 
     return show
+
+
+def stage_progress(label: str, *, quiet: bool = False) -> Callable[[int, int, str], None]:
+    """``progress(done, total, stage)`` for import and export: a bar with an ETA per stage (``import
+    images``, ``export masks`` ...) on a terminal; nothing when piped or with ``quiet`` (``-q``)."""
+    bars: dict[str, Any] = {}
+
+    def progress(done: int, total: int, stage: str) -> None:
+        if stage not in bars:
+            bars[stage] = (progress_printer(f"{label} {stage}", quiet=quiet, piped=False), time.monotonic())
+        show, t0 = bars[stage]
+        elapsed = time.monotonic() - t0
+        show(done, total, elapsed / done * (total - done) if done > 0 else None)
+
+    return progress

@@ -9,9 +9,32 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SegDashError
-from ._common import PLANAR_HINT, file_summary, notice, planar_choice, workspace
+from ._common import PLANAR_HINT, file_summary, notice, planar_choice, stage_progress, workspace
 
-__all__ = ["run_import", "run_export", "run_list", "run_delete", "run_repair", "STORED_PREDICTION_FORMATS"]
+__all__ = [
+    "run_import",
+    "run_export",
+    "run_list",
+    "run_delete",
+    "run_repair",
+    "REPAIR_PARSER",
+    "FROM_BACKUP_HELP",
+    "STORED_PREDICTION_FORMATS",
+]
+
+#: the ``repair`` parser's texts (core/cli.py builds it)
+REPAIR_PARSER = {
+    "help": "rebuild the catalog from the dataset and run folders",
+    "description": "Rebuild the workspace's catalog (catalog.sqlite) from its folders after it was lost, emptied, "
+    "its WAL deleted or its file damaged: datasets (images, dataset.json, every mask version and its "
+    "provenance) and training runs (from their checkpoints). Only adds what is missing; a damaged catalog is "
+    "moved aside (catalog.sqlite.corrupt-<time>), never deleted; no dataset or run file is changed. Lists "
+    "what it recovered, what it could not, and the catalog copies in backups/.",
+}
+FROM_BACKUP_HELP = (
+    "start from this catalog copy (backups/catalog-<time>.sqlite; the current catalog is moved aside as "
+    "catalog.sqlite.replaced-<time>), then add what the folders hold beyond it"
+)
 
 #: ``export --stored-prediction RUN --format F``: the formats it takes
 STORED_PREDICTION_FORMATS = ("zip", "tiff", "prob-tiff", "csv")
@@ -23,7 +46,9 @@ def run_import(args: argparse.Namespace) -> dict[str, Any]:
     from ..data.io import StackOrColourNeeded
     from ..data.masks import GappedMaskValues, ThresholdMergesClasses
     from ..workflow.ingest import ImagesLookLikeMasks, TooManyClassNames, import_dataset
+    from ..workflow.measure import parse_pixel_size, set_pixel_size
 
+    px = parse_pixel_size(args.pixel_size) if getattr(args, "pixel_size", None) else None
     ws = workspace(args)
     classes = [c.strip() for c in args.classes.split(",")] if args.classes else None
     hints = {  # a question the import asks, and the option that answers it
@@ -49,10 +74,14 @@ def run_import(args: argparse.Namespace) -> dict[str, Any]:
             merge_classes=args.merge_classes,
             unlabeled_value=args.unlabeled_value,
             by_reference=args.by_reference,
+            progress=stage_progress("import", quiet=getattr(args, "quiet", False)),
         )
     except tuple(hints) as exc:
         hint = next(h for cls, h in hints.items() if isinstance(exc, cls))
         raise SegDashError(f"{str(exc).rstrip('.')}{hint}") from None
+    if px is not None:
+        px = set_pixel_size(ws, args.name, px)
+        report.notices.append(f"pixel size {px.describe()} set by --pixel-size")
     for note in report.notices:
         notice(note)
     return report.summary()
@@ -83,7 +112,8 @@ def run_export(args: argparse.Namespace) -> dict[str, Any]:
         export.export_prediction(ws, args.dataset, args.stored_prediction, args.format, out)
         fields["stored_prediction"] = args.stored_prediction
     elif args.format == "ome-zarr":
-        out = export.export_dataset_omezarr(ws, args.dataset, out, prediction=args.prediction)
+        progress = stage_progress("export", quiet=getattr(args, "quiet", False))
+        out = export.export_dataset_omezarr(ws, args.dataset, out, prediction=args.prediction, progress=progress)
     elif args.format == "tiff":
         export.export_masks_tiff(ws, args.dataset, out, labeled_only=args.labeled_only)
     else:

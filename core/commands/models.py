@@ -61,7 +61,7 @@ def run_train(args: argparse.Namespace) -> dict[str, Any]:
     config = _check_train(ws, args)
     from ..train.headless import job_progress, train_headless  # torch: only now that the input is fine
 
-    bar = progress_printer("train")
+    bar = progress_printer("train", quiet=getattr(args, "quiet", False))
 
     def progress(snap: dict[str, Any]) -> None:
         done, total = job_progress(snap)
@@ -86,10 +86,13 @@ def run_predict(args: argparse.Namespace) -> dict[str, Any]:
             raise SegDashError(f"{path}: no such {what} file or folder")
     from ..data.limits import StackOrColourNeeded
 
-    bar = progress_printer("predict")
+    bar = progress_printer("predict", quiet=getattr(args, "quiet", False))
     options = {k: getattr(args, k) for k in ("tile", "overlap", "batch_size", "tta", "threshold", "channel")}
     options.update(dihedral=args.dihedral, cleanup=not args.no_cleanup)
-    if str(args.out).rstrip("/\\").lower().endswith(".zarr"):  # chunk by chunk, on every torchrun rank
+    zarr_prob = bool(args.prob) and _is_zarr_name(args.prob)
+    if _is_zarr_name(args.out):  # chunk by chunk, on every torchrun rank
+        if args.prob and not zarr_prob:
+            raise SegDashError("with a Zarr --out, --prob must name a .zarr folder too (written chunk by chunk)")
         from ..predict.volume import DEFAULT_BLOCK, predict_volume_headless
 
         return predict_volume_headless(
@@ -99,10 +102,13 @@ def run_predict(args: argparse.Namespace) -> dict[str, Any]:
             block=args.block or DEFAULT_BLOCK,
             halo=args.halo,
             as_stack=planar_choice(args),
+            prob=args.prob,
             progress=lambda done, total, eta: bar(done, total, eta),
             warn=lambda text: notice(text, "warning"),
             **options,
         )
+    if zarr_prob:
+        raise SegDashError("--prob NAME.zarr goes with a Zarr output (--out NAME.zarr); for a TIFF --out give PROB.tif")
     if args.block or args.halo is not None:
         raise SegDashError("--block and --halo go with a Zarr output (--out NAME.zarr)")
     from ..predict.stack import predict_headless
@@ -120,6 +126,10 @@ def run_predict(args: argparse.Namespace) -> dict[str, Any]:
         )
     except StackOrColourNeeded as exc:
         raise SegDashError(f"{str(exc).rstrip('.')}{PLANAR_HINT}") from None
+
+
+def _is_zarr_name(path: str) -> bool:
+    return str(path).rstrip("/\\").lower().endswith(".zarr")
 
 
 def run_export_model(args: argparse.Namespace) -> dict[str, Any]:

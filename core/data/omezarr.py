@@ -4,9 +4,16 @@ and QuPath, and OME-Zarr images read on import.
 Written as OME-NGFF 0.4 (Zarr format 2), the version most viewers read: the image at the root
 (axes ``z, y, x``, a multiscale pyramid halved in y and x while a level keeps at least 128 pixels),
 the masks as ``labels/masks`` (uint8 class indices, 0 = background, the class names as
-``image-label`` properties and colours), the physical pixel size as the axes' scale when known.
-Slices without a mask are 0 in the labels and are listed in the group's ``segdash`` attribute
-(``labeled_slices``), so a reader can tell "background" from "not labeled".
+``image-label`` properties, a colour for every value, ``source`` pointing at the image), the
+physical pixel size as the axes' scale when known. Every level is chunked one slice deep and at
+most 1024 x 1024 (:data:`CHUNK_SIDE`), and the pyramid is built one level, a chunk at a time
+(:mod:`core.data.pyramid`), so writing takes a few chunks of memory and reading one slice back
+reads only that slice's chunks.
+
+What SegDash needs to read its masks back (:func:`labels_manifest`; the importer uses it): slices
+without a mask are 0 in the labels and are not in ``labeled_slices``; pixels not labeled in a
+partial mask are 255 (``unlabeled_value``, also a ``not labeled`` entry of the properties). Both,
+with the class names, are in the labels image's ``segdash`` attribute (and the root group's).
 
 Example:
     >>> write_omezarr("cells.zarr", images, labels, class_names=["bg", "cell"])     # doctest: +SKIP
@@ -21,109 +28,149 @@ import shutil
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import Any, BinaryIO, Sequence
+from typing import Any, BinaryIO, Callable, Sequence
 
 import numpy as np
 
 from ..errors import SegDashError
+from .pyramid import CHUNK_SIDE, lazy_stack, write_multiscale
 
-__all__ = ["write_omezarr", "read_omezarr", "read_omezarr_stack", "read_omezarr_metadata", "is_omezarr", "zip_folder"]
+__all__ = [
+    "write_omezarr",
+    "labels_manifest",
+    "CHUNK_SIDE",
+    "read_omezarr",
+    "read_omezarr_stack",
+    "read_omezarr_metadata",
+    "is_omezarr",
+    "zip_folder",
+]
 
-_MIN_LEVEL_SIDE = 128
+NOT_LABELED_NAME = "not labeled"
 _PALETTE = [(255, 60, 60), (60, 200, 255), (255, 210, 0), (120, 255, 120), (220, 90, 255), (255, 140, 0)]
 
 
-def _scale_factors(shape: Sequence[int]) -> list[int]:
-    side, f, out = min(shape[-2:]), 2, []
-    while side // f >= _MIN_LEVEL_SIDE and len(out) < 4:
-        out.append(f)
-        f *= 2
-    return out
+def _label_metadata(names: Sequence[str], unlabeled_value: int | None) -> dict[str, Any]:
+    """``image-label`` colours and properties with the same label values (ome-zarr-models checks it):
+    0 transparent, classes 1.. in SegDash's palette, ``unlabeled_value`` (if any) transparent."""
+    colors = [{"label-value": 0, "rgba": [0, 0, 0, 0]}]
+    colors += [{"label-value": k, "rgba": [*_PALETTE[(k - 1) % len(_PALETTE)], 255]} for k in range(1, len(names))]
+    properties = [{"label-value": k, "class": n} for k, n in enumerate(names)]
+    if unlabeled_value is not None:
+        colors.append({"label-value": int(unlabeled_value), "rgba": [0, 0, 0, 0]})
+        properties.append({"label-value": int(unlabeled_value), "class": NOT_LABELED_NAME})
+    return {"colors": colors, "properties": properties, "source": {"image": "../../"}}
 
 
 def write_omezarr(
     path: str | Path,
-    images: np.ndarray,
-    labels: np.ndarray | None = None,
+    images: Any,
+    labels: Any = None,
     *,
     class_names: Sequence[str] = (),
     name: str = "image",
     labeled_slices: Sequence[int] | None = None,
+    unlabeled_value: int | None = None,
     pixel_size: Sequence[float] | None = None,
     unit: str = "micrometer",
-    extra_labels: dict[str, np.ndarray] | None = None,
+    extra_labels: dict[str, Any] | None = None,
+    progress: Callable[[int, int, str], None] | None = None,
 ) -> Path:
     """Write a (Z, Y, X) image and its (Z, Y, X) class-index labels as an OME-Zarr folder.
 
     Args:
         path: the ``.zarr`` folder to create; must not exist (written under a temporary name, then
             renamed, so a failure leaves nothing half-written).
-        images: (Z, Y, X) stack in its stored dtype (a numpy array, or a dask array: written a chunk
-            at a time, by dask's scheduler of the moment).
+        images: (Z, Y, X) stack in its stored dtype (numpy, a memory map, or a dask array): read, reduced
+            and written one chunk at a time by dask's scheduler of the moment.
         labels: (Z, Y, X) uint8 class indices (numpy or dask), or ``None`` for the image alone.
         class_names: one name per class index (0 is the background).
         name: the image's name in the metadata.
         labeled_slices: slices whose labels are real masks (others are 0 for "not labeled").
+        unlabeled_value: the value of not-labeled pixels in partial masks (255), or ``None`` when
+            every labeled slice is labeled whole.
         pixel_size: ``(z, y, x)`` physical size of a voxel, or ``None`` when unknown.
         unit: unit of ``pixel_size`` (an OME-NGFF space unit: ``micrometer``, ``nanometer``, ...).
         extra_labels: further (Z, Y, X) class-index images by name (a prediction), written beside
             ``masks`` as ``labels/<name>`` with the same classes.
+        progress: ``progress(done, total, stage)``: dask tasks done of each write (stage ``images``,
+            ``masks``, or the extra labels' names).
 
     Returns:
         the folder written.
     """
     import zarr
     from ome_zarr.format import FormatV04
-    from ome_zarr.writer import write_image, write_labels
+    from ome_zarr.writer import write_label_metadata
 
     path = Path(path)
     if path.exists():
         raise SegDashError(f"{path}: already exists; choose a new name or remove it first")
-    lazy = hasattr(images, "dask")  # a dask array: written a chunk at a time
-    if not lazy:
-        images = np.asarray(images)
-    if images.ndim == 2:
-        images = images[None]
-    if images.ndim != 3:
-        raise SegDashError(f"expected a (Z, Y, X) stack, got shape {images.shape}")
+    images = lazy_stack(images)
     extra_labels = dict(extra_labels or {})
     for key, lab in [("masks", labels), *extra_labels.items()]:
         if lab is not None and tuple(np.shape(lab)) != images.shape:
             raise SegDashError(f"labels {key!r} of shape {np.shape(lab)} do not match the images {images.shape}")
-    fmt = FormatV04()
-    factors = _scale_factors(images.shape)
-    kwargs: dict[str, Any] = {"fmt": fmt, "axes": ["z", "y", "x"], "scale_factors": factors}
-    if pixel_size is not None:
-        kwargs["scale"] = dict(zip("zyx", (float(v) for v in pixel_size)))
-        kwargs["axes_units"] = {a: unit for a in "zyx"}
+    where = {"pixel_size": pixel_size, "unit": unit, "progress": progress}
+    labeled = [int(z) for z in (labeled_slices if labeled_slices is not None else range(images.shape[0]))]
+    segdash = {"class_names": [str(c) for c in class_names], "labeled_slices": labeled}
+    if unlabeled_value is not None:
+        segdash["unlabeled_value"] = int(unlabeled_value)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:
         root = zarr.open_group(str(tmp), mode="w", zarr_format=2)
-        write_image(images, root, name=name, **kwargs)
+        write_multiscale(root, images, labels=False, name=name, stage="images", **where)
         for key, lab in [("masks", labels), *extra_labels.items()]:
             if lab is None:
                 continue
-            names = [str(c) for c in class_names] or [f"class {k}" for k in range(int(np.max(lab)) + 1)]
-            meta = {
-                "colors": [
-                    {"label-value": k, "rgba": [*_PALETTE[(k - 1) % len(_PALETTE)], 255]} for k in range(1, len(names))
-                ],
-                "properties": [{"label-value": k, "class": n} for k, n in enumerate(names)],
-            }
-            lab = lab.astype(np.uint8) if hasattr(lab, "dask") else np.asarray(lab, dtype=np.uint8)
-            write_labels(lab, root, name=key, label_metadata=meta, scaler=None, **kwargs)
-        root.attrs["segdash"] = {
-            "class_names": list(class_names),
-            "labeled_slices": [
-                int(z) for z in (labeled_slices if labeled_slices is not None else range(images.shape[0]))
-            ],
-        }
+            group = root.require_group(f"labels/{key}")
+            write_multiscale(group, lab, labels=True, name=key, stage=key, **where)
+            names = [str(c) for c in class_names] or [f"class {k}" for k in range(_max_label(group) + 1)]
+            if key == "masks":
+                group.attrs["segdash"] = segdash
+            meta = _label_metadata(names, unlabeled_value if key == "masks" else None)
+            write_label_metadata(root["labels"], key, fmt=FormatV04(), **meta)  # after: it adds to the attributes
+        root.attrs["segdash"] = segdash
         os.replace(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return path
+
+
+def _max_label(group: Any) -> int:
+    """The largest value of a labels image as written (its full level, a chunk at a time)."""
+    import dask.array as da
+
+    return int(da.from_zarr(group["s0"]).max().compute())
+
+
+def labels_manifest(path: str | Path) -> dict[str, Any]:
+    """What SegDash's OME-Zarr export recorded about a labels image (``X.zarr/labels/masks``), for the
+    importer: ``class_names``, ``labeled_slices`` (the others have no mask) and ``unlabeled_value``
+    (not-labeled pixels of partial masks), as far as known; ``{}`` for anything else (a labels image
+    from another tool, a TIFF). Exports older than the labels image's own ``segdash`` attribute
+    recorded it on the image group two levels up."""
+    if not isinstance(path, (str, Path)) or not Path(path).is_dir() or "image-label" not in _attrs(Path(path)):
+        return {}
+    path = Path(path)
+    meta = _attrs(path).get("segdash")
+    if not isinstance(meta, dict) and path.parent.name == "labels":
+        meta = _attrs(path.parent.parent).get("segdash")
+    if not isinstance(meta, dict):
+        return {}
+    out: dict[str, Any] = {}
+    names = meta.get("class_names")
+    if isinstance(names, list) and names and all(isinstance(n, str) for n in names):
+        out["class_names"] = names
+    zs = meta.get("labeled_slices")
+    if isinstance(zs, list) and all(isinstance(z, int) and not isinstance(z, bool) for z in zs):
+        out["labeled_slices"] = zs
+    value = meta.get("unlabeled_value")
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 255:
+        out["unlabeled_value"] = value
+    return out
 
 
 def zip_folder(folder: str | Path, fh: BinaryIO) -> None:
@@ -203,7 +250,9 @@ def read_omezarr(
     if loc is None:
         raise SegDashError(f"{path}: not an OME-Zarr image (no multiscales metadata)")
     nodes = list(Reader(loc)())
-    node = next((n for n in nodes if n.load(Multiscales) is not None), None)
+    images = [n for n in nodes if n.load(Multiscales) is not None]
+    # the node at ``path`` itself: a labels image's ``source`` brings its parent image into the nodes too
+    node = next((n for n in images if n.zarr.path == loc.path), images[0] if images else None)
     if node is None or not node.data:
         raise SegDashError(f"{path}: the OME-Zarr holds no image")
     axes_meta = node.metadata.get("axes") or [{"name": a} for a in "tczyx"[-node.data[0].ndim :]]

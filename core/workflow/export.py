@@ -241,63 +241,53 @@ def export_dataset_zip(ws: Workspace, dataset: str, out: str | Path | BinaryIO) 
 
 
 def export_dataset_omezarr(
-    ws: Any, dataset: str, out: str | Path | BinaryIO, *, prediction: str | None = None
+    ws: Any,
+    dataset: str,
+    out: str | Path | BinaryIO,
+    *,
+    prediction: str | None = None,
+    progress: Callable[[int, int, str], None] | None = None,
 ) -> Path | None:
     """A dataset's images and current masks (none without masks) as OME-Zarr: a ``.zarr`` folder, or a ZIP of one when
     ``out`` ends in ``.zip`` or is an open binary file (for downloading; unzip it, then open the
     ``<dataset>.zarr`` folder). Returns the path written (``None`` for an open file).
 
-    The pixel size stored with the dataset (if any) becomes the axes' scale. ``prediction`` (a stored
-    prediction's run id) adds its masks as a second labels image, ``labels/prediction_<run id>``
-    (slices it did not reach are 0).
+    The pixel size stored with the dataset (if any) becomes the axes' scale. The labeled slices, the
+    class names and (for partial masks) the not-labeled value 255 are recorded so that an import of
+    ``X.zarr`` with ``X.zarr/labels/masks`` gives back the same dataset (:mod:`core.data.omezarr`).
+    ``prediction`` (a stored prediction's run id) adds its masks as a second labels image,
+    ``labels/prediction_<run id>`` (slices it did not reach are 0). ``progress(done, total, stage)``
+    follows the writing (:func:`core.data.omezarr.write_omezarr`).
+
+    The image, its masks and the prediction are dask arrays read a chunk (one slice, at most 1024 x
+    1024) at a time and written with the pyramid by dask's synchronous scheduler (one thread: the
+    workspace's readers are not shared across threads), so memory is a few chunks, not the stack.
     """
+    import dask
+    import dask.array as da
+
     info = ws.dataset(dataset)
     images = ws.read_images(dataset)
     labeled = ws.labeled_slices(dataset)
     kwargs: dict[str, Any] = {"class_names": list(info.class_names), "name": dataset, "labeled_slices": labeled}
+    kwargs["progress"] = progress
+    if _sparse(info):
+        kwargs["unlabeled_value"] = UNLABELED
     pred_masks = load_prediction(ws, dataset, prediction)[0] if prediction else None
-    if isinstance(images, Volume):  # read where it is: chunk by chunk, never the whole volume at once
-        return _omezarr_lazily(ws, dataset, images, labeled, pred_masks, prediction, out, kwargs)
-    labels = np.zeros(images.shape, np.uint8) if labeled else None  # no masks: the image alone
-    for z in labeled:
-        mask = ws.read_mask(dataset, z)
-        if mask is not None:
-            labels[z] = mask
-    if pred_masks is not None:
-        pred = np.zeros(images.shape, np.uint8)
-        n = min(pred_masks.shape[0], images.shape[0])
-        pred[:n] = pred_masks[:n]
-        kwargs["extra_labels"] = {f"prediction_{prediction}": pred}
-    return _write_omezarr_out(ws, dataset, images, labels, out, kwargs)
-
-
-def _omezarr_lazily(
-    ws: Any,
-    dataset: str,
-    volume: Volume,
-    labeled: list[int],
-    pred_masks: np.ndarray | None,
-    prediction: str | None,
-    out: str | Path | BinaryIO,
-    kwargs: dict[str, Any],
-) -> Path | None:
-    """:func:`export_dataset_omezarr` of a dataset read by reference: the image, its masks and the
-    prediction as dask arrays of the volume's chunks, computed one chunk at a time (one thread: the
-    workspace's readers are not shared across threads), so memory is a few chunks, not the volume."""
-    import dask
-    import dask.array as da
-
-    shape, chunks = volume.shape, volume.chunks
-    images = da.from_array(volume, chunks=chunks, asarray=True, fancy=False)
+    shape, dtype = tuple(images.shape), images.dtype
     labeled_set = set(labeled)
 
-    def planes(read: Callable[[int], np.ndarray | None]) -> Any:
+    def planes(read: Callable[[int], np.ndarray | None], dtype: Any = np.uint8) -> Any:
         def one(z: int) -> np.ndarray:
-            plane = read(z) if z < shape[0] else None
-            return np.zeros(shape[1:], np.uint8) if plane is None else np.asarray(plane, np.uint8)
+            plane = read(z)
+            return np.zeros(shape[1:], dtype) if plane is None else np.asarray(plane, dtype)
 
-        parts = [da.from_delayed(dask.delayed(one)(z), shape=shape[1:], dtype=np.uint8) for z in range(shape[0])]
-        return da.stack(parts).rechunk(chunks)
+        return da.stack([da.from_delayed(dask.delayed(one)(z), shape=shape[1:], dtype=dtype) for z in range(shape[0])])
+
+    if isinstance(images, Volume):  # read where it is: a chunk of the volume at a time
+        images = da.from_array(images, chunks=images.chunks, asarray=True, fancy=False)
+    else:  # a slice at a time from a memory map opened for it, so the stack never stays mapped (RSS)
+        images = planes(lambda z: ws.read_slice(dataset, z), dtype)
 
     labels = planes(lambda z: ws.read_mask(dataset, z) if z in labeled_set else None) if labeled else None
     if pred_masks is not None:

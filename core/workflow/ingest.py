@@ -30,6 +30,7 @@ import numpy as np
 from ..data.chunked import sample_slices
 from ..data.io import Stack, check_import_path, read_stack
 from ..data.masks import default_class_names, to_labels
+from ..data.omezarr import labels_manifest
 from ..errors import SegDashError
 from ..store.workspace import DatasetInfo, Workspace, validate_name
 from .bundles import split_bundle
@@ -255,6 +256,8 @@ def import_dataset(
     manifest: dict[str, Any] = {}
     if masks is None:
         images, masks, manifest = split_bundle(images)
+    else:
+        manifest = labels_manifest(masks)  # SegDash's OME-Zarr labels: classes, labeled slices, 255
 
     def stage(what: str):
         return None if progress is None else (lambda done, total: progress(done, total, what))
@@ -271,6 +274,9 @@ def import_dataset(
     if masks is not None:
         mask_stack = read_stack(masks, channel=None, as_stack=True, roots=roots, progress=stage("masks"))
     pairing = pair_masks(stack, mask_stack, one_file_each=_one_file(images) and _one_file(masks))
+    if "labeled_slices" in manifest:  # the other slices of the labels image are 0 for "no mask"
+        listed = set(manifest["labeled_slices"])
+        pairing = [j if j in listed else None for j in pairing]
     labels_list: list[np.ndarray | None] = [None] * stack.shape[0]
     n_classes = 2
     known = len(manifest.get("class_names") or []) if not class_names else 0

@@ -18,7 +18,29 @@ from ..store.workspace import DatasetInfo, Workspace
 
 __all__ = ["SAMPLE_DIR", "SAMPLE_NAME", "SAMPLE_CLASSES", "SAMPLE_MARKER", "import_sample", "ensure_sample"]
 
-SAMPLE_DIR = Path(__file__).resolve().parents[2] / "data" / "sample" / "isbi2012"
+
+def _sample_dir() -> Path:
+    """The checkout's ``data/sample/isbi2012``; in an installed package (``pip install .``) where the
+    wheel put it: ``<prefix>/share/segdash/sample/isbi2012`` (a venv's, the user's or the system's)."""
+    here = Path(__file__).resolve().parents[2] / "data" / "sample" / "isbi2012"
+    if here.is_dir():
+        return here
+    import sys
+    import sysconfig
+
+    prefixes = [sysconfig.get_paths()["data"], sys.prefix]
+    try:
+        prefixes.append(sysconfig.get_paths(sysconfig.get_preferred_scheme("user"))["data"])
+    except (KeyError, ValueError):
+        pass
+    for prefix in prefixes:
+        found = Path(prefix) / "share" / "segdash" / "sample" / "isbi2012"
+        if found.is_dir():
+            return found
+    return here
+
+
+SAMPLE_DIR = _sample_dir()
 SAMPLE_NAME = "isbi2012"
 SAMPLE_CLASSES = ("membrane", "cell")
 SAMPLE_MARKER = ".sample-imported"  # in the workspace root: the sample was imported once (never again)

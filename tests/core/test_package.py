@@ -18,10 +18,11 @@ ALLOWED = {
     "nn": {"errors", "data"},
     "train": {"errors", "data", "store", "nn"},
     "predict": {"errors", "data", "store", "nn"},
-    "workflow": {"errors", "data", "store", "nn", "train", "predict"},
+    "measure": {"errors", "data", "store"},
+    "workflow": {"errors", "data", "store", "nn", "train", "predict", "measure"},
     "view": {"errors", "data"},
-    "commands": {"errors", "data", "store", "nn", "train", "predict", "workflow"},
-    "cli": {"errors", "data", "store", "nn", "train", "predict", "workflow", "commands"},
+    "commands": {"errors", "data", "store", "nn", "train", "predict", "measure", "workflow"},
+    "cli": {"errors", "data", "store", "nn", "train", "predict", "measure", "workflow", "commands"},
 }
 
 CODE = """

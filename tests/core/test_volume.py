@@ -263,3 +263,69 @@ def test_cli_block_and_halo_go_with_a_zarr_output(tmp_path, stack, ckpt_path, ca
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["chunks"] == [2, 48, 48] and summary["world_size"] == 1 and summary["warnings"] == []
     assert zarr.open_array(str(tmp_path / "m.zarr")).shape == stack.shape
+
+
+def test_cli_prob_with_a_zarr_output_writes_a_zarr_of_probabilities(tmp_path, stack, ckpt_path, capsys):
+    """--prob is never dropped: with --out NAME.zarr it writes PROB.zarr block by block (the stack's
+    probabilities, byte for byte, when a block is the slice), and a mismatch is refused before any work."""
+    from core.cli import main
+
+    src = _zarr(tmp_path / "in.zarr", stack, (2, 40, 48))
+    base = ["predict", "--checkpoint", str(ckpt_path), "--input", str(src), "--tile", "32"]
+    predict_stack(
+        load_checkpoint(ckpt_path),
+        stack,
+        out_masks=tmp_path / "ref.tif",
+        out_prob=tmp_path / "refp.tif",
+        cfg=PredictConfig(tile=32),
+    )
+    assert main([*base, "--out", str(tmp_path / "m.zarr"), "--prob", str(tmp_path / "p.zarr")]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["prob"] == str(tmp_path / "p.zarr")
+    prob = zarr.open_array(str(tmp_path / "p.zarr"))
+    assert prob.shape == stack.shape and prob.dtype == np.uint8 and prob.chunks == (2, 80, 96)
+    assert prob.attrs["segdash"]["kind"] == "probabilities" and prob.attrs["segdash"]["scale"] == 255
+    np.testing.assert_array_equal(prob[:], tifffile.imread(tmp_path / "refp.tif"))
+    np.testing.assert_array_equal(zarr.open_array(str(tmp_path / "m.zarr"))[:], tifffile.imread(tmp_path / "ref.tif"))
+
+    # smaller blocks: the probabilities are chunked as the masks and agree with them
+    assert main([*base, "--out", str(tmp_path / "b.zarr"), "--prob", str(tmp_path / "bp.zarr"), "--block", "48"]) == 0
+    capsys.readouterr()
+    bp = zarr.open_array(str(tmp_path / "bp.zarr"))
+    assert bp.chunks == (2, 48, 48)
+    threshold = load_checkpoint(ckpt_path).decision.threshold
+    masks = zarr.open_array(str(tmp_path / "b.zarr"))[:]
+    assert ((bp[:] > threshold * 255) == (masks == 1)).mean() > 0.99
+
+    # refused (exit 2, nothing written): a TIFF --prob beside a Zarr --out, a Zarr --prob beside a TIFF --out,
+    # an existing --prob folder
+    for out, prob_name, says in (
+        ("x.zarr", "x.tif", "must name a .zarr folder"),
+        ("x.tif", "x.zarr", "goes with a Zarr output"),
+        ("x.zarr", "p.zarr", "already exists"),
+    ):
+        assert main([*base, "--out", str(tmp_path / out), "--prob", str(tmp_path / prob_name)]) == 2
+        assert says in capsys.readouterr().err
+        assert not (tmp_path / "x.zarr").exists() and not (tmp_path / "x.tif").exists()
+    assert not list(tmp_path.glob(".*tmp*"))
+
+
+def test_prob_zarr_of_a_three_class_model_holds_one_channel_per_class(tmp_path, stack):
+    """K classes: PROB.zarr is (Z, K, Y, X), chunked (cz, K, block, block), and equals the stack's
+    probability TIFF; its arg-max gives the masks written beside it."""
+    from tests.synthetic import tiny_checkpoint
+
+    ckpt = load_checkpoint(tiny_checkpoint(tmp_path / "k3.pt", ("bg", "a", "b"), seed=0))
+    cfg = PredictConfig(tile=32)
+    predict_stack(ckpt, stack, out_masks=tmp_path / "ref.tif", out_prob=tmp_path / "refp.tif", cfg=cfg)
+    vol = open_volume(_zarr(tmp_path / "in.zarr", stack, (2, 40, 48)))
+    summary = predict_volume(ckpt, vol, tmp_path / "m.zarr", cfg=cfg, prob=tmp_path / "p.zarr")
+    prob = zarr.open_array(str(tmp_path / "p.zarr"))
+    assert summary["prob"] == str(tmp_path / "p.zarr")
+    assert prob.shape == (5, 3, 80, 96) and prob.chunks == (2, 3, 80, 96)
+    assert prob.attrs["segdash"]["classes"] == 3 and prob.attrs["segdash"]["class_names"] == ["bg", "a", "b"]
+    np.testing.assert_array_equal(prob[:], tifffile.imread(tmp_path / "refp.tif").reshape(prob.shape))
+    np.testing.assert_array_equal(zarr.open_array(str(tmp_path / "m.zarr"))[:], tifffile.imread(tmp_path / "ref.tif"))
+    with pytest.raises(SegDashError, match="another name"):
+        predict_volume(ckpt, vol, tmp_path / "same.zarr", cfg=cfg, prob=tmp_path / "same.zarr")
+    assert not (tmp_path / "same.zarr").exists()
