@@ -1,4 +1,4 @@
-"""The headless command line: ``python -m core import|export|export-model|train|predict|measure|list|delete``.
+"""The headless command line: ``python -m core import|export|export-model|train|predict|measure|list|delete|repair``.
 
 A public interface: options, exit codes and the last line of output are relied on by scripts.
 
@@ -340,6 +340,9 @@ def build_parser(prog: str = "python -m core") -> argparse.ArgumentParser:
     )
     p.add_argument("--dataset", required=True)
     p.add_argument("--yes", action="store_true", help="really delete")
+
+    p = _command(sub, common, "repair", commands.run_repair, **commands.REPAIR_PARSER)
+    p.add_argument("--from-backup", metavar="FILE", help=commands.FROM_BACKUP_HELP)
     return parser
 
 

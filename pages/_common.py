@@ -15,6 +15,7 @@ import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
 from core.errors import SegDashError
+from core.store.catalog import CatalogDamaged
 from core.store.workspace import Workspace, WorkspaceError, default_root
 from core.workflow.sample import ensure_sample
 
@@ -66,10 +67,18 @@ def flash(kind: str, text: str) -> None:
 
 def _open() -> Workspace:
     try:
-        return _open_workspace(str(default_root()))
-    except WorkspaceError as exc:  # not writable, disk full: say so and what to do, no traceback
+        ws = _open_workspace(str(default_root()))
+        ws.backup_if_due()  # a copy of the catalog a day (core.store.backups); raises if it was damaged since
+    except WorkspaceError as exc:  # not writable, disk full, a damaged catalog: say so and what to do, no traceback
         st.error(str(exc))
+        if isinstance(exc, CatalogDamaged):
+            from pages._repair import repair_button
+
+            repair_button(_open_workspace.clear)
         st.stop()
+    for kind, text in st.session_state.pop(_FLASHES, []):  # flash(): where a run first asks for the workspace
+        _SHOW[kind](text)
+    return ws
 
 
 def _set_up() -> Workspace:
@@ -77,10 +86,7 @@ def _set_up() -> Workspace:
     for key, value in STATE_DEFAULTS.items():
         if key not in st.session_state:
             st.session_state[key] = value
-    ws = _open()
-    for kind, text in st.session_state.pop(_FLASHES, []):
-        _SHOW[kind](text)
-    return ws
+    return _open()
 
 
 def frame() -> Workspace:

@@ -4,6 +4,7 @@ import streamlit as st
 
 from core.workflow.guide import last_run, next_steps
 from pages._common import dataset_picker, page_link, user_errors, workspace
+from pages._repair import repair_banner
 
 st.title("SegDash")
 st.markdown(
@@ -12,6 +13,7 @@ st.markdown(
 )
 
 ws = workspace()
+repair_banner(ws)  # dataset folders or mask versions the catalog lost
 dataset = dataset_picker(ws)
 
 with user_errors():

@@ -25,12 +25,15 @@ PLANAR_HINT = ": --as-stack for slices, --as-colour for one colour image"
 SINGLETON_HINT = ": --as-stack for the slices, --as-image for the pages as stored"
 
 
-def workspace(args: argparse.Namespace):
-    """The workspace of ``--workspace`` (a new, empty one first receives the bundled sample)."""
+def workspace(args: argparse.Namespace, *, writes: bool = True):
+    """The workspace of ``--workspace`` (a new, empty one first receives the bundled sample); for a
+    command that ``writes``, its catalog is copied into ``backups/`` when the last copy is a day old."""
     from ..store.workspace import Workspace
     from ..workflow.sample import ensure_sample
 
     ws = Workspace(args.workspace)
+    if writes:
+        ws.backup_if_due()
     ensure_sample(ws)
     return ws
 

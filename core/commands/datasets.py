@@ -1,4 +1,5 @@
-"""Commands on the workspace's data: ``import``, ``export``, ``list`` and ``delete`` (no torch)."""
+"""Commands on the workspace's data: ``import``, ``export``, ``list``, ``delete`` and ``repair`` (no torch,
+but for ``repair`` reading the checkpoints of runs the catalog lost)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,30 @@ from typing import Any
 from ..errors import SegDashError
 from ._common import PLANAR_HINT, SINGLETON_HINT, file_summary, notice, planar_choice, stage_progress, workspace
 
-__all__ = ["run_import", "run_export", "run_list", "run_delete", "STORED_PREDICTION_FORMATS"]
+__all__ = [
+    "run_import",
+    "run_export",
+    "run_list",
+    "run_delete",
+    "run_repair",
+    "REPAIR_PARSER",
+    "FROM_BACKUP_HELP",
+    "STORED_PREDICTION_FORMATS",
+]
+
+#: the ``repair`` parser's texts (core/cli.py builds it)
+REPAIR_PARSER = {
+    "help": "rebuild the catalog from the dataset and run folders",
+    "description": "Rebuild the workspace's catalog (catalog.sqlite) from its folders after it was lost, emptied, "
+    "its WAL deleted or its file damaged: datasets (images, dataset.json, every mask version and its "
+    "provenance) and training runs (from their checkpoints). Only adds what is missing; a damaged catalog is "
+    "moved aside (catalog.sqlite.corrupt-<time>), never deleted; no dataset or run file is changed. Lists "
+    "what it recovered, what it could not, and the catalog copies in backups/.",
+}
+FROM_BACKUP_HELP = (
+    "start from this catalog copy (backups/catalog-<time>.sqlite; the current catalog is moved aside as "
+    "catalog.sqlite.replaced-<time>), then add what the folders hold beyond it"
+)
 
 #: ``export --stored-prediction RUN --format F``: the formats it takes
 STORED_PREDICTION_FORMATS = ("zip", "tiff", "prob-tiff", "csv")
@@ -84,7 +108,7 @@ def run_export(args: argparse.Namespace) -> dict[str, Any]:
     from ..workflow import export
 
     _export_check(args)
-    ws = workspace(args)
+    ws = workspace(args, writes=False)
     out = Path(args.out)
     fields: dict[str, Any] = {"dataset": args.dataset, "format": args.format}
     if args.stored_prediction:
@@ -104,7 +128,7 @@ def run_list(args: argparse.Namespace) -> dict[str, Any]:
     """``list``: datasets and runs, one line each on standard error, all of it as JSON."""
     from ..workflow.listing import workspace_listing
 
-    listing = workspace_listing(workspace(args))
+    listing = workspace_listing(workspace(args, writes=False))
     for d in listing["datasets"]:
         print(
             f"dataset {d['name']}: {d['slices']} slices {d['shape'][1]}x{d['shape'][2]} {d['dtype']}, "
@@ -135,3 +159,29 @@ def run_delete(args: argparse.Namespace) -> dict[str, Any]:
         raise SegDashError(f"{what}. Nothing was deleted: add --yes to delete it")
     ws.delete_dataset(args.dataset)
     return {"deleted": args.dataset, "workspace": str(ws.root)}
+
+
+def run_repair(args: argparse.Namespace) -> dict[str, Any]:
+    """``repair``: the catalog rebuilt from the folders; one line on standard error for each thing
+    recovered or not, the report as JSON."""
+    from ..workflow.repair import repair_workspace
+
+    report = repair_workspace(args.workspace, from_backup=args.from_backup)
+    notice(f"catalog {report['catalog']}")
+    for d in report["details"]:
+        what = f"{d['slices']} slices, " if "slices" in d else ""
+        notes = f" ({'; '.join(d['notes'])})" if d["notes"] else ""
+        notice(f"recovered dataset {d['dataset']}: {what}{d['mask_versions']} mask versions{notes}")
+    for run in report["runs"]:
+        notice(f"recovered run {run}")
+    for item in report["not_recovered"]:
+        notice(f"not recovered: {item['path']}: {item['why']}", "warning")
+    if not report["details"] and not report["runs"]:
+        notice("the catalog lists everything the folders hold: nothing to recover")
+    if report["backups"]:
+        names = ", ".join(Path(b).name for b in report["backups"][:3]) + (" ..." if len(report["backups"]) > 3 else "")
+        notice(
+            f"catalog copies in backups/ (newest first): {names}; "
+            f"python -m core repair --from-backup {report['backups'][0]} starts from the newest"
+        )
+    return report

@@ -7,6 +7,7 @@ sessions and a training thread can write at once without losing a row.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import sqlite3
@@ -18,7 +19,9 @@ from typing import Iterator
 
 from ..data.owner import Owner, is_gone
 from ..errors import SegDashError
-from .layout import mask_file
+from .layout import dataset_dir, mask_file
+from .meta import update_meta
+from .recovered_rows import RecoveredRows
 from .run_rows import RunRows
 from .schema import (
     _ADDED_COLUMNS,
@@ -31,7 +34,20 @@ from .schema import (
     SLICE_STATUSES,
 )
 
-__all__ = ["Catalog", "WorkspaceError", "SLICE_STATUSES", "RUN_STATES", "ACTIVE_RUN_STATES", "RUN_ORIGINS"]
+__all__ = [
+    "Catalog",
+    "WorkspaceError",
+    "CatalogDamaged",
+    "catalog_damage",
+    "copy_catalog",
+    "SLICE_STATUSES",
+    "RUN_STATES",
+    "ACTIVE_RUN_STATES",
+    "RUN_ORIGINS",
+]
+
+#: what ``python -m core repair`` is called, in every message about a damaged catalog
+REPAIR_HINT = "run python -m core repair (or Repair in the app) to rebuild it from the dataset and run folders"
 
 
 class WorkspaceError(SegDashError):
@@ -39,9 +55,15 @@ class WorkspaceError(SegDashError):
     the folder is not writable, the name is taken. A ``ValueError``: pages show it, the CLI exits 2."""
 
 
-class Catalog(RunRows):
+class CatalogDamaged(WorkspaceError):
+    """The catalog file is not a SQLite database any more, or a damaged one: every page and command
+    says so with the repair command (``python -m core repair``), which moves it aside and rebuilds."""
+
+
+class Catalog(RunRows, RecoveredRows):
     """Thread-safe access to ``<workspace>/catalog.sqlite``: datasets, claims, slices and mask
-    versions here; runs and epochs in :class:`~core.store.run_rows.RunRows`.
+    versions here; runs and epochs in :class:`~core.store.run_rows.RunRows`, the rows repair rebuilds
+    and the backup copy in :class:`~core.store.recovered_rows.RecoveredRows`.
 
     Args:
         path: the SQLite file; created with its schema when missing.
@@ -108,9 +130,10 @@ class Catalog(RunRows):
             raise _user_error(exc, self.path) from None
         try:
             yield con
-        except sqlite3.OperationalError as exc:
+        except sqlite3.DatabaseError as exc:  # operational (disk full, read-only) or a damaged file
             if con.in_transaction:  # SQLite may have rolled back itself (disk full)
-                con.execute("ROLLBACK")
+                with contextlib.suppress(sqlite3.Error):
+                    con.execute("ROLLBACK")
             raise _user_error(exc, self.path) from None
         except BaseException:
             con.execute("ROLLBACK")
@@ -123,7 +146,12 @@ class Catalog(RunRows):
             raise _user_error(exc, self.path) from None
 
     def query(self, sql: str, params: tuple = ()) -> list[sqlite3.Row]:
-        return self._connection().execute(sql, params).fetchall()
+        try:
+            return self._connection().execute(sql, params).fetchall()
+        except sqlite3.DatabaseError as exc:
+            if _is_damage(exc):
+                raise _user_error(exc, self.path) from None
+            raise
 
     # -- datasets ----------------------------------------------------------------------------
     def claim_dataset(self, name: str, folder: str, owner: Owner | None = None) -> None:
@@ -238,13 +266,13 @@ class Catalog(RunRows):
 
     # -- physical pixel size (own table, created on first use: older workspaces open unchanged) --
     def set_pixel_size(self, name: str, z: float, y: float, x: float, unit: str) -> None:
-        """Store a dataset's voxel size (``z`` slice step, ``y``, ``x``) in ``unit`` (``micrometer``...)."""
+        """Store a dataset's voxel size (``z`` slice step, ``y``, ``x``) in ``unit`` (``micrometer``...), also
+        in its ``dataset.json`` (:mod:`core.store.meta`), which repair rebuilds from."""
+        row = (float(z), float(y), float(x), str(unit))
         with self.transaction() as con:
             con.execute(_PIXEL_SCHEMA)
-            con.execute(
-                "INSERT OR REPLACE INTO dataset_pixel_size VALUES (?,?,?,?,?)",
-                (name, float(z), float(y), float(x), str(unit)),
-            )
+            con.execute("INSERT OR REPLACE INTO dataset_pixel_size VALUES (?,?,?,?,?)", (name, *row))
+        update_meta(dataset_dir(self.path.parent, name), pixel_size=list(row))
 
     def pixel_size(self, name: str) -> tuple[float, float, float, str] | None:
         """``(z, y, x, unit)`` of a dataset, or ``None`` when its source did not say."""
@@ -305,10 +333,52 @@ class Catalog(RunRows):
         return self.query("SELECT * FROM mask_versions WHERE dataset=? AND z=? ORDER BY version", (name, z))
 
 
+def _is_damage(exc: sqlite3.Error) -> bool:
+    """``exc`` says the file is not a database, or a damaged one (SQLITE_CORRUPT, SQLITE_NOTADB)."""
+    code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+    text = str(exc).lower()
+    return code in (11, 26) or "not a database" in text or "malformed" in text
+
+
+def catalog_damage(path: Path) -> str:
+    """What is wrong with the catalog file at ``path``: ``""`` when it reads as a SQLite database whose
+    pages check out (``PRAGMA quick_check``) or is missing, else SQLite's words."""
+    if not Path(path).exists():
+        return ""
+    con = None
+    try:
+        con = sqlite3.connect(path, timeout=30.0)
+        found = [r[0] for r in con.execute("PRAGMA quick_check").fetchall()]
+        return "" if found == ["ok"] else "; ".join(str(f) for f in found[:3])
+    except sqlite3.DatabaseError as exc:
+        if _is_damage(exc):
+            return str(exc)
+        raise _user_error(exc, Path(path)) from None
+    finally:
+        if con is not None:
+            con.close()
+
+
+def copy_catalog(source: Path, dest: Path) -> None:
+    """Copy the SQLite catalog at ``source`` to ``dest`` with SQLite's online backup API: a consistent
+    copy while other processes write. ``dest`` is replaced."""
+    src, out = sqlite3.connect(source, timeout=30.0), sqlite3.connect(dest)
+    try:
+        src.backup(out)
+    finally:
+        out.close()
+        src.close()
+
+
 def _user_error(exc: sqlite3.Error, path: Path) -> Exception:
     """A SQLite error as the :class:`WorkspaceError` the user can act on, else unchanged."""
     text = str(exc).lower()
     folder = path.parent
+    if _is_damage(exc):
+        return CatalogDamaged(
+            f"the workspace's catalog ({path.name}) is damaged ({exc}); nothing in the dataset and run "
+            f"folders is lost: {REPAIR_HINT}"
+        )
     if "full" in text:
         try:
             free = f"{shutil.disk_usage(folder).free / 2**20:.1f} MB free"

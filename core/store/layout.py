@@ -6,6 +6,9 @@ Layout::
     datasets/<name>/images.tif          (Z, Y, X) uncompressed TIFF in the original dtype (memory-mapped);
                                         none for a Zarr imported by reference (core.store.volumes)
     datasets/<name>/masks/<z>.v<n>.png  version n of slice z's mask: uint8 class indices 0..K-1
+    datasets/<name>/dataset.json        what the catalog knows of it (classes, slice names, source, a
+                                        referenced volume's path), for ``repair`` (core.store.recovery)
+    backups/catalog-<time>.sqlite       the last copies of the catalog (core.store.backups)
     runs/<run_id>/                      best.pt, last.pt, bundle.zip of a training run
     predictions/<name>/<run_id>/        masks.tif, prob.tif, summary.json of a stored prediction
 
@@ -27,6 +30,8 @@ __all__ = [
     "CATALOG",
     "IMAGES",
     "MASKS_DIR",
+    "DATASET_META",
+    "MASK_FILE_RE",
     "BEST",
     "LAST",
     "BUNDLE",
@@ -36,6 +41,7 @@ __all__ = [
     "validate_name",
     "catalog_path",
     "datasets_dir",
+    "backups_dir",
     "dataset_dir",
     "images_path",
     "mask_file",
@@ -52,6 +58,8 @@ CATALOG = "catalog.sqlite"
 _DATASETS, _RUNS, _PREDICTIONS = "datasets", "runs", "predictions"
 IMAGES = "images.tif"
 MASKS_DIR = "masks"
+DATASET_META = "dataset.json"  # in a dataset's folder: its catalog entry, for repair
+_BACKUPS = "backups"
 BEST, LAST, BUNDLE = "best.pt", "last.pt", "bundle.zip"  # in a run's folder
 PRED_MASKS, PRED_PROB, PRED_SUMMARY = "masks.tif", "prob.tif", "summary.json"  # in a prediction's folder
 
@@ -59,6 +67,8 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 #: folders of an import or a delete in progress: datasets/.<name>.importing-<host>-<pid>-<ns>
 WORK_DIR_RE = re.compile(r"^\.(?P<name>.+)\.(?:importing|deleting)-(?:(?P<host>[A-Za-z0-9]+)-)?(?P<pid>\d+)-\d+$")
 #: temporary files of core.data.files.atomic_write: .<file name>.<host>-<pid>.<random>.tmp (older: no owner)
+#: a mask version's file (or its provenance, ``src``) in a dataset's ``masks/`` folder
+MASK_FILE_RE = re.compile(r"^(?P<z>\d+)\.v(?P<version>\d+)(?P<src>\.src)?\.png$")
 TMP_RE = re.compile(r"^\..+?\.(?:(?P<host>[A-Za-z0-9]+)-(?P<pid>\d+)\.)?[A-Za-z0-9_]+\.tmp$")
 
 
@@ -78,6 +88,10 @@ def catalog_path(root: str | Path) -> Path:
 
 def datasets_dir(root: str | Path) -> Path:
     return Path(root) / _DATASETS
+
+
+def backups_dir(root: str | Path) -> Path:
+    return Path(root) / _BACKUPS
 
 
 def dataset_dir(root: str | Path, name: str) -> Path:

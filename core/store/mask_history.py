@@ -13,6 +13,7 @@ version.
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 from pathlib import Path
 from typing import Callable, Sequence
@@ -25,10 +26,25 @@ from ..data.masks import UNLABELED, labeled_fraction
 from ..data.provenance import accepted_run
 from ..errors import SegDashError
 from .catalog import SLICE_STATUSES, Catalog
-from .layout import mask_file, provenance_file
+from .layout import MASK_FILE_RE, MASKS_DIR, mask_file, provenance_file
 from .records import DatasetInfo, MaskConflict, MaskSave, MaskVersion, SliceInfo
 
-__all__ = ["MaskHistory"]
+__all__ = ["MaskHistory", "newest_on_disk"]
+
+
+def newest_on_disk(folder: Path, z: int) -> int:
+    """The highest version number of slice ``z`` with a file (mask or provenance) in the dataset folder
+    ``folder``, whatever the catalog says; 0 when none."""
+    top = 0
+    try:
+        with os.scandir(Path(folder) / MASKS_DIR) as entries:
+            for entry in entries:
+                m = MASK_FILE_RE.match(entry.name)
+                if m and int(m["z"]) == z:
+                    top = max(top, int(m["version"]))
+    except FileNotFoundError:
+        pass
+    return top
 
 
 class MaskHistory:
@@ -97,7 +113,8 @@ class MaskHistory:
         """Write the next version's file (and its provenance when it is not its source's alone) and row
         and make it current; inside ``con``'s transaction."""
         now = time.time()
-        version = self.catalog.next_version(con, name, z)
+        # never a number whose file exists: the catalog may have lost rows (a deleted WAL) whose files remain
+        version = max(self.catalog.next_version(con, name, z), newest_on_disk(self.dataset_dir(name), z) + 1)
         file = mask_file(z, version)
         if provenance is not None:  # first: a version row never names a missing provenance
             write_png(self.dataset_dir(name) / provenance_file(file), provenance.astype(np.uint8))
@@ -160,7 +177,11 @@ class MaskHistory:
             current = self._current(con, name, z)
             if base_version is not None and current != base_version:
                 raise MaskConflict(name, z, base_version, current)
-            return self._append_version(con, name, z, mask, status, source, current)
+            # a model's mask gets its provenance file: what tells repair it was accepted, not drawn
+            prov = (
+                provenance.from_source(source, mask) if provenance.accepted_run(source) or "accept" in source else None
+            )
+            return self._append_version(con, name, z, mask, status, source, current, prov)
 
     def edit_mask(
         self,

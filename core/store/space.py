@@ -1,4 +1,5 @@
-"""Disk space: checking before a write and one message for a full disk (``not enough space in ...``)."""
+"""Disk space: checking before a write, one message for a full disk (``not enough space in ...``), and
+the image stack written with its space reserved first (:func:`write_stack`)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+import numpy as np
+import tifffile
+
 from ..data.files import is_disk_full
 from .catalog import WorkspaceError
 
-__all__ = ["human_bytes", "disk_full_error", "reserve", "space_for"]
+__all__ = ["human_bytes", "disk_full_error", "reserve", "space_for", "write_stack"]
 
 _SPACE_MARGIN = 64 << 10  # bytes kept free beyond what a write needs (catalog rows, the WAL)
 
@@ -67,3 +71,20 @@ def space_for(root: Path, needed: int = 0) -> Iterator[None]:
         if is_disk_full(exc) or str(exc).startswith("not enough space"):
             raise disk_full_error(root, needed or None) from None
         raise
+
+
+def write_stack(path: Path, images: np.ndarray, nbytes: int) -> None:
+    """``images`` (Z, Y, X) as an uncompressed TIFF at ``path``, a slice at a time, with plain file writes,
+    not a memory map: a full disk then raises ENOSPC instead of killing the process with SIGBUS."""
+    with open(path, "wb") as fh:
+        reserve(fh, nbytes)
+        tifffile.imwrite(
+            fh,
+            (np.asarray(images[i]) for i in range(images.shape[0])),
+            shape=tuple(images.shape),
+            dtype=images.dtype,
+            photometric="minisblack",
+        )
+        fh.truncate(fh.tell())
+        fh.flush()
+        os.fsync(fh.fileno())

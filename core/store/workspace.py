@@ -46,8 +46,10 @@ from .catalog import Catalog, WorkspaceError
 from .layout import validate_name
 from .leftovers import clean_leftovers
 from .mask_history import MaskHistory
+from .meta import update_meta, write_meta
 from .records import DatasetInfo, MaskConflict, MaskSave, MaskVersion, RunRecord, SliceInfo
-from .space import disk_full_error, human_bytes, reserve, space_for
+from .recovery import Recovery
+from .space import disk_full_error, human_bytes, space_for, write_stack
 from .volumes import open_referenced
 
 __all__ = [
@@ -72,7 +74,7 @@ def default_root() -> Path:
     return Path(os.environ.get("SEGDASH_WORKSPACE") or "workspace").resolve()
 
 
-class Workspace(MaskHistory):
+class Workspace(MaskHistory, Recovery):
     """A SegDash workspace folder.
 
     Args:
@@ -222,10 +224,12 @@ class Workspace(MaskHistory):
         self.catalog.claim_dataset(name, tmp.name)
         published = False
         try:
+            if final.exists():  # checked holding the name: no import of it is publishing now
+                raise self._unlisted_folder(name)
             with space_for(self.root, needed):
                 (tmp / layout.MASKS_DIR).mkdir(parents=True)
                 if not by_reference:
-                    _write_stack(tmp / layout.IMAGES, images, image_bytes)
+                    write_stack(tmp / layout.IMAGES, images, image_bytes)
                 statuses, fractions = [], []
                 for i, m in enumerate(mask_list):
                     fractions.append(None if m is None else labeled_fraction(m))
@@ -234,9 +238,13 @@ class Workspace(MaskHistory):
                         continue
                     write_png(tmp / layout.mask_file(i, 1), np.asarray(m).astype(np.uint8))
                     statuses.append("labeled")
+                write_meta(
+                    tmp, created=time.time(), shape=(z, h, w), dtype=str(np.dtype(images.dtype)),
+                    class_names=class_names, slice_names=names, source=source, notices=notices, volume=volume,
+                )  # fmt: skip
                 final.parent.mkdir(parents=True, exist_ok=True)
-                if final.exists():  # left over from a deleted or failed dataset; not in the catalog, name is ours
-                    shutil.rmtree(final)
+                if final.exists():  # a folder this import did not make (a dataset the catalog lost): never ours
+                    raise self._unlisted_folder(name)
                 os.replace(tmp, final)
                 published = True
                 self.catalog.add_dataset(
@@ -266,8 +274,8 @@ class Workspace(MaskHistory):
         self.dataset(old)
         self.catalog.claim_dataset(new, "")  # refuses a taken name; no folder of its own to clean
         try:
-            if self.dataset_dir(new).exists():  # left over, not in the catalog; the name is ours now
-                shutil.rmtree(self.dataset_dir(new))
+            if self.dataset_dir(new).exists():  # a dataset the catalog lost: never ours to remove
+                raise self._unlisted_folder(new)
             os.replace(self.dataset_dir(old), self.dataset_dir(new))
             try:
                 self.catalog.rename_dataset(old, new)  # also releases the claim
@@ -319,6 +327,7 @@ class Workspace(MaskHistory):
         if any(not str(c).strip() for c in class_names):
             raise SegDashError("class names must not be empty")
         self.catalog.set_class_names(name, [str(c).strip() for c in class_names])
+        update_meta(self.dataset_dir(name), class_names=[str(c).strip() for c in class_names])
 
     # -- images ------------------------------------------------------------------------------
     def read_images(self, name: str) -> np.ndarray | Volume:
@@ -375,20 +384,3 @@ class Workspace(MaskHistory):
         """The dataset's :class:`~core.data.pixelsize.PixelSize` (read from its source on import), or ``None``."""
         row = self.catalog.pixel_size(name)
         return PixelSize(*row) if row else None
-
-
-def _write_stack(path: Path, images: np.ndarray, nbytes: int) -> None:
-    """``images`` (Z, Y, X) as an uncompressed TIFF at ``path``, a slice at a time, with plain file writes,
-    not a memory map: a full disk then raises ENOSPC instead of killing the process with SIGBUS."""
-    with open(path, "wb") as fh:
-        reserve(fh, nbytes)
-        tifffile.imwrite(
-            fh,
-            (np.asarray(images[i]) for i in range(images.shape[0])),
-            shape=tuple(images.shape),
-            dtype=images.dtype,
-            photometric="minisblack",
-        )
-        fh.truncate(fh.tell())
-        fh.flush()
-        os.fsync(fh.fileno())

@@ -73,7 +73,7 @@ def ensure_sample(ws: Workspace) -> DatasetInfo | None:
     A marker file remembers the import, so a user who deletes the sample does not get it back.
     """
     marker = ws.root / SAMPLE_MARKER
-    if marker.exists() or ws.dataset_names():
+    if marker.exists() or ws.dataset_names() or ws.unlisted().datasets:  # dataset folders: not a new workspace
         return None
     try:
         info = import_sample(ws)
