@@ -148,3 +148,69 @@ def test_save_into_an_unwritable_folder_keeps_the_strokes_and_says_why(ws_env, p
     monkeypatch.setattr(Workspace, "edit_mask", writable)
     at.button(key="label_save").click().run()  # the folder writable again: the same strokes save
     assert not at.exception and ws_env.labeled_slices("tiny") == [0]
+
+
+@pytest.fixture
+def read_only_datasets(ws_env):
+    """``make(True)`` turns the workspace's ``datasets/`` folder read-only in place (a read-only bind
+    mount over it: even root cannot write there, and the catalog beside it stays writable);
+    ``make(False)`` undoes it. Needs root and mount rights; skipped without."""
+    import os
+    import subprocess
+
+    folder = ws_env.root / "datasets"
+    mounted = []
+
+    def make(ro: bool) -> None:
+        if not ro:
+            subprocess.run(["umount", str(folder)], capture_output=True)
+            mounted.clear()
+            return
+        if os.geteuid() != 0:
+            pytest.skip("a read-only bind mount needs root")
+        res = subprocess.run(["mount", "--bind", str(folder), str(folder)], capture_output=True)
+        if res.returncode:
+            pytest.skip(f"cannot bind-mount: {res.stderr.decode().strip()}")
+        mounted.append(folder)
+        res = subprocess.run(["mount", "-o", "remount,bind,ro", str(folder)], capture_output=True)
+        if res.returncode:
+            pytest.skip(f"cannot remount read-only: {res.stderr.decode().strip()}")
+
+    yield make
+    if mounted:
+        subprocess.run(["umount", "-l", str(folder)], capture_output=True)
+
+
+def test_datasets_made_read_only_while_the_server_runs_rename_and_save_say_so(ws_env, make_dataset, read_only_datasets):
+    """Not injected: the datasets folder turns read-only between two page runs. Rename on the Data
+    page and Save on the Label page say what failed, with a reference and no traceback or server
+    path; nothing changes, the strokes stay, and Save works once the folder is writable again."""
+    make_dataset("tiny", z=2, shape=(32, 48), labeled=())
+    data = AppTest.from_file(str(ROOT / "pages" / "data.py"), default_timeout=60).run()
+    data.text_input(key="data_new_name").input("tiny2").run()
+    data.checkbox(key="data_confirm_rename").check().run()
+    label = AppTest.from_file(str(ROOT / "pages" / "label.py"), default_timeout=60).run()
+    ch, cw = label.session_state["label_canvas_hw"]
+    stroke = {
+        "type": "Path",
+        "stroke": cv.stroke_css(1),
+        "strokeWidth": 3 * cw / 48,
+        "path": [["M", 10.5 * cw / 48, 16.5 * ch / 32], ["L", 30.5 * cw / 48, 16.5 * ch / 32]],
+    }
+    key = label.session_state["label_canvas_key"]
+    label.session_state[key] = {"drawing": {"raw": {"objects": [stroke]}, "data": None}, "backgroundFit": None}
+    label.run()
+    read_only_datasets(True)
+    try:
+        data.button(key="data_rename").click().run()
+        _assert_nothing_of_the_server(data, ws_env)
+        assert "not writable" in data.error[0].value and "Reference" in data.error[0].value
+        label.button(key="label_save").click().run()
+        _assert_nothing_of_the_server(label, ws_env)
+        kind, text = label.session_state["label_status"]
+        assert kind == "error" and "not writable" in text and "Reference" in text, text
+    finally:
+        read_only_datasets(False)
+    assert ws_env.dataset_names() == ["tiny"] and ws_env.labeled_slices("tiny") == []
+    label.button(key="label_save").click().run()  # writable again: the kept strokes save
+    assert not label.exception and ws_env.labeled_slices("tiny") == [0]
