@@ -198,7 +198,8 @@ def shown(text: str, root: str | Path | None = None) -> str:
         name = re.split(r"[/\\]", path.rstrip("/\\"))[-1]
         return (name or "a server folder") + trail
 
-    return _ABS_PATH.sub(one, text)
+    # core's "workspace folder /srv/ws is not writable" (WorkspaceError) reads as English without its path
+    return _ABS_PATH.sub(one, text).replace("workspace folder the workspace", "the workspace folder")
 
 
 def _reference(exc: BaseException) -> str:
