@@ -2,7 +2,8 @@
 
 Start with ``streamlit run app.py``. This file builds the navigation and sets up the frame every
 page shares, once per run (session-state defaults, the workspace, flash messages:
-:func:`pages._common.frame`); each page is a file in ``pages/`` and all logic is in ``core``.
+:func:`pages._common.frame`); each page is a file in ``pages/`` and all logic is in ``core``. A page
+that raises shows a short message and a reference to the server log (:func:`pages._common.user_errors`).
 """
 
 import os
@@ -13,7 +14,7 @@ if os.environ.get("SEGDASH_SHARE_CPU", "1") != "0":  # before torch loads OpenMP
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import streamlit as st  # noqa: E402
 
-from pages._common import frame
+from pages._common import frame, user_errors
 
 st.set_page_config(page_title="SegDash", page_icon=":microscope:", layout="wide")
 
@@ -31,8 +32,9 @@ PAGES = [
 page = st.navigation(PAGES)
 _started = time.perf_counter()
 try:
-    frame()
-    page.run()
+    with user_errors():  # whatever a page raises: a short message with a reference, the traceback in the server log
+        frame()
+        page.run()
 finally:
     if os.environ.get("SEGDASH_LOG_RUNS"):  # how long the server took for each page run (benchmarks/bench_load.py)
         print(f"segdash-run {time.time():.3f} {page.title} {time.perf_counter() - _started:.3f}", file=sys.stderr)

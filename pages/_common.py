@@ -7,7 +7,12 @@ UI only (no logic): everything computed lives in ``core``.
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
+import re
+import secrets
+import sqlite3
+import time
 from pathlib import Path
 from typing import Iterator
 
@@ -18,8 +23,6 @@ from core.errors import SegDashError
 from core.store.catalog import CatalogDamaged
 from core.store.workspace import Workspace, WorkspaceError, default_root
 from core.workflow.sample import ensure_sample
-
-log = logging.getLogger(__name__)
 
 
 @st.cache_resource(show_spinner="Opening the workspace ...")
@@ -70,14 +73,14 @@ def _open() -> Workspace:
         ws = _open_workspace(str(default_root()))
         ws.backup_if_due()  # a copy of the catalog a day (core.store.backups); raises if it was damaged since
     except WorkspaceError as exc:  # not writable, disk full, a damaged catalog: say so and what to do, no traceback
-        st.error(str(exc))
+        st.error(shown(str(exc)))
         if isinstance(exc, CatalogDamaged):
             from pages._repair import repair_button
 
             repair_button(_open_workspace.clear)
         st.stop()
     for kind, text in st.session_state.pop(_FLASHES, []):  # flash(): where a run first asks for the workspace
-        _SHOW[kind](text)
+        _SHOW[kind](shown(text))  # an action's words may quote a core message: no server folder in them
     return ws
 
 
@@ -153,20 +156,114 @@ def prepared_download(ready: dict, key: str) -> None:
     )
 
 
+# -- errors: a clear message in the browser, the traceback in the server log ----------------------
+
+#: The server log: incidents (an error shown on a page as internal) go to the server's standard error
+#: with their traceback, under the reference the page shows.
+incidents = logging.getLogger("segdash.incident")
+if not incidents.handlers:
+    _handler = logging.StreamHandler()  # sys.stderr: the terminal or the service's journal
+    _handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    incidents.addHandler(_handler)
+    incidents.setLevel(logging.INFO)
+    incidents.propagate = False
+
+# an absolute path (POSIX, or a Windows drive), not part of a word, a fraction or a URL
+_ABS_PATH = re.compile(r"(?<![\w/.:~-])(?:/|[A-Za-z]:\\)[^\s'\"`,;()\[\]{}<>|*?]+")
+
+
+def shown(text: str, root: str | Path | None = None) -> str:
+    """``text`` as a browser may see it: paths inside the workspace (``root``, default the current
+    one) relative to it, any other absolute path cut to its file name; the server's folders stay
+    on the server (the CLI, run by the machine's owner, keeps full paths).
+
+    Example:
+        >>> shown("cannot write /srv/ws/datasets/em/masks/00001.v2.png", "/srv/ws")
+        'cannot write datasets/em/masks/00001.v2.png'
+        >>> shown("not enough space in /srv/ws: needs 3.0 MB; see /tmp/up/stack.tif", "/srv/ws")
+        'not enough space in the workspace: needs 3.0 MB; see stack.tif'
+    """
+    roots = []
+    try:
+        base = Path(root) if root is not None else default_root()
+        roots = sorted({str(base), str(base.resolve())}, key=len, reverse=True)
+    except OSError:
+        pass
+
+    def one(m: re.Match) -> str:
+        path = m.group(0)
+        trail = ""
+        while path and path[-1] in ".:":  # the sentence's punctuation, not the path's
+            path, trail = path[:-1], path[-1] + trail
+        for r in roots:
+            if path == r or path == r.rstrip("/\\"):
+                return "the workspace" + trail
+            for sep in ("/", "\\"):
+                if path.startswith(r.rstrip("/\\") + sep):
+                    return path[len(r.rstrip("/\\")) + 1 :] + trail
+        name = re.split(r"[/\\]", path.rstrip("/\\"))[-1]
+        return (name or "a server folder") + trail
+
+    # core's "workspace folder /srv/ws is not writable" (WorkspaceError) reads as English without its path
+    return _ABS_PATH.sub(one, text).replace("workspace folder the workspace", "the workspace folder")
+
+
+def _reference(exc: BaseException) -> str:
+    """Log ``exc`` with its traceback under a new reference and return the reference."""
+    ref = f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
+    incidents.error("incident %s: %s on a page", ref, type(exc).__name__, exc_info=exc)
+    return ref
+
+
+def problem(exc: Exception) -> tuple[str, str]:
+    """``(message, details)`` to show for ``exc``: a :class:`~core.errors.SegDashError`'s own message
+    (no details); else a short sentence saying what failed and nothing saved was lost, with a
+    reference to the server log, which holds the traceback (:data:`incidents`), and the error's type
+    and message as details. No server path in either (:func:`shown`)."""
+    if isinstance(exc, SegDashError):
+        return shown(str(exc)), ""
+    ref = _reference(exc)
+    tail = f" Nothing saved was lost. Reference {ref} in the server log."
+    name = getattr(exc, "filename", None)
+    where = f" ({shown(str(name))})" if name else ""
+    if isinstance(exc, OSError) and exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        text = (
+            f"The server may not write or read a file in the workspace{where}: its folder is not "
+            "writable (permissions, or a read-only disk). Ask whoever runs SegDash to make the "
+            "workspace writable, then try again."
+        )
+    elif isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        text = f"The workspace's disk is full{where}: free some space, then try again."
+    elif isinstance(exc, OSError):
+        text = f"A file of the workspace could not be read or written{where}."
+    elif isinstance(exc, sqlite3.Error):
+        text = (
+            "The workspace's catalog (catalog.sqlite) could not be read or written: it may be damaged, "
+            "locked by another program, or on a disk that went away."
+        )
+    else:
+        text = "Something went wrong inside SegDash: an internal error, not a problem with your input."
+    return text + tail, shown(f"{type(exc).__name__}: {exc}")
+
+
+def show_problem(exc: Exception) -> None:
+    """Show ``exc`` on the page (:func:`problem`): an error box, the details folded below it."""
+    text, details = problem(exc)
+    st.error(text)
+    if details:
+        with st.expander("Details"):
+            st.code(details)
+
+
 @contextlib.contextmanager
 def user_errors() -> Iterator[None]:
-    """Show a :class:`~core.errors.SegDashError` (a user's mistake) as ``st.error`` instead of a
-    traceback; any other ``ValueError`` (numpy, torch, ...) is an internal error: a generic message,
-    its details folded in an expander and the traceback in the server log."""
+    """Show any error of the block instead of a traceback: a :class:`~core.errors.SegDashError`
+    (a user's mistake) as its message; anything else (a folder made unwritable, a damaged catalog,
+    an error of numpy or torch) as a short message with a reference to the server log, which holds
+    the traceback (:func:`problem`). Streamlit's own stops and reruns pass through (they are no
+    ``Exception``). ``app.py`` runs every page inside one too, so nothing a page raises reaches the
+    browser as a traceback."""
     try:
         yield
-    except SegDashError as exc:
-        st.error(str(exc))
-    except ValueError as exc:
-        log.exception("internal error shown on the page")
-        st.error(
-            "Something went wrong inside SegDash: an internal error, not a problem with your input. "
-            "Nothing saved was lost; the details are below and in the server log."
-        )
-        with st.expander("Details"):
-            st.code(f"{type(exc).__name__}: {exc}")
+    except Exception as exc:  # noqa: BLE001 - the page shows it; the server log keeps the traceback
+        show_problem(exc)

@@ -11,7 +11,7 @@ from core.view import canvas as cv
 from core.view.strokes import next_brush, next_zoom, pan_center
 from core.workflow.assist import model_suggestion
 from core.workflow.labeling import next_class, next_unlabeled
-from pages._common import workspace
+from pages._common import problem, workspace
 from pages._keys import new_actions, value
 from pages._label_state import KEYS_WIDGET, TOOLS, ZOOMS, drop_strokes, hint, kept, put, say, scribbling, strokes
 
@@ -51,8 +51,8 @@ def save(ws, dataset: str, z: int) -> None:
             source="drawn",
             drawn=paint >= 0,
         )
-    except ValueError as exc:
-        say("error", f"Not saved: {exc}")
+    except Exception as exc:  # noqa: BLE001 - a refusal, or a folder made unwritable: said, strokes kept
+        say("error", f"Not saved (your strokes are kept): {problem(exc)[0]}")
         return
     drop_strokes(dataset, z)
     text = f"Saved {info.slice_names[z]}: version {saved.version} ({saved.status}, {n} stroke(s))."
@@ -68,8 +68,8 @@ def _tell(kind: str, do, words) -> None:
     """Run ``do()`` and say ``words(result)``; a refusal is said as an error."""
     try:
         result = do()
-    except ValueError as exc:
-        say("error", str(exc))
+    except Exception as exc:  # noqa: BLE001 - a refusal, or an unwritable folder: said, not a traceback
+        say("error", problem(exc)[0])
         return
     say(kind, words(result))
 
@@ -110,8 +110,8 @@ def from_model(ws, dataset: str, z: int, base: int) -> None:
         version = ws.save_mask(
             dataset, z, labels, status="from-prediction", source=f"model:{source}", base_version=base
         )
-    except ValueError as exc:
-        say("warning", str(exc))
+    except Exception as exc:  # noqa: BLE001 - said, not a traceback
+        say("warning", problem(exc)[0])
         return
     say("success", f"Started from the {source} (version {version}, from-prediction): correct it and Save.")
 
@@ -147,8 +147,8 @@ def on_key() -> None:
             if action in ("left", "right", "up", "down", "zoom_in", "zoom_out") and z != ctx["z"]:
                 continue  # the window shown belongs to another slice's page: skip rather than guess
             _act(ws, ctx, z, action)
-    except ValueError as exc:  # e.g. the dataset was deleted meanwhile
-        say("error", str(exc))
+    except Exception as exc:  # noqa: BLE001 - e.g. the dataset was deleted meanwhile
+        say("error", problem(exc)[0])
 
 
 _MOVES = {"left": (0, -0.25), "right": (0, 0.25), "up": (-0.25, 0), "down": (0.25, 0)}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import streamlit as st
 
 from core.workflow.live import LiveRound, current_round, start_round
+from pages._common import problem
 from pages._label_actions import save
 from pages._label_state import say, strokes
 
@@ -25,8 +26,8 @@ def _train(ws, dataset: str, z: int) -> None:
         return
     try:
         r = start_round(ws, dataset, z)
-    except ValueError as exc:
-        say("error", f"Not started: {exc}")
+    except Exception as exc:  # noqa: BLE001 - a refusal, or an unwritable folder: said, not a traceback
+        say("error", f"Not started: {problem(exc)[0]}")
         return
     say("info", f"Training on your strokes from {r.source} for about {r.budget_s:.0f} s; keep drawing meanwhile.")
 

@@ -13,6 +13,7 @@ import numpy as np
 import streamlit as st
 
 from core.view import canvas as cv
+from pages._common import shown
 from pages._keys import key_hint
 
 __all__ = [
@@ -118,7 +119,9 @@ def scribbling() -> bool:
 
 
 def say(kind: str, text: str) -> None:
-    """The status line: stays until the next action; the log keeps the last ten."""
+    """The status line: stays until the next action; the log keeps the last ten. No server folder in
+    it (:func:`pages._common.shown`: a refusal from core may name one)."""
+    text = shown(text)
     st.session_state["label_status"] = (kind, text)
     st.session_state["label_log"] = [(time.strftime("%H:%M:%S"), kind, text)] + st.session_state["label_log"][:9]
 

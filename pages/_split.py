@@ -15,6 +15,7 @@ from core.data.zrange import format_slices, parse_slices
 from core.predict.parts import scores_by_part
 from core.train.config import SPLITS, TrainConfig
 from core.train.data import looks_like_stack, plan_split
+from pages._common import shown
 
 __all__ = ["split_form", "finish_report", "prediction_parts_table"]
 
@@ -89,7 +90,7 @@ def split_form(info: Any, labeled: list[int], base: TrainConfig, val_fraction: f
                 test_slices=out["test_slices"],
             )
         except ValueError as exc:
-            st.error(str(exc))
+            st.error(shown(str(exc)))
             out.pop("val_slices", None), out.pop("test_slices", None)
             return out
         st.caption(

@@ -17,7 +17,7 @@ from core.data.masks import GappedMaskValues, StrayMaskValues, ThresholdMergesCl
 from core.view.render import class_color, overlay
 from core.workflow.ingest import ImagesLookLikeMasks, import_dataset, import_roots
 from core.workflow.labeling import status_words
-from pages._common import dataset_picker, flash, user_errors, workspace
+from pages._common import dataset_picker, flash, shown, user_errors, workspace
 from pages._pixel_size import pixel_size_editor
 
 ACCEPTED = ["tif", "tiff", "png", "jpg", "jpeg", "bmp", "zip"]
@@ -271,7 +271,7 @@ def _import_tab(ws) -> None:
     if st.button("Import", key="data_import", type="primary", icon=":material/upload:"):
         _run_import(ws)
     if st.session_state["data_error"]:
-        st.error(f"Import refused: {st.session_state['data_error']}", icon=":material/error:")
+        st.error(f"Import refused: {shown(st.session_state['data_error'])}", icon=":material/error:")
 
 
 def _browse_tab(ws, dataset: str) -> None:
@@ -279,8 +279,8 @@ def _browse_tab(ws, dataset: str) -> None:
     n = info.shape[0]
     st.caption(
         f"{n} slices of {info.shape[1]} x {info.shape[2]} pixels, {info.dtype}"
-        + (f"; read in place from `{info.volume}` (by reference)" if info.volume else "")
-        + (f"; from {info.source}" if info.source and not info.volume else "")
+        + (f"; read in place from `{shown(str(info.volume))}` (by reference)" if info.volume else "")
+        + (f"; from {shown(str(info.source))}" if info.source and not info.volume else "")
     )
     for notice in info.notices:
         st.info(notice)

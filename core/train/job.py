@@ -140,6 +140,7 @@ class TrainingJob(JobHandle):
             )
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._interrupted = False
         self._thread: threading.Thread | None = None
         self._snap = TrainingSnapshot(
             run_id=self.run_id,
@@ -178,6 +179,18 @@ class TrainingJob(JobHandle):
             if self._snap.state in ("queued", "running"):
                 self._snap.state = "stopping"
 
+    def interrupt(self) -> None:
+        """Stop because the process that started the run is gone (its server ended), not because
+        anyone asked: the catalog reads ``interrupted`` at once (only over a state still active: an
+        outcome already written stays), the job stops as :meth:`stop` does, keeping ``last.pt``,
+        and records ``interrupted`` as its outcome; the run resumes from ``last.pt``."""
+        self._interrupted = True
+        self.stop()
+        try:
+            self.workspace.catalog.beat(self.run_id, state="interrupted")
+        except Exception:  # noqa: BLE001 - a busy catalog: the outcome is written when the job ends
+            log.warning("recording run %s as interrupted", self.run_id, exc_info=True)
+
     # -- worker ----------------------------------------------------------------------------
     def _set(self, **values: Any) -> None:
         with self._lock:
@@ -205,11 +218,11 @@ class TrainingJob(JobHandle):
         ).start()
         try:
             self._set(state="running")
-            cat.update_run(self.run_id, state="running")
+            cat.beat(self.run_id, state="running")  # not over an outcome written meanwhile (interrupt())
             self._train()
             final = {"state": "done"}  # every epoch ran (a stop that came after the last step changes nothing)
         except Stopped:
-            final = {"state": "stopped"}
+            final = {"state": "interrupted" if self._interrupted else "stopped"}
         except Exception as exc:  # noqa: BLE001 - every error becomes the job's failed state
             if is_disk_full_error(exc, self.workspace.root):  # the user's to fix: no traceback in the server log
                 log.warning("training run %s failed: the disk is full (%s)", self.run_id, exc)
@@ -231,7 +244,8 @@ class TrainingJob(JobHandle):
         }
         try:
             cat.update_run(self.run_id, state=final["state"], error=final.get("error", ""), **record)
-            if snap.last_checkpoint or snap.best_checkpoint:
+            if (snap.last_checkpoint or snap.best_checkpoint) and not self._interrupted:
+                # (an interrupted run's worker ends at once; the Train page writes its bundle when asked)
                 bundle = str(write_bundle(self.workspace, self.run_id))
         except Exception as exc:  # noqa: BLE001
             log.exception("finishing run %s", self.run_id)

@@ -19,9 +19,14 @@ the worker's job writes it as any job does (epochs, checkpoints, heartbeat with 
 Stop: a signal to the worker (``SIGUSR1``: it stops within one step), and the catalog's stop request
 as well (what other processes use). A worker that dies without recording an end (killed, out of
 memory) leaves its run ``failed`` with the exit status and the end of its log
-(``runs/<id>/worker.log``). A worker whose server ends (Ctrl-C reaches it too, in the same process
-group; a server stopped or killed is noticed within half a second) stops cleanly, keeping
-``last.pt``: the run reads ``stopped`` and resumes from there.
+(``runs/<id>/worker.log``). A worker whose server ends stops as Stop would, keeping ``last.pt``, but
+records the run ``interrupted`` (not ``stopped``: nobody asked for it) the moment it notices, and
+the run resumes from there. It notices within a tenth of a second whatever the server died of:
+the server holds the write end of the worker's standard input open for as long as it lives, so its
+end (killed, crashed, stopped) is an end-of-file the worker reads at once (:func:`watch_server`);
+the parent's process id is polled too, and Ctrl-C (the same process group) or ``SIGTERM`` (a
+service stopped) count the same. Such a stop comes between steps, never while an epoch is being
+recorded, so the epochs in the catalog are exactly those ``last.pt`` holds.
 
 Where training runs is :func:`start_training`'s choice: a worker process by default,
 ``SEGDASH_WORKER_PROCESS=0`` keeps it in a thread of this process (what scripts and tests that
@@ -30,9 +35,11 @@ want the job's live object use directly: ``registry().start(TrainingJob(...))``)
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -52,10 +59,11 @@ from .job import TrainingJob
 from .registry import registry
 from .snapshot import JobHandle, mark_worker, snapshot_of_run
 
-__all__ = ["ProcessJob", "start_training", "main"]
+__all__ = ["ProcessJob", "start_training", "main", "watch_server"]
 
 log = logging.getLogger(__name__)
 _POLL_S = 0.5  # how often the job reads its run's row (the worker's heartbeat writes it every 2 s)
+_WATCH_S = 0.1  # how often the worker looks whether its server is still there (besides the pipe's end)
 _LOG_TAIL = 1500  # characters of the worker's log quoted when it dies
 
 
@@ -146,8 +154,10 @@ class ProcessJob(JobHandle):
             self._proc.kill()
             raise
         assert self._proc.stdin is not None
-        self._proc.stdin.write(json.dumps(spec).encode())
-        self._proc.stdin.close()
+        # one line of spec; the pipe then stays open for this process's life: its end tells the worker
+        # that the server is gone (watch_server), however it ended
+        self._proc.stdin.write(json.dumps(spec).encode() + b"\n")
+        self._proc.stdin.flush()
         self._thread = threading.Thread(target=self._follow, name=f"segdash-worker-{self.run_id}", daemon=True)
         self._thread.start()
         return self
@@ -203,11 +213,14 @@ class ProcessJob(JobHandle):
                 log.debug("reading run %s", self.run_id, exc_info=True)
             time.sleep(_POLL_S)
         code = proc.returncode
+        with contextlib.suppress(OSError):
+            proc.stdin.close()  # type: ignore[union-attr]
         try:
             seen = self._refresh()
         except Exception:  # noqa: BLE001
             seen = False
-        if seen and self.state not in ACTIVE_RUN_STATES and self.state != "interrupted":
+        recorded = self.state not in ACTIVE_RUN_STATES and (self.state != "interrupted" or code == 0)
+        if seen and recorded:  # the worker wrote its outcome (an interrupted one too: SIGTERM)
             return
         why = f"the training process ended unexpectedly (exit status {code}"
         why += ", killed: out of memory?)" if code in (-9, 137) else ")"
@@ -230,10 +243,34 @@ class ProcessJob(JobHandle):
         return text.strip()[-_LOG_TAIL:]
 
 
+def watch_server(fd: int | None = None) -> threading.Event:
+    """In the worker: an event set as soon as the server that started it is gone. A thread reads
+    the worker's standard input (``fd``), whose write end the server holds open for its whole life,
+    to its end: an end-of-file at once when the server ends, killed included. (The worker's loop also
+    polls its parent's id, :func:`~core.nn.device.server_gone`, in case another process kept the pipe
+    open.) The file descriptor is read raw: a daemon thread blocked in a buffered read would hold
+    its lock at the interpreter's exit."""
+    gone = threading.Event()
+    fd = sys.stdin.fileno() if fd is None else fd
+
+    def read_to_end() -> None:
+        try:
+            while os.read(fd, 4096):
+                pass
+        except OSError:  # closed: gone as well
+            pass
+        gone.set()
+
+    threading.Thread(target=read_to_end, name="segdash-server-watch", daemon=True).start()
+    return gone
+
+
 def main() -> int:
-    """The worker: read the job's spec (JSON) from standard input, train, exit 0 once the run's
-    outcome (done, stopped or failed) is in the catalog; ``SIGUSR1`` or Ctrl-C stop it cleanly."""
-    spec: dict[str, Any] = json.loads(sys.stdin.read())
+    """The worker: read the job's spec (one JSON line) from standard input, train, exit 0 once the
+    run's outcome (done, stopped, interrupted or failed) is in the catalog. ``SIGUSR1`` stops it
+    (the Stop button); its server's end, Ctrl-C or ``SIGTERM`` interrupt it
+    (:meth:`~core.train.job.TrainingJob.interrupt`)."""
+    spec: dict[str, Any] = json.loads(sys.stdin.buffer.readline())
     ws = Workspace(spec["workspace"])
     job = TrainingJob(
         ws,
@@ -244,18 +281,25 @@ def main() -> int:
         origin=spec.get("origin") or "app",
         recorded=True,
     )
+    parent = spec.get("parent")
+    gone = watch_server()
     on_stop_signal(job.stop)
+    if hasattr(signal, "SIGTERM"):
+        signal.signal(signal.SIGTERM, lambda *_: gone.set())  # a service stopped: as if its server ended
     registry().start(job)
-    try:
-        while not job.join(0.5):
-            if server_gone(spec.get("parent")) and job.state in ("queued", "running"):
-                print(f"run {job.run_id}: the server that started it ended: stopping", flush=True)
-                job.stop()  # its server is gone (stopped, killed): stop cleanly, last.pt kept to resume
-    except KeyboardInterrupt:
-        job.stop()
-        job.join()
+    interrupted = 0.0  # when the server's end was noticed
+    while job.state in ACTIVE_RUN_STATES:  # polled, not joined: see core.train.headless._wait_for_end
+        try:
+            gone.wait(_WATCH_S)
+            if not interrupted and (gone.is_set() or server_gone(parent)):
+                interrupted = time.monotonic()
+                job.interrupt()  # recorded interrupted now; the job stops at its next step, last.pt kept
+                print(f"run {job.run_id}: the server that started it ended: interrupted", flush=True)
+        except KeyboardInterrupt:  # Ctrl-C in the server's terminal reaches its workers too
+            gone.set()
     snap = job.snapshot()
-    print(f"run {job.run_id}: {snap.state} {snap.error}".strip(), flush=True)
+    took = f" ({time.monotonic() - interrupted:.1f} s after its server's end)" if interrupted else ""
+    print(f"run {job.run_id}: {snap.state}{took} {snap.error}".strip(), flush=True)
     return 0
 
 

@@ -27,7 +27,7 @@ __all__ = [
     "mark_worker",
 ]
 
-JOB_STATES = ("queued", "running", "stopping", "done", "failed", "stopped")
+JOB_STATES = ("queued", "running", "stopping", "done", "failed", "stopped", "interrupted")
 _PROGRESS_KEYS = ("epoch", "start_epoch", "epochs", "step", "steps_per_epoch", "eta_s", "notes")
 # the origins of :data:`~core.store.schema.RUN_ORIGINS` in words
 ORIGIN_NAMES = {"app": "dashboard", "cli": "CLI", "python": "Python", "torchrun": "torchrun"}
@@ -39,8 +39,8 @@ class TrainingSnapshot(Record):
 
     Attributes:
         run_id, dataset: the run and the dataset it trains on.
-        state: one of :data:`JOB_STATES` (``interrupted`` too, for a run read from the catalog whose
-            process is gone); ``error`` its message when ``failed``.
+        state: one of :data:`JOB_STATES` (``interrupted``: the server that started it ended, or,
+            for a run read from the catalog, its process is gone); ``error`` its message when ``failed``.
         epoch: last completed epoch (``start_epoch`` for a resumed run at its start); ``epochs`` the
             final one; ``step`` the step within the current epoch, of ``steps_per_epoch``.
         eta_s: estimated seconds left (``None`` before the first steps).
