@@ -199,7 +199,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--checkpoint",
         required=True,
         metavar="FILE",
-        help="a run's best.pt / last.pt, or its bundle.zip (the weights inside are read)",
+        help="a run's best.pt / last.pt, or its bundle.zip (the weights inside are read), or a bioimage.io "
+        "MODEL.zip exported by SegDash (its state dict weights, loaded as data)",
     )
     p.add_argument(
         "--input",
@@ -230,6 +231,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--channel", type=int, help="channel to keep for multi-channel input")
     p.add_argument("--block", type=int, metavar="N", help="Zarr output: y/x side of its chunks, a block each (1024)")
     p.add_argument("--halo", type=int, metavar="N", help="Zarr output: context around a block (a quarter tile)")
+    p.add_argument(
+        "--trust-code",
+        action="store_true",
+        help="run a bioimage.io package's TorchScript weights when it has no SegDash state dict weights: "
+        "TorchScript is a program that can read and overwrite your files; only for packages you trust",
+    )
     _add_planar_choice(p)
 
     p = _command(

@@ -84,6 +84,19 @@ def run_predict(args: argparse.Namespace) -> dict[str, Any]:
     for what, path in (("checkpoint", args.checkpoint), ("input", args.input)):  # before torch is imported
         if not Path(path).exists():
             raise SegDashError(f"{path}: no such {what} file or folder")
+    if Path(args.checkpoint).is_file():  # its size and ZIP directory, still without torch
+        from ..nn.archive import check_model_file
+
+        check_model_file(Path(args.checkpoint))
+    if getattr(args, "trust_code", False):  # a package's TorchScript runs only when the user says so
+        from ..nn.bioimageio import trusting_code
+
+        with trusting_code(True):
+            return _predict(args)
+    return _predict(args)
+
+
+def _predict(args: argparse.Namespace) -> dict[str, Any]:
     from ..data.limits import StackOrColourNeeded
 
     bar = progress_printer("predict")

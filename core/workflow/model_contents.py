@@ -138,6 +138,7 @@ def segdash_config(ckpt: Checkpoint, multiple: int) -> dict[str, Any]:
         "dataset_version": str(ckpt.extra.get("dataset_version", "")),
         "metrics": metrics,
         "input_multiple": multiple,
+        "decision": ckpt.decision.to_dict(),
         "output": "probabilities",
         "exported_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
@@ -149,9 +150,11 @@ def bundle_config(ckpt: Checkpoint) -> dict[str, Any]:
     if ckpt.path is not None:
         bundle = Path(ckpt.path).with_name("bundle.zip")
         if bundle.is_file():
+            from ..nn.archive import TEXT_MAX_BYTES, read_member  # torch-free: sizes checked before reading
+
             try:
                 with zipfile.ZipFile(bundle) as zf:
-                    return json.loads(zf.read("config.json"))
+                    return json.loads(read_member(zf, "config.json", str(bundle), TEXT_MAX_BYTES))
             except (OSError, KeyError, ValueError, zipfile.BadZipFile):
                 pass
     extra = ckpt.extra

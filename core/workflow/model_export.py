@@ -25,6 +25,7 @@ from ..errors import SegDashError
 from ..nn.bioimageio import DEFAULT_LICENSE, LICENSES, Probabilities, is_package
 from ..nn.checkpoint import load_checkpoint
 from ..nn.model import required_multiple
+from ..nn.package_arch import ARCH_CALLABLE, ARCH_FILE, arch_kwargs, arch_source
 from .model_contents import bundle_config, cover_image, input_crop, readme_text, segdash_config
 
 __all__ = ["export_bioimageio", "test_package"]
@@ -156,6 +157,9 @@ def export_bioimageio(
     try:
         ts_path = tmp / "weights_torchscript.pt"
         traced.save(str(ts_path))
+        sd_path, arch_path = tmp / "weights_state_dict.pt", tmp / ARCH_FILE
+        torch.save({k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}, sd_path)
+        arch_path.write_text(arch_source())
         np.save(tmp / "test_input.npy", x_raw)
         np.save(tmp / "test_output.npy", expected.astype(np.float32))
         from PIL import Image
@@ -213,13 +217,23 @@ def export_bioimageio(
                     test_tensor=bm.FileDescr(source=tmp / "test_output.npy"),
                     data=bm.IntervalOrRatioDataDescr(type="float32", range=(0.0, 1.0)),
                 )
+                torch_version = bm.Version(torch.__version__.split("+")[0])
                 weights = {
+                    "pytorch_state_dict": bm.PytorchStateDictWeightsDescr(
+                        source=sd_path,
+                        architecture=bm.ArchitectureFromFileDescr(
+                            source=arch_path, callable=bm.Identifier(ARCH_CALLABLE), kwargs=arch_kwargs(cfg)
+                        ),
+                        pytorch_version=torch_version,
+                    ),
                     "torchscript": bm.TorchscriptWeightsDescr(
-                        source=ts_path, pytorch_version=bm.Version(torch.__version__.split("+")[0])
-                    )
+                        source=ts_path, pytorch_version=torch_version, parent="pytorch_state_dict"
+                    ),
                 }
                 if onnx_ok:
-                    weights["onnx"] = bm.OnnxWeightsDescr(source=onnx_path, opset_version=17, parent="torchscript")
+                    weights["onnx"] = bm.OnnxWeightsDescr(
+                        source=onnx_path, opset_version=17, parent="pytorch_state_dict"
+                    )
                 descr = bm.ModelDescr(
                     name=name,
                     description=(
@@ -255,7 +269,7 @@ def export_bioimageio(
     return {
         "out": str(final),
         "name": name,
-        "weights": ["torchscript"] + (["onnx"] if onnx_ok else []),
+        "weights": ["pytorch_state_dict", "torchscript"] + (["onnx"] if onnx_ok else []),
         "onnx": onnx_ok,
         "onnx_note": onnx_note,
         "test_shape": list(x_raw.shape),

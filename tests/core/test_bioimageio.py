@@ -76,7 +76,7 @@ def binary(ws, tmp_path_factory):
 
 def test_package_passes_bioimageio_test_model_offline(binary, monkeypatch):
     _, pkg, summary = binary
-    assert summary["weights"] == ["torchscript", "onnx"] and summary["onnx"]
+    assert summary["weights"] == ["pytorch_state_dict", "torchscript", "onnx"] and summary["onnx"]
 
     def no_network(*args, **kwargs):
         raise OSError("network access in an offline test")
@@ -102,6 +102,8 @@ def test_package_describes_model_normalisation_and_data(binary):
         "segdash_config.json",
         "weights_torchscript.pt",
         "weights.onnx",
+        "weights_state_dict.pt",
+        "segdash_unet.py",
     } <= names
     assert rdf["type"] == "model" and rdf["name"] == "toy cells" and rdf["license"] == "MIT"
     assert [a["name"] for a in rdf["authors"]] == ["Ann Example", "Bo Example"]
@@ -143,7 +145,8 @@ def test_round_trip_predicts_the_same_masks(ws, tmp_path, n_classes):
     pkg = Path(export_bioimageio(ck, tmp_path / "model.zip", workspace=ws, onnx=False)["out"])
     assert is_package(pkg) and not is_package(ck)  # a .pt is a ZIP too, without rdf.yaml
     original, loaded = load_checkpoint(ck), load_checkpoint(pkg)
-    assert not isinstance(loaded.model, type(original.model))  # TorchScript, not SegDash's model class
+    # the state dict, loaded as data into SegDash's own network; the TorchScript is never loaded
+    assert type(loaded.model) is type(original.model) and loaded.extra["weights"] == "pytorch_state_dict"
     assert loaded.class_names == original.class_names and loaded.norm_window == original.norm_window
     assert loaded.model_config == original.model_config
     stack = ws.read_images("toy")
@@ -190,10 +193,17 @@ def test_foreign_or_damaged_packages_are_refused(binary, tmp_path, ws):
     del rdf["config"]["segdash"]
     with pytest.raises(ValueError, match="not exported by SegDash"):
         load_checkpoint(write("foreign.zip", **{"rdf.yaml": yaml.safe_dump(rdf)}))
+    sd = bytearray(members["weights_state_dict.pt"])
+    sd[-100] ^= 0xFF
+    with pytest.raises(ValueError, match="state dict weights do not match their SHA-256"):
+        load_checkpoint(write("damaged.zip", **{"weights_state_dict.pt": bytes(sd)}))
     ts = bytearray(members["weights_torchscript.pt"])
     ts[-100] ^= 0xFF
-    with pytest.raises(ValueError, match="SHA-256"):
-        load_checkpoint(write("damaged.zip", **{"weights_torchscript.pt": bytes(ts)}))
+    rdf = yaml.safe_load(members["rdf.yaml"])
+    del rdf["weights"]["pytorch_state_dict"]  # TorchScript only: loaded only when trusted, and checked first
+    only_ts = write("damaged-ts.zip", **{"weights_torchscript.pt": bytes(ts), "rdf.yaml": yaml.safe_dump(rdf)})
+    with pytest.raises(ValueError, match="TorchScript weights do not match their SHA-256"):
+        load_checkpoint(only_ts, trust_code=True)
     with pytest.raises(ValueError, match="no rdf.yaml"):
         load_package(ck := _zip_without_rdf(tmp_path))
     assert not is_package(ck)
@@ -237,7 +247,11 @@ def test_cli_export_model_then_predict_with_the_package(ws, tmp_path):
     )
     assert out.returncode == 0, out.stderr
     summary = json.loads(out.stdout.strip().splitlines()[-1])
-    assert summary["name"] == "cli model" and summary["weights"] == ["torchscript"] and summary["license"] == "CC0-1.0"
+    assert (
+        summary["name"] == "cli model"
+        and summary["weights"] == ["pytorch_state_dict", "torchscript"]
+        and summary["license"] == "CC0-1.0"
+    )
     tifffile.imwrite(tmp_path / "in.tif", ws.read_images("toy"), photometric="minisblack")
     for src, dst in ((ck, "a.tif"), (tmp_path / "m.zip", "b.tif")):
         out = _cli(
