@@ -245,15 +245,18 @@ def build_parser() -> argparse.ArgumentParser:
         "export-model",
         commands.run_export_model,
         help="export a checkpoint as a bioimage.io model",
-        description="Write a checkpoint as a bioimage.io model package (ZIP: rdf.yaml, TorchScript "
-        "and ONNX weights, test tensors from the training data, cover) that Fiji "
+        description="Write a checkpoint as a bioimage.io model package (ZIP: rdf.yaml, state dict, "
+        "TorchScript and ONNX weights, test and sample tensors from the training data, cover, the "
+        "tuned decision, an output halo for tiling) that Fiji "
         "(deepImageJ), ilastik, napari and BiaPy run; python -m core predict reads "
         "it back. The workspace must hold the training dataset (test input).",
     )
     p.add_argument("--checkpoint", required=True, metavar="FILE", help="SegDash checkpoint (best.pt, last.pt)")
     p.add_argument("--format", choices=["bioimageio"], default="bioimageio")
     p.add_argument("--out", required=True, metavar="MODEL.zip")
-    p.add_argument("--authors", metavar="A,B,...", help="author names, comma separated (default: your login name)")
+    p.add_argument("--authors", metavar="A,B,...", help="author names, comma separated (required)")
+    p.add_argument("--maintainers", metavar="GITHUB_USER,...", help="GitHub user names of the package's maintainers")
+    p.add_argument("--model-version", default="0.1.0", metavar="V", help="the model's version (default 0.1.0)")
     p.add_argument("--license", default="CC-BY-4.0", help="SPDX licence identifier (default CC-BY-4.0)")
     p.add_argument("--name", help="model name (default: SegDash <dataset> <run>)")
     p.add_argument("--no-onnx", action="store_true", help="TorchScript weights only")

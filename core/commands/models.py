@@ -137,20 +137,22 @@ def _predict(args: argparse.Namespace) -> dict[str, Any]:
 
 def run_export_model(args: argparse.Namespace) -> dict[str, Any]:
     """``export-model``: a checkpoint as a bioimage.io package, tested on request."""
+    authors = [a.strip() for a in (args.authors or "").split(",") if a.strip()]
+    if not authors:  # a package names the people who made it, never the login name of whoever exported it
+        raise SegDashError(
+            'a bioimage.io model needs its authors: give --authors "First Last,Other Name" (the people who '
+            "made the model)"
+        )
     from ..workflow.model_export import export_bioimageio
 
     ws = workspace(args)
-    authors = [a.strip() for a in (args.authors or "").split(",") if a.strip()]
-    if not authors:
-        import getpass
-
-        authors = [getpass.getuser()]
-        notice(f"no --authors given: the package names {authors[0]!r} as its author")
     summary = export_bioimageio(
         args.checkpoint,
         args.out,
         workspace=ws,
         authors=authors,
+        maintainers=[m.strip() for m in (args.maintainers or "").split(",") if m.strip()],
+        version=args.model_version,
         license=args.license,
         name=args.name,
         onnx=not args.no_onnx,

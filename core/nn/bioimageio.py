@@ -18,7 +18,9 @@ What the package says about the model:
   ``gain = 1 / (hi - lo)``, ``offset = -lo / (hi - lo)``, then ``clip`` to [0, 1].
 - output ``probabilities``: axes ``b, c, y, x`` with one channel per class, named by the class
   names, summing to 1 (sigmoid for binary networks, softmax otherwise; computed inside the
-  weights). Labels are the arg-max over channels; for two classes that is ``P(class 1) > 0.5``.
+  weights), with a halo on ``y`` and ``x`` (SegDash's tile overlap) for tiled consumers. Labels follow the
+  run's tuned decision (``config.segdash.decision``: threshold or class weights, cleanup; stated in the
+  package README too).
 - ``config.segdash``: model config, class names, window, patch size, run, dataset, epoch, metrics,
   the tuned decision: what :func:`load_package` needs to predict with the package in SegDash
   (``python -m core predict --checkpoint MODEL.zip``): the state dict loaded as data into SegDash's own

@@ -109,7 +109,9 @@ def test_package_describes_model_normalisation_and_data(binary):
     assert [a["name"] for a in rdf["authors"]] == ["Ann Example", "Bo Example"]
     (inp,), (out,) = rdf["inputs"], rdf["outputs"]
     assert [a.get("id", a["type"]) for a in inp["axes"]] == ["batch", "channel", "y", "x"]
-    assert inp["axes"][2]["size"] == {"min": 16, "step": 16}  # the classic U-Net's input multiple
+    # the classic U-Net's input multiple; the smallest input leaves room for the output halo on both sides
+    assert inp["axes"][2]["size"] == {"min": 16 + 2 * 16, "step": 16}
+    assert [a["halo"] for a in out["axes"][2:]] == [16, 16]
     pre = {p["id"]: p.get("kwargs", {}) for p in inp["preprocessing"]}
     lo, hi = 40.0, 220.0
     assert pre["scale_linear"]["gain"] == pytest.approx(1 / (hi - lo))
@@ -142,7 +144,7 @@ def test_test_input_is_cut_from_a_training_slice(binary, ws):
 @pytest.mark.parametrize("n_classes", [2, 3])
 def test_round_trip_predicts_the_same_masks(ws, tmp_path, n_classes):
     ck = _checkpoint(ws, tmp_path / "best.pt", n_classes, seed=n_classes)
-    pkg = Path(export_bioimageio(ck, tmp_path / "model.zip", workspace=ws, onnx=False)["out"])
+    pkg = Path(export_bioimageio(ck, tmp_path / "model.zip", workspace=ws, authors=["Ann"], onnx=False)["out"])
     assert is_package(pkg) and not is_package(ck)  # a .pt is a ZIP too, without rdf.yaml
     original, loaded = load_checkpoint(ck), load_checkpoint(pkg)
     # the state dict, loaded as data into SegDash's own network; the TorchScript is never loaded
@@ -164,12 +166,12 @@ def test_round_trip_predicts_the_same_masks(ws, tmp_path, n_classes):
 def test_export_refusals(ws, tmp_path):
     ck = _checkpoint(ws, tmp_path / "best.pt", 2)
     with pytest.raises(ValueError, match="licence 'not-a-licence'"):
-        export_bioimageio(ck, tmp_path / "m.zip", workspace=ws, license="not-a-licence")
+        export_bioimageio(ck, tmp_path / "m.zip", workspace=ws, authors=["Ann"], license="not-a-licence")
     with pytest.raises(ValueError, match="author"):
         export_bioimageio(ck, tmp_path / "m.zip", workspace=ws, authors=[" "])
     other = Workspace(tmp_path / "other")
     with pytest.raises(ValueError, match="'toy', which is not in the workspace"):
-        export_bioimageio(ck, tmp_path / "m.zip", workspace=other)
+        export_bioimageio(ck, tmp_path / "m.zip", workspace=other, authors=["Ann"])
     assert not (tmp_path / "m.zip").exists()
 
 
@@ -269,7 +271,16 @@ def test_cli_export_model_then_predict_with_the_package(ws, tmp_path):
     assert np.array_equal(tifffile.imread(tmp_path / "a.tif"), tifffile.imread(tmp_path / "b.tif"))
 
     out = _cli(
-        "export-model", "--checkpoint", str(ck), "--out", str(tmp_path / "x.zip"), "--license", "nope", ws=ws.root
+        "export-model",
+        "--checkpoint",
+        str(ck),
+        "--out",
+        str(tmp_path / "x.zip"),
+        "--authors",
+        "Ann",
+        "--license",
+        "nope",
+        ws=ws.root,
     )
     assert out.returncode == 2 and out.stderr.strip().splitlines()[-1].startswith("error: unknown licence")
     assert "Traceback" not in out.stderr and not (tmp_path / "x.zip").exists()
@@ -282,7 +293,7 @@ def test_training_data_pixel_size_is_the_axes_scale(tmp_path):
     ws.create_dataset("toy", np.stack([p[0] for p in pairs]), [p[1] for p in pairs], class_names=["bg", "cell"])
     ws.catalog.set_pixel_size("toy", 1.0, 0.25, 0.25, "micrometer")
     ck = _checkpoint(ws, tmp_path / "best.pt", 2)
-    pkg = export_bioimageio(ck, tmp_path / "m.zip", workspace=ws, onnx=False)["out"]
+    pkg = export_bioimageio(ck, tmp_path / "m.zip", workspace=ws, authors=["Ann"], onnx=False)["out"]
     with zipfile.ZipFile(pkg) as zf:
         rdf = yaml.safe_load(zf.read("rdf.yaml"))
     for tensor in (rdf["inputs"][0], rdf["outputs"][0]):
