@@ -235,7 +235,8 @@ def build_parser(prog: str = "python -m core") -> argparse.ArgumentParser:
         "--checkpoint",
         required=True,
         metavar="FILE",
-        help="a run's best.pt / last.pt, or its bundle.zip (the weights inside are read)",
+        help="a run's best.pt / last.pt, or its bundle.zip (the weights inside are read), or a bioimage.io "
+        "MODEL.zip exported by SegDash (its state dict weights, loaded as data)",
     )
     p.add_argument(
         "--input",
@@ -270,6 +271,12 @@ def build_parser(prog: str = "python -m core") -> argparse.ArgumentParser:
     p.add_argument("--channel", type=int, help="channel to keep for multi-channel input")
     p.add_argument("--block", type=int, metavar="N", help="Zarr output: y/x side of its chunks, a block each (1024)")
     p.add_argument("--halo", type=int, metavar="N", help="Zarr output: context around a block (a quarter tile)")
+    p.add_argument(
+        "--trust-code",
+        action="store_true",
+        help="run a bioimage.io package's TorchScript weights when it has no SegDash state dict weights: "
+        "TorchScript is a program that can read and overwrite your files; only for packages you trust",
+    )
     _add_planar_choice(p)
 
     p = _command(
@@ -278,15 +285,18 @@ def build_parser(prog: str = "python -m core") -> argparse.ArgumentParser:
         "export-model",
         commands.run_export_model,
         help="export a checkpoint as a bioimage.io model",
-        description="Write a checkpoint as a bioimage.io model package (ZIP: rdf.yaml, TorchScript "
-        "and ONNX weights, test tensors from the training data, cover) that Fiji "
+        description="Write a checkpoint as a bioimage.io model package (ZIP: rdf.yaml, state dict, "
+        "TorchScript and ONNX weights, test and sample tensors from the training data, cover, the "
+        "tuned decision, an output halo for tiling) that Fiji "
         "(deepImageJ), ilastik, napari and BiaPy run; python -m core predict reads "
         "it back. The workspace must hold the training dataset (test input).",
     )
     p.add_argument("--checkpoint", required=True, metavar="FILE", help="SegDash checkpoint (best.pt, last.pt)")
     p.add_argument("--format", choices=["bioimageio"], default="bioimageio")
     p.add_argument("--out", required=True, metavar="MODEL.zip")
-    p.add_argument("--authors", metavar="A,B,...", help="author names, comma separated (default: your login name)")
+    p.add_argument("--authors", metavar="A,B,...", help="author names, comma separated (required)")
+    p.add_argument("--maintainers", metavar="GITHUB_USER,...", help="GitHub user names of the package's maintainers")
+    p.add_argument("--model-version", default="0.1.0", metavar="V", help="the model's version (default 0.1.0)")
     p.add_argument("--license", default="CC-BY-4.0", help="SPDX licence identifier (default CC-BY-4.0)")
     p.add_argument("--name", help="model name (default: SegDash <dataset> <run>)")
     p.add_argument("--no-onnx", action="store_true", help="TorchScript weights only")

@@ -7,7 +7,6 @@ UI only: :mod:`core.nn.bioimageio` and :mod:`core.data.omezarr` write the files.
 
 from __future__ import annotations
 
-import getpass
 import tempfile
 from pathlib import Path
 
@@ -83,7 +82,9 @@ def model_export_section(ws: Workspace, run_id: str) -> None:
         "back."
     )
     c1, c2 = st.columns([2, 1])
-    authors = c1.text_input("Authors (comma separated)", value=_default_author(), key=f"tools_authors_{run_id}")
+    authors = c1.text_input(  # required, and never prefilled with the server's login name
+        "Authors (comma separated)", placeholder="e.g. Ann Lee, Bo Chen", key=f"tools_authors_{run_id}"
+    )
     license = c2.selectbox("Licence", LICENSES, index=LICENSES.index(DEFAULT_LICENSE), key=f"tools_license_{run_id}")
     name = st.text_input("Model name", value=f"SegDash {run['dataset']} {run_id}", key=f"tools_name_{run_id}")
     check = st.checkbox(
@@ -106,13 +107,6 @@ def model_export_section(ws: Workspace, run_id: str) -> None:
                     )
                 _keep(f"model:{run_id}", out.read_bytes(), f"{run_id}.bioimageio.zip", "application/zip", note)
     _download(f"model:{run_id}")
-
-
-def _default_author() -> str:
-    try:
-        return getpass.getuser()
-    except Exception:  # noqa: BLE001 - no login name (containers): leave it to the user
-        return ""
 
 
 def tools_section(ws: Workspace, dataset: str) -> None:

@@ -84,6 +84,19 @@ def run_predict(args: argparse.Namespace) -> dict[str, Any]:
     for what, path in (("checkpoint", args.checkpoint), ("input", args.input)):  # before torch is imported
         if not Path(path).exists():
             raise SegDashError(f"{path}: no such {what} file or folder")
+    if Path(args.checkpoint).is_file():  # its size and ZIP directory, still without torch
+        from ..nn.archive import check_model_file
+
+        check_model_file(Path(args.checkpoint))
+    if getattr(args, "trust_code", False):  # a package's TorchScript runs only when the user says so
+        from ..nn.bioimageio import trusting_code
+
+        with trusting_code(True):
+            return _predict(args)
+    return _predict(args)
+
+
+def _predict(args: argparse.Namespace) -> dict[str, Any]:
     from ..data.limits import StackOrColourNeeded
 
     bar = progress_printer("predict", quiet=getattr(args, "quiet", False))
@@ -134,20 +147,22 @@ def _is_zarr_name(path: str) -> bool:
 
 def run_export_model(args: argparse.Namespace) -> dict[str, Any]:
     """``export-model``: a checkpoint as a bioimage.io package, tested on request."""
+    authors = [a.strip() for a in (args.authors or "").split(",") if a.strip()]
+    if not authors:  # a package names the people who made it, never the login name of whoever exported it
+        raise SegDashError(
+            'a bioimage.io model needs its authors: give --authors "First Last,Other Name" (the people who '
+            "made the model)"
+        )
     from ..workflow.model_export import export_bioimageio
 
     ws = workspace(args)
-    authors = [a.strip() for a in (args.authors or "").split(",") if a.strip()]
-    if not authors:
-        import getpass
-
-        authors = [getpass.getuser()]
-        notice(f"no --authors given: the package names {authors[0]!r} as its author")
     summary = export_bioimageio(
         args.checkpoint,
         args.out,
         workspace=ws,
         authors=authors,
+        maintainers=[m.strip() for m in (args.maintainers or "").split(",") if m.strip()],
+        version=args.model_version,
         license=args.license,
         name=args.name,
         onnx=not args.no_onnx,

@@ -1,7 +1,12 @@
 """ZIP archives as image sources: member names checked, member count, total size and expansion
 ratios capped from the central directory before anything is decompressed (:data:`ZIP_MAX_MEMBERS`,
 :data:`ZIP_MAX_BYTES`, from ``SEGDASH_ZIP_MAX_MEMBERS`` / ``SEGDASH_ZIP_MAX_BYTES``); members are
-decompressed one at a time, when their turn comes."""
+decompressed one at a time, when their turn comes.
+
+Archives that are not image sources (a model package, a run's ``bundle.zip``, the ZIP inside a ``.pt``
+file) go through :func:`check_members` and :func:`read_capped`: every member's size and expansion
+ratio checked from the directory before anything is read, and a member decompressed in a stream that
+stops at its cap, whatever its header says."""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ import io
 import os
 import re
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Iterable
@@ -16,7 +22,7 @@ from typing import Any, Iterable
 from ..errors import SegDashError
 from .limits import _ZIP_MAX_RATIO, IMAGE_SUFFIXES, _gb, _reason, memory_budget
 
-__all__ = ["ZipFolder", "ZIP_MAX_BYTES", "ZIP_MAX_MEMBERS", "check_member_name"]
+__all__ = ["ZipFolder", "ZIP_MAX_BYTES", "ZIP_MAX_MEMBERS", "check_member_name", "check_members", "read_capped"]
 
 ZIP_MAX_BYTES = int(os.environ.get("SEGDASH_ZIP_MAX_BYTES", 8 * 1024**3))
 ZIP_MAX_MEMBERS = int(os.environ.get("SEGDASH_ZIP_MAX_MEMBERS", 20_000))
@@ -132,3 +138,52 @@ def check_member_name(zip_name: str, member: str) -> None:
     norm = member.replace("\\", "/")
     if norm.startswith("/") or re.match(r"^[A-Za-z]:", norm) or ".." in norm.split("/"):
         raise SegDashError(f"{zip_name}: unsafe member name {member!r} (absolute or '..' path); refused")
+
+
+_CHUNK = 1024**2
+
+
+def check_members(
+    zip_name: str, infos: list[zipfile.ZipInfo], *, max_bytes: int, max_ratio: int, ratio_from: int
+) -> None:
+    """Refuse an archive from its central directory alone, before any member is decompressed: more than
+    :data:`ZIP_MAX_MEMBERS` members, an unsafe member name, members that together expand beyond
+    ``max_bytes``, or a member over ``ratio_from`` bytes that expands more than ``max_ratio``-fold."""
+    if len(infos) > ZIP_MAX_MEMBERS:
+        raise SegDashError(f"{zip_name}: {len(infos)} files exceed the limit of {ZIP_MAX_MEMBERS}")
+    total = 0
+    for m in infos:
+        check_member_name(zip_name, m.filename)
+        total += m.file_size
+        if m.file_size > ratio_from and m.file_size > max_ratio * max(m.compress_size, 1):
+            raise SegDashError(
+                f"{zip_name}:{m.filename}: {_gb(m.compress_size)} that expand to {_gb(m.file_size)} "
+                f"({m.file_size // max(m.compress_size, 1)}-fold); refused as a ZIP bomb"
+            )
+        if total > max_bytes:
+            raise SegDashError(
+                f"{zip_name}:{m.filename}: the archive's members hold {_gb(total)} or more once "
+                f"decompressed, more than the limit of {_gb(max_bytes)}; refused before reading it"
+            )
+
+
+def read_capped(zf: zipfile.ZipFile, info: zipfile.ZipInfo, zip_name: str, cap: int) -> bytes:
+    """One member, decompressed a megabyte at a time: refused once it passes ``cap`` bytes or the size
+    its directory entry states (a lying header), so memory never holds more than the cap."""
+    if info.file_size > cap:
+        raise SegDashError(
+            f"{zip_name}:{info.filename}: {_gb(info.file_size)} once decompressed, more than the limit of "
+            f"{_gb(cap)}; refused before reading it"
+        )
+    out = io.BytesIO()
+    try:
+        with zf.open(info) as src:
+            while chunk := src.read(_CHUNK):
+                if out.tell() + len(chunk) > min(cap, info.file_size):
+                    raise SegDashError(f"{zip_name}:{info.filename}: larger than the ZIP's directory says; refused")
+                out.write(chunk)
+    except SegDashError:
+        raise
+    except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError, NotImplementedError) as exc:
+        raise SegDashError(f"{zip_name}:{info.filename}: cannot be read ({_reason(exc)})") from None
+    return out.getvalue()

@@ -2,7 +2,8 @@
 and BiaPy run, and such a package read back as a model SegDash predicts with.
 
 A package (:func:`core.workflow.model_export.export_bioimageio`) is a ZIP holding ``rdf.yaml`` (the bioimage.io model
-description, format 0.5, built and validated with ``bioimageio.spec``), TorchScript weights (and ONNX
+description, format 0.5, built and validated with ``bioimageio.spec``), ``pytorch_state_dict`` weights
+with their architecture (``segdash_unet.py``, :mod:`core.nn.package_arch`), TorchScript weights (and ONNX
 weights when ``torch.onnx`` exports the network), a test input and its expected output (``.npy``)
 cut from a slice of the training dataset, a cover image (image | prediction), a README and the
 training run's reproducibility config (``segdash_config.json``).
@@ -17,10 +18,13 @@ What the package says about the model:
   ``gain = 1 / (hi - lo)``, ``offset = -lo / (hi - lo)``, then ``clip`` to [0, 1].
 - output ``probabilities``: axes ``b, c, y, x`` with one channel per class, named by the class
   names, summing to 1 (sigmoid for binary networks, softmax otherwise; computed inside the
-  weights). Labels are the arg-max over channels; for two classes that is ``P(class 1) > 0.5``.
-- ``config.segdash``: model config, class names, window, patch size, run, dataset, epoch, metrics:
-  what :func:`load_package` needs to predict with the package in SegDash without SegDash's model
-  code (``python -m core predict --checkpoint MODEL.zip``).
+  weights), with a halo on ``y`` and ``x`` (SegDash's tile overlap) for tiled consumers. Labels follow the
+  run's tuned decision (``config.segdash.decision``: threshold or class weights, cleanup; stated in the
+  package README too).
+- ``config.segdash``: model config, class names, window, patch size, run, dataset, epoch, metrics,
+  the tuned decision: what :func:`load_package` needs to predict with the package in SegDash
+  (``python -m core predict --checkpoint MODEL.zip``): the state dict loaded as data into SegDash's own
+  network. TorchScript weights are code (they can read and write files): they run only when trusted.
 
 Validation works offline: the description is built with ``perform_io_checks`` on, which reads only
 the local files written here; nothing in the package points to a URL that must be fetched.
@@ -35,20 +39,39 @@ import hashlib
 import io
 import warnings
 import zipfile
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
+from typing import Iterator
 
 import torch
 from torch import nn
 
 from ..errors import SegDashError
+from .archive import TEXT_MAX_BYTES, check_model_file, read_member
 from .checkpoint import Checkpoint
+from .decision import Decision
 from .model import ModelConfig
+from .package_arch import ARCH_CALLABLE, arch_kwargs, packaged_model
 
-__all__ = ["DEFAULT_LICENSE", "LICENSES", "Probabilities", "is_package", "load_package"]
+__all__ = ["DEFAULT_LICENSE", "LICENSES", "Probabilities", "is_package", "load_package", "trusting_code"]
 
 DEFAULT_LICENSE = "CC-BY-4.0"
 #: Common licences for models (SPDX identifiers); any SPDX identifier is accepted.
 LICENSES = ("CC-BY-4.0", "CC0-1.0", "MIT", "Apache-2.0", "BSD-3-Clause", "GPL-3.0-only")
+
+_TRUST_CODE: ContextVar[bool] = ContextVar("segdash_trust_code", default=False)
+
+
+@contextmanager
+def trusting_code(trust: bool = True) -> Iterator[None]:
+    """Within it, :func:`load_package` (and so ``load_checkpoint``) runs a package's TorchScript weights
+    when it has no state dict weights of SegDash's network: the user's opt-in (``--trust-code``)."""
+    token = _TRUST_CODE.set(bool(trust))
+    try:
+        yield
+    finally:
+        _TRUST_CODE.reset(token)
 
 
 class Probabilities(nn.Module):
@@ -111,28 +134,35 @@ def is_package(path: str | Path) -> bool:
         return False
 
 
-def load_package(path: str | Path, device: str | torch.device = "cpu") -> Checkpoint:
-    """A SegDash-exported bioimage.io package as a :class:`~core.nn.checkpoint.Checkpoint` to predict with.
+def load_package(path: str | Path, device: str | torch.device = "cpu", trust_code: bool | None = None) -> Checkpoint:
+    """A SegDash bioimage.io package as a :class:`~core.nn.checkpoint.Checkpoint` to predict with.
 
-    The TorchScript weights run as they are (``torch.jit.load``), with no SegDash model code; the
-    normalisation window, class names and input multiple come from the package. Its ``model`` returns
-    logits whose ``core.nn.model.probabilities`` are the package's probabilities, so every prediction
-    path of SegDash takes it like a checkpoint. Training cannot resume from it.
+    Its ``pytorch_state_dict`` weights are loaded as data (``torch.load(weights_only=True)``) into
+    SegDash's own network, built from the model config in ``config.segdash`` (the package's
+    architecture file is never run): the same logits as the checkpoint it was exported from, and the
+    tuned decision (threshold, cleanup) from ``config.segdash.decision``. A package without such
+    weights has only TorchScript, a program that can read and write files: it is refused unless
+    ``trust_code`` (default: :func:`trusting_code`'s setting, off) says to run it. A ``config.segdash``
+    section is no proof of where a package comes from (anyone can write one): it only holds the
+    normalisation window and classes SegDash needs. Training cannot resume from a package.
 
     Raises:
-        ValueError: not a bioimage.io package, not exported by SegDash, no TorchScript weights, or a
-            weights file whose SHA-256 differs from the description's.
+        ValueError: not a bioimage.io package, no SegDash section, TorchScript only and not trusted,
+            weights whose SHA-256 differs from the description's, a member too large (checked from the
+            ZIP directory, :mod:`core.nn.archive`), or weights that do not fit the model config.
     """
     import yaml
 
+    trust = _TRUST_CODE.get() if trust_code is None else bool(trust_code)
     path = Path(path)
     try:
+        check_model_file(path)  # every member's size from the ZIP directory, before anything is read
         with zipfile.ZipFile(path) as zf:
             names = zf.namelist()
             rdf_name = next((n for n in names if n in ("rdf.yaml", "bioimageio.yaml")), None)
             if rdf_name is None:
                 raise SegDashError(f"{path}: not a bioimage.io model package (no rdf.yaml)")
-            rdf = yaml.safe_load(zf.read(rdf_name))
+            rdf = yaml.safe_load(read_member(zf, rdf_name, str(path), TEXT_MAX_BYTES))
             if not isinstance(rdf, dict) or rdf.get("type") != "model":
                 raise SegDashError(f"{path}: the bioimage.io package does not describe a model")
             seg = (rdf.get("config") or {}).get("segdash")
@@ -141,33 +171,24 @@ def load_package(path: str | Path, device: str | torch.device = "cpu") -> Checkp
                     f"{path}: a bioimage.io model not exported by SegDash; SegDash predicts only with "
                     "packages it exported (it needs their normalisation window and classes)"
                 )
-            ts = (rdf.get("weights") or {}).get("torchscript")
-            if not isinstance(ts, dict) or ts.get("source") not in names:
-                raise SegDashError(f"{path}: the package has no TorchScript weights")
-            data = zf.read(ts["source"])
+            cfg, class_names, window, decision = _segdash_section(seg, path)
+            weights = rdf.get("weights") if isinstance(rdf.get("weights"), dict) else {}
+            entry, kind = _weights_entry(weights, cfg, names, trust, path)
+            data = read_member(zf, entry["source"], str(path))
     except (OSError, zipfile.BadZipFile, yaml.YAMLError) as exc:
-        raise SegDashError(f"{path}: cannot read this bioimage.io package ({type(exc).__name__}: {exc})") from None
-    want = ts.get("sha256")
+        raise SegDashError(f"{path}: cannot read this bioimage.io package ({type(exc).__name__})") from None
+    want = entry.get("sha256")
     if want and hashlib.sha256(data).hexdigest() != want:
-        raise SegDashError(f"{path}: the TorchScript weights do not match their SHA-256 in rdf.yaml (damaged package)")
-    try:
-        cfg = ModelConfig.from_dict({**seg["model_config"], "encoder_weights": None})
-        class_names = tuple(str(c) for c in seg["class_names"])
-        window = tuple(float(v) for v in seg["norm_window"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise SegDashError(f"{path}: malformed SegDash section in rdf.yaml ({exc})") from None
-    if len(class_names) != cfg.n_classes or len(window) != 2:
-        raise SegDashError(f"{path}: malformed SegDash section in rdf.yaml (classes or window)")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)  # torch 2.9+ calls TorchScript deprecated
-            module = torch.jit.load(io.BytesIO(data), map_location="cpu")
-    except Exception as exc:  # noqa: BLE001 - torch.jit.load fails in many ways on damaged files
-        raise SegDashError(f"{path}: cannot load the TorchScript weights ({type(exc).__name__})") from None
-    model = _LogitsFromProbabilities(module, cfg.binary).to(device).eval()
+        what = "state dict" if kind == "pytorch_state_dict" else "TorchScript"
+        raise SegDashError(f"{path}: the {what} weights do not match their SHA-256 in rdf.yaml (damaged package)")
+    if kind == "pytorch_state_dict":
+        model = _from_state_dict(data, cfg, path)
+    else:
+        model = _LogitsFromProbabilities(_load_torchscript(data, path), cfg.binary)
     extra = {"dataset": seg.get("training_dataset", ""), "bioimageio": True, "package_name": rdf.get("name", "")}
+    extra["weights"] = kind
     return Checkpoint(
-        model=model,
+        model=model.to(device).eval(),
         model_config=cfg,
         class_names=class_names,
         norm_window=window,
@@ -176,6 +197,75 @@ def load_package(path: str | Path, device: str | torch.device = "cpu") -> Checkp
         metrics=dict(seg.get("metrics") or {}),
         history=[],
         run_id=str(seg.get("run_id", "")),
-        state={"extra": extra},
+        state={"extra": extra, "decision": decision.to_dict(), "context": 0},
         path=path,
     )
+
+
+def _segdash_section(seg: dict, path: Path) -> tuple[ModelConfig, tuple[str, ...], tuple[float, float], Decision]:
+    """The model config, classes, window and decision of ``config.segdash``: data, validated."""
+    try:
+        cfg = ModelConfig.from_dict({**seg["model_config"], "encoder_weights": None})
+        class_names = tuple(str(c) for c in seg["class_names"])
+        window = tuple(float(v) for v in seg["norm_window"])
+        decision = Decision.from_dict(seg.get("decision"))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise SegDashError(f"{path}: malformed SegDash section in rdf.yaml ({exc})") from None
+    if len(class_names) != cfg.n_classes or len(window) != 2:
+        raise SegDashError(f"{path}: malformed SegDash section in rdf.yaml (classes or window)")
+    return cfg, class_names, window, decision  # type: ignore[return-value]
+
+
+def _weights_entry(weights: dict, cfg: ModelConfig, names: list[str], trust: bool, path: Path) -> tuple[dict, str]:
+    """``(entry, kind)``: the ``pytorch_state_dict`` weights when their architecture is SegDash's network
+    for ``cfg`` (rebuilt from SegDash's code, never the package's), else TorchScript when trusted."""
+    sd = weights.get("pytorch_state_dict")
+    arch = sd.get("architecture") if isinstance(sd, dict) else None
+    if (
+        isinstance(arch, dict)
+        and arch.get("callable") == ARCH_CALLABLE
+        and arch.get("kwargs") == arch_kwargs(cfg)
+        and sd.get("source") in names
+    ):
+        return sd, "pytorch_state_dict"
+    ts = weights.get("torchscript")
+    if not trust:
+        raise SegDashError(
+            f"{path}: this package has no pytorch_state_dict weights of SegDash's U-Net, which SegDash loads "
+            "as data; its other weights (TorchScript) are a program that can read and write files on this "
+            "machine, so it is refused. Only if you trust where the package comes from: --trust-code "
+            "(python -m core predict)"
+        )
+    if not isinstance(ts, dict) or ts.get("source") not in names:
+        raise SegDashError(f"{path}: the package has neither SegDash's pytorch_state_dict nor TorchScript weights")
+    return ts, "torchscript"
+
+
+def _from_state_dict(data: bytes, cfg: ModelConfig, path: Path) -> nn.Module:
+    """SegDash's network for ``cfg`` with the package's state dict, loaded as data only."""
+    try:
+        state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - refused (UnpicklingError) or damaged: either way not loaded
+        raise SegDashError(
+            f"{path}: cannot load the state dict weights as plain tensors ({type(exc).__name__})"
+        ) from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise SegDashError(f"{path}: the state dict weights are not a dict of tensors")
+    model = packaged_model(cfg)
+    try:
+        model.load_state_dict(state, strict=True)
+    except (RuntimeError, TypeError) as exc:
+        raise SegDashError(
+            f"{path}: the state dict weights do not fit {cfg.describe()}: {str(exc).splitlines()[0][:200]}"
+        ) from None
+    return model.net
+
+
+def _load_torchscript(data: bytes, path: Path) -> nn.Module:
+    """Trusted TorchScript weights (the user opted in: they run as code)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # torch 2.9+ calls TorchScript deprecated
+            return torch.jit.load(io.BytesIO(data), map_location="cpu")
+    except Exception as exc:  # noqa: BLE001 - torch.jit.load fails in many ways on damaged files
+        raise SegDashError(f"{path}: cannot load the TorchScript weights ({type(exc).__name__})") from None

@@ -35,11 +35,9 @@ Example:
 
 from __future__ import annotations
 
-import io
 import math
 import pickle
 import time
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -50,13 +48,11 @@ from torch import nn
 
 from ..data.io import atomic_write
 from ..errors import SegDashError
+from .archive import bundle_source, check_model_file
 from .decision import Decision
 from .model import ModelConfig, build_model
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "Checkpoint", "save_checkpoint", "load_checkpoint", "read_checkpoint_info"]
-
-_CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt")
-_BUNDLE_MEMBER = "model.pt"  # where core.train.bundle.write_bundle puts the weights
 
 FORMAT = "segdash-checkpoint"
 FORMAT_VERSION = 1
@@ -228,48 +224,11 @@ def _state_of(obj: Any) -> Any:
     return obj.state_dict()
 
 
-def _bundle_source(path: Path) -> tuple[Any, str] | None:
-    """``(file object, "path (member)")`` when ``path`` is a ZIP holding a checkpoint (a run's
-    ``bundle.zip``); ``None`` when it is not a ZIP or is torch's own ZIP format.
-
-    Raises:
-        ValueError: a ZIP with no checkpoint, or with several and no ``model.pt``; the message
-            names the checkpoint files inside.
-    """
-    if not zipfile.is_zipfile(path):
-        return None
-    try:
-        with zipfile.ZipFile(path) as zf:
-            names = zf.namelist()
-            if any(n.endswith("/data.pkl") or n == "data.pkl" for n in names):
-                return None  # a plain torch.save file (torch writes a ZIP archive)
-            inside = [n for n in names if n.lower().endswith(_CHECKPOINT_SUFFIXES)]
-            member = _BUNDLE_MEMBER if _BUNDLE_MEMBER in names else (inside[0] if len(inside) == 1 else None)
-            if member is None:
-                if not inside:
-                    bundle = "config.json" in names
-                    raise SegDashError(
-                        f"{path}: a ZIP without a checkpoint inside"
-                        + (
-                            " (a reproducibility bundle of a run that had no checkpoint)"
-                            if bundle
-                            else f" (members: {', '.join(names[:8])}{' ...' if len(names) > 8 else ''})"
-                        )
-                        + "; give a run's best.pt or last.pt, or a bundle.zip that holds model.pt"
-                    )
-                raise SegDashError(
-                    f"{path}: a ZIP with several checkpoints inside ({', '.join(inside[:8])}): "
-                    f"extract the one to use (unzip {path.name} {inside[0]}) and give that file"
-                )
-            return io.BytesIO(zf.read(member)), f"{path} ({member})"
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise SegDashError(f"{path}: cannot read this ZIP ({exc})") from None
-
-
 def _read_raw(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise SegDashError(f"{path}: no such checkpoint file")
-    source, name = _bundle_source(path) or (path, str(path))
+    check_model_file(path)  # its size and ZIP directory, before torch reads a byte of it
+    source, name = bundle_source(path) or (path, str(path))
     try:
         obj = torch.load(source, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -343,15 +302,18 @@ def _info(obj: dict[str, Any], path: Path) -> dict[str, Any]:
     return info
 
 
-def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Checkpoint:
+def load_checkpoint(path: str | Path, device: str | torch.device = "cpu", trust_code: bool | None = None) -> Checkpoint:
     """Load a checkpoint written by :func:`save_checkpoint`.
 
     A bioimage.io model package (``.zip``) exported by SegDash loads too
-    (:func:`core.nn.bioimageio.load_package`): its TorchScript weights, without SegDash's model code.
+    (:func:`core.nn.bioimageio.load_package`): its state dict weights, as data, into SegDash's network;
+    TorchScript-only packages only with ``trust_code`` (they are programs).
 
     Args:
         path: the ``.pt`` file (or a SegDash-exported bioimage.io ``.zip``).
         device: where to put the model (``"cpu"``, ``"cuda"``, ``"mps"``...).
+        trust_code: run a package's TorchScript weights (default: :func:`core.nn.bioimageio.trusting_code`'s
+            setting, off).
 
     Returns:
         a :class:`Checkpoint` whose model is in eval mode on ``device``.
@@ -364,7 +326,7 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Che
     from .bioimageio import is_package, load_package  # a bioimage.io model package exported by SegDash
 
     if is_package(path):
-        return load_package(path, device)
+        return load_package(path, device, trust_code)
     obj = _read_raw(path)
     info = _info(obj, path)
     cfg: ModelConfig = info["model_config"]

@@ -248,13 +248,7 @@ def build_model(cfg: ModelConfig) -> nn.Module:
         return ClassicUNet(cfg.in_channels, cfg.out_channels, cfg.classic_width, cfg.deep_supervision)
     import segmentation_models_pytorch as smp
 
-    kwargs: dict[str, Any] = {}
-    if cfg.encoder_depth != 5:
-        kwargs["encoder_depth"] = cfg.encoder_depth
-        if cfg.arch in ("Unet", "UnetPlusPlus"):
-            kwargs["decoder_channels"] = (256, 128, 64, 32, 16)[-cfg.encoder_depth :]
-    if cfg.attention:
-        kwargs["decoder_attention_type"] = cfg.attention
+    kwargs = smp_options(cfg)
     if cfg.encoder_weights is None:
         return smp.create_model(
             cfg.arch,
@@ -277,6 +271,19 @@ def build_model(cfg: ModelConfig) -> nn.Module:
     if cfg.in_channels != 3:
         model.encoder.set_in_channels(cfg.in_channels, pretrained=True)
     return model
+
+
+def smp_options(cfg: ModelConfig) -> dict[str, Any]:
+    """The keyword arguments of ``smp.create_model`` beyond arch, encoder, channels and classes (also
+    written into a bioimage.io package's architecture, :mod:`core.nn.package_arch`)."""
+    kwargs: dict[str, Any] = {}
+    if cfg.encoder_depth != 5:
+        kwargs["encoder_depth"] = cfg.encoder_depth
+        if cfg.arch in ("Unet", "UnetPlusPlus"):
+            kwargs["decoder_channels"] = [256, 128, 64, 32, 16][-cfg.encoder_depth :]
+    if cfg.attention:
+        kwargs["decoder_attention_type"] = cfg.attention
+    return kwargs
 
 
 def _pretrained_file(encoder: str, weights: str) -> str:

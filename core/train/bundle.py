@@ -15,6 +15,7 @@ import torch
 from ..data.csvcells import safe_row
 from ..data.io import atomic_write
 from ..errors import SegDashError
+from ..nn.archive import check_model_file
 from ..store.layout import BUNDLE
 from ..store.workspace import Workspace
 
@@ -73,6 +74,7 @@ def write_bundle(workspace: Workspace | str | Path, run_id: str) -> Path:
     class_names = list(extra.get("class_names") or [])
     model_bytes = b""
     if ckpt_path is not None:
+        check_model_file(ckpt_path)  # its size and ZIP directory first, as for any checkpoint
         obj = torch.load(ckpt_path, map_location="cpu", weights_only=True)
         for key in ("optimizer", "scheduler", "scaler"):
             obj[key] = None

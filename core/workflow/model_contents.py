@@ -23,9 +23,9 @@ __all__ = ["input_crop", "cover_image", "readme_text", "segdash_config", "bundle
 TEST_SIDE = 128  # test tensors: a crop of about this side, enough to see structure, fast to test
 
 
-def input_crop(ckpt: Checkpoint, workspace: Any, multiple: int) -> tuple[np.ndarray, str, Any]:
-    """A (S, S) crop of a training slice (validation slice first), S a multiple of ``multiple``; its
-    description; the workspace."""
+def input_crop(ckpt: Checkpoint, workspace: Any, multiple: int, min_side: int = 0) -> tuple[np.ndarray, str, Any]:
+    """A (S, S) crop of a training slice (validation slice first), S a multiple of ``multiple`` and at
+    least ``min_side``; its description; the workspace."""
     from ..store.workspace import Workspace
 
     ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
@@ -41,10 +41,10 @@ def input_crop(ckpt: Checkpoint, workspace: Any, multiple: int) -> tuple[np.ndar
     n = ws.dataset(dataset).shape[0]
     z = next((z for z in zs if 0 <= z < n), 0)
     image = np.asarray(ws.read_slice(dataset, z))
-    side = max(multiple, (TEST_SIDE // multiple) * multiple)
+    side = max(multiple, min_side, (TEST_SIDE // multiple) * multiple)
     h, w = image.shape[-2:]
     if h < side or w < side:  # small slices: the largest multiple that fits, or reflect-padded up to one
-        side = max(multiple, (min(h, w) // multiple) * multiple)
+        side = max(multiple, min_side, (min(h, w) // multiple) * multiple)
         if h < side or w < side:
             image = np.pad(image, ((0, max(0, side - h)), (0, max(0, side - w))), mode="reflect")
             h, w = image.shape
@@ -70,7 +70,7 @@ def cover_image(image: np.ndarray, probs: np.ndarray, window: tuple[float, float
 
 
 def readme_text(
-    name: str, ckpt: Checkpoint, dataset_label: str, lo: float, hi: float, multiple: int, onnx_note: str
+    name: str, ckpt: Checkpoint, dataset_label: str, lo: float, hi: float, multiple: int, onnx_note: str, halo: int
 ) -> str:
     classes = ", ".join(f"{i} = {c}" for i, c in enumerate(ckpt.class_names))
     metrics = {k: v for k, v in (ckpt.metrics or {}).items() if isinstance(v, (int, float))}
@@ -85,8 +85,9 @@ def readme_text(
         two_class = ""
     if d.min_size or d.hole_size:
         two_class += (
-            f". SegDash then removes objects smaller than {d.min_size} pixels and fills holes smaller than "
-            f"{d.hole_size} pixels (a cleanup chosen on the validation slices; not part of these weights)"
+            f". Then objects (8-connected components of each class but 0) smaller than {d.min_size} pixels "
+            f"become class 0 and holes (components of class 0 not touching the border) smaller than "
+            f"{d.hole_size} pixels take the class around them"
         )
     return f"""# {name}
 
@@ -96,19 +97,33 @@ dataset `{ckpt.extra.get("dataset", "?")}` for semantic segmentation into {ckpt.
 ## Input
 
 One grayscale channel, axes `b, c, y, x`; height and width are multiples of {multiple} (at least
-{multiple}). Raw intensities are normalised with the fixed window used in training (the 1-99 % percentile
+{multiple + 2 * halo}). Raw intensities are normalised with the fixed window used in training (the 1-99 % percentile
 range of the training dataset): `x = clip((raw - {lo:g}) / ({hi:g} - {lo:g}), 0, 1)`. Consumers apply this from
 the `preprocessing` of `rdf.yaml` (`scale_linear`, then `clip`).
 
 ## Output
 
-`probabilities`: one channel per class (axes `b, c, y, x`), summing to 1. The label image is the
-arg-max over channels{two_class}.
-Large images are best predicted in overlapping tiles (SegDash uses Gaussian-blended tiles).
+`probabilities`: one channel per class (axes `b, c, y, x`), summing to 1.
+
+## From probabilities to labels (the tuned decision)
+
+The label image is the arg-max over channels{two_class}. This decision was tuned on the run's
+validation slices; it is stored in `rdf.yaml` under `config.segdash.decision` (`threshold`,
+`class_weights`, `min_size`, `hole_size`), and `python -m core predict --checkpoint` this package
+applies exactly it, as it does for the checkpoint, so both give the same masks.
+
+## Tiles
+
+The output declares a halo of {halo} pixels on `y` and `x`: a tiled consumer (bioimageio.core with a
+block size, deepImageJ's tiling) pads each block's input by it and crops it from the output, so the
+tiles join without seams (SegDash itself blends overlapping tiles).
 
 ## Weights
 
-TorchScript (traced). {onnx_note}
+`pytorch_state_dict` (the original: `SegDashUNet` in `segdash_unet.py`, SegDash's own network; smp
+networks also need `segmentation-models-pytorch`), TorchScript (traced from it). {onnx_note}
+Loading the package with `bioimageio.core==0.11.0` needs `pydantic<2.14` (with pydantic 2.14,
+`load_model_description` fails): `pip install bioimageio.core==0.11.0 "pydantic<2.14"`.
 
 ## Validation
 
@@ -138,6 +153,7 @@ def segdash_config(ckpt: Checkpoint, multiple: int) -> dict[str, Any]:
         "dataset_version": str(ckpt.extra.get("dataset_version", "")),
         "metrics": metrics,
         "input_multiple": multiple,
+        "decision": ckpt.decision.to_dict(),
         "output": "probabilities",
         "exported_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
@@ -149,9 +165,11 @@ def bundle_config(ckpt: Checkpoint) -> dict[str, Any]:
     if ckpt.path is not None:
         bundle = Path(ckpt.path).with_name("bundle.zip")
         if bundle.is_file():
+            from ..nn.archive import TEXT_MAX_BYTES, read_member  # torch-free: sizes checked before reading
+
             try:
                 with zipfile.ZipFile(bundle) as zf:
-                    return json.loads(zf.read("config.json"))
+                    return json.loads(read_member(zf, "config.json", str(bundle), TEXT_MAX_BYTES))
             except (OSError, KeyError, ValueError, zipfile.BadZipFile):
                 pass
     extra = ckpt.extra

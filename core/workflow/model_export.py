@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+import tifffile
 import torch
 from torch import nn
 
@@ -25,9 +26,10 @@ from ..errors import SegDashError
 from ..nn.bioimageio import DEFAULT_LICENSE, LICENSES, Probabilities, is_package
 from ..nn.checkpoint import load_checkpoint
 from ..nn.model import required_multiple
+from ..nn.package_arch import ARCH_CALLABLE, ARCH_FILE, arch_kwargs, arch_source
 from .model_contents import bundle_config, cover_image, input_crop, readme_text, segdash_config
 
-__all__ = ["export_bioimageio", "test_package"]
+__all__ = ["export_bioimageio", "test_package", "output_halo"]
 
 _INPUT_ID, _OUTPUT_ID = "raw", "probabilities"
 _UNET_DOI = "10.1007/978-3-319-24574-4_28"
@@ -74,7 +76,9 @@ def export_bioimageio(
     out: str | Path,
     *,
     workspace: Any,
-    authors: Sequence[str] = ("SegDash user",),
+    authors: Sequence[str] = (),
+    maintainers: Sequence[str] = (),
+    version: str = "0.1.0",
     license: str = DEFAULT_LICENSE,
     name: str | None = None,
     description: str | None = None,
@@ -89,7 +93,9 @@ def export_bioimageio(
         out: the package to write (``.zip``); written atomically.
         workspace: the workspace the model was trained in (a :class:`~core.store.workspace.Workspace` or
             its folder): the test input is cut from a slice of the training dataset.
-        authors: author names (at least one).
+        authors: author names (at least one: the people who made the model; no default).
+        maintainers: GitHub user names of who answers for the package (optional).
+        version: the model's version (``0.1.0``).
         license: SPDX licence identifier of the model (``CC-BY-4.0``, ``MIT``, ...).
         name: model name; default ``SegDash <dataset> <run>``.
         description: one-line description; default says what the model segments.
@@ -113,7 +119,14 @@ def export_bioimageio(
     ckpt = load_checkpoint(Path(checkpoint))
     authors = [a.strip() for a in authors if a and a.strip()]
     if not authors:
-        raise SegDashError("a bioimage.io model needs at least one author")
+        raise SegDashError(
+            "a bioimage.io model needs at least one author: the names of the people who made it "
+            "(SegDash does not invent one)"
+        )
+    maintainers = [m.strip().lstrip("@") for m in maintainers if m and m.strip()]
+    bad = [m for m in maintainers if not re.fullmatch(r"[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}", m)]
+    if bad:
+        raise SegDashError(f"maintainers are GitHub user names (letters, digits, '-'): not {bad[0]!r}")
     license = (license or "").strip()
     if not license:
         raise SegDashError("a bioimage.io model needs a licence (an SPDX identifier such as CC-BY-4.0 or MIT)")
@@ -129,7 +142,9 @@ def export_bioimageio(
     multiple = required_multiple(cfg)
     lo, hi = (float(v) for v in ckpt.norm_window)
     span = max(hi - lo, 1e-12)
-    image, dataset_label, ws = input_crop(ckpt, workspace, multiple)
+    halo = output_halo(ckpt.patch_size, multiple)
+    min_side = 2 * halo + multiple  # the smallest input whose output keeps pixels once the halo is cropped
+    image, dataset_label, ws = input_crop(ckpt, workspace, multiple, min_side)
     dataset = str(ckpt.extra.get("dataset") or "")
     if pixel_size is None and ws.pixel_size(dataset) is not None:  # the training data's, as the axes' scale
         px = ws.pixel_size(dataset)
@@ -156,8 +171,13 @@ def export_bioimageio(
     try:
         ts_path = tmp / "weights_torchscript.pt"
         traced.save(str(ts_path))
+        sd_path, arch_path = tmp / "weights_state_dict.pt", tmp / ARCH_FILE
+        torch.save({k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}, sd_path)
+        arch_path.write_text(arch_source())
         np.save(tmp / "test_input.npy", x_raw)
         np.save(tmp / "test_output.npy", expected.astype(np.float32))
+        tifffile.imwrite(tmp / "sample_input.tif", x_raw[0, 0])  # for people: (y, x) and (channel, y, x)
+        tifffile.imwrite(tmp / "sample_output.tif", expected[0].astype(np.float32))
         from PIL import Image
 
         Image.fromarray(cover_image(image, expected[0], (lo, hi))).save(tmp / "cover.png")
@@ -168,13 +188,13 @@ def export_bioimageio(
             why = _export_onnx(net, x, onnx_path)
             onnx_ok = why is None
             onnx_note = "ONNX (opset 17), converted from the same network." if onnx_ok else f"No ONNX weights: {why}."
-        (tmp / "README.md").write_text(readme_text(name, ckpt, dataset_label, lo, hi, multiple, onnx_note))
+        (tmp / "README.md").write_text(readme_text(name, ckpt, dataset_label, lo, hi, multiple, onnx_note, halo))
         (tmp / "segdash_config.json").write_text(json.dumps(bundle_config(ckpt), indent=2, default=str))
 
         try:
             with ValidationContext(perform_io_checks=True):
                 space = {"scale": float(pixel_size), "unit": pixel_unit} if pixel_size else {}
-                size_in = bm.ParameterizedSize(min=multiple, step=multiple)
+                size_in = bm.ParameterizedSize(min=min_side, step=multiple)
                 inp = bm.InputTensorDescr(
                     id=bm.TensorId(_INPUT_ID),
                     description="grayscale image, raw intensities (normalised by the preprocessing)",
@@ -185,6 +205,7 @@ def export_bioimageio(
                         bm.SpaceInputAxis(id=bm.AxisId("x"), size=size_in, **space),
                     ],
                     test_tensor=bm.FileDescr(source=tmp / "test_input.npy"),
+                    sample_tensor=bm.FileDescr(source=tmp / "sample_input.tif"),
                     data=bm.IntervalOrRatioDataDescr(type="float32"),
                     preprocessing=[
                         bm.EnsureDtypeDescr(kwargs=bm.EnsureDtypeKwargs(dtype="float32")),
@@ -199,27 +220,40 @@ def export_bioimageio(
                     axes=[
                         bm.BatchAxis(),
                         bm.ChannelAxis(channel_names=channel_ids),
-                        bm.SpaceOutputAxis(
+                        bm.SpaceOutputAxisWithHalo(
+                            halo=halo,
                             id=bm.AxisId("y"),
                             size=bm.SizeReference(tensor_id=bm.TensorId(_INPUT_ID), axis_id=bm.AxisId("y")),
                             **space,
                         ),
-                        bm.SpaceOutputAxis(
+                        bm.SpaceOutputAxisWithHalo(
+                            halo=halo,
                             id=bm.AxisId("x"),
                             size=bm.SizeReference(tensor_id=bm.TensorId(_INPUT_ID), axis_id=bm.AxisId("x")),
                             **space,
                         ),
                     ],
                     test_tensor=bm.FileDescr(source=tmp / "test_output.npy"),
+                    sample_tensor=bm.FileDescr(source=tmp / "sample_output.tif"),
                     data=bm.IntervalOrRatioDataDescr(type="float32", range=(0.0, 1.0)),
                 )
+                torch_version = bm.Version(torch.__version__.split("+")[0])
                 weights = {
+                    "pytorch_state_dict": bm.PytorchStateDictWeightsDescr(
+                        source=sd_path,
+                        architecture=bm.ArchitectureFromFileDescr(
+                            source=arch_path, callable=bm.Identifier(ARCH_CALLABLE), kwargs=arch_kwargs(cfg)
+                        ),
+                        pytorch_version=torch_version,
+                    ),
                     "torchscript": bm.TorchscriptWeightsDescr(
-                        source=ts_path, pytorch_version=bm.Version(torch.__version__.split("+")[0])
-                    )
+                        source=ts_path, pytorch_version=torch_version, parent="pytorch_state_dict"
+                    ),
                 }
                 if onnx_ok:
-                    weights["onnx"] = bm.OnnxWeightsDescr(source=onnx_path, opset_version=17, parent="torchscript")
+                    weights["onnx"] = bm.OnnxWeightsDescr(
+                        source=onnx_path, opset_version=17, parent="pytorch_state_dict"
+                    )
                 descr = bm.ModelDescr(
                     name=name,
                     description=(
@@ -228,6 +262,7 @@ def export_bioimageio(
                         f"{', '.join(ckpt.class_names)}, trained in SegDash"
                     )[:1024],
                     authors=[bm.Author(name=a) for a in authors],
+                    version=bm.Version(version),
                     cite=[
                         bm.CiteEntry(
                             text="Ronneberger, Fischer, Brox: U-Net: Convolutional Networks for "
@@ -247,25 +282,41 @@ def export_bioimageio(
                 )
         except Exception as exc:  # pydantic ValidationError: name the fields, in one message
             raise SegDashError(f"the bioimage.io description does not validate: {_validation_text(exc)}") from None
-        built = tmp / "package.zip"
-        save_bioimageio_package(descr, output_path=built)
+        # maintainers are GitHub names, which bioimageio.spec looks up on GitHub when it checks files: they
+        # are added after the files were checked, and the package's final check skips that look-up (offline)
+        offline = ValidationContext(perform_io_checks=not maintainers)
+        with offline:
+            people = [bm.Maintainer(github_user=m) for m in maintainers]
+            descr = descr.model_copy(update={"maintainers": people}) if people else descr
+            built = tmp / "package.zip"
+            save_bioimageio_package(descr, output_path=built)
         final = atomic_write(out, lambda fh: fh.write(built.read_bytes()))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return {
         "out": str(final),
         "name": name,
-        "weights": ["torchscript"] + (["onnx"] if onnx_ok else []),
+        "weights": ["pytorch_state_dict", "torchscript"] + (["onnx"] if onnx_ok else []),
         "onnx": onnx_ok,
         "onnx_note": onnx_note,
         "test_shape": list(x_raw.shape),
-        "min_size": multiple,
+        "min_size": min_side,
         "step": multiple,
         "classes": list(ckpt.class_names),
         "dataset": dataset,
         "license": license,
         "authors": authors,
+        "maintainers": maintainers,
+        "version": version,
+        "halo": halo,
     }
+
+
+def output_halo(patch_size: int, multiple: int) -> int:
+    """Pixels a tiled consumer crops from each side of an output block: SegDash's own tile overlap (a
+    quarter of the training patch, the tile it predicts with), rounded up to the input multiple so that
+    blocks stay aligned with the network's pooling grid."""
+    return max(multiple, -(-int(patch_size) // 4 // multiple) * multiple)
 
 
 def _channel_id(name: str, i: int) -> str:

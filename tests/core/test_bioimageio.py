@@ -76,7 +76,7 @@ def binary(ws, tmp_path_factory):
 
 def test_package_passes_bioimageio_test_model_offline(binary, monkeypatch):
     _, pkg, summary = binary
-    assert summary["weights"] == ["torchscript", "onnx"] and summary["onnx"]
+    assert summary["weights"] == ["pytorch_state_dict", "torchscript", "onnx"] and summary["onnx"]
 
     def no_network(*args, **kwargs):
         raise OSError("network access in an offline test")
@@ -102,12 +102,16 @@ def test_package_describes_model_normalisation_and_data(binary):
         "segdash_config.json",
         "weights_torchscript.pt",
         "weights.onnx",
+        "weights_state_dict.pt",
+        "segdash_unet.py",
     } <= names
     assert rdf["type"] == "model" and rdf["name"] == "toy cells" and rdf["license"] == "MIT"
     assert [a["name"] for a in rdf["authors"]] == ["Ann Example", "Bo Example"]
     (inp,), (out,) = rdf["inputs"], rdf["outputs"]
     assert [a.get("id", a["type"]) for a in inp["axes"]] == ["batch", "channel", "y", "x"]
-    assert inp["axes"][2]["size"] == {"min": 16, "step": 16}  # the classic U-Net's input multiple
+    # the classic U-Net's input multiple; the smallest input leaves room for the output halo on both sides
+    assert inp["axes"][2]["size"] == {"min": 16 + 2 * 16, "step": 16}
+    assert [a["halo"] for a in out["axes"][2:]] == [16, 16]
     pre = {p["id"]: p.get("kwargs", {}) for p in inp["preprocessing"]}
     lo, hi = 40.0, 220.0
     assert pre["scale_linear"]["gain"] == pytest.approx(1 / (hi - lo))
@@ -140,10 +144,11 @@ def test_test_input_is_cut_from_a_training_slice(binary, ws):
 @pytest.mark.parametrize("n_classes", [2, 3])
 def test_round_trip_predicts_the_same_masks(ws, tmp_path, n_classes):
     ck = _checkpoint(ws, tmp_path / "best.pt", n_classes, seed=n_classes)
-    pkg = Path(export_bioimageio(ck, tmp_path / "model.zip", workspace=ws, onnx=False)["out"])
+    pkg = Path(export_bioimageio(ck, tmp_path / "model.zip", workspace=ws, authors=["Ann"], onnx=False)["out"])
     assert is_package(pkg) and not is_package(ck)  # a .pt is a ZIP too, without rdf.yaml
     original, loaded = load_checkpoint(ck), load_checkpoint(pkg)
-    assert not isinstance(loaded.model, type(original.model))  # TorchScript, not SegDash's model class
+    # the state dict, loaded as data into SegDash's own network; the TorchScript is never loaded
+    assert type(loaded.model) is type(original.model) and loaded.extra["weights"] == "pytorch_state_dict"
     assert loaded.class_names == original.class_names and loaded.norm_window == original.norm_window
     assert loaded.model_config == original.model_config
     stack = ws.read_images("toy")
@@ -161,12 +166,12 @@ def test_round_trip_predicts_the_same_masks(ws, tmp_path, n_classes):
 def test_export_refusals(ws, tmp_path):
     ck = _checkpoint(ws, tmp_path / "best.pt", 2)
     with pytest.raises(ValueError, match="licence 'not-a-licence'"):
-        export_bioimageio(ck, tmp_path / "m.zip", workspace=ws, license="not-a-licence")
+        export_bioimageio(ck, tmp_path / "m.zip", workspace=ws, authors=["Ann"], license="not-a-licence")
     with pytest.raises(ValueError, match="author"):
         export_bioimageio(ck, tmp_path / "m.zip", workspace=ws, authors=[" "])
     other = Workspace(tmp_path / "other")
     with pytest.raises(ValueError, match="'toy', which is not in the workspace"):
-        export_bioimageio(ck, tmp_path / "m.zip", workspace=other)
+        export_bioimageio(ck, tmp_path / "m.zip", workspace=other, authors=["Ann"])
     assert not (tmp_path / "m.zip").exists()
 
 
@@ -190,10 +195,17 @@ def test_foreign_or_damaged_packages_are_refused(binary, tmp_path, ws):
     del rdf["config"]["segdash"]
     with pytest.raises(ValueError, match="not exported by SegDash"):
         load_checkpoint(write("foreign.zip", **{"rdf.yaml": yaml.safe_dump(rdf)}))
+    sd = bytearray(members["weights_state_dict.pt"])
+    sd[-100] ^= 0xFF
+    with pytest.raises(ValueError, match="state dict weights do not match their SHA-256"):
+        load_checkpoint(write("damaged.zip", **{"weights_state_dict.pt": bytes(sd)}))
     ts = bytearray(members["weights_torchscript.pt"])
     ts[-100] ^= 0xFF
-    with pytest.raises(ValueError, match="SHA-256"):
-        load_checkpoint(write("damaged.zip", **{"weights_torchscript.pt": bytes(ts)}))
+    rdf = yaml.safe_load(members["rdf.yaml"])
+    del rdf["weights"]["pytorch_state_dict"]  # TorchScript only: loaded only when trusted, and checked first
+    only_ts = write("damaged-ts.zip", **{"weights_torchscript.pt": bytes(ts), "rdf.yaml": yaml.safe_dump(rdf)})
+    with pytest.raises(ValueError, match="TorchScript weights do not match their SHA-256"):
+        load_checkpoint(only_ts, trust_code=True)
     with pytest.raises(ValueError, match="no rdf.yaml"):
         load_package(ck := _zip_without_rdf(tmp_path))
     assert not is_package(ck)
@@ -237,7 +249,11 @@ def test_cli_export_model_then_predict_with_the_package(ws, tmp_path):
     )
     assert out.returncode == 0, out.stderr
     summary = json.loads(out.stdout.strip().splitlines()[-1])
-    assert summary["name"] == "cli model" and summary["weights"] == ["torchscript"] and summary["license"] == "CC0-1.0"
+    assert (
+        summary["name"] == "cli model"
+        and summary["weights"] == ["pytorch_state_dict", "torchscript"]
+        and summary["license"] == "CC0-1.0"
+    )
     tifffile.imwrite(tmp_path / "in.tif", ws.read_images("toy"), photometric="minisblack")
     for src, dst in ((ck, "a.tif"), (tmp_path / "m.zip", "b.tif")):
         out = _cli(
@@ -255,7 +271,16 @@ def test_cli_export_model_then_predict_with_the_package(ws, tmp_path):
     assert np.array_equal(tifffile.imread(tmp_path / "a.tif"), tifffile.imread(tmp_path / "b.tif"))
 
     out = _cli(
-        "export-model", "--checkpoint", str(ck), "--out", str(tmp_path / "x.zip"), "--license", "nope", ws=ws.root
+        "export-model",
+        "--checkpoint",
+        str(ck),
+        "--out",
+        str(tmp_path / "x.zip"),
+        "--authors",
+        "Ann",
+        "--license",
+        "nope",
+        ws=ws.root,
     )
     assert out.returncode == 2 and out.stderr.strip().splitlines()[-1].startswith("error: unknown licence")
     assert "Traceback" not in out.stderr and not (tmp_path / "x.zip").exists()
@@ -268,7 +293,7 @@ def test_training_data_pixel_size_is_the_axes_scale(tmp_path):
     ws.create_dataset("toy", np.stack([p[0] for p in pairs]), [p[1] for p in pairs], class_names=["bg", "cell"])
     ws.catalog.set_pixel_size("toy", 1.0, 0.25, 0.25, "micrometer")
     ck = _checkpoint(ws, tmp_path / "best.pt", 2)
-    pkg = export_bioimageio(ck, tmp_path / "m.zip", workspace=ws, onnx=False)["out"]
+    pkg = export_bioimageio(ck, tmp_path / "m.zip", workspace=ws, authors=["Ann"], onnx=False)["out"]
     with zipfile.ZipFile(pkg) as zf:
         rdf = yaml.safe_load(zf.read("rdf.yaml"))
     for tensor in (rdf["inputs"][0], rdf["outputs"][0]):
