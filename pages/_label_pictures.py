@@ -19,31 +19,28 @@ from core.data.masks import UNLABELED
 from core.view import canvas as cv
 from core.view.render import gray_rgb, overlay, tint
 from pages._common import workspace
+from pages._label_canvas import picture_url
 
-__all__ = ["background", "overview", "version_picture", "chips", "when"]
+__all__ = ["background_url", "overview", "version_picture", "chips", "when"]
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
-def background(
+def background_url(
     root: str,
     dataset: str,
     z: int,
     stamp: float,
     window: cv.ZoomWindow,
-    canvas_hw: tuple[int, int],
     alpha: float,
-    pending_id: int,
-    _pending: np.ndarray | None,
     prediction_id: str = "",
     _prediction: np.ndarray | None = None,
-) -> Image.Image:
-    """The canvas background: the shown region, a live round's prediction pale, the stored mask tinted,
-    unsaved strokes striped."""
+) -> str:
+    """The canvas picture at the window's own resolution (the browser scales it): the shown region, a
+    live round's prediction pale, the stored mask tinted; a JPEG data URL."""
     ws = workspace()
     image, mask = ws.read_slice(dataset, z), ws.read_mask(dataset, z)
-    return Image.fromarray(
-        cv.background(image, mask, window, canvas_hw, alpha, pending=_pending, prediction=_prediction)
-    )
+    rgb = cv.background(image, mask, window, (window.height, window.width), alpha, prediction=_prediction)
+    return picture_url(rgb)
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
