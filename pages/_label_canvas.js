@@ -7,7 +7,7 @@ export default function (component) {
   const { data, setStateValue, parentElement } = component;
   const W = window;
   let S = W.__segdashCanvas;
-  if (!S || S.root !== parentElement || !parentElement.contains(S.stage)) {
+  if (!S || S.root !== parentElement || !S.stage.isConnected) {
     if (S) S.detach();
     S = W.__segdashCanvas = make(parentElement);
   }
@@ -230,7 +230,7 @@ function make(root) {
     return !['radio', 'checkbox', 'button', 'range'].includes((t.type || '').toLowerCase());
   };
   const onKey = (e) => {
-    if (!S.data || !document.contains(stage)) return;
+    if (!S.data || !stage.isConnected) return;
     if (e.key === 'Escape' && S.poly) { S.poly = null; S.redraw(); return; }
     if (e.altKey) return;
     const parts = [];

@@ -80,6 +80,7 @@ with user_errors():
 
     # -- tools, in the sidebar -------------------------------------------------------------------
     with st.sidebar:
+        st.subheader("Label", anchor=False)
         status = st.session_state["label_status"]
         if status:
             _STATUS[status[0]](status[1])
@@ -140,7 +141,7 @@ with user_errors():
         st.markdown(f"Painting: {pic.chips(info.class_names, k, scribble)}", unsafe_allow_html=True)
 
     # -- one compact bar: slice, navigation, save / undo / redo / clear ----------------------------
-    top = st.columns([3.4, 1, 1, 1.5, 1.1, 1.1, 1.1, 1.1], vertical_alignment="bottom", gap="small")
+    top = st.columns([2.1, 1, 1, 1.45, 1.35, 1.35, 1.35, 0.9], vertical_alignment="bottom", gap="small")
     top[0].selectbox(
         "Slice",
         list(range(n)),
@@ -152,7 +153,7 @@ with user_errors():
         ),
     )
     buttons = (
-        (top[1], f"Previous ({hint('previous')})", "label_prev", "arrow_back", act.step, (n, -1), z == 0),
+        (top[1], f"Prev ({hint('previous')})", "label_prev", "arrow_back", act.step, (n, -1), z == 0),
         (top[2], f"Next ({hint('next')})", "label_next_slice", "arrow_forward", act.step, (n, 1), z == n - 1),
         (top[3], "Next unlabeled", "label_next", "skip_next", act.to_next_unlabeled, (info.statuses,), False),
         (top[4], f"Save ({hint('save')})", "label_save", "save", act.save, (ws, dataset, z), False),
@@ -167,14 +168,14 @@ with user_errors():
         ),
         (
             top[6],
-            f"Redo ({hint('redo')})",
+            f"Redo ({hint('redo').split(' / ')[0]})",
             "label_redo",
             "redo",
             act.redo,
             (ws, dataset, z),
             not ws.can_redo(dataset, z),
         ),
-        (top[7], "Clear strokes", "label_clear", "ink_eraser", act.clear, (dataset, z), not pending),
+        (top[7], "Clear", "label_clear", "ink_eraser", act.clear, (dataset, z), not pending),
     )
     for col, label, key_, icon, on_click, args, disabled in buttons:
         col.button(
@@ -211,6 +212,7 @@ with user_errors():
             "key": f"{dataset}/{z}",
             "version": current.version or 0,
             "window": [window.y0, window.x0, window.height, window.width],
+            "shape": [height, width],
             "image": pic.background_url(str(ws.root), dataset, z, current.updated, window, alpha, pred_id, pred_labels),
             "image_id": hashlib.sha1(stamp.encode()).hexdigest()[:16],
             "stamp": str(current.updated),
