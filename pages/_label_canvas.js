@@ -29,10 +29,13 @@ function make(root) {
   stage.className = 'stage';
   const img = document.createElement('img');
   img.draggable = false;
+  const tint = document.createElement('img'); // the saved mask, a layer of its own
+  tint.draggable = false;
   const ink = document.createElement('canvas');
   const note = document.createElement('div');
   note.className = 'note';
   stage.appendChild(img);
+  stage.appendChild(tint);
   stage.appendChild(ink);
   wrap.appendChild(stage);
   wrap.appendChild(note);
@@ -81,7 +84,7 @@ function make(root) {
     const cw = Math.max(1, Math.round(w * scale)), ch = Math.max(1, Math.round(h * scale));
     stage.style.width = cw + 'px';
     stage.style.height = ch + 'px';
-    img.style.imageRendering = scale > 1 ? 'pixelated' : 'auto';
+    img.style.imageRendering = tint.style.imageRendering = scale > 1 ? 'pixelated' : 'auto';
     const dpr = W.devicePixelRatio || 1;
     ink.width = Math.round(cw * dpr);
     ink.height = Math.round(ch * dpr);
@@ -296,11 +299,16 @@ function make(root) {
     if (store.strokes.length !== before) persist();
     if (old && old.key !== data.key) S.poly = null;
     const relayout = !old || old.window.join() !== data.window.join() || old.key !== data.key;
-    if (!old || old.image_id !== data.image_id) {
-      // the old picture stays until the new one is decoded: the canvas never blinks or moves
-      const next = new Image();
-      next.onload = () => { if (S.data === data || S.data.image_id === data.image_id) { img.src = data.image; wrap.dataset.image = data.image_id; } };
-      next.src = data.image;
+    const want = [[img, data.image, data.image_id, 'shownImage'], [tint, data.tint, data.tint_id, 'shownTint']]
+      .filter((w) => S[w[3]] !== w[2]);
+    if (want.length) {
+      // the old pictures stay until the new ones are decoded: the canvas never blinks or moves
+      Promise.all(want.map(([, src]) => { const p = new Image(); p.src = src; return p.decode().then(() => true, () => false); }))
+        .then((ok) => {
+          if (S.data.image_id !== data.image_id || S.data.tint_id !== data.tint_id || !ok.every(Boolean)) return; // newer pictures came, or one failed: the next run retries
+          for (const [el, src, id, slot] of want) { el.src = src; S[slot] = id; }
+          wrap.dataset.image = data.image_id + '|' + data.tint_id;
+        });
     }
     if (relayout) S.layout(); else S.redraw();
     if (S.dirty) send(null);

@@ -25,7 +25,7 @@ import numpy as np
 import streamlit as st
 from PIL import Image
 
-__all__ = ["label_canvas", "CANVAS_KEY", "picture_url"]
+__all__ = ["label_canvas", "CANVAS_KEY", "picture_bytes", "picture_url"]
 
 CANVAS_KEY = "label_canvas"
 
@@ -44,12 +44,29 @@ _component = st.components.v2.component(
 )
 
 
-def picture_url(rgb: np.ndarray | Image.Image, quality: int = 92) -> str:
-    """A picture as a JPEG data URL (a 768 x 1024 slice: about 0.2 MB, encoded in ~10 ms)."""
-    img = rgb if isinstance(rgb, Image.Image) else Image.fromarray(np.ascontiguousarray(rgb))
+def picture_bytes(rgb: np.ndarray, quality: int = 90) -> bytes:
+    """A picture as JPEG bytes (RGB) or PNG bytes (RGBA, fast compression: a mask layer is mostly empty)."""
+    img = Image.fromarray(np.ascontiguousarray(rgb))
     buf = io.BytesIO()
-    img.convert("RGB").save(buf, format="JPEG", quality=quality)
-    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+    if img.mode == "RGBA":
+        img.save(buf, format="PNG", compress_level=1)
+    else:
+        img.convert("RGB").save(buf, format="JPEG", quality=quality)
+    return buf.getvalue()
+
+
+def picture_url(data: bytes, name: str) -> str:
+    """A URL for picture ``data``: served by Streamlit's media files (sent once, not in every run's
+    message), or a data URL where no server runs (AppTest)."""
+    mimetype = "image/png" if data[:4] == b"\x89PNG" else "image/jpeg"
+    try:
+        from streamlit.runtime import exists, get_instance
+
+        if exists():
+            return get_instance().media_file_mgr.add(data, mimetype, f"segdash-label-canvas-{name}")
+    except Exception:  # noqa: BLE001 - no media manager (bare mode): the data URL below works everywhere
+        pass
+    return f"data:{mimetype};base64," + base64.b64encode(data).decode("ascii")
 
 
 def label_canvas(data: dict[str, Any], on_ui: Callable[[], None]) -> Any:

@@ -17,30 +17,36 @@ from PIL import Image
 from core.data import provenance
 from core.data.masks import UNLABELED
 from core.view import canvas as cv
+from core.view.layers import tint_layer
 from core.view.render import gray_rgb, overlay, tint
 from pages._common import workspace
-from pages._label_canvas import picture_url
+from pages._label_canvas import picture_bytes
 
-__all__ = ["background_url", "overview", "version_picture", "chips", "when"]
+__all__ = ["background_picture", "tint_picture", "overview", "version_picture", "chips", "when"]
 
 
-@st.cache_data(max_entries=32, show_spinner=False)
-def background_url(
+@st.cache_data(max_entries=16, show_spinner=False)
+def background_picture(
     root: str,
     dataset: str,
     z: int,
-    stamp: float,
+    shape: tuple[int, ...],
     window: cv.ZoomWindow,
-    alpha: float,
     prediction_id: str = "",
     _prediction: np.ndarray | None = None,
-) -> str:
-    """The canvas picture at the window's own resolution (the browser scales it): the shown region, a
-    live round's prediction pale, the stored mask tinted; a JPEG data URL."""
+) -> bytes:
+    """The canvas picture at the window's own resolution (the browser scales it): the shown region and
+    a live round's prediction pale; JPEG bytes. The saved mask is a layer of its own (:func:`tint_picture`),
+    so a save does not send this again."""
     ws = workspace()
-    image, mask = ws.read_slice(dataset, z), ws.read_mask(dataset, z)
-    rgb = cv.background(image, mask, window, (window.height, window.width), alpha, prediction=_prediction)
-    return picture_url(rgb)
+    rgb = cv.background(ws.read_slice(dataset, z), None, window, (window.height, window.width), prediction=_prediction)
+    return picture_bytes(rgb)
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def tint_picture(root: str, dataset: str, z: int, stamp: float, window: cv.ZoomWindow, alpha: float) -> bytes:
+    """The saved mask's tint over the window as PNG bytes (mostly transparent: small and quick)."""
+    return picture_bytes(tint_layer(workspace().read_mask(dataset, z), window, alpha))
 
 
 @st.cache_data(max_entries=8, show_spinner=False)

@@ -26,7 +26,7 @@ from pages import _label_actions as act
 from pages import _label_pictures as pic
 from pages._common import dataset_picker, user_errors, workspace
 from pages._keys import label_keys
-from pages._label_canvas import label_canvas
+from pages._label_canvas import label_canvas, picture_url
 from pages._label_live import live_panel, shown_prediction
 from pages._label_state import KEYS, MODES, SCRIBBLES, TOOLS, ZOOMS, hint, keep, put, sync
 from pages._label_state import init as init_label_state
@@ -193,7 +193,8 @@ with user_errors():
     pred = shown_prediction(ws, dataset, z)
     pred_id, pred_labels = pred if st.session_state.get("label_show_pred", True) else ("", None)
     alpha = st.session_state["label_alpha"] if show_mask else 0.0
-    stamp = f"{dataset}/{z}/{current.updated}/{window}/{alpha}/{pred_id}"
+    picture = f"{dataset}/{z}/{info.shape}/{window}/{pred_id}"
+    tint = f"{dataset}/{z}/{current.updated}/{window}/{alpha}"
     polygon = tool == "Polygon fill"
     st.session_state["label_ctx"] = {
         "dataset": dataset,
@@ -213,8 +214,12 @@ with user_errors():
             "version": current.version or 0,
             "window": [window.y0, window.x0, window.height, window.width],
             "shape": [height, width],
-            "image": pic.background_url(str(ws.root), dataset, z, current.updated, window, alpha, pred_id, pred_labels),
-            "image_id": hashlib.sha1(stamp.encode()).hexdigest()[:16],
+            "image": picture_url(
+                pic.background_picture(str(ws.root), dataset, z, info.shape, window, pred_id, pred_labels), "image"
+            ),
+            "image_id": hashlib.sha1(picture.encode()).hexdigest()[:16],
+            "tint": picture_url(pic.tint_picture(str(ws.root), dataset, z, current.updated, window, alpha), "tint"),
+            "tint_id": hashlib.sha1(tint.encode()).hexdigest()[:16],
             "stamp": str(current.updated),
             "tool": tool,
             "color": cv.stroke_css(k, 0.9),
