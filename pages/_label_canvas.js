@@ -272,9 +272,16 @@ function make(root) {
     }
     send(action);
   };
-  // a click anywhere else (Save, Next, a select box) first hands the server the strokes drawn since
-  const onPointer = (e) => { if (S.dirty && !stage.contains(e.target)) send(null); };
-  const tick = () => { if (S.dirty && !S.drawing && performance.now() - (S.lastStroke || 0) > 3000) send(null); };
+  // a press on a button (Save, Undo, Clear, Train on my strokes, Next) first hands the server the strokes
+  // drawn since; not on a select box, whose open list a rerun would redraw under the pointer
+  const onPointer = (e) => {
+    const t = e.composedPath ? e.composedPath()[0] : e.target;
+    if (S.dirty && t && t.closest && t.closest('button') && !stage.contains(t)) send(null);
+  };
+  const listOpen = () => !!document.querySelector('[role="combobox"][aria-expanded="true"], [role="listbox"]');
+  const tick = () => {
+    if (S.dirty && !S.drawing && !listOpen() && performance.now() - (S.lastStroke || 0) > 3000) send(null);
+  };
   const onResize = () => S.data && S.layout();
   document.addEventListener('keydown', onKey, true);
   document.addEventListener('pointerdown', onPointer, true);

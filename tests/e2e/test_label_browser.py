@@ -66,8 +66,7 @@ def _open(page, url: str, dataset: str) -> None:
     _until(page, f"() => {_S} && {_S}.data")
     settle(page, 0.5)
     if _shown(page).rpartition("/")[0] != dataset:
-        choose(page, page.locator("[data-testid='stSidebar'] [data-testid='stSelectbox']").first, dataset)
-        _until(page, f"(d) => {_S}.data.dataset === d", arg=dataset)
+        _pick_dataset(page, dataset)
     no_exception(page)
 
 
@@ -75,20 +74,32 @@ def _shown(page) -> str:
     return page.evaluate(f"() => {_S}.data.key")
 
 
-def _stroke(page, rng, box=None) -> dict:
-    """Drag a short stroke at a random place of the canvas; return it as the canvas keeps it."""
-    ink = page.locator(".segdash-canvas canvas")
-    box = ink.bounding_box()
+def _pick_dataset(page, name: str) -> None:
+    """Pick a dataset in the sidebar and wait until the canvas shows it."""
+    choose(page, page.locator("[data-testid='stSidebar'] [data-testid='stSelectbox']").first, name)
+    _until(page, f"(d) => {_S}.data.dataset === d", arg=name)
+
+
+def _stroke(page, points) -> dict:
+    """Drag a stroke from ``points[0]`` to ``points[1]`` (CSS px from the canvas's corner) and wait until
+    the canvas has it; return it as the canvas keeps it."""
+    box = page.locator(".segdash-canvas canvas").bounding_box()
     before = page.evaluate(f"() => {_S}.drawn")
-    x0, y0 = box["x"] + box["width"] * rng.uniform(0.1, 0.8), box["y"] + box["height"] * rng.uniform(0.1, 0.9)
-    dx = box["width"] * rng.uniform(0.05, 0.15)
-    page.mouse.move(x0, y0)
+    (x0, y0), (x1, y1) = points
+    page.mouse.move(box["x"] + x0, box["y"] + y0)
     page.mouse.down()
     for i in range(1, 6):
-        page.mouse.move(x0 + dx * i / 5, y0)
+        page.mouse.move(box["x"] + x0 + (x1 - x0) * i / 5, box["y"] + y0 + (y1 - y0) * i / 5)
     page.mouse.up()
     _until(page, f"(n) => {_S}.drawn > n", arg=before)
     return page.evaluate(f"() => {_S}.store().strokes.at(-1)")
+
+
+def _random_stroke(page, rng) -> dict:
+    """A short horizontal stroke at a random place of the canvas."""
+    box = page.locator(".segdash-canvas canvas").bounding_box()
+    x0, y0 = box["width"] * rng.uniform(0.1, 0.8), box["height"] * rng.uniform(0.1, 0.9)
+    return _stroke(page, [(x0, y0), (x0 + box["width"] * rng.uniform(0.05, 0.15), y0)])
 
 
 def _pixels(stroke: dict) -> list[tuple[int, int]]:
@@ -110,14 +121,16 @@ def _change_slice(page, rng, n: int) -> None:
     else:
         box = page.locator("[data-testid='stMain'] [data-testid='stSelectbox']").filter(has_text="Slice")
         option = page.get_by_role("option").filter(has_text=f"{target}: ").first
-        for attempt in range(3):  # a click while Streamlit redraws the box opens nothing: click again
-            box.click()
+        for attempt in range(5):  # a click while Streamlit redraws the box opens nothing, or closes it: again
             try:
-                option.wait_for(state="visible", timeout=10_000)
+                if not option.is_visible():
+                    box.click()
+                    option.wait_for(state="visible", timeout=10_000)
+                option.click(timeout=5_000)
                 break
             except Exception:  # noqa: BLE001 - playwright's TimeoutError
-                page.keyboard.press("Escape")
-        option.click()
+                if attempt == 4:
+                    raise
 
 
 def _save_everything(page, ws, dataset: str) -> None:
@@ -144,8 +157,8 @@ def _session(page, ws, dataset: str, n: int, strokes: int, rng) -> list[dict]:
     while len(drawn) < strokes:
         _change_slice(page, rng, n)
         time.sleep(rng.uniform(0, 2))  # the user draws 0-2 s after the change, whether the page is done or not
-        drawn.append(_stroke(page, rng))
-        drawn.append(_stroke(page, rng))
+        drawn.append(_random_stroke(page, rng))
+        drawn.append(_random_stroke(page, rng))
         r = rng.random()
         if r < 0.15:
             page.keyboard.press("Control+s")
@@ -153,7 +166,7 @@ def _session(page, ws, dataset: str, n: int, strokes: int, rng) -> list[dict]:
             page.keyboard.press("+")
             _until(page, f"() => {_S}.data.window[2] < {_S}.data.shape[0]", timeout=60)
             page.keyboard.press(rng.choice(["ArrowLeft", "ArrowRight", "ArrowUp", "ArrowDown"]))
-            drawn.append(_stroke(page, rng))
+            drawn.append(_random_stroke(page, rng))
             page.keyboard.press("-")
             _until(page, f"() => {_S}.data.window[2] === {_S}.data.shape[0]", timeout=60)
     _save_everything(page, ws, dataset)
@@ -206,7 +219,7 @@ def test_ctrl_z_removes_the_unsaved_stroke_first_and_timings(label_server):
         page.set_default_timeout(60_000)
         _open(page, url, "em")
         assert _shown(page) == "em/0"
-        s = _stroke(page, rng)
+        s = _random_stroke(page, rng)
         page.keyboard.press("Control+z")
         _until(page, f"(i) => !{_S}.store().strokes.some(s => s.id === i)", arg=s["id"])
         settle(page, 0.5)
@@ -244,8 +257,61 @@ def _timings(page, rng) -> dict[str, list[float]]:
     }"""
     )
     for i in range(5):
-        _stroke(page, rng)
+        _random_stroke(page, rng)
         page.keyboard.press("Control+s")
         _until(page, "(n) => window.__segdashCanvas.t.save.length > n", arg=i)
         settle(page, 0.3)
     return page.evaluate("() => window.__segdashCanvas.t")
+
+
+def test_keys_tools_dataset_switch_and_restore(label_server):
+    """What the earlier browser test checked, on the new canvas: E and B pick the tool, ] makes the
+    brush bigger, a stroke pending on one dataset survives a trip to the other, and restoring the
+    imported version from the history keeps the pending stroke, which Ctrl+S then lands on it."""
+    from playwright.sync_api import sync_playwright
+
+    url, ws = label_server
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    imported = ws.read_mask("em", 0)
+    with sync_playwright() as p:
+        browser = launch(p)
+        page = browser.new_page(viewport={"width": 1600, "height": 1000})
+        page.set_default_timeout(60_000)
+        _open(page, url, "em")
+        scale = page.locator(".segdash-canvas canvas").bounding_box()["width"] / 1024
+        # E: the eraser, across the imported square; Ctrl+S
+        page.keyboard.press("e")
+        _until(page, f"() => {_S}.data.tool === 'Eraser'")
+        _stroke(page, [(450 * scale, 350.5 * scale), (750 * scale, 350.5 * scale)])
+        page.keyboard.press("Control+s")
+        _until(page, f"() => {_S}.store().strokes.length === 0")
+        mask = ws.read_mask("em", 0)
+        assert (mask[348:353, 520:680] == 0).all() and mask[320, 600] == 1 and mask[380, 600] == 1
+        # B and ]: the brush, bigger
+        page.keyboard.press("b")
+        _until(page, f"() => {_S}.data.tool === 'Brush'")
+        size = page.evaluate(f"() => {_S}.data.brush")
+        page.keyboard.press("]")
+        _until(page, f"(n) => {_S}.data.brush > n", arg=size)
+        _stroke(page, [(100 * scale, 600.5 * scale), (300 * scale, 600.5 * scale)])
+        # switch to the other dataset and back: the stroke is still pending
+        _pick_dataset(page, "small")
+        no_exception(page)
+        _pick_dataset(page, "em")
+        _until(page, f"() => {_S}.data.key === 'em/0' && {_S}.wrap.dataset.pending === '1'")
+        # restore version 1 from the history: the pending stroke stays and lands on it with Ctrl+S
+        history = page.locator("[data-testid='stSelectbox']").filter(has_text="View version")
+        choose(page, history, "version 1")
+        settle(page, 0.5)
+        page.get_by_role("button", name="Restore version 1").click()
+        deadline = time.time() + 60
+        while ws.current_mask_version("em", 0) != 3 and time.time() < deadline:
+            time.sleep(0.2)
+        assert np.array_equal(ws.read_mask("em", 0), imported) and ws.mask_history("em", 0)[-1].source == "restored:v1"
+        page.keyboard.press("Control+s")
+        _until(page, f"() => {_S}.store().strokes.length === 0")
+        mask = ws.read_mask("em", 0)
+        assert ws.current_mask_version("em", 0) == 4 and (mask[598:604, 110:290] == 1).all()
+        assert np.array_equal(mask[:500], imported[:500])
+        no_exception(page)
+        browser.close()
