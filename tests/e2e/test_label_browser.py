@@ -156,9 +156,11 @@ def _session(page, ws, dataset: str, n: int, strokes: int, rng) -> list[dict]:
     drawn = []
     while len(drawn) < strokes:
         _change_slice(page, rng, n)
-        time.sleep(rng.uniform(0, 2))  # the user draws 0-2 s after the change, whether the page is done or not
-        drawn.append(_random_stroke(page, rng))
-        drawn.append(_random_stroke(page, rng))
+        changed = time.monotonic()
+        # four strokes, each at a random delay of 0-2 s after the change, whether the page is done or not
+        for delay in sorted(rng.uniform(0, 2, 4)):
+            time.sleep(max(0.0, changed + delay - time.monotonic()))
+            drawn.append(_random_stroke(page, rng))
         r = rng.random()
         if r < 0.15:
             page.keyboard.press("Control+s")
@@ -279,6 +281,27 @@ def test_keys_tools_dataset_switch_and_restore(label_server):
         page.set_default_timeout(60_000)
         _open(page, url, "em")
         scale = page.locator(".segdash-canvas canvas").bounding_box()["width"] / 1024
+        # after a choice in the Slice box the keys still work, and never type into the box
+        box = page.locator("[data-testid='stMain'] [data-testid='stSelectbox']").filter(has_text="Slice")
+        box.click()
+        page.get_by_role("option").filter(has_text="1: ").first.click()
+        _until(page, f"() => {_S}.data.key === 'em/1'")
+        page.keyboard.press(".")
+        _until(page, f"() => {_S}.data.key === 'em/2'")
+        page.keyboard.press(",")
+        _until(page, f"() => {_S}.data.key === 'em/1'")
+        page.keyboard.press(",")
+        _until(page, f"() => {_S}.data.key === 'em/0'")
+        page.keyboard.press(",")  # no wrap from the first slice to the last
+        settle(page, 1.0)
+        assert _shown(page) == "em/0"
+        # Ctrl+S never reaches the browser (its default, Save Page, is prevented)
+        page.evaluate(
+            "() => window.addEventListener('keydown', (e) => { if (e.ctrlKey && e.key === 's')"
+            " window.__ctrlS = e.defaultPrevented; })"
+        )
+        page.keyboard.press("Control+s")
+        assert page.evaluate("() => window.__ctrlS") is True
         # E: the eraser, across the imported square; Ctrl+S
         page.keyboard.press("e")
         _until(page, f"() => {_S}.data.tool === 'Eraser'")

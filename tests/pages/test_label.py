@@ -293,3 +293,23 @@ def test_settings_sent_to_the_browser_on_every_run(ws_env, page, make_dataset):
         at.toggle(key="label_show_mask").value,
         at.slider(key="label_alpha").value,
     ) == (12, False, 0.7)
+
+
+def test_undo_takes_the_unsaved_stroke_first_and_an_empty_base_is_said(ws_env, page, make_dataset):
+    """Issue 24: Undo removes unsaved strokes (last first) before any saved version; an undo to no mask
+    says so and names the way back; a Save on it says the new version holds only the strokes."""
+    make_dataset("tiny", z=1, shape=(32, 48), labeled=(0,))
+    imported = ws_env.read_mask("tiny", 0)
+    at = _open(page)
+    _draw(at, _band(at, (20, 22)))
+    at.button(key="label_undo").click().run()
+    assert "Removed the last unsaved stroke" in at.info[0].value
+    assert ws_env.current_mask_version("tiny", 0) == 1 and np.array_equal(ws_env.read_mask("tiny", 0), imported)
+    assert any("0 unsaved stroke" in c.value for c in at.caption)
+    at.button(key="label_undo").click().run()  # now the saved version
+    assert ws_env.read_mask("tiny", 0) is None
+    assert "shows no mask" in at.info[0].value and "Restore version 1" in at.info[0].value
+    _draw(at, _band(at, (4, 6)))
+    at.button(key="label_save").click().run()
+    assert ws_env.read_mask("tiny", 0).sum() == 2 * 48
+    assert any("holds only your strokes" in w.value and "Restore version 1" in w.value for w in at.warning)
