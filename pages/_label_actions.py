@@ -26,7 +26,16 @@ def go(z: int) -> None:
 
 
 def on_pick() -> None:
-    go(st.session_state["label_slice_pick"])
+    """The Slice box's choice. Its option labels change as slices get masks or unsaved strokes; a choice
+    made on a label the server no longer has comes back as that label (``"3: name (...)"``), so the
+    slice number is read from its start."""
+    picked = st.session_state["label_slice_pick"]
+    if not isinstance(picked, int):
+        head = str(picked).partition(":")[0].strip()
+        if not head.isdigit():
+            return
+        picked = int(head)
+    go(picked)
 
 
 def step(n: int, by: int) -> None:
