@@ -298,10 +298,10 @@ def test_keys_tools_dataset_switch_and_restore(label_server):
         # Ctrl+S never reaches the browser (its default, Save Page, is prevented)
         page.evaluate(
             "() => window.addEventListener('keydown', (e) => { if (e.ctrlKey && e.key === 's')"
-            " window.__ctrlS = e.defaultPrevented; })"
+            " setTimeout(() => { window.__ctrlS = e.defaultPrevented; }); }, true)"
         )
         page.keyboard.press("Control+s")
-        assert page.evaluate("() => window.__ctrlS") is True
+        assert _until(page, "() => window.__ctrlS !== undefined && [window.__ctrlS]")[0] is True
         # E: the eraser, across the imported square; Ctrl+S
         page.keyboard.press("e")
         _until(page, f"() => {_S}.data.tool === 'Eraser'")
