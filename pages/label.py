@@ -20,6 +20,7 @@ import streamlit as st
 
 from core.data.masks import UNLABELED
 from core.view import canvas as cv
+from core.view.label_session import Tools
 from core.workflow.assist import model_sources
 from core.workflow.labeling import source_words, status_words
 from pages import _label_actions as act
@@ -140,6 +141,8 @@ with user_errors():
         st.slider("Mask opacity", 0.0, 1.0, step=0.05, key="label_alpha", on_change=keep, args=("label_alpha",))
         st.markdown(f"Painting: {pic.chips(info.class_names, k, scribble)}", unsafe_allow_html=True)
 
+    sess.tools = Tools(tool, k, size)  # what the next stroke paints, as the session model holds it
+
     # -- one compact bar: slice, navigation, save / undo / redo / clear ----------------------------
     top = st.columns([2.1, 1, 1, 1.45, 1.35, 1.35, 1.35, 0.9], vertical_alignment="bottom", gap="small")
     top[0].selectbox(
@@ -221,10 +224,10 @@ with user_errors():
             "tint": picture_url(pic.tint_picture(str(ws.root), dataset, z, current.updated, window, alpha), "tint"),
             "tint_id": hashlib.sha1(tint.encode()).hexdigest()[:16],
             "stamp": str(current.updated),
-            "tool": tool,
-            "color": cv.stroke_css(k, 0.9),
-            "fill": cv.stroke_css(k, 0.5),
-            "brush": 1 if polygon else size,
+            "tool": sess.tools.tool,
+            "color": cv.stroke_css(sess.tools.k, 0.9),
+            "fill": cv.stroke_css(sess.tools.k, 0.5),
+            "brush": 1 if polygon else sess.tools.brush,
             "keys": KEYS,
             "gone": sess.gone_ids(),
         },
