@@ -176,15 +176,20 @@ def value(key: str, name: str) -> Any:
         return None
 
 
-def new_actions(key: str, seen_key: str) -> list[str]:
-    """The actions of ``st.session_state[key]`` not run yet (numbers above the one kept in ``seen_key``)."""
-    log = value(key, "action") or {}
-    page, items = log.get("page"), log.get("items") or []
+def new_actions(key: str, seen_key: str, name: str = "action") -> list:
+    """The actions of ``st.session_state[key]`` (state value ``name``) not run yet (numbers above the one
+    kept in ``seen_key``): action names, or ``(action, where)`` for items ``[number, action, where]``."""
+    log = value(key, name) or {}
+    if not isinstance(log, dict):
+        return []
+    page = log.get("page")
+    items = [i for i in log.get("items") or [] if isinstance(i, (list, tuple)) and len(i) >= 2]
+    items = [i for i in items if isinstance(i[0], (int, float)) and isinstance(i[1], str)]
     seen = st.session_state.get(seen_key)
     last = seen[1] if seen and seen[0] == page else 0
     if items:
-        st.session_state[seen_key] = (page, max(n for n, _ in items))
-    return [action for n, action in items if n > last]
+        st.session_state[seen_key] = (page, max(i[0] for i in items))
+    return [(i[1], str(i[2])) if len(i) > 2 else i[1] for i in items if i[0] > last]
 
 
 def key_hint(keys: dict[str, str], action: str) -> str:

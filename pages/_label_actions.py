@@ -8,15 +8,17 @@ import streamlit as st
 
 from core.data.masks import UNLABELED
 from core.view import canvas as cv
+from core.view.label_session import save_words, undo_words
 from core.view.strokes import next_brush, next_zoom, pan_center
 from core.workflow.assist import model_suggestion
 from core.workflow.labeling import next_class, next_unlabeled
 from pages._common import problem, workspace
 from pages._keys import new_actions, value
-from pages._label_state import KEYS_WIDGET, TOOLS, ZOOMS, drop_strokes, hint, kept, put, say, scribbling, strokes
+from pages._label_canvas import CANVAS_KEY
+from pages._label_state import TOOLS, ZOOMS, drop_strokes, hint, kept, put, say, scribbling, strokes, sync
 
 __all__ = ["go", "on_pick", "step", "to_next_unlabeled", "save", "undo", "redo", "restore", "clear"]
-__all__ += ["from_model", "on_pan", "on_key"]
+__all__ += ["from_model", "on_pan", "on_ui"]
 
 
 def go(z: int) -> None:
@@ -24,11 +26,21 @@ def go(z: int) -> None:
 
 
 def on_pick() -> None:
-    go(st.session_state["label_slice_pick"])
+    """The Slice box's choice. Its option labels change as slices get masks or unsaved strokes; a choice
+    made on a label the server no longer has comes back as that label (``"3: name (...)"``), so the
+    slice number is read from its start."""
+    picked = st.session_state["label_slice_pick"]
+    if not isinstance(picked, int):
+        head = str(picked).partition(":")[0].strip()
+        if not head.isdigit():
+            return
+        picked = int(head)
+    go(picked)
 
 
 def step(n: int, by: int) -> None:
-    go((st.session_state["slice"] + by) % n)
+    """The slice ``by`` away, kept at the first and last (no wrap from slice 0 to the last)."""
+    go(min(max(st.session_state["slice"] + by, 0), n - 1))
 
 
 def to_next_unlabeled(statuses: tuple[str, ...]) -> None:
@@ -37,12 +49,14 @@ def to_next_unlabeled(statuses: tuple[str, ...]) -> None:
 
 
 def save(ws, dataset: str, z: int) -> None:
-    paint, base, n = strokes(dataset, z)
-    if paint is None or not (paint >= 0).any():
-        say("info", "Nothing to save: no unsaved strokes on this slice.")
-        return
     try:
+        paint, base, n = strokes(dataset, z)
+        if paint is None or not (paint >= 0).any():
+            say("info", "Nothing to save: no unsaved strokes on this slice.")
+            return
         info = ws.dataset(dataset)
+        before = ws.current_mask_version(dataset, z)
+        history = ws.mask_history(dataset, z)
         saved = ws.edit_mask(
             dataset,
             z,
@@ -55,13 +69,17 @@ def save(ws, dataset: str, z: int) -> None:
         say("error", f"Not saved (your strokes are kept): {problem(exc)[0]}")
         return
     drop_strokes(dataset, z)
-    text = f"Saved {info.slice_names[z]}: version {saved.version} ({saved.status}, {n} stroke(s))."
-    if saved.merged:
-        text += (
-            f" Someone saved version {saved.parent} of this slice meanwhile: your strokes were applied on "
-            "top of it, so both are kept."
+    say(
+        *save_words(
+            info.slice_names[z],
+            saved.version,
+            saved.status,
+            n,
+            saved.parent if saved.merged else None,
+            base_empty=not before and not saved.merged,
+            last_version=max((v.version for v in history), default=None),
         )
-    say("warning" if saved.merged else "success", text)
+    )
 
 
 def _tell(kind: str, do, words) -> None:
@@ -75,14 +93,22 @@ def _tell(kind: str, do, words) -> None:
 
 
 def undo(ws, dataset: str, z: int) -> None:
-    _tell(
-        "info",
-        lambda: ws.undo_mask(dataset, z),
-        lambda v: (
-            (f"Undone: back to version {v}." if v else "Undone: the slice shows no mask.")
-            + f" Redo ({hint('redo')}) or the history brings the undone version back."
-        ),
-    )
+    """Undo: the last unsaved stroke first, then the saved versions."""
+    sess = sync()
+    step_ = sess.undo_step(dataset, z, ws.can_undo(dataset, z))
+    if step_ is None:
+        say("info", "Nothing to undo on this slice.")
+    elif step_ == "stroke":
+        sess.undo_stroke(dataset, z)
+        say("info", f"Removed the last unsaved stroke ({sess.count(dataset, z)} left on this slice).")
+    else:
+        undone = ws.current_mask_version(dataset, z)
+        try:
+            v = ws.undo_mask(dataset, z)
+        except ValueError as exc:
+            say("error", str(exc))
+            return
+        say(*undo_words(v, undone, hint("redo")))
 
 
 def redo(ws, dataset: str, z: int) -> None:
@@ -99,8 +125,7 @@ def restore(ws, dataset: str, z: int, key: str) -> None:
 
 
 def clear(dataset: str, z: int) -> None:
-    _, _, n = strokes(dataset, z)
-    drop_strokes(dataset, z)
+    n = len(drop_strokes(dataset, z))
     say("info", f"Cleared {n} unsaved stroke(s) of this slice.")
 
 
@@ -134,16 +159,21 @@ def on_pan(shape: tuple[int, int]) -> None:
         st.session_state["label_cy"], st.session_state["label_cx"] = pan_center(target, 0, 0, (0, 0), shape)
 
 
-def on_key() -> None:
-    """Run the actions of the keys pressed, each once, on the slice shown (``label_ctx``) or moved to."""
+def on_ui() -> None:
+    """The canvas sent its strokes (and maybe shortcuts): take the strokes, run each new shortcut once,
+    on the slice the browser showed when it was pressed."""
     ctx = st.session_state.get("label_ctx")
-    actions = new_actions(KEYS_WIDGET, "label_keys_seen")
+    sync()
+    actions = new_actions(CANVAS_KEY, "label_keys_seen", name="ui")
     if not ctx:
         return
     ws = workspace()
     try:
-        for action in actions:
-            z = st.session_state["slice"] if st.session_state.get("dataset") == ctx["dataset"] else ctx["z"]
+        for action, where in actions:
+            dataset, _, zs = (where or "").rpartition("/")
+            if dataset != ctx["dataset"] or not zs.isdigit():
+                continue  # pressed on another dataset's page: skip rather than guess
+            z = int(zs)
             if action in ("left", "right", "up", "down", "zoom_in", "zoom_out") and z != ctx["z"]:
                 continue  # the window shown belongs to another slice's page: skip rather than guess
             _act(ws, ctx, z, action)
@@ -159,9 +189,13 @@ def _act(ws, ctx: dict, z: int, action: str) -> None:
     if action == "save":
         save(ws, dataset, z)
     elif action == "undo":
-        undo(ws, dataset, z) if ws.can_undo(dataset, z) else say("info", "Nothing to undo on this slice.")
+        undo(ws, dataset, z)
     elif action == "redo":
-        redo(ws, dataset, z)
+        redo(ws, dataset, z) if ws.can_redo(dataset, z) else say("info", "Nothing to redo on this slice.")
+    elif action == "undo_stroke":
+        say("info", f"Removed the last unsaved stroke; Redo ({hint('redo')}) puts it back.")
+    elif action == "redo_stroke":
+        say("info", "Put the stroke back.")
     elif action in TOOLS:
         put("label_tool", action)
     elif action in ("bigger", "smaller"):

@@ -17,33 +17,36 @@ from PIL import Image
 from core.data import provenance
 from core.data.masks import UNLABELED
 from core.view import canvas as cv
+from core.view.layers import tint_layer
 from core.view.render import gray_rgb, overlay, tint
 from pages._common import workspace
+from pages._label_canvas import picture_bytes
 
-__all__ = ["background", "overview", "version_picture", "chips", "when"]
+__all__ = ["background_picture", "tint_picture", "overview", "version_picture", "chips", "when"]
 
 
-@st.cache_data(max_entries=32, show_spinner=False)
-def background(
+@st.cache_data(max_entries=16, show_spinner=False)
+def background_picture(
     root: str,
     dataset: str,
     z: int,
-    stamp: float,
+    shape: tuple[int, ...],
     window: cv.ZoomWindow,
-    canvas_hw: tuple[int, int],
-    alpha: float,
-    pending_id: int,
-    _pending: np.ndarray | None,
     prediction_id: str = "",
     _prediction: np.ndarray | None = None,
-) -> Image.Image:
-    """The canvas background: the shown region, a live round's prediction pale, the stored mask tinted,
-    unsaved strokes striped."""
+) -> bytes:
+    """The canvas picture at the window's own resolution (the browser scales it): the shown region and
+    a live round's prediction pale; JPEG bytes. The saved mask is a layer of its own (:func:`tint_picture`),
+    so a save does not send this again."""
     ws = workspace()
-    image, mask = ws.read_slice(dataset, z), ws.read_mask(dataset, z)
-    return Image.fromarray(
-        cv.background(image, mask, window, canvas_hw, alpha, pending=_pending, prediction=_prediction)
-    )
+    rgb = cv.background(ws.read_slice(dataset, z), None, window, (window.height, window.width), prediction=_prediction)
+    return picture_bytes(rgb)
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def tint_picture(root: str, dataset: str, z: int, stamp: float, window: cv.ZoomWindow, alpha: float) -> bytes:
+    """The saved mask's tint over the window as PNG bytes (mostly transparent: small and quick)."""
+    return picture_bytes(tint_layer(workspace().read_mask(dataset, z), window, alpha))
 
 
 @st.cache_data(max_entries=8, show_spinner=False)

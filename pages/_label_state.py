@@ -1,8 +1,8 @@
 """Label page state: the settings kept across reruns, the status line, and unsaved strokes per slice.
 
-UI only (session state). Unsaved strokes are never dropped: when the slice, dataset, zoom or pan
-changes, the strokes on the canvas are kept per slice as a full-resolution paint layer
-(:func:`core.view.canvas.paint_layer`) until Save or Clear strokes.
+UI only (session state). Unsaved strokes live in the browser's canvas until saved; the server's copy
+is the session model :class:`core.view.label_session.LabelSession` (:func:`session`), fed with
+what the canvas sent last (:func:`sync`).
 """
 
 from __future__ import annotations
@@ -12,9 +12,10 @@ import time
 import numpy as np
 import streamlit as st
 
-from core.view import canvas as cv
-from pages._common import shown
-from pages._keys import key_hint
+from core.view.label_session import LabelSession
+from pages._common import shown, workspace
+from pages._keys import key_hint, value
+from pages._label_canvas import CANVAS_KEY
 
 __all__ = [
     "TOOLS",
@@ -30,6 +31,10 @@ __all__ = [
     "keep",
     "say",
     "scribbling",
+    "session",
+    "sync",
+    "strokes",
+    "drop_strokes",
 ]
 
 TOOLS = ("Brush", "Eraser", "Polygon fill")
@@ -57,13 +62,11 @@ KEYS = {
     "arrowright": "right",
     "arrowup": "up",
     "arrowdown": "down",
+    "1": "fit",
 }
 KEYS_WIDGET = "label_keys"
 _KEPT = ("label_brush", "label_show_mask")  # see init (the others keep their own)
 _DEFAULTS = {
-    "label_nonce": 0,
-    "label_live": None,
-    "label_pending": {},
     "label_status": None,
     "label_log": [],
     "label_tool": TOOLS[0],
@@ -129,65 +132,33 @@ def say(kind: str, text: str) -> None:
 # -- unsaved strokes ------------------------------------------------------------------------------
 
 
-def _live_drawing(live: dict) -> dict | None:
-    """The newest drawing of the canvas ``live`` describes (its widget value, else the last seen)."""
-    state = st.session_state.get(live["key"])
-    try:
-        drawing = (state.get("drawing") or {}).get("raw") if state is not None else None
-    except AttributeError:
-        drawing = None
-    return drawing if drawing is not None else live.get("drawing")
+def session() -> LabelSession:
+    """This browser session's label model (unsaved strokes of every slice, undo order)."""
+    if not isinstance(st.session_state.get("label_session"), LabelSession):
+        st.session_state["label_session"] = LabelSession()
+    return st.session_state["label_session"]
 
 
-def _layer(live: dict, drawing: dict | None) -> np.ndarray:
-    return cv.paint_layer(drawing, live["n_classes"], live["canvas_hw"], live["window"], live["shape"])
-
-
-def _live_paint(dataset: str, z: int) -> np.ndarray | None:
-    live = st.session_state["label_live"]
-    if not live or (live["dataset"], live["z"]) != (dataset, z):
-        return None
-    drawing = _live_drawing(live)
-    return _layer(live, drawing) if cv.count_objects(drawing) else None
-
-
-def fold() -> None:
-    """Keep the canvas's strokes as pending paint of their slice, and start a fresh canvas."""
-    live = st.session_state["label_live"]
-    if live:
-        drawing = _live_drawing(live)
-        n = cv.count_objects(drawing)
-        if n:
-            pending = dict(st.session_state["label_pending"])
-            old = pending.get((live["dataset"], live["z"]))
-            pending[(live["dataset"], live["z"])] = {
-                "paint": cv.merge_paint(None if old is None else old["paint"], _layer(live, drawing)),
-                "base": live["base"] if old is None else old["base"],
-                "n": n + (0 if old is None else old["n"]),
-                "id": time.time_ns(),
-            }
-            st.session_state["label_pending"] = pending
-    st.session_state["label_live"] = None
-    st.session_state["label_nonce"] += 1
+def sync() -> LabelSession:
+    """Hand the strokes the canvas sent last to the session model (idempotent); returns the model."""
+    sess = session()
+    ui = value(CANVAS_KEY, "ui")
+    if isinstance(ui, dict):
+        sess.receive(ui.get("strokes"))
+    return sess
 
 
 def strokes(dataset: str, z: int) -> tuple[np.ndarray | None, int | None, int]:
     """(paint layer, version drawn on, count) of everything unsaved on slice ``z``."""
-    entry = st.session_state["label_pending"].get((dataset, z))
-    live = st.session_state["label_live"]
-    live_paint = _live_paint(dataset, z)
-    paint = None if entry is None else entry["paint"]
-    if live_paint is not None:
-        paint = cv.merge_paint(paint, live_paint)
-    base = entry["base"] if entry else (live["base"] if live_paint is not None else None)
-    n = (entry["n"] if entry else 0) + (cv.count_objects(_live_drawing(live)) if live_paint is not None else 0)
-    return paint, base, n
+    sess = sync()
+    n = sess.count(dataset, z)
+    if not n:
+        return None, None, 0
+    info = workspace().dataset(dataset)
+    paint = sess.paint(dataset, z, info.n_classes, info.shape[1:])
+    return paint, sess.base(dataset, z), n
 
 
-def drop_strokes(dataset: str, z: int) -> None:
-    """Forget the unsaved strokes of slice ``z`` and start a fresh canvas."""
-    st.session_state["label_pending"] = {
-        k: v for k, v in st.session_state["label_pending"].items() if k != (dataset, z)
-    }
-    st.session_state["label_live"] = None
-    st.session_state["label_nonce"] += 1
+def drop_strokes(dataset: str, z: int) -> list[str]:
+    """Forget the unsaved strokes of slice ``z`` (saved or cleared); the canvas drops them too."""
+    return sync().forget(dataset, z)

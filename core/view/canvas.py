@@ -1,8 +1,9 @@
 """The label canvas without the canvas: strokes to masks, zoom windows, and class colours.
 
-The Label page shows a slice (or a zoomed crop of it) on a ``streamlit-drawable-canvas`` canvas and
-gets back the Fabric.js JSON of what was drawn. Everything that turns that JSON into a mask lives
-here, as numpy in, numpy out, with no Streamlit import, so it is unit-tested without a browser.
+The Label page shows a slice (or a zoomed crop of it) on its canvas and gets back Fabric.js-style JSON
+of what was drawn (SegDash's own canvas writes the objects ``streamlit-drawable-canvas`` did).
+Everything that turns that JSON into a mask lives here, as numpy in, numpy out, with no Streamlit
+import, so it is unit-tested without a browser.
 
 How strokes reach the mask (the approach, chosen over the canvas's ``image_data``):
     The Fabric JSON objects (``Path`` from the brush, ``Polygon`` from the polygon tool) are

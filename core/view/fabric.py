@@ -1,6 +1,6 @@
-"""Fabric.js objects (what ``streamlit-drawable-canvas`` returns) as shapes in image coordinates, and
-painting them at full resolution: a stroke paints the pixels whose centres lie within half its width
-of its centre line (round caps and joins), a polygon fills the pixels whose centres lie inside it
+"""Fabric.js objects (what the Label page's canvas sends, as ``streamlit-drawable-canvas`` did) as shapes
+in image coordinates, and painting them at full resolution: a stroke paints the pixels whose centres lie
+within half its width of its centre line (round caps and joins), a polygon fills the pixels whose centres lie inside it
 (scanline fill). See :mod:`core.view.canvas` for the approach."""
 
 from __future__ import annotations

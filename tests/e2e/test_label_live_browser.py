@@ -102,7 +102,7 @@ def test_scribble_train_and_see_a_prediction(live_server):
         box, deadline = None, time.time() + 60  # the canvas mounts after the widgets; wait for its final width
         while time.time() < deadline and not (box and round(box["width"]) % 512 == 0):
             time.sleep(0.5)
-            box = page.locator("canvas").last.bounding_box()
+            box = page.locator(".segdash-canvas canvas").bounding_box()
         s = box["width"] / 512
         t_first = time.time()  # the first stroke starts: the first prediction should show within a minute
         for k, length, thick in ((1, 60, 5), (0, 14, 1)):

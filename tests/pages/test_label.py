@@ -1,5 +1,6 @@
 """Label page: pick a slice, draw (the canvas's value injected as the browser would send it), save, undo."""
 
+import hashlib
 import json
 
 import numpy as np
@@ -17,9 +18,25 @@ def _open(page) -> AppTest:
 
 
 def _draw(at: AppTest, drawing: dict) -> AppTest:
-    """Give the current canvas a drawing, as the component does after a stroke, and rerun."""
-    key = at.session_state["label_canvas_key"]
-    at.session_state[key] = {"drawing": {"raw": drawing, "data": None}, "backgroundFit": None}
+    """Give the canvas a drawing on the slice shown, as the browser sends it (its whole list of unsaved
+    strokes, every slice), and rerun. ``drawing`` is what the canvas holds on this slice (Fabric objects
+    in the pixels of a ``label_canvas_hw`` canvas over the window shown): an object sent again is the
+    same stroke (same id), as the browser's list repeats its strokes until they are saved."""
+    ctx, (ch, cw) = at.session_state["label_ctx"], at.session_state["label_canvas_hw"]
+    w = ctx["window"]
+    where = f"{ctx['dataset']}/{ctx['z']}"
+    frame = [w.y0, w.x0, w.height, w.width, ch, cw]
+    gone = set(at.session_state["label_session"].gone_ids())
+    try:
+        sent = at.session_state["label_canvas"]["ui"]["strokes"]
+    except (KeyError, TypeError):
+        sent = []
+    new = []
+    for obj in drawing.get("objects") or []:
+        sid = hashlib.sha1(json.dumps([where, frame, obj], sort_keys=True).encode()).hexdigest()
+        new.append({"id": sid, "key": where, "base": ctx.get("version"), "frame": frame, "obj": obj})
+    strokes = [s for s in sent if s["id"] not in gone] + new
+    at.session_state["label_canvas"] = {"ui": {"page": "test", "items": [], "strokes": strokes}}
     at.run()
     assert not at.exception
     return at
@@ -42,7 +59,6 @@ def test_brush_save_writes_full_resolution_mask_and_undo_restores(ws_env, page, 
     at = _open(page)
     at.button(key="label_next").click().run()  # slice 1 is the first unlabeled
     assert at.session_state["slice"] == 1 and at.selectbox(key="label_slice_pick").value == 1
-    old_key = at.session_state["label_canvas_key"]
     # the canvas shows 32 x 48 pixels magnified by a whole factor: a horizontal stroke across the middle row
     ch, cw = at.session_state["label_canvas_hw"]
     assert (ch, cw) == cv.fit_canvas(cv.zoom_window((32, 48)), 900, 1024) and cw % 48 == 0
@@ -56,7 +72,9 @@ def test_brush_save_writes_full_resolution_mask_and_undo_restores(ws_env, page, 
     _draw(at, {"objects": [stroke]})
     at.button(key="label_save").click().run()
     assert not at.exception
-    assert at.session_state["label_canvas_key"] != old_key  # re-keyed: no stale strokes
+    # no stale strokes: the canvas stays mounted (issue 24) and is told to drop the saved one
+    sess = at.session_state["label_session"]
+    assert sess.count("tiny", 1) == 0 and len(sess.gone_ids()) == 1
     mask = ws_env.read_mask("tiny", 1)
     assert mask.shape == (32, 48)
     # a 3-pixel line from pixel 10 to 30 of row 16, round caps 1.5 pixels beyond its ends: rows 15-17, cols 9-31
@@ -206,7 +224,9 @@ def test_status_line_stays_until_the_next_action(ws_env, page, make_dataset):
     at.slider(key="label_alpha").set_value(0.7).run()  # an unrelated rerun
     _draw(at, _band(at, (4, 6)))  # a stroke is a rerun too
     assert [s.value for s in at.success] and "version 1" in at.success[0].value
-    at.button(key="label_undo").click().run()
+    at.button(key="label_undo").click().run()  # issue 24: Undo takes the unsaved stroke first
+    assert not at.success and "Removed the last unsaved stroke" in at.info[0].value
+    at.button(key="label_undo").click().run()  # then the saved version
     assert not at.success and "Undone" in at.info[0].value
 
 
@@ -273,3 +293,23 @@ def test_settings_sent_to_the_browser_on_every_run(ws_env, page, make_dataset):
         at.toggle(key="label_show_mask").value,
         at.slider(key="label_alpha").value,
     ) == (12, False, 0.7)
+
+
+def test_undo_takes_the_unsaved_stroke_first_and_an_empty_base_is_said(ws_env, page, make_dataset):
+    """Issue 24: Undo removes unsaved strokes (last first) before any saved version; an undo to no mask
+    says so and names the way back; a Save on it says the new version holds only the strokes."""
+    make_dataset("tiny", z=1, shape=(32, 48), labeled=(0,))
+    imported = ws_env.read_mask("tiny", 0)
+    at = _open(page)
+    _draw(at, _band(at, (20, 22)))
+    at.button(key="label_undo").click().run()
+    assert "Removed the last unsaved stroke" in at.info[0].value
+    assert ws_env.current_mask_version("tiny", 0) == 1 and np.array_equal(ws_env.read_mask("tiny", 0), imported)
+    assert any("0 unsaved stroke" in c.value for c in at.caption)
+    at.button(key="label_undo").click().run()  # now the saved version
+    assert ws_env.read_mask("tiny", 0) is None
+    assert "shows no mask" in at.info[0].value and "Restore version 1" in at.info[0].value
+    _draw(at, _band(at, (4, 6)))
+    at.button(key="label_save").click().run()
+    assert ws_env.read_mask("tiny", 0).sum() == 2 * 48
+    assert any("holds only your strokes" in w.value and "Restore version 1" in w.value for w in at.warning)

@@ -1,0 +1,74 @@
+"""The Label page's canvas: a small components-v2 component of SegDash's own (``_label_canvas.js``, read
+from disk, no build step, nothing downloaded) that draws strokes in the browser and keeps them there
+until the server has saved them.
+
+UI only. Why not ``streamlit-drawable-canvas`` (still in requirements.txt; nothing imports it now): it sends a
+stroke to the server only by rerunning the page (``update_streamlit=True``, about 1 s a stroke on
+2 cores, the page greyed), it re-mounts whenever its key or background changes (the first stroke after
+a slice change was drawn on a canvas that was going away: 5 of 5 lost in the issue's check), and it
+shows a toolbar of its own. This canvas keeps one key for the whole session, swaps its picture only
+once the new one is decoded, and sends its strokes in batches (see :mod:`core.view.label_session`).
+
+The component's state value ``ui`` is ``{page, items, strokes}``: ``items`` the last 20
+``[number, action, "<dataset>/<z>"]`` shortcuts of this page load (each run once, see
+:func:`pages._keys.new_actions`), ``strokes`` every unsaved stroke of every slice.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import streamlit as st
+from PIL import Image
+
+__all__ = ["label_canvas", "CANVAS_KEY", "picture_bytes", "picture_url"]
+
+CANVAS_KEY = "label_canvas"
+
+_CSS = """
+.segdash-canvas { width: 100%; user-select: none; }
+.segdash-canvas .stage { position: relative; touch-action: none; cursor: crosshair; }
+.segdash-canvas img, .segdash-canvas canvas { position: absolute; left: 0; top: 0; width: 100%; height: 100%; }
+.segdash-canvas .note { font: 13px sans-serif; color: #777; margin-top: 4px; }
+"""
+
+_component = st.components.v2.component(
+    "segdash_label_canvas",
+    html='<div class="segdash-canvas"></div>',
+    css=_CSS,
+    js=(Path(__file__).with_name("_label_canvas.js")).read_text(encoding="utf-8"),
+)
+
+
+def picture_bytes(rgb: np.ndarray, quality: int = 90) -> bytes:
+    """A picture as JPEG bytes (RGB) or PNG bytes (RGBA, fast compression: a mask layer is mostly empty)."""
+    img = Image.fromarray(np.ascontiguousarray(rgb))
+    buf = io.BytesIO()
+    if img.mode == "RGBA":
+        img.save(buf, format="PNG", compress_level=1)
+    else:
+        img.convert("RGB").save(buf, format="JPEG", quality=quality)
+    return buf.getvalue()
+
+
+def picture_url(data: bytes, name: str) -> str:
+    """A URL for picture ``data``: served by Streamlit's media files (sent once, not in every run's
+    message), or a data URL where no server runs (AppTest)."""
+    mimetype = "image/png" if data[:4] == b"\x89PNG" else "image/jpeg"
+    try:
+        from streamlit.runtime import exists, get_instance
+
+        if exists():
+            return get_instance().media_file_mgr.add(data, mimetype, f"segdash-label-canvas-{name}")
+    except Exception:  # noqa: BLE001 - no media manager (bare mode): the data URL below works everywhere
+        pass
+    return f"data:{mimetype};base64," + base64.b64encode(data).decode("ascii")
+
+
+def label_canvas(data: dict[str, Any], on_ui: Callable[[], None]) -> Any:
+    """Render the canvas with ``data`` (see ``pages/label.py``); ``on_ui`` runs when it sends strokes or keys."""
+    return _component(data=data, key=CANVAS_KEY, on_ui_change=on_ui, width="stretch", height="content")
