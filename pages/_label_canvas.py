@@ -2,7 +2,7 @@
 from disk, no build step, nothing downloaded) that draws strokes in the browser and keeps them there
 until the server has saved them.
 
-UI only. Why not ``streamlit-drawable-canvas`` (still in requirements.txt; nothing imports it now): it sends a
+UI only. Why not ``streamlit-drawable-canvas``: it sends a
 stroke to the server only by rerunning the page (``update_streamlit=True``, about 1 s a stroke on
 2 cores, the page greyed), it re-mounts whenever its key or background changes (the first stroke after
 a slice change was drawn on a canvas that was going away: 5 of 5 lost in the issue's check), and it
