@@ -30,7 +30,7 @@ class TrainConfig:
         loss: ``bce``, ``dice``, ``jaccard``, ``focal`` or ``bce+dice`` (``bce`` is cross-entropy for
             more than two classes); smp losses.
         edge_weight: the cross-entropy of pixels within 2 pixels of another class weighs
-            ``1 + edge_weight`` (0: all alike; see :class:`core.train.loop.Loss`); a ``loss``
+            ``1 + edge_weight`` (0: all alike; see :class:`core.nn.losses.Loss`); a ``loss``
             without ``bce`` has nothing for it to weigh.
         epochs: final epoch number.
         batch_size: patches per optimisation step.

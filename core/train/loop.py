@@ -21,6 +21,7 @@ from ..errors import SegDashError
 from ..nn.augment import augment_batch
 from ..nn.checkpoint import Checkpoint
 from ..nn.device import uses_channels_last
+from ..nn.losses import EDGE_RADIUS, Loss  # noqa: F401 - re-exported: core.train.loop.Loss
 from ..nn.metrics import ConfusionAccumulator, scores_from_confusion
 from ..nn.model import build_model, labels_from_logits
 from . import distributed
@@ -37,6 +38,7 @@ __all__ = [
     "fit",
     "validate",
     "Loss",
+    "EDGE_RADIUS",
     "lr_at",
     "make_optimizer",
     "autocast",
@@ -44,8 +46,6 @@ __all__ = [
 ]
 
 _FINAL_LR_RATIO = 0.01  # cosine decays to this fraction of lr
-#: :class:`Loss`'s ``edge_weight`` weighs pixels within this many pixels of another class.
-EDGE_RADIUS = 2
 
 
 class Stopped(Exception):
@@ -98,102 +98,6 @@ class Callbacks:
 
     def on_stop(self, state: FitState) -> None:
         """A :class:`Stopped` ended the run mid-epoch (it is raised again afterwards)."""
-
-
-class Loss(nn.Module):
-    """smp losses behind one call: ``loss(logits, target (N, H, W) long)``, binary or multi-class.
-
-    Pixels whose target is :data:`~core.data.masks.UNLABELED` (not labeled: strokes instead of a
-    complete mask) take no part: every loss gets it as its ``ignore_index``. The binary BCE, which
-    zeroes ignored pixels but averages over all, is summed and divided by the labeled pixels, so it
-    keeps its weight beside Dice however few pixels are labeled (the mean, for complete masks).
-
-    ``edge_weight`` > 0 weighs the cross-entropy (``bce``) of labeled pixels within
-    :data:`EDGE_RADIUS` pixels of another class's labeled pixel by ``1 + edge_weight`` (a weighted
-    mean: the term keeps its scale beside Dice), after the U-Net paper's border weights: thin
-    structures (membranes) and small objects are mostly such pixels. Losses without ``bce`` are
-    not weighed.
-
-    ``logits`` may be a deep-supervised network's ``(logits, [coarser logits, ...])`` (coarsest
-    first, each level half the size of the next): each is upsampled to the target and its loss
-    weighed by half the next one's, the output's by 1, and the sum divided by the weights' sum.
-    """
-
-    def __init__(self, name: str, n_classes: int, edge_weight: float = 0.0):
-        super().__init__()
-        from segmentation_models_pytorch import losses as L
-
-        self.binary = n_classes == 2
-        self.n_classes = n_classes
-        self.edge_weight = float(edge_weight)
-        mode = "binary" if self.binary else "multiclass"
-        ignore = UNLABELED
-        self.parts = nn.ModuleList()
-        self.kinds: list[str] = []
-        for part in name.split("+"):
-            if part == "bce" and self.binary:
-                self.parts.append(L.SoftBCEWithLogitsLoss(ignore_index=ignore, reduction="sum"))
-            elif part == "bce":
-                self.parts.append(nn.CrossEntropyLoss(ignore_index=ignore))
-            elif part == "dice":
-                self.parts.append(L.DiceLoss(mode, from_logits=True, ignore_index=ignore))
-            elif part == "jaccard":
-                self.parts.append(L.JaccardLoss(mode, from_logits=True, ignore_index=ignore))
-            elif part == "focal":
-                self.parts.append(L.FocalLoss(mode, ignore_index=ignore))
-            else:
-                raise SegDashError(f"unknown loss {part!r}")
-            self.kinds.append(part)
-
-    def edge_weights(self, target: torch.Tensor) -> torch.Tensor:
-        """(N, H, W) float pixel weights: ``1 + edge_weight`` near a class boundary, else 1; 0 where
-        not labeled."""
-        k = 2 * EDGE_RADIUS + 1
-        near = torch.zeros(target.shape, dtype=torch.int32, device=target.device)
-        for c in range(self.n_classes):
-            hit = (target == c).float()[:, None]
-            near += (nn.functional.max_pool2d(hit, k, stride=1, padding=EDGE_RADIUS)[:, 0] > 0).int()
-        w = 1.0 + self.edge_weight * (near >= 2).float()
-        return w * (target != UNLABELED).float()
-
-    def _weighted_ce(self, logits: torch.Tensor, target: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-        f = nn.functional
-        if self.binary:
-            t = (target == 1).float()
-            per_pixel = f.binary_cross_entropy_with_logits(logits[:, 0], t, reduction="none")
-        else:
-            per_pixel = f.cross_entropy(logits, target, ignore_index=UNLABELED, reduction="none")
-        return (per_pixel * w).sum() / w.sum()
-
-    def _one(
-        self, logits: torch.Tensor, target: torch.Tensor, n_labeled: torch.Tensor, w: torch.Tensor | None
-    ) -> torch.Tensor:
-        """The loss of one output (upsampled to the target when coarser); ``w``: the edge weights."""
-        if logits.shape[-2:] != target.shape[-2:]:
-            logits = nn.functional.interpolate(logits, size=target.shape[-2:], mode="bilinear", align_corners=False)
-        t = target[:, None].float() if self.binary else target
-        total = logits.new_zeros(())
-        for part, kind in zip(self.parts, self.kinds):
-            if kind == "bce" and w is not None:
-                total = total + self._weighted_ce(logits, target, w)
-            elif kind == "bce" and self.binary:  # summed: divided by the labeled pixels
-                total = total + part(logits, t) / n_labeled
-            else:
-                total = total + part(logits, t)
-        return total
-
-    def forward(
-        self, logits: torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]], target: torch.Tensor
-    ) -> torch.Tensor:
-        main, aux = logits if isinstance(logits, tuple) else (logits, [])
-        main = main.float()
-        n_labeled = (target != UNLABELED).sum()
-        if not n_labeled:  # nothing labeled in the batch: no loss, no gradient (CE would give NaN)
-            return main.sum() * 0.0 + sum(a.float().sum() * 0.0 for a in aux)
-        w = self.edge_weights(target) if self.edge_weight and "bce" in self.kinds else None  # once for every output
-        weights = [0.5 ** (len(aux) - i) for i in range(len(aux))] + [1.0]
-        outputs = [a.float() for a in aux] + [main]
-        return sum(wt * self._one(o, target, n_labeled, w) for wt, o in zip(weights, outputs)) / sum(weights)
 
 
 def lr_at(cfg: TrainConfig, step: int) -> float:

@@ -1,7 +1,7 @@
 """Training on sparse labels: patches placed where pixels are labeled.
 
 Masks are (Y, X) class indices with :data:`~core.data.masks.UNLABELED` (255) where nobody labeled
-(strokes instead of a complete mask). The loss ignores those pixels (:class:`core.train.loop.Loss`,
+(strokes instead of a complete mask). The loss ignores those pixels (:class:`core.nn.losses.Loss`,
 through the smp losses' ``ignore_index``) and validation scores count labeled pixels only
 (:func:`core.nn.metrics.confusion_matrix`); here patches of partial slices are placed so that each
 holds labeled pixels, since a random patch of a slice with a few strokes is mostly not labeled.
