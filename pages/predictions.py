@@ -27,6 +27,7 @@ from core.view.render import ERROR_COLORS, class_color, error_map, heatmap, over
 from core.workflow import review
 from core.workflow.export import PREDICTION_FORMATS, export_prediction, to_bytes
 from core.workflow.ingest import import_dataset
+from core.workflow.runs import picker_runs, run_views
 from pages._common import dataset_picker, flash, prepared_download, user_errors, workspace
 from pages._split import prediction_parts_table
 
@@ -164,7 +165,9 @@ info = ws.dataset(dataset)
 
 # -- 1. predict ---------------------------------------------------------------------------------
 st.subheader("1. Predict")
-runs = ws.runs_with_checkpoints()
+runs, default_index = picker_runs(
+    [v for v in run_views(ws, with_checkpoint=True) if v.checkpoint == v.best_checkpoint], dataset
+)
 with st.expander("Predict on a new stack (upload)"):
     st.file_uploader(
         "Image stack: TIFF, PNG/JPEG files or a ZIP",
@@ -182,16 +185,16 @@ with st.expander("Predict on a new stack (upload)"):
 if not runs:
     st.info("No trained model yet: train one on the Train page (a run with a best checkpoint appears here).")
 else:
-    run_by_id = {r["run_id"]: r for r in runs}
+    run_by_id = {v.run_id: v for v in runs}
     left, right = st.columns([3, 2])
     run_id = left.selectbox(
         "Model (run's best checkpoint)",
         list(run_by_id),
+        index=default_index,
         key="pred_run",
-        format_func=lambda rid: (
-            f"{rid}  ·  trained on {run_by_id[rid]['dataset']}  ·  best val. Dice (class mean) "
-            + (f"{run_by_id[rid]['best_dice']:.3f}" if run_by_id[rid]["best_dice"] is not None else "n/a")
-        ),
+        format_func=lambda rid: run_by_id[rid].label,
+        help="Newest first: this dataset's runs, then other datasets' runs, then the live-loop rounds "
+        "(Train on my strokes). Preselected: the best-scored finished run of this dataset.",
     )
     with right.popover("Options", width="stretch"):
         tta = st.checkbox("Test-time augmentation (4 flips, 4x slower)", key="pred_tta")
@@ -203,7 +206,9 @@ else:
         "--input STACK.tif --out MASKS.tif`."
     )
     chosen = run_by_id[run_id]
-    ckpt_path = Path(chosen["best_checkpoint"])
+    ckpt_path = Path(chosen.best_checkpoint)
+    if chosen.dataset != dataset:
+        left.caption(f"Trained on **{chosen.dataset}**.")
     with user_errors():
         fit = _model_warnings(ws, str(ws.root), dataset, tuple(info.shape), str(ckpt_path), ckpt_path.stat().st_mtime)
         if fit:

@@ -245,3 +245,30 @@ def test_reviewed_prediction_downloads_as_imagej_tiffs(tiny_run, ws_env, page):
     with tifffile.TiffFile(io.BytesIO(ready["data"])) as tif:
         assert tif.is_imagej and tif.imagej_metadata["Labels"] == list(ws_env.dataset("tiny").slice_names)
         assert tif.asarray().shape == (4, 32, 48)
+
+
+def test_model_picker_defaults_to_the_best_finished_run_with_live_rounds_apart(ws_env, make_dataset, page):
+    """The picker labels every run with its state, epochs and one named score; it preselects the best
+    finished run of the dataset, not the newest run nor a live round scored on its own strokes."""
+    make_dataset("tiny", z=4, shape=(32, 48), labeled=(0, 1))
+    for rid, state, rows in (
+        ("tiny-20261207-010000-aaaa", "done", [{"val_dice": 0.93, "val_dice_fg": 0.866}]),
+        ("tiny-20261207-020000-bbbb", "done", [{"val_dice": 0.6, "val_dice_fg": 0.194}]),
+        ("tiny-live-20261207-030000-0001", "stopped", [{"val_dice": 1.0, "val_dice_fg": 1.0}]),
+        ("tiny-20261207-040000-cccc", "stopped", []),  # a CLI run stopped after a few steps
+    ):
+        add_tiny_run(ws_env, rid, "tiny", best_dice=rows[0]["val_dice"] if rows else None)
+        for i, row in enumerate(rows, 1):
+            ws_env.catalog.add_epoch(rid, i, row)
+        ws_env.catalog.update_run(rid, state=state, extra={"class_names": ["background", "cell"]})
+    at = AppTest.from_file(page("predictions.py"), default_timeout=60).run()
+    assert not at.exception
+    box = at.selectbox(key="pred_run")
+    assert box.value == "tiny-20261207-010000-aaaa"
+    labels = box.options
+    assert labels[-1].startswith("tiny live · Dec 07 03:00") and "not scored" in labels[-1]
+    assert not any("1.000" in o for o in labels)
+    assert (
+        "tiny · Dec 07 01:00 · done · 1 epochs · validation foreground Dice 0.866 (tiny-20261207-010000-aaaa)" in labels
+    )
+    assert any("stopped · 0 epochs · not scored" in o for o in labels)
