@@ -54,19 +54,20 @@ _LOCK = threading.Lock()
 _WARMING: threading.Thread | None = None
 
 
-def warm_up() -> None:
+def warm_up() -> threading.Thread:
     """Import, in a background thread, what a round's training needs and the server has not loaded
     yet: the losses of segmentation-models-pytorch (which imports timm; 9.5 s of a round's 22 s
     before its first step, measured on the loaded 2-core test machine) and the tiled inference
     (MONAI) its prediction uses. Called when this module is
     first imported (the Label page imports it), so the import is done, or under way, by the press;
-    the round's own import then waits for it instead of starting over. Once per process."""
+    the round's own import then waits for it instead of starting over. Once per process: returns
+    that thread."""
     global _WARMING
     with _LOCK:
-        if _WARMING is not None:
-            return
-        _WARMING = threading.Thread(target=_import_for_training, name="segdash-live-warm-up", daemon=True)
-        _WARMING.start()
+        if _WARMING is None:
+            _WARMING = threading.Thread(target=_import_for_training, name="segdash-live-warm-up", daemon=True)
+            _WARMING.start()
+        return _WARMING
 
 
 def _import_for_training() -> None:
