@@ -48,7 +48,7 @@ with user_errors():
         else:
             c1, c2, c3 = st.columns([3, 1, 2])
             c1.metric("Run", run.short, help=f"Run id: {run.run_id}")
-            c2.metric("Epochs", run.epochs_text.replace(" epochs", ""))
+            c2.metric("Epochs", run.epochs_count)
             c3.metric(
                 run.score_on.capitalize() + " " + run.measure if run.score is not None else run.measure,
                 "not scored" if run.score is None else f"{run.score:.3f}",

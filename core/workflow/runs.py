@@ -175,8 +175,15 @@ class RunView:
         return NOT_SCORED if self.score is None else f"{self.score_on} {self.measure} {self.score:.3f}"
 
     @property
+    def epochs_count(self) -> str:
+        """``3/10`` (done of planned), or ``3`` when the plan was not recorded."""
+        return f"{self.epochs_done}/{self.epochs}" if self.epochs else str(self.epochs_done)
+
+    @property
     def epochs_text(self) -> str:
-        return f"{self.epochs_done}/{self.epochs} epochs" if self.epochs else f"{self.epochs_done} epochs"
+        if self.epochs:
+            return f"{self.epochs_done}/{self.epochs} epochs"
+        return f"{self.epochs_done} epoch" + ("" if self.epochs_done == 1 else "s")
 
     @property
     def label(self) -> str:

@@ -69,7 +69,7 @@ def runs_table(ws: Workspace, dataset: str) -> list[dict[str, str]]:
             {
                 "run": v.short,
                 "state": v.state,
-                "epochs": v.epochs_text.replace(" epochs", ""),
+                "epochs": v.epochs_count,
                 "score": v.score_text,
                 "validation IoU": _num(ious["val"]),
                 "test IoU": _num(ious["test"]),

@@ -276,6 +276,6 @@ def test_model_picker_defaults_to_the_best_finished_run_with_live_rounds_apart(w
     assert labels[-1].startswith("tiny live · Dec 07 03:00") and "not scored" in labels[-1]
     assert not any("1.000" in o for o in labels)
     assert (
-        "tiny · Dec 07 01:00 · done · 1 epochs · validation foreground Dice 0.866 (tiny-20261207-010000-aaaa)" in labels
+        "tiny · Dec 07 01:00 · done · 1 epoch · validation foreground Dice 0.866 (tiny-20261207-010000-aaaa)" in labels
     )
     assert any("stopped · 0 epochs · not scored" in o for o in labels)
