@@ -203,7 +203,12 @@ def test_stop_then_resume_at_once_and_the_model_picker_default(server, page):
     page.get_by_text("Stopped after epoch", exact=False).first.wait_for(timeout=120_000)
     assert ws.catalog.run(first)["state"] == "stopped"
     page.get_by_role("button", name="Resume", exact=True).click()  # at once: no wait
-    page.get_by_text(f"resumed from {first}", exact=False).first.wait_for(timeout=120_000)
+    try:
+        page.get_by_text(f"resumed from {first}", exact=False).first.wait_for(timeout=120_000)
+    except Exception:
+        _shot(page, "09-train-resume-failed")  # what the page said instead
+        (ARTIFACTS / "09-train-resume-failed.txt").write_text(page.inner_text("body"))
+        raise
     assert page.get_by_text("already running", exact=False).count() == 0
     _shot(page, "09-train-resumed")
     page.get_by_text(re.compile(r"step [1-9]\d*/2000")).first.wait_for(timeout=300_000)
