@@ -49,6 +49,7 @@ def past_runs(ws: Any, dataset: str, base: TrainConfig, epochs: int, minutes: fl
         st.markdown("**Resume** a stopped, interrupted or finished run")
         resumable, first = resume_choices(run_views(ws, dataset))
         if resumable:
+            _follow_newest("train_resume_run", resumable[first])  # a run just stopped: offer it, not the older one
             rid = st.selectbox("Run to resume", resumable, index=first, key="train_resume_run")
             until = (
                 f"for about {minutes:g} min (the time budget above)"
