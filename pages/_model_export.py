@@ -14,6 +14,7 @@ import streamlit as st
 
 from core.store.workspace import Workspace
 from core.workflow.export import to_bytes
+from core.workflow.runs import export_warning, picker_runs, run_view, run_views
 from pages._common import prepared_download, user_errors
 
 __all__ = ["tools_section", "model_export_section", "omezarr_section"]
@@ -58,10 +59,6 @@ def omezarr_section(ws: Workspace, dataset: str) -> None:
     _download(f"omezarr:{dataset}")
 
 
-def _runs_with_weights(ws: Workspace, dataset: str) -> list[dict]:
-    return ws.runs_with_checkpoints(dataset, keys=("best_checkpoint", "last_checkpoint"))
-
-
 def model_export_section(ws: Workspace, run_id: str) -> None:
     """Ask authors and licence, write the run's best checkpoint as a bioimage.io package, offer it."""
     from core.nn.bioimageio import DEFAULT_LICENSE, LICENSES
@@ -75,6 +72,11 @@ def model_export_section(ws: Workspace, run_id: str) -> None:
     if ckpt is None:
         st.info(f"Run {run_id} has no checkpoint yet.")
         return
+    warning = export_warning(run_view(run, ws.catalog.epochs(run_id)))
+    if warning:
+        st.warning(warning, icon=":material/warning:")
+        if not st.checkbox("Export these weights anyway", value=False, key=f"tools_anyway_{run_id}"):
+            return
     st.caption(
         f"Weights: `{ckpt.name}` of run {run_id}. The package holds TorchScript and ONNX weights, the "
         "normalisation used in training, a test image from the training data with its expected output, a "
@@ -112,19 +114,14 @@ def model_export_section(ws: Workspace, run_id: str) -> None:
 def tools_section(ws: Workspace, dataset: str) -> None:
     """The Export page's section "Model for Fiji / ilastik / napari", with the OME-Zarr download."""
     st.subheader("Model for Fiji / ilastik / napari")
-    runs = _runs_with_weights(ws, dataset)
+    runs, default = picker_runs(run_views(ws, dataset, with_checkpoint=True), dataset)
     if not runs:
         st.info(
             "No trained model of this dataset yet: train one on the Train page, then export it here as a "
             "bioimage.io model."
         )
     else:
-        labels = {
-            r["run_id"]: f"{r['run_id']} ({r['state']}, best Dice {r['best_dice']:.3f})"
-            if r.get("best_dice") is not None
-            else r["run_id"]
-            for r in runs
-        }
-        run_id = st.selectbox("Run", list(labels), format_func=labels.get, key="tools_run")
+        labels = {v.run_id: v.label for v in runs}
+        run_id = st.selectbox("Run", list(labels), index=default, format_func=labels.get, key="tools_run")
         model_export_section(ws, run_id)
     omezarr_section(ws, dataset)

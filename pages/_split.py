@@ -15,6 +15,7 @@ from core.data.zrange import format_slices, parse_slices
 from core.predict.parts import scores_by_part
 from core.train.config import SPLITS, TrainConfig
 from core.train.data import looks_like_stack, plan_split
+from core.workflow.runs import CLASS_MEAN_DICE, FOREGROUND_DICE
 from pages._common import shown
 
 __all__ = ["split_form", "finish_report", "prediction_parts_table"]
@@ -127,11 +128,14 @@ def finish_report(snap: Any) -> None:
         + (f", {', '.join(cleanup)}" if cleanup else "")
         + ". Predictions use it unless you set a threshold."
     )
-    lines = ["| slices | mean IoU | foreground IoU | mean Dice | pixel error |", "|---|---|---|---|---|"]
+    lines = [
+        f"| slices | {FOREGROUND_DICE} | {CLASS_MEAN_DICE} | foreground IoU | class-mean IoU | pixel error |",
+        "|---|---|---|---|---|---|",
+    ]
     for part, label in (("val", "validation (chose the checkpoint and decision)"), ("test", "test (never seen)")):
         s = fin.get(part)
         if s:
-            cells = [s.get(k) for k in ("mean_iou", "iou_fg", "mean_dice", "pixel_error")]
+            cells = [s.get(k) for k in ("dice_fg", "mean_dice", "iou_fg", "mean_iou", "pixel_error")]
             lines.append(f"| {label} | " + " | ".join(_fmt(v) for v in cells) + " |")
     st.markdown("\n".join(lines))
 
@@ -139,6 +143,11 @@ def finish_report(snap: Any) -> None:
 def prediction_parts_table(summary: dict[str, Any]) -> None:
     """A stored prediction's scores on the test, validation and training slices of its run, apart."""
     rows = scores_by_part(summary)
+    measure = FOREGROUND_DICE if len(summary.get("class_names") or ()) <= 2 else CLASS_MEAN_DICE
+    iou = measure.replace("Dice", "IoU")
+    rows = [{{"mean Dice": measure, "mean IoU": iou}.get(k, k): v for k, v in r.items()} for r in rows]
     if rows:
-        st.markdown("**Scores by part of the model's split**: the test slices are the honest number.")
+        st.markdown(
+            "**Scores by part of the model's split**, averaged over the slices: the test slices are the honest number."
+        )
         st.dataframe(rows, hide_index=True, key="pred_parts")

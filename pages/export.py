@@ -63,8 +63,10 @@ def _dataset_section(ws, dataset: str) -> None:
     st.subheader("Masks and dataset")
     st.caption(
         f"{n_masks} of {info.shape[0]} slices have masks. Binary masks are written as 0/255, "
-        "multi-class masks as class indices 0..K-1. The TIFF has one page per image slice (unlabeled "
-        "slices are empty pages labelled '(unlabeled)'), so it lies on the image stack in Fiji."
+        "multi-class masks as class indices 0..K-1. The TIFF has one page per image slice, so it lies on "
+        "the image stack in Fiji: an unlabeled slice is a page of 255 ('not labeled', never 0, which would "
+        "read as background) labelled '(unlabeled)', and such a TIFF holds class indices throughout "
+        "(binary masks as 0/1) with `unlabeled_value` 255 in its Info."
     )
     choice = st.radio("What", list(MASK_FORMATS), key="export_format")
     suffix, mime, fn = MASK_FORMATS[choice]

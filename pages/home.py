@@ -2,7 +2,8 @@
 
 import streamlit as st
 
-from core.workflow.guide import last_run, next_steps
+from core.workflow.guide import next_steps
+from core.workflow.runs import SCORE_HELP, interrupted_runs, last_finished, run_views
 from pages._common import dataset_picker, page_link, user_errors, workspace
 from pages._repair import repair_banner
 
@@ -41,28 +42,36 @@ with user_errors():
         if partial:
             st.caption(f"{partial} of the slices with a mask have partial masks (strokes): the rest is not labeled.")
 
-        run = last_run(ws, dataset)
-        st.subheader("Last training run")
+        views = run_views(ws, dataset)
+        run = last_finished(views)
+        st.subheader("Last finished training run")
         if run is None:
-            st.write("No model trained on this dataset yet.")
+            st.write("No training run of this dataset has finished yet.")
         else:
-            dice = "n/a" if run["best_dice"] is None else f"{run['best_dice']:.3f}"
-            c1, c2, c3 = st.columns(3)
-            c1.metric("Run", run["run_id"])
-            c2.metric("State", run["state"])
-            c3.metric("Best validation Dice", dice, help="Mean of the per-class Dice scores on the validation slices.")
-            if run["state"] == "interrupted":
-                st.warning(
-                    f"Run {run['run_id']} was interrupted: the process training it ended (a server "
-                    "restart or a crash) before it finished. "
-                    + (
-                        "Its checkpoints are kept; resume it from the last one on the Train page."
-                        if run["last_checkpoint"]
-                        else "It had saved no checkpoint yet: start it again on the Train page."
-                    )
+            c1, c2, c3 = st.columns([3, 1, 2])
+            c1.metric("Run", run.short, help=f"Run id: {run.run_id}")
+            c2.metric("Epochs", run.epochs_count)
+            c3.metric(
+                run.score_on.capitalize() + " " + run.measure if run.score is not None else run.measure,
+                "not scored" if run.score is None else f"{run.score:.3f}",
+                help=SCORE_HELP,
+            )
+            st.caption(f"Run id: `{run.run_id}` ({run.state}).")
+        for v in interrupted_runs(views):
+            st.warning(
+                f"Run {v.run_id} was interrupted after {v.epochs_text}: the process training it ended (a server "
+                "restart or a crash) before it finished. "
+                + (
+                    "Its checkpoints are kept; resume it from the last one on the Train page."
+                    if v.last_checkpoint
+                    else "It had saved no checkpoint yet: start it again on the Train page."
                 )
-            elif run["state"] == "failed" and run["error"]:
-                st.error(f"Run {run['run_id']} failed: {run['error']}")
+            )
+        newest = views[0] if views else None
+        if newest is not None and newest.state == "failed" and newest.error:
+            st.error(f"Run {newest.run_id} failed: {newest.error}")
+        elif newest is not None and newest.state in ("queued", "running", "stopping"):
+            st.info(f"Run {newest.run_id} is {newest.state} ({newest.epochs_text}): follow it on the Train page.")
 
     st.subheader("What to do next")
     for step in next_steps(ws, dataset):

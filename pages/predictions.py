@@ -27,8 +27,11 @@ from core.view.render import ERROR_COLORS, class_color, error_map, heatmap, over
 from core.workflow import review
 from core.workflow.export import PREDICTION_FORMATS, export_prediction, to_bytes
 from core.workflow.ingest import import_dataset
+from core.workflow.runs import CLASS_MEAN_DICE, FOREGROUND_DICE, NOT_SCORED, picker_runs, run_views
 from pages._common import dataset_picker, flash, prepared_download, user_errors, workspace
 from pages._split import prediction_parts_table
+
+MODEBAR_PX = 32  # height of Plotly's toolbar (the mode bar), drawn over the top right of a figure
 
 
 # -- cached review numbers: recomputed only when the prediction, threshold or masks change ------
@@ -164,7 +167,9 @@ info = ws.dataset(dataset)
 
 # -- 1. predict ---------------------------------------------------------------------------------
 st.subheader("1. Predict")
-runs = ws.runs_with_checkpoints()
+runs, default_index = picker_runs(
+    [v for v in run_views(ws, with_checkpoint=True) if v.checkpoint == v.best_checkpoint], dataset
+)
 with st.expander("Predict on a new stack (upload)"):
     st.file_uploader(
         "Image stack: TIFF, PNG/JPEG files or a ZIP",
@@ -182,16 +187,16 @@ with st.expander("Predict on a new stack (upload)"):
 if not runs:
     st.info("No trained model yet: train one on the Train page (a run with a best checkpoint appears here).")
 else:
-    run_by_id = {r["run_id"]: r for r in runs}
+    run_by_id = {v.run_id: v for v in runs}
     left, right = st.columns([3, 2])
     run_id = left.selectbox(
         "Model (run's best checkpoint)",
         list(run_by_id),
+        index=default_index,
         key="pred_run",
-        format_func=lambda rid: (
-            f"{rid}  ·  trained on {run_by_id[rid]['dataset']}  ·  best val. Dice (class mean) "
-            + (f"{run_by_id[rid]['best_dice']:.3f}" if run_by_id[rid]["best_dice"] is not None else "n/a")
-        ),
+        format_func=lambda rid: run_by_id[rid].label,
+        help="Newest first: this dataset's runs, then other datasets' runs, then the live-loop rounds "
+        "(Train on my strokes). Preselected: the best-scored finished run of this dataset.",
     )
     with right.popover("Options", width="stretch"):
         tta = st.checkbox("Test-time augmentation (4 flips, 4x slower)", key="pred_tta")
@@ -203,7 +208,9 @@ else:
         "--input STACK.tif --out MASKS.tif`."
     )
     chosen = run_by_id[run_id]
-    ckpt_path = Path(chosen["best_checkpoint"])
+    ckpt_path = Path(chosen.best_checkpoint)
+    if chosen.dataset != dataset:
+        left.caption(f"Trained on **{chosen.dataset}**.")
     with user_errors():
         fit = _model_warnings(ws, str(ws.root), dataset, tuple(info.shape), str(ckpt_path), ckpt_path.stat().st_mtime)
         if fit:
@@ -303,14 +310,14 @@ with user_errors():
 
     head = st.columns(min(k, 6) + 1)
     head[0].metric(
-        "Dice, class mean",
+        CLASS_MEAN_DICE,
         fmt(class_mean),
         help="Per-class Dice averaged over the slices that have a mask of their own (labeled or "
         "edited; accepted predictions are not scored), then averaged over the classes.",
     )
     order = [1, 0] + list(range(2, k)) if k == 2 else list(range(k))  # two classes: the foreground first
     for col, c in zip(head[1:], order[:6]):
-        label = f"Dice of '{names[c]}'" + (" (foreground)" if k == 2 and c == 1 else "")
+        label = f"{FOREGROUND_DICE} ('{names[c]}')" if k == 2 and c == 1 else f"Dice of '{names[c]}'"
         col.metric(label, fmt(per_class[c]), help=f"Dice of class {c} ('{names[c]}'), averaged over scored slices.")
     if k > 6:
         st.caption("Dice per class: " + ", ".join(f"{names[c]} {fmt(per_class[c])}" for c in range(k)))
@@ -368,8 +375,11 @@ with user_errors():
     h, w = image.shape[-2:]
     per_row = 2 if large else len(panels)
     panel_px = int(min(560 if large else 300, (1000 / per_row) * h / w))  # about the width a picture gets
+    views = plots.linked_images(panels, cols=per_row, panel_px=panel_px)
+    # a band above the titles for Plotly's toolbar, which otherwise covers the last panel's title
+    views.update_layout(margin=dict(t=views.layout.margin.t + MODEBAR_PX), height=views.layout.height + MODEBAR_PX)
     st.plotly_chart(
-        plots.linked_images(panels, cols=per_row, panel_px=panel_px),
+        views,
         key="pred_views",
         config={
             "displaylogo": False,
@@ -425,6 +435,7 @@ with user_errors():
         # older order) never marks another slice than the one shown; the shown slice is marked instead
         digest = hashlib.sha1(repr((view, [r["z"] for r in queue], z)).encode()).hexdigest()[:10]
         queue_key = f"pred_queue_{digest}"
+        dice_col = FOREGROUND_DICE if k == 2 else CLASS_MEAN_DICE  # a slice's score, as review scores it
         table = [
             {
                 "shown": "▶" if r["z"] == z else "",
@@ -432,20 +443,19 @@ with user_errors():
                 "slice": r["name"],
                 "status": r["status"],
                 "uncertainty": round(r["uncertainty"], 3),
-                "Dice": None if r["dice"] is None else round(r["dice"], 3),
+                dice_col: NOT_SCORED if r["dice"] is None else f"{r['dice']:.3f}",
                 "why": r["reason"],
             }
             for r in queue
         ]
         shown_style = "background-color: #fff3c4; font-weight: 600"
         styled = pd.DataFrame(
-            table, columns=["shown", "z", "slice", "status", "uncertainty", "Dice", "why"]
+            table, columns=["shown", "z", "slice", "status", "uncertainty", dice_col, "why"]
         ).style.apply(lambda row: [shown_style if row["shown"] else ""] * len(row), axis=1)
         st.dataframe(
             styled,
             column_config={
                 "shown": st.column_config.TextColumn("", width=30, help="the slice shown above"),
-                "Dice": st.column_config.NumberColumn(format="%.3f"),
                 "uncertainty": st.column_config.NumberColumn(format="%.3f"),
             },
             key=queue_key,

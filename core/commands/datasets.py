@@ -136,7 +136,7 @@ def run_list(args: argparse.Namespace) -> dict[str, Any]:
             file=sys.stderr,
         )
     for r in listing["runs"]:
-        dice = "" if r["best_dice"] is None else f", best Dice {r['best_dice']:.4f}"
+        dice = f", {r['score_text']}"
         hint = (
             f" (resume: python -m core train --dataset {r['dataset']} --resume {r['run_id']})"
             if r["state"] == "interrupted" and r["resumable"] and not r["resumed_by"]

@@ -241,7 +241,7 @@ class MaskHistory:
         with self.catalog.transaction() as con:
             row = self.catalog.current_version(name, z, con)
             if row is None:
-                raise SegDashError(f"slice {z} of {name!r} has no mask version to undo")
+                raise SegDashError(f"Nothing to undo on slice {z} of {name!r}: it has no mask version.")
             parent = row["parent"] if row["parent"] is not None else row["version"] - 1
             con.execute(
                 "UPDATE mask_versions SET undone=1 WHERE dataset=? AND z=? AND version=?", (name, z, row["version"])
@@ -254,7 +254,7 @@ class MaskHistory:
         with self.catalog.transaction() as con:
             target = self._redo_target(con, name, z)
             if target is None:
-                raise SegDashError(f"slice {z} of {name!r} has nothing to redo")
+                raise SegDashError(f"Nothing to redo on slice {z} of {name!r}.")
             con.execute("UPDATE mask_versions SET undone=0 WHERE dataset=? AND z=? AND version=?", (name, z, target))
             self._point(con, name, z, target)
         return target

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import importlib.metadata
 import io
 import json
 import platform
@@ -23,11 +24,13 @@ __all__ = ["write_bundle"]
 
 
 def _package_versions() -> dict[str, str]:
-    out = {"python": platform.python_version(), "platform": platform.platform()}
-    for mod in ("torch", "torchvision", "segmentation_models_pytorch", "kornia", "monai", "numpy", "tifffile"):
+    out = {"python": platform.python_version(), "platform": platform.platform(), "torch": torch.__version__}
+    # from the installed distributions' metadata: importing monai, kornia, ... only for their version took
+    # seconds at the end of every run (the Train page waits for the worker to end before it can resume)
+    for mod in ("torchvision", "segmentation_models_pytorch", "kornia", "monai", "numpy", "tifffile"):
         try:
-            out[mod] = str(__import__(mod).__version__)
-        except Exception:  # noqa: BLE001 - a missing optional package is simply not listed
+            out[mod] = importlib.metadata.version(mod.replace("_", "-"))
+        except importlib.metadata.PackageNotFoundError:  # a missing optional package is simply not listed
             continue
     return out
 

@@ -195,7 +195,10 @@ class ProcessJob(JobHandle):
             return False
         snap = replace(snapshot_of_run(run, self.workspace.run_epochs(self.run_id)), origin="this server")
         with self._lock:
-            if self._stop_asked and snap.state in ("queued", "running"):
+            # stopped only once the worker has ended (it still writes the bundle after the catalog says
+            # stopped): until then a Resume would be refused, so the page must not say stopped yet
+            alive = self._proc is not None and self._proc.poll() is None
+            if self._stop_asked and (snap.state in ("queued", "running") or (alive and snap.state == "stopped")):
                 snap = replace(snap, state="stopping")
             self._snap = snap
         return True
@@ -304,4 +307,9 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    _code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # the outcome is in the catalog and on disk: skip the interpreter's teardown (seconds with torch
+    # loaded), so that the page reads the run stopped, and can resume it, as soon as the worker is done
+    os._exit(_code)

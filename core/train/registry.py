@@ -39,6 +39,11 @@ class JobRegistry:
         """
         with self._lock:
             running = self._active(_root_of(job.workspace))
+            if running is not None and running.state not in ("queued", "running", "stopping"):
+                raise SegDashError(
+                    f"run {running.run_id} is {running.state} and its process is still finishing (writing its "
+                    "bundle): try again in a few seconds"
+                )
             if running is not None:
                 raise SegDashError(f"a training job is already running for this workspace: {running.run_id}")
             self._jobs[job.run_id] = job

@@ -156,11 +156,13 @@ def export_masks_tiff(ws: Workspace, dataset: str, out: str | Path | BinaryIO, *
     """Masks of ``dataset`` as one multipage ImageJ TIFF that lines up with the image stack.
 
     One page per image slice, in slice order, so page *z* of the masks lies on slice *z* of the
-    images in Fiji; an unlabeled slice is an empty (all 0) page whose label is
-    ``"<name> (unlabeled)"``. The ImageJ slice labels hold the slice names; the ImageJ ``Info``
-    property holds JSON with ``slice_names``, ``class_names``, ``labeled`` and ``unlabeled`` (slice
-    indices). ``labeled_only=True`` writes only the labeled slices (pages no longer line up with
-    the image stack; ``labeled`` then says which slice each page is).
+    images in Fiji; an unlabeled slice is a page of 255 (*not labeled*, never 0: that would read as
+    all background) whose label is ``"<name> (unlabeled)"``; a file with such pages holds class
+    indices (0..K-1, binary masks as 0/1 too: 0/255 would mix foreground with not labeled) and says
+    ``"unlabeled_value": 255`` in its Info. The ImageJ slice labels hold the slice names; the ImageJ
+    ``Info`` property holds JSON with ``slice_names``, ``class_names``, ``labeled`` and ``unlabeled``
+    (slice indices). ``labeled_only=True`` writes only the labeled slices (pages no longer line up
+    with the image stack; ``labeled`` then says which slice each page is).
 
     Example:
         >>> export_masks_tiff(ws, "isbi2012", "masks.tif")                       # doctest: +SKIP
@@ -172,7 +174,8 @@ def export_masks_tiff(ws: Workspace, dataset: str, out: str | Path | BinaryIO, *
     zs = labeled if labeled_only else list(range(info.shape[0]))
     has = set(labeled)
     names = [info.slice_names[z] if z in has else f"{info.slice_names[z]} (unlabeled)" for z in zs]
-    empty = np.zeros(info.shape[1:], np.uint8)
+    sparse = _sparse(info) or any(z not in has for z in zs)  # pages of 255: class indices throughout
+    empty = np.full(info.shape[1:], UNLABELED, np.uint8)
 
     def frames():
         for z in zs:
@@ -185,7 +188,7 @@ def export_masks_tiff(ws: Workspace, dataset: str, out: str | Path | BinaryIO, *
         "class_names": list(info.class_names),
         "labeled": labeled,
         "unlabeled": [z for z in range(info.shape[0]) if z not in has],
-        **({"unlabeled_value": UNLABELED} if _sparse(info) else {}),
+        **({"unlabeled_value": UNLABELED} if sparse else {}),
     }
     export_labels_tiff(
         names,
@@ -195,7 +198,7 @@ def export_masks_tiff(ws: Workspace, dataset: str, out: str | Path | BinaryIO, *
         out,
         info=meta,
         pixel_size=ws.pixel_size(dataset),
-        sparse=_sparse(info),
+        sparse=sparse,
     )
 
 

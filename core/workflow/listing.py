@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ..store.workspace import Workspace
+from .runs import held_out_validation, run_view
 
 __all__ = ["workspace_listing"]
 
@@ -17,7 +18,11 @@ def workspace_listing(ws: Workspace) -> dict[str, Any]:
     ``datasets``: ``name, shape, dtype, classes`` and the count of slices of each status (``slices``:
     all). ``runs`` (newest first): ``run_id, dataset, state, best_dice, best_checkpoint,
     last_checkpoint, device, error, epochs_done, epochs, resumed_by`` (the run that continued it, if
-    any) and ``resumable`` (not active, and its ``last.pt`` is on disk).
+    any) and ``resumable`` (not active, and its ``last.pt`` is on disk); and the one score every page
+    shows (:mod:`core.workflow.runs`): ``score`` (``None``: not scored), ``score_on`` (``test``,
+    ``validation`` or ``""``), ``score_measure`` (``foreground Dice`` or ``class-mean Dice``),
+    ``score_text``, ``short_name`` and ``live``. ``best_dice`` is the best epoch's class-mean Dice on
+    validation crops (as before), ``None`` for a run that validated on its own training slices.
     """
     datasets = []
     for name in ws.dataset_names():
@@ -37,6 +42,8 @@ def workspace_listing(ws: Workspace) -> dict[str, Any]:
         r["extra"].get("resumed_from"): r["run_id"] for r in reversed(all_runs) if r["extra"].get("resumed_from")
     }
     for r in all_runs:
+        epochs = ws.catalog.epochs(r["run_id"])
+        view = run_view(r, epochs)
         runs.append(
             {
                 **{
@@ -52,11 +59,18 @@ def workspace_listing(ws: Workspace) -> dict[str, Any]:
                         "error",
                     )
                 },
-                "epochs_done": len(ws.catalog.epochs(r["run_id"])),
+                "best_dice": r["best_dice"] if held_out_validation(r) else None,
+                "epochs_done": len(epochs),
                 "epochs": r["config"].get("epochs"),
                 "resumed_by": resumed_by.get(r["run_id"], ""),
                 "resumable": r["state"] not in ("queued", "running", "stopping")
                 and bool(r["last_checkpoint"] and Path(r["last_checkpoint"]).is_file()),
+                "score": view.score,
+                "score_on": view.score_on,
+                "score_measure": view.measure,
+                "score_text": view.score_text,
+                "short_name": view.short,
+                "live": view.live,
             }
         )
     return {"workspace": str(ws.root), "datasets": datasets, "runs": runs}

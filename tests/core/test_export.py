@@ -31,14 +31,33 @@ def test_masks_tiff_has_one_page_per_image_slice_and_imagej_labels(ws, tmp_path)
         meta = tif.imagej_metadata
         stack = tif.asarray()
     assert stack.shape == (4, 6, 7) and stack.dtype == np.uint8
-    assert not stack[0].any() and not stack[2].any()  # unlabeled slices: empty pages
+    # unlabeled slices: pages of 255 (not labeled), not 0 (that reads as "all background")
+    assert (stack[0] == 255).all() and (stack[2] == 255).all()
     np.testing.assert_array_equal(stack[1], ws.read_mask("vol", 1))  # 3 classes: values are class indices
     np.testing.assert_array_equal(stack[3], ws.read_mask("vol", 3))
     assert meta["Labels"] == ["vol_0000 (unlabeled)", "vol_0001", "vol_0002 (unlabeled)", "vol_0003"]
     info = json.loads(meta["Info"])
     assert info["slice_names"] == ["vol_0000", "vol_0001", "vol_0002", "vol_0003"]
     assert info["labeled"] == [1, 3] and info["unlabeled"] == [0, 2]
-    assert info["class_names"] == ["bg", "a", "b"]
+    assert info["class_names"] == ["bg", "a", "b"] and info["unlabeled_value"] == 255
+
+
+def test_binary_masks_tiff_with_unlabeled_slices_never_reads_as_background(tmp_path):
+    from core.store.workspace import Workspace
+
+    w = Workspace(tmp_path / "w")
+    fg = np.zeros((6, 7), np.uint8)
+    fg[2:4, 2:4] = 1
+    w.create_dataset("bin", np.zeros((3, 6, 7), np.uint8), [fg, None, np.zeros((6, 7), np.uint8)], ["bg", "cell"])
+    with tifffile.TiffFile(io.BytesIO(to_bytes(export_masks_tiff, w, "bin"))) as tif:
+        stack, meta = tif.asarray(), tif.imagej_metadata
+    # class indices (0/1, not 0/255: 255 is "not labeled" here), the unlabeled slice all 255, stated in Info
+    assert np.array_equal(stack[0], fg) and (stack[1] == 255).all() and not stack[2].any()
+    assert meta["Labels"][1] == "bin_0001 (unlabeled)"
+    assert json.loads(meta["Info"])["unlabeled_value"] == 255 and json.loads(meta["Info"])["unlabeled"] == [1]
+    with tifffile.TiffFile(io.BytesIO(to_bytes(export_masks_tiff, w, "bin", labeled_only=True))) as tif:
+        assert set(np.unique(tif.asarray())) == {0, 255}  # no unlabeled page: binary stays 0/255
+        assert "unlabeled_value" not in json.loads(tif.imagej_metadata["Info"])
 
 
 def test_masks_tiff_labeled_only(ws):

@@ -160,7 +160,7 @@ def test_undo_past_imported_mask_keeps_it_reachable(ws):
     # undo of the restore goes back to what it was made from; redo returns
     assert ws.undo_mask("d", 0) == 2 and ws.redo_mask("d", 0) == 3
     assert not ws.can_redo("d", 0)
-    with pytest.raises(ValueError, match="nothing to redo"):
+    with pytest.raises(ValueError, match="^Nothing to redo on slice "):  # worded as the Label page's "Nothing to undo"
         ws.redo_mask("d", 0)
     with pytest.raises(ValueError, match="no mask version 9"):
         ws.restore_mask("d", 0, 9)

@@ -164,3 +164,75 @@ def test_sample_to_mask_zip(server, page):
     no_exception(page)
     _shot(page, "08-export")
     shutil.copy(target, ARTIFACTS / "masks-downloaded.zip")
+
+
+def test_stop_then_resume_at_once_and_the_model_picker_default(server, page):
+    """Stop, then Resume as soon as the page says stopped: it starts (it was refused "a training job
+    is already running" for ~30 s); then the Predictions model picker preselects the finished run (the
+    first test's, or a tiny one when run alone), not these newer stopped runs that were never
+    validated, nor a newer live round scored 1.0 on its own strokes."""
+    import re
+
+    url, ws_root = server
+    from core.store.workspace import Workspace
+
+    ws = Workspace(ws_root)
+    _goto(page, url, "", "SegDash")
+    page.get_by_text("Dataset: isbi2012").wait_for()  # the sample is imported on the first page
+    done = [r for r in ws.catalog.runs("isbi2012") if r["state"] == "done"]
+    if not done:  # this test alone: a finished run with a tiny checkpoint stands for the first test's
+        from tests.synthetic import add_tiny_run
+
+        rid = "isbi2012-20261207-000000-beef"
+        add_tiny_run(ws, rid, "isbi2012", tuple(ws.dataset("isbi2012").class_names))
+        ws.catalog.add_epoch(rid, 1, {"val_dice": 0.5, "val_dice_fg": 0.4})
+        done = [ws.catalog.run(rid)]
+
+    _goto(page, url, "train", "Train")
+    _set_number(page, "Epochs", 2)
+    _set_number(page, "Patch size (px)", 128)
+    _set_number(page, "Batch size", 2)
+    adv = page.get_by_text("More settings", exact=False)
+    if adv.count() and not page.get_by_label("Steps per epoch", exact=True).is_visible():
+        adv.first.click()
+    _set_number(page, "Steps per epoch", 2000)
+    page.get_by_role("button", name="Start training").click()
+    page.get_by_text(re.compile(r"step [1-9]\d*/2000")).first.wait_for(timeout=300_000)
+    first = ws.catalog.runs("isbi2012")[0]["run_id"]
+    page.get_by_role("button", name="Stop").first.click()
+    page.get_by_text("Stopped after epoch", exact=False).first.wait_for(timeout=120_000)
+    assert ws.catalog.run(first)["state"] == "stopped"
+    page.get_by_role("button", name="Resume", exact=True).click()  # at once: no wait
+    try:
+        page.get_by_text(f"resumed from {first}", exact=False).first.wait_for(timeout=120_000)
+    except Exception:
+        _shot(page, "09-train-resume-failed")  # what the page said instead
+        (ARTIFACTS / "09-train-resume-failed.txt").write_text(page.inner_text("body"))
+        raise
+    assert page.get_by_text("already running", exact=False).count() == 0
+    _shot(page, "09-train-resumed")
+    page.get_by_text(re.compile(r"step [1-9]\d*/2000")).first.wait_for(timeout=300_000)
+    page.get_by_role("button", name="Stop").first.click()
+    page.get_by_text("Stopped after epoch", exact=False).first.wait_for(timeout=120_000)
+    no_exception(page)
+
+    # a live round scored on its own strokes (1.0), newer than everything: never the default
+    live = "isbi2012-live-20261207-235959-0001"
+    ws.catalog.create_run(live, "isbi2012", {"epochs": 1}, state="stopped")
+    ws.catalog.add_epoch(live, 1, {"val_dice": 1.0, "val_dice_fg": 1.0})
+    ws.catalog.update_run(live, best_dice=1.0, best_checkpoint=done[0]["best_checkpoint"])
+    _goto(page, url, "predictions", "Predictions")
+    box = page.get_by_test_id("stSelectbox").filter(has_text="Model (run's best checkpoint)").first
+    box.wait_for()
+
+    def shown() -> str:  # the chosen option, as a div's text or a search input's value
+        inputs = box.locator("input")
+        return box.inner_text() + " ".join(inputs.nth(i).input_value() for i in range(inputs.count()))
+
+    deadline = time.time() + 60
+    while done[0]["run_id"] not in shown() and time.time() < deadline:
+        time.sleep(0.5)
+    _shot(page, "10-predictions-default-model")
+    assert f"({done[0]['run_id']})" in shown(), shown()
+    assert "done" in shown() and "not scored" not in shown() and "live" not in shown()
+    no_exception(page)

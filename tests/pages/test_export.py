@@ -40,7 +40,9 @@ def test_masks_zip_tiff_and_dataset_zip(ws_env, page, make_dataset):
     ready = _prepare(at, "export_format", formats[1], "export_prepare")
     with tifffile.TiffFile(io.BytesIO(ready["data"])) as tif:  # ImageJ stack, one page per image slice
         stack, labels = tif.asarray(), tif.imagej_metadata["Labels"]
-    assert stack.shape == (3, 32, 48) and set(np.unique(stack)) == {0, 255} and not stack[1].any()
+    # the unlabeled slice is a page of 255 (not labeled), so the masks are class indices 0/1 around it
+    assert stack.shape == (3, 32, 48) and set(np.unique(stack)) == {0, 1, 255} and (stack[1] == 255).all()
+    assert set(np.unique(stack[0])) == {0, 1}
     assert labels == ["tiny_0000", "tiny_0001 (unlabeled)", "tiny_0002"]
 
     ready = _prepare(at, "export_format", formats[2], "export_prepare")

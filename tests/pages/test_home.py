@@ -21,12 +21,13 @@ def test_home_counts_statuses_and_last_run(ws_env, page, make_dataset):
     make_dataset("tiny", z=4, labeled=(0, 1))
     ws_env.save_mask("tiny", 1, ws_env.read_mask("tiny", 1), status="edited")
     ws_env.catalog.create_run("run-0001", "tiny", {"epochs": 1}, state="done")
-    ws_env.catalog.update_run("run-0001", best_dice=0.8766, best_checkpoint="runs/run-0001/best.pt")
+    ws_env.catalog.add_epoch("run-0001", 1, {"val_dice": 0.95, "val_dice_fg": 0.8766})
+    ws_env.catalog.update_run("run-0001", best_dice=0.95, best_checkpoint="runs/run-0001/best.pt")
     at = AppTest.from_file(page("home.py"), default_timeout=60).run()
     assert not at.exception
     m = _metrics(at)
     assert (m["Slices"], m["Labeled"], m["Edited"], m["From prediction"], m["Unlabeled"]) == ("4", "1", "1", "0", "2")
-    assert m["Run"] == "run-0001" and m["Best validation Dice"] == "0.877"
+    assert m["Run"] == "run-0001" and m["Validation foreground Dice"] == "0.877" and m["Epochs"] == "1/1"
     text = " ".join(md.value for md in at.markdown)
     assert "Predict the dataset" in text  # a trained run and no prediction
 
@@ -53,7 +54,7 @@ def test_home_says_a_run_was_interrupted(ws_env, page, make_dataset):
     )
     at = AppTest.from_file(page("home.py"), default_timeout=60).run()
     assert not at.exception
-    assert _metrics(at)["State"] == "interrupted"
+    assert "Run" not in _metrics(at)  # an interrupted run is not the last finished one
     assert any("run-killed was interrupted" in w.value and "no checkpoint yet" in w.value for w in at.warning)
 
     last = ws_env.run_dir("run-killed") / "last.pt"
@@ -62,6 +63,25 @@ def test_home_says_a_run_was_interrupted(ws_env, page, make_dataset):
     at = AppTest.from_file(page("home.py"), default_timeout=60).run()
     assert any("run-killed was interrupted" in w.value and "resume it" in w.value for w in at.warning)
     assert "Resume the interrupted training" in " ".join(md.value for md in at.markdown)
+
+
+def test_home_last_run_is_the_last_finished_one_and_interrupted_ones_apart(ws_env, page, make_dataset):
+    make_dataset("tiny", z=4, labeled=(0, 1))
+    ws_env.catalog.create_run("tiny-20261207-031500-ab12", "tiny", {"epochs": 2}, state="done")
+    ws_env.catalog.add_epoch("tiny-20261207-031500-ab12", 1, {"val_dice": 0.98, "val_dice_fg": 0.91})
+    ws_env.catalog.update_run(
+        "tiny-20261207-031500-ab12",
+        best_dice=0.98,
+        extra={"class_names": ["background", "cell"], "finish": {"test": {"dice_fg": 0.876}}},
+    )
+    ws_env.catalog.create_run("tiny-20261207-041500-cd34", "tiny", {"epochs": 2}, state="interrupted")
+    ws_env.catalog.create_run("tiny-live-20261207-051500-0001", "tiny", {"epochs": 9}, state="stopped")
+    at = AppTest.from_file(page("home.py"), default_timeout=60).run()
+    assert not at.exception
+    m = _metrics(at)
+    assert m["Run"] == "tiny · Dec 07 03:15" and m["Test foreground Dice"] == "0.876" and m["Epochs"] == "1/2"
+    assert any("`tiny-20261207-031500-ab12`" in c.value for c in at.caption)  # the full name beside the short one
+    assert [w.value.split(" was ")[0] for w in at.warning] == ["Run tiny-20261207-041500-cd34"]
 
 
 def test_home_on_a_workspace_that_is_not_writable(ws_env, page, monkeypatch):

@@ -83,3 +83,23 @@ def test_omezarr_with_a_prediction_layer(ws_env, page, make_dataset):
     with zipfile.ZipFile(io.BytesIO(at.session_state["tools_export_ready"]["data"])) as zf:
         names = zf.namelist()
     assert "tiny.zarr/labels/masks/.zattrs" in names and "tiny.zarr/labels/prediction_run-0001/.zattrs" in names
+
+
+def test_model_picker_default_and_a_run_never_validated(ws_env, page, make_dataset):
+    """The export offers the best finished run first; a run stopped before its first validation is
+    not packaged without the user's say-so."""
+    from tests.synthetic import add_tiny_run
+
+    make_dataset("tiny", z=3, shape=(64, 64), labeled=(0, 2))
+    add_tiny_run(ws_env, "tiny-20261207-010000-aaaa", "tiny", best_dice=0.9)
+    ws_env.catalog.add_epoch("tiny-20261207-010000-aaaa", 1, {"val_dice": 0.9, "val_dice_fg": 0.8})
+    add_tiny_run(ws_env, "tiny-20261207-020000-bbbb", "tiny", best_dice=None)
+    ws_env.catalog.update_run("tiny-20261207-020000-bbbb", state="stopped")
+    at = _open(page)
+    assert at.selectbox(key="tools_run").value == "tiny-20261207-010000-aaaa"
+    assert not at.warning and at.button(key="tools_model_prepare_tiny-20261207-010000-aaaa")
+    at.selectbox(key="tools_run").set_value("tiny-20261207-020000-bbbb").run()
+    assert any("before its first validation" in w.value for w in at.warning)
+    assert not [b for b in at.button if b.key == "tools_model_prepare_tiny-20261207-020000-bbbb"]
+    at.checkbox(key="tools_anyway_tiny-20261207-020000-bbbb").check().run()
+    assert at.button(key="tools_model_prepare_tiny-20261207-020000-bbbb")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -144,12 +146,12 @@ def test_headline_shows_each_class_and_calls_out_a_collapsed_model(ws_env, page,
     assert not at.exception, at.exception
     metrics = {m.label: m.value for m in at.metric}
     truth_cell = 64 / (32 * 48)  # the square of make_dataset is 'cell' (class 1)
-    assert metrics["Dice of 'cell' (foreground)"] == f"{2 * truth_cell / (1 + truth_cell):.3f}"
+    assert metrics["foreground Dice ('cell')"] == f"{2 * truth_cell / (1 + truth_cell):.3f}"
     assert metrics["Dice of 'membrane'"] == "0.000"
-    assert metrics["Dice, class mean"] == f"{truth_cell / (1 + truth_cell):.3f}"
+    assert metrics["class-mean Dice"] == f"{truth_cell / (1 + truth_cell):.3f}"
     assert any("Collapsed model" in w.value and "'membrane'" in w.value for w in at.warning)
     labels = [m.label for m in at.metric]
-    assert labels.index("Dice of 'cell' (foreground)") < labels.index("Dice of 'membrane'")  # foreground first
+    assert labels.index("foreground Dice ('cell')") < labels.index("Dice of 'membrane'")  # foreground first
 
 
 def test_accepted_slice_is_not_scored_and_the_queue_marks_the_slice_shown(ws_env, page, make_dataset):
@@ -169,8 +171,13 @@ def test_accepted_slice_is_not_scored_and_the_queue_marks_the_slice_shown(ws_env
     assert at.slider(key="pred_slice").value == 3  # the slice shown stays ...
     queue = _queue(at).value
     assert list(queue.loc[queue["shown"] == "▶", "z"]) == [3]  # ... and the queue marks that one
+    # slices without a score say so in the queue, never a raw None; the score is named as everywhere
+    assert "foreground Dice" in queue.columns
+    assert "not scored" in set(queue["foreground Dice"]) and "None" not in queue.astype(str).to_numpy()
     titles = _panel_titles(at)
     assert "Mask (accepted prediction)" in titles and "Mask (ground truth)" not in titles
+    fig = json.loads(at.get_by_key("pred_views").proto.spec)
+    assert fig["layout"]["margin"]["t"] >= 24 + 32  # the titles sit below Plotly's toolbar, not under it
     assert "Error map" not in titles and not [m for m in at.metric if m.label == "Wrong pixels"]
     assert any("accepted prediction: not scored" in m.value for m in at.markdown)
     at.slider(key="pred_slice").set_value(0).run()  # a labeled slice is scored as before
@@ -245,3 +252,30 @@ def test_reviewed_prediction_downloads_as_imagej_tiffs(tiny_run, ws_env, page):
     with tifffile.TiffFile(io.BytesIO(ready["data"])) as tif:
         assert tif.is_imagej and tif.imagej_metadata["Labels"] == list(ws_env.dataset("tiny").slice_names)
         assert tif.asarray().shape == (4, 32, 48)
+
+
+def test_model_picker_defaults_to_the_best_finished_run_with_live_rounds_apart(ws_env, make_dataset, page):
+    """The picker labels every run with its state, epochs and one named score; it preselects the best
+    finished run of the dataset, not the newest run nor a live round scored on its own strokes."""
+    make_dataset("tiny", z=4, shape=(32, 48), labeled=(0, 1))
+    for rid, state, rows in (
+        ("tiny-20261207-010000-aaaa", "done", [{"val_dice": 0.93, "val_dice_fg": 0.866}]),
+        ("tiny-20261207-020000-bbbb", "done", [{"val_dice": 0.6, "val_dice_fg": 0.194}]),
+        ("tiny-live-20261207-030000-0001", "stopped", [{"val_dice": 1.0, "val_dice_fg": 1.0}]),
+        ("tiny-20261207-040000-cccc", "stopped", []),  # a CLI run stopped after a few steps
+    ):
+        add_tiny_run(ws_env, rid, "tiny", best_dice=rows[0]["val_dice"] if rows else None)
+        for i, row in enumerate(rows, 1):
+            ws_env.catalog.add_epoch(rid, i, row)
+        ws_env.catalog.update_run(rid, state=state, extra={"class_names": ["background", "cell"]})
+    at = AppTest.from_file(page("predictions.py"), default_timeout=60).run()
+    assert not at.exception
+    box = at.selectbox(key="pred_run")
+    assert box.value == "tiny-20261207-010000-aaaa"
+    labels = box.options
+    assert labels[-1].startswith("tiny live · Dec 07 03:00") and "not scored" in labels[-1]
+    assert not any("1.000" in o for o in labels)
+    assert (
+        "tiny · Dec 07 01:00 · done · 1 epoch · validation foreground Dice 0.866 (tiny-20261207-010000-aaaa)" in labels
+    )
+    assert any("stopped · 0 epochs · not scored" in o for o in labels)

@@ -106,8 +106,12 @@ def test_tiny_job_runs_with_the_augment_page_settings_and_is_listed(ws_env, page
     assert list(table["epochs"]) == ["1/1"] and table["device"].iloc[0].startswith("cpu")
     # the run's end scored its validation slices (whole, with the tuned decision): beside its Dice
     val_iou = ws_env.catalog.run(run_id)["extra"]["finish"]["val"]
-    assert table["validation IoU"].iloc[0] == pytest.approx(val_iou.get("iou_fg", val_iou.get("mean_iou")), abs=1e-4)
-    assert "test IoU" in table.columns  # no test slices in this run: the column is there, empty
+    iou = float(table["validation IoU"].iloc[0])
+    assert iou == pytest.approx(val_iou.get("iou_fg", val_iou.get("mean_iou")), abs=1e-4)
+    assert list(table["test IoU"]) == ["—"]  # no test slices in this run: said, not a raw None
+    score = ws_env.catalog.run(run_id)["extra"]["finish"]["val"]["dice_fg"]
+    assert list(table["score"]) == [f"validation foreground Dice {score:.3f}"]
+    assert not any(str(v) in ("None", "nan") for v in table.to_numpy().ravel())
     assert at.multiselect(key="train_compare").value == [run_id]
     assert at.get_by_key("train_compare_chart")
     assert at.download_button(key="train_dl_best") and at.download_button(key="train_dl_bundle")
@@ -161,6 +165,30 @@ def test_second_start_refused_then_stop_and_resume(ws_env, page, make_dataset):
     assert run["config"]["augment"]["flips"] is False
     at.button(key="train_stop").click().run()
     assert _wait(resumed)["state"] == "stopped"
+
+
+def test_resume_works_as_soon_as_the_page_says_stopped(ws_env, page, make_dataset):
+    """The page reads "stopped" only once the worker has ended: Resume pressed at that moment starts
+    (it was refused "a training job is already running" while the worker was still finishing)."""
+    make_dataset("tiny", z=3, labeled=(0, 1))
+    at = _tiny(AppTest.from_file(page("train.py"), default_timeout=60).run(), epochs=2, steps=2000)
+    at.button(key="train_start").click().run()
+    first = at.session_state["train_run_id"]
+    _stepping(first)
+    at.button(key="train_stop").click().run()
+    deadline = time.monotonic() + TIMEOUT_S
+    while not any("Stopped after" in w.value for w in at.warning) and time.monotonic() < deadline:
+        assert any(i.value.startswith("Stopping ...") for i in at.info)  # never "stopped" before it is
+        time.sleep(0.2)
+        at.run()
+    assert any("Stopped after" in w.value for w in at.warning), "the page never said stopped"
+    assert at.selectbox(key="train_resume_run").value == first
+    at.button(key="train_resume").click().run()  # at once: no wait
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    resumed = at.session_state["train_run_id"]
+    assert resumed != first and ws_env.catalog.run(resumed)["extra"]["resumed_from"] == first
+    registry().get(resumed).stop()
+    assert _wait(resumed)["state"] in ("stopped", "done")
 
 
 def test_failed_job_shows_its_error(ws_env, page, make_dataset):
@@ -278,3 +306,65 @@ def test_form_follows_the_dataset_picked_in_the_sidebar(ws_env, page, make_datas
     assert not at.exception
     assert at.number_input(key="train_epochs").value == 7 and at.number_input(key="train_width").value == 12
     assert any("second-run" in c.value for c in at.caption)
+
+
+def _in_order(at: AppTest) -> list:
+    """Every element of the page's main area, in the order the page shows them."""
+    out = []
+
+    def walk(node) -> None:
+        children = getattr(node, "children", None)
+        if isinstance(children, dict):
+            for child in children.values():
+                out.append(child)
+                walk(child)
+
+    walk(at.main)
+    return out
+
+
+def test_running_job_first_and_the_form_folded_below(ws_env, page, make_dataset):
+    """While a run is active the page opens on it (progress, Stop) and folds the form for a new run."""
+    make_dataset("tiny", z=3, labeled=(0, 1))
+    at = _tiny(AppTest.from_file(page("train.py"), default_timeout=60).run(), epochs=2, steps=2000)
+    (form,) = [e for e in at.expander if e.label.startswith("New run")]
+    assert form.proto.expanded  # nothing runs: the form is open
+    at.button(key="train_start").click().run()
+    run_id = at.session_state["train_run_id"]
+    try:
+        again = AppTest.from_file(page("train.py"), default_timeout=60).run()  # a reload while it runs
+        (form,) = [e for e in again.expander if e.label.startswith("New run")]
+        assert not form.proto.expanded and "a run is active" in form.label
+        order = _in_order(again)
+        kinds = [(type(e).__name__, getattr(e, "key", None)) for e in order]
+        stop = kinds.index(("Button", "train_stop"))
+        arch = next(i for i, e in enumerate(order) if getattr(e, "key", None) == "train_arch")
+        progress = next(i for i, e in enumerate(order) if getattr(e, "type", "") == "progress")
+        assert progress < stop < arch  # progress and Stop above the form
+    finally:
+        registry().get(run_id).stop()
+        _wait(run_id)
+
+
+def test_after_a_reload_the_top_shows_the_interrupted_run_not_an_older_done_one(ws_env, page, make_dataset):
+    import socket
+    import subprocess
+    import sys
+
+    make_dataset("tiny", z=3, labeled=(0, 1))
+    ws_env.catalog.create_run("tiny-20261207-010000-aaaa", "tiny", {"epochs": 2}, state="done")
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    from core.data.owner import Owner
+
+    ws_env.catalog.create_run(
+        "tiny-20261207-020000-bbbb", "tiny", {"epochs": 2}, state="running", owner=Owner(dead.pid, socket.gethostname())
+    )
+    at = AppTest.from_file(page("train.py"), default_timeout=60).run()
+    assert not at.exception
+    order = _in_order(at)
+    first_warning = next(e for e in order if type(e).__name__ == "Warning")
+    assert "tiny-20261207-020000-bbbb` was interrupted" in first_warning.value
+    runs_named = [m.value for m in at.markdown if m.value.startswith("**Run `")]
+    assert runs_named and "tiny-20261207-020000-bbbb" in runs_named[0]  # the top block: the interrupted run
+    assert not any("010000-aaaa" in m for m in runs_named)

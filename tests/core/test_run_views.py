@@ -1,0 +1,123 @@
+"""core.workflow.runs: one score per run that means the same everywhere, live rounds apart, the default
+model the best finished run; and ``python -m core list`` reporting the same."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from core.workflow.listing import workspace_listing
+from core.workflow.runs import (
+    CLASS_MEAN_DICE,
+    FOREGROUND_DICE,
+    default_run,
+    export_warning,
+    interrupted_runs,
+    last_finished,
+    picker_runs,
+    run_views,
+    short_name,
+)
+
+_SPLIT = {"train": [0, 1, 2], "val": [3]}
+_BINARY = ["background", "cell"]
+
+
+@pytest.fixture
+def ws(ws):
+    images = np.zeros((6, 16, 16), np.uint8)
+    ws.create_dataset("d", images, [np.zeros((16, 16), np.uint8)] * 4 + [None] * 2, _BINARY)
+    ws.create_dataset("e", images, [np.zeros((16, 16), np.uint8)] * 4 + [None] * 2, _BINARY)
+    return ws
+
+
+def _run(ws, run_id, dataset="d", state="done", epochs=(), extra=None, best=None, ckpt=True):
+    """A run in the catalog (created now: runs made later are newer)."""
+    ws.catalog.create_run(run_id, dataset, {"epochs": 5}, state=state)
+    for i, row in enumerate(epochs, 1):
+        ws.catalog.add_epoch(run_id, i, row)
+    updates = {"extra": {"class_names": _BINARY, "split": _SPLIT, **(extra or {})}}
+    if ckpt:
+        path = ws.run_dir(run_id) / "best.pt"
+        path.write_bytes(b"w")
+        updates.update(best_checkpoint=str(path), last_checkpoint=str(path))
+    if best is not None:
+        updates["best_dice"] = best
+    ws.catalog.update_run(run_id, **updates)
+
+
+def test_score_is_test_else_validation_foreground_dice(ws):
+    _run(ws, "d-a", epochs=[{"val_dice": 0.98, "val_dice_fg": 0.91}], best=0.98)
+    _run(
+        ws,
+        "d-b",
+        epochs=[{"val_dice": 0.98, "val_dice_fg": 0.91}],
+        extra={"finish": {"val": {"dice_fg": 0.90, "mean_dice": 0.95}, "test": {"dice_fg": 0.876}}},
+        best=0.98,
+    )
+    by_id = {v.run_id: v for v in run_views(ws, "d")}
+    a, b = by_id["d-a"], by_id["d-b"]
+    assert (a.score, a.score_on, a.measure) == (0.91, "validation", FOREGROUND_DICE)
+    assert a.score_text == "validation foreground Dice 0.910"
+    assert (b.score, b.score_on) == (0.876, "test") and b.score_text == "test foreground Dice 0.876"
+    assert b.epochs_text == "1/5 epochs" and b.run_id in b.label and "done" in b.label
+
+
+def test_multi_class_runs_are_scored_with_the_class_mean(ws):
+    _run(ws, "d-m", epochs=[{"val_dice": 0.8}], extra={"class_names": ["bg", "a", "b"]}, best=0.8)
+    (v,) = run_views(ws, "d")
+    assert (v.score, v.measure) == (0.8, CLASS_MEAN_DICE)
+
+
+def test_live_rounds_and_unvalidated_runs_are_not_scored(ws):
+    # a live round validates on its own training slices: 1.0 is not a score
+    _run(ws, "d-live-20261207-031500-0001", epochs=[{"val_dice": 1.0, "val_dice_fg": 1.0}], best=1.0)
+    _run(ws, "d-same", epochs=[{"val_dice": 1.0, "val_dice_fg": 1.0}], extra={"split": {"train": [0], "val": [0]}})
+    _run(ws, "d-early", state="stopped")  # stopped after a few steps: no validation at all
+    views = {v.run_id: v for v in run_views(ws, "d")}
+    for v in views.values():
+        assert v.score is None and v.score_text == "not scored"
+    assert views["d-live-20261207-031500-0001"].live
+    listing = {r["run_id"]: r for r in workspace_listing(ws)["runs"]}
+    live = listing["d-live-20261207-031500-0001"]
+    assert live["best_dice"] is None and live["score"] is None and live["score_text"] == "not scored"
+    assert live["live"] and live["short_name"] == "d live · Dec 07 03:15"
+    assert export_warning(views["d-same"]) == ""  # validated, on its training slices: scored "not scored", no refusal
+    assert "before its first validation" in export_warning(views["d-early"])
+    assert "live-loop round" in export_warning(views["d-live-20261207-031500-0001"])
+
+
+def test_the_default_is_the_best_finished_run_never_a_live_round(ws):
+    _run(ws, "d-good", epochs=[{"val_dice": 0.9, "val_dice_fg": 0.86}], best=0.9)
+    _run(ws, "d-worse", epochs=[{"val_dice": 0.8, "val_dice_fg": 0.6}], best=0.8)
+    _run(ws, "d-stopped", state="stopped")  # newest, with a checkpoint, never validated
+    _run(ws, "d-live-20261207-031500-0002", epochs=[{"val_dice": 1.0}], best=1.0)
+    _run(ws, "e-other", dataset="e", epochs=[{"val_dice": 0.99, "val_dice_fg": 0.99}], best=0.99)
+    views = run_views(ws, with_checkpoint=True)
+    assert default_run(views, "d").run_id == "d-good"
+    ordered, index = picker_runs(views, "d")
+    assert ordered[index].run_id == "d-good"
+    assert [v.run_id for v in ordered] == [
+        "d-stopped",
+        "d-worse",
+        "d-good",
+        "e-other",
+        "d-live-20261207-031500-0002",
+    ]  # this dataset's runs, other datasets', then live rounds apart
+    ordered, index = picker_runs(views, "nothing-trained")
+    assert ordered[index].run_id == "e-other"  # no run of the dataset: the best of any
+
+
+def test_last_finished_and_interrupted_apart(ws):
+    _run(ws, "d-done", epochs=[{"val_dice": 0.9, "val_dice_fg": 0.8}])
+    _run(ws, "d-killed", state="interrupted")
+    _run(ws, "d-killed-2", state="interrupted")
+    _run(ws, "d-resume", state="stopped", extra={"resumed_from": "d-killed-2"})
+    views = run_views(ws, "d")
+    assert last_finished(views).run_id == "d-done"
+    assert [v.run_id for v in interrupted_runs(views)] == ["d-killed"]
+
+
+def test_short_names():
+    assert short_name("isbi2012-20261207-031500-ab12", "isbi2012") == "isbi2012 · Dec 07 03:15"
+    assert short_name("run-0001", "tiny") == "run-0001"
