@@ -16,6 +16,7 @@ from streamlit.testing.v1 import AppTest
 
 from core.store.workspace import Workspace
 from core.view import canvas as cv
+from tests.pages.label_draw import draw
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -131,9 +132,7 @@ def test_save_into_an_unwritable_folder_keeps_the_strokes_and_says_why(ws_env, p
         "strokeWidth": 3 * sx,
         "path": [["M", 10.5 * sx, 16.5 * sy], ["L", 30.5 * sx, 16.5 * sy]],
     }
-    key = at.session_state["label_canvas_key"]
-    at.session_state[key] = {"drawing": {"raw": {"objects": [stroke]}, "data": None}, "backgroundFit": None}
-    at.run()
+    draw(at, {"objects": [stroke]})
 
     def unwritable(self, dataset, z, *args, **kwargs):
         raise PermissionError(errno.EACCES, "Permission denied", str(self.root / "datasets" / dataset / "masks"))
@@ -197,9 +196,7 @@ def test_datasets_made_read_only_while_the_server_runs_rename_and_save_say_so(ws
         "strokeWidth": 3 * cw / 48,
         "path": [["M", 10.5 * cw / 48, 16.5 * ch / 32], ["L", 30.5 * cw / 48, 16.5 * ch / 32]],
     }
-    key = label.session_state["label_canvas_key"]
-    label.session_state[key] = {"drawing": {"raw": {"objects": [stroke]}, "data": None}, "backgroundFit": None}
-    label.run()
+    draw(label, {"objects": [stroke]})
     read_only_datasets(True)
     try:
         data.button(key="data_rename").click().run()

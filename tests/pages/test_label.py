@@ -1,6 +1,5 @@
 """Label page: pick a slice, draw (the canvas's value injected as the browser would send it), save, undo."""
 
-import hashlib
 import json
 
 import numpy as np
@@ -9,35 +8,11 @@ import tifffile
 from streamlit.testing.v1 import AppTest
 
 from core.view import canvas as cv
+from tests.pages.label_draw import draw as _draw
 
 
 def _open(page) -> AppTest:
     at = AppTest.from_file(page("label.py"), default_timeout=60).run()
-    assert not at.exception
-    return at
-
-
-def _draw(at: AppTest, drawing: dict) -> AppTest:
-    """Give the canvas a drawing on the slice shown, as the browser sends it (its whole list of unsaved
-    strokes, every slice), and rerun. ``drawing`` is what the canvas holds on this slice (Fabric objects
-    in the pixels of a ``label_canvas_hw`` canvas over the window shown): an object sent again is the
-    same stroke (same id), as the browser's list repeats its strokes until they are saved."""
-    ctx, (ch, cw) = at.session_state["label_ctx"], at.session_state["label_canvas_hw"]
-    w = ctx["window"]
-    where = f"{ctx['dataset']}/{ctx['z']}"
-    frame = [w.y0, w.x0, w.height, w.width, ch, cw]
-    gone = set(at.session_state["label_session"].gone_ids())
-    try:
-        sent = at.session_state["label_canvas"]["ui"]["strokes"]
-    except (KeyError, TypeError):
-        sent = []
-    new = []
-    for obj in drawing.get("objects") or []:
-        sid = hashlib.sha1(json.dumps([where, frame, obj], sort_keys=True).encode()).hexdigest()
-        new.append({"id": sid, "key": where, "base": ctx.get("version"), "frame": frame, "obj": obj})
-    strokes = [s for s in sent if s["id"] not in gone] + new
-    at.session_state["label_canvas"] = {"ui": {"page": "test", "items": [], "strokes": strokes}}
-    at.run()
     assert not at.exception
     return at
 
