@@ -56,16 +56,11 @@ def picture_bytes(rgb: np.ndarray, quality: int = 90) -> bytes:
 
 
 def picture_url(data: bytes, name: str) -> str:
-    """A URL for picture ``data``: served by Streamlit's media files (sent once, not in every run's
-    message), or a data URL where no server runs (AppTest)."""
+    """A data URL for picture ``data``. Not a Streamlit media file: those are dropped when a later
+    run does not reference them, and a slice's picture that failed to load left the canvas showing the
+    previous slice while its strokes went to the new one (seen in the browser test after "Next
+    unlabeled"). A data URL cannot go missing; it costs the picture's bytes in every run's message."""
     mimetype = "image/png" if data[:4] == b"\x89PNG" else "image/jpeg"
-    try:
-        from streamlit.runtime import exists, get_instance
-
-        if exists():
-            return get_instance().media_file_mgr.add(data, mimetype, f"segdash-label-canvas-{name}")
-    except Exception:  # noqa: BLE001 - no media manager (bare mode): the data URL below works everywhere
-        pass
     return f"data:{mimetype};base64," + base64.b64encode(data).decode("ascii")
 
 

