@@ -5,7 +5,23 @@ import json
 
 from streamlit.testing.v1 import AppTest
 
-__all__ = ["draw"]
+__all__ = ["draw", "middle_row_stroke"]
+
+
+def middle_row_stroke(at: AppTest, height: int, width: int, klass: int = 1) -> dict:
+    """A 3-pixel brush stroke of ``klass`` from pixel 10 to 30 of the middle row of a ``height`` x
+    ``width`` slice, in the pixels of the canvas the page shows (``label_canvas_hw``)."""
+    from core.view import canvas as cv
+
+    ch, cw = at.session_state["label_canvas_hw"]
+    sy, sx = ch / height, cw / width
+    mid = height // 2 + 0.5
+    return {
+        "type": "Path",
+        "stroke": cv.stroke_css(klass),
+        "strokeWidth": 3 * sx,
+        "path": [["M", 10.5 * sx, mid * sy], ["L", 30.5 * sx, mid * sy]],
+    }
 
 
 def draw(at: AppTest, drawing: dict) -> AppTest:

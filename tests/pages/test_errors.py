@@ -15,8 +15,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core.store.workspace import Workspace
-from core.view import canvas as cv
-from tests.pages.label_draw import draw
+from tests.pages.label_draw import draw, middle_row_stroke
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -124,15 +123,7 @@ def test_save_into_an_unwritable_folder_keeps_the_strokes_and_says_why(ws_env, p
     make_dataset("tiny", z=2, shape=(32, 48), labeled=())
     at = AppTest.from_file(page("label.py"), default_timeout=60).run()
     assert not at.exception
-    ch, cw = at.session_state["label_canvas_hw"]
-    sy, sx = ch / 32, cw / 48
-    stroke = {
-        "type": "Path",
-        "stroke": cv.stroke_css(1),
-        "strokeWidth": 3 * sx,
-        "path": [["M", 10.5 * sx, 16.5 * sy], ["L", 30.5 * sx, 16.5 * sy]],
-    }
-    draw(at, {"objects": [stroke]})
+    draw(at, {"objects": [middle_row_stroke(at, 32, 48)]})
 
     def unwritable(self, dataset, z, *args, **kwargs):
         raise PermissionError(errno.EACCES, "Permission denied", str(self.root / "datasets" / dataset / "masks"))
@@ -189,14 +180,7 @@ def test_datasets_made_read_only_while_the_server_runs_rename_and_save_say_so(ws
     data.text_input(key="data_new_name").input("tiny2").run()
     data.checkbox(key="data_confirm_rename").check().run()
     label = AppTest.from_file(str(ROOT / "pages" / "label.py"), default_timeout=60).run()
-    ch, cw = label.session_state["label_canvas_hw"]
-    stroke = {
-        "type": "Path",
-        "stroke": cv.stroke_css(1),
-        "strokeWidth": 3 * cw / 48,
-        "path": [["M", 10.5 * cw / 48, 16.5 * ch / 32], ["L", 30.5 * cw / 48, 16.5 * ch / 32]],
-    }
-    draw(label, {"objects": [stroke]})
+    draw(label, {"objects": [middle_row_stroke(label, 32, 48)]})
     read_only_datasets(True)
     try:
         data.button(key="data_rename").click().run()
