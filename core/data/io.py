@@ -155,11 +155,10 @@ def read_stack(
     """
     if isinstance(source, (str, Path)):  # an OME-Zarr folder is one image
         from .chunked import is_chunked
-        from .omezarr import read_omezarr_stack
 
         path = check_import_path(source, roots) if roots is not None else Path(source)
         if is_chunked(path):  # OME-Zarr or a plain Zarr array
-            return read_omezarr_stack(path, channel=channel, roots=roots, reference=reference)
+            return _read_zarr_stack(path, channel=channel, roots=roots, reference=reference)
     if reference:
         raise SegDashError(
             f"{_describe(source)}: only a Zarr (format 2 or 3), OME-Zarr or N5 folder is imported by reference; "
@@ -185,6 +184,24 @@ def read_stack(
         if progress is not None:
             progress(k + 1, len(items))
     return _assemble(parts)
+
+
+def _read_zarr_stack(path: Path, *, channel: int | None, roots: Sequence[str | Path] | None, reference: bool) -> Stack:
+    """An OME-Zarr image, or a plain Zarr array (format 2 or 3), as a :class:`Stack`. Read through
+    :func:`core.data.chunked.open_volume` and :func:`~core.data.chunked.as_array`: into memory when
+    small, else copied a chunk slab at a time into a memory-mapped temporary TIFF, so a volume of any
+    size is imported in bounded memory (the importer keeps the pixel size, see :mod:`core.data.pixelsize`).
+    With ``reference``, nothing is read: the stack's data is the :class:`~core.data.chunked.Volume`
+    itself, opened at the folder's resolved path (an import by reference records it).
+    With ``roots``, every file of the folder (links resolved) must lie inside them."""
+    from .chunked import as_array, open_volume  # zarr: imported only for a Zarr folder
+
+    if roots is not None:
+        for p in Path(path).rglob("*"):
+            check_import_path(p, roots)
+    volume = open_volume(Path(path).resolve() if reference else path, channel=channel)
+    data = volume if reference else as_array(volume)
+    return Stack(data=data, names=[None] * data.shape[0], sources=[Path(path).name] * data.shape[0])
 
 
 def check_import_path(path: str | Path, roots: Sequence[str | Path]) -> Path:

@@ -40,7 +40,6 @@ __all__ = [
     "labels_manifest",
     "CHUNK_SIDE",
     "read_omezarr",
-    "read_omezarr_stack",
     "read_omezarr_metadata",
     "is_omezarr",
     "zip_folder",
@@ -306,29 +305,3 @@ def axis_index(
         else:
             raise SegDashError(f"{path}: axis {ax!r} is not one of t, c, z, y, x")
     return index
-
-
-def read_omezarr_stack(
-    path: str | Path,
-    *,
-    channel: int | None = None,
-    roots: Sequence[str | Path] | None = None,
-    reference: bool = False,
-) -> Any:
-    """An OME-Zarr image, or a plain Zarr array (format 2 or 3), as a :class:`core.data.io.Stack` (what
-    :func:`core.data.io.read_stack` returns for such a folder). Read through
-    :func:`core.data.chunked.open_volume` and :func:`~core.data.chunked.as_array`: into memory when
-    small, else copied a chunk slab at a time into a memory-mapped temporary TIFF, so a volume of any
-    size is imported in bounded memory (the importer keeps the pixel size, see :mod:`core.data.pixelsize`).
-    With ``reference``, nothing is read: the stack's data is the :class:`~core.data.chunked.Volume`
-    itself, opened at the folder's resolved path (an import by reference records it).
-    With ``roots``, every file of the folder (links resolved) must lie inside them."""
-    from .chunked import as_array, open_volume
-    from .io import Stack, check_import_path
-
-    if roots is not None:
-        for p in Path(path).rglob("*"):
-            check_import_path(p, roots)
-    volume = open_volume(Path(path).resolve() if reference else path, channel=channel)
-    data = volume if reference else as_array(volume)
-    return Stack(data=data, names=[None] * data.shape[0], sources=[Path(path).name] * data.shape[0])

@@ -49,10 +49,10 @@ from torch import nn
 
 from ..errors import SegDashError
 from .archive import TEXT_MAX_BYTES, check_model_file, read_member
-from .checkpoint import Checkpoint
 from .decision import Decision
 from .model import ModelConfig
 from .package_arch import ARCH_CALLABLE, arch_kwargs, packaged_model
+from .trained import Checkpoint
 
 __all__ = ["DEFAULT_LICENSE", "LICENSES", "Probabilities", "is_package", "load_package", "trusting_code"]
 

@@ -10,7 +10,8 @@ blended inference of one slice), :mod:`~core.predict.probabilities` (labels, unc
 probability TIFFs; numpy), :mod:`~core.predict.hyperstack` (prediction TIFFs as ImageJ hyperstacks;
 numpy), :mod:`~core.predict.stack` (stacks slice by slice, ``python -m core
 predict``), :mod:`~core.predict.stored` (a dataset's stored predictions and their scores; numpy),
-:mod:`~core.predict.dataset` (predicting a dataset, in the background too), :mod:`~core.predict.volume`
+:mod:`~core.predict.dataset` (predicting a dataset, in the background too; in a worker process,
+:mod:`~core.predict.worker`, through :mod:`~core.predict.protocol`), :mod:`~core.predict.volume`
 (a Zarr volume chunk by chunk, shared among torchrun ranks). May import:
 :mod:`core.data`, :mod:`core.store`, :mod:`core.nn`; not training, workflow, view or streamlit.
 """

@@ -25,6 +25,7 @@ from ..nn.fit import fit_warnings
 from .config import PredictConfig, PredictionResult, ProgressFn
 from .inferer import decision_for, default_tile
 from .probabilities import read_prediction_tiff
+from .protocol import result_of, spec_of
 from .stack import predict_stack
 from .stored import MASKS, PROB, SCORE_KEYS, SUMMARY, PredictionSummary, score_prediction
 
@@ -223,8 +224,6 @@ class PredictionJob:
 
     def _in_worker(self) -> dict[str, Any]:
         """:mod:`core.predict.worker` in a process of its own; its progress lines read here."""
-        from .worker import result_of, spec_of
-
         self._proc = proc = subprocess.Popen(
             [sys.executable, "-m", "core.predict.worker"],
             stdin=subprocess.PIPE,
