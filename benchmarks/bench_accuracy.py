@@ -264,7 +264,7 @@ def epfl(args, arms: list[dict], log) -> None:
             t_tta = time.time()
             ckpt_path = summary["best_checkpoint"] or summary["last_checkpoint"]
             tta = _tta_iou(ckpt_path, images, masks, images, EPFL_TEST) if args.tta else None
-            finish = (ws.catalog.run(summary["run_id"])["extra"] or {}).get("finish") or {}
+            finish = (ws.run(summary["run_id"])["extra"] or {}).get("finish") or {}
             rows.append(
                 {
                     "arm": json.dumps(arm) if arm else "default",

@@ -50,7 +50,7 @@ for i in range(z):
 images.flush()
 ws = Workspace(ws_root)
 ws.create_dataset("big", images, masks, class_names=["background", "cell"])
-ws.catalog.set_pixel_size("big", 1.0, 0.5, 0.5, "micrometer")
+ws.set_pixel_size("big", 1.0, 0.5, 0.5, "micrometer")
 print(sum(m is not None for m in masks))
 """
 

@@ -200,7 +200,7 @@ def _train(ws: Path, cfg_file: Path, procs: int, threads: int) -> float:
     if out.returncode:
         raise SystemExit(f"training ({procs} processes) failed:\n{out.stderr[-3000:]}")
     run_id = json.loads([ln for ln in out.stdout.splitlines() if ln.startswith("{")][-1])["run_id"]
-    return float(Workspace(ws).catalog.epochs(run_id)[-1]["images_per_s"])
+    return float(Workspace(ws).run_epochs(run_id)[-1]["images_per_s"])
 
 
 def ddp_part(tmp: Path, rounds: int, steps: int) -> tuple[list[dict], dict]:

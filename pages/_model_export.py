@@ -72,7 +72,7 @@ def model_export_section(ws: Workspace, run_id: str) -> None:
     if ckpt is None:
         st.info(f"Run {run_id} has no checkpoint yet.")
         return
-    warning = export_warning(run_view(run, ws.catalog.epochs(run_id)))
+    warning = export_warning(run_view(run, ws.run_epochs(run_id)))
     if warning:
         st.warning(warning, icon=":material/warning:")
         if not st.checkbox("Export these weights anyway", value=False, key=f"tools_anyway_{run_id}"):

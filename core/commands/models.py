@@ -33,9 +33,9 @@ def _check_train(ws: Any, args: argparse.Namespace) -> dict[str, Any] | None:
         except (OSError, ValueError) as exc:
             raise SegDashError(f"{args.config}: cannot read the JSON config ({exc})") from None
     if args.resume and "/" not in args.resume and "\\" not in args.resume:
-        run = ws.catalog.run(args.resume)
+        run = ws.run(args.resume)
         if run is None and not Path(args.resume).is_file():
-            known = ", ".join(r["run_id"] for r in ws.catalog.runs()[:5]) or "none"
+            known = ", ".join(r["run_id"] for r in ws.runs()[:5]) or "none"
             raise SegDashError(
                 f"cannot resume from {args.resume!r}: no run of that name in {ws.root} (latest runs: {known})"
             )

@@ -32,7 +32,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from ..errors import SegDashError
-from .n5 import _is_n5, _n5_attributes, _n5_dataset, _open_n5, n5_resolution
+from .n5 import is_n5, n5_attributes, n5_dataset, n5_resolution, open_n5
 from .omezarr import axis_index, is_omezarr, read_omezarr_metadata
 
 __all__ = ["Volume", "is_chunked", "open_volume", "create_volume", "blocks", "sample_slices", "as_array"]
@@ -44,7 +44,7 @@ IN_MEMORY_BYTES = 256 << 20  # as_array: volumes up to this size are read into m
 def is_chunked(path: str | Path) -> bool:
     """True for a folder holding a Zarr array or group (format 2 or 3), or an N5 container or dataset."""
     p = Path(path)
-    return p.is_dir() and (_is_zarr(p) or _is_n5(p))
+    return p.is_dir() and (_is_zarr(p) or is_n5(p))
 
 
 def _is_zarr(path: Path) -> bool:
@@ -192,7 +192,7 @@ def open_volume(path: str | Path, *, channel: int | None = None) -> Volume:
     if not is_chunked(path):
         raise SegDashError(f"{path}: not a Zarr or N5 folder (no zarr.json, .zarray, .zgroup, or N5 attributes.json)")
     if not _is_zarr(path):
-        return _volume(path, *_open_n5(path), channel)
+        return _volume(path, *open_n5(path), channel)
     try:
         kind = _node_kind(path)
         if kind == "array":
@@ -240,10 +240,10 @@ def n5_pixel_size(path: str | Path) -> tuple[tuple[float, float, float] | None, 
     """:func:`n5_resolution` of the N5 dataset that :func:`open_volume` opens at ``path``;
     ``(None, None)`` where it opens no N5 (a Zarr folder, or no volume)."""
     path = Path(path)
-    if not path.is_dir() or _is_zarr(path) or not _is_n5(path):
+    if not path.is_dir() or _is_zarr(path) or not is_n5(path):
         return None, None
-    dataset = _n5_dataset(path)
-    attrs = _n5_attributes(dataset)
+    dataset = n5_dataset(path)
+    attrs = n5_attributes(dataset)
     return n5_resolution(attrs, len(attrs.get("dimensions") or []))
 
 

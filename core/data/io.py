@@ -43,15 +43,15 @@ from ..errors import SegDashError
 from .files import atomic_write, read_png, write_png, write_tiff
 from .limits import (
     IMAGE_SUFFIXES,
+    Budget,
     ChannelChoiceNeeded,
     SeriesChoiceNeeded,
     SingletonAxisNeeded,
     StackOrColourNeeded,
-    _Budget,
     memory_budget,
 )
-from .readers import _member_part, _read_one
-from .zips import ZIP_MAX_BYTES, ZIP_MAX_MEMBERS, ZipFolder, _expand_zip
+from .readers import member_part, read_one
+from .zips import ZIP_MAX_BYTES, ZIP_MAX_MEMBERS, ZipFolder, expand_zip
 
 __all__ = [
     "Stack",
@@ -168,10 +168,10 @@ def read_stack(
     if not items:
         raise SegDashError(f"{_describe(source)}: no images found (accepted: {', '.join(IMAGE_SUFFIXES)}, .zip)")
     items.sort(key=lambda it: natural_key(it[0]))
-    budget = _Budget(memory_budget())
+    budget = Budget(memory_budget())
     parts: list[tuple[str, np.ndarray, bool, list[str]]] = []
     for k, (name, opener) in enumerate(items):
-        arr, multi, notes = _read_one(
+        arr, multi, notes = read_one(
             name,
             opener,
             channel=channel,
@@ -255,9 +255,9 @@ def _expand(source: Any, roots: Sequence[str | Path] | None = None) -> Iterable[
         if isinstance(zsrc, (str, Path)):
             if roots is not None:
                 check_import_path(zsrc, roots)
-            yield from _expand_zip(Path(zsrc).name, Path(zsrc), folder=source.folder)
+            yield from expand_zip(Path(zsrc).name, Path(zsrc), folder=source.folder)
         else:
-            yield from _expand_zip(str(zsrc[0]), bytes(zsrc[1]), folder=source.folder)
+            yield from expand_zip(str(zsrc[0]), bytes(zsrc[1]), folder=source.folder)
     elif isinstance(source, (list, tuple)):
         for s in source:
             yield from _expand(s, roots)
@@ -278,7 +278,7 @@ def _expand(source: Any, roots: Sequence[str | Path] | None = None) -> Iterable[
                     check_import_path(p, roots)  # a link inside the folder may point anywhere
                 yield str(p.relative_to(path)), p
         elif path.suffix.lower() == ".zip":
-            yield from _expand_zip(path.name, path)
+            yield from expand_zip(path.name, path)
         else:
             _check_suffix(path.name)
             yield path.name, path
@@ -296,7 +296,7 @@ def _check_suffix(name: str) -> None:
 
 def _expand_named_bytes(name: str, data: bytes) -> Iterable[tuple[str, Any]]:
     if name.lower().endswith(".zip"):
-        yield from _expand_zip(name, data)
+        yield from expand_zip(name, data)
     else:
         _check_suffix(name)
         yield name, data
@@ -321,7 +321,7 @@ def _assemble(parts: list[tuple[str, np.ndarray, bool, list[str]]]) -> Stack:
     names: list[str | None] = []
     sources: list[str] = []
     for name, arr, multi, _ in parts:
-        stem = Path(PurePosixPath(_member_part(name)).name).stem
+        stem = Path(PurePosixPath(member_part(name)).name).stem
         if multi or arr.shape[0] > 1:
             names += [None if len(parts) == 1 else f"{stem}_{z:04d}" for z in range(arr.shape[0])]
         else:

@@ -129,7 +129,7 @@ def _gb(n: float) -> str:
     return f"{n / 1e6:.1f} MB" if n >= 1e5 else f"{max(n, 1) / 1e3:.0f} KB" if n >= 1e3 else f"{int(n)} bytes"
 
 
-class _Budget:
+class Budget:
     """Memory an import has claimed so far; refuses a claim beyond :func:`memory_budget`."""
 
     def __init__(self, limit: int):

@@ -18,7 +18,7 @@ from .nolinks import check_no_links
 __all__ = ["n5_resolution"]
 
 
-def _n5_attributes(path: Path) -> dict[str, Any]:
+def n5_attributes(path: Path) -> dict[str, Any]:
     try:
         attrs = json.loads((path / "attributes.json").read_text())
     except (OSError, ValueError):
@@ -26,14 +26,14 @@ def _n5_attributes(path: Path) -> dict[str, Any]:
     return attrs if isinstance(attrs, dict) else {}
 
 
-def _is_n5(path: Path) -> bool:
+def is_n5(path: Path) -> bool:
     """An N5 container's root (``attributes.json`` with its ``n5`` version) or an N5 dataset
     (``attributes.json`` with ``dimensions`` and ``dataType``)."""
-    attrs = _n5_attributes(path)
+    attrs = n5_attributes(path)
     return "n5" in attrs or {"dimensions", "dataType"} <= attrs.keys()
 
 
-def _open_n5(path: Path) -> tuple[Any, list[str], tuple[float, float, float] | None]:
+def open_n5(path: Path) -> tuple[Any, list[str], tuple[float, float, float] | None]:
     """The N5 dataset at ``path`` (or the one dataset, or ``s0``, of the group there) opened read-only
     with TensorStore, its dimensions reversed to C order (z, y, x), with its axis names and pixel size
     when the attributes give them (``axes``; ``resolution`` or ``pixelResolution``)."""
@@ -41,8 +41,8 @@ def _open_n5(path: Path) -> tuple[Any, list[str], tuple[float, float, float] | N
         import tensorstore as ts
     except ImportError:
         raise SegDashError(f"{path}: reading N5 needs the tensorstore package (pip install tensorstore)") from None
-    dataset = _n5_dataset(path)
-    attrs = _n5_attributes(dataset)
+    dataset = n5_dataset(path)
+    attrs = n5_attributes(dataset)
     try:
         store = ts.open(
             {"driver": "n5", "kvstore": {"driver": "file", "path": str(dataset)}, "open": True}, read=True
@@ -75,16 +75,16 @@ def n5_resolution(attrs: dict[str, Any], ndim: int = 3) -> tuple[tuple[float, fl
     return (sizes if all(v > 0 for v in sizes) else None), (str(unit) if unit else None)  # type: ignore[return-value]
 
 
-def _n5_dataset(path: Path) -> Path:
+def n5_dataset(path: Path) -> Path:
     """``path`` when it is an N5 dataset; else the one dataset under it (up to 3 folders down), or
     its one full-resolution ``s0``."""
-    if "dimensions" in _n5_attributes(path):
+    if "dimensions" in n5_attributes(path):
         return path
     found = sorted(
         p.parent
         for depth in ("*", "*/*", "*/*/*")
         for p in path.glob(f"{depth}/attributes.json")
-        if "dimensions" in _n5_attributes(p.parent)
+        if "dimensions" in n5_attributes(p.parent)
     )
     full = [p for p in found if p.name == "s0"]
     if len(found) == 1 or len(full) == 1:

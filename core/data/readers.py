@@ -20,10 +20,10 @@ from PIL import Image, UnidentifiedImageError
 
 from ..errors import SegDashError
 from .limits import (
+    Budget,
     ChannelChoiceNeeded,
     SeriesChoiceNeeded,
     StackOrColourNeeded,
-    _Budget,
     _check_bomb,
     _reason,
     memory_budget,
@@ -37,20 +37,20 @@ __all__ = ["memory_budget"]
 _KIND = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF"}
 
 
-def _read_one(
+def read_one(
     name: str,
     opener: Any,
     *,
     channel: int | None,
     mmap: bool,
     as_stack: bool | None = None,
-    budget: _Budget | None = None,
+    budget: Budget | None = None,
     series: int | None = None,
 ) -> tuple[np.ndarray, bool, list[str]]:
     """Read one file as (Z, Y, X); return the array, whether it had several slices, and notices."""
-    suffix = Path(_member_part(name)).suffix.lower()
+    suffix = Path(member_part(name)).suffix.lower()
     kind = _KIND.get(suffix, suffix.lstrip(".").upper())
-    budget = budget or _Budget(memory_budget())
+    budget = budget or Budget(memory_budget())
     try:
         if isinstance(opener, _Member):
             opener = opener.read()
@@ -88,7 +88,7 @@ def _read_one(
         ) from None
 
 
-def _member_part(name: str) -> str:
+def member_part(name: str) -> str:
     """The member name of ``archive.zip:dir/member.png`` (or ``name`` itself)."""
     low = name.lower()
     cut = low.rfind(".zip:")
@@ -99,7 +99,7 @@ _BYTES_PER_SAMPLE = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16B": 2, "I;16L": 2, 
 
 
 def _read_pil(
-    name: str, opener: Any, *, channel: int | None, budget: _Budget | None = None
+    name: str, opener: Any, *, channel: int | None, budget: Budget | None = None
 ) -> tuple[np.ndarray, bool, list[str]]:
     stored = len(opener) if isinstance(opener, (bytes, bytearray)) else Path(opener).stat().st_size
     src = io.BytesIO(opener) if isinstance(opener, (bytes, bytearray)) else opener
@@ -120,7 +120,7 @@ def _read_pil(
         decoded = pixels * bands * _BYTES_PER_SAMPLE.get(im.mode, 1)
         _check_bomb(name, decoded, stored)
         # decoded image + its array + a float32 gray copy of colour images
-        (budget or _Budget(memory_budget())).claim(
+        (budget or Budget(memory_budget())).claim(
             name, decoded * 2 + (pixels * 4 if bands > 1 else 0), f"a {w} x {h} image"
         )
         with warnings.catch_warnings():
@@ -155,15 +155,15 @@ class _TiffErrors(logging.Handler):
 
 
 def _read_tiff(
-    name: str, opener: Any, *, budget: _Budget | None = None, **options: Any
+    name: str, opener: Any, *, budget: Budget | None = None, **options: Any
 ) -> tuple[np.ndarray, bool, list[str]]:
-    """:func:`_read_tiff_series` (``channel``, ``mmap``, ``as_stack`` as in :func:`_read_one`), with
+    """:func:`_read_tiff_series` (``channel``, ``mmap``, ``as_stack`` as in :func:`read_one`), with
     what tifffile logs about a damaged file turned into a refusal."""
     errors = _TiffErrors()
     logger = logging.getLogger("tifffile")
     logger.addHandler(errors)
     try:
-        result = _read_tiff_series(name, opener, budget=budget or _Budget(memory_budget()), **options)
+        result = _read_tiff_series(name, opener, budget=budget or Budget(memory_budget()), **options)
     finally:
         logger.removeHandler(errors)
     if errors.messages:  # e.g. a truncated file: tifffile returns the pages it could read, and logs
@@ -182,7 +182,7 @@ def _read_tiff_series(
     mmap: bool,
     as_stack: bool | None = None,
     series: int | None = None,
-    budget: _Budget,
+    budget: Budget,
 ) -> tuple[np.ndarray, bool, list[str]]:
     src = io.BytesIO(opener) if isinstance(opener, (bytes, bytearray)) else opener
     stored = len(opener) if isinstance(opener, (bytes, bytearray)) else Path(opener).stat().st_size

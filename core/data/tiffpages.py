@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import SegDashError
-from .limits import SeriesChoiceNeeded, SingletonAxisNeeded, _Budget, _check_bomb
+from .limits import Budget, SeriesChoiceNeeded, SingletonAxisNeeded, _check_bomb
 
 __all__ = ["pick_series", "page_by_page", "singleton_reading", "stack_series"]
 
@@ -74,7 +74,7 @@ def singleton_reading(name: str, axes: str, shape: tuple[int, ...], as_stack: bo
     return "Q" * (len(shape) - 2) + "YX" if as_stack else axes
 
 
-def stack_series(name: str, opener: Any, tif: Any, found: list[Any], *, mmap: bool, stored: int, budget: _Budget):
+def stack_series(name: str, opener: Any, tif: Any, found: list[Any], *, mmap: bool, stored: int, budget: Budget):
     """The one-page series of a page-by-page stack as one (N, ...) array: memory-mapped when they are
     uncompressed and evenly spaced in the file (no pixel read), else read page by page within ``budget``."""
     first = found[0]

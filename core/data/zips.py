@@ -80,7 +80,7 @@ def _open_zip(zip_name: str, src: Path | bytes) -> zipfile.ZipFile:
         raise SegDashError(f"{zip_name}: not a readable ZIP file ({_reason(exc)})") from None
 
 
-def _expand_zip(zip_name: str, src: Path | bytes, folder: str | None = None) -> Iterable[tuple[str, Any]]:
+def expand_zip(zip_name: str, src: Path | bytes, folder: str | None = None) -> Iterable[tuple[str, Any]]:
     """Check a ZIP from its central directory (names, sizes, ratios), then yield its image members.
 
     Nothing is decompressed here: each member is a :class:`_Member` read when its turn comes.

@@ -1,43 +1,56 @@
 """SQLite catalog of a workspace: datasets, slices, mask versions, training runs, epoch metrics.
 
-One file ``catalog.sqlite`` in WAL mode, opened with a connection per thread (sqlite3 objects may not
-cross threads), a generous busy timeout, and short ``BEGIN IMMEDIATE`` transactions, so two browser
-sessions and a training thread can write at once without losing a row.
+:class:`Catalog` is the one object the store reads and writes the catalog through, each by a named
+method: the datasets, their claims, pixel sizes and volumes here; the rest in row modules it holds
+(composed, each over the same :class:`~core.store.catalog_db.CatalogDb`): slices and mask versions in
+:class:`~core.store.mask_rows.MaskRows` (``mask_rows``), runs and epochs in
+:class:`~core.store.run_rows.RunRows` (``run_rows``), the rows repair adds in
+:class:`~core.store.recovered_rows.RecoveredRows` (``recovered``). Only these modules and
+:mod:`~core.store.schema` hold SQL (``tests/core/test_package.py`` checks it). Code outside
+``core/store`` never reaches the catalog: it calls :class:`~core.store.workspace.Workspace`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import shutil
 import sqlite3
-import threading
 import time
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Iterator
+from typing import Any
 
 from ..data.owner import Owner, is_gone
-from ..errors import SegDashError
+from .catalog_db import (
+    REPAIR_HINT,
+    CatalogDamaged,
+    CatalogDb,
+    WorkspaceError,
+    catalog_damage,
+    copy_catalog,
+    user_error,
+)
 from .layout import dataset_dir, mask_file
+from .mask_rows import MaskRows
 from .meta import update_meta
+from .records import RunRecord
 from .recovered_rows import RecoveredRows
 from .run_rows import RunRows
 from .schema import (
-    _ADDED_COLUMNS,
-    _PIXEL_SCHEMA,
-    _SCHEMA,
-    _VOLUME_SCHEMA,
     ACTIVE_RUN_STATES,
+    ADDED_COLUMNS,
+    PIXEL_SCHEMA,
     RUN_ORIGINS,
     RUN_STATES,
+    SCHEMA,
     SLICE_STATUSES,
+    VOLUME_SCHEMA,
 )
 
 __all__ = [
     "Catalog",
     "WorkspaceError",
     "CatalogDamaged",
+    "REPAIR_HINT",
     "catalog_damage",
     "copy_catalog",
     "SLICE_STATUSES",
@@ -46,40 +59,28 @@ __all__ = [
     "RUN_ORIGINS",
 ]
 
-#: what ``python -m core repair`` is called, in every message about a damaged catalog
-REPAIR_HINT = "run python -m core repair (or Repair in the app) to rebuild it from the dataset and run folders"
 
-
-class WorkspaceError(SegDashError):
-    """The workspace cannot do what was asked, for a reason the user can act on: the disk is full,
-    the folder is not writable, the name is taken. A ``ValueError``: pages show it, the CLI exits 2."""
-
-
-class CatalogDamaged(WorkspaceError):
-    """The catalog file is not a SQLite database any more, or a damaged one: every page and command
-    says so with the repair command (``python -m core repair``), which moves it aside and rebuilds."""
-
-
-class Catalog(RunRows, RecoveredRows):
-    """Thread-safe access to ``<workspace>/catalog.sqlite``: datasets, claims, slices and mask
-    versions here; runs and epochs in :class:`~core.store.run_rows.RunRows`, the rows repair rebuilds
-    and the backup copy in :class:`~core.store.recovered_rows.RecoveredRows`.
+class Catalog:
+    """Thread-safe access to ``<workspace>/catalog.sqlite``, by named methods.
 
     Args:
         path: the SQLite file; created with its schema when missing.
     """
 
     def __init__(self, path: Path):
-        self.path = Path(path)
-        self._local = threading.local()
+        self.db = CatalogDb(path)
+        self.path = self.db.path
+        self.mask_rows = MaskRows(self.db)
+        self.run_rows = RunRows(self.db)
+        self.recovered = RecoveredRows(self.db)
         try:
-            self._connection().executescript(_SCHEMA)  # idempotent; executescript manages its own commit
+            self.db.connection().executescript(SCHEMA)  # idempotent; executescript manages its own commit
             self._migrate()
         except sqlite3.Error as exc:
-            raise _user_error(exc, self.path) from None
+            raise user_error(exc, self.path) from None
 
     def _migrate(self) -> None:
-        """Add the columns of :data:`_ADDED_COLUMNS` that an older workspace lacks.
+        """Add the columns of :data:`ADDED_COLUMNS` that an older workspace lacks.
 
         Mask versions saved before versions had a source and a parent get ``imported`` (version 1
         written with the dataset), ``accepted`` (from-prediction) or ``drawn``, and the previous
@@ -88,14 +89,14 @@ class Catalog(RunRows, RecoveredRows):
 
         def missing(con: sqlite3.Connection) -> list[tuple[str, str, str]]:
             have: dict[str, set[str]] = {}
-            for table, _, _ in _ADDED_COLUMNS:
+            for table, _, _ in ADDED_COLUMNS:
                 if table not in have:
                     have[table] = {r["name"] for r in con.execute(f"PRAGMA table_info({table})")}
-            return [c for c in _ADDED_COLUMNS if c[1] not in have[c[0]]]
+            return [c for c in ADDED_COLUMNS if c[1] not in have[c[0]]]
 
-        if not missing(self._connection()):
+        if not missing(self.db.connection()):
             return
-        with self.transaction() as con:  # checked again inside: another process may have just done it
+        with self.db.transaction() as con:  # checked again inside: another process may have just done it
             added = missing(con)
             for table, column, decl in added:
                 con.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
@@ -108,50 +109,22 @@ class Catalog(RunRows, RecoveredRows):
                 )
                 con.execute("UPDATE mask_versions SET parent = version - 1 WHERE parent IS NULL")
 
-    # -- connections -------------------------------------------------------------------------
-    def _connection(self) -> sqlite3.Connection:
-        con = getattr(self._local, "con", None)
-        if con is None:
-            con = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
-            con.row_factory = sqlite3.Row
-            con.execute("PRAGMA journal_mode=WAL")
-            con.execute("PRAGMA foreign_keys=ON")
-            con.execute("PRAGMA synchronous=NORMAL")
-            self._local.con = con
-        return con
-
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    # -- the file ------------------------------------------------------------------------------
+    def transaction(self) -> AbstractContextManager[sqlite3.Connection]:
         """A write transaction (``BEGIN IMMEDIATE``): committed on success, rolled back on error."""
-        con = self._connection()
-        try:
-            con.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
-            raise _user_error(exc, self.path) from None
-        try:
-            yield con
-        except sqlite3.DatabaseError as exc:  # operational (disk full, read-only) or a damaged file
-            if con.in_transaction:  # SQLite may have rolled back itself (disk full)
-                with contextlib.suppress(sqlite3.Error):
-                    con.execute("ROLLBACK")
-            raise _user_error(exc, self.path) from None
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
-        try:
-            con.execute("COMMIT")
-        except sqlite3.OperationalError as exc:
-            if con.in_transaction:
-                con.execute("ROLLBACK")
-            raise _user_error(exc, self.path) from None
+        return self.db.transaction()
 
     def query(self, sql: str, params: tuple = ()) -> list[sqlite3.Row]:
-        try:
-            return self._connection().execute(sql, params).fetchall()
-        except sqlite3.DatabaseError as exc:
-            if _is_damage(exc):
-                raise _user_error(exc, self.path) from None
-            raise
+        """The rows of one read (for the catalog modules and tests; other code calls a named method)."""
+        return self.db.query(sql, params)
+
+    def close(self) -> None:
+        """Close this thread's connection (the last one to close folds the WAL into the file)."""
+        self.db.close()
+
+    def backup_to(self, dest: Path) -> None:
+        """Copy the catalog to ``dest`` with SQLite's online backup API (consistent while others write)."""
+        self.db.backup_to(dest)
 
     # -- datasets ----------------------------------------------------------------------------
     def claim_dataset(self, name: str, folder: str, owner: Owner | None = None) -> None:
@@ -161,7 +134,7 @@ class Catalog(RunRows, RecoveredRows):
         live claim has the name already. The claimed name is not listed as a dataset.
         """
         owner = owner or Owner.current()
-        with self.transaction() as con:
+        with self.db.transaction() as con:
             if con.execute("SELECT 1 FROM datasets WHERE name=?", (name,)).fetchone():
                 raise WorkspaceError(f"a dataset named {name!r} exists already; choose another name or delete it first")
             row = con.execute("SELECT * FROM dataset_claims WHERE name=?", (name,)).fetchone()
@@ -177,7 +150,7 @@ class Catalog(RunRows, RecoveredRows):
     def release_claim(self, name: str, owner: Owner | None = None) -> None:
         """Drop ``owner``'s claim on ``name`` (no-op when it holds none)."""
         owner = owner or Owner.current()
-        with self.transaction() as con:
+        with self.db.transaction() as con:
             con.execute(
                 "DELETE FROM dataset_claims WHERE name=? AND owner_pid=? AND owner_host=?",
                 (name, owner.pid, owner.host),
@@ -185,12 +158,12 @@ class Catalog(RunRows, RecoveredRows):
 
     def claims(self) -> list[sqlite3.Row]:
         """Names reserved by imports in progress (or by crashed ones not yet cleaned)."""
-        return self.query("SELECT * FROM dataset_claims ORDER BY created")
+        return self.db.query("SELECT * FROM dataset_claims ORDER BY created")
 
     def name_taken(self, name: str) -> bool:
         """A dataset or an import in progress has this name."""
         return bool(
-            self.query(
+            self.db.query(
                 "SELECT 1 FROM datasets WHERE name=? UNION SELECT 1 FROM dataset_claims WHERE name=?", (name, name)
             )
         )
@@ -214,7 +187,7 @@ class Catalog(RunRows, RecoveredRows):
         labeled = labeled or [None] * len(statuses)
         now = time.time()
         owner = Owner.current()
-        with self.transaction() as con:
+        with self.db.transaction() as con:
             con.execute(
                 "DELETE FROM dataset_claims WHERE name=? AND owner_pid=? AND owner_host=?",
                 (name, owner.pid, owner.host),
@@ -236,24 +209,24 @@ class Catalog(RunRows, RecoveredRows):
                 [(name, z, 1, s, mask_file(z, 1), now, labeled[z]) for z, s in enumerate(statuses) if s != "unlabeled"],
             )
             if volume is not None:
-                con.execute(_VOLUME_SCHEMA)
+                con.execute(VOLUME_SCHEMA)
                 con.execute("INSERT INTO dataset_volumes VALUES (?,?,?)", (name, str(volume[0]), volume[1]))
 
     def dataset_row(self, name: str) -> sqlite3.Row | None:
-        rows = self.query("SELECT * FROM datasets WHERE name=?", (name,))
+        rows = self.db.query("SELECT * FROM datasets WHERE name=?", (name,))
         return rows[0] if rows else None
 
     def dataset_names(self) -> list[str]:
-        return [r["name"] for r in self.query("SELECT name FROM datasets ORDER BY created")]
+        return [r["name"] for r in self.db.query("SELECT name FROM datasets ORDER BY created")]
 
     def set_class_names(self, name: str, class_names: list[str]) -> None:
-        with self.transaction() as con:
+        with self.db.transaction() as con:
             con.execute("UPDATE datasets SET class_names=? WHERE name=?", (json.dumps(class_names), name))
 
     def rename_dataset(self, old: str, new: str) -> None:
         """Rename in every table (and release this process's claim on ``new``, if it holds one)."""
         owner = Owner.current()
-        with self.transaction() as con:
+        with self.db.transaction() as con:
             con.execute(
                 "DELETE FROM dataset_claims WHERE name=? AND owner_pid=? AND owner_host=?", (new, owner.pid, owner.host)
             )
@@ -261,7 +234,7 @@ class Catalog(RunRows, RecoveredRows):
             con.execute("UPDATE runs SET dataset=? WHERE dataset=?", (new, old))
 
     def delete_dataset(self, name: str) -> None:
-        with self.transaction() as con:
+        with self.db.transaction() as con:
             con.execute("DELETE FROM datasets WHERE name=?", (name,))
 
     # -- physical pixel size (own table, created on first use: older workspaces open unchanged) --
@@ -269,15 +242,15 @@ class Catalog(RunRows, RecoveredRows):
         """Store a dataset's voxel size (``z`` slice step, ``y``, ``x``) in ``unit`` (``micrometer``...), also
         in its ``dataset.json`` (:mod:`core.store.meta`), which repair rebuilds from."""
         row = (float(z), float(y), float(x), str(unit))
-        with self.transaction() as con:
-            con.execute(_PIXEL_SCHEMA)
+        with self.db.transaction() as con:
+            con.execute(PIXEL_SCHEMA)
             con.execute("INSERT OR REPLACE INTO dataset_pixel_size VALUES (?,?,?,?,?)", (name, *row))
         update_meta(dataset_dir(self.path.parent, name), pixel_size=list(row))
 
     def pixel_size(self, name: str) -> tuple[float, float, float, str] | None:
         """``(z, y, x, unit)`` of a dataset, or ``None`` when its source did not say."""
         try:
-            rows = self.query("SELECT z, y, x, unit FROM dataset_pixel_size WHERE dataset=?", (name,))
+            rows = self.db.query("SELECT z, y, x, unit FROM dataset_pixel_size WHERE dataset=?", (name,))
         except sqlite3.OperationalError:  # no such table: nothing stored yet in this workspace
             return None
         return (rows[0]["z"], rows[0]["y"], rows[0]["x"], rows[0]["unit"]) if rows else None
@@ -285,112 +258,97 @@ class Catalog(RunRows, RecoveredRows):
     def volume(self, name: str) -> tuple[str, int | None] | None:
         """``(path, channel)`` of the Zarr volume a dataset imported by reference reads, or ``None``."""
         try:
-            rows = self.query("SELECT path, channel FROM dataset_volumes WHERE dataset=?", (name,))
+            rows = self.db.query("SELECT path, channel FROM dataset_volumes WHERE dataset=?", (name,))
         except sqlite3.OperationalError:  # no such table: no dataset was imported by reference here
             return None
         return (rows[0]["path"], rows[0]["channel"]) if rows else None
 
-    # -- slices and mask versions ------------------------------------------------------------
-    # A slice's mask versions are append-only rows (one file each, never overwritten). Besides the
-    # columns of the first schema, each row has ``source`` (imported, drawn, accepted:<run>,
-    # model:<what>, restored:v<n>) and ``parent`` (the version current when it was saved: what it was
-    # drawn on; 0 = an unlabeled slice). The slice's current version is ``slices.version`` (0 =
-    # unlabeled): undo and redo move that pointer along ``parent``, so no version is ever dropped.
+    # -- slices and mask versions (:class:`~core.store.mask_rows.MaskRows`) ----------------------
     def slices(self, name: str) -> list[sqlite3.Row]:
         """The slices of ``name`` with ``labeled``, the share of pixels their current mask labels."""
-        return self.query(
-            "SELECT s.*, m.labeled AS labeled FROM slices s LEFT JOIN mask_versions m ON m.dataset = s.dataset "
-            "AND m.z = s.z AND m.version = s.version WHERE s.dataset=? ORDER BY s.z",
-            (name,),
-        )
+        return self.mask_rows.slices(name)
 
-    def next_version(self, con: sqlite3.Connection, name: str, z: int) -> int:
-        row = con.execute("SELECT MAX(version) AS v FROM mask_versions WHERE dataset=? AND z=?", (name, z)).fetchone()
-        return int(row["v"] or 0) + 1
-
-    def current_version(self, name: str, z: int, con: sqlite3.Connection | None = None) -> sqlite3.Row | None:
-        """The mask version slice ``z`` shows now (``slices.version``), or ``None`` when unlabeled."""
-        rows = (
-            (con or self._connection())
-            .execute(
-                "SELECT m.* FROM mask_versions m JOIN slices s ON s.dataset = m.dataset AND s.z = m.z "
-                "AND s.version = m.version WHERE m.dataset=? AND m.z=?",
-                (name, z),
-            )
-            .fetchall()
-        )
-        return rows[0] if rows else None
-
-    def version_row(self, name: str, z: int, version: int, con: sqlite3.Connection | None = None) -> sqlite3.Row | None:
-        rows = (
-            (con or self._connection())
-            .execute("SELECT * FROM mask_versions WHERE dataset=? AND z=? AND version=?", (name, z, version))
-            .fetchall()
-        )
-        return rows[0] if rows else None
+    def current_version(self, name: str, z: int) -> sqlite3.Row | None:
+        """The mask version slice ``z`` shows now, or ``None`` when unlabeled."""
+        return self.mask_rows.current_version(name, z)
 
     def history(self, name: str, z: int) -> list[sqlite3.Row]:
-        return self.query("SELECT * FROM mask_versions WHERE dataset=? AND z=? ORDER BY version", (name, z))
+        """Every mask version row of slice ``z``, oldest first."""
+        return self.mask_rows.history(name, z)
 
+    def version_count(self, name: str) -> int:
+        """How many mask versions the slices of ``name`` have, all together."""
+        return self.mask_rows.version_count(name)
 
-def _is_damage(exc: sqlite3.Error) -> bool:
-    """``exc`` says the file is not a database, or a damaged one (SQLITE_CORRUPT, SQLITE_NOTADB)."""
-    code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
-    text = str(exc).lower()
-    return code in (11, 26) or "not a database" in text or "malformed" in text
+    # -- runs and epochs (:class:`~core.store.run_rows.RunRows`) ----------------------------------
+    def create_run(
+        self,
+        run_id: str,
+        dataset: str,
+        config: dict[str, Any],
+        state: str = "queued",
+        owner: Owner | None = None,
+        origin: str = "",
+    ) -> None:
+        """Record a new run (:meth:`RunRows.create_run <core.store.run_rows.RunRows.create_run>`)."""
+        self.run_rows.create_run(run_id, dataset, config, state, owner, origin)
 
+    def heartbeat(self, run_id: str) -> None:
+        """The owner of ``run_id`` is alive now."""
+        self.run_rows.heartbeat(run_id)
 
-def catalog_damage(path: Path) -> str:
-    """What is wrong with the catalog file at ``path``: ``""`` when it reads as a SQLite database whose
-    pages check out (``PRAGMA quick_check``) or is missing, else SQLite's words."""
-    if not Path(path).exists():
-        return ""
-    con = None
-    try:
-        con = sqlite3.connect(path, timeout=30.0)
-        found = [r[0] for r in con.execute("PRAGMA quick_check").fetchall()]
-        return "" if found == ["ok"] else "; ".join(str(f) for f in found[:3])
-    except sqlite3.DatabaseError as exc:
-        if _is_damage(exc):
-            return str(exc)
-        raise _user_error(exc, Path(path)) from None
-    finally:
-        if con is not None:
-            con.close()
+    def beat(self, run_id: str, progress: dict[str, Any] | None = None, state: str | None = None) -> bool:
+        """A heartbeat with progress and state; whether a stop was requested (:meth:`RunRows.beat`)."""
+        return self.run_rows.beat(run_id, progress, state)
 
+    def request_stop(self, run_id: str) -> None:
+        """Ask the process that trains ``run_id`` to stop it."""
+        self.run_rows.request_stop(run_id)
 
-def copy_catalog(source: Path, dest: Path) -> None:
-    """Copy the SQLite catalog at ``source`` to ``dest`` with SQLite's online backup API: a consistent
-    copy while other processes write. ``dest`` is replaced."""
-    src, out = sqlite3.connect(source, timeout=30.0), sqlite3.connect(dest)
-    try:
-        src.backup(out)
-    finally:
-        out.close()
-        src.close()
+    def mark_interrupted(self) -> list[str]:
+        """Write ``interrupted`` into active runs whose owner is gone; returns their ids."""
+        return self.run_rows.mark_interrupted()
 
+    def update_run(self, run_id: str, **fields: Any) -> None:
+        """Set columns of a run (:meth:`RunRows.update_run <core.store.run_rows.RunRows.update_run>`)."""
+        self.run_rows.update_run(run_id, **fields)
 
-def _user_error(exc: sqlite3.Error, path: Path) -> Exception:
-    """A SQLite error as the :class:`WorkspaceError` the user can act on, else unchanged."""
-    text = str(exc).lower()
-    folder = path.parent
-    if _is_damage(exc):
-        return CatalogDamaged(
-            f"the workspace's catalog ({path.name}) is damaged ({exc}); nothing in the dataset and run "
-            f"folders is lost: {REPAIR_HINT}"
-        )
-    if "full" in text:
-        try:
-            free = f"{shutil.disk_usage(folder).free / 2**20:.1f} MB free"
-        except OSError:
-            free = "no space free"
-        return WorkspaceError(
-            f"not enough space in {folder}: {free}; the catalog cannot be written ({exc}); free "
-            "some space and try again"
-        )
-    if "readonly" in text or "read-only" in text or "unable to open" in text or "permission" in text:
-        return WorkspaceError(
-            f"workspace folder {folder} is not writable: SegDash needs to write its catalog "
-            f"there ({exc}); choose a writable folder with SEGDASH_WORKSPACE or --workspace"
-        )
-    return exc
+    def add_epoch(self, run_id: str, epoch: int, metrics: dict[str, float]) -> None:
+        """Record one epoch's metrics of a run."""
+        self.run_rows.add_epoch(run_id, epoch, metrics)
+
+    def run(self, run_id: str) -> RunRecord | None:
+        """The run ``run_id``, or ``None``."""
+        return self.run_rows.run(run_id)
+
+    def runs(self, dataset: str | None = None, active: bool = False) -> list[RunRecord]:
+        """Runs, newest first, optionally of one dataset, optionally only the active ones."""
+        return self.run_rows.runs(dataset, active)
+
+    def epochs(self, run_id: str) -> list[dict[str, float]]:
+        """Per-epoch metrics of a run, in epoch order, each with its ``epoch`` key."""
+        return self.run_rows.epochs(run_id)
+
+    def epoch_counts(self, run_ids: list[str] | None = None) -> dict[str, int]:
+        """Number of recorded epochs of each run (all runs, or those of ``run_ids``)."""
+        return self.run_rows.epoch_counts(run_ids)
+
+    def delete_run(self, run_id: str) -> None:
+        self.run_rows.delete_run(run_id)
+
+    # -- what repair adds (:class:`~core.store.recovered_rows.RecoveredRows`) -----------------------
+    def version_files(self, name: str) -> set[str]:
+        """The mask version files of ``name`` the catalog lists (relative to its folder)."""
+        return self.recovered.version_files(name)
+
+    def recover_dataset(self, name: str, meta: dict, versions: list[dict]) -> bool:
+        """Record a dataset found on disk without a row (:meth:`RecoveredRows.recover_dataset`)."""
+        return self.recovered.recover_dataset(name, meta, versions)
+
+    def recover_versions(self, name: str, versions: list[dict]) -> None:
+        """Add mask versions found on disk without a row."""
+        self.recovered.recover_versions(name, versions)
+
+    def recover_run(self, run: dict, epochs: list[dict]) -> bool:
+        """Record a run found on disk with its epochs; whether a row was added."""
+        return self.recovered.recover_run(run, epochs)

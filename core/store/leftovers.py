@@ -11,7 +11,7 @@ import shutil
 import time
 from pathlib import Path
 
-from ..data.owner import host_token, is_gone
+from ..data.owner import Owner, host_token, is_gone
 from .catalog import Catalog, WorkspaceError
 from .layout import BEST, LAST, TMP_RE, WORK_DIR_RE, datasets_dir, runs_dir
 
@@ -31,11 +31,7 @@ def clean_leftovers(root: Path, catalog: Catalog) -> list[str]:
         if is_gone(row["owner_pid"], row["owner_host"]):
             if WORK_DIR_RE.match(row["folder"]):  # never a published dataset's folder
                 _remove(root, datasets_dir(root) / row["folder"], removed)
-            with catalog.transaction() as con:
-                con.execute(
-                    "DELETE FROM dataset_claims WHERE name=? AND owner_pid=? AND owner_host=?",
-                    (row["name"], row["owner_pid"], row["owner_host"]),
-                )
+            catalog.release_claim(row["name"], Owner(row["owner_pid"], row["owner_host"]))
     datasets = datasets_dir(root)
     if datasets.is_dir():
         for entry in datasets.iterdir():

@@ -1,5 +1,7 @@
-"""Versioned masks of a workspace's slices: the :class:`MaskHistory` part of
-:class:`~core.store.workspace.Workspace`.
+"""Versioned masks of a workspace's slices: :class:`MaskHistory`, which
+:class:`~core.store.workspace.Workspace` holds (``workspace.masks``) and answers its mask methods with.
+Its rows are read and written through the catalog's :class:`~core.store.mask_rows.MaskRows`, its
+files through :mod:`core.data.files`; it holds no SQL.
 
 Mask versions are never overwritten nor removed: saving writes a new file (atomically) and records
 it in the catalog inside one transaction, with its source and the version it was drawn on, so two
@@ -14,9 +16,8 @@ from __future__ import annotations
 
 import hashlib
 import os
-import time
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Protocol, Sequence
 
 import numpy as np
 
@@ -27,9 +28,10 @@ from ..data.provenance import accepted_run
 from ..errors import SegDashError
 from .catalog import SLICE_STATUSES, Catalog
 from .layout import MASK_FILE_RE, MASKS_DIR, mask_file, provenance_file
+from .mask_rows import MaskRows
 from .records import DatasetInfo, MaskConflict, MaskSave, MaskVersion, SliceInfo
 
-__all__ = ["MaskHistory", "newest_on_disk"]
+__all__ = ["MaskHistory", "MaskOwner", "newest_on_disk"]
 
 
 def newest_on_disk(folder: Path, z: int) -> int:
@@ -47,25 +49,51 @@ def newest_on_disk(folder: Path, z: int) -> int:
     return top
 
 
-class MaskHistory:
-    """Reading and saving slices' masks, with their full history. Mixed into
-    :class:`~core.store.workspace.Workspace`, which provides ``catalog``, ``dataset``, ``dataset_dir``
-    and ``slices``."""
+class MaskOwner(Protocol):
+    """What :class:`MaskHistory` reads of the workspace that holds it (its public methods)."""
 
     catalog: Catalog
-    dataset: Callable[[str], DatasetInfo]
-    dataset_dir: Callable[[str], Path]
-    slices: Callable[[str], list[SliceInfo]]
+
+    def dataset(self, name: str) -> DatasetInfo: ...
+
+    def dataset_dir(self, name: str) -> Path: ...
+
+    def slices(self, name: str) -> list[SliceInfo]: ...
+
+
+class MaskHistory:
+    """Reading and saving slices' masks, with their full history.
+
+    Args:
+        workspace: the :class:`~core.store.workspace.Workspace` that holds it: its catalog, datasets
+            and dataset folders (read when used, so a workspace that wraps its catalog is followed).
+    """
+
+    def __init__(self, workspace: MaskOwner):
+        self.workspace = workspace
+
+    @property
+    def rows(self) -> MaskRows:
+        return self.workspace.catalog.mask_rows
+
+    def dataset(self, name: str) -> DatasetInfo:
+        return self.workspace.dataset(name)
+
+    def dataset_dir(self, name: str) -> Path:
+        return self.workspace.dataset_dir(name)
+
+    def slices(self, name: str) -> list[SliceInfo]:
+        return self.workspace.slices(name)
 
     # -- masks -------------------------------------------------------------------------------
     def read_mask(self, name: str, z: int, version: int | None = None) -> np.ndarray | None:
         """The current (Y, X) uint8 mask of slice ``z`` (``None`` if unlabeled), or its ``version``."""
         if version is None:
-            row = self.catalog.current_version(name, z)
+            row = self.rows.current_version(name, z)
             if row is None:
                 return None
         else:
-            row = self.catalog.version_row(name, z, int(version))
+            row = self.rows.version_row(name, z, int(version))
             if row is None:
                 raise SegDashError(f"slice {z} of {name!r} has no mask version {version}")
         return read_png(self.dataset_dir(name) / row["file"])
@@ -112,40 +140,25 @@ class MaskHistory:
     ) -> int:
         """Write the next version's file (and its provenance when it is not its source's alone) and row
         and make it current; inside ``con``'s transaction."""
-        now = time.time()
         # never a number whose file exists: the catalog may have lost rows (a deleted WAL) whose files remain
-        version = max(self.catalog.next_version(con, name, z), newest_on_disk(self.dataset_dir(name), z) + 1)
+        version = max(self.rows.next_version(con, name, z), newest_on_disk(self.dataset_dir(name), z) + 1)
         file = mask_file(z, version)
         if provenance is not None:  # first: a version row never names a missing provenance
             write_png(self.dataset_dir(name) / provenance_file(file), provenance.astype(np.uint8))
         write_png(self.dataset_dir(name) / file, mask)
-        con.execute(
-            "INSERT INTO mask_versions (dataset, z, version, status, file, created, undone, source, parent, labeled, "
-            "accepted_from) VALUES (?,?,?,?,?,?,0,?,?,?,?)",
-            (
-                name,
-                z,
-                version,
-                status,
-                file,
-                now,
-                source,
-                parent,
-                labeled_fraction(mask),
-                accepted_run(source) if accepted_from is None else accepted_from,
-            ),
-        )
-        con.execute(
-            "UPDATE slices SET status=?, version=?, updated=? WHERE dataset=? AND z=?", (status, version, now, name, z)
+        self.rows.add_version(
+            con,
+            name,
+            z,
+            version,
+            status=status,
+            file=file,
+            source=source,
+            parent=parent,
+            labeled=labeled_fraction(mask),
+            accepted_from=accepted_run(source) if accepted_from is None else accepted_from,
         )
         return version
-
-    @staticmethod
-    def _current(con, name: str, z: int) -> int:
-        row = con.execute("SELECT version FROM slices WHERE dataset=? AND z=?", (name, z)).fetchone()
-        if row is None:
-            raise SegDashError(f"dataset {name!r} has no slice {z}")
-        return int(row["version"])
 
     def save_mask(
         self,
@@ -173,8 +186,8 @@ class MaskHistory:
             raise SegDashError(f"status must be one of labeled, edited, from-prediction; got {status!r}")
         mask = self._check_mask(info, z, mask)
         source = source or ("accepted" if status == "from-prediction" else "drawn")
-        with self.catalog.transaction() as con:
-            current = self._current(con, name, z)
+        with self.workspace.catalog.transaction() as con:
+            current = self.rows.current(name, z, con)
             if base_version is not None and current != base_version:
                 raise MaskConflict(name, z, base_version, current)
             # a model's mask gets its provenance file: what tells repair it was accepted, not drawn
@@ -216,9 +229,9 @@ class MaskHistory:
             1
         """
         info = self.dataset(name)
-        with self.catalog.transaction() as con:
-            current = self._current(con, name, z)
-            row = self.catalog.current_version(name, z, con)
+        with self.workspace.catalog.transaction() as con:
+            current = self.rows.current(name, z, con)
+            row = self.rows.current_version(name, z, con)
             base = None if row is None else read_png(self.dataset_dir(name) / row["file"])
             mask = self._check_mask(info, z, edit(None if base is None else base.copy()))
             status = "labeled" if base is None else "edited"
@@ -238,37 +251,35 @@ class MaskHistory:
         current, or ``None`` when the slice is unlabeled again. ``ValueError`` when there is
         nothing to undo.
         """
-        with self.catalog.transaction() as con:
-            row = self.catalog.current_version(name, z, con)
+        with self.workspace.catalog.transaction() as con:
+            row = self.rows.current_version(name, z, con)
             if row is None:
                 raise SegDashError(f"Nothing to undo on slice {z} of {name!r}: it has no mask version.")
             parent = row["parent"] if row["parent"] is not None else row["version"] - 1
-            con.execute(
-                "UPDATE mask_versions SET undone=1 WHERE dataset=? AND z=? AND version=?", (name, z, row["version"])
-            )
-            self._point(con, name, z, parent)
+            self.rows.set_undone(con, name, z, row["version"], True)
+            self.rows.point(con, name, z, parent)
         return parent or None
 
     def redo_mask(self, name: str, z: int) -> int:
         """Step slice ``z`` forward to the newest version made from its current one (what Undo left)."""
-        with self.catalog.transaction() as con:
-            target = self._redo_target(con, name, z)
+        with self.workspace.catalog.transaction() as con:
+            target = self.rows.redo_target(name, z, con)
             if target is None:
                 raise SegDashError(f"Nothing to redo on slice {z} of {name!r}.")
-            con.execute("UPDATE mask_versions SET undone=0 WHERE dataset=? AND z=? AND version=?", (name, z, target))
-            self._point(con, name, z, target)
+            self.rows.set_undone(con, name, z, target, False)
+            self.rows.point(con, name, z, target)
         return target
 
     def restore_mask(self, name: str, z: int, version: int) -> int:
         """Make version ``version`` of slice ``z`` current again, as a NEW version with its content
         (source ``restored:v<version>``); returns the new version number. The history only grows."""
         info = self.dataset(name)
-        with self.catalog.transaction() as con:
-            row = self.catalog.version_row(name, z, int(version), con)
+        with self.workspace.catalog.transaction() as con:
+            row = self.rows.version_row(name, z, int(version), con)
             if row is None:
                 raise SegDashError(f"slice {z} of {name!r} has no mask version {version}")
             mask = self._check_mask(info, z, read_png(self.dataset_dir(name) / row["file"]))
-            current = self._current(con, name, z)
+            current = self.rows.current(name, z, con)
             prov, run = self._provenance(name, row, mask), row["accepted_from"] or ""
             return self._append_version(
                 con, name, z, mask, row["status"], f"restored:v{int(version)}", current, prov, run
@@ -281,7 +292,7 @@ class MaskHistory:
     def read_provenance(self, name: str, z: int, version: int | None = None) -> tuple[np.ndarray, str] | None:
         """``((Y, X) uint8 codes of :mod:`core.data.provenance`, the run accepted pixels came from)`` of
         slice ``z``'s current mask (or ``version``); ``None`` when unlabeled."""
-        row = self.catalog.current_version(name, z) if version is None else self.catalog.version_row(name, z, version)
+        row = self.rows.current_version(name, z) if version is None else self.rows.version_row(name, z, version)
         if row is None:
             return None
         mask = read_png(self.dataset_dir(name) / row["file"])
@@ -302,7 +313,7 @@ class MaskHistory:
         imported, which keeps its whole mask; ``(masks, zs of those slices)``."""
         out, whole = [], []
         for z in zs:
-            row = self.catalog.current_version(name, z)
+            row = self.rows.current_version(name, z)
             if row is None:
                 raise SegDashError(f"slice {z} of {name!r} has no mask")
             mask = read_png(self.dataset_dir(name) / row["file"])
@@ -313,33 +324,15 @@ class MaskHistory:
             out.append(truth)
         return out, whole
 
-    def _point(self, con, name: str, z: int, version: int) -> None:
-        """Make ``version`` (0 = none) the current version of slice ``z``."""
-        status = "unlabeled"
-        if version:
-            status = self.catalog.version_row(name, z, version, con)["status"]
-        con.execute(
-            "UPDATE slices SET status=?, version=?, updated=? WHERE dataset=? AND z=?",
-            (status, version, time.time(), name, z),
-        )
-
-    def _redo_target(self, con, name: str, z: int) -> int | None:
-        current = self._current(con, name, z)
-        row = con.execute(
-            "SELECT MAX(version) AS v FROM mask_versions WHERE dataset=? AND z=? AND parent=? AND version > ?",
-            (name, z, current, current),
-        ).fetchone()
-        return None if row["v"] is None else int(row["v"])
-
     def can_undo(self, name: str, z: int) -> bool:
-        return self.catalog.current_version(name, z) is not None
+        return self.rows.current_version(name, z) is not None
 
     def can_redo(self, name: str, z: int) -> bool:
-        return self._redo_target(self.catalog._connection(), name, z) is not None
+        return self.rows.redo_target(name, z) is not None
 
     def current_mask_version(self, name: str, z: int) -> int:
         """The version slice ``z`` shows now; 0 when unlabeled."""
-        return self._current(self.catalog._connection(), name, z)
+        return self.rows.current(name, z)
 
     def mask_history(self, name: str, z: int) -> list[MaskVersion]:
         """Every saved version of slice ``z``'s mask, oldest first; none is ever removed."""
@@ -353,7 +346,7 @@ class MaskHistory:
                 r["parent"] if r["parent"] is not None else r["version"] - 1,
                 r["version"] == current,
             )
-            for r in self.catalog.history(name, z)
+            for r in self.rows.history(name, z)
         ]
 
     def masks_version(self, name: str, zs: Sequence[int] | None = None) -> str:
@@ -361,7 +354,7 @@ class MaskHistory:
         zs = self.labeled_slices(name) if zs is None else list(zs)
         h = hashlib.sha256()
         for z in zs:
-            row = self.catalog.current_version(name, z)
+            row = self.rows.current_version(name, z)
             h.update(f"{z}:".encode())
             if row is not None:
                 h.update((self.dataset_dir(name) / row["file"]).read_bytes())

@@ -1,6 +1,6 @@
 """The catalog's rows rebuilt from the workspace's folders, and its backup copy (all their SQL):
-:class:`RecoveredRows`, the part of :class:`~core.store.catalog.Catalog` that ``python -m core repair``
-(:mod:`core.store.recovery`) and :mod:`core.store.backups` write through.
+:class:`RecoveredRows`, what ``python -m core repair`` (:mod:`core.store.recovery`,
+:mod:`core.workflow.repair`) adds rows through, by way of :class:`~core.store.catalog.Catalog`.
 
 Recovery only adds: a row that exists is never changed, except a slice's current version, which moves
 to a newer version found on disk (the newest save, lost with the catalog's WAL).
@@ -10,35 +10,30 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from contextlib import AbstractContextManager
-from pathlib import Path
-from typing import Any, Callable
 
 from ..data.owner import is_gone
-from .schema import _PIXEL_SCHEMA, _VOLUME_SCHEMA
+from .catalog_db import CatalogDb
+from .schema import PIXEL_SCHEMA, VOLUME_SCHEMA
 
 __all__ = ["RecoveredRows"]
 
 
 class RecoveredRows:
-    """Rows rebuilt by repair (mixed into :class:`~core.store.catalog.Catalog`, which gives
-    :meth:`transaction`, :meth:`query` and :meth:`_connection`)."""
+    """Rows rebuilt by repair in the catalog ``db``."""
 
-    transaction: Callable[[], AbstractContextManager[sqlite3.Connection]]
-    query: Callable[..., list[sqlite3.Row]]
-    _connection: Callable[[], sqlite3.Connection]
-    _local: Any
+    def __init__(self, db: CatalogDb):
+        self.db = db
 
     def version_files(self, name: str) -> set[str]:
         """The mask version files of ``name`` the catalog lists (relative to its folder)."""
-        return {r["file"] for r in self.query("SELECT file FROM mask_versions WHERE dataset=?", (name,))}
+        return {r["file"] for r in self.db.query("SELECT file FROM mask_versions WHERE dataset=?", (name,))}
 
     def recover_dataset(self, name: str, meta: dict, versions: list[dict]) -> bool:
         """Record a dataset found on disk without a row: ``meta`` (``created, shape, dtype, class_names,
         slice_names, source, notices, volume, pixel_size``) and its mask ``versions`` (see
         :meth:`recover_versions`). ``False``, nothing written, when the name has become a dataset or
         an import's live claim meanwhile (an import publishes its folder before its row)."""
-        with self.transaction() as con:
+        with self.db.transaction() as con:
             if con.execute("SELECT 1 FROM datasets WHERE name=?", (name,)).fetchone():
                 return False
             claim = con.execute("SELECT * FROM dataset_claims WHERE name=?", (name,)).fetchone()
@@ -55,10 +50,10 @@ class RecoveredRows:
                 [(name, i, n, meta["created"]) for i, n in enumerate(meta["slice_names"])],
             )
             if meta.get("volume"):
-                con.execute(_VOLUME_SCHEMA)
+                con.execute(VOLUME_SCHEMA)
                 con.execute("INSERT INTO dataset_volumes VALUES (?,?,?)", (name, *meta["volume"]))
             if meta.get("pixel_size"):
-                con.execute(_PIXEL_SCHEMA)
+                con.execute(PIXEL_SCHEMA)
                 con.execute("INSERT INTO dataset_pixel_size VALUES (?,?,?,?,?)", (name, *meta["pixel_size"]))
             _insert_versions(con, name, versions)
         return True
@@ -66,7 +61,7 @@ class RecoveredRows:
     def recover_versions(self, name: str, versions: list[dict]) -> None:
         """Add mask versions found on disk without a row (``z, version, status, file, created, source,
         parent, labeled, accepted_from``); a slice whose newest version is among them shows it."""
-        with self.transaction() as con:
+        with self.db.transaction() as con:
             _insert_versions(con, name, versions)
 
     def recover_run(self, run: dict, epochs: list[dict]) -> bool:
@@ -77,7 +72,7 @@ class RecoveredRows:
         rows = [
             (run["run_id"], int(e["epoch"]), json.dumps({k: v for k, v in e.items() if k != "epoch"})) for e in epochs
         ]
-        with self.transaction() as con:
+        with self.db.transaction() as con:
             known = con.execute("SELECT 1 FROM runs WHERE run_id=?", (run["run_id"],)).fetchone() is not None
             if not known:
                 con.execute(
@@ -90,22 +85,6 @@ class RecoveredRows:
                 )
             con.executemany("INSERT OR IGNORE INTO epochs VALUES (?,?,?)", rows)
         return not known
-
-    def close(self) -> None:
-        """Close this thread's connection (the last one to close folds the WAL into the file)."""
-        con = getattr(self._local, "con", None)
-        if con is not None:
-            con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            con.close()
-            self._local.con = None
-
-    def backup_to(self, dest: Path) -> None:
-        """Copy the catalog to ``dest`` with SQLite's online backup API (consistent while others write)."""
-        out = sqlite3.connect(dest)
-        try:
-            self._connection().backup(out)
-        finally:
-            out.close()
 
 
 def _insert_versions(con: sqlite3.Connection, name: str, versions: list[dict]) -> None:

@@ -17,7 +17,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import tifffile
@@ -34,13 +34,14 @@ from .layout import (
     MASK_FILE_RE,
     MASKS_DIR,
     catalog_path,
+    dataset_dir,
     datasets_dir,
     provenance_file,
     validate_name,
 )
 from .meta import read_meta, write_meta
 
-__all__ = ["Recovery", "Unlisted", "set_aside_damaged", "restore_backup"]
+__all__ = ["Recovery", "Unlisted", "set_aside_damaged", "restore_backup", "unlisted_folder_error"]
 
 log = logging.getLogger(__name__)
 
@@ -71,20 +72,31 @@ class Unlisted:
         return "The workspace holds " + " and ".join(parts) + ": its catalog lost them."
 
 
+def unlisted_folder_error(name: str) -> WorkspaceError:
+    """The refusal to write over ``datasets/<name>/``, a folder the catalog does not list."""
+    return WorkspaceError(
+        f"the workspace holds a folder datasets/{name}/ that its catalog does not list (a dataset the catalog "
+        f"lost?); nothing was changed: run python -m core repair (or Repair on the Home page) to list it again, "
+        "or choose another name"
+    )
+
+
 class Recovery:
-    """Finding and adding what the catalog lost (mixed into :class:`~core.store.workspace.Workspace`,
-    which provides ``root``, ``catalog`` and ``dataset_dir``)."""
+    """Finding and adding what the catalog lost, which :class:`~core.store.workspace.Workspace` holds
+    (``workspace.recovery``) and answers :meth:`unlisted`, :meth:`recover_datasets` and
+    :meth:`backup_if_due` with.
 
-    root: Path
-    catalog: Catalog
-    dataset_dir: Callable[[str], Path]
+    Args:
+        root: the workspace folder.
+        catalog: its catalog.
+    """
 
-    def _unlisted_folder(self, name: str) -> WorkspaceError:
-        return WorkspaceError(
-            f"the workspace holds a folder datasets/{name}/ that its catalog does not list (a dataset the catalog "
-            f"lost?); nothing was changed: run python -m core repair (or Repair on the Home page) to list it again, "
-            "or choose another name"
-        )
+    def __init__(self, root: Path, catalog: Catalog):
+        self.root = Path(root)
+        self.catalog = catalog
+
+    def dataset_dir(self, name: str) -> Path:
+        return dataset_dir(self.root, name)
 
     def backup_if_due(self) -> Path | None:
         """Copy the catalog into ``backups/`` when the newest copy is a day old (:mod:`core.store.backups`).

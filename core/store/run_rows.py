@@ -1,5 +1,5 @@
-"""The catalog's training runs and their epochs (all their SQL): :class:`RunRows`, the part of
-:class:`~core.store.catalog.Catalog` that records a run from its creation to its outcome.
+"""The catalog's training runs and their epochs (all their SQL): :class:`RunRows`, what
+:class:`~core.store.catalog.Catalog` records a run through, from its creation to its outcome.
 
 A run's row belongs to the process that trains it (``owner_pid``, ``owner_host``, and ``origin``:
 the dashboard, the command line, ...). That process beats (:meth:`RunRows.beat`) every few
@@ -13,11 +13,11 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from contextlib import AbstractContextManager
-from typing import Any, Callable
+from typing import Any
 
 from ..data.owner import Owner, is_gone
 from ..errors import SegDashError
+from .catalog_db import CatalogDb
 from .records import RunRecord
 from .schema import ACTIVE_RUN_STATES
 
@@ -46,11 +46,10 @@ _ACTIVE_SQL = f"state IN ({','.join(repr(s) for s in ACTIVE_RUN_STATES)})"
 
 
 class RunRows:
-    """Runs and epochs in the catalog (mixed into :class:`~core.store.catalog.Catalog`, which gives
-    :meth:`transaction` and :meth:`query`)."""
+    """Runs and epochs in the catalog ``db``."""
 
-    transaction: Callable[[], AbstractContextManager[sqlite3.Connection]]
-    query: Callable[..., list[sqlite3.Row]]
+    def __init__(self, db: CatalogDb):
+        self.db = db
 
     def create_run(
         self,
@@ -65,7 +64,7 @@ class RunRows:
         (``app``, ``cli``, ...; see :data:`~core.store.schema.RUN_ORIGINS`), its heartbeat now."""
         owner = owner or Owner.current()
         now = time.time()
-        with self.transaction() as con:
+        with self.db.transaction() as con:
             con.execute(
                 "INSERT INTO runs (run_id, dataset, created, state, config, owner_pid, owner_host, heartbeat, origin) "
                 "VALUES (?,?,?,?,?,?,?,?,?)",
@@ -80,7 +79,7 @@ class RunRows:
         """The owner of ``run_id`` is alive now; with ``progress`` (a JSON-able dict: epoch, step, ETA)
         and ``state`` recorded too (a state only replaces an active one: a late beat never undoes an
         outcome). Returns whether a stop was requested through the catalog, in the same transaction."""
-        with self.transaction() as con:
+        with self.db.transaction() as con:
             con.execute("UPDATE runs SET heartbeat=? WHERE run_id=?", (time.time(), run_id))
             if progress is not None:
                 con.execute("UPDATE runs SET progress=? WHERE run_id=?", (json.dumps(progress), run_id))
@@ -92,15 +91,15 @@ class RunRows:
     def request_stop(self, run_id: str) -> None:
         """Ask the process that trains ``run_id`` to stop it (whichever process that is: it reads
         the request with its heartbeat, within seconds, and stops as its Stop button would)."""
-        with self.transaction() as con:
+        with self.db.transaction() as con:
             con.execute("UPDATE runs SET stop_requested=1 WHERE run_id=?", (run_id,))
 
     def mark_interrupted(self) -> list[str]:
         """Write ``interrupted`` into active runs whose owner is gone; returns their ids."""
-        rows = self.query(f"SELECT * FROM runs WHERE {_ACTIVE_SQL}")
+        rows = self.db.query(f"SELECT * FROM runs WHERE {_ACTIVE_SQL}")
         gone = [r for r in rows if _owner_gone(r)]
         if gone:
-            with self.transaction() as con:
+            with self.db.transaction() as con:
                 for r in gone:  # only if nobody touched it since it was read
                     con.execute(
                         "UPDATE runs SET state='interrupted' WHERE run_id=? AND state=? AND heartbeat IS ?",
@@ -119,15 +118,15 @@ class RunRows:
             return
         values = [json.dumps(v) if k in _JSON_FIELDS else v for k, v in fields.items()]
         sets = ", ".join(f"{k}=?" for k in fields)
-        with self.transaction() as con:
+        with self.db.transaction() as con:
             con.execute(f"UPDATE runs SET {sets} WHERE run_id=?", (*values, run_id))
 
     def add_epoch(self, run_id: str, epoch: int, metrics: dict[str, float]) -> None:
-        with self.transaction() as con:
+        with self.db.transaction() as con:
             con.execute("INSERT OR REPLACE INTO epochs VALUES (?,?,?)", (run_id, epoch, json.dumps(metrics)))
 
     def run(self, run_id: str) -> RunRecord | None:
-        rows = self.query("SELECT * FROM runs WHERE run_id=?", (run_id,))
+        rows = self.db.query("SELECT * FROM runs WHERE run_id=?", (run_id,))
         return _run_record(rows[0]) if rows else None
 
     def runs(self, dataset: str | None = None, active: bool = False) -> list[RunRecord]:
@@ -139,22 +138,22 @@ class RunRows:
             where.append("dataset=?")
             params = (dataset,)
         sql = "SELECT * FROM runs" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY created DESC"
-        out = [_run_record(r) for r in self.query(sql, params)]
+        out = [_run_record(r) for r in self.db.query(sql, params)]
         return [r for r in out if r.state in ACTIVE_RUN_STATES] if active else out
 
     def epochs(self, run_id: str) -> list[dict[str, float]]:
         """Per-epoch metrics of a run, in epoch order, each with its ``epoch`` key."""
-        rows = self.query("SELECT epoch, metrics FROM epochs WHERE run_id=? ORDER BY epoch", (run_id,))
+        rows = self.db.query("SELECT epoch, metrics FROM epochs WHERE run_id=? ORDER BY epoch", (run_id,))
         return [{"epoch": r["epoch"], **json.loads(r["metrics"])} for r in rows]
 
     def epoch_counts(self, run_ids: list[str] | None = None) -> dict[str, int]:
         """Number of recorded epochs of each run (all runs, or those of ``run_ids``), in one query."""
-        rows = self.query("SELECT run_id, COUNT(*) AS n FROM epochs GROUP BY run_id")
+        rows = self.db.query("SELECT run_id, COUNT(*) AS n FROM epochs GROUP BY run_id")
         counts = {r["run_id"]: int(r["n"]) for r in rows}
         return counts if run_ids is None else {rid: counts.get(rid, 0) for rid in run_ids}
 
     def delete_run(self, run_id: str) -> None:
-        with self.transaction() as con:
+        with self.db.transaction() as con:
             con.execute("DELETE FROM runs WHERE run_id=?", (run_id,))
 
 

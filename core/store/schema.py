@@ -10,7 +10,7 @@ ACTIVE_RUN_STATES = ("queued", "running", "stopping")
 # runs recorded before origins were)
 RUN_ORIGINS = ("app", "cli", "python", "torchrun")
 
-_SCHEMA = """
+SCHEMA = """
 CREATE TABLE IF NOT EXISTS datasets (
     name TEXT PRIMARY KEY,
     created REAL NOT NULL,
@@ -72,7 +72,7 @@ CREATE TABLE IF NOT EXISTS epochs (
 """
 # columns added after the first release: (table, column, declaration); added when missing, so a
 # workspace made by an older SegDash opens (and stays readable by it: only columns are added)
-_ADDED_COLUMNS = (
+ADDED_COLUMNS = (
     ("runs", "owner_pid", "INTEGER"),  # process that trains the run
     ("runs", "owner_host", "TEXT"),  # and its host
     ("runs", "heartbeat", "REAL"),  # last time that process said it was alive
@@ -84,7 +84,7 @@ _ADDED_COLUMNS = (
     ("mask_versions", "labeled", "REAL"),  # share of pixels labeled (NULL: complete, before sparse labels)
     ("mask_versions", "accepted_from", "TEXT"),  # the run its accepted pixels came from (core.data.provenance)
 )
-_PIXEL_SCHEMA = """
+PIXEL_SCHEMA = """
 CREATE TABLE IF NOT EXISTS dataset_pixel_size (
     dataset TEXT PRIMARY KEY REFERENCES datasets(name) ON DELETE CASCADE ON UPDATE CASCADE,
     z REAL NOT NULL,
@@ -94,7 +94,7 @@ CREATE TABLE IF NOT EXISTS dataset_pixel_size (
 )"""
 # a dataset imported by reference: its images are read from a Zarr / OME-Zarr volume outside the
 # workspace (no images.tif); own table, created on first use, so older workspaces open unchanged
-_VOLUME_SCHEMA = """
+VOLUME_SCHEMA = """
 CREATE TABLE IF NOT EXISTS dataset_volumes (
     dataset TEXT PRIMARY KEY REFERENCES datasets(name) ON DELETE CASCADE ON UPDATE CASCADE,
     path TEXT NOT NULL,

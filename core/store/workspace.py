@@ -5,12 +5,8 @@ layout is :mod:`core.store.layout`. Versioned masks are :class:`~core.store.mask
 the records returned are in :mod:`core.store.records`, disk-space checks in :mod:`core.store.space`,
 the clean-up of what interrupted processes left in :mod:`core.store.leftovers`.
 
-Mask versions are never overwritten nor removed: saving writes a new file (atomically) and records
-it in the catalog inside one transaction, with its source and the version it was drawn on, so two
-browser sessions saving at once both keep their work (:meth:`Workspace.edit_mask` applies strokes
-to the newest version; ``save_mask(base_version=...)`` refuses a stale save). The slice's current
-version is a pointer: :meth:`Workspace.undo_mask` and :meth:`Workspace.redo_mask` move it along the
-history (:meth:`Workspace.mask_history`), :meth:`Workspace.restore_mask` adds a copy of any version.
+Mask versions are never overwritten nor removed (:mod:`core.store.mask_history` says how): saving
+writes a new file and records it in one transaction; undo and redo move the slice's current version.
 
 Example:
     >>> import numpy as np, tempfile
@@ -27,29 +23,27 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
-import time
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import tifffile
 
 from ..data.chunked import Volume
-from ..data.io import write_png
-from ..data.masks import UNLABELED, labeled_fraction
 from ..data.owner import Owner
 from ..data.pixelsize import PixelSize
 from ..errors import SegDashError
 from . import layout
+from .backups import backup_catalog
 from .catalog import Catalog, WorkspaceError
+from .datasets import create_dataset, delete_dataset, deletion_summary, rename_dataset
 from .layout import validate_name
 from .leftovers import clean_leftovers
 from .mask_history import MaskHistory
-from .meta import update_meta, write_meta
+from .meta import update_meta
 from .records import DatasetInfo, MaskConflict, MaskSave, MaskVersion, RunRecord, SliceInfo
-from .recovery import Recovery
-from .space import disk_full_error, human_bytes, space_for, write_stack
+from .recovery import Recovery, Unlisted
+from .space import disk_full_error, human_bytes
 from .volumes import open_referenced
 
 __all__ = [
@@ -74,8 +68,12 @@ def default_root() -> Path:
     return Path(os.environ.get("SEGDASH_WORKSPACE") or "workspace").resolve()
 
 
-class Workspace(MaskHistory, Recovery):
-    """A SegDash workspace folder.
+class Workspace:
+    """A SegDash workspace folder: every read and write of its datasets, masks and runs, by named
+    methods. It holds the catalog (``catalog``, :class:`~core.store.catalog.Catalog`), the masks'
+    history (``masks``, :class:`~core.store.mask_history.MaskHistory`) and what repair finds
+    (``recovery``, :class:`~core.store.recovery.Recovery`), and answers for them: code outside
+    ``core/store`` calls these methods, never the catalog.
 
     Args:
         root: folder path; default :func:`default_root`. Created when missing.
@@ -95,11 +93,12 @@ class Workspace(MaskHistory, Recovery):
                 f"workspace folder {self.root} is not writable; choose a writable folder with "
                 "SEGDASH_WORKSPACE or --workspace, or make it writable"
             )
-        self.catalog = Catalog(layout.catalog_path(self.root))
+        self.catalog = Catalog(
+            layout.catalog_path(self.root)
+        )  # the store's own: code outside core/store calls methods here
         self.cleaned = clean_leftovers(self.root, self.catalog)
-
-    def _work_dir(self, name: str, kind: str) -> Path:
-        return layout.work_dir(self.root, name, kind, Owner.current().token(), time.time_ns())
+        self.masks = MaskHistory(self)
+        self.recovery = Recovery(self.root, self.catalog)
 
     def __repr__(self) -> str:
         return f"Workspace({str(self.root)!r})"
@@ -172,153 +171,34 @@ class Workspace(MaskHistory, Recovery):
         notices: Sequence[str] = (),
         by_reference: bool = False,
     ) -> DatasetInfo:
-        """Store a new dataset.
-
-        Args:
-            name: dataset name (see :func:`validate_name`); must not exist yet.
-            images: (Z, Y, X) stack in its stored dtype (a memmap is copied slice by slice).
-            masks: per slice a (Y, X) uint8 label image or ``None`` (unlabeled); or a (Z, Y, X) array;
-                or ``None`` for an unlabeled dataset.
-            class_names: one name per class, at least two.
-            slice_names: per slice a name or ``None`` (then ``<name>_<zzzz>``).
-            source: where the data came from, for the record.
-            notices: conversion notices from reading.
-            by_reference: ``images`` is a Zarr :class:`~core.data.chunked.Volume` that stays where it is: its
-                path and channel are recorded, no image is written (:mod:`core.store.volumes`).
-        """
-        validate_name(name)
-        if self.has_dataset(name):
-            raise WorkspaceError(f"a dataset named {name!r} exists already; choose another name or delete it first")
-        if images.ndim != 3:
-            raise SegDashError(f"images must be (Z, Y, X), got shape {images.shape}")
-        z, h, w = images.shape
-        if len(class_names) < 2:
-            raise SegDashError("give at least two class names")
-        names = [n if n else f"{name}_{i:04d}" for i, n in enumerate(slice_names or [None] * z)]
-        if len(names) != z:
-            raise SegDashError(f"{len(names)} slice names for {z} slices")
-        mask_list = [None] * z if masks is None else list(masks)
-        if len(mask_list) != z:
-            raise SegDashError(f"{len(mask_list)} masks for {z} image slices")
-        for i, m in enumerate(mask_list):  # refuse before anything is written
-            if m is None:
-                continue
-            if np.shape(m) != (h, w):
-                raise SegDashError(f"mask of slice {names[i]!r} is {np.shape(m)}, image is {(h, w)}")
-            top = np.asarray(m)[np.asarray(m) != UNLABELED].max(initial=0)
-            if top >= len(class_names):
-                raise SegDashError(
-                    f"mask of slice {names[i]!r} has class {int(top)} but only {len(class_names)} classes are named"
-                )
-        # the name is ours first (one transaction), then everything is written under a private
-        # folder that is published with one rename: a second import of the same name is refused
-        # and cannot touch this one's files
-        final = self.dataset_dir(name)
-        tmp = self._work_dir(name, "importing")
-        n_masks = sum(m is not None for m in mask_list)
-        volume = (str(getattr(images, "path", "")), getattr(images, "channel", None)) if by_reference else None
-        if volume is not None and not volume[0]:
-            raise SegDashError("only a Zarr volume opened from a path (core.data.chunked.open_volume) is referenced")
-        image_bytes = 0 if by_reference else z * h * w * np.dtype(images.dtype).itemsize
-        needed = image_bytes + z * 512 + n_masks * (h * w // 8 + 1024)
-        self.catalog.claim_dataset(name, tmp.name)
-        published = False
-        try:
-            if final.exists():  # checked holding the name: no import of it is publishing now
-                raise self._unlisted_folder(name)
-            with space_for(self.root, needed):
-                (tmp / layout.MASKS_DIR).mkdir(parents=True)
-                if not by_reference:
-                    write_stack(tmp / layout.IMAGES, images, image_bytes)
-                statuses, fractions = [], []
-                for i, m in enumerate(mask_list):
-                    fractions.append(None if m is None else labeled_fraction(m))
-                    if m is None:
-                        statuses.append("unlabeled")
-                        continue
-                    write_png(tmp / layout.mask_file(i, 1), np.asarray(m).astype(np.uint8))
-                    statuses.append("labeled")
-                write_meta(
-                    tmp, created=time.time(), shape=(z, h, w), dtype=str(np.dtype(images.dtype)),
-                    class_names=class_names, slice_names=names, source=source, notices=notices, volume=volume,
-                )  # fmt: skip
-                final.parent.mkdir(parents=True, exist_ok=True)
-                if final.exists():  # a folder this import did not make (a dataset the catalog lost): never ours
-                    raise self._unlisted_folder(name)
-                os.replace(tmp, final)
-                published = True
-                self.catalog.add_dataset(
-                    name,
-                    (z, h, w),
-                    str(np.dtype(images.dtype)),
-                    list(class_names),
-                    names,
-                    statuses,
-                    source,
-                    list(notices),
-                    fractions,
-                    volume,
-                )
-        except BaseException:
-            shutil.rmtree(final if published else tmp, ignore_errors=True)
-            try:
-                self.catalog.release_claim(name)
-            except Exception:  # noqa: BLE001 - the next open cleans the claim of a process that is gone
-                log.warning("could not release the claim on %r", name, exc_info=True)
-            raise
+        """Store a new dataset (:func:`core.store.datasets.create_dataset` says how) and return it."""
+        create_dataset(
+            self.root,
+            self.catalog,
+            name,
+            images,
+            masks,
+            class_names,
+            slice_names,
+            source=source,
+            notices=notices,
+            by_reference=by_reference,
+        )
         return self.dataset(name)
 
     def rename_dataset(self, old: str, new: str) -> None:
-        """Rename a dataset (its folder and every catalog reference)."""
-        validate_name(new)
+        """Rename a dataset (its folder, its predictions and every catalog reference)."""
         self.dataset(old)
-        self.catalog.claim_dataset(new, "")  # refuses a taken name; no folder of its own to clean
-        try:
-            if self.dataset_dir(new).exists():  # a dataset the catalog lost: never ours to remove
-                raise self._unlisted_folder(new)
-            os.replace(self.dataset_dir(old), self.dataset_dir(new))
-            try:
-                self.catalog.rename_dataset(old, new)  # also releases the claim
-            except BaseException:
-                os.replace(self.dataset_dir(new), self.dataset_dir(old))
-                raise
-        finally:
-            self.catalog.release_claim(new)
-        old_preds, new_preds = layout.predictions_dir(self.root, old), layout.predictions_dir(self.root, new)
-        if old_preds.is_dir() and not new_preds.exists():
-            os.replace(old_preds, new_preds)  # predictions follow their dataset
+        rename_dataset(self.root, self.catalog, old, new)
 
     def deletion_summary(self, name: str) -> str:
         """What deleting ``name`` removes and keeps, in words (the CLI and the Data page ask with it)."""
-        info = self.dataset(name)
-        n_versions = self.catalog.query("SELECT COUNT(*) AS n FROM mask_versions WHERE dataset=?", (name,))[0]["n"]
-        masked = info.counts()["slices"] - info.counts()["unlabeled"]
-        n_runs = len(self.catalog.runs(name))
-        images = f"its {info.shape[0]} images"
-        if info.volume:
-            images = f"its reference to {info.volume} (the volume is kept)"
-        return (
-            f"deleting dataset {name!r} removes {images}, the masks of {masked} slices and "
-            f"all {n_versions} saved mask versions for good; its {n_runs} training run"
-            f"{'s' if n_runs != 1 else ''} and their checkpoints are kept"
-        )
+        return deletion_summary(self.dataset(name), self.catalog.version_count(name), len(self.catalog.runs(name)))
 
     def delete_dataset(self, name: str) -> None:
-        """Delete a dataset and its masks (runs and their checkpoints are kept).
-
-        The catalog entry goes first, then the folder is renamed aside and removed: a crash in
-        between leaves a ``.<name>.deleting-*`` folder that the next open removes.
-        """
+        """Delete a dataset and its masks; its runs and their checkpoints are kept."""
         self.dataset(name)
-        self.catalog.delete_dataset(name)
-        folder = self.dataset_dir(name)
-        if folder.exists():
-            aside = self._work_dir(name, "deleting")
-            try:
-                os.replace(folder, aside)
-            except OSError:
-                aside = folder
-            shutil.rmtree(aside, ignore_errors=True)
+        delete_dataset(self.root, self.catalog, name)
 
     def set_class_names(self, name: str, class_names: Sequence[str]) -> None:
         info = self.dataset(name)
@@ -384,3 +264,134 @@ class Workspace(MaskHistory, Recovery):
         """The dataset's :class:`~core.data.pixelsize.PixelSize` (read from its source on import), or ``None``."""
         row = self.catalog.pixel_size(name)
         return PixelSize(*row) if row else None
+
+    def set_pixel_size(self, name: str, z: float, y: float, x: float, unit: str) -> None:
+        """Store a dataset's voxel size (``z`` slice step, ``y``, ``x``) in ``unit`` (``micrometer``...)."""
+        self.catalog.set_pixel_size(name, z, y, x, unit)
+
+    # -- writing a run (the training job and its recorder) -------------------------------------
+    def create_run(
+        self,
+        run_id: str,
+        dataset: str,
+        config: dict[str, Any],
+        state: str = "queued",
+        owner: Owner | None = None,
+        origin: str = "",
+    ) -> None:
+        """Record a new run, owned by ``owner`` (default: this process), its heartbeat now."""
+        self.catalog.create_run(run_id, dataset, config, state, owner, origin)
+
+    def update_run(self, run_id: str, **fields: Any) -> None:
+        """Set columns of a run (:meth:`~core.store.run_rows.RunRows.update_run` names them)."""
+        self.catalog.update_run(run_id, **fields)
+
+    def beat(self, run_id: str, progress: dict[str, Any] | None = None, state: str | None = None) -> bool:
+        """The run's owner is alive now, with its progress and state; whether a stop was requested."""
+        return self.catalog.beat(run_id, progress, state)
+
+    def add_epoch(self, run_id: str, epoch: int, metrics: dict[str, float]) -> None:
+        """Record one epoch's metrics of a run."""
+        self.catalog.add_epoch(run_id, epoch, metrics)
+
+    # -- what the catalog lost (:class:`~core.store.recovery.Recovery`) --------------------------
+    def unlisted(self) -> Unlisted:
+        """Dataset folders and mask version files the catalog does not list."""
+        return self.recovery.unlisted()
+
+    def recover_datasets(self) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
+        """Add what :meth:`unlisted` finds: ``(recovered, not_recovered)``."""
+        return self.recovery.recover_datasets()
+
+    def recover_run(self, run: dict[str, Any], epochs: list[dict[str, Any]]) -> bool:
+        """Record a run found on disk with its epochs (repair); whether a row was added."""
+        return self.catalog.recover_run(run, epochs)
+
+    def backup_if_due(self) -> Path | None:
+        """Copy the catalog into ``backups/`` when the newest copy is a day old."""
+        return self.recovery.backup_if_due()
+
+    def backup_now(self) -> Path | None:
+        """Copy the catalog into ``backups/`` now (repair, before it adds rows)."""
+        return backup_catalog(self.root, self.catalog, force=True)
+
+    # -- masks (:class:`~core.store.mask_history.MaskHistory` says how) --------------------------
+    def read_mask(self, name: str, z: int, version: int | None = None) -> np.ndarray | None:
+        """The current (Y, X) uint8 mask of slice ``z`` (``None`` if unlabeled), or its ``version``."""
+        return self.masks.read_mask(name, z, version)
+
+    def read_masks(self, name: str, zs: Sequence[int] | None = None) -> tuple[list[int], np.ndarray]:
+        """Masks of labeled slices: ``(zs, (N, Y, X) uint8)``; default every labeled slice."""
+        return self.masks.read_masks(name, zs)
+
+    def labeled_slices(self, name: str) -> list[int]:
+        """Indices of slices that have a mask with a labeled pixel."""
+        return self.masks.labeled_slices(name)
+
+    def save_mask(
+        self,
+        name: str,
+        z: int,
+        mask: np.ndarray,
+        status: str = "edited",
+        *,
+        source: str | None = None,
+        base_version: int | None = None,
+    ) -> int:
+        """Save a new version of slice ``z``'s mask; returns its version number (:meth:`MaskHistory.save_mask`)."""
+        return self.masks.save_mask(name, z, mask, status, source=source, base_version=base_version)
+
+    def edit_mask(
+        self,
+        name: str,
+        z: int,
+        edit: Callable[[np.ndarray | None], np.ndarray],
+        *,
+        base_version: int | None = None,
+        source: str = "drawn",
+        drawn: np.ndarray | None = None,
+    ) -> MaskSave:
+        """Apply ``edit`` to slice ``z``'s newest mask and save it, in one transaction (see MaskHistory)."""
+        return self.masks.edit_mask(name, z, edit, base_version=base_version, source=source, drawn=drawn)
+
+    def undo_mask(self, name: str, z: int) -> int | None:
+        """Step slice ``z`` back to the version its current one was made from (nothing is deleted)."""
+        return self.masks.undo_mask(name, z)
+
+    def redo_mask(self, name: str, z: int) -> int:
+        """Step slice ``z`` forward to the newest version made from its current one."""
+        return self.masks.redo_mask(name, z)
+
+    def restore_mask(self, name: str, z: int, version: int) -> int:
+        """Make ``version`` of slice ``z`` current again, as a new version with its content."""
+        return self.masks.restore_mask(name, z, version)
+
+    def read_provenance(self, name: str, z: int, version: int | None = None) -> tuple[np.ndarray, str] | None:
+        """Per-pixel provenance codes of slice ``z``'s mask and the run accepted pixels came from."""
+        return self.masks.read_provenance(name, z, version)
+
+    def read_truth(self, name: str, z: int) -> np.ndarray | None:
+        """Slice ``z``'s mask as truth: the pixels a person drew or imported, the others not labeled."""
+        return self.masks.read_truth(name, z)
+
+    def read_truths(self, name: str, zs: Sequence[int]) -> tuple[list[np.ndarray], list[int]]:
+        """Masks of slices ``zs`` to score a model against (:meth:`MaskHistory.read_truths`)."""
+        return self.masks.read_truths(name, zs)
+
+    def can_undo(self, name: str, z: int) -> bool:
+        return self.masks.can_undo(name, z)
+
+    def can_redo(self, name: str, z: int) -> bool:
+        return self.masks.can_redo(name, z)
+
+    def current_mask_version(self, name: str, z: int) -> int:
+        """The version slice ``z`` shows now; 0 when unlabeled."""
+        return self.masks.current_mask_version(name, z)
+
+    def mask_history(self, name: str, z: int) -> list[MaskVersion]:
+        """Every saved version of slice ``z``'s mask, oldest first; none is ever removed."""
+        return self.masks.mask_history(name, z)
+
+    def masks_version(self, name: str, zs: Sequence[int] | None = None) -> str:
+        """A short hash of the current masks of ``zs`` (default all labeled): the dataset version."""
+        return self.masks.masks_version(name, zs)

@@ -66,11 +66,11 @@ def write_bundle(workspace: Workspace | str | Path, run_id: str) -> Path:
         path of the bundle.
     """
     ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
-    run = ws.catalog.run(run_id)
+    run = ws.run(run_id)
     if run is None:
         raise SegDashError(f"no run named {run_id!r} in {ws.root}")
     extra = run.get("extra") or {}
-    epochs = ws.catalog.epochs(run_id)
+    epochs = ws.run_epochs(run_id)
     ckpt_path = next(
         (Path(run[k]) for k in ("best_checkpoint", "last_checkpoint") if run.get(k) and Path(run[k]).is_file()), None
     )

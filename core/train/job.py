@@ -51,7 +51,7 @@ def _new_run_id(dataset: str) -> str:
 def _resolve_checkpoint(ws: Workspace, resume: str | Path) -> tuple[Path, str]:
     """``(checkpoint path, source run id or "")`` for a run id or a checkpoint path."""
     text = str(resume)
-    run = ws.catalog.run(text) if "/" not in text and "\\" not in text else None
+    run = ws.run(text) if "/" not in text and "\\" not in text else None
     if run is not None:
         if run["state"] in ACTIVE_RUN_STATES:
             raise SegDashError(
@@ -134,7 +134,7 @@ class TrainingJob(JobHandle):
         self.config = replace(config, model=replace(config.model, n_classes=info.n_classes))
         self.class_names = info.class_names
         self.run_id = validate_name(run_id) if run_id else _new_run_id(dataset)
-        if (self.workspace.catalog.run(self.run_id) is not None) != recorded:
+        if (self.workspace.run(self.run_id) is not None) != recorded:
             raise SegDashError(
                 f"a run named {self.run_id!r} exists already" if not recorded else f"no run {self.run_id!r} to train"
             )
@@ -163,11 +163,11 @@ class TrainingJob(JobHandle):
             raise SegDashError(f"job {self.run_id} was started already")
         extra = {"resumed_from": self.resumed_from} if self.resumed_from else {}
         if not self._recorded:
-            self.workspace.catalog.create_run(
+            self.workspace.create_run(
                 self.run_id, self.dataset, self.config.to_dict(), state="queued", origin=self.origin
             )
         if extra:
-            self.workspace.catalog.update_run(self.run_id, extra=extra)
+            self.workspace.update_run(self.run_id, extra=extra)
         self._thread = threading.Thread(target=self._run, name=f"segdash-train-{self.run_id}", daemon=True)
         self._thread.start()
         return self
@@ -187,7 +187,7 @@ class TrainingJob(JobHandle):
         self._interrupted = True
         self.stop()
         try:
-            self.workspace.catalog.beat(self.run_id, state="interrupted")
+            self.workspace.beat(self.run_id, state="interrupted")
         except Exception:  # noqa: BLE001 - a busy catalog: the outcome is written when the job ends
             log.warning("recording run %s as interrupted", self.run_id, exc_info=True)
 
@@ -210,7 +210,7 @@ class TrainingJob(JobHandle):
         share_cpu_for_background()  # first, so the OpenMP threads started here inherit it
         t0 = time.time()
         self._t0 = t0
-        cat = self.workspace.catalog
+        cat = self.workspace
         final: dict[str, Any] = {}
         heartbeat = threading.Event()  # set: stop beating
         threading.Thread(
@@ -265,7 +265,7 @@ class TrainingJob(JobHandle):
         for _ in range(int(600 / _HEARTBEAT_S)):
             time.sleep(_HEARTBEAT_S)
             try:
-                self.workspace.catalog.update_run(self.run_id, **record)
+                self.workspace.update_run(self.run_id, **record)
                 return
             except Exception:  # noqa: BLE001 - still full or busy
                 continue
@@ -278,7 +278,7 @@ class TrainingJob(JobHandle):
             try:
                 snap = self.snapshot()
                 state = snap.state if snap.state in ACTIVE_RUN_STATES else None
-                if self.workspace.catalog.beat(self.run_id, progress_record(snap), state=state):
+                if self.workspace.beat(self.run_id, progress_record(snap), state=state):
                     self.stop()
             except Exception:  # noqa: BLE001 - a busy or full catalog: try again at the next beat
                 log.debug("heartbeat of %s failed", self.run_id, exc_info=True)
@@ -287,7 +287,7 @@ class TrainingJob(JobHandle):
 
     def _train(self) -> None:
         cfg, ws, ds = self.config, self.workspace, self.dataset
-        cat = ws.catalog
+        cat = ws
         info = ws.dataset(ds)
         n_classes = info.n_classes
         labeled = ws.labeled_slices(ds)

@@ -140,7 +140,7 @@ class ProcessJob(JobHandle):
             )
         mark_worker(self._proc.pid)
         try:  # the run's row now, owned by the worker, so that every page lists it at once
-            self.workspace.catalog.create_run(
+            self.workspace.create_run(
                 self.run_id,
                 self.dataset,
                 self.config.to_dict(),
@@ -149,7 +149,7 @@ class ProcessJob(JobHandle):
                 origin=self.origin,
             )
             if self.resumed_from:
-                self.workspace.catalog.update_run(self.run_id, extra={"resumed_from": self.resumed_from})
+                self.workspace.update_run(self.run_id, extra={"resumed_from": self.resumed_from})
         except BaseException:
             self._proc.kill()
             raise
@@ -174,7 +174,7 @@ class ProcessJob(JobHandle):
         """Record the stop request (the worker's heartbeat reads it on any platform) and, once the
         worker runs its job (it handles the signal from then on), signal it; True once signalled."""
         try:
-            run = self.workspace.catalog.run(self.run_id)
+            run = self.workspace.run(self.run_id)
             if run is None:
                 return False
             self.workspace.request_stop(self.run_id)
@@ -232,7 +232,7 @@ class ProcessJob(JobHandle):
         log.error("training run %s: %s", self.run_id, error)
         try:
             if seen:
-                self.workspace.catalog.update_run(self.run_id, state="failed", error=error)
+                self.workspace.update_run(self.run_id, state="failed", error=error)
         except Exception:  # noqa: BLE001
             log.exception("recording the end of run %s", self.run_id)
         with self._lock:

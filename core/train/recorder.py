@@ -73,7 +73,7 @@ class RunRecorder(Callbacks):
     def resumed(self, ckpt: Checkpoint, state: FitState) -> None:
         """A resumed run: its source's epochs go into this run's catalog rows, and its ``best.pt``
         is copied as this run's best so far."""
-        cat = self.workspace.catalog
+        cat = self.workspace
         for h in state.history:
             cat.add_epoch(self.run_id, int(h["epoch"]), {k: v for k, v in h.items() if k != "epoch"})
         dice = [h.get("val_dice") for h in state.history if finite_or_none(h.get("val_dice")) is not None]
@@ -138,7 +138,7 @@ class RunRecorder(Callbacks):
         self.publish(epochs=epochs)
 
     def on_epoch_end(self, state: FitState, row: dict[str, Any]) -> None:
-        cat = self.workspace.catalog
+        cat = self.workspace
         epoch = int(row["epoch"])
         cat.add_epoch(self.run_id, epoch, {k: v for k, v in row.items() if k != "epoch"})
         self.save(state, self.last_path, epoch, row, partial=False)
@@ -158,4 +158,4 @@ class RunRecorder(Callbacks):
         metrics = dict(history[-1]) if history else {}
         self.save(state, self.last_path, len(history) and int(history[-1]["epoch"]), metrics, partial=True)
         self.publish(last_checkpoint=str(self.last_path))
-        self.workspace.catalog.update_run(self.run_id, last_checkpoint=str(self.last_path))
+        self.workspace.update_run(self.run_id, last_checkpoint=str(self.last_path))

@@ -47,7 +47,7 @@ def model_sources(ws: Workspace, dataset: str) -> dict[str, Any]:
         checkpoint on disk.
     """
     has_folder = predictions_dir(ws.root, dataset).is_dir()
-    for run in ws.catalog.runs(dataset):
+    for run in ws.runs(dataset):
         if run["state"] in _NOT_FINISHED:
             continue
         ckpt = _checkpoint_path(ws, run)

@@ -49,7 +49,7 @@ def prediction_ids(ws: Workspace, dataset: str) -> list[str]:
 
 def last_run(ws: Workspace, dataset: str) -> dict[str, Any] | None:
     """The newest training run of ``dataset`` (a catalog row), or ``None``."""
-    runs = ws.catalog.runs(dataset)
+    runs = ws.runs(dataset)
     return runs[0] if runs else None
 
 
@@ -75,7 +75,7 @@ def next_steps(ws: Workspace, dataset: str | None) -> list[Step]:
             ),
         ]
     steps: list[Step] = []
-    runs = ws.catalog.runs(dataset)
+    runs = ws.runs(dataset)
     done = [r for r in runs if r["state"] in ("done", "stopped") and r.get("best_checkpoint")]
     active = [r for r in runs if r["state"] in _ACTIVE]
     if runs and runs[0]["state"] == "interrupted" and runs[0].get("last_checkpoint"):

@@ -371,7 +371,7 @@ def import_dataset(
         by_reference=by_reference,
     )
     if px is not None:
-        ws.catalog.set_pixel_size(name, *px)
+        ws.set_pixel_size(name, *px)
     return ImportReport(info, notices)
 
 

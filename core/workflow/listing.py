@@ -37,12 +37,12 @@ def workspace_listing(ws: Workspace) -> dict[str, Any]:
             }
         )
     runs = []
-    all_runs = ws.catalog.runs()
+    all_runs = ws.runs()
     resumed_by = {
         r["extra"].get("resumed_from"): r["run_id"] for r in reversed(all_runs) if r["extra"].get("resumed_from")
     }
     for r in all_runs:
-        epochs = ws.catalog.epochs(r["run_id"])
+        epochs = ws.run_epochs(r["run_id"])
         view = run_view(r, epochs)
         runs.append(
             {

@@ -101,7 +101,7 @@ def set_pixel_size(ws: Any, dataset: str, px: PixelSize) -> PixelSize:
     sizes = (px.z, px.y, px.x)
     if unit is None or not all(isinstance(v, (int, float)) and np.isfinite(v) and v > 0 for v in sizes):
         raise SegDashError(f"pixel size {px.describe()}: sizes must be positive numbers in a known unit")
-    ws.catalog.set_pixel_size(dataset, *(float(v) for v in sizes), unit)
+    ws.set_pixel_size(dataset, *(float(v) for v in sizes), unit)
     return PixelSize(*(float(v) for v in sizes), unit)
 
 

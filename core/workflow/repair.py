@@ -16,7 +16,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from ..store.backups import backup_catalog, list_backups
+from ..store.backups import list_backups
 from ..store.layout import BEST, BUNDLE, LAST, runs_dir
 from ..store.recovery import restore_backup, set_aside_damaged
 from ..store.workspace import Workspace, default_root
@@ -52,7 +52,7 @@ def repair_workspace(root: str | Path | None = None, *, from_backup: str | Path 
             report["catalog"] = f"damaged ({damaged[1]}): moved aside to {damaged[0].name}, rebuilt from the folders"
     ws = Workspace(root)
     if from_backup is None and "kept" in report["catalog"]:
-        backup_catalog(root, ws.catalog, force=True)  # what it was before repair added to it
+        ws.backup_now()  # what it was before repair added to it
     runs, failed = _recover_runs(ws)
     datasets, failed_data = ws.recover_datasets()
     report.update(
@@ -72,7 +72,7 @@ def _recover_runs(ws: Workspace) -> tuple[list[str], list[dict[str, str]]]:
     folder = runs_dir(ws.root)
     if not folder.is_dir():
         return [], []
-    known = {r["run_id"] for r in ws.catalog.runs()}
+    known = {r["run_id"] for r in ws.runs()}
     done, failed = [], []
     for entry in sorted(folder.iterdir()):
         if not entry.is_dir() or entry.name.startswith(".") or entry.name in known:
@@ -84,7 +84,7 @@ def _recover_runs(ws: Workspace) -> tuple[list[str], list[dict[str, str]]]:
             continue
         if run is None:
             failed.append({"path": f"runs/{entry.name}", "why": "no checkpoint (best.pt, last.pt) to read it from"})
-        elif ws.catalog.recover_run(run, epochs):
+        elif ws.recover_run(run, epochs):
             done.append(entry.name)
     return done, failed
 

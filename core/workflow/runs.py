@@ -93,7 +93,7 @@ def run_score(run: Mapping[str, Any], epochs: Sequence[Mapping[str, Any]]) -> tu
 
     Args:
         run: the catalog's run record (``run_id``, ``extra``, ``config``).
-        epochs: its epoch rows (:meth:`~core.store.catalog.Catalog.epochs`).
+        epochs: its epoch rows (:meth:`~core.store.workspace.Workspace.run_epochs`).
     """
     extra = run.get("extra") or {}
     n_classes = len(extra.get("class_names") or ()) or int((run.get("config") or {}).get("n_classes") or 0)
@@ -227,7 +227,7 @@ def run_view(run: Mapping[str, Any], epochs: Sequence[Mapping[str, Any]]) -> Run
 
 def run_views(ws: Workspace, dataset: str | None = None, with_checkpoint: bool = False) -> list[RunView]:
     """Every run (of ``dataset``), newest first; ``with_checkpoint``: only those with a checkpoint on disk."""
-    views = [run_view(r, ws.catalog.epochs(r["run_id"])) for r in ws.catalog.runs(dataset)]
+    views = [run_view(r, ws.run_epochs(r["run_id"])) for r in ws.runs(dataset)]
     return [v for v in views if v.checkpoint] if with_checkpoint else views
 
 
