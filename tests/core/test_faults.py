@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import core.store.datasets as datasets_mod  # where a dataset is written (create_dataset)
 import core.store.workspace as workspace_mod
 from core.data.io import write_png
 from core.data.owner import Owner, host_token
@@ -82,7 +83,7 @@ _FILL_AND_IMPORT = r"""
 import sys, numpy as np, shutil
 import core.store.workspace as w
 free = shutil.disk_usage(sys.argv[1]).free
-w.shutil.disk_usage = lambda p: shutil._ntuple_diskusage(10**12, 0, 10**12)  # the pre-check passes
+shutil.disk_usage = lambda p: shutil._ntuple_diskusage(10**12, 0, 10**12)  # the pre-check passes
 ws = w.Workspace(sys.argv[1] + "/ws")
 try:
     ws.create_dataset("big", np.ones((12, 512, 512), np.uint8), None, ["a", "b"])
@@ -116,7 +117,7 @@ def test_injected_enospc_during_import_cleans_up(tmp_path, monkeypatch):
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(workspace_mod, "write_png", full)
+    monkeypatch.setattr(datasets_mod, "write_png", full)
     with pytest.raises(WorkspaceError, match="not enough space in"):
         ws.create_dataset("new", np.ones((2, 8, 8), np.uint8), [np.eye(8, dtype=np.uint8), None], ["a", "b"])
     assert ws.dataset_names() == ["kept"]
@@ -154,8 +155,8 @@ def test_saving_a_mask_on_a_full_tmpfs_keeps_every_version(tmp_path):
 
 def test_pre_check_counts_the_bytes_of_the_stack(tmp_path, monkeypatch):
     ws = Workspace(tmp_path / "ws")
-    usage = workspace_mod.shutil._ntuple_diskusage(10**9, 10**9 - 5000, 5000)
-    monkeypatch.setattr(workspace_mod.shutil, "disk_usage", lambda p: usage)
+    usage = datasets_mod.shutil._ntuple_diskusage(10**9, 10**9 - 5000, 5000)
+    monkeypatch.setattr(datasets_mod.shutil, "disk_usage", lambda p: usage)
     with pytest.raises(WorkspaceError, match=r"needs 32\d\.\d KB, 4\.9 KB free"):
         ws.create_dataset("x", np.zeros((4, 256, 256), np.uint16)[:, :, :128], None, ["a", "b"])
     _nothing_left(ws)
