@@ -80,6 +80,7 @@ class TrainingJob(JobHandle):
         resume_from: a run id or a checkpoint path to continue from (see :mod:`core.train`).
         origin: where it is started from, recorded with the run (``app``, ``cli``, ``python``,
             ``torchrun``: :data:`~core.store.schema.RUN_ORIGINS`).
+        deadline: ``time.time()`` at which the run stops as if asked to (``last.pt`` kept), if any.
 
     The arguments make a request checked by :func:`~core.train.request.check_request`; a request
     checked already (the worker process's, torchrun's) makes a job with :meth:`from_request`.
@@ -100,9 +101,12 @@ class TrainingJob(JobHandle):
         run_id: str | None = None,
         resume_from: str | Path | None = None,
         origin: str = "python",
+        deadline: float | None = None,
     ):
         ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
-        request = check_request(ws, dataset, config, resume=resume_from, run_id=run_id, origin=origin)
+        request = check_request(
+            ws, dataset, config, resume=resume_from, run_id=run_id, origin=origin, deadline=deadline
+        )
         self._adopt(request, ws)
 
     @classmethod

@@ -150,3 +150,31 @@ def test_train_on_my_strokes(ws, reached):
     assert r.join(60) and r.state == "failed" and REACHED in r.error
     assert len(reached) == 1 and reached[0].run_id == r.run_id
     _checked(reached[0], ws, "python")
+
+
+def test_a_request_is_checked_once_and_keeps_its_deadline(ws, tmp_path):
+    """What check_request refuses and sets; a job stops at its request's deadline, keeping last.pt."""
+    import time
+
+    from core.nn.checkpoint import load_checkpoint
+    from core.train.job import TrainingJob
+    from core.train.request import check_request
+
+    ws.create_dataset("bare", _discs(2, 64, 2, seed=1)[0], None, ["background", "disc"])
+    with pytest.raises(SegDashError, match="no labeled slices"):
+        check_request(ws, "bare", TINY)
+    with pytest.raises(SegDashError, match=r"cannot resume .*\(latest runs: none\)"):
+        check_request(ws, "discs", TINY, resume="nothing-here")
+    with pytest.raises(SegDashError, match="deadline"):
+        check_request(ws, "discs", TINY, deadline=-1)
+    req = check_request(ws, "discs", {**TINY, "model": {"arch": "classic", "classic_width": 4, "n_classes": 7}})
+    assert req.config.model.n_classes == 2 and req.splits["val_fraction"] == TINY["val_fraction"]
+    assert ws.runs() == []  # checking records nothing
+
+    slow = TrainConfig.from_dict({**TINY, "epochs": 50, "steps_per_epoch": 1000})
+    job = registry().start(TrainingJob(ws, "discs", slow, deadline=time.time() + 3.0))
+    assert job.join(60)
+    snap = job.snapshot()
+    assert snap.state == "stopped" and snap.epoch == 0 and snap.last_checkpoint
+    assert load_checkpoint(snap.last_checkpoint).extra["partial_epoch"] is True
+    assert ws.run(job.run_id).state == "stopped"
