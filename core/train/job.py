@@ -24,7 +24,7 @@ from ..errors import SegDashError
 from ..nn.device import amp_dtype_for, device_label, select_device, share_cpu_for_background
 from ..store.schema import ACTIVE_RUN_STATES
 from ..store.workspace import Workspace
-from . import prepare
+from . import distributed, prepare
 from .bundle import write_bundle
 from .config import TrainConfig
 from .events import Events, Stopped
@@ -288,8 +288,8 @@ class TrainingJob(JobHandle):
             publish=self._set, started=self._t0,
         )  # fmt: skip
         handlers = run_handlers(ctx, run.val_items, device, amp_dtype, self._check_stop)
-        if run.checkpoint is not None:
-            Events(handlers).on_resume(state, run.checkpoint)
+        if run.checkpoint is not None:  # (rank 0 records a resumed run's source, as fit's other events)
+            Events(distributed.handlers_for_rank(handlers)).on_resume(state, run.checkpoint)
             run.checkpoint = None
         fit(state, cfg, run.data, device, amp_dtype, handlers)
         del state
