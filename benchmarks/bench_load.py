@@ -246,7 +246,7 @@ def steps_child(seconds: float) -> None:
             out["share"] = share_cpu_for_background()
         cfg, dev = default_config(2), select_device("cpu")
         amp = amp_dtype_for(dev, True)
-        st = build_training(cfg, 2, dev, amp)
+        st = build_training(cfg, dev, amp)
         x = torch.randn(4, 1, 256, 256).contiguous(memory_format=torch.channels_last)
         y = torch.randint(0, 2, (4, 256, 256))
 

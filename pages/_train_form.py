@@ -9,19 +9,28 @@ from typing import Any, Callable
 import streamlit as st
 
 from core.nn.augment import AugmentConfig
+from core.nn.losses import LOSS_LABELS, LOSSES
 from core.nn.model import ARCHITECTURES, ENCODERS
-from core.train.config import LOSSES, TrainConfig
+from core.train.config import INT_LIMITS, NUMBER_LIMITS, TrainConfig
 from pages._common import page_link
 from pages._split import split_form
 
 __all__ = ["Form", "load_form", "render_form"]
 
-_LOSS_LABELS = {
-    "bce+dice": "BCE + Dice (recommended)",
-    "bce": "cross-entropy (BCE)",
-    "dice": "Dice",
-    "jaccard": "Jaccard (IoU)",
-    "focal": "focal",
+# widget key -> the config field it shows (the same name both ways: filled in from a run, read back)
+_FIELDS = {
+    "train_loss": "loss",
+    "train_edge_weight": "edge_weight",
+    "train_epochs": "epochs",
+    "train_batch": "batch_size",
+    "train_lr": "lr",
+    "train_patch": "patch_size",
+    "train_val": "val_fraction",
+    "train_steps": "steps_per_epoch",
+    "train_seed": "seed",
+    "train_skip_empty": "skip_empty_patches",
+    "train_amp": "amp",
+    "train_minutes": "minutes",
 }
 _NO_AUGMENT = AugmentConfig(flips=False, rot90=False)
 _PERSIST = "session"  # the form keeps its values when the user visits another page and comes back
@@ -44,25 +53,14 @@ def _form_values(config: dict, base: TrainConfig) -> dict:
     except (ValueError, TypeError):
         return {}
     m = cfg.model
-    values = {
-        "train_arch": m.arch if m.arch in ARCHITECTURES else None,
-        "train_width": int(m.classic_width),
-        "train_encoder": m.encoder if m.encoder in ENCODERS else None,
-        "train_pretrained": m.encoder_weights == "imagenet",
-        "train_loss": cfg.loss if cfg.loss in LOSSES else None,
-        "train_edge_weight": float(cfg.edge_weight),
-        "train_epochs": int(cfg.epochs),
-        "train_batch": int(cfg.batch_size),
-        "train_lr": float(cfg.lr),
-        "train_patch": int(cfg.patch_size),
-        "train_val": float(cfg.val_fraction),
-        "train_steps": int(cfg.steps_per_epoch),
-        "train_seed": int(cfg.seed),
-        "train_skip_empty": bool(cfg.skip_empty_patches),
-        "train_amp": bool(cfg.amp),
-        "train_minutes": float(cfg.minutes),
-        "train_augment": cfg.augment.enabled(),
-    }
+    values = {key: getattr(cfg, name) for key, name in _FIELDS.items()}
+    values.update(
+        train_arch=m.arch if m.arch in ARCHITECTURES else None,
+        train_width=int(m.classic_width),
+        train_encoder=m.encoder if m.encoder in ENCODERS else None,
+        train_pretrained=m.encoder_weights == "imagenet",
+        train_augment=cfg.augment.enabled(),
+    )
     if cfg.augment.enabled():
         values["augment_config"] = cfg.augment.to_dict()
     return {k: v for k, v in values.items() if v is not None}
@@ -143,19 +141,18 @@ def render_form(ws: Any, dataset: str, info: Any, base: TrainConfig) -> Form:
         LOSSES,
         index=LOSSES.index(base.loss),
         key="train_loss",
-        format_func=_LOSS_LABELS.get,
+        format_func=LOSS_LABELS.get,
         persist_state=_PERSIST,
     )
-    epochs = c4.number_input("Epochs", 1, 10_000, base.epochs, key="train_epochs", persist_state=_PERSIST)
+    epochs = c4.number_input("Epochs", *INT_LIMITS["epochs"], base.epochs, key="train_epochs", persist_state=_PERSIST)
     c1, c2, c3, c4 = st.columns(4)
-    batch = c1.number_input("Batch size", 1, 512, base.batch_size, key="train_batch", persist_state=_PERSIST)
-    lr = c2.number_input(
-        "Learning rate", 1e-6, 1.0, base.lr, format="%.5f", step=1e-4, key="train_lr", persist_state=_PERSIST
+    c1.number_input("Batch size", *INT_LIMITS["batch_size"], base.batch_size, key="train_batch", persist_state=_PERSIST)
+    c2.number_input(
+        "Learning rate", *NUMBER_LIMITS["lr"], base.lr, format="%.5f", step=1e-4, key="train_lr", persist_state=_PERSIST
     )
-    patch = c3.number_input(
+    c3.number_input(
         "Patch size (px)",
-        16,
-        4096,
+        *INT_LIMITS["patch_size"],
         base.patch_size,
         step=16,
         key="train_patch",
@@ -164,8 +161,7 @@ def render_form(ws: Any, dataset: str, info: Any, base: TrainConfig) -> Form:
     )
     val_fraction = c4.slider(
         "Validation split",
-        0.0,
-        0.5,
+        *NUMBER_LIMITS["val_fraction"],
         base.val_fraction,
         0.05,
         key="train_val",
@@ -175,14 +171,18 @@ def render_form(ws: Any, dataset: str, info: Any, base: TrainConfig) -> Form:
     split_overrides = split_form(info, labeled, base, float(val_fraction))
     with st.expander("More settings"):
         a1, a2, a3 = st.columns(3)
-        steps = a1.number_input(
-            "Steps per epoch", 1, 100_000, base.steps_per_epoch, key="train_steps", persist_state=_PERSIST
+        a1.number_input(
+            "Steps per epoch",
+            *INT_LIMITS["steps_per_epoch"],
+            base.steps_per_epoch,
+            key="train_steps",
+            persist_state=_PERSIST,
         )
-        seed = a2.number_input("Seed", 0, 2**31 - 1, base.seed, key="train_seed", persist_state=_PERSIST)
-        skip_empty = a3.checkbox(
+        a2.number_input("Seed", *INT_LIMITS["seed"], base.seed, key="train_seed", persist_state=_PERSIST)
+        a3.checkbox(
             "Skip patches without foreground", base.skip_empty_patches, key="train_skip_empty", persist_state=_PERSIST
         )
-        amp = a3.checkbox(
+        a3.checkbox(
             "Mixed precision",
             base.amp,
             key="train_amp",
@@ -191,10 +191,9 @@ def render_form(ws: Any, dataset: str, info: Any, base: TrainConfig) -> Form:
             "float16 on older GPUs; weights stay float32. Off: float32 everywhere.",
         )
         uses_bce = "bce" in loss.split("+")  # the border weight weighs the cross-entropy
-        edge_weight = a2.number_input(
+        a2.number_input(
             "Border weight",
-            0.0,
-            100.0,
+            *NUMBER_LIMITS["edge_weight"],
             float(base.edge_weight),
             step=1.0,
             key="train_edge_weight",
@@ -206,8 +205,7 @@ def render_form(ws: Any, dataset: str, info: Any, base: TrainConfig) -> Form:
         )
         minutes = a1.number_input(
             "Time budget (min)",
-            0.0,
-            100_000.0,
+            *NUMBER_LIMITS["minutes"],
             float(base.minutes),
             step=5.0,
             key="train_minutes",
@@ -229,32 +227,18 @@ def render_form(ws: Any, dataset: str, info: Any, base: TrainConfig) -> Form:
     )
     page_link("pages/augment.py", "Change the augmentations", ":material/auto_awesome:")
 
+    shown = {name: st.session_state[key] for key, name in _FIELDS.items()}  # each widget's value, by its key
+    if not uses_bce:
+        shown["edge_weight"] = 0.0
+
     def _config() -> TrainConfig:
-        return TrainConfig.from_dict(
-            {
-                "model": {
-                    "arch": arch,
-                    "encoder": encoder,
-                    "encoder_weights": "imagenet" if pretrained else None,
-                    "classic_width": int(width),
-                    "n_classes": info.n_classes,
-                },
-                "augment": augment_cfg if use_augment else _NO_AUGMENT,
-                "loss": loss,
-                "edge_weight": float(edge_weight) if uses_bce else 0.0,
-                "epochs": int(epochs),
-                "batch_size": int(batch),
-                "lr": float(lr),
-                "patch_size": int(patch),
-                "val_fraction": float(val_fraction),
-                "steps_per_epoch": int(steps),
-                "seed": int(seed),
-                "skip_empty_patches": bool(skip_empty),
-                "amp": bool(amp),
-                "minutes": float(minutes),
-                **split_overrides,
-            },
-            base=base,
-        )
+        model = {
+            "arch": arch,
+            "encoder": encoder,
+            "encoder_weights": "imagenet" if pretrained else None,
+            "classic_width": int(width),
+        }  # n_classes: the dataset's, set when the request is checked
+        augment = augment_cfg if use_augment else _NO_AUGMENT
+        return TrainConfig.from_dict({"model": model, "augment": augment, **shown, **split_overrides}, base=base)
 
     return Form(_config, int(epochs), float(minutes))

@@ -1,5 +1,6 @@
 """Commands that train or run a model: ``train``, ``predict``, ``export-model``. Each checks its
-input first and imports torch only then, so a refusal answers at once."""
+input first and imports torch only then, so a refusal answers at once (``train``: its options; the
+request itself is checked by :func:`core.train.request.check_request`, with torch loaded)."""
 
 from __future__ import annotations
 
@@ -19,28 +20,16 @@ class TrainingFailed(Exception):
     """The training job ended in the ``failed`` state; its message is written for the user (exit 1)."""
 
 
-def _check_train(ws: Any, args: argparse.Namespace) -> dict[str, Any] | None:
-    """Refusals of ``train`` that need no model (so no torch): the dataset, its images (a volume imported by
-    reference that moved), its masks, the config file, the run to resume. Returns the JSON config (or ``None``)."""
-    ws.dataset(args.dataset)
-    ws.read_images(args.dataset)  # opened, not read
-    if not ws.labeled_slices(args.dataset):
-        raise SegDashError(f"dataset {args.dataset!r} has no labeled slices; label at least one slice first")
+def _check_train(args: argparse.Namespace) -> dict[str, Any] | None:
+    """The options of ``train`` made into the config's overrides: the JSON config file and the split,
+    context and time options (the request itself, dataset, labels and resume source included, is
+    checked once, by :func:`core.train.request.check_request`). Returns the overrides (or ``None``)."""
     config = None
     if args.config:
         try:
             config = json.loads(Path(args.config).read_text())
         except (OSError, ValueError) as exc:
             raise SegDashError(f"{args.config}: cannot read the JSON config ({exc})") from None
-    if args.resume and "/" not in args.resume and "\\" not in args.resume:
-        run = ws.run(args.resume)
-        if run is None and not Path(args.resume).is_file():
-            known = ", ".join(r["run_id"] for r in ws.runs()[:5]) or "none"
-            raise SegDashError(
-                f"cannot resume from {args.resume!r}: no run of that name in {ws.root} (latest runs: {known})"
-            )
-    elif args.resume and not Path(args.resume).is_file():
-        raise SegDashError(f"cannot resume from {args.resume!r}: no such checkpoint file")
     overrides = {
         key: value
         for key, value in (
@@ -58,8 +47,8 @@ def run_train(args: argparse.Namespace) -> dict[str, Any]:
     """``train``: a run on a dataset's labeled slices, with a progress line; a failed run raises
     :class:`TrainingFailed`."""
     ws = workspace(args)
-    config = _check_train(ws, args)
-    from ..train.headless import job_progress, train_headless  # torch: only now that the input is fine
+    config = _check_train(args)
+    from ..train.headless import job_progress, train_headless  # torch: only now that the options are fine
 
     bar = progress_printer("train", quiet=getattr(args, "quiet", False))
 

@@ -1,10 +1,16 @@
 """The training loss: smp's losses behind one call, binary or multi-class, not-labeled pixels ignored,
-optional border weights and deep supervision. :func:`core.train.loop.fit` builds it from the config's
-``loss`` (``bce``, ``dice``, ``jaccard``, ``focal`` or ``+``-joined parts such as ``bce+dice``;
-the names :data:`core.train.config.LOSSES` offers) and ``edge_weight``.
+optional border weights and deep supervision. :func:`core.train.loop.build_training` builds it from
+the config's ``loss`` and ``edge_weight``.
+
+One table names the losses (as smp's own registries do): :data:`LOSS_PARTS`, a part's name -> the
+factory of its smp loss, and :data:`LOSS_LABELS`, the names a run may use (parts, or parts joined by
+``+``) -> their words. :class:`~core.train.config.TrainConfig` accepts exactly :data:`LOSSES` and
+the Train page offers them with their labels; :class:`Loss` builds each part from the table.
 """
 
 from __future__ import annotations
+
+from typing import Callable
 
 import torch
 from torch import nn
@@ -12,10 +18,49 @@ from torch import nn
 from ..data.masks import UNLABELED
 from ..errors import SegDashError
 
-__all__ = ["Loss", "EDGE_RADIUS"]
+__all__ = ["Loss", "EDGE_RADIUS", "LOSS_PARTS", "LOSS_LABELS", "LOSSES"]
 
 #: :class:`Loss`'s ``edge_weight`` weighs pixels within this many pixels of another class.
 EDGE_RADIUS = 2
+
+
+def _bce(binary: bool) -> nn.Module:
+    from segmentation_models_pytorch import losses as L  # imported when a loss is built: it loads timm
+
+    if binary:  # summed: Loss divides it by the labeled pixels
+        return L.SoftBCEWithLogitsLoss(ignore_index=UNLABELED, reduction="sum")
+    return nn.CrossEntropyLoss(ignore_index=UNLABELED)
+
+
+def _smp(name: str) -> Callable[[bool], nn.Module]:
+    def make(binary: bool) -> nn.Module:
+        from segmentation_models_pytorch import losses as L
+
+        mode = "binary" if binary else "multiclass"
+        if name == "focal":
+            return L.FocalLoss(mode, ignore_index=UNLABELED)
+        cls = {"dice": L.DiceLoss, "jaccard": L.JaccardLoss}[name]
+        return cls(mode, from_logits=True, ignore_index=UNLABELED)
+
+    return make
+
+
+#: a part's name -> its factory (``binary`` -> the loss module, not-labeled pixels ignored)
+LOSS_PARTS: dict[str, Callable[[bool], nn.Module]] = {
+    "bce": _bce,
+    "dice": _smp("dice"),
+    "jaccard": _smp("jaccard"),
+    "focal": _smp("focal"),
+}
+#: the losses a run may name -> their words (the Train page's choices, in this order)
+LOSS_LABELS: dict[str, str] = {
+    "bce": "cross-entropy (BCE)",
+    "dice": "Dice",
+    "jaccard": "Jaccard (IoU)",
+    "focal": "focal",
+    "bce+dice": "BCE + Dice (recommended)",
+}
+LOSSES = tuple(LOSS_LABELS)
 
 
 class Loss(nn.Module):
@@ -39,28 +84,15 @@ class Loss(nn.Module):
 
     def __init__(self, name: str, n_classes: int, edge_weight: float = 0.0):
         super().__init__()
-        from segmentation_models_pytorch import losses as L
-
         self.binary = n_classes == 2
         self.n_classes = n_classes
         self.edge_weight = float(edge_weight)
-        mode = "binary" if self.binary else "multiclass"
-        ignore = UNLABELED
         self.parts = nn.ModuleList()
         self.kinds: list[str] = []
         for part in name.split("+"):
-            if part == "bce" and self.binary:
-                self.parts.append(L.SoftBCEWithLogitsLoss(ignore_index=ignore, reduction="sum"))
-            elif part == "bce":
-                self.parts.append(nn.CrossEntropyLoss(ignore_index=ignore))
-            elif part == "dice":
-                self.parts.append(L.DiceLoss(mode, from_logits=True, ignore_index=ignore))
-            elif part == "jaccard":
-                self.parts.append(L.JaccardLoss(mode, from_logits=True, ignore_index=ignore))
-            elif part == "focal":
-                self.parts.append(L.FocalLoss(mode, ignore_index=ignore))
-            else:
+            if part not in LOSS_PARTS:
                 raise SegDashError(f"unknown loss {part!r}")
+            self.parts.append(LOSS_PARTS[part](self.binary))
             self.kinds.append(part)
 
     def edge_weights(self, target: torch.Tensor) -> torch.Tensor:

@@ -1,15 +1,24 @@
 """Training layer: a background job that trains a network on a dataset's labeled slices.
 
-Modules: :mod:`~core.train.config` (:class:`~core.train.config.TrainConfig`, the recipe),
-:mod:`~core.train.data` (split, patches, validation tensors), :mod:`~core.train.loop` (``fit()``:
-the loop, reporting through callbacks; no threads, no catalog), :mod:`~core.train.recorder` (the
-callbacks that write catalog rows and checkpoints), :mod:`~core.train.eta` (the ETA from recent
-steps), :mod:`~core.train.job` (the thread, its heartbeat and outcome), :mod:`~core.train.snapshot`
-(the typed progress record, also read from the catalog for a run of another process),
-:mod:`~core.train.failures` (a failure in the user's words), :mod:`~core.train.registry` (one
-running job per workspace; every process's active runs), :mod:`~core.train.headless`, :mod:`~core.train.bundle` and
-:mod:`~core.train.distributed` (the same job on every rank under ``torchrun``, with DDP). May import: :mod:`core.data`,
-:mod:`core.store`, :mod:`core.nn`; not prediction, workflow, view or streamlit.
+One request path (whoever starts the run: the Train page, ``python -m core train``, torchrun,
+"Train on my strokes"): :mod:`~core.train.request` (:class:`~core.train.request.TrainingRequest`,
+typed and JSON-serialisable, checked once by :func:`~core.train.request.check_request`) ->
+:mod:`~core.train.job` (:class:`~core.train.job.TrainingJob`, the thread, heartbeat and outcome;
+:mod:`~core.train.process` runs it in a worker process that receives the request; :mod:`~core.train.launch`
+on every torchrun rank) -> :mod:`~core.train.prepare` (:func:`~core.train.prepare.prepare_run`: split,
+window, tensors) -> :mod:`~core.train.loop` (``fit()``, a short loop with no threads and no catalog)
+with its handlers (:mod:`~core.train.handlers`: validation, checkpoints, catalog rows, progress/ETA,
+over the hooks of :mod:`~core.train.events` and the run of :mod:`~core.train.recorder`) ->
+:mod:`~core.train.finish` (decision tuned, test slices scored) and :mod:`~core.train.bundle`.
+
+Beside it: :mod:`~core.train.config` (:class:`~core.train.config.TrainConfig`, the recipe, its field
+limits), :mod:`~core.train.data` (split, patches, validation tensors), :mod:`~core.train.sparse`,
+:mod:`~core.train.eta`, :mod:`~core.train.budget`, :mod:`~core.train.snapshot` (the typed progress
+record, also read from the catalog for a run of another process), :mod:`~core.train.failures` (a
+failure in the user's words), :mod:`~core.train.registry` (one running job per workspace; every
+process's active runs), :mod:`~core.train.headless` and :mod:`~core.train.distributed` (the hooks of
+``fit`` under torchrun, DDP). No import loop (``tests/core/test_package.py``). May import:
+:mod:`core.data`, :mod:`core.store`, :mod:`core.nn`; not prediction, workflow, view or streamlit.
 
 The same code path serves the dashboard and the command line: a
 :class:`~core.train.job.TrainingJob` runs in a daemon thread and fills a snapshot that the page

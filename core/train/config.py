@@ -9,15 +9,46 @@ from typing import Any
 from ..data.records import known_keys
 from ..errors import SegDashError
 from ..nn.augment import AugmentConfig
+from ..nn.losses import LOSSES
 from ..nn.model import ModelConfig, required_multiple
 from .data import SPLITS
 
-__all__ = ["LOSSES", "SCHEDULERS", "OPTIMIZERS", "DEVICES", "SPLITS", "TrainConfig", "default_config", "model_label"]
+__all__ = [
+    "LOSSES",
+    "SCHEDULERS",
+    "OPTIMIZERS",
+    "DEVICES",
+    "SPLITS",
+    "INT_LIMITS",
+    "NUMBER_LIMITS",
+    "TrainConfig",
+    "default_config",
+    "model_label",
+]
 
-LOSSES = ("bce", "dice", "jaccard", "focal", "bce+dice")
 SCHEDULERS = ("cosine", "none")
 OPTIMIZERS = ("adamw", "adam", "sgd")
 DEVICES = ("auto", "cpu", "cuda", "mps")
+#: the bounds :class:`TrainConfig` accepts for its whole-number fields (the Train page's widgets use them too)
+INT_LIMITS: dict[str, tuple[int, int]] = {
+    "epochs": (1, 100_000),
+    "batch_size": (1, 4096),
+    "patch_size": (16, 8192),
+    "seed": (0, 2**31 - 1),
+    "steps_per_epoch": (1, 10_000_000),
+    "num_workers": (0, 256),
+    "val_crop": (0, 65536),
+    "val_gap": (0, 1000),
+    "context": (0, 8),
+}
+#: the bounds of its real-number fields
+NUMBER_LIMITS: dict[str, tuple[float, float]] = {
+    "lr": (1e-8, 10.0),
+    "weight_decay": (0.0, 10.0),
+    "edge_weight": (0.0, 100.0),
+    "val_fraction": (0.0, 0.9),
+    "minutes": (0.0, 100_000.0),
+}
 
 
 @dataclass(frozen=True)
@@ -27,8 +58,8 @@ class TrainConfig:
     Args:
         model: the network (its ``n_classes`` is set from the dataset when training).
         augment: augmentation of training patches.
-        loss: ``bce``, ``dice``, ``jaccard``, ``focal`` or ``bce+dice`` (``bce`` is cross-entropy for
-            more than two classes); smp losses.
+        loss: a name of :data:`core.nn.losses.LOSSES` (``bce``, ``dice``, ``jaccard``, ``focal`` or
+            ``bce+dice``; ``bce`` is cross-entropy for more than two classes); smp losses.
         edge_weight: the cross-entropy of pixels within 2 pixels of another class weighs
             ``1 + edge_weight`` (0: all alike; see :class:`core.nn.losses.Loss`); a ``loss``
             without ``bce`` has nothing for it to weigh.
@@ -115,27 +146,11 @@ class TrainConfig:
             if not isinstance(v, str) or v.lower() not in choices:
                 raise SegDashError(f"{name} must be one of {', '.join(choices)}; got {v!r}")
             object.__setattr__(self, name, v.lower())
-        for name, lo, hi in (
-            ("epochs", 1, 100_000),
-            ("batch_size", 1, 4096),
-            ("patch_size", 16, 8192),
-            ("seed", 0, 2**31 - 1),
-            ("steps_per_epoch", 1, 10_000_000),
-            ("num_workers", 0, 256),
-            ("val_crop", 0, 65536),
-            ("val_gap", 0, 1000),
-            ("context", 0, 8),
-        ):
+        for name, (lo, hi) in INT_LIMITS.items():
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
                 raise SegDashError(f"{name} must be an integer in {lo}..{hi}, got {v!r}")
-        for name, lo, hi in (
-            ("lr", 1e-8, 10.0),
-            ("weight_decay", 0.0, 10.0),
-            ("edge_weight", 0.0, 100.0),
-            ("val_fraction", 0.0, 0.9),
-            ("minutes", 0.0, 100_000.0),
-        ):
+        for name, (lo, hi) in NUMBER_LIMITS.items():
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not lo <= v <= hi:
                 raise SegDashError(f"{name} must be a number in {lo:g}..{hi:g}, got {v!r}")

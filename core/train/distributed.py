@@ -24,10 +24,11 @@ How the work is shared (``W`` ranks):
   with rank 0's batch-norm statistics (:func:`sync_buffers`), so every rank gets the same row.
 - **Stop**: a stop asked on any rank (Ctrl-C, the Train page's Stop through the catalog) stops every
   rank at the same step (:func:`stop_together`); rank 0 then keeps ``last.pt`` as usual.
-- **Recording**: rank 0 runs the job as in one process: catalog row (so the Train page shows the
-  run), epochs, ``last.pt`` / ``best.pt``, ``bundle.zip``. The others run it on a
-  :class:`FollowerWorkspace`: the same datasets, run writes dropped, and their callbacks reduced to
-  the stop check (:func:`callbacks_for_rank`).
+- **Recording**: rank 0 checks the training request and sends it to the others
+  (:func:`core.train.launch.start_job`), then runs the job as in one process: catalog row (so the
+  Train page shows the run), epochs, ``last.pt`` / ``best.pt``, ``bundle.zip``. The others run the
+  same request on a :class:`FollowerWorkspace`: the same datasets, run writes dropped, and only the
+  handlers every rank needs (validation, the stop check: :func:`handlers_for_rank`).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ import atexit
 import shutil
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 import torch.distributed as dist
@@ -56,9 +57,7 @@ from ..nn.distributed import (  # noqa: F401  (re-exported with the verbs below)
     world_size,
 )
 from ..store.workspace import Workspace
-
-if TYPE_CHECKING:  # the job imports the loop, which imports this module
-    from .job import TrainingJob
+from .events import Callbacks, Stopped
 
 # the process group's own verbs (RankInfo, torchrun_env, init, active, rank, world_size, is_main, barrier,
 # broadcast_object, reduce_sum) come from core.nn.distributed and are used here under the same names
@@ -71,8 +70,8 @@ __all__ = [
     "rank_seed",
     "stop_together",
     "callbacks_for_rank",
+    "handlers_for_rank",
     "FollowerWorkspace",
-    "start_job",
 ]
 
 _RANK_SEED_STRIDE = 1_000_003  # rank r's augmentation seed is the single-process one + r * this
@@ -132,12 +131,11 @@ def rank_seed(seed: int) -> int:
 
 def stop_together(check_stop: Callable[[], None]) -> Callable[[], None]:
     """``check_stop`` as every rank's joint decision: each asks its own, and when any would stop, all
-    raise :class:`~core.train.loop.Stopped` at the same step (a rank that stopped alone would leave
+    raise :class:`~core.train.events.Stopped` at the same step (a rank that stopped alone would leave
     the others waiting in the gradients' all-reduce). One small all-reduce per call; ``check_stop``
     itself in one process."""
     if not active():
         return check_stop
-    from .loop import Stopped
 
     def together() -> None:
         try:
@@ -154,14 +152,18 @@ def stop_together(check_stop: Callable[[], None]) -> Callable[[], None]:
 
 def callbacks_for_rank(callbacks: Any) -> Any:
     """``callbacks`` on rank 0 (and in one process); on the other ranks the no-op
-    :class:`~core.train.loop.Callbacks` forwarding only ``check_stop``: rank 0 records the run."""
+    :class:`~core.train.events.Callbacks` forwarding only ``check_stop``: rank 0 records the run."""
     if is_main():
         return callbacks
-    from .loop import Callbacks
-
     follower = Callbacks()
     follower.check_stop = callbacks.check_stop
     return follower
+
+
+def handlers_for_rank(handlers: Sequence[Callbacks]) -> list[Callbacks]:
+    """The handlers this rank runs: all of them on rank 0 (and in one process); on the others those
+    marked ``every_rank`` (validation, the stop check): rank 0 records the run."""
+    return list(handlers) if is_main() else [h for h in handlers if h.every_rank]
 
 
 # -- the job on every rank -------------------------------------------------------------------
@@ -192,7 +194,10 @@ class _RunWritesDropped:
 
 class FollowerWorkspace(Workspace):
     """The workspace as a rank other than 0 sees it: the same datasets and catalog reads; run writes
-    dropped and run folders in a private scratch folder (removed when the process exits)."""
+    dropped and run folders in a private scratch folder (removed when the process exits).
+    ``records_runs`` is false: rank 0 records the run (:meth:`~core.train.job.TrainingJob.start`)."""
+
+    records_runs = False
 
     def __init__(self, root: str | Path):
         super().__init__(root)
@@ -204,32 +209,3 @@ class FollowerWorkspace(Workspace):
         path = self.scratch / run_id
         path.mkdir(parents=True, exist_ok=True)
         return path
-
-
-def start_job(workspace: Workspace, make: Callable[[Workspace, str | None], TrainingJob]) -> TrainingJob:
-    """Build a job with ``make(workspace, run_id)`` and start it through the registry.
-
-    In one process ``run_id`` is ``None`` (the job names itself). Under torchrun (:func:`init` is
-    called here) rank 0 builds its job on ``workspace``, the others on a :class:`FollowerWorkspace`
-    with rank 0's run id; every rank checks the config before any starts, so a refusal (a batch size
-    the ranks do not divide) comes from every rank before anything is recorded.
-    """
-    from .registry import registry
-
-    if init() is None or not active():
-        return registry().start(make(workspace, None))
-    ws = workspace if is_main() else FollowerWorkspace(workspace.root)
-    job, error = None, None
-    if is_main():
-        try:
-            job = make(ws, None)
-        except SegDashError as exc:
-            error = str(exc)
-    error, run_id = broadcast_object((error, job.run_id if job is not None else None))
-    if error is not None:
-        raise SegDashError(error)
-    if job is None:
-        job = make(ws, run_id)
-    local_batch(job.config.batch_size)
-    barrier()  # every rank built its job (and checked the run id is new) before rank 0 records it
-    return registry().start(job)

@@ -100,7 +100,7 @@ def finish_run(
         window: normalisation window.
         n_classes: classes.
         device, amp_dtype: where and how to run the network.
-        check_stop: raises :class:`~core.train.loop.Stopped` to stop.
+        check_stop: raises :class:`~core.train.events.Stopped` to stop.
 
     Returns:
         ``{"decision": {...}, "val": scores, "val_default": scores, "test": scores,

@@ -1,19 +1,21 @@
-"""Training without the UI: :func:`train_headless` runs the dashboard's :class:`~core.train.job.TrainingJob`
+"""Training without the UI: :func:`train_headless` checks a training request
+(:func:`~core.train.request.check_request`), runs it as the dashboard does, in a
+:class:`~core.train.job.TrainingJob` (on every rank under torchrun: :func:`~core.train.launch.start_job`),
 and waits; :func:`job_progress` turns a snapshot into a progress count."""
 
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
 from ..data.records import finite_or_none
-from ..nn.checkpoint import read_checkpoint_info
 from ..store.workspace import Workspace
 from . import distributed
-from .config import TrainConfig, default_config
-from .job import TrainingJob, TrainingSnapshot, _resolve_checkpoint
+from .config import TrainConfig
+from .job import TrainingJob, TrainingSnapshot
+from .launch import start_job
+from .request import TrainingRequest, check_request
 
 __all__ = ["train_headless", "job_progress"]
 
@@ -67,24 +69,12 @@ def train_headless(
         ValueError: bad config, unknown dataset, nothing to resume, a job already running.
     """
     ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
-    if isinstance(config, TrainConfig):
-        cfg = config
-    else:
-        base = None
-        if resume is not None:
-            path, _ = _resolve_checkpoint(ws, resume)
-            stored = read_checkpoint_info(path)["extra"].get("train_config")
-            base = TrainConfig.from_dict(stored) if stored else None
-        if base is None:
-            base = default_config(ws.dataset(dataset).n_classes)
-        cfg = TrainConfig.from_dict(config or {}, base=base)
-    if epochs is not None:
-        cfg = replace(cfg, epochs=epochs)
-    if distributed.active() and origin == "cli":
-        origin = "torchrun"
-    job = distributed.start_job(
-        ws, lambda w, run_id: TrainingJob(w, dataset, cfg, run_id=run_id, resume_from=resume, origin=origin)
-    )
+
+    def request() -> TrainingRequest:  # called once torchrun's process group (if any) is joined
+        who = "torchrun" if distributed.active() and origin == "cli" else origin
+        return check_request(ws, dataset, config, epochs=epochs, resume=resume, origin=who)
+
+    job = start_job(ws, request)
     if not distributed.is_main():
         progress = None
     last_key = None

@@ -12,9 +12,10 @@ of its own has its own interpreter; the operating system shares the cores by pri
 :class:`~core.train.job.TrainingJob` (``start``, ``stop``, ``join``, ``is_active``, ``snapshot``,
 ``state``, ``run_id``, ``dataset``, ``workspace``), kept in the same process-wide registry
 (:func:`~core.train.registry.registry`), so a page refresh or a second tab finds it. The work itself
-is a plain :class:`TrainingJob` in ``python -m core.train.process`` (:func:`main`): the run's row is
-recorded (queued, owned by the worker) as the worker starts, so every page lists it at once, and
-the worker's job writes it as any job does (epochs, checkpoints, heartbeat with progress every
+is a plain :class:`TrainingJob` in ``python -m core.train.process`` (:func:`main`), made from the
+:class:`~core.train.request.TrainingRequest` this process checked (sent as one JSON line, not checked
+again): the run's row is recorded (queued, owned by the worker) as the worker starts, so every page
+lists it at once, and the worker's job writes it as any job does (epochs, checkpoints, heartbeat with progress every
 2 s); the :class:`ProcessJob` reads its snapshot from there (:func:`~core.train.snapshot.snapshot_of_run`).
 Stop: a signal to the worker (``SIGUSR1``: it stops within one step), and the catalog's stop request
 as well (what other processes use). A worker that dies without recording an end (killed, out of
@@ -46,7 +47,6 @@ import sys
 import threading
 import time
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 from ..data.owner import Owner
@@ -55,11 +55,12 @@ from ..nn.device import on_stop_signal, server_gone, signal_stop, use_worker_pro
 from ..store.schema import ACTIVE_RUN_STATES
 from ..store.workspace import Workspace
 from .config import TrainConfig
-from .job import TrainingJob
+from .job import TrainingJob, first_snapshot
 from .registry import registry
+from .request import TrainingRequest, check_request
 from .snapshot import JobHandle, mark_worker, snapshot_of_run
 
-__all__ = ["ProcessJob", "start_training", "main", "watch_server"]
+__all__ = ["ProcessJob", "start_training", "main", "worker_job", "watch_server"]
 
 log = logging.getLogger(__name__)
 _POLL_S = 0.5  # how often the job reads its run's row (the worker's heartbeat writes it every 2 s)
@@ -80,29 +81,30 @@ def start_training(
     registry either way.
 
     Raises:
-        ValueError: what :class:`~core.train.job.TrainingJob` refuses (checked here, before any
+        ValueError: what :func:`~core.train.request.check_request` refuses (checked here, before any
             process starts), or a job already running in the workspace.
     """
-    job = TrainingJob(workspace, dataset, config, resume_from=resume_from, origin=origin)
+    request = check_request(workspace, dataset, config, resume=resume_from, origin=origin)
     if use_worker_process():
-        return registry().start(ProcessJob(job, resume_from=resume_from))
-    return registry().start(job)
+        return registry().start(ProcessJob(request, workspace))
+    return registry().start(TrainingJob.from_request(request, workspace))
 
 
 class ProcessJob(JobHandle):
-    """A :class:`~core.train.job.TrainingJob` run by a worker process (see the module docstring).
+    """A checked :class:`~core.train.request.TrainingRequest` run by a worker process (see the module
+    docstring).
 
     Args:
-        job: the job, built (and so checked) in this process, not started.
-        resume_from: what ``job`` was given to resume from (a run id or a checkpoint path).
+        request: the request, checked in this process.
+        workspace: its workspace (default: ``request.workspace``).
     """
 
-    def __init__(self, job: TrainingJob, resume_from: str | Path | None = None):
-        self.run_id, self.dataset, self.workspace = job.run_id, job.dataset, job.workspace
-        self.config, self.origin, self.resumed_from = job.config, job.origin, job.resumed_from
-        self._resume = None if resume_from is None else str(resume_from)
+    def __init__(self, request: TrainingRequest, workspace: Workspace | None = None):
+        self.request, self.workspace = request, workspace or Workspace(request.workspace)
+        self.run_id, self.dataset, self.config = request.run_id, request.dataset, request.config
+        self.origin, self.resumed_from = request.origin, request.resumed_from
         self._lock = threading.Lock()
-        self._snap = replace(job.snapshot(), origin="this server")
+        self._snap = first_snapshot(request)
         self._proc: subprocess.Popen | None = None
         self._thread: threading.Thread | None = None
         self._stop_asked = False
@@ -121,15 +123,7 @@ class ProcessJob(JobHandle):
             raise SegDashError(f"job {self.run_id} was started already")
         run_dir = self.workspace.run_dir(self.run_id)
         run_dir.mkdir(parents=True, exist_ok=True)
-        spec = {
-            "parent": os.getpid(),
-            "workspace": str(self.workspace.root),
-            "dataset": self.dataset,
-            "config": self.config.to_dict(),
-            "run_id": self.run_id,
-            "resume_from": self._resume,
-            "origin": self.origin,
-        }
+        spec = {"parent": os.getpid(), "request": self.request.to_dict()}
         with open(run_dir / "worker.log", "ab") as log_file:  # the server's directory, as paths are given
             self._proc = subprocess.Popen(
                 [sys.executable, "-m", "core.train.process"],
@@ -154,8 +148,8 @@ class ProcessJob(JobHandle):
             self._proc.kill()
             raise
         assert self._proc.stdin is not None
-        # one line of spec; the pipe then stays open for this process's life: its end tells the worker
-        # that the server is gone (watch_server), however it ended
+        # one line: the request and this process's id; the pipe then stays open for this process's life:
+        # its end tells the worker that the server is gone (watch_server), however it ended
         self._proc.stdin.write(json.dumps(spec).encode() + b"\n")
         self._proc.stdin.flush()
         self._thread = threading.Thread(target=self._follow, name=f"segdash-worker-{self.run_id}", daemon=True)
@@ -268,22 +262,18 @@ def watch_server(fd: int | None = None) -> threading.Event:
     return gone
 
 
+def worker_job(spec: dict[str, Any]) -> TrainingJob:
+    """The worker's job: its server's request (``spec["request"]``), as it was checked there."""
+    return TrainingJob.from_request(TrainingRequest.from_dict(spec["request"]))
+
+
 def main() -> int:
-    """The worker: read the job's spec (one JSON line) from standard input, train, exit 0 once the
-    run's outcome (done, stopped, interrupted or failed) is in the catalog. ``SIGUSR1`` stops it
-    (the Stop button); its server's end, Ctrl-C or ``SIGTERM`` interrupt it
+    """The worker: read the request its server checked (one JSON line) from standard input, train,
+    exit 0 once the run's outcome (done, stopped, interrupted or failed) is in the catalog.
+    ``SIGUSR1`` stops it (the Stop button); its server's end, Ctrl-C or ``SIGTERM`` interrupt it
     (:meth:`~core.train.job.TrainingJob.interrupt`)."""
     spec: dict[str, Any] = json.loads(sys.stdin.buffer.readline())
-    ws = Workspace(spec["workspace"])
-    job = TrainingJob(
-        ws,
-        spec["dataset"],
-        TrainConfig.from_dict(spec["config"]),
-        run_id=spec["run_id"],
-        resume_from=spec.get("resume_from"),
-        origin=spec.get("origin") or "app",
-        recorded=True,
-    )
+    job = worker_job(spec)
     parent = spec.get("parent")
     gone = watch_server()
     on_stop_signal(job.stop)

@@ -5,7 +5,7 @@ complete ones too) for a bounded time, then predicts one slice, all in a backgro
 the page polls it and stays usable. It runs the dashboard's own :class:`~core.train.job.TrainingJob`
 through :func:`~core.train.registry.registry` (one job per workspace; its run is recorded like any
 other, with ``-live-`` in its id) and stops it at the round's deadline: the job keeps the weights
-reached in ``last.pt`` (:class:`~core.train.recorder.RunRecorder`), which the round predicts with.
+reached in ``last.pt`` (:class:`~core.train.handlers.checkpoints.Checkpoints`), which the round predicts with.
 
 Each round continues from the newest live run of the dataset; the first from the dataset's current
 model (the newest finished run with a checkpoint) when there is one, else from a small fresh

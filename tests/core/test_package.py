@@ -111,19 +111,6 @@ def test_review_and_view_import_neither_torch_nor_monai():
 
 # -- no import loops inside core (issue 26) -------------------------------------------------------
 
-# the one loop left while issue 26's training work lands on its own branch (core/train's loop ->
-# distributed -> loop/registry/job, held apart by imports inside functions); its branch removes it, and
-# this exception with it, at merge. Any other loop, or a loop reaching outside these modules, fails.
-KNOWN_LOOP = {
-    "core.train.distributed",
-    "core.train.finish",
-    "core.train.job",
-    "core.train.loop",
-    "core.train.recorder",
-    "core.train.registry",
-}
-
-
 def _module_name(path: Path) -> str:
     parts = list(path.relative_to(ROOT).with_suffix("").parts)
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
@@ -189,7 +176,7 @@ def test_no_import_loops_inside_core():
     files = sorted(CORE.rglob("*.py"))
     modules = {_module_name(f) for f in files}
     graph = {_module_name(f): _module_imports(f, modules) for f in files}
-    loops = [sorted(loop) for loop in _import_loops(graph) if not loop <= KNOWN_LOOP]
+    loops = [sorted(loop) for loop in _import_loops(graph)]
     assert not loops, "import loops inside core (move the shared piece to a lower module):\n" + "\n".join(
         " <-> ".join(loop) for loop in loops
     )
