@@ -20,9 +20,7 @@ class CatalogRows(Callbacks):
         self.ctx = ctx
 
     def _add(self, row: dict[str, Any]) -> None:
-        self.ctx.workspace.add_epoch(
-            self.ctx.run_id, int(row["epoch"]), {k: v for k, v in row.items() if k != "epoch"}
-        )
+        self.ctx.workspace.add_epoch(self.ctx.run_id, int(row["epoch"]), {k: v for k, v in row.items() if k != "epoch"})
 
     def on_resume(self, state: Any, checkpoint: Any) -> None:
         for row in state.history:  # the source's epochs are this run's first ones
