@@ -19,7 +19,7 @@ from core.predict.dataset import PredictionJob, prediction_jobs
 from core.predict.stored import list_predictions, load_prediction
 from core.workflow import review
 from core.workflow.ingest import import_dataset
-from core.workflow.predictions_view import headline_classes, slice_review, threshold_override
+from core.workflow.predictions_view import adjustable_threshold, headline_classes, slice_review, threshold_override
 from core.workflow.runs import CLASS_MEAN_DICE, FOREGROUND_DICE, picker_runs, run_views
 from pages._common import dataset_picker, flash, user_errors, workspace
 from pages._predictions_review import (
@@ -236,7 +236,7 @@ with user_errors():
     masks, probs, summary = load_prediction(ws, dataset, view)
     k = int(summary.n_classes or info.n_classes)
     threshold = None
-    if k == 2 and probs is not None:
+    if adjustable_threshold(k, probs):
         thr = st.slider(
             "Threshold: a pixel is " + f"'{info.class_names[1]}' where its probability is above",
             0.0,

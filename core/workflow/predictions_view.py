@@ -1,6 +1,7 @@
 """The Predictions page's decisions about one stored prediction, apart from its widgets.
 
-Which threshold re-labels the prediction (:func:`threshold_override`), in which order the headline
+Whether a threshold applies (:func:`adjustable_threshold`), which one re-labels the prediction
+(:func:`threshold_override`), in which order the headline
 shows the classes (:func:`headline_classes`), and what the slice browser shows of one slice
 (:func:`slice_review`): its predicted labels at that threshold, its uncertainty, and whether it is
 scored. The "scored" rule is :mod:`core.workflow.review`'s: a slice is scored when a person drew or
@@ -13,6 +14,8 @@ Numpy only (no torch): the page imports it on every run.
 Example:
     >>> threshold_override(0.5, 0.5) is None, threshold_override(0.7, 0.5)
     (True, 0.7)
+    >>> adjustable_threshold(2, np.zeros((1, 4, 4))), adjustable_threshold(3, np.zeros((1, 4, 4)))
+    (True, False)
     >>> headline_classes(2), headline_classes(3)
     ([1, 0], [0, 1, 2])
 """
@@ -28,13 +31,26 @@ from ..predict.probabilities import relabel, uncertainty_map
 from ..predict.stored import GROUND_TRUTH_STATUSES, PredictionSummary, prob_path
 from .review import PredictionReview
 
-__all__ = ["SliceReview", "headline_classes", "slice_review", "status_note", "threshold_override"]
+__all__ = [
+    "SliceReview",
+    "adjustable_threshold",
+    "headline_classes",
+    "slice_review",
+    "status_note",
+    "threshold_override",
+]
 
 _NOTES = {
     "from-prediction": " · its mask is an accepted prediction: not scored (edit it on the Label page to "
     "make it ground truth)",
     "unlabeled": " · no mask: unlabeled slice, not scored",
 }
+
+
+def adjustable_threshold(n_classes: int, probs: np.ndarray | None) -> bool:
+    """Whether the page offers a threshold: a two-class prediction whose probabilities were stored
+    re-labels from them; any other shows its stored masks."""
+    return int(n_classes) == 2 and probs is not None
 
 
 def threshold_override(chosen: float, stored: float) -> float | None:

@@ -17,7 +17,13 @@ import tifffile
 import core.workflow.review as review_module
 from core.predict.probabilities import uncertainty_map
 from core.predict.stored import MASKS, PROB, SUMMARY, load_prediction
-from core.workflow.predictions_view import headline_classes, slice_review, status_note, threshold_override
+from core.workflow.predictions_view import (
+    adjustable_threshold,
+    headline_classes,
+    slice_review,
+    status_note,
+    threshold_override,
+)
 from core.workflow.review import correction_queue, dataset_confusion, per_slice_scores, review_prediction
 
 N, H, W = 4, 16, 16
@@ -76,6 +82,26 @@ def test_review_scores_each_ground_truth_slice_once_and_matches_the_single_calls
     assert numbers.slice_score(2) is None
 
 
+def test_review_calls_the_scoring_once_per_ground_truth_slice(ws, monkeypatch):
+    """Each ground-truth slice goes through the metric (core.nn.metrics.slice_scores) once per review;
+    the three single calls it replaces would score it three times."""
+    import core.predict.stored as stored
+
+    calls: list[int] = []
+    real = stored.slice_scores
+
+    def counted(pred, truth, k):
+        calls.append(int(truth.size))
+        return real(pred, truth, k)
+
+    monkeypatch.setattr(stored, "slice_scores", counted)
+    review_prediction(ws, "cells", RUN, 0.3)
+    assert len(calls) == 2  # slices 0 and 1; unlabeled and accepted never
+    calls.clear()
+    per_slice_scores(ws, "cells", RUN), correction_queue(ws, "cells", RUN), dataset_confusion(ws, "cells", RUN)
+    assert len(calls) == 3 * 2  # what the page used to do per render
+
+
 def test_slice_review_reads_its_score_from_the_review_and_scores_nothing(ws, monkeypatch):
     numbers = review_prediction(ws, "cells", RUN, 0.3)
     masks, probs, summary = load_prediction(ws, "cells", RUN)
@@ -119,6 +145,8 @@ def test_unlabeled_and_accepted_slices_are_not_scored_and_uncertainty_comes_from
 def test_threshold_headline_order_and_status_notes():
     assert threshold_override(0.5, 0.5) is None and threshold_override(0.5 + 1e-12, 0.5) is None
     assert threshold_override(0.31, 0.5) == 0.31
+    probs = np.zeros((1, 4, 4), np.uint8)
+    assert adjustable_threshold(2, probs) and not adjustable_threshold(2, None) and not adjustable_threshold(3, probs)
     assert headline_classes(2) == [1, 0] and headline_classes(4) == [0, 1, 2, 3]
     assert status_note("labeled") == "" and status_note("edited") == ""
     assert "accepted prediction" in status_note("from-prediction") and "unlabeled" in status_note("unlabeled")
