@@ -1,37 +1,37 @@
 """Predictions: run a trained model over a dataset, then review where it is wrong and fix it.
 
-UI only: prediction is :func:`core.predict.dataset.predict_dataset`, review is :mod:`core.workflow.review`,
-pictures are :mod:`core.view.render` and charts :mod:`core.view.plots`.
+UI only: prediction is :func:`core.predict.dataset.predict_dataset`; review (what is scored, at which
+threshold, the slice's labels and uncertainty) is :mod:`core.workflow.review` and
+:mod:`core.workflow.predictions_view`; the review's pictures and tables are ``pages/_predictions_review.py``.
 """
 
 from __future__ import annotations
 
-import functools
-import hashlib
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import streamlit as st
 
 from core.errors import SegDashError
 from core.nn.checkpoint import read_checkpoint_info
 from core.nn.fit import fit_warnings
-from core.nn.metrics import slice_scores
 from core.predict.config import PredictConfig
 from core.predict.dataset import PredictionJob, prediction_jobs
-from core.predict.probabilities import relabel, uncertainty_map
-from core.predict.stored import GROUND_TRUTH_STATUSES, list_predictions, load_prediction, prob_path
-from core.view import plots
-from core.view.render import ERROR_COLORS, class_color, error_map, heatmap, overlay
+from core.predict.stored import list_predictions, load_prediction
 from core.workflow import review
-from core.workflow.export import PREDICTION_FORMATS, export_prediction, to_bytes
 from core.workflow.ingest import import_dataset
-from core.workflow.runs import CLASS_MEAN_DICE, FOREGROUND_DICE, NOT_SCORED, picker_runs, run_views
-from pages._common import dataset_picker, flash, prepared_download, user_errors, workspace
+from core.workflow.predictions_view import adjustable_threshold, headline_classes, slice_review, threshold_override
+from core.workflow.runs import CLASS_MEAN_DICE, FOREGROUND_DICE, picker_runs, run_views
+from pages._common import dataset_picker, flash, user_errors, workspace
+from pages._predictions_review import (
+    confusion_tab,
+    downloads,
+    fmt,
+    queue_tab,
+    scores_tab,
+    slice_metrics,
+    slice_panels,
+)
 from pages._split import prediction_parts_table
-
-MODEBAR_PX = 32  # height of Plotly's toolbar (the mode bar), drawn over the top right of a figure
 
 
 # -- cached review numbers: recomputed only when the prediction, threshold or masks change ------
@@ -45,13 +45,10 @@ def _review(
     masks_version: str,
     statuses: tuple[str, ...],
     created: float,
-) -> tuple[list[dict], list[dict], np.ndarray]:
+) -> review.PredictionReview:
+    """Scores, queue and confusion from one pass: each ground-truth slice is scored once."""
     del root, masks_version, statuses, created  # cache key only: a new mask, status or prediction recomputes
-    return (
-        review.per_slice_scores(_ws, dataset, run_id, threshold),
-        review.correction_queue(_ws, dataset, run_id, threshold),
-        review.dataset_confusion(_ws, dataset, run_id, threshold),
-    )
+    return review.review_prediction(_ws, dataset, run_id, threshold)
 
 
 def _import_upload() -> None:
@@ -66,14 +63,6 @@ def _import_upload() -> None:
         return
     st.session_state["dataset"] = report.dataset.name
     flash("success", f"Imported {report.dataset.name}: {report.dataset.shape[0]} slices. " + " ".join(report.notices))
-
-
-def _select_queue_row(key: str) -> None:
-    """Clicking a row of the correction queue opens that slice in the browser below."""
-    rows = st.session_state[key].selection.rows
-    order = st.session_state.get("pred_queue_z", [])
-    if rows and rows[0] < len(order):
-        st.session_state["pred_slice"] = order[rows[0]]
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
@@ -121,40 +110,6 @@ def _report(job: PredictionJob | None) -> None:
         st.success(f"Predicted {result.n_done} slices on {result.device} in {result.seconds:.1f} s.")
     if result.n_done:
         st.session_state["pred_shown"] = snap["run_id"]  # review the prediction just made (widget not drawn yet)
-
-
-def _downloads(ws, dataset: str, run_id: str) -> None:
-    """The reviewed prediction's masks and probabilities as TIFFs for Fiji / napari (ImageJ
-    hyperstacks, :func:`core.workflow.export.export_prediction`), prepared on request."""
-    with st.expander("Download for Fiji / napari"):
-        cols = st.columns(2)
-        for col, (fmt, what) in zip(cols, (("tiff", "masks"), ("prob-tiff", "probabilities"))):
-            if col.button(f"Prepare the {what} TIFF", key=f"pred_prepare_{fmt}", icon=":material/build:"):
-                with user_errors(), st.spinner(f"Writing the {what} of {run_id} ..."):
-                    data = to_bytes(export_prediction, ws, dataset, run_id, fmt)
-                    name = f"{dataset}_{run_id}_{PREDICTION_FORMATS[fmt]}"
-                    st.session_state["pred_download"] = {"for": (dataset, run_id), "data": data, "file_name": name}
-        ready = st.session_state.get("pred_download")
-        if ready and ready["for"] == (dataset, run_id):
-            prepared_download({**ready, "mime": "image/tiff"}, "pred_download_button")
-
-
-def _badge(text: str, rgb: tuple[int, int, int]) -> str:
-    return (
-        f"<span style='background:rgb{tuple(rgb)};color:black;padding:1px 6px;border-radius:4px;"
-        f"margin-right:6px'>{text}</span>"
-    )
-
-
-def _legend(class_names: tuple[str, ...]) -> str:
-    """Class colours of the overlays and the error colours of :func:`core.view.render.error_map`."""
-    classes = f"{class_names[0]} untinted " + "".join(
-        _badge(n, class_color(k)) for k, n in enumerate(class_names) if k > 0
-    )
-    errors = "".join(
-        _badge(name, rgb) for name, rgb in ERROR_COLORS.items() if len(class_names) > 2 or name != "wrong class"
-    )  # two classes: every error is FP or FN
-    return f"Classes: {classes} &nbsp; Errors: {errors}<span style='color:gray'>correct pixels: plain image</span>"
 
 
 st.title("Predictions")
@@ -276,12 +231,12 @@ if not predictions:
 if st.session_state.get("pred_shown") not in predictions:  # another dataset's, or deleted
     st.session_state.pop("pred_shown", None)
 view = st.selectbox("Prediction to review", predictions, key="pred_shown")
-_downloads(ws, dataset, view)
+downloads(ws, dataset, view)
 with user_errors():
     masks, probs, summary = load_prediction(ws, dataset, view)
     k = int(summary.n_classes or info.n_classes)
     threshold = None
-    if k == 2 and probs is not None:
+    if adjustable_threshold(k, probs):
         thr = st.slider(
             "Threshold: a pixel is " + f"'{info.class_names[1]}' where its probability is above",
             0.0,
@@ -291,8 +246,8 @@ with user_errors():
             key="pred_threshold",
             help="Re-labels from the stored probabilities, without running the network again.",
         )
-        threshold = None if abs(thr - float(summary.threshold)) < 1e-9 else float(thr)
-    scores, queue, confusion = _review(
+        threshold = threshold_override(thr, summary.threshold)
+    numbers = _review(
         ws,
         str(ws.root),
         dataset,
@@ -302,11 +257,9 @@ with user_errors():
         info.statuses,
         float(summary.created),
     )
+    scores = numbers.scores
     names = tuple(summary.class_names or info.class_names)
     per_class, class_mean = review.class_dice(scores, k)
-
-    def fmt(v: float | None) -> str:
-        return "n/a" if v is None else f"{v:.3f}"
 
     head = st.columns(min(k, 6) + 1)
     head[0].metric(
@@ -315,13 +268,12 @@ with user_errors():
         help="Per-class Dice averaged over the slices that have a mask of their own (labeled or "
         "edited; accepted predictions are not scored), then averaged over the classes.",
     )
-    order = [1, 0] + list(range(2, k)) if k == 2 else list(range(k))  # two classes: the foreground first
-    for col, c in zip(head[1:], order[:6]):
+    for col, c in zip(head[1:], headline_classes(k)[:6]):
         label = f"{FOREGROUND_DICE} ('{names[c]}')" if k == 2 and c == 1 else f"Dice of '{names[c]}'"
         col.metric(label, fmt(per_class[c]), help=f"Dice of class {c} ('{names[c]}'), averaged over scored slices.")
     if k > 6:
         st.caption("Dice per class: " + ", ".join(f"{names[c]} {fmt(per_class[c])}" for c in range(k)))
-    collapsed = review.collapse_warning(confusion, names)
+    collapsed = review.collapse_warning(numbers.confusion, names)
     if collapsed:
         st.warning(f"Collapsed model: {collapsed}", icon=":material/report:")
     for w in summary.warnings:
@@ -341,68 +293,10 @@ with user_errors():
     if st.session_state.get("pred_slice", 0) >= n_pred:
         st.session_state["pred_slice"] = 0
     z = st.slider("Slice", 0, n_pred - 1, key="pred_slice") if n_pred > 1 else 0
-    image = ws.read_slice(dataset, z)
-    mask = ws.read_mask(dataset, z)
-    truth = ws.read_truth(dataset, z)  # what a person drew or imported: not pixels accepted from a model
-    pred = relabel(prob_path(ws, dataset, view), threshold, z=z) if threshold is not None else np.asarray(masks[z])
-    scale = float(summary.prob_scale)
-    unc = None
-    if probs is not None:
-        p = np.asarray(probs[z], np.float32) / scale
-        unc = uncertainty_map(p[None] if p.ndim == 2 else p)
-    status = info.statuses[z]
-    scored = truth is not None and status in GROUND_TRUTH_STATUSES
-    about = {
-        "from-prediction": " · its mask is an accepted prediction: not scored (edit it on the Label page to "
-        "make it ground truth)",
-        "unlabeled": " · no mask: unlabeled slice, not scored",
-    }.get(status, "")
-    st.markdown(f"**{info.slice_names[z]}** (z = {z}) · status **{status}**{about}")
-    panels = [("Image", overlay(image, None))]
-    if truth is not None:
-        panels.append(("Mask (ground truth)" if scored else "Mask (accepted prediction)", overlay(image, mask)))
-    panels.append(("Prediction", overlay(image, pred)))
-    if scored:
-        panels.append(("Error map", error_map(image, pred, truth)))  # counts drawn or imported pixels
-    if unc is not None:
-        panels.append(("Uncertainty (bright = unsure)", heatmap(unc, image)))
-    large = st.toggle(
-        "Large view",
-        key="pred_large",
-        help="Two pictures per row, big. In either view the pictures zoom and pan together: drag a "
-        "box to zoom, double-click to reset.",
-    )
-    h, w = image.shape[-2:]
-    per_row = 2 if large else len(panels)
-    panel_px = int(min(560 if large else 300, (1000 / per_row) * h / w))  # about the width a picture gets
-    views = plots.linked_images(panels, cols=per_row, panel_px=panel_px)
-    # a band above the titles for Plotly's toolbar, which otherwise covers the last panel's title
-    views.update_layout(margin=dict(t=views.layout.margin.t + MODEBAR_PX), height=views.layout.height + MODEBAR_PX)
-    st.plotly_chart(
-        views,
-        key="pred_views",
-        config={
-            "displaylogo": False,
-            "scrollZoom": True,
-            "modeBarButtonsToRemove": ["select2d", "lasso2d", "autoScale2d"],
-        },
-    )
-    info_cols = st.columns(3)
-    if scored:
-        s = slice_scores(pred, truth, k)
-        info_cols[0].metric(
-            "Wrong pixels",
-            f"{100 * s['pixel_error']:.2f} %",
-            help="Share of pixels whose predicted class differs from the mask.",
-        )
-        info_cols[1].metric(
-            "Dice of this slice",
-            fmt(s["dice_fg"] if k == 2 else s["mean_dice"]),
-            help="Foreground Dice for two classes, the class mean otherwise.",
-        )
-    if unc is not None:
-        info_cols[2].metric("Mean uncertainty", f"{float(unc.mean()):.3f}")
-    st.markdown(_legend(info.class_names), unsafe_allow_html=True)
+    sv = slice_review(ws, dataset, view, z, threshold, masks, probs, summary, numbers)
+    st.markdown(f"**{info.slice_names[z]}** (z = {z}) · status **{sv.status}**{sv.note}")
+    slice_panels(sv)
+    slice_metrics(sv, info.class_names)
 
     b1, b2, _ = st.columns([1, 1, 2])
     if b1.button(
@@ -426,63 +320,8 @@ with user_errors():
     # -- tables and charts ----------------------------------------------------------------------
     tab_queue, tab_scores, tab_conf = st.tabs(["Correction queue", "Per-slice scores", "Confusion matrix"])
     with tab_queue:
-        st.caption(
-            "What to look at next: unlabeled slices where the model is least sure first (label these "
-            "next), then labeled slices with the lowest Dice. Click a row to open the slice above."
-        )
-        st.session_state["pred_queue_z"] = [r["z"] for r in queue]
-        # a new key whenever the order or the slice shown changes: a stale selection (a row index into an
-        # older order) never marks another slice than the one shown; the shown slice is marked instead
-        digest = hashlib.sha1(repr((view, [r["z"] for r in queue], z)).encode()).hexdigest()[:10]
-        queue_key = f"pred_queue_{digest}"
-        dice_col = FOREGROUND_DICE if k == 2 else CLASS_MEAN_DICE  # a slice's score, as review scores it
-        table = [
-            {
-                "shown": "▶" if r["z"] == z else "",
-                "z": r["z"],
-                "slice": r["name"],
-                "status": r["status"],
-                "uncertainty": round(r["uncertainty"], 3),
-                dice_col: NOT_SCORED if r["dice"] is None else f"{r['dice']:.3f}",
-                "why": r["reason"],
-            }
-            for r in queue
-        ]
-        shown_style = "background-color: #fff3c4; font-weight: 600"
-        styled = pd.DataFrame(
-            table, columns=["shown", "z", "slice", "status", "uncertainty", dice_col, "why"]
-        ).style.apply(lambda row: [shown_style if row["shown"] else ""] * len(row), axis=1)
-        st.dataframe(
-            styled,
-            column_config={
-                "shown": st.column_config.TextColumn("", width=30, help="the slice shown above"),
-                "uncertainty": st.column_config.NumberColumn(format="%.3f"),
-            },
-            key=queue_key,
-            on_select=functools.partial(_select_queue_row, queue_key),
-            selection_mode="single-row",
-            hide_index=True,
-            width="stretch",
-            height=320,
-        )
+        queue_tab(numbers.queue, view, z, k)
     with tab_scores:
-        if scores:
-            st.caption(
-                "Labeled slices, worst Dice first (foreground Dice/IoU for two classes, mean over classes otherwise)."
-            )
-            st.dataframe(
-                plots.slice_scores_rows(scores, keys=("dice", "iou", "pixel_error", "uncertainty")),
-                key="pred_scores",
-                hide_index=True,
-                width="stretch",
-                height=320,
-            )
-            st.plotly_chart(plots.slice_scores_figure(scores, "dice"), key="pred_scores_chart")
-        else:
-            st.info("No labeled slice to score against.")
+        scores_tab(scores)
     with tab_conf:
-        if confusion.sum():
-            st.caption("Pixels of all labeled slices: each row (true class) sums to 100 %.")
-            st.plotly_chart(plots.confusion_figure(confusion, info.class_names), key="pred_confusion")
-        else:
-            st.info("No labeled slice to build a confusion matrix from.")
+        confusion_tab(numbers.confusion, info.class_names)

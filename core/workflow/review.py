@@ -32,6 +32,7 @@ Example:
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
@@ -48,6 +49,8 @@ from ..predict.stored import (
 )
 
 __all__ = [
+    "PredictionReview",
+    "review_prediction",
     "correction_queue",
     "per_slice_scores",
     "dataset_confusion",
@@ -73,6 +76,51 @@ def _dice_key(d: float | None) -> float:
     return 1.0 if d is None or (isinstance(d, float) and math.isnan(d)) else float(d)
 
 
+@dataclass(frozen=True)
+class PredictionReview:
+    """Everything the review of one prediction needs, from one scoring pass over the ground truth.
+
+    Attributes:
+        scores: rows of :func:`per_slice_scores`, worst first.
+        queue: rows of :func:`correction_queue`, highest priority first.
+        confusion: the (K, K) matrix of :func:`dataset_confusion`.
+    """
+
+    scores: list[dict[str, Any]]
+    queue: list[dict[str, Any]]
+    confusion: np.ndarray
+
+    def slice_score(self, z: int) -> dict[str, Any] | None:
+        """The score row of slice ``z``, ``None`` where it is not scored (no ground truth)."""
+        return next((r for r in self.scores if r["z"] == z), None)
+
+
+def _score_pass(
+    ws: Any, dataset: str, run_id: str, threshold: float | None
+) -> tuple[list[dict[str, Any]], np.ndarray, PredictionSummary]:
+    """Every ground-truth slice scored once: ``(rows worst first, confusion, summary)``."""
+    labels, n, summary = _labels_getter(ws, dataset, run_id, threshold)
+    info = ws.dataset(dataset)
+    zs = [z for z in range(min(n, len(info.statuses))) if info.statuses[z] in GROUND_TRUTH_STATUSES]
+    rows, conf = score_prediction(ws, dataset, labels, zs)
+    unc = {s["z"]: s.get("uncertainty") for s in summary.slices}
+    for r in rows:
+        r["uncertainty"] = unc.get(r["z"])
+        r["dice"], r["iou"] = finite_or_none(r["dice"]), finite_or_none(r["iou"])
+    rows.sort(key=lambda r: (_dice_key(r["dice"]), -r["pixel_error"], r["z"]))
+    return rows, conf, summary
+
+
+def review_prediction(ws: Any, dataset: str, run_id: str, threshold: float | None = None) -> PredictionReview:
+    """Scores, correction queue and confusion of a prediction, each ground-truth slice scored once.
+
+    What the Predictions page shows: the same numbers as :func:`per_slice_scores`,
+    :func:`correction_queue` and :func:`dataset_confusion`, which would score every slice three times.
+    """
+    rows, conf, summary = _score_pass(ws, dataset, run_id, threshold)
+    return PredictionReview(scores=rows, queue=_queue(ws.dataset(dataset), summary, rows), confusion=conf)
+
+
 def per_slice_scores(ws: Any, dataset: str, run_id: str, threshold: float | None = None) -> list[dict[str, Any]]:
     """Scores of the prediction on every ground-truth slice, worst (lowest Dice) first.
 
@@ -87,16 +135,7 @@ def per_slice_scores(ws: Any, dataset: str, run_id: str, threshold: float | None
         uncertainty}``; ``dice``/``iou`` are of the foreground for binary data, the mean over classes
         otherwise, ``None`` when there is nothing to score.
     """
-    labels, n, summary = _labels_getter(ws, dataset, run_id, threshold)
-    info = ws.dataset(dataset)
-    zs = [z for z in range(min(n, len(info.statuses))) if info.statuses[z] in GROUND_TRUTH_STATUSES]
-    rows, _ = score_prediction(ws, dataset, labels, zs)
-    unc = {s["z"]: s.get("uncertainty") for s in summary.slices}
-    for r in rows:
-        r["uncertainty"] = unc.get(r["z"])
-        r["dice"], r["iou"] = finite_or_none(r["dice"]), finite_or_none(r["iou"])
-    rows.sort(key=lambda r: (_dice_key(r["dice"]), -r["pixel_error"], r["z"]))
-    return rows
+    return _score_pass(ws, dataset, run_id, threshold)[0]
 
 
 def dataset_confusion(ws: Any, dataset: str, run_id: str, threshold: float | None = None) -> np.ndarray:
@@ -104,11 +143,7 @@ def dataset_confusion(ws: Any, dataset: str, run_id: str, threshold: float | Non
 
     Rows are the true class, columns the predicted class (:func:`core.nn.metrics.confusion_matrix`).
     """
-    labels, n, _ = _labels_getter(ws, dataset, run_id, threshold)
-    info = ws.dataset(dataset)
-    zs = [z for z in range(min(n, len(info.statuses))) if info.statuses[z] in GROUND_TRUTH_STATUSES]
-    _, conf = score_prediction(ws, dataset, labels, zs)
-    return conf
+    return _score_pass(ws, dataset, run_id, threshold)[1]
 
 
 def correction_queue(ws: Any, dataset: str, run_id: str, threshold: float | None = None) -> list[dict[str, Any]]:
@@ -119,9 +154,13 @@ def correction_queue(ws: Any, dataset: str, run_id: str, threshold: float | None
         ``priority`` first; ``dice``/``iou``/``pixel_error`` are ``None`` for slices without ground
         truth.
     """
-    info = ws.dataset(dataset)
-    scored = {r["z"]: r for r in per_slice_scores(ws, dataset, run_id, threshold)}
-    _, _, summary = load_prediction(ws, dataset, run_id)
+    rows, _, summary = _score_pass(ws, dataset, run_id, threshold)
+    return _queue(ws.dataset(dataset), summary, rows)
+
+
+def _queue(info: Any, summary: PredictionSummary, scores: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The correction queue from the slices' scores (rows of :func:`per_slice_scores`)."""
+    scored = {r["z"]: r for r in scores}
     rows: list[dict[str, Any]] = []
     for s in summary.slices:
         z = int(s["z"])

@@ -102,8 +102,8 @@ def test_importing_core_and_data_layer_is_light():
 
 def test_review_and_view_import_neither_torch_nor_monai():
     code = (
-        "import sys, core.workflow.review, core.workflow.guide, core.workflow.assist, core.view.plots, "
-        "core.view.canvas; print('torch' in sys.modules, 'monai' in sys.modules)"
+        "import sys, core.workflow.review, core.workflow.predictions_view, core.workflow.guide, "
+        "core.workflow.assist, core.view.plots, core.view.canvas; print('torch' in sys.modules, 'monai' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert out.stdout.strip() == "False False", out.stderr

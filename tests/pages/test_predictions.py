@@ -81,6 +81,32 @@ def test_predict_shows_error_map_scores_queue_and_confusion(tiny_run, ws_env, pa
     assert at.button(key="pred_accept") and at.button(key="pred_to_label")
 
 
+def test_one_render_scores_each_ground_truth_slice_once(tiny_run, ws_env, page, monkeypatch):
+    """Issue 26.6: a render of the review scores each labeled slice once (the shown slice's numbers come
+    from that pass); a new threshold scores them once more; a rerun with nothing changed scores none."""
+    import core.predict.stored as stored
+
+    calls: list[int] = []
+    real = stored.slice_scores
+
+    def counted(pred, truth, k):
+        calls.append(1)
+        return real(pred, truth, k)
+
+    at = AppTest.from_file(page("predictions.py"), default_timeout=60).run()
+    at.button(key="pred_predict").click().run()
+    _wait_prediction(ws_env)
+    monkeypatch.setattr(stored, "slice_scores", counted)
+    at.run()
+    assert not at.exception and any(m.label == "Wrong pixels" for m in at.metric)  # slice 0 is scored and shown
+    assert len(calls) == 2  # slices 0 and 1, once each
+    at.slider(key="pred_threshold").set_value(0.3).run()
+    assert not at.exception and len(calls) == 4
+    at.slider(key="pred_slice").set_value(1).run()  # another slice: its score is read, not computed
+    assert not at.exception and len(calls) == 4
+    assert any(m.label == "Dice of this slice" for m in at.metric)
+
+
 def test_threshold_relabels_and_accept_saves_the_mask(tiny_run, ws_env, page):
     at = _predicted(page, ws_env)
     at.slider(key="pred_slice").set_value(2).run()
