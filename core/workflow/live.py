@@ -7,6 +7,13 @@ through :func:`~core.train.registry.registry` (one job per workspace; its run is
 other, with ``-live-`` in its id) and stops it at the round's deadline: the job keeps the weights
 reached in ``last.pt`` (:class:`~core.train.recorder.RunRecorder`), which the round predicts with.
 
+A round's prediction is judged on the strokes of the slice it predicts (:func:`judge`): its
+foreground Dice there beside that of a fixed threshold of the raw slice (Otsu's, the foreground on
+the side the strokes say); a round that does no better is said to be not yet usable
+(:func:`round_message`). The strokes were trained on, so this flatters the network: a round that
+loses to a plain threshold even there is surely not usable (``benchmarks/bench_live.py`` compares
+both on never-labeled slices against their truth).
+
 Each round continues from the newest live run of the dataset; the first from the dataset's current
 model (the newest finished run with a checkpoint) when there is one, else from a small fresh
 network (:func:`live_config`). The time budget counts from the press of the button: the job's
@@ -28,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from ..data.masks import UNLABELED
 from ..errors import SegDashError
 from ..store.workspace import Workspace
 from ..train.config import TrainConfig, default_config
@@ -41,6 +49,10 @@ __all__ = [
     "start_round",
     "current_round",
     "warm_up",
+    "judge",
+    "foreground_above",
+    "threshold_baseline",
+    "round_message",
     "FIRST_BUDGET_S",
     "LATER_BUDGET_S",
 ]
@@ -113,6 +125,9 @@ class LiveRound:
         source: what it continued from, in words; ``run_id`` its training run.
         prediction: (Y, X) uint8 class indices of slice ``z`` once ``done``.
         steps: optimisation steps taken; ``trained_s``, ``total_s``: seconds to the stop and to the prediction.
+        first_step_s: seconds from the press to the first step (``None`` before it); ``phases``: when
+            the job was seen ``running``, past its ``split`` (and window), at its first ``step``.
+        judgement: :func:`judge` of the prediction (``None``: not judged).
     """
 
     ws: Workspace
@@ -129,6 +144,9 @@ class LiveRound:
     started: float = field(default_factory=time.time)
     trained_s: float = 0.0
     total_s: float = 0.0
+    first_step_s: float | None = None
+    phases: dict[str, float] = field(default_factory=dict)
+    judgement: dict[str, Any] | None = None
     _thread: threading.Thread | None = None
 
     def start(self) -> LiveRound:
@@ -147,21 +165,35 @@ class LiveRound:
     def _run(self, job: TrainingJob) -> None:
         try:
             while not job.join(0.2):
-                self.steps = _steps(job.snapshot())
+                snap = job.snapshot()
+                self.steps = _steps(snap)
+                self._seen(snap)
                 if time.time() - self.started >= self.budget_s and self.steps >= MIN_STEPS:
                     job.stop()
             snap = job.snapshot()
             self.trained_s = time.time() - self.started
+            _not_scored(self.ws, self.run_id)
             self.steps = max(self.steps, _steps(snap))
             ckpt = snap.last_checkpoint or snap.best_checkpoint
             if snap.state == "failed" or not ckpt:
                 raise SegDashError(snap.error or "the round stopped before the network could be saved")
             self.state = "predicting"
             self.prediction = _predict(self.ws, self.dataset, self.z, Path(ckpt))
+            self.judgement = _judge_round(self.ws, self.dataset, self.z, self.prediction)
             self.state = "done"
         except Exception as exc:  # noqa: BLE001 - the page shows it
             self.error, self.state = str(exc), "failed"
         self.total_s = time.time() - self.started
+
+    def _seen(self, snap: Any) -> None:
+        """When the job was first seen running, past its split and window (its device recorded), and
+        past its first step: seconds from the press, to within the 0.2 s poll (``phases``)."""
+        now = time.time() - self.started
+        for phase, reached in (("running", snap.state != "queued"), ("split", bool(snap.device)), ("step", self.steps)):
+            if reached and phase not in self.phases:
+                self.phases[phase] = round(now, 1)
+        if self.first_step_s is None and self.steps:
+            self.first_step_s = now
 
     def join(self, timeout: float | None = None) -> bool:
         """Wait for the round; True once it has ended (done or failed)."""
@@ -181,7 +213,17 @@ class LiveRound:
             "elapsed_s": (self.total_s or time.time() - self.started),
             "trained_s": self.trained_s,
             "steps": self.steps,
+            "first_step_s": self.first_step_s,
+            "phases": dict(self.phases),
+            "judgement": self.judgement,
         }
+
+
+def _not_scored(ws: Workspace, run_id: str) -> None:
+    """Record no best Dice for a round: its "validation" scored crops of the slices it trained on
+    (nothing is held out), so the 1.0 it reached there was no score (it showed as "best val. Dice
+    1.000" beside real runs). Its epoch rows keep that number as the training curve."""
+    ws.catalog.update_run(run_id, best_dice=None)
 
 
 def _steps(snap: Any) -> int:
@@ -197,6 +239,101 @@ def _predict(ws: Workspace, dataset: str, z: int, checkpoint: Path) -> np.ndarra
 
     ckpt = load_checkpoint(checkpoint, device="cpu")
     return labels_from_probs(predict_slice(ckpt, ws.read_slice(dataset, z), PredictConfig(device="cpu")), 0.5)
+
+
+def foreground_above(images: Any, strokes: Any) -> bool:
+    """Is the foreground (class 1) the bright side of Otsu's threshold? Read from strokes: the side
+    that agrees with more of the stroked pixels of ``images`` (slices, with their partial masks)."""
+    from skimage.filters import threshold_otsu
+
+    agree = total = 0
+    for image, mask in zip(images, strokes):
+        drawn = (mask != UNLABELED) & (mask <= 1)
+        if drawn.any():
+            above = np.asarray(image)[drawn] > threshold_otsu(np.asarray(image))
+            agree += int((above == (mask[drawn] == 1)).sum())
+            total += int(drawn.sum())
+    return agree * 2 >= total
+
+
+def threshold_baseline(image: np.ndarray, above: bool) -> np.ndarray:
+    """A fixed threshold of the raw slice: Otsu's, foreground on the ``above`` (bright) side or below."""
+    from skimage.filters import threshold_otsu
+
+    image = np.asarray(image)
+    fg = image > threshold_otsu(image)
+    return fg if above else ~fg
+
+
+def _dice(pred: np.ndarray, truth: np.ndarray) -> float:
+    both = int(pred.sum()) + int(truth.sum())
+    return 1.0 if both == 0 else 2.0 * int((pred & truth).sum()) / both
+
+
+def judge(prediction: np.ndarray, image: np.ndarray, strokes: np.ndarray | None) -> dict[str, Any] | None:
+    """The prediction of a slice against its strokes, beside the fixed threshold (two classes).
+
+    Returns:
+        ``{"model": Dice, "baseline": Dice, "pixels": n, "usable": bool}``, foreground Dice of each on
+        the slice's stroked pixels; ``None`` when the slice has no stroke of both classes."""
+    if strokes is None:
+        return None
+    drawn = (strokes != UNLABELED) & (strokes <= 1)
+    truth = strokes[drawn] == 1
+    if not truth.any() or truth.all():
+        return None
+    base = threshold_baseline(image, foreground_above([image], [strokes]))
+    model, baseline = _dice(prediction[drawn] == 1, truth), _dice(base[drawn], truth)
+    return {"model": model, "baseline": baseline, "pixels": int(drawn.sum()), "usable": model >= baseline}
+
+
+def _judge_round(ws: Workspace, dataset: str, z: int, prediction: np.ndarray) -> dict[str, Any] | None:
+    if ws.dataset(dataset).n_classes != 2:
+        return None
+    try:
+        return judge(prediction, ws.read_slice(dataset, z), ws.read_mask(dataset, z))
+    except Exception:  # noqa: BLE001 - the prediction still shows, unjudged
+        return None
+
+
+def round_message(snap: dict[str, Any]) -> list[tuple[str, str]]:
+    """``[(kind, words), ...]`` of a round's :meth:`LiveRound.snapshot` for the page, kind ``error``
+    (it failed), ``caption`` (its progress or outcome) or ``warning`` (done, not yet usable)."""
+    if snap["state"] == "failed":
+        return [("error", f"The round failed: {snap['error']}")]
+    first = snap.get("first_step_s")
+    started = f"first step after {first:.0f} s" if first is not None else "no step yet"
+    if snap["state"] != "done":
+        if snap["state"] == "predicting":
+            what = "Predicting the slice"
+        elif first is None:
+            what = "Starting: reading the labeled slices and building the network (no step yet)"
+        else:
+            what = f"Training on your strokes ({snap['steps']} steps, {started})"
+        return [("caption", f"{what}: {snap['elapsed_s']:.0f} s of about {snap['budget_s']:.0f} s.")]
+    j = snap.get("judgement")
+    said = (
+        ""
+        if j is None
+        else f"; foreground Dice on your strokes {j['model']:.2f}, a plain threshold {j['baseline']:.2f}"
+    )
+    out = [
+        (
+            "caption",
+            f"Prediction of slice {snap['z']} after {snap['elapsed_s']:.0f} s ({snap['steps']} steps from "
+            f"{snap['source']}, {started}{said}): it shows pale under your strokes. Add strokes where it is "
+            "wrong and train again.",
+        )
+    ]
+    if j is not None and not j["usable"]:
+        out.append(
+            (
+                "warning",
+                "The model is not yet usable: on your strokes of this slice a plain threshold of the image "
+                "does as well. Add strokes of both classes where it is wrong and train again.",
+            )
+        )
+    return out
 
 
 def start_round(ws: Workspace, dataset: str, z: int, budget_s: float | None = None) -> LiveRound:
