@@ -27,6 +27,7 @@ Example:
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from dataclasses import dataclass, field, replace
@@ -35,13 +36,13 @@ from typing import Any
 
 import numpy as np
 
-from ..data.masks import UNLABELED
 from ..errors import SegDashError
 from ..store.workspace import Workspace
 from ..train.config import TrainConfig, default_config
 from ..train.job import TrainingJob
 from ..train.registry import registry
 from .assist import model_sources
+from .live_judge import foreground_above, judge, threshold_baseline
 
 __all__ = [
     "LiveRound",
@@ -49,6 +50,7 @@ __all__ = [
     "start_round",
     "current_round",
     "warm_up",
+    "budgets",
     "judge",
     "foreground_above",
     "threshold_baseline",
@@ -241,52 +243,6 @@ def _predict(ws: Workspace, dataset: str, z: int, checkpoint: Path) -> np.ndarra
     return labels_from_probs(predict_slice(ckpt, ws.read_slice(dataset, z), PredictConfig(device="cpu")), 0.5)
 
 
-def foreground_above(images: Any, strokes: Any) -> bool:
-    """Is the foreground (class 1) the bright side of Otsu's threshold? Read from strokes: the side
-    that agrees with more of the stroked pixels of ``images`` (slices, with their partial masks)."""
-    from skimage.filters import threshold_otsu
-
-    agree = total = 0
-    for image, mask in zip(images, strokes):
-        drawn = (mask != UNLABELED) & (mask <= 1)
-        if drawn.any():
-            above = np.asarray(image)[drawn] > threshold_otsu(np.asarray(image))
-            agree += int((above == (mask[drawn] == 1)).sum())
-            total += int(drawn.sum())
-    return agree * 2 >= total
-
-
-def threshold_baseline(image: np.ndarray, above: bool) -> np.ndarray:
-    """A fixed threshold of the raw slice: Otsu's, foreground on the ``above`` (bright) side or below."""
-    from skimage.filters import threshold_otsu
-
-    image = np.asarray(image)
-    fg = image > threshold_otsu(image)
-    return fg if above else ~fg
-
-
-def _dice(pred: np.ndarray, truth: np.ndarray) -> float:
-    both = int(pred.sum()) + int(truth.sum())
-    return 1.0 if both == 0 else 2.0 * int((pred & truth).sum()) / both
-
-
-def judge(prediction: np.ndarray, image: np.ndarray, strokes: np.ndarray | None) -> dict[str, Any] | None:
-    """The prediction of a slice against its strokes, beside the fixed threshold (two classes).
-
-    Returns:
-        ``{"model": Dice, "baseline": Dice, "pixels": n, "usable": bool}``, foreground Dice of each on
-        the slice's stroked pixels; ``None`` when the slice has no stroke of both classes."""
-    if strokes is None:
-        return None
-    drawn = (strokes != UNLABELED) & (strokes <= 1)
-    truth = strokes[drawn] == 1
-    if not truth.any() or truth.all():
-        return None
-    base = threshold_baseline(image, foreground_above([image], [strokes]))
-    model, baseline = _dice(prediction[drawn] == 1, truth), _dice(base[drawn], truth)
-    return {"model": model, "baseline": baseline, "pixels": int(drawn.sum()), "usable": model >= baseline}
-
-
 def _judge_round(ws: Workspace, dataset: str, z: int, prediction: np.ndarray) -> dict[str, Any] | None:
     if ws.dataset(dataset).n_classes != 2:
         return None
@@ -336,6 +292,25 @@ def round_message(snap: dict[str, Any]) -> list[tuple[str, str]]:
     return out
 
 
+def budgets() -> tuple[float, float]:
+    """Seconds of training of the first round and of each later one: :data:`FIRST_BUDGET_S` and
+    :data:`LATER_BUDGET_S`, or ``SEGDASH_LIVE_BUDGET_S="FIRST,LATER"`` (e.g. ``"60,30"``: longer
+    rounds on a slow machine; the browser test's shorter ones).
+
+    Raises:
+        SegDashError: the variable is not two positive numbers."""
+    text = os.environ.get("SEGDASH_LIVE_BUDGET_S", "").strip()
+    if not text:
+        return FIRST_BUDGET_S, LATER_BUDGET_S
+    try:
+        first, later = (float(v) for v in text.split(","))
+    except ValueError:
+        first = later = -1.0
+    if not (0 < first < 3600 and 0 < later < 3600):
+        raise SegDashError(f"SEGDASH_LIVE_BUDGET_S must be two numbers of seconds, as '40,20'; it is {text!r}")
+    return first, later
+
+
 def start_round(ws: Workspace, dataset: str, z: int, budget_s: float | None = None) -> LiveRound:
     """Start a round on ``dataset`` that predicts slice ``z``; it continues from the newest live run.
 
@@ -355,7 +330,7 @@ def start_round(ws: Workspace, dataset: str, z: int, budget_s: float | None = No
             resume = None if current is None else current["run_id"]
             source = "a fresh network" if current is None else f"the model of run {resume}"
         first = not live
-        budget = budget_s if budget_s is not None else (FIRST_BUDGET_S if first else LATER_BUDGET_S)
+        budget = budget_s if budget_s is not None else budgets()[0 if first else 1]
         r = LiveRound(ws, dataset, int(z), float(budget), resume_from=resume, source=source)
         r.start()
         _ROUNDS[key] = r

@@ -68,3 +68,19 @@ def test_the_round_says_its_first_step_and_whether_it_is_usable():
     assert [k for k, _ in poor] == ["caption", "warning"] and "not yet usable" in poor[1][1]
     assert [k for k, _ in round_message(_snap())] == ["caption"]  # not judged: nothing claimed
     assert round_message(_snap(state="failed", error="disk full")) == [("error", "The round failed: disk full")]
+
+
+def test_round_budgets_from_the_environment(monkeypatch):
+    import pytest
+
+    from core.errors import SegDashError
+    from core.workflow.live import FIRST_BUDGET_S, LATER_BUDGET_S, budgets
+
+    monkeypatch.delenv("SEGDASH_LIVE_BUDGET_S", raising=False)
+    assert budgets() == (FIRST_BUDGET_S, LATER_BUDGET_S)
+    monkeypatch.setenv("SEGDASH_LIVE_BUDGET_S", "12, 8")
+    assert budgets() == (12.0, 8.0)
+    for bad in ("12", "a,b", "0,5", "12,8,4"):
+        monkeypatch.setenv("SEGDASH_LIVE_BUDGET_S", bad)
+        with pytest.raises(SegDashError, match="SEGDASH_LIVE_BUDGET_S"):
+            budgets()
