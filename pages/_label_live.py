@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.workflow.live import LiveRound, current_round, start_round
+from core.workflow.live import current_round, round_message, start_round
 from pages._common import problem
 from pages._label_actions import save
 from pages._label_state import say, strokes
@@ -30,19 +30,6 @@ def _train(ws, dataset: str, z: int) -> None:
         say("error", f"Not started: {problem(exc)[0]}")
         return
     say("info", f"Training on your strokes from {r.source} for about {r.budget_s:.0f} s; keep drawing meanwhile.")
-
-
-def _words(r: LiveRound) -> str:
-    s = r.snapshot()
-    if s["state"] == "failed":
-        return f"The round failed: {s['error']}"
-    if s["state"] == "done":
-        return (
-            f"Prediction of slice {s['z']} after {s['elapsed_s']:.0f} s ({s['steps']} steps from {s['source']}): "
-            "it shows pale under your strokes. Add strokes where it is wrong and train again."
-        )
-    what = "Predicting the slice" if s["state"] == "predicting" else f"Training on your strokes ({s['steps']} steps)"
-    return f"{what}: {s['elapsed_s']:.0f} s of about {s['budget_s']:.0f} s."
 
 
 def live_panel(ws, dataset: str, z: int) -> None:
@@ -74,7 +61,8 @@ def _progress(ws, dataset: str, running: bool) -> None:
         if r is None:
             st.caption("Scribble a few strokes per class, then train: a prediction appears within a minute.")
             return
-        (st.error if r.state == "failed" else st.caption)(_words(r))
+        for kind, words in round_message(r.snapshot()):  # what to say: core.workflow.live
+            getattr(st, kind)(words)
         if running and r.state in ("done", "failed"):
             st.rerun()  # the whole page: the prediction goes under the canvas
 

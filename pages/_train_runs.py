@@ -12,19 +12,35 @@ from core.train.bundle import write_bundle
 from core.train.config import TrainConfig
 from core.train.process import start_training
 from core.view import plots
-from core.workflow.runs import run_views
+from core.workflow.runs import is_live, run_views
 from core.workflow.training import resume_choices
 from pages._common import user_errors
+from pages._train_live import active_ids
 
 __all__ = ["past_runs"]
 
 
-def _follow_newest(widget: str, newest: str) -> None:
-    """When a newer run appears, drop the widget's old choice so it defaults to the newest run again."""
+def _follow_newest(widget: str, newest: str, value: Any, options: list[str]) -> None:
+    """When a newer run is offered first (``newest``), choose ``value`` in ``widget`` again, also
+    when the widget has no choice yet or one no longer offered.
+
+    The choice is set through the session state, not dropped: a keyed widget keeps its identity when
+    its options change (Streamlit >= 1.4x), so a browser kept showing, and sending back, its old
+    choice (the older finished run after a Stop); a value set here is sent to the browser
+    (``set_value``) and replaces it."""
     seen = f"_{widget}_newest"
-    if st.session_state.get(seen) != newest:
+    current = st.session_state.get(widget)
+    chosen = current if isinstance(current, list) else [current]
+    gone = any(c is not None and c not in options for c in chosen)
+    if st.session_state.get(seen) != newest or widget not in st.session_state or gone:
         st.session_state[seen] = newest
-        st.session_state.pop(widget, None)
+        st.session_state[widget] = value
+
+
+def _apart(ids: list[str]) -> tuple[list[str], list[str]]:
+    """``(runs, live rounds)`` of ``ids``, each in the order given: live-loop rounds are listed after
+    the runs and never chosen by default (trained seconds on strokes, never scored)."""
+    return [r for r in ids if not is_live(r)], [r for r in ids if is_live(r)]
 
 
 def past_runs(ws: Any, dataset: str, base: TrainConfig, epochs: int, minutes: float) -> None:
@@ -33,10 +49,11 @@ def past_runs(ws: Any, dataset: str, base: TrainConfig, epochs: int, minutes: fl
     if not runs:
         return
     n_epochs = ws.epochs_done([r.run_id for r in runs])
-    with_epochs = [r["run_id"] for r in runs if n_epochs[r["run_id"]]]  # newest first
+    regular, live = _apart([r["run_id"] for r in runs if n_epochs[r["run_id"]]])  # newest first
+    with_epochs = regular + live
     if with_epochs:
-        _follow_newest("train_compare", with_epochs[0])
-        chosen = st.multiselect("Compare runs", with_epochs, default=with_epochs[:2], key="train_compare")
+        _follow_newest("train_compare", with_epochs[0], regular[:2], with_epochs)
+        chosen = st.multiselect("Compare runs", with_epochs, key="train_compare")
         if chosen:
             st.plotly_chart(
                 plots.compare_runs(
@@ -47,10 +64,18 @@ def past_runs(ws: Any, dataset: str, base: TrainConfig, epochs: int, minutes: fl
     r1, r2 = st.columns(2)
     with r1:
         st.markdown("**Resume** a stopped, interrupted or finished run")
-        resumable, first = resume_choices(run_views(ws, dataset))
-        if resumable:
-            _follow_newest("train_resume_run", resumable[first])  # a run just stopped: offer it, not the older one
-            rid = st.selectbox("Run to resume", resumable, index=first, key="train_resume_run")
+        # a run whose worker process has not ended is not offered yet, whatever the catalog says: its
+        # resume would be refused ("a training job is already running"); the page says stopped then too
+        busy = set(active_ids(ws))
+        ids, first = resume_choices([v for v in run_views(ws, dataset) if v.run_id not in busy])
+        regular, live = _apart(ids)
+        if ids:
+            # a run just stopped: offer it, not the older one the box showed before; never a live round
+            offered = ids[first] if not is_live(ids[first]) else (regular[0] if regular else None)
+            _follow_newest("train_resume_run", ids[first], offered, ids)
+            rid = st.selectbox(
+                "Run to resume", regular + live, key="train_resume_run", placeholder="Choose a run (live rounds only)"
+            )
             until = (
                 f"for about {minutes:g} min (the time budget above)"
                 if minutes
@@ -60,7 +85,7 @@ def past_runs(ws: Any, dataset: str, base: TrainConfig, epochs: int, minutes: fl
                 f"Continues from its last checkpoint {until}, "
                 "as a new run with that run's own settings, model and validation slices."
             )
-            if st.button("Resume", key="train_resume", icon=":material/resume:"):
+            if st.button("Resume", key="train_resume", icon=":material/resume:", disabled=rid is None):
                 with user_errors():
                     own = TrainConfig.from_dict(ws.run(rid).config, base=base)
                     resumed = TrainConfig.from_dict({"epochs": int(epochs), "minutes": float(minutes)}, base=own)
@@ -72,10 +97,15 @@ def past_runs(ws: Any, dataset: str, base: TrainConfig, epochs: int, minutes: fl
     with r2:
         st.markdown("**Download** a run")
         downloadable = [r for r in runs if r["best_checkpoint"] and Path(r["best_checkpoint"]).is_file()]
+        rid = None
         if downloadable:
-            by_id = {r["run_id"]: r for r in downloadable}  # newest first: the default
-            _follow_newest("train_dl_run", downloadable[0]["run_id"])
-            rid = st.selectbox("Run to download", list(by_id), key="train_dl_run")
+            by_id = {r["run_id"]: r for r in downloadable}
+            regular, live = _apart(list(by_id))  # the newest run first: the default (a live round: none)
+            _follow_newest("train_dl_run", next(iter(by_id)), regular[0] if regular else None, list(by_id))
+            rid = st.selectbox(
+                "Run to download", regular + live, key="train_dl_run", placeholder="Choose a run (live rounds only)"
+            )
+        if rid is not None:
             files = (
                 (
                     "Best checkpoint",
@@ -112,5 +142,5 @@ def past_runs(ws: Any, dataset: str, base: TrainConfig, epochs: int, minutes: fl
 
                 with user_errors():
                     model_export_section(ws, rid)
-        else:
+        elif not downloadable:
             st.caption("No run with a best checkpoint yet.")

@@ -7,6 +7,13 @@ through :func:`~core.train.registry.registry` (one job per workspace; its run is
 other, with ``-live-`` in its id) and stops it at the round's deadline: the job keeps the weights
 reached in ``last.pt`` (:class:`~core.train.handlers.checkpoints.Checkpoints`), which the round predicts with.
 
+A round's prediction is judged on the strokes of the slice it predicts (:func:`judge`): its
+foreground Dice there beside that of a fixed threshold of the raw slice (Otsu's, the foreground on
+the side the strokes say); a round that does no better is said to be not yet usable
+(:func:`round_message`). The strokes were trained on, so this flatters the network: a round that
+loses to a plain threshold even there is surely not usable (``benchmarks/bench_live.py`` compares
+both on never-labeled slices against their truth).
+
 Each round continues from the newest live run of the dataset; the first from the dataset's current
 model (the newest finished run with a checkpoint) when there is one, else from a small fresh
 network (:func:`live_config`). The time budget counts from the press of the button: the job's
@@ -20,6 +27,7 @@ Example:
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from dataclasses import dataclass, field, replace
@@ -34,6 +42,7 @@ from ..train.config import TrainConfig, default_config
 from ..train.job import TrainingJob
 from ..train.registry import registry
 from .assist import model_sources
+from .live_judge import foreground_above, judge, threshold_baseline
 
 __all__ = [
     "LiveRound",
@@ -41,6 +50,11 @@ __all__ = [
     "start_round",
     "current_round",
     "warm_up",
+    "budgets",
+    "judge",
+    "foreground_above",
+    "threshold_baseline",
+    "round_message",
     "FIRST_BUDGET_S",
     "LATER_BUDGET_S",
 ]
@@ -113,6 +127,9 @@ class LiveRound:
         source: what it continued from, in words; ``run_id`` its training run.
         prediction: (Y, X) uint8 class indices of slice ``z`` once ``done``.
         steps: optimisation steps taken; ``trained_s``, ``total_s``: seconds to the stop and to the prediction.
+        first_step_s: seconds from the press to the first step (``None`` before it); ``phases``: when
+            the job was seen ``running``, past its ``split`` (and window), at its first ``step``.
+        judgement: :func:`judge` of the prediction (``None``: not judged).
     """
 
     ws: Workspace
@@ -129,6 +146,9 @@ class LiveRound:
     started: float = field(default_factory=time.time)
     trained_s: float = 0.0
     total_s: float = 0.0
+    first_step_s: float | None = None
+    phases: dict[str, float] = field(default_factory=dict)
+    judgement: dict[str, Any] | None = None
     _thread: threading.Thread | None = None
 
     def start(self) -> LiveRound:
@@ -147,21 +167,35 @@ class LiveRound:
     def _run(self, job: TrainingJob) -> None:
         try:
             while not job.join(0.2):
-                self.steps = _steps(job.snapshot())
+                snap = job.snapshot()
+                self.steps = _steps(snap)
+                self._seen(snap)
                 if time.time() - self.started >= self.budget_s and self.steps >= MIN_STEPS:
                     job.stop()
             snap = job.snapshot()
             self.trained_s = time.time() - self.started
+            _not_scored(self.ws, self.run_id)
             self.steps = max(self.steps, _steps(snap))
             ckpt = snap.last_checkpoint or snap.best_checkpoint
             if snap.state == "failed" or not ckpt:
                 raise SegDashError(snap.error or "the round stopped before the network could be saved")
             self.state = "predicting"
             self.prediction = _predict(self.ws, self.dataset, self.z, Path(ckpt))
+            self.judgement = _judge_round(self.ws, self.dataset, self.z, self.prediction)
             self.state = "done"
         except Exception as exc:  # noqa: BLE001 - the page shows it
             self.error, self.state = str(exc), "failed"
         self.total_s = time.time() - self.started
+
+    def _seen(self, snap: Any) -> None:
+        """When the job was first seen running, past its split and window (its device recorded), and
+        past its first step: seconds from the press, to within the 0.2 s poll (``phases``)."""
+        now = time.time() - self.started
+        for phase, reached in (("running", snap.state != "queued"), ("split", bool(snap.device)), ("step", self.steps)):
+            if reached and phase not in self.phases:
+                self.phases[phase] = round(now, 1)
+        if self.first_step_s is None and self.steps:
+            self.first_step_s = now
 
     def join(self, timeout: float | None = None) -> bool:
         """Wait for the round; True once it has ended (done or failed)."""
@@ -181,7 +215,17 @@ class LiveRound:
             "elapsed_s": (self.total_s or time.time() - self.started),
             "trained_s": self.trained_s,
             "steps": self.steps,
+            "first_step_s": self.first_step_s,
+            "phases": dict(self.phases),
+            "judgement": self.judgement,
         }
+
+
+def _not_scored(ws: Workspace, run_id: str) -> None:
+    """Record no best Dice for a round: its "validation" scored crops of the slices it trained on
+    (nothing is held out), so the 1.0 it reached there was no score (it showed as "best val. Dice
+    1.000" beside real runs). Its epoch rows keep that number as the training curve."""
+    ws.catalog.update_run(run_id, best_dice=None)
 
 
 def _steps(snap: Any) -> int:
@@ -197,6 +241,74 @@ def _predict(ws: Workspace, dataset: str, z: int, checkpoint: Path) -> np.ndarra
 
     ckpt = load_checkpoint(checkpoint, device="cpu")
     return labels_from_probs(predict_slice(ckpt, ws.read_slice(dataset, z), PredictConfig(device="cpu")), 0.5)
+
+
+def _judge_round(ws: Workspace, dataset: str, z: int, prediction: np.ndarray) -> dict[str, Any] | None:
+    if ws.dataset(dataset).n_classes != 2:
+        return None
+    try:
+        return judge(prediction, ws.read_slice(dataset, z), ws.read_mask(dataset, z))
+    except Exception:  # noqa: BLE001 - the prediction still shows, unjudged
+        return None
+
+
+def round_message(snap: dict[str, Any]) -> list[tuple[str, str]]:
+    """``[(kind, words), ...]`` of a round's :meth:`LiveRound.snapshot` for the page, kind ``error``
+    (it failed), ``caption`` (its progress or outcome) or ``warning`` (done, not yet usable)."""
+    if snap["state"] == "failed":
+        return [("error", f"The round failed: {snap['error']}")]
+    first = snap.get("first_step_s")
+    started = f"first step after {first:.0f} s" if first is not None else "no step yet"
+    if snap["state"] != "done":
+        if snap["state"] == "predicting":
+            what = "Predicting the slice"
+        elif first is None:
+            what = "Starting: reading the labeled slices and building the network (no step yet)"
+        else:
+            what = f"Training on your strokes ({snap['steps']} steps, {started})"
+        return [("caption", f"{what}: {snap['elapsed_s']:.0f} s of about {snap['budget_s']:.0f} s.")]
+    j = snap.get("judgement")
+    said = (
+        ""
+        if j is None
+        else f"; foreground Dice on your strokes {j['model']:.2f}, a plain threshold {j['baseline']:.2f}"
+    )
+    out = [
+        (
+            "caption",
+            f"Prediction of slice {snap['z']} after {snap['elapsed_s']:.0f} s ({snap['steps']} steps from "
+            f"{snap['source']}, {started}{said}): it shows pale under your strokes. Add strokes where it is "
+            "wrong and train again.",
+        )
+    ]
+    if j is not None and not j["usable"]:
+        out.append(
+            (
+                "warning",
+                "The model is not yet usable: on your strokes of this slice a plain threshold of the image "
+                "does as well. Add strokes of both classes where it is wrong and train again.",
+            )
+        )
+    return out
+
+
+def budgets() -> tuple[float, float]:
+    """Seconds of training of the first round and of each later one: :data:`FIRST_BUDGET_S` and
+    :data:`LATER_BUDGET_S`, or ``SEGDASH_LIVE_BUDGET_S="FIRST,LATER"`` (e.g. ``"60,30"``: longer
+    rounds on a slow machine; the browser test's shorter ones).
+
+    Raises:
+        SegDashError: the variable is not two positive numbers."""
+    text = os.environ.get("SEGDASH_LIVE_BUDGET_S", "").strip()
+    if not text:
+        return FIRST_BUDGET_S, LATER_BUDGET_S
+    try:
+        first, later = (float(v) for v in text.split(","))
+    except ValueError:
+        first = later = -1.0
+    if not (0 < first < 3600 and 0 < later < 3600):
+        raise SegDashError(f"SEGDASH_LIVE_BUDGET_S must be two numbers of seconds, as '40,20'; it is {text!r}")
+    return first, later
 
 
 def start_round(ws: Workspace, dataset: str, z: int, budget_s: float | None = None) -> LiveRound:
@@ -218,7 +330,7 @@ def start_round(ws: Workspace, dataset: str, z: int, budget_s: float | None = No
             resume = None if current is None else current["run_id"]
             source = "a fresh network" if current is None else f"the model of run {resume}"
         first = not live
-        budget = budget_s if budget_s is not None else (FIRST_BUDGET_S if first else LATER_BUDGET_S)
+        budget = budget_s if budget_s is not None else budgets()[0 if first else 1]
         r = LiveRound(ws, dataset, int(z), float(budget), resume_from=resume, source=source)
         r.start()
         _ROUNDS[key] = r

@@ -166,11 +166,6 @@ def test_sample_to_mask_zip(server, page):
     shutil.copy(target, ARTIFACTS / "masks-downloaded.zip")
 
 
-@pytest.mark.xfail(
-    reason="issue 27 point 2 open: after Stop the 'Run to resume' box keeps offering the older finished run "
-    "(seen in every merged-tree run this session); the test states what the page must do",
-    strict=False,
-)
 def test_stop_then_resume_at_once_and_the_model_picker_default(server, page):
     """Stop, then Resume as soon as the page says stopped: it starts (it was refused "a training job
     is already running" for ~30 s); then the Predictions model picker preselects the finished run (the
