@@ -225,7 +225,7 @@ def _not_scored(ws: Workspace, run_id: str) -> None:
     """Record no best Dice for a round: its "validation" scored crops of the slices it trained on
     (nothing is held out), so the 1.0 it reached there was no score (it showed as "best val. Dice
     1.000" beside real runs). Its epoch rows keep that number as the training curve."""
-    ws.catalog.update_run(run_id, best_dice=None)
+    ws.update_run(run_id, best_dice=None)
 
 
 def _steps(snap: Any) -> int:
