@@ -29,8 +29,9 @@ def test_saved_masks_measured_with_table_and_downloads(ws_env, page, make_datase
         "tiny_masks_2d_objects.csv",
         "tiny_masks_2d_objects.xlsx",
         "tiny_masks_2d_labels.tif",
+        "tiny_masks_2d_labels.ome.zarr.zip",
     ]
-    assert len(at.get("download_button")) == 3
+    assert len(at.get("download_button")) == 4
     at.checkbox(key="measure_inner").check().run()  # no object touches the border: both stay
     assert len(at.dataframe(key="measure_table").value) == 2
 
