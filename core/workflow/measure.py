@@ -25,6 +25,7 @@ __all__ = [
     "Source",
     "measure",
     "trust",
+    "compare_with_truth",
     "Trust",
     "parse_pixel_size",
     "load_source",
@@ -209,7 +210,24 @@ def trust(
     from ..predict.stored import load_prediction
 
     masks, probs, summary = load_prediction(ws, dataset, run)
-    parts = summary.split or {}
+    kw = {"mode": mode, "split": split, "min_distance": min_distance, "connectivity": connectivity}
+    return compare_with_truth(ws, dataset, masks, summary.split or {}, probs=probs, **kw)
+
+
+def compare_with_truth(
+    ws: Any,
+    dataset: str,
+    masks: Any,
+    parts: dict[str, Any],
+    *,
+    probs: Any = None,
+    mode: str = "2d",
+    split: bool = False,
+    min_distance: int = 5,
+    connectivity: int | None = None,
+) -> Trust:
+    """Predicted ``masks`` ((Z, Y, X) class indices of ``dataset``, read ``masks[z]``) against human
+    truth on the held-out slices of the model's split ``parts`` (``test``, else ``val``)."""
     part, zs = ("test", list(parts.get("test") or []))
     if not zs:
         part, zs = ("validation", list(parts.get("val") or []))
