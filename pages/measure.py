@@ -129,6 +129,7 @@ if picked:
         b.write(f"Slice {z} ({ws.dataset(dataset).slice_names[z]})")
         if b.button("Open this slice on the Label page", key="measure_to_label", icon=":material/brush:"):
             st.session_state["slice"] = z
+            st.session_state.setdefault("label_slice_of", {})[dataset] = z  # the Label page's memory of it too
             st.switch_page("pages/label.py")
 
 # -- downloads ------------------------------------------------------------------------------------------
