@@ -129,15 +129,22 @@ if picked:
         b.write(f"Slice {z} ({ws.dataset(dataset).slice_names[z]})")
         if b.button("Open this slice on the Label page", key="measure_to_label", icon=":material/brush:"):
             st.session_state["slice"] = z
+            st.session_state.setdefault("label_slice_of", {})[dataset] = z  # the Label page's memory of it too
             st.switch_page("pages/label.py")
 
 # -- downloads ------------------------------------------------------------------------------------------
 stem = f"{dataset}_{'masks' if name == 'Saved masks' else name.split()[-1]}_{result.mode}"
 files = done.setdefault("files", {}).get(name)
 if files is None:
-    if st.button("Prepare downloads: CSV, Excel, label TIFF", key="measure_prepare", icon=":material/download:"):
+    if st.button(
+        "Prepare downloads: CSV, Excel, label TIFF, OME-Zarr labels",
+        key="measure_prepare",
+        icon=":material/download:",
+        help="The label image as an ImageJ TIFF (Fiji) and as OME-Zarr labels beside the raw image "
+        "(napari, Fiji's MoBIE; a ZIP of the .ome.zarr folder): the same objects as the table's label column.",
+    ):
         with user_errors(), st.spinner("Writing the files..."):
-            done["files"][name] = downloads(result, stem)
+            done["files"][name] = downloads(result, stem, ws, dataset)
             st.rerun()
 else:
     for col, (label, (data, file_name, mime)) in zip(st.columns(len(files)), files.items()):

@@ -16,13 +16,18 @@ __all__ = ["run_measure"]
 def run_measure(args: argparse.Namespace) -> dict[str, Any]:
     """Measure, write ``--out`` (and ``--labels-out``); the summary with counts and trust figures."""
     from ..measure.tables import write_labels, write_table
-    from ..workflow.measure import Source, measure, parse_pixel_size, trust
+    from ..workflow.measure import Source, measure, parse_pixel_size, trust, write_labels_zarr
 
     out = Path(args.out)
     if out.suffix.lower() not in (".csv", ".xlsx"):
         raise SegDashError(f"--out {out.name}: write objects to a .csv or .xlsx file")
-    if args.labels_out and Path(args.labels_out).suffix.lower() not in (".tif", ".tiff"):
-        raise SegDashError(f"--labels-out {Path(args.labels_out).name}: the label image is a .tif file")
+    labels_out = Path(args.labels_out) if args.labels_out else None
+    if labels_out and labels_out.suffix.lower() not in (".tif", ".tiff", ".zarr"):
+        raise SegDashError(
+            f"--labels-out {labels_out.name}: the label image is a .tif file or an OME-Zarr .zarr folder"
+        )
+    if labels_out and labels_out.suffix.lower() == ".zarr" and labels_out.exists():
+        raise SegDashError(f"--labels-out {labels_out.name}: already exists; choose a new name or remove it first")
     px = parse_pixel_size(args.pixel_size) if args.pixel_size else None
     ws = workspace(args)
     if not ws.has_dataset(args.dataset):
@@ -60,8 +65,10 @@ def run_measure(args: argparse.Namespace) -> dict[str, Any]:
         "pixel_size": None if result.pixel_size is None else list(result.pixel_size),
         "out": str(out.resolve()),
     }
-    if args.labels_out:
-        summary["labels_out"] = str(Path(write_labels(result, args.labels_out)).resolve())
+    if labels_out and labels_out.suffix.lower() == ".zarr":
+        summary["labels_out"] = str(write_labels_zarr(ws, args.dataset, result, labels_out).resolve())
+    elif labels_out:
+        summary["labels_out"] = str(Path(write_labels(result, labels_out)).resolve())
     if args.prediction:
         t = trust(ws, args.dataset, args.prediction, **settings)
         for line in t.notes:

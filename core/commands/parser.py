@@ -302,7 +302,11 @@ def build_parser(prog: str, version: str) -> argparse.ArgumentParser:
     )
     p.add_argument("--pixel-size", metavar="Z,Y,X,UNIT", help="override the dataset's pixel size (or SIZE,UNIT)")
     p.add_argument("--out", required=True, metavar="objects.csv|objects.xlsx")
-    p.add_argument("--labels-out", metavar="LABELS.tif", help="also write the instance label image (ImageJ TIFF)")
+    p.add_argument(
+        "--labels-out",
+        metavar="LABELS.tif|LABELS.zarr",
+        help="also write the instance label image (ImageJ TIFF, or OME-Zarr labels beside the raw image)",
+    )
 
     p = _command(sub, common, "list", datasets.run_list, help="list datasets and runs (with their state)")
 

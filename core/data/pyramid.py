@@ -88,11 +88,13 @@ def write_multiscale(
     unit: str | None = None,
     progress: Progress | None = None,
     stage: str = "images",
+    label_dtype: Any = np.uint8,
 ) -> None:
     """Write ``data`` ((Z, Y, X), numpy or dask) as the multiscale image of the Zarr v2 ``group``:
     arrays ``s0``, ``s1``, ... and ome-zarr's ``multiscales`` metadata (axes z, y, x; the scale of
     each level times ``pixel_size``, in ``unit``). ``labels``: nearest downsampling (class values are
-    kept), else a 2 x 2 mean. ``progress(done, total, f"{stage} (level i/n)")`` follows each level."""
+    kept; stored as ``label_dtype``: uint8 class indices, uint32 instance labels), else a 2 x 2 mean.
+    ``progress(done, total, f"{stage} (level i/n)")`` follows each level."""
     import dask.array as da
     from ome_zarr.format import FormatV04
     from ome_zarr.scale import Methods, method_dispatch
@@ -100,7 +102,7 @@ def write_multiscale(
 
     fmt = FormatV04()
     how = method_dispatch[Methods.NEAREST if labels else Methods.LOCAL_MEAN]
-    level = lazy_stack(data, np.uint8 if labels else None)
+    level = lazy_stack(data, label_dtype if labels else None)
     n = scale_levels(level.shape)
     shapes = []
     for i in range(n + 1):

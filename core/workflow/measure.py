@@ -25,11 +25,13 @@ __all__ = [
     "Source",
     "measure",
     "trust",
+    "compare_with_truth",
     "Trust",
     "parse_pixel_size",
     "load_source",
     "object_view",
     "downloads",
+    "write_labels_zarr",
     "set_pixel_size",
     "UNITS",
 ]
@@ -208,7 +210,24 @@ def trust(
     from ..predict.stored import load_prediction
 
     masks, probs, summary = load_prediction(ws, dataset, run)
-    parts = summary.split or {}
+    kw = {"mode": mode, "split": split, "min_distance": min_distance, "connectivity": connectivity}
+    return compare_with_truth(ws, dataset, masks, summary.split or {}, probs=probs, **kw)
+
+
+def compare_with_truth(
+    ws: Any,
+    dataset: str,
+    masks: Any,
+    parts: dict[str, Any],
+    *,
+    probs: Any = None,
+    mode: str = "2d",
+    split: bool = False,
+    min_distance: int = 5,
+    connectivity: int | None = None,
+) -> Trust:
+    """Predicted ``masks`` ((Z, Y, X) class indices of ``dataset``, read ``masks[z]``) against human
+    truth on the held-out slices of the model's split ``parts`` (``test``, else ``val``)."""
     part, zs = ("test", list(parts.get("test") or []))
     if not zs:
         part, zs = ("validation", list(parts.get("val") or []))
@@ -264,13 +283,43 @@ def object_view(ws: Any, dataset: str, result: Measurement, obj: int, pad: int =
     return rgb, z
 
 
-def downloads(result: Measurement, stem: str) -> dict[str, tuple[bytes, str, str]]:
-    """The measurement as files: ``{label: (data, file name, mime)}`` for CSV, Excel and the label TIFF."""
+def _measured_images(ws: Any, dataset: str, result: Measurement) -> np.ndarray:
+    """The raw images of the slices ``result`` measured, as one (Z', Y, X) array."""
+    stack = ws.read_images(dataset)
+    return np.stack([np.asarray(stack[z]) for z in result.zs])
+
+
+def write_labels_zarr(ws: Any, dataset: str, result: Measurement, path: str | Path) -> Path:
+    """The instance labels as OME-Zarr labels (``labels/objects``) beside the raw images of the
+    measured slices (:func:`core.measure.labels_zarr.write_labels_omezarr`); ``path`` must not exist."""
+    from ..measure.labels_zarr import write_labels_omezarr
+
+    if result.labels is None:
+        raise SegDashError("this measurement kept no label image (measure again with the label image asked for)")
+    return write_labels_omezarr(result, _measured_images(ws, dataset, result), path)
+
+
+def downloads(
+    result: Measurement, stem: str, ws: Any = None, dataset: str | None = None
+) -> dict[str, tuple[bytes, str, str]]:
+    """The measurement as files: ``{label: (data, file name, mime)}`` for CSV, Excel and the label TIFF,
+    and, given the workspace and dataset (for the raw images), the OME-Zarr labels as a ZIP."""
+    import io
+    import tempfile
+
+    from ..data.omezarr import zip_folder
     from ..measure.tables import table_bytes, write_labels
 
     xlsx = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-    return {
+    files = {
         "CSV": (table_bytes(result, ".csv"), f"{stem}_objects.csv", "text/csv"),
         "Excel": (table_bytes(result, ".xlsx"), f"{stem}_objects.xlsx", xlsx),
         "Label TIFF": (bytes(write_labels(result)), f"{stem}_labels.tif", "image/tiff"),
     }
+    if ws is not None and dataset is not None:
+        with tempfile.TemporaryDirectory(prefix="segdash-labels-") as tmp:
+            folder = write_labels_zarr(ws, dataset, result, Path(tmp) / f"{stem}_labels.ome.zarr")
+            buf = io.BytesIO()
+            zip_folder(folder, buf)
+        files["OME-Zarr labels"] = (buf.getvalue(), f"{stem}_labels.ome.zarr.zip", "application/zip")
+    return files

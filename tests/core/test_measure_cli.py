@@ -11,7 +11,7 @@ import tifffile
 from skimage.draw import disk
 
 from core.cli import main
-from core.workflow.measure import Source, measure, parse_pixel_size, trust
+from core.workflow.measure import Source, compare_with_truth, measure, parse_pixel_size, trust
 
 
 def _discs(z: int, shift: int = 0, r: int = 6) -> np.ndarray:
@@ -152,3 +152,11 @@ def test_a_zarr_masks_volume_from_predict_is_measured(ws, tmp_path):
     (tmp_path / "junk.zarr").mkdir()
     with pytest.raises(ValueError, match="junk.zarr"):
         measure(ws, "cells", Source("file", str(tmp_path / "junk.zarr")))
+
+
+def test_compare_with_truth_judges_masks_in_memory_as_trust_judges_the_stored_prediction(ws):
+    pred = tifffile.imread(ws.predictions_dir("cells", "run-1") / "masks.tif")
+    stored = trust(ws, "cells", "run-1")
+    mine = compare_with_truth(ws, "cells", pred, {"train": [0, 1], "val": [2], "test": [3, 4]})
+    assert (mine.part, mine.zs, mine.rows, mine.sentence) == (stored.part, stored.zs, stored.rows, stored.sentence)
+    assert compare_with_truth(ws, "cells", pred, {"val": [2]}).part == "validation"

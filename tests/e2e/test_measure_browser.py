@@ -52,7 +52,7 @@ def test_measure_page_table_and_csv(server):
         no_exception(page)
         assert page.locator("[data-testid='stMetricValue']").first.inner_text().strip() == "6"
         page.locator("[data-testid='stDataFrame']").first.wait_for()
-        page.get_by_role("button", name="Prepare downloads: CSV, Excel, label TIFF").click()
+        page.get_by_role("button", name="Prepare downloads: CSV, Excel, label TIFF, OME-Zarr labels").click()
         settle(page)
         with page.expect_download() as dl:
             page.get_by_role("button", name=re.compile(r"^CSV \(")).click()

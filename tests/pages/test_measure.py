@@ -29,8 +29,9 @@ def test_saved_masks_measured_with_table_and_downloads(ws_env, page, make_datase
         "tiny_masks_2d_objects.csv",
         "tiny_masks_2d_objects.xlsx",
         "tiny_masks_2d_labels.tif",
+        "tiny_masks_2d_labels.ome.zarr.zip",
     ]
-    assert len(at.get("download_button")) == 3
+    assert len(at.get("download_button")) == 4
     at.checkbox(key="measure_inner").check().run()  # no object touches the border: both stay
     assert len(at.dataframe(key="measure_table").value) == 2
 
@@ -69,3 +70,18 @@ def test_pixel_size_set_on_the_data_page(ws_env, page, make_dataset):
     at.button(key="data_px_save").click().run()
     assert not at.exception and not at.error
     assert tuple(ws_env.pixel_size("tiny")) == (2.0, 0.25, 0.25, "nanometer")
+
+
+def test_a_selected_object_is_shown_and_its_slice_opened_on_the_label_page(ws_env, page, make_dataset):
+    make_dataset("tiny", z=3, labeled=(0, 2))
+    at = _open(page)
+    at.button(key="measure_go").click().run()
+    at.session_state["measure_table"] = {"selection": {"rows": [1], "columns": []}}  # the object on slice 2
+    at.run()
+    assert not at.exception and any(m.value.startswith("Slice 2 (") for m in at.markdown), [
+        m.value for m in at.markdown
+    ]
+    at.session_state["label_slice_of"] = {"tiny": 0}  # the Label page was on slice 0 of this dataset
+    at.button(key="measure_to_label").click().run()
+    assert not at.exception
+    assert at.session_state["slice"] == 2 and at.session_state["label_slice_of"]["tiny"] == 2
