@@ -17,7 +17,9 @@ export default function (component) {
 
 function make(root) {
   const W = window;
-  const S = { root, data: null, oneToOne: false, drawing: null, poly: null, later: null, dirty: false };
+  // S.data: what the server sent last; S.view: the data whose pictures are on screen. A stroke belongs
+  // to the slice of S.view (the one the user sees), also while a new slice's picture is still decoding.
+  const S = { root, data: null, view: null, oneToOne: false, drawing: null, poly: null, later: null, dirty: false };
   S.page = Math.random().toString(36).slice(2);
   S.seq = 0;
   S.items = [];
@@ -57,23 +59,34 @@ function make(root) {
     try { W.localStorage.setItem(storeKey(), JSON.stringify(store.strokes)); } catch (e) { /* full: the server has the drafts */ }
   };
   S.store = () => store;
-  const mine = () => store.strokes.filter((s) => s.key === S.data.key);
+  const mine = () => store.strokes.filter((s) => s.key === S.view.key);
+  // the version a stroke on the shown slice is drawn on: the newest the server named for that slice
+  const version = () => (S.data.key === S.view.key ? S.data.version : S.view.version);
+
+  // -- pictures: kept by id (the newest 24), so the server sends a slice's picture once --------
+  if (!W.__segdashPics) W.__segdashPics = new Map();
+  const pics = W.__segdashPics;
+  const remember = (id, src) => {
+    pics.delete(id);
+    pics.set(id, src);
+    while (pics.size > 24) pics.delete(pics.keys().next().value);
+  };
 
   const send = (action) => {
     if (action) {
       S.seq += 1;
-      S.items.push([S.seq, action, S.data.key]);
+      S.items.push([S.seq, action, S.view.key]);
       S.items = S.items.slice(-20);
     }
     S.dirty = false;
     S.sends += 1;
-    S.setState('ui', { page: S.page, items: S.items.slice(), strokes: store.strokes.slice() });
+    S.setState('ui', { page: S.page, items: S.items.slice(), strokes: store.strokes.slice(), have: [...pics.keys()] });
   };
   S.send = send;
 
   // -- layout: fit the window (whole-pixel magnification when it fits), or 1:1 ----------------
   S.layout = () => {
-    const [, , h, w] = S.data.window;
+    const [, , h, w] = S.view.window;
     const avail = Math.max(200, wrap.clientWidth || 800);
     const top = stage.getBoundingClientRect().top + W.scrollY;
     const availH = Math.max(200, W.innerHeight - Math.min(top, W.innerHeight / 2) - 40);
@@ -96,7 +109,7 @@ function make(root) {
   const toView = (s) => {
     // a stroke's canvas points in the current window's image pixels
     const [fy0, fx0, fh, fw, fch, fcw] = s.frame;
-    const [y0, x0] = S.data.window;
+    const [y0, x0] = S.view.window;
     const sx = fw / fcw, sy = fh / fch;
     return (x, y) => [fx0 - x0 + x * sx, fy0 - y0 + y * sy, (sx + sy) / 2];
   };
@@ -141,12 +154,12 @@ function make(root) {
       ctx.stroke();
     }
     const n = mine().length;
-    const others = [...new Set(store.strokes.filter((s) => s.key !== S.data.key && s.key.startsWith(S.data.dataset + '/')).map((s) => s.key.split('/').pop()))];
+    const others = [...new Set(store.strokes.filter((s) => s.key !== S.view.key && s.key.startsWith(S.view.dataset + '/')).map((s) => s.key.split('/').pop()))];
     note.textContent = `${n} unsaved stroke(s) on this slice` + (others.length ? `, on slice(s) ${others.join(', ')}` : '')
       + ` · ${S.oneToOne ? '1:1' : 'fit to window'} (${Math.round(S.scale * 100)} %, key 1 toggles)`;
-    wrap.dataset.shown = S.data.key;
+    wrap.dataset.shown = S.view.key;
     wrap.dataset.pending = String(n);
-    wrap.dataset.stamp = S.data.stamp;
+    wrap.dataset.stamp = S.view.stamp;
   };
 
   // -- drawing -----------------------------------------------------------------------------------
@@ -154,7 +167,7 @@ function make(root) {
     const r = ink.getBoundingClientRect();
     return [(e.clientX - r.left) / S.scale, (e.clientY - r.top) / S.scale];
   };
-  const frame = () => { const [y0, x0, h, w] = S.data.window; return [y0, x0, h, w, h, w]; };
+  const frame = () => { const [y0, x0, h, w] = S.view.window; return [y0, x0, h, w, h, w]; };
   const newId = () => 's-' + S.page + '-' + Date.now().toString(36) + '-' + Math.random().toString(36).slice(2, 8);
   const finish = (stroke) => {
     store.strokes.push(stroke);
@@ -166,7 +179,7 @@ function make(root) {
     S.redraw();
   };
   const down = (e) => {
-    if (e.button !== 0 || !S.data) return;
+    if (e.button !== 0 || !S.view) return;
     e.preventDefault();
     const [x, y] = at(e);
     if (S.data.tool === 'Polygon fill') {
@@ -178,7 +191,7 @@ function make(root) {
       return;
     }
     ink.setPointerCapture(e.pointerId);
-    S.drawing = { id: newId(), key: S.data.key, base: S.data.version, frame: frame(),
+    S.drawing = { id: newId(), key: S.view.key, base: version(), frame: frame(),
       obj: { type: 'Path', stroke: S.data.color, strokeWidth: S.data.brush, path: [['M', x, y]] } };
     S.last = [x, y];
     S.redraw();
@@ -207,13 +220,14 @@ function make(root) {
     S.drawing = null;
     if (s.obj.path.length === 1) s.obj.path.push(['L', s.obj.path[0][1], s.obj.path[0][2]]);
     finish(s);
+    if (S.swap) { const f = S.swap; S.swap = null; f(); }
     if (S.later) { const d = S.later; S.later = null; S.update(d); }
   };
   const closePoly = () => {
     const pts = S.poly;
     S.poly = null;
     if (!pts || pts.length < 3) return S.redraw();
-    finish({ id: newId(), key: S.data.key, base: S.data.version, frame: frame(),
+    finish({ id: newId(), key: S.view.key, base: version(), frame: frame(),
       obj: { type: 'Polygon', stroke: S.data.color, fill: S.data.fill, strokeWidth: 1,
         points: pts.map(([x, y]) => ({ x, y })) } });
   };
@@ -233,7 +247,7 @@ function make(root) {
     return !['radio', 'checkbox', 'button', 'range'].includes((t.type || '').toLowerCase());
   };
   const onKey = (e) => {
-    if (!S.data || !stage.isConnected) return;
+    if (!S.view || !stage.isConnected) return;
     if (e.key === 'Escape' && S.poly) { S.poly = null; S.redraw(); return; }
     if (e.altKey) return;
     const parts = [];
@@ -254,7 +268,7 @@ function make(root) {
     act(action);
   };
   const act = (action) => {
-    const key = S.data.key;
+    const key = S.view.key;
     if (action === 'fit') { S.oneToOne = !S.oneToOne; S.layout(); return; }
     if (action === 'undo' && mine().length) {
       const s = mine().pop();
@@ -282,7 +296,7 @@ function make(root) {
   const tick = () => {
     if (S.dirty && !S.drawing && !listOpen() && performance.now() - (S.lastStroke || 0) > 3000) send(null);
   };
-  const onResize = () => S.data && S.layout();
+  const onResize = () => S.view && S.layout();
   document.addEventListener('keydown', onKey, true);
   document.addEventListener('pointerdown', onPointer, true);
   W.addEventListener('resize', onResize);
@@ -295,29 +309,49 @@ function make(root) {
   };
 
   // -- new data from the server -----------------------------------------------------------------
+  // The pictures on screen, the layout and the slice strokes go to (S.view) change together, once the
+  // new pictures are decoded: until then the user sees the old slice, and strokes go to the old slice.
+  const show = (data) => {
+    const old = S.view;
+    S.view = data;
+    if (old && old.key !== data.key) S.poly = null;
+    if (!old || old.window.join() !== data.window.join() || old.key !== data.key) S.layout(); else S.redraw();
+  };
   S.update = (data) => {
     if (S.drawing) { S.later = data; return; } // the slice changes once the stroke is finished
-    const old = S.data;
     S.data = data;
     load();
     const gone = new Set(data.gone || []);
     const before = store.strokes.length;
     store.strokes = store.strokes.filter((s) => !gone.has(s.id));
     if (store.strokes.length !== before) persist();
-    if (old && old.key !== data.key) S.poly = null;
-    const relayout = !old || old.window.join() !== data.window.join() || old.key !== data.key;
-    const want = [[img, data.image, data.image_id, 'shownImage'], [tint, data.tint, data.tint_id, 'shownTint']]
-      .filter((w) => S[w[3]] !== w[2]);
-    if (want.length) {
-      // the old pictures stay until the new ones are decoded: the canvas never blinks or moves
-      Promise.all(want.map(([, src]) => { const p = new Image(); p.src = src; return p.decode().then(() => true, () => false); }))
-        .then((ok) => {
-          if (S.data.image_id !== data.image_id || S.data.tint_id !== data.tint_id || !ok.every(Boolean)) return; // newer pictures came, or one failed: the next run retries
-          for (const [el, src, id, slot] of want) { el.src = src; S[slot] = id; }
-          wrap.dataset.image = data.image_id + '|' + data.tint_id;
-        });
+    const layers = [[img, data.image, data.image_id, 'shownImage'], [tint, data.tint, data.tint_id, 'shownTint']];
+    for (const [, src, id] of layers) if (src) remember(id, src);
+    const want = layers.filter((w) => S[w[3]] !== w[2]);
+    if (want.some((w) => !pics.has(w[2]))) {
+      // a picture the server thought this page holds is gone (never so far): ask for it
+      if (S.view) S.redraw();
+      send(null);
+      return;
     }
-    if (relayout) S.layout(); else S.redraw();
+    if (!want.length) {
+      show(data);
+    } else {
+      const srcs = want.map((w) => pics.get(w[2]));
+      // the old pictures stay until the new ones are decoded: the canvas never blinks or moves
+      Promise.all(srcs.map((src) => { const p = new Image(); p.src = src; return p.decode().then(() => true, () => false); }))
+        .then((ok) => {
+          if (S.data !== data && (S.data.image_id !== data.image_id || S.data.tint_id !== data.tint_id)) return; // newer pictures came
+          if (!ok.every(Boolean)) { W.setTimeout(() => S.data === data && S.update(data), 500); return; } // again
+          const swap = () => {
+            want.forEach(([el, , id, slot], i) => { el.src = srcs[i]; S[slot] = id; });
+            wrap.dataset.image = data.image_id + '|' + data.tint_id;
+            show(S.data.image_id === data.image_id && S.data.tint_id === data.tint_id ? S.data : data);
+          };
+          if (S.drawing) S.swap = swap; else swap(); // not under a stroke being drawn
+        });
+      if (S.view) S.redraw();
+    }
     if (S.dirty) send(null);
   };
   return S;

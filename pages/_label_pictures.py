@@ -17,10 +17,10 @@ from PIL import Image
 from core.data import provenance
 from core.data.masks import UNLABELED
 from core.view import canvas as cv
-from core.view.layers import tint_layer
+from core.view.layers import tint_indexed
 from core.view.render import gray_rgb, overlay, tint
 from pages._common import workspace
-from pages._label_canvas import picture_bytes
+from pages._label_canvas import indexed_png, picture_bytes
 
 __all__ = ["background_picture", "tint_picture", "overview", "version_picture", "chips", "when"]
 
@@ -45,8 +45,8 @@ def background_picture(
 
 @st.cache_data(max_entries=32, show_spinner=False)
 def tint_picture(root: str, dataset: str, z: int, stamp: float, window: cv.ZoomWindow, alpha: float) -> bytes:
-    """The saved mask's tint over the window as PNG bytes (mostly transparent: small and quick)."""
-    return picture_bytes(tint_layer(workspace().read_mask(dataset, z), window, alpha))
+    """The saved mask's tint over the window as an indexed PNG (mostly transparent: small and quick)."""
+    return indexed_png(*tint_indexed(workspace().read_mask(dataset, z), window, alpha))
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
@@ -62,9 +62,10 @@ def overview(root: str, dataset: str, z: int, stamp: float, width: int) -> str:
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
-def version_picture(root: str, dataset: str, z: int, version: int) -> np.ndarray:
+def version_picture(root: str, dataset: str, z: int, version: int) -> bytes:
+    """A saved version over the image, as JPEG bytes: encoded once, not by ``st.image`` in every run."""
     ws = workspace()
-    return overlay(ws.read_slice(dataset, z), ws.read_mask(dataset, z, version=version), 0.5)
+    return picture_bytes(overlay(ws.read_slice(dataset, z), ws.read_mask(dataset, z, version=version), 0.5))
 
 
 @st.cache_data(max_entries=8, show_spinner=False)

@@ -27,7 +27,7 @@ from pages import _label_actions as act
 from pages import _label_pictures as pic
 from pages._common import dataset_picker, user_errors, workspace
 from pages._keys import label_keys
-from pages._label_canvas import label_canvas, picture_url
+from pages._label_canvas import held, label_canvas, picture_url
 from pages._label_live import live_panel, shown_prediction
 from pages._label_state import KEYS, MODES, SCRIBBLES, TOOLS, ZOOMS, hint, keep, put, sync
 from pages._label_state import init as init_label_state
@@ -196,8 +196,11 @@ with user_errors():
     pred = shown_prediction(ws, dataset, z)
     pred_id, pred_labels = pred if st.session_state.get("label_show_pred", True) else ("", None)
     alpha = st.session_state["label_alpha"] if show_mask else 0.0
-    picture = f"{dataset}/{z}/{info.shape}/{window}/{pred_id}"
-    tint = f"{dataset}/{z}/{current.updated}/{window}/{alpha}"
+    scope = hashlib.sha1(str(ws.root).encode()).hexdigest()[:12]
+    picture = f"{scope}/{dataset}/{z}/{info.slice_names[z]}/{info.shape}/{window}/{pred_id}"
+    tint = f"{scope}/{dataset}/{z}/{current.updated}/{window}/{alpha}"
+    image_id, tint_id = (hashlib.sha1(t.encode()).hexdigest()[:16] for t in (picture, tint))
+    has = held()  # the pictures the canvas holds already: not sent again (the grey image once a slice)
     polygon = tool == "Polygon fill"
     st.session_state["label_ctx"] = {
         "dataset": dataset,
@@ -211,18 +214,22 @@ with user_errors():
     }
     label_canvas(
         {
-            "scope": hashlib.sha1(str(ws.root).encode()).hexdigest()[:12],
+            "scope": scope,
             "dataset": dataset,
             "key": f"{dataset}/{z}",
             "version": current.version or 0,
             "window": [window.y0, window.x0, window.height, window.width],
             "shape": [height, width],
-            "image": picture_url(
+            "image": ""
+            if image_id in has
+            else picture_url(
                 pic.background_picture(str(ws.root), dataset, z, info.shape, window, pred_id, pred_labels), "image"
             ),
-            "image_id": hashlib.sha1(picture.encode()).hexdigest()[:16],
-            "tint": picture_url(pic.tint_picture(str(ws.root), dataset, z, current.updated, window, alpha), "tint"),
-            "tint_id": hashlib.sha1(tint.encode()).hexdigest()[:16],
+            "image_id": image_id,
+            "tint": ""
+            if tint_id in has
+            else picture_url(pic.tint_picture(str(ws.root), dataset, z, current.updated, window, alpha), "tint"),
+            "tint_id": tint_id,
             "stamp": str(current.updated),
             "tool": sess.tools.tool,
             "color": cv.stroke_css(sess.tools.k, 0.9),

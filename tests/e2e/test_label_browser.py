@@ -6,8 +6,9 @@ On two datasets (256 x 256 and 768 x 1024), 200 strokes are drawn at random dela
 unsaved strokes is saved, and every stroke's pixels must be in the masks on disk. A stroke belongs to
 the slice the canvas showed when it was drawn (``data-shown`` on the canvas); the test waits on the
 page's own signals (the canvas's count of finished strokes, the slice it shows, its list of unsaved
-strokes emptying once the server saved them), never on a fixed sleep. A second test shows Ctrl+Z
-removing an unsaved stroke before any saved version. Screenshots and the measured stroke-to-screen
+strokes emptying once the server saved them), never on a fixed sleep. A second test holds the next
+slice's picture undecoded and draws in that window: the stroke goes to the slice on screen. A third
+shows Ctrl+Z removing an unsaved stroke before any saved version. Screenshots and the measured stroke-to-screen
 and save-to-tint times go to ``test-artifacts/`` (or ``$SEGDASH_ARTIFACTS``).
 """
 
@@ -63,7 +64,7 @@ def _until(page, what: str, timeout: float = 60, arg=None):
 
 def _open(page, url: str, dataset: str) -> None:
     page.goto(f"{url}/label")
-    _until(page, f"() => {_S} && {_S}.data")
+    _until(page, f"() => {_S} && {_S}.view")
     settle(page, 0.5)
     if _shown(page).rpartition("/")[0] != dataset:
         _pick_dataset(page, dataset)
@@ -71,13 +72,14 @@ def _open(page, url: str, dataset: str) -> None:
 
 
 def _shown(page) -> str:
-    return page.evaluate(f"() => {_S}.data.key")
+    """The slice whose picture the canvas shows (strokes drawn now go to it)."""
+    return page.evaluate(f"() => {_S}.view.key")
 
 
 def _pick_dataset(page, name: str) -> None:
     """Pick a dataset in the sidebar and wait until the canvas shows it."""
     choose(page, page.locator("[data-testid='stSidebar'] [data-testid='stSelectbox']").first, name)
-    _until(page, f"(d) => {_S}.data.dataset === d", arg=name)
+    _until(page, f"(d) => {_S}.view.dataset === d", arg=name)
 
 
 def _stroke(page, points) -> dict:
@@ -146,7 +148,7 @@ def _save_everything(page, ws, dataset: str) -> None:
         while _shown(page) != key:
             cur = int(_shown(page).rpartition("/")[2])
             page.keyboard.press("." if z > cur else ",")
-            _until(page, f"(k) => {_S}.data.key !== k", arg=f"{dataset}/{cur}")
+            _until(page, f"(k) => {_S}.view.key !== k", arg=f"{dataset}/{cur}")
         page.keyboard.press("Control+s")
         _until(page, f"(k) => !{_S}.store().strokes.some(s => s.key === k)", arg=key, timeout=60)
     raise AssertionError("strokes left after 20 saves")
@@ -166,11 +168,11 @@ def _session(page, ws, dataset: str, n: int, strokes: int, rng) -> list[dict]:
             page.keyboard.press("Control+s")
         elif r < 0.22:  # zoom in, pan, draw there, zoom out
             page.keyboard.press("+")
-            _until(page, f"() => {_S}.data.window[2] < {_S}.data.shape[0]", timeout=60)
+            _until(page, f"() => {_S}.view.window[2] < {_S}.view.shape[0]", timeout=60)
             page.keyboard.press(rng.choice(["ArrowLeft", "ArrowRight", "ArrowUp", "ArrowDown"]))
             drawn.append(_random_stroke(page, rng))
             page.keyboard.press("-")
-            _until(page, f"() => {_S}.data.window[2] === {_S}.data.shape[0]", timeout=60)
+            _until(page, f"() => {_S}.view.window[2] === {_S}.view.shape[0]", timeout=60)
     _save_everything(page, ws, dataset)
     no_exception(page)
     return drawn
@@ -206,6 +208,58 @@ def test_label_200_strokes_none_lost(label_server):
                 lost.append((dataset, z, s["id"]))
     assert sum(len(v) for v in drawn.values()) >= 200
     assert not lost, f"{len(lost)} stroke(s) not on disk: {lost[:5]}"
+
+
+def test_stroke_while_the_next_picture_decodes_stays_on_the_shown_slice(label_server):
+    """The server's data for the next slice arrives before its picture is decoded: a stroke drawn in
+    that window goes to the slice still on screen, one drawn after the swap to the new slice, and
+    both are on disk after the saves. The picture's decoding is held in the page until released."""
+    from playwright.sync_api import sync_playwright
+
+    url, ws = label_server
+    rng = np.random.default_rng(5)
+    with sync_playwright() as p:
+        browser = launch(p)
+        page = browser.new_page(viewport={"width": 1600, "height": 1000})
+        page.set_default_timeout(60_000)
+        _open(page, url, "em")
+        assert _shown(page) == "em/0"
+        page.evaluate(
+            """() => { const decode = HTMLImageElement.prototype.decode;
+            window.__release = null; const held = new Promise((r) => { window.__release = r; });
+            HTMLImageElement.prototype.decode = function () { return held.then(() => decode.call(this)); }; }"""
+        )
+        shown = page.evaluate(f"() => {_S}.wrap.dataset.image")
+        pairs = []
+        for how in ("key", "button"):
+            page.keyboard.press(".") if how == "key" else page.get_by_role("button", name="Next (.)").click()
+            before = _shown(page)
+            _until(page, f"(k) => {_S}.data.key !== k", arg=before)
+            early = _random_stroke(page, rng)
+            assert early["key"] == before == _shown(page), (how, early["key"], before)
+            assert page.evaluate(f"() => {_S}.wrap.dataset.image") == shown  # the old picture is still on screen
+            page.evaluate("() => window.__release()")
+            _until(page, f"(k) => {_S}.view.key !== k", arg=before)
+            late = _random_stroke(page, rng)
+            assert late["key"] == _shown(page) == f"em/{int(before[-1]) + 1}"
+            shown = page.evaluate(f"() => {_S}.wrap.dataset.image")
+            assert shown.split("|")[0] == page.evaluate(f"() => {_S}.view.image_id")
+            page.evaluate(  # hold the next picture again
+                "() => { const held = new Promise((r) => { window.__release = r; });"
+                " const decode = HTMLImageElement.prototype.decode;"
+                " HTMLImageElement.prototype.decode = function () { return held.then(() => decode.call(this)); }; }"
+            )
+            pairs.append((early, late))
+        page.evaluate("() => window.__release()")
+        _save_everything(page, ws, "em")
+        no_exception(page)
+        browser.close()
+    for s in (stroke for pair in pairs for stroke in pair):
+        mask = ws.read_mask("em", int(s["key"].rpartition("/")[2]))
+        assert mask is not None and all(mask[y, x] == 1 for y, x in _pixels(s)), s["key"]
+    # the early stroke of slice 0 is not on slice 1, where the canvas was heading when it was drawn
+    mask1 = ws.read_mask("em", 1)
+    assert not all(mask1[y, x] == 1 for y, x in _pixels(pairs[0][0]))
 
 
 def test_ctrl_z_removes_the_unsaved_stroke_first_and_timings(label_server):
@@ -244,15 +298,18 @@ def test_ctrl_z_removes_the_unsaved_stroke_first_and_timings(label_server):
 
 
 def _timings(page, rng) -> dict[str, list[float]]:
-    """Stroke to screen (the mouse event to the next frame, the stroke's pixel painted) and Ctrl+S to the
-    saved tint on the canvas's picture, measured in the page with ``performance.now()``."""
+    """Stroke to screen (the mouse event to the next frame, the stroke's pixel painted), Ctrl+S to the
+    server's answer reaching the canvas (``arrive``) and to the saved tint on screen (``save``),
+    measured in the page with ``performance.now()``."""
     page.evaluate(
         """() => {
-        const S = window.__segdashCanvas; S.t = {move: [], save: []};
+        const S = window.__segdashCanvas; S.t = {move: [], save: [], arrive: []};
+        const update = S.update; S.update = (d) => { if (S.t0 && d.tint_id !== S.tintAt) {
+          S.t.arrive.push(performance.now() - S.t0); S.t0 = null; } return update(d); };
         document.addEventListener('pointermove', (e) => { if (!S.drawing) return;
           const t0 = e.timeStamp; requestAnimationFrame(() => S.t.move.push(performance.now() - t0)); });
         document.addEventListener('keydown', (e) => { if (!(e.ctrlKey && e.key === 's')) return;
-          const t0 = performance.now(), was = S.wrap.dataset.image;
+          const t0 = performance.now(), was = S.wrap.dataset.image; S.t0 = t0; S.tintAt = S.data.tint_id;
           const look = () => S.wrap.dataset.image !== was
             ? S.t.save.push(performance.now() - t0) : requestAnimationFrame(look);
           requestAnimationFrame(look); }, true);
@@ -285,13 +342,13 @@ def test_keys_tools_dataset_switch_and_restore(label_server):
         box = page.locator("[data-testid='stMain'] [data-testid='stSelectbox']").filter(has_text="Slice")
         box.click()
         page.get_by_role("option").filter(has_text="1: ").first.click()
-        _until(page, f"() => {_S}.data.key === 'em/1'")
+        _until(page, f"() => {_S}.view.key === 'em/1'")
         page.keyboard.press(".")
-        _until(page, f"() => {_S}.data.key === 'em/2'")
+        _until(page, f"() => {_S}.view.key === 'em/2'")
         page.keyboard.press(",")
-        _until(page, f"() => {_S}.data.key === 'em/1'")
+        _until(page, f"() => {_S}.view.key === 'em/1'")
         page.keyboard.press(",")
-        _until(page, f"() => {_S}.data.key === 'em/0'")
+        _until(page, f"() => {_S}.view.key === 'em/0'")
         page.keyboard.press(",")  # no wrap from the first slice to the last
         settle(page, 1.0)
         assert _shown(page) == "em/0"
@@ -321,7 +378,7 @@ def test_keys_tools_dataset_switch_and_restore(label_server):
         _pick_dataset(page, "small")
         no_exception(page)
         _pick_dataset(page, "em")
-        _until(page, f"() => {_S}.data.key === 'em/0' && {_S}.wrap.dataset.pending === '1'")
+        _until(page, f"() => {_S}.view.key === 'em/0' && {_S}.wrap.dataset.pending === '1'")
         # restore version 1 from the history: the pending stroke stays and lands on it with Ctrl+S
         history = page.locator("[data-testid='stSelectbox']").filter(has_text="View version")
         choose(page, history, "version 1")
