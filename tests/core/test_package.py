@@ -111,6 +111,7 @@ def test_review_and_view_import_neither_torch_nor_monai():
 
 # -- no import loops inside core (issue 26) -------------------------------------------------------
 
+
 def _module_name(path: Path) -> str:
     parts = list(path.relative_to(ROOT).with_suffix("").parts)
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
