@@ -1,6 +1,7 @@
 """Commands that train or run a model: ``train``, ``predict``, ``export-model``. Each checks its
 input first and imports torch only then, so a refusal answers at once (``train``: its options; the
-request itself is checked by :func:`core.train.request.check_request`, with torch loaded)."""
+dataset, labels and resume source by :func:`core.train.source.check_source`, without torch; the
+request itself by :func:`core.train.request.check_request`, which calls it)."""
 
 from __future__ import annotations
 
@@ -48,6 +49,9 @@ def run_train(args: argparse.Namespace) -> dict[str, Any]:
     :class:`TrainingFailed`."""
     ws = workspace(args)
     config = _check_train(args)
+    from ..train.source import check_source  # no torch: the cheap refusals answer at once
+
+    check_source(ws, args.dataset, args.resume)
     from ..train.headless import job_progress, train_headless  # torch: only now that the options are fine
 
     bar = progress_printer("train", quiet=getattr(args, "quiet", False))

@@ -31,11 +31,11 @@ from typing import Any
 
 from ..errors import SegDashError
 from ..nn.checkpoint import read_checkpoint_info
-from ..store.schema import ACTIVE_RUN_STATES
 from ..store.workspace import Workspace, validate_name
 from .config import TrainConfig, default_config
+from .source import check_source
 
-__all__ = ["TrainingRequest", "check_request", "resume_source"]
+__all__ = ["TrainingRequest", "check_request"]
 
 
 @dataclass(frozen=True)
@@ -112,36 +112,6 @@ def _new_run_id(dataset: str) -> str:
     return validate_name(f"{dataset[:40]}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}")
 
 
-def resume_source(ws: Workspace, resume: str | Path) -> tuple[Path, str]:
-    """``(checkpoint path, source run id or "")`` for a run id or a checkpoint path (no torch)."""
-    text = str(resume)
-    run = ws.run(text) if "/" not in text and "\\" not in text else None
-    if run is not None:
-        if run["state"] in ACTIVE_RUN_STATES:
-            raise SegDashError(
-                f"run {text!r} is still {run['state']} (process {run['owner_pid']} on "
-                f"{run['owner_host']}); stop it first, or resume it once it has stopped"
-            )
-        for key in ("last_checkpoint", "best_checkpoint"):
-            if run.get(key) and Path(run[key]).is_file():
-                return Path(run[key]), text
-        if run["state"] == "interrupted":
-            raise SegDashError(
-                f"run {text!r} was interrupted before its first epoch ended: it has no checkpoint "
-                "to resume from; start a new training"
-            )
-        raise SegDashError(f"run {text!r} has no checkpoint to resume from")
-    path = Path(text)
-    if path.is_file():
-        return path, ""
-    if "/" in text or "\\" in text:
-        raise SegDashError(f"cannot resume from {text!r}: no such checkpoint file")
-    known = ", ".join(r["run_id"] for r in ws.runs()[:5]) or "none"
-    raise SegDashError(
-        f"cannot resume from {text!r}: neither a run id of this workspace (latest runs: {known}) nor a checkpoint file"
-    )
-
-
 def check_request(
     workspace: Workspace | str | Path,
     dataset: str,
@@ -172,11 +142,7 @@ def check_request(
             unusable checkpoint or one that reached ``epochs``, a bad config, a run id in use.
     """
     ws = workspace if isinstance(workspace, Workspace) else Workspace(workspace)
-    info = ws.dataset(dataset)
-    ws.read_images(dataset)  # opened, not read: a volume imported by reference that moved is refused here
-    if not ws.labeled_slices(dataset):
-        raise SegDashError(f"dataset {dataset!r} has no labeled slices; label at least one slice first")
-    source = resume_source(ws, resume) if resume is not None else None
+    info, source = check_source(ws, dataset, resume)
     if deadline is not None and not (isinstance(deadline, (int, float)) and deadline > 0):
         raise SegDashError(f"the deadline must be a time (seconds since the epoch), got {deadline!r}")
     name = validate_name(run_id) if run_id else _new_run_id(dataset)
