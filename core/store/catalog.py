@@ -29,6 +29,7 @@ from .catalog_db import (
     copy_catalog,
     user_error,
 )
+from .forward import forward
 from .layout import dataset_dir, mask_file
 from .mask_rows import MaskRows
 from .meta import update_meta
@@ -281,17 +282,7 @@ class Catalog:
         return self.mask_rows.version_count(name)
 
     # -- runs and epochs (:class:`~core.store.run_rows.RunRows`) ----------------------------------
-    def create_run(
-        self,
-        run_id: str,
-        dataset: str,
-        config: dict[str, Any],
-        state: str = "queued",
-        owner: Owner | None = None,
-        origin: str = "",
-    ) -> None:
-        """Record a new run (:meth:`RunRows.create_run <core.store.run_rows.RunRows.create_run>`)."""
-        self.run_rows.create_run(run_id, dataset, config, state, owner, origin)
+    create_run = forward("run_rows", RunRows.create_run)
 
     def heartbeat(self, run_id: str) -> None:
         """The owner of ``run_id`` is alive now."""

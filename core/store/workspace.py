@@ -24,25 +24,26 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import tifffile
 
 from ..data.chunked import Volume
-from ..data.owner import Owner
 from ..data.pixelsize import PixelSize
 from ..errors import SegDashError
 from . import layout
 from .backups import backup_catalog
 from .catalog import Catalog, WorkspaceError
 from .datasets import create_dataset, delete_dataset, deletion_summary, rename_dataset
+from .forward import forward
 from .layout import validate_name
 from .leftovers import clean_leftovers
 from .mask_history import MaskHistory
 from .meta import update_meta
 from .records import DatasetInfo, MaskConflict, MaskSave, MaskVersion, RunRecord, SliceInfo
 from .recovery import Recovery, Unlisted
+from .run_rows import RunRows
 from .space import disk_full_error, human_bytes
 from .volumes import open_referenced
 
@@ -159,31 +160,11 @@ class Workspace:
             for r in self.catalog.slices(name)
         ]
 
-    def create_dataset(
-        self,
-        name: str,
-        images: np.ndarray,
-        masks: Sequence[np.ndarray | None] | np.ndarray | None,
-        class_names: Sequence[str],
-        slice_names: Sequence[str | None] | None = None,
-        *,
-        source: str = "",
-        notices: Sequence[str] = (),
-        by_reference: bool = False,
-    ) -> DatasetInfo:
-        """Store a new dataset (:func:`core.store.datasets.create_dataset` says how) and return it."""
-        create_dataset(
-            self.root,
-            self.catalog,
-            name,
-            images,
-            masks,
-            class_names,
-            slice_names,
-            source=source,
-            notices=notices,
-            by_reference=by_reference,
-        )
+    def create_dataset(self, name: str, images: np.ndarray, *args: Any, **options: Any) -> DatasetInfo:
+        """Store a new dataset and return it. The arguments after ``images`` are those of
+        :func:`core.store.datasets.create_dataset` (``masks``, ``class_names``, ``slice_names``;
+        ``source``, ``notices``, ``by_reference``), which says how it is written."""
+        create_dataset(self.root, self.catalog, name, images, *args, **options)
         return self.dataset(name)
 
     def rename_dataset(self, old: str, new: str) -> None:
@@ -270,17 +251,7 @@ class Workspace:
         self.catalog.set_pixel_size(name, z, y, x, unit)
 
     # -- writing a run (the training job and its recorder) -------------------------------------
-    def create_run(
-        self,
-        run_id: str,
-        dataset: str,
-        config: dict[str, Any],
-        state: str = "queued",
-        owner: Owner | None = None,
-        origin: str = "",
-    ) -> None:
-        """Record a new run, owned by ``owner`` (default: this process), its heartbeat now."""
-        self.catalog.create_run(run_id, dataset, config, state, owner, origin)
+    create_run = forward("catalog", RunRows.create_run)
 
     def update_run(self, run_id: str, **fields: Any) -> None:
         """Set columns of a run (:meth:`~core.store.run_rows.RunRows.update_run` names them)."""
@@ -328,31 +299,8 @@ class Workspace:
         """Indices of slices that have a mask with a labeled pixel."""
         return self.masks.labeled_slices(name)
 
-    def save_mask(
-        self,
-        name: str,
-        z: int,
-        mask: np.ndarray,
-        status: str = "edited",
-        *,
-        source: str | None = None,
-        base_version: int | None = None,
-    ) -> int:
-        """Save a new version of slice ``z``'s mask; returns its version number (:meth:`MaskHistory.save_mask`)."""
-        return self.masks.save_mask(name, z, mask, status, source=source, base_version=base_version)
-
-    def edit_mask(
-        self,
-        name: str,
-        z: int,
-        edit: Callable[[np.ndarray | None], np.ndarray],
-        *,
-        base_version: int | None = None,
-        source: str = "drawn",
-        drawn: np.ndarray | None = None,
-    ) -> MaskSave:
-        """Apply ``edit`` to slice ``z``'s newest mask and save it, in one transaction (see MaskHistory)."""
-        return self.masks.edit_mask(name, z, edit, base_version=base_version, source=source, drawn=drawn)
+    save_mask = forward("masks", MaskHistory.save_mask)
+    edit_mask = forward("masks", MaskHistory.edit_mask)
 
     def undo_mask(self, name: str, z: int) -> int | None:
         """Step slice ``z`` back to the version its current one was made from (nothing is deleted)."""

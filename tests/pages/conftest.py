@@ -18,6 +18,20 @@ import streamlit as st
 from core.store.workspace import Workspace
 
 ROOT = Path(__file__).resolve().parents[2]
+JOB_JOIN_S = 90
+
+
+@pytest.fixture
+def no_job_left_running():
+    """A training job left running would outlive the test (and its temporary workspace): stopped and
+    joined after it (the Train page tests use it for every test)."""
+    from core.train.registry import registry
+
+    yield
+    for job in registry().jobs():
+        if job.is_active():
+            job.stop()
+            job.join(JOB_JOIN_S)
 
 
 def page_path(name: str) -> str:

@@ -14,14 +14,7 @@ from core.train.registry import registry
 TIMEOUT_S = 90
 
 
-@pytest.fixture(autouse=True)
-def _no_job_left_running():
-    """A job left running would outlive the test (and its temporary workspace)."""
-    yield
-    for job in registry().jobs():
-        if job.is_active():
-            job.stop()
-            job.join(TIMEOUT_S)
+pytestmark = pytest.mark.usefixtures("no_job_left_running")
 
 
 def _wait(run_id: str) -> dict:

@@ -16,13 +16,7 @@ from tests.synthetic import add_tiny_run
 TIMEOUT_S = 90
 
 
-@pytest.fixture(autouse=True)
-def _no_job_left_running():
-    yield
-    for job in registry().jobs():
-        if job.is_active():
-            job.stop()
-            job.join(TIMEOUT_S)
+pytestmark = pytest.mark.usefixtures("no_job_left_running")
 
 
 def _until(at: AppTest, done, what: str) -> None:
