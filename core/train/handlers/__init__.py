@@ -15,7 +15,7 @@ import torch
 from ..eta import EtaClock
 from ..events import Callbacks, Events, StopCheck, Stopped
 from ..recorder import RunContext
-from .catalog import CatalogRows
+from .catalog import CatalogRows, EpochRows
 from .checkpoints import Checkpoints
 from .progress import Progress
 from .validation import Validation
@@ -28,6 +28,7 @@ __all__ = [
     "Validation",
     "Checkpoints",
     "CatalogRows",
+    "EpochRows",
     "Progress",
     "run_handlers",
 ]
@@ -41,11 +42,13 @@ def run_handlers(
     check_stop: Callable[[], None],
 ) -> list[Callbacks]:
     """A recorded run's handlers, in order: the stop check, validation (its scores fill the row the
-    others record), checkpoints, catalog rows, progress (publishes what the others wrote)."""
+    others record), the epoch's catalog row, checkpoints, the run's catalog row, progress (publishes
+    what the others wrote)."""
     clock = EtaClock(epoch_end_steps=max(1, len(val_items)) / 4)
     return [
         StopCheck(check_stop),
         Validation(val_items, ctx.config.model.n_classes, device, amp_dtype, check_stop),
+        EpochRows(ctx),  # the epoch's row before last.pt: a kill in between never hides an epoch
         Checkpoints(ctx),
         CatalogRows(ctx),
         Progress(ctx, clock),
