@@ -58,6 +58,9 @@ def _runs(truth: np.ndarray, k: int, length: int, thick: int) -> list[tuple[int,
 def _scribble(page, scale: float, k: int, starts: list[tuple[int, int]], length: int) -> None:
     """Pick class ``k`` and draw a horizontal stroke ``length`` px long (less 4 px each end) at each start."""
     choose(page, page.locator("[data-testid='stSelectbox']").filter(has_text="Class"), ["membrane", "cell"][k])
+    # a class chosen in the box reaches the canvas with the page's answer (the legend under the canvas
+    # then names it): on a loaded machine a stroke drawn before that took the previous class
+    settle(page, 0.5)
     for y, x in starts:
         _stroke(page, [((x + 4) * scale, (y + 0.5) * scale), ((x + length - 4) * scale, (y + 0.5) * scale)])
 
