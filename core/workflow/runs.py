@@ -42,6 +42,7 @@ __all__ = [
     "picker_runs",
     "is_live",
     "held_out_validation",
+    "held_out_scores",
     "last_finished",
     "interrupted_runs",
     "short_name",
@@ -116,6 +117,37 @@ def run_score(run: Mapping[str, Any], epochs: Sequence[Mapping[str, Any]]) -> tu
         if value is not None:
             return value, "validation", measure
     return None, "", measure
+
+
+#: JSON key -> (the run end's score key, its name on the pages)
+SCORE_KEYS = {
+    "foreground_dice": ("dice_fg", FOREGROUND_DICE),
+    "class_mean_dice": ("mean_dice", CLASS_MEAN_DICE),
+    "foreground_iou": ("iou_fg", "foreground IoU"),
+    "class_mean_iou": ("mean_iou", "class-mean IoU"),
+}
+
+
+def held_out_scores(run: Mapping[str, Any]) -> dict[str, dict[str, float | None]]:
+    """``{"test": {...}, "validation": {...}}``: each held-out part the run's end scored on whole
+    slices, with every measure by name (:data:`SCORE_KEYS`: ``foreground_dice``, ``class_mean_dice``,
+    ``foreground_iou``, ``class_mean_iou``; ``None`` where not recorded); parts not scored, and every
+    part of a run without a held-out validation slice (a live round), are left out.
+
+    Example:
+        >>> held_out_scores({"run_id": "r", "extra": {"finish": {"test": {"dice_fg": 0.876, "mean_dice": 0.93}}}})
+        {'test': {'foreground_dice': 0.876, 'class_mean_dice': 0.93, 'foreground_iou': None, 'class_mean_iou': None}}
+    """
+    if not held_out_validation(run):
+        return {}
+    finish = (run.get("extra") or {}).get("finish") or {}
+    out = {}
+    for on, part in (("test", "test"), ("validation", "val")):
+        got = finish.get(part) or {}
+        scores = {name: _finite(got.get(key)) for name, (key, _) in SCORE_KEYS.items()}
+        if any(v is not None for v in scores.values()):
+            out[on] = scores
+    return out
 
 
 def short_name(run_id: str, dataset: str = "") -> str:
