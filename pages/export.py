@@ -66,7 +66,8 @@ def _dataset_section(ws, dataset: str) -> None:
         "multi-class masks as class indices 0..K-1. The TIFF has one page per image slice, so it lies on "
         "the image stack in Fiji: an unlabeled slice is a page of 255 ('not labeled', never 0, which would "
         "read as background) labelled '(unlabeled)', and such a TIFF holds class indices throughout "
-        "(binary masks as 0/1) with `unlabeled_value` 255 in its Info."
+        "(binary masks as 0/1) with `unlabeled_value` 255 in its Info. The ZIPs hold a PNG for each "
+        "slice with a mask only; the dataset ZIP's `segdash.json` lists the `labeled` and `unlabeled` slices."
     )
     choice = st.radio("What", list(MASK_FORMATS), key="export_format")
     suffix, mime, fn = MASK_FORMATS[choice]
