@@ -171,8 +171,9 @@ def scores_tab(scores: list[dict[str, Any]]) -> None:
         st.info("No labeled slice to score against.")
         return
     st.caption("Labeled slices, worst Dice first (foreground Dice/IoU for two classes, mean over classes otherwise).")
+    rows = plots.slice_scores_rows(scores, keys=("dice", "iou", "pixel_error", "uncertainty"))
     st.dataframe(
-        plots.slice_scores_rows(scores, keys=("dice", "iou", "pixel_error", "uncertainty")),
+        [{k: NOT_SCORED if v is None else v for k, v in r.items()} for r in rows],  # never a bare None
         key="pred_scores",
         hide_index=True,
         width="stretch",
