@@ -106,7 +106,7 @@ def slice_metrics(sv: SliceReview, class_names: tuple[str, ...]) -> None:
             help="Share of pixels whose predicted class differs from the mask.",
         )
         info_cols[1].metric(
-            "Dice of this slice",
+            f"{FOREGROUND_DICE if len(class_names) == 2 else CLASS_MEAN_DICE} of this slice",
             fmt(sv.score["dice"]),
             help="Foreground Dice for two classes, the class mean otherwise.",
         )

@@ -57,7 +57,8 @@ def past_runs(ws: Any, dataset: str, base: TrainConfig, epochs: int, minutes: fl
         if chosen:
             st.plotly_chart(
                 plots.compare_runs(
-                    {rid: ws.run_epochs(rid) for rid in chosen}, metrics=("train_loss", "val_loss", "val_dice")
+                    {rid: ws.run_epochs(rid) for rid in chosen},
+                    metrics=("train_loss", "val_loss", "val_dice_fg" if base.model.n_classes == 2 else "val_dice"),
                 ),
                 key="train_compare_chart",
             )

@@ -32,6 +32,7 @@ def test_runs_table_has_no_bare_none(ws_env, page, make_dataset):
     failed one (whose error makes the error column appear) shows words or dashes, never None."""
     make_dataset("tiny", z=3, labeled=(0, 1))
     ws_env.catalog.create_run(DONE, "tiny", {"epochs": 2}, state="done")
+    ws_env.catalog.add_epoch(DONE, 1, {"train_loss": 0.5, "val_loss": 0.4, "val_dice": 0.9, "val_dice_fg": 0.8})
     ws_env.catalog.create_run("tiny-20261207-020000-bbbb", "tiny", {"epochs": 2}, state="failed")
     ws_env.catalog.update_run("tiny-20261207-020000-bbbb", error="out of memory")
     at = _open(page, "train.py")
@@ -39,7 +40,10 @@ def test_runs_table_has_no_bare_none(ws_env, page, make_dataset):
     cells = _cells(table)
     assert "out of memory" in cells and DONE in cells
     assert not any(v is None or (isinstance(v, float) and np.isnan(v)) or str(v) == "None" for v in cells), cells
-    assert set(table["score"]) == {"not scored"}
+    assert set(table["score"]) == {"validation foreground Dice 0.800", "not scored"}
+    (chart,) = [c for c in at.get("plotly_chart") if c.proto.id and "train_compare_chart" in c.proto.id]
+    titles = [a["text"] for a in json.loads(chart.proto.spec)["layout"]["annotations"]]
+    assert titles == ["train loss", "val loss", "val foreground Dice"]  # the pages' words, two classes
 
 
 def test_export_model_picker_keeps_live_rounds_apart_and_not_scored(ws_env, page, make_dataset):
