@@ -47,6 +47,7 @@ __all__ = [
     "interrupted_runs",
     "short_name",
     "export_warning",
+    "checkpoint_warning",
 ]
 
 FOREGROUND_DICE = "foreground Dice"
@@ -315,4 +316,19 @@ def export_warning(view: RunView) -> str:
         return (
             f"Run {view.run_id} is a live-loop round: trained for seconds on strokes, never scored on held-out slices."
         )
+    return ""
+
+
+def checkpoint_warning(ws: Workspace, checkpoint: str | Path) -> str:
+    """:func:`export_warning` of the run of the workspace whose best or last checkpoint is
+    ``checkpoint`` (``""`` when it is no run's, or nothing is to be said): ``python -m core
+    export-model`` prints it as a warning."""
+    try:
+        target = Path(checkpoint).resolve()
+    except OSError:
+        return ""
+    for run in ws.runs():
+        paths = [run.get(k) for k in ("best_checkpoint", "last_checkpoint") if run.get(k)]
+        if any(Path(p).resolve() == target for p in paths):
+            return export_warning(run_view(run, ws.run_epochs(run["run_id"])))
     return ""

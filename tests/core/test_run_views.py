@@ -161,3 +161,26 @@ def test_cli_list_headline_is_the_held_out_foreground_score_named_as_such(ws, ca
     assert "test foreground Dice 0.876" in line and "0.98" not in line
     live = runs["d-live-20261207-041500-0001"]
     assert live["held_out"] == {} and live["score_text"] == "not scored" and "1.000" not in err
+
+
+def test_export_model_warns_of_a_checkpoint_never_validated(ws, capsys):
+    """Issue 27: a CLI run stopped after 6 steps was packaged from last.pt without a word; export-model
+    now says so on stderr (``warning: ...``) before packaging, and says nothing of a scored run."""
+    from core.workflow.runs import checkpoint_warning
+
+    _run(ws, "d-early", state="stopped")
+    _run(ws, "d-good", epochs=[{"val_dice": 0.9, "val_dice_fg": 0.8}], best=0.9)
+    early = ws.run("d-early")["last_checkpoint"]
+    assert "before its first validation" in checkpoint_warning(ws, early)
+    assert checkpoint_warning(ws, ws.run("d-good")["best_checkpoint"]) == ""
+    assert checkpoint_warning(ws, ws.root / "elsewhere.pt") == ""
+
+    from core import cli
+
+    code = cli.main(
+        ["export-model", "--workspace", str(ws.root), "--checkpoint", early, "--out", str(ws.root / "m.zip")]
+        + ["--authors", "Ann Lee"]
+    )
+    err = capsys.readouterr().err
+    assert code != 0  # b"w" is no checkpoint: refused after the warning
+    assert err.splitlines()[0].startswith("warning: Run d-early was stopped before its first validation")
