@@ -41,6 +41,8 @@ def test_runs_table_has_no_bare_none(ws_env, page, make_dataset):
     assert "out of memory" in cells and DONE in cells
     assert not any(v is None or (isinstance(v, float) and np.isnan(v)) or str(v) == "None" for v in cells), cells
     assert set(table["score"]) == {"validation foreground Dice 0.800", "not scored"}
+    (compare,) = at.multiselect(key="train_compare").options  # a picker names the run as the others do
+    assert compare == f"tiny · Dec 07 01:00 · done · 1/2 epochs · validation foreground Dice 0.800 ({DONE})"
     (chart,) = [c for c in at.get("plotly_chart") if c.proto.id and "train_compare_chart" in c.proto.id]
     titles = [a["text"] for a in json.loads(chart.proto.spec)["layout"]["annotations"]]
     assert titles == ["train loss", "val loss", "val foreground Dice"]  # the pages' words, two classes
