@@ -38,6 +38,7 @@ __all__ = [
     "run_score",
     "run_view",
     "run_views",
+    "run_labels",
     "default_run",
     "picker_runs",
     "is_live",
@@ -262,6 +263,11 @@ def run_views(ws: Workspace, dataset: str | None = None, with_checkpoint: bool =
     """Every run (of ``dataset``), newest first; ``with_checkpoint``: only those with a checkpoint on disk."""
     views = [run_view(r, ws.run_epochs(r["run_id"])) for r in ws.runs(dataset)]
     return [v for v in views if v.checkpoint] if with_checkpoint else views
+
+
+def run_labels(ws: Workspace, dataset: str | None = None) -> dict[str, str]:
+    """Run id -> :attr:`RunView.label`: how a picker of predictions (named by their run) names them."""
+    return {v.run_id: v.label for v in run_views(ws, dataset)}
 
 
 def _rank(v: RunView) -> tuple:

@@ -118,3 +118,21 @@ def test_partial_dataset_exports_mark_unlabeled_slices(ws_env, page, make_datase
     zipped = import_dataset(ws_env, "fromzip", ("tiny_dataset.zip", data))
     assert zipped.dataset.statuses == ws_env.dataset("tiny").statuses
     assert any("unlabeled" in c.value and "255" in c.value for c in at.caption)  # the page says so
+
+
+def test_prediction_pickers_name_the_run_that_made_it(ws_env, page, make_dataset):
+    """'Every run shown anywhere carries its state, epochs done and a score': the Predictions, Export
+    and Measure pages' prediction pickers name the prediction's run as the model pickers do."""
+    from tests.pages.test_predictions import _stored_prediction
+
+    make_dataset("tiny", z=3, labeled=(0, 2))
+    ws_env.catalog.create_run(DONE, "tiny", {"epochs": 2}, state="done")
+    ws_env.catalog.add_epoch(DONE, 1, {"val_dice": 0.9, "val_dice_fg": 0.8})
+    pred = np.zeros((3, 32, 48), np.uint8)
+    pred[:, 4:12, 4:12] = 1
+    _stored_prediction(ws_env, "tiny", DONE, pred)
+    named = f"tiny · Dec 07 01:00 · done · 1/2 epochs · validation foreground Dice 0.800 ({DONE})"
+    for name, key in (("predictions.py", "pred_shown"), ("export.py", "export_pred_run")):
+        at = _open(page, name)
+        box = at.selectbox(key=key)
+        assert box.value == DONE and box.options == [named], (name, box.options)
