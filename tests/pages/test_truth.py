@@ -136,3 +136,6 @@ def test_prediction_pickers_name_the_run_that_made_it(ws_env, page, make_dataset
         at = _open(page, name)
         box = at.selectbox(key=key)
         assert box.value == DONE and box.options == [named], (name, box.options)
+    at = _open(page, "measure.py")
+    at.radio(key="measure_source").set_value("A stored prediction").run()
+    assert at.selectbox(key="measure_run").options == [named]
