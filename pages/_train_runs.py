@@ -92,7 +92,8 @@ def past_runs(ws: Any, dataset: str, base: TrainConfig, epochs: int, minutes: fl
                 else f"up to epoch {int(epochs)} (the Epochs setting above)"
             )
             st.caption(
-                f"Continues from its last checkpoint {until}, "
+                (f"Run `{rid}`: continues" if rid else "Continues")  # the full id, which a narrow box cuts
+                + f" from its last checkpoint {until}, "
                 "as a new run with that run's own settings, model and validation slices."
             )
             if st.button("Resume", key="train_resume", icon=":material/resume:", disabled=rid is None):
@@ -120,6 +121,7 @@ def past_runs(ws: Any, dataset: str, base: TrainConfig, epochs: int, minutes: fl
                 placeholder="Choose a run (live rounds only)",
             )
         if rid is not None:
+            st.caption(f"Run `{rid}`")  # the full id, which a narrow box cuts
             files = (
                 (
                     "Best checkpoint",

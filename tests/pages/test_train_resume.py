@@ -41,6 +41,8 @@ def test_after_stop_the_resume_box_is_told_to_show_the_run_just_stopped(ws_env, 
     at = AppTest.from_file(page("train.py"), default_timeout=60).run()
     box = at.selectbox(key="train_resume_run")
     assert box.options == [f"tiny · Dec 07 00:00 · done · 0 epochs · not scored ({older})"] and box.value == older
+    assert any(c.value.startswith(f"Run `{older}`: continues") for c in at.caption)  # the full id, not cut
+    assert f"Run `{older}`" in [c.value for c in at.caption]  # and under Run to download
     at.selectbox(key="train_arch").set_value("classic").run()
     for key, value in {"train_width": 4, "train_epochs": 2, "train_batch": 2, "train_patch": 32}.items():
         at.number_input(key=key).set_value(value)
