@@ -158,7 +158,7 @@ else:
         dihedral = st.checkbox("... with all 8 flips and rotations (8x slower)", key="pred_dihedral", disabled=not tta)
         overlap = st.slider("Tile overlap", 0.0, 0.75, 0.25, 0.05, key="pred_overlap")
     left.caption(
-        f"Predicts all {info.shape[0]} slices of **{dataset}** (the dataset in the sidebar). "
+        f"Run `{run_id}` predicts all {info.shape[0]} slices of **{dataset}** (the dataset in the sidebar). "
         "For big stacks use the command line: `python -m core predict --checkpoint BEST.pt "
         "--input STACK.tif --out MASKS.tif`."
     )

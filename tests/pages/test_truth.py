@@ -126,16 +126,18 @@ def test_prediction_pickers_name_the_run_that_made_it(ws_env, page, make_dataset
     from tests.pages.test_predictions import _stored_prediction
 
     make_dataset("tiny", z=3, labeled=(0, 2))
-    ws_env.catalog.create_run(DONE, "tiny", {"epochs": 2}, state="done")
+    add_tiny_run(ws_env, DONE, "tiny", best_dice=0.9)  # its best.pt: the Predictions page's model too
     ws_env.catalog.add_epoch(DONE, 1, {"val_dice": 0.9, "val_dice_fg": 0.8})
     pred = np.zeros((3, 32, 48), np.uint8)
     pred[:, 4:12, 4:12] = 1
     _stored_prediction(ws_env, "tiny", DONE, pred)
-    named = f"tiny · Dec 07 01:00 · done · 1/2 epochs · validation foreground Dice 0.800 ({DONE})"
+    named = f"tiny · Dec 07 01:00 · done · 1 epoch · validation foreground Dice 0.800 ({DONE})"
     for name, key in (("predictions.py", "pred_shown"), ("export.py", "export_pred_run")):
         at = _open(page, name)
         box = at.selectbox(key=key)
         assert box.value == DONE and box.options == [named], (name, box.options)
+        if name == "predictions.py":  # the model box is narrow: the full id is said below it
+            assert any(c.value.startswith(f"Run `{DONE}` predicts all 3 slices") for c in at.caption)
     at = _open(page, "measure.py")
     at.radio(key="measure_source").set_value("A stored prediction").run()
     assert at.selectbox(key="measure_run").options == [named]
