@@ -81,6 +81,12 @@ def test_redo_with_nothing_to_redo_is_said_as_undo_says_it(ws_env, page, make_da
     at.button(key="label_redo").click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
     assert [i.value for i in at.info if "redo" in i.value.lower()] == ["Nothing to redo on this slice."]
+    # the Label page started the live loop's background imports (core.workflow.live.warm_up): let them
+    # end here, since on CPython 3.11.7 an import that parses source in one thread while AppTest compiles
+    # a page in another fails that page ("AST constructor recursion depth mismatch")
+    from core.workflow.live import warm_up
+
+    warm_up().join(timeout=300)
 
 
 def test_partial_dataset_exports_mark_unlabeled_slices(ws_env, page, make_dataset, tmp_path):
