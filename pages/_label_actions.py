@@ -112,6 +112,10 @@ def undo(ws, dataset: str, z: int) -> None:
 
 
 def redo(ws, dataset: str, z: int) -> None:
+    """Redo a saved version; nothing to redo is said as Undo says it (not as an error)."""
+    if not ws.can_redo(dataset, z):
+        say("info", "Nothing to redo on this slice.")
+        return
     _tell("info", lambda: ws.redo_mask(dataset, z), lambda v: f"Redone: version {v}.")
 
 
@@ -191,7 +195,7 @@ def _act(ws, ctx: dict, z: int, action: str) -> None:
     elif action == "undo":
         undo(ws, dataset, z)
     elif action == "redo":
-        redo(ws, dataset, z) if ws.can_redo(dataset, z) else say("info", "Nothing to redo on this slice.")
+        redo(ws, dataset, z)
     elif action == "undo_stroke":
         say("info", f"Removed the last unsaved stroke; Redo ({hint('redo')}) puts it back.")
     elif action == "redo_stroke":

@@ -42,7 +42,8 @@ def omezarr_section(ws: Workspace, dataset: str) -> None:
     px = ws.pixel_size(dataset)
     st.caption(
         "A ZIP of `" + dataset + ".zarr`: unzip it and open the folder in napari (napari-ome-zarr "
-        "plugin): the images, and the masks as a labels layer with the class names. "
+        "plugin): the images, and the masks as a labels layer with the class names; a slice without a "
+        "mask is 255 there ('not labeled', transparent; never 0, which would read as background). "
         + (f"Pixel size {px.describe()}." if px else "Pixel size unknown (the source did not state it).")
     )
     from core.workflow.guide import prediction_ids

@@ -106,7 +106,7 @@ def slice_metrics(sv: SliceReview, class_names: tuple[str, ...]) -> None:
             help="Share of pixels whose predicted class differs from the mask.",
         )
         info_cols[1].metric(
-            "Dice of this slice",
+            f"{FOREGROUND_DICE if len(class_names) == 2 else CLASS_MEAN_DICE} of this slice",
             fmt(sv.score["dice"]),
             help="Foreground Dice for two classes, the class mean otherwise.",
         )
@@ -171,8 +171,9 @@ def scores_tab(scores: list[dict[str, Any]]) -> None:
         st.info("No labeled slice to score against.")
         return
     st.caption("Labeled slices, worst Dice first (foreground Dice/IoU for two classes, mean over classes otherwise).")
+    rows = plots.slice_scores_rows(scores, keys=("dice", "iou", "pixel_error", "uncertainty"))
     st.dataframe(
-        plots.slice_scores_rows(scores, keys=("dice", "iou", "pixel_error", "uncertainty")),
+        [{k: NOT_SCORED if v is None else v for k, v in r.items()} for r in rows],  # never a bare None
         key="pred_scores",
         hide_index=True,
         width="stretch",

@@ -49,15 +49,21 @@ def past_runs(ws: Any, dataset: str, base: TrainConfig, epochs: int, minutes: fl
     if not runs:
         return
     n_epochs = ws.epochs_done([r.run_id for r in runs])
+    views = {v.run_id: v for v in run_views(ws, dataset)}
+
+    def label(rid: str) -> str:  # short name, state, epochs, score and the full id, as every picker
+        return views[rid].label if rid in views else rid
+
     regular, live = _apart([r["run_id"] for r in runs if n_epochs[r["run_id"]]])  # newest first
     with_epochs = regular + live
     if with_epochs:
         _follow_newest("train_compare", with_epochs[0], regular[:2], with_epochs)
-        chosen = st.multiselect("Compare runs", with_epochs, key="train_compare")
+        chosen = st.multiselect("Compare runs", with_epochs, key="train_compare", format_func=label)
         if chosen:
             st.plotly_chart(
                 plots.compare_runs(
-                    {rid: ws.run_epochs(rid) for rid in chosen}, metrics=("train_loss", "val_loss", "val_dice")
+                    {rid: ws.run_epochs(rid) for rid in chosen},
+                    metrics=("train_loss", "val_loss", "val_dice_fg" if base.model.n_classes == 2 else "val_dice"),
                 ),
                 key="train_compare_chart",
             )
@@ -67,14 +73,18 @@ def past_runs(ws: Any, dataset: str, base: TrainConfig, epochs: int, minutes: fl
         # a run whose worker process has not ended is not offered yet, whatever the catalog says: its
         # resume would be refused ("a training job is already running"); the page says stopped then too
         busy = set(active_ids(ws))
-        ids, first = resume_choices([v for v in run_views(ws, dataset) if v.run_id not in busy])
+        ids, first = resume_choices([v for v in views.values() if v.run_id not in busy])
         regular, live = _apart(ids)
         if ids:
             # a run just stopped: offer it, not the older one the box showed before; never a live round
             offered = ids[first] if not is_live(ids[first]) else (regular[0] if regular else None)
             _follow_newest("train_resume_run", ids[first], offered, ids)
             rid = st.selectbox(
-                "Run to resume", regular + live, key="train_resume_run", placeholder="Choose a run (live rounds only)"
+                "Run to resume",
+                regular + live,
+                key="train_resume_run",
+                format_func=label,
+                placeholder="Choose a run (live rounds only)",
             )
             until = (
                 f"for about {minutes:g} min (the time budget above)"
@@ -82,7 +92,8 @@ def past_runs(ws: Any, dataset: str, base: TrainConfig, epochs: int, minutes: fl
                 else f"up to epoch {int(epochs)} (the Epochs setting above)"
             )
             st.caption(
-                f"Continues from its last checkpoint {until}, "
+                (f"Run `{rid}`: continues" if rid else "Continues")  # the full id, which a narrow box cuts
+                + f" from its last checkpoint {until}, "
                 "as a new run with that run's own settings, model and validation slices."
             )
             if st.button("Resume", key="train_resume", icon=":material/resume:", disabled=rid is None):
@@ -103,9 +114,14 @@ def past_runs(ws: Any, dataset: str, base: TrainConfig, epochs: int, minutes: fl
             regular, live = _apart(list(by_id))  # the newest run first: the default (a live round: none)
             _follow_newest("train_dl_run", next(iter(by_id)), regular[0] if regular else None, list(by_id))
             rid = st.selectbox(
-                "Run to download", regular + live, key="train_dl_run", placeholder="Choose a run (live rounds only)"
+                "Run to download",
+                regular + live,
+                key="train_dl_run",
+                format_func=label,
+                placeholder="Choose a run (live rounds only)",
             )
         if rid is not None:
+            st.caption(f"Run `{rid}`")  # the full id, which a narrow box cuts
             files = (
                 (
                     "Best checkpoint",

@@ -16,6 +16,7 @@ from core.workflow.export import (
     to_bytes,
 )
 from core.workflow.guide import prediction_ids
+from core.workflow.runs import run_labels
 from pages._common import dataset_picker, prepared_download, user_errors, workspace
 
 MASK_FORMATS = {
@@ -66,7 +67,8 @@ def _dataset_section(ws, dataset: str) -> None:
         "multi-class masks as class indices 0..K-1. The TIFF has one page per image slice, so it lies on "
         "the image stack in Fiji: an unlabeled slice is a page of 255 ('not labeled', never 0, which would "
         "read as background) labelled '(unlabeled)', and such a TIFF holds class indices throughout "
-        "(binary masks as 0/1) with `unlabeled_value` 255 in its Info."
+        "(binary masks as 0/1) with `unlabeled_value` 255 in its Info. The ZIPs hold a PNG for each "
+        "slice with a mask only; the dataset ZIP's `segdash.json` lists the `labeled` and `unlabeled` slices."
     )
     choice = st.radio("What", list(MASK_FORMATS), key="export_format")
     suffix, mime, fn = MASK_FORMATS[choice]
@@ -82,7 +84,8 @@ def _prediction_section(ws, dataset: str) -> None:
     if not runs:
         st.info("No stored prediction of this dataset yet: predict it on the Predictions page.")
         return
-    run_id = st.selectbox("Prediction", runs, key="export_pred_run")
+    labels = run_labels(ws)  # the run that made it: short name, state, epochs, score, full id
+    run_id = st.selectbox("Prediction", runs, key="export_pred_run", format_func=lambda r: labels.get(r, r))
     what = st.radio("What", PRED_FORMATS, key="export_pred_format")
     if st.button("Prepare", key="export_pred_prepare", icon=":material/build:"):
         with user_errors(), st.spinner(f"Writing the prediction {run_id} ..."):

@@ -11,6 +11,7 @@ import streamlit as st
 
 from core.workflow.guide import prediction_ids
 from core.workflow.measure import Source, downloads, measure, object_view, trust
+from core.workflow.runs import run_labels
 from pages._common import dataset_picker, user_errors, workspace
 
 SOURCES = ("Saved masks", "A stored prediction", "Both: prediction and saved masks")
@@ -28,7 +29,12 @@ st.session_state.setdefault(KEY, None)
 runs = prediction_ids(ws, dataset)
 left, mid, right = st.columns([2, 2, 1])
 source = left.radio("Source", SOURCES if runs else SOURCES[:1], key="measure_source")
-run = mid.selectbox("Prediction", runs, key="measure_run") if source != SOURCES[0] else None
+labels = run_labels(ws)  # the run that made it: short name, state, epochs, score, full id
+run = (
+    mid.selectbox("Prediction", runs, key="measure_run", format_func=lambda r: labels.get(r, r))
+    if source != SOURCES[0]
+    else None
+)
 mode = MODES[mid.radio("Objects", list(MODES), key="measure_mode")]
 split = right.checkbox(
     "Split touching objects",

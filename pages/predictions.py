@@ -20,7 +20,7 @@ from core.predict.stored import list_predictions, load_prediction
 from core.workflow import review
 from core.workflow.ingest import import_dataset
 from core.workflow.predictions_view import adjustable_threshold, headline_classes, slice_review, threshold_override
-from core.workflow.runs import CLASS_MEAN_DICE, FOREGROUND_DICE, picker_runs, run_views
+from core.workflow.runs import CLASS_MEAN_DICE, FOREGROUND_DICE, picker_runs, run_labels, run_views
 from pages._common import dataset_picker, flash, user_errors, workspace
 from pages._predictions_review import (
     confusion_tab,
@@ -158,7 +158,7 @@ else:
         dihedral = st.checkbox("... with all 8 flips and rotations (8x slower)", key="pred_dihedral", disabled=not tta)
         overlap = st.slider("Tile overlap", 0.0, 0.75, 0.25, 0.05, key="pred_overlap")
     left.caption(
-        f"Predicts all {info.shape[0]} slices of **{dataset}** (the dataset in the sidebar). "
+        f"Run `{run_id}` predicts all {info.shape[0]} slices of **{dataset}** (the dataset in the sidebar). "
         "For big stacks use the command line: `python -m core predict --checkpoint BEST.pt "
         "--input STACK.tif --out MASKS.tif`."
     )
@@ -230,7 +230,8 @@ if not predictions:
     st.stop()
 if st.session_state.get("pred_shown") not in predictions:  # another dataset's, or deleted
     st.session_state.pop("pred_shown", None)
-view = st.selectbox("Prediction to review", predictions, key="pred_shown")
+labels = run_labels(ws)  # the run that made it: short name, state, epochs, score, full id
+view = st.selectbox("Prediction to review", predictions, key="pred_shown", format_func=lambda r: labels.get(r, r))
 downloads(ws, dataset, view)
 with user_errors():
     masks, probs, summary = load_prediction(ws, dataset, view)

@@ -149,6 +149,11 @@ def run_export_model(args: argparse.Namespace) -> dict[str, Any]:
     from ..workflow.model_export import export_bioimageio
 
     ws = workspace(args)
+    from ..workflow.runs import checkpoint_warning
+
+    warning = checkpoint_warning(ws, args.checkpoint)  # a run stopped before its first validation, a live round
+    if warning:
+        notice(warning, "warning")
     summary = export_bioimageio(
         args.checkpoint,
         args.out,
@@ -160,6 +165,8 @@ def run_export_model(args: argparse.Namespace) -> dict[str, Any]:
         name=args.name,
         onnx=not args.no_onnx,
     )
+    if warning:
+        summary.setdefault("warnings", []).append(warning)
     if not summary["onnx"] and not args.no_onnx:
         notice(summary["onnx_note"])
     if args.test:

@@ -11,9 +11,10 @@ most 1024 x 1024 (:data:`CHUNK_SIDE`), and the pyramid is built one level, a chu
 reads only that slice's chunks.
 
 What SegDash needs to read its masks back (:func:`labels_manifest`; the importer uses it): slices
-without a mask are 0 in the labels and are not in ``labeled_slices``; pixels not labeled in a
-partial mask are 255 (``unlabeled_value``, also a ``not labeled`` entry of the properties). Both,
-with the class names, are in the labels image's ``segdash`` attribute (and the root group's).
+without a mask are not in ``labeled_slices`` (they are listed in ``unlabeled_slices``; a dataset
+export writes them as 255, see :func:`core.workflow.export.export_dataset_omezarr`); pixels not
+labeled are 255 (``unlabeled_value``, also a ``not labeled`` entry of the properties). Both, with
+the class names, are in the labels image's ``segdash`` attribute (and the root group's).
 
 Example:
     >>> write_omezarr("cells.zarr", images, labels, class_names=["bg", "cell"])     # doctest: +SKIP
@@ -85,7 +86,8 @@ def write_omezarr(
         labels: (Z, Y, X) uint8 class indices (numpy or dask), or ``None`` for the image alone.
         class_names: one name per class index (0 is the background).
         name: the image's name in the metadata.
-        labeled_slices: slices whose labels are real masks (others are 0 for "not labeled").
+        labeled_slices: slices whose labels are real masks (the others are not labeled: give them
+            as ``unlabeled_value`` so that no viewer reads them as background).
         unlabeled_value: the value of not-labeled pixels in partial masks (255), or ``None`` when
             every labeled slice is labeled whole.
         pixel_size: ``(z, y, x)`` physical size of a voxel, or ``None`` when unknown.
@@ -112,7 +114,11 @@ def write_omezarr(
             raise SegDashError(f"labels {key!r} of shape {np.shape(lab)} do not match the images {images.shape}")
     where = {"pixel_size": pixel_size, "unit": unit, "progress": progress}
     labeled = [int(z) for z in (labeled_slices if labeled_slices is not None else range(images.shape[0]))]
-    segdash = {"class_names": [str(c) for c in class_names], "labeled_slices": labeled}
+    segdash = {
+        "class_names": [str(c) for c in class_names],
+        "labeled_slices": labeled,
+        "unlabeled_slices": sorted(set(range(images.shape[0])) - set(labeled)),
+    }
     if unlabeled_value is not None:
         segdash["unlabeled_value"] = int(unlabeled_value)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -7,7 +7,7 @@ page can draw a chart before the first epoch has finished.
 Example:
     >>> fig = training_curves([{"epoch": 1, "train_loss": 0.9, "val_loss": 1.0, "val_dice": 0.5, "val_iou": 0.3}])
     >>> [t.name for t in fig.data]
-    ['train loss', 'val loss', 'val Dice', 'val IoU']
+    ['train loss', 'val loss', 'val class-mean Dice', 'val class-mean IoU']
 """
 
 from __future__ import annotations
@@ -36,8 +36,9 @@ __all__ = [
 METRIC_LABELS = {
     "train_loss": "train loss",
     "val_loss": "val loss",
-    "val_dice": "val Dice",
-    "val_iou": "val IoU",
+    "val_dice": "val class-mean Dice",  # the pages' words (core.workflow.runs): the background counted
+    "val_iou": "val class-mean IoU",
+    "val_dice_fg": "val foreground Dice",
     "val_accuracy": "val accuracy",
     "dice": "Dice",
     "iou": "IoU",
@@ -62,7 +63,8 @@ def _series(history: Sequence[Mapping[str, Any]], key: str) -> tuple[list[int], 
 
 
 def training_curves(history: Sequence[Mapping[str, Any]], title: str = "") -> go.Figure:
-    """Loss (train and val) and validation Dice/IoU per epoch of one run, side by side.
+    """Loss (train and val) and validation Dice/IoU per epoch of one run, side by side (the
+    foreground Dice too where the epochs recorded it: two classes).
 
     Args:
         history: per epoch a mapping with ``epoch`` and any of ``train_loss``, ``val_loss``,
@@ -75,10 +77,11 @@ def training_curves(history: Sequence[Mapping[str, Any]], title: str = "") -> go
         scores (``val Dice``, ``val IoU``) on a 0..1 axis.
     """
     fig = make_subplots(rows=1, cols=2, subplot_titles=("Loss", "Validation Dice / IoU"), horizontal_spacing=0.08)
-    for col, keys in ((1, ("train_loss", "val_loss")), (2, ("val_dice", "val_iou"))):
+    fg = ("val_dice_fg",) if any(finite_or_none(row.get("val_dice_fg")) is not None for row in history) else ()
+    for col, keys in ((1, ("train_loss", "val_loss")), (2, (*fg, "val_dice", "val_iou"))):
         for key in keys:
             xs, ys = _series(history, key)
-            color = _COLORS[("train_loss", "val_loss", "val_dice", "val_iou").index(key)]
+            color = _COLORS[("train_loss", "val_loss", "val_dice", "val_iou", "val_dice_fg").index(key)]
             fig.add_trace(
                 go.Scatter(
                     x=xs,

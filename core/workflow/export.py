@@ -206,12 +206,14 @@ def export_dataset_zip(ws: Workspace, dataset: str, out: str | Path | BinaryIO) 
     """Images and masks of ``dataset`` as a ZIP that SegDash re-imports as the same dataset.
 
     Layout: ``images/<slice>.png`` (uint8; ``.tif`` for other dtypes, which keeps them),
-    ``masks/<slice>.png`` for labeled slices, and ``segdash.json`` with the class names (and the
-    pixel size as ``[z, y, x, unit]`` when known).
+    ``masks/<slice>.png`` for labeled slices only (a slice without a mask has none: not labeled, not
+    background), and ``segdash.json`` with the class names, ``labeled`` and ``unlabeled`` (slice
+    indices; ``unlabeled_value`` 255 for partial masks) and the pixel size as ``[z, y, x, unit]``.
     """
     info = ws.dataset(dataset)
     stack = ws.read_images(dataset)
     px = ws.pixel_size(dataset)
+    has = set(ws.labeled_slices(dataset))
 
     def write(fh: BinaryIO) -> None:
         with zipfile.ZipFile(fh, "w", zipfile.ZIP_DEFLATED) as zf:
@@ -225,6 +227,8 @@ def export_dataset_zip(ws: Workspace, dataset: str, out: str | Path | BinaryIO) 
                         "dtype": info.dtype,
                         **({"pixel_size": list(px)} if px else {}),
                         **({"unlabeled_value": UNLABELED} if _sparse(info) else {}),
+                        "labeled": sorted(has),
+                        "unlabeled": [z for z in range(info.shape[0]) if z not in has],
                     },
                     indent=1,
                 ),
@@ -256,9 +260,12 @@ def export_dataset_omezarr(
     ``out`` ends in ``.zip`` or is an open binary file (for downloading; unzip it, then open the
     ``<dataset>.zarr`` folder). Returns the path written (``None`` for an open file).
 
-    The pixel size stored with the dataset (if any) becomes the axes' scale. The labeled slices, the
-    class names and (for partial masks) the not-labeled value 255 are recorded so that an import of
-    ``X.zarr`` with ``X.zarr/labels/masks`` gives back the same dataset (:mod:`core.data.omezarr`).
+    The pixel size stored with the dataset (if any) becomes the axes' scale. A slice without a mask is
+    255 in ``labels/masks`` (*not labeled*, transparent in napari; never 0, which reads as
+    background), as are the unlabeled pixels of partial masks; the labeled and unlabeled slices, the
+    class names and that not-labeled value 255 are recorded (the ``segdash`` attribute) so that an
+    import of ``X.zarr`` with ``X.zarr/labels/masks`` gives back the same dataset
+    (:mod:`core.data.omezarr`).
     ``prediction`` (a stored prediction's run id) adds its masks as a second labels image,
     ``labels/prediction_<run id>`` (slices it did not reach are 0). ``progress(done, total, stage)``
     follows the writing (:func:`core.data.omezarr.write_omezarr`).
@@ -275,16 +282,17 @@ def export_dataset_omezarr(
     labeled = ws.labeled_slices(dataset)
     kwargs: dict[str, Any] = {"class_names": list(info.class_names), "name": dataset, "labeled_slices": labeled}
     kwargs["progress"] = progress
-    if _sparse(info):
+    partial = _sparse(info) or 0 < len(labeled) < info.shape[0]
+    if partial:  # strokes, or slices without a mask: both are 255 ('not labeled'), never 0 (background)
         kwargs["unlabeled_value"] = UNLABELED
     pred_masks = load_prediction(ws, dataset, prediction)[0] if prediction else None
     shape, dtype = tuple(images.shape), images.dtype
     labeled_set = set(labeled)
 
-    def planes(read: Callable[[int], np.ndarray | None], dtype: Any = np.uint8) -> Any:
+    def planes(read: Callable[[int], np.ndarray | None], dtype: Any = np.uint8, fill: int = 0) -> Any:
         def one(z: int) -> np.ndarray:
             plane = read(z)
-            return np.zeros(shape[1:], dtype) if plane is None else np.asarray(plane, dtype)
+            return np.full(shape[1:], fill, dtype) if plane is None else np.asarray(plane, dtype)
 
         return da.stack([da.from_delayed(dask.delayed(one)(z), shape=shape[1:], dtype=dtype) for z in range(shape[0])])
 
@@ -293,7 +301,8 @@ def export_dataset_omezarr(
     else:  # a slice at a time from a memory map opened for it, so the stack never stays mapped (RSS)
         images = planes(lambda z: ws.read_slice(dataset, z), dtype)
 
-    labels = planes(lambda z: ws.read_mask(dataset, z) if z in labeled_set else None) if labeled else None
+    empty = UNLABELED if partial else 0
+    labels = planes(lambda z: ws.read_mask(dataset, z) if z in labeled_set else None, fill=empty) if labeled else None
     if pred_masks is not None:
         n = pred_masks.shape[0]
         kwargs["extra_labels"] = {f"prediction_{prediction}": planes(lambda z: pred_masks[z] if z < n else None)}

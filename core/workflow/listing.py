@@ -7,9 +7,12 @@ from pathlib import Path
 from typing import Any
 
 from ..store.workspace import Workspace
-from .runs import held_out_validation, run_view
+from .runs import CLASS_MEAN_DICE, held_out_scores, held_out_validation, run_view
 
-__all__ = ["workspace_listing"]
+__all__ = ["workspace_listing", "BEST_DICE_MEASURE"]
+
+#: what the older ``best_dice`` key holds (not the headline: ``score`` is)
+BEST_DICE_MEASURE = f"{CLASS_MEAN_DICE} of the best epoch on validation crops"
 
 
 def workspace_listing(ws: Workspace) -> dict[str, Any]:
@@ -21,8 +24,12 @@ def workspace_listing(ws: Workspace) -> dict[str, Any]:
     any) and ``resumable`` (not active, and its ``last.pt`` is on disk); and the one score every page
     shows (:mod:`core.workflow.runs`): ``score`` (``None``: not scored), ``score_on`` (``test``,
     ``validation`` or ``""``), ``score_measure`` (``foreground Dice`` or ``class-mean Dice``),
-    ``score_text``, ``short_name`` and ``live``. ``best_dice`` is the best epoch's class-mean Dice on
-    validation crops (as before), ``None`` for a run that validated on its own training slices.
+    ``score_text``, ``short_name`` and ``live``; ``held_out``: every measure by name
+    (``foreground_dice``, ``class_mean_dice``, ``foreground_iou``, ``class_mean_iou``) on the
+    ``test`` and ``validation`` slices the run's end scored whole (:func:`~core.workflow.runs.held_out_scores`).
+    ``score`` is the headline; ``best_dice`` is kept as before for scripts that read it: the best
+    epoch's class-mean Dice on validation crops (``best_dice_measure`` says so; it flatters a sparse
+    foreground), ``None`` for a run that validated on its own training slices.
     """
     datasets = []
     for name in ws.dataset_names():
@@ -60,6 +67,7 @@ def workspace_listing(ws: Workspace) -> dict[str, Any]:
                     )
                 },
                 "best_dice": r["best_dice"] if held_out_validation(r) else None,
+                "best_dice_measure": BEST_DICE_MEASURE,
                 "epochs_done": len(epochs),
                 "epochs": r["config"].get("epochs"),
                 "resumed_by": resumed_by.get(r["run_id"], ""),
@@ -71,6 +79,7 @@ def workspace_listing(ws: Workspace) -> dict[str, Any]:
                 "score_text": view.score_text,
                 "short_name": view.short,
                 "live": view.live,
+                "held_out": held_out_scores(r),
             }
         )
     return {"workspace": str(ws.root), "datasets": datasets, "runs": runs}

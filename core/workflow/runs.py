@@ -38,14 +38,17 @@ __all__ = [
     "run_score",
     "run_view",
     "run_views",
+    "run_labels",
     "default_run",
     "picker_runs",
     "is_live",
     "held_out_validation",
+    "held_out_scores",
     "last_finished",
     "interrupted_runs",
     "short_name",
     "export_warning",
+    "checkpoint_warning",
 ]
 
 FOREGROUND_DICE = "foreground Dice"
@@ -116,6 +119,37 @@ def run_score(run: Mapping[str, Any], epochs: Sequence[Mapping[str, Any]]) -> tu
         if value is not None:
             return value, "validation", measure
     return None, "", measure
+
+
+#: JSON key -> (the run end's score key, its name on the pages)
+SCORE_KEYS = {
+    "foreground_dice": ("dice_fg", FOREGROUND_DICE),
+    "class_mean_dice": ("mean_dice", CLASS_MEAN_DICE),
+    "foreground_iou": ("iou_fg", "foreground IoU"),
+    "class_mean_iou": ("mean_iou", "class-mean IoU"),
+}
+
+
+def held_out_scores(run: Mapping[str, Any]) -> dict[str, dict[str, float | None]]:
+    """``{"test": {...}, "validation": {...}}``: each held-out part the run's end scored on whole
+    slices, with every measure by name (:data:`SCORE_KEYS`: ``foreground_dice``, ``class_mean_dice``,
+    ``foreground_iou``, ``class_mean_iou``; ``None`` where not recorded); parts not scored, and every
+    part of a run without a held-out validation slice (a live round), are left out.
+
+    Example:
+        >>> held_out_scores({"run_id": "r", "extra": {"finish": {"test": {"dice_fg": 0.876, "mean_dice": 0.93}}}})
+        {'test': {'foreground_dice': 0.876, 'class_mean_dice': 0.93, 'foreground_iou': None, 'class_mean_iou': None}}
+    """
+    if not held_out_validation(run):
+        return {}
+    finish = (run.get("extra") or {}).get("finish") or {}
+    out = {}
+    for on, part in (("test", "test"), ("validation", "val")):
+        got = finish.get(part) or {}
+        scores = {name: _finite(got.get(key)) for name, (key, _) in SCORE_KEYS.items()}
+        if any(v is not None for v in scores.values()):
+            out[on] = scores
+    return out
 
 
 def short_name(run_id: str, dataset: str = "") -> str:
@@ -231,6 +265,11 @@ def run_views(ws: Workspace, dataset: str | None = None, with_checkpoint: bool =
     return [v for v in views if v.checkpoint] if with_checkpoint else views
 
 
+def run_labels(ws: Workspace, dataset: str | None = None) -> dict[str, str]:
+    """Run id -> :attr:`RunView.label`: how a picker of predictions (named by their run) names them."""
+    return {v.run_id: v.label for v in run_views(ws, dataset)}
+
+
 def _rank(v: RunView) -> tuple:
     return (v.score is not None, v.score_on == "test", v.score or 0.0, v.created)
 
@@ -283,4 +322,19 @@ def export_warning(view: RunView) -> str:
         return (
             f"Run {view.run_id} is a live-loop round: trained for seconds on strokes, never scored on held-out slices."
         )
+    return ""
+
+
+def checkpoint_warning(ws: Workspace, checkpoint: str | Path) -> str:
+    """:func:`export_warning` of the run of the workspace whose best or last checkpoint is
+    ``checkpoint`` (``""`` when it is no run's, or nothing is to be said): ``python -m core
+    export-model`` prints it as a warning."""
+    try:
+        target = Path(checkpoint).resolve()
+    except OSError:
+        return ""
+    for run in ws.runs():
+        paths = [run.get(k) for k in ("best_checkpoint", "last_checkpoint") if run.get(k)]
+        if any(Path(p).resolve() == target for p in paths):
+            return export_warning(run_view(run, ws.run_epochs(run["run_id"])))
     return ""

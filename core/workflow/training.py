@@ -78,7 +78,7 @@ def runs_table(ws: Workspace, dataset: str) -> list[dict[str, str]]:
                 "trained by": origin_label(r) or NOT_RECORDED,
                 "date": time.strftime("%Y-%m-%d %H:%M", time.localtime(r.created)),
                 "run id": r.run_id,
-                "error": r.error,
+                "error": r.error or "",
             }
         )
     if not any(row["error"] for row in rows):

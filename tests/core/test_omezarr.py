@@ -53,11 +53,11 @@ def test_export_reads_back_as_image_with_labels(ws, tmp_path):
     lab = np.asarray(labels.data[0])
     assert lab.dtype == np.uint8 and lab.shape == (3, 300, 260)
     assert np.array_equal(lab[0], ws.read_mask("cells", 0)) and np.array_equal(lab[2], ws.read_mask("cells", 2))
-    assert not lab[1].any()  # the unlabeled slice...
+    assert (lab[1] == 255).all()  # the unlabeled slice is 'not labeled' (255), never background (issue 27.6)...
     root_attrs = json.loads((out / ".zattrs").read_text())
     assert root_attrs["segdash"]["labeled_slices"] == [0, 2]  # ...is listed as not labeled
     props = json.loads((out / "labels" / "masks" / ".zattrs").read_text())["image-label"]["properties"]
-    assert [p["class"] for p in props] == ["bg", "cell", "nucleus"]
+    assert [p["class"] for p in props] == ["bg", "cell", "nucleus", "not labeled"]  # 255 named too
 
 
 def test_pixel_size_is_the_axes_scale(tmp_path):

@@ -17,17 +17,25 @@ def test_training_curves_traces_and_axes():
     fig = plots.training_curves(HISTORY, title="run-1")
     assert isinstance(fig, go.Figure)
     names = [t.name for t in fig.data]
-    assert names == ["train loss", "val loss", "val Dice", "val IoU"]
+    assert names == ["train loss", "val loss", "val class-mean Dice", "val class-mean IoU"]
     by = {t.name: t for t in fig.data}
     assert list(by["train loss"].x) == [1, 2, 3]
     assert list(by["train loss"].y) == [0.9, 0.6, 0.4]
     assert by["val loss"].y[2] is None  # NaN becomes a gap, not a crash in the JSON
-    assert list(by["val Dice"].y) == [0.40, 0.60, 0.70]
+    assert list(by["val class-mean Dice"].y) == [0.40, 0.60, 0.70]
     # losses on the left subplot, scores on the right one with a 0..1 axis
-    assert by["train loss"].xaxis == "x" and by["val Dice"].xaxis == "x2"
+    assert by["train loss"].xaxis == "x" and by["val class-mean Dice"].xaxis == "x2"
     assert tuple(fig.layout.yaxis2.range) == (0, 1.02)
     assert fig.layout.xaxis.title.text == "epoch"
     assert fig.layout.title.text == "run-1"
+
+
+def test_training_curves_name_the_scores_as_the_pages_do():
+    """Issue 27: one vocabulary; a two-class run's foreground Dice is drawn beside the class mean."""
+    fig = plots.training_curves([{**row, "val_dice_fg": row["val_dice"] - 0.1} for row in HISTORY])
+    names = [t.name for t in fig.data]
+    assert names == ["train loss", "val loss", "val foreground Dice", "val class-mean Dice", "val class-mean IoU"]
+    assert fig.data[2].xaxis == "x2" and list(fig.data[2].y) == pytest.approx([0.30, 0.50, 0.60])
 
 
 def test_training_curves_empty_history():
@@ -44,7 +52,7 @@ def test_compare_runs_one_colour_per_run_and_one_legend_entry():
     assert a[0].line.color == a[1].line.color != b[0].line.color
     assert [t.showlegend for t in a] == [True, False]
     assert list(b[1].y) == [0.40, 0.60] and b[1].xaxis == "x2"
-    assert [a.text for a in fig.layout.annotations] == ["val loss", "val Dice"]
+    assert [a.text for a in fig.layout.annotations] == ["val loss", "val class-mean Dice"]
 
 
 def test_confusion_figure_row_normalised_percent_and_names():

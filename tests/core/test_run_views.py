@@ -121,3 +121,66 @@ def test_last_finished_and_interrupted_apart(ws):
 def test_short_names():
     assert short_name("isbi2012-20261207-031500-ab12", "isbi2012") == "isbi2012 · Dec 07 03:15"
     assert short_name("run-0001", "tiny") == "run-0001"
+
+
+def test_cli_list_headline_is_the_held_out_foreground_score_named_as_such(ws, capsys):
+    """Issue 27: ``list`` reported best_dice 0.980 (class mean with the background, validation crops)
+    for an EPFL run whose foreground Dice was 0.910 on validation and 0.876 on test. The headline is
+    now the held-out foreground score, named; ``best_dice`` stays (public JSON), saying what it is."""
+    import json
+
+    from core import cli
+
+    _run(
+        ws,
+        "d-20261207-031500-ab12",
+        epochs=[{"val_dice": 0.98, "val_dice_fg": 0.93}],
+        extra={
+            "finish": {
+                "val": {"dice_fg": 0.910, "mean_dice": 0.95, "iou_fg": 0.835, "mean_iou": 0.90},
+                "test": {"dice_fg": 0.876, "mean_dice": 0.93, "iou_fg": 0.780, "mean_iou": 0.87},
+            }
+        },
+        best=0.98,
+    )
+    _run(ws, "d-live-20261207-041500-0001", epochs=[{"val_dice": 1.0, "val_dice_fg": 1.0}], best=1.0)
+    assert cli.main(["list", "--workspace", str(ws.root)]) == 0
+    out, err = capsys.readouterr()
+    runs = {r["run_id"]: r for r in json.loads(out.strip().splitlines()[-1])["runs"]}
+    run = runs["d-20261207-031500-ab12"]
+    assert (run["score"], run["score_on"], run["score_measure"]) == (0.876, "test", FOREGROUND_DICE)
+    assert run["held_out"]["test"] == {
+        "foreground_dice": 0.876,
+        "class_mean_dice": 0.93,
+        "foreground_iou": 0.78,
+        "class_mean_iou": 0.87,
+    }
+    assert run["held_out"]["validation"]["foreground_dice"] == 0.91
+    assert run["best_dice"] == 0.98 and run["best_dice_measure"].startswith(CLASS_MEAN_DICE)  # kept, and named
+    line = next(x for x in err.splitlines() if x.startswith("run d-20261207-031500-ab12"))
+    assert "test foreground Dice 0.876" in line and "0.98" not in line
+    live = runs["d-live-20261207-041500-0001"]
+    assert live["held_out"] == {} and live["score_text"] == "not scored" and "1.000" not in err
+
+
+def test_export_model_warns_of_a_checkpoint_never_validated(ws, capsys):
+    """Issue 27: a CLI run stopped after 6 steps was packaged from last.pt without a word; export-model
+    now says so on stderr (``warning: ...``) before packaging, and says nothing of a scored run."""
+    from core.workflow.runs import checkpoint_warning
+
+    _run(ws, "d-early", state="stopped")
+    _run(ws, "d-good", epochs=[{"val_dice": 0.9, "val_dice_fg": 0.8}], best=0.9)
+    early = ws.run("d-early")["last_checkpoint"]
+    assert "before its first validation" in checkpoint_warning(ws, early)
+    assert checkpoint_warning(ws, ws.run("d-good")["best_checkpoint"]) == ""
+    assert checkpoint_warning(ws, ws.root / "elsewhere.pt") == ""
+
+    from core import cli
+
+    code = cli.main(
+        ["export-model", "--workspace", str(ws.root), "--checkpoint", early, "--out", str(ws.root / "m.zip")]
+        + ["--authors", "Ann Lee"]
+    )
+    err = capsys.readouterr().err
+    assert code != 0  # b"w" is no checkpoint: refused after the warning
+    assert err.splitlines()[0].startswith("warning: Run d-early was stopped before its first validation")

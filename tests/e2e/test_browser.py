@@ -170,7 +170,7 @@ def test_stop_then_resume_at_once_and_the_model_picker_default(server, page):
     """Stop, then Resume as soon as the page says stopped: it starts (it was refused "a training job
     is already running" for ~30 s); then the Predictions model picker preselects the finished run (the
     first test's, or a tiny one when run alone), not these newer stopped runs that were never
-    validated, nor a newer live round scored 1.0 on its own strokes."""
+    validated, nor a newer live round scored 1.0 on its own strokes; the Export page's picker too."""
     import re
 
     url, ws_root = server
@@ -238,7 +238,7 @@ def test_stop_then_resume_at_once_and_the_model_picker_default(server, page):
     box = page.get_by_test_id("stSelectbox").filter(has_text="Model (run's best checkpoint)").first
     box.wait_for()
 
-    def shown() -> str:  # the chosen option, as a div's text or a search input's value
+    def shown(box=box) -> str:  # the chosen option, as a div's text or a search input's value
         inputs = box.locator("input")
         return box.inner_text() + " ".join(inputs.nth(i).input_value() for i in range(inputs.count()))
 
@@ -248,4 +248,16 @@ def test_stop_then_resume_at_once_and_the_model_picker_default(server, page):
     _shot(page, "10-predictions-default-model")
     assert f"({done[0]['run_id']})" in shown(), shown()
     assert "done" in shown() and "not scored" not in shown() and "live" not in shown()
+    no_exception(page)
+
+    # the Export page's model picker (it offered the newest run with any checkpoint): the same default
+    _goto(page, url, "export", "Export")
+    export_box = page.get_by_test_id("stSelectbox").filter(has=page.get_by_text("Run", exact=True)).first
+    export_box.wait_for()
+    deadline = time.time() + 60
+    while done[0]["run_id"] not in shown(export_box) and time.time() < deadline:
+        time.sleep(0.5)
+    _shot(page, "11-export-default-model")
+    assert f"({done[0]['run_id']})" in shown(export_box), shown(export_box)
+    assert "done" in shown(export_box) and "live" not in shown(export_box)
     no_exception(page)

@@ -104,7 +104,7 @@ def test_one_render_scores_each_ground_truth_slice_once(tiny_run, ws_env, page, 
     assert not at.exception and len(calls) == 4
     at.slider(key="pred_slice").set_value(1).run()  # another slice: its score is read, not computed
     assert not at.exception and len(calls) == 4
-    assert any(m.label == "Dice of this slice" for m in at.metric)
+    assert any(m.label == "foreground Dice of this slice" for m in at.metric)  # one vocabulary (issue 27)
 
 
 def test_threshold_relabels_and_accept_saves_the_mask(tiny_run, ws_env, page):

@@ -34,7 +34,9 @@ def test_after_stop_the_resume_box_is_told_to_show_the_run_just_stopped(ws_env, 
     ws_env.catalog.update_run(older, last_checkpoint=str(path))
     at = AppTest.from_file(page("train.py"), default_timeout=60).run()
     box = at.selectbox(key="train_resume_run")
-    assert box.options == [older] and box.value == older
+    assert box.options == [f"tiny · Dec 07 00:00 · done · 0 epochs · not scored ({older})"] and box.value == older
+    assert any(c.value.startswith(f"Run `{older}`: continues") for c in at.caption)  # the full id, not cut
+    assert f"Run `{older}`" in [c.value for c in at.caption]  # and under Run to download
     at.selectbox(key="train_arch").set_value("classic").run()
     for key, value in {"train_width": 4, "train_epochs": 2, "train_batch": 2, "train_patch": 32}.items():
         at.number_input(key=key).set_value(value)
@@ -56,8 +58,8 @@ def test_after_stop_the_resume_box_is_told_to_show_the_run_just_stopped(ws_env, 
     _until(at, stopped, "the page never said stopped")
     # once the run is resumable, the page tells the browser to show it (it kept the older run before)
     box = at.selectbox(key="train_resume_run")
-    assert box.options[0] == first and box.value == first
-    assert told == [first], told
+    assert box.options[0].endswith(f"· stopped · 0/2 epochs · not scored ({first})") and box.value == first
+    assert told == [box.options[0]], told  # the option as the browser shows it: short name ... (run id)
     at.run()  # the browser sends back what it shows: the stopped run, and the page keeps it
     assert at.selectbox(key="train_resume_run").value == first
     assert not at.selectbox(key="train_resume_run").proto.set_value  # said once, not forced on every run
