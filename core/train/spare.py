@@ -1,0 +1,92 @@
+"""A worker process started ahead: ``python -m core.train.process --spare`` imports what training
+needs (torch, the network, smp's losses) and then waits on its standard input for the request, so
+a run that takes it starts training without paying for the process start and the imports.
+
+Why: "Train on my strokes" has a minute from the press to its first prediction on 2 cores, and a
+fresh worker spent 9-14 s of it starting and importing before its first step
+(``benchmarks/bench_live.py``). The Label page starts one when it opens (through
+:func:`core.workflow.live.warm_up`), while the user draws; :class:`~core.train.process.ProcessJob`
+takes it (:func:`take`) when there is one and starts a fresh worker otherwise, so a run from the
+Train page or a live round are the same worker either way. One spare per server process at most;
+it ends by itself when its server does (the end of its standard input), having trained nothing.
+
+Example:
+    >>> prestart()                 # doctest: +SKIP
+    >>> wait_ready(60)             # doctest: +SKIP
+    True
+"""
+
+from __future__ import annotations
+
+import contextlib
+import select
+import subprocess
+import sys
+import threading
+
+from ..nn.device import worker_env
+
+__all__ = ["prestart", "take", "wait_ready", "forget_output", "READY"]
+
+READY = b"ready\n"  # what a spare writes to its standard output once it waits for its request
+_LOCK = threading.Lock()
+_SPARE: list[subprocess.Popen] = []  # this server's one spare worker, if any
+_READY: set[int] = set()  # process ids of the spares seen ready
+
+
+def prestart() -> None:
+    """Start a spare worker unless one is alive already (any thread; returns at once)."""
+    with _LOCK:
+        if _SPARE and _SPARE[0].poll() is None:
+            return
+        _SPARE.clear()
+        _SPARE.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "core.train.process", "--spare"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,  # its READY line; it writes to its run's log once it has one
+                stderr=subprocess.STDOUT,
+                env=worker_env(),
+            )
+        )
+
+
+def take() -> subprocess.Popen | None:
+    """The spare worker, still alive, for a run to send its request to (then no longer the spare);
+    ``None`` when there is none."""
+    with _LOCK:
+        proc = _SPARE.pop() if _SPARE else None
+    if proc is not None and proc.poll() is not None:  # it died (its imports failed): not used
+        _close(proc)
+        return None
+    return proc
+
+
+def wait_ready(timeout: float) -> bool:
+    """Wait up to ``timeout`` seconds for the spare to have done its imports; False when there is no
+    spare or it is not ready by then (it is still taken as it is: it then imports after the press)."""
+    with _LOCK:
+        proc = _SPARE[0] if _SPARE else None
+    if proc is None or proc.stdout is None:
+        return False
+    if proc.pid in _READY:
+        return True
+    readable, _, _ = select.select([proc.stdout], [], [], timeout)
+    if readable and proc.stdout.readline() == READY:
+        _READY.add(proc.pid)
+        return True
+    return False
+
+
+def _close(proc: subprocess.Popen) -> None:
+    for pipe in (proc.stdin, proc.stdout):
+        with contextlib.suppress(OSError, AttributeError):
+            pipe.close()
+
+
+def forget_output(proc: subprocess.Popen) -> None:
+    """Close this process's end of a taken spare's output pipe (the worker writes to its run's log
+    from then on)."""
+    _READY.discard(proc.pid)
+    with contextlib.suppress(OSError, AttributeError):
+        proc.stdout.close()  # type: ignore[union-attr]
