@@ -101,7 +101,7 @@ def past_runs(ws: Any, dataset: str, base: TrainConfig, epochs: int, minutes: fl
         rid = None
         if downloadable:
             by_id = {r["run_id"]: r for r in downloadable}
-            regular, live = _apart(list(by_id))  # the newest run first: the default (a live round: none)
+            regular, live = _apart(list(by_id), rounds)  # the newest run first: the default (a live round: none)
             _follow_newest("train_dl_run", next(iter(by_id)), regular[0] if regular else None, list(by_id))
             rid = st.selectbox(
                 "Run to download", regular + live, key="train_dl_run", placeholder="Choose a run (live rounds only)"

@@ -121,3 +121,22 @@ def test_last_finished_and_interrupted_apart(ws):
 def test_short_names():
     assert short_name("isbi2012-20261207-031500-ab12", "isbi2012") == "isbi2012 · Dec 07 03:15"
     assert short_name("run-0001", "tiny") == "run-0001"
+
+
+def test_a_round_is_told_apart_by_its_origin_not_its_id(ws):
+    """Rounds are ordinary requests with the run id of every run: their origin ``live`` marks them
+    (the ``-live-`` ids of older rounds still do)."""
+    from core.workflow.training import runs_table
+
+    _run(ws, "d-good", epochs=[{"val_dice": 0.9, "val_dice_fg": 0.86}], best=0.9)
+    ws.catalog.create_run("d-20261207-031600-ab12", "d", {"epochs": 5}, state="stopped", origin="live")
+    ws.catalog.add_epoch("d-20261207-031600-ab12", 1, {"val_dice": 1.0, "val_dice_fg": 1.0})
+    ws.catalog.update_run("d-20261207-031600-ab12", last_checkpoint=str(ws.root / "catalog.sqlite"))
+    views = {v.run_id: v for v in run_views(ws, "d")}
+    rnd = views["d-20261207-031600-ab12"]
+    assert rnd.live and rnd.score_text == "not scored" and rnd.short == "d live · Dec 07 03:16"
+    assert not views["d-good"].live
+    ordered, index = picker_runs(list(views.values()), "d")
+    assert ordered[-1].run_id == rnd.run_id and ordered[index].run_id == "d-good"
+    rows = runs_table(ws, "d")  # the Train page's table: rounds last, trained by the live loop
+    assert rows[-1]["run id"] == rnd.run_id and rows[-1]["trained by"] == "live loop"
