@@ -40,6 +40,7 @@ import contextlib
 import json
 import logging
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -295,11 +296,14 @@ def main(argv: list[str] | None = None) -> int:
     ``SIGUSR1`` stops it (the Stop button); its server's end, Ctrl-C or ``SIGTERM`` interrupt it
     (:meth:`~core.train.job.TrainingJob.interrupt`). ``--spare``: started ahead
     (:mod:`core.train.spare`), it does the imports, says :data:`~core.train.spare.READY`, then
-    waits; an end of its input before any request (its server ended) ends it, having done nothing."""
+    waits; an end of its input before any request (its server ended), or no request within
+    :data:`~core.train.spare.IDLE_S`, ends it, having done nothing."""
     if "--spare" in (sys.argv[1:] if argv is None else argv):
         _import_for_training()
         with contextlib.suppress(OSError):  # taken before it was ready: its server no longer reads the line
             os.write(1, spare.READY)
+        if not select.select([sys.stdin.buffer], [], [], spare.IDLE_S)[0]:
+            return 0  # never taken: its memory back (the page starts another when it renders)
     line = sys.stdin.buffer.readline()
     if not line.strip():
         return 0

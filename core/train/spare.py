@@ -8,7 +8,8 @@ fresh worker spent 9-14 s of it starting and importing before its first step
 :func:`core.workflow.live.warm_up`), while the user draws; :class:`~core.train.process.ProcessJob`
 takes it (:func:`take`) when there is one and starts a fresh worker otherwise, so a run from the
 Train page or a live round are the same worker either way. One spare per server process at most;
-it ends by itself when its server does (the end of its standard input), having trained nothing.
+it ends by itself, having trained nothing, when its server does (the end of its standard input)
+or after :data:`IDLE_S` without a request (the page starts another as it renders).
 
 Example:
     >>> prestart()                 # doctest: +SKIP
@@ -26,9 +27,10 @@ import threading
 
 from ..nn.device import worker_env
 
-__all__ = ["prestart", "take", "wait_ready", "forget_output", "READY"]
+__all__ = ["prestart", "take", "wait_ready", "forget_output", "READY", "IDLE_S"]
 
 READY = b"ready\n"  # what a spare writes to its standard output once it waits for its request
+IDLE_S = 1800.0  # a spare never taken ends after this long (it holds torch's few hundred MB meanwhile)
 _LOCK = threading.Lock()
 _SPARE: list[subprocess.Popen] = []  # this server's one spare worker, if any
 _READY: set[int] = set()  # process ids of the spares seen ready
