@@ -37,6 +37,8 @@ Targets (issue 12 and 27, 2-core CPU, 512x512 slice): the first prediction withi
 each later one within 30 s; round 1 no worse than the fixed threshold on the never-labeled slices, or
 the page says the model is not yet usable.
 
+``--no-spare``: no worker process started ahead, each round starts a fresh one (what the spare saves).
+
     python benchmarks/bench_live.py [--data isbi|epfl] [--rounds 4] [--fraction 0.01] [--correct 0.005] [--seed 0]
 """
 
@@ -100,6 +102,9 @@ def main() -> None:
     ap.add_argument("--correct", type=float, default=0.005, help="share of slice 1 stroked as corrections per round")
     ap.add_argument("--seed", type=int, default=0, help="seed of the simulated strokes")
     ap.add_argument("--data", choices=("isbi", "epfl"), default="isbi", help="the bundled ISBI sample or EPFL slices")
+    ap.add_argument(
+        "--no-spare", action="store_true", help="no worker started ahead: each round starts a fresh one (its cost)"
+    )
     ap.add_argument("--name", default=None, help="result file name (benchmarks/results/<name>.json; live, live_epfl)")
     args = ap.parse_args()
 
@@ -110,6 +115,9 @@ def main() -> None:
     from core.train.sparse import simulate_strokes
     from core.workflow.live import FIRST_BUDGET_S, LATER_BUDGET_S, foreground_above, start_round, warm_up
     from core.workflow.sample import ensure_sample
+
+    if args.no_spare:  # what a round costs without the worker the Label page starts ahead
+        spare.prestart = lambda: None
 
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
@@ -207,6 +215,7 @@ def main() -> None:
         rows,
         {
             "data": args.data,
+            "spare_worker": not args.no_spare,
             "warm_up_left_s": round(warm_s, 1),
             "round1_ok": bool(first) and (first["no_worse_than_baseline"] or first["page_says_not_usable"]),
             "budgets_s": [FIRST_BUDGET_S, LATER_BUDGET_S],

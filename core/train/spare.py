@@ -33,6 +33,15 @@ READY = b"ready\n"  # what a spare writes to its standard output once it waits f
 IDLE_S = 1800.0  # a spare never taken ends after this long (it holds torch's few hundred MB meanwhile)
 _LOCK = threading.Lock()
 _SPARE: list[subprocess.Popen] = []  # this server's one spare worker, if any
+_ENV: dict[int, dict[str, str]] = {}  # the settings each spare was started with (_settings), by process id
+# what a worker's environment sets for its training (the rest may change as libraries load: not compared)
+_SETTINGS = ("SEGDASH_", "OMP_", "MKL_", "CUDA_VISIBLE_DEVICES", "PYTHONPATH")
+
+
+def _settings(env: dict[str, str]) -> dict[str, str]:
+    return {k: v for k, v in env.items() if k.startswith(_SETTINGS)}
+
+
 _READY: set[int] = set()  # process ids of the spares seen ready
 
 
@@ -42,24 +51,28 @@ def prestart() -> None:
         if _SPARE and _SPARE[0].poll() is None:
             return
         _SPARE.clear()
-        _SPARE.append(
-            subprocess.Popen(
-                [sys.executable, "-m", "core.train.process", "--spare"],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,  # its READY line; it writes to its run's log once it has one
-                stderr=subprocess.STDOUT,
-                env=worker_env(),
-            )
+        env = worker_env()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "core.train.process", "--spare"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,  # its READY line; it writes to its run's log once it has one
+            stderr=subprocess.STDOUT,
+            env=env,
         )
+        _ENV[proc.pid] = _settings(env)
+        _SPARE.append(proc)
 
 
 def take() -> subprocess.Popen | None:
     """The spare worker, still alive, for a run to send its request to (then no longer the spare);
-    ``None`` when there is none."""
+    ``None`` when there is none, or when this process's environment for a worker has changed since
+    the spare started (it would train under the old one: it is ended instead)."""
     with _LOCK:
         proc = _SPARE.pop() if _SPARE else None
-    if proc is not None and proc.poll() is not None:  # it died (its imports failed): not used
-        _close(proc)
+    if proc is None:
+        return None
+    if proc.poll() is not None or _ENV.pop(proc.pid, None) != _settings(worker_env()):  # died, or started otherwise
+        _close(proc)  # the end of its input ends a spare that is still waiting
         return None
     return proc
 

@@ -39,3 +39,11 @@ def test_a_dead_spare_is_not_taken(monkeypatch):
     dead.wait()
     monkeypatch.setattr(spare, "_SPARE", [dead])
     assert spare.take() is None  # a fresh worker is started instead
+
+
+def test_a_spare_started_under_another_environment_is_ended_not_taken(monkeypatch):
+    waiting = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
+    monkeypatch.setattr(spare, "_SPARE", [waiting])
+    monkeypatch.setitem(spare._ENV, waiting.pid, {"SEGDASH_THREADS": "7"})
+    assert spare.take() is None
+    assert waiting.wait(30) == 0  # the end of its input ended it
