@@ -304,6 +304,8 @@ def main(argv: list[str] | None = None) -> int:
             os.write(1, spare.READY)
         if not select.select([sys.stdin.buffer], [], [], spare.IDLE_S)[0]:
             return 0  # never taken: its memory back (the page starts another when it renders)
+        if hasattr(os, "getpriority") and os.getpriority(os.PRIO_PROCESS, 0) > 0:
+            os.environ["SEGDASH_NICE"] = "0"  # its server lowered its priority already (spare._yield_cpu)
     line = sys.stdin.buffer.readline()
     if not line.strip():
         return 0

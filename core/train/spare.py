@@ -20,12 +20,13 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import os
 import select
 import subprocess
 import sys
 import threading
 
-from ..nn.device import worker_env
+from ..nn.device import sharing_cpu, worker_env
 
 __all__ = ["prestart", "take", "wait_ready", "forget_output", "READY", "IDLE_S"]
 
@@ -61,6 +62,21 @@ def prestart() -> None:
         )
         _ENV[proc.pid] = _settings(env)
         _SPARE.append(proc)
+        _yield_cpu(proc.pid)
+
+
+def _yield_cpu(pid: int) -> None:
+    """Lower the spare's priority as :func:`~core.nn.device.share_cpu_for_background` lowers a
+    training thread's (``SEGDASH_NICE``, default 10): its imports, while the user draws, leave the
+    CPU to the server's reruns. Its job's thread inherits it and adds nothing more
+    (:func:`~core.train.process.main`), as a fresh worker's does."""
+    if not (sharing_cpu() and sys.platform.startswith("linux")):
+        return
+    try:
+        want = int(os.environ.get("SEGDASH_NICE") or 10)
+        os.setpriority(os.PRIO_PROCESS, pid, min(19, os.getpriority(os.PRIO_PROCESS, pid) + max(0, want)))
+    except (OSError, ValueError):  # not allowed here, or a bad variable (the job reports it)
+        pass
 
 
 def take() -> subprocess.Popen | None:

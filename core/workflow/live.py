@@ -94,7 +94,8 @@ def warm_up() -> threading.Thread:
 
 def _import_for_prediction() -> None:
     try:
-        import segmentation_models_pytorch.losses  # noqa: F401 - a round in a thread (no worker process) builds it
+        if not use_worker_process():  # a round in a thread of this process builds its loss here
+            import segmentation_models_pytorch.losses  # noqa: F401
 
         from ..predict import inferer  # noqa: F401 - MONAI's sliding window, for the round's prediction
     except Exception:  # noqa: BLE001 - the round imports them again and reports what fails
