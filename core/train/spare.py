@@ -3,8 +3,9 @@ needs (torch, the network, smp's losses) and then waits on its standard input fo
 a run that takes it starts training without paying for the process start and the imports.
 
 Why: "Train on my strokes" has a minute from the press to its first prediction on 2 cores, and a
-fresh worker spent 9-14 s of it starting and importing before its first step
-(``benchmarks/bench_live.py``). The Label page starts one when it opens (through
+fresh worker spends seconds of it starting and importing before its first step: 11.0 s in the
+first round, 6.8 s in the second, against 0.6-1.1 s with a spare (``benchmarks/bench_live.py``, the
+shared 2-core machine at load 7). The Label page starts one when it opens (through
 :func:`core.workflow.live.warm_up`), while the user draws; :class:`~core.train.process.ProcessJob`
 takes it (:func:`take`) when there is one and starts a fresh worker otherwise, so a run from the
 Train page or a live round are the same worker either way. One spare per server process at most;
