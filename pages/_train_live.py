@@ -14,7 +14,7 @@ from core.train.process import ProcessJob
 from core.train.registry import live_runs, registry, run_snapshot, stop_run
 from core.train.snapshot import TrainingSnapshot
 from core.view import plots
-from core.workflow.runs import ACTIVE, interrupted_runs, is_live, run_views
+from core.workflow.runs import ACTIVE, interrupted_runs, run_views
 from core.workflow.training import progress, runs_table
 from pages._common import user_errors
 from pages._split import finish_report
@@ -160,7 +160,7 @@ def runs_section(ws: Any, dataset: str, shown: tuple[str, ...]) -> None:
     @st.fragment(run_every=2 if shown else None)
     def _runs() -> None:
         st.subheader("Runs")
-        rows = sorted(runs_table(ws, dataset), key=lambda row: is_live(row["run id"]))  # live rounds apart, last
+        rows = runs_table(ws, dataset)  # live rounds apart, last
         if not rows:
             st.info(f"No run on {dataset} yet.")
             return

@@ -37,10 +37,10 @@ def _follow_newest(widget: str, newest: str, value: Any, options: list[str]) -> 
         st.session_state[widget] = value
 
 
-def _apart(ids: list[str]) -> tuple[list[str], list[str]]:
-    """``(runs, live rounds)`` of ``ids``, each in the order given: live-loop rounds are listed after
-    the runs and never chosen by default (trained seconds on strokes, never scored)."""
-    return [r for r in ids if not is_live(r)], [r for r in ids if is_live(r)]
+def _apart(ids: list[str], live: set[str]) -> tuple[list[str], list[str]]:
+    """``(runs, live rounds)`` of ``ids``, each in the order given: live-loop rounds (``live``) are
+    listed after the runs and never chosen by default (trained seconds on strokes, never scored)."""
+    return [r for r in ids if r not in live], [r for r in ids if r in live]
 
 
 def past_runs(ws: Any, dataset: str, base: TrainConfig, epochs: int, minutes: float) -> None:
@@ -54,7 +54,8 @@ def past_runs(ws: Any, dataset: str, base: TrainConfig, epochs: int, minutes: fl
     def label(rid: str) -> str:  # short name, state, epochs, score and the full id, as every picker
         return views[rid].label if rid in views else rid
 
-    regular, live = _apart([r["run_id"] for r in runs if n_epochs[r["run_id"]]])  # newest first
+    rounds = {r.run_id for r in runs if is_live(r)}
+    regular, live = _apart([r["run_id"] for r in runs if n_epochs[r["run_id"]]], rounds)  # newest first
     with_epochs = regular + live
     if with_epochs:
         _follow_newest("train_compare", with_epochs[0], regular[:2], with_epochs)
@@ -74,10 +75,10 @@ def past_runs(ws: Any, dataset: str, base: TrainConfig, epochs: int, minutes: fl
         # resume would be refused ("a training job is already running"); the page says stopped then too
         busy = set(active_ids(ws))
         ids, first = resume_choices([v for v in views.values() if v.run_id not in busy])
-        regular, live = _apart(ids)
+        regular, live = _apart(ids, rounds)
         if ids:
             # a run just stopped: offer it, not the older one the box showed before; never a live round
-            offered = ids[first] if not is_live(ids[first]) else (regular[0] if regular else None)
+            offered = ids[first] if ids[first] not in rounds else (regular[0] if regular else None)
             _follow_newest("train_resume_run", ids[first], offered, ids)
             rid = st.selectbox(
                 "Run to resume",
@@ -111,7 +112,7 @@ def past_runs(ws: Any, dataset: str, base: TrainConfig, epochs: int, minutes: fl
         rid = None
         if downloadable:
             by_id = {r["run_id"]: r for r in downloadable}
-            regular, live = _apart(list(by_id))  # the newest run first: the default (a live round: none)
+            regular, live = _apart(list(by_id), rounds)  # the newest run first: the default (a live round: none)
             _follow_newest("train_dl_run", next(iter(by_id)), regular[0] if regular else None, list(by_id))
             rid = st.selectbox(
                 "Run to download",

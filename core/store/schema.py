@@ -8,7 +8,7 @@ RUN_STATES = ("queued", "running", "stopping", "done", "failed", "stopped", "int
 ACTIVE_RUN_STATES = ("queued", "running", "stopping")
 # where a run was started: the dashboard, ``python -m core train``, a Python script, torchrun ("" for
 # runs recorded before origins were)
-RUN_ORIGINS = ("app", "cli", "python", "torchrun")
+RUN_ORIGINS = ("app", "cli", "python", "torchrun", "live")  # live: a round of "Train on my strokes"
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS datasets (

@@ -36,13 +36,16 @@ from .recorder import RunContext
 from .request import TrainingRequest, check_request
 from .snapshot import JOB_STATES, JobHandle, TrainingSnapshot, progress_record
 
-__all__ = ["JOB_STATES", "TrainingJob", "TrainingSnapshot", "first_snapshot"]
+__all__ = ["JOB_STATES", "DEADLINE_MIN_STEPS", "TrainingJob", "TrainingSnapshot", "first_snapshot", "steps_taken"]
 
 log = logging.getLogger(__name__)
 
 # the worker's process writes its heartbeat, progress and state into the run's catalog row this often, and
 # reads a stop requested there: what other processes show of the run is this old at most
 _HEARTBEAT_S = 2.0
+# a request's deadline stops the run only once it has taken this many optimisation steps: a run stopped
+# before would keep a network that never saw its data (a live round on a slow machine)
+DEADLINE_MIN_STEPS = 3
 
 
 def first_snapshot(request: TrainingRequest) -> TrainingSnapshot:
@@ -57,6 +60,11 @@ def first_snapshot(request: TrainingRequest) -> TrainingSnapshot:
         resumed_from=request.resumed_from,
         origin="this server",
     )
+
+
+def steps_taken(snap: TrainingSnapshot) -> int:
+    """Optimisation steps a run's snapshot has taken since its start (a resumed run: since it resumed)."""
+    return int(snap.step) + max(0, int(snap.epoch) - int(snap.start_epoch)) * int(snap.steps_per_epoch)
 
 
 def _queued_here(run: Any) -> bool:
@@ -186,8 +194,13 @@ class TrainingJob(JobHandle):
 
     def _check_stop(self) -> None:
         deadline = self.request.deadline
-        if self._stop.is_set() or (deadline is not None and time.time() >= deadline):
+        if self._stop.is_set():
             raise Stopped()
+        if deadline is not None and time.time() >= deadline:
+            with self._lock:
+                taken = steps_taken(self._snap)
+            if taken >= DEADLINE_MIN_STEPS:
+                raise Stopped()
 
     def _run(self) -> None:
         share_cpu_for_background()  # first, so the OpenMP threads started here inherit it
@@ -226,9 +239,17 @@ class TrainingJob(JobHandle):
             "best_dice": finite_or_none(snap.best_dice),
         }
         try:
-            ws.update_run(self.run_id, state=final["state"], error=final.get("error", ""), **record)
-            if (snap.last_checkpoint or snap.best_checkpoint) and not self._interrupted:
-                # (an interrupted run's worker ends at once; the Train page writes its bundle when asked)
+            # (its progress too: the last heartbeat may be up to two seconds older than the last step)
+            ws.update_run(
+                self.run_id,
+                state=final["state"],
+                error=final.get("error", ""),
+                progress=progress_record(snap),
+                **record,
+            )
+            if (snap.last_checkpoint or snap.best_checkpoint) and not self._interrupted and self.origin != "live":
+                # (an interrupted run's worker ends at once, and a live round's at its deadline, the next
+                # round waiting for it: the Train page writes their bundle when asked)
                 bundle = str(write_bundle(self.workspace, self.run_id))
         except Exception as exc:  # noqa: BLE001
             log.exception("finishing run %s", self.run_id)

@@ -40,6 +40,7 @@ import contextlib
 import json
 import logging
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -54,6 +55,7 @@ from ..errors import SegDashError
 from ..nn.device import on_stop_signal, server_gone, signal_stop, use_worker_process, worker_env
 from ..store.schema import ACTIVE_RUN_STATES
 from ..store.workspace import Workspace
+from . import spare
 from .config import TrainConfig
 from .job import TrainingJob, first_snapshot
 from .registry import registry
@@ -75,16 +77,18 @@ def start_training(
     *,
     resume_from: str | None = None,
     origin: str = "app",
+    deadline: float | None = None,
 ) -> TrainingJob | ProcessJob:
     """Check and start a training run of ``dataset`` the way the dashboard does: in a worker process
-    (:class:`ProcessJob`) unless ``SEGDASH_WORKER_PROCESS=0``, registered in the process-wide
-    registry either way.
+    (:class:`ProcessJob`; a spare one started ahead when there is one, :mod:`core.train.spare`)
+    unless ``SEGDASH_WORKER_PROCESS=0``, registered in the process-wide registry either way. The
+    Train page and "Train on my strokes" (``origin="live"``, with a ``deadline``) both call it.
 
     Raises:
         ValueError: what :func:`~core.train.request.check_request` refuses (checked here, before any
             process starts), or a job already running in the workspace.
     """
-    request = check_request(workspace, dataset, config, resume=resume_from, origin=origin)
+    request = check_request(workspace, dataset, config, resume=resume_from, origin=origin, deadline=deadline)
     if use_worker_process():
         return registry().start(ProcessJob(request, workspace))
     return registry().start(TrainingJob.from_request(request, workspace))
@@ -123,15 +127,20 @@ class ProcessJob(JobHandle):
             raise SegDashError(f"job {self.run_id} was started already")
         run_dir = self.workspace.run_dir(self.run_id)
         run_dir.mkdir(parents=True, exist_ok=True)
-        spec = {"parent": os.getpid(), "request": self.request.to_dict()}
-        with open(run_dir / "worker.log", "ab") as log_file:  # the server's directory, as paths are given
-            self._proc = subprocess.Popen(
-                [sys.executable, "-m", "core.train.process"],
-                stdin=subprocess.PIPE,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                env=worker_env(),
-            )
+        log_path = run_dir / "worker.log"  # the server's directory, as paths are given
+        spec = {"parent": os.getpid(), "request": self.request.to_dict(), "log": str(log_path)}
+        self._proc = spare.take()  # a worker started ahead, its imports done (or under way)
+        if self._proc is not None:
+            spare.forget_output(self._proc)  # it writes to the run's log once it has the request
+        else:
+            with open(log_path, "ab") as log_file:
+                self._proc = subprocess.Popen(
+                    [sys.executable, "-m", "core.train.process"],
+                    stdin=subprocess.PIPE,
+                    stdout=log_file,
+                    stderr=subprocess.STDOUT,
+                    env=worker_env(),
+                )
         mark_worker(self._proc.pid)
         try:  # the run's row now, owned by the worker, so that every page lists it at once
             self.workspace.create_run(
@@ -267,12 +276,42 @@ def worker_job(spec: dict[str, Any]) -> TrainingJob:
     return TrainingJob.from_request(TrainingRequest.from_dict(spec["request"]))
 
 
-def main() -> int:
+def _import_for_training() -> None:
+    """What a run imports only once it builds its loss (smp's losses load timm: seconds), done
+    before the request arrives in a worker started ahead."""
+    import segmentation_models_pytorch.losses  # noqa: F401
+
+
+def _log_to(path: str) -> None:
+    """Send this process's output (its standard output and error) to the run's log from now on."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    for target in (1, 2):
+        os.dup2(fd, target)
+    os.close(fd)
+
+
+def main(argv: list[str] | None = None) -> int:
     """The worker: read the request its server checked (one JSON line) from standard input, train,
     exit 0 once the run's outcome (done, stopped, interrupted or failed) is in the catalog.
     ``SIGUSR1`` stops it (the Stop button); its server's end, Ctrl-C or ``SIGTERM`` interrupt it
-    (:meth:`~core.train.job.TrainingJob.interrupt`)."""
-    spec: dict[str, Any] = json.loads(sys.stdin.buffer.readline())
+    (:meth:`~core.train.job.TrainingJob.interrupt`). ``--spare``: started ahead
+    (:mod:`core.train.spare`), it does the imports, says :data:`~core.train.spare.READY`, then
+    waits; an end of its input before any request (its server ended), or no request within
+    :data:`~core.train.spare.IDLE_S`, ends it, having done nothing."""
+    if "--spare" in (sys.argv[1:] if argv is None else argv):
+        _import_for_training()
+        with contextlib.suppress(OSError):  # taken before it was ready: its server no longer reads the line
+            os.write(1, spare.READY)
+        if not select.select([sys.stdin.buffer], [], [], spare.IDLE_S)[0]:
+            return 0  # never taken: its memory back (the page starts another when it renders)
+        if hasattr(os, "getpriority") and os.getpriority(os.PRIO_PROCESS, 0) > 0:
+            os.environ["SEGDASH_NICE"] = "0"  # its server lowered its priority already (spare._yield_cpu)
+    line = sys.stdin.buffer.readline()
+    if not line.strip():
+        return 0
+    spec: dict[str, Any] = json.loads(line)
+    if spec.get("log"):
+        _log_to(spec["log"])
     job = worker_job(spec)
     parent = spec.get("parent")
     gone = watch_server()

@@ -28,9 +28,9 @@ __all__ = [
 ]
 
 JOB_STATES = ("queued", "running", "stopping", "done", "failed", "stopped", "interrupted")
-_PROGRESS_KEYS = ("epoch", "start_epoch", "epochs", "step", "steps_per_epoch", "eta_s", "notes")
+_PROGRESS_KEYS = ("epoch", "start_epoch", "epochs", "step", "steps_per_epoch", "eta_s", "notes", "first_step_at")
 # the origins of :data:`~core.store.schema.RUN_ORIGINS` in words
-ORIGIN_NAMES = {"app": "dashboard", "cli": "CLI", "python": "Python", "torchrun": "torchrun"}
+ORIGIN_NAMES = {"app": "dashboard", "cli": "CLI", "python": "Python", "torchrun": "torchrun", "live": "live loop"}
 
 
 @dataclass
@@ -44,6 +44,7 @@ class TrainingSnapshot(Record):
         epoch: last completed epoch (``start_epoch`` for a resumed run at its start); ``epochs`` the
             final one; ``step`` the step within the current epoch, of ``steps_per_epoch``.
         eta_s: estimated seconds left (``None`` before the first steps).
+        first_step_at: ``time.time()`` when its first optimisation step ended (``None`` before).
         device: where it trains, in words.
         history: per-epoch dicts: ``epoch, train_loss, val_loss, val_dice, val_iou, val_accuracy,
             val_pixel_error, val_dice_per_class, val_iou_per_class, lr, images_per_s, time_s`` and
@@ -68,6 +69,7 @@ class TrainingSnapshot(Record):
     step: int = 0
     steps_per_epoch: int = 0
     eta_s: float | None = None
+    first_step_at: float | None = None
     device: str = ""
     history: list[dict[str, Any]] = field(default_factory=list)
     best_dice: float | None = None
@@ -128,7 +130,7 @@ class JobHandle:
 
 def progress_record(snap: TrainingSnapshot, now: float | None = None) -> dict[str, Any]:
     """What a job's heartbeat writes into its run's ``progress`` column: ``epoch, start_epoch,
-    epochs, step, steps_per_epoch, eta_s, notes`` and ``at`` (when)."""
+    epochs, step, steps_per_epoch, eta_s, notes, first_step_at`` and ``at`` (when)."""
     out = {k: getattr(snap, k) for k in _PROGRESS_KEYS}
     out["notes"] = list(snap.notes)
     out["at"] = time.time() if now is None else now
@@ -204,6 +206,7 @@ def snapshot_of_run(run: RunRecord, history: list[dict[str, Any]], now: float | 
         step=int(p.get("step") or 0),
         steps_per_epoch=int(p.get("steps_per_epoch") or run.config.get("steps_per_epoch") or 0),
         eta_s=eta,
+        first_step_at=p.get("first_step_at"),
         device=run.device,
         history=[dict(h) for h in history],
         best_dice=run.best_dice,

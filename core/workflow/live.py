@@ -1,11 +1,15 @@
 """The live label-train-correct loop: "Train on my strokes" on the Label page.
 
-A :class:`LiveRound` fine-tunes a U-Net on the dataset's labels as they are (partial masks: strokes;
-complete ones too) for a bounded time, then predicts one slice, all in a background thread, so
-the page polls it and stays usable. It runs the dashboard's own :class:`~core.train.job.TrainingJob`
-through :func:`~core.train.registry.registry` (one job per workspace; its run is recorded like any
-other, with ``-live-`` in its id) and stops it at the round's deadline: the job keeps the weights
-reached in ``last.pt`` (:class:`~core.train.handlers.checkpoints.Checkpoints`), which the round predicts with.
+A round is an ordinary training request with a deadline: :func:`start_round` checks it
+(:func:`~core.train.request.check_request`, origin ``live``, the run id of every run) and hands it to
+:func:`~core.train.process.start_training`, the Train page's own path, so a worker process trains it
+(a spare one the Label page started ahead when it opened, :func:`warm_up`) and its run is recorded
+like any other. The job stops itself at the deadline, once it has taken its first steps
+(:data:`~core.train.job.DEADLINE_MIN_STEPS`), keeping the weights reached in ``last.pt``. The
+:class:`LiveRound` it returns holds no thread: whoever shows it polls it (:meth:`LiveRound.poll`, the
+page's fragment every second; :meth:`LiveRound.join` in scripts), reading the job's progress as the
+Train page does (from the catalog, for a worker process), and the poll that finds the run ended
+predicts the slice with its ``last.pt``.
 
 A round's prediction is judged on the strokes of the slice it predicts (:func:`judge`): its
 foreground Dice there beside that of a fixed threshold of the raw slice (Otsu's, the foreground on
@@ -14,9 +18,9 @@ the side the strokes say); a round that does no better is said to be not yet usa
 loses to a plain threshold even there is surely not usable (``benchmarks/bench_live.py`` compares
 both on never-labeled slices against their truth).
 
-Each round continues from the newest live run of the dataset; the first from the dataset's current
+Each round continues from the newest live round of the dataset; the first from the dataset's current
 model (the newest finished run with a checkpoint) when there is one, else from a small fresh
-network (:func:`live_config`). The time budget counts from the press of the button: the job's
+network (:func:`live_config`). The time budget counts from the press of the button: the worker's
 start-up, the steps and the stop; the prediction of the slice comes after (a second or two).
 
 Example:
@@ -37,18 +41,23 @@ from typing import Any
 import numpy as np
 
 from ..errors import SegDashError
+from ..nn.device import use_worker_process
+from ..store.schema import ACTIVE_RUN_STATES
 from ..store.workspace import Workspace
+from ..train import spare
 from ..train.config import TrainConfig, default_config
-from ..train.job import TrainingJob
+from ..train.job import DEADLINE_MIN_STEPS, steps_taken
+from ..train.process import start_training
 from ..train.registry import registry
+from ..train.snapshot import JobHandle, TrainingSnapshot
 from .assist import model_sources
 from .live_judge import foreground_above, judge, threshold_baseline
+from .runs import is_live
 
 __all__ = [
     "LiveRound",
     "live_config",
     "start_round",
-    "current_round",
     "warm_up",
     "budgets",
     "judge",
@@ -57,36 +66,36 @@ __all__ = [
     "round_message",
     "FIRST_BUDGET_S",
     "LATER_BUDGET_S",
+    "MIN_STEPS",
 ]
 
 FIRST_BUDGET_S = 40.0  # a fresh network: the first prediction should show within a minute of the press
 LATER_BUDGET_S = 20.0  # a warm one: each later round within half a minute
-MIN_STEPS = 3  # a round stops at its deadline only once it has taken this many steps
-MARK = "-live-"
-_ROUNDS: dict[tuple[str, str], LiveRound] = {}
+MIN_STEPS = DEADLINE_MIN_STEPS  # a round stops at its deadline only once it has taken this many steps
+_FINISHING_S = 30.0  # how long a new round waits for the previous round's worker to end
+_WARMING: list[threading.Thread] = []  # the server's one import thread (warm_up)
 _LOCK = threading.Lock()
-_WARMING: threading.Thread | None = None
 
 
 def warm_up() -> threading.Thread:
-    """Import, in a background thread, what a round's training needs and the server has not loaded
-    yet: the losses of segmentation-models-pytorch (which imports timm; 9.5 s of a round's 22 s
-    before its first step, measured on the loaded 2-core test machine) and the tiled inference
-    (MONAI) its prediction uses. Called when this module is
-    first imported (the Label page imports it), so the import is done, or under way, by the press;
-    the round's own import then waits for it instead of starting over. Once per process: returns
+    """Prepare the next round while the user draws (the Label page calls it as it renders): a spare
+    worker process that imports what training needs and waits for the request
+    (:func:`~core.train.spare.prestart`; again once a round has taken it), and, once per process in
+    a background thread, the tiled inference (MONAI) this process predicts the slice with. Returns
     that thread."""
-    global _WARMING
+    if use_worker_process():
+        spare.prestart()
     with _LOCK:
-        if _WARMING is None:
-            _WARMING = threading.Thread(target=_import_for_training, name="segdash-live-warm-up", daemon=True)
-            _WARMING.start()
-        return _WARMING
+        if not _WARMING:
+            _WARMING.append(threading.Thread(target=_import_for_prediction, name="segdash-live-warm-up", daemon=True))
+            _WARMING[0].start()
+        return _WARMING[0]
 
 
-def _import_for_training() -> None:
+def _import_for_prediction() -> None:
     try:
-        import segmentation_models_pytorch.losses  # noqa: F401 - the Loss of core.train.loop imports it
+        if not use_worker_process():  # a round in a thread of this process builds its loss here
+            import segmentation_models_pytorch.losses  # noqa: F401
 
         from ..predict import inferer  # noqa: F401 - MONAI's sliding window, for the round's prediction
     except Exception:  # noqa: BLE001 - the round imports them again and reports what fails
@@ -112,23 +121,26 @@ def live_config(n_classes: int) -> TrainConfig:
     )
 
 
-def _live_runs(ws: Workspace, dataset: str) -> list[dict[str, Any]]:
-    """Live runs of ``dataset`` with a checkpoint on disk, newest first."""
+def _live_runs(ws: Workspace, dataset: str) -> list[Any]:
+    """Live rounds of ``dataset`` with a checkpoint on disk, ended, newest first."""
     runs = ws.runs_with_checkpoints(dataset, keys=("last_checkpoint", "best_checkpoint"))
-    return [r for r in runs if MARK in r["run_id"] and r["state"] not in ("queued", "running", "stopping")]
+    return [r for r in runs if is_live(r) and r["state"] not in ACTIVE_RUN_STATES]
 
 
 @dataclass
 class LiveRound:
-    """One round: train until ``budget_s`` after :meth:`start`, then predict slice ``z``.
+    """One round: its job trains until ``budget_s`` after the press (``started``); the poll that
+    finds the job ended predicts slice ``z``.
 
     Attributes:
         state: ``training``, ``predicting``, ``done`` or ``failed`` (``error`` says why).
-        source: what it continued from, in words; ``run_id`` its training run.
+        source: what it continued from, in words; ``run_id`` its training run; ``job`` the job that
+            trains it (:func:`~core.train.process.start_training`'s).
         prediction: (Y, X) uint8 class indices of slice ``z`` once ``done``.
         steps: optimisation steps taken; ``trained_s``, ``total_s``: seconds to the stop and to the prediction.
-        first_step_s: seconds from the press to the first step (``None`` before it); ``phases``: when
-            the job was seen ``running``, past its ``split`` (and window), at its first ``step``.
+        first_step_s: seconds from the press to the end of the first step (``None`` before it);
+            ``phases``: when the job was seen ``running`` and past its ``split`` (and window), to
+            within a poll, and its first ``step`` (as the job recorded it).
         judgement: :func:`judge` of the prediction (``None``: not judged).
     """
 
@@ -136,7 +148,6 @@ class LiveRound:
     dataset: str
     z: int
     budget_s: float
-    resume_from: str | None = None
     source: str = "a fresh network"
     run_id: str = ""
     state: str = "training"
@@ -149,33 +160,20 @@ class LiveRound:
     first_step_s: float | None = None
     phases: dict[str, float] = field(default_factory=dict)
     judgement: dict[str, Any] | None = None
-    _thread: threading.Thread | None = None
+    job: JobHandle | None = None
 
-    def start(self) -> LiveRound:
-        info = self.ws.dataset(self.dataset)
-        cfg = live_config(info.n_classes)
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        self.run_id = f"{self.dataset[:30]}{MARK}{stamp}-{int(time.time_ns() % 10_000):04d}"
-        # a resumed run keeps its network (TrainingJob takes the checkpoint's model) with this recipe
-        job = registry().start(
-            TrainingJob(self.ws, self.dataset, cfg, run_id=self.run_id, resume_from=self.resume_from)
-        )
-        self._thread = threading.Thread(target=self._run, args=(job,), name=f"segdash-live-{self.run_id}", daemon=True)
-        self._thread.start()
-        return self
-
-    def _run(self, job: TrainingJob) -> None:
+    def poll(self) -> LiveRound:
+        """Read the job's progress; once it has ended, predict the slice (here, in the caller's
+        thread: a second or two) and judge it. Returns the round."""
+        if self.state != "training" or self.job is None:
+            return self
+        snap = self.job.snapshot()
+        self._seen(snap)
+        if snap.state in ACTIVE_RUN_STATES:
+            return self
+        self.trained_s = time.time() - self.started
         try:
-            while not job.join(0.2):
-                snap = job.snapshot()
-                self.steps = _steps(snap)
-                self._seen(snap)
-                if time.time() - self.started >= self.budget_s and self.steps >= MIN_STEPS:
-                    job.stop()
-            snap = job.snapshot()
-            self.trained_s = time.time() - self.started
             _not_scored(self.ws, self.run_id)
-            self.steps = max(self.steps, _steps(snap))
             ckpt = snap.last_checkpoint or snap.best_checkpoint
             if snap.state == "failed" or not ckpt:
                 raise SegDashError(snap.error or "the round stopped before the network could be saved")
@@ -186,21 +184,28 @@ class LiveRound:
         except Exception as exc:  # noqa: BLE001 - the page shows it
             self.error, self.state = str(exc), "failed"
         self.total_s = time.time() - self.started
+        return self
 
-    def _seen(self, snap: Any) -> None:
-        """When the job was first seen running, past its split and window (its device recorded), and
-        past its first step: seconds from the press, to within the 0.2 s poll (``phases``)."""
+    def _seen(self, snap: TrainingSnapshot) -> None:
         now = time.time() - self.started
-        for phase, reached in (("running", snap.state != "queued"), ("split", bool(snap.device)), ("step", self.steps)):
+        self.steps = max(self.steps, steps_taken(snap))
+        for phase, reached in (("running", snap.state != "queued"), ("split", bool(snap.device))):
             if reached and phase not in self.phases:
                 self.phases[phase] = round(now, 1)
-        if self.first_step_s is None and self.steps:
-            self.first_step_s = now
+        if snap.first_step_at is not None and self.first_step_s is None:
+            self.first_step_s = max(0.0, float(snap.first_step_at) - self.started)
+            self.phases["step"] = round(self.first_step_s, 1)
 
-    def join(self, timeout: float | None = None) -> bool:
-        """Wait for the round; True once it has ended (done or failed)."""
-        if self._thread is not None:
-            self._thread.join(timeout)
+    def join(self, timeout: float | None = None, every: float = 0.2) -> bool:
+        """Poll the round every ``every`` seconds until it has ended (done or failed) or ``timeout``
+        seconds have passed; True once it has ended."""
+        end = None if timeout is None else time.monotonic() + timeout
+        while not self.poll().ended and (end is None or time.monotonic() < end):
+            time.sleep(every)
+        return self.ended
+
+    @property
+    def ended(self) -> bool:
         return self.state in ("done", "failed")
 
     def snapshot(self) -> dict[str, Any]:
@@ -226,11 +231,6 @@ def _not_scored(ws: Workspace, run_id: str) -> None:
     (nothing is held out), so the 1.0 it reached there was no score (it showed as "best val. Dice
     1.000" beside real runs). Its epoch rows keep that number as the training curve."""
     ws.update_run(run_id, best_dice=None)
-
-
-def _steps(snap: Any) -> int:
-    """Optimisation steps a job snapshot has taken since its start."""
-    return int(snap.step) + max(0, int(snap.epoch) - int(snap.start_epoch)) * int(snap.steps_per_epoch)
 
 
 def _predict(ws: Workspace, dataset: str, z: int, checkpoint: Path) -> np.ndarray:
@@ -312,35 +312,33 @@ def budgets() -> tuple[float, float]:
 
 
 def start_round(ws: Workspace, dataset: str, z: int, budget_s: float | None = None) -> LiveRound:
-    """Start a round on ``dataset`` that predicts slice ``z``; it continues from the newest live run.
+    """Start a round on ``dataset`` that predicts slice ``z``; it continues from the newest live round.
 
     Raises:
         ValueError: no slice has a labeled pixel, a round or a training job is running already.
     """
-    key = (str(ws.root), dataset)
-    with _LOCK:
-        running = _ROUNDS.get(key)
-        if running is not None and running.state in ("training", "predicting"):
-            raise SegDashError("a round is running already: wait for its prediction")
-        live = _live_runs(ws, dataset)
-        if live:
-            resume, source = live[0]["run_id"], f"live run {live[0]['run_id']}"
-        else:
-            current = model_sources(ws, dataset)["run"]
-            resume = None if current is None else current["run_id"]
-            source = "a fresh network" if current is None else f"the model of run {resume}"
-        first = not live
-        budget = budget_s if budget_s is not None else budgets()[0 if first else 1]
-        r = LiveRound(ws, dataset, int(z), float(budget), resume_from=resume, source=source)
-        r.start()
-        _ROUNDS[key] = r
-    return r
+    pressed = time.time()
+    _after_previous(ws, dataset)
+    live = _live_runs(ws, dataset)
+    if live:
+        resume, source = live[0]["run_id"], f"live run {live[0]['run_id']}"
+    else:
+        current = model_sources(ws, dataset)["run"]
+        resume = None if current is None else current["run_id"]
+        source = "a fresh network" if current is None else f"the model of run {resume}"
+    budget = float(budget_s if budget_s is not None else budgets()[0 if not live else 1])
+    # a resumed round keeps its network (the request takes the checkpoint's model) with this recipe
+    cfg = live_config(ws.dataset(dataset).n_classes)
+    job = start_training(ws, dataset, cfg, resume_from=resume, origin="live", deadline=pressed + budget)
+    return LiveRound(ws, dataset, int(z), budget, source=source, run_id=job.run_id, started=pressed, job=job)
 
 
-def current_round(ws: Workspace, dataset: str) -> LiveRound | None:
-    """The newest round of ``dataset`` in this process (running or ended), if any."""
-    with _LOCK:
-        return _ROUNDS.get((str(ws.root), dataset))
-
-
-warm_up()
+def _after_previous(ws: Workspace, dataset: str) -> None:
+    """Refuse a second round while one trains; wait for the worker of one that has ended (its
+    outcome recorded, its process exiting) rather than refuse the next press."""
+    job = registry().active(ws)
+    if job is None or job.origin != "live":
+        return
+    if job.state in ACTIVE_RUN_STATES:
+        raise SegDashError("a round is running already: wait for its prediction")
+    job.join(_FINISHING_S)

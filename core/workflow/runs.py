@@ -9,8 +9,9 @@ background flatters a sparse foreground), **class-mean Dice** for more. A run wi
 validation slice (a live-loop round, whose "validation" is its own training slices) or none yet
 (stopped before its first validation) is **not scored**.
 
-Live-loop rounds (``<dataset>-live-...``) are listed apart and never offered first: the default
-model (:func:`default_run`) is the best-scored finished run of the dataset.
+Live-loop rounds (their runs' origin ``live``; ``<dataset>-live-...`` ids before rounds were
+ordinary requests) are listed apart and never offered first: the default model
+(:func:`default_run`) is the best-scored finished run of the dataset.
 
 Example:
     >>> v = run_view({"run_id": "d-1", "dataset": "d", "state": "stopped", "created": 0.0}, [])
@@ -60,14 +61,17 @@ SCORE_HELP = (
     "left out: it would flatter a sparse foreground), class-mean Dice for more. A run without a held-out "
     "validation slice, or stopped before its first validation, is not scored."
 )
-LIVE_MARK = "-live-"
+LIVE_MARK = "-live-"  # in the ids of the rounds recorded before rounds had the run origin "live"
 ACTIVE = ("queued", "running", "stopping")
 FINISHED = ("done",)
 
 
-def is_live(run_id: str) -> bool:
-    """A round of the live loop (*Train on my strokes*)."""
-    return LIVE_MARK in str(run_id)
+def is_live(run: Mapping[str, Any] | str) -> bool:
+    """A round of the live loop (*Train on my strokes*): a run (a catalog record) of origin ``live``,
+    or one recorded before with ``-live-`` in its id (a run id alone: that older mark only)."""
+    if isinstance(run, str):
+        return LIVE_MARK in run
+    return run.get("origin") == "live" or LIVE_MARK in str(run.get("run_id", ""))
 
 
 def _finite(v: Any) -> float | None:
@@ -81,7 +85,7 @@ def _finite(v: Any) -> float | None:
 def held_out_validation(run: Mapping[str, Any]) -> bool:
     """Did the run validate on slices it did not train on? (Not a live round, whose validation is its
     own training slices, nor a run with too few labeled slices to hold one out.)"""
-    if is_live(run.get("run_id", "")):
+    if is_live(run):
         return False
     split = (run.get("extra") or {}).get("split") or {}
     val, train = split.get("val"), split.get("train")
@@ -152,13 +156,14 @@ def held_out_scores(run: Mapping[str, Any]) -> dict[str, dict[str, float | None]
     return out
 
 
-def short_name(run_id: str, dataset: str = "") -> str:
+def short_name(run_id: str, dataset: str = "", live: bool = False) -> str:
     """``isbi2012 · Dec 07 03:15`` for ``isbi2012-20261207-031500-ab12`` (``live`` added for a live
-    round); the id itself when it does not read that way."""
+    round: ``live``, or an older round's id); the id itself when it does not read that way."""
     rest = run_id[len(dataset) :].lstrip("-") if dataset and run_id.startswith(dataset) else ""
-    live = rest.startswith(LIVE_MARK.strip("-") + "-")
-    if live:
+    marked = rest.startswith(LIVE_MARK.strip("-") + "-")
+    if marked:
         rest = rest[len(LIVE_MARK) - 1 :]
+    live = live or marked
     parts = rest.split("-")
     if len(parts) >= 2 and len(parts[0]) == 8 and len(parts[1]) == 6 and (parts[0] + parts[1]).isdigit():
         try:
@@ -242,13 +247,13 @@ def run_view(run: Mapping[str, Any], epochs: Sequence[Mapping[str, Any]]) -> Run
         dataset=run.get("dataset", ""),
         state=run.get("state", ""),
         created=float(run.get("created") or 0.0),
-        short=short_name(run["run_id"], run.get("dataset", "")),
+        short=short_name(run["run_id"], run.get("dataset", ""), is_live(run)),
         epochs_done=len(epochs),
         epochs=int(planned) if planned else None,
         score=score,
         score_on=on,
         measure=measure,
-        live=is_live(run["run_id"]),
+        live=is_live(run),
         checkpoint=best if _on_disk(best) else last if _on_disk(last) else "",
         best_checkpoint=best,
         last_checkpoint=last,

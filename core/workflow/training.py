@@ -17,7 +17,7 @@ from ..store.workspace import Workspace
 from ..train.config import model_label
 from ..train.headless import job_progress
 from ..train.snapshot import held_out_ious, origin_label
-from .runs import ACTIVE, RunView, interrupted_runs, run_view
+from .runs import ACTIVE, RunView, interrupted_runs, is_live, run_view
 
 __all__ = ["time_left", "progress", "runs_table", "resume_choices", "NOT_RECORDED"]
 
@@ -58,11 +58,11 @@ def _num(v: float | None) -> str:
 
 
 def runs_table(ws: Workspace, dataset: str) -> list[dict[str, str]]:
-    """The runs of ``dataset``, newest first, as the Train page's table: short and full name, state,
-    epochs, the one score (:mod:`core.workflow.runs`), held-out IoUs, model, device, who trained it,
-    date and error; every cell text (``—`` where nothing was recorded)."""
+    """The runs of ``dataset``, newest first and live-loop rounds last, as the Train page's table:
+    short and full name, state, epochs, the one score (:mod:`core.workflow.runs`), held-out IoUs,
+    model, device, who trained it, date and error; every cell text (``—`` where nothing was recorded)."""
     rows = []
-    for r in ws.runs(dataset):
+    for r in sorted(ws.runs(dataset), key=is_live):
         v = run_view(r, ws.run_epochs(r.run_id))
         ious = held_out_ious(r)
         rows.append(

@@ -1,8 +1,8 @@
 """Every way of starting a training run goes through one request path: the Train page (the page
 itself under AppTest, and the worker process it starts), ``python -m core train``, torchrun's ranks
-and "Train on my strokes" each build a checked :class:`~core.train.request.TrainingRequest` and reach
-the same :func:`core.train.prepare.prepare_run` with it (replaced here by a recorder that stops the
-run there, so nothing trains)."""
+and "Train on my strokes" (through the same worker process) each build a checked
+:class:`~core.train.request.TrainingRequest` and reach the same :func:`core.train.prepare.prepare_run`
+with it (replaced here by a recorder that stops the run there, so nothing trains)."""
 
 from __future__ import annotations
 
@@ -17,12 +17,12 @@ from core.cli import main as cli_main
 from core.errors import SegDashError
 from core.nn.distributed import RankInfo
 from core.store.workspace import Workspace
-from core.train import distributed, launch, prepare, process
+from core.train import distributed, launch, prepare, process, spare
 from core.train.config import TrainConfig
 from core.train.headless import train_headless
 from core.train.registry import registry
 from core.train.request import TrainingRequest
-from core.workflow.live import start_round
+from core.workflow.live import start_round, warm_up
 from tests.core.test_training import TINY, _discs
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -78,18 +78,18 @@ def test_the_train_page_start_button(ws, reached, monkeypatch):
     _checked(reached[0], ws, "app")
 
 
-def test_the_worker_process_runs_the_request_its_server_checked(ws, reached, monkeypatch):
-    """The dashboard's default: the server checks the request and sends it to ``python -m
-    core.train.process``, whose job is made from that request (here in this process: the worker's
-    start is replaced by one that keeps the line it is sent)."""
-    sent: list[bytes] = []
+@pytest.fixture
+def sent(monkeypatch) -> list[bytes]:
+    """The lines sent to worker processes, which this test plays itself: ``subprocess.Popen`` of
+    ``python -m core.train.process`` (fresh or spare) replaced by one that keeps what it is sent."""
+    lines: list[bytes] = []
 
-    class Worker:  # subprocess.Popen of the worker, which this test plays itself
-        def __init__(self, *args, **kwargs):
-            self.pid, self.returncode, self.stdin = os.getpid(), None, self
+    class Worker:
+        def __init__(self, args, *more, **kwargs):
+            self.args, self.pid, self.returncode, self.stdin = args, os.getpid(), None, self
 
         def write(self, data: bytes) -> None:
-            sent.append(data)
+            lines.append(data)
 
         def flush(self) -> None: ...
 
@@ -102,7 +102,15 @@ def test_the_worker_process_runs_the_request_its_server_checked(ws, reached, mon
             self.returncode = -9
 
     monkeypatch.setattr(process.subprocess, "Popen", Worker)
+    monkeypatch.setattr(spare, "_SPARE", [])  # no spare of another test
     monkeypatch.setenv("SEGDASH_WORKER_PROCESS", "1")
+    return lines
+
+
+def test_the_worker_process_runs_the_request_its_server_checked(ws, reached, sent):
+    """The dashboard's default: the server checks the request and sends it to ``python -m
+    core.train.process``, whose job is made from that request (here in this process: the worker's
+    start is replaced by one that keeps the line it is sent)."""
     handle = process.start_training(ws, "discs", TrainConfig.from_dict(TINY))
     assert isinstance(handle, process.ProcessJob) and ws.run(handle.run_id).state == "queued"
     job = process.worker_job(json.loads(sent[0]))  # what the worker's main() does with the line
@@ -145,11 +153,28 @@ def test_every_torchrun_rank(ws, reached, monkeypatch):
     assert reached[1] == reached[0]
 
 
-def test_train_on_my_strokes(ws, reached):
+def test_train_on_my_strokes(ws, reached, sent):
+    """A round is a request with a deadline sent to the Train page's worker process: the spare one
+    the Label page started ahead (``warm_up``), which takes it as the worker's ``main()`` does."""
+    import time
+
+    warm_up()  # the Label page opens: a worker started ahead, waiting for its request
+    (started,) = spare._SPARE
+    assert started.args[-1] == "--spare"
+    pressed = time.time()
     r = start_round(ws, "discs", z=0, budget_s=5.0)
-    assert r.join(60) and r.state == "failed" and REACHED in r.error
-    assert len(reached) == 1 and reached[0].run_id == r.run_id
-    _checked(reached[0], ws, "python")
+    assert isinstance(r.job, process.ProcessJob) and r.job._proc is started and not spare._SPARE
+    assert registry().active(ws) is r.job and ws.run(r.run_id).origin == "live"
+    spec = json.loads(sent[0])
+    assert spec["log"] == str(ws.run_dir(r.run_id) / "worker.log")  # its output goes there from now on
+    job = process.worker_job(spec)  # what the worker's main() does with the line
+    job.start()
+    assert job.join(60) and REACHED in job.snapshot().error
+    started.returncode = 0
+    assert r.join(60) and r.state == "failed" and REACHED in r.error  # the page's poll reads it from the catalog
+    assert reached == [r.job.request] and reached[0].run_id == r.run_id
+    _checked(reached[0], ws, "live")
+    assert reached[0].deadline == pytest.approx(pressed + 5.0, abs=1.0)
 
 
 def test_a_request_is_checked_once_and_keeps_its_deadline(ws, tmp_path):

@@ -33,9 +33,9 @@ def ws(ws):
 
 def _run(ws, run_id, dataset="d", state="done", epochs=(), extra=None, best=None, ckpt=True):
     """A run in the catalog (created now: runs made later are newer)."""
-    ws.catalog.create_run(run_id, dataset, {"epochs": 5}, state=state)
+    ws.create_run(run_id, dataset, {"epochs": 5}, state=state)
     for i, row in enumerate(epochs, 1):
-        ws.catalog.add_epoch(run_id, i, row)
+        ws.add_epoch(run_id, i, row)
     updates = {"extra": {"class_names": _BINARY, "split": _SPLIT, **(extra or {})}}
     if ckpt:
         path = ws.run_dir(run_id) / "best.pt"
@@ -43,7 +43,7 @@ def _run(ws, run_id, dataset="d", state="done", epochs=(), extra=None, best=None
         updates.update(best_checkpoint=str(path), last_checkpoint=str(path))
     if best is not None:
         updates["best_dice"] = best
-    ws.catalog.update_run(run_id, **updates)
+    ws.update_run(run_id, **updates)
 
 
 def test_score_is_test_else_validation_foreground_dice(ws):
@@ -184,3 +184,22 @@ def test_export_model_warns_of_a_checkpoint_never_validated(ws, capsys):
     err = capsys.readouterr().err
     assert code != 0  # b"w" is no checkpoint: refused after the warning
     assert err.splitlines()[0].startswith("warning: Run d-early was stopped before its first validation")
+
+
+def test_a_round_is_told_apart_by_its_origin_not_its_id(ws):
+    """Rounds are ordinary requests with the run id of every run: their origin ``live`` marks them
+    (the ``-live-`` ids of older rounds still do)."""
+    from core.workflow.training import runs_table
+
+    _run(ws, "d-good", epochs=[{"val_dice": 0.9, "val_dice_fg": 0.86}], best=0.9)
+    ws.create_run("d-20261207-031600-ab12", "d", {"epochs": 5}, state="stopped", origin="live")
+    ws.add_epoch("d-20261207-031600-ab12", 1, {"val_dice": 1.0, "val_dice_fg": 1.0})
+    ws.update_run("d-20261207-031600-ab12", last_checkpoint=str(ws.root / "catalog.sqlite"))
+    views = {v.run_id: v for v in run_views(ws, "d")}
+    rnd = views["d-20261207-031600-ab12"]
+    assert rnd.live and rnd.score_text == "not scored" and rnd.short == "d live · Dec 07 03:16"
+    assert not views["d-good"].live
+    ordered, index = picker_runs(list(views.values()), "d")
+    assert ordered[-1].run_id == rnd.run_id and ordered[index].run_id == "d-good"
+    rows = runs_table(ws, "d")  # the Train page's table: rounds last, trained by the live loop
+    assert rows[-1]["run id"] == rnd.run_id and rows[-1]["trained by"] == "live loop"

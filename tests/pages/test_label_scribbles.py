@@ -3,7 +3,9 @@
 import numpy as np
 
 from core.data.masks import UNLABELED
+from core.train.process import ProcessJob
 from core.view import canvas as cv
+from pages._label_live import ROUND_KEY
 from tests.pages.test_label import _draw, _open
 
 
@@ -68,8 +70,9 @@ def test_train_on_my_strokes_shows_a_prediction(ws_env, page, make_dataset, monk
     at.button(key="label_live_train").click().run()
     assert not at.exception
     assert ws_env.slices("tiny")[0].coverage == "partial"  # the strokes were saved first
-    r = live.current_round(ws_env, "tiny")
-    assert r is not None and r.join(180), r.snapshot()
+    r = at.session_state[ROUND_KEY]  # the round the page keeps, trained by a worker process
+    assert isinstance(r.job, ProcessJob) and ws_env.run(r.run_id).origin == "live"
+    assert r.join(180), r.snapshot()
     assert r.state == "done", r.error
     at.run()
     assert not at.exception

@@ -24,6 +24,7 @@ class Progress(Callbacks):
 
     def __init__(self, ctx: RunContext, clock: EtaClock | None = None):
         self.ctx, self.clock = ctx, clock or EtaClock()
+        self._first_step = False
 
     def _eta(self, state: Any, epoch: int, step: int, epoch_ends: int) -> float | None:
         """Seconds left after ``step`` of ``epoch``, from the clock of recent steps (so that the
@@ -39,8 +40,11 @@ class Progress(Callbacks):
         self.ctx.publish(epoch=epoch - 1, step=0)
 
     def on_step(self, state: Any, epoch: int, step: int) -> None:
-        self.clock.step(time.time())
-        self.ctx.publish(step=step, eta_s=self._eta(state, epoch, step, state.epochs - epoch + 1))
+        now = time.time()
+        self.clock.step(now)
+        first = {} if self._first_step else {"first_step_at": now}  # once: how long the start took
+        self._first_step = True
+        self.ctx.publish(step=step, eta_s=self._eta(state, epoch, step, state.epochs - epoch + 1), **first)
 
     def on_plan(self, state: Any, epochs: int) -> None:
         self.ctx.publish(epochs=epochs)
