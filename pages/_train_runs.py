@@ -54,6 +54,9 @@ def past_runs(ws: Any, dataset: str, base: TrainConfig, epochs: int, minutes: fl
     def label(rid: str) -> str:  # short name, state, epochs, score and the full id, as every picker
         return views[rid].label if rid in views else rid
 
+    def pick(what: str, options: list[str], key: str) -> str | None:  # the runs first, live rounds after
+        return st.selectbox(what, options, key=key, format_func=label, placeholder="Choose a run (live rounds only)")
+
     rounds = {r.run_id for r in runs if is_live(r)}
     regular, live = _apart([r["run_id"] for r in runs if n_epochs[r["run_id"]]], rounds)  # newest first
     with_epochs = regular + live
@@ -80,13 +83,7 @@ def past_runs(ws: Any, dataset: str, base: TrainConfig, epochs: int, minutes: fl
             # a run just stopped: offer it, not the older one the box showed before; never a live round
             offered = ids[first] if ids[first] not in rounds else (regular[0] if regular else None)
             _follow_newest("train_resume_run", ids[first], offered, ids)
-            rid = st.selectbox(
-                "Run to resume",
-                regular + live,
-                key="train_resume_run",
-                format_func=label,
-                placeholder="Choose a run (live rounds only)",
-            )
+            rid = pick("Run to resume", regular + live, "train_resume_run")
             until = (
                 f"for about {minutes:g} min (the time budget above)"
                 if minutes
@@ -114,13 +111,7 @@ def past_runs(ws: Any, dataset: str, base: TrainConfig, epochs: int, minutes: fl
             by_id = {r["run_id"]: r for r in downloadable}
             regular, live = _apart(list(by_id), rounds)  # the newest run first: the default (a live round: none)
             _follow_newest("train_dl_run", next(iter(by_id)), regular[0] if regular else None, list(by_id))
-            rid = st.selectbox(
-                "Run to download",
-                regular + live,
-                key="train_dl_run",
-                format_func=label,
-                placeholder="Choose a run (live rounds only)",
-            )
+            rid = pick("Run to download", regular + live, "train_dl_run")
         if rid is not None:
             st.caption(f"Run `{rid}`")  # the full id, which a narrow box cuts
             files = (

@@ -178,20 +178,9 @@ def measure(
         stack = ws.read_images(dataset)
         image = _Slices(lambda i: stack[zs[i]], len(zs), info.shape[1:])
     px = pixel_size or ws.pixel_size(dataset)
-    result = measure_masks(
-        masks,
-        image,
-        list(info.class_names),
-        mode=mode,
-        connectivity=connectivity,
-        split=split,
-        min_distance=min_distance,
-        probability=prob,
-        pixel_size=px,
-        zs=zs,
-        keep_labels=keep_labels,
-        block=block,
-    )
+    kw = {"mode": mode, "split": split, "min_distance": min_distance, "connectivity": connectivity, "zs": zs}
+    kw.update(probability=prob, pixel_size=px, keep_labels=keep_labels, block=block)
+    result = measure_masks(masks, image, list(info.class_names), **kw)
     result.notes[:0] = notes
     return result
 
