@@ -316,6 +316,8 @@ function make(root) {
     S.view = data;
     if (old && old.key !== data.key) S.poly = null;
     if (!old || old.window.join() !== data.window.join() || old.key !== data.key) S.layout(); else S.redraw();
+    // a save or undo reran only the canvas's fragment: now that its tint is on screen, the whole page
+    if (data.refresh && S.refreshed !== data.refresh) { S.refreshed = data.refresh; send('refresh'); }
   };
   S.update = (data) => {
     if (S.drawing) { S.later = data; return; } // the slice changes once the stroke is finished
