@@ -14,6 +14,7 @@ from core.view.label_session import save_words, undo_words
 from core.view.strokes import next_brush, next_zoom, pan_center
 from core.workflow.assist import model_suggestion
 from core.workflow.labeling import next_class, next_unlabeled
+from core.workflow.live import warm_up
 from pages._common import problem, workspace
 from pages._keys import new_actions, value
 from pages._label_canvas import CANVAS_KEY
@@ -135,6 +136,10 @@ def clear(dataset: str, z: int) -> None:
 
 
 def from_model(ws, dataset: str, z: int, base: int) -> None:
+    # the prediction imports torch and MONAI, which the live loop's warm-up may be importing in its
+    # thread: wait for it (Python 3.11's compiler is not safe in two threads at once: "SystemError: AST
+    # constructor recursion depth mismatch", seen in the AppTest), then import nothing twice
+    warm_up().join(timeout=300)
     try:
         labels, source = model_suggestion(ws, dataset, z)
         version = ws.save_mask(
