@@ -7,7 +7,8 @@ server in batches (with a shortcut, before a click elsewhere on the page, and as
 after the last stroke; kept in the browser's storage across a reload); :mod:`core.view.canvas` turns
 them into a mask at full image resolution, whatever the zoom. Save applies them to the newest version
 of the mask inside one transaction (:meth:`core.store.workspace.Workspace.edit_mask`), so a version
-someone saved meanwhile keeps their work. Every saved version stays in the slice's history, where it
+someone saved meanwhile keeps their work. The canvas is a fragment (:func:`canvas_part`): a draft or a
+Ctrl+S reruns it alone, and the whole page follows once the saved tint is on screen. Every saved version stays in the slice's history, where it
 can be viewed and restored (as a new version); Undo removes unsaved strokes first, then walks that
 history.
 """
