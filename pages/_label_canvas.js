@@ -20,6 +20,7 @@ function make(root) {
   // S.data: what the server sent last; S.view: the data whose pictures are on screen. A stroke belongs
   // to the slice of S.view (the one the user sees), also while a new slice's picture is still decoding.
   const S = { root, data: null, view: null, oneToOne: false, drawing: null, poly: null, later: null, dirty: false };
+  W.__segdashMounts = (W.__segdashMounts || 0) + 1; // how often the canvas was built (a signal for tests)
   S.page = Math.random().toString(36).slice(2);
   S.seq = 0;
   S.items = [];

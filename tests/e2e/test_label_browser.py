@@ -116,11 +116,15 @@ def _pixels(stroke: dict) -> list[tuple[int, int]]:
     return [(int(fy0 + c[2] * fh / fch), int(fx0 + c[1] * fw / fcw)) for c in stroke["obj"]["path"]]
 
 
+_IDLE = "document.querySelector(\"[data-testid='stApp']\").dataset.testScriptState === 'notRunning'"
+
+
 def _calm(page) -> None:
-    """Until the page shows the slice it is on (its buttons too): no script run going, and the canvas
-    showing what the server sent last; looked at twice, 0.1 s apart (a run may just be starting)."""
+    """Until the page shows the slice it is on (its buttons too): no script run going or asked for
+    (Streamlit's own ``data-test-script-state``), the canvas showing what the server sent last, and
+    no refresh of the page pending after a save; looked at twice, 0.1 s apart."""
     for _ in range(2):
-        _until(page, f"() => !document.querySelector(\"[data-testid='stStatusWidget']\") && {_S}.view === {_S}.data")
+        _until(page, f"() => {_IDLE} && {_S}.view === {_S}.data && !{_S}.data.refresh")
         time.sleep(0.1)
 
 
@@ -341,11 +345,12 @@ def _timings(page, rng, saves: int = 7) -> dict[str, list[float]]:
           requestAnimationFrame(look); }, true);
     }"""
     )
+    _calm(page)
     for i in range(saves):
         _random_stroke(page, rng)
         page.keyboard.press("Control+s")
         _until(page, "(n) => window.__segdashCanvas.t.save.length > n", arg=i)
-        settle(page, 0.3)
+        _calm(page)  # the page's refresh after the save is done: each save starts from an idle page
     return page.evaluate("() => window.__segdashCanvas.t")
 
 
