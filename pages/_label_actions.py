@@ -17,8 +17,7 @@ from core.workflow.labeling import next_class, next_unlabeled
 from core.workflow.live import warm_up
 from pages._common import problem, workspace
 from pages._keys import new_actions, value
-from pages._label_canvas import CANVAS_KEY
-from pages._label_state import TOOLS, ZOOMS, drop_strokes, hint, kept, put, say, scribbling, strokes, sync
+from pages._label_state import TOOLS, ZOOMS, drop_strokes, hint, kept, newest, put, say, scribbling, strokes, sync
 
 __all__ = ["go", "on_pick", "step", "to_next_unlabeled", "save", "undo", "redo", "restore", "clear"]
 __all__ += ["from_model", "on_pan", "on_ui"]
@@ -181,11 +180,11 @@ def on_ui() -> None:
     The canvas lives in a fragment (``pages/label.py``), so by default only the fragment reruns: a
     draft of strokes does not rerun or grey the page. A save, undo or redo asks the canvas to send
     ``refresh`` once it shows the new tint, which reruns the whole page (history, status line, the
-    Slice box's words); every other shortcut reruns the whole page at once (``st.rerun()``)."""
+    Slice box's words); every other shortcut reruns the whole page at once (``label_whole``, see ``pages/label.py``)."""
     t0 = time.time()
     ctx = st.session_state.get("label_ctx")
     sync()
-    actions = new_actions(CANVAS_KEY, "label_keys_seen", name="ui")
+    actions = new_actions(newest(), "label_keys_seen", name="ui")
     if not ctx:
         return
     ws = workspace()
@@ -212,7 +211,10 @@ def on_ui() -> None:
         say("error", problem(exc)[0])
         whole = True
     if whole:
-        st.rerun()  # in a callback: the whole page, not only the canvas's fragment
+        # the whole page, not only the canvas's fragment: the fragment's body asks for it (a plain
+        # st.rerun() here, in the callback, reran the page but its canvas data reached the browser
+        # only when the run ended, seen 2.5 s after "." in the browser test)
+        st.session_state["label_whole"] = True
 
 
 _MOVES = {"left": (0, -0.25), "right": (0, 0.25), "up": (-0.25, 0), "down": (0.25, 0)}

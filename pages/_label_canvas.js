@@ -3,6 +3,8 @@
 // anywhere else on the page, and as a draft a few seconds after the last stroke. The list lives in
 // localStorage too, so a reload loses nothing. The server answers with the ids it saved or cleared
 // (data.gone); only then is a stroke dropped here.
+const IN_FRAGMENT = new Set(['save', 'undo', 'redo']); // the rest rerun the whole page
+
 export default function (component) {
   const { data, setStateValue, parentElement } = component;
   const W = window;
@@ -73,7 +75,7 @@ function make(root) {
     while (pics.size > 24) pics.delete(pics.keys().next().value);
   };
 
-  const send = (action) => {
+  const send = (action, whole) => {
     if (action) {
       S.seq += 1;
       S.items.push([S.seq, action, S.view.key]);
@@ -81,7 +83,10 @@ function make(root) {
     }
     S.dirty = false;
     S.sends += 1;
-    S.setState('ui', { page: S.page, items: S.items.slice(), strokes: store.strokes.slice(), have: [...pics.keys()] });
+    const ui = { page: S.page, n: S.sends, items: S.items.slice(), strokes: store.strokes.slice(), have: [...pics.keys()] };
+    // a shortcut that changes more than the canvas (a slice, a tool, the page's refresh after a save)
+    // goes through the relay, a component outside the canvas's fragment: the whole page reruns
+    if ((whole || (action && !IN_FRAGMENT.has(action))) && W.__segdashRelay) W.__segdashRelay(ui); else S.setState('ui', ui);
   };
   S.send = send;
 
@@ -291,7 +296,9 @@ function make(root) {
   // drawn since; not on a select box, whose open list a rerun would redraw under the pointer
   const onPointer = (e) => {
     const t = e.composedPath ? e.composedPath()[0] : e.target;
-    if (S.dirty && t && t.closest && t.closest('button') && !stage.contains(t)) send(null);
+    // (through the relay: a button reruns the whole page, and a fragment's rerun asked for just before
+    // it lost the button's click in the browser test)
+    if (S.dirty && t && t.closest && t.closest('button') && !stage.contains(t)) send(null, true);
   };
   const listOpen = () => !!document.querySelector('[role="combobox"][aria-expanded="true"], [role="listbox"]');
   const tick = () => {

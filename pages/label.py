@@ -8,7 +8,8 @@ after the last stroke; kept in the browser's storage across a reload); :mod:`cor
 them into a mask at full image resolution, whatever the zoom. Save applies them to the newest version
 of the mask inside one transaction (:meth:`core.store.workspace.Workspace.edit_mask`), so a version
 someone saved meanwhile keeps their work. The canvas is a fragment (:func:`canvas_part`): a draft or a
-Ctrl+S reruns it alone, and the whole page follows once the saved tint is on screen. Every saved version stays in the slice's history, where it
+Ctrl+S reruns it alone, and the whole page follows once the saved tint is on screen.
+Every saved version stays in the slice's history, where it
 can be viewed and restored (as a new version); Undo removes unsaved strokes first, then walks that
 history.
 """
@@ -29,7 +30,7 @@ from pages import _label_actions as act
 from pages import _label_pictures as pic
 from pages._common import dataset_picker, user_errors, workspace
 from pages._keys import label_keys
-from pages._label_canvas import held, label_canvas, picture_url
+from pages._label_canvas import held, label_canvas, label_relay, picture_url
 from pages._label_live import live_panel, shown_prediction
 from pages._label_state import KEYS, MODES, SCRIBBLES, TOOLS, ZOOMS, hint, keep, put, scribbling, sync
 from pages._label_state import init as init_label_state
@@ -46,6 +47,9 @@ def canvas_part(ws, dataset: str, info, z: int, window: cv.ZoomWindow, alpha: fl
     """The canvas and its caption, a fragment: a draft of strokes, Ctrl+S, Ctrl+Z and Ctrl+Y rerun
     only this (:func:`pages._label_actions.on_ui`), so a save's tint is sent without the rest of the
     page; the canvas then asks for the whole page (``refresh``) once it shows the tint."""
+    if st.session_state.get("label_whole"):  # a shortcut that changes more than the canvas
+        st.session_state["label_whole"] = False
+        st.rerun()
     height, width = info.shape[1:]
     current = ws.slices(dataset)[z]  # anew: a save in this fragment's run shows at once
     sess = sync()
@@ -113,6 +117,7 @@ def canvas_part(ws, dataset: str, info, z: int, window: cv.ZoomWindow, alpha: fl
 
 init_label_state()
 st.session_state["label_refresh"] = None  # a full run: nothing for the canvas to ask for
+st.session_state["label_whole"] = False
 ws = workspace()
 dataset = dataset_picker(ws)
 st.markdown(_CSS, unsafe_allow_html=True)
@@ -211,6 +216,7 @@ with user_errors():
         )
         st.slider("Mask opacity", 0.0, 1.0, step=0.05, key="label_alpha", on_change=keep, args=("label_alpha",))
         st.markdown(f"Painting: {pic.chips(info.class_names, k, scribble)}", unsafe_allow_html=True)
+        label_relay(act.on_ui)  # the canvas's shortcuts that rerun the whole page come this way
 
     sess.tools = Tools(tool, k, size)  # what the next stroke paints, as the session model holds it
 

@@ -193,6 +193,7 @@ def _session(page, ws, dataset: str, n: int, strokes: int, rng) -> list[dict]:
             _until(page, f"() => {_S}.view.window[2] === {_S}.view.shape[0]", timeout=60)
     _save_everything(page, ws, dataset)
     no_exception(page)
+    assert page.evaluate("() => window.__segdashMounts") == 1  # the canvas was never built again
     return drawn
 
 
@@ -308,6 +309,7 @@ def test_ctrl_z_removes_the_unsaved_stroke_first_and_timings(label_server):
         assert ws.current_mask_version("em", 0) == 2 and all(mask[y, x] == 1 for y, x in _pixels(s))
         assert mask[300:400, 500:700].all()  # the imported mask is kept under the stroke
         times = _timings(page, rng)
+        assert page.evaluate("() => window.__segdashMounts") == 1  # saves keep the canvas mounted
         page.screenshot(path=str(ARTIFACTS / "label-after-saves.png"))
         no_exception(page)
         browser.close()
