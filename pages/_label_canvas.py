@@ -9,9 +9,11 @@ a slice change was drawn on a canvas that was going away: 5 of 5 lost in the iss
 shows a toolbar of its own. This canvas keeps one key for the whole session, swaps its picture only
 once the new one is decoded, and sends its strokes in batches (see :mod:`core.view.label_session`).
 
-The component's state value ``ui`` is ``{page, items, strokes}``: ``items`` the last 20
-``[number, action, "<dataset>/<z>"]`` shortcuts of this page load (each run once, see
-:func:`pages._keys.new_actions`), ``strokes`` every unsaved stroke of every slice.
+The component's state value ``ui`` is ``{page, n, items, strokes, have}``: ``n`` the message's number,
+``items`` the last 20 ``[number, action, "<dataset>/<z>"]`` shortcuts of this page load (each run
+once, see :func:`pages._keys.new_actions`), ``strokes`` every unsaved stroke of every slice, ``have``
+the pictures it holds. The canvas is rendered in a fragment (``pages/label.py``); a message that should
+rerun the whole page goes through the relay (:func:`label_relay`) instead, with the same value.
 """
 
 from __future__ import annotations
