@@ -4,6 +4,8 @@ on the status line."""
 
 from __future__ import annotations
 
+import time
+
 import streamlit as st
 
 from core.data.masks import UNLABELED
@@ -12,10 +14,10 @@ from core.view.label_session import save_words, undo_words
 from core.view.strokes import next_brush, next_zoom, pan_center
 from core.workflow.assist import model_suggestion
 from core.workflow.labeling import next_class, next_unlabeled
+from core.workflow.live import warm_up
 from pages._common import problem, workspace
 from pages._keys import new_actions, value
-from pages._label_canvas import CANVAS_KEY
-from pages._label_state import TOOLS, ZOOMS, drop_strokes, hint, kept, put, say, scribbling, strokes, sync
+from pages._label_state import TOOLS, ZOOMS, drop_strokes, hint, kept, newest, put, say, scribbling, strokes, sync
 
 __all__ = ["go", "on_pick", "step", "to_next_unlabeled", "save", "undo", "redo", "restore", "clear"]
 __all__ += ["from_model", "on_pan", "on_ui"]
@@ -69,6 +71,9 @@ def save(ws, dataset: str, z: int) -> None:
         say("error", f"Not saved (your strokes are kept): {problem(exc)[0]}")
         return
     drop_strokes(dataset, z)
+    clock = st.session_state.get("label_clock")
+    if isinstance(clock, dict) and "saved" not in clock:
+        clock["saved"] = time.time()
     say(
         *save_words(
             info.slice_names[z],
@@ -134,6 +139,10 @@ def clear(dataset: str, z: int) -> None:
 
 
 def from_model(ws, dataset: str, z: int, base: int) -> None:
+    # the prediction imports torch and MONAI, which the live loop's warm-up may be importing in its
+    # thread: wait for it (Python 3.11's compiler is not safe in two threads at once: "SystemError: AST
+    # constructor recursion depth mismatch", seen in the AppTest), then import nothing twice
+    warm_up().join(timeout=300)
     try:
         labels, source = model_suggestion(ws, dataset, z)
         version = ws.save_mask(
@@ -163,26 +172,53 @@ def on_pan(shape: tuple[int, int]) -> None:
         st.session_state["label_cy"], st.session_state["label_cx"] = pan_center(target, 0, 0, (0, 0), shape)
 
 
+# what a canvas message may do without rerunning the whole page: the canvas's fragment reruns alone
+# (strokes as a draft) or first (a save or undo: the new tint at once, then the page, see ``refresh``)
+_IN_FRAGMENT = {"save", "undo", "redo"}
+
+
 def on_ui() -> None:
     """The canvas sent its strokes (and maybe shortcuts): take the strokes, run each new shortcut once,
-    on the slice the browser showed when it was pressed."""
+    on the slice the browser showed when it was pressed.
+
+    The canvas lives in a fragment (``pages/label.py``), so by default only the fragment reruns: a
+    draft of strokes does not rerun or grey the page. A save, undo or redo asks the canvas to send
+    ``refresh`` once it shows the new tint, which reruns the whole page (history, status line, the
+    Slice box's words); every other shortcut reruns the whole page at once (``label_whole``, see ``pages/label.py``)."""
+    t0 = time.time()
     ctx = st.session_state.get("label_ctx")
     sync()
-    actions = new_actions(CANVAS_KEY, "label_keys_seen", name="ui")
+    actions = new_actions(newest(), "label_keys_seen", name="ui")
     if not ctx:
         return
     ws = workspace()
+    whole = False
     try:
         for action, where in actions:
+            if action == "refresh":
+                whole = True
+                continue
             dataset, _, zs = (where or "").rpartition("/")
             if dataset != ctx["dataset"] or not zs.isdigit():
                 continue  # pressed on another dataset's page: skip rather than guess
             z = int(zs)
             if action in ("left", "right", "up", "down", "zoom_in", "zoom_out") and z != ctx["z"]:
                 continue  # the window shown belongs to another slice's page: skip rather than guess
+            if action == "save":
+                st.session_state["label_clock"] = {"key": t0}  # Ctrl+S's way through the server (timings)
             _act(ws, ctx, z, action)
+            if action in _IN_FRAGMENT:
+                st.session_state["label_refresh"] = f"{t0:.6f}"
+            else:
+                whole = True
     except Exception as exc:  # noqa: BLE001 - e.g. the dataset was deleted meanwhile
         say("error", problem(exc)[0])
+        whole = True
+    if whole:
+        # the whole page, not only the canvas's fragment: the fragment's body asks for it (a plain
+        # st.rerun() here, in the callback, reran the page but its canvas data reached the browser
+        # only when the run ended, seen 2.5 s after "." in the browser test)
+        st.session_state["label_whole"] = True
 
 
 _MOVES = {"left": (0, -0.25), "right": (0, 0.25), "up": (-0.25, 0), "down": (0.25, 0)}

@@ -3,6 +3,8 @@
 // anywhere else on the page, and as a draft a few seconds after the last stroke. The list lives in
 // localStorage too, so a reload loses nothing. The server answers with the ids it saved or cleared
 // (data.gone); only then is a stroke dropped here.
+const IN_FRAGMENT = new Set(['save', 'undo', 'redo']); // the rest rerun the whole page
+
 export default function (component) {
   const { data, setStateValue, parentElement } = component;
   const W = window;
@@ -20,6 +22,7 @@ function make(root) {
   // S.data: what the server sent last; S.view: the data whose pictures are on screen. A stroke belongs
   // to the slice of S.view (the one the user sees), also while a new slice's picture is still decoding.
   const S = { root, data: null, view: null, oneToOne: false, drawing: null, poly: null, later: null, dirty: false };
+  W.__segdashMounts = (W.__segdashMounts || 0) + 1; // how often the canvas was built (a signal for tests)
   S.page = Math.random().toString(36).slice(2);
   S.seq = 0;
   S.items = [];
@@ -72,7 +75,7 @@ function make(root) {
     while (pics.size > 24) pics.delete(pics.keys().next().value);
   };
 
-  const send = (action) => {
+  const send = (action, whole) => {
     if (action) {
       S.seq += 1;
       S.items.push([S.seq, action, S.view.key]);
@@ -80,7 +83,10 @@ function make(root) {
     }
     S.dirty = false;
     S.sends += 1;
-    S.setState('ui', { page: S.page, items: S.items.slice(), strokes: store.strokes.slice(), have: [...pics.keys()] });
+    const ui = { page: S.page, n: S.sends, items: S.items.slice(), strokes: store.strokes.slice(), have: [...pics.keys()] };
+    // a shortcut that changes more than the canvas (a slice, a tool, the page's refresh after a save)
+    // goes through the relay, a component outside the canvas's fragment: the whole page reruns
+    if ((whole || (action && !IN_FRAGMENT.has(action))) && W.__segdashRelay) W.__segdashRelay(ui); else S.setState('ui', ui);
   };
   S.send = send;
 
@@ -290,7 +296,9 @@ function make(root) {
   // drawn since; not on a select box, whose open list a rerun would redraw under the pointer
   const onPointer = (e) => {
     const t = e.composedPath ? e.composedPath()[0] : e.target;
-    if (S.dirty && t && t.closest && t.closest('button') && !stage.contains(t)) send(null);
+    // (through the relay: a button reruns the whole page, and a fragment's rerun asked for just before
+    // it lost the button's click in the browser test)
+    if (S.dirty && t && t.closest && t.closest('button') && !stage.contains(t)) send(null, true);
   };
   const listOpen = () => !!document.querySelector('[role="combobox"][aria-expanded="true"], [role="listbox"]');
   const tick = () => {
@@ -316,6 +324,8 @@ function make(root) {
     S.view = data;
     if (old && old.key !== data.key) S.poly = null;
     if (!old || old.window.join() !== data.window.join() || old.key !== data.key) S.layout(); else S.redraw();
+    // a save or undo reran only the canvas's fragment: now that its tint is on screen, the whole page
+    if (data.refresh && S.refreshed !== data.refresh) { S.refreshed = data.refresh; send('refresh'); }
   };
   S.update = (data) => {
     if (S.drawing) { S.later = data; return; } // the slice changes once the stroke is finished

@@ -15,7 +15,7 @@ import streamlit as st
 from core.view.label_session import LabelSession
 from pages._common import shown, workspace
 from pages._keys import key_hint, value
-from pages._label_canvas import CANVAS_KEY
+from pages._label_canvas import CANVAS_KEY, RELAY_KEY
 
 __all__ = [
     "TOOLS",
@@ -33,6 +33,7 @@ __all__ = [
     "scribbling",
     "session",
     "sync",
+    "newest",
     "strokes",
     "drop_strokes",
 ]
@@ -139,10 +140,22 @@ def session() -> LabelSession:
     return st.session_state["label_session"]
 
 
+def newest() -> str:
+    """The key of the component the canvas sent its newest message through: the canvas itself or the
+    relay (``pages/_label_canvas.py``); each message carries its number ``n``."""
+
+    def n(key: str) -> float:
+        ui = value(key, "ui")
+        got = ui.get("n") if isinstance(ui, dict) else None
+        return got if isinstance(got, (int, float)) else -1
+
+    return RELAY_KEY if n(RELAY_KEY) > n(CANVAS_KEY) else CANVAS_KEY
+
+
 def sync() -> LabelSession:
     """Hand the strokes the canvas sent last to the session model (idempotent); returns the model."""
     sess = session()
-    ui = value(CANVAS_KEY, "ui")
+    ui = value(newest(), "ui")
     if isinstance(ui, dict):
         sess.receive(ui.get("strokes"))
     return sess

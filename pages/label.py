@@ -7,7 +7,9 @@ server in batches (with a shortcut, before a click elsewhere on the page, and as
 after the last stroke; kept in the browser's storage across a reload); :mod:`core.view.canvas` turns
 them into a mask at full image resolution, whatever the zoom. Save applies them to the newest version
 of the mask inside one transaction (:meth:`core.store.workspace.Workspace.edit_mask`), so a version
-someone saved meanwhile keeps their work. Every saved version stays in the slice's history, where it
+someone saved meanwhile keeps their work. The canvas is a fragment (:func:`canvas_part`): a draft or a
+Ctrl+S reruns it alone, and the whole page follows once the saved tint is on screen.
+Every saved version stays in the slice's history, where it
 can be viewed and restored (as a new version); Undo removes unsaved strokes first, then walks that
 history.
 """
@@ -15,6 +17,7 @@ history.
 from __future__ import annotations
 
 import hashlib
+import time
 
 import streamlit as st
 
@@ -27,9 +30,9 @@ from pages import _label_actions as act
 from pages import _label_pictures as pic
 from pages._common import dataset_picker, user_errors, workspace
 from pages._keys import label_keys
-from pages._label_canvas import held, label_canvas, picture_url
+from pages._label_canvas import held, label_canvas, label_relay, picture_url
 from pages._label_live import live_panel, shown_prediction
-from pages._label_state import KEYS, MODES, SCRIBBLES, TOOLS, ZOOMS, hint, keep, put, sync
+from pages._label_state import KEYS, MODES, SCRIBBLES, TOOLS, ZOOMS, hint, keep, put, scribbling, sync
 from pages._label_state import init as init_label_state
 
 DEFAULT_WIDTH = 900  # the canvas size the server assumes for a drawing without a frame (AppTest)
@@ -39,9 +42,82 @@ _STATUS = {"success": st.success, "info": st.info, "warning": st.warning, "error
 _CSS = "<style>.stMainBlockContainer, .block-container {padding-top: 3rem; padding-bottom: 2rem}</style>"
 
 
+@st.fragment(key="label_canvas_part")
+def canvas_part(ws, dataset: str, info, z: int, window: cv.ZoomWindow, alpha: float, pred_id: str, pred_labels):
+    """The canvas and its caption, a fragment: a draft of strokes, Ctrl+S, Ctrl+Z and Ctrl+Y rerun
+    only this (:func:`pages._label_actions.on_ui`), so a save's tint is sent without the rest of the
+    page; the canvas then asks for the whole page (``refresh``) once it shows the tint."""
+    if st.session_state.get("label_whole"):  # a shortcut that changes more than the canvas
+        st.session_state["label_whole"] = False
+        st.rerun()
+    height, width = info.shape[1:]
+    current = ws.slices(dataset)[z]  # anew: a save in this fragment's run shows at once
+    sess = sync()
+    pending, others = sess.count(dataset, z), [s for s in sess.slices(dataset) if s != z]
+    scope = hashlib.sha1(str(ws.root).encode()).hexdigest()[:12]
+    picture = f"{scope}/{dataset}/{z}/{info.slice_names[z]}/{info.shape}/{window}/{pred_id}"
+    tint = f"{scope}/{dataset}/{z}/{current.updated}/{window}/{alpha}"
+    image_id, tint_id = (hashlib.sha1(t.encode()).hexdigest()[:16] for t in (picture, tint))
+    has = held()  # the pictures the canvas holds already: not sent again (the grey image once a slice)
+    polygon = sess.tools.tool == "Polygon fill"
+    st.session_state["label_ctx"] = {
+        "dataset": dataset,
+        "z": z,
+        "n": info.shape[0],
+        "n_classes": info.n_classes,
+        "shape": (height, width),
+        "window": window,
+        "first": 0 if scribbling() else 1,
+        "version": current.version or 0,
+    }
+    data = {
+        "scope": scope,
+        "dataset": dataset,
+        "key": f"{dataset}/{z}",
+        "version": current.version or 0,
+        "window": [window.y0, window.x0, window.height, window.width],
+        "shape": [height, width],
+        "image": ""
+        if image_id in has
+        else picture_url(
+            pic.background_picture(str(ws.root), dataset, z, info.shape, window, pred_id, pred_labels), "image"
+        ),
+        "image_id": image_id,
+        "tint": ""
+        if tint_id in has
+        else picture_url(pic.tint_picture(str(ws.root), dataset, z, current.updated, window, alpha), "tint"),
+        "tint_id": tint_id,
+        "stamp": str(current.updated),
+        "tool": sess.tools.tool,
+        "color": cv.stroke_css(sess.tools.k, 0.9),
+        "fill": cv.stroke_css(sess.tools.k, 0.5),
+        "brush": 1 if polygon else sess.tools.brush,
+        "keys": KEYS,
+        "gone": sess.gone_ids(),
+        "refresh": st.session_state.get("label_refresh"),  # set by a save or undo in a fragment-only run
+    }
+    clock = st.session_state.get("label_clock")
+    if isinstance(clock, dict):  # Ctrl+S's way through the server, for the browser test's timings
+        clock.setdefault("sent", time.time())
+        data["clock"] = clock
+    label_canvas(data, on_ui=act.on_ui)
+    st.caption(
+        f"**{current.name}**: {status_words(current.status, current.coverage, current.labeled)}, "
+        f"version {current.version or '-'}. "
+        + ("Polygon: click the corners, then the first corner again to close it (Esc drops it). " if polygon else "")
+        + f"{pending} unsaved stroke(s) on this slice"
+        + (f", unsaved strokes on slice(s) {', '.join(map(str, others))}" if others else "")
+        + " (as the server last heard; the canvas keeps every stroke until it is saved). "
+        + f"Showing rows {window.y0}-{window.y0 + window.height - 1}, columns {window.x0}-"
+        f"{window.x0 + window.width - 1}. Pan: arrow keys, or drag the box on the overview."
+    )
+
+
 # -- page ----------------------------------------------------------------------------------------
 
 init_label_state()
+st.session_state["label_refresh"] = None  # a full run: nothing for the canvas to ask for
+st.session_state["label_whole"] = False
 ws = workspace()
 dataset = dataset_picker(ws)
 st.markdown(_CSS, unsafe_allow_html=True)
@@ -140,6 +216,7 @@ with user_errors():
         )
         st.slider("Mask opacity", 0.0, 1.0, step=0.05, key="label_alpha", on_change=keep, args=("label_alpha",))
         st.markdown(f"Painting: {pic.chips(info.class_names, k, scribble)}", unsafe_allow_html=True)
+        label_relay(act.on_ui)  # the canvas's shortcuts that rerun the whole page come this way
 
     sess.tools = Tools(tool, k, size)  # what the next stroke paints, as the session model holds it
 
@@ -196,61 +273,7 @@ with user_errors():
     pred = shown_prediction(ws, dataset, z)
     pred_id, pred_labels = pred if st.session_state.get("label_show_pred", True) else ("", None)
     alpha = st.session_state["label_alpha"] if show_mask else 0.0
-    scope = hashlib.sha1(str(ws.root).encode()).hexdigest()[:12]
-    picture = f"{scope}/{dataset}/{z}/{info.slice_names[z]}/{info.shape}/{window}/{pred_id}"
-    tint = f"{scope}/{dataset}/{z}/{current.updated}/{window}/{alpha}"
-    image_id, tint_id = (hashlib.sha1(t.encode()).hexdigest()[:16] for t in (picture, tint))
-    has = held()  # the pictures the canvas holds already: not sent again (the grey image once a slice)
-    polygon = tool == "Polygon fill"
-    st.session_state["label_ctx"] = {
-        "dataset": dataset,
-        "z": z,
-        "n": n,
-        "n_classes": info.n_classes,
-        "shape": (height, width),
-        "window": window,
-        "first": first,
-        "version": current.version or 0,
-    }
-    label_canvas(
-        {
-            "scope": scope,
-            "dataset": dataset,
-            "key": f"{dataset}/{z}",
-            "version": current.version or 0,
-            "window": [window.y0, window.x0, window.height, window.width],
-            "shape": [height, width],
-            "image": ""
-            if image_id in has
-            else picture_url(
-                pic.background_picture(str(ws.root), dataset, z, info.shape, window, pred_id, pred_labels), "image"
-            ),
-            "image_id": image_id,
-            "tint": ""
-            if tint_id in has
-            else picture_url(pic.tint_picture(str(ws.root), dataset, z, current.updated, window, alpha), "tint"),
-            "tint_id": tint_id,
-            "stamp": str(current.updated),
-            "tool": sess.tools.tool,
-            "color": cv.stroke_css(sess.tools.k, 0.9),
-            "fill": cv.stroke_css(sess.tools.k, 0.5),
-            "brush": 1 if polygon else sess.tools.brush,
-            "keys": KEYS,
-            "gone": sess.gone_ids(),
-        },
-        on_ui=act.on_ui,
-    )
-    others = [s for s in pending_slices if s != z]
-    st.caption(
-        f"**{current.name}**: {status_words(current.status, current.coverage, current.labeled)}, "
-        f"version {current.version or '-'}. "
-        + ("Polygon: click the corners, then the first corner again to close it (Esc drops it). " if polygon else "")
-        + f"{pending} unsaved stroke(s) on this slice"
-        + (f", unsaved strokes on slice(s) {', '.join(map(str, others))}" if others else "")
-        + " (as the server last heard; the canvas keeps every stroke until it is saved). "
-        + f"Showing rows {window.y0}-{window.y0 + window.height - 1}, columns {window.x0}-"
-        f"{window.x0 + window.width - 1}. Pan: arrow keys, or drag the box on the overview."
-    )
+    canvas_part(ws, dataset, info, z, window, alpha, pred_id, pred_labels)
     if current.status == "unlabeled":
         src = model_sources(ws, dataset)
         has_model = src["prediction_folder"] or src["checkpoint"] is not None

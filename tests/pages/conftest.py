@@ -81,3 +81,14 @@ def _make_dataset(
         else:
             masks.append(None)
     return ws.create_dataset(name, images, masks, list(class_names))
+
+
+@pytest.fixture(scope="session")
+def live_warmed():
+    """The Label page starts importing what the live loop needs (torch's losses, MONAI) in a thread of
+    its own (:func:`core.workflow.live.warm_up`); a page test compiling its script meanwhile can meet
+    Python 3.11's "SystemError: AST constructor recursion depth mismatch" (its compiler is not safe in
+    two threads at once). Label tests wait for that import once, before they start."""
+    from core.workflow.live import warm_up
+
+    warm_up().join(timeout=600)

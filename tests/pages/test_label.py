@@ -10,6 +10,8 @@ from streamlit.testing.v1 import AppTest
 from core.view import canvas as cv
 from tests.pages.label_draw import draw as _draw
 
+pytestmark = pytest.mark.usefixtures("live_warmed")  # see tests/pages/conftest.py
+
 
 def _open(page) -> AppTest:
     at = AppTest.from_file(page("label.py"), default_timeout=60).run()

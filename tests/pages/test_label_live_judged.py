@@ -10,6 +10,8 @@ from streamlit.testing.v1 import AppTest
 import core.workflow.live as live
 from pages._label_live import ROUND_KEY
 
+pytestmark = pytest.mark.usefixtures("live_warmed")  # see tests/pages/conftest.py
+
 
 def _finished_round(ws, usable: bool) -> live.LiveRound:
     r = live.LiveRound(ws, "tiny", 0, 40.0, run_id="tiny-20261207-000000-0001", state="done", steps=175)

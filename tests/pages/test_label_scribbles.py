@@ -1,12 +1,15 @@
 """Label page in scribble mode: strokes label only what they cover, the eraser returns pixels to not labeled."""
 
 import numpy as np
+import pytest
 
 from core.data.masks import UNLABELED
 from core.train.process import ProcessJob
 from core.view import canvas as cv
 from pages._label_live import ROUND_KEY
 from tests.pages.test_label import _draw, _open
+
+pytestmark = pytest.mark.usefixtures("live_warmed")  # see tests/pages/conftest.py
 
 
 def _line(k: int, row: float, c0: float, c1: float, width: float, at) -> dict:
