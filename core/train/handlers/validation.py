@@ -17,20 +17,7 @@ from .. import distributed
 from ..events import Callbacks
 from ..loop import autocast
 
-__all__ = ["ROW_SCORES", "Validation", "validate"]
-
-
-#: the epoch row's column -> the score of :func:`validate` it holds
-ROW_SCORES = {
-    "val_loss": "loss",
-    "val_dice": "mean_dice",
-    "val_iou": "mean_iou",
-    "val_accuracy": "accuracy",
-    "val_pixel_error": "pixel_error",
-    "val_labeled": "labeled",
-    "val_dice_per_class": "dice",
-    "val_iou_per_class": "iou",
-}
+__all__ = ["Validation", "validate"]
 
 
 class Validation(Callbacks):
@@ -62,7 +49,9 @@ class Validation(Callbacks):
         s = validate(
             state.model, self.items, state.loss_fn, self.n_classes, self.device, self.amp_dtype, self._check_stop
         )
-        row.update({column: s[score] for column, score in ROW_SCORES.items()})
+        row.update({f"val_{key}": s[key] for key in ("loss", "accuracy", "pixel_error", "labeled")})
+        row.update(val_dice=s["mean_dice"], val_iou=s["mean_iou"])  # the class means
+        row.update(val_dice_per_class=s["dice"], val_iou_per_class=s["iou"])
         if self.n_classes == 2:
             row["val_dice_fg"], row["val_iou_fg"] = s["dice_fg"], s["iou_fg"]
 
