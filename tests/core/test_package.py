@@ -84,6 +84,15 @@ def test_every_layer_says_what_it_owns_and_may_import():
         assert doc and "May import" in doc, init
 
 
+MAX_LINES = 400  # the house's limit for a module of core and of pages (issue 26.7)
+
+
+def test_no_module_of_core_or_pages_is_over_400_lines():
+    files = [*CORE.rglob("*.py"), *(ROOT / "pages").glob("*.py"), ROOT / "app.py"]
+    long = {str(f.relative_to(ROOT)): n for f in files if (n := len(f.read_text().splitlines())) > MAX_LINES}
+    assert not long, f"modules over {MAX_LINES} lines (split them by concern): {long}"
+
+
 def test_no_core_module_imports_streamlit():
     out = subprocess.run([sys.executable, "-c", CODE], capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert out.returncode == 0, out.stderr
