@@ -146,7 +146,8 @@ def test_omezarr_export_of_a_referenced_volume_reads_a_chunk_at_a_time(ws, tmp_p
     image, info = read_omezarr(tmp_path / "out.zarr")
     assert np.array_equal(image, data)
     labels, _ = read_omezarr(tmp_path / "out.zarr" / "labels" / "masks")
-    assert np.array_equal(labels[[2, 7]], masks[[2, 7]]) and not labels[[0, 1, 3, 11]].any()
+    # unlabeled slices are written 255, "not labeled", never 0 (background): issue 27.6
+    assert np.array_equal(labels[[2, 7]], masks[[2, 7]]) and (labels[[0, 1, 3, 11]] == 255).all()
 
 
 def test_omezarr_by_reference_and_refusals(ws, tmp_path):

@@ -370,7 +370,14 @@ def test_keys_tools_dataset_switch_and_restore(label_server):
         page = browser.new_page(viewport={"width": 1600, "height": 1000})
         page.set_default_timeout(60_000)
         _open(page, url, "em")
-        scale = page.locator(".segdash-canvas canvas").bounding_box()["width"] / 1024
+        widths = [page.locator(".segdash-canvas canvas").bounding_box()["width"]]
+
+        def scale() -> float:
+            """CSS px per image px now: the fitted canvas may change width with the page (a scrollbar
+            that comes or goes), so each stroke is aimed with the canvas as it is at that moment."""
+            widths.append(page.locator(".segdash-canvas canvas").bounding_box()["width"])
+            return widths[-1] / 1024
+
         # after a choice in the Slice box the keys still work, and never type into the box
         box = page.locator("[data-testid='stMain'] [data-testid='stSelectbox']").filter(has_text="Slice")
         box.click()
@@ -395,18 +402,20 @@ def test_keys_tools_dataset_switch_and_restore(label_server):
         # E: the eraser, across the imported square; Ctrl+S
         page.keyboard.press("e")
         _until(page, f"() => {_S}.data.tool === 'Eraser'")
-        _stroke(page, [(450 * scale, 350.5 * scale), (750 * scale, 350.5 * scale)])
+        f = scale()
+        erased = _stroke(page, [(450 * f, 350.5 * f), (750 * f, 350.5 * f)])
         page.keyboard.press("Control+s")
         _until(page, f"() => {_S}.store().strokes.length === 0")
         mask = ws.read_mask("em", 0)
-        assert (mask[348:353, 520:680] == 0).all() and mask[320, 600] == 1 and mask[380, 600] == 1
+        assert (mask[348:353, 520:680] == 0).all() and mask[320, 600] == 1 and mask[380, 600] == 1, (widths, erased)
         # B and ]: the brush, bigger
         page.keyboard.press("b")
         _until(page, f"() => {_S}.data.tool === 'Brush'")
         size = page.evaluate(f"() => {_S}.data.brush")
         page.keyboard.press("]")
         _until(page, f"(n) => {_S}.data.brush > n", arg=size)
-        _stroke(page, [(100 * scale, 600.5 * scale), (300 * scale, 600.5 * scale)])
+        f = scale()
+        _stroke(page, [(100 * f, 600.5 * f), (300 * f, 600.5 * f)])
         # switch to the other dataset and back: the stroke is still pending
         _pick_dataset(page, "small")
         no_exception(page)
