@@ -85,6 +85,14 @@ def test_sample_to_mask_zip(server, page):
     settle(page)
     z = 30  # test-00, the first unlabeled slice of the sample
     assert ws.read_mask("isbi2012", z) is None
+    # a stroke goes to the slice whose picture the canvas shows: draw once it shows slice 30 (on the
+    # loaded machine the button's run had ended a second or more before the new picture was on
+    # screen, and the stroke rightly went to slice 0, still shown)
+    page.wait_for_function(
+        "(k) => window.__segdashCanvas && window.__segdashCanvas.view && window.__segdashCanvas.view.key === k",
+        arg=f"isbi2012/{z}",
+        timeout=60_000,
+    )
     canvas = page.locator("canvas").last
     canvas.wait_for()
     time.sleep(1)

@@ -123,6 +123,9 @@ def test_scribble_train_and_see_a_prediction(live_server):
         labeled = mask != 255
         assert 0 < labeled.mean() < 0.05 and set(np.unique(mask[labeled])) == {0, 1}
         assert (mask[labeled] == truth[labeled]).mean() > 0.9  # the strokes went where they were aimed
+        # the round's caption comes from the canvas's fragment, the toggle with the rest of the page
+        # once that has run again (on a loaded machine, seconds later)
+        page.get_by_text("Prediction under the strokes").first.wait_for(timeout=120_000)
         assert page.get_by_text("Prediction under the strokes").count() == 1
 
         # a correction and a second round, from the first one's network
